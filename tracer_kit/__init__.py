@@ -1,0 +1,88 @@
+"""tracer-kit: turn business files into validated, feature-rich, stored and reported tables.
+
+>>> import tracer_kit as tk
+>>> result = tk.run_pipeline("data/samples/customers.csv", "customer_churn")  # doctest: +SKIP
+
+Names are imported lazily so ``import tracer_kit`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "run_pipeline": "tracer_kit.pipeline",
+    "RunResult": "tracer_kit.pipeline",
+    "run_notebook": "tracer_kit.notebooks",
+    "run_batch": "tracer_kit.notebooks",
+    "read_table": "tracer_kit.ingest",
+    "Ingested": "tracer_kit.ingest",
+    "FileInfo": "tracer_kit.ingest",
+    "validate": "tracer_kit.quality",
+    "profile": "tracer_kit.quality",
+    "QualityResult": "tracer_kit.quality",
+    "Issue": "tracer_kit.quality",
+    "quality_report": "tracer_kit.report",
+    "list_blueprints": "tracer_kit.blueprints",
+    "get_blueprint": "tracer_kit.blueprints",
+    "register_blueprint": "tracer_kit.blueprints",
+    "Blueprint": "tracer_kit.blueprints",
+    "Field": "tracer_kit.blueprints",
+    "Feature": "tracer_kit.blueprints",
+    "Rule": "tracer_kit.blueprints",
+    "query": "tracer_kit.store",
+    "Config": "tracer_kit.config",
+    "TracerError": "tracer_kit.errors",
+    "IngestError": "tracer_kit.errors",
+    "CompatibilityError": "tracer_kit.errors",
+    "QualityGateError": "tracer_kit.errors",
+    "WarehouseBusyError": "tracer_kit.errors",
+    "NotebookRunError": "tracer_kit.errors",
+    "ConfigError": "tracer_kit.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from tracer_kit.blueprints import (
+        Blueprint,
+        Feature,
+        Field,
+        Rule,
+        get_blueprint,
+        list_blueprints,
+        register_blueprint,
+    )
+    from tracer_kit.config import Config
+    from tracer_kit.errors import (
+        CompatibilityError,
+        ConfigError,
+        IngestError,
+        NotebookRunError,
+        QualityGateError,
+        TracerError,
+        WarehouseBusyError,
+    )
+    from tracer_kit.ingest import FileInfo, Ingested, read_table
+    from tracer_kit.notebooks import run_batch, run_notebook
+    from tracer_kit.pipeline import RunResult, run_pipeline
+    from tracer_kit.quality import Issue, QualityResult, profile, validate
+    from tracer_kit.report import quality_report
+    from tracer_kit.store import query
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        msg = f"module 'tracer_kit' has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -1,0 +1,146 @@
+"""The blueprint registry: built-ins, entry points (``tracer_kit.blueprints``) and user folders.
+
+A user blueprint is a Python file in ``./blueprints/`` (or in the folders listed in the
+``TRACER_BLUEPRINTS`` path) that defines a module-level ``BLUEPRINT`` (a :class:`Blueprint`)
+or calls :func:`register_blueprint`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import os
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from tracer_kit.blueprints._base import (
+    Blueprint,
+    Feature,
+    FeatureContext,
+    Field,
+    Rule,
+    RuleContext,
+)
+from tracer_kit.errors import BlueprintError
+
+__all__ = [
+    "Blueprint",
+    "Feature",
+    "FeatureContext",
+    "Field",
+    "Rule",
+    "RuleContext",
+    "get_blueprint",
+    "list_blueprints",
+    "register_blueprint",
+]
+
+_BUILTIN_MODULES = ("customer_churn",)
+_registry: dict[str, Blueprint] = {}
+_loaded_paths: set[Path] = set()
+_builtins_loaded = False
+
+
+def register_blueprint(blueprint: Blueprint, *, replace: bool = False) -> Blueprint:
+    """Add ``blueprint`` to the registry so the CLI, notebooks and widgets can use it.
+
+    Raises
+    ------
+    BlueprintError
+        When another blueprint already has that name and ``replace`` is false.
+    """
+    if not isinstance(blueprint, Blueprint):
+        msg = f"register_blueprint expects a Blueprint, got {type(blueprint).__name__}"
+        raise BlueprintError(msg)
+    existing = _registry.get(blueprint.name)
+    if existing is not None and existing is not blueprint and not replace:
+        msg = f"a blueprint named {blueprint.name!r} is already registered; pass replace=True"
+        raise BlueprintError(msg)
+    _registry[blueprint.name] = blueprint
+    return blueprint
+
+
+def _load_builtins() -> None:
+    global _builtins_loaded
+    if _builtins_loaded:
+        return
+    _builtins_loaded = True
+    for module in _BUILTIN_MODULES:
+        mod = importlib.import_module(f"tracer_kit.blueprints.{module}")
+        register_blueprint(mod.BLUEPRINT, replace=True)
+
+
+def _user_folders() -> list[Path]:
+    folders = [Path.cwd() / "blueprints"]
+    extra = os.environ.get("TRACER_BLUEPRINTS")
+    if extra:
+        folders.extend(Path(p) for p in extra.split(os.pathsep) if p)
+    return folders
+
+
+def _load_file(path: Path) -> None:
+    resolved = path.resolve()
+    if resolved in _loaded_paths:
+        return
+    _loaded_paths.add(resolved)
+    name = f"tracer_kit_user_blueprint_{resolved.stem}_{abs(hash(resolved)) % 10**8}"
+    spec = importlib.util.spec_from_file_location(name, resolved)
+    if spec is None or spec.loader is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        _loaded_paths.discard(resolved)
+        msg = f"cannot load blueprint file {path}: {type(exc).__name__}: {exc}"
+        raise BlueprintError(msg, path=path) from None
+    bp = getattr(module, "BLUEPRINT", None)
+    if bp is not None:
+        register_blueprint(bp, replace=True)
+
+
+def _load_plugins() -> None:
+    for ep in metadata.entry_points(group="tracer_kit.blueprints"):
+        try:
+            obj = ep.load()
+        except Exception as exc:
+            msg = f"cannot load blueprint entry point {ep.name!r} ({ep.value}): {exc}"
+            raise BlueprintError(msg) from None
+        obj = obj() if callable(obj) and not isinstance(obj, Blueprint) else obj
+        register_blueprint(obj, replace=True)
+    for folder in _user_folders():
+        if folder.is_dir():
+            for path in sorted(folder.glob("*.py")):
+                if not path.name.startswith("_"):
+                    _load_file(path)
+
+
+def list_blueprints() -> list[Blueprint]:
+    """All known blueprints (built-in, entry points, user folders), sorted by name."""
+    _load_builtins()
+    _load_plugins()
+    return [_registry[name] for name in sorted(_registry)]
+
+
+def get_blueprint(name: str | Blueprint) -> Blueprint:
+    """The blueprint called ``name``.
+
+    Raises
+    ------
+    BlueprintError
+        When no blueprint has that name; the message lists the known ones.
+    """
+    if isinstance(name, Blueprint):
+        return name
+    _load_builtins()
+    if name not in _registry:
+        _load_plugins()
+    if name not in _registry:
+        known = sorted(_registry)
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        msg = f"unknown blueprint {name!r}; known blueprints: {', '.join(known)}.{hint}"
+        raise BlueprintError(msg)
+    return _registry[name]

@@ -1,0 +1,232 @@
+"""What a blueprint is: one declaration that the CLI, notebooks, widgets and report all read."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import polars as pl
+
+from tracer_kit.config import PreprocessConfig
+from tracer_kit.errors import BlueprintError
+
+FieldKind = Literal["id", "string", "category", "date", "float", "int", "email", "url", "phone"]
+
+#: polars dtype a field of each kind is cast to.
+KIND_DTYPES: dict[str, pl.DataType] = {
+    "id": pl.String(),
+    "string": pl.String(),
+    "category": pl.String(),
+    "email": pl.String(),
+    "url": pl.String(),
+    "phone": pl.String(),
+    "date": pl.Date(),
+    "float": pl.Float64(),
+    "int": pl.Int64(),
+}
+
+#: Reusable format validators (full-match regexes) for the text kinds.
+KIND_PATTERNS: dict[str, str] = {
+    "email": r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}$",
+    "url": r"^https?://[A-Za-z0-9.\-]+(:\d+)?(/[^\s]*)?$",
+    "phone": r"^\+?[0-9][0-9 ().\-]{5,}[0-9]$",
+}
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One input column a blueprint knows: its kind, whether it is required, its range and pattern."""
+
+    name: str
+    kind: FieldKind
+    required: bool = False
+    ge: float | None = None
+    gt: float | None = None
+    pattern: str | None = None
+    description: str = ""
+
+    @property
+    def dtype(self) -> pl.DataType:
+        """The polars dtype values of this field are cast to."""
+        return KIND_DTYPES[self.kind]
+
+    @property
+    def is_numeric(self) -> bool:
+        """Whether outlier checks apply."""
+        return self.kind in {"float", "int"}
+
+    @property
+    def full_pattern(self) -> str | None:
+        """The regex a non-null value must match: the field's own, else its kind's."""
+        return self.pattern or KIND_PATTERNS.get(self.kind)
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    """Dates a cross-field rule may compare against."""
+
+    run_date: dt.date
+    reference_date: dt.date | None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A cross-field, row-level rule; ``fails`` returns a boolean expression that is true on a bad row.
+
+    ``reason`` is the quarantine reason recorded for the failing rows (e.g. ``future_date``).
+    """
+
+    reason: str
+    columns: tuple[str, ...]
+    description: str
+    fails: Callable[[RuleContext], pl.Expr]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """A created column: its name, dtype and exact formula (shown in docs, CLI and report)."""
+
+    name: str
+    dtype: pl.DataType
+    formula: str
+
+
+@dataclass(frozen=True)
+class FeatureContext:
+    """What feature functions may know beyond the rows: the run's dates."""
+
+    run_date: dt.date
+    reference_date: dt.date | None
+
+
+FeatureFn = Callable[[pl.LazyFrame, FeatureContext], pl.LazyFrame]
+
+
+@dataclass(frozen=True)
+class Blueprint:
+    """One analysis recipe: fields, rules, features, preprocessing defaults and report hints.
+
+    Parameters
+    ----------
+    name
+        Lower-case identifier (``^[a-z][a-z0-9_]*$``); also the prefix of its warehouse tables.
+    description
+        One line for listings.
+    fields
+        Input columns, required and optional.
+    key
+        Columns that identify and order a processed row (``source_row`` breaks ties).
+    identifier
+        The column whose values must be unique, or ``None``.
+    features
+        The created columns, in output order, with their formulas.
+    build_features
+        ``(valid_rows, context) -> LazyFrame`` adding the feature columns; pure polars.
+    rules
+        Cross-field row rules; a failing row is quarantined with the rule's reason.
+    reference_column
+        A date column whose latest value (not after the run date) is the default reference date.
+    aggregates
+        True when ``build_features`` changes the number of rows (e.g. one row per date).
+    preprocess
+        Default preprocessing choices.
+    target
+        Target column for target encoding, or ``None``.
+    report_hints
+        Free-form hints for the report (e.g. which feature to chart first).
+    """
+
+    name: str
+    description: str
+    fields: tuple[Field, ...]
+    key: tuple[str, ...]
+    features: tuple[Feature, ...]
+    build_features: FeatureFn
+    identifier: str | None = None
+    rules: tuple[Rule, ...] = ()
+    reference_column: str | None = None
+    aggregates: bool = False
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    target: str | None = None
+    report_hints: dict[str, Any] = field(default_factory=dict)
+    sample: str | None = None
+
+    def __post_init__(self) -> None:
+        if not NAME_PATTERN.match(self.name):
+            msg = (
+                f"blueprint name={self.name!r} should match {NAME_PATTERN.pattern} "
+                "(lower-case letters, digits and underscores, starting with a letter)"
+            )
+            raise BlueprintError(msg)
+        names = [f.name for f in self.fields]
+        if len(set(names)) != len(names):
+            msg = f"blueprint {self.name!r} declares a field twice"
+            raise BlueprintError(msg)
+        for col in (*self.key, *([self.identifier] if self.identifier else [])):
+            if col not in names:
+                msg = f"blueprint {self.name!r}: key column {col!r} is not one of its fields"
+                raise BlueprintError(msg)
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """Names of the required fields (the critical fields)."""
+        return tuple(f.name for f in self.fields if f.required)
+
+    @property
+    def optional(self) -> tuple[str, ...]:
+        """Names of the optional fields."""
+        return tuple(f.name for f in self.fields if not f.required)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """Names of the created columns, in output order."""
+        return tuple(f.name for f in self.features)
+
+    def field(self, name: str) -> Field:
+        """The field called ``name``."""
+        for f in self.fields:
+            if f.name == name:
+                return f
+        msg = f"blueprint {self.name!r} has no field {name!r}"
+        raise BlueprintError(msg)
+
+    def processed_schema(self) -> dict[str, pl.DataType]:
+        """Columns of ``<name>_processed`` (without ``run_id``): source_row, fields, features, extras."""
+        schema: dict[str, pl.DataType] = {"source_row": pl.Int64()}
+        if not self.aggregates:
+            schema.update({f.name: f.dtype for f in self.fields})
+        schema.update({f.name: f.dtype for f in self.features})
+        schema["extras"] = pl.String()
+        return schema
+
+    def pandera_schema(self):  # noqa: ANN201 - pandera type imported lazily
+        """The pandera (polars backend) schema valid rows satisfy: dtypes, nullability, ranges, patterns.
+
+        It is checked with ``coerce=False`` on the typed valid rows, so a breach is a bug in
+        the casting or quarantine, never a user error.
+        """
+        import pandera.polars as pa
+
+        columns = {}
+        for f in self.fields:
+            checks = []
+            if f.ge is not None:
+                checks.append(pa.Check.ge(f.ge))
+            if f.gt is not None:
+                checks.append(pa.Check.gt(f.gt))
+            if f.full_pattern is not None:
+                checks.append(pa.Check.str_matches(f.full_pattern))
+            columns[f.name] = pa.Column(
+                f.dtype,
+                nullable=not f.required,
+                unique=f.name == self.identifier,
+                required=f.required,
+                checks=checks,
+                coerce=False,
+            )
+        return pa.DataFrameSchema(columns, name=self.name, strict=False, coerce=False)

@@ -1,0 +1,193 @@
+"""customer_churn: who is drifting away, from one row per customer.
+
+The nine features are pure polars expressions; each function's docstring is its formula.
+``ref`` is the run's reference date (default: the latest valid ``last_activity_date`` not
+after the run date).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from tracer_kit.blueprints._base import Blueprint, Feature, FeatureContext, Field, Rule, RuleContext
+
+PLAN_LEVELS = {"basic": 1, "standard": 2, "premium": 3, "enterprise": 4}
+
+
+def _days_to(column: str, ref: dt.date) -> pl.Expr:
+    return (pl.lit(ref, dtype=pl.Date) - pl.col(column)).dt.total_days().cast(pl.Int64)
+
+
+def days_since_last_activity(ref: dt.date) -> pl.Expr:
+    """``days_since_last_activity`` = days from ``last_activity_date`` to ``ref`` (integer)."""
+    return _days_to("last_activity_date", ref).alias("days_since_last_activity")
+
+
+def account_tenure_days(ref: dt.date) -> pl.Expr:
+    """``account_tenure_days`` = days from ``account_created_date`` to ``ref`` (integer)."""
+    return _days_to("account_created_date", ref).alias("account_tenure_days")
+
+
+def _at_least_one_day() -> pl.Expr:
+    # clip keeps a null tenure null (max_horizontal would turn it into 1).
+    return pl.col("account_tenure_days").clip(lower_bound=1)
+
+
+def daily_value_rate() -> pl.Expr:
+    """``daily_value_rate`` = ``total_value / max(account_tenure_days, 1)``."""
+    return (pl.col("total_value") / _at_least_one_day()).alias("daily_value_rate")
+
+
+def support_intensity() -> pl.Expr:
+    """``support_intensity`` = ``support_tickets / max(account_tenure_days / 30, 1)``."""
+    months = (pl.col("account_tenure_days") / 30).clip(lower_bound=1)
+    return (pl.col("support_tickets") / months).alias("support_intensity")
+
+
+def feature_usage_rate() -> pl.Expr:
+    """``feature_usage_rate`` = ``feature_usage_count / max(account_tenure_days, 1)``."""
+    return (pl.col("feature_usage_count") / _at_least_one_day()).alias("feature_usage_rate")
+
+
+def activity_recency_score() -> pl.Expr:
+    """``activity_recency_score`` = ``exp(-days_since_last_activity / 30)``."""
+    return (-pl.col("days_since_last_activity") / 30).exp().alias("activity_recency_score")
+
+
+def value_tier() -> pl.Expr:
+    """``value_tier`` = ``ceil(4 * rank / n)``: quartile 1..4 of ``total_value`` over valid rows.
+
+    ``rank`` is ordinal with ties broken by ``source_row``; ``n`` counts non-null values; a
+    null value gets a null tier. Rows must be ordered by ``source_row``.
+    """
+    value = pl.col("total_value")
+    # "ordinal" gives tied values distinct ranks in order of appearance, i.e. by source_row.
+    rank = value.rank("ordinal").cast(pl.Float64)
+    return (4 * rank / value.count()).ceil().cast(pl.Int8).alias("value_tier")
+
+
+def plan_value_score() -> pl.Expr:
+    """``plan_value_score`` = basic 1, standard 2, premium 3, enterprise 4 (case-insensitive); else null."""
+    plan = pl.col("plan_type").str.strip_chars().str.to_lowercase()
+    expr = pl.lit(None, dtype=pl.Int8)
+    for name, level in reversed(PLAN_LEVELS.items()):
+        expr = pl.when(plan == name).then(pl.lit(level, dtype=pl.Int8)).otherwise(expr)
+    return expr.alias("plan_value_score")
+
+
+def min_max(expr: pl.Expr) -> pl.Expr:
+    """``(x - min) / (max - min)`` over the rows; 0.5 when max equals min; null stays null."""
+    lo, hi = expr.min(), expr.max()
+    return pl.when(hi == lo).then(pl.when(expr.is_not_null()).then(0.5)).otherwise(
+        (expr - lo) / (hi - lo)
+    )
+
+
+def engagement_score() -> pl.Expr:
+    """``engagement_score`` = mean of the min-max-normalised ``activity_recency_score``,
+    ``feature_usage_rate``, ``daily_value_rate`` and ``1 - normalised support_intensity``.
+
+    A missing input (null) drops out of the mean; all missing gives null. In [0, 1].
+    """  # noqa: D205
+    parts = [
+        min_max(pl.col("activity_recency_score")),
+        min_max(pl.col("feature_usage_rate")),
+        min_max(pl.col("daily_value_rate")),
+        1 - min_max(pl.col("support_intensity")),
+    ]
+    return pl.mean_horizontal(parts).alias("engagement_score")
+
+
+def build_features(valid: pl.LazyFrame, ctx: FeatureContext) -> pl.LazyFrame:
+    """Add the nine churn features to the valid rows (ordered by ``source_row``)."""
+    ref = ctx.reference_date
+    if ref is None:
+        msg = "customer_churn needs a reference date"
+        raise ValueError(msg)
+    return (
+        valid.with_columns(days_since_last_activity(ref), account_tenure_days(ref))
+        .with_columns(
+            daily_value_rate(),
+            support_intensity(),
+            feature_usage_rate(),
+            activity_recency_score(),
+            value_tier(),
+            plan_value_score(),
+        )
+        .with_columns(engagement_score())
+    )
+
+
+def _future_date(ctx: RuleContext) -> pl.Expr:
+    after_run = pl.col("last_activity_date") > pl.lit(ctx.run_date, dtype=pl.Date)
+    if ctx.reference_date is None:
+        return after_run
+    return after_run | (pl.col("account_created_date") > pl.lit(ctx.reference_date, dtype=pl.Date))
+
+
+def _activity_before_created(ctx: RuleContext) -> pl.Expr:
+    return pl.col("last_activity_date") < pl.col("account_created_date")
+
+
+BLUEPRINT = Blueprint(
+    name="customer_churn",
+    description="Churn risk per customer: recency, tenure, value, support load and engagement.",
+    fields=(
+        Field("customer_id", "id", required=True, description="unique customer identifier"),
+        Field("last_activity_date", "date", required=True, description="last time the customer was active"),
+        Field("account_created_date", "date", required=True, description="account opening date"),
+        Field("total_value", "float", required=True, ge=0, description="lifetime value, >= 0"),
+        Field("support_tickets", "int", ge=0, description="support tickets opened, >= 0"),
+        Field("feature_usage_count", "int", ge=0, description="feature uses, >= 0"),
+        Field("plan_type", "category", description="basic, standard, premium or enterprise"),
+    ),
+    key=("customer_id",),
+    identifier="customer_id",
+    reference_column="last_activity_date",
+    rules=(
+        Rule(
+            "future_date",
+            ("last_activity_date", "account_created_date"),
+            "last_activity_date after the run date, or account_created_date after the reference date",
+            _future_date,
+        ),
+        Rule(
+            "activity_before_created",
+            ("last_activity_date", "account_created_date"),
+            "last_activity_date before account_created_date",
+            _activity_before_created,
+        ),
+    ),
+    features=(
+        Feature("days_since_last_activity", pl.Int64(), "days from last_activity_date to ref"),
+        Feature("account_tenure_days", pl.Int64(), "days from account_created_date to ref"),
+        Feature("daily_value_rate", pl.Float64(), "total_value / max(account_tenure_days, 1)"),
+        Feature(
+            "support_intensity", pl.Float64(), "support_tickets / max(account_tenure_days / 30, 1)"
+        ),
+        Feature("feature_usage_rate", pl.Float64(), "feature_usage_count / max(account_tenure_days, 1)"),
+        Feature("activity_recency_score", pl.Float64(), "exp(-days_since_last_activity / 30)"),
+        Feature(
+            "value_tier",
+            pl.Int8(),
+            "ceil(4 * rank / n) of total_value over valid rows (ordinal rank, ties by source_row)",
+        ),
+        Feature(
+            "plan_value_score",
+            pl.Int8(),
+            "plan_type basic=1, standard=2, premium=3, enterprise=4 (case-insensitive), else null",
+        ),
+        Feature(
+            "engagement_score",
+            pl.Float64(),
+            "mean of min-max(activity_recency_score), min-max(feature_usage_rate), "
+            "min-max(daily_value_rate), 1 - min-max(support_intensity); nulls drop out; "
+            "max == min gives 0.5",
+        ),
+    ),
+    build_features=build_features,
+    report_hints={"chart": "engagement_score", "color": "value_tier"},
+    sample="customers.csv",
+)

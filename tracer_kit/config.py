@@ -1,0 +1,119 @@
+"""Run configuration: one pydantic model read from Python, JSON/YAML files, CLI flags and notebooks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tracer_kit.errors import ConfigError
+
+OnBadLines = Literal["error", "quarantine"]
+
+
+class Thresholds(BaseModel):
+    """Quality thresholds; the defaults are the ones in ``interfaces.md``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    completeness_critical: float = Field(0.5, ge=0, le=1)
+    completeness: float = Field(0.95, ge=0, le=1)
+    uniqueness: float = Field(1.0, ge=0, le=1)
+    validity: float = Field(0.98, ge=0, le=1)
+    outlier_share: float = Field(0.05, ge=0, le=1)
+    max_high: int = Field(5, ge=0)
+    min_score: float = Field(80, ge=0, le=100)
+
+
+class PreprocessConfig(BaseModel):
+    """How the model-ready matrix is built from the processed table."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    missing: Literal["auto", "drop", "mean", "median", "mode"] = "auto"
+    outliers: Literal["iqr", "zscore", "none"] = "iqr"
+    encoding: Literal["auto", "onehot", "label", "target"] = "auto"
+    scaling: Literal["robust", "standard", "minmax", "none"] = "robust"
+
+
+class Config(BaseModel):
+    """Everything a run can be told; every field has a sensible default.
+
+    Examples
+    --------
+    >>> Config(reference_date="2025-06-30").reference_date
+    datetime.date(2025, 6, 30)
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    reference_date: dt.date | None = None
+    column_map: dict[str, str] = Field(default_factory=dict)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    on_bad_lines: OnBadLines = "quarantine"
+    sheet: str | int | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+    format: str | None = None
+    max_bytes: int | None = Field(None, gt=0)
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_char(cls, value: str | None) -> str | None:
+        if value is not None and len(value) != 1:
+            msg = f"delimiter={value!r} should be a single character"
+            raise ValueError(msg)
+        return value
+
+
+def load_config(source: Config | dict[str, Any] | str | Path | None) -> Config:
+    """Build a :class:`Config` from a Config, a dict, or a ``.json``/``.yaml`` file path.
+
+    Raises
+    ------
+    ConfigError
+        When the file cannot be read or a value is invalid; the message names the field.
+    """
+    if source is None:
+        return Config()
+    if isinstance(source, Config):
+        return source
+    data: Any = source
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            msg = f"cannot read config file {path}: {exc.strerror}"
+            raise ConfigError(msg, path=path) from None
+        try:
+            if path.suffix.lower() in {".yaml", ".yml"}:
+                import yaml
+
+                data = yaml.safe_load(text) or {}
+            else:
+                data = json.loads(text)
+        except Exception as exc:  # noqa: BLE001 - yaml and json raise different types
+            msg = f"config file {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}"
+            raise ConfigError(msg, path=path) from None
+    if not isinstance(data, dict):
+        msg = f"config should be a mapping of Config fields, got {type(data).__name__}"
+        raise ConfigError(msg)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "config"
+            parts.append(f"{where}: {err['msg']}")
+        msg = "invalid config: " + "; ".join(parts)
+        raise ConfigError(msg) from None
+
+
+def config_to_jsonable(config: Config) -> dict[str, Any]:
+    """The config as JSON-like types (dates as ISO strings), for notebooks and the runs table."""
+    return config.model_dump(mode="json")

@@ -1,0 +1,100 @@
+"""Deterministic sample data for every built-in blueprint.
+
+Each generator is seeded, so the same arguments always give the same bytes. The data looks
+like a real export: skewed values, a few nulls, a few outliers and a handful of
+deliberately invalid rows (duplicate ids, negative values, unparsable or impossible dates)
+so that quarantine, issues and the quality score have something to show.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+#: The last day covered by every sample, so runs are reproducible whatever today is.
+SAMPLE_END = dt.date(2025, 6, 30)
+
+
+def customers(n: int = 10_000, *, seed: int = 7, invalid: bool = True) -> pl.DataFrame:
+    """A customer_churn sample: one row per customer, all columns as text, as an export would be.
+
+    About 1% of optional values are missing, 0.5% of ``total_value`` are large outliers,
+    and (with ``invalid=True``) about 0.5% of rows are broken on purpose.
+    """
+    rng = np.random.default_rng(seed)
+    end = np.datetime64(SAMPLE_END)
+    tenure = rng.integers(1, 6 * 365, n)
+    created = end - tenure.astype("timedelta64[D]")
+    # most customers were active recently; a long tail went quiet long ago
+    quiet = np.minimum(rng.exponential(45, n).astype(int), tenure)
+    last = end - quiet.astype("timedelta64[D]")
+    value = np.round(rng.lognormal(6.5, 1.0, n), 2)
+    outliers = rng.random(n) < 0.005
+    value[outliers] = np.round(value[outliers] * rng.uniform(20, 60, outliers.sum()), 2)
+    tickets = rng.poisson(np.clip(tenure / 365, 0.2, None) * 1.5)
+    usage = rng.negative_binomial(2, 0.02, n)
+    plans = rng.choice(
+        np.array(["basic", "standard", "premium", "enterprise", "Basic", "PREMIUM"]),
+        n,
+        p=[0.38, 0.30, 0.17, 0.09, 0.04, 0.02],
+    )
+    df = pl.DataFrame(
+        {
+            "customer_id": [f"C{i:06d}" for i in range(1, n + 1)],
+            "last_activity_date": np.datetime_as_string(last, unit="D"),
+            "account_created_date": np.datetime_as_string(created, unit="D"),
+            "total_value": [f"{v:.2f}" for v in value],
+            "support_tickets": tickets.astype(str),
+            "feature_usage_count": usage.astype(str),
+            "plan_type": plans,
+        }
+    )
+    df = _blank_some(df, rng, ["support_tickets", "feature_usage_count", "plan_type"], 0.01)
+    if invalid:
+        k = max(n // 200, 1)
+        rows = rng.choice(n, size=5 * k, replace=False).reshape(5, k)
+        df = df.with_row_index("_i").with_columns(
+            customer_id=pl.when(pl.col("_i").is_in(rows[0].tolist()))
+            .then(pl.format("C{}", (pl.col("_i") // 2 + 1).cast(pl.String).str.zfill(6)))
+            .otherwise("customer_id"),
+            total_value=pl.when(pl.col("_i").is_in(rows[1].tolist()))
+            .then(pl.lit("-125.00"))
+            .otherwise("total_value"),
+            last_activity_date=pl.when(pl.col("_i").is_in(rows[2].tolist()))
+            .then(pl.lit("not a date"))
+            .when(pl.col("_i").is_in(rows[3].tolist()))
+            .then(pl.lit("2019-01-01"))
+            .otherwise("last_activity_date"),
+            account_created_date=pl.when(pl.col("_i").is_in(rows[3].tolist()))
+            .then(pl.lit("2020-01-01"))
+            .otherwise("account_created_date"),
+            support_tickets=pl.when(pl.col("_i").is_in(rows[4].tolist()))
+            .then(pl.lit("two"))
+            .otherwise("support_tickets"),
+        ).drop("_i")
+    return df
+
+
+def _blank_some(df: pl.DataFrame, rng: np.random.Generator, columns: list[str], share: float) -> pl.DataFrame:
+    return df.with_columns(
+        pl.when(pl.Series(rng.random(df.height) < share)).then(None).otherwise(pl.col(c)).alias(c)
+        for c in columns
+    )
+
+
+SAMPLES = {"customers.csv": customers}
+
+
+def write_samples(folder: str | Path = "data/samples", *, n: int = 10_000) -> list[Path]:
+    """Write every built-in sample into ``folder`` (CSV); return the paths written."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, make in SAMPLES.items():
+        path = folder / name
+        make(n).write_csv(path)
+        written.append(path)
+    return written

@@ -1,0 +1,995 @@
+"""Ingest: turn a user's file into a lazy frame of text columns, its metadata and its rejected lines.
+
+Every format ends up the same way: a polars ``LazyFrame`` whose columns are the file's
+columns as text (values exactly as written), plus ``source_row`` (1-based data record) and
+``source_line`` (physical line where the record starts; null for binary formats). Typing
+is the quality stage's job, so no value is ever silently lost to a failed cast here.
+
+Delimited text gets one vectorised byte pass (NumPy over 16 MB chunks) that hashes the
+file, checks UTF-8, and finds each record's first line and field count, which polars'
+``scan_csv`` does not report. Compressed and non-UTF-8 files are streamed into a staging
+folder as UTF-8 first.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import gzip
+import hashlib
+import io
+import json
+import re
+import shutil
+import tempfile
+import weakref
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+
+from tracer_kit.errors import IngestError
+
+Format = Literal["csv", "json", "ndjson", "parquet", "excel", "xml"]
+FORMATS: tuple[str, ...] = ("csv", "json", "ndjson", "parquet", "excel", "xml")
+DEFAULT_MAX_BYTES = 10 * 1024**3
+CHUNK = 16 * 1024 * 1024
+SAMPLE = 256 * 1024
+DELIMITERS = (",", ";", "\t", "|")
+REJECT_SCHEMA = {
+    "source_row": pl.Int64(),
+    "source_line": pl.Int64(),
+    "raw": pl.String(),
+    "reason": pl.String(),
+}
+_EXTENSIONS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+    ".psv": "csv",
+    ".json": "json",
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".xlsx": "excel",
+    ".xlsm": "excel",
+    ".xml": "xml",
+}
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What we know about an ingested file.
+
+    ``read_options()`` are the resolved options that, with ``sha256``, identify a bronze load.
+    """
+
+    path: str
+    size: int
+    sha256: str
+    format: str
+    encoding: str | None
+    delimiter: str | None
+    columns: list[str]
+    row_count: int | None
+    decimal: str | None = None
+    sheet: str | None = None
+    compression: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    def read_options(self) -> dict[str, Any]:
+        """The resolved read options ``{format, encoding, delimiter, decimal, sheet}``."""
+        return {
+            "format": self.format,
+            "encoding": self.encoding,
+            "delimiter": self.delimiter,
+            "decimal": self.decimal,
+            "sheet": self.sheet,
+        }
+
+    def read_options_hash(self) -> str:
+        """SHA-256 of the sorted JSON of :meth:`read_options`."""
+        text = json.dumps(self.read_options(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass
+class Ingested:
+    """A file read lazily: text columns plus ``source_row``/``source_line``, metadata, rejects.
+
+    ``rejects`` has one row per record rejected at ingest: ``source_row``, ``source_line``,
+    ``raw`` (the line's text) and ``reason`` (e.g. ``ragged_row``).
+    """
+
+    frame: pl.LazyFrame
+    info: FileInfo
+    rejects: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=REJECT_SCHEMA))
+    _keepalive: Any = field(default=None, repr=False)
+
+    @property
+    def data_columns(self) -> list[str]:
+        """The file's own columns (without ``source_row``/``source_line``)."""
+        return list(self.info.columns)
+
+
+# --------------------------------------------------------------------------- detection
+
+
+def _fail(path: Path, message: str, **kw: Any) -> IngestError:
+    return IngestError(f"{path}: {message}", path=path, **kw)
+
+
+def _head(path: Path, n: int = SAMPLE) -> bytes:
+    with path.open("rb") as fh:
+        return fh.read(n)
+
+
+def _sniff_format(path: Path, head: bytes) -> tuple[str | None, str | None]:
+    """(format, compression) from the first bytes; format None means text to look at further."""
+    if head.startswith(b"PAR1"):
+        return "parquet", None
+    if head.startswith(b"PK\x03\x04"):
+        return "excel", None
+    if head.startswith(b"\xd0\xcf\x11\xe0"):
+        msg = "is a legacy .xls (or other OLE) file; save it as .xlsx or CSV and try again"
+        raise _fail(path, msg)
+    if head.startswith(b"\x1f\x8b"):
+        return None, "gzip"
+    if head.startswith(b"\x28\xb5\x2f\xfd"):
+        return None, "zstd"
+    return None, None
+
+
+def _sniff_text_format(text: str) -> str:
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        return "json"
+    if stripped.startswith("{"):
+        first = stripped.split("\n", 1)[0].strip()
+        try:
+            json.loads(first)
+            return "ndjson"
+        except ValueError:
+            return "json"
+    if stripped.startswith("<"):
+        return "xml"
+    return "csv"
+
+
+def _looks_binary(head: bytes) -> bool:
+    if not head:
+        return False
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return False
+    if b"\x00" in head:
+        return True
+    sample = np.frombuffer(head[:65536], dtype=np.uint8)
+    control = (sample < 32) & ~np.isin(sample, (9, 10, 12, 13))
+    return bool(control.mean() > 0.01)
+
+
+_LABELS = {
+    "utf_8": "utf-8",
+    "utf-8": "utf-8",
+    "ascii": "utf-8",
+    "cp1252": "cp1252",
+    "windows-1252": "cp1252",
+    "latin_1": "latin-1",
+    "iso-8859-1": "latin-1",
+    "latin-1": "latin-1",
+    "utf-8-sig": "utf-8-sig",
+    "utf_16": "utf-16",
+    "utf-16": "utf-16",
+}
+
+
+def normalize_encoding(name: str) -> str:
+    """Map a codec name to one of the labels ``interfaces.md`` uses (utf-8, cp1252, ...)."""
+    try:
+        canonical = codecs.lookup(name).name
+    except LookupError:
+        msg = f"encoding={name!r} is not a known text encoding (try utf-8, cp1252 or latin-1)"
+        raise IngestError(msg) from None
+    return _LABELS.get(canonical, canonical)
+
+
+def detect_encoding(head: bytes) -> str:
+    """Guess the encoding from a sample: BOMs first, then strict UTF-8, then charset-normalizer."""
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    try:
+        head.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(head) - 3 and exc.reason == "unexpected end of data":
+            return "utf-8"  # a multi-byte character cut by the sample's end
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(head, cp_isolation=["cp1252", "latin_1"]).best()
+    if best is None:
+        return "cp1252"
+    label = _LABELS.get(best.encoding, best.encoding)
+    if label == "latin-1" and any(0x80 <= b <= 0x9F for b in head):
+        return "cp1252"  # C1 bytes are printable only in cp1252
+    return label
+
+
+def sniff_delimiter(lines: list[str]) -> str:
+    """The delimiter among ``, ; tab |`` that splits the sample lines most consistently."""
+    best, best_score = ",", (0.0, 0)
+    for delim in DELIMITERS:
+        try:
+            counts = [len(row) for row in csv.reader(lines, delimiter=delim) if row]
+        except csv.Error:
+            continue
+        if not counts or counts[0] < 2:
+            continue
+        consistency = sum(c == counts[0] for c in counts) / len(counts)
+        score = (consistency, counts[0])
+        if score > best_score:
+            best, best_score = delim, score
+    return best
+
+
+_DECIMAL_COMMA = re.compile(r"^-?\d+,\d+$")
+_DECIMAL_POINT = re.compile(r"^-?\d+\.\d+$")
+
+
+def sniff_decimal(lines: list[str], delimiter: str) -> str:
+    """``","`` when the sample's numbers are written with decimal commas (only for ``;``)."""
+    if delimiter != ";":
+        return "."
+    comma = point = 0
+    for row in csv.reader(lines[1:], delimiter=delimiter):
+        for value in row:
+            value = value.strip()
+            comma += bool(_DECIMAL_COMMA.match(value))
+            point += bool(_DECIMAL_POINT.match(value))
+    return "," if comma > 0 and point == 0 else "."
+
+
+# --------------------------------------------------------------------------- streaming helpers
+
+
+class _Limit:
+    def __init__(self, path: Path, max_bytes: int) -> None:
+        self.path, self.max_bytes, self.seen = path, max_bytes, 0
+
+    def add(self, n: int) -> None:
+        self.seen += n
+        if self.seen > self.max_bytes:
+            msg = (
+                f"is larger than the size limit of {_human(self.max_bytes)} "
+                "(counted after decompression); raise max_bytes / --max-bytes to read it"
+            )
+            raise _fail(self.path, msg)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def _open_decompressed(path: Path, compression: str) -> io.BufferedIOBase:
+    if compression == "gzip":
+        return gzip.open(path, "rb")
+    import zstandard
+
+    return zstandard.ZstdDecompressor().stream_reader(path.open("rb"), read_across_frames=True)
+
+
+def _decompress(path: Path, compression: str, dest: Path, limit: _Limit) -> str:
+    """Stream-decompress ``path`` into ``dest``; return the SHA-256 of the compressed file."""
+    hasher = hashlib.sha256()
+    with path.open("rb") as raw:
+        for chunk in iter(lambda: raw.read(CHUNK), b""):
+            hasher.update(chunk)
+    try:
+        with _open_decompressed(path, compression) as src, dest.open("wb") as out:
+            for chunk in iter(lambda: src.read(CHUNK), b""):
+                limit.add(len(chunk))
+                out.write(chunk)
+    except IngestError:
+        raise
+    except (OSError, EOFError, ValueError) as exc:
+        raise _fail(path, f"is not a readable {compression} file ({exc})") from None
+    return hasher.hexdigest()
+
+
+def _transcode(path: Path, encoding: str, dest: Path) -> None:
+    """Stream ``path`` from ``encoding`` into UTF-8 at ``dest``; undecodable bytes are replaced."""
+    with path.open("rb") as src, dest.open("wb") as out:
+        decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+        for chunk in iter(lambda: src.read(CHUNK), b""):
+            out.write(decoder.decode(chunk).encode("utf-8"))
+        out.write(decoder.decode(b"", final=True).encode("utf-8"))
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file, read in chunks."""
+    hasher = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(CHUNK), b""):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+# --------------------------------------------------------------------------- the record scan
+
+
+@dataclass
+class _Records:
+    """Per data record (header excluded): where it starts and whether polars sees it as a row."""
+
+    header_fields: int
+    n_records: int  # polars rows (header excluded), blanks included
+    start_lines: np.ndarray | None  # None when record i starts on line i + 2 for every i
+    blank: np.ndarray  # record indices (0-based, header excluded) of blank lines
+    bad: np.ndarray  # record indices with a wrong field count
+    bad_fields: np.ndarray
+    bad_offsets: np.ndarray  # (start, end) byte offsets of bad records
+    bad_utf8: np.ndarray  # record indices holding invalid UTF-8
+
+
+_BAD_OFFSETS: list[int] = []
+
+
+def _record_bad_utf8(exc: UnicodeDecodeError) -> tuple[str, int]:
+    _BAD_OFFSETS.append(exc.start)
+    return "\ufffd", exc.end
+
+
+codecs.register_error("tracer_record", _record_bad_utf8)
+
+
+def _scan_records(
+    path: Path, delimiter: str, hasher: Any | None, *, check_utf8: bool
+) -> _Records:
+    """One vectorised pass: record boundaries outside quotes, field counts, first lines.
+
+    A newline ends a record when the number of quote characters before it is even; a
+    delimiter separates fields under the same condition. Escaped quotes (``""``) toggle
+    twice, so the parity rule holds for RFC 4180 files.
+    """
+    delim = ord(delimiter)
+    parity = 0
+    lines_before = 0
+    rec_start_line, rec_start_off, rec_fields = 1, 0, 0
+    prev_last = -1
+    offset = 0
+    starts, fields, lengths, last_bytes, offs = [], [], [], [], []
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="tracer_record") if check_utf8 else None
+    bad_utf8_offsets: list[int] = []
+    with path.open("rb") as fh:
+        while True:
+            chunk = fh.read(CHUNK)
+            if not chunk:
+                break
+            if hasher is not None:
+                hasher.update(chunk)
+            if decoder is not None:
+                _BAD_OFFSETS.clear()
+                pending = len(decoder.getstate()[0])
+                decoder.decode(chunk)
+                bad_utf8_offsets.extend(offset - pending + o for o in _BAD_OFFSETS)
+            a = np.frombuffer(chunk, dtype=np.uint8)
+            q = np.flatnonzero(a == 34)
+            nl = np.flatnonzero(a == 10)
+            dl = np.flatnonzero(a == delim)
+            nl_in = (parity + np.searchsorted(q, nl)) & 1
+            end_idx = np.flatnonzero(nl_in == 0)
+            ends = nl[end_idx]
+            dl_out = dl[((parity + np.searchsorted(q, dl)) & 1) == 0]
+            if len(ends):
+                cum = np.searchsorted(dl_out, ends)
+                count = np.diff(cum, prepend=0)
+                count[0] += rec_fields
+                end_lines = lines_before + end_idx + 1
+                s_lines = np.concatenate(([rec_start_line], end_lines[:-1] + 1))
+                s_offs = np.concatenate(([rec_start_off], offset + ends[:-1] + 1))
+                e_offs = offset + ends
+                before_end = np.where(ends > 0, a[np.maximum(ends - 1, 0)], prev_last)
+                starts.append(s_lines)
+                fields.append(count + 1)
+                lengths.append(e_offs - s_offs)
+                last_bytes.append(before_end)
+                offs.append(np.stack([s_offs, e_offs], axis=1))
+                rec_start_line = int(end_lines[-1]) + 1
+                rec_start_off = int(offset + ends[-1] + 1)
+                rec_fields = len(dl_out) - int(cum[-1])
+            else:
+                rec_fields += len(dl_out)
+            parity = (parity + len(q)) & 1
+            lines_before += len(nl)
+            prev_last = int(a[-1])
+            offset += len(chunk)
+    if decoder is not None:
+        _BAD_OFFSETS.clear()
+        decoder.decode(b"", final=True)
+        bad_utf8_offsets.extend(offset - 1 for _ in _BAD_OFFSETS)
+    if parity:
+        msg = f"a quoted field opened on line {rec_start_line} is never closed"
+        raise _fail(path, msg, line=rec_start_line)
+    if rec_start_off < offset:  # last record without a trailing newline
+        starts.append(np.array([rec_start_line]))
+        fields.append(np.array([rec_fields + 1]))
+        lengths.append(np.array([offset - rec_start_off]))
+        last_bytes.append(np.array([prev_last]))
+        offs.append(np.array([[rec_start_off, offset]]))
+    if not starts:
+        raise _fail(path, "has no lines")
+    start_lines = np.concatenate(starts)
+    n_fields = np.concatenate(fields)
+    length = np.concatenate(lengths)
+    last = np.concatenate(last_bytes)
+    offsets = np.concatenate(offs)
+    is_blank = (length == 0) | ((length == 1) & (last == 13))
+    header_fields = int(n_fields[0])
+    data_lines = start_lines[1:]
+    data_blank = is_blank[1:]
+    bad_mask = (n_fields[1:] != header_fields) & ~data_blank
+    bad = np.flatnonzero(bad_mask)
+    trivial = len(data_lines) == 0 or bool(
+        data_lines[-1] - data_lines[0] == len(data_lines) - 1 and data_lines[0] == 2
+    )
+    bad_utf8 = np.empty(0, dtype=np.int64)
+    if bad_utf8_offsets:
+        rec_of = np.searchsorted(offsets[:, 1], np.asarray(bad_utf8_offsets), side="left")
+        if (rec_of == 0).any():
+            raise _fail(path, "has invalid UTF-8 in its header line", line=1)
+        bad_utf8 = np.unique(rec_of - 1)
+    return _Records(
+        header_fields=header_fields,
+        n_records=len(data_lines),
+        start_lines=None if trivial else data_lines,
+        blank=np.flatnonzero(data_blank),
+        bad=bad,
+        bad_fields=n_fields[1:][bad],
+        bad_offsets=offsets[1:][bad],
+        bad_utf8=bad_utf8,
+    )
+
+
+def _line_text(path: Path, start: int, end: int, limit: int = 10_000) -> str:
+    with path.open("rb") as fh:
+        fh.seek(start)
+        data = fh.read(min(end - start, limit))
+    return data.decode("utf-8", errors="replace").rstrip("\r\n")
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def _read_delimited(
+    path: Path,
+    original: Path,
+    *,
+    encoding: str,
+    delimiter: str | None,
+    on_bad_lines: str,
+    hasher: Any | None,
+) -> tuple[pl.LazyFrame, pl.DataFrame, dict[str, Any]]:
+    head = _head(path)
+    text = head.decode("utf-8", errors="replace")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if not text.strip():
+        raise _fail(original, "contains only whitespace, no header and no rows")
+    sample_lines = text.splitlines()[:200]
+    if len(head) == SAMPLE and len(sample_lines) > 1:
+        sample_lines = sample_lines[:-1]  # the last sampled line may be cut
+    delim = delimiter or sniff_delimiter(sample_lines)
+    decimal = sniff_decimal(sample_lines, delim)
+    header = next(csv.reader(sample_lines[:50], delimiter=delim), [])
+    header = [h.strip() for h in header]
+    if header and header[0].startswith("\ufeff"):
+        header[0] = header[0][1:]
+    for i, name in enumerate(header, start=1):
+        if not name:
+            msg = f"header line has an empty column name at position {i}"
+            raise _fail(original, msg, line=1)
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header, start=1):
+        if name in seen:
+            msg = f"header line names column {name!r} twice (positions {seen[name]} and {i})"
+            raise _fail(original, msg, line=1, column=name)
+        seen[name] = i
+    records = _scan_records(path, delim, hasher, check_utf8=True)
+    if records.n_records - len(records.blank) == 0:
+        raise _fail(original, "has a header but no data rows", line=1)
+    bad_idx = np.union1d(records.bad, records.bad_utf8)
+    rejects = _delimited_rejects(path, original, records, delim, on_bad_lines)
+    lf = pl.scan_csv(
+        path,
+        separator=delim,
+        has_header=True,
+        new_columns=header,
+        infer_schema=False,
+        truncate_ragged_lines=True,
+        encoding="utf8-lossy" if len(records.bad_utf8) else "utf8",
+        quote_char='"',
+        raise_if_empty=False,
+    ).with_row_index("_rec")
+    drop = np.union1d(bad_idx, records.blank)
+    if records.start_lines is None and len(records.blank) == 0:
+        rec = pl.col("_rec").cast(pl.Int64)
+        lf = lf.with_columns(source_row=rec + 1, source_line=rec + 2)
+        if len(drop):
+            lf = lf.filter(~pl.col("_rec").is_in(pl.Series(drop.astype(np.int64)).implode()))
+    else:
+        mapping = _row_mapping(records)
+        keep = np.setdiff1d(np.arange(records.n_records), drop)
+        lf = lf.join(mapping[keep].lazy(), on="_rec", how="inner", maintain_order="left")
+    lf = lf.drop("_rec").select("source_row", "source_line", *header)
+    options = {"delimiter": delim, "decimal": decimal, "columns": header, "rows": records}
+    return lf, rejects, options
+
+
+def _row_mapping(records: _Records) -> pl.DataFrame:
+    """``_rec`` (polars row index) -> ``source_row`` (blank lines skipped), ``source_line``."""
+    n = records.n_records
+    not_blank = np.ones(n, dtype=bool)
+    not_blank[records.blank] = False
+    source_row = np.cumsum(not_blank).astype(np.int64)
+    lines = records.start_lines if records.start_lines is not None else np.arange(n) + 2
+    return pl.DataFrame(
+        {
+            "_rec": pl.Series(np.arange(n), dtype=pl.UInt32),
+            "source_row": source_row,
+            "source_line": lines.astype(np.int64),
+        }
+    )
+
+
+def _delimited_rejects(
+    path: Path, original: Path, records: _Records, delim: str, on_bad_lines: str
+) -> pl.DataFrame:
+    if len(records.bad) == 0 and len(records.bad_utf8) == 0:
+        return pl.DataFrame(schema=REJECT_SCHEMA)
+    mapping = _row_mapping(records)
+    rows = mapping["source_row"].to_numpy()
+    lines = mapping["source_line"].to_numpy()
+    bad_set = dict(zip(records.bad.tolist(), records.bad_fields.tolist(), strict=True))
+    all_bad = np.union1d(records.bad, records.bad_utf8)
+    if on_bad_lines == "error":
+        first = int(all_bad[0])
+        if first in bad_set:
+            msg = (
+                f"line {lines[first]} has {bad_set[first]} fields, expected "
+                f"{records.header_fields} (ragged row; use on_bad_lines='quarantine' to keep "
+                "the other rows)"
+            )
+        else:
+            msg = (
+                f"line {lines[first]} is not valid UTF-8 (pass encoding='cp1252' or "
+                "'latin-1' if the file is not UTF-8)"
+            )
+        raise _fail(original, msg, line=int(lines[first]))
+    offsets = dict(zip(records.bad.tolist(), records.bad_offsets.tolist(), strict=True))
+    out_rows, out_lines, raws, reasons = [], [], [], []
+    for idx in all_bad.tolist():
+        out_rows.append(int(rows[idx]))
+        out_lines.append(int(lines[idx]))
+        if idx in bad_set:
+            start, end = offsets[idx]
+            raws.append(_line_text(path, start, end))
+            reasons.append(f"ragged_row: {bad_set[idx]} fields, expected {records.header_fields}")
+        else:
+            raws.append("")
+            reasons.append("invalid_encoding: not valid UTF-8")
+    if any(r.startswith("invalid_encoding") for r in reasons):
+        text = _record_texts(path, records, [i for i in all_bad.tolist() if i not in bad_set])
+        it = iter(text)
+        raws = [raw if raw or not reason.startswith("invalid") else next(it)
+                for raw, reason in zip(raws, reasons, strict=True)]
+    return pl.DataFrame(
+        {"source_row": out_rows, "source_line": out_lines, "raw": raws, "reason": reasons},
+        schema=REJECT_SCHEMA,
+    )
+
+
+def _record_texts(path: Path, records: _Records, indices: list[int]) -> list[str]:
+    """Text of the lines holding the given records (slow path, only for undecodable records)."""
+    lines = _row_mapping(records)["source_line"].to_numpy()
+    wanted = {int(lines[i]): i for i in indices}
+    found: dict[int, str] = {}
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if number in wanted:
+                found[number] = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+                if len(found) == len(wanted):
+                    break
+    return [found.get(int(lines[i]), "") for i in indices]
+
+
+def _as_text(df: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    """Every column as text: dates ISO, numbers in their shortest round-trip form, nested as JSON."""
+    lf = df.lazy()
+    exprs = []
+    for name, dtype in lf.collect_schema().items():
+        col = pl.col(name)
+        if dtype == pl.String:
+            exprs.append(col)
+        elif isinstance(dtype, (pl.Struct, pl.List, pl.Array)):
+            exprs.append(pl.struct(col).struct.json_encode().str.slice(len(name) + 4).str.head(-1).alias(name))
+        elif dtype == pl.Datetime:
+            exprs.append(
+                pl.when(col.dt.time() == pl.time(0)).then(col.dt.strftime("%Y-%m-%d"))
+                .otherwise(col.dt.strftime("%Y-%m-%dT%H:%M:%S")).alias(name)
+            )
+        else:
+            exprs.append(col.cast(pl.String))
+    return lf.select(exprs)
+
+
+def _with_rows(lf: pl.LazyFrame, *, line_offset: int | None) -> pl.LazyFrame:
+    lf = lf.with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
+    if line_offset is None:
+        line = pl.lit(None, dtype=pl.Int64)
+    else:
+        line = pl.col("source_row") + line_offset
+    return lf.with_columns(line.alias("source_line")).select(
+        "source_row", "source_line", pl.exclude("source_row", "source_line")
+    )
+
+
+def _read_parquet(path: Path) -> tuple[pl.LazyFrame, int]:
+    try:
+        lf = pl.scan_parquet(path)
+        schema = lf.collect_schema()
+        rows = pl.scan_parquet(path).select(pl.len()).collect().item()
+    except Exception as exc:  # noqa: BLE001 - pyarrow/polars raise many types for bad files
+        raise _fail(path, f"is not a readable Parquet file ({_short(exc)})") from None
+    if not schema:
+        raise _fail(path, "is a Parquet file with no columns")
+    return _as_text(lf), rows
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+
+
+def _read_excel(path: Path, sheet: str | int | None) -> tuple[pl.DataFrame, str]:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except zipfile.BadZipFile:
+        raise _fail(path, "looks like a zip archive but is damaged; re-export the workbook") from None
+    if not any(n.startswith("xl/") for n in names):
+        raise _fail(path, "is a zip archive, not an Excel .xlsx workbook")
+    import fastexcel
+
+    try:
+        reader = fastexcel.read_excel(str(path))
+        sheets = list(reader.sheet_names)
+    except Exception as exc:  # noqa: BLE001
+        raise _fail(path, f"is not a readable Excel workbook ({_short(exc)})") from None
+    if sheet is None:
+        sheet = 0
+    if isinstance(sheet, str) and sheet.isdigit():
+        sheet = int(sheet)
+    if isinstance(sheet, int):
+        if not 0 <= sheet < len(sheets):
+            msg = f"has {len(sheets)} sheet(s); sheet index {sheet} is out of range (0-based)"
+            raise _fail(path, msg)
+        name = sheets[sheet]
+    else:
+        if sheet not in sheets:
+            msg = f"has no sheet named {sheet!r}; its sheets are {', '.join(map(repr, sheets))}"
+            raise _fail(path, msg)
+        name = sheet
+    try:
+        df = pl.read_excel(path, sheet_name=name, engine="calamine", infer_schema_length=0)
+    except Exception as exc:  # noqa: BLE001
+        msg = f"sheet {name!r} cannot be read ({_short(exc)})"
+        raise _fail(path, msg) from None
+    return df, name
+
+
+def _read_json(path: Path) -> pl.DataFrame:
+    try:
+        with path.open("rb") as fh:
+            data = json.load(fh)
+    except UnicodeDecodeError:
+        raise _fail(path, "is not UTF-8 encoded JSON") from None
+    except json.JSONDecodeError as exc:
+        raise _fail(path, f"is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
+                    line=exc.lineno) from None
+    if isinstance(data, dict):
+        lists = [v for v in data.values() if isinstance(v, list)]
+        if len(lists) != 1:
+            raise _fail(path, "is a JSON object; expected an array of records (or one array inside)")
+        data = lists[0]
+    if not isinstance(data, list) or not data:
+        raise _fail(path, "holds no records (expected a non-empty JSON array of objects)")
+    for i, item in enumerate(data, start=1):
+        if not isinstance(item, dict):
+            msg = f"element {i} is a {type(item).__name__}, not an object (record)"
+            raise _fail(path, msg)
+    rows = [{k: _json_text(v) for k, v in item.items()} for item in data]
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    return pl.DataFrame(rows, schema={c: pl.String for c in columns})
+
+
+def _json_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(value, sort_keys=True)
+
+
+def _read_ndjson(path: Path, on_bad_lines: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    records: list[dict[str, str | None]] = []
+    rows, lines = [], []
+    rejects: dict[str, list[Any]] = {"source_row": [], "source_line": [], "raw": [], "reason": []}
+    with path.open("r", encoding="utf-8", errors="strict", newline="") as fh:
+        number = 0
+        try:
+            for number, line in enumerate(fh, start=1):  # noqa: B007
+                text = line.strip()
+                if not text:
+                    continue
+                row_no = len(rows) + len(rejects["source_row"]) + 1
+                try:
+                    item = json.loads(text)
+                    if not isinstance(item, dict):
+                        raise ValueError(f"a {type(item).__name__}, not an object")
+                except ValueError as exc:
+                    reason = f"invalid_json: {exc}"
+                    if on_bad_lines == "error":
+                        msg = f"line {number} is not a JSON object ({exc})"
+                        raise _fail(path, msg, line=number) from None
+                    for key, value in zip(rejects, (row_no, number, text[:10_000], reason),
+                                          strict=True):
+                        rejects[key].append(value)
+                    continue
+                records.append({k: _json_text(v) for k, v in item.items()})
+                rows.append(row_no)
+                lines.append(number)
+        except UnicodeDecodeError:
+            raise _fail(path, f"line {number + 1} is not valid UTF-8", line=number + 1) from None
+    if not records:
+        raise _fail(path, "holds no JSON records")
+    columns = list(dict.fromkeys(k for r in records for k in r))
+    df = pl.DataFrame(records, schema={c: pl.String for c in columns})
+    df = df.with_columns(
+        source_row=pl.Series(rows, dtype=pl.Int64), source_line=pl.Series(lines, dtype=pl.Int64)
+    ).select("source_row", "source_line", *columns)
+    return df, pl.DataFrame(rejects, schema=REJECT_SCHEMA)
+
+
+def _read_xml(path: Path) -> pl.DataFrame:
+    """Records are the repeated child elements of the root; their fields are child elements or attributes."""
+    import xml.etree.ElementTree as ET
+
+    rows: list[dict[str, str | None]] = []
+    record_tag = None
+    depth = 0
+    try:
+        for event, elem in ET.iterparse(path, events=("start", "end")):
+            if event == "start":
+                depth += 1
+                if depth == 2 and record_tag is None:
+                    record_tag = elem.tag
+                continue
+            depth -= 1
+            if depth == 1 and elem.tag == record_tag:
+                row: dict[str, str | None] = dict(elem.attrib)
+                for child in elem:
+                    text = (child.text or "").strip()
+                    row[_local(child.tag)] = text if text else None
+                rows.append(row)
+                elem.clear()
+    except ET.ParseError as exc:
+        line = exc.position[0] if exc.position else None
+        raise _fail(path, f"is not well-formed XML ({exc})", line=line) from None
+    if not rows:
+        raise _fail(path, "holds no repeated record elements under its root")
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    return pl.DataFrame(rows, schema={c: pl.String for c in columns})
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def read_table(
+    path: str | Path,
+    *,
+    format: str | None = None,  # noqa: A002 - the public name interfaces.md fixes
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    sheet: str | int | None = None,
+    max_bytes: int | None = None,
+    on_bad_lines: Literal["error", "quarantine"] = "error",
+    staging_dir: str | Path | None = None,
+) -> Ingested:
+    """Read a table file lazily as text columns, with its metadata and rejected lines.
+
+    Parameters
+    ----------
+    path
+        CSV/TSV (any of ``, ; tab |``), JSON array, NDJSON, Parquet, Excel ``.xlsx``, XML,
+        or gzip/zstd-compressed text. The format is decided from the content first.
+    format
+        Force a format (``csv``, ``json``, ``ndjson``, ``parquet``, ``excel``, ``xml``).
+    encoding
+        Force a text encoding; by default detected from a sample.
+    delimiter
+        Force the field delimiter of delimited text; by default sniffed.
+    sheet
+        Excel sheet name or 0-based index (default: the first).
+    max_bytes
+        Refuse files larger than this many bytes after decompression (default 10 GB).
+    on_bad_lines
+        ``"error"`` stops at the first ragged or undecodable line; ``"quarantine"`` keeps
+        the other rows and returns the bad lines in ``rejects``.
+    staging_dir
+        Where decompressed or transcoded copies go (default: a temporary folder kept alive
+        as long as the result).
+
+    Returns
+    -------
+    Ingested
+        ``frame`` (text columns plus ``source_row`` and ``source_line``), ``info`` and ``rejects``.
+
+    Raises
+    ------
+    IngestError
+        For a missing, empty, binary, oversized, undecodable or malformed file; the message
+        names the file and, where known, the line.
+
+    Examples
+    --------
+    >>> import tracer_kit as tk
+    >>> ing = tk.read_table("data/samples/customers.csv")  # doctest: +SKIP
+    >>> ing.info.delimiter, ing.info.encoding  # doctest: +SKIP
+    (',', 'utf-8')
+    """
+    path = Path(path)
+    if on_bad_lines not in ("error", "quarantine"):
+        msg = f"on_bad_lines={on_bad_lines!r} should be 'error' or 'quarantine'"
+        raise IngestError(msg)
+    if format is not None and format not in FORMATS:
+        msg = f"format={format!r} should be one of {', '.join(FORMATS)}"
+        raise IngestError(msg)
+    if delimiter is not None and len(delimiter) != 1:
+        msg = f"delimiter={delimiter!r} should be a single character"
+        raise IngestError(msg)
+    if not path.exists():
+        raise IngestError(f"{path}: no such file", path=path)
+    if path.is_dir():
+        raise IngestError(f"{path}: is a folder, not a file", path=path)
+    size = path.stat().st_size
+    if size == 0:
+        raise _fail(path, "is empty (0 bytes)")
+    limit = _Limit(path, max_bytes or DEFAULT_MAX_BYTES)
+    keepalive = None
+    if staging_dir is None:
+        keepalive = tempfile.TemporaryDirectory(prefix="tracer-ingest-")
+        staging = Path(keepalive.name)
+    else:
+        staging = Path(staging_dir)
+        staging.mkdir(parents=True, exist_ok=True)
+
+    head = _head(path)
+    detected, compression = _sniff_format(path, head)
+    warnings: list[str] = []
+    work = path
+    sha = None
+    if compression is not None:
+        work = staging / (path.name + ".decompressed")
+        sha = _decompress(path, compression, work, limit)
+        head = _head(work)
+        if not head:
+            raise _fail(path, f"is an empty {compression} archive")
+    else:
+        limit.add(size)
+    if detected is None:
+        if _looks_binary(head):
+            raise _fail(path, "looks like binary data, not a table (CSV, JSON, Parquet, Excel, XML)")
+        enc0 = normalize_encoding(encoding) if encoding else detect_encoding(head)
+        detected = _sniff_text_format(head.decode(enc0, errors="replace").lstrip("\ufeff"))
+    fmt = format or detected
+    ext_fmt = _EXTENSIONS.get(path.suffix.lower())
+    if compression is None and ext_fmt is not None and ext_fmt != detected:
+        warnings.append(
+            f"{path.name}: the extension says {ext_fmt} but the content is {detected}; read as {fmt}"
+        )
+
+    enc = None
+    delim = None
+    decimal = None
+    sheet_name = None
+    rejects = pl.DataFrame(schema=REJECT_SCHEMA)
+    row_count: int | None
+    if fmt in ("csv", "json", "ndjson", "xml"):
+        enc = normalize_encoding(encoding) if encoding else detect_encoding(head)
+        if enc not in ("utf-8", "utf-8-sig"):
+            src = work
+            work = staging / (path.name + ".utf8")
+            if sha is None:
+                sha = file_sha256(src)
+            _transcode(src, enc, work)
+    if fmt == "csv":
+        hasher = hashlib.sha256() if sha is None else None
+        lf, rejects, opts = _read_delimited(
+            work, path, encoding=enc or "utf-8", delimiter=delimiter, on_bad_lines=on_bad_lines,
+            hasher=hasher,
+        )
+        if hasher is not None:
+            sha = hasher.hexdigest()
+        delim, decimal = opts["delimiter"], opts["decimal"]
+        columns = opts["columns"]
+        recs: _Records = opts["rows"]
+        row_count = recs.n_records - len(recs.blank)
+    else:
+        if sha is None:
+            sha = file_sha256(path)
+        if fmt == "parquet":
+            lf, row_count = _read_parquet(work)
+            lf = _with_rows(lf, line_offset=None)
+        elif fmt == "excel":
+            df, sheet_name = _read_excel(work, sheet)
+            if df.height == 0:
+                raise _fail(path, f"sheet {sheet_name!r} has a header but no data rows")
+            lf = _with_rows(_as_text(df), line_offset=1)
+            row_count = df.height
+        elif fmt == "json":
+            lf = _with_rows(_read_json(work).lazy(), line_offset=None)
+            row_count = None
+        elif fmt == "ndjson":
+            df, rejects = _read_ndjson(work, on_bad_lines)
+            lf = df.lazy()
+            row_count = df.height + rejects.height
+        else:
+            lf = _with_rows(_read_xml(work).lazy(), line_offset=None)
+            row_count = None
+        columns = [c for c in lf.collect_schema().names() if c not in ("source_row", "source_line")]
+        if row_count is None:
+            row_count = lf.select(pl.len()).collect().item()
+    if not columns:
+        raise _fail(path, "has no columns")
+    info = FileInfo(
+        path=str(path),
+        size=size,
+        sha256=sha,
+        format=fmt,
+        encoding=enc,
+        delimiter=delim,
+        columns=list(columns),
+        row_count=row_count,
+        decimal=decimal,
+        sheet=sheet_name,
+        compression=compression,
+        warnings=tuple(warnings),
+    )
+    result = Ingested(frame=lf, info=info, rejects=rejects, _keepalive=keepalive)
+    if keepalive is not None:
+        weakref.finalize(result, keepalive.cleanup)
+    return result
+
+
+def copy_into(src: str | Path, folder: str | Path, name: str) -> Path:
+    """Copy ``src`` into ``folder`` as ``name`` (used for uploads and staging)."""
+    dest = Path(folder) / name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dest)
+    return dest

@@ -1,0 +1,387 @@
+"""The pipeline: the only place that calls the stages in order.
+
+``file -> ingest -> compatibility -> validate (quarantine) -> features -> final check ->
+store (one commit) -> report``. The CLI, the notebooks and the widgets all call
+:func:`run_pipeline`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from tracer_kit.blueprints import Blueprint, FeatureContext, get_blueprint
+from tracer_kit.config import Config, config_to_jsonable, load_config
+from tracer_kit.errors import PipelineBugError, QualityGateError, TracerError
+from tracer_kit.quality import (
+    QualityResult,
+    assess,
+    column_profiles,
+    match_columns,
+    raise_for_gate,
+    read_file,
+)
+from tracer_kit.store import (
+    DEFAULT_WAREHOUSE,
+    check_run_id,
+    commit_run,
+    end_run,
+    new_run_id,
+    open_warehouse,
+    start_run,
+)
+
+log = logging.getLogger("tracer_kit")
+
+STAGES = ("ingest", "validate", "features", "store", "report")
+ProgressFn = Callable[[str, int, int], None]
+
+
+class RunResult(BaseModel):
+    """What a run did: state, counts, score and its parts, issues, features, timings, outputs.
+
+    ``frame`` is the processed polars DataFrame (None with ``return_frame=False`` or when
+    the run did not complete).
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    run_id: str
+    blueprint: str
+    state: str
+    input_path: str
+    input_sha256: str | None = None
+    rows_in: int = 0
+    rows_valid: int = 0
+    rows_quarantined: int = 0
+    rows_out: int = 0
+    quality_score: float | None = None
+    score_parts: dict[str, float] = Field(default_factory=dict)
+    issues: list[dict[str, Any]] = Field(default_factory=list)
+    features_created: list[str] = Field(default_factory=list)
+    stage_seconds: dict[str, float] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
+    outputs: dict[str, str] = Field(default_factory=dict)
+    error: str | None = None
+    frame: Any = Field(default=None, repr=False, exclude=True)
+
+    def summary(self) -> str:
+        """One line for people: state, counts, score."""
+        score = f"{self.quality_score:.1f}" if self.quality_score is not None else "-"
+        return (
+            f"{self.run_id} {self.blueprint} {self.state}: {self.rows_in} rows in, "
+            f"{self.rows_valid} valid, {self.rows_quarantined} quarantined, {self.rows_out} out, "
+            f"score {score}"
+        )
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of tracer-kit and the libraries that shape its results."""
+    out = {"python": platform.python_version()}
+    for name in ("tracer-kit", "polars", "duckdb", "pyarrow", "pandera", "scikit-learn"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+class _JsonLines(logging.Handler):
+    """Writes each record of one run as a JSON line with the run id."""
+
+    def __init__(self, path: Path, run_id: str) -> None:
+        super().__init__(logging.INFO)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.fh = path.open("a", encoding="utf-8")
+        self.run_id = run_id
+
+    def emit(self, record: logging.LogRecord) -> None:
+        entry = {
+            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "run_id": self.run_id,
+            "level": record.levelname.lower(),
+            "message": record.getMessage(),
+        }
+        entry.update(getattr(record, "fields", {}))
+        self.fh.write(json.dumps(entry, default=str) + "\n")
+        self.fh.flush()
+
+    def close(self) -> None:
+        self.fh.close()
+        super().close()
+
+
+def _pause_for_tests(stage: str) -> None:
+    """Test hook: ``TRACER_TEST_PAUSE_AT=<stage>`` blocks the run at that stage so a test can kill it."""
+    if os.environ.get("TRACER_TEST_PAUSE_AT") == stage:
+        marker = os.environ.get("TRACER_TEST_PAUSE_FILE")
+        if marker:
+            Path(marker).write_text(stage)
+        time.sleep(float(os.environ.get("TRACER_TEST_PAUSE_SECONDS", "60")))
+
+
+class _Stages:
+    """Times each stage, logs it and reports progress."""
+
+    def __init__(self, run_id: str, progress: ProgressFn | None) -> None:
+        self.run_id = run_id
+        self.seconds: dict[str, float] = {}
+        self.progress = progress
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        index = STAGES.index(name) if name in STAGES else len(STAGES)
+        if self.progress:
+            self.progress(name, index, len(STAGES))
+        _pause_for_tests(name)
+        start = time.perf_counter()
+        yield
+        took = time.perf_counter() - start
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + took, 6)
+        log.info("%s done in %.2f s", name, took, extra={"fields": {"stage": name, "seconds": took}})
+
+
+def _finite_check(frame: pl.DataFrame, blueprint: Blueprint, rows_valid: int) -> None:
+    floats = [c for c, t in frame.schema.items() if t.is_float()]
+    if floats:
+        bad = frame.select(pl.col(floats).is_infinite().any()).row(0, named=True)
+        inf = [c for c, v in bad.items() if v]
+        if inf:
+            msg = f"features {inf} hold infinite values (a bug in blueprint {blueprint.name!r})"
+            raise PipelineBugError(msg)
+    if not blueprint.aggregates and frame.height != rows_valid:
+        msg = f"{rows_valid} valid rows became {frame.height} processed rows (a bug)"
+        raise PipelineBugError(msg)
+
+
+def build_processed(q: QualityResult, blueprint: Blueprint, extras: list[str]) -> pl.DataFrame:
+    """Features over the valid rows, sorted by the blueprint key then ``source_row``."""
+    ctx = FeatureContext(run_date=q.run_date, reference_date=q.reference_date)
+    lf = blueprint.build_features(q.valid.lazy().sort("source_row"), ctx)
+    extra = (
+        pl.struct(extras).struct.json_encode() if extras else pl.lit(None, dtype=pl.String)
+    ).alias("extras")
+    schema = blueprint.processed_schema()
+    lf = lf.with_columns(extra).select(
+        pl.col(name).cast(dtype) for name, dtype in schema.items()
+    )
+    return lf.sort([*blueprint.key, "source_row"]).collect()
+
+
+def _write_staged(q: QualityResult, staging: Path) -> tuple[Path, Path]:
+    staging.mkdir(parents=True, exist_ok=True)
+    bronze, quarantine = staging / "bronze.parquet", staging / "quarantine.parquet"
+    q.bronze.write_parquet(bronze)
+    q.quarantine.write_parquet(quarantine)
+    return bronze, quarantine
+
+
+def run_pipeline(
+    path: str | Path,
+    blueprint: str | Blueprint,
+    *,
+    config: Config | dict[str, Any] | str | Path | None = None,
+    warehouse: str | Path = DEFAULT_WAREHOUSE,
+    output_dir: str | Path = "reports",
+    processed_dir: str | Path = "data/processed",
+    run_id: str | None = None,
+    return_frame: bool = True,
+    run_date: dt.date | str | None = None,
+    progress: ProgressFn | None = None,
+    report: bool = True,
+) -> RunResult:
+    """Run one file through a blueprint: ingest, validate, features, store, report.
+
+    Parameters
+    ----------
+    path
+        The input file (any format :func:`tracer_kit.read_table` reads).
+    blueprint
+        A blueprint name (``tracer blueprints`` lists them) or object.
+    config
+        A :class:`Config`, a dict of its fields, or a JSON/YAML file.
+    warehouse
+        The DuckDB file; created when missing.
+    output_dir
+        Reports go to ``<output_dir>/<run_id>/``.
+    processed_dir
+        Processed Parquet goes to ``<processed_dir>/<blueprint>/<run_id>.parquet``; staging to
+        ``<processed_dir>/../staging/<run_id>/``.
+    run_id
+        Assign the run id (callers such as ``run_notebook`` do); default a new one.
+    return_frame
+        Put the processed DataFrame on the result (False saves memory on big files).
+    run_date
+        The run's UTC date (default today); reruns pass the stored one.
+    progress
+        ``progress(stage, index, total)`` is called as each stage starts.
+    report
+        Render ``report.html`` after the commit.
+
+    Returns
+    -------
+    RunResult
+        State COMPLETED, counts, score, issues, features, timings and output paths.
+
+    Raises
+    ------
+    QualityGateError
+        When the quality gate fails; bronze, quarantine and issues are still committed.
+    IngestError, CompatibilityError, ConfigError
+        For unreadable files, missing fields and bad options; the run is marked FAILED.
+
+    Examples
+    --------
+    >>> import tracer_kit as tk
+    >>> r = tk.run_pipeline("data/samples/customers.csv", "customer_churn")  # doctest: +SKIP
+    >>> r.state, r.quality_score  # doctest: +SKIP
+    ('COMPLETED', 99.1)
+    """
+    bp = get_blueprint(blueprint)
+    cfg = load_config(config)
+    run_id = check_run_id(run_id or new_run_id())
+    path = Path(path)
+    if isinstance(run_date, str):
+        run_date = dt.date.fromisoformat(run_date)
+    run_date = run_date or dt.datetime.now(dt.UTC).date()
+    processed_dir = Path(processed_dir)
+    staging = processed_dir.parent / "staging" / run_id
+    run_dir = Path(output_dir) / run_id
+    final_parquet = processed_dir / bp.name / f"{run_id}.parquet"
+    outputs = {
+        "parquet": str(final_parquet),
+        "staging": str(staging),
+        "report": str(run_dir / "report.html"),
+        "log": str(run_dir / "run.log"),
+    }
+    params: dict[str, Any] = {
+        "config": config_to_jsonable(cfg),
+        "run_date": run_date.isoformat(),
+        "reference_date": cfg.reference_date.isoformat() if cfg.reference_date else None,
+        "processed_dir": str(processed_dir),
+        "output_dir": str(output_dir),
+    }
+    handler = _JsonLines(run_dir / "run.log", run_id)
+    log.addHandler(handler)
+    if log.level == logging.NOTSET or log.level > logging.INFO:
+        log.setLevel(logging.INFO)
+    stages = _Stages(run_id, progress)
+    record = {"run_id": run_id, "blueprint": bp.name, "input_path": str(path), "params": params,
+              "versions": package_versions(), "outputs": outputs}
+    result = RunResult(run_id=run_id, blueprint=bp.name, state="IN_PROGRESS", input_path=str(path),
+                       params=params, outputs=outputs)
+    try:
+        open_warehouse(warehouse)
+        start_run(warehouse, record)
+        log.info("run started: %s on %s", bp.name, path, extra={"fields": {"input": str(path)}})
+        with stages("ingest"):
+            ing = read_file(path, cfg, staging_dir=staging)
+            for warning in ing.info.warnings:
+                log.warning(warning)
+            result.input_sha256 = ing.info.sha256
+            mapping = match_columns(ing.info.columns, bp, cfg.column_map, path=path)
+        read_options = {**ing.info.read_options(), "hash": ing.info.read_options_hash()}
+        with stages("validate"):
+            q = assess(ing.frame.rename(mapping), bp, config=cfg, rejects=ing.rejects,
+                       decimal=ing.info.decimal or ".", run_date=run_date, column_map=mapping,
+                       path=path)
+            bronze, quarantine = _write_staged(q, staging)
+        params.update(
+            reference_date=q.reference_date.isoformat() if q.reference_date else None,
+            column_map=mapping,
+            date_formats=q.date_formats,
+        )
+        result = result.model_copy(update={
+            "rows_in": q.rows_in, "rows_valid": q.rows_valid, "rows_quarantined": q.rows_quarantined,
+            "quality_score": q.score, "score_parts": q.score_parts,
+            "issues": [i.to_dict() for i in q.issues], "params": params,
+        })
+        run_fields = {
+            "run_id": run_id, "input_path": str(path), "input_sha256": ing.info.sha256,
+            "read_options": read_options, "read_options_hash": ing.info.read_options_hash(),
+            "params": params, "rows_in": q.rows_in, "rows_valid": q.rows_valid,
+            "rows_quarantined": q.rows_quarantined, "quality_score": q.score,
+            "score_parts": q.score_parts, "outputs": outputs,
+        }
+        if not q.passed:
+            gate_msg = f"{path}: quality gate failed: " + "; ".join(q.gate_failures)
+            commit_run(warehouse, bp, {**run_fields, "state": "FAILED", "rows_out": 0, "error": gate_msg},
+                       bronze=bronze, quarantine=quarantine, issues=result.issues, profiles=None,
+                       staged_parquet=None, final_parquet=None, stage_seconds=stages.seconds)
+            shutil.rmtree(staging, ignore_errors=True)
+            result = result.model_copy(update={"state": "FAILED", "error": gate_msg,
+                                               "stage_seconds": stages.seconds})
+            log.error(gate_msg)
+            if report:
+                _render_report(run_id, warehouse, output_dir, result)
+            raise_for_gate(q, path)
+        with stages("features"):
+            extras = [c for c in q.valid.columns
+                      if c not in {f.name for f in bp.fields} and c not in ("source_row", "source_line")]
+            processed = build_processed(q, bp, extras)
+            _finite_check(processed, bp, q.rows_valid)
+        with stages("store"):
+            staged_parquet = staging / f"{run_id}.parquet"
+            processed.write_parquet(staged_parquet, compression="zstd", statistics=True)
+            profiles = column_profiles(processed, [c for c in processed.columns if c != "extras"])
+            run_fields.update(state="COMPLETED", rows_out=processed.height, error=None)
+            commit_run(warehouse, bp, run_fields, bronze=bronze, quarantine=quarantine,
+                       issues=result.issues, profiles=profiles, staged_parquet=staged_parquet,
+                       final_parquet=final_parquet, stage_seconds=stages.seconds)
+            shutil.rmtree(staging, ignore_errors=True)
+        result = result.model_copy(update={
+            "state": "COMPLETED", "rows_out": processed.height,
+            "features_created": list(bp.feature_names), "stage_seconds": stages.seconds,
+            "frame": processed if return_frame else None,
+        })
+        if report:
+            with stages("report"):
+                _render_report(run_id, warehouse, output_dir, result)
+            result.stage_seconds = stages.seconds
+        log.info(result.summary())
+        return result
+    except QualityGateError:
+        raise
+    except KeyboardInterrupt:
+        with contextlib.suppress(Exception):
+            end_run(warehouse, run_id, "CANCELLED", error="cancelled by the user (Ctrl-C)",
+                    stage_seconds=stages.seconds)
+        raise
+    except TracerError as exc:
+        log.error(str(exc))
+        with contextlib.suppress(Exception):
+            end_run(warehouse, run_id, "FAILED", error=str(exc), stage_seconds=stages.seconds,
+                    fields=_known(result))
+        raise
+    except Exception as exc:
+        log.exception("run failed: %s", exc)
+        with contextlib.suppress(Exception):
+            end_run(warehouse, run_id, "FAILED", error=f"{type(exc).__name__}: {exc}",
+                    stage_seconds=stages.seconds, fields=_known(result))
+        raise
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def _known(result: RunResult) -> dict[str, Any]:
+    return {"input_sha256": result.input_sha256} if result.input_sha256 else {}
+
+
+def _render_report(run_id: str, warehouse: str | Path, output_dir: str | Path, result: RunResult) -> None:
+    from tracer_kit.report import quality_report
+
+    quality_report(run_id, warehouse=warehouse, output_dir=output_dir, frame=result.frame)

@@ -1,0 +1,876 @@
+"""Quality: blueprint compatibility, typing from text, row checks, issues, the score and the gate.
+
+The flow inside this stage, all on polars expressions:
+
+1. :func:`match_columns` maps the file's columns onto the blueprint's fields (explicit
+   ``column_map`` first, then unambiguous case/space/underscore-insensitive matches) and
+   raises :class:`CompatibilityError` naming each missing required field with suggestions.
+2. :func:`assess` casts every field from text itself (``strict=False``) and flags each value
+   that was present before the cast and null after it, checks formats, ranges, required
+   values, duplicate identifiers and the blueprint's cross-field rules, and gives every row
+   one status with all its reasons.
+3. Column checks (completeness, uniqueness, validity, IQR and z-score outliers) become
+   :class:`Issue` rows with a severity; :func:`gate` decides once whether the run may go on.
+4. The valid rows are checked against the blueprint's pandera schema (``coerce=False``),
+   which must hold by construction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import json
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from tracer_kit.blueprints import Blueprint, Field, RuleContext, get_blueprint
+from tracer_kit.config import Config, Thresholds, load_config
+from tracer_kit.errors import CompatibilityError, ConfigError, PipelineBugError, QualityGateError
+from tracer_kit.ingest import REJECT_SCHEMA, Ingested, read_table
+
+SEVERITIES = ("critical", "high", "medium", "low")
+MONTH_NAME_FORMATS = ("%b %d %Y", "%b %d, %Y", "%B %d %Y", "%B %d, %Y", "%d %b %Y", "%d %B %Y")
+_ISO = r"^\d{4}-\d{2}-\d{2}(?:[T ].*)?$"
+_SLASH = r"^(\d{1,2})/(\d{1,2})/(\d{4})$"
+QUARANTINE_SCHEMA = {
+    "stage": pl.String(),
+    "source_row": pl.Int64(),
+    "source_line": pl.Int64(),
+    "raw": pl.String(),
+    "reasons": pl.List(pl.String()),
+}
+
+
+@dataclass
+class Issue:
+    """One finding: what, where, how bad, how many rows, and up to five example rows."""
+
+    severity: str
+    column: str | None
+    check: str
+    observed: float | None
+    threshold: float | None
+    rows_affected: int
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The issue as JSON-like types."""
+        return asdict(self)
+
+
+@dataclass
+class QualityResult:
+    """Everything the quality stage found: counts, score and parts, issues, valid rows, quarantine."""
+
+    blueprint: str
+    rows_in: int
+    rows_valid: int
+    rows_quarantined: int
+    score: float
+    score_parts: dict[str, float]
+    issues: list[Issue]
+    valid: pl.DataFrame
+    quarantine: pl.DataFrame
+    bronze: pl.DataFrame
+    reference_date: dt.date | None
+    run_date: dt.date
+    date_formats: dict[str, dict[str, int]]
+    column_map: dict[str, str]
+    gate_failures: list[str]
+
+    @property
+    def passed(self) -> bool:
+        """Whether the gate lets the run go on."""
+        return not self.gate_failures
+
+    def issues_frame(self) -> pl.DataFrame:
+        """The issues as a table, most severe first."""
+        return issues_frame(self.issues)
+
+
+def issues_frame(issues: Sequence[Issue]) -> pl.DataFrame:
+    """A polars table of issues (severity, column, check, observed, threshold, rows, message)."""
+    schema = {
+        "severity": pl.String(),
+        "column": pl.String(),
+        "check": pl.String(),
+        "observed": pl.Float64(),
+        "threshold": pl.Float64(),
+        "rows_affected": pl.Int64(),
+        "message": pl.String(),
+    }
+    rows = [{k: getattr(i, k) for k in schema} for i in issues]
+    df = pl.DataFrame(rows, schema=schema)
+    order = {s: n for n, s in enumerate(SEVERITIES)}
+    return df.sort(pl.col("severity").replace_strict(order, return_dtype=pl.Int8), maintain_order=True)
+
+
+# --------------------------------------------------------------------------- compatibility
+
+
+def normalise_name(name: str) -> str:
+    """Lower-case with spaces, underscores, hyphens and dots removed (``Customer ID`` -> ``customerid``)."""
+    return re.sub(r"[\s_\-.]+", "", name.strip().lower())
+
+
+def suggest_columns(wanted: str, columns: Iterable[str], n: int = 3) -> list[str]:
+    """The file's columns that look most like ``wanted``: normalised equality, then fuzzy matches."""
+    columns = list(columns)
+    target = normalise_name(wanted)
+    by_norm: dict[str, list[str]] = {}
+    for c in columns:
+        by_norm.setdefault(normalise_name(c), []).append(c)
+    exact = by_norm.get(target, [])
+    fuzzy = difflib.get_close_matches(target, list(by_norm), n=n, cutoff=0.6)
+    out = list(exact)
+    for key in fuzzy:
+        out.extend(c for c in by_norm[key] if c not in out)
+    contains = [c for c in columns if target in normalise_name(c) or normalise_name(c) in target]
+    out.extend(c for c in contains if c not in out and len(normalise_name(c)) >= 3)
+    return out[:n]
+
+
+def match_columns(
+    columns: Sequence[str],
+    blueprint: Blueprint,
+    column_map: dict[str, str] | None = None,
+    *,
+    path: str | Path | None = None,
+) -> dict[str, str]:
+    """The renames that map the file's columns onto the blueprint's fields.
+
+    ``column_map`` (source -> field) is applied first; then each field still absent that
+    exactly one column matches case-, space- and underscore-insensitively is mapped too.
+
+    Raises
+    ------
+    CompatibilityError
+        When required fields are still missing; names each and the closest columns.
+    ConfigError
+        When ``column_map`` names a column the file lacks.
+    """
+    columns = list(columns)
+    mapping: dict[str, str] = {}
+    for src, dst in (column_map or {}).items():
+        if src not in columns:
+            msg = (
+                f"column_map maps {src!r}, but {path or 'the file'} has no such column "
+                f"(columns: {', '.join(columns)})"
+            )
+            raise ConfigError(msg)
+        mapping[src] = dst
+    present = {mapping.get(c, c) for c in columns}
+    for f in blueprint.fields:
+        if f.name in present:
+            continue
+        candidates = [
+            c for c in columns
+            if c not in mapping and c not in {x.name for x in blueprint.fields}
+            and normalise_name(c) == normalise_name(f.name)
+        ]
+        if len(candidates) == 1:
+            mapping[candidates[0]] = f.name
+            present.add(f.name)
+    missing = [name for name in blueprint.required if name not in present]
+    if missing:
+        unused = [c for c in columns if c not in mapping]
+        suggestions = {m: suggest_columns(m, unused) for m in missing}
+        parts = []
+        for m in missing:
+            hint = suggestions[m]
+            parts.append(f"{m!r} (did you mean {' or '.join(map(repr, hint))}?)" if hint else repr(m))
+        where = f"{path}: " if path else ""
+        plural = "s" if len(missing) > 1 else ""
+        example = next(((s[0], m) for m, s in suggestions.items() if s), None)
+        fix = (
+            f"; map columns with --map {example[0]}={example[1]} (or column_map)"
+            if example
+            else f"; the file's columns are {', '.join(map(repr, columns))}"
+        )
+        msg = (
+            f"{where}blueprint {blueprint.name!r} needs field{plural} missing from the file: "
+            + ", ".join(parts) + fix
+        )
+        raise CompatibilityError(msg, missing=missing, suggestions=suggestions, path=path)
+    return {src: dst for src, dst in mapping.items() if src != dst}
+
+
+# --------------------------------------------------------------------------- typing from text
+
+
+def _present(name: str) -> pl.Expr:
+    raw = pl.col(name).str.strip_chars()
+    return raw.is_not_null() & (raw != "")
+
+
+def date_conventions(frame: pl.LazyFrame, columns: Sequence[str]) -> dict[str, str | None]:
+    """Per date column: ``"dmy"``, ``"mdy"`` or None (ambiguous) from its slash-formatted values.
+
+    Day-first when any value's first part is over 12, month-first when any second part is;
+    ambiguous when neither or both.
+    """
+    if not columns:
+        return {}
+    exprs = []
+    for c in columns:
+        parts = pl.col(c).str.strip_chars().str.extract_groups(_SLASH)
+        first = parts.struct.field("1").cast(pl.Int32, strict=False)
+        second = parts.struct.field("2").cast(pl.Int32, strict=False)
+        exprs += [(first > 12).any().alias(f"{c}\x00d"), (second > 12).any().alias(f"{c}\x00m")]
+    row = frame.select(exprs).collect().row(0)
+    out: dict[str, str | None] = {}
+    for i, c in enumerate(columns):
+        day_first, month_first = bool(row[2 * i]), bool(row[2 * i + 1])
+        out[c] = "dmy" if day_first and not month_first else "mdy" if month_first and not day_first else None
+    return out
+
+
+def _parse_date(name: str, convention: str | None) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """(value, failure reason, format used) for one date column given its slash convention."""
+    raw = pl.col(name).str.strip_chars()
+    iso = pl.when(raw.str.contains(_ISO)).then(
+        raw.str.slice(0, 10).str.strptime(pl.Date, "%Y-%m-%d", strict=False)
+    )
+    parts = raw.str.extract_groups(_SLASH)
+    is_slash = raw.str.contains(_SLASH)
+    a = parts.struct.field("1").cast(pl.Int32, strict=False)
+    b = parts.struct.field("2").cast(pl.Int32, strict=False)
+    dmy = raw.str.strptime(pl.Date, "%d/%m/%Y", strict=False)
+    mdy = raw.str.strptime(pl.Date, "%m/%d/%Y", strict=False)
+    if convention == "dmy":
+        slash = dmy
+        ambiguous = pl.lit(False)
+    elif convention == "mdy":
+        slash = mdy
+        ambiguous = pl.lit(False)
+    else:
+        slash = pl.when(a == b).then(dmy)
+        ambiguous = is_slash & (a != b)
+    slash = pl.when(is_slash).then(slash)
+    named = pl.coalesce([raw.str.strptime(pl.Date, f, strict=False) for f in MONTH_NAME_FORMATS])
+    value = pl.coalesce(iso, slash, named)
+    fmt = (
+        pl.when(iso.is_not_null()).then(pl.lit("%Y-%m-%d"))
+        .when(slash.is_not_null()).then(pl.lit("%m/%d/%Y" if convention == "mdy" else "%d/%m/%Y"))
+        .when(named.is_not_null()).then(pl.lit("month-name"))
+    )
+    reason = pl.when(_present(name) & value.is_null()).then(
+        pl.when(ambiguous.fill_null(False)).then(pl.lit("ambiguous_date")).otherwise(pl.lit("invalid_date"))
+    )
+    return value.alias(name), reason, fmt
+
+
+def _parse_value(f: Field, decimal: str) -> tuple[pl.Expr, pl.Expr]:
+    """(typed value, failure reason) for a non-date field; the reason is null when the value is fine."""
+    raw = pl.col(f.name).str.strip_chars()
+    present = _present(f.name)
+    if f.kind in ("float", "int"):
+        text = raw.str.replace(",", ".", literal=True) if decimal == "," else raw
+        number = text.cast(pl.Float64, strict=False)
+        number = pl.when(number.is_finite()).then(number)
+        if f.kind == "int":
+            whole = (number == number.floor()) & (number.abs() < 2**53)
+            value = pl.when(whole).then(number.cast(pl.Int64, strict=False))
+        else:
+            value = number
+        reason = pl.when(present & value.is_null()).then(pl.lit("invalid_number"))
+    else:
+        value = pl.when(present).then(raw)
+        reason = pl.lit(None, dtype=pl.String)
+        if f.full_pattern is not None:
+            bad = present & ~raw.str.contains(f.full_pattern).fill_null(True)
+            reason = pl.when(bad).then(pl.lit("invalid_format"))
+    return value.alias(f.name), reason
+
+
+def _range_reason(f: Field) -> pl.Expr | None:
+    col = pl.col(f.name)
+    checks = []
+    if f.ge is not None:
+        checks.append(col < f.ge)
+    if f.gt is not None:
+        checks.append(col <= f.gt)
+    if not checks:
+        return None
+    return pl.when(pl.any_horizontal(checks).fill_null(False)).then(pl.lit("out_of_range"))
+
+
+# --------------------------------------------------------------------------- assessment
+
+
+def _latest_not_after(df: pl.DataFrame, column: str, run_date: dt.date) -> dt.date | None:
+    values = df.get_column(column).filter(df.get_column(column) <= run_date)
+    return values.max() if len(values) else None  # type: ignore[return-value]
+
+
+def assess(
+    frame: pl.LazyFrame,
+    blueprint: Blueprint,
+    *,
+    config: Config | None = None,
+    rejects: pl.DataFrame | None = None,
+    decimal: str = ".",
+    run_date: dt.date | None = None,
+    column_map: dict[str, str] | None = None,
+    path: str | Path | None = None,
+) -> QualityResult:
+    """Type, check and score the rows of ``frame`` (text columns + ``source_row``/``source_line``).
+
+    Parameters
+    ----------
+    frame
+        Text columns already renamed to the blueprint's field names, plus ``source_row`` and
+        ``source_line``. Columns the blueprint does not know are kept as text (extras).
+    blueprint
+        The blueprint whose fields, rules and identifier apply.
+    config
+        Thresholds and the reference date.
+    rejects
+        Records rejected at ingest; they count in ``rows_in`` and go to quarantine.
+    decimal
+        ``","`` when numbers use decimal commas.
+    run_date
+        The run's UTC date (default: today, UTC); no ``last_activity_date``-like value may be after it.
+
+    Returns
+    -------
+    QualityResult
+        Counts, score and parts, issues, valid typed rows and the quarantine table.
+    """
+    config = config or Config()
+    run_date = run_date or dt.datetime.now(dt.UTC).date()
+    rejects = rejects if rejects is not None else pl.DataFrame(schema=REJECT_SCHEMA)
+    names = frame.collect_schema().names()
+    extras = [c for c in names if c not in {f.name for f in blueprint.fields}
+              and c not in ("source_row", "source_line")]
+    frame = frame.with_columns(
+        pl.lit(None, dtype=pl.String).alias(f.name) for f in blueprint.fields if f.name not in names
+    )
+    date_fields = [f.name for f in blueprint.fields if f.kind == "date"]
+    conventions = date_conventions(frame, date_fields)
+
+    typed_cols, reason_cols, format_cols = [], [], []
+    for f in blueprint.fields:
+        if f.kind == "date":
+            value, reason, fmt = _parse_date(f.name, conventions.get(f.name))
+            format_cols.append(fmt.alias(f"__fmt_{f.name}"))
+        else:
+            value, reason = _parse_value(f, decimal)
+        typed_cols.append(value)
+        reason_cols.append(reason.alias(f"__cast_{f.name}"))
+        reason_cols.append(_present(f.name).alias(f"__present_{f.name}"))
+    original = {dst: src for src, dst in (column_map or {}).items()}
+    raw_json = (
+        pl.struct([pl.col(c).alias(original.get(c, c)) for c in names
+                   if c not in ("source_row", "source_line")])
+        .struct.json_encode()
+        .alias("__raw")
+    )
+    typed = frame.select(
+        "source_row", "source_line", raw_json, *reason_cols, *format_cols, *typed_cols, *extras
+    ).collect()
+    n_parsed = typed.height
+
+    reference = config.reference_date
+    if blueprint.reference_column and reference is None:
+        reference = _latest_not_after(typed, blueprint.reference_column, run_date)
+    ctx = RuleContext(run_date=run_date, reference_date=reference)
+
+    reasons: list[pl.Expr] = []
+    field_failures: dict[str, list[pl.Expr]] = {}
+    for f in blueprint.fields:
+        missing = pl.when(~pl.col(f"__present_{f.name}")).then(pl.lit("missing_required"))
+        rng = _range_reason(f)
+        per_field = [pl.col(f"__cast_{f.name}")] + ([rng] if rng is not None else [])
+        field_failures[f.name] = per_field
+        reasons.extend(per_field)
+        if f.required:
+            reasons.append(missing)
+    if blueprint.identifier:
+        ident = pl.col(blueprint.identifier)
+        reasons.append(
+            pl.when(ident.is_not_null() & ~ident.is_first_distinct()).then(pl.lit("duplicate_id"))
+        )
+    rule_cols = []
+    for i, rule in enumerate(blueprint.rules):
+        fails = rule.fails(ctx).fill_null(False).alias(f"__rule_{i}")
+        rule_cols.append(fails)
+        reasons.append(pl.when(pl.col(f"__rule_{i}")).then(pl.lit(rule.reason)))
+    typed = typed.with_columns(rule_cols).with_columns(
+        pl.concat_list(reasons).list.drop_nulls().list.unique(maintain_order=True).alias("__reasons")
+    )
+    is_valid = pl.col("__reasons").list.len() == 0
+    field_names = [f.name for f in blueprint.fields]
+    valid = typed.filter(is_valid).select("source_row", "source_line", *field_names, *extras)
+    line_json = pl.struct(pl.col("raw").alias("_line")).struct.json_encode().alias("raw")
+    quarantine = pl.concat(
+        [
+            rejects.select(
+                pl.lit("ingest").alias("stage"),
+                "source_row",
+                "source_line",
+                line_json,
+                pl.concat_list(pl.col("reason").str.split(": ").list.first()).alias("reasons"),
+            ),
+            typed.filter(~is_valid).select(
+                pl.lit("validate").alias("stage"),
+                "source_row",
+                "source_line",
+                pl.col("__raw").alias("raw"),
+                pl.col("__reasons").alias("reasons"),
+            ),
+        ],
+        how="vertical",
+    ).cast(QUARANTINE_SCHEMA).sort("source_row")
+
+    bronze = pl.concat(
+        [
+            typed.select("source_row", "source_line", pl.col("__raw").alias("raw")),
+            rejects.select("source_row", "source_line", line_json),
+        ]
+    ).sort("source_row")
+    rows_in = n_parsed + rejects.height
+    rows_valid = valid.height
+    rows_quarantined = quarantine.height
+    if rows_in != rows_valid + rows_quarantined:
+        msg = f"row counts do not add up: {rows_in} in, {rows_valid} valid, {rows_quarantined} quarantined"
+        raise PipelineBugError(msg)
+
+    thresholds = config.thresholds
+    parts = _score_parts(typed, blueprint, rows_in, rows_valid, n_parsed)
+    score = round(100 * (0.4 * parts["completeness"] + 0.2 * parts["uniqueness"]
+                         + 0.3 * parts["validity"] + 0.1 * parts["consistency"]), 2)
+    issues = _issues(typed, blueprint, field_failures, rejects, thresholds, rows_in, rows_valid, n_parsed)
+    date_formats = {
+        c: {
+            fmt: int(count)
+            for fmt, count in typed.get_column(f"__fmt_{c}").value_counts().drop_nulls().iter_rows()
+        }
+        for c in date_fields
+    }
+    for c in date_fields:
+        date_formats[c]["convention"] = conventions.get(c) or "undecided"  # type: ignore[assignment]
+    result = QualityResult(
+        blueprint=blueprint.name,
+        rows_in=rows_in,
+        rows_valid=rows_valid,
+        rows_quarantined=rows_quarantined,
+        score=score,
+        score_parts=parts,
+        issues=issues,
+        valid=valid,
+        quarantine=quarantine,
+        bronze=bronze,
+        reference_date=reference,
+        run_date=run_date,
+        date_formats=date_formats,
+        column_map=dict(column_map or {}),
+        gate_failures=gate(issues, score, thresholds),
+    )
+    if rows_valid:
+        check_schema(valid, blueprint)
+    return result
+
+
+def check_schema(valid: pl.DataFrame, blueprint: Blueprint) -> None:
+    """Assert the valid rows satisfy the blueprint's pandera schema; a breach is a bug.
+
+    Raises
+    ------
+    PipelineBugError
+        Listing the failing checks, when casting or quarantine let a bad row through.
+    """
+    from pandera.errors import SchemaErrors
+
+    schema = blueprint.pandera_schema()
+    try:
+        schema.validate(valid.select([f.name for f in blueprint.fields]), lazy=True)
+    except SchemaErrors as exc:
+        cases = exc.failure_cases.select("column", "check").unique().rows()
+        msg = f"valid rows break the {blueprint.name} schema (a bug): {cases[:10]}"
+        raise PipelineBugError(msg) from None
+
+
+def _score_parts(
+    typed: pl.DataFrame, blueprint: Blueprint, rows_in: int, rows_valid: int, n_parsed: int
+) -> dict[str, float]:
+    required = blueprint.required
+    exprs = [pl.col(f"__present_{c}").mean().alias(c) for c in required]
+    if n_parsed and exprs:
+        row = typed.select(exprs).row(0)
+        completeness = float(np.mean([v or 0.0 for v in row]))
+    else:
+        completeness = 0.0
+    uniqueness = 1.0
+    if blueprint.identifier and n_parsed:
+        ident = typed.get_column(blueprint.identifier).drop_nulls()
+        uniqueness = ident.n_unique() / len(ident) if len(ident) else 1.0
+    rule_cols = [c for c in typed.columns if c.startswith("__rule_")]
+    consistency = 1.0
+    if rule_cols and n_parsed:
+        consistency = float(typed.select((~pl.any_horizontal(rule_cols)).mean()).item())
+    validity = rows_valid / rows_in if rows_in else 0.0
+    return {
+        "completeness": round(completeness, 6),
+        "uniqueness": round(uniqueness, 6),
+        "validity": round(validity, 6),
+        "consistency": round(consistency, 6),
+    }
+
+
+def _examples(typed: pl.DataFrame, mask: pl.Expr, column: str | None, n: int = 5) -> list[dict[str, Any]]:
+    cols = ["source_row", "source_line"]
+    sel = typed.filter(mask).head(n)
+    out = []
+    for row in sel.iter_rows(named=True):
+        item = {c: row[c] for c in cols}
+        if column is not None:
+            raw = json.loads(row["__raw"]) if "__raw" in row else {}
+            item["value"] = raw.get(column, _jsonable(row.get(column)))
+        out.append(item)
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def _issues(
+    typed: pl.DataFrame,
+    blueprint: Blueprint,
+    field_failures: dict[str, list[pl.Expr]],
+    rejects: pl.DataFrame,
+    t: Thresholds,
+    rows_in: int,
+    rows_valid: int,
+    n_parsed: int,
+) -> list[Issue]:
+    issues: list[Issue] = []
+    if rows_valid == 0:
+        issues.append(Issue("critical", None, "no_valid_rows", 0.0, None, rows_in,
+                            message="no row passed validation"))
+    if rejects.height:
+        share = rejects.height / rows_in
+        sev = "high" if share > 1 - t.validity else "low"
+        examples = [
+            {"source_row": r, "source_line": ln, "value": raw[:200]}
+            for r, ln, raw in rejects.head(5).select("source_row", "source_line", "raw").iter_rows()
+        ]
+        issues.append(Issue(sev, None, "unreadable_rows", round(share, 6), 1 - t.validity, rejects.height,
+                            examples, f"{rejects.height} record(s) rejected at ingest (ragged or undecodable)"))
+    if n_parsed == 0:
+        return issues
+    for f in blueprint.fields:
+        present = pl.col(f"__present_{f.name}")
+        if f.name not in typed.columns:
+            continue
+        completeness = float(typed.select(present.mean()).item())
+        n_missing = int(typed.select((~present).sum()).item())
+        if f.required and completeness < t.completeness_critical:
+            sev = "critical"
+        elif f.required and completeness < t.completeness:
+            sev = "high"
+        elif not f.required and n_missing < n_parsed and completeness < t.completeness:
+            sev = "medium"
+        else:
+            sev = None
+        if sev:
+            issues.append(Issue(
+                sev, f.name, "completeness", round(completeness, 6),
+                t.completeness_critical if sev == "critical" else t.completeness, n_missing,
+                _examples(typed, ~present, f.name),
+                f"{f.name} is {completeness:.1%} complete",
+            ))
+        failures = field_failures[f.name]
+        fail_any = pl.any_horizontal([e.is_not_null() for e in failures])
+        n_present = n_parsed - n_missing
+        n_bad = int(typed.select(fail_any.sum()).item())
+        if n_present and n_bad:
+            validity = 1 - n_bad / n_present
+            counts = typed.select(pl.concat_list(failures).list.drop_nulls().alias("r")).explode("r")
+            counts = counts.drop_nulls().get_column("r").value_counts(sort=True)
+            kinds = ", ".join(f"{r} x{c}" for r, c in counts.iter_rows())
+            sev = "high" if validity < t.validity else "low"
+            issues.append(Issue(
+                sev, f.name, "validity", round(validity, 6), t.validity, n_bad,
+                _examples(typed, fail_any, f.name),
+                f"{f.name}: {n_bad} of {n_present} values invalid ({kinds})",
+            ))
+        if f.is_numeric:
+            issues.extend(_outlier_issues(typed, f.name, t))
+    if blueprint.identifier:
+        ident = pl.col(blueprint.identifier)
+        dup = ident.is_not_null() & ident.is_duplicated()
+        later = ident.is_not_null() & ~ident.is_first_distinct()
+        non_null = typed.get_column(blueprint.identifier).drop_nulls()
+        uniq = non_null.n_unique() / len(non_null) if len(non_null) else 1.0
+        if uniq < t.uniqueness:
+            n_later = int(typed.select(later.sum()).item())
+            issues.append(Issue(
+                "high", blueprint.identifier, "uniqueness", round(uniq, 6), t.uniqueness, n_later,
+                _examples(typed, dup, blueprint.identifier),
+                f"{n_later} repeated {blueprint.identifier} value(s); the first occurrence is kept",
+            ))
+    for i, rule in enumerate(blueprint.rules):
+        n_fail = int(typed.get_column(f"__rule_{i}").sum())
+        if n_fail:
+            issues.append(Issue(
+                "low", ",".join(rule.columns), rule.reason, round(1 - n_fail / n_parsed, 6), None, n_fail,
+                _examples(typed, pl.col(f"__rule_{i}"), rule.columns[0]),
+                f"{n_fail} row(s): {rule.description}",
+            ))
+    order = {s: n for n, s in enumerate(SEVERITIES)}
+    issues.sort(key=lambda i: order[i.severity])
+    return issues
+
+
+def outlier_bounds(values: pl.Series) -> dict[str, float | int | None]:
+    """IQR bounds (Q1 - 1.5 IQR, Q3 + 1.5 IQR) and z-score (|z| > 3) counts for one numeric series."""
+    s = values.drop_nulls().cast(pl.Float64)
+    if len(s) == 0:
+        return {"q1": None, "q3": None, "lower": None, "upper": None, "iqr_count": 0,
+                "mean": None, "std": None, "z_count": 0, "n": 0}
+    q1 = float(s.quantile(0.25, "linear"))
+    q3 = float(s.quantile(0.75, "linear"))
+    iqr = q3 - q1
+    lower, upper = q1 - 1.5 * iqr, q3 + 1.5 * iqr
+    mean = float(s.mean())
+    std = s.std()
+    z_count = int(((s - mean).abs() > 3 * std).sum()) if std else 0
+    return {
+        "q1": q1, "q3": q3, "lower": lower, "upper": upper,
+        "iqr_count": int(((s < lower) | (s > upper)).sum()),
+        "mean": mean, "std": float(std) if std is not None else None, "z_count": z_count, "n": len(s),
+    }
+
+
+def _outlier_issues(typed: pl.DataFrame, column: str, t: Thresholds) -> list[Issue]:
+    b = outlier_bounds(typed.get_column(column))
+    out = []
+    if b["iqr_count"]:
+        share = b["iqr_count"] / b["n"]
+        sev = "medium" if share > t.outlier_share else "low"
+        mask = (pl.col(column) < b["lower"]) | (pl.col(column) > b["upper"])
+        out.append(Issue(
+            sev, column, "outliers_iqr", round(share, 6), t.outlier_share, int(b["iqr_count"]),
+            _examples(typed, mask, column),
+            f"{b['iqr_count']} value(s) outside [{b['lower']:.4g}, {b['upper']:.4g}] (1.5 x IQR)",
+        ))
+    if b["z_count"]:
+        mask = ((pl.col(column) - b["mean"]).abs() > 3 * b["std"])
+        out.append(Issue(
+            "low", column, "outliers_zscore", round(b["z_count"] / b["n"], 6), 3.0, int(b["z_count"]),
+            _examples(typed, mask, column),
+            f"{b['z_count']} value(s) more than 3 standard deviations from the mean {b['mean']:.4g}",
+        ))
+    return out
+
+
+def gate(issues: Sequence[Issue], score: float, thresholds: Thresholds) -> list[str]:
+    """Why the run must stop (empty when it may go on): any critical, too many high, a low score."""
+    failures = []
+    critical = [i for i in issues if i.severity == "critical"]
+    high = [i for i in issues if i.severity == "high"]
+    if critical:
+        failures.append(f"{len(critical)} critical issue(s): " + "; ".join(i.message for i in critical))
+    if len(high) > thresholds.max_high:
+        failures.append(f"{len(high)} high issues (at most {thresholds.max_high} allowed)")
+    if score < thresholds.min_score:
+        failures.append(f"quality score {score:.1f} is under {thresholds.min_score:g}")
+    return failures
+
+
+def raise_for_gate(result: QualityResult, path: str | Path | None = None) -> None:
+    """Raise :class:`QualityGateError` listing the failures and issues when the gate is shut."""
+    if result.passed:
+        return
+    where = f"{path}: " if path else ""
+    msg = f"{where}quality gate failed: " + "; ".join(result.gate_failures)
+    raise QualityGateError(msg, issues=result.issues, path=path)
+
+
+# --------------------------------------------------------------------------- public helpers
+
+
+def validate(
+    path_or_frame: str | Path | pl.DataFrame | pl.LazyFrame,
+    blueprint: str | Blueprint,
+    *,
+    config: Config | dict[str, Any] | str | Path | None = None,
+) -> QualityResult:
+    """Check a file or frame against a blueprint without writing anything.
+
+    Parameters
+    ----------
+    path_or_frame
+        A file path (read with :func:`read_table`, bad lines quarantined) or a polars frame.
+    blueprint
+        A blueprint name or object.
+    config
+        A :class:`Config`, a dict of its fields, or a JSON/YAML file.
+
+    Returns
+    -------
+    QualityResult
+        Score, parts, issues, counts, valid rows and quarantine; ``passed`` tells the gate.
+
+    Raises
+    ------
+    CompatibilityError
+        When required fields are missing (with suggestions).
+    IngestError
+        When the file cannot be read.
+    """
+    cfg = load_config(config)
+    bp = get_blueprint(blueprint)
+    rejects = None
+    decimal = "."
+    path: Path | None = None
+    if isinstance(path_or_frame, (str, Path)):
+        path = Path(path_or_frame)
+        ing = read_file(path, cfg)
+        frame, rejects, decimal, columns = ing.frame, ing.rejects, ing.info.decimal or ".", ing.info.columns
+    else:
+        frame = path_or_frame.lazy()
+        names = frame.collect_schema().names()
+        columns = [c for c in names if c not in ("source_row", "source_line")]
+        if "source_row" not in names:
+            frame = frame.with_row_index("source_row", offset=1).with_columns(
+                pl.col("source_row").cast(pl.Int64), pl.lit(None, dtype=pl.Int64).alias("source_line")
+            )
+        frame = frame.with_columns(pl.col(c).cast(pl.String) for c in columns)
+    mapping = match_columns(columns, bp, cfg.column_map, path=path)
+    return assess(frame.rename(mapping), bp, config=cfg, rejects=rejects, decimal=decimal,
+                  column_map=mapping, path=path)
+
+
+def read_file(path: str | Path, config: Config, staging_dir: str | Path | None = None) -> Ingested:
+    """:func:`read_table` with the input options of a :class:`Config`."""
+    return read_table(
+        path,
+        format=config.format,
+        encoding=config.encoding,
+        delimiter=config.delimiter,
+        sheet=config.sheet,
+        max_bytes=config.max_bytes,
+        on_bad_lines=config.on_bad_lines,
+        staging_dir=staging_dir,
+    )
+
+
+# --------------------------------------------------------------------------- profiles
+
+
+PROFILE_SCHEMA = {
+    "column": pl.String(),
+    "dtype": pl.String(),
+    "nulls": pl.Int64(),
+    "distinct": pl.Int64(),
+    "min": pl.String(),
+    "max": pl.String(),
+    "mean": pl.Float64(),
+    "median": pl.Float64(),
+    "hist_edges": pl.String(),
+    "hist_counts": pl.String(),
+}
+
+
+def column_profiles(df: pl.DataFrame, columns: Sequence[str] | None = None, *, bins: int = 20) -> pl.DataFrame:
+    """Per column: dtype, nulls, distinct, min, max, mean, median and a histogram (JSON lists).
+
+    Numeric and date columns get ``bins`` equal-width bins; text columns their ten most
+    frequent values (``hist_edges`` holds the values).
+    """
+    rows = []
+    for name in columns or df.columns:
+        s = df.get_column(name)
+        numeric = s.dtype.is_numeric()
+        temporal = s.dtype.is_temporal()
+        non_null = s.drop_nulls()
+        if numeric:
+            non_null = non_null.filter(non_null.is_finite()) if s.dtype.is_float() else non_null
+        row: dict[str, Any] = {
+            "column": name,
+            "dtype": str(s.dtype),
+            "nulls": s.null_count(),
+            "distinct": non_null.n_unique(),
+            "min": None, "max": None, "mean": None, "median": None,
+            "hist_edges": "[]", "hist_counts": "[]",
+        }
+        if len(non_null):
+            lo, hi = non_null.min(), non_null.max()
+            row["min"], row["max"] = str(_jsonable(lo)), str(_jsonable(hi))
+        if (numeric or temporal) and len(non_null):
+            values = non_null.cast(pl.Int64).to_numpy() if temporal else non_null.cast(pl.Float64).to_numpy()
+            row["mean"] = float(np.mean(values))
+            row["median"] = float(np.median(values))
+            counts, edges = np.histogram(values, bins=bins)
+            row["hist_edges"] = json.dumps([float(e) for e in edges])
+            row["hist_counts"] = json.dumps([int(c) for c in counts])
+        elif len(non_null):
+            top = non_null.cast(pl.String).value_counts(sort=True).head(10)
+            row["hist_edges"] = json.dumps(top.get_column(top.columns[0]).to_list())
+            row["hist_counts"] = json.dumps(top.get_column("count").to_list())
+        rows.append(row)
+    return pl.DataFrame(rows, schema=PROFILE_SCHEMA)
+
+
+@dataclass
+class Profile:
+    """A file's metadata and a per-column summary of its values (types inferred from text)."""
+
+    info: Any
+    columns: pl.DataFrame
+    rejects: int
+
+    def __repr__(self) -> str:
+        return f"Profile({self.info.path!r}, {self.info.row_count} rows, {len(self.columns)} columns)"
+
+
+def infer_types(frame: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
+    """Cast text columns to the narrowest type every non-empty value fits: int, float, date, else text."""
+    out = []
+    for c in columns:
+        raw = frame.get_column(c).str.strip_chars()
+        raw = raw.filter(raw.is_not_null() & (raw != ""))
+        chosen = frame.get_column(c)
+        for dtype in (pl.Int64, pl.Float64):
+            cast = raw.cast(dtype, strict=False)
+            if len(raw) and cast.null_count() == 0:
+                chosen = frame.get_column(c).str.strip_chars().cast(dtype, strict=False)
+                break
+        else:
+            conv = date_conventions(frame.lazy(), [c])[c]
+            value, _, _ = _parse_date(c, conv)
+            dates = frame.select(value).get_column(c)
+            if len(raw) and dates.null_count() == frame.height - len(raw):
+                chosen = dates
+        out.append(chosen.alias(c))
+    return pl.DataFrame(out)
+
+
+def profile(path: str | Path, *, config: Config | dict[str, Any] | str | Path | None = None) -> Profile:
+    """Read a file and summarise each column: inferred type, nulls, distinct, min, max, mean, median.
+
+    Examples
+    --------
+    >>> import tracer_kit as tk
+    >>> tk.profile("data/samples/customers.csv").columns.select("column", "dtype")  # doctest: +SKIP
+    """
+    cfg = load_config(config)
+    ing = read_file(path, cfg)
+    df = ing.frame.collect()
+    typed = infer_types(df, ing.info.columns)
+    return Profile(info=ing.info, columns=column_profiles(typed), rejects=ing.rejects.height)

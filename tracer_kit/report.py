@@ -1,0 +1,228 @@
+"""Report: one self-contained HTML quality report per run, rendered from the warehouse.
+
+Everything comes from what the run committed (``runs``, ``quality_issues``,
+``column_profiles``, ``quarantine_<bp>``), so ``tracer report RUN_ID`` rebuilds the same
+page later. Charts are static SVG (altair + vl-convert) embedded as data URIs: the page
+makes no network request and no value from the data can run as script. Every value is
+HTML-escaped by Jinja's autoescaping.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from tracer_kit._resources import resource_path
+from tracer_kit.blueprints import get_blueprint
+from tracer_kit.store import DEFAULT_WAREHOUSE, connect, quote_ident, run_row
+
+MAX_HIST_CHARTS = 24
+SEVERITY_ORDER = ("critical", "high", "medium", "low")
+
+
+def svg_data_uri(chart: Any) -> str:
+    """Render an altair chart to SVG offline and return it as a ``data:`` URI for an ``<img>``."""
+    import vl_convert as vlc
+
+    svg = vlc.vegalite_to_svg(chart.to_dict())
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+
+
+def _histogram_chart(profiles: list[dict[str, Any]]) -> Any | None:
+    import altair as alt
+
+    charts = []
+    for p in profiles[:MAX_HIST_CHARTS]:
+        edges = p["hist_edges"]
+        counts = p["hist_counts"]
+        if not counts:
+            continue
+        numeric = len(edges) == len(counts) + 1
+        if numeric:
+            values = [
+                {"bin": _fmt_edge(edges[i], p["dtype"]), "start": edges[i], "count": c}
+                for i, c in enumerate(counts)
+            ]
+            x = alt.X("bin:N", sort=None, title=None, axis=alt.Axis(labels=False, ticks=False))
+        else:
+            values = [{"bin": str(v)[:24], "count": c} for v, c in zip(edges, counts, strict=False)]
+            x = alt.X("bin:N", sort="-y", title=None, axis=alt.Axis(labelAngle=-40, labelLimit=80))
+        chart = (
+            alt.Chart(alt.Data(values=values), title=p["column"])
+            .mark_bar(color="#4c78a8")
+            .encode(x=x, y=alt.Y("count:Q", title=None))
+            .properties(width=170, height=90)
+        )
+        charts.append(chart)
+    if not charts:
+        return None
+    rows = [alt.hconcat(*charts[i : i + 4]) for i in range(0, len(charts), 4)]
+    return alt.vconcat(*rows).configure_view(stroke=None).configure_title(fontSize=11)
+
+
+def _fmt_edge(value: float, dtype: str) -> str:
+    if dtype == "Date":
+        import datetime as dt
+
+        return (dt.date(1970, 1, 1) + dt.timedelta(days=int(value))).isoformat()
+    return f"{value:.4g}"
+
+
+def _history_chart(history: pl.DataFrame) -> Any | None:
+    import altair as alt
+
+    if history.height < 2:
+        return None
+    values = [
+        {"run": r["run_id"], "started": str(r["started_at"]), "score": r["quality_score"], "state": r["state"]}
+        for r in history.iter_rows(named=True)
+    ]
+    base = alt.Chart(alt.Data(values=values)).encode(
+        x=alt.X("run:N", sort=None, title="run", axis=alt.Axis(labelAngle=-40, labelLimit=120)),
+        y=alt.Y("score:Q", scale=alt.Scale(domain=[0, 100]), title="quality score"),
+    )
+    return (base.mark_line(color="#4c78a8") + base.mark_point(filled=True).encode(
+        color=alt.Color("state:N", scale=alt.Scale(domain=["COMPLETED", "FAILED"], range=["#4c78a8", "#e45756"]))
+    )).properties(width=560, height=160)
+
+
+def _profiles(run_id: str, warehouse: str | Path) -> list[dict[str, Any]]:
+    with connect(warehouse, read_only=True) as con:
+        df = con.sql(
+            'SELECT * EXCLUDE (run_id) FROM column_profiles WHERE run_id = $1', params=[run_id]
+        ).pl()
+    rows = []
+    for r in df.iter_rows(named=True):
+        r["hist_edges"] = json.loads(r["hist_edges"]) if r["hist_edges"] else []
+        r["hist_counts"] = json.loads(r["hist_counts"]) if r["hist_counts"] else []
+        rows.append(r)
+    return rows
+
+
+def _quarantine(run_id: str, blueprint: str, warehouse: str | Path) -> tuple[list[dict], list[dict]]:
+    table = quote_ident(f"quarantine_{blueprint}")
+    with connect(warehouse, read_only=True) as con:
+        exists = con.sql(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = $1",
+            params=[f"quarantine_{blueprint}"],
+        ).fetchall()[0][0]
+        if not exists:
+            return [], []
+        by_reason = con.sql(
+            f"SELECT reason, count(*) AS rows FROM (SELECT unnest(reasons) AS reason FROM {table} "
+            "WHERE run_id = $1) GROUP BY reason ORDER BY rows DESC, reason",
+            params=[run_id],
+        ).pl()
+        sample = con.sql(
+            f"SELECT stage, source_row, source_line, raw::VARCHAR AS raw, "
+            f"array_to_string(reasons, ', ') AS reasons FROM {table} WHERE run_id = $1 "
+            "ORDER BY source_row LIMIT 20",
+            params=[run_id],
+        ).pl()
+    return by_reason.to_dicts(), sample.to_dicts()
+
+
+def _history(blueprint: str, warehouse: str | Path) -> pl.DataFrame:
+    with connect(warehouse, read_only=True) as con:
+        return con.sql(
+            "SELECT run_id, started_at, state, quality_score FROM runs WHERE blueprint = $1 "
+            "AND quality_score IS NOT NULL ORDER BY started_at, run_id",
+            params=[blueprint],
+        ).pl()
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def render_report(run: dict[str, Any], profiles: list[dict[str, Any]], quarantine_by_reason: list[dict],
+                  quarantine_sample: list[dict], history: pl.DataFrame,
+                  feature_sample: pl.DataFrame | None) -> str:
+    """The report's HTML for one run (pure: everything it shows is passed in)."""
+    import jinja2
+
+    template_path = resource_path("templates/report.html.j2")
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_path.parent)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["num"] = _num
+    env.filters["pct"] = lambda v: "" if v is None else f"{100 * v:.1f}%"
+    try:
+        bp = get_blueprint(run["blueprint"])
+        features = [{"name": f.name, "formula": f.formula} for f in bp.features]
+        feature_names = set(bp.feature_names)
+    except Exception:  # noqa: BLE001 - a report of a since-removed custom blueprint still renders
+        features, feature_names = [], set()
+    hist_features = _histogram_chart([p for p in profiles if p["column"] in feature_names])
+    input_profiles = [p for p in profiles if p["column"] not in feature_names and p["column"] != "source_row"]
+    hist_inputs = _histogram_chart(input_profiles)
+    history_chart = _history_chart(history)
+    issues = sorted(run["issues"], key=lambda i: SEVERITY_ORDER.index(i["severity"]))
+    counts = {s: sum(1 for i in issues if i["severity"] == s) for s in SEVERITY_ORDER}
+    return env.get_template(template_path.name).render(
+        run=run,
+        issues=issues,
+        severity_counts=counts,
+        profiles=[p for p in profiles if p["column"] != "source_row"],
+        features=features,
+        inputs_chart=svg_data_uri(hist_inputs) if hist_inputs is not None else None,
+        features_chart=svg_data_uri(hist_features) if hist_features is not None else None,
+        history_chart=svg_data_uri(history_chart) if history_chart is not None else None,
+        quarantine_by_reason=quarantine_by_reason,
+        quarantine_sample=quarantine_sample,
+        feature_rows=feature_sample.to_dicts() if feature_sample is not None else [],
+        feature_columns=feature_sample.columns if feature_sample is not None else [],
+    )
+
+
+def quality_report(
+    run_id: str,
+    *,
+    warehouse: str | Path = DEFAULT_WAREHOUSE,
+    output_dir: str | Path | None = None,
+    frame: pl.DataFrame | None = None,
+) -> Path:
+    """(Re)build ``<output_dir>/<run_id>/report.html`` from what the run stored; return its path.
+
+    Parameters
+    ----------
+    run_id
+        The run to report on (``tracer runs`` lists them).
+    warehouse
+        The DuckDB warehouse holding the run.
+    output_dir
+        Folder of run folders; default: the one the run used.
+    frame
+        The processed rows, when the caller has them; otherwise read from the run's Parquet.
+    """
+    run = run_row(run_id, warehouse=warehouse)
+    out_dir = Path(output_dir or run["params"].get("output_dir") or "reports") / run_id
+    profiles = _profiles(run_id, warehouse)
+    by_reason, sample = _quarantine(run_id, run["blueprint"], warehouse)
+    history = _history(run["blueprint"], warehouse)
+    parquet = run["outputs"].get("parquet")
+    if frame is None and run["state"] == "COMPLETED" and parquet and Path(parquet).exists():
+        frame = pl.read_parquet(parquet, n_rows=20)
+    sample_rows = frame.head(20).drop("extras", strict=False) if frame is not None else None
+    html = render_report(run, profiles, by_reason, sample, history, sample_rows)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "report.html"
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(path)
+    return path

@@ -1,0 +1,489 @@
+"""Store: the DuckDB warehouse, its migrations, the run lifecycle and the one-transaction commit.
+
+Rules (``interfaces.md``): no connection outlives one short operation; lock conflicts are
+retried with bounded backoff and then raise :class:`WarehouseBusyError`; a run's outputs
+are staged on disk and loaded, with its final state, in a single transaction (the commit
+point); on open, runs whose process died are marked FAILED and their files removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import socket
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from tracer_kit.blueprints import Blueprint
+from tracer_kit.errors import ConfigError, TracerError, WarehouseBusyError
+
+DEFAULT_WAREHOUSE = "data/warehouse.duckdb"
+LOCK_TIMEOUT = 30.0
+IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+STATES = ("PENDING", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED")
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE IF NOT EXISTS runs (
+            run_id VARCHAR PRIMARY KEY,
+            blueprint VARCHAR NOT NULL,
+            state VARCHAR NOT NULL,
+            input_path VARCHAR,
+            input_sha256 VARCHAR,
+            read_options JSON,
+            params JSON,
+            versions JSON,
+            pid INTEGER,
+            host VARCHAR,
+            started_at TIMESTAMP,
+            finished_at TIMESTAMP,
+            rows_in BIGINT,
+            rows_valid BIGINT,
+            rows_quarantined BIGINT,
+            rows_out BIGINT,
+            quality_score DOUBLE,
+            score_parts JSON,
+            error VARCHAR,
+            outputs JSON
+        );
+        CREATE TABLE IF NOT EXISTS stage_timings (
+            run_id VARCHAR NOT NULL, stage VARCHAR NOT NULL, seconds DOUBLE NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS quality_issues (
+            run_id VARCHAR NOT NULL, severity VARCHAR NOT NULL, "column" VARCHAR, "check" VARCHAR,
+            observed DOUBLE, threshold DOUBLE, rows_affected BIGINT, examples JSON, message VARCHAR
+        );
+        CREATE TABLE IF NOT EXISTS column_profiles (
+            run_id VARCHAR NOT NULL, "column" VARCHAR NOT NULL, dtype VARCHAR, nulls BIGINT,
+            "distinct" BIGINT, "min" VARCHAR, "max" VARCHAR, mean DOUBLE, median DOUBLE,
+            hist_edges JSON, hist_counts JSON
+        );
+        """,
+    ),
+]
+
+_PL_TO_DUCK = {
+    pl.Int8: "TINYINT",
+    pl.Int16: "SMALLINT",
+    pl.Int32: "INTEGER",
+    pl.Int64: "BIGINT",
+    pl.UInt32: "UINTEGER",
+    pl.Float32: "FLOAT",
+    pl.Float64: "DOUBLE",
+    pl.String: "VARCHAR",
+    pl.Date: "DATE",
+    pl.Boolean: "BOOLEAN",
+    pl.Datetime: "TIMESTAMP",
+}
+
+
+def quote_ident(name: str) -> str:
+    """Quote a SQL identifier after checking it against a strict pattern."""
+    if not IDENT.match(name):
+        msg = f"{name!r} is not a valid table or column name (letters, digits, underscores)"
+        raise ConfigError(msg)
+    return '"' + name.replace('"', '""') + '"'
+
+
+def check_run_id(run_id: str) -> str:
+    """Return ``run_id`` if it is safe as a file and folder name, else raise ConfigError."""
+    if not RUN_ID.match(run_id):
+        msg = f"run_id={run_id!r} should be 1-64 letters, digits, '.', '_' or '-'"
+        raise ConfigError(msg)
+    return run_id
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    """A sortable, readable run id: ``YYYYMMDDTHHMMSS-xxxxxx`` (UTC, 6 random hex digits)."""
+    now = now or dt.datetime.now(dt.UTC)
+    return f"{now:%Y%m%dT%H%M%S}-{os.urandom(3).hex()}"
+
+
+def utcnow() -> dt.datetime:
+    """The current UTC time without tzinfo (DuckDB TIMESTAMP)."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+# --------------------------------------------------------------------------- connections
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.IOException) and "Could not set lock" in str(exc)
+
+
+def _holder(exc: BaseException) -> str:
+    m = re.search(r"Conflicting lock is held in (.+?) \(PID (\d+)\)", str(exc))
+    return f"process {m.group(2)} ({m.group(1)})" if m else "another process"
+
+
+@contextlib.contextmanager
+def connect(
+    warehouse: str | Path = DEFAULT_WAREHOUSE,
+    *,
+    read_only: bool = False,
+    timeout: float | None = None,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse for one short operation, retrying while another process holds the lock.
+
+    Raises
+    ------
+    WarehouseBusyError
+        When the lock is still held after ``timeout`` seconds (default 30, or
+        ``TRACER_LOCK_TIMEOUT``); the message names the holder.
+    TracerError
+        When opening read-only and there is no warehouse yet.
+    """
+    path = Path(warehouse)
+    if timeout is None:
+        timeout = float(os.environ.get("TRACER_LOCK_TIMEOUT", LOCK_TIMEOUT))
+    if read_only and not path.exists():
+        msg = f"no warehouse at {path}; run `tracer run FILE --blueprint NAME` first"
+        raise TracerError(msg, path=path)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc):
+                msg = f"cannot open warehouse {path}: {str(exc).splitlines()[0]}"
+                raise TracerError(msg, path=path) from None
+            if time.monotonic() >= deadline:
+                msg = (
+                    f"warehouse {path} is busy: {_holder(exc)} holds its lock and did not release "
+                    f"it within {timeout:g} s; try again when that run has finished"
+                )
+                raise WarehouseBusyError(msg, path=path) from None
+            time.sleep(min(delay, max(deadline - time.monotonic(), 0.01)))
+            delay = min(delay * 2, 1.0)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def _migrate(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMP)")
+    current = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0][0]
+    for version, sql in MIGRATIONS:
+        if version > current:
+            con.execute("BEGIN")
+            con.execute(sql)
+            con.execute("INSERT INTO schema_version VALUES (?, ?)", [version, utcnow()])
+            con.execute("COMMIT")
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_outputs(outputs: dict[str, Any]) -> None:
+    for key in ("parquet", "model"):
+        p = outputs.get(key)
+        if p and Path(p).is_file():
+            Path(p).unlink()
+    staging = outputs.get("staging")
+    if staging and Path(staging).is_dir():
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _recover(con: duckdb.DuckDBPyConnection) -> None:
+    host = socket.gethostname()
+    rows = con.execute(
+        "SELECT run_id, pid FROM runs WHERE state IN ('IN_PROGRESS', 'PENDING') AND host = ?", [host]
+    ).fetchall()
+    dead = [run_id for run_id, pid in rows if not _pid_alive(pid)]
+    for run_id in dead:
+        con.execute(
+            "UPDATE runs SET state = 'FAILED', finished_at = ?, "
+            "error = coalesce(error, 'the process running it stopped (killed or crashed)') "
+            "WHERE run_id = ?",
+            [utcnow(), run_id],
+        )
+    for (outputs,) in con.execute(
+        "SELECT outputs FROM runs WHERE state IN ('FAILED', 'CANCELLED')"
+    ).fetchall():
+        _remove_outputs(json.loads(outputs) if outputs else {})
+
+
+def open_warehouse(warehouse: str | Path = DEFAULT_WAREHOUSE) -> None:
+    """Create or migrate the warehouse and clean up after runs whose process died."""
+    with connect(warehouse) as con:
+        _migrate(con)
+        _recover(con)
+
+
+# --------------------------------------------------------------------------- blueprint tables
+
+
+def _duck_type(dtype: pl.DataType) -> str:
+    for pl_type, duck in _PL_TO_DUCK.items():
+        if dtype == pl_type:
+            return duck
+    return "VARCHAR"
+
+
+def ensure_blueprint_tables(con: duckdb.DuckDBPyConnection, blueprint: Blueprint) -> None:
+    """Create ``bronze_<bp>``, ``quarantine_<bp>``, ``<bp>_processed`` and their views if missing."""
+    bp = blueprint.name
+    bronze, quarantine = quote_ident(f"bronze_{bp}"), quote_ident(f"quarantine_{bp}")
+    processed, latest = quote_ident(f"{bp}_processed"), quote_ident(f"{bp}_latest")
+    status = quote_ident(f"bronze_{bp}_status")
+    con.execute(
+        f"""CREATE TABLE IF NOT EXISTS {bronze} (
+            file_sha256 VARCHAR NOT NULL, read_options_hash VARCHAR NOT NULL,
+            source_row BIGINT NOT NULL, source_line BIGINT, raw JSON, source_file VARCHAR,
+            first_run_id VARCHAR, ingested_at TIMESTAMP)"""
+    )
+    con.execute(
+        f"""CREATE TABLE IF NOT EXISTS {quarantine} (
+            run_id VARCHAR NOT NULL, stage VARCHAR NOT NULL, source_row BIGINT,
+            source_line BIGINT, raw JSON, reasons VARCHAR[])"""
+    )
+    cols = ", ".join(
+        f"{quote_ident(name)} {'JSON' if name == 'extras' else _duck_type(dtype)}"
+        for name, dtype in blueprint.processed_schema().items()
+    )
+    con.execute(f"CREATE TABLE IF NOT EXISTS {processed} (run_id VARCHAR NOT NULL, {cols})")
+    con.execute(
+        f"""CREATE OR REPLACE VIEW {latest} AS SELECT * FROM {processed} WHERE run_id = (
+            SELECT run_id FROM runs WHERE blueprint = '{bp}' AND state = 'COMPLETED'
+            ORDER BY finished_at DESC, run_id DESC LIMIT 1)"""
+    )
+    con.execute(
+        f"""CREATE OR REPLACE VIEW {status} AS
+        WITH latest AS (
+            SELECT run_id, input_sha256, json_extract_string(read_options, '$.hash') AS options_hash,
+                   row_number() OVER (PARTITION BY input_sha256, json_extract_string(read_options, '$.hash')
+                                      ORDER BY finished_at DESC, run_id DESC) AS rn
+            FROM runs
+            WHERE blueprint = '{bp}'
+              AND (state = 'COMPLETED' OR (state = 'FAILED' AND error LIKE '%quality gate failed%'))
+        )
+        SELECT b.*, l.run_id AS status_run_id,
+               CASE WHEN l.run_id IS NULL THEN NULL
+                    WHEN q.source_row IS NULL THEN 'valid' ELSE 'invalid' END AS validation_status,
+               array_to_string(q.reasons, ', ') AS error_message
+        FROM {bronze} b
+        LEFT JOIN latest l
+          ON l.input_sha256 = b.file_sha256 AND l.options_hash = b.read_options_hash AND l.rn = 1
+        LEFT JOIN {quarantine} q ON q.run_id = l.run_id AND q.source_row = b.source_row"""
+    )
+
+
+# --------------------------------------------------------------------------- run lifecycle
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, default=str, sort_keys=True)
+
+
+def start_run(warehouse: str | Path, record: dict[str, Any], *, state: str = "IN_PROGRESS") -> None:
+    """Insert (or move forward) a run row in one short transaction."""
+    fields = {
+        "run_id": record["run_id"],
+        "blueprint": record["blueprint"],
+        "state": state,
+        "input_path": record.get("input_path"),
+        "params": _json(record.get("params")),
+        "versions": _json(record.get("versions")),
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started_at": record.get("started_at") or utcnow(),
+        "outputs": _json(record.get("outputs")),
+    }
+    cols = ", ".join(quote_ident(k) for k in fields)
+    marks = ", ".join("?" for _ in fields)
+    updates = ", ".join(f"{quote_ident(k)} = excluded.{quote_ident(k)}" for k in fields if k != "run_id")
+    with connect(warehouse) as con:
+        con.execute(
+            f"INSERT INTO runs ({cols}) VALUES ({marks}) ON CONFLICT (run_id) DO UPDATE SET {updates}",
+            list(fields.values()),
+        )
+
+
+def end_run(
+    warehouse: str | Path,
+    run_id: str,
+    state: str,
+    *,
+    error: str | None = None,
+    stage_seconds: dict[str, float] | None = None,
+    fields: dict[str, Any] | None = None,
+) -> None:
+    """Mark a run FAILED or CANCELLED (no data loaded) and remove its staged files."""
+    with connect(warehouse) as con:
+        con.execute("BEGIN")
+        row = con.execute("SELECT outputs FROM runs WHERE run_id = ?", [run_id]).fetchall()
+        sets = {"state": state, "finished_at": utcnow(), "error": error}
+        for key, value in (fields or {}).items():
+            sets[key] = _json(value) if isinstance(value, (dict, list)) else value
+        assignments = ", ".join(f"{quote_ident(k)} = ?" for k in sets)
+        con.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", [*sets.values(), run_id])
+        _insert_timings(con, run_id, stage_seconds or {})
+        con.execute("COMMIT")
+    if row and row[0][0]:
+        _remove_outputs(json.loads(row[0][0]))
+
+
+def _insert_timings(con: duckdb.DuckDBPyConnection, run_id: str, stage_seconds: dict[str, float]) -> None:
+    con.execute("DELETE FROM stage_timings WHERE run_id = ?", [run_id])
+    if stage_seconds:
+        con.executemany(
+            "INSERT INTO stage_timings VALUES (?, ?, ?)",
+            [(run_id, stage, float(sec)) for stage, sec in stage_seconds.items()],
+        )
+
+
+def commit_run(
+    warehouse: str | Path,
+    blueprint: Blueprint,
+    run: dict[str, Any],
+    *,
+    bronze: Path,
+    quarantine: Path,
+    issues: Sequence[dict[str, Any]],
+    profiles: pl.DataFrame | None,
+    staged_parquet: Path | None,
+    final_parquet: Path | None,
+    stage_seconds: dict[str, float],
+) -> None:
+    """The commit point: rename the Parquet into place and load everything in one transaction.
+
+    ``run`` holds the runs-table fields to set (state, counts, score, outputs, ...). When
+    ``staged_parquet`` is None (a quality-gate failure) no processed rows are loaded.
+    """
+    run_id = run["run_id"]
+    bp = blueprint.name
+    moved = False
+    with connect(warehouse) as con:
+        try:
+            con.execute("BEGIN")
+            ensure_blueprint_tables(con, blueprint)
+            if staged_parquet is not None and final_parquet is not None:
+                final_parquet.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staged_parquet, final_parquet)
+                moved = True
+            con.execute(
+                f"""INSERT INTO {quote_ident(f"bronze_{bp}")}
+                SELECT ?, ?, source_row, source_line, raw::JSON, ?, ?, ?
+                FROM read_parquet(?)
+                WHERE NOT EXISTS (SELECT 1 FROM {quote_ident(f"bronze_{bp}")}
+                                  WHERE file_sha256 = ? AND read_options_hash = ?)""",
+                [run["input_sha256"], run["read_options_hash"], run["input_path"], run_id,
+                 utcnow(), str(bronze), run["input_sha256"], run["read_options_hash"]],
+            )
+            con.execute(
+                f"""INSERT INTO {quote_ident(f"quarantine_{bp}")}
+                SELECT ?, stage, source_row, source_line, raw::JSON, reasons FROM read_parquet(?)""",
+                [run_id, str(quarantine)],
+            )
+            if issues:
+                con.executemany(
+                    "INSERT INTO quality_issues VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (run_id, i["severity"], i["column"], i["check"], i["observed"], i["threshold"],
+                         i["rows_affected"], _json(i["examples"]), i["message"])
+                        for i in issues
+                    ],
+                )
+            if profiles is not None and profiles.height:
+                con.register("__profiles", profiles.to_arrow())
+                con.execute(
+                    "INSERT INTO column_profiles SELECT ?, \"column\", dtype, nulls, \"distinct\", \"min\", \"max\", "
+                    "mean, median, hist_edges::JSON, hist_counts::JSON FROM __profiles",
+                    [run_id],
+                )
+                con.unregister("__profiles")
+            if final_parquet is not None and moved:
+                con.execute(
+                    f"INSERT INTO {quote_ident(f'{bp}_processed')} BY NAME "
+                    "SELECT ? AS run_id, * REPLACE (extras::JSON AS extras) FROM read_parquet(?)",
+                    [run_id, str(final_parquet)],
+                )
+            _insert_timings(con, run_id, stage_seconds)
+            sets = dict(run)
+            sets.pop("run_id")
+            sets.pop("read_options_hash", None)
+            sets["finished_at"] = utcnow()
+            for key in ("params", "score_parts", "outputs", "read_options", "versions"):
+                if key in sets:
+                    sets[key] = _json(sets[key])
+            assignments = ", ".join(f"{quote_ident(k)} = ?" for k in sets)
+            con.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", [*sets.values(), run_id])
+            con.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                con.execute("ROLLBACK")
+            if moved and final_parquet is not None and final_parquet.exists():
+                final_parquet.unlink()
+            raise
+
+
+# --------------------------------------------------------------------------- reading back
+
+
+def query(sql: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE) -> pl.DataFrame:
+    """Run SQL against the warehouse (read-only) and return a polars DataFrame.
+
+    Examples
+    --------
+    >>> import tracer_kit as tk
+    >>> tk.query("SELECT state, count(*) AS n FROM runs GROUP BY state")  # doctest: +SKIP
+    """
+    with connect(warehouse, read_only=True) as con:
+        try:
+            return con.sql(sql).pl()
+        except duckdb.Error as exc:
+            msg = f"query failed: {str(exc).splitlines()[0]}"
+            raise TracerError(msg) from None
+        except AttributeError:
+            msg = "query returned no rows to read (use a SELECT)"
+            raise TracerError(msg) from None
+
+
+def run_row(run_id: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE) -> dict[str, Any]:
+    """One row of ``runs`` as a dict with its JSON columns decoded, plus its stage timings and issues."""
+    with connect(warehouse, read_only=True) as con:
+        rows = con.sql("SELECT * FROM runs WHERE run_id = $1", params=[run_id]).pl()
+        if rows.height == 0:
+            msg = f"no run {run_id!r} in {warehouse}; `tracer runs` lists the runs"
+            raise TracerError(msg)
+        timings = con.sql(
+            "SELECT stage, seconds FROM stage_timings WHERE run_id = $1", params=[run_id]
+        ).pl()
+        issues = con.sql(
+            "SELECT * EXCLUDE (run_id) FROM quality_issues WHERE run_id = $1", params=[run_id]
+        ).pl()
+    row = rows.row(0, named=True)
+    for key in ("params", "score_parts", "outputs", "read_options", "versions"):
+        row[key] = json.loads(row[key]) if row[key] else {}
+    row["stage_seconds"] = dict(timings.iter_rows())
+    row["issues"] = [
+        {**r, "examples": json.loads(r["examples"]) if r["examples"] else []}
+        for r in issues.iter_rows(named=True)
+    ]
+    return row

@@ -226,3 +226,57 @@ def quality_report(
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+# --------------------------------------------------------------------------- notebook display
+
+
+def show_summary(result: Any) -> Any:
+    """An HTML block for notebooks: state, counts, the quality score and its parts."""
+    from IPython.display import HTML
+    from markupsafe import escape
+
+    parts = "".join(
+        f"<tr><td>{escape(k)}</td><td style='text-align:right'>{100 * v:.1f}%</td></tr>"
+        for k, v in result.score_parts.items()
+    )
+    score = f"{result.quality_score:.1f}" if result.quality_score is not None else "-"
+    return HTML(
+        f"<h3>Quality score: <span class='quality-score'>{score}</span> / 100</h3>"
+        f"<p>Run <code>{escape(result.run_id)}</code>, blueprint <b>{escape(result.blueprint)}</b>, "
+        f"state <b>{escape(result.state)}</b>: {result.rows_in:,} rows in, {result.rows_valid:,} valid, "
+        f"{result.rows_quarantined:,} quarantined, {result.rows_out:,} out.</p>"
+        f"<table><tr><th>part</th><th>share</th></tr>{parts}</table>"
+        f"<p>Report: <code>{escape(result.outputs.get('report', ''))}</code></p>"
+    )
+
+
+def issues_table(result: Any) -> pl.DataFrame:
+    """The run's issues as a polars table, most severe first."""
+    from tracer_kit.quality import Issue, issues_frame
+
+    fields = ("severity", "column", "check", "observed", "threshold", "rows_affected", "examples", "message")
+    return issues_frame([Issue(**{k: i.get(k) for k in fields}) for i in result.issues])
+
+
+def feature_chart(result: Any, *, max_points: int = 5000) -> Any:
+    """A static SVG chart of the blueprint's headline feature (from its report hints), as an image."""
+    import altair as alt
+    from IPython.display import HTML
+
+    bp = get_blueprint(result.blueprint)
+    frame = result.frame
+    if frame is None or frame.height == 0:
+        return HTML("<p>No processed rows to chart.</p>")
+    column = bp.report_hints.get("chart") or bp.feature_names[-1]
+    color = bp.report_hints.get("color")
+    sample = frame.select([c for c in (column, color) if c]).drop_nulls()
+    if sample.height > max_points:
+        sample = sample.sample(max_points, seed=0)
+    enc = {"x": alt.X(f"{column}:Q", bin=alt.Bin(maxbins=30), title=column), "y": alt.Y("count():Q", title="rows")}
+    if color:
+        enc["color"] = alt.Color(f"{color}:O", title=color)
+    chart = alt.Chart(alt.Data(values=sample.to_dicts())).mark_bar().encode(**enc).properties(
+        width=520, height=220, title=f"{column} ({sample.height:,} rows)"
+    )
+    return HTML(f'<img alt="{column} histogram" src="{svg_data_uri(chart)}">')

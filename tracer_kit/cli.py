@@ -1,0 +1,502 @@
+"""The ``tracer`` command line: thin wrappers over the Python API.
+
+Exit codes: 0 success; 1 a :class:`TracerError` (one line on stderr, ``error: <message>``);
+2 bad usage; 3 the quality gate failed.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tracer_kit.errors import ConfigError, QualityGateError, TracerError
+
+app = typer.Typer(
+    name="tracer",
+    help="tracer-kit: ingest, validate, engineer features, store and report on business files.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+runs_app = typer.Typer(help="List recent runs, or show one with `tracer runs show RUN_ID`.")
+app.add_typer(runs_app, name="runs")
+
+Warehouse = Annotated[str, typer.Option("--warehouse", help="DuckDB warehouse file.")]
+OutputDir = Annotated[str, typer.Option("--output-dir", help="Folder for run reports.")]
+BlueprintOpt = Annotated[str, typer.Option("--blueprint", "-b", help="Blueprint name (`tracer blueprints`).")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="Config file (.json or .yaml); the only way to set thresholds.")
+]
+MapOpt = Annotated[
+    list[str] | None, typer.Option("--map", help="Rename a column: SRC=DST (repeatable).")
+]
+FormatOpt = Annotated[str | None, typer.Option("--format", help="csv, json, ndjson, parquet, excel or xml.")]
+EncodingOpt = Annotated[str | None, typer.Option("--encoding", help="Text encoding (default: detected).")]
+DelimiterOpt = Annotated[str | None, typer.Option("--delimiter", help="Field delimiter (default: sniffed).")]
+SheetOpt = Annotated[str | None, typer.Option("--sheet", help="Excel sheet name or 0-based index.")]
+BadLinesOpt = Annotated[
+    str | None, typer.Option("--on-bad-lines", help="quarantine (default for runs) or error.")
+]
+MaxBytesOpt = Annotated[
+    int | None, typer.Option("--max-bytes", help="Refuse inputs larger than this (after decompression).")
+]
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn errors into one line on stderr and the documented exit code; never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except QualityGateError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(3) from None
+        except TracerError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("error: cancelled", err=True)
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if os.environ.get("TRACER_DEBUG"):
+                raise
+            typer.echo(
+                f"error: internal error ({type(exc).__name__}: {exc}); "
+                "rerun with TRACER_DEBUG=1 for the traceback and please report it",
+                err=True,
+            )
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def build_config(
+    config: Path | None = None,
+    *,
+    maps: list[str] | None = None,
+    reference_date: str | None = None,
+    format: str | None = None,  # noqa: A002
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    sheet: str | None = None,
+    on_bad_lines: str | None = None,
+    max_bytes: int | None = None,
+) -> Any:
+    """A Config from ``--config`` plus the command-line overrides."""
+    from tracer_kit.config import load_config
+
+    base = load_config(config).model_dump()
+    column_map = dict(base.get("column_map") or {})
+    for item in maps or []:
+        src, sep, dst = item.partition("=")
+        if not sep or not src or not dst:
+            raise ConfigError(f"--map {item!r} should look like SRC=DST")
+        column_map[src] = dst
+    base["column_map"] = column_map
+    overrides = {
+        "reference_date": reference_date,
+        "format": format,
+        "encoding": encoding,
+        "delimiter": "\t" if delimiter in ("\\t", "tab") else delimiter,
+        "sheet": int(sheet) if sheet is not None and sheet.isdigit() else sheet,
+        "on_bad_lines": on_bad_lines,
+        "max_bytes": max_bytes,
+    }
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return load_config(base)
+
+
+def _print_result(result: Any) -> None:
+    con = _console()
+    con.print(result.summary())
+    parts = ", ".join(f"{k} {100 * v:.1f}%" for k, v in result.score_parts.items())
+    if parts:
+        con.print(f"score parts: {parts}")
+    labels = {
+        "report": "quality report",
+        "notebook_html": "notebook (HTML)",
+        "notebook": "executed notebook",
+        "parquet": "processed Parquet",
+    }
+    for key, label in labels.items():
+        if key in result.outputs and Path(result.outputs[key]).exists():
+            con.print(f"{label + ':':20} {result.outputs[key]}")
+
+
+def _print_issues(issues: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    if not issues:
+        _console().print("no issues")
+        return
+    table = Table(title="issues", show_lines=False)
+    for col in ("severity", "column", "check", "observed", "threshold", "rows", "what"):
+        table.add_column(col, justify="right" if col in ("observed", "threshold", "rows") else "left")
+    for i in issues:
+        table.add_row(
+            i["severity"], i["column"] or "", i["check"],
+            "" if i["observed"] is None else f"{i['observed']:.4g}",
+            "" if i["threshold"] is None else f"{i['threshold']:.4g}",
+            f"{i['rows_affected']:,}", i["message"],
+        )
+    _console().print(table)
+
+
+@app.command()
+@friendly
+def run(
+    input: Annotated[Path, typer.Argument(help="The file to process.")],  # noqa: A002
+    blueprint: BlueprintOpt,
+    config: ConfigOpt = None,
+    map: MapOpt = None,  # noqa: A002
+    reference_date: Annotated[str | None, typer.Option("--reference-date", help="YYYY-MM-DD")] = None,
+    warehouse: Warehouse = "data/warehouse.duckdb",
+    output_dir: OutputDir = "reports",
+    no_notebook: Annotated[bool, typer.Option("--no-notebook", help="Run in-process, without Papermill.")] = False,
+    format: FormatOpt = None,  # noqa: A002
+    encoding: EncodingOpt = None,
+    delimiter: DelimiterOpt = None,
+    sheet: SheetOpt = None,
+    on_bad_lines: BadLinesOpt = None,
+    max_bytes: MaxBytesOpt = None,
+) -> None:
+    """Run one file through a blueprint (via the Papermill notebook unless --no-notebook)."""
+    cfg = build_config(config, maps=map, reference_date=reference_date, format=format, encoding=encoding,
+                       delimiter=delimiter, sheet=sheet, on_bad_lines=on_bad_lines, max_bytes=max_bytes)
+    if no_notebook:
+        from tracer_kit.pipeline import run_pipeline
+
+        result = run_pipeline(input, blueprint, config=cfg, warehouse=warehouse, output_dir=output_dir,
+                              return_frame=False)
+    else:
+        from tracer_kit.notebooks import run_notebook
+
+        result = run_notebook(input, blueprint, config=cfg, warehouse=warehouse, output_dir=output_dir)
+    _print_result(result)
+
+
+@app.command()
+@friendly
+def validate(
+    input: Annotated[Path, typer.Argument(help="The file to check.")],  # noqa: A002
+    blueprint: BlueprintOpt,
+    config: ConfigOpt = None,
+    map: MapOpt = None,  # noqa: A002
+    reference_date: Annotated[str | None, typer.Option("--reference-date", help="YYYY-MM-DD")] = None,
+    format: FormatOpt = None,  # noqa: A002
+    encoding: EncodingOpt = None,
+    delimiter: DelimiterOpt = None,
+    sheet: SheetOpt = None,
+    on_bad_lines: BadLinesOpt = None,
+    max_bytes: MaxBytesOpt = None,
+) -> None:
+    """Check a file against a blueprint: score, parts and issues; exit 3 when the gate fails."""
+    from tracer_kit.quality import validate as run_validate
+
+    cfg = build_config(config, maps=map, reference_date=reference_date, format=format, encoding=encoding,
+                       delimiter=delimiter, sheet=sheet, on_bad_lines=on_bad_lines, max_bytes=max_bytes)
+    q = run_validate(input, blueprint, config=cfg)
+    con = _console()
+    con.print(f"{input}: {q.rows_in:,} rows in, {q.rows_valid:,} valid, {q.rows_quarantined:,} quarantined")
+    parts = ", ".join(f"{k} {100 * v:.1f}%" for k, v in q.score_parts.items())
+    con.print(f"quality score {q.score:.1f} ({parts})")
+    _print_issues([i.to_dict() for i in q.issues])
+    if not q.passed:
+        typer.echo("error: quality gate failed: " + "; ".join(q.gate_failures), err=True)
+        raise typer.Exit(3)
+    con.print("quality gate: passed")
+
+
+@app.command()
+@friendly
+def profile(
+    input: Annotated[Path, typer.Argument(help="The file to profile.")],  # noqa: A002
+    format: FormatOpt = None,  # noqa: A002
+    encoding: EncodingOpt = None,
+    delimiter: DelimiterOpt = None,
+    sheet: SheetOpt = None,
+    on_bad_lines: BadLinesOpt = None,
+    max_bytes: MaxBytesOpt = None,
+) -> None:
+    """Print a file's metadata and a per-column summary (type, nulls, distinct, min, max)."""
+    from rich.table import Table
+
+    from tracer_kit.quality import profile as run_profile
+
+    cfg = build_config(None, format=format, encoding=encoding, delimiter=delimiter, sheet=sheet,
+                       on_bad_lines=on_bad_lines or "quarantine", max_bytes=max_bytes)
+    p = run_profile(input, config=cfg)
+    info = p.info
+    con = _console()
+    con.print(f"file      {info.path}")
+    con.print(f"size      {info.size:,} bytes   sha256 {info.sha256}")
+    read = ", ".join(f"{k} {v!r}" for k, v in info.read_options().items() if v is not None)
+    con.print(f"read as   {read}")
+    con.print(f"rows      {info.row_count:,} ({p.rejects:,} rejected)   columns {len(info.columns)}")
+    for w in info.warnings:
+        con.print(f"warning   {w}")
+    table = Table()
+    for col in ("column", "type", "nulls", "distinct", "min", "max"):
+        table.add_column(col, justify="right" if col in ("nulls", "distinct") else "left")
+    for r in p.columns.iter_rows(named=True):
+        table.add_row(r["column"], r["dtype"], f"{r['nulls']:,}", f"{r['distinct']:,}",
+                      r["min"] or "", r["max"] or "")
+    con.print(table)
+
+
+@app.command()
+@friendly
+def blueprints() -> None:
+    """List the blueprints with their required and optional fields and their features."""
+    from rich.table import Table
+
+    from tracer_kit.blueprints import list_blueprints
+
+    table = Table(show_lines=True)
+    for col in ("blueprint", "required", "optional", "features"):
+        table.add_column(col)
+    for bp in list_blueprints():
+        table.add_row(f"{bp.name}\n[dim]{bp.description}[/dim]", "\n".join(bp.required),
+                      "\n".join(bp.optional), "\n".join(bp.feature_names))
+    _console().print(table)
+
+
+@runs_app.callback(invoke_without_command=True)
+@friendly
+def runs(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs.")] = 20,
+    warehouse: Warehouse = "data/warehouse.duckdb",
+) -> None:
+    """Recent runs: what ran, on which file, with what result."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from rich.table import Table
+
+    from tracer_kit.store import open_warehouse, query
+
+    if Path(warehouse).exists():
+        open_warehouse(warehouse)
+    df = query(
+        "SELECT run_id, blueprint, state, input_path, started_at, rows_in, rows_valid, rows_quarantined, "
+        "rows_out, quality_score, error FROM runs ORDER BY started_at DESC, run_id DESC "
+        f"LIMIT {int(limit)}",
+        warehouse=warehouse,
+    )
+    table = Table()
+    for col in ("run", "blueprint", "state", "file", "started (UTC)", "in", "valid", "quar.", "out",
+                "score", "error"):
+        table.add_column(col, justify="right" if col in ("in", "valid", "quar.", "out", "score") else "left")
+    for r in df.iter_rows(named=True):
+        table.add_row(
+            r["run_id"], r["blueprint"], r["state"], Path(r["input_path"] or "").name,
+            str(r["started_at"])[:19], _n(r["rows_in"]), _n(r["rows_valid"]), _n(r["rows_quarantined"]),
+            _n(r["rows_out"]), "" if r["quality_score"] is None else f"{r['quality_score']:.1f}",
+            (r["error"] or "")[:60],
+        )
+    _console().print(table)
+
+
+def _n(value: int | None) -> str:
+    return "" if value is None else f"{value:,}"
+
+
+@runs_app.command("show")
+@friendly
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="The run id.")],
+    warehouse: Warehouse = "data/warehouse.duckdb",
+) -> None:
+    """Everything about one run: parameters, timings, outputs and issues."""
+    from tracer_kit.store import run_row
+
+    row = run_row(run_id, warehouse=warehouse)
+    con = _console()
+    for key in ("run_id", "blueprint", "state", "input_path", "input_sha256", "started_at", "finished_at",
+                "rows_in", "rows_valid", "rows_quarantined", "rows_out", "quality_score", "error"):
+        con.print(f"{key:18} {row[key] if row[key] is not None else ''}")
+    for key in ("score_parts", "read_options", "params", "stage_seconds", "outputs", "versions"):
+        con.print(f"{key:18} {json.dumps(row[key], default=str)}")
+    _print_issues(row["issues"])
+
+
+@app.command()
+@friendly
+def query(
+    sql: Annotated[str, typer.Argument(help="A SQL query over the warehouse.")],
+    warehouse: Warehouse = "data/warehouse.duckdb",
+    output_format: Annotated[str, typer.Option("--output-format", help="table, csv, json or parquet.")] = "table",
+    out: Annotated[Path | None, typer.Option("--out", help="Write the result to this file.")] = None,
+) -> None:
+    """Answer SQL over the warehouse (read-only)."""
+    import polars as pl
+
+    from tracer_kit.store import query as run_query
+
+    if output_format not in ("table", "csv", "json", "parquet"):
+        raise ConfigError(f"--output-format {output_format!r} should be table, csv, json or parquet")
+    if output_format == "parquet" and out is None:
+        raise ConfigError("--output-format parquet needs --out FILE")
+    df = run_query(sql, warehouse=warehouse)
+    if output_format == "table":
+        with pl.Config(tbl_rows=50, tbl_cols=30, fmt_str_lengths=60, tbl_width_chars=200):
+            text = str(df)
+    elif output_format == "csv":
+        text = df.write_csv()
+    elif output_format == "json":
+        text = json.dumps(df.to_dicts(), default=str, indent=1)
+    else:
+        df.write_parquet(out)
+        typer.echo(f"wrote {df.height} rows to {out}")
+        return
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {df.height} rows to {out}")
+    else:
+        typer.echo(text)
+
+
+@app.command()
+@friendly
+def report(
+    run_id: Annotated[str, typer.Argument(help="The run id.")],
+    warehouse: Warehouse = "data/warehouse.duckdb",
+    output_dir: Annotated[str | None, typer.Option("--output-dir", help="Folder for run reports.")] = None,
+) -> None:
+    """(Re)build a run's HTML quality report."""
+    from tracer_kit.report import quality_report
+
+    typer.echo(str(quality_report(run_id, warehouse=warehouse, output_dir=output_dir)))
+
+
+@app.command()
+@friendly
+def batch(
+    patterns: Annotated[list[str], typer.Argument(help="Files or glob patterns (quote them).")],
+    blueprint: BlueprintOpt,
+    max_concurrent: Annotated[int, typer.Option("--max-concurrent", help="Notebooks at once.")] = 3,
+    config: ConfigOpt = None,
+    warehouse: Warehouse = "data/warehouse.duckdb",
+    output_dir: OutputDir = "reports",
+) -> None:
+    """Run the notebook on many files in parallel; print a summary; exit 1 if any failed."""
+    import glob
+
+    from rich.table import Table
+
+    from tracer_kit.notebooks import run_batch
+
+    paths: list[str] = []
+    for pattern in patterns:
+        found = sorted(glob.glob(pattern))
+        if not found and Path(pattern).exists():
+            found = [pattern]
+        if not found:
+            raise ConfigError(f"{pattern!r} matches no file")
+        paths.extend(p for p in found if p not in paths)
+    results = run_batch(paths, blueprint, max_concurrent=max_concurrent, config=build_config(config),
+                        warehouse=warehouse, output_dir=output_dir)
+    table = Table(title=f"batch: {len(results)} file(s)")
+    for col in ("file", "state", "in", "valid", "quarantined", "score", "seconds", "run / error"):
+        table.add_column(col, justify="right" if col in ("in", "valid", "quarantined", "score", "seconds") else "left")
+    for path, r in zip(paths, results, strict=True):
+        table.add_row(
+            path, r.state, _n(r.rows_in), _n(r.rows_valid), _n(r.rows_quarantined),
+            "" if r.quality_score is None else f"{r.quality_score:.1f}",
+            f"{r.stage_seconds.get('total', 0):.1f}", r.error or r.run_id,
+        )
+    _console().print(table)
+    failed = [r for r in results if r.state != "COMPLETED"]
+    if failed:
+        typer.echo(f"error: {len(failed)} of {len(results)} file(s) failed", err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly
+def rerun(
+    run_id: Annotated[str, typer.Argument(help="The run to repeat.")],
+    warehouse: Warehouse = "data/warehouse.duckdb",
+) -> None:
+    """Re-execute a run with its stored parameters (same run date and reference date)."""
+    from tracer_kit.pipeline import run_pipeline
+    from tracer_kit.store import run_row
+
+    row = run_row(run_id, warehouse=warehouse)
+    params = row["params"]
+    cfg = dict(params.get("config") or {})
+    cfg["reference_date"] = params.get("reference_date") or cfg.get("reference_date")
+    result = run_pipeline(
+        row["input_path"], row["blueprint"], config=cfg, warehouse=warehouse,
+        output_dir=params.get("output_dir", "reports"),
+        processed_dir=params.get("processed_dir", "data/processed"),
+        run_date=params.get("run_date"), return_frame=False,
+    )
+    _print_result(result)
+
+
+@app.command()
+@friendly
+def demo(
+    samples: Annotated[Path, typer.Option("--samples", help="Where the sample files go.")] = Path("data/samples"),
+    warehouse: Warehouse = "data/warehouse.duckdb",
+    output_dir: OutputDir = "reports",
+) -> None:
+    """Write the sample data and run every built-in blueprint on it through Papermill."""
+    from tracer_kit.blueprints import list_blueprints
+    from tracer_kit.datasets import write_samples
+    from tracer_kit.notebooks import run_notebook
+
+    con = _console()
+    written = write_samples(samples)
+    con.print("samples: " + ", ".join(str(p) for p in written))
+    for bp in list_blueprints():
+        if bp.sample is None or not (samples / bp.sample).exists():
+            continue
+        con.print(f"\n[bold]{bp.name}[/bold] on {samples / bp.sample}")
+        result = run_notebook(samples / bp.sample, bp.name, warehouse=warehouse, output_dir=output_dir)
+        _print_result(result)
+    con.print(f"\nwarehouse: {warehouse}  (try: tracer query \"SELECT * FROM runs\")")
+    con.print(f"processed Parquet: data/processed/   reports: {output_dir}/")
+
+
+@app.command()
+@friendly
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder to copy the notebooks and templates into.")],
+) -> None:
+    """Copy the notebooks and report templates into DIR to edit them."""
+    from tracer_kit._resources import resource_path
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for sub in ("notebooks", "templates"):
+        src = resource_path(sub)
+        dest = directory / sub
+        shutil.copytree(src, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+        typer.echo(f"copied {sub}/ to {dest}")
+
+
+def main() -> None:
+    """Entry point of the ``tracer`` console script."""
+    app(prog_name="tracer")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,336 @@
+"""Notebook runner: execute ``notebooks/blueprint.ipynb`` headless with Papermill, export it to HTML.
+
+The caller assigns the run id, passes absolute paths and JSON-like values only, and the
+parameter names are checked against the notebook's ``parameters`` cell before Papermill
+starts (Papermill itself only warns on unknown names). The kernel is the current Python
+environment's own ``python3`` kernelspec.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+from tracer_kit._resources import resource_path
+from tracer_kit.blueprints import get_blueprint
+from tracer_kit.config import Config, config_to_jsonable, load_config
+from tracer_kit.errors import ConfigError, NotebookRunError, QualityGateError, TracerError
+from tracer_kit.store import DEFAULT_WAREHOUSE, end_run, new_run_id, open_warehouse, run_row, start_run
+
+NOTEBOOK = "notebooks/blueprint.ipynb"
+KERNEL = "python3"
+PARAMETERS = ("input_path", "blueprint", "run_id", "config", "output_dir", "warehouse")
+
+
+def notebook_path() -> Path:
+    """The shipped Papermill template, ``blueprint.ipynb``."""
+    return resource_path(NOTEBOOK)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    msg = f"notebook parameter value {value!r} is not JSON-like (str, number, bool, None, list, dict)"
+    raise ConfigError(msg)
+
+
+def check_parameters(parameters: dict[str, Any], notebook: str | Path | None = None) -> dict[str, Any]:
+    """Reject names the notebook does not declare; convert values to JSON-like types.
+
+    Raises
+    ------
+    ConfigError
+        Naming each unknown parameter and listing the declared ones.
+    """
+    import papermill as pm
+
+    declared = set(pm.inspect_notebook(str(notebook or notebook_path())))
+    unknown = sorted(set(parameters) - declared)
+    if unknown:
+        msg = (
+            f"unknown notebook parameter(s) {', '.join(map(repr, unknown))}; "
+            f"the notebook declares {', '.join(sorted(declared))}"
+        )
+        raise ConfigError(msg)
+    for name in parameters:
+        if not name.isidentifier():
+            raise ConfigError(f"notebook parameter name {name!r} is not an identifier")
+    return {k: _jsonable(v) for k, v in parameters.items()}
+
+
+def _use_own_kernelspec() -> None:
+    """Make ``python3`` resolve to this environment's kernelspec before any user-level one."""
+    own = str(Path(sys.prefix) / "share" / "jupyter")
+    current = os.environ.get("JUPYTER_PATH", "")
+    if own not in current.split(os.pathsep):
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(p for p in (own, current) if p)
+
+
+def export_html(notebook: str | Path, dest: str | Path) -> Path:
+    """Export an executed notebook to self-contained HTML without code cells (opens offline)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    template = resource_path("templates/offline.html.j2")
+    exporter = HTMLExporter(
+        template_file=template.name,
+        extra_template_paths=[str(template.parent)],
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+    )
+    nb = nbformat.read(str(notebook), as_version=4)
+    body, _ = exporter.from_notebook_node(nb)
+    dest = Path(dest)
+    dest.write_text(body, encoding="utf-8")
+    return dest
+
+
+def run_notebook(
+    path: str | Path,
+    blueprint: str,
+    *,
+    config: Config | dict[str, Any] | str | Path | None = None,
+    warehouse: str | Path = DEFAULT_WAREHOUSE,
+    output_dir: str | Path = "reports",
+    cwd: str | Path | None = None,
+    run_id: str | None = None,
+    timeout: float | None = None,
+) -> Any:
+    """Run the blueprint notebook on one file with Papermill; export it to ``notebook.html``.
+
+    Parameters
+    ----------
+    path
+        The input file.
+    blueprint
+        A blueprint name.
+    config
+        A :class:`Config`, a dict of its fields, or a JSON/YAML file.
+    warehouse, output_dir
+        As for :func:`run_pipeline`; made absolute before they reach the notebook.
+    cwd
+        The kernel's working folder (processed Parquet goes under ``<cwd>/data/processed``);
+        default the current folder.
+    run_id
+        Assign the run id; default a new one.
+    timeout
+        Per-cell execution timeout in seconds (default none).
+
+    Returns
+    -------
+    RunResult
+        Read back from the warehouse, with the processed frame from the run's Parquet.
+
+    Raises
+    ------
+    QualityGateError
+        When the notebook's run stopped at the quality gate.
+    NotebookRunError
+        When any other cell failed; the message carries the cell's error.
+    """
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    bp = get_blueprint(blueprint)
+    cfg = load_config(config)
+    cwd = Path(cwd or Path.cwd()).resolve()
+    run_id = run_id or new_run_id()
+    warehouse = (cwd / warehouse).resolve() if not Path(warehouse).is_absolute() else Path(warehouse)
+    output_dir = (cwd / output_dir).resolve() if not Path(output_dir).is_absolute() else Path(output_dir)
+    input_path = Path(path)
+    input_path = input_path if input_path.is_absolute() else (Path.cwd() / input_path).resolve()
+    if not input_path.exists():
+        raise TracerError(f"{path}: no such file", path=path)
+    params = check_parameters({
+        "input_path": input_path,
+        "blueprint": bp.name,
+        "run_id": run_id,
+        "config": config_to_jsonable(cfg),
+        "output_dir": output_dir,
+        "warehouse": warehouse,
+    })
+    run_dir = output_dir / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    executed = run_dir / "blueprint.ipynb"
+    open_warehouse(warehouse)
+    start_run(warehouse, {"run_id": run_id, "blueprint": bp.name, "input_path": str(input_path),
+                          "params": {"config": params["config"]}}, state="PENDING")
+    _use_own_kernelspec()
+    failure: BaseException | None = None
+    try:
+        pm.execute_notebook(
+            str(notebook_path()),
+            str(executed),
+            parameters=params,
+            kernel_name=KERNEL,
+            cwd=str(cwd),
+            progress_bar=False,
+            log_output=False,
+            execution_timeout=timeout,
+        )
+    except PapermillExecutionError as exc:
+        failure = exc
+    except KeyboardInterrupt:
+        with contextlib.suppress(Exception):
+            end_run(warehouse, run_id, "CANCELLED", error="cancelled by the user (Ctrl-C)")
+        raise
+    if executed.exists():
+        export_html(executed, run_dir / "notebook.html")
+    if failure is not None:
+        _raise_from_notebook(failure, warehouse, run_id, executed)
+    return result_from_warehouse(run_id, warehouse=warehouse, notebook=executed)
+
+
+def _raise_from_notebook(exc: Any, warehouse: Path, run_id: str, executed: Path) -> None:
+    row = None
+    with contextlib.suppress(TracerError):
+        row = run_row(run_id, warehouse=warehouse)
+    if row is not None and row["state"] in ("PENDING", "IN_PROGRESS"):
+        with contextlib.suppress(Exception):
+            end_run(warehouse, run_id, "FAILED", error=f"{exc.ename}: {exc.evalue}")
+    if exc.ename == "QualityGateError":
+        issues = row["issues"] if row else []
+        raise QualityGateError(exc.evalue, issues=issues) from None
+    msg = f"{exc.evalue} (notebook {executed}, cell {exc.exec_count}, {exc.ename})"
+    if exc.ename in ("IngestError", "CompatibilityError", "ConfigError", "BlueprintError", "WarehouseBusyError"):
+        msg = exc.evalue
+    err = NotebookRunError(msg)
+    err.ename = exc.ename  # type: ignore[attr-defined]
+    raise err from None
+
+
+def result_from_warehouse(run_id: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE,
+                          notebook: Path | None = None, with_frame: bool = True) -> Any:
+    """Rebuild a :class:`RunResult` from the runs table (and the run's Parquet)."""
+    import polars as pl
+
+    from tracer_kit.pipeline import RunResult
+
+    row = run_row(run_id, warehouse=warehouse)
+    outputs = {k: str(v) for k, v in row["outputs"].items()}
+    if notebook is not None:
+        outputs["notebook"] = str(notebook)
+        outputs["notebook_html"] = str(notebook.with_name("notebook.html"))
+    frame = None
+    parquet = outputs.get("parquet")
+    if with_frame and row["state"] == "COMPLETED" and parquet and Path(parquet).exists():
+        frame = pl.read_parquet(parquet)
+    features: list[str] = []
+    with contextlib.suppress(TracerError):
+        features = list(get_blueprint(row["blueprint"]).feature_names) if row["state"] == "COMPLETED" else []
+    return RunResult(
+        run_id=row["run_id"], blueprint=row["blueprint"], state=row["state"],
+        input_path=row["input_path"] or "", input_sha256=row["input_sha256"],
+        rows_in=row["rows_in"] or 0, rows_valid=row["rows_valid"] or 0,
+        rows_quarantined=row["rows_quarantined"] or 0, rows_out=row["rows_out"] or 0,
+        quality_score=row["quality_score"], score_parts=row["score_parts"] or {},
+        issues=row["issues"], features_created=features, stage_seconds=row["stage_seconds"],
+        params=row["params"] or {}, outputs=outputs, error=row["error"], frame=frame,
+    )
+
+
+def prepare_run(
+    *,
+    input_path: str | None,
+    blueprint: str,
+    run_id: str | None,
+    config: dict[str, Any] | None,
+    output_dir: str | None,
+    warehouse: str | None,
+) -> dict[str, Any]:
+    """Turn the notebook's parameters into :func:`run_pipeline` arguments.
+
+    With the notebook's own defaults (``None``), the input is the blueprint's tiny sample
+    shipped in the package and the warehouse and reports go to a temporary folder, so
+    running the notebook as is (nbval) never touches ``data/warehouse.duckdb``.
+    """
+    bp = get_blueprint(blueprint)
+    scratch = None
+    if output_dir is None or warehouse is None:
+        scratch = Path(tempfile.mkdtemp(prefix="tracer-notebook-"))
+    if input_path is None:
+        if bp.sample is None:
+            msg = f"blueprint {bp.name!r} ships no sample; set input_path"
+            raise ConfigError(msg)
+        input_path = str(resource_path(f"tracer_kit/samples/{Path(bp.sample).stem}_tiny.csv"))
+    args: dict[str, Any] = {
+        "path": input_path,
+        "blueprint": bp.name,
+        "config": config or {},
+        "run_id": run_id,
+        "warehouse": warehouse or str(scratch / "warehouse.duckdb"),
+        "output_dir": output_dir or str(scratch / "reports"),
+    }
+    if scratch is not None:
+        args["processed_dir"] = str(scratch / "data" / "processed")
+    return args
+
+
+def run_batch(
+    paths: Sequence[str | Path],
+    blueprint: str,
+    *,
+    max_concurrent: int = 3,
+    config: Config | dict[str, Any] | str | Path | None = None,
+    warehouse: str | Path = DEFAULT_WAREHOUSE,
+    output_dir: str | Path = "reports",
+    cwd: str | Path | None = None,
+    progress: bool = True,
+) -> list[Any]:
+    """Run the notebook on many files, at most ``max_concurrent`` kernels at a time.
+
+    One failing file does not stop the others: its result has state FAILED and the error.
+    Results come back in the order of ``paths``.
+    """
+    from tqdm.auto import tqdm
+
+    from tracer_kit.pipeline import RunResult
+
+    if max_concurrent < 1:
+        raise ConfigError(f"max_concurrent={max_concurrent} should be at least 1")
+    get_blueprint(blueprint)
+    paths = [Path(p) for p in paths]
+    results: list[Any] = [None] * len(paths)
+    started: dict[int, float] = {}
+
+    def one(i: int) -> Any:
+        started[i] = time.perf_counter()
+        run_id = new_run_id()
+        try:
+            return run_notebook(paths[i], blueprint, config=config, warehouse=warehouse,
+                                output_dir=output_dir, cwd=cwd, run_id=run_id)
+        except TracerError as exc:
+            try:
+                res = result_from_warehouse(run_id, warehouse=warehouse, with_frame=False)
+                return res.model_copy(update={"error": res.error or str(exc), "state": "FAILED"})
+            except TracerError:
+                return RunResult(run_id=run_id, blueprint=blueprint, state="FAILED",
+                                 input_path=str(paths[i]), error=str(exc))
+
+    with ThreadPoolExecutor(max_workers=max_concurrent) as pool:
+        futures = {pool.submit(one, i): i for i in range(len(paths))}
+        bar = tqdm(total=len(paths), desc=f"batch {blueprint}", unit="file", disable=not progress)
+        for fut in as_completed(futures):
+            i = futures[fut]
+            results[i] = fut.result()
+            results[i].stage_seconds.setdefault("total", round(time.perf_counter() - started[i], 3))
+            bar.update(1)
+        bar.close()
+    return results

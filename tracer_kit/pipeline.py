@@ -41,6 +41,7 @@ from tracer_kit.store import (
     end_run,
     new_run_id,
     open_warehouse,
+    record_timings,
     start_run,
 )
 
@@ -347,10 +348,12 @@ def run_pipeline(
             "features_created": list(bp.feature_names), "stage_seconds": stages.seconds,
             "frame": processed if return_frame else None,
         })
+        record_timings(warehouse, run_id, stages.seconds)  # the store stage ended after its commit
         if report:
             with stages("report"):
                 _render_report(run_id, warehouse, output_dir, result)
-            result.stage_seconds = stages.seconds
+            record_timings(warehouse, run_id, stages.seconds)
+        result.stage_seconds = dict(stages.seconds)
         log.info(result.summary())
         return result
     except QualityGateError:

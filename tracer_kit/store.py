@@ -358,6 +358,14 @@ def _insert_timings(con: duckdb.DuckDBPyConnection, run_id: str, stage_seconds: 
         )
 
 
+def record_timings(warehouse: str | Path, run_id: str, stage_seconds: dict[str, float]) -> None:
+    """Replace a run's stage timings (the store and report stages end after the commit)."""
+    with connect(warehouse) as con:
+        con.execute("BEGIN")
+        _insert_timings(con, run_id, stage_seconds)
+        con.execute("COMMIT")
+
+
 def commit_run(
     warehouse: str | Path,
     blueprint: Blueprint,

@@ -1,0 +1,44 @@
+# tracer-kit: `make demo` and `make test` set everything up from scratch (a .venv in this folder).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+KERNEL := $(VENV)/share/jupyter/kernels/python3/kernel.json
+
+.PHONY: demo test lint format bench browser clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tracer-kit needs Python 3.11 or newer")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@# Papermill runs the notebook on this venv's own python3 kernelspec (never a --user one).
+	@test -f $(KERNEL) || $(PY) -m ipykernel install --sys-prefix --name python3
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/tracer demo
+
+# Chromium for the browser test: installed with apt when missing and we are root.
+browser:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "warning: could not install chromium; the browser test will be skipped"; \
+	fi
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check tracer_kit tests benchmarks
+	$(VENV)/bin/ruff format --check tracer_kit tests benchmarks
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format tracer_kit tests benchmarks
+	$(VENV)/bin/ruff check --fix tracer_kit tests benchmarks
+
+test: $(STAMP) browser lint
+	$(VENV)/bin/pytest -p no:cacheprovider tests notebooks --nbval-lax --nbval-cell-timeout 300
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) data/warehouse.duckdb data/warehouse.duckdb.wal data/processed data/staging reports

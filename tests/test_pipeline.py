@@ -1,0 +1,125 @@
+"""End to end in-process: DuckDB tables and counts, Parquet layout, bronze dedupe, reruns."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import tracer_kit as tk
+
+RUNS_COLUMNS = [
+    "run_id", "blueprint", "state", "input_path", "input_sha256", "read_options", "params", "versions",
+    "pid", "host", "started_at", "finished_at", "rows_in", "rows_valid", "rows_quarantined", "rows_out",
+    "quality_score", "score_parts", "error", "outputs",
+]
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory, sample_csv):
+    import os
+
+    folder = tmp_path_factory.mktemp("sample_run")
+    old = Path.cwd()
+    os.chdir(folder)
+    try:
+        result = tk.run_pipeline(sample_csv, "customer_churn", run_date="2026-01-01")
+    finally:
+        os.chdir(old)
+    return folder, result
+
+
+def q(folder: Path, sql: str) -> pl.DataFrame:
+    return tk.query(sql, warehouse=folder / "data" / "warehouse.duckdb")
+
+
+def test_sample_run_counts(sample_run):
+    folder, r = sample_run
+    assert r.state == "COMPLETED"
+    # the generator breaks 5 x 50 rows on purpose: 50 duplicate ids, 50 negative values,
+    # 50 unparsable dates, 50 activity-before-created, 50 unparsable ticket counts
+    assert (r.rows_in, r.rows_valid, r.rows_quarantined, r.rows_out) == (10_000, 9_750, 250, 9_750)
+    assert r.quality_score == pytest.approx(99.1)
+    assert r.features_created == list(tk.get_blueprint("customer_churn").feature_names)
+    assert set(r.stage_seconds) == {"ingest", "validate", "features", "store", "report"}
+
+
+def test_duckdb_rows_equal_rows_written(sample_run):
+    folder, r = sample_run
+    n = q(folder, f"SELECT count(*) AS n FROM customer_churn_processed WHERE run_id = '{r.run_id}'")["n"].item()
+    assert n == r.rows_out == r.frame.height
+    assert q(folder, "SELECT count(*) AS n FROM customer_churn_latest")["n"].item() == 9_750
+    assert q(folder, "SELECT count(*) AS n FROM quarantine_customer_churn")["n"].item() == 250
+    assert q(folder, "SELECT count(*) AS n FROM bronze_customer_churn")["n"].item() == 10_000
+
+
+def test_runs_table_has_every_documented_column(sample_run):
+    folder, r = sample_run
+    runs = q(folder, "SELECT * FROM runs")
+    assert runs.columns == RUNS_COLUMNS
+    row = runs.row(0, named=True)
+    assert row["state"] == "COMPLETED"
+    assert row["input_sha256"] == r.input_sha256 and len(row["input_sha256"]) == 64
+    assert json.loads(row["params"])["reference_date"] == "2025-06-30"
+    assert json.loads(row["params"])["run_date"] == "2026-01-01"
+    assert json.loads(row["score_parts"]) == r.score_parts
+    assert json.loads(row["read_options"])["delimiter"] == ","
+    assert json.loads(row["versions"])["polars"].startswith("2.")
+    stages = q(folder, "SELECT stage FROM stage_timings ORDER BY stage")["stage"].to_list()
+    assert stages == ["features", "ingest", "report", "store", "validate"]
+
+
+def test_parquet_sorted_without_run_id_or_clock(sample_run):
+    folder, r = sample_run
+    parquet = folder / r.outputs["parquet"]
+    assert parquet == folder / "data" / "processed" / "customer_churn" / f"{r.run_id}.parquet"
+    df = pl.read_parquet(parquet)
+    assert "run_id" not in df.columns
+    assert not any(t in (pl.Datetime,) for t in df.schema.values())
+    assert df.equals(df.sort("customer_id", "source_row"))
+    assert df.height == 9_750
+    assert not (folder / "data" / "staging" / r.run_id).exists()
+
+
+def test_report_has_score_and_features(sample_run):
+    folder, r = sample_run
+    html = (folder / r.outputs["report"]).read_text()
+    assert 'id="quality-score">99.1<' in html
+    assert "engagement_score" in html and "exp(-days_since_last_activity / 30)" in html
+    assert "http://" not in html and "https://" not in html  # opens offline
+    log = [json.loads(line) for line in (folder / r.outputs["log"]).read_text().splitlines()]
+    assert all(entry["run_id"] == r.run_id for entry in log)
+
+
+def test_rerun_same_input_is_byte_identical_and_bronze_not_duplicated(churn_file, workdir):
+    path = churn_file(["C1,2025-06-30,2024-01-01,10,1,1,basic", "C2,2025-06-01,2024-01-01,20,,,x"])
+    a = tk.run_pipeline(path, "customer_churn", report=False, run_date="2026-01-01")
+    b = tk.run_pipeline(path, "customer_churn", report=False, run_date="2026-01-01")
+    assert Path(a.outputs["parquet"]).read_bytes() == Path(b.outputs["parquet"]).read_bytes()
+    assert tk.query("SELECT count(*) AS n FROM bronze_customer_churn")["n"].item() == 2
+    first = tk.query("SELECT DISTINCT first_run_id FROM bronze_customer_churn")["first_run_id"].to_list()
+    assert first == [a.run_id]
+    assert tk.query("SELECT count(*) AS n FROM customer_churn_processed")["n"].item() == 4
+    latest = tk.query("SELECT DISTINCT run_id FROM customer_churn_latest")["run_id"].to_list()
+    assert latest == [b.run_id]
+
+
+def test_failed_ingest_marks_run_failed(workdir):
+    bad = workdir / "empty.csv"
+    bad.write_bytes(b"")
+    with pytest.raises(tk.IngestError, match="empty"):
+        tk.run_pipeline(bad, "customer_churn", report=False)
+    runs = tk.query("SELECT state, error FROM runs")
+    assert runs["state"].to_list() == ["FAILED"]
+    assert "is empty (0 bytes)" in runs["error"].item()
+    assert not list((workdir / "data").glob("processed/**/*.parquet"))
+
+
+def test_extras_kept_as_json(churn_file):
+    header = "customer_id,last_activity_date,account_created_date,total_value,region"
+    path = churn_file(["C1,2025-06-30,2024-01-01,10,north"], header=header)
+    r = tk.run_pipeline(path, "customer_churn", report=False)
+    assert json.loads(r.frame["extras"].item()) == {"region": "north"}
+    assert tk.query("SELECT extras->>'region' AS region FROM customer_churn_processed")["region"].item() == "north"

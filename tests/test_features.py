@@ -24,7 +24,9 @@ ROWS = [
 @pytest.fixture
 def features(churn_file) -> pl.DataFrame:
     path = churn_file(ROWS)
-    result = tk.run_pipeline(path, "customer_churn", config={"reference_date": "2025-06-30"}, report=False)
+    result = tk.run_pipeline(
+        path, "customer_churn", config={"reference_date": "2025-06-30"}, report=False
+    )
     assert result.state == "COMPLETED"
     assert result.rows_valid == 4
     return result.frame.sort("source_row")
@@ -44,7 +46,9 @@ def test_rates_floor_tenure_at_one_day(features):
     # 100 / max(0, 1); 365 / 365; 0 / 20; 365 / 731
     assert col(features, "daily_value_rate") == pytest.approx([100.0, 1.0, 0.0, 0.4993160054719562])
     # 10 / 1; 730 / 365; 0 / 20; 100 / 731
-    assert col(features, "feature_usage_rate") == pytest.approx([10.0, 2.0, 0.0, 0.13679890560875513])
+    assert col(features, "feature_usage_rate") == pytest.approx(
+        [10.0, 2.0, 0.0, 0.13679890560875513]
+    )
 
 
 def test_support_intensity_per_month_at_least_one(features):
@@ -84,7 +88,9 @@ def test_engagement_score(features):
 
 
 def test_constant_inputs_normalise_to_half(churn_file):
-    path = churn_file(["C1,2025-06-01,2025-01-01,50,1,5,basic", "C2,2025-06-01,2025-01-01,50,1,5,basic"])
+    path = churn_file(
+        ["C1,2025-06-01,2025-01-01,50,1,5,basic", "C2,2025-06-01,2025-01-01,50,1,5,basic"]
+    )
     result = tk.run_pipeline(path, "customer_churn", report=False)
     # every input equal -> each min-max gives 0.5 -> mean(0.5, 0.5, 0.5, 1 - 0.5) = 0.5
     assert col(result.frame, "engagement_score") == [0.5, 0.5]

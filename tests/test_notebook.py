@@ -31,7 +31,9 @@ def test_unknown_parameter_rejected_before_papermill_runs():
 def test_parameters_become_json_like():
     import datetime as dt
 
-    out = check_parameters({"input_path": Path("/tmp/x.csv"), "config": {"reference_date": dt.date(2025, 1, 2)}})
+    out = check_parameters(
+        {"input_path": Path("/tmp/x.csv"), "config": {"reference_date": dt.date(2025, 1, 2)}}
+    )
     assert out == {"input_path": "/tmp/x.csv", "config": {"reference_date": "2025-01-02"}}
 
 
@@ -58,7 +60,9 @@ def test_papermill_run_writes_notebook_and_offline_html(workdir, sample_csv):
     assert 'id="quality-score">99.1<' in report
     assert result.frame.height == 9_750
     executed = json.loads((run_dir / "blueprint.ipynb").read_text())
-    injected = [c for c in executed["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    injected = [
+        c for c in executed["cells"] if "injected-parameters" in c["metadata"].get("tags", [])
+    ]
     assert injected and f'run_id = "{result.run_id}"' in "".join(injected[0]["source"])
 
 
@@ -72,20 +76,31 @@ def test_quality_gate_failure_reraised_from_notebook(churn_file):
 
 def test_cli_run_prints_paths_and_exit_codes(workdir, sample_csv):
     tracer = venv_bin("tracer")
-    done = subprocess.run([tracer, "run", str(sample_csv), "--blueprint", "customer_churn"],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [tracer, "run", str(sample_csv), "--blueprint", "customer_churn"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert "quality report:" in done.stdout and "notebook (HTML):" in done.stdout
-    report = next(line.split()[-1] for line in done.stdout.splitlines() if line.startswith("quality report:"))
+    report = next(
+        line.split()[-1] for line in done.stdout.splitlines() if line.startswith("quality report:")
+    )
     assert Path(report).exists()
 
-    missing = subprocess.run([tracer, "run", "nope.csv", "-b", "customer_churn"], capture_output=True, text=True)
+    missing = subprocess.run(
+        [tracer, "run", "nope.csv", "-b", "customer_churn"], capture_output=True, text=True
+    )
     assert missing.returncode == 1
     assert missing.stderr.strip() == "error: nope.csv: no such file"
 
     (workdir / "wrong.csv").write_text("a,b\n1,2\n")
-    wrong = subprocess.run([tracer, "run", "wrong.csv", "-b", "customer_churn", "--no-notebook"],
-                           capture_output=True, text=True)
+    wrong = subprocess.run(
+        [tracer, "run", "wrong.csv", "-b", "customer_churn", "--no-notebook"],
+        capture_output=True,
+        text=True,
+    )
     assert wrong.returncode == 1
     assert len(wrong.stderr.strip().splitlines()) == 1
     assert "needs fields missing from the file: 'customer_id'" in wrong.stderr
@@ -98,16 +113,32 @@ def test_cli_run_prints_paths_and_exit_codes(workdir, sample_csv):
 def test_cli_validate_exit_code_3_on_gate(churn_file):
     rows = [f"C{i},2025-06-01,2024-01-01,{'' if i % 3 else 5},1,1,basic" for i in range(1, 10)]
     path = churn_file(rows)
-    done = subprocess.run([venv_bin("tracer"), "validate", str(path), "-b", "customer_churn"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [venv_bin("tracer"), "validate", str(path), "-b", "customer_churn"],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 3
     assert "quality score" in done.stdout and "completeness" in done.stdout
     assert done.stderr.startswith("error: quality gate failed")
 
 
 def test_module_entry_point_help():
-    done = subprocess.run([sys.executable, "-m", "tracer_kit.cli", "--help"], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "tracer_kit.cli", "--help"], capture_output=True, text=True
+    )
     assert done.returncode == 0
-    for command in ("run", "batch", "validate", "profile", "blueprints", "runs", "rerun", "query",
-                    "report", "demo", "init"):
+    for command in (
+        "run",
+        "batch",
+        "validate",
+        "profile",
+        "blueprints",
+        "runs",
+        "rerun",
+        "query",
+        "report",
+        "demo",
+        "init",
+    ):
         assert command in done.stdout

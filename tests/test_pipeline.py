@@ -11,9 +11,26 @@ import pytest
 import tracer_kit as tk
 
 RUNS_COLUMNS = [
-    "run_id", "blueprint", "state", "input_path", "input_sha256", "read_options", "params", "versions",
-    "pid", "host", "started_at", "finished_at", "rows_in", "rows_valid", "rows_quarantined", "rows_out",
-    "quality_score", "score_parts", "error", "outputs",
+    "run_id",
+    "blueprint",
+    "state",
+    "input_path",
+    "input_sha256",
+    "read_options",
+    "params",
+    "versions",
+    "pid",
+    "host",
+    "started_at",
+    "finished_at",
+    "rows_in",
+    "rows_valid",
+    "rows_quarantined",
+    "rows_out",
+    "quality_score",
+    "score_parts",
+    "error",
+    "outputs",
 ]
 
 
@@ -48,7 +65,9 @@ def test_sample_run_counts(sample_run):
 
 def test_duckdb_rows_equal_rows_written(sample_run):
     folder, r = sample_run
-    n = q(folder, f"SELECT count(*) AS n FROM customer_churn_processed WHERE run_id = '{r.run_id}'")["n"].item()
+    n = q(
+        folder, f"SELECT count(*) AS n FROM customer_churn_processed WHERE run_id = '{r.run_id}'"
+    )["n"].item()
     assert n == r.rows_out == r.frame.height
     assert q(folder, "SELECT count(*) AS n FROM customer_churn_latest")["n"].item() == 9_750
     assert q(folder, "SELECT count(*) AS n FROM quarantine_customer_churn")["n"].item() == 250
@@ -99,7 +118,9 @@ def test_rerun_same_input_is_byte_identical_and_bronze_not_duplicated(churn_file
     b = tk.run_pipeline(path, "customer_churn", report=False, run_date="2026-01-01")
     assert Path(a.outputs["parquet"]).read_bytes() == Path(b.outputs["parquet"]).read_bytes()
     assert tk.query("SELECT count(*) AS n FROM bronze_customer_churn")["n"].item() == 2
-    first = tk.query("SELECT DISTINCT first_run_id FROM bronze_customer_churn")["first_run_id"].to_list()
+    first = tk.query("SELECT DISTINCT first_run_id FROM bronze_customer_churn")[
+        "first_run_id"
+    ].to_list()
     assert first == [a.run_id]
     assert tk.query("SELECT count(*) AS n FROM customer_churn_processed")["n"].item() == 4
     latest = tk.query("SELECT DISTINCT run_id FROM customer_churn_latest")["run_id"].to_list()
@@ -122,4 +143,9 @@ def test_extras_kept_as_json(churn_file):
     path = churn_file(["C1,2025-06-30,2024-01-01,10,north"], header=header)
     r = tk.run_pipeline(path, "customer_churn", report=False)
     assert json.loads(r.frame["extras"].item()) == {"region": "north"}
-    assert tk.query("SELECT extras->>'region' AS region FROM customer_churn_processed")["region"].item() == "north"
+    assert (
+        tk.query("SELECT extras->>'region' AS region FROM customer_churn_processed")[
+            "region"
+        ].item()
+        == "north"
+    )

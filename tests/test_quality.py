@@ -44,7 +44,10 @@ def test_normalised_names_are_mapped_automatically():
 
 
 def test_missing_columns_error_names_each_with_suggestions(churn_file):
-    path = churn_file(["1,2025-01-01,2024-01-01,5"], header="cust_id,last_activity,account_created_date,total_value")
+    path = churn_file(
+        ["1,2025-01-01,2024-01-01,5"],
+        header="cust_id,last_activity,account_created_date,total_value",
+    )
     with pytest.raises(tk.CompatibilityError) as err:
         tk.validate(path, "customer_churn")
     msg = str(err.value)
@@ -57,8 +60,14 @@ def test_missing_columns_error_names_each_with_suggestions(churn_file):
 
 def test_column_map_renames(churn_file):
     path = churn_file(["A,2025-01-01,2024-01-01,5"], header="cust_id,seen,since,value")
-    cfg = {"column_map": {"cust_id": "customer_id", "seen": "last_activity_date",
-                          "since": "account_created_date", "value": "total_value"}}
+    cfg = {
+        "column_map": {
+            "cust_id": "customer_id",
+            "seen": "last_activity_date",
+            "since": "account_created_date",
+            "value": "total_value",
+        }
+    }
     q = tk.validate(path, "customer_churn", config=cfg)
     assert q.rows_valid == 1
     assert q.valid.get_column("customer_id").to_list() == ["A"]
@@ -77,7 +86,9 @@ def test_every_reason_quarantined_and_counts_add_up(churn_file):
     ing = tk.read_table(path)
     q = assess(ing.frame, tk.get_blueprint("customer_churn"), run_date=RUN_DATE)
     assert (q.rows_in, q.rows_valid, q.rows_quarantined) == (10, 2, 8)
-    reasons = dict(zip(q.quarantine["source_row"].to_list(), q.quarantine["reasons"].to_list(), strict=True))
+    reasons = dict(
+        zip(q.quarantine["source_row"].to_list(), q.quarantine["reasons"].to_list(), strict=True)
+    )
     assert reasons == {
         3: ["duplicate_id"],
         4: ["missing_required"],
@@ -98,7 +109,11 @@ def test_every_reason_quarantined_and_counts_add_up(churn_file):
 def test_score_parts_by_the_formula(churn_file):
     from tracer_kit.quality import assess
 
-    q = assess(tk.read_table(churn_file(MESSY)).frame, tk.get_blueprint("customer_churn"), run_date=RUN_DATE)
+    q = assess(
+        tk.read_table(churn_file(MESSY)).frame,
+        tk.get_blueprint("customer_churn"),
+        run_date=RUN_DATE,
+    )
     # completeness: mean over 4 required fields of present share: id 9/10, last 10/10, created 10/10, value 9/10
     assert q.score_parts["completeness"] == pytest.approx(0.95)
     # uniqueness: 8 distinct ids among 9 non-null
@@ -115,7 +130,11 @@ def test_score_parts_by_the_formula(churn_file):
 def test_severities(churn_file):
     from tracer_kit.quality import assess
 
-    q = assess(tk.read_table(churn_file(MESSY)).frame, tk.get_blueprint("customer_churn"), run_date=RUN_DATE)
+    q = assess(
+        tk.read_table(churn_file(MESSY)).frame,
+        tk.get_blueprint("customer_churn"),
+        run_date=RUN_DATE,
+    )
     found = {(i.severity, i.column, i.check) for i in q.issues}
     assert ("high", "customer_id", "uniqueness") in found
     assert ("high", "customer_id", "completeness") in found  # 90% < 95%
@@ -142,8 +161,10 @@ def test_required_field_half_empty_is_critical_and_stops_the_run(churn_file):
     assert tk.query("SELECT count(*) AS n FROM customer_churn_processed")["n"].item() == 0
     assert tk.query("SELECT count(*) AS n FROM quarantine_customer_churn")["n"].item() == 6
     assert tk.query("SELECT count(*) AS n FROM bronze_customer_churn")["n"].item() == 9
-    status = tk.query("SELECT validation_status, count(*) AS n FROM bronze_customer_churn_status "
-                      "GROUP BY 1 ORDER BY 1")
+    status = tk.query(
+        "SELECT validation_status, count(*) AS n FROM bronze_customer_churn_status "
+        "GROUP BY 1 ORDER BY 1"
+    )
     assert status.rows() == [("invalid", 6), ("valid", 3)]
 
 
@@ -185,7 +206,9 @@ def test_mixed_date_formats_parse_and_are_recorded(churn_file):
 def test_ambiguous_slash_dates_are_quarantined(churn_file):
     rows = ["C1,2025-06-30,01/02/2024,1,,,", "C2,2025-06-30,03/03/2024,1,,,"]
     q = tk.validate(churn_file(rows), "customer_churn")
-    reasons = dict(zip(q.quarantine["source_row"].to_list(), q.quarantine["reasons"].to_list(), strict=True))
+    reasons = dict(
+        zip(q.quarantine["source_row"].to_list(), q.quarantine["reasons"].to_list(), strict=True)
+    )
     assert reasons == {1: ["ambiguous_date"]}  # 03/03 reads the same either way
     assert q.date_formats["account_created_date"]["convention"] == "undecided"
 

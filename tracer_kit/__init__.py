@@ -44,7 +44,36 @@ _EXPORTS = {
     "ConfigError": "tracer_kit.errors",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Blueprint",
+    "CompatibilityError",
+    "Config",
+    "ConfigError",
+    "Feature",
+    "Field",
+    "FileInfo",
+    "IngestError",
+    "Ingested",
+    "Issue",
+    "NotebookRunError",
+    "QualityGateError",
+    "QualityResult",
+    "Rule",
+    "RunResult",
+    "TracerError",
+    "WarehouseBusyError",
+    "get_blueprint",
+    "list_blueprints",
+    "profile",
+    "quality_report",
+    "query",
+    "read_table",
+    "register_blueprint",
+    "run_batch",
+    "run_notebook",
+    "run_pipeline",
+    "validate",
+]
 
 if TYPE_CHECKING:
     from tracer_kit.blueprints import (

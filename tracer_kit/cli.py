@@ -31,22 +31,32 @@ app.add_typer(runs_app, name="runs")
 
 Warehouse = Annotated[str, typer.Option("--warehouse", help="DuckDB warehouse file.")]
 OutputDir = Annotated[str, typer.Option("--output-dir", help="Folder for run reports.")]
-BlueprintOpt = Annotated[str, typer.Option("--blueprint", "-b", help="Blueprint name (`tracer blueprints`).")]
+BlueprintOpt = Annotated[
+    str, typer.Option("--blueprint", "-b", help="Blueprint name (`tracer blueprints`).")
+]
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", help="Config file (.json or .yaml); the only way to set thresholds.")
+    Path | None,
+    typer.Option("--config", help="Config file (.json or .yaml); the only way to set thresholds."),
 ]
 MapOpt = Annotated[
     list[str] | None, typer.Option("--map", help="Rename a column: SRC=DST (repeatable).")
 ]
-FormatOpt = Annotated[str | None, typer.Option("--format", help="csv, json, ndjson, parquet, excel or xml.")]
-EncodingOpt = Annotated[str | None, typer.Option("--encoding", help="Text encoding (default: detected).")]
-DelimiterOpt = Annotated[str | None, typer.Option("--delimiter", help="Field delimiter (default: sniffed).")]
+FormatOpt = Annotated[
+    str | None, typer.Option("--format", help="csv, json, ndjson, parquet, excel or xml.")
+]
+EncodingOpt = Annotated[
+    str | None, typer.Option("--encoding", help="Text encoding (default: detected).")
+]
+DelimiterOpt = Annotated[
+    str | None, typer.Option("--delimiter", help="Field delimiter (default: sniffed).")
+]
 SheetOpt = Annotated[str | None, typer.Option("--sheet", help="Excel sheet name or 0-based index.")]
 BadLinesOpt = Annotated[
     str | None, typer.Option("--on-bad-lines", help="quarantine (default for runs) or error.")
 ]
 MaxBytesOpt = Annotated[
-    int | None, typer.Option("--max-bytes", help="Refuse inputs larger than this (after decompression).")
+    int | None,
+    typer.Option("--max-bytes", help="Refuse inputs larger than this (after decompression)."),
 ]
 
 
@@ -148,13 +158,18 @@ def _print_issues(issues: list[dict[str, Any]]) -> None:
         return
     table = Table(title="issues", show_lines=False)
     for col in ("severity", "column", "check", "observed", "threshold", "rows", "what"):
-        table.add_column(col, justify="right" if col in ("observed", "threshold", "rows") else "left")
+        table.add_column(
+            col, justify="right" if col in ("observed", "threshold", "rows") else "left"
+        )
     for i in issues:
         table.add_row(
-            i["severity"], i["column"] or "", i["check"],
+            i["severity"],
+            i["column"] or "",
+            i["check"],
             "" if i["observed"] is None else f"{i['observed']:.4g}",
             "" if i["threshold"] is None else f"{i['threshold']:.4g}",
-            f"{i['rows_affected']:,}", i["message"],
+            f"{i['rows_affected']:,}",
+            i["message"],
         )
     _console().print(table)
 
@@ -166,10 +181,14 @@ def run(
     blueprint: BlueprintOpt,
     config: ConfigOpt = None,
     map: MapOpt = None,  # noqa: A002
-    reference_date: Annotated[str | None, typer.Option("--reference-date", help="YYYY-MM-DD")] = None,
+    reference_date: Annotated[
+        str | None, typer.Option("--reference-date", help="YYYY-MM-DD")
+    ] = None,
     warehouse: Warehouse = "data/warehouse.duckdb",
     output_dir: OutputDir = "reports",
-    no_notebook: Annotated[bool, typer.Option("--no-notebook", help="Run in-process, without Papermill.")] = False,
+    no_notebook: Annotated[
+        bool, typer.Option("--no-notebook", help="Run in-process, without Papermill.")
+    ] = False,
     format: FormatOpt = None,  # noqa: A002
     encoding: EncodingOpt = None,
     delimiter: DelimiterOpt = None,
@@ -178,17 +197,34 @@ def run(
     max_bytes: MaxBytesOpt = None,
 ) -> None:
     """Run one file through a blueprint (via the Papermill notebook unless --no-notebook)."""
-    cfg = build_config(config, maps=map, reference_date=reference_date, format=format, encoding=encoding,
-                       delimiter=delimiter, sheet=sheet, on_bad_lines=on_bad_lines, max_bytes=max_bytes)
+    cfg = build_config(
+        config,
+        maps=map,
+        reference_date=reference_date,
+        format=format,
+        encoding=encoding,
+        delimiter=delimiter,
+        sheet=sheet,
+        on_bad_lines=on_bad_lines,
+        max_bytes=max_bytes,
+    )
     if no_notebook:
         from tracer_kit.pipeline import run_pipeline
 
-        result = run_pipeline(input, blueprint, config=cfg, warehouse=warehouse, output_dir=output_dir,
-                              return_frame=False)
+        result = run_pipeline(
+            input,
+            blueprint,
+            config=cfg,
+            warehouse=warehouse,
+            output_dir=output_dir,
+            return_frame=False,
+        )
     else:
         from tracer_kit.notebooks import run_notebook
 
-        result = run_notebook(input, blueprint, config=cfg, warehouse=warehouse, output_dir=output_dir)
+        result = run_notebook(
+            input, blueprint, config=cfg, warehouse=warehouse, output_dir=output_dir
+        )
     _print_result(result)
 
 
@@ -199,7 +235,9 @@ def validate(
     blueprint: BlueprintOpt,
     config: ConfigOpt = None,
     map: MapOpt = None,  # noqa: A002
-    reference_date: Annotated[str | None, typer.Option("--reference-date", help="YYYY-MM-DD")] = None,
+    reference_date: Annotated[
+        str | None, typer.Option("--reference-date", help="YYYY-MM-DD")
+    ] = None,
     format: FormatOpt = None,  # noqa: A002
     encoding: EncodingOpt = None,
     delimiter: DelimiterOpt = None,
@@ -210,11 +248,22 @@ def validate(
     """Check a file against a blueprint: score, parts and issues; exit 3 when the gate fails."""
     from tracer_kit.quality import validate as run_validate
 
-    cfg = build_config(config, maps=map, reference_date=reference_date, format=format, encoding=encoding,
-                       delimiter=delimiter, sheet=sheet, on_bad_lines=on_bad_lines, max_bytes=max_bytes)
+    cfg = build_config(
+        config,
+        maps=map,
+        reference_date=reference_date,
+        format=format,
+        encoding=encoding,
+        delimiter=delimiter,
+        sheet=sheet,
+        on_bad_lines=on_bad_lines,
+        max_bytes=max_bytes,
+    )
     q = run_validate(input, blueprint, config=cfg)
     con = _console()
-    con.print(f"{input}: {q.rows_in:,} rows in, {q.rows_valid:,} valid, {q.rows_quarantined:,} quarantined")
+    con.print(
+        f"{input}: {q.rows_in:,} rows in, {q.rows_valid:,} valid, {q.rows_quarantined:,} quarantined"
+    )
     parts = ", ".join(f"{k} {100 * v:.1f}%" for k, v in q.score_parts.items())
     con.print(f"quality score {q.score:.1f} ({parts})")
     _print_issues([i.to_dict() for i in q.issues])
@@ -240,8 +289,15 @@ def profile(
 
     from tracer_kit.quality import profile as run_profile
 
-    cfg = build_config(None, format=format, encoding=encoding, delimiter=delimiter, sheet=sheet,
-                       on_bad_lines=on_bad_lines or "quarantine", max_bytes=max_bytes)
+    cfg = build_config(
+        None,
+        format=format,
+        encoding=encoding,
+        delimiter=delimiter,
+        sheet=sheet,
+        on_bad_lines=on_bad_lines or "quarantine",
+        max_bytes=max_bytes,
+    )
     p = run_profile(input, config=cfg)
     info = p.info
     con = _console()
@@ -249,15 +305,23 @@ def profile(
     con.print(f"size      {info.size:,} bytes   sha256 {info.sha256}")
     read = ", ".join(f"{k} {v!r}" for k, v in info.read_options().items() if v is not None)
     con.print(f"read as   {read}")
-    con.print(f"rows      {info.row_count:,} ({p.rejects:,} rejected)   columns {len(info.columns)}")
+    con.print(
+        f"rows      {info.row_count:,} ({p.rejects:,} rejected)   columns {len(info.columns)}"
+    )
     for w in info.warnings:
         con.print(f"warning   {w}")
     table = Table()
     for col in ("column", "type", "nulls", "distinct", "min", "max"):
         table.add_column(col, justify="right" if col in ("nulls", "distinct") else "left")
     for r in p.columns.iter_rows(named=True):
-        table.add_row(r["column"], r["dtype"], f"{r['nulls']:,}", f"{r['distinct']:,}",
-                      r["min"] or "", r["max"] or "")
+        table.add_row(
+            r["column"],
+            r["dtype"],
+            f"{r['nulls']:,}",
+            f"{r['distinct']:,}",
+            r["min"] or "",
+            r["max"] or "",
+        )
     con.print(table)
 
 
@@ -273,8 +337,12 @@ def blueprints() -> None:
     for col in ("blueprint", "required", "optional", "features"):
         table.add_column(col)
     for bp in list_blueprints():
-        table.add_row(f"{bp.name}\n[dim]{bp.description}[/dim]", "\n".join(bp.required),
-                      "\n".join(bp.optional), "\n".join(bp.feature_names))
+        table.add_row(
+            f"{bp.name}\n[dim]{bp.description}[/dim]",
+            "\n".join(bp.required),
+            "\n".join(bp.optional),
+            "\n".join(bp.feature_names),
+        )
     _console().print(table)
 
 
@@ -301,14 +369,34 @@ def runs(
         warehouse=warehouse,
     )
     table = Table()
-    for col in ("run", "blueprint", "state", "file", "started (UTC)", "in", "valid", "quar.", "out",
-                "score", "error"):
-        table.add_column(col, justify="right" if col in ("in", "valid", "quar.", "out", "score") else "left")
+    for col in (
+        "run",
+        "blueprint",
+        "state",
+        "file",
+        "started (UTC)",
+        "in",
+        "valid",
+        "quar.",
+        "out",
+        "score",
+        "error",
+    ):
+        table.add_column(
+            col, justify="right" if col in ("in", "valid", "quar.", "out", "score") else "left"
+        )
     for r in df.iter_rows(named=True):
         table.add_row(
-            r["run_id"], r["blueprint"], r["state"], Path(r["input_path"] or "").name,
-            str(r["started_at"])[:19], _n(r["rows_in"]), _n(r["rows_valid"]), _n(r["rows_quarantined"]),
-            _n(r["rows_out"]), "" if r["quality_score"] is None else f"{r['quality_score']:.1f}",
+            r["run_id"],
+            r["blueprint"],
+            r["state"],
+            Path(r["input_path"] or "").name,
+            str(r["started_at"])[:19],
+            _n(r["rows_in"]),
+            _n(r["rows_valid"]),
+            _n(r["rows_quarantined"]),
+            _n(r["rows_out"]),
+            "" if r["quality_score"] is None else f"{r['quality_score']:.1f}",
             (r["error"] or "")[:60],
         )
     _console().print(table)
@@ -329,8 +417,21 @@ def runs_show(
 
     row = run_row(run_id, warehouse=warehouse)
     con = _console()
-    for key in ("run_id", "blueprint", "state", "input_path", "input_sha256", "started_at", "finished_at",
-                "rows_in", "rows_valid", "rows_quarantined", "rows_out", "quality_score", "error"):
+    for key in (
+        "run_id",
+        "blueprint",
+        "state",
+        "input_path",
+        "input_sha256",
+        "started_at",
+        "finished_at",
+        "rows_in",
+        "rows_valid",
+        "rows_quarantined",
+        "rows_out",
+        "quality_score",
+        "error",
+    ):
         con.print(f"{key:18} {row[key] if row[key] is not None else ''}")
     for key in ("score_parts", "read_options", "params", "stage_seconds", "outputs", "versions"):
         con.print(f"{key:18} {json.dumps(row[key], default=str)}")
@@ -342,8 +443,12 @@ def runs_show(
 def query(
     sql: Annotated[str, typer.Argument(help="A SQL query over the warehouse.")],
     warehouse: Warehouse = "data/warehouse.duckdb",
-    output_format: Annotated[str, typer.Option("--output-format", help="table, csv, json or parquet.")] = "table",
-    out: Annotated[Path | None, typer.Option("--out", help="Write the result to this file.")] = None,
+    output_format: Annotated[
+        str, typer.Option("--output-format", help="table, csv, json or parquet.")
+    ] = "table",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the result to this file.")
+    ] = None,
 ) -> None:
     """Answer SQL over the warehouse (read-only)."""
     import polars as pl
@@ -351,7 +456,9 @@ def query(
     from tracer_kit.store import query as run_query
 
     if output_format not in ("table", "csv", "json", "parquet"):
-        raise ConfigError(f"--output-format {output_format!r} should be table, csv, json or parquet")
+        raise ConfigError(
+            f"--output-format {output_format!r} should be table, csv, json or parquet"
+        )
     if output_format == "parquet" and out is None:
         raise ConfigError("--output-format parquet needs --out FILE")
     df = run_query(sql, warehouse=warehouse)
@@ -378,7 +485,9 @@ def query(
 def report(
     run_id: Annotated[str, typer.Argument(help="The run id.")],
     warehouse: Warehouse = "data/warehouse.duckdb",
-    output_dir: Annotated[str | None, typer.Option("--output-dir", help="Folder for run reports.")] = None,
+    output_dir: Annotated[
+        str | None, typer.Option("--output-dir", help="Folder for run reports.")
+    ] = None,
 ) -> None:
     """(Re)build a run's HTML quality report."""
     from tracer_kit.report import quality_report
@@ -411,16 +520,32 @@ def batch(
         if not found:
             raise ConfigError(f"{pattern!r} matches no file")
         paths.extend(p for p in found if p not in paths)
-    results = run_batch(paths, blueprint, max_concurrent=max_concurrent, config=build_config(config),
-                        warehouse=warehouse, output_dir=output_dir)
+    results = run_batch(
+        paths,
+        blueprint,
+        max_concurrent=max_concurrent,
+        config=build_config(config),
+        warehouse=warehouse,
+        output_dir=output_dir,
+    )
     table = Table(title=f"batch: {len(results)} file(s)")
     for col in ("file", "state", "in", "valid", "quarantined", "score", "seconds", "run / error"):
-        table.add_column(col, justify="right" if col in ("in", "valid", "quarantined", "score", "seconds") else "left")
+        table.add_column(
+            col,
+            justify="right"
+            if col in ("in", "valid", "quarantined", "score", "seconds")
+            else "left",
+        )
     for path, r in zip(paths, results, strict=True):
         table.add_row(
-            path, r.state, _n(r.rows_in), _n(r.rows_valid), _n(r.rows_quarantined),
+            path,
+            r.state,
+            _n(r.rows_in),
+            _n(r.rows_valid),
+            _n(r.rows_quarantined),
             "" if r.quality_score is None else f"{r.quality_score:.1f}",
-            f"{r.stage_seconds.get('total', 0):.1f}", r.error or r.run_id,
+            f"{r.stage_seconds.get('total', 0):.1f}",
+            r.error or r.run_id,
         )
     _console().print(table)
     failed = [r for r in results if r.state != "COMPLETED"]
@@ -444,10 +569,14 @@ def rerun(
     cfg = dict(params.get("config") or {})
     cfg["reference_date"] = params.get("reference_date") or cfg.get("reference_date")
     result = run_pipeline(
-        row["input_path"], row["blueprint"], config=cfg, warehouse=warehouse,
+        row["input_path"],
+        row["blueprint"],
+        config=cfg,
+        warehouse=warehouse,
         output_dir=params.get("output_dir", "reports"),
         processed_dir=params.get("processed_dir", "data/processed"),
-        run_date=params.get("run_date"), return_frame=False,
+        run_date=params.get("run_date"),
+        return_frame=False,
     )
     _print_result(result)
 
@@ -455,7 +584,9 @@ def rerun(
 @app.command()
 @friendly
 def demo(
-    samples: Annotated[Path, typer.Option("--samples", help="Where the sample files go.")] = Path("data/samples"),
+    samples: Annotated[Path, typer.Option("--samples", help="Where the sample files go.")] = Path(
+        "data/samples"
+    ),
     warehouse: Warehouse = "data/warehouse.duckdb",
     output_dir: OutputDir = "reports",
 ) -> None:
@@ -471,16 +602,20 @@ def demo(
         if bp.sample is None or not (samples / bp.sample).exists():
             continue
         con.print(f"\n[bold]{bp.name}[/bold] on {samples / bp.sample}")
-        result = run_notebook(samples / bp.sample, bp.name, warehouse=warehouse, output_dir=output_dir)
+        result = run_notebook(
+            samples / bp.sample, bp.name, warehouse=warehouse, output_dir=output_dir
+        )
         _print_result(result)
-    con.print(f"\nwarehouse: {warehouse}  (try: tracer query \"SELECT * FROM runs\")")
+    con.print(f'\nwarehouse: {warehouse}  (try: tracer query "SELECT * FROM runs")')
     con.print(f"processed Parquet: data/processed/   reports: {output_dir}/")
 
 
 @app.command()
 @friendly
 def init(
-    directory: Annotated[Path, typer.Argument(help="Folder to copy the notebooks and templates into.")],
+    directory: Annotated[
+        Path, typer.Argument(help="Folder to copy the notebooks and templates into.")
+    ],
 ) -> None:
     """Copy the notebooks and report templates into DIR to edit them."""
     from tracer_kit._resources import resource_path
@@ -489,7 +624,9 @@ def init(
     for sub in ("notebooks", "templates"):
         src = resource_path(sub)
         dest = directory / sub
-        shutil.copytree(src, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+        shutil.copytree(
+            src, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".ipynb_checkpoints")
+        )
         typer.echo(f"copied {sub}/ to {dest}")
 
 

@@ -56,29 +56,35 @@ def customers(n: int = 10_000, *, seed: int = 7, invalid: bool = True) -> pl.Dat
     if invalid:
         k = max(n // 200, 1)
         rows = rng.choice(n, size=5 * k, replace=False).reshape(5, k)
-        df = df.with_row_index("_i").with_columns(
-            customer_id=pl.when(pl.col("_i").is_in(rows[0].tolist()))
-            .then(pl.format("C{}", (pl.col("_i") // 2 + 1).cast(pl.String).str.zfill(6)))
-            .otherwise("customer_id"),
-            total_value=pl.when(pl.col("_i").is_in(rows[1].tolist()))
-            .then(pl.lit("-125.00"))
-            .otherwise("total_value"),
-            last_activity_date=pl.when(pl.col("_i").is_in(rows[2].tolist()))
-            .then(pl.lit("not a date"))
-            .when(pl.col("_i").is_in(rows[3].tolist()))
-            .then(pl.lit("2019-01-01"))
-            .otherwise("last_activity_date"),
-            account_created_date=pl.when(pl.col("_i").is_in(rows[3].tolist()))
-            .then(pl.lit("2020-01-01"))
-            .otherwise("account_created_date"),
-            support_tickets=pl.when(pl.col("_i").is_in(rows[4].tolist()))
-            .then(pl.lit("two"))
-            .otherwise("support_tickets"),
-        ).drop("_i")
+        df = (
+            df.with_row_index("_i")
+            .with_columns(
+                customer_id=pl.when(pl.col("_i").is_in(rows[0].tolist()))
+                .then(pl.format("C{}", (pl.col("_i") // 2 + 1).cast(pl.String).str.zfill(6)))
+                .otherwise("customer_id"),
+                total_value=pl.when(pl.col("_i").is_in(rows[1].tolist()))
+                .then(pl.lit("-125.00"))
+                .otherwise("total_value"),
+                last_activity_date=pl.when(pl.col("_i").is_in(rows[2].tolist()))
+                .then(pl.lit("not a date"))
+                .when(pl.col("_i").is_in(rows[3].tolist()))
+                .then(pl.lit("2019-01-01"))
+                .otherwise("last_activity_date"),
+                account_created_date=pl.when(pl.col("_i").is_in(rows[3].tolist()))
+                .then(pl.lit("2020-01-01"))
+                .otherwise("account_created_date"),
+                support_tickets=pl.when(pl.col("_i").is_in(rows[4].tolist()))
+                .then(pl.lit("two"))
+                .otherwise("support_tickets"),
+            )
+            .drop("_i")
+        )
     return df
 
 
-def _blank_some(df: pl.DataFrame, rng: np.random.Generator, columns: list[str], share: float) -> pl.DataFrame:
+def _blank_some(
+    df: pl.DataFrame, rng: np.random.Generator, columns: list[str], share: float
+) -> pl.DataFrame:
     return df.with_columns(
         pl.when(pl.Series(rng.random(df.height) < share)).then(None).otherwise(pl.col(c)).alias(c)
         for c in columns

@@ -351,9 +351,7 @@ def _record_bad_utf8(exc: UnicodeDecodeError) -> tuple[str, int]:
 codecs.register_error("tracer_record", _record_bad_utf8)
 
 
-def _scan_records(
-    path: Path, delimiter: str, hasher: Any | None, *, check_utf8: bool
-) -> _Records:
+def _scan_records(path: Path, delimiter: str, hasher: Any | None, *, check_utf8: bool) -> _Records:
     """One vectorised pass: record boundaries outside quotes, field counts, first lines.
 
     A newline ends a record when the number of quote characters before it is even; a
@@ -589,8 +587,10 @@ def _delimited_rejects(
     if any(r.startswith("invalid_encoding") for r in reasons):
         text = _record_texts(path, records, [i for i in all_bad.tolist() if i not in bad_set])
         it = iter(text)
-        raws = [raw if raw or not reason.startswith("invalid") else next(it)
-                for raw, reason in zip(raws, reasons, strict=True)]
+        raws = [
+            raw if raw or not reason.startswith("invalid") else next(it)
+            for raw, reason in zip(raws, reasons, strict=True)
+        ]
     return pl.DataFrame(
         {"source_row": out_rows, "source_line": out_lines, "raw": raws, "reason": reasons},
         schema=REJECT_SCHEMA,
@@ -620,11 +620,19 @@ def _as_text(df: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
         if dtype == pl.String:
             exprs.append(col)
         elif isinstance(dtype, (pl.Struct, pl.List, pl.Array)):
-            exprs.append(pl.struct(col).struct.json_encode().str.slice(len(name) + 4).str.head(-1).alias(name))
+            exprs.append(
+                pl.struct(col)
+                .struct.json_encode()
+                .str.slice(len(name) + 4)
+                .str.head(-1)
+                .alias(name)
+            )
         elif dtype == pl.Datetime:
             exprs.append(
-                pl.when(col.dt.time() == pl.time(0)).then(col.dt.strftime("%Y-%m-%d"))
-                .otherwise(col.dt.strftime("%Y-%m-%dT%H:%M:%S")).alias(name)
+                pl.when(col.dt.time() == pl.time(0))
+                .then(col.dt.strftime("%Y-%m-%d"))
+                .otherwise(col.dt.strftime("%Y-%m-%dT%H:%M:%S"))
+                .alias(name)
             )
         else:
             exprs.append(col.cast(pl.String))
@@ -663,7 +671,9 @@ def _read_excel(path: Path, sheet: str | int | None) -> tuple[pl.DataFrame, str]
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
     except zipfile.BadZipFile:
-        raise _fail(path, "looks like a zip archive but is damaged; re-export the workbook") from None
+        raise _fail(
+            path, "looks like a zip archive but is damaged; re-export the workbook"
+        ) from None
     if not any(n.startswith("xl/") for n in names):
         raise _fail(path, "is a zip archive, not an Excel .xlsx workbook")
     import fastexcel
@@ -702,12 +712,17 @@ def _read_json(path: Path) -> pl.DataFrame:
     except UnicodeDecodeError:
         raise _fail(path, "is not UTF-8 encoded JSON") from None
     except json.JSONDecodeError as exc:
-        raise _fail(path, f"is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
-                    line=exc.lineno) from None
+        raise _fail(
+            path,
+            f"is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
+            line=exc.lineno,
+        ) from None
     if isinstance(data, dict):
         lists = [v for v in data.values() if isinstance(v, list)]
         if len(lists) != 1:
-            raise _fail(path, "is a JSON object; expected an array of records (or one array inside)")
+            raise _fail(
+                path, "is a JSON object; expected an array of records (or one array inside)"
+            )
         data = lists[0]
     if not isinstance(data, list) or not data:
         raise _fail(path, "holds no records (expected a non-empty JSON array of objects)")
@@ -753,8 +768,9 @@ def _read_ndjson(path: Path, on_bad_lines: str) -> tuple[pl.DataFrame, pl.DataFr
                     if on_bad_lines == "error":
                         msg = f"line {number} is not a JSON object ({exc})"
                         raise _fail(path, msg, line=number) from None
-                    for key, value in zip(rejects, (row_no, number, text[:10_000], reason),
-                                          strict=True):
+                    for key, value in zip(
+                        rejects, (row_no, number, text[:10_000], reason), strict=True
+                    ):
                         rejects[key].append(value)
                     continue
                 records.append({k: _json_text(v) for k, v in item.items()})
@@ -904,7 +920,9 @@ def read_table(
         limit.add(size)
     if detected is None:
         if _looks_binary(head):
-            raise _fail(path, "looks like binary data, not a table (CSV, JSON, Parquet, Excel, XML)")
+            raise _fail(
+                path, "looks like binary data, not a table (CSV, JSON, Parquet, Excel, XML)"
+            )
         enc0 = normalize_encoding(encoding) if encoding else detect_encoding(head)
         detected = _sniff_text_format(head.decode(enc0, errors="replace").lstrip("\ufeff"))
     fmt = format or detected
@@ -931,7 +949,11 @@ def read_table(
     if fmt == "csv":
         hasher = hashlib.sha256() if sha is None else None
         lf, rejects, opts = _read_delimited(
-            work, path, encoding=enc or "utf-8", delimiter=delimiter, on_bad_lines=on_bad_lines,
+            work,
+            path,
+            encoding=enc or "utf-8",
+            delimiter=delimiter,
+            on_bad_lines=on_bad_lines,
             hasher=hasher,
         )
         if hasher is not None:

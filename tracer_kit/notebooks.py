@@ -23,7 +23,14 @@ from tracer_kit._resources import resource_path
 from tracer_kit.blueprints import get_blueprint
 from tracer_kit.config import Config, config_to_jsonable, load_config
 from tracer_kit.errors import ConfigError, NotebookRunError, QualityGateError, TracerError
-from tracer_kit.store import DEFAULT_WAREHOUSE, end_run, new_run_id, open_warehouse, run_row, start_run
+from tracer_kit.store import (
+    DEFAULT_WAREHOUSE,
+    end_run,
+    new_run_id,
+    open_warehouse,
+    run_row,
+    start_run,
+)
 
 NOTEBOOK = "notebooks/blueprint.ipynb"
 KERNEL = "python3"
@@ -46,11 +53,15 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
-    msg = f"notebook parameter value {value!r} is not JSON-like (str, number, bool, None, list, dict)"
+    msg = (
+        f"notebook parameter value {value!r} is not JSON-like (str, number, bool, None, list, dict)"
+    )
     raise ConfigError(msg)
 
 
-def check_parameters(parameters: dict[str, Any], notebook: str | Path | None = None) -> dict[str, Any]:
+def check_parameters(
+    parameters: dict[str, Any], notebook: str | Path | None = None
+) -> dict[str, Any]:
     """Reject names the notebook does not declare; convert values to JSON-like types.
 
     Raises
@@ -152,26 +163,40 @@ def run_notebook(
     cfg = load_config(config)
     cwd = Path(cwd or Path.cwd()).resolve()
     run_id = run_id or new_run_id()
-    warehouse = (cwd / warehouse).resolve() if not Path(warehouse).is_absolute() else Path(warehouse)
-    output_dir = (cwd / output_dir).resolve() if not Path(output_dir).is_absolute() else Path(output_dir)
+    warehouse = (
+        (cwd / warehouse).resolve() if not Path(warehouse).is_absolute() else Path(warehouse)
+    )
+    output_dir = (
+        (cwd / output_dir).resolve() if not Path(output_dir).is_absolute() else Path(output_dir)
+    )
     input_path = Path(path)
     input_path = input_path if input_path.is_absolute() else (Path.cwd() / input_path).resolve()
     if not input_path.exists():
         raise TracerError(f"{path}: no such file", path=path)
-    params = check_parameters({
-        "input_path": input_path,
-        "blueprint": bp.name,
-        "run_id": run_id,
-        "config": config_to_jsonable(cfg),
-        "output_dir": output_dir,
-        "warehouse": warehouse,
-    })
+    params = check_parameters(
+        {
+            "input_path": input_path,
+            "blueprint": bp.name,
+            "run_id": run_id,
+            "config": config_to_jsonable(cfg),
+            "output_dir": output_dir,
+            "warehouse": warehouse,
+        }
+    )
     run_dir = output_dir / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     executed = run_dir / "blueprint.ipynb"
     open_warehouse(warehouse)
-    start_run(warehouse, {"run_id": run_id, "blueprint": bp.name, "input_path": str(input_path),
-                          "params": {"config": params["config"]}}, state="PENDING")
+    start_run(
+        warehouse,
+        {
+            "run_id": run_id,
+            "blueprint": bp.name,
+            "input_path": str(input_path),
+            "params": {"config": params["config"]},
+        },
+        state="PENDING",
+    )
     _use_own_kernelspec()
     failure: BaseException | None = None
     try:
@@ -209,15 +234,26 @@ def _raise_from_notebook(exc: Any, warehouse: Path, run_id: str, executed: Path)
         issues = row["issues"] if row else []
         raise QualityGateError(exc.evalue, issues=issues) from None
     msg = f"{exc.evalue} (notebook {executed}, cell {exc.exec_count}, {exc.ename})"
-    if exc.ename in ("IngestError", "CompatibilityError", "ConfigError", "BlueprintError", "WarehouseBusyError"):
+    if exc.ename in (
+        "IngestError",
+        "CompatibilityError",
+        "ConfigError",
+        "BlueprintError",
+        "WarehouseBusyError",
+    ):
         msg = exc.evalue
     err = NotebookRunError(msg)
     err.ename = exc.ename  # type: ignore[attr-defined]
     raise err from None
 
 
-def result_from_warehouse(run_id: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE,
-                          notebook: Path | None = None, with_frame: bool = True) -> Any:
+def result_from_warehouse(
+    run_id: str,
+    *,
+    warehouse: str | Path = DEFAULT_WAREHOUSE,
+    notebook: Path | None = None,
+    with_frame: bool = True,
+) -> Any:
     """Rebuild a :class:`RunResult` from the runs table (and the run's Parquet)."""
     import polars as pl
 
@@ -234,15 +270,30 @@ def result_from_warehouse(run_id: str, *, warehouse: str | Path = DEFAULT_WAREHO
         frame = pl.read_parquet(parquet)
     features: list[str] = []
     with contextlib.suppress(TracerError):
-        features = list(get_blueprint(row["blueprint"]).feature_names) if row["state"] == "COMPLETED" else []
+        features = (
+            list(get_blueprint(row["blueprint"]).feature_names)
+            if row["state"] == "COMPLETED"
+            else []
+        )
     return RunResult(
-        run_id=row["run_id"], blueprint=row["blueprint"], state=row["state"],
-        input_path=row["input_path"] or "", input_sha256=row["input_sha256"],
-        rows_in=row["rows_in"] or 0, rows_valid=row["rows_valid"] or 0,
-        rows_quarantined=row["rows_quarantined"] or 0, rows_out=row["rows_out"] or 0,
-        quality_score=row["quality_score"], score_parts=row["score_parts"] or {},
-        issues=row["issues"], features_created=features, stage_seconds=row["stage_seconds"],
-        params=row["params"] or {}, outputs=outputs, error=row["error"], frame=frame,
+        run_id=row["run_id"],
+        blueprint=row["blueprint"],
+        state=row["state"],
+        input_path=row["input_path"] or "",
+        input_sha256=row["input_sha256"],
+        rows_in=row["rows_in"] or 0,
+        rows_valid=row["rows_valid"] or 0,
+        rows_quarantined=row["rows_quarantined"] or 0,
+        rows_out=row["rows_out"] or 0,
+        quality_score=row["quality_score"],
+        score_parts=row["score_parts"] or {},
+        issues=row["issues"],
+        features_created=features,
+        stage_seconds=row["stage_seconds"],
+        params=row["params"] or {},
+        outputs=outputs,
+        error=row["error"],
+        frame=frame,
     )
 
 
@@ -314,15 +365,27 @@ def run_batch(
         started[i] = time.perf_counter()
         run_id = new_run_id()
         try:
-            return run_notebook(paths[i], blueprint, config=config, warehouse=warehouse,
-                                output_dir=output_dir, cwd=cwd, run_id=run_id)
+            return run_notebook(
+                paths[i],
+                blueprint,
+                config=config,
+                warehouse=warehouse,
+                output_dir=output_dir,
+                cwd=cwd,
+                run_id=run_id,
+            )
         except TracerError as exc:
             try:
                 res = result_from_warehouse(run_id, warehouse=warehouse, with_frame=False)
                 return res.model_copy(update={"error": res.error or str(exc), "state": "FAILED"})
             except TracerError:
-                return RunResult(run_id=run_id, blueprint=blueprint, state="FAILED",
-                                 input_path=str(paths[i]), error=str(exc))
+                return RunResult(
+                    run_id=run_id,
+                    blueprint=blueprint,
+                    state="FAILED",
+                    input_path=str(paths[i]),
+                    error=str(exc),
+                )
 
     with ThreadPoolExecutor(max_workers=max_concurrent) as pool:
         futures = {pool.submit(one, i): i for i in range(len(paths))}

@@ -111,7 +111,9 @@ class _JsonLines(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         entry = {
-            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
+                timespec="milliseconds"
+            ),
             "run_id": self.run_id,
             "level": record.levelname.lower(),
             "message": record.getMessage(),
@@ -152,7 +154,9 @@ class _Stages:
         yield
         took = time.perf_counter() - start
         self.seconds[name] = round(self.seconds.get(name, 0.0) + took, 6)
-        log.info("%s done in %.2f s", name, took, extra={"fields": {"stage": name, "seconds": took}})
+        log.info(
+            "%s done in %.2f s", name, took, extra={"fields": {"stage": name, "seconds": took}}
+        )
 
 
 def _finite_check(frame: pl.DataFrame, blueprint: Blueprint, rows_valid: int) -> None:
@@ -176,9 +180,7 @@ def build_processed(q: QualityResult, blueprint: Blueprint, extras: list[str]) -
         pl.struct(extras).struct.json_encode() if extras else pl.lit(None, dtype=pl.String)
     ).alias("extras")
     schema = blueprint.processed_schema()
-    lf = lf.with_columns(extra).select(
-        pl.col(name).cast(dtype) for name, dtype in schema.items()
-    )
+    lf = lf.with_columns(extra).select(pl.col(name).cast(dtype) for name, dtype in schema.items())
     return lf.sort([*blueprint.key, "source_row"]).collect()
 
 
@@ -280,10 +282,22 @@ def run_pipeline(
     if log.level == logging.NOTSET or log.level > logging.INFO:
         log.setLevel(logging.INFO)
     stages = _Stages(run_id, progress)
-    record = {"run_id": run_id, "blueprint": bp.name, "input_path": str(path), "params": params,
-              "versions": package_versions(), "outputs": outputs}
-    result = RunResult(run_id=run_id, blueprint=bp.name, state="IN_PROGRESS", input_path=str(path),
-                       params=params, outputs=outputs)
+    record = {
+        "run_id": run_id,
+        "blueprint": bp.name,
+        "input_path": str(path),
+        "params": params,
+        "versions": package_versions(),
+        "outputs": outputs,
+    }
+    result = RunResult(
+        run_id=run_id,
+        blueprint=bp.name,
+        state="IN_PROGRESS",
+        input_path=str(path),
+        params=params,
+        outputs=outputs,
+    )
     try:
         open_warehouse(warehouse)
         start_run(warehouse, record)
@@ -296,42 +310,75 @@ def run_pipeline(
             mapping = match_columns(ing.info.columns, bp, cfg.column_map, path=path)
         read_options = {**ing.info.read_options(), "hash": ing.info.read_options_hash()}
         with stages("validate"):
-            q = assess(ing.frame.rename(mapping), bp, config=cfg, rejects=ing.rejects,
-                       decimal=ing.info.decimal or ".", run_date=run_date, column_map=mapping,
-                       path=path)
+            q = assess(
+                ing.frame.rename(mapping),
+                bp,
+                config=cfg,
+                rejects=ing.rejects,
+                decimal=ing.info.decimal or ".",
+                run_date=run_date,
+                column_map=mapping,
+                path=path,
+            )
             bronze, quarantine = _write_staged(q, staging)
         params.update(
             reference_date=q.reference_date.isoformat() if q.reference_date else None,
             column_map=mapping,
             date_formats=q.date_formats,
         )
-        result = result.model_copy(update={
-            "rows_in": q.rows_in, "rows_valid": q.rows_valid, "rows_quarantined": q.rows_quarantined,
-            "quality_score": q.score, "score_parts": q.score_parts,
-            "issues": [i.to_dict() for i in q.issues], "params": params,
-        })
+        result = result.model_copy(
+            update={
+                "rows_in": q.rows_in,
+                "rows_valid": q.rows_valid,
+                "rows_quarantined": q.rows_quarantined,
+                "quality_score": q.score,
+                "score_parts": q.score_parts,
+                "issues": [i.to_dict() for i in q.issues],
+                "params": params,
+            }
+        )
         run_fields = {
-            "run_id": run_id, "input_path": str(path), "input_sha256": ing.info.sha256,
-            "read_options": read_options, "read_options_hash": ing.info.read_options_hash(),
-            "params": params, "rows_in": q.rows_in, "rows_valid": q.rows_valid,
-            "rows_quarantined": q.rows_quarantined, "quality_score": q.score,
-            "score_parts": q.score_parts, "outputs": outputs,
+            "run_id": run_id,
+            "input_path": str(path),
+            "input_sha256": ing.info.sha256,
+            "read_options": read_options,
+            "read_options_hash": ing.info.read_options_hash(),
+            "params": params,
+            "rows_in": q.rows_in,
+            "rows_valid": q.rows_valid,
+            "rows_quarantined": q.rows_quarantined,
+            "quality_score": q.score,
+            "score_parts": q.score_parts,
+            "outputs": outputs,
         }
         if not q.passed:
             gate_msg = f"{path}: quality gate failed: " + "; ".join(q.gate_failures)
-            commit_run(warehouse, bp, {**run_fields, "state": "FAILED", "rows_out": 0, "error": gate_msg},
-                       bronze=bronze, quarantine=quarantine, issues=result.issues, profiles=None,
-                       staged_parquet=None, final_parquet=None, stage_seconds=stages.seconds)
+            commit_run(
+                warehouse,
+                bp,
+                {**run_fields, "state": "FAILED", "rows_out": 0, "error": gate_msg},
+                bronze=bronze,
+                quarantine=quarantine,
+                issues=result.issues,
+                profiles=None,
+                staged_parquet=None,
+                final_parquet=None,
+                stage_seconds=stages.seconds,
+            )
             shutil.rmtree(staging, ignore_errors=True)
-            result = result.model_copy(update={"state": "FAILED", "error": gate_msg,
-                                               "stage_seconds": stages.seconds})
+            result = result.model_copy(
+                update={"state": "FAILED", "error": gate_msg, "stage_seconds": stages.seconds}
+            )
             log.error(gate_msg)
             if report:
                 _render_report(run_id, warehouse, output_dir, result)
             raise_for_gate(q, path)
         with stages("features"):
-            extras = [c for c in q.valid.columns
-                      if c not in {f.name for f in bp.fields} and c not in ("source_row", "source_line")]
+            extras = [
+                c
+                for c in q.valid.columns
+                if c not in {f.name for f in bp.fields} and c not in ("source_row", "source_line")
+            ]
             processed = build_processed(q, bp, extras)
             _finite_check(processed, bp, q.rows_valid)
         with stages("store"):
@@ -339,15 +386,28 @@ def run_pipeline(
             processed.write_parquet(staged_parquet, compression="zstd", statistics=True)
             profiles = column_profiles(processed, [c for c in processed.columns if c != "extras"])
             run_fields.update(state="COMPLETED", rows_out=processed.height, error=None)
-            commit_run(warehouse, bp, run_fields, bronze=bronze, quarantine=quarantine,
-                       issues=result.issues, profiles=profiles, staged_parquet=staged_parquet,
-                       final_parquet=final_parquet, stage_seconds=stages.seconds)
+            commit_run(
+                warehouse,
+                bp,
+                run_fields,
+                bronze=bronze,
+                quarantine=quarantine,
+                issues=result.issues,
+                profiles=profiles,
+                staged_parquet=staged_parquet,
+                final_parquet=final_parquet,
+                stage_seconds=stages.seconds,
+            )
             shutil.rmtree(staging, ignore_errors=True)
-        result = result.model_copy(update={
-            "state": "COMPLETED", "rows_out": processed.height,
-            "features_created": list(bp.feature_names), "stage_seconds": stages.seconds,
-            "frame": processed if return_frame else None,
-        })
+        result = result.model_copy(
+            update={
+                "state": "COMPLETED",
+                "rows_out": processed.height,
+                "features_created": list(bp.feature_names),
+                "stage_seconds": stages.seconds,
+                "frame": processed if return_frame else None,
+            }
+        )
         record_timings(warehouse, run_id, stages.seconds)  # the store stage ended after its commit
         if report:
             with stages("report"):
@@ -360,20 +420,37 @@ def run_pipeline(
         raise
     except KeyboardInterrupt:
         with contextlib.suppress(Exception):
-            end_run(warehouse, run_id, "CANCELLED", error="cancelled by the user (Ctrl-C)",
-                    stage_seconds=stages.seconds)
+            end_run(
+                warehouse,
+                run_id,
+                "CANCELLED",
+                error="cancelled by the user (Ctrl-C)",
+                stage_seconds=stages.seconds,
+            )
         raise
     except TracerError as exc:
         log.error(str(exc))
         with contextlib.suppress(Exception):
-            end_run(warehouse, run_id, "FAILED", error=str(exc), stage_seconds=stages.seconds,
-                    fields=_known(result))
+            end_run(
+                warehouse,
+                run_id,
+                "FAILED",
+                error=str(exc),
+                stage_seconds=stages.seconds,
+                fields=_known(result),
+            )
         raise
     except Exception as exc:
         log.exception("run failed: %s", exc)
         with contextlib.suppress(Exception):
-            end_run(warehouse, run_id, "FAILED", error=f"{type(exc).__name__}: {exc}",
-                    stage_seconds=stages.seconds, fields=_known(result))
+            end_run(
+                warehouse,
+                run_id,
+                "FAILED",
+                error=f"{type(exc).__name__}: {exc}",
+                stage_seconds=stages.seconds,
+                fields=_known(result),
+            )
         raise
     finally:
         log.removeHandler(handler)
@@ -384,7 +461,9 @@ def _known(result: RunResult) -> dict[str, Any]:
     return {"input_sha256": result.input_sha256} if result.input_sha256 else {}
 
 
-def _render_report(run_id: str, warehouse: str | Path, output_dir: str | Path, result: RunResult) -> None:
+def _render_report(
+    run_id: str, warehouse: str | Path, output_dir: str | Path, result: RunResult
+) -> None:
     from tracer_kit.report import quality_report
 
     quality_report(run_id, warehouse=warehouse, output_dir=output_dir, frame=result.frame)

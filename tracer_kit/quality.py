@@ -110,7 +110,9 @@ def issues_frame(issues: Sequence[Issue]) -> pl.DataFrame:
     rows = [{k: getattr(i, k) for k in schema} for i in issues]
     df = pl.DataFrame(rows, schema=schema)
     order = {s: n for n, s in enumerate(SEVERITIES)}
-    return df.sort(pl.col("severity").replace_strict(order, return_dtype=pl.Int8), maintain_order=True)
+    return df.sort(
+        pl.col("severity").replace_strict(order, return_dtype=pl.Int8), maintain_order=True
+    )
 
 
 # --------------------------------------------------------------------------- compatibility
@@ -172,8 +174,10 @@ def match_columns(
         if f.name in present:
             continue
         candidates = [
-            c for c in columns
-            if c not in mapping and c not in {x.name for x in blueprint.fields}
+            c
+            for c in columns
+            if c not in mapping
+            and c not in {x.name for x in blueprint.fields}
             and normalise_name(c) == normalise_name(f.name)
         ]
         if len(candidates) == 1:
@@ -186,7 +190,9 @@ def match_columns(
         parts = []
         for m in missing:
             hint = suggestions[m]
-            parts.append(f"{m!r} (did you mean {' or '.join(map(repr, hint))}?)" if hint else repr(m))
+            parts.append(
+                f"{m!r} (did you mean {' or '.join(map(repr, hint))}?)" if hint else repr(m)
+            )
         where = f"{path}: " if path else ""
         plural = "s" if len(missing) > 1 else ""
         example = next(((s[0], m) for m, s in suggestions.items() if s), None)
@@ -197,7 +203,8 @@ def match_columns(
         )
         msg = (
             f"{where}blueprint {blueprint.name!r} needs field{plural} missing from the file: "
-            + ", ".join(parts) + fix
+            + ", ".join(parts)
+            + fix
         )
         raise CompatibilityError(msg, missing=missing, suggestions=suggestions, path=path)
     return {src: dst for src, dst in mapping.items() if src != dst}
@@ -229,7 +236,13 @@ def date_conventions(frame: pl.LazyFrame, columns: Sequence[str]) -> dict[str, s
     out: dict[str, str | None] = {}
     for i, c in enumerate(columns):
         day_first, month_first = bool(row[2 * i]), bool(row[2 * i + 1])
-        out[c] = "dmy" if day_first and not month_first else "mdy" if month_first and not day_first else None
+        out[c] = (
+            "dmy"
+            if day_first and not month_first
+            else "mdy"
+            if month_first and not day_first
+            else None
+        )
     return out
 
 
@@ -258,12 +271,17 @@ def _parse_date(name: str, convention: str | None) -> tuple[pl.Expr, pl.Expr, pl
     named = pl.coalesce([raw.str.strptime(pl.Date, f, strict=False) for f in MONTH_NAME_FORMATS])
     value = pl.coalesce(iso, slash, named)
     fmt = (
-        pl.when(iso.is_not_null()).then(pl.lit("%Y-%m-%d"))
-        .when(slash.is_not_null()).then(pl.lit("%m/%d/%Y" if convention == "mdy" else "%d/%m/%Y"))
-        .when(named.is_not_null()).then(pl.lit("month-name"))
+        pl.when(iso.is_not_null())
+        .then(pl.lit("%Y-%m-%d"))
+        .when(slash.is_not_null())
+        .then(pl.lit("%m/%d/%Y" if convention == "mdy" else "%d/%m/%Y"))
+        .when(named.is_not_null())
+        .then(pl.lit("month-name"))
     )
     reason = pl.when(_present(name) & value.is_null()).then(
-        pl.when(ambiguous.fill_null(False)).then(pl.lit("ambiguous_date")).otherwise(pl.lit("invalid_date"))
+        pl.when(ambiguous.fill_null(False))
+        .then(pl.lit("ambiguous_date"))
+        .otherwise(pl.lit("invalid_date"))
     )
     return value.alias(name), reason, fmt
 
@@ -349,8 +367,11 @@ def assess(
     run_date = run_date or dt.datetime.now(dt.UTC).date()
     rejects = rejects if rejects is not None else pl.DataFrame(schema=REJECT_SCHEMA)
     names = frame.collect_schema().names()
-    extras = [c for c in names if c not in {f.name for f in blueprint.fields}
-              and c not in ("source_row", "source_line")]
+    extras = [
+        c
+        for c in names
+        if c not in {f.name for f in blueprint.fields} and c not in ("source_row", "source_line")
+    ]
     frame = frame.with_columns(
         pl.lit(None, dtype=pl.String).alias(f.name) for f in blueprint.fields if f.name not in names
     )
@@ -369,8 +390,13 @@ def assess(
         reason_cols.append(_present(f.name).alias(f"__present_{f.name}"))
     original = {dst: src for src, dst in (column_map or {}).items()}
     raw_json = (
-        pl.struct([pl.col(c).alias(original.get(c, c)) for c in names
-                   if c not in ("source_row", "source_line")])
+        pl.struct(
+            [
+                pl.col(c).alias(original.get(c, c))
+                for c in names
+                if c not in ("source_row", "source_line")
+            ]
+        )
         .struct.json_encode()
         .alias("__raw")
     )
@@ -405,31 +431,38 @@ def assess(
         rule_cols.append(fails)
         reasons.append(pl.when(pl.col(f"__rule_{i}")).then(pl.lit(rule.reason)))
     typed = typed.with_columns(rule_cols).with_columns(
-        pl.concat_list(reasons).list.drop_nulls().list.unique(maintain_order=True).alias("__reasons")
+        pl.concat_list(reasons)
+        .list.drop_nulls()
+        .list.unique(maintain_order=True)
+        .alias("__reasons")
     )
     is_valid = pl.col("__reasons").list.len() == 0
     field_names = [f.name for f in blueprint.fields]
     valid = typed.filter(is_valid).select("source_row", "source_line", *field_names, *extras)
     line_json = pl.struct(pl.col("raw").alias("_line")).struct.json_encode().alias("raw")
-    quarantine = pl.concat(
-        [
-            rejects.select(
-                pl.lit("ingest").alias("stage"),
-                "source_row",
-                "source_line",
-                line_json,
-                pl.concat_list(pl.col("reason").str.split(": ").list.first()).alias("reasons"),
-            ),
-            typed.filter(~is_valid).select(
-                pl.lit("validate").alias("stage"),
-                "source_row",
-                "source_line",
-                pl.col("__raw").alias("raw"),
-                pl.col("__reasons").alias("reasons"),
-            ),
-        ],
-        how="vertical",
-    ).cast(QUARANTINE_SCHEMA).sort("source_row")
+    quarantine = (
+        pl.concat(
+            [
+                rejects.select(
+                    pl.lit("ingest").alias("stage"),
+                    "source_row",
+                    "source_line",
+                    line_json,
+                    pl.concat_list(pl.col("reason").str.split(": ").list.first()).alias("reasons"),
+                ),
+                typed.filter(~is_valid).select(
+                    pl.lit("validate").alias("stage"),
+                    "source_row",
+                    "source_line",
+                    pl.col("__raw").alias("raw"),
+                    pl.col("__reasons").alias("reasons"),
+                ),
+            ],
+            how="vertical",
+        )
+        .cast(QUARANTINE_SCHEMA)
+        .sort("source_row")
+    )
 
     bronze = pl.concat(
         [
@@ -446,9 +479,19 @@ def assess(
 
     thresholds = config.thresholds
     parts = _score_parts(typed, blueprint, rows_in, rows_valid, n_parsed)
-    score = round(100 * (0.4 * parts["completeness"] + 0.2 * parts["uniqueness"]
-                         + 0.3 * parts["validity"] + 0.1 * parts["consistency"]), 2)
-    issues = _issues(typed, blueprint, field_failures, rejects, thresholds, rows_in, rows_valid, n_parsed)
+    score = round(
+        100
+        * (
+            0.4 * parts["completeness"]
+            + 0.2 * parts["uniqueness"]
+            + 0.3 * parts["validity"]
+            + 0.1 * parts["consistency"]
+        ),
+        2,
+    )
+    issues = _issues(
+        typed, blueprint, field_failures, rejects, thresholds, rows_in, rows_valid, n_parsed
+    )
     date_formats = {
         c: {
             fmt: int(count)
@@ -526,7 +569,9 @@ def _score_parts(
     }
 
 
-def _examples(typed: pl.DataFrame, mask: pl.Expr, column: str | None, n: int = 5) -> list[dict[str, Any]]:
+def _examples(
+    typed: pl.DataFrame, mask: pl.Expr, column: str | None, n: int = 5
+) -> list[dict[str, Any]]:
     cols = ["source_row", "source_line"]
     sel = typed.filter(mask).head(n)
     out = []
@@ -559,8 +604,17 @@ def _issues(
 ) -> list[Issue]:
     issues: list[Issue] = []
     if rows_valid == 0:
-        issues.append(Issue("critical", None, "no_valid_rows", 0.0, None, rows_in,
-                            message="no row passed validation"))
+        issues.append(
+            Issue(
+                "critical",
+                None,
+                "no_valid_rows",
+                0.0,
+                None,
+                rows_in,
+                message="no row passed validation",
+            )
+        )
     if rejects.height:
         share = rejects.height / rows_in
         sev = "high" if share > 1 - t.validity else "low"
@@ -568,8 +622,18 @@ def _issues(
             {"source_row": r, "source_line": ln, "value": raw[:200]}
             for r, ln, raw in rejects.head(5).select("source_row", "source_line", "raw").iter_rows()
         ]
-        issues.append(Issue(sev, None, "unreadable_rows", round(share, 6), 1 - t.validity, rejects.height,
-                            examples, f"{rejects.height} record(s) rejected at ingest (ragged or undecodable)"))
+        issues.append(
+            Issue(
+                sev,
+                None,
+                "unreadable_rows",
+                round(share, 6),
+                1 - t.validity,
+                rejects.height,
+                examples,
+                f"{rejects.height} record(s) rejected at ingest (ragged or undecodable)",
+            )
+        )
     if n_parsed == 0:
         return issues
     for f in blueprint.fields:
@@ -587,27 +651,42 @@ def _issues(
         else:
             sev = None
         if sev:
-            issues.append(Issue(
-                sev, f.name, "completeness", round(completeness, 6),
-                t.completeness_critical if sev == "critical" else t.completeness, n_missing,
-                _examples(typed, ~present, f.name),
-                f"{f.name} is {completeness:.1%} complete",
-            ))
+            issues.append(
+                Issue(
+                    sev,
+                    f.name,
+                    "completeness",
+                    round(completeness, 6),
+                    t.completeness_critical if sev == "critical" else t.completeness,
+                    n_missing,
+                    _examples(typed, ~present, f.name),
+                    f"{f.name} is {completeness:.1%} complete",
+                )
+            )
         failures = field_failures[f.name]
         fail_any = pl.any_horizontal([e.is_not_null() for e in failures])
         n_present = n_parsed - n_missing
         n_bad = int(typed.select(fail_any.sum()).item())
         if n_present and n_bad:
             validity = 1 - n_bad / n_present
-            counts = typed.select(pl.concat_list(failures).list.drop_nulls().alias("r")).explode("r")
+            counts = typed.select(pl.concat_list(failures).list.drop_nulls().alias("r")).explode(
+                "r"
+            )
             counts = counts.drop_nulls().get_column("r").value_counts(sort=True)
             kinds = ", ".join(f"{r} x{c}" for r, c in counts.iter_rows())
             sev = "high" if validity < t.validity else "low"
-            issues.append(Issue(
-                sev, f.name, "validity", round(validity, 6), t.validity, n_bad,
-                _examples(typed, fail_any, f.name),
-                f"{f.name}: {n_bad} of {n_present} values invalid ({kinds})",
-            ))
+            issues.append(
+                Issue(
+                    sev,
+                    f.name,
+                    "validity",
+                    round(validity, 6),
+                    t.validity,
+                    n_bad,
+                    _examples(typed, fail_any, f.name),
+                    f"{f.name}: {n_bad} of {n_present} values invalid ({kinds})",
+                )
+            )
         if f.is_numeric:
             issues.extend(_outlier_issues(typed, f.name, t))
     if blueprint.identifier:
@@ -618,19 +697,33 @@ def _issues(
         uniq = non_null.n_unique() / len(non_null) if len(non_null) else 1.0
         if uniq < t.uniqueness:
             n_later = int(typed.select(later.sum()).item())
-            issues.append(Issue(
-                "high", blueprint.identifier, "uniqueness", round(uniq, 6), t.uniqueness, n_later,
-                _examples(typed, dup, blueprint.identifier),
-                f"{n_later} repeated {blueprint.identifier} value(s); the first occurrence is kept",
-            ))
+            issues.append(
+                Issue(
+                    "high",
+                    blueprint.identifier,
+                    "uniqueness",
+                    round(uniq, 6),
+                    t.uniqueness,
+                    n_later,
+                    _examples(typed, dup, blueprint.identifier),
+                    f"{n_later} repeated {blueprint.identifier} value(s); the first occurrence is kept",
+                )
+            )
     for i, rule in enumerate(blueprint.rules):
         n_fail = int(typed.get_column(f"__rule_{i}").sum())
         if n_fail:
-            issues.append(Issue(
-                "low", ",".join(rule.columns), rule.reason, round(1 - n_fail / n_parsed, 6), None, n_fail,
-                _examples(typed, pl.col(f"__rule_{i}"), rule.columns[0]),
-                f"{n_fail} row(s): {rule.description}",
-            ))
+            issues.append(
+                Issue(
+                    "low",
+                    ",".join(rule.columns),
+                    rule.reason,
+                    round(1 - n_fail / n_parsed, 6),
+                    None,
+                    n_fail,
+                    _examples(typed, pl.col(f"__rule_{i}"), rule.columns[0]),
+                    f"{n_fail} row(s): {rule.description}",
+                )
+            )
     order = {s: n for n, s in enumerate(SEVERITIES)}
     issues.sort(key=lambda i: order[i.severity])
     return issues
@@ -640,8 +733,17 @@ def outlier_bounds(values: pl.Series) -> dict[str, float | int | None]:
     """IQR bounds (Q1 - 1.5 IQR, Q3 + 1.5 IQR) and z-score (|z| > 3) counts for one numeric series."""
     s = values.drop_nulls().cast(pl.Float64)
     if len(s) == 0:
-        return {"q1": None, "q3": None, "lower": None, "upper": None, "iqr_count": 0,
-                "mean": None, "std": None, "z_count": 0, "n": 0}
+        return {
+            "q1": None,
+            "q3": None,
+            "lower": None,
+            "upper": None,
+            "iqr_count": 0,
+            "mean": None,
+            "std": None,
+            "z_count": 0,
+            "n": 0,
+        }
     q1 = float(s.quantile(0.25, "linear"))
     q3 = float(s.quantile(0.75, "linear"))
     iqr = q3 - q1
@@ -650,9 +752,15 @@ def outlier_bounds(values: pl.Series) -> dict[str, float | int | None]:
     std = s.std()
     z_count = int(((s - mean).abs() > 3 * std).sum()) if std else 0
     return {
-        "q1": q1, "q3": q3, "lower": lower, "upper": upper,
+        "q1": q1,
+        "q3": q3,
+        "lower": lower,
+        "upper": upper,
         "iqr_count": int(((s < lower) | (s > upper)).sum()),
-        "mean": mean, "std": float(std) if std is not None else None, "z_count": z_count, "n": len(s),
+        "mean": mean,
+        "std": float(std) if std is not None else None,
+        "z_count": z_count,
+        "n": len(s),
     }
 
 
@@ -663,18 +771,32 @@ def _outlier_issues(typed: pl.DataFrame, column: str, t: Thresholds) -> list[Iss
         share = b["iqr_count"] / b["n"]
         sev = "medium" if share > t.outlier_share else "low"
         mask = (pl.col(column) < b["lower"]) | (pl.col(column) > b["upper"])
-        out.append(Issue(
-            sev, column, "outliers_iqr", round(share, 6), t.outlier_share, int(b["iqr_count"]),
-            _examples(typed, mask, column),
-            f"{b['iqr_count']} value(s) outside [{b['lower']:.4g}, {b['upper']:.4g}] (1.5 x IQR)",
-        ))
+        out.append(
+            Issue(
+                sev,
+                column,
+                "outliers_iqr",
+                round(share, 6),
+                t.outlier_share,
+                int(b["iqr_count"]),
+                _examples(typed, mask, column),
+                f"{b['iqr_count']} value(s) outside [{b['lower']:.4g}, {b['upper']:.4g}] (1.5 x IQR)",
+            )
+        )
     if b["z_count"]:
-        mask = ((pl.col(column) - b["mean"]).abs() > 3 * b["std"])
-        out.append(Issue(
-            "low", column, "outliers_zscore", round(b["z_count"] / b["n"], 6), 3.0, int(b["z_count"]),
-            _examples(typed, mask, column),
-            f"{b['z_count']} value(s) more than 3 standard deviations from the mean {b['mean']:.4g}",
-        ))
+        mask = (pl.col(column) - b["mean"]).abs() > 3 * b["std"]
+        out.append(
+            Issue(
+                "low",
+                column,
+                "outliers_zscore",
+                round(b["z_count"] / b["n"], 6),
+                3.0,
+                int(b["z_count"]),
+                _examples(typed, mask, column),
+                f"{b['z_count']} value(s) more than 3 standard deviations from the mean {b['mean']:.4g}",
+            )
+        )
     return out
 
 
@@ -684,7 +806,9 @@ def gate(issues: Sequence[Issue], score: float, thresholds: Thresholds) -> list[
     critical = [i for i in issues if i.severity == "critical"]
     high = [i for i in issues if i.severity == "high"]
     if critical:
-        failures.append(f"{len(critical)} critical issue(s): " + "; ".join(i.message for i in critical))
+        failures.append(
+            f"{len(critical)} critical issue(s): " + "; ".join(i.message for i in critical)
+        )
     if len(high) > thresholds.max_high:
         failures.append(f"{len(high)} high issues (at most {thresholds.max_high} allowed)")
     if score < thresholds.min_score:
@@ -741,19 +865,32 @@ def validate(
     if isinstance(path_or_frame, (str, Path)):
         path = Path(path_or_frame)
         ing = read_file(path, cfg)
-        frame, rejects, decimal, columns = ing.frame, ing.rejects, ing.info.decimal or ".", ing.info.columns
+        frame, rejects, decimal, columns = (
+            ing.frame,
+            ing.rejects,
+            ing.info.decimal or ".",
+            ing.info.columns,
+        )
     else:
         frame = path_or_frame.lazy()
         names = frame.collect_schema().names()
         columns = [c for c in names if c not in ("source_row", "source_line")]
         if "source_row" not in names:
             frame = frame.with_row_index("source_row", offset=1).with_columns(
-                pl.col("source_row").cast(pl.Int64), pl.lit(None, dtype=pl.Int64).alias("source_line")
+                pl.col("source_row").cast(pl.Int64),
+                pl.lit(None, dtype=pl.Int64).alias("source_line"),
             )
         frame = frame.with_columns(pl.col(c).cast(pl.String) for c in columns)
     mapping = match_columns(columns, bp, cfg.column_map, path=path)
-    return assess(frame.rename(mapping), bp, config=cfg, rejects=rejects, decimal=decimal,
-                  column_map=mapping, path=path)
+    return assess(
+        frame.rename(mapping),
+        bp,
+        config=cfg,
+        rejects=rejects,
+        decimal=decimal,
+        column_map=mapping,
+        path=path,
+    )
 
 
 def read_file(path: str | Path, config: Config, staging_dir: str | Path | None = None) -> Ingested:
@@ -787,7 +924,9 @@ PROFILE_SCHEMA = {
 }
 
 
-def column_profiles(df: pl.DataFrame, columns: Sequence[str] | None = None, *, bins: int = 20) -> pl.DataFrame:
+def column_profiles(
+    df: pl.DataFrame, columns: Sequence[str] | None = None, *, bins: int = 20
+) -> pl.DataFrame:
     """Per column: dtype, nulls, distinct, min, max, mean, median and a histogram (JSON lists).
 
     Numeric and date columns get ``bins`` equal-width bins; text columns their ten most
@@ -806,14 +945,22 @@ def column_profiles(df: pl.DataFrame, columns: Sequence[str] | None = None, *, b
             "dtype": str(s.dtype),
             "nulls": s.null_count(),
             "distinct": non_null.n_unique(),
-            "min": None, "max": None, "mean": None, "median": None,
-            "hist_edges": "[]", "hist_counts": "[]",
+            "min": None,
+            "max": None,
+            "mean": None,
+            "median": None,
+            "hist_edges": "[]",
+            "hist_counts": "[]",
         }
         if len(non_null):
             lo, hi = non_null.min(), non_null.max()
             row["min"], row["max"] = str(_jsonable(lo)), str(_jsonable(hi))
         if (numeric or temporal) and len(non_null):
-            values = non_null.cast(pl.Int64).to_numpy() if temporal else non_null.cast(pl.Float64).to_numpy()
+            values = (
+                non_null.cast(pl.Int64).to_numpy()
+                if temporal
+                else non_null.cast(pl.Float64).to_numpy()
+            )
             row["mean"] = float(np.mean(values))
             row["median"] = float(np.median(values))
             counts, edges = np.histogram(values, bins=bins)
@@ -836,7 +983,9 @@ class Profile:
     rejects: int
 
     def __repr__(self) -> str:
-        return f"Profile({self.info.path!r}, {self.info.row_count} rows, {len(self.columns)} columns)"
+        return (
+            f"Profile({self.info.path!r}, {self.info.row_count} rows, {len(self.columns)} columns)"
+        )
 
 
 def infer_types(frame: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
@@ -861,7 +1010,9 @@ def infer_types(frame: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
     return pl.DataFrame(out)
 
 
-def profile(path: str | Path, *, config: Config | dict[str, Any] | str | Path | None = None) -> Profile:
+def profile(
+    path: str | Path, *, config: Config | dict[str, Any] | str | Path | None = None
+) -> Profile:
     """Read a file and summarise each column: inferred type, nulls, distinct, min, max, mean, median.
 
     Examples

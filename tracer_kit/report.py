@@ -79,22 +79,33 @@ def _history_chart(history: pl.DataFrame) -> Any | None:
     if history.height < 2:
         return None
     values = [
-        {"run": r["run_id"], "started": str(r["started_at"]), "score": r["quality_score"], "state": r["state"]}
+        {
+            "run": r["run_id"],
+            "started": str(r["started_at"]),
+            "score": r["quality_score"],
+            "state": r["state"],
+        }
         for r in history.iter_rows(named=True)
     ]
     base = alt.Chart(alt.Data(values=values)).encode(
         x=alt.X("run:N", sort=None, title="run", axis=alt.Axis(labelAngle=-40, labelLimit=120)),
         y=alt.Y("score:Q", scale=alt.Scale(domain=[0, 100]), title="quality score"),
     )
-    return (base.mark_line(color="#4c78a8") + base.mark_point(filled=True).encode(
-        color=alt.Color("state:N", scale=alt.Scale(domain=["COMPLETED", "FAILED"], range=["#4c78a8", "#e45756"]))
-    )).properties(width=560, height=160)
+    return (
+        base.mark_line(color="#4c78a8")
+        + base.mark_point(filled=True).encode(
+            color=alt.Color(
+                "state:N",
+                scale=alt.Scale(domain=["COMPLETED", "FAILED"], range=["#4c78a8", "#e45756"]),
+            )
+        )
+    ).properties(width=560, height=160)
 
 
 def _profiles(run_id: str, warehouse: str | Path) -> list[dict[str, Any]]:
     with connect(warehouse, read_only=True) as con:
         df = con.sql(
-            'SELECT * EXCLUDE (run_id) FROM column_profiles WHERE run_id = $1', params=[run_id]
+            "SELECT * EXCLUDE (run_id) FROM column_profiles WHERE run_id = $1", params=[run_id]
         ).pl()
     rows = []
     for r in df.iter_rows(named=True):
@@ -104,7 +115,9 @@ def _profiles(run_id: str, warehouse: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _quarantine(run_id: str, blueprint: str, warehouse: str | Path) -> tuple[list[dict], list[dict]]:
+def _quarantine(
+    run_id: str, blueprint: str, warehouse: str | Path
+) -> tuple[list[dict], list[dict]]:
     table = quote_ident(f"quarantine_{blueprint}")
     with connect(warehouse, read_only=True) as con:
         exists = con.sql(
@@ -148,9 +161,14 @@ def _num(value: Any) -> str:
     return str(value)
 
 
-def render_report(run: dict[str, Any], profiles: list[dict[str, Any]], quarantine_by_reason: list[dict],
-                  quarantine_sample: list[dict], history: pl.DataFrame,
-                  feature_sample: pl.DataFrame | None) -> str:
+def render_report(
+    run: dict[str, Any],
+    profiles: list[dict[str, Any]],
+    quarantine_by_reason: list[dict],
+    quarantine_sample: list[dict],
+    history: pl.DataFrame,
+    feature_sample: pl.DataFrame | None,
+) -> str:
     """The report's HTML for one run (pure: everything it shows is passed in)."""
     import jinja2
 
@@ -169,7 +187,9 @@ def render_report(run: dict[str, Any], profiles: list[dict[str, Any]], quarantin
     except Exception:  # noqa: BLE001 - a report of a since-removed custom blueprint still renders
         features, feature_names = [], set()
     hist_features = _histogram_chart([p for p in profiles if p["column"] in feature_names])
-    input_profiles = [p for p in profiles if p["column"] not in feature_names and p["column"] != "source_row"]
+    input_profiles = [
+        p for p in profiles if p["column"] not in feature_names and p["column"] != "source_row"
+    ]
     hist_inputs = _histogram_chart(input_profiles)
     history_chart = _history_chart(history)
     issues = sorted(run["issues"], key=lambda i: SEVERITY_ORDER.index(i["severity"]))
@@ -255,7 +275,16 @@ def issues_table(result: Any) -> pl.DataFrame:
     """The run's issues as a polars table, most severe first."""
     from tracer_kit.quality import Issue, issues_frame
 
-    fields = ("severity", "column", "check", "observed", "threshold", "rows_affected", "examples", "message")
+    fields = (
+        "severity",
+        "column",
+        "check",
+        "observed",
+        "threshold",
+        "rows_affected",
+        "examples",
+        "message",
+    )
     return issues_frame([Issue(**{k: i.get(k) for k in fields}) for i in result.issues])
 
 
@@ -273,10 +302,16 @@ def feature_chart(result: Any, *, max_points: int = 5000) -> Any:
     sample = frame.select([c for c in (column, color) if c]).drop_nulls()
     if sample.height > max_points:
         sample = sample.sample(max_points, seed=0)
-    enc = {"x": alt.X(f"{column}:Q", bin=alt.Bin(maxbins=30), title=column), "y": alt.Y("count():Q", title="rows")}
+    enc = {
+        "x": alt.X(f"{column}:Q", bin=alt.Bin(maxbins=30), title=column),
+        "y": alt.Y("count():Q", title="rows"),
+    }
     if color:
         enc["color"] = alt.Color(f"{color}:O", title=color)
-    chart = alt.Chart(alt.Data(values=sample.to_dicts())).mark_bar().encode(**enc).properties(
-        width=520, height=220, title=f"{column} ({sample.height:,} rows)"
+    chart = (
+        alt.Chart(alt.Data(values=sample.to_dicts()))
+        .mark_bar()
+        .encode(**enc)
+        .properties(width=520, height=220, title=f"{column} ({sample.height:,} rows)")
     )
     return HTML(f'<img alt="{column} histogram" src="{svg_data_uri(chart)}">')

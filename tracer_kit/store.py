@@ -213,7 +213,8 @@ def _remove_outputs(outputs: dict[str, Any]) -> None:
 def _recover(con: duckdb.DuckDBPyConnection) -> None:
     host = socket.gethostname()
     rows = con.execute(
-        "SELECT run_id, pid FROM runs WHERE state IN ('IN_PROGRESS', 'PENDING') AND host = ?", [host]
+        "SELECT run_id, pid FROM runs WHERE state IN ('IN_PROGRESS', 'PENDING') AND host = ?",
+        [host],
     ).fetchall()
     dead = [run_id for run_id, pid in rows if not _pid_alive(pid)]
     for run_id in dead:
@@ -317,7 +318,9 @@ def start_run(warehouse: str | Path, record: dict[str, Any], *, state: str = "IN
     }
     cols = ", ".join(quote_ident(k) for k in fields)
     marks = ", ".join("?" for _ in fields)
-    updates = ", ".join(f"{quote_ident(k)} = excluded.{quote_ident(k)}" for k in fields if k != "run_id")
+    updates = ", ".join(
+        f"{quote_ident(k)} = excluded.{quote_ident(k)}" for k in fields if k != "run_id"
+    )
     with connect(warehouse) as con:
         con.execute(
             f"INSERT INTO runs ({cols}) VALUES ({marks}) ON CONFLICT (run_id) DO UPDATE SET {updates}",
@@ -349,7 +352,9 @@ def end_run(
         _remove_outputs(json.loads(row[0][0]))
 
 
-def _insert_timings(con: duckdb.DuckDBPyConnection, run_id: str, stage_seconds: dict[str, float]) -> None:
+def _insert_timings(
+    con: duckdb.DuckDBPyConnection, run_id: str, stage_seconds: dict[str, float]
+) -> None:
     con.execute("DELETE FROM stage_timings WHERE run_id = ?", [run_id])
     if stage_seconds:
         con.executemany(
@@ -401,8 +406,16 @@ def commit_run(
                 FROM read_parquet(?)
                 WHERE NOT EXISTS (SELECT 1 FROM {quote_ident(f"bronze_{bp}")}
                                   WHERE file_sha256 = ? AND read_options_hash = ?)""",
-                [run["input_sha256"], run["read_options_hash"], run["input_path"], run_id,
-                 utcnow(), str(bronze), run["input_sha256"], run["read_options_hash"]],
+                [
+                    run["input_sha256"],
+                    run["read_options_hash"],
+                    run["input_path"],
+                    run_id,
+                    utcnow(),
+                    str(bronze),
+                    run["input_sha256"],
+                    run["read_options_hash"],
+                ],
             )
             con.execute(
                 f"""INSERT INTO {quote_ident(f"quarantine_{bp}")}
@@ -413,15 +426,24 @@ def commit_run(
                 con.executemany(
                     "INSERT INTO quality_issues VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
-                        (run_id, i["severity"], i["column"], i["check"], i["observed"], i["threshold"],
-                         i["rows_affected"], _json(i["examples"]), i["message"])
+                        (
+                            run_id,
+                            i["severity"],
+                            i["column"],
+                            i["check"],
+                            i["observed"],
+                            i["threshold"],
+                            i["rows_affected"],
+                            _json(i["examples"]),
+                            i["message"],
+                        )
                         for i in issues
                     ],
                 )
             if profiles is not None and profiles.height:
                 con.register("__profiles", profiles.to_arrow())
                 con.execute(
-                    "INSERT INTO column_profiles SELECT ?, \"column\", dtype, nulls, \"distinct\", \"min\", \"max\", "
+                    'INSERT INTO column_profiles SELECT ?, "column", dtype, nulls, "distinct", "min", "max", '
                     "mean, median, hist_edges::JSON, hist_counts::JSON FROM __profiles",
                     [run_id],
                 )

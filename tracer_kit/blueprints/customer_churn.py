@@ -80,8 +80,10 @@ def plan_value_score() -> pl.Expr:
 def min_max(expr: pl.Expr) -> pl.Expr:
     """``(x - min) / (max - min)`` over the rows; 0.5 when max equals min; null stays null."""
     lo, hi = expr.min(), expr.max()
-    return pl.when(hi == lo).then(pl.when(expr.is_not_null()).then(0.5)).otherwise(
-        (expr - lo) / (hi - lo)
+    return (
+        pl.when(hi == lo)
+        .then(pl.when(expr.is_not_null()).then(0.5))
+        .otherwise((expr - lo) / (hi - lo))
     )
 
 
@@ -136,7 +138,12 @@ BLUEPRINT = Blueprint(
     description="Churn risk per customer: recency, tenure, value, support load and engagement.",
     fields=(
         Field("customer_id", "id", required=True, description="unique customer identifier"),
-        Field("last_activity_date", "date", required=True, description="last time the customer was active"),
+        Field(
+            "last_activity_date",
+            "date",
+            required=True,
+            description="last time the customer was active",
+        ),
         Field("account_created_date", "date", required=True, description="account opening date"),
         Field("total_value", "float", required=True, ge=0, description="lifetime value, >= 0"),
         Field("support_tickets", "int", ge=0, description="support tickets opened, >= 0"),
@@ -167,7 +174,9 @@ BLUEPRINT = Blueprint(
         Feature(
             "support_intensity", pl.Float64(), "support_tickets / max(account_tenure_days / 30, 1)"
         ),
-        Feature("feature_usage_rate", pl.Float64(), "feature_usage_count / max(account_tenure_days, 1)"),
+        Feature(
+            "feature_usage_rate", pl.Float64(), "feature_usage_count / max(account_tenure_days, 1)"
+        ),
         Feature("activity_recency_score", pl.Float64(), "exp(-days_since_last_activity / 30)"),
         Feature(
             "value_tier",

@@ -1,0 +1,97 @@
+"""The repository frame: dependencies in sync, the public API exported and documented, the wheel self-contained."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+import zipfile
+
+import pytest
+import yaml
+
+import tracer_kit as tk
+
+from .conftest import REPO
+
+
+def test_environment_yml_mirrors_pyproject():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = set(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        wanted |= {d for d in extra if not d.startswith("tracer-kit")}
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert set(pip) == wanted
+    assert "python>=3.11" in env["dependencies"]
+
+
+def test_public_api_is_exported_and_documented():
+    readme = (REPO / "README.md").read_text()
+    for name in (
+        "run_pipeline",
+        "run_notebook",
+        "run_batch",
+        "read_table",
+        "validate",
+        "profile",
+        "quality_report",
+        "list_blueprints",
+        "get_blueprint",
+        "register_blueprint",
+        "query",
+    ):
+        assert name in tk.__all__
+        assert callable(getattr(tk, name))
+        assert f"{name}(" in readme, f"{name} is not documented in README.md"
+
+
+def test_import_is_lazy():
+    code = "import sys, tracer_kit; print('papermill' in sys.modules, 'duckdb' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_readme_quickstart_starts_with_the_two_commands():
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"## Quickstart.*?```bash\n(.*?)```", readme, re.S).group(1)
+    lines = [line.split("#")[0].strip() for line in block.strip().splitlines()]
+    assert lines[:2] == ["make demo", "make test"]
+
+
+def test_blueprint_features_documented_in_readme():
+    readme = (REPO / "README.md").read_text()
+    for bp in tk.list_blueprints():
+        for feature in bp.features:
+            assert f"`{feature.name}`" in readme, f"{bp.name}.{feature.name} missing from README"
+
+
+@pytest.mark.slow
+def test_wheel_ships_notebook_and_templates(tmp_path):
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    wheel = next(tmp_path.glob("*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for needed in (
+        "tracer_kit/_templates/notebooks/blueprint.ipynb",
+        "tracer_kit/_templates/templates/report.html.j2",
+        "tracer_kit/_templates/templates/offline.html.j2",
+        "tracer_kit/samples/customers_tiny.csv",
+    ):
+        assert needed in names

@@ -91,7 +91,102 @@ def _blank_some(
     )
 
 
-SAMPLES = {"customers.csv": customers}
+def revenue(days: int = 730, *, seed: int = 11, invalid: bool = True) -> pl.DataFrame:
+    """A revenue_projection sample: several rows per day (one per channel), weekly seasonality,
+    growth, a few missing days, a few nulls and outliers, and (with ``invalid``) broken rows.
+    """  # noqa: D205
+    rng = np.random.default_rng(seed)
+    start = np.datetime64(SAMPLE_END) - np.timedelta64(days - 1, "D")
+    dates = start + np.arange(days).astype("timedelta64[D]")
+    dates = dates[rng.random(days) > 0.01]  # about 1% of days have no rows at all
+    channels = ["web", "store", "partner"]
+    rows_date, rows_channel = np.repeat(dates, 3), np.tile(channels, len(dates))
+    t = (rows_date - start).astype(int)
+    weekday = (rows_date.astype("datetime64[D]").view("int64") - 4) % 7  # 0 = Monday
+    base = 800 * (1 + t / days) * np.where(weekday >= 5, 0.7, 1.0)
+    share = np.select([rows_channel == "web", rows_channel == "store"], [0.5, 0.35], 0.15)
+    value = np.round(rng.gamma(20, base * share / 20), 2)
+    spikes = rng.random(len(value)) < 0.004
+    value[spikes] *= rng.uniform(5, 12, spikes.sum())
+    customers_n = np.maximum(rng.poisson(value / 40), 0)
+    df = pl.DataFrame(
+        {
+            "date": np.datetime_as_string(rows_date, unit="D"),
+            "channel": rows_channel,
+            "revenue": [f"{v:.2f}" for v in value],
+            "customer_count": customers_n.astype(str),
+        }
+    )
+    df = _blank_some(df, rng, ["customer_count"], 0.02)
+    if invalid:
+        bad = rng.choice(df.height, size=8, replace=False)
+        df = (
+            df.with_row_index("_i")
+            .with_columns(
+                revenue=pl.when(pl.col("_i").is_in(bad[:4].tolist()))
+                .then(pl.lit("n/a"))
+                .otherwise("revenue"),
+                date=pl.when(pl.col("_i").is_in(bad[4:].tolist()))
+                .then(pl.lit("2025-13-45"))
+                .otherwise("date"),
+            )
+            .drop("_i")
+        )
+    return df
+
+
+def prices(
+    products: int = 50, days: int = 200, *, seed: int = 23, invalid: bool = True
+) -> pl.DataFrame:
+    """A price_optimization sample: daily sales per product with occasional price moves and
+    constant-elasticity demand (elasticity about -1.5), zero-sale days, and broken rows.
+    """  # noqa: D205
+    rng = np.random.default_rng(seed)
+    start = np.datetime64(SAMPLE_END) - np.timedelta64(days - 1, "D")
+    frames = []
+    for p in range(1, products + 1):
+        base_price = float(np.round(rng.uniform(3, 120), 2))
+        moves = rng.random(days) < 0.04
+        factor = np.cumprod(np.where(moves, rng.uniform(0.85, 1.15, days), 1.0))
+        price = np.round(base_price * factor, 2)
+        demand = rng.uniform(5, 60) * (price / base_price) ** -1.5 * rng.lognormal(0, 0.25, days)
+        quantity = rng.poisson(demand)
+        keep = rng.random(days) > 0.03
+        dates = start + np.arange(days).astype("timedelta64[D]")
+        frames.append(
+            pl.DataFrame(
+                {
+                    "product_id": f"P{p:03d}",
+                    "date": np.datetime_as_string(dates[keep], unit="D"),
+                    "price": [f"{v:.2f}" for v in price[keep]],
+                    "quantity_sold": quantity[keep].astype(str),
+                }
+            )
+        )
+    df = pl.concat(frames)
+    order = rng.permutation(df.height)  # exports are rarely sorted
+    df = df[order.tolist()]
+    if invalid:
+        bad = rng.choice(df.height, size=12, replace=False)
+        df = (
+            df.with_row_index("_i")
+            .with_columns(
+                price=pl.when(pl.col("_i").is_in(bad[:4].tolist()))
+                .then(pl.lit("0"))
+                .otherwise("price"),
+                quantity_sold=pl.when(pl.col("_i").is_in(bad[4:8].tolist()))
+                .then(pl.lit("-3"))
+                .otherwise("quantity_sold"),
+                date=pl.when(pl.col("_i").is_in(bad[8:].tolist()))
+                .then(pl.lit(""))
+                .otherwise("date"),
+            )
+            .drop("_i")
+        )
+    return df
+
+
+SAMPLES = {"customers.csv": customers, "revenue.csv": revenue, "prices.csv": prices}
 
 
 def write_samples(folder: str | Path = "data/samples", *, n: int = 10_000) -> list[Path]:
@@ -101,6 +196,6 @@ def write_samples(folder: str | Path = "data/samples", *, n: int = 10_000) -> li
     written = []
     for name, make in SAMPLES.items():
         path = folder / name
-        make(n).write_csv(path)
+        (make(n) if name == "customers.csv" else make()).write_csv(path)
         written.append(path)
     return written

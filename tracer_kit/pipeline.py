@@ -176,8 +176,11 @@ def build_processed(q: QualityResult, blueprint: Blueprint, extras: list[str]) -
     """Features over the valid rows, sorted by the blueprint key then ``source_row``."""
     ctx = FeatureContext(run_date=q.run_date, reference_date=q.reference_date)
     lf = blueprint.build_features(q.valid.lazy().sort("source_row"), ctx)
+    keep_extras = (
+        extras and not blueprint.aggregates
+    )  # an aggregated row has no single source record
     extra = (
-        pl.struct(extras).struct.json_encode() if extras else pl.lit(None, dtype=pl.String)
+        pl.struct(extras).struct.json_encode() if keep_extras else pl.lit(None, dtype=pl.String)
     ).alias("extras")
     schema = blueprint.processed_schema()
     lf = lf.with_columns(extra).select(pl.col(name).cast(dtype) for name, dtype in schema.items())

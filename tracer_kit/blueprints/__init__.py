@@ -36,7 +36,7 @@ __all__ = [
     "register_blueprint",
 ]
 
-_BUILTIN_MODULES = ("customer_churn",)
+_BUILTIN_MODULES = ("customer_churn", "price_optimization", "revenue_projection")
 _registry: dict[str, Blueprint] = {}
 _loaded_paths: set[Path] = set()
 _builtins_loaded = False

@@ -198,8 +198,7 @@ class Blueprint:
     def processed_schema(self) -> dict[str, pl.DataType]:
         """Columns of ``<name>_processed`` (without ``run_id``): source_row, fields, features, extras."""
         schema: dict[str, pl.DataType] = {"source_row": pl.Int64()}
-        if not self.aggregates:
-            schema.update({f.name: f.dtype for f in self.fields})
+        schema.update({f.name: f.dtype for f in self.fields})
         schema.update({f.name: f.dtype for f in self.features})
         schema["extras"] = pl.String()
         return schema

@@ -1,0 +1,37 @@
+"""The benchmark runs at a tiny size so it cannot rot (no timing assertions)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def test_benchmark_completes_and_features_agree(tmp_path):
+    results = tmp_path / "results.md"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "run.py"),
+            "--size",
+            "2MB",
+            "--workdir",
+            str(tmp_path),
+            "--results",
+            str(results),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = results.read_text()
+    for label in ("(ceiling)", "tracer run_pipeline", "(baseline)"):
+        assert label in text
+    assert "Features agree with the baseline on the first 1,000 customers" in text
+    assert "tracer / ceiling" in text

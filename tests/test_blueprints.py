@@ -91,7 +91,12 @@ def prices(workdir):
 
 def test_price_rows_sorted_by_product_then_date(prices):
     assert list(zip(col(prices, "product_id"), col(prices, "source_row"), strict=True)) == [
-        ("A", 1), ("A", 4), ("A", 3), ("B", 2), ("B", 5), ("C", 6)
+        ("A", 1),
+        ("A", 4),
+        ("A", 3),
+        ("B", 2),
+        ("B", 5),
+        ("C", 6),
     ]
 
 
@@ -116,16 +121,27 @@ def test_demand_mean_and_slope(prices):
 
 def test_price_indexes(prices):
     # product medians: A 10, B 4.5, C 7; catalogue median of 10,5,12,10,4,7 = 8.5
-    assert col(prices, "price_index_product") == pytest.approx([1.0, 1.0, 1.2, 1.1111111111111112, 0.8888888888888888, 1.0])
+    assert col(prices, "price_index_product") == pytest.approx(
+        [1.0, 1.0, 1.2, 1.1111111111111112, 0.8888888888888888, 1.0]
+    )
     assert col(prices, "price_index_catalogue") == pytest.approx(
-        [1.1764705882352942, 1.1764705882352942, 1.411764705882353, 0.5882352941176471, 0.47058823529411764,
-         0.8235294117647058]
+        [
+            1.1764705882352942,
+            1.1764705882352942,
+            1.411764705882353,
+            0.5882352941176471,
+            0.47058823529411764,
+            0.8235294117647058,
+        ]
     )
 
 
 def test_price_rules_quarantine_zero_price(workdir):
-    path = write_csv(workdir / "p.csv", "product_id,price,quantity_sold,date",
-                     ["A,0,1,2025-01-01", "A,1,-1,2025-01-02", "A,2,3,2025-01-03"])
+    path = write_csv(
+        workdir / "p.csv",
+        "product_id,price,quantity_sold,date",
+        ["A,0,1,2025-01-01", "A,1,-1,2025-01-02", "A,2,3,2025-01-03"],
+    )
     q = tk.validate(path, "price_optimization")
     assert q.quarantine["reasons"].to_list() == [["out_of_range"], ["out_of_range"]]
 
@@ -133,11 +149,13 @@ def test_price_rules_quarantine_zero_price(workdir):
 def test_registry_lists_the_three_builtins():
     names = [bp.name for bp in tk.list_blueprints()]
     assert {"customer_churn", "revenue_projection", "price_optimization"} <= set(names)
-    with pytest.raises(tk.ConfigError, match="unknown blueprint 'customer_chrun'.*Did you mean 'customer_churn'"):
+    with pytest.raises(
+        tk.ConfigError, match="unknown blueprint 'customer_chrun'.*Did you mean 'customer_churn'"
+    ):
         tk.get_blueprint("customer_chrun")
 
 
-CUSTOM = '''
+CUSTOM = """
 import polars as pl
 from tracer_kit import Blueprint, Feature, Field
 
@@ -154,14 +172,18 @@ BLUEPRINT = Blueprint(
     features=(Feature("margin", pl.Float64(), "amount - cost"),),
     build_features=lambda lf, ctx: lf.with_columns((pl.col("amount") - pl.col("cost")).alias("margin")),
 )
-'''
+"""
 
 
 def test_custom_blueprint_from_user_folder(workdir):
     (workdir / "blueprints").mkdir()
     (workdir / "blueprints" / "order_margin.py").write_text(textwrap.dedent(CUSTOM))
-    path = write_csv(workdir / "orders.csv", "order_id,amount,cost", ["O1,10,4", "O2,5,5", "O1,1,1"])
-    listing = subprocess.run([venv_bin("tracer"), "blueprints"], capture_output=True, text=True, cwd=workdir)
+    path = write_csv(
+        workdir / "orders.csv", "order_id,amount,cost", ["O1,10,4", "O2,5,5", "O1,1,1"]
+    )
+    listing = subprocess.run(
+        [venv_bin("tracer"), "blueprints"], capture_output=True, text=True, cwd=workdir
+    )
     assert listing.returncode == 0 and "order_margin" in listing.stdout
     r = tk.run_pipeline(path, "order_margin", report=False)
     assert (r.rows_valid, r.rows_quarantined) == (2, 1)

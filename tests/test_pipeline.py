@@ -60,7 +60,14 @@ def test_sample_run_counts(sample_run):
     assert (r.rows_in, r.rows_valid, r.rows_quarantined, r.rows_out) == (10_000, 9_750, 250, 9_750)
     assert r.quality_score == pytest.approx(99.1)
     assert r.features_created == list(tk.get_blueprint("customer_churn").feature_names)
-    assert set(r.stage_seconds) == {"ingest", "validate", "features", "store", "report"}
+    assert set(r.stage_seconds) == {
+        "ingest",
+        "validate",
+        "features",
+        "preprocess",
+        "store",
+        "report",
+    }
 
 
 def test_duckdb_rows_equal_rows_written(sample_run):
@@ -87,7 +94,7 @@ def test_runs_table_has_every_documented_column(sample_run):
     assert json.loads(row["read_options"])["delimiter"] == ","
     assert json.loads(row["versions"])["polars"].startswith("2.")
     stages = q(folder, "SELECT stage FROM stage_timings ORDER BY stage")["stage"].to_list()
-    assert stages == ["features", "ingest", "report", "store", "validate"]
+    assert stages == ["features", "ingest", "preprocess", "report", "store", "validate"]
 
 
 def test_parquet_sorted_without_run_id_or_clock(sample_run):

@@ -34,6 +34,7 @@ _EXPORTS = {
     "Feature": "tracer_kit.blueprints",
     "Rule": "tracer_kit.blueprints",
     "query": "tracer_kit.store",
+    "load_preprocessor": "tracer_kit.preprocess",
     "Config": "tracer_kit.config",
     "TracerError": "tracer_kit.errors",
     "IngestError": "tracer_kit.errors",
@@ -64,6 +65,7 @@ __all__ = [
     "WarehouseBusyError",
     "get_blueprint",
     "list_blueprints",
+    "load_preprocessor",
     "profile",
     "quality_report",
     "query",
@@ -98,6 +100,7 @@ if TYPE_CHECKING:
     from tracer_kit.ingest import FileInfo, Ingested, read_table
     from tracer_kit.notebooks import run_batch, run_notebook
     from tracer_kit.pipeline import RunResult, run_pipeline
+    from tracer_kit.preprocess import load_preprocessor
     from tracer_kit.quality import Issue, QualityResult, profile, validate
     from tracer_kit.report import quality_report
     from tracer_kit.store import query

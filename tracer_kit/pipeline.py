@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tracer_kit.blueprints import Blueprint, FeatureContext, get_blueprint
 from tracer_kit.config import Config, config_to_jsonable, load_config
 from tracer_kit.errors import PipelineBugError, QualityGateError, TracerError
+from tracer_kit.preprocess import fit_preprocessor, save_preprocessor
 from tracer_kit.quality import (
     QualityResult,
     assess,
@@ -47,7 +48,7 @@ from tracer_kit.store import (
 
 log = logging.getLogger("tracer_kit")
 
-STAGES = ("ingest", "validate", "features", "store", "report")
+STAGES = ("ingest", "validate", "features", "preprocess", "store", "report")
 ProgressFn = Callable[[str, int, int], None]
 
 
@@ -269,6 +270,9 @@ def run_pipeline(
     final_parquet = processed_dir / bp.name / f"{run_id}.parquet"
     outputs = {
         "parquet": str(final_parquet),
+        "model": str(final_parquet.with_suffix(".model.parquet")),
+        "preprocessor": str(final_parquet.with_suffix(".preprocessor.skops")),
+        "preprocessor_json": str(final_parquet.with_suffix(".preprocessor.json")),
         "staging": str(staging),
         "report": str(run_dir / "report.html"),
         "log": str(run_dir / "run.log"),
@@ -384,6 +388,17 @@ def run_pipeline(
             ]
             processed = build_processed(q, bp, extras)
             _finite_check(processed, bp, q.rows_valid)
+        with stages("preprocess"):
+            prep = fit_preprocessor(processed, bp, cfg.preprocess)
+            staged_model = staging / f"{run_id}.model.parquet"
+            prep.transform(processed).write_parquet(staged_model, compression="zstd")
+            staged_prep = save_preprocessor(prep, staging / f"{run_id}.preprocessor.skops")
+            params["preprocess"] = prep.describe()
+            moves = [
+                (staged_model, Path(outputs["model"])),
+                (staged_prep, Path(outputs["preprocessor"])),
+                (staged_prep.with_suffix(".json"), Path(outputs["preprocessor_json"])),
+            ]
         with stages("store"):
             staged_parquet = staging / f"{run_id}.parquet"
             processed.write_parquet(staged_parquet, compression="zstd", statistics=True)
@@ -400,6 +415,7 @@ def run_pipeline(
                 staged_parquet=staged_parquet,
                 final_parquet=final_parquet,
                 stage_seconds=stages.seconds,
+                extra_files=moves,
             )
             shutil.rmtree(staging, ignore_errors=True)
         result = result.model_copy(

@@ -201,7 +201,7 @@ def _pid_alive(pid: int | None) -> bool:
 
 
 def _remove_outputs(outputs: dict[str, Any]) -> None:
-    for key in ("parquet", "model"):
+    for key in ("parquet", "model", "preprocessor", "preprocessor_json"):
         p = outputs.get(key)
         if p and Path(p).is_file():
             Path(p).unlink()
@@ -383,15 +383,18 @@ def commit_run(
     staged_parquet: Path | None,
     final_parquet: Path | None,
     stage_seconds: dict[str, float],
+    extra_files: Sequence[tuple[Path, Path]] = (),
 ) -> None:
     """The commit point: rename the Parquet into place and load everything in one transaction.
 
     ``run`` holds the runs-table fields to set (state, counts, score, outputs, ...). When
     ``staged_parquet`` is None (a quality-gate failure) no processed rows are loaded.
+    ``extra_files`` (staged, final) pairs, such as the model matrix, move with the Parquet.
     """
     run_id = run["run_id"]
     bp = blueprint.name
     moved = False
+    placed: list[Path] = []
     with connect(warehouse) as con:
         try:
             con.execute("BEGIN")
@@ -400,6 +403,10 @@ def commit_run(
                 final_parquet.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(staged_parquet, final_parquet)
                 moved = True
+                for staged, final in extra_files:
+                    final.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(staged, final)
+                    placed.append(final)
             con.execute(
                 f"""INSERT INTO {quote_ident(f"bronze_{bp}")}
                 SELECT ?, ?, source_row, source_line, raw::JSON, ?, ?, ?
@@ -470,6 +477,8 @@ def commit_run(
                 con.execute("ROLLBACK")
             if moved and final_parquet is not None and final_parquet.exists():
                 final_parquet.unlink()
+            for final in placed:
+                final.unlink(missing_ok=True)
             raise
 
 

@@ -1,0 +1,302 @@
+"""Preprocess: turn the processed table into a model-ready matrix with scikit-learn, and keep the recipe.
+
+The processed table and its features are never changed; the matrix is written beside it
+(``<run_id>.model.parquet``) with ``source_row`` to join back, and the fitted
+:class:`Preprocessor` is saved with skops (``<run_id>.preprocessor.skops``) so
+``tk.load_preprocessor(run_id).transform(new_frame)`` gives the same values as the run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import (
+    MinMaxScaler,
+    OneHotEncoder,
+    OrdinalEncoder,
+    RobustScaler,
+    StandardScaler,
+    TargetEncoder,
+)
+
+from tracer_kit.blueprints import Blueprint
+from tracer_kit.config import PreprocessConfig
+from tracer_kit.errors import ConfigError, TracerError
+
+MAX_FIT_ROWS = 1_000_000
+ONEHOT_MAX_LEVELS = 10
+SKEW_LIMIT = 1.0
+_SCALERS = {"robust": RobustScaler, "standard": StandardScaler, "minmax": MinMaxScaler}
+_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "tracer_kit.", "builtins.", "collections.", "polars.")
+
+
+class OutlierCapper(TransformerMixin, BaseEstimator):
+    """Cap (never remove) values outside fitted bounds: ``iqr`` (Q1 - 1.5 IQR, Q3 + 1.5 IQR) or ``zscore`` (|z| > 3).
+
+    Parameters
+    ----------
+    method
+        ``"iqr"``, ``"zscore"`` or ``"none"``.
+    """
+
+    def __init__(self, method: str = "iqr") -> None:
+        self.method = method
+
+    def fit(self, X: Any, y: Any = None) -> OutlierCapper:  # noqa: N803 - scikit-learn's convention
+        """Learn per-column bounds, ignoring NaN."""
+        if self.method not in ("iqr", "zscore", "none"):
+            msg = f"method={self.method!r} should be 'iqr', 'zscore' or 'none'"
+            raise ValueError(msg)
+        arr = _as_float(X)
+        self.n_features_in_ = arr.shape[1]
+        if hasattr(X, "columns"):
+            self.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
+        if self.method == "iqr":
+            q1, q3 = np.nanpercentile(arr, 25, axis=0), np.nanpercentile(arr, 75, axis=0)
+            self.lower_, self.upper_ = q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)
+        elif self.method == "zscore":
+            mean, std = np.nanmean(arr, axis=0), np.nanstd(arr, axis=0, ddof=1)
+            self.lower_, self.upper_ = mean - 3 * std, mean + 3 * std
+        else:
+            self.lower_ = np.full(arr.shape[1], -np.inf)
+            self.upper_ = np.full(arr.shape[1], np.inf)
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:  # noqa: N803
+        """Clip each column to its bounds."""
+        return np.clip(_as_float(X), self.lower_, self.upper_)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """The input names, unchanged."""
+        if input_features is not None:
+            return np.asarray(input_features, dtype=object)
+        return getattr(
+            self,
+            "feature_names_in_",
+            np.asarray([f"x{i}" for i in range(self.n_features_in_)], dtype=object),
+        )
+
+
+def _as_float(X: Any) -> np.ndarray:  # noqa: N803
+    if isinstance(X, pl.DataFrame):
+        return X.cast(pl.Float64).to_numpy()
+    return np.asarray(X, dtype=float)
+
+
+class Preprocessor(TransformerMixin, BaseEstimator):
+    """The fitted recipe: which columns, how they are imputed, capped, encoded and scaled.
+
+    ``transform`` takes a frame shaped like the processed table and returns the polars matrix
+    (with ``source_row`` first when the input has it).
+    """
+
+    def __init__(
+        self, blueprint: str = "", config: dict[str, str] | None = None, target: str | None = None
+    ) -> None:
+        self.blueprint = blueprint
+        self.config = config
+        self.target = target
+
+    def fit(self, frame: pl.DataFrame, y: Any = None) -> Preprocessor:
+        """Choose columns and strategies from the data, then fit the scikit-learn transformers."""
+        cfg = PreprocessConfig(**(self.config or {}))
+        frame = _prepare(frame)
+        empty = [c for c in frame.columns if frame[c].null_count() == frame.height]
+        self.dropped_ = empty  # entirely missing columns carry nothing to learn from
+        frame = frame.drop(empty)
+        numeric = [
+            c
+            for c, t in frame.schema.items()
+            if t.is_numeric() and c not in ("source_row",) and c != self.target
+        ]
+        categorical = [
+            c for c, t in frame.schema.items() if t == pl.String and c not in ("extras",)
+        ]
+        categorical = [
+            c
+            for c in categorical
+            if frame[c].n_unique() < max(frame.height, 2) or frame.height <= 1
+        ]
+        self.numeric_ = numeric
+        self.categorical_ = categorical
+        self.drop_missing_ = cfg.missing == "drop"
+        transformers = []
+        by_strategy: dict[str, list[str]] = {}
+        for c in numeric:
+            by_strategy.setdefault(_numeric_strategy(frame[c], cfg.missing), []).append(c)
+        self.strategies_ = {c: s for s, cols in by_strategy.items() for c in cols}
+        for strategy, cols in sorted(by_strategy.items()):
+            steps = [
+                ("impute", SimpleImputer(strategy=strategy, keep_empty_features=True)),
+                ("cap", OutlierCapper(cfg.outliers)),
+            ]
+            if cfg.scaling != "none":
+                steps.append(("scale", _SCALERS[cfg.scaling]()))
+            transformers.append((f"num_{strategy}", Pipeline(steps), cols))
+        self.encodings_ = {}
+        for c in categorical:
+            levels = frame[c].n_unique()
+            kind = cfg.encoding
+            if kind == "auto":
+                kind = (
+                    "onehot"
+                    if levels <= ONEHOT_MAX_LEVELS
+                    else ("target" if self.target else "label")
+                )
+            if kind == "target" and not self.target:
+                msg = f"encoding='target' needs a blueprint with a target column; {self.blueprint!r} has none"
+                raise ConfigError(msg)
+            self.encodings_[c] = kind
+            encoder = {
+                "onehot": OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                "label": OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
+                "target": TargetEncoder(random_state=0),
+            }[kind]
+            steps = [
+                ("impute", SimpleImputer(strategy="most_frequent", missing_values=None)),
+                ("encode", encoder),
+            ]
+            transformers.append((f"cat_{c}", Pipeline(steps), [c]))
+        if not transformers:
+            raise TracerError(
+                f"blueprint {self.blueprint!r}: no numeric or text column to build a model matrix from"
+            )
+        self.transformer_ = ColumnTransformer(
+            transformers, remainder="drop", verbose_feature_names_out=False
+        )
+        self.transformer_.set_output(transform="polars")
+        fit_frame = frame.drop_nulls(numeric + categorical) if self.drop_missing_ else frame
+        if fit_frame.height > MAX_FIT_ROWS:
+            fit_frame = fit_frame.sample(MAX_FIT_ROWS, seed=0)
+        if fit_frame.height == 0:
+            raise TracerError(
+                "no complete row to fit the preprocessor on (missing='drop' removed every row)"
+            )
+        target = fit_frame[self.target].to_numpy() if self.target else None
+        self.transformer_.fit(fit_frame.select(numeric + categorical), target)
+        return self
+
+    def transform(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """The model-ready matrix for ``frame``: float32 values, uint8 one-hot columns."""
+        frame = _prepare(frame)
+        if self.drop_missing_:
+            frame = frame.drop_nulls(self.numeric_ + self.categorical_)
+        out = self.transformer_.transform(frame.select(self.numeric_ + self.categorical_))
+        out = _downcast(out, self.encodings_)
+        if "source_row" in frame.columns:
+            out = out.insert_column(0, frame["source_row"])
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        """The choices made: column lists, imputation per column, encoding per column."""
+        return {
+            "numeric": self.numeric_,
+            "categorical": self.categorical_,
+            "dropped": self.dropped_,
+            "imputation": self.strategies_,
+            "encoding": self.encodings_,
+            "config": self.config,
+        }
+
+
+def _prepare(frame: pl.DataFrame) -> pl.DataFrame:
+    """Booleans as 0/1; dates and free JSON left out of the matrix."""
+    keep = []
+    for c, t in frame.schema.items():
+        if t == pl.Boolean:
+            keep.append(pl.col(c).cast(pl.Int8))
+        elif t.is_temporal() or c == "extras":
+            continue
+        else:
+            keep.append(pl.col(c))
+    return frame.select(keep)
+
+
+def _numeric_strategy(s: pl.Series, missing: str) -> str:
+    if missing in ("mean", "median"):
+        return missing
+    if missing == "mode":
+        return "most_frequent"
+    values = s.drop_nulls().cast(pl.Float64)
+    skew = values.skew() if len(values) > 2 else 0.0
+    return "median" if skew is not None and np.isfinite(skew) and abs(skew) > SKEW_LIMIT else "mean"
+
+
+def _downcast(out: pl.DataFrame, encodings: dict[str, str]) -> pl.DataFrame:
+    onehot_prefixes = tuple(f"{c}_" for c, kind in encodings.items() if kind == "onehot")
+    exprs = []
+    for c, t in out.schema.items():
+        if onehot_prefixes and c.startswith(onehot_prefixes):
+            exprs.append(pl.col(c).cast(pl.UInt8))
+        elif t.is_float():
+            exprs.append(pl.col(c).cast(pl.Float32))
+        else:
+            exprs.append(pl.col(c))
+    return out.select(exprs)
+
+
+def fit_preprocessor(
+    frame: pl.DataFrame, blueprint: Blueprint, config: PreprocessConfig
+) -> Preprocessor:
+    """Fit a :class:`Preprocessor` for a blueprint's processed table (at most 1,000,000 rows, seeded sample)."""
+    drop = {f.name for f in blueprint.fields if f.kind == "id"} | {"extras"}
+    usable = frame.drop([c for c in frame.columns if c in drop])
+    return Preprocessor(blueprint.name, config.model_dump(), blueprint.target).fit(usable)
+
+
+def save_preprocessor(prep: Preprocessor, path: str | Path) -> Path:
+    """Write the fitted preprocessor with skops (no pickle)."""
+    import skops.io as sio
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sio.dump(prep, path)
+    path.with_suffix(".json").write_text(json.dumps(prep.describe(), indent=1, default=str))
+    return path
+
+
+def read_preprocessor(path: str | Path) -> Preprocessor:
+    """Load a preprocessor saved by tracer-kit, trusting only scikit-learn, NumPy and tracer-kit types.
+
+    Raises
+    ------
+    TracerError
+        When the file holds types from elsewhere (it was not written by tracer-kit).
+    """
+    import skops.io as sio
+
+    untrusted = sio.get_untrusted_types(file=str(path))
+    foreign = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
+    if foreign:
+        raise TracerError(
+            f"{path}: refusing to load a preprocessor holding unexpected types {foreign}"
+        )
+    return sio.load(str(path), trusted=untrusted)
+
+
+def load_preprocessor(
+    run_id: str, *, warehouse: str | Path = "data/warehouse.duckdb"
+) -> Preprocessor:
+    """The preprocessor a run fitted; ``.transform(new_frame)`` repeats the run's matrix exactly.
+
+    Examples
+    --------
+    >>> import tracer_kit as tk
+    >>> prep = tk.load_preprocessor(result.run_id)  # doctest: +SKIP
+    >>> matrix = prep.transform(result.frame)  # doctest: +SKIP
+    """
+    from tracer_kit.store import run_row
+
+    row = run_row(run_id, warehouse=warehouse)
+    path = row["outputs"].get("preprocessor")
+    if not path or not Path(path).exists():
+        raise TracerError(f"run {run_id} has no saved preprocessor (state {row['state']})")
+    return read_preprocessor(path)

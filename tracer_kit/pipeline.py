@@ -11,7 +11,6 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import os
 import platform
 import shutil
 import time
@@ -23,6 +22,7 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from tracer_kit._testing import pause_for_tests
 from tracer_kit.blueprints import Blueprint, FeatureContext, get_blueprint
 from tracer_kit.config import Config, config_to_jsonable, load_config
 from tracer_kit.errors import PipelineBugError, QualityGateError, TracerError
@@ -128,15 +128,6 @@ class _JsonLines(logging.Handler):
         super().close()
 
 
-def _pause_for_tests(stage: str) -> None:
-    """Test hook: ``TRACER_TEST_PAUSE_AT=<stage>`` blocks the run at that stage so a test can kill it."""
-    if os.environ.get("TRACER_TEST_PAUSE_AT") == stage:
-        marker = os.environ.get("TRACER_TEST_PAUSE_FILE")
-        if marker:
-            Path(marker).write_text(stage)
-        time.sleep(float(os.environ.get("TRACER_TEST_PAUSE_SECONDS", "60")))
-
-
 class _Stages:
     """Times each stage, logs it and reports progress."""
 
@@ -150,7 +141,7 @@ class _Stages:
         index = STAGES.index(name) if name in STAGES else len(STAGES)
         if self.progress:
             self.progress(name, index, len(STAGES))
-        _pause_for_tests(name)
+        pause_for_tests(name)
         start = time.perf_counter()
         yield
         took = time.perf_counter() - start

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import socket
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from tracer_kit._testing import pause_for_tests
 from tracer_kit.blueprints import Blueprint
 from tracer_kit.errors import ConfigError, TracerError, WarehouseBusyError
 
@@ -128,6 +130,11 @@ def _holder(exc: BaseException) -> str:
     return f"process {m.group(2)} ({m.group(1)})" if m else "another process"
 
 
+# One connection at a time per process: DuckDB refuses a read-only and a read-write
+# connection to one file in one process, and concurrent DDL from threads conflicts.
+_PROCESS_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def connect(
     warehouse: str | Path = DEFAULT_WAREHOUSE,
@@ -153,6 +160,12 @@ def connect(
         raise TracerError(msg, path=path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
+    with _PROCESS_LOCK, _open(path, read_only=read_only, timeout=timeout) as con:
+        yield con
+
+
+@contextlib.contextmanager
+def _open(path: Path, *, read_only: bool, timeout: float) -> Iterator[duckdb.DuckDBPyConnection]:
     deadline = time.monotonic() + timeout
     delay = 0.05
     while True:
@@ -407,6 +420,7 @@ def commit_run(
                     final.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(staged, final)
                     placed.append(final)
+                pause_for_tests("commit")  # files in place, transaction still open
             con.execute(
                 f"""INSERT INTO {quote_ident(f"bronze_{bp}")}
                 SELECT ?, ?, source_row, source_line, raw::JSON, ?, ?, ?

@@ -584,6 +584,12 @@ def _examples(
     return out
 
 
+def _text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(_jsonable(value))
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
@@ -954,7 +960,7 @@ def column_profiles(
         }
         if len(non_null):
             lo, hi = non_null.min(), non_null.max()
-            row["min"], row["max"] = str(_jsonable(lo)), str(_jsonable(hi))
+            row["min"], row["max"] = _text(lo), _text(hi)
         if (numeric or temporal) and len(non_null):
             values = (
                 non_null.cast(pl.Int64).to_numpy()
@@ -963,7 +969,13 @@ def column_profiles(
             )
             row["mean"] = float(np.mean(values))
             row["median"] = float(np.median(values))
-            counts, edges = np.histogram(values, bins=bins)
+            # bins span the 0.5th-99.5th percentiles and the tails are counted in the end
+            # bins, so one extreme value does not squash every other bar into the first bin
+            lo_q, hi_q = (float(v) for v in np.quantile(values, [0.005, 0.995]))
+            if hi_q <= lo_q:
+                lo_q, hi_q = float(values.min()), float(values.max())
+            span = (lo_q, hi_q) if hi_q > lo_q else None
+            counts, edges = np.histogram(np.clip(values, lo_q, hi_q), bins=bins, range=span)
             row["hist_edges"] = json.dumps([float(e) for e in edges])
             row["hist_counts"] = json.dumps([int(c) for c in counts])
         elif len(non_null):

@@ -149,6 +149,120 @@ def _history(blueprint: str, warehouse: str | Path) -> pl.DataFrame:
         ).pl()
 
 
+def psi(expected: list[float], actual: list[float], floor: float = 1e-4) -> float:
+    """Population stability index between two count vectors over the same bins.
+
+    ``sum((a - e) * ln(a / e))`` over bin shares, each floored at ``floor`` so empty bins stay finite.
+    """
+    e_total, a_total = sum(expected), sum(actual)
+    if not e_total or not a_total:
+        return 0.0
+    out = 0.0
+    for e, a in zip(expected, actual, strict=True):
+        pe, pa = max(e / e_total, floor), max(a / a_total, floor)
+        out += (pa - pe) * math.log(pa / pe)
+    return out
+
+
+def rebin(edges: list[float], counts: list[int], new_edges: list[float]) -> list[float]:
+    """Spread a histogram's counts onto other bin edges, uniformly within each old bin."""
+    out = [0.0] * (len(new_edges) - 1)
+    for (lo, hi), c in zip(zip(edges[:-1], edges[1:], strict=True), counts, strict=True):
+        if not c:
+            continue
+        if hi <= lo:  # a single value
+            j = min(max(_bin_index(new_edges, lo), 0), len(out) - 1)
+            out[j] += c
+            continue
+        for j, (nlo, nhi) in enumerate(zip(new_edges[:-1], new_edges[1:], strict=True)):
+            overlap = min(hi, nhi) - max(lo, nlo)
+            if overlap > 0:
+                out[j] += c * overlap / (hi - lo)
+    return out
+
+
+def _bin_index(edges: list[float], value: float) -> int:
+    for j in range(len(edges) - 1):
+        if value < edges[j + 1]:
+            return j
+    return len(edges) - 2
+
+
+def drift(
+    current: list[dict[str, Any]], previous: list[dict[str, Any]], rows_now: int, rows_before: int
+) -> list[dict[str, Any]]:
+    """Per column present in both runs: mean before/after, change in null rate, and PSI."""
+    before = {p["column"]: p for p in previous}
+    rows = []
+    for p in current:
+        q = before.get(p["column"])
+        if q is None or p["column"] == "source_row":
+            continue
+        value = None
+        if p["hist_counts"] and q["hist_counts"]:
+            numeric = (
+                len(p["hist_edges"]) == len(p["hist_counts"]) + 1
+                and len(q["hist_edges"]) == len(q["hist_counts"]) + 1
+            )
+            if numeric:
+                value = psi(
+                    rebin(q["hist_edges"], q["hist_counts"], p["hist_edges"]), p["hist_counts"]
+                )
+            else:
+                labels = list(
+                    dict.fromkeys([*map(str, q["hist_edges"]), *map(str, p["hist_edges"])])
+                )
+                e = dict(zip(map(str, q["hist_edges"]), q["hist_counts"], strict=False))
+                a = dict(zip(map(str, p["hist_edges"]), p["hist_counts"], strict=False))
+                value = psi([e.get(k, 0) for k in labels], [a.get(k, 0) for k in labels])
+        null_now = p["nulls"] / rows_now if rows_now else None
+        null_before = q["nulls"] / rows_before if rows_before else None
+        rows.append(
+            {
+                "column": p["column"],
+                "dtype": p["dtype"],
+                "mean_before": q["mean"],
+                "mean_now": p["mean"],
+                "mean_change": None
+                if p["mean"] is None or q["mean"] is None
+                else p["mean"] - q["mean"],
+                "null_rate_change": None
+                if null_now is None or null_before is None
+                else null_now - null_before,
+                "psi": value,
+                "level": None
+                if value is None
+                else "major"
+                if value > 0.25
+                else "moderate"
+                if value > 0.1
+                else "stable",
+            }
+        )
+    return rows
+
+
+def _previous_completed(run: dict[str, Any], warehouse: str | Path) -> tuple[str, int] | None:
+    with connect(warehouse, read_only=True) as con:
+        rows = con.sql(
+            "SELECT run_id, rows_out FROM runs WHERE blueprint = $1 AND state = 'COMPLETED' AND run_id <> $2 "
+            "AND started_at <= $3 ORDER BY started_at DESC, run_id DESC LIMIT 1",
+            params=[run["blueprint"], run["run_id"], run["started_at"]],
+        ).fetchall()
+    return (rows[0][0], rows[0][1] or 0) if rows else None
+
+
+def _stat(value: Any, dtype: str) -> str:
+    """A mean or median for display: dates (stored as days since 1970) shown as dates."""
+    if value is None:
+        return ""
+    if dtype == "Date":
+        import datetime as dt
+
+        return (dt.date(1970, 1, 1) + dt.timedelta(days=round(value))).isoformat()
+    return _num(value)
+
+
 def _num(value: Any) -> str:
     if value is None:
         return ""
@@ -168,6 +282,9 @@ def render_report(
     quarantine_sample: list[dict],
     history: pl.DataFrame,
     feature_sample: pl.DataFrame | None,
+    *,
+    drift_rows: list[dict[str, Any]] | None = None,
+    previous_run: str | None = None,
 ) -> str:
     """The report's HTML for one run (pure: everything it shows is passed in)."""
     import jinja2
@@ -179,6 +296,7 @@ def render_report(
         undefined=jinja2.StrictUndefined,
     )
     env.filters["num"] = _num
+    env.filters["stat"] = _stat
     env.filters["pct"] = lambda v: "" if v is None else f"{100 * v:.1f}%"
     try:
         bp = get_blueprint(run["blueprint"])
@@ -190,7 +308,14 @@ def render_report(
     input_profiles = [
         p for p in profiles if p["column"] not in feature_names and p["column"] != "source_row"
     ]
-    hist_inputs = _histogram_chart(input_profiles)
+    rows_out = run["rows_out"] or 0
+    # identifiers (every value distinct) have no distribution worth drawing
+    drawable = [
+        p
+        for p in input_profiles
+        if not (p["dtype"] == "String" and rows_out > 20 and p["nulls"] + p["distinct"] >= rows_out)
+    ]
+    hist_inputs = _histogram_chart(drawable)
     history_chart = _history_chart(history)
     issues = sorted(run["issues"], key=lambda i: SEVERITY_ORDER.index(i["severity"]))
     counts = {s: sum(1 for i in issues if i["severity"] == s) for s in SEVERITY_ORDER}
@@ -207,6 +332,8 @@ def render_report(
         quarantine_sample=quarantine_sample,
         feature_rows=feature_sample.to_dicts() if feature_sample is not None else [],
         feature_columns=feature_sample.columns if feature_sample is not None else [],
+        drift=drift_rows or [],
+        previous_run=previous_run,
     )
 
 
@@ -235,11 +362,26 @@ def quality_report(
     profiles = _profiles(run_id, warehouse)
     by_reason, sample = _quarantine(run_id, run["blueprint"], warehouse)
     history = _history(run["blueprint"], warehouse)
+    previous = _previous_completed(run, warehouse)
+    drift_rows: list[dict[str, Any]] = []
+    if previous is not None:
+        drift_rows = drift(
+            profiles, _profiles(previous[0], warehouse), run["rows_out"] or 0, previous[1]
+        )
     parquet = run["outputs"].get("parquet")
     if frame is None and run["state"] == "COMPLETED" and parquet and Path(parquet).exists():
         frame = pl.read_parquet(parquet, n_rows=20)
     sample_rows = frame.head(20).drop("extras", strict=False) if frame is not None else None
-    html = render_report(run, profiles, by_reason, sample, history, sample_rows)
+    html = render_report(
+        run,
+        profiles,
+        by_reason,
+        sample,
+        history,
+        sample_rows,
+        drift_rows=drift_rows,
+        previous_run=previous[0] if previous else None,
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "report.html"
     tmp = path.with_suffix(".html.tmp")

@@ -218,6 +218,23 @@ def _present(name: str) -> pl.Expr:
     return raw.is_not_null() & (raw != "")
 
 
+def plain_iso_columns(frame: pl.LazyFrame, columns: Sequence[str]) -> set[str]:
+    """The date columns whose every present value is a plain ``YYYY-MM-DD`` date (the fast path)."""
+    if not columns:
+        return set()
+    exprs = [
+        (
+            _present(c)
+            & pl.col(c).str.strip_chars().str.strptime(pl.Date, "%Y-%m-%d", strict=False).is_null()
+        )
+        .sum()
+        .alias(c)
+        for c in columns
+    ]
+    row = frame.select(exprs).collect().row(0, named=True)
+    return {c for c, bad in row.items() if bad == 0}
+
+
 def date_conventions(frame: pl.LazyFrame, columns: Sequence[str]) -> dict[str, str | None]:
     """Per date column: ``"dmy"``, ``"mdy"`` or None (ambiguous) from its slash-formatted values.
 
@@ -244,6 +261,14 @@ def date_conventions(frame: pl.LazyFrame, columns: Sequence[str]) -> dict[str, s
             else None
         )
     return out
+
+
+def _parse_plain_iso(name: str) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """(value, reason, format) for a column known to hold only ``YYYY-MM-DD`` dates."""
+    value = pl.col(name).str.strip_chars().str.strptime(pl.Date, "%Y-%m-%d", strict=False)
+    reason = pl.when(_present(name) & value.is_null()).then(pl.lit("invalid_date"))
+    fmt = pl.when(value.is_not_null()).then(pl.lit("%Y-%m-%d"))
+    return value.alias(name), reason, fmt
 
 
 def _parse_date(name: str, convention: str | None) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
@@ -366,6 +391,8 @@ def assess(
     config = config or Config()
     run_date = run_date or dt.datetime.now(dt.UTC).date()
     rejects = rejects if rejects is not None else pl.DataFrame(schema=REJECT_SCHEMA)
+    # parse the file once: the date passes and the typing pass all read this in-memory text frame
+    frame = frame.collect().lazy()
     names = frame.collect_schema().names()
     extras = [
         c
@@ -376,12 +403,16 @@ def assess(
         pl.lit(None, dtype=pl.String).alias(f.name) for f in blueprint.fields if f.name not in names
     )
     date_fields = [f.name for f in blueprint.fields if f.kind == "date"]
-    conventions = date_conventions(frame, date_fields)
+    plain = plain_iso_columns(frame, date_fields)
+    conventions = date_conventions(frame, [c for c in date_fields if c not in plain])
 
     typed_cols, reason_cols, format_cols = [], [], []
     for f in blueprint.fields:
         if f.kind == "date":
-            value, reason, fmt = _parse_date(f.name, conventions.get(f.name))
+            if f.name in plain:
+                value, reason, fmt = _parse_plain_iso(f.name)
+            else:
+                value, reason, fmt = _parse_date(f.name, conventions.get(f.name))
             format_cols.append(fmt.alias(f"__fmt_{f.name}"))
         else:
             value, reason = _parse_value(f, decimal)
@@ -420,23 +451,27 @@ def assess(
         reasons.extend(per_field)
         if f.required:
             reasons.append(missing)
+    # whole-file facts become columns before any filtering (a window over bad rows only would lie)
+    rule_cols = []
     if blueprint.identifier:
         ident = pl.col(blueprint.identifier)
-        reasons.append(
-            pl.when(ident.is_not_null() & ~ident.is_first_distinct()).then(pl.lit("duplicate_id"))
-        )
-    rule_cols = []
+        rule_cols.append((ident.is_not_null() & ~ident.is_first_distinct()).alias("__dup"))
+        reasons.append(pl.when(pl.col("__dup")).then(pl.lit("duplicate_id")))
     for i, rule in enumerate(blueprint.rules):
         fails = rule.fails(ctx).fill_null(False).alias(f"__rule_{i}")
         rule_cols.append(fails)
         reasons.append(pl.when(pl.col(f"__rule_{i}")).then(pl.lit(rule.reason)))
+    # a cheap flag for every row; the list of reasons is built for the bad rows only
     typed = typed.with_columns(rule_cols).with_columns(
+        pl.any_horizontal([r.is_not_null() for r in reasons]).alias("__bad")
+    )
+    is_valid = ~pl.col("__bad")
+    reason_list = (
         pl.concat_list(reasons)
         .list.drop_nulls()
         .list.unique(maintain_order=True)
         .alias("__reasons")
     )
-    is_valid = pl.col("__reasons").list.len() == 0
     field_names = [f.name for f in blueprint.fields]
     valid = typed.filter(is_valid).select("source_row", "source_line", *field_names, *extras)
     line_json = pl.struct(pl.col("raw").alias("_line")).struct.json_encode().alias("raw")
@@ -455,7 +490,7 @@ def assess(
                     "source_row",
                     "source_line",
                     pl.col("__raw").alias("raw"),
-                    pl.col("__reasons").alias("reasons"),
+                    reason_list.alias("reasons"),
                 ),
             ],
             how="vertical",
@@ -500,7 +535,7 @@ def assess(
         for c in date_fields
     }
     for c in date_fields:
-        date_formats[c]["convention"] = conventions.get(c) or "undecided"  # type: ignore[assignment]
+        date_formats[c]["convention"] = "iso" if c in plain else conventions.get(c) or "undecided"  # type: ignore[assignment]
     result = QualityResult(
         blueprint=blueprint.name,
         rows_in=rows_in,
@@ -930,60 +965,98 @@ PROFILE_SCHEMA = {
 }
 
 
+EXACT_DISTINCT_ROWS = 1_000_000
+
+
 def column_profiles(
     df: pl.DataFrame, columns: Sequence[str] | None = None, *, bins: int = 20
 ) -> pl.DataFrame:
     """Per column: dtype, nulls, distinct, min, max, mean, median and a histogram (JSON lists).
 
-    Numeric and date columns get ``bins`` equal-width bins; text columns their ten most
-    frequent values (``hist_edges`` holds the values).
+    Numeric and date columns get ``bins`` equal-width bins over their 0.5th-99.5th
+    percentiles, the tails counted in the end bins (so one extreme value does not squash
+    every other bar into one bin); text columns their ten most frequent values
+    (``hist_edges`` holds the values). All statistics come from one polars pass; above
+    1,000,000 rows ``distinct`` is HyperLogLog's estimate.
     """
+    names = list(columns or df.columns)
+    exact = df.height <= EXACT_DISTINCT_ROWS
+    exprs: list[pl.Expr] = []
+    for name in names:
+        dtype = df.schema[name]
+        col = pl.col(name)
+        if dtype.is_float():
+            col = pl.when(col.is_finite()).then(col)
+        distinct = col.drop_nulls().n_unique() if exact else col.drop_nulls().approx_n_unique()
+        exprs += [
+            pl.col(name).null_count().alias(f"{name}\x00nulls"),
+            distinct.alias(f"{name}\x00distinct"),
+            col.min().cast(pl.String).alias(f"{name}\x00min"),
+            col.max().cast(pl.String).alias(f"{name}\x00max"),
+        ]
+        if dtype.is_numeric() or dtype.is_temporal():
+            v = col.cast(pl.Int64).cast(pl.Float64) if dtype.is_temporal() else col.cast(pl.Float64)
+            exprs += [
+                v.mean().alias(f"{name}\x00mean"),
+                v.median().alias(f"{name}\x00median"),
+                v.quantile(0.005, "linear").alias(f"{name}\x00lo"),
+                v.quantile(0.995, "linear").alias(f"{name}\x00hi"),
+                v.min().alias(f"{name}\x00vmin"),
+                v.max().alias(f"{name}\x00vmax"),
+            ]
+    stats = df.select(exprs).row(0, named=True) if exprs else {}
     rows = []
-    for name in columns or df.columns:
-        s = df.get_column(name)
-        numeric = s.dtype.is_numeric()
-        temporal = s.dtype.is_temporal()
-        non_null = s.drop_nulls()
-        if numeric:
-            non_null = non_null.filter(non_null.is_finite()) if s.dtype.is_float() else non_null
+    for name in names:
+        dtype = df.schema[name]
+        get = lambda key, n=name: stats.get(f"{n}\x00{key}")  # noqa: E731
         row: dict[str, Any] = {
             "column": name,
-            "dtype": str(s.dtype),
-            "nulls": s.null_count(),
-            "distinct": non_null.n_unique(),
-            "min": None,
-            "max": None,
-            "mean": None,
-            "median": None,
+            "dtype": str(dtype),
+            "nulls": get("nulls"),
+            "distinct": get("distinct"),
+            "min": _short_number(get("min")),
+            "max": _short_number(get("max")),
+            "mean": get("mean"),
+            "median": get("median"),
             "hist_edges": "[]",
             "hist_counts": "[]",
         }
-        if len(non_null):
-            lo, hi = non_null.min(), non_null.max()
-            row["min"], row["max"] = _text(lo), _text(hi)
-        if (numeric or temporal) and len(non_null):
-            values = (
-                non_null.cast(pl.Int64).to_numpy()
-                if temporal
-                else non_null.cast(pl.Float64).to_numpy()
+        if (dtype.is_numeric() or dtype.is_temporal()) and get("lo") is not None:
+            lo, hi = get("lo"), get("hi")
+            if hi <= lo:
+                lo, hi = get("vmin"), get("vmax")
+            v = (
+                pl.col(name).cast(pl.Int64).cast(pl.Float64)
+                if dtype.is_temporal()
+                else pl.col(name).cast(pl.Float64)
             )
-            row["mean"] = float(np.mean(values))
-            row["median"] = float(np.median(values))
-            # bins span the 0.5th-99.5th percentiles and the tails are counted in the end
-            # bins, so one extreme value does not squash every other bar into the first bin
-            lo_q, hi_q = (float(v) for v in np.quantile(values, [0.005, 0.995]))
-            if hi_q <= lo_q:
-                lo_q, hi_q = float(values.min()), float(values.max())
-            span = (lo_q, hi_q) if hi_q > lo_q else None
-            counts, edges = np.histogram(np.clip(values, lo_q, hi_q), bins=bins, range=span)
-            row["hist_edges"] = json.dumps([float(e) for e in edges])
-            row["hist_counts"] = json.dumps([int(c) for c in counts])
-        elif len(non_null):
-            top = non_null.cast(pl.String).value_counts(sort=True).head(10)
+            if dtype.is_float():
+                v = pl.when(v.is_finite()).then(v)
+            width = (hi - lo) or 1.0
+            index = ((v.clip(lo, hi) - lo) / width * bins).floor().clip(0, bins - 1).cast(pl.Int32)
+            counts = df.select(index.alias("i")).drop_nulls().group_by("i").len()
+            by_bin = dict(counts.iter_rows())
+            row["hist_edges"] = json.dumps(
+                [float(e) for e in np.linspace(lo, lo + width, bins + 1)]
+            )
+            row["hist_counts"] = json.dumps([int(by_bin.get(i, 0)) for i in range(bins)])
+        elif get("distinct"):
+            top = df.get_column(name).drop_nulls().cast(pl.String).value_counts(sort=True).head(10)
             row["hist_edges"] = json.dumps(top.get_column(top.columns[0]).to_list())
             row["hist_counts"] = json.dumps(top.get_column("count").to_list())
         rows.append(row)
     return pl.DataFrame(rows, schema=PROFILE_SCHEMA)
+
+
+def _short_number(text: str | None) -> str | None:
+    """Floats printed with six significant digits; other values as they are."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return f"{value:.6g}" if ("." in text or "e" in text) else text
 
 
 @dataclass

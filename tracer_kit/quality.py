@@ -96,6 +96,10 @@ class QualityResult:
         return issues_frame(self.issues)
 
 
+#: The columns of an issues table, in display order.
+ISSUE_COLUMNS = ("severity", "column", "check", "observed", "threshold", "rows_affected", "message")
+
+
 def issues_frame(issues: Sequence[Issue]) -> pl.DataFrame:
     """A polars table of issues (severity, column, check, observed, threshold, rows, message)."""
     schema = {

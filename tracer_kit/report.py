@@ -415,18 +415,9 @@ def show_summary(result: Any) -> Any:
 
 def issues_table(result: Any) -> pl.DataFrame:
     """The run's issues as a polars table, most severe first."""
-    from tracer_kit.quality import Issue, issues_frame
+    from tracer_kit.quality import ISSUE_COLUMNS, Issue, issues_frame
 
-    fields = (
-        "severity",
-        "column",
-        "check",
-        "observed",
-        "threshold",
-        "rows_affected",
-        "examples",
-        "message",
-    )
+    fields = (*ISSUE_COLUMNS, "examples")
     return issues_frame([Issue(**{k: i.get(k) for k in fields}) for i in result.issues])
 
 

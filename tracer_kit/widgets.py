@@ -16,6 +16,7 @@ import ipywidgets as w
 
 from tracer_kit.blueprints import get_blueprint, list_blueprints
 from tracer_kit.errors import TracerError
+from tracer_kit.quality import ISSUE_COLUMNS
 
 EXTENSIONS = (
     ".csv",
@@ -299,7 +300,7 @@ class Workbench(w.VBox):
             self.error.value = f"<b style='color:#ab091e'>{html.escape(str(exc))}</b>"
             self.issues.value = _table(
                 [i if isinstance(i, dict) else i.to_dict() for i in exc.issues],
-                ["severity", "column", "check", "observed", "rows_affected", "message"],
+                list(ISSUE_COLUMNS),
             )
         except TracerError as exc:
             self.progress.bar_style = "danger"
@@ -322,20 +323,7 @@ class Workbench(w.VBox):
 
         self.summary.value = show_summary(result).data
         self.issues.value = (
-            _table(
-                result.issues,
-                [
-                    "severity",
-                    "column",
-                    "check",
-                    "observed",
-                    "threshold",
-                    "rows_affected",
-                    "message",
-                ],
-            )
-            if result.issues
-            else "No issues."
+            _table(result.issues, list(ISSUE_COLUMNS)) if result.issues else "No issues."
         )
         frame = result.frame
         if frame is not None:

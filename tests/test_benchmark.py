@@ -35,3 +35,18 @@ def test_benchmark_completes_and_features_agree(tmp_path):
         assert label in text
     assert "Features agree with the baseline on the first 1,000 customers" in text
     assert "tracer / ceiling" in text
+
+
+def test_query_latency_script_runs(workdir, sample_csv):
+    import tracer_kit as tk
+
+    tk.run_pipeline(sample_csv, "customer_churn", report=False)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "query_latency.py"), "--repeat", "3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=workdir,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "worst p95:" in done.stdout and "bronze status" in done.stdout

@@ -142,3 +142,17 @@ def test_module_entry_point_help():
         "init",
     ):
         assert command in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("blueprint", "sample", "rows_out"),
+    [("revenue_projection", "revenue.csv", 730), ("price_optimization", "prices.csv", 9_695)],
+)
+def test_papermill_runs_the_other_builtin_blueprints(workdir, blueprint, sample, rows_out):
+    from .conftest import REPO
+
+    result = tk.run_notebook(REPO / "data" / "samples" / sample, blueprint)
+    assert result.state == "COMPLETED"
+    assert result.rows_out == rows_out
+    html = (workdir / "reports" / result.run_id / "notebook.html").read_text()
+    assert "Quality score" in html and result.features_created[1] in html

@@ -221,3 +221,38 @@ def test_outlier_counts_and_bounds():
     assert (b["q1"], b["q3"], b["lower"], b["upper"], b["iqr_count"]) == (2.0, 4.0, -1.0, 7.0, 1)
     # mean 22, sample std 43.6... -> |100 - 22| = 78 < 3 std: no z outlier
     assert b["z_count"] == 0
+
+
+def test_email_url_phone_validators(workdir):
+    from tracer_kit.blueprints import Blueprint, Feature, Field
+
+    bp = Blueprint(
+        name="contacts_check",
+        description="contacts",
+        fields=(
+            Field("contact_id", "id", required=True),
+            Field("email", "email"),
+            Field("site", "url"),
+            Field("phone", "phone"),
+        ),
+        key=("contact_id",),
+        identifier="contact_id",
+        features=(Feature("has_email", pl.Boolean(), "email is not null"),),
+        build_features=lambda lf, ctx: lf.with_columns(
+            pl.col("email").is_not_null().alias("has_email")
+        ),
+    )
+    path = workdir / "contacts.csv"
+    path.write_text(
+        "contact_id,email,site,phone\n"
+        "1,ann@example.com,https://example.com/a,+44 20 7946 0958\n"
+        "2,not-an-email,https://ok.org,555-0100\n"
+        "3,bob@example.org,ftp://nope,(555) 010-0000\n"
+        "4,,,12\n"
+    )
+    q = tk.validate(path, bp)
+    reasons = dict(
+        zip(q.quarantine["source_row"].to_list(), q.quarantine["reasons"].to_list(), strict=True)
+    )
+    assert reasons == {2: ["invalid_format"], 3: ["invalid_format"], 4: ["invalid_format"]}
+    assert q.valid["contact_id"].to_list() == ["1"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
+import sys
 import textwrap
 
 import polars as pl
@@ -189,3 +190,35 @@ def test_custom_blueprint_from_user_folder(workdir):
     assert (r.rows_valid, r.rows_quarantined) == (2, 1)
     assert col(r.frame, "margin") == [6.0, 0.0]
     assert tk.query("SELECT count(*) AS n FROM order_margin_processed")["n"].item() == 2
+
+
+def test_entry_point_blueprints_are_loaded(monkeypatch):
+    from importlib import metadata
+
+    import tracer_kit.blueprints as registry
+
+    module = type(sys)("fake_plugin")
+    namespace: dict = {}
+    exec(textwrap.dedent(CUSTOM).replace("order_margin", "plugin_margin"), namespace)  # noqa: S102
+    module.BLUEPRINT = namespace["BLUEPRINT"]
+    monkeypatch.setitem(sys.modules, "fake_plugin", module)
+    ep = metadata.EntryPoint(
+        name="plugin_margin", value="fake_plugin:BLUEPRINT", group="tracer_kit.blueprints"
+    )
+    monkeypatch.setattr(
+        registry.metadata, "entry_points", lambda group: [ep] if group == ep.group else []
+    )
+    assert "plugin_margin" in [bp.name for bp in tk.list_blueprints()]
+    assert tk.get_blueprint("plugin_margin").feature_names == ("margin",)
+
+
+def test_init_copies_notebooks_and_templates(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "tracer_kit.cli", "init", str(tmp_path / "mine")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "mine" / "notebooks" / "blueprint.ipynb").exists()
+    assert (tmp_path / "mine" / "notebooks" / "workbench.ipynb").exists()
+    assert (tmp_path / "mine" / "templates" / "report.html.j2").exists()

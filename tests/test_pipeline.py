@@ -107,6 +107,14 @@ def test_parquet_sorted_without_run_id_or_clock(sample_run):
     assert df.equals(df.sort("customer_id", "source_row"))
     assert df.height == 9_750
     assert not (folder / "data" / "staging" / r.run_id).exists()
+    import hashlib
+
+    assert r.outputs["parquet_sha256"] == hashlib.sha256(parquet.read_bytes()).hexdigest()
+    stored = json.loads(q(folder, "SELECT outputs FROM runs")["outputs"].item())
+    assert (
+        stored["parquet_sha256"] == r.outputs["parquet_sha256"]
+        and len(stored["model_sha256"]) == 64
+    )
 
 
 def test_report_has_score_and_features(sample_run):

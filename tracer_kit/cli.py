@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import shutil
 import sys
@@ -630,8 +631,21 @@ def init(
         typer.echo(f"copied {sub}/ to {dest}")
 
 
+class _ConsoleLines(logging.Handler):
+    """Short human lines on stdout (stderr is kept for the one-line error)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.ERROR:
+            return  # `friendly` prints the error once
+        prefix = "warning: " if record.levelno == logging.WARNING else "  "
+        typer.echo(prefix + record.getMessage())
+
+
 def main() -> None:
     """Entry point of the ``tracer`` console script."""
+    log = logging.getLogger("tracer_kit")
+    log.setLevel(logging.INFO)
+    log.addHandler(_ConsoleLines())
     app(prog_name="tracer")
 
 

@@ -26,6 +26,7 @@ from tracer_kit._testing import pause_for_tests
 from tracer_kit.blueprints import Blueprint, FeatureContext, get_blueprint
 from tracer_kit.config import Config, config_to_jsonable, load_config
 from tracer_kit.errors import PipelineBugError, QualityGateError, TracerError
+from tracer_kit.ingest import file_sha256
 from tracer_kit.preprocess import fit_preprocessor, save_preprocessor
 from tracer_kit.quality import (
     QualityResult,
@@ -394,6 +395,8 @@ def run_pipeline(
             staged_parquet = staging / f"{run_id}.parquet"
             processed.write_parquet(staged_parquet, compression="zstd", statistics=True)
             profiles = column_profiles(processed, [c for c in processed.columns if c != "extras"])
+            outputs["parquet_sha256"] = file_sha256(staged_parquet)
+            outputs["model_sha256"] = file_sha256(staged_model)
             run_fields.update(state="COMPLETED", rows_out=processed.height, error=None)
             commit_run(
                 warehouse,
@@ -414,6 +417,7 @@ def run_pipeline(
                 "state": "COMPLETED",
                 "rows_out": processed.height,
                 "features_created": list(bp.feature_names),
+                "outputs": dict(outputs),
                 "stage_seconds": stages.seconds,
                 "frame": processed if return_frame else None,
             }
@@ -424,7 +428,20 @@ def run_pipeline(
                 _render_report(run_id, warehouse, output_dir, result)
             record_timings(warehouse, run_id, stages.seconds)
         result.stage_seconds = dict(stages.seconds)
-        log.info(result.summary())
+        log.info(
+            "run completed in %.2f s",
+            sum(stages.seconds.values()),
+            extra={
+                "fields": {
+                    "state": "COMPLETED",
+                    "rows_in": result.rows_in,
+                    "rows_valid": result.rows_valid,
+                    "rows_quarantined": result.rows_quarantined,
+                    "rows_out": result.rows_out,
+                    "quality_score": result.quality_score,
+                }
+            },
+        )
         return result
     except QualityGateError:
         raise

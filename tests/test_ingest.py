@@ -348,3 +348,17 @@ def test_roundtrip_property(tmp_path, data, delimiter, encoding):
     assert back["s"].to_list() == strings
     assert back["i"].cast(pl.Int64).to_list() == ints
     assert back["f"].cast(pl.Float64).to_list() == floats
+
+
+def test_excel_typed_cells_keep_their_text_form(tmp_path):
+    import datetime as dt
+
+    path = write_xlsx(
+        tmp_path / "typed.xlsx",
+        [
+            ["id", "day", "at", "amount"],
+            [1001, dt.date(2025, 6, 1), dt.datetime(2024, 1, 1, 10, 30), 12.5],
+        ],
+    )
+    df = data_only(tk.read_table(path))
+    assert df.row(0) == ("1001", "2025-06-01", "2024-01-01 10:30:00", "12.5")

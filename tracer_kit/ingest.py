@@ -702,6 +702,9 @@ def _read_excel(path: Path, sheet: str | int | None) -> tuple[pl.DataFrame, str]
     except Exception as exc:  # noqa: BLE001
         msg = f"sheet {name!r} cannot be read ({_short(exc)})"
         raise _fail(path, msg) from None
+    # date cells come back as "YYYY-MM-DD 00:00:00": keep the date's ISO text form
+    midnight = r"^(\d{4}-\d{2}-\d{2}) 00:00:00$"
+    df = df.with_columns(pl.col(pl.String).str.replace(midnight, "${1}"))
     return df, name
 
 

@@ -8,9 +8,11 @@ environment's own ``python3`` kernelspec.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime as dt
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -316,6 +318,7 @@ def prepare_run(
     scratch = None
     if output_dir is None or warehouse is None:
         scratch = Path(tempfile.mkdtemp(prefix="tracer-notebook-"))
+        atexit.register(shutil.rmtree, scratch, True)  # removed when the kernel exits
     if input_path is None:
         if bp.sample is None:
             msg = f"blueprint {bp.name!r} ships no sample; set input_path"

@@ -10,6 +10,7 @@ HTML-escaped by Jinja's autoescaping.
 from __future__ import annotations
 
 import base64
+import html
 import json
 import math
 from pathlib import Path
@@ -391,6 +392,43 @@ def quality_report(
 
 
 # --------------------------------------------------------------------------- notebook display
+
+
+def html_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """A plain HTML table of ``rows`` (dicts) with every value escaped."""
+    head = "".join(
+        f"<th style='text-align:left;padding:2px 8px'>{html.escape(c)}</th>" for c in columns
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td style='padding:2px 8px'>{html.escape(_fmt(r.get(c)))}</td>" for c in columns
+        )
+        + "</tr>"
+        for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def show_issues(result: Any) -> Any:
+    """Every issue of the run as an HTML table (notebooks), most severe first."""
+    from IPython.display import HTML
+
+    from tracer_kit.quality import ISSUE_COLUMNS
+
+    if not result.issues:
+        return HTML("<p>No issues.</p>")
+    order = {s: n for n, s in enumerate(SEVERITY_ORDER)}
+    issues = sorted(result.issues, key=lambda i: order[i["severity"]])
+    return HTML(html_table(issues, list(ISSUE_COLUMNS)))
 
 
 def show_summary(result: Any) -> Any:

@@ -17,6 +17,7 @@ import ipywidgets as w
 from tracer_kit.blueprints import get_blueprint, list_blueprints
 from tracer_kit.errors import TracerError
 from tracer_kit.quality import ISSUE_COLUMNS
+from tracer_kit.report import html_table
 
 EXTENSIONS = (
     ".csv",
@@ -57,29 +58,6 @@ def find_inputs(data_dir: str | Path) -> list[Path]:
         ):
             found.append(path)
     return found
-
-
-def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    head = "".join(
-        f"<th style='text-align:left;padding:2px 8px'>{html.escape(c)}</th>" for c in columns
-    )
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f"<td style='padding:2px 8px'>{html.escape(_fmt(r.get(c)))}</td>" for c in columns
-        )
-        + "</tr>"
-        for r in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
 
 
 class Workbench(w.VBox):
@@ -298,7 +276,7 @@ class Workbench(w.VBox):
             self.progress.bar_style = "danger"
             self.stage.value = "stopped at the quality gate"
             self.error.value = f"<b style='color:#ab091e'>{html.escape(str(exc))}</b>"
-            self.issues.value = _table(
+            self.issues.value = html_table(
                 [i if isinstance(i, dict) else i.to_dict() for i in exc.issues],
                 list(ISSUE_COLUMNS),
             )
@@ -323,15 +301,15 @@ class Workbench(w.VBox):
 
         self.summary.value = show_summary(result).data
         self.issues.value = (
-            _table(result.issues, list(ISSUE_COLUMNS)) if result.issues else "No issues."
+            html_table(result.issues, list(ISSUE_COLUMNS)) if result.issues else "No issues."
         )
         frame = result.frame
         if frame is not None:
             head = frame.drop("extras", strict=False).head(20)
-            self.sample.value = _table(head.to_dicts(), head.columns)
+            self.sample.value = html_table(head.to_dicts(), head.columns)
         self.charts.value = feature_chart(result).data
         bp = get_blueprint(result.blueprint)
-        self.features.value = _table(
+        self.features.value = html_table(
             [{"feature": f.name, "formula": f.formula} for f in bp.features], ["feature", "formula"]
         )
         report = result.outputs.get("report", "")

@@ -1077,17 +1077,22 @@ class Profile:
         )
 
 
-def infer_types(frame: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
-    """Cast text columns to the narrowest type every non-empty value fits: int, float, date, else text."""
+def infer_types(frame: pl.DataFrame, columns: Sequence[str], *, decimal: str = ".") -> pl.DataFrame:
+    """Cast text columns to the narrowest type every non-empty value fits: int, float, date, else text.
+
+    With ``decimal=","`` numbers written with decimal commas count as floats.
+    """
     out = []
     for c in columns:
-        raw = frame.get_column(c).str.strip_chars()
-        raw = raw.filter(raw.is_not_null() & (raw != ""))
+        text = frame.get_column(c).str.strip_chars()
+        if decimal == ",":
+            text = text.str.replace(",", ".", literal=True)
+        raw = text.filter(text.is_not_null() & (text != ""))
         chosen = frame.get_column(c)
         for dtype in (pl.Int64, pl.Float64):
             cast = raw.cast(dtype, strict=False)
             if len(raw) and cast.null_count() == 0:
-                chosen = frame.get_column(c).str.strip_chars().cast(dtype, strict=False)
+                chosen = text.cast(dtype, strict=False)
                 break
         else:
             conv = date_conventions(frame.lazy(), [c])[c]
@@ -1112,5 +1117,5 @@ def profile(
     cfg = load_config(config)
     ing = read_file(path, cfg)
     df = ing.frame.collect()
-    typed = infer_types(df, ing.info.columns)
+    typed = infer_types(df, ing.info.columns, decimal=ing.info.decimal or ".")
     return Profile(info=ing.info, columns=column_profiles(typed), rejects=ing.rejects.height)

@@ -192,8 +192,17 @@ def test_semicolon_with_decimal_comma(tmp_path):
     ing = tk.read_table(tmp_path / "eu.csv")
     assert (ing.info.delimiter, ing.info.decimal) == (";", ",")
     assert data_only(ing)["amount"].to_list() == ["1,5", "2,25"]
-    prof = tk.profile(tmp_path / "eu.csv").columns.filter(pl.col("column") == "amount").row(0, named=True)
-    assert (prof["dtype"], prof["min"], prof["max"], prof["mean"]) == ("Float64", "1.5", "2.25", 1.875)
+    prof = (
+        tk.profile(tmp_path / "eu.csv")
+        .columns.filter(pl.col("column") == "amount")
+        .row(0, named=True)
+    )
+    assert (prof["dtype"], prof["min"], prof["max"], prof["mean"]) == (
+        "Float64",
+        "1.5",
+        "2.25",
+        1.875,
+    )
 
 
 def test_quoted_delimiters_newlines_and_source_lines(tmp_path):

@@ -156,3 +156,18 @@ def test_papermill_runs_the_other_builtin_blueprints(workdir, blueprint, sample,
     assert result.rows_out == rows_out
     html = (workdir / "reports" / result.run_id / "notebook.html").read_text()
     assert "Quality score" in html and result.features_created[1] in html
+
+
+def test_bad_file_through_the_notebook_is_one_sentence(workdir):
+    (workdir / "empty.csv").write_bytes(b"")
+    done = subprocess.run(
+        [venv_bin("tracer"), "run", "empty.csv", "-b", "customer_churn"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.splitlines() if not line.startswith("[IPKernelApp]")]
+    assert lines == [f"error: {workdir / 'empty.csv'}: is empty (0 bytes)"]
+    runs = tk.query("SELECT state, error FROM runs")
+    assert runs["state"].to_list() == ["FAILED"] and "is empty" in runs["error"].item()

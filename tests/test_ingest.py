@@ -156,6 +156,14 @@ def test_parquet_excel_gzip_zstd(tmp_path):
     assert data_only(ing).equals(EXPECTED)
 
 
+def test_nested_parquet_values_become_json_text(tmp_path):
+    pl.DataFrame(
+        {"a": [1, 2], "tags": [["x", "y"], []], "meta": [{"k": 1}, {"k": None}]}
+    ).write_parquet(tmp_path / "n.parquet")
+    df = data_only(tk.read_table(tmp_path / "n.parquet"))
+    assert df.rows() == [("1", '["x","y"]', '{"k":1}'), ("2", "[]", '{"k":null}')]
+
+
 def test_excel_sheet_by_name_and_index(tmp_path):
     path = write_xlsx(tmp_path / "b.xlsx", [["a"], [1]], extra_sheet=True)
     other = tk.read_table(path, sheet="Other")

@@ -22,6 +22,7 @@ import json
 import re
 import shutil
 import tempfile
+import threading
 import weakref
 import zipfile
 from dataclasses import dataclass, field
@@ -340,7 +341,23 @@ class _Records:
     bad_utf8: np.ndarray  # record indices holding invalid UTF-8
 
 
-_BAD_OFFSETS: list[int] = []
+class _BadOffsets(threading.local):
+    """Where the UTF-8 decoder failed, per thread (the error handler below is process-wide)."""
+
+    def __init__(self) -> None:
+        self.items: list[int] = []
+
+    def append(self, value: int) -> None:
+        self.items.append(value)
+
+    def clear(self) -> None:
+        self.items.clear()
+
+    def __iter__(self):  # noqa: ANN204
+        return iter(list(self.items))
+
+
+_BAD_OFFSETS = _BadOffsets()
 
 
 def _record_bad_utf8(exc: UnicodeDecodeError) -> tuple[str, int]:
@@ -620,12 +637,9 @@ def _as_text(df: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
         if dtype == pl.String:
             exprs.append(col)
         elif isinstance(dtype, (pl.Struct, pl.List, pl.Array)):
+            # encode {"v": value} and keep the value's JSON: `{"v":` is 5 characters, `}` one
             exprs.append(
-                pl.struct(col)
-                .struct.json_encode()
-                .str.slice(len(name) + 4)
-                .str.head(-1)
-                .alias(name)
+                pl.struct(col.alias("v")).struct.json_encode().str.slice(5).str.head(-1).alias(name)
             )
         elif dtype == pl.Datetime:
             exprs.append(

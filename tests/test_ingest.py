@@ -381,3 +381,29 @@ def test_excel_typed_cells_keep_their_text_form(tmp_path):
     )
     df = data_only(tk.read_table(path))
     assert df.row(0) == ("1001", "2025-06-01", "2024-01-01 10:30:00", "12.5")
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64])
+def test_record_scan_is_the_same_for_any_chunk_size(tmp_path, monkeypatch, chunk):
+    import tracer_kit.ingest as ingest
+
+    content = (
+        b'id,note\r\n1,"a, b"\r\n2,"line one\nline two"\r\n\r\n3,x,extra\r\n4,caf\xc3\xa9\r\n'
+        b'5,"say ""hi"""\r\n6,bad \xff\r\n7,end'
+    )
+    path = tmp_path / "tricky.csv"
+    path.write_bytes(content)
+    expected = ingest.read_table(path, on_bad_lines="quarantine", encoding="utf-8")
+    monkeypatch.setattr(ingest, "CHUNK", chunk)
+    got = ingest.read_table(path, on_bad_lines="quarantine", encoding="utf-8")
+    assert got.frame.collect().equals(expected.frame.collect())
+    assert got.rejects.equals(expected.rejects)
+    assert got.info.sha256 == expected.info.sha256
+    assert expected.frame.collect().select("source_row", "source_line").rows() == [
+        (1, 2),
+        (2, 3),
+        (4, 7),
+        (5, 8),
+        (7, 10),
+    ]
+    assert expected.rejects.select("source_row", "source_line").rows() == [(3, 6), (6, 9)]

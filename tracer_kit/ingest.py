@@ -368,6 +368,83 @@ def _record_bad_utf8(exc: UnicodeDecodeError) -> tuple[str, int]:
 codecs.register_error("tracer_record", _record_bad_utf8)
 
 
+class _RecordScan:
+    """Accumulates, chunk by chunk, only what later steps need: the bad and blank records,
+    their offsets, and each record's first line once any record spans several lines.
+    Memory stays small for well-formed files whatever their size.
+    """  # noqa: D205
+
+    def __init__(self) -> None:
+        self.header_fields: int | None = None
+        self.records = 0  # records completed so far, the header included
+        self.trivial = True  # so far, data record i starts on line i + 2
+        self.lines: list[np.ndarray] = []
+        self.blank: list[np.ndarray] = []
+        self.bad: list[np.ndarray] = []
+        self.bad_fields: list[np.ndarray] = []
+        self.bad_offsets: list[np.ndarray] = []
+        self.bad_utf8: list[np.ndarray] = []
+
+    def add(
+        self,
+        s_lines: np.ndarray,
+        s_offs: np.ndarray,
+        e_offs: np.ndarray,
+        last: np.ndarray,
+        fields: np.ndarray,
+        utf8_offsets: list[int],
+    ) -> None:
+        """Take the records completed in one chunk (global byte offsets, first lines, field counts)."""
+        n = len(fields)
+        ids = self.records + np.arange(n)  # 0 = header
+        if self.header_fields is None:
+            self.header_fields = int(fields[0])
+        data = ids >= 1
+        lengths = e_offs - s_offs
+        blank = ((lengths == 0) | ((lengths == 1) & (last == 13))) & data
+        bad = (fields != self.header_fields) & ~blank & data
+        self.blank.append(ids[blank] - 1)
+        self.bad.append(ids[bad] - 1)
+        self.bad_fields.append(fields[bad])
+        self.bad_offsets.append(np.stack([s_offs[bad], e_offs[bad]], axis=1))
+        if utf8_offsets:
+            self.bad_utf8.append(
+                self.records + np.searchsorted(e_offs, np.asarray(utf8_offsets), side="left")
+            )
+        expected = ids[data] + 1
+        if self.trivial and not np.array_equal(s_lines[data], expected):
+            self.trivial = False
+            self.lines.append(
+                np.arange(2, int(ids[data][0]) + 1 if data.any() else 2, dtype=np.int64)
+            )
+        if not self.trivial:
+            self.lines.append(s_lines[data].astype(np.int64))
+        self.records += n
+
+    def result(self, path: Path) -> _Records:
+        if self.records == 0 or self.header_fields is None:
+            raise _fail(path, "has no lines")
+
+        def cat(parts: list[np.ndarray], dtype: Any = np.int64) -> np.ndarray:
+            return np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype=dtype)
+
+        bad_utf8 = np.unique(cat(self.bad_utf8))
+        if len(bad_utf8) and bad_utf8[0] == 0:
+            raise _fail(path, "has invalid UTF-8 in its header line", line=1)
+        return _Records(
+            header_fields=self.header_fields,
+            n_records=self.records - 1,
+            start_lines=None if self.trivial else cat(self.lines),
+            blank=cat(self.blank),
+            bad=cat(self.bad),
+            bad_fields=cat(self.bad_fields),
+            bad_offsets=np.concatenate(self.bad_offsets)
+            if self.bad_offsets
+            else np.empty((0, 2), np.int64),
+            bad_utf8=bad_utf8 - 1,
+        )
+
+
 def _scan_records(path: Path, delimiter: str, hasher: Any | None, *, check_utf8: bool) -> _Records:
     """One vectorised pass: record boundaries outside quotes, field counts, first lines.
 
@@ -381,9 +458,8 @@ def _scan_records(path: Path, delimiter: str, hasher: Any | None, *, check_utf8:
     rec_start_line, rec_start_off, rec_fields = 1, 0, 0
     prev_last = -1
     offset = 0
-    starts, fields, lengths, last_bytes, offs = [], [], [], [], []
+    scan = _RecordScan()
     decoder = codecs.getincrementaldecoder("utf-8")(errors="tracer_record") if check_utf8 else None
-    bad_utf8_offsets: list[int] = []
     with path.open("rb") as fh:
         while True:
             chunk = fh.read(CHUNK)
@@ -391,19 +467,24 @@ def _scan_records(path: Path, delimiter: str, hasher: Any | None, *, check_utf8:
                 break
             if hasher is not None:
                 hasher.update(chunk)
-            if decoder is not None:
+            utf8_offsets: list[int] = []
+            # pure-ASCII chunks (the common case) are valid UTF-8 without decoding
+            if decoder is not None and not (chunk.isascii() and not decoder.getstate()[0]):
                 _BAD_OFFSETS.clear()
                 pending = len(decoder.getstate()[0])
                 decoder.decode(chunk)
-                bad_utf8_offsets.extend(offset - pending + o for o in _BAD_OFFSETS)
+                utf8_offsets = [offset - pending + o for o in _BAD_OFFSETS]
             a = np.frombuffer(chunk, dtype=np.uint8)
             q = np.flatnonzero(a == 34)
             nl = np.flatnonzero(a == 10)
             dl = np.flatnonzero(a == delim)
-            nl_in = (parity + np.searchsorted(q, nl)) & 1
-            end_idx = np.flatnonzero(nl_in == 0)
+            if len(q):
+                end_idx = np.flatnonzero(((parity + np.searchsorted(q, nl)) & 1) == 0)
+                dl_out = dl[((parity + np.searchsorted(q, dl)) & 1) == 0]
+            else:  # no quote in the chunk: the carried parity decides for all
+                end_idx = np.arange(len(nl)) if parity == 0 else np.empty(0, dtype=np.int64)
+                dl_out = dl if parity == 0 else dl[:0]
             ends = nl[end_idx]
-            dl_out = dl[((parity + np.searchsorted(q, dl)) & 1) == 0]
             if len(ends):
                 cum = np.searchsorted(dl_out, ends)
                 count = np.diff(cum, prepend=0)
@@ -411,16 +492,14 @@ def _scan_records(path: Path, delimiter: str, hasher: Any | None, *, check_utf8:
                 end_lines = lines_before + end_idx + 1
                 s_lines = np.concatenate(([rec_start_line], end_lines[:-1] + 1))
                 s_offs = np.concatenate(([rec_start_off], offset + ends[:-1] + 1))
-                e_offs = offset + ends
                 before_end = np.where(ends > 0, a[np.maximum(ends - 1, 0)], prev_last)
-                starts.append(s_lines)
-                fields.append(count + 1)
-                lengths.append(e_offs - s_offs)
-                last_bytes.append(before_end)
-                offs.append(np.stack([s_offs, e_offs], axis=1))
+                scan.add(s_lines, s_offs, offset + ends, before_end, count + 1, utf8_offsets)
                 rec_start_line = int(end_lines[-1]) + 1
                 rec_start_off = int(offset + ends[-1] + 1)
                 rec_fields = len(dl_out) - int(cum[-1])
+            elif utf8_offsets:
+                scan.bad_utf8.append(np.full(len(utf8_offsets), scan.records))
+                rec_fields += len(dl_out)
             else:
                 rec_fields += len(dl_out)
             parity = (parity + len(q)) & 1
@@ -430,48 +509,21 @@ def _scan_records(path: Path, delimiter: str, hasher: Any | None, *, check_utf8:
     if decoder is not None:
         _BAD_OFFSETS.clear()
         decoder.decode(b"", final=True)
-        bad_utf8_offsets.extend(offset - 1 for _ in _BAD_OFFSETS)
+        if list(_BAD_OFFSETS):
+            scan.bad_utf8.append(np.array([scan.records]))
     if parity:
         msg = f"a quoted field opened on line {rec_start_line} is never closed"
         raise _fail(path, msg, line=rec_start_line)
     if rec_start_off < offset:  # last record without a trailing newline
-        starts.append(np.array([rec_start_line]))
-        fields.append(np.array([rec_fields + 1]))
-        lengths.append(np.array([offset - rec_start_off]))
-        last_bytes.append(np.array([prev_last]))
-        offs.append(np.array([[rec_start_off, offset]]))
-    if not starts:
-        raise _fail(path, "has no lines")
-    start_lines = np.concatenate(starts)
-    n_fields = np.concatenate(fields)
-    length = np.concatenate(lengths)
-    last = np.concatenate(last_bytes)
-    offsets = np.concatenate(offs)
-    is_blank = (length == 0) | ((length == 1) & (last == 13))
-    header_fields = int(n_fields[0])
-    data_lines = start_lines[1:]
-    data_blank = is_blank[1:]
-    bad_mask = (n_fields[1:] != header_fields) & ~data_blank
-    bad = np.flatnonzero(bad_mask)
-    trivial = len(data_lines) == 0 or bool(
-        data_lines[-1] - data_lines[0] == len(data_lines) - 1 and data_lines[0] == 2
-    )
-    bad_utf8 = np.empty(0, dtype=np.int64)
-    if bad_utf8_offsets:
-        rec_of = np.searchsorted(offsets[:, 1], np.asarray(bad_utf8_offsets), side="left")
-        if (rec_of == 0).any():
-            raise _fail(path, "has invalid UTF-8 in its header line", line=1)
-        bad_utf8 = np.unique(rec_of - 1)
-    return _Records(
-        header_fields=header_fields,
-        n_records=len(data_lines),
-        start_lines=None if trivial else data_lines,
-        blank=np.flatnonzero(data_blank),
-        bad=bad,
-        bad_fields=n_fields[1:][bad],
-        bad_offsets=offsets[1:][bad],
-        bad_utf8=bad_utf8,
-    )
+        scan.add(
+            np.array([rec_start_line]),
+            np.array([rec_start_off]),
+            np.array([offset]),
+            np.array([prev_last]),
+            np.array([rec_fields + 1]),
+            [],
+        )
+    return scan.result(path)
 
 
 def _line_text(path: Path, start: int, end: int, limit: int = 10_000) -> str:

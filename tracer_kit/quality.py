@@ -503,12 +503,11 @@ def assess(
         .sort("source_row")
     )
 
-    bronze = pl.concat(
-        [
-            typed.select("source_row", "source_line", pl.col("__raw").alias("raw")),
-            rejects.select("source_row", "source_line", line_json),
-        ]
-    ).sort("source_row")
+    bronze = typed.select("source_row", "source_line", pl.col("__raw").alias("raw"))
+    if rejects.height:  # typed rows are already in source_row order; sort only when merging
+        bronze = pl.concat([bronze, rejects.select("source_row", "source_line", line_json)]).sort(
+            "source_row"
+        )
     rows_in = n_parsed + rejects.height
     rows_valid = valid.height
     rows_quarantined = quarantine.height
@@ -581,6 +580,17 @@ def check_schema(valid: pl.DataFrame, blueprint: Blueprint) -> None:
         raise PipelineBugError(msg) from None
 
 
+def identifier_uniqueness(typed: pl.DataFrame, identifier: str) -> float:
+    """Distinct non-null identifiers / non-null identifiers (1 when none), from the ``__dup`` flags.
+
+    A repeat is a non-null value that is not its first occurrence, so distinct = non-null - repeats.
+    """
+    non_null, repeats = typed.select(
+        pl.col(identifier).is_not_null().sum(), pl.col("__dup").sum()
+    ).row(0)
+    return (non_null - repeats) / non_null if non_null else 1.0
+
+
 def _score_parts(
     typed: pl.DataFrame, blueprint: Blueprint, rows_in: int, rows_valid: int, n_parsed: int
 ) -> dict[str, float]:
@@ -593,8 +603,7 @@ def _score_parts(
         completeness = 0.0
     uniqueness = 1.0
     if blueprint.identifier and n_parsed:
-        ident = typed.get_column(blueprint.identifier).drop_nulls()
-        uniqueness = ident.n_unique() / len(ident) if len(ident) else 1.0
+        uniqueness = identifier_uniqueness(typed, blueprint.identifier)
     rule_cols = [c for c in typed.columns if c.startswith("__rule_")]
     consistency = 1.0
     if rule_cols and n_parsed:
@@ -738,8 +747,7 @@ def _issues(
         ident = pl.col(blueprint.identifier)
         dup = ident.is_not_null() & ident.is_duplicated()
         later = ident.is_not_null() & ~ident.is_first_distinct()
-        non_null = typed.get_column(blueprint.identifier).drop_nulls()
-        uniq = non_null.n_unique() / len(non_null) if len(non_null) else 1.0
+        uniq = identifier_uniqueness(typed, blueprint.identifier)
         if uniq < t.uniqueness:
             n_later = int(typed.select(later.sum()).item())
             issues.append(

@@ -988,12 +988,17 @@ def column_profiles(
     Numeric and date columns get ``bins`` equal-width bins over their 0.5th-99.5th
     percentiles, the tails counted in the end bins (so one extreme value does not squash
     every other bar into one bin); text columns their ten most frequent values
-    (``hist_edges`` holds the values). All statistics come from one polars pass; above
-    1,000,000 rows ``distinct`` is HyperLogLog's estimate.
+    (``hist_edges`` holds the values). Counts, means, minima and maxima are exact; above
+    1,000,000 rows ``distinct`` is HyperLogLog's estimate and the median and histogram range
+    come from a seeded 1,000,000-row sample (the histogram still counts every row).
     """
     names = list(columns or df.columns)
     exact = df.height <= EXACT_DISTINCT_ROWS
+    # order statistics (median, histogram range) from a seeded sample on big frames:
+    # sorting every column of tens of millions of rows costs more than the rest together
+    ordered = df if exact else df.sample(EXACT_DISTINCT_ROWS, seed=0)
     exprs: list[pl.Expr] = []
+    order_exprs: list[pl.Expr] = []
     for name in names:
         dtype = df.schema[name]
         col = pl.col(name)
@@ -1010,13 +1015,17 @@ def column_profiles(
             v = col.cast(pl.Int64).cast(pl.Float64) if dtype.is_temporal() else col.cast(pl.Float64)
             exprs += [
                 v.mean().alias(f"{name}\x00mean"),
-                v.median().alias(f"{name}\x00median"),
-                v.quantile(0.005, "linear").alias(f"{name}\x00lo"),
-                v.quantile(0.995, "linear").alias(f"{name}\x00hi"),
                 v.min().alias(f"{name}\x00vmin"),
                 v.max().alias(f"{name}\x00vmax"),
             ]
+            order_exprs += [
+                v.median().alias(f"{name}\x00median"),
+                v.quantile(0.005, "linear").alias(f"{name}\x00lo"),
+                v.quantile(0.995, "linear").alias(f"{name}\x00hi"),
+            ]
     stats = df.select(exprs).row(0, named=True) if exprs else {}
+    if order_exprs:
+        stats.update(ordered.select(order_exprs).row(0, named=True))
     rows = []
     for name in names:
         dtype = df.schema[name]
@@ -1052,7 +1061,8 @@ def column_profiles(
                 [float(e) for e in np.linspace(lo, lo + width, bins + 1)]
             )
             row["hist_counts"] = json.dumps([int(by_bin.get(i, 0)) for i in range(bins)])
-        elif get("distinct"):
+        elif get("distinct") and get("distinct") <= 0.5 * (df.height - get("nulls")):
+            # (identifier-like columns, mostly distinct values, have no top values worth counting)
             top = df.get_column(name).drop_nulls().cast(pl.String).value_counts(sort=True).head(10)
             row["hist_edges"] = json.dumps(top.get_column(top.columns[0]).to_list())
             row["hist_counts"] = json.dumps(top.get_column("count").to_list())

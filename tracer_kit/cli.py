@@ -137,7 +137,7 @@ def build_config(
 def _print_result(result: Any) -> None:
     con = _console()
     con.print(result.summary())
-    parts = ", ".join(f"{k} {100 * v:.1f}%" for k, v in result.score_parts.items())
+    parts = _parts(result.score_parts)
     if parts:
         con.print(f"score parts: {parts}")
     labels = {
@@ -149,6 +149,12 @@ def _print_result(result: Any) -> None:
     for key, label in labels.items():
         if key in result.outputs and Path(result.outputs[key]).exists():
             con.print(f"{label + ':':20} {result.outputs[key]}")
+
+
+def _parts(score_parts: dict[str, float]) -> str:
+    """The score's parts in the formula's order."""
+    order = ("completeness", "uniqueness", "validity", "consistency")
+    return ", ".join(f"{k} {100 * score_parts[k]:.1f}%" for k in order if k in score_parts)
 
 
 def _print_issues(issues: list[dict[str, Any]]) -> None:
@@ -265,7 +271,7 @@ def validate(
     con.print(
         f"{input}: {q.rows_in:,} rows in, {q.rows_valid:,} valid, {q.rows_quarantined:,} quarantined"
     )
-    parts = ", ".join(f"{k} {100 * v:.1f}%" for k, v in q.score_parts.items())
+    parts = _parts(q.score_parts)
     con.print(f"quality score {q.score:.1f} ({parts})")
     _print_issues([i.to_dict() for i in q.issues])
     if not q.passed:

@@ -211,6 +211,8 @@ def run_notebook(
             progress_bar=False,
             log_output=False,
             execution_timeout=timeout,
+            # keep ipykernel's start-up warnings (TCP without encryption) off the user's terminal
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
     except PapermillExecutionError as exc:
         failure = exc

@@ -24,6 +24,7 @@ from tracer_kit.store import DEFAULT_WAREHOUSE, connect, quote_ident, run_row
 
 MAX_HIST_CHARTS = 24
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
+SCORE_PARTS = ("completeness", "uniqueness", "validity", "consistency")
 
 
 def svg_data_uri(chart: Any) -> str:
@@ -438,7 +439,10 @@ def show_summary(result: Any) -> Any:
 
     parts = "".join(
         f"<tr><td>{escape(k)}</td><td style='text-align:right'>{100 * v:.1f}%</td></tr>"
-        for k, v in result.score_parts.items()
+        for k, v in sorted(
+            result.score_parts.items(),
+            key=lambda kv: SCORE_PARTS.index(kv[0]) if kv[0] in SCORE_PARTS else 9,
+        )
     )
     score = f"{result.quality_score:.1f}" if result.quality_score is not None else "-"
     return HTML(

@@ -153,8 +153,9 @@ def _print_result(result: Any) -> None:
 
 def _parts(score_parts: dict[str, float]) -> str:
     """The score's parts in the formula's order."""
-    order = ("completeness", "uniqueness", "validity", "consistency")
-    return ", ".join(f"{k} {100 * score_parts[k]:.1f}%" for k in order if k in score_parts)
+    from tracer_kit.quality import SCORE_PARTS
+
+    return ", ".join(f"{k} {100 * score_parts[k]:.1f}%" for k in SCORE_PARTS if k in score_parts)
 
 
 def _print_issues(issues: list[dict[str, Any]]) -> None:

@@ -96,6 +96,10 @@ class QualityResult:
         return issues_frame(self.issues)
 
 
+#: The parts of the quality score, in the formula's order, with their weights.
+SCORE_WEIGHTS = {"completeness": 0.4, "uniqueness": 0.2, "validity": 0.3, "consistency": 0.1}
+SCORE_PARTS = tuple(SCORE_WEIGHTS)
+
 #: The columns of an issues table, in display order.
 ISSUE_COLUMNS = ("severity", "column", "check", "observed", "threshold", "rows_affected", "message")
 
@@ -517,16 +521,7 @@ def assess(
 
     thresholds = config.thresholds
     parts = _score_parts(typed, blueprint, rows_in, rows_valid, n_parsed)
-    score = round(
-        100
-        * (
-            0.4 * parts["completeness"]
-            + 0.2 * parts["uniqueness"]
-            + 0.3 * parts["validity"]
-            + 0.1 * parts["consistency"]
-        ),
-        2,
-    )
+    score = round(100 * sum(w * parts[k] for k, w in SCORE_WEIGHTS.items()), 2)
     issues = _issues(
         typed, blueprint, field_failures, rejects, thresholds, rows_in, rows_valid, n_parsed
     )

@@ -20,11 +20,11 @@ import polars as pl
 
 from tracer_kit._resources import resource_path
 from tracer_kit.blueprints import get_blueprint
+from tracer_kit.quality import SCORE_PARTS
 from tracer_kit.store import DEFAULT_WAREHOUSE, connect, quote_ident, run_row
 
 MAX_HIST_CHARTS = 24
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
-SCORE_PARTS = ("completeness", "uniqueness", "validity", "consistency")
 
 
 def svg_data_uri(chart: Any) -> str:

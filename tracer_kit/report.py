@@ -20,7 +20,7 @@ import polars as pl
 
 from tracer_kit._resources import resource_path
 from tracer_kit.blueprints import get_blueprint
-from tracer_kit.quality import SCORE_PARTS
+from tracer_kit.quality import SCORE_PARTS, SCORE_WEIGHTS
 from tracer_kit.store import DEFAULT_WAREHOUSE, connect, quote_ident, run_row
 
 MAX_HIST_CHARTS = 24
@@ -335,6 +335,7 @@ def render_report(
         feature_rows=feature_sample.to_dicts() if feature_sample is not None else [],
         feature_columns=feature_sample.columns if feature_sample is not None else [],
         drift=drift_rows or [],
+        score_weights=SCORE_WEIGHTS,
         previous_run=previous_run,
     )
 

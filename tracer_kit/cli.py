@@ -231,7 +231,12 @@ def run(
         from tracer_kit.notebooks import run_notebook
 
         result = run_notebook(
-            input, blueprint, config=cfg, warehouse=warehouse, output_dir=output_dir
+            input,
+            blueprint,
+            config=cfg,
+            warehouse=warehouse,
+            output_dir=output_dir,
+            return_frame=False,
         )
     _print_result(result)
 
@@ -611,7 +616,11 @@ def demo(
             continue
         con.print(f"\n[bold]{bp.name}[/bold] on {samples / bp.sample}")
         result = run_notebook(
-            samples / bp.sample, bp.name, warehouse=warehouse, output_dir=output_dir
+            samples / bp.sample,
+            bp.name,
+            warehouse=warehouse,
+            output_dir=output_dir,
+            return_frame=False,
         )
         _print_result(result)
     con.print(f'\nwarehouse: {warehouse}  (try: tracer query "SELECT * FROM runs")')

@@ -20,7 +20,6 @@ import hashlib
 import io
 import json
 import re
-import shutil
 import tempfile
 import threading
 import weakref
@@ -540,7 +539,6 @@ def _read_delimited(
     path: Path,
     original: Path,
     *,
-    encoding: str,
     delimiter: str | None,
     on_bad_lines: str,
     hasher: Any | None,
@@ -574,7 +572,7 @@ def _read_delimited(
     if records.n_records - len(records.blank) == 0:
         raise _fail(original, "has a header but no data rows", line=1)
     bad_idx = np.union1d(records.bad, records.bad_utf8)
-    rejects = _delimited_rejects(path, original, records, delim, on_bad_lines)
+    rejects = _delimited_rejects(path, original, records, on_bad_lines)
     lf = pl.scan_csv(
         path,
         separator=delim,
@@ -593,91 +591,77 @@ def _read_delimited(
         if len(drop):
             lf = lf.filter(~pl.col("_rec").is_in(pl.Series(drop.astype(np.int64)).implode()))
     else:
-        mapping = _row_mapping(records)
         keep = np.setdiff1d(np.arange(records.n_records), drop)
-        lf = lf.join(mapping[keep].lazy(), on="_rec", how="inner", maintain_order="left")
+        rows, lines = _source_positions(records, keep)
+        mapping = pl.DataFrame(
+            {"_rec": pl.Series(keep, dtype=pl.UInt32), "source_row": rows, "source_line": lines}
+        )
+        lf = lf.join(mapping.lazy(), on="_rec", how="inner", maintain_order="left")
     lf = lf.drop("_rec").select("source_row", "source_line", *header)
     options = {"delimiter": delim, "decimal": decimal, "columns": header, "rows": records}
     return lf, rejects, options
 
 
-def _row_mapping(records: _Records) -> pl.DataFrame:
-    """``_rec`` (polars row index) -> ``source_row`` (blank lines skipped), ``source_line``."""
-    n = records.n_records
-    not_blank = np.ones(n, dtype=bool)
-    not_blank[records.blank] = False
-    source_row = np.cumsum(not_blank).astype(np.int64)
-    lines = records.start_lines if records.start_lines is not None else np.arange(n) + 2
-    return pl.DataFrame(
-        {
-            "_rec": pl.Series(np.arange(n), dtype=pl.UInt32),
-            "source_row": source_row,
-            "source_line": lines.astype(np.int64),
-        }
-    )
+def _source_positions(records: _Records, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``source_row`` (blank lines skipped) and ``source_line`` of the given data records."""
+    idx = np.asarray(indices, dtype=np.int64)
+    rows = idx + 1 - np.searchsorted(records.blank, idx)
+    lines = records.start_lines[idx] if records.start_lines is not None else idx + 2
+    return rows, lines.astype(np.int64)
 
 
 def _delimited_rejects(
-    path: Path, original: Path, records: _Records, delim: str, on_bad_lines: str
+    path: Path, original: Path, records: _Records, on_bad_lines: str
 ) -> pl.DataFrame:
-    if len(records.bad) == 0 and len(records.bad_utf8) == 0:
-        return pl.DataFrame(schema=REJECT_SCHEMA)
-    mapping = _row_mapping(records)
-    rows = mapping["source_row"].to_numpy()
-    lines = mapping["source_line"].to_numpy()
-    bad_set = dict(zip(records.bad.tolist(), records.bad_fields.tolist(), strict=True))
     all_bad = np.union1d(records.bad, records.bad_utf8)
+    if len(all_bad) == 0:
+        return pl.DataFrame(schema=REJECT_SCHEMA)
+    rows, lines = _source_positions(records, all_bad)
+    fields = dict(zip(records.bad.tolist(), records.bad_fields.tolist(), strict=True))
     if on_bad_lines == "error":
         first = int(all_bad[0])
-        if first in bad_set:
+        if first in fields:
             msg = (
-                f"line {lines[first]} has {bad_set[first]} fields, expected "
+                f"line {lines[0]} has {fields[first]} fields, expected "
                 f"{records.header_fields} (ragged row; use on_bad_lines='quarantine' to keep "
                 "the other rows)"
             )
         else:
             msg = (
-                f"line {lines[first]} is not valid UTF-8 (pass encoding='cp1252' or "
+                f"line {lines[0]} is not valid UTF-8 (pass encoding='cp1252' or "
                 "'latin-1' if the file is not UTF-8)"
             )
-        raise _fail(original, msg, line=int(lines[first]))
+        raise _fail(original, msg, line=int(lines[0]))
     offsets = dict(zip(records.bad.tolist(), records.bad_offsets.tolist(), strict=True))
-    out_rows, out_lines, raws, reasons = [], [], [], []
-    for idx in all_bad.tolist():
-        out_rows.append(int(rows[idx]))
-        out_lines.append(int(lines[idx]))
-        if idx in bad_set:
-            start, end = offsets[idx]
-            raws.append(_line_text(path, start, end))
-            reasons.append(f"ragged_row: {bad_set[idx]} fields, expected {records.header_fields}")
+    undecodable = _line_texts(
+        path, {int(ln) for i, ln in zip(all_bad.tolist(), lines, strict=True) if i not in fields}
+    )
+    raws, reasons = [], []
+    for idx, line in zip(all_bad.tolist(), lines.tolist(), strict=True):
+        if idx in fields:
+            raws.append(_line_text(path, *offsets[idx]))
+            reasons.append(f"ragged_row: {fields[idx]} fields, expected {records.header_fields}")
         else:
-            raws.append("")
+            raws.append(undecodable.get(line, ""))
             reasons.append("invalid_encoding: not valid UTF-8")
-    if any(r.startswith("invalid_encoding") for r in reasons):
-        text = _record_texts(path, records, [i for i in all_bad.tolist() if i not in bad_set])
-        it = iter(text)
-        raws = [
-            raw if raw or not reason.startswith("invalid") else next(it)
-            for raw, reason in zip(raws, reasons, strict=True)
-        ]
     return pl.DataFrame(
-        {"source_row": out_rows, "source_line": out_lines, "raw": raws, "reason": reasons},
+        {"source_row": rows, "source_line": lines, "raw": raws, "reason": reasons},
         schema=REJECT_SCHEMA,
     )
 
 
-def _record_texts(path: Path, records: _Records, indices: list[int]) -> list[str]:
-    """Text of the lines holding the given records (slow path, only for undecodable records)."""
-    lines = _row_mapping(records)["source_line"].to_numpy()
-    wanted = {int(lines[i]): i for i in indices}
+def _line_texts(path: Path, wanted: set[int]) -> dict[int, str]:
+    """Text of the given physical lines (slow path, only for undecodable records)."""
     found: dict[int, str] = {}
+    if not wanted:
+        return found
     with path.open("rb") as fh:
         for number, raw in enumerate(fh, start=1):
             if number in wanted:
                 found[number] = raw.decode("utf-8", errors="replace").rstrip("\r\n")
                 if len(found) == len(wanted):
                     break
-    return [found.get(int(lines[i]), "") for i in indices]
+    return found
 
 
 def _as_text(df: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
@@ -800,8 +784,13 @@ def _read_json(path: Path) -> pl.DataFrame:
             msg = f"element {i} is a {type(item).__name__}, not an object (record)"
             raise _fail(path, msg)
     rows = [{k: _json_text(v) for k, v in item.items()} for item in data]
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    return pl.DataFrame(rows, schema={c: pl.String for c in columns})
+    return _text_frame(rows)
+
+
+def _text_frame(records: list[dict[str, str | None]]) -> pl.DataFrame:
+    """Records (dicts of text) as a frame of text columns, in order of first appearance."""
+    columns = list(dict.fromkeys(k for r in records for k in r))
+    return pl.DataFrame(records, schema={c: pl.String for c in columns})
 
 
 def _json_text(value: Any) -> str | None:
@@ -849,8 +838,8 @@ def _read_ndjson(path: Path, on_bad_lines: str) -> tuple[pl.DataFrame, pl.DataFr
             raise _fail(path, f"line {number + 1} is not valid UTF-8", line=number + 1) from None
     if not records:
         raise _fail(path, "holds no JSON records")
-    columns = list(dict.fromkeys(k for r in records for k in r))
-    df = pl.DataFrame(records, schema={c: pl.String for c in columns})
+    df = _text_frame(records)
+    columns = df.columns
     df = df.with_columns(
         source_row=pl.Series(rows, dtype=pl.Int64), source_line=pl.Series(lines, dtype=pl.Int64)
     ).select("source_row", "source_line", *columns)
@@ -884,8 +873,7 @@ def _read_xml(path: Path) -> pl.DataFrame:
         raise _fail(path, f"is not well-formed XML ({exc})", line=line) from None
     if not rows:
         raise _fail(path, "holds no repeated record elements under its root")
-    columns = list(dict.fromkeys(k for r in rows for k in r))
-    return pl.DataFrame(rows, schema={c: pl.String for c in columns})
+    return _text_frame(rows)
 
 
 def _local(tag: str) -> str:
@@ -1020,7 +1008,6 @@ def read_table(
         lf, rejects, opts = _read_delimited(
             work,
             path,
-            encoding=enc or "utf-8",
             delimiter=delimiter,
             on_bad_lines=on_bad_lines,
             hasher=hasher,
@@ -1076,11 +1063,3 @@ def read_table(
     if keepalive is not None:
         weakref.finalize(result, keepalive.cleanup)
     return result
-
-
-def copy_into(src: str | Path, folder: str | Path, name: str) -> Path:
-    """Copy ``src`` into ``folder`` as ``name`` (used for uploads and staging)."""
-    dest = Path(folder) / name
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dest)
-    return dest

@@ -125,6 +125,7 @@ def run_notebook(
     cwd: str | Path | None = None,
     run_id: str | None = None,
     timeout: float | None = None,
+    return_frame: bool = True,
 ) -> Any:
     """Run the blueprint notebook on one file with Papermill; export it to ``notebook.html``.
 
@@ -145,6 +146,8 @@ def run_notebook(
         Assign the run id; default a new one.
     timeout
         Per-cell execution timeout in seconds (default none).
+    return_frame
+        Read the processed rows back from the run's Parquet into ``RunResult.frame``.
 
     Returns
     -------
@@ -224,7 +227,9 @@ def run_notebook(
         export_html(executed, run_dir / "notebook.html")
     if failure is not None:
         _raise_from_notebook(failure, warehouse, run_id, executed)
-    return result_from_warehouse(run_id, warehouse=warehouse, notebook=executed)
+    return result_from_warehouse(
+        run_id, warehouse=warehouse, notebook=executed, with_frame=return_frame
+    )
 
 
 def _raise_from_notebook(exc: Any, warehouse: Path, run_id: str, executed: Path) -> None:
@@ -353,7 +358,8 @@ def run_batch(
     """Run the notebook on many files, at most ``max_concurrent`` kernels at a time.
 
     One failing file does not stop the others: its result has state FAILED and the error.
-    Results come back in the order of ``paths``.
+    Results come back in the order of ``paths``, without ``frame`` (each run's processed
+    rows are in the Parquet named in its ``outputs``).
     """
     from tqdm.auto import tqdm
 
@@ -378,6 +384,7 @@ def run_batch(
                 output_dir=output_dir,
                 cwd=cwd,
                 run_id=run_id,
+                return_frame=False,  # a batch keeps its summary, not every file's rows
             )
         except TracerError as exc:
             try:

@@ -30,9 +30,8 @@ from tracer_kit.ingest import file_sha256
 from tracer_kit.preprocess import fit_preprocessor, save_preprocessor
 from tracer_kit.quality import (
     QualityResult,
-    assess,
+    assess_ingested,
     column_profiles,
-    match_columns,
     raise_for_gate,
     read_file,
 )
@@ -165,13 +164,17 @@ def _finite_check(frame: pl.DataFrame, blueprint: Blueprint, rows_valid: int) ->
         raise PipelineBugError(msg)
 
 
-def build_processed(q: QualityResult, blueprint: Blueprint, extras: list[str]) -> pl.DataFrame:
-    """Features over the valid rows, sorted by the blueprint key then ``source_row``."""
+def build_processed(q: QualityResult, blueprint: Blueprint) -> pl.DataFrame:
+    """Features over the valid rows, sorted by the blueprint key then ``source_row``.
+
+    Columns the blueprint does not know are kept as one JSON text column, ``extras``.
+    """
     ctx = FeatureContext(run_date=q.run_date, reference_date=q.reference_date)
     lf = blueprint.build_features(q.valid.lazy().sort("source_row"), ctx)
-    keep_extras = (
-        extras and not blueprint.aggregates
-    )  # an aggregated row has no single source record
+    known = {f.name for f in blueprint.fields} | {"source_row", "source_line"}
+    extras = [c for c in q.valid.columns if c not in known]
+    # an aggregated row has no single source record, so no extras
+    keep_extras = extras and not blueprint.aggregates
     extra = (
         pl.struct(extras).struct.json_encode() if keep_extras else pl.lit(None, dtype=pl.String)
     ).alias("extras")
@@ -306,19 +309,10 @@ def run_pipeline(
             for warning in ing.info.warnings:
                 log.warning(warning)
             result.input_sha256 = ing.info.sha256
-            mapping = match_columns(ing.info.columns, bp, cfg.column_map, path=path)
         read_options = {**ing.info.read_options(), "hash": ing.info.read_options_hash()}
         with stages("validate"):
-            q = assess(
-                ing.frame.rename(mapping),
-                bp,
-                config=cfg,
-                rejects=ing.rejects,
-                decimal=ing.info.decimal or ".",
-                run_date=run_date,
-                column_map=mapping,
-                path=path,
-            )
+            q = assess_ingested(ing, bp, config=cfg, run_date=run_date)
+            mapping = q.column_map
             bronze, quarantine = _write_staged(q, staging)
         params.update(
             reference_date=q.reference_date.isoformat() if q.reference_date else None,
@@ -373,12 +367,7 @@ def run_pipeline(
                 _render_report(run_id, warehouse, output_dir, result)
             raise_for_gate(q, path)
         with stages("features"):
-            extras = [
-                c
-                for c in q.valid.columns
-                if c not in {f.name for f in bp.fields} and c not in ("source_row", "source_line")
-            ]
-            processed = build_processed(q, bp, extras)
+            processed = build_processed(q, bp)
             _finite_check(processed, bp, q.rows_valid)
         with stages("preprocess"):
             prep = fit_preprocessor(processed, bp, cfg.preprocess)

@@ -520,10 +520,11 @@ def assess(
         raise PipelineBugError(msg)
 
     thresholds = config.thresholds
-    parts = _score_parts(typed, blueprint, rows_in, rows_valid, n_parsed)
+    stats = _field_stats(typed, blueprint, field_failures) if n_parsed else {}
+    parts = _score_parts(typed, blueprint, stats, rows_in, rows_valid, n_parsed)
     score = round(100 * sum(w * parts[k] for k, w in SCORE_WEIGHTS.items()), 2)
     issues = _issues(
-        typed, blueprint, field_failures, rejects, thresholds, rows_in, rows_valid, n_parsed
+        typed, blueprint, field_failures, stats, rejects, thresholds, rows_in, rows_valid, n_parsed
     )
     date_formats = {
         c: {
@@ -586,14 +587,41 @@ def identifier_uniqueness(typed: pl.DataFrame, identifier: str) -> float:
     return (non_null - repeats) / non_null if non_null else 1.0
 
 
+def _field_stats(
+    typed: pl.DataFrame, blueprint: Blueprint, field_failures: dict[str, list[pl.Expr]]
+) -> dict[str, tuple[float, int, int]]:
+    """Per field, in one pass: (share present, values missing, present values failing a check)."""
+    exprs = []
+    for f in blueprint.fields:
+        present = pl.col(f"__present_{f.name}")
+        failing = pl.any_horizontal([e.is_not_null() for e in field_failures[f.name]])
+        exprs += [
+            present.mean().alias(f"{f.name}\x00c"),
+            (~present).sum().alias(f"{f.name}\x00m"),
+            failing.sum().alias(f"{f.name}\x00b"),
+        ]
+    row = typed.select(exprs).row(0, named=True)
+    return {
+        f.name: (
+            float(row[f"{f.name}\x00c"]),
+            int(row[f"{f.name}\x00m"]),
+            int(row[f"{f.name}\x00b"]),
+        )
+        for f in blueprint.fields
+    }
+
+
 def _score_parts(
-    typed: pl.DataFrame, blueprint: Blueprint, rows_in: int, rows_valid: int, n_parsed: int
+    typed: pl.DataFrame,
+    blueprint: Blueprint,
+    stats: dict[str, tuple[float, int, int]],
+    rows_in: int,
+    rows_valid: int,
+    n_parsed: int,
 ) -> dict[str, float]:
     required = blueprint.required
-    exprs = [pl.col(f"__present_{c}").mean().alias(c) for c in required]
-    if n_parsed and exprs:
-        row = typed.select(exprs).row(0)
-        completeness = float(np.mean([v or 0.0 for v in row]))
+    if n_parsed and required:
+        completeness = float(np.mean([stats[c][0] for c in required]))
     else:
         completeness = 0.0
     uniqueness = 1.0
@@ -627,12 +655,6 @@ def _examples(
     return out
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(_jsonable(value))
-
-
 def _jsonable(value: Any) -> Any:
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
@@ -645,6 +667,7 @@ def _issues(
     typed: pl.DataFrame,
     blueprint: Blueprint,
     field_failures: dict[str, list[pl.Expr]],
+    stats: dict[str, tuple[float, int, int]],
     rejects: pl.DataFrame,
     t: Thresholds,
     rows_in: int,
@@ -687,10 +710,7 @@ def _issues(
         return issues
     for f in blueprint.fields:
         present = pl.col(f"__present_{f.name}")
-        if f.name not in typed.columns:
-            continue
-        completeness = float(typed.select(present.mean()).item())
-        n_missing = int(typed.select((~present).sum()).item())
+        completeness, n_missing, n_bad = stats[f.name]
         if f.required and completeness < t.completeness_critical:
             sev = "critical"
         elif f.required and completeness < t.completeness:
@@ -715,7 +735,6 @@ def _issues(
         failures = field_failures[f.name]
         fail_any = pl.any_horizontal([e.is_not_null() for e in failures])
         n_present = n_parsed - n_missing
-        n_bad = int(typed.select(fail_any.sum()).item())
         if n_present and n_bad:
             validity = 1 - n_bad / n_present
             counts = typed.select(pl.concat_list(failures).list.drop_nulls().alias("r")).explode(
@@ -741,10 +760,9 @@ def _issues(
     if blueprint.identifier:
         ident = pl.col(blueprint.identifier)
         dup = ident.is_not_null() & ident.is_duplicated()
-        later = ident.is_not_null() & ~ident.is_first_distinct()
         uniq = identifier_uniqueness(typed, blueprint.identifier)
         if uniq < t.uniqueness:
-            n_later = int(typed.select(later.sum()).item())
+            n_later = int(typed.get_column("__dup").sum())  # repeats after the first occurrence
             issues.append(
                 Issue(
                     "high",
@@ -907,35 +925,38 @@ def validate(
     """
     cfg = load_config(config)
     bp = get_blueprint(blueprint)
-    rejects = None
-    decimal = "."
-    path: Path | None = None
     if isinstance(path_or_frame, (str, Path)):
-        path = Path(path_or_frame)
-        ing = read_file(path, cfg)
-        frame, rejects, decimal, columns = (
-            ing.frame,
-            ing.rejects,
-            ing.info.decimal or ".",
-            ing.info.columns,
+        return assess_ingested(read_file(path_or_frame, cfg), bp, config=cfg)
+    frame = path_or_frame.lazy()
+    names = frame.collect_schema().names()
+    columns = [c for c in names if c not in ("source_row", "source_line")]
+    if "source_row" not in names:
+        frame = frame.with_row_index("source_row", offset=1).with_columns(
+            pl.col("source_row").cast(pl.Int64),
+            pl.lit(None, dtype=pl.Int64).alias("source_line"),
         )
-    else:
-        frame = path_or_frame.lazy()
-        names = frame.collect_schema().names()
-        columns = [c for c in names if c not in ("source_row", "source_line")]
-        if "source_row" not in names:
-            frame = frame.with_row_index("source_row", offset=1).with_columns(
-                pl.col("source_row").cast(pl.Int64),
-                pl.lit(None, dtype=pl.Int64).alias("source_line"),
-            )
-        frame = frame.with_columns(pl.col(c).cast(pl.String) for c in columns)
-    mapping = match_columns(columns, bp, cfg.column_map, path=path)
+    frame = frame.with_columns(pl.col(c).cast(pl.String) for c in columns)
+    mapping = match_columns(columns, bp, cfg.column_map)
+    return assess(frame.rename(mapping), bp, config=cfg, column_map=mapping)
+
+
+def assess_ingested(
+    ing: Ingested,
+    blueprint: Blueprint,
+    *,
+    config: Config,
+    run_date: dt.date | None = None,
+) -> QualityResult:
+    """Map an ingested file's columns onto the blueprint, then :func:`assess` it."""
+    path = Path(ing.info.path)
+    mapping = match_columns(ing.info.columns, blueprint, config.column_map, path=path)
     return assess(
-        frame.rename(mapping),
-        bp,
-        config=cfg,
-        rejects=rejects,
-        decimal=decimal,
+        ing.frame.rename(mapping),
+        blueprint,
+        config=config,
+        rejects=ing.rejects,
+        decimal=ing.info.decimal or ".",
+        run_date=run_date,
         column_map=mapping,
         path=path,
     )

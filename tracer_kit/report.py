@@ -104,11 +104,10 @@ def _history_chart(history: pl.DataFrame) -> Any | None:
     ).properties(width=560, height=160)
 
 
-def _profiles(run_id: str, warehouse: str | Path) -> list[dict[str, Any]]:
-    with connect(warehouse, read_only=True) as con:
-        df = con.sql(
-            "SELECT * EXCLUDE (run_id) FROM column_profiles WHERE run_id = $1", params=[run_id]
-        ).pl()
+def _profiles(con: Any, run_id: str) -> list[dict[str, Any]]:
+    df = con.sql(
+        "SELECT * EXCLUDE (run_id) FROM column_profiles WHERE run_id = $1", params=[run_id]
+    ).pl()
     rows = []
     for r in df.iter_rows(named=True):
         r["hist_edges"] = json.loads(r["hist_edges"]) if r["hist_edges"] else []
@@ -117,38 +116,34 @@ def _profiles(run_id: str, warehouse: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _quarantine(
-    run_id: str, blueprint: str, warehouse: str | Path
-) -> tuple[list[dict], list[dict]]:
+def _quarantine(con: Any, run_id: str, blueprint: str) -> tuple[list[dict], list[dict]]:
     table = quote_ident(f"quarantine_{blueprint}")
-    with connect(warehouse, read_only=True) as con:
-        exists = con.sql(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = $1",
-            params=[f"quarantine_{blueprint}"],
-        ).fetchall()[0][0]
-        if not exists:
-            return [], []
-        by_reason = con.sql(
-            f"SELECT reason, count(*) AS rows FROM (SELECT unnest(reasons) AS reason FROM {table} "
-            "WHERE run_id = $1) GROUP BY reason ORDER BY rows DESC, reason",
-            params=[run_id],
-        ).pl()
-        sample = con.sql(
-            f"SELECT stage, source_row, source_line, raw::VARCHAR AS raw, "
-            f"array_to_string(reasons, ', ') AS reasons FROM {table} WHERE run_id = $1 "
-            "ORDER BY source_row LIMIT 20",
-            params=[run_id],
-        ).pl()
+    exists = con.sql(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = $1",
+        params=[f"quarantine_{blueprint}"],
+    ).fetchall()[0][0]
+    if not exists:
+        return [], []
+    by_reason = con.sql(
+        f"SELECT reason, count(*) AS rows FROM (SELECT unnest(reasons) AS reason FROM {table} "
+        "WHERE run_id = $1) GROUP BY reason ORDER BY rows DESC, reason",
+        params=[run_id],
+    ).pl()
+    sample = con.sql(
+        f"SELECT stage, source_row, source_line, raw::VARCHAR AS raw, "
+        f"array_to_string(reasons, ', ') AS reasons FROM {table} WHERE run_id = $1 "
+        "ORDER BY source_row LIMIT 20",
+        params=[run_id],
+    ).pl()
     return by_reason.to_dicts(), sample.to_dicts()
 
 
-def _history(blueprint: str, warehouse: str | Path) -> pl.DataFrame:
-    with connect(warehouse, read_only=True) as con:
-        return con.sql(
-            "SELECT run_id, started_at, state, quality_score FROM runs WHERE blueprint = $1 "
-            "AND quality_score IS NOT NULL ORDER BY started_at, run_id",
-            params=[blueprint],
-        ).pl()
+def _history(con: Any, blueprint: str) -> pl.DataFrame:
+    return con.sql(
+        "SELECT run_id, started_at, state, quality_score FROM runs WHERE blueprint = $1 "
+        "AND quality_score IS NOT NULL ORDER BY started_at, run_id",
+        params=[blueprint],
+    ).pl()
 
 
 def psi(expected: list[float], actual: list[float], floor: float = 1e-4) -> float:
@@ -244,13 +239,12 @@ def drift(
     return rows
 
 
-def _previous_completed(run: dict[str, Any], warehouse: str | Path) -> tuple[str, int] | None:
-    with connect(warehouse, read_only=True) as con:
-        rows = con.sql(
-            "SELECT run_id, rows_out FROM runs WHERE blueprint = $1 AND state = 'COMPLETED' AND run_id <> $2 "
-            "AND started_at <= $3 ORDER BY started_at DESC, run_id DESC LIMIT 1",
-            params=[run["blueprint"], run["run_id"], run["started_at"]],
-        ).fetchall()
+def _previous_completed(con: Any, run: dict[str, Any]) -> tuple[str, int] | None:
+    rows = con.sql(
+        "SELECT run_id, rows_out FROM runs WHERE blueprint = $1 AND state = 'COMPLETED' AND run_id <> $2 "
+        "AND started_at <= $3 ORDER BY started_at DESC, run_id DESC LIMIT 1",
+        params=[run["blueprint"], run["run_id"], run["started_at"]],
+    ).fetchall()
     return (rows[0][0], rows[0][1] or 0) if rows else None
 
 
@@ -362,15 +356,15 @@ def quality_report(
     """
     run = run_row(run_id, warehouse=warehouse)
     out_dir = Path(output_dir or run["params"].get("output_dir") or "reports") / run_id
-    profiles = _profiles(run_id, warehouse)
-    by_reason, sample = _quarantine(run_id, run["blueprint"], warehouse)
-    history = _history(run["blueprint"], warehouse)
-    previous = _previous_completed(run, warehouse)
+    with connect(warehouse, read_only=True) as con:  # one short read for everything shown
+        profiles = _profiles(con, run_id)
+        by_reason, sample = _quarantine(con, run_id, run["blueprint"])
+        history = _history(con, run["blueprint"])
+        previous = _previous_completed(con, run)
+        before = _profiles(con, previous[0]) if previous is not None else None
     drift_rows: list[dict[str, Any]] = []
-    if previous is not None:
-        drift_rows = drift(
-            profiles, _profiles(previous[0], warehouse), run["rows_out"] or 0, previous[1]
-        )
+    if previous is not None and before is not None:
+        drift_rows = drift(profiles, before, run["rows_out"] or 0, previous[1])
     parquet = run["outputs"].get("parquet")
     if frame is None and run["state"] == "COMPLETED" and parquet and Path(parquet).exists():
         frame = pl.read_parquet(parquet, n_rows=20)

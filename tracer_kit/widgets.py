@@ -84,6 +84,7 @@ class Workbench(w.VBox):
         self.data_dir = Path(data_dir)
         self.warehouse, self.output_dir, self.processed_dir = warehouse, output_dir, processed_dir
         self.result: Any = None
+        self._column_cache: dict[tuple[str, int, int], list[str]] = {}
         self.stages = STAGES
         self.file = w.Dropdown(description="File", layout=w.Layout(width="520px"))
         self.refresh = w.Button(
@@ -206,9 +207,7 @@ class Workbench(w.VBox):
             self.compatibility.value = "Choose or upload a file."
             return False
         try:
-            from tracer_kit.ingest import read_table
-
-            columns = read_table(self.file.value, on_bad_lines="quarantine").info.columns
+            columns = self._columns(self.file.value)
             mapping = match_columns(columns, bp, self._column_map())
         except TracerError as exc:
             self.compatibility.value = (
@@ -220,6 +219,18 @@ class Workbench(w.VBox):
             f" (columns mapped: {html.escape(mapped)})" if mapped else ""
         )
         return True
+
+    def _columns(self, path: str) -> list[str]:
+        """The file's columns; read once per file version, not on every change of blueprint or map."""
+        from tracer_kit.ingest import read_table
+
+        if not Path(path).is_file():
+            return read_table(path).info.columns  # raises the one-line "no such file" error
+        stat = Path(path).stat()
+        key = (path, stat.st_mtime_ns, stat.st_size)
+        if key not in self._column_cache:
+            self._column_cache[key] = read_table(path, on_bad_lines="quarantine").info.columns
+        return self._column_cache[key]
 
     def _column_map(self) -> dict[str, str]:
         pairs = [p.strip() for p in self.column_map.value.split(",") if p.strip()]

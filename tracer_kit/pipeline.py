@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import platform
 import shutil
 import time
@@ -22,12 +23,13 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from tracer_kit._scratch import is_sorted_by, sort_parquet
 from tracer_kit._testing import pause_for_tests
 from tracer_kit.blueprints import Blueprint, FeatureContext, get_blueprint
 from tracer_kit.config import Config, config_to_jsonable, load_config
 from tracer_kit.errors import PipelineBugError, QualityGateError, TracerError
 from tracer_kit.ingest import file_sha256
-from tracer_kit.preprocess import fit_preprocessor, save_preprocessor
+from tracer_kit.preprocess import fit_preprocessor, save_preprocessor, write_matrix
 from tracer_kit.quality import (
     QualityResult,
     assess_ingested,
@@ -37,6 +39,7 @@ from tracer_kit.quality import (
 )
 from tracer_kit.store import (
     DEFAULT_WAREHOUSE,
+    BronzeFiles,
     check_run_id,
     commit_run,
     end_run,
@@ -151,28 +154,40 @@ class _Stages:
         )
 
 
-def _finite_check(frame: pl.DataFrame, blueprint: Blueprint, rows_valid: int) -> None:
-    floats = [c for c, t in frame.schema.items() if t.is_float()]
-    if floats:
-        bad = frame.select(pl.col(floats).is_infinite().any()).row(0, named=True)
-        inf = [c for c, v in bad.items() if v]
-        if inf:
-            msg = f"features {inf} hold infinite values (a bug in blueprint {blueprint.name!r})"
-            raise PipelineBugError(msg)
-    if not blueprint.aggregates and frame.height != rows_valid:
-        msg = f"{rows_valid} valid rows became {frame.height} processed rows (a bug)"
+def _finite_check(processed: pl.LazyFrame, blueprint: Blueprint, rows_valid: int) -> int:
+    """Fail on infinite feature values or lost rows; returns the processed row count."""
+    schema = processed.collect_schema()
+    floats = [c for c, t in schema.items() if t.is_float()]
+    exprs = [pl.len().alias("__rows")] + [pl.col(c).is_infinite().any().alias(c) for c in floats]
+    found = processed.select(exprs).collect(engine="streaming").row(0, named=True)
+    rows = found.pop("__rows")
+    inf = [c for c, v in found.items() if v]
+    if inf:
+        msg = f"features {inf} hold infinite values (a bug in blueprint {blueprint.name!r})"
         raise PipelineBugError(msg)
+    if not blueprint.aggregates and rows != rows_valid:
+        msg = f"{rows_valid} valid rows became {rows} processed rows (a bug)"
+        raise PipelineBugError(msg)
+    return rows
 
 
-def build_processed(q: QualityResult, blueprint: Blueprint) -> pl.DataFrame:
-    """Features over the valid rows, sorted by the blueprint key then ``source_row``.
+#: Up to this many processed rows are sorted in memory; more go through DuckDB, which spills.
+IN_MEMORY_SORT_ROWS = 1_000_000
 
-    Columns the blueprint does not know are kept as one JSON text column, ``extras``.
+
+def build_processed(q: QualityResult, blueprint: Blueprint, dest: str | Path) -> Path:
+    """Features over the valid rows, written to ``dest`` sorted by the blueprint key then ``source_row``.
+
+    The feature plan streams from the valid rows to a Parquet sink; the sort is skipped when
+    the rows already come in key order, done in memory up to :data:`IN_MEMORY_SORT_ROWS`
+    rows, and by DuckDB with a memory cap (spilling to disk) above that. Columns the
+    blueprint does not know are kept as one JSON text column, ``extras``.
     """
+    dest = Path(dest)
     ctx = FeatureContext(run_date=q.run_date, reference_date=q.reference_date)
-    lf = blueprint.build_features(q.valid.lazy().sort("source_row"), ctx)
+    lf = blueprint.build_features(q.valid_lazy(), ctx)
     known = {f.name for f in blueprint.fields} | {"source_row", "source_line"}
-    extras = [c for c in q.valid.columns if c not in known]
+    extras = [c for c in q.valid_columns if c not in known]
     # an aggregated row has no single source record, so no extras
     keep_extras = extras and not blueprint.aggregates
     extra = (
@@ -180,15 +195,32 @@ def build_processed(q: QualityResult, blueprint: Blueprint) -> pl.DataFrame:
     ).alias("extras")
     schema = blueprint.processed_schema()
     lf = lf.with_columns(extra).select(pl.col(name).cast(dtype) for name, dtype in schema.items())
-    return lf.sort([*blueprint.key, "source_row"]).collect()
+    unsorted = dest.with_name(dest.stem + ".unsorted.parquet")
+    lf.sink_parquet(unsorted, compression="zstd")
+    keys = [*blueprint.key, "source_row"]
+    scan = pl.scan_parquet(unsorted)
+    rows = scan.select(pl.len()).collect().item()
+    if is_sorted_by(scan, keys):
+        os.replace(unsorted, dest)
+    elif rows <= IN_MEMORY_SORT_ROWS:
+        scan.sort(keys, nulls_last=True).collect().write_parquet(dest, compression="zstd")
+    else:
+        sort_parquet(unsorted, dest, keys, dest.parent)
+    unsorted.unlink(missing_ok=True)
+    return dest
 
 
-def _write_staged(q: QualityResult, staging: Path) -> tuple[Path, Path]:
-    staging.mkdir(parents=True, exist_ok=True)
-    bronze, quarantine = staging / "bronze.parquet", staging / "quarantine.parquet"
-    q.bronze.write_parquet(bronze)
-    q.quarantine.write_parquet(quarantine)
-    return bronze, quarantine
+def _stage_rejects(q: QualityResult, staging: Path) -> Path | None:
+    """The ingest rejects as bronze records (``raw`` = ``{"_line": text}``), or None."""
+    if not q.rejects.height:
+        return None
+    path = staging / "bronze.rejects.parquet"
+    q.rejects.select(
+        "source_row",
+        "source_line",
+        pl.struct(pl.col("raw").alias("_line")).struct.json_encode().alias("raw"),
+    ).write_parquet(path)
+    return path
 
 
 def run_pipeline(
@@ -261,6 +293,7 @@ def run_pipeline(
     run_date = run_date or dt.datetime.now(dt.UTC).date()
     processed_dir = Path(processed_dir)
     staging = processed_dir.parent / "staging" / run_id
+    bronze_dir = processed_dir.parent / "bronze"
     run_dir = Path(output_dir) / run_id
     final_parquet = processed_dir / bp.name / f"{run_id}.parquet"
     outputs = {
@@ -311,9 +344,10 @@ def run_pipeline(
             result.input_sha256 = ing.info.sha256
         read_options = {**ing.info.read_options(), "hash": ing.info.read_options_hash()}
         with stages("validate"):
-            q = assess_ingested(ing, bp, config=cfg, run_date=run_date)
+            q = assess_ingested(ing, bp, config=cfg, run_date=run_date, work_dir=staging)
             mapping = q.column_map
-            bronze, quarantine = _write_staged(q, staging)
+            bronze = BronzeFiles(q.bronze_path, _stage_rejects(q, staging), q.bronze_columns)
+            quarantine = q.quarantine_path
         params.update(
             reference_date=q.reference_date.isoformat() if q.reference_date else None,
             column_map=mapping,
@@ -351,6 +385,7 @@ def run_pipeline(
                 bp,
                 {**run_fields, "state": "FAILED", "rows_out": 0, "error": gate_msg},
                 bronze=bronze,
+                bronze_dir=bronze_dir,
                 quarantine=quarantine,
                 issues=result.issues,
                 profiles=None,
@@ -366,13 +401,15 @@ def run_pipeline(
             if report:
                 _render_report(run_id, warehouse, output_dir, result)
             raise_for_gate(q, path)
+        staged_parquet = staging / f"{run_id}.parquet"
         with stages("features"):
-            processed = build_processed(q, bp)
-            _finite_check(processed, bp, q.rows_valid)
+            build_processed(q, bp, staged_parquet)
+            processed = pl.scan_parquet(staged_parquet)
+            rows_out = _finite_check(processed, bp, q.rows_valid)
         with stages("preprocess"):
             prep = fit_preprocessor(processed, bp, cfg.preprocess)
             staged_model = staging / f"{run_id}.model.parquet"
-            prep.transform(processed).write_parquet(staged_model, compression="zstd")
+            write_matrix(prep, processed, staged_model)
             staged_prep = save_preprocessor(prep, staging / f"{run_id}.preprocessor.skops")
             params["preprocess"] = prep.describe()
             moves = [
@@ -381,17 +418,17 @@ def run_pipeline(
                 (staged_prep.with_suffix(".json"), Path(outputs["preprocessor_json"])),
             ]
         with stages("store"):
-            staged_parquet = staging / f"{run_id}.parquet"
-            processed.write_parquet(staged_parquet, compression="zstd", statistics=True)
-            profiles = column_profiles(processed, [c for c in processed.columns if c != "extras"])
+            profile_columns = [c for c in processed.collect_schema().names() if c != "extras"]
+            profiles = column_profiles(processed, profile_columns)
             outputs["parquet_sha256"] = file_sha256(staged_parquet)
             outputs["model_sha256"] = file_sha256(staged_model)
-            run_fields.update(state="COMPLETED", rows_out=processed.height, error=None)
+            run_fields.update(state="COMPLETED", rows_out=rows_out, error=None)
             commit_run(
                 warehouse,
                 bp,
                 run_fields,
                 bronze=bronze,
+                bronze_dir=bronze_dir,
                 quarantine=quarantine,
                 issues=result.issues,
                 profiles=profiles,
@@ -404,11 +441,11 @@ def run_pipeline(
         result = result.model_copy(
             update={
                 "state": "COMPLETED",
-                "rows_out": processed.height,
+                "rows_out": rows_out,
                 "features_created": list(bp.feature_names),
                 "outputs": dict(outputs),
                 "stage_seconds": stages.seconds,
-                "frame": processed if return_frame else None,
+                "frame": pl.read_parquet(final_parquet) if return_frame else None,
             }
         )
         record_timings(warehouse, run_id, stages.seconds)  # the store stage ended after its commit

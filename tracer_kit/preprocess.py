@@ -9,6 +9,7 @@ The processed table and its features are never changed; the matrix is written be
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -243,13 +244,54 @@ def _downcast(out: pl.DataFrame, encodings: dict[str, str]) -> pl.DataFrame:
     return out.select(exprs)
 
 
+def fit_sample(frame: pl.DataFrame | pl.LazyFrame, limit: int = MAX_FIT_ROWS) -> pl.DataFrame:
+    """At most ``limit`` rows of ``frame``: all of them, or every k-th row (an even, repeatable spread)."""
+    lf = frame.lazy()
+    n = lf.select(pl.len()).collect().item()
+    if n > limit:
+        lf = lf.gather_every(math.ceil(n / limit))
+    return lf.collect(engine="streaming")
+
+
 def fit_preprocessor(
-    frame: pl.DataFrame, blueprint: Blueprint, config: PreprocessConfig
+    frame: pl.DataFrame | pl.LazyFrame, blueprint: Blueprint, config: PreprocessConfig
 ) -> Preprocessor:
-    """Fit a :class:`Preprocessor` for a blueprint's processed table (at most 1,000,000 rows, seeded sample)."""
+    """Fit a :class:`Preprocessor` for a blueprint's processed table on at most 1,000,000 rows (:func:`fit_sample`)."""
     drop = {f.name for f in blueprint.fields if f.kind == "id"} | {"extras"}
-    usable = frame.drop([c for c in frame.columns if c in drop])
-    return Preprocessor(blueprint.name, config.model_dump(), blueprint.target).fit(usable)
+    lf = frame.lazy()
+    usable = lf.drop([c for c in lf.collect_schema().names() if c in drop])
+    return Preprocessor(blueprint.name, config.model_dump(), blueprint.target).fit(
+        fit_sample(usable)
+    )
+
+
+#: Rows transformed per batch when writing the model matrix.
+MATRIX_BATCH_ROWS = 1_000_000
+
+
+def write_matrix(prep: Preprocessor, frame: pl.LazyFrame | pl.DataFrame, path: str | Path) -> int:
+    """Transform ``frame`` batch by batch and write the matrix to ``path`` (zstd Parquet); returns rows written.
+
+    Memory holds one batch of :data:`MATRIX_BATCH_ROWS` rows, whatever the table's size.
+    """
+    import pyarrow.parquet as pq
+
+    writer = None
+    rows = 0
+    try:
+        for batch in frame.lazy().collect_batches(chunk_size=MATRIX_BATCH_ROWS, engine="streaming"):
+            table = prep.transform(batch).to_arrow()
+            if writer is None:
+                writer = pq.ParquetWriter(str(path), table.schema, compression="zstd")
+            writer.write_table(table)
+            rows += table.num_rows
+        if writer is None:  # no rows at all: an empty matrix with the right columns
+            empty = frame.lazy().head(0).collect()
+            prep.transform(empty).write_parquet(path, compression="zstd")
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
 
 
 def save_preprocessor(prep: Preprocessor, path: str | Path) -> Path:

@@ -22,6 +22,7 @@ import difflib
 import json
 import math
 import re
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from tracer_kit._scratch import repeated_values
 from tracer_kit.blueprints import Blueprint, Field, RuleContext, get_blueprint
 from tracer_kit.config import Config, Thresholds, load_config
 from tracer_kit.errors import CompatibilityError, ConfigError, PipelineBugError, QualityGateError
@@ -68,7 +70,13 @@ class Issue:
 
 @dataclass
 class QualityResult:
-    """Everything the quality stage found: counts, score and parts, issues, valid rows, quarantine."""
+    """Everything the quality stage found: counts, score and parts, issues, valid rows, quarantine.
+
+    The rows live in Parquet under ``work_dir`` (written once, streamed, never all in memory):
+    ``bronze.parquet`` (the file's text, original column names), ``checked.parquet`` (typed
+    values and check flags) and ``quarantine.parquet``. :meth:`valid_lazy` scans the valid
+    rows; ``valid`` and ``quarantine`` read them into memory.
+    """
 
     blueprint: str
     rows_in: int
@@ -77,19 +85,49 @@ class QualityResult:
     score: float
     score_parts: dict[str, float]
     issues: list[Issue]
-    valid: pl.DataFrame
-    quarantine: pl.DataFrame
-    bronze: pl.DataFrame
     reference_date: dt.date | None
     run_date: dt.date
     date_formats: dict[str, dict[str, int]]
     column_map: dict[str, str]
     gate_failures: list[str]
+    work_dir: Path
+    valid_columns: list[str]
+    bronze_columns: list[str]
+    rejects: pl.DataFrame
+    _keepalive: Any = field(default=None, repr=False)
 
     @property
     def passed(self) -> bool:
         """Whether the gate lets the run go on."""
         return not self.gate_failures
+
+    @property
+    def bronze_path(self) -> Path:
+        """The file's records as text (``source_row``, ``source_line``, original columns)."""
+        return self.work_dir / "bronze.parquet"
+
+    @property
+    def quarantine_path(self) -> Path:
+        """Quarantined records: ``stage``, ``source_row``, ``source_line``, ``raw`` JSON, ``reasons``."""
+        return self.work_dir / "quarantine.parquet"
+
+    def valid_lazy(self) -> pl.LazyFrame:
+        """The valid typed rows in ``source_row`` order, as a lazy scan."""
+        return (
+            pl.scan_parquet(self.work_dir / "checked.parquet")
+            .filter(~pl.col("__bad"))
+            .select(self.valid_columns)
+        )
+
+    @property
+    def valid(self) -> pl.DataFrame:
+        """The valid typed rows (read into memory)."""
+        return self.valid_lazy().collect(engine="streaming")
+
+    @property
+    def quarantine(self) -> pl.DataFrame:
+        """The quarantined records (read into memory)."""
+        return pl.read_parquet(self.quarantine_path)
 
     def issues_frame(self) -> pl.DataFrame:
         """The issues as a table, most severe first."""
@@ -357,9 +395,20 @@ def _range_reason(f: Field) -> pl.Expr | None:
 # --------------------------------------------------------------------------- assessment
 
 
-def _latest_not_after(df: pl.DataFrame, column: str, run_date: dt.date) -> dt.date | None:
-    values = df.get_column(column).filter(df.get_column(column) <= run_date)
-    return values.max() if len(values) else None  # type: ignore[return-value]
+def _latest_not_after(lf: pl.LazyFrame, column: str, run_date: dt.date) -> dt.date | None:
+    col = pl.col(column)
+    return lf.select(col.filter(col <= run_date).max()).collect(engine="streaming").item()
+
+
+def _stage_bronze(
+    frame: pl.LazyFrame, names: Sequence[str], original: dict[str, str], path: Path
+) -> list[str]:
+    """Write the records' text once, under the file's own column names; return those names."""
+    data = [c for c in names if c not in ("source_row", "source_line")]
+    frame.select(
+        "source_row", "source_line", *[pl.col(c).alias(original.get(c, c)) for c in data]
+    ).sink_parquet(path, compression="zstd")
+    return [original.get(c, c) for c in data]
 
 
 def assess(
@@ -372,8 +421,14 @@ def assess(
     run_date: dt.date | None = None,
     column_map: dict[str, str] | None = None,
     path: str | Path | None = None,
+    work_dir: str | Path | None = None,
 ) -> QualityResult:
     """Type, check and score the rows of ``frame`` (text columns + ``source_row``/``source_line``).
+
+    The rows stream through Parquet files in ``work_dir``: the text once (bronze), then the
+    typed values with their check flags; counts, issues and the score are aggregates over
+    those files, so memory stays bounded whatever the file's size. Repeated identifiers are
+    found with an out-of-core DuckDB group-by.
 
     Parameters
     ----------
@@ -390,6 +445,12 @@ def assess(
         ``","`` when numbers use decimal commas.
     run_date
         The run's UTC date (default: today, UTC); no ``last_activity_date``-like value may be after it.
+    column_map
+        The renames applied to ``frame`` (source -> field); bronze and quarantine keep the
+        file's own names.
+    work_dir
+        Where the staged Parquet goes (default: a temporary folder that lives as long as
+        the result).
 
     Returns
     -------
@@ -399,21 +460,34 @@ def assess(
     config = config or Config()
     run_date = run_date or dt.datetime.now(dt.UTC).date()
     rejects = rejects if rejects is not None else pl.DataFrame(schema=REJECT_SCHEMA)
-    # parse the file once: the date passes and the typing pass all read this in-memory text frame
-    frame = frame.collect().lazy()
+    keepalive = None
+    if work_dir is None:
+        keepalive = tempfile.TemporaryDirectory(prefix="tracer-quality-")
+        work_dir = keepalive.name
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    mapping = dict(column_map or {})
+    original = {dst: src for src, dst in mapping.items()}
     names = frame.collect_schema().names()
+    # 1. parse the source once: its text becomes bronze; every later pass reads Parquet
+    bronze_columns = _stage_bronze(frame, names, original, work / "bronze.parquet")
+    text = pl.scan_parquet(work / "bronze.parquet").rename(
+        {src: dst for src, dst in mapping.items() if src in bronze_columns}
+    )
     extras = [
         c
         for c in names
         if c not in {f.name for f in blueprint.fields} and c not in ("source_row", "source_line")
     ]
-    frame = frame.with_columns(
+    text = text.with_columns(
         pl.lit(None, dtype=pl.String).alias(f.name) for f in blueprint.fields if f.name not in names
     )
+    # 2. date conventions (small aggregates over the date columns)
     date_fields = [f.name for f in blueprint.fields if f.kind == "date"]
-    plain = plain_iso_columns(frame, date_fields)
-    conventions = date_conventions(frame, [c for c in date_fields if c not in plain])
+    plain = plain_iso_columns(text, date_fields)
+    conventions = date_conventions(text, [c for c in date_fields if c not in plain])
 
+    # 3. typing: every value cast from text, each failed cast flagged
     typed_cols, reason_cols, format_cols = [], [], []
     for f in blueprint.fields:
         if f.kind == "date":
@@ -427,28 +501,17 @@ def assess(
         typed_cols.append(value)
         reason_cols.append(reason.alias(f"__cast_{f.name}"))
         reason_cols.append(_present(f.name).alias(f"__present_{f.name}"))
-    original = {dst: src for src, dst in (column_map or {}).items()}
-    raw_json = (
-        pl.struct(
-            [
-                pl.col(c).alias(original.get(c, c))
-                for c in names
-                if c not in ("source_row", "source_line")
-            ]
-        )
-        .struct.json_encode()
-        .alias("__raw")
-    )
-    typed = frame.select(
-        "source_row", "source_line", raw_json, *reason_cols, *format_cols, *typed_cols, *extras
-    ).collect()
-    n_parsed = typed.height
+    text.select(
+        "source_row", "source_line", *reason_cols, *format_cols, *typed_cols, *extras
+    ).sink_parquet(work / "typed.parquet", compression="lz4")
+    typed = pl.scan_parquet(work / "typed.parquet")
 
     reference = config.reference_date
     if blueprint.reference_column and reference is None:
         reference = _latest_not_after(typed, blueprint.reference_column, run_date)
     ctx = RuleContext(run_date=run_date, reference_date=reference)
 
+    # 4. row checks: ranges, required values, repeated identifiers, cross-field rules
     reasons: list[pl.Expr] = []
     field_failures: dict[str, list[pl.Expr]] = {}
     for f in blueprint.fields:
@@ -459,82 +522,97 @@ def assess(
         reasons.extend(per_field)
         if f.required:
             reasons.append(missing)
-    # whole-file facts become columns before any filtering (a window over bad rows only would lie)
     rule_cols = []
     if blueprint.identifier:
+        repeats = repeated_values(work / "typed.parquet", blueprint.identifier, work)
         ident = pl.col(blueprint.identifier)
-        rule_cols.append((ident.is_not_null() & ~ident.is_first_distinct()).alias("__dup"))
+        # a repeat: a value seen more than once, on a row other than its first
+        rule_cols.append(
+            (
+                ident.is_in(repeats.get_column("value").implode())
+                & ~pl.col("source_row").is_in(repeats.get_column("first_row").implode())
+            )
+            .fill_null(False)
+            .alias("__dup")
+        )
         reasons.append(pl.when(pl.col("__dup")).then(pl.lit("duplicate_id")))
     for i, rule in enumerate(blueprint.rules):
-        fails = rule.fails(ctx).fill_null(False).alias(f"__rule_{i}")
-        rule_cols.append(fails)
+        rule_cols.append(rule.fails(ctx).fill_null(False).alias(f"__rule_{i}"))
         reasons.append(pl.when(pl.col(f"__rule_{i}")).then(pl.lit(rule.reason)))
-    # a cheap flag for every row; the list of reasons is built for the bad rows only
-    typed = typed.with_columns(rule_cols).with_columns(
+    typed.with_columns(rule_cols).with_columns(
         pl.any_horizontal([r.is_not_null() for r in reasons]).alias("__bad")
-    )
-    is_valid = ~pl.col("__bad")
-    reason_list = (
-        pl.concat_list(reasons)
-        .list.drop_nulls()
-        .list.unique(maintain_order=True)
-        .alias("__reasons")
-    )
-    field_names = [f.name for f in blueprint.fields]
-    valid = typed.filter(is_valid).select("source_row", "source_line", *field_names, *extras)
-    line_json = pl.struct(pl.col("raw").alias("_line")).struct.json_encode().alias("raw")
-    quarantine = (
-        pl.concat(
-            [
-                rejects.select(
-                    pl.lit("ingest").alias("stage"),
-                    "source_row",
-                    "source_line",
-                    line_json,
-                    pl.concat_list(pl.col("reason").str.split(": ").list.first()).alias("reasons"),
-                ),
-                typed.filter(~is_valid).select(
-                    pl.lit("validate").alias("stage"),
-                    "source_row",
-                    "source_line",
-                    pl.col("__raw").alias("raw"),
-                    reason_list.alias("reasons"),
-                ),
-            ],
-            how="vertical",
-        )
-        .cast(QUARANTINE_SCHEMA)
-        .sort("source_row")
-    )
+    ).sink_parquet(work / "checked.parquet", compression="lz4")
+    (work / "typed.parquet").unlink()
+    checked = pl.scan_parquet(work / "checked.parquet")
+    bronze_text = pl.scan_parquet(work / "bronze.parquet")
 
-    bronze = typed.select("source_row", "source_line", pl.col("__raw").alias("raw"))
-    if rejects.height:  # typed rows are already in source_row order; sort only when merging
-        bronze = pl.concat([bronze, rejects.select("source_row", "source_line", line_json)]).sort(
-            "source_row"
+    # 5. quarantine: the bad rows' reasons (built for bad rows only) and their raw record
+    reason_list = (
+        pl.concat_list(reasons).list.drop_nulls().list.unique(maintain_order=True).alias("reasons")
+    )
+    bad = checked.filter(pl.col("__bad")).select(
+        "source_row", "source_line", pl.col("source_row").alias("__row"), reason_list
+    )
+    raw_json = pl.struct(bronze_columns).struct.json_encode().alias("raw")
+    line_json = pl.struct(pl.col("raw").alias("_line")).struct.json_encode().alias("raw")
+    validated = (
+        bronze_text.select("source_row", raw_json)
+        .join(
+            bad.drop("source_row"),
+            left_on="source_row",
+            right_on="__row",
+            how="inner",
+            maintain_order="left",
         )
+        .select(pl.lit("validate").alias("stage"), "source_row", "source_line", "raw", "reasons")
+    )
+    rejected = rejects.lazy().select(
+        pl.lit("ingest").alias("stage"),
+        "source_row",
+        "source_line",
+        line_json,
+        pl.concat_list(pl.col("reason").str.split(": ").list.first()).alias("reasons"),
+    )
+    quarantine = pl.concat([rejected.cast(QUARANTINE_SCHEMA), validated.cast(QUARANTINE_SCHEMA)])
+    if rejects.height:  # validated rows are in source_row order; sort only when merging
+        quarantine = quarantine.sort("source_row")
+    quarantine.sink_parquet(work / "quarantine.parquet", compression="zstd")
+
+    # 6. counts, field statistics, score and issues: aggregates over the checked rows
+    n_parsed, rows_valid = checked.select(pl.len(), (~pl.col("__bad")).sum()).collect().row(0)
+    rows_quarantined = (
+        pl.scan_parquet(work / "quarantine.parquet").select(pl.len()).collect().item()
+    )
     rows_in = n_parsed + rejects.height
-    rows_valid = valid.height
-    rows_quarantined = quarantine.height
     if rows_in != rows_valid + rows_quarantined:
         msg = f"row counts do not add up: {rows_in} in, {rows_valid} valid, {rows_quarantined} quarantined"
         raise PipelineBugError(msg)
 
     thresholds = config.thresholds
-    stats = _field_stats(typed, blueprint, field_failures) if n_parsed else {}
-    parts = _score_parts(typed, blueprint, stats, rows_in, rows_valid, n_parsed)
+    stats = _field_stats(checked, blueprint, field_failures) if n_parsed else {}
+    parts = _score_parts(checked, blueprint, stats, rows_in, rows_valid, n_parsed)
     score = round(100 * sum(w * parts[k] for k, w in SCORE_WEIGHTS.items()), 2)
+    examples = _Examples(checked, bronze_text, original)
     issues = _issues(
-        typed, blueprint, field_failures, stats, rejects, thresholds, rows_in, rows_valid, n_parsed
+        checked,
+        blueprint,
+        field_failures,
+        stats,
+        rejects,
+        thresholds,
+        rows_in,
+        rows_valid,
+        n_parsed,
+        examples,
     )
-    date_formats = {
-        c: {
-            fmt: int(count)
-            for fmt, count in typed.get_column(f"__fmt_{c}").value_counts().drop_nulls().iter_rows()
-        }
-        for c in date_fields
-    }
+    date_formats: dict[str, dict[str, int]] = {}
     for c in date_fields:
+        counts = (
+            checked.group_by(f"__fmt_{c}").len().drop_nulls().collect(engine="streaming").rows()
+        )
+        date_formats[c] = {fmt: int(n) for fmt, n in sorted(counts, key=lambda r: -r[1])}
         date_formats[c]["convention"] = "iso" if c in plain else conventions.get(c) or "undecided"  # type: ignore[assignment]
+    valid_columns = ["source_row", "source_line", *[f.name for f in blueprint.fields], *extras]
     result = QualityResult(
         blueprint=blueprint.name,
         rows_in=rows_in,
@@ -543,22 +621,33 @@ def assess(
         score=score,
         score_parts=parts,
         issues=issues,
-        valid=valid,
-        quarantine=quarantine,
-        bronze=bronze,
         reference_date=reference,
         run_date=run_date,
         date_formats=date_formats,
-        column_map=dict(column_map or {}),
+        column_map=mapping,
         gate_failures=gate(issues, score, thresholds),
+        work_dir=work,
+        valid_columns=valid_columns,
+        bronze_columns=bronze_columns,
+        rejects=rejects,
+        _keepalive=keepalive,
     )
     if rows_valid:
-        check_schema(valid, blueprint)
+        check_schema(result.valid_lazy(), blueprint, rows=rows_valid)
     return result
 
 
-def check_schema(valid: pl.DataFrame, blueprint: Blueprint) -> None:
+#: At most this many valid rows (an even spread) are checked against the pandera schema.
+SCHEMA_CHECK_ROWS = 1_000_000
+
+
+def check_schema(
+    valid: pl.DataFrame | pl.LazyFrame, blueprint: Blueprint, *, rows: int | None = None
+) -> None:
     """Assert the valid rows satisfy the blueprint's pandera schema; a breach is a bug.
+
+    Above :data:`SCHEMA_CHECK_ROWS` rows an even spread of that many rows is checked (every
+    row already passed the same checks as polars flags, so this guards the flags themselves).
 
     Raises
     ------
@@ -567,28 +656,36 @@ def check_schema(valid: pl.DataFrame, blueprint: Blueprint) -> None:
     """
     from pandera.errors import SchemaErrors
 
+    lf = valid.lazy().select([f.name for f in blueprint.fields])
+    if rows is None:
+        rows = lf.select(pl.len()).collect().item()
+    if rows > SCHEMA_CHECK_ROWS:
+        lf = lf.gather_every(math.ceil(rows / SCHEMA_CHECK_ROWS))
     schema = blueprint.pandera_schema()
     try:
-        schema.validate(valid.select([f.name for f in blueprint.fields]), lazy=True)
+        schema.validate(lf.collect(engine="streaming"), lazy=True)
     except SchemaErrors as exc:
         cases = exc.failure_cases.select("column", "check").unique().rows()
         msg = f"valid rows break the {blueprint.name} schema (a bug): {cases[:10]}"
         raise PipelineBugError(msg) from None
 
 
-def identifier_uniqueness(typed: pl.DataFrame, identifier: str) -> float:
+def identifier_uniqueness(checked: pl.LazyFrame | pl.DataFrame, identifier: str) -> float:
     """Distinct non-null identifiers / non-null identifiers (1 when none), from the ``__dup`` flags.
 
     A repeat is a non-null value that is not its first occurrence, so distinct = non-null - repeats.
     """
-    non_null, repeats = typed.select(
-        pl.col(identifier).is_not_null().sum(), pl.col("__dup").sum()
-    ).row(0)
+    non_null, repeats = (
+        checked.lazy()
+        .select(pl.col(identifier).is_not_null().sum(), pl.col("__dup").sum())
+        .collect()
+        .row(0)
+    )
     return (non_null - repeats) / non_null if non_null else 1.0
 
 
 def _field_stats(
-    typed: pl.DataFrame, blueprint: Blueprint, field_failures: dict[str, list[pl.Expr]]
+    checked: pl.LazyFrame, blueprint: Blueprint, field_failures: dict[str, list[pl.Expr]]
 ) -> dict[str, tuple[float, int, int]]:
     """Per field, in one pass: (share present, values missing, present values failing a check)."""
     exprs = []
@@ -600,7 +697,7 @@ def _field_stats(
             (~present).sum().alias(f"{f.name}\x00m"),
             failing.sum().alias(f"{f.name}\x00b"),
         ]
-    row = typed.select(exprs).row(0, named=True)
+    row = checked.select(exprs).collect(engine="streaming").row(0, named=True)
     return {
         f.name: (
             float(row[f"{f.name}\x00c"]),
@@ -612,7 +709,7 @@ def _field_stats(
 
 
 def _score_parts(
-    typed: pl.DataFrame,
+    checked: pl.LazyFrame,
     blueprint: Blueprint,
     stats: dict[str, tuple[float, int, int]],
     rows_in: int,
@@ -626,11 +723,11 @@ def _score_parts(
         completeness = 0.0
     uniqueness = 1.0
     if blueprint.identifier and n_parsed:
-        uniqueness = identifier_uniqueness(typed, blueprint.identifier)
-    rule_cols = [c for c in typed.columns if c.startswith("__rule_")]
+        uniqueness = identifier_uniqueness(checked, blueprint.identifier)
+    rule_cols = [f"__rule_{i}" for i in range(len(blueprint.rules))]
     consistency = 1.0
     if rule_cols and n_parsed:
-        consistency = float(typed.select((~pl.any_horizontal(rule_cols)).mean()).item())
+        consistency = float(checked.select((~pl.any_horizontal(rule_cols)).mean()).collect().item())
     validity = rows_valid / rows_in if rows_in else 0.0
     return {
         "completeness": round(completeness, 6),
@@ -640,19 +737,35 @@ def _score_parts(
     }
 
 
-def _examples(
-    typed: pl.DataFrame, mask: pl.Expr, column: str | None, n: int = 5
-) -> list[dict[str, Any]]:
-    cols = ["source_row", "source_line"]
-    sel = typed.filter(mask).head(n)
-    out = []
-    for row in sel.iter_rows(named=True):
-        item = {c: row[c] for c in cols}
-        if column is not None:
-            raw = json.loads(row["__raw"]) if "__raw" in row else {}
-            item["value"] = raw.get(column, _jsonable(row.get(column)))
-        out.append(item)
-    return out
+class _Examples:
+    """Up to five example rows for an issue: position and the value as written in the file."""
+
+    def __init__(
+        self, checked: pl.LazyFrame, bronze: pl.LazyFrame, original: dict[str, str]
+    ) -> None:
+        self.checked = checked
+        self.bronze = bronze
+        self.original = original
+
+    def __call__(self, mask: pl.Expr, column: str | None, n: int = 5) -> list[dict[str, Any]]:
+        picked = self.checked.filter(mask).select("source_row", "source_line").head(n).collect()
+        out = [{"source_row": r, "source_line": ln} for r, ln in picked.iter_rows()]
+        if column is None or not out:
+            return out
+        name = self.original.get(column, column)
+        if name in self.bronze.collect_schema().names():
+            rows = picked.get_column("source_row")
+            raw = dict(
+                self.bronze.filter(pl.col("source_row").is_in(rows.implode()))
+                .select("source_row", name)
+                .collect()
+                .iter_rows()
+            )
+        else:  # an optional field the file does not have
+            raw = {}
+        for item in out:
+            item["value"] = raw.get(item["source_row"])
+        return out
 
 
 def _jsonable(value: Any) -> Any:
@@ -664,7 +777,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def _issues(
-    typed: pl.DataFrame,
+    checked: pl.LazyFrame,
     blueprint: Blueprint,
     field_failures: dict[str, list[pl.Expr]],
     stats: dict[str, tuple[float, int, int]],
@@ -673,6 +786,7 @@ def _issues(
     rows_in: int,
     rows_valid: int,
     n_parsed: int,
+    examples: _Examples,
 ) -> list[Issue]:
     issues: list[Issue] = []
     if rows_valid == 0:
@@ -690,7 +804,7 @@ def _issues(
     if rejects.height:
         share = rejects.height / rows_in
         sev = "high" if share > 1 - t.validity else "low"
-        examples = [
+        reject_examples = [
             {"source_row": r, "source_line": ln, "value": raw[:200]}
             for r, ln, raw in rejects.head(5).select("source_row", "source_line", "raw").iter_rows()
         ]
@@ -702,7 +816,7 @@ def _issues(
                 round(share, 6),
                 1 - t.validity,
                 rejects.height,
-                examples,
+                reject_examples,
                 f"{rejects.height} record(s) rejected at ingest (ragged or undecodable)",
             )
         )
@@ -728,7 +842,7 @@ def _issues(
                     round(completeness, 6),
                     t.completeness_critical if sev == "critical" else t.completeness,
                     n_missing,
-                    _examples(typed, ~present, f.name),
+                    examples(~present, f.name),
                     f"{f.name} is {completeness:.1%} complete",
                 )
             )
@@ -737,10 +851,16 @@ def _issues(
         n_present = n_parsed - n_missing
         if n_present and n_bad:
             validity = 1 - n_bad / n_present
-            counts = typed.select(pl.concat_list(failures).list.drop_nulls().alias("r")).explode(
-                "r"
+            counts = (
+                checked.filter(fail_any)
+                .select(pl.concat_list(failures).list.drop_nulls().alias("r"))
+                .explode("r")
+                .drop_nulls()
+                .group_by("r")
+                .len()
+                .sort(["len", "r"], descending=[True, False])
+                .collect()
             )
-            counts = counts.drop_nulls().get_column("r").value_counts(sort=True)
             kinds = ", ".join(f"{r} x{c}" for r, c in counts.iter_rows())
             sev = "high" if validity < t.validity else "low"
             issues.append(
@@ -751,18 +871,20 @@ def _issues(
                     round(validity, 6),
                     t.validity,
                     n_bad,
-                    _examples(typed, fail_any, f.name),
+                    examples(fail_any, f.name),
                     f"{f.name}: {n_bad} of {n_present} values invalid ({kinds})",
                 )
             )
         if f.is_numeric:
-            issues.extend(_outlier_issues(typed, f.name, t))
+            issues.extend(_outlier_issues(checked, f.name, t, examples))
     if blueprint.identifier:
-        ident = pl.col(blueprint.identifier)
-        dup = ident.is_not_null() & ident.is_duplicated()
-        uniq = identifier_uniqueness(typed, blueprint.identifier)
+        uniq = identifier_uniqueness(checked, blueprint.identifier)
         if uniq < t.uniqueness:
-            n_later = int(typed.get_column("__dup").sum())  # repeats after the first occurrence
+            n_later = int(checked.select(pl.col("__dup").sum()).collect().item())
+            repeated = checked.filter(pl.col("__dup")).select(blueprint.identifier).unique()
+            dup = pl.col(blueprint.identifier).is_in(
+                repeated.collect().get_column(blueprint.identifier).implode()
+            )
             issues.append(
                 Issue(
                     "high",
@@ -771,12 +893,18 @@ def _issues(
                     round(uniq, 6),
                     t.uniqueness,
                     n_later,
-                    _examples(typed, dup, blueprint.identifier),
+                    examples(dup, blueprint.identifier),
                     f"{n_later} repeated {blueprint.identifier} value(s); the first occurrence is kept",
                 )
             )
-    for i, rule in enumerate(blueprint.rules):
-        n_fail = int(typed.get_column(f"__rule_{i}").sum())
+    rule_counts = (
+        checked.select(pl.col(f"__rule_{i}").sum() for i in range(len(blueprint.rules)))
+        .collect()
+        .row(0)
+        if blueprint.rules
+        else ()
+    )
+    for i, (rule, n_fail) in enumerate(zip(blueprint.rules, rule_counts, strict=True)):
         if n_fail:
             issues.append(
                 Issue(
@@ -785,8 +913,8 @@ def _issues(
                     rule.reason,
                     round(1 - n_fail / n_parsed, 6),
                     None,
-                    n_fail,
-                    _examples(typed, pl.col(f"__rule_{i}"), rule.columns[0]),
+                    int(n_fail),
+                    examples(pl.col(f"__rule_{i}"), rule.columns[0]),
                     f"{n_fail} row(s): {rule.description}",
                 )
             )
@@ -830,8 +958,10 @@ def outlier_bounds(values: pl.Series) -> dict[str, float | int | None]:
     }
 
 
-def _outlier_issues(typed: pl.DataFrame, column: str, t: Thresholds) -> list[Issue]:
-    b = outlier_bounds(typed.get_column(column))
+def _outlier_issues(
+    checked: pl.LazyFrame, column: str, t: Thresholds, examples: _Examples
+) -> list[Issue]:
+    b = outlier_bounds(checked.select(column).collect(engine="streaming").get_column(column))
     out = []
     if b["iqr_count"]:
         share = b["iqr_count"] / b["n"]
@@ -845,7 +975,7 @@ def _outlier_issues(typed: pl.DataFrame, column: str, t: Thresholds) -> list[Iss
                 round(share, 6),
                 t.outlier_share,
                 int(b["iqr_count"]),
-                _examples(typed, mask, column),
+                examples(mask, column),
                 f"{b['iqr_count']} value(s) outside [{b['lower']:.4g}, {b['upper']:.4g}] (1.5 x IQR)",
             )
         )
@@ -859,7 +989,7 @@ def _outlier_issues(typed: pl.DataFrame, column: str, t: Thresholds) -> list[Iss
                 round(b["z_count"] / b["n"], 6),
                 3.0,
                 int(b["z_count"]),
-                _examples(typed, mask, column),
+                examples(mask, column),
                 f"{b['z_count']} value(s) more than 3 standard deviations from the mean {b['mean']:.4g}",
             )
         )
@@ -946,8 +1076,9 @@ def assess_ingested(
     *,
     config: Config,
     run_date: dt.date | None = None,
+    work_dir: str | Path | None = None,
 ) -> QualityResult:
-    """Map an ingested file's columns onto the blueprint, then :func:`assess` it."""
+    """Map an ingested file's columns onto the blueprint, then :func:`assess` it (staging in ``work_dir``)."""
     path = Path(ing.info.path)
     mapping = match_columns(ing.info.columns, blueprint, config.column_map, path=path)
     return assess(
@@ -959,6 +1090,7 @@ def assess_ingested(
         run_date=run_date,
         column_map=mapping,
         path=path,
+        work_dir=work_dir,
     )
 
 
@@ -997,7 +1129,7 @@ EXACT_DISTINCT_ROWS = 1_000_000
 
 
 def column_profiles(
-    df: pl.DataFrame, columns: Sequence[str] | None = None, *, bins: int = 20
+    df: pl.DataFrame | pl.LazyFrame, columns: Sequence[str] | None = None, *, bins: int = 20
 ) -> pl.DataFrame:
     """Per column: dtype, nulls, distinct, min, max, mean, median and a histogram (JSON lists).
 
@@ -1006,17 +1138,21 @@ def column_profiles(
     every other bar into one bin); text columns their ten most frequent values
     (``hist_edges`` holds the values). Counts, means, minima and maxima are exact; above
     1,000,000 rows ``distinct`` is HyperLogLog's estimate and the median and histogram range
-    come from a seeded 1,000,000-row sample (the histogram still counts every row).
+    come from an even spread of 1,000,000 rows (the histogram still counts every row). A
+    lazy frame (a Parquet scan) is read in streaming passes, never whole.
     """
-    names = list(columns or df.columns)
-    exact = df.height <= EXACT_DISTINCT_ROWS
-    # order statistics (median, histogram range) from a seeded sample on big frames:
+    lf = df.lazy()
+    schema = lf.collect_schema()
+    names = list(columns or schema.names())
+    height = lf.select(pl.len()).collect().item()
+    exact = height <= EXACT_DISTINCT_ROWS
+    # order statistics (median, histogram range) from a spread of rows on big frames:
     # sorting every column of tens of millions of rows costs more than the rest together
-    ordered = df if exact else df.sample(EXACT_DISTINCT_ROWS, seed=0)
+    ordered = lf if exact else lf.gather_every(math.ceil(height / EXACT_DISTINCT_ROWS))
     exprs: list[pl.Expr] = []
     order_exprs: list[pl.Expr] = []
     for name in names:
-        dtype = df.schema[name]
+        dtype = schema[name]
         col = pl.col(name)
         if dtype.is_float():
             col = pl.when(col.is_finite()).then(col)
@@ -1039,12 +1175,13 @@ def column_profiles(
                 v.quantile(0.005, "linear").alias(f"{name}\x00lo"),
                 v.quantile(0.995, "linear").alias(f"{name}\x00hi"),
             ]
-    stats = df.select(exprs).row(0, named=True) if exprs else {}
+    stats = lf.select(exprs).collect(engine="streaming").row(0, named=True) if exprs else {}
     if order_exprs:
-        stats.update(ordered.select(order_exprs).row(0, named=True))
+        stats.update(ordered.select(order_exprs).collect(engine="streaming").row(0, named=True))
     rows = []
+    bin_exprs: list[pl.Expr] = []
     for name in names:
-        dtype = df.schema[name]
+        dtype = schema[name]
         get = lambda key, n=name: stats.get(f"{n}\x00{key}")  # noqa: E731
         row: dict[str, Any] = {
             "column": name,
@@ -1070,19 +1207,34 @@ def column_profiles(
             if dtype.is_float():
                 v = pl.when(v.is_finite()).then(v)
             width = (hi - lo) or 1.0
-            index = ((v.clip(lo, hi) - lo) / width * bins).floor().clip(0, bins - 1).cast(pl.Int32)
-            counts = df.select(index.alias("i")).drop_nulls().group_by("i").len()
-            by_bin = dict(counts.iter_rows())
+            index = ((v.clip(lo, hi) - lo) / width * bins).floor().clip(0, bins - 1)
+            # every bin's count in the same streaming pass as the other columns' bins
+            bin_exprs += [(index == i).sum().alias(f"{name}\x00{i}") for i in range(bins)]
             row["hist_edges"] = json.dumps(
                 [float(e) for e in np.linspace(lo, lo + width, bins + 1)]
             )
-            row["hist_counts"] = json.dumps([int(by_bin.get(i, 0)) for i in range(bins)])
-        elif get("distinct") and get("distinct") <= 0.5 * (df.height - get("nulls")):
+        elif get("distinct") and get("distinct") <= 0.5 * (height - get("nulls")):
             # (identifier-like columns, mostly distinct values, have no top values worth counting)
-            top = df.get_column(name).drop_nulls().cast(pl.String).value_counts(sort=True).head(10)
-            row["hist_edges"] = json.dumps(top.get_column(top.columns[0]).to_list())
-            row["hist_counts"] = json.dumps(top.get_column("count").to_list())
+            top = (
+                lf.select(pl.col(name).cast(pl.String))
+                .drop_nulls()
+                .group_by(name)
+                .len()
+                .sort(["len", name], descending=[True, False])
+                .head(10)
+                .collect(engine="streaming")
+            )
+            row["hist_edges"] = json.dumps(top.get_column(name).to_list())
+            row["hist_counts"] = json.dumps(top.get_column("len").to_list())
         rows.append(row)
+    if bin_exprs:
+        counts = lf.select(bin_exprs).collect(engine="streaming").row(0, named=True)
+        for row in rows:
+            name = row["column"]
+            if f"{name}\x000" in counts:
+                row["hist_counts"] = json.dumps(
+                    [int(counts[f"{name}\x00{i}"]) for i in range(bins)]
+                )
     return pl.DataFrame(rows, schema=PROFILE_SCHEMA)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import os
 import re
 import shutil
@@ -18,6 +19,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,8 @@ import polars as pl
 from tracer_kit._testing import pause_for_tests
 from tracer_kit.blueprints import Blueprint
 from tracer_kit.errors import ConfigError, TracerError, WarehouseBusyError
+
+log = logging.getLogger("tracer_kit")
 
 DEFAULT_WAREHOUSE = "data/warehouse.duckdb"
 LOCK_TIMEOUT = 30.0
@@ -71,6 +75,20 @@ MIGRATIONS: list[tuple[int, str]] = [
             run_id VARCHAR NOT NULL, "column" VARCHAR NOT NULL, dtype VARCHAR, nulls BIGINT,
             "distinct" BIGINT, "min" VARCHAR, "max" VARCHAR, mean DOUBLE, median DOUBLE,
             hist_edges JSON, hist_counts JSON
+        );
+        """,
+    ),
+    (
+        2,
+        """
+        CREATE TABLE IF NOT EXISTS bronze_files (
+            blueprint VARCHAR NOT NULL, file_sha256 VARCHAR NOT NULL,
+            read_options_hash VARCHAR NOT NULL, path VARCHAR NOT NULL, rejects_path VARCHAR,
+            columns JSON, source_file VARCHAR, first_run_id VARCHAR, ingested_at TIMESTAMP,
+            PRIMARY KEY (blueprint, file_sha256, read_options_hash)
+        );
+        CREATE TABLE IF NOT EXISTS processed_files (
+            blueprint VARCHAR NOT NULL, run_id VARCHAR PRIMARY KEY, path VARCHAR NOT NULL
         );
         """,
     ),
@@ -260,28 +278,129 @@ def _duck_type(dtype: pl.DataType) -> str:
     return "VARCHAR"
 
 
+def sql_name(name: str) -> str:
+    """Quote any column name (a file's own header may hold spaces or quotes)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_text(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _is_base_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    rows = con.execute(
+        "SELECT 1 FROM information_schema.tables WHERE table_name = ? AND table_type = 'BASE TABLE'",
+        [name],
+    ).fetchall()
+    return bool(rows)
+
+
+_BRONZE_COLUMNS = (
+    "file_sha256 VARCHAR, read_options_hash VARCHAR, source_row BIGINT, source_line BIGINT, "
+    "raw JSON, source_file VARCHAR, first_run_id VARCHAR, ingested_at TIMESTAMP"
+)
+
+
+def _empty_select(columns: str) -> str:
+    cols = ", ".join(
+        f"NULL::{spec.split(' ', 1)[1]} AS {spec.split(' ', 1)[0]}" for spec in columns.split(", ")
+    )
+    return f"SELECT {cols} WHERE false"
+
+
+def _refresh_bronze_view(con: duckdb.DuckDBPyConnection, bp: str) -> None:
+    """``bronze_<bp>``: one SELECT per stored bronze file, the raw JSON built by DuckDB on read."""
+    files = con.execute(
+        "SELECT file_sha256, read_options_hash, path, rejects_path, columns, source_file, "
+        "first_run_id, ingested_at FROM bronze_files WHERE blueprint = ? ORDER BY ingested_at, path",
+        [bp],
+    ).fetchall()
+    parts = []
+    for sha, options, path, rejects, columns, source, first, at in files:
+        head = f"{sql_text(sha)} AS file_sha256, {sql_text(options)} AS read_options_hash"
+        tail = (
+            f"{sql_text(source or '')} AS source_file, {sql_text(first or '')} AS first_run_id, "
+            f"TIMESTAMP {sql_text(at.isoformat(sep=' '))} AS ingested_at"
+        )
+        pairs = ", ".join(f"{sql_text(c)}, {sql_name(c)}" for c in json.loads(columns))
+        parts.append(
+            f"SELECT {head}, source_row, source_line, json_object({pairs})::JSON AS raw, {tail} "
+            f"FROM read_parquet({sql_text(path)})"
+        )
+        if rejects:
+            parts.append(
+                f"SELECT {head}, source_row, source_line, raw::JSON AS raw, {tail} "
+                f"FROM read_parquet({sql_text(rejects)})"
+            )
+    if _is_base_table(con, f"bronze_{bp}_legacy"):
+        parts.append(f"SELECT * FROM {quote_ident(f'bronze_{bp}_legacy')}")
+    body = "\nUNION ALL\n".join(parts) if parts else _empty_select(_BRONZE_COLUMNS)
+    con.execute(f"CREATE OR REPLACE VIEW {quote_ident(f'bronze_{bp}')} AS {body}")
+
+
+def _refresh_processed_view(con: duckdb.DuckDBPyConnection, blueprint: Blueprint) -> None:
+    """``<bp>_processed``: the Parquet file of every COMPLETED run, ``run_id`` added on read."""
+    bp = blueprint.name
+    schema = blueprint.processed_schema()
+    types = {
+        name: "JSON" if name == "extras" else _duck_type(dtype) for name, dtype in schema.items()
+    }
+    runs = con.execute(
+        "SELECT r.run_id, f.path FROM runs r JOIN processed_files f USING (run_id) "
+        "WHERE r.blueprint = ? AND r.state = 'COMPLETED' ORDER BY r.finished_at, r.run_id",
+        [bp],
+    ).fetchall()
+    parts = []
+    for run_id, path in runs:
+        if not path or not Path(path).is_file():
+            log.warning(
+                "run %s: processed file %s is missing; left out of %s_processed", run_id, path, bp
+            )
+            continue
+        present = set(pl.read_parquet_schema(path))
+        cols = ", ".join(
+            f"CAST({sql_name(n) if n in present else 'NULL'} AS {t}) AS {sql_name(n)}"
+            for n, t in types.items()
+        )
+        parts.append(
+            f"SELECT {sql_text(run_id)} AS run_id, {cols} FROM read_parquet({sql_text(path)})"
+        )
+    if _is_base_table(con, f"{bp}_processed_legacy"):
+        cols = ", ".join(sql_name(n) for n in types)
+        parts.append(f"SELECT run_id, {cols} FROM {quote_ident(f'{bp}_processed_legacy')}")
+    if not parts:
+        every = {"run_id": "VARCHAR", **types}
+        cols = ", ".join(f"NULL::{t} AS {sql_name(n)}" for n, t in every.items())
+        parts.append(f"SELECT {cols} WHERE false")
+    body = "\nUNION ALL\n".join(parts)
+    con.execute(f"CREATE OR REPLACE VIEW {quote_ident(f'{bp}_processed')} AS {body}")
+
+
 def ensure_blueprint_tables(con: duckdb.DuckDBPyConnection, blueprint: Blueprint) -> None:
-    """Create ``bronze_<bp>``, ``quarantine_<bp>``, ``<bp>_processed`` and their views if missing."""
+    """Create ``quarantine_<bp>`` and the views ``bronze_<bp>``, ``<bp>_processed``, ``<bp>_latest``, ``bronze_<bp>_status``.
+
+    Bronze and processed rows stay in their immutable Parquet files (written once by the
+    run that produced them); the views read them, so a 1 GB load costs a rename, not a copy.
+    Tables of those names from warehouses before schema version 2 are kept as
+    ``bronze_<bp>_legacy`` / ``<bp>_processed_legacy`` and read by the same views.
+    """
     bp = blueprint.name
     bronze, quarantine = quote_ident(f"bronze_{bp}"), quote_ident(f"quarantine_{bp}")
     processed, latest = quote_ident(f"{bp}_processed"), quote_ident(f"{bp}_latest")
     status = quote_ident(f"bronze_{bp}_status")
-    con.execute(
-        f"""CREATE TABLE IF NOT EXISTS {bronze} (
-            file_sha256 VARCHAR NOT NULL, read_options_hash VARCHAR NOT NULL,
-            source_row BIGINT NOT NULL, source_line BIGINT, raw JSON, source_file VARCHAR,
-            first_run_id VARCHAR, ingested_at TIMESTAMP)"""
-    )
+    for name in (f"bronze_{bp}", f"{bp}_processed"):
+        if _is_base_table(con, name):
+            con.execute(
+                f"ALTER TABLE {quote_ident(name)} RENAME TO {quote_ident(name + '_legacy')}"
+            )
     con.execute(
         f"""CREATE TABLE IF NOT EXISTS {quarantine} (
             run_id VARCHAR NOT NULL, stage VARCHAR NOT NULL, source_row BIGINT,
             source_line BIGINT, raw JSON, reasons VARCHAR[])"""
     )
-    cols = ", ".join(
-        f"{quote_ident(name)} {'JSON' if name == 'extras' else _duck_type(dtype)}"
-        for name, dtype in blueprint.processed_schema().items()
-    )
-    con.execute(f"CREATE TABLE IF NOT EXISTS {processed} (run_id VARCHAR NOT NULL, {cols})")
+    _refresh_bronze_view(con, bp)
+    _refresh_processed_view(con, blueprint)
     con.execute(
         f"""CREATE OR REPLACE VIEW {latest} AS SELECT * FROM {processed} WHERE run_id = (
             SELECT run_id FROM runs WHERE blueprint = '{bp}' AND state = 'COMPLETED'
@@ -384,12 +503,69 @@ def record_timings(warehouse: str | Path, run_id: str, stage_seconds: dict[str, 
         con.execute("COMMIT")
 
 
+@dataclass(frozen=True)
+class BronzeFiles:
+    """A run's staged bronze files and the file's own column names.
+
+    ``text``: ``source_row``, ``source_line`` and the columns as text; ``rejects``: records
+    rejected at ingest (``source_row``, ``source_line``, ``raw`` JSON), or None.
+    """
+
+    text: Path
+    rejects: Path | None
+    columns: list[str]
+
+
+def _place_bronze(
+    con: duckdb.DuckDBPyConnection,
+    bp: str,
+    run: dict[str, Any],
+    bronze: BronzeFiles,
+    bronze_dir: Path,
+    placed: list[Path],
+) -> None:
+    """Move a file's bronze into ``bronze_dir`` and register it, unless that file and options are there."""
+    sha, options = run["input_sha256"], run["read_options_hash"]
+    known = con.execute(
+        "SELECT 1 FROM bronze_files WHERE blueprint = ? AND file_sha256 = ? AND read_options_hash = ?",
+        [bp, sha, options],
+    ).fetchall()
+    if known:
+        return
+    dest = (bronze_dir / bp).resolve()
+    dest.mkdir(parents=True, exist_ok=True)
+    stem = f"{sha[:16]}-{options[:12]}"
+    text = dest / f"{stem}.parquet"
+    os.replace(bronze.text, text)
+    placed.append(text)
+    rejects = None
+    if bronze.rejects is not None:
+        rejects = dest / f"{stem}.rejects.parquet"
+        os.replace(bronze.rejects, rejects)
+        placed.append(rejects)
+    con.execute(
+        "INSERT INTO bronze_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            bp,
+            sha,
+            options,
+            str(text),
+            str(rejects) if rejects else None,
+            json.dumps(bronze.columns),
+            run["input_path"],
+            run["run_id"],
+            utcnow(),
+        ],
+    )
+
+
 def commit_run(
     warehouse: str | Path,
     blueprint: Blueprint,
     run: dict[str, Any],
     *,
-    bronze: Path,
+    bronze: BronzeFiles,
+    bronze_dir: Path,
     quarantine: Path,
     issues: Sequence[dict[str, Any]],
     profiles: pl.DataFrame | None,
@@ -398,15 +574,16 @@ def commit_run(
     stage_seconds: dict[str, float],
     extra_files: Sequence[tuple[Path, Path]] = (),
 ) -> None:
-    """The commit point: rename the Parquet into place and load everything in one transaction.
+    """The commit point: rename the Parquet into place and record everything in one transaction.
 
     ``run`` holds the runs-table fields to set (state, counts, score, outputs, ...). When
-    ``staged_parquet`` is None (a quality-gate failure) no processed rows are loaded.
+    ``staged_parquet`` is None (a quality-gate failure) no processed rows are added.
     ``extra_files`` (staged, final) pairs, such as the model matrix, move with the Parquet.
+    Bronze moves to ``bronze_dir/<bp>/`` the first time a (file, read options) pair is seen.
+    Bronze and processed rows are not copied into DuckDB: their views read the Parquet.
     """
     run_id = run["run_id"]
     bp = blueprint.name
-    moved = False
     placed: list[Path] = []
     with connect(warehouse) as con:
         try:
@@ -415,29 +592,17 @@ def commit_run(
             if staged_parquet is not None and final_parquet is not None:
                 final_parquet.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(staged_parquet, final_parquet)
-                moved = True
+                placed.append(final_parquet)
+                con.execute(
+                    "INSERT OR REPLACE INTO processed_files VALUES (?, ?, ?)",
+                    [bp, run_id, str(final_parquet.resolve())],
+                )
                 for staged, final in extra_files:
                     final.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(staged, final)
                     placed.append(final)
                 pause_for_tests("commit")  # files in place, transaction still open
-            con.execute(
-                f"""INSERT INTO {quote_ident(f"bronze_{bp}")}
-                SELECT ?, ?, source_row, source_line, raw::JSON, ?, ?, ?
-                FROM read_parquet(?)
-                WHERE NOT EXISTS (SELECT 1 FROM {quote_ident(f"bronze_{bp}")}
-                                  WHERE file_sha256 = ? AND read_options_hash = ?)""",
-                [
-                    run["input_sha256"],
-                    run["read_options_hash"],
-                    run["input_path"],
-                    run_id,
-                    utcnow(),
-                    str(bronze),
-                    run["input_sha256"],
-                    run["read_options_hash"],
-                ],
-            )
+            _place_bronze(con, bp, run, bronze, Path(bronze_dir), placed)
             con.execute(
                 f"""INSERT INTO {quote_ident(f"quarantine_{bp}")}
                 SELECT ?, stage, source_row, source_line, raw::JSON, reasons FROM read_parquet(?)""",
@@ -469,12 +634,6 @@ def commit_run(
                     [run_id],
                 )
                 con.unregister("__profiles")
-            if final_parquet is not None and moved:
-                con.execute(
-                    f"INSERT INTO {quote_ident(f'{bp}_processed')} BY NAME "
-                    "SELECT ? AS run_id, * REPLACE (extras::JSON AS extras) FROM read_parquet(?)",
-                    [run_id, str(final_parquet)],
-                )
             _insert_timings(con, run_id, stage_seconds)
             sets = dict(run)
             sets.pop("run_id")
@@ -485,12 +644,12 @@ def commit_run(
                     sets[key] = _json(sets[key])
             assignments = ", ".join(f"{quote_ident(k)} = ?" for k in sets)
             con.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", [*sets.values(), run_id])
+            _refresh_bronze_view(con, bp)
+            _refresh_processed_view(con, blueprint)
             con.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(Exception):
                 con.execute("ROLLBACK")
-            if moved and final_parquet is not None and final_parquet.exists():
-                final_parquet.unlink()
             for final in placed:
                 final.unlink(missing_ok=True)
             raise

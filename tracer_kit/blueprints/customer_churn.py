@@ -1,6 +1,8 @@
 """customer_churn: who is drifting away, from one row per customer.
 
 The nine features are pure polars expressions; each function's docstring is its formula.
+Whole-column statistics (quartile cuts, min-max bounds) come from their own passes, so the
+feature plan itself is row by row and streams over files bigger than memory.
 ``ref`` is the run's reference date (default: the latest valid ``last_activity_date`` not
 after the run date).
 """
@@ -56,16 +58,44 @@ def activity_recency_score() -> pl.Expr:
     return (-pl.col("days_since_last_activity") / 30).exp().alias("activity_recency_score")
 
 
-def value_tier() -> pl.Expr:
+def value_cuts(valid: pl.LazyFrame) -> tuple[int, list[tuple[float, int] | None]]:
+    """``n`` (non-null ``total_value`` count) and the (value, source_row) of ranks floor(j n / 4), j = 1..3.
+
+    The only whole-column order statistic the churn features need: two columns are sorted
+    in memory, the rest streams. A rank of 0 (fewer than four values) is None.
+    """
+    pairs = (
+        valid.select("total_value", "source_row")
+        .drop_nulls("total_value")
+        .sort(["total_value", "source_row"])
+        .collect(engine="streaming")
+    )
+    n = pairs.height
+    cuts: list[tuple[float, int] | None] = []
+    for j in (1, 2, 3):
+        k = (j * n) // 4
+        cuts.append(pairs.row(k - 1) if k >= 1 else None)  # type: ignore[arg-type]
+    return n, cuts
+
+
+def value_tier(cuts: list[tuple[float, int] | None]) -> pl.Expr:
     """``value_tier`` = ``ceil(4 * rank / n)``: quartile 1..4 of ``total_value`` over valid rows.
 
     ``rank`` is ordinal with ties broken by ``source_row``; ``n`` counts non-null values; a
-    null value gets a null tier. Rows must be ordered by ``source_row``.
+    null value gets a null tier. Computed row by row as ``1 + #{j : rank > floor(j n / 4)}``,
+    where ``rank > k`` exactly when (value, source_row) is after the k-th smallest pair
+    (``cuts`` from :func:`value_cuts`).
     """
-    value = pl.col("total_value")
-    # "ordinal" gives tied values distinct ranks in order of appearance, i.e. by source_row.
-    rank = value.rank("ordinal").cast(pl.Float64)
-    return (4 * rank / value.count()).ceil().cast(pl.Int8).alias("value_tier")
+    value, row = pl.col("total_value"), pl.col("source_row")
+    tier = pl.lit(1, dtype=pl.Int8)
+    for cut in cuts:
+        if cut is None:
+            after = pl.lit(True)
+        else:
+            v, r = cut
+            after = (value > v) | ((value == v) & (row > r))
+        tier = tier + after.cast(pl.Int8)
+    return pl.when(value.is_not_null()).then(tier).cast(pl.Int8).alias("value_tier")
 
 
 def plan_value_score() -> pl.Expr:
@@ -77,48 +107,82 @@ def plan_value_score() -> pl.Expr:
     return expr.alias("plan_value_score")
 
 
-def min_max(expr: pl.Expr) -> pl.Expr:
-    """``(x - min) / (max - min)`` over the rows; 0.5 when max equals min; null stays null."""
-    lo, hi = expr.min(), expr.max()
+def min_max(expr: pl.Expr, lo: float | None = None, hi: float | None = None) -> pl.Expr:
+    """``(x - min) / (max - min)`` over the rows; 0.5 when max equals min; null stays null.
+
+    ``lo`` and ``hi`` give min and max when they were computed beforehand (a streaming pass).
+    """
+    lo_e = expr.min() if lo is None else pl.lit(lo, dtype=pl.Float64)
+    hi_e = expr.max() if hi is None else pl.lit(hi, dtype=pl.Float64)
     return (
-        pl.when(hi == lo)
+        pl.when(hi_e == lo_e)
         .then(pl.when(expr.is_not_null()).then(0.5))
-        .otherwise((expr - lo) / (hi - lo))
+        .otherwise((expr - lo_e) / (hi_e - lo_e))
     )
 
 
-def engagement_score() -> pl.Expr:
+ENGAGEMENT_PARTS = (
+    "activity_recency_score",
+    "feature_usage_rate",
+    "daily_value_rate",
+    "support_intensity",
+)
+
+
+def engagement_bounds(frame: pl.LazyFrame) -> dict[str, tuple[float | None, float | None]]:
+    """Min and max of each engagement part over the rows, in one streaming pass."""
+    exprs = [pl.col(c).min().alias(f"{c}\x00lo") for c in ENGAGEMENT_PARTS]
+    exprs += [pl.col(c).max().alias(f"{c}\x00hi") for c in ENGAGEMENT_PARTS]
+    row = frame.select(exprs).collect(engine="streaming").row(0, named=True)
+    return {c: (row[f"{c}\x00lo"], row[f"{c}\x00hi"]) for c in ENGAGEMENT_PARTS}
+
+
+def engagement_score(bounds: dict[str, tuple[float | None, float | None]]) -> pl.Expr:
     """``engagement_score`` = mean of the min-max-normalised ``activity_recency_score``,
     ``feature_usage_rate``, ``daily_value_rate`` and ``1 - normalised support_intensity``.
 
     A missing input (null) drops out of the mean; all missing gives null. In [0, 1].
+    ``bounds`` holds each part's min and max (:func:`engagement_bounds`).
     """  # noqa: D205
-    parts = [
-        min_max(pl.col("activity_recency_score")),
-        min_max(pl.col("feature_usage_rate")),
-        min_max(pl.col("daily_value_rate")),
-        1 - min_max(pl.col("support_intensity")),
-    ]
+    parts = []
+    for c in ENGAGEMENT_PARTS:
+        lo, hi = bounds[c]
+        scaled = min_max(pl.col(c), lo, hi) if lo is not None else pl.lit(None, dtype=pl.Float64)
+        parts.append(1 - scaled if c == "support_intensity" else scaled)
     return pl.mean_horizontal(parts).alias("engagement_score")
 
 
 def build_features(valid: pl.LazyFrame, ctx: FeatureContext) -> pl.LazyFrame:
-    """Add the nine churn features to the valid rows (ordered by ``source_row``)."""
+    """Add the nine churn features to the valid rows (ordered by ``source_row``).
+
+    The two whole-column features (``value_tier``, ``engagement_score``) take their order
+    statistics and bounds from separate passes, so the returned plan is row by row and
+    streams.
+    """
     ref = ctx.reference_date
     if ref is None:
         msg = "customer_churn needs a reference date"
         raise ValueError(msg)
-    return (
-        valid.with_columns(days_since_last_activity(ref), account_tenure_days(ref))
-        .with_columns(
-            daily_value_rate(),
-            support_intensity(),
-            feature_usage_rate(),
-            activity_recency_score(),
-            value_tier(),
-            plan_value_score(),
-        )
-        .with_columns(engagement_score())
+    rows = valid.with_columns(days_since_last_activity(ref), account_tenure_days(ref)).with_columns(
+        daily_value_rate(),
+        support_intensity(),
+        feature_usage_rate(),
+        activity_recency_score(),
+        plan_value_score(),
+    )
+    _, cuts = value_cuts(valid)
+    bounds = engagement_bounds(rows)
+    return rows.with_columns(value_tier(cuts), engagement_score(bounds)).select(
+        *valid.collect_schema().names(),
+        "days_since_last_activity",
+        "account_tenure_days",
+        "daily_value_rate",
+        "support_intensity",
+        "feature_usage_rate",
+        "activity_recency_score",
+        "value_tier",
+        "plan_value_score",
+        "engagement_score",
     )
 
 

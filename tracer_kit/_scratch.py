@@ -1,17 +1,20 @@
-"""Out-of-core helpers: an in-memory DuckDB with a memory cap that spills to the run's staging folder.
+"""Out-of-core helpers for the two steps that are not row by row: repeated identifiers and sorting.
 
 polars streams row-wise work in bounded memory, but a group-by over tens of millions of
-distinct identifiers or a full sort holds everything at once; DuckDB's operators spill to
-disk past ``memory_limit``, so those two steps run there.
+distinct identifiers holds every one at once; DuckDB's operators spill to disk past
+``memory_limit``, so that step runs there. Sorting a table bigger than memory is done by
+key ranges (:func:`sink_sorted`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -84,14 +87,64 @@ def is_sorted_by(lf: pl.LazyFrame, keys: Sequence[str]) -> bool:
     return bool(lf.select((order >= 0).slice(1).all()).collect(engine="streaming").item())
 
 
-def sort_parquet(
-    src: str | Path, dst: str | Path, keys: Sequence[str], work_dir: str | Path
+#: Rows sorted in memory at once when writing a sorted table (one key range per chunk).
+SORT_CHUNK_ROWS = 2_500_000
+
+
+def _key_ranges(lf: pl.LazyFrame, key: str, rows: int, chunks: int) -> list[pl.Expr]:
+    """Filters that split the rows into ``chunks`` consecutive ranges of ``key`` (nulls in the last)."""
+    step = max(1, rows // (chunks * 500))
+    sample = lf.select(key).gather_every(step).drop_nulls().collect(engine="streaming")
+    values = sample.get_column(key).sort()
+    splits: list[Any] = []
+    for i in range(1, chunks):
+        if len(values):
+            cut = values[min(len(values) - 1, i * len(values) // chunks)]
+            if not splits or cut > splits[-1]:
+                splits.append(cut)
+    col = pl.col(key)
+    ranges = []
+    lower = None
+    for cut in splits:
+        ranges.append(col < cut if lower is None else (col >= lower) & (col < cut))
+        lower = cut
+    ranges.append(pl.lit(True) if lower is None else (col >= lower) | col.is_null())
+    return ranges
+
+
+def sink_sorted(
+    lf: pl.LazyFrame, dest: str | Path, keys: Sequence[str], *, rows: int | None = None
 ) -> None:
-    """Write ``src`` to ``dst`` sorted by ``keys`` (nulls last), spilling to disk when needed."""
-    order = ", ".join(f"{_quote(k)} ASC NULLS LAST" for k in keys)
-    with scratch_duckdb(work_dir) as con:
-        con.execute("SET preserve_insertion_order = true")
-        con.execute(
-            f"""COPY (SELECT * FROM read_parquet({_literal(str(src))}) ORDER BY {order})
-            TO {_literal(str(dst))} (FORMAT parquet, COMPRESSION zstd)"""
+    """Write ``lf`` to ``dest`` (zstd Parquet) sorted by ``keys``, nulls last, in bounded memory.
+
+    Already-sorted rows stream straight to the file. Otherwise the rows are cut into ranges
+    of the first key (split points from a sample) of about :data:`SORT_CHUNK_ROWS` rows;
+    each range is computed with its filter pushed down to the scan, sorted in memory and
+    appended, so no more than one range is held at a time.
+    """
+    import pyarrow.parquet as pq
+
+    keys = list(keys)
+    if rows is None:
+        rows = lf.select(pl.len()).collect(engine="streaming").item()
+    if is_sorted_by(lf, keys):
+        lf.sink_parquet(dest, compression="zstd")
+        return
+    chunks = math.ceil(rows / SORT_CHUNK_ROWS)
+    if chunks <= 1:
+        lf.sort(keys, nulls_last=True).collect(engine="streaming").write_parquet(
+            dest, compression="zstd"
         )
+        return
+    writer = None
+    try:
+        for in_range in _key_ranges(lf, keys[0], rows, chunks):
+            part = lf.filter(in_range).sort(keys, nulls_last=True).collect(engine="streaming")
+            table = part.to_arrow()
+            del part
+            if writer is None:
+                writer = pq.ParquetWriter(str(dest), table.schema, compression="zstd")
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()

@@ -11,7 +11,6 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import os
 import platform
 import shutil
 import time
@@ -23,7 +22,7 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from tracer_kit._scratch import is_sorted_by, sort_parquet
+from tracer_kit._scratch import sink_sorted
 from tracer_kit._testing import pause_for_tests
 from tracer_kit.blueprints import Blueprint, FeatureContext, get_blueprint
 from tracer_kit.config import Config, config_to_jsonable, load_config
@@ -171,17 +170,12 @@ def _finite_check(processed: pl.LazyFrame, blueprint: Blueprint, rows_valid: int
     return rows
 
 
-#: Up to this many processed rows are sorted in memory; more go through DuckDB, which spills.
-IN_MEMORY_SORT_ROWS = 1_000_000
-
-
 def build_processed(q: QualityResult, blueprint: Blueprint, dest: str | Path) -> Path:
     """Features over the valid rows, written to ``dest`` sorted by the blueprint key then ``source_row``.
 
-    The feature plan streams from the valid rows to a Parquet sink; the sort is skipped when
-    the rows already come in key order, done in memory up to :data:`IN_MEMORY_SORT_ROWS`
-    rows, and by DuckDB with a memory cap (spilling to disk) above that. Columns the
-    blueprint does not know are kept as one JSON text column, ``extras``.
+    The feature plan streams from the valid rows; :func:`sink_sorted` writes it in key order
+    (straight through when the rows already come in that order, else one key range at a
+    time). Columns the blueprint does not know are kept as one JSON text column, ``extras``.
     """
     dest = Path(dest)
     ctx = FeatureContext(run_date=q.run_date, reference_date=q.reference_date)
@@ -195,18 +189,7 @@ def build_processed(q: QualityResult, blueprint: Blueprint, dest: str | Path) ->
     ).alias("extras")
     schema = blueprint.processed_schema()
     lf = lf.with_columns(extra).select(pl.col(name).cast(dtype) for name, dtype in schema.items())
-    unsorted = dest.with_name(dest.stem + ".unsorted.parquet")
-    lf.sink_parquet(unsorted, compression="zstd")
-    keys = [*blueprint.key, "source_row"]
-    scan = pl.scan_parquet(unsorted)
-    rows = scan.select(pl.len()).collect().item()
-    if is_sorted_by(scan, keys):
-        os.replace(unsorted, dest)
-    elif rows <= IN_MEMORY_SORT_ROWS:
-        scan.sort(keys, nulls_last=True).collect().write_parquet(dest, compression="zstd")
-    else:
-        sort_parquet(unsorted, dest, keys, dest.parent)
-    unsorted.unlink(missing_ok=True)
+    sink_sorted(lf, dest, [*blueprint.key, "source_row"])
     return dest
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -272,22 +274,34 @@ MATRIX_BATCH_ROWS = 1_000_000
 def write_matrix(prep: Preprocessor, frame: pl.LazyFrame | pl.DataFrame, path: str | Path) -> int:
     """Transform ``frame`` batch by batch and write the matrix to ``path`` (zstd Parquet); returns rows written.
 
-    Memory holds one batch of :data:`MATRIX_BATCH_ROWS` rows, whatever the table's size.
+    Batches of :data:`MATRIX_BATCH_ROWS` rows are transformed on two threads (NumPy and
+    Arrow release the GIL) and written in order, so memory holds a few batches whatever
+    the table's size.
     """
     import pyarrow.parquet as pq
 
     writer = None
     rows = 0
+    pending: deque[Future[Any]] = deque()
+
+    def write(table: Any) -> None:
+        nonlocal writer, rows
+        if writer is None:
+            writer = pq.ParquetWriter(str(path), table.schema, compression="zstd")
+        writer.write_table(table)
+        rows += table.num_rows
+
     try:
-        for batch in frame.lazy().collect_batches(chunk_size=MATRIX_BATCH_ROWS, engine="streaming"):
-            table = prep.transform(batch).to_arrow()
-            if writer is None:
-                writer = pq.ParquetWriter(str(path), table.schema, compression="zstd")
-            writer.write_table(table)
-            rows += table.num_rows
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="tracer-matrix") as pool:
+            batches = frame.lazy().collect_batches(chunk_size=MATRIX_BATCH_ROWS, engine="streaming")
+            for batch in batches:
+                pending.append(pool.submit(lambda b: prep.transform(b).to_arrow(), batch))
+                if len(pending) >= 2:
+                    write(pending.popleft().result())
+            while pending:
+                write(pending.popleft().result())
         if writer is None:  # no rows at all: an empty matrix with the right columns
-            empty = frame.lazy().head(0).collect()
-            prep.transform(empty).write_parquet(path, compression="zstd")
+            prep.transform(frame.lazy().head(0).collect()).write_parquet(path, compression="zstd")
     finally:
         if writer is not None:
             writer.close()

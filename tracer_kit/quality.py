@@ -392,6 +392,48 @@ def _range_reason(f: Field) -> pl.Expr | None:
     return pl.when(pl.any_horizontal(checks).fill_null(False)).then(pl.lit("out_of_range"))
 
 
+def _fast_value(f: Field) -> pl.Expr:
+    """The typed value of a *clean* column: one cast, no stripping (see :func:`clean_columns`)."""
+    col = pl.col(f.name)
+    if f.kind == "date":
+        return col.str.strptime(pl.Date, "%Y-%m-%d", strict=False)
+    if f.kind == "float":
+        return col.cast(pl.Float64, strict=False)
+    if f.kind == "int":
+        return col.cast(pl.Int64, strict=False)
+    return col
+
+
+def clean_columns(frame: pl.LazyFrame, fields: Sequence[Field], decimal: str = ".") -> set[str]:
+    """The fields whose every non-null value is already in canonical form, found in one pass.
+
+    Canonical: no surrounding whitespace, not empty, and (for numbers and dates) read by a
+    single cast: plain integers within 2**53, finite ``.``-decimal floats, ``YYYY-MM-DD``
+    dates, and no pattern to match. Typing such a column is that one cast, with nothing to
+    flag, so the checks that strip and re-parse every value are skipped for it.
+    """
+    candidates = [
+        f for f in fields if f.full_pattern is None and not (f.is_numeric and decimal == ",")
+    ]
+    if not candidates:
+        return set()
+    exprs = []
+    for f in candidates:
+        col = pl.col(f.name)
+        value = _fast_value(f)
+        if f.kind == "float":
+            ok = value.is_finite()
+        elif f.kind == "int":
+            ok = value.abs() < 2**53
+        elif f.kind == "date":
+            ok = value.is_not_null()
+        else:
+            ok = (col != "") & ~col.str.contains(r"^\s|\s$")
+        exprs.append((col.is_not_null() & ~ok.fill_null(False)).sum().alias(f.name))
+    row = frame.select(exprs).collect(engine="streaming").row(0, named=True)
+    return {name for name, dirty in row.items() if dirty == 0}
+
+
 # --------------------------------------------------------------------------- assessment
 
 
@@ -484,12 +526,22 @@ def assess(
     )
     # 2. date conventions (small aggregates over the date columns)
     date_fields = [f.name for f in blueprint.fields if f.kind == "date"]
-    plain = plain_iso_columns(text, date_fields)
+    clean = clean_columns(text, [f for f in blueprint.fields if f.name in names], decimal)
+    plain = clean & set(date_fields)
+    plain |= plain_iso_columns(text, [c for c in date_fields if c not in plain])
     conventions = date_conventions(text, [c for c in date_fields if c not in plain])
 
     # 3. typing: every value cast from text, each failed cast flagged
     typed_cols, reason_cols, format_cols = [], [], []
     for f in blueprint.fields:
+        if f.name in clean:  # one cast, nothing to flag
+            typed_cols.append(_fast_value(f).alias(f.name))
+            reason_cols.append(pl.lit(None, dtype=pl.String).alias(f"__cast_{f.name}"))
+            reason_cols.append(pl.col(f.name).is_not_null().alias(f"__present_{f.name}"))
+            if f.kind == "date":
+                fmt = pl.when(pl.col(f.name).is_not_null()).then(pl.lit("%Y-%m-%d"))
+                format_cols.append(fmt.alias(f"__fmt_{f.name}"))
+            continue
         if f.kind == "date":
             if f.name in plain:
                 value, reason, fmt = _parse_plain_iso(f.name)
@@ -551,20 +603,20 @@ def assess(
         pl.concat_list(reasons).list.drop_nulls().list.unique(maintain_order=True).alias("reasons")
     )
     bad = checked.filter(pl.col("__bad")).select(
-        "source_row", "source_line", pl.col("source_row").alias("__row"), reason_list
+        pl.col("source_row").alias("__row"), reason_list.alias("__reasons")
     )
     raw_json = pl.struct(bronze_columns).struct.json_encode().alias("raw")
     line_json = pl.struct(pl.col("raw").alias("_line")).struct.json_encode().alias("raw")
-    validated = (
-        bronze_text.select("source_row", raw_json)
-        .join(
-            bad.drop("source_row"),
-            left_on="source_row",
-            right_on="__row",
-            how="inner",
-            maintain_order="left",
+    validated = (  # join first: only the bad rows' records are encoded as JSON
+        bronze_text.join(
+            bad, left_on="source_row", right_on="__row", how="inner", maintain_order="left"
+        ).select(
+            pl.lit("validate").alias("stage"),
+            "source_row",
+            "source_line",
+            raw_json,
+            pl.col("__reasons").alias("reasons"),
         )
-        .select(pl.lit("validate").alias("stage"), "source_row", "source_line", "raw", "reasons")
     )
     rejected = rejects.lazy().select(
         pl.lit("ingest").alias("stage"),
@@ -1179,7 +1231,7 @@ def column_profiles(
     if order_exprs:
         stats.update(ordered.select(order_exprs).collect(engine="streaming").row(0, named=True))
     rows = []
-    bin_exprs: list[pl.Expr] = []
+    bin_queries: dict[str, pl.LazyFrame] = {}
     for name in names:
         dtype = schema[name]
         get = lambda key, n=name: stats.get(f"{n}\x00{key}")  # noqa: E731
@@ -1208,8 +1260,9 @@ def column_profiles(
                 v = pl.when(v.is_finite()).then(v)
             width = (hi - lo) or 1.0
             index = ((v.clip(lo, hi) - lo) / width * bins).floor().clip(0, bins - 1)
-            # every bin's count in the same streaming pass as the other columns' bins
-            bin_exprs += [(index == i).sum().alias(f"{name}\x00{i}") for i in range(bins)]
+            bin_queries[name] = (
+                lf.select(index.cast(pl.Int32).alias("i")).drop_nulls().group_by("i").len()
+            )
             row["hist_edges"] = json.dumps(
                 [float(e) for e in np.linspace(lo, lo + width, bins + 1)]
             )
@@ -1227,14 +1280,13 @@ def column_profiles(
             row["hist_edges"] = json.dumps(top.get_column(name).to_list())
             row["hist_counts"] = json.dumps(top.get_column("len").to_list())
         rows.append(row)
-    if bin_exprs:
-        counts = lf.select(bin_exprs).collect(engine="streaming").row(0, named=True)
+    if bin_queries:  # one small group-by per column, run together
+        counted = pl.collect_all(list(bin_queries.values()), engine="streaming")
+        by_column = dict(zip(bin_queries, counted, strict=True))
         for row in rows:
-            name = row["column"]
-            if f"{name}\x000" in counts:
-                row["hist_counts"] = json.dumps(
-                    [int(counts[f"{name}\x00{i}"]) for i in range(bins)]
-                )
+            if row["column"] in by_column:
+                by_bin = dict(by_column[row["column"]].iter_rows())
+                row["hist_counts"] = json.dumps([int(by_bin.get(i, 0)) for i in range(bins)])
     return pl.DataFrame(rows, schema=PROFILE_SCHEMA)
 
 

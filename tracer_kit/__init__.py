@@ -9,9 +9,18 @@ Names are imported lazily so ``import tracer_kit`` stays fast.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+#: polars allocates through jemalloc, which by default keeps freed pages for a while; on a
+#: multi-gigabyte run those retained pages add up across stages. When tracer-kit is imported
+#: before polars (and the user has not configured jemalloc), freed memory goes back promptly.
+MALLOC_CONF = "background_thread:true,dirty_decay_ms:500,muzzy_decay_ms:0"
+if "polars" not in sys.modules:
+    os.environ.setdefault("_RJEM_MALLOC_CONF", MALLOC_CONF)
 
 _EXPORTS = {
     "run_pipeline": "tracer_kit.pipeline",

@@ -20,7 +20,7 @@ import duckdb
 import polars as pl
 
 #: DuckDB's cap for a scratch connection; past it, sorts and group-bys spill to disk.
-SCRATCH_MEMORY = os.environ.get("TRACER_SCRATCH_MEMORY", "512MB")
+SCRATCH_MEMORY = os.environ.get("TRACER_SCRATCH_MEMORY", "256MB")
 
 
 def _quote(name: str) -> str:
@@ -88,7 +88,7 @@ def is_sorted_by(lf: pl.LazyFrame, keys: Sequence[str]) -> bool:
 
 
 #: Rows sorted in memory at once when writing a sorted table (one key range per chunk).
-SORT_CHUNK_ROWS = 2_500_000
+SORT_CHUNK_ROWS = 1_250_000
 
 
 def _key_ranges(lf: pl.LazyFrame, key: str, rows: int, chunks: int) -> list[pl.Expr]:
@@ -148,3 +148,66 @@ def sink_sorted(
     finally:
         if writer is not None:
             writer.close()
+
+
+def order_statistics(
+    lf: pl.LazyFrame, value: str, tiebreak: str, ranks: Sequence[int], *, sample_rows: int = 200_000
+) -> list[tuple[Any, Any]]:
+    """The (value, tiebreak) pairs at the given 1-based ``ranks`` of the rows sorted by both.
+
+    Exact, without sorting every row: a sample suggests a narrow band of values around each
+    rank, one streaming pass counts the rows below and inside each band, and only the rows
+    inside the bands are sorted. A band that misses its rank is widened; after three misses
+    the column is sorted in full. Null values are left out.
+    """
+    pairs = lf.select(value, tiebreak).drop_nulls(value)
+    n = pairs.select(pl.len()).collect(engine="streaming").item()
+    wanted = [k for k in ranks if 1 <= k <= n]
+    found: dict[int, tuple[Any, Any]] = {}
+    if wanted:
+        step = max(1, n // sample_rows)
+        sample = pairs.select(value).gather_every(step).collect(engine="streaming")
+        sample_values = sample.get_column(value).sort()
+        m = len(sample_values)
+        col = pl.col(value)
+        for width in (0.002, 0.01, 0.05):
+            bands = {}
+            for k in wanted:
+                if k in found:
+                    continue
+                q = (k - 0.5) / n
+                lo = sample_values[max(0, int((q - width) * m))]
+                hi = sample_values[min(m - 1, int((q + width) * m))]
+                bands[k] = (lo, hi)
+            if not bands:
+                break
+            counts = (
+                pairs.select(
+                    expr
+                    for k, (lo, hi) in bands.items()
+                    for expr in (
+                        (col < lo).sum().alias(f"{k}\x00below"),
+                        ((col >= lo) & (col <= hi)).sum().alias(f"{k}\x00inside"),
+                    )
+                )
+                .collect(engine="streaming")
+                .row(0, named=True)
+            )
+            hits = {
+                k: band
+                for k, band in bands.items()
+                if counts[f"{k}\x00below"] < k <= counts[f"{k}\x00below"] + counts[f"{k}\x00inside"]
+            }
+            if not hits:
+                continue
+            inside = pl.any_horizontal([(col >= lo) & (col <= hi) for lo, hi in hits.values()])
+            rows = pairs.filter(inside).sort([value, tiebreak]).collect(engine="streaming")
+            for k, (lo, hi) in hits.items():
+                band_rows = rows.filter((pl.col(value) >= lo) & (pl.col(value) <= hi))
+                found[k] = band_rows.row(k - counts[f"{k}\x00below"] - 1)
+        missing = [k for k in wanted if k not in found]
+        if missing:  # an unlucky sample: sort everything
+            ordered = pairs.sort([value, tiebreak]).collect(engine="streaming")
+            for k in missing:
+                found[k] = ordered.row(k - 1)
+    return [found[k] for k in ranks if k in found]

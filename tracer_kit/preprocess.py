@@ -198,6 +198,44 @@ class Preprocessor(TransformerMixin, BaseEstimator):
             out = out.insert_column(0, frame["source_row"])
         return out
 
+    def expressions(self) -> list[pl.Expr] | None:
+        """The fitted transform as polars expressions (matrix columns only), or None.
+
+        Imputation, capping, standard/robust/min-max scaling, one-hot and ordinal encoding
+        apply the fitted statistics with the same float64 operations, in the same order, as
+        scikit-learn, then the same downcast, so the values are identical; this lets the
+        matrix stream to Parquet. None when a step has no exact polars form (target
+        encoding): use :meth:`transform` then.
+        """
+        names = list(self.transformer_.get_feature_names_out())
+        exprs: list[pl.Expr] = []
+        for name, pipe, cols in self.transformer_.transformers_:
+            if name == "remainder":
+                continue
+            steps = dict(pipe.named_steps)
+            if name.startswith("num_"):
+                for i, c in enumerate(cols):
+                    x = _numeric_expression(c, i, steps)
+                    if x is None:
+                        return None
+                    exprs.append(x.cast(pl.Float32))
+                continue
+            imputer, encoder = steps["impute"], steps["encode"]
+            x = pl.col(cols[0]).fill_null(pl.lit(imputer.statistics_[0], dtype=pl.String))
+            categories = [str(v) for v in encoder.categories_[0]]
+            if isinstance(encoder, OneHotEncoder):
+                exprs += [(x == v).cast(pl.UInt8) for v in categories]
+            elif isinstance(encoder, OrdinalEncoder):
+                codes = x.replace_strict(
+                    categories, list(range(len(categories))), default=-1, return_dtype=pl.Float64
+                )
+                exprs.append(codes.cast(pl.Float32))
+            else:
+                return None
+        if len(exprs) != len(names):
+            return None
+        return [e.alias(n) for e, n in zip(exprs, names, strict=True)]
+
     def describe(self) -> dict[str, Any]:
         """The choices made: column lists, imputation per column, encoding per column."""
         return {
@@ -208,6 +246,34 @@ class Preprocessor(TransformerMixin, BaseEstimator):
             "encoding": self.encodings_,
             "config": self.config,
         }
+
+
+def _numeric_expression(column: str, i: int, steps: dict[str, Any]) -> pl.Expr | None:
+    """Impute, cap and scale one numeric column as scikit-learn does (float64, same order)."""
+    fill = float(steps["impute"].statistics_[i])
+    cap = steps["cap"]
+    if not np.isfinite(fill):
+        return None
+    x = pl.col(column).cast(pl.Float64).fill_nan(None).fill_null(fill)
+    x = x.clip(float(cap.lower_[i]), float(cap.upper_[i]))
+    scale = steps.get("scale")
+    if isinstance(scale, StandardScaler):
+        if scale.with_mean:
+            x = x - float(scale.mean_[i])
+        if scale.with_std:
+            x = x / float(scale.scale_[i])
+    elif isinstance(scale, RobustScaler):
+        if scale.with_centering:
+            x = x - float(scale.center_[i])
+        if scale.with_scaling:
+            x = x / float(scale.scale_[i])
+    elif isinstance(scale, MinMaxScaler):
+        if scale.clip:
+            return None
+        x = x * float(scale.scale_[i]) + float(scale.min_[i])
+    elif scale is not None:
+        return None
+    return x
 
 
 def _prepare(frame: pl.DataFrame) -> pl.DataFrame:
@@ -272,12 +338,25 @@ MATRIX_BATCH_ROWS = 1_000_000
 
 
 def write_matrix(prep: Preprocessor, frame: pl.LazyFrame | pl.DataFrame, path: str | Path) -> int:
-    """Transform ``frame`` batch by batch and write the matrix to ``path`` (zstd Parquet); returns rows written.
+    """Write ``prep``'s matrix for ``frame`` to ``path`` (zstd Parquet); returns rows written.
 
-    Batches of :data:`MATRIX_BATCH_ROWS` rows are transformed on two threads (NumPy and
-    Arrow release the GIL) and written in order, so memory holds a few batches whatever
-    the table's size.
+    The fitted transform streams as polars expressions (:meth:`Preprocessor.expressions`);
+    a transform without an exact polars form runs scikit-learn on batches of
+    :data:`MATRIX_BATCH_ROWS` rows on two threads, written in order. Either way memory
+    holds a few batches, whatever the table's size.
     """
+    lf = frame.lazy()
+    exprs = prep.expressions()
+    if exprs is not None:
+        if prep.drop_missing_:
+            lf = lf.drop_nulls(prep.numeric_ + prep.categorical_)
+        first = ["source_row"] if "source_row" in lf.collect_schema().names() else []
+        lf.select(*first, *exprs).sink_parquet(path, compression="zstd")
+        return pl.scan_parquet(path).select(pl.len()).collect().item()
+    return _write_matrix_batches(prep, lf, path)
+
+
+def _write_matrix_batches(prep: Preprocessor, lf: pl.LazyFrame, path: str | Path) -> int:
     import pyarrow.parquet as pq
 
     writer = None
@@ -293,7 +372,7 @@ def write_matrix(prep: Preprocessor, frame: pl.LazyFrame | pl.DataFrame, path: s
 
     try:
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="tracer-matrix") as pool:
-            batches = frame.lazy().collect_batches(chunk_size=MATRIX_BATCH_ROWS, engine="streaming")
+            batches = lf.collect_batches(chunk_size=MATRIX_BATCH_ROWS, engine="streaming")
             for batch in batches:
                 pending.append(pool.submit(lambda b: prep.transform(b).to_arrow(), batch))
                 if len(pending) >= 2:
@@ -301,7 +380,7 @@ def write_matrix(prep: Preprocessor, frame: pl.LazyFrame | pl.DataFrame, path: s
             while pending:
                 write(pending.popleft().result())
         if writer is None:  # no rows at all: an empty matrix with the right columns
-            prep.transform(frame.lazy().head(0).collect()).write_parquet(path, compression="zstd")
+            prep.transform(lf.head(0).collect()).write_parquet(path, compression="zstd")
     finally:
         if writer is not None:
             writer.close()

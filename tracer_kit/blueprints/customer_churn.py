@@ -13,6 +13,7 @@ import datetime as dt
 
 import polars as pl
 
+from tracer_kit._scratch import order_statistics
 from tracer_kit.blueprints._base import Blueprint, Feature, FeatureContext, Field, Rule, RuleContext
 
 PLAN_LEVELS = {"basic": 1, "standard": 2, "premium": 3, "enterprise": 4}
@@ -61,21 +62,15 @@ def activity_recency_score() -> pl.Expr:
 def value_cuts(valid: pl.LazyFrame) -> tuple[int, list[tuple[float, int] | None]]:
     """``n`` (non-null ``total_value`` count) and the (value, source_row) of ranks floor(j n / 4), j = 1..3.
 
-    The only whole-column order statistic the churn features need: two columns are sorted
-    in memory, the rest streams. A rank of 0 (fewer than four values) is None.
+    The only whole-column order statistic the churn features need, found exactly without
+    sorting the column (:func:`tracer_kit._scratch.order_statistics`). A rank of 0 (fewer
+    than four values) is None.
     """
-    pairs = (
-        valid.select("total_value", "source_row")
-        .drop_nulls("total_value")
-        .sort(["total_value", "source_row"])
-        .collect(engine="streaming")
-    )
-    n = pairs.height
-    cuts: list[tuple[float, int] | None] = []
-    for j in (1, 2, 3):
-        k = (j * n) // 4
-        cuts.append(pairs.row(k - 1) if k >= 1 else None)  # type: ignore[arg-type]
-    return n, cuts
+    n = valid.select(pl.col("total_value").count()).collect(engine="streaming").item()
+    ranks = [(j * n) // 4 for j in (1, 2, 3)]
+    pairs = order_statistics(valid, "total_value", "source_row", [k for k in ranks if k >= 1])
+    at = dict(zip([k for k in ranks if k >= 1], pairs, strict=True))
+    return n, [at.get(k) for k in ranks]
 
 
 def value_tier(cuts: list[tuple[float, int] | None]) -> pl.Expr:

@@ -35,6 +35,8 @@ def test_benchmark_completes_and_features_agree(tmp_path):
         assert label in text
     assert "Features agree with the baseline on the first 1,000 customers" in text
     assert "tracer / ceiling" in text
+    for stage in ("ingest", "validate", "features", "preprocess", "store"):
+        assert f"| {stage} |" in text  # per-stage seconds, MB/s, rows/s and peak RSS
 
 
 def test_query_latency_script_runs(workdir, sample_csv):

@@ -164,3 +164,56 @@ def test_extras_kept_as_json(churn_file):
         ].item()
         == "north"
     )
+
+
+def test_out_of_core_paths_give_the_same_run(tmp_path, monkeypatch, sample_csv):
+    """Key-range sorting, sampled fitting, profiling and schema checks change nothing but memory."""
+    import tracer_kit._scratch as scratch
+    import tracer_kit.preprocess as prep
+    import tracer_kit.quality as quality
+
+    def run(folder):
+        return tk.run_pipeline(
+            sample_csv,
+            "customer_churn",
+            warehouse=folder / "w.duckdb",
+            output_dir=folder / "reports",
+            processed_dir=folder / "processed",
+            run_date="2026-01-01",
+            report=False,
+        )
+
+    whole = run(tmp_path / "whole")
+    monkeypatch.setattr(scratch, "SORT_CHUNK_ROWS", 700)  # about 14 key ranges
+    monkeypatch.setattr(quality, "SCHEMA_CHECK_ROWS", 500)
+    chunked = run(tmp_path / "chunked")
+    assert chunked.frame.equals(whole.frame)
+    assert chunked.frame.get_column("customer_id").is_sorted()
+    assert (chunked.rows_in, chunked.rows_valid, chunked.quality_score) == (
+        whole.rows_in,
+        whole.rows_valid,
+        whole.quality_score,
+    )
+    assert chunked.issues == whole.issues
+    a = pl.read_parquet(whole.outputs["model"])
+    b = pl.read_parquet(chunked.outputs["model"])
+    assert a.equals(b)
+    # sampled fit (every k-th row) still fits and transforms every row
+    monkeypatch.setattr(prep, "MAX_FIT_ROWS", 1000)
+    monkeypatch.setattr(quality, "EXACT_DISTINCT_ROWS", 1000)  # sampled profiles
+    sampled = run(tmp_path / "sampled")
+    assert pl.read_parquet(sampled.outputs["model"]).height == sampled.rows_out
+
+
+def test_sink_sorted_matches_a_full_sort(tmp_path, monkeypatch):
+    import tracer_kit._scratch as scratch
+
+    monkeypatch.setattr(scratch, "SORT_CHUNK_ROWS", 37)
+    keys = [f"k{i % 53:03d}" if i % 11 else None for i in range(1000)]
+    frame = pl.DataFrame({"k": keys, "source_row": list(range(1000, 0, -1)), "v": range(1000)})
+    scratch.sink_sorted(frame.lazy(), tmp_path / "s.parquet", ["k", "source_row"])
+    expected = frame.sort(["k", "source_row"], nulls_last=True)
+    assert pl.read_parquet(tmp_path / "s.parquet").equals(expected)
+    # rows already in order stream straight through
+    scratch.sink_sorted(expected.lazy(), tmp_path / "t.parquet", ["k", "source_row"])
+    assert pl.read_parquet(tmp_path / "t.parquet").equals(expected)

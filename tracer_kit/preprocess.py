@@ -312,8 +312,9 @@ def _downcast(out: pl.DataFrame, encodings: dict[str, str]) -> pl.DataFrame:
     return out.select(exprs)
 
 
-def fit_sample(frame: pl.DataFrame | pl.LazyFrame, limit: int = MAX_FIT_ROWS) -> pl.DataFrame:
-    """At most ``limit`` rows of ``frame``: all of them, or every k-th row (an even, repeatable spread)."""
+def fit_sample(frame: pl.DataFrame | pl.LazyFrame, limit: int | None = None) -> pl.DataFrame:
+    """At most ``limit`` rows (default :data:`MAX_FIT_ROWS`) of ``frame``: all of them, or every k-th row (an even, repeatable spread)."""
+    limit = MAX_FIT_ROWS if limit is None else limit
     lf = frame.lazy()
     n = lf.select(pl.len()).collect().item()
     if n > limit:

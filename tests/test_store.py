@@ -260,3 +260,37 @@ def test_batch_runs_every_file_and_reports_failures(workdir):
     assert done.returncode == 1
     assert "1 of 3 file(s) failed" in done.stderr
     assert "COMPLETED" in done.stdout and "FAILED" in done.stdout
+
+
+def test_tables_from_before_the_parquet_views_are_kept(workdir):
+    """A warehouse whose bronze and processed rows were DuckDB tables keeps them, read by the views."""
+    warehouse = workdir / "data" / "warehouse.duckdb"
+    open_warehouse(warehouse)
+    con = duckdb.connect(str(warehouse))
+    con.execute("DELETE FROM schema_version WHERE version >= 2")
+    con.execute("DROP TABLE bronze_files")
+    con.execute("DROP TABLE processed_files")
+    con.execute(
+        """CREATE TABLE bronze_customer_churn (file_sha256 VARCHAR NOT NULL,
+        read_options_hash VARCHAR NOT NULL, source_row BIGINT NOT NULL, source_line BIGINT,
+        raw JSON, source_file VARCHAR, first_run_id VARCHAR, ingested_at TIMESTAMP)"""
+    )
+    con.execute(
+        """INSERT INTO bronze_customer_churn VALUES ('old', 'opts', 1, 2,
+        '{"customer_id": "OLD1"}', 'old.csv', 'old-run', TIMESTAMP '2026-01-01 00:00:00')"""
+    )
+    con.close()
+    csv = write_csv(workdir / "data" / "c.csv", CHURN_HEADER, ROWS)
+    result = tk.run_pipeline(csv, "customer_churn", warehouse=warehouse, run_date="2026-01-01")
+    q = lambda sql: tk.query(sql, warehouse=warehouse)  # noqa: E731
+    assert q("SELECT count(*) AS n FROM bronze_customer_churn")["n"].item() == 201
+    old = q("SELECT raw FROM bronze_customer_churn WHERE file_sha256 = 'old'")["raw"].item()
+    assert json.loads(old) == {"customer_id": "OLD1"}
+    assert q("SELECT count(*) AS n FROM bronze_customer_churn_legacy")["n"].item() == 1
+    new = q(
+        "SELECT raw FROM bronze_customer_churn WHERE first_run_id = "
+        f"'{result.run_id}' AND source_row = 1"
+    )["raw"].item()
+    assert json.loads(new)["customer_id"] == "C1"
+    n = q(f"SELECT count(*) AS n FROM customer_churn_latest WHERE run_id = '{result.run_id}'")
+    assert n["n"].item() == result.rows_out == 200

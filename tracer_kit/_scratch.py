@@ -20,7 +20,7 @@ import duckdb
 import polars as pl
 
 #: DuckDB's cap for a scratch connection; past it, sorts and group-bys spill to disk.
-SCRATCH_MEMORY = os.environ.get("TRACER_SCRATCH_MEMORY", "256MB")
+SCRATCH_MEMORY = os.environ.get("TRACER_SCRATCH_MEMORY", "512MB")
 
 
 def _quote(name: str) -> str:
@@ -50,15 +50,20 @@ def scratch_duckdb(work_dir: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
 def repeated_values(parquet: str | Path, column: str, work_dir: str | Path) -> pl.DataFrame:
     """Values of ``column`` seen more than once, with the ``source_row`` of their first occurrence.
 
-    Columns ``value`` and ``first_row``; null values are not counted.
+    Columns ``value`` and ``first_row``; null values are not counted. DuckDB's group-by
+    spills to ``work_dir`` past :data:`SCRATCH_MEMORY`; if its per-thread buffers still do
+    not fit (about 100 million distinct values), it retries on one thread.
     """
     col = _quote(column)
+    sql = f"""SELECT {col} AS value, min(source_row) AS first_row
+        FROM read_parquet({_literal(str(parquet))})
+        WHERE {col} IS NOT NULL GROUP BY {col} HAVING count(*) > 1"""
     with scratch_duckdb(work_dir) as con:
-        return con.sql(
-            f"""SELECT {col} AS value, min(source_row) AS first_row
-            FROM read_parquet({_literal(str(parquet))})
-            WHERE {col} IS NOT NULL GROUP BY {col} HAVING count(*) > 1"""
-        ).pl()
+        try:
+            return con.sql(sql).pl()
+        except duckdb.OutOfMemoryException:
+            con.execute("SET threads = 1")
+            return con.sql(sql).pl()
 
 
 def _compare(cur: pl.Expr, prev: pl.Expr) -> pl.Expr:

@@ -453,6 +453,24 @@ def _stage_bronze(
     return [original.get(c, c) for c in data]
 
 
+def _repeated_identifiers(
+    typed: pl.LazyFrame, identifier: str, work: Path, *, in_bronze: str | None
+) -> pl.DataFrame:
+    """Identifier values seen more than once and the ``source_row`` of their first occurrence.
+
+    A clean identifier column (its text is its value) is grouped straight from the bronze
+    Parquet (``in_bronze`` names it there); otherwise its typed values are staged first.
+    """
+    if in_bronze is not None:
+        return repeated_values(work / "bronze.parquet", in_bronze, work)
+    ids = work / "identifiers.parquet"
+    typed.select("source_row", identifier).sink_parquet(ids, compression="lz4")
+    try:
+        return repeated_values(ids, identifier, work)
+    finally:
+        ids.unlink(missing_ok=True)
+
+
 def assess(
     frame: pl.LazyFrame,
     blueprint: Blueprint,
@@ -553,10 +571,10 @@ def assess(
         typed_cols.append(value)
         reason_cols.append(reason.alias(f"__cast_{f.name}"))
         reason_cols.append(_present(f.name).alias(f"__present_{f.name}"))
-    text.select(
+    # (a plan, not a file: the checks below are added to it and everything is written once)
+    typed = text.select(
         "source_row", "source_line", *reason_cols, *format_cols, *typed_cols, *extras
-    ).sink_parquet(work / "typed.parquet", compression="lz4")
-    typed = pl.scan_parquet(work / "typed.parquet")
+    )
 
     reference = config.reference_date
     if blueprint.reference_column and reference is None:
@@ -576,7 +594,16 @@ def assess(
             reasons.append(missing)
     rule_cols = []
     if blueprint.identifier:
-        repeats = repeated_values(work / "typed.parquet", blueprint.identifier, work)
+        repeats = _repeated_identifiers(
+            typed,
+            blueprint.identifier,
+            work,
+            in_bronze=(
+                original.get(blueprint.identifier, blueprint.identifier)
+                if blueprint.identifier in clean
+                else None
+            ),
+        )
         ident = pl.col(blueprint.identifier)
         # a repeat: a value seen more than once, on a row other than its first
         rule_cols.append(
@@ -594,7 +621,6 @@ def assess(
     typed.with_columns(rule_cols).with_columns(
         pl.any_horizontal([r.is_not_null() for r in reasons]).alias("__bad")
     ).sink_parquet(work / "checked.parquet", compression="lz4")
-    (work / "typed.parquet").unlink()
     checked = pl.scan_parquet(work / "checked.parquet")
     bronze_text = pl.scan_parquet(work / "bronze.parquet")
 

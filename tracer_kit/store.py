@@ -2,8 +2,14 @@
 
 Rules (``interfaces.md``): no connection outlives one short operation; lock conflicts are
 retried with bounded backoff and then raise :class:`WarehouseBusyError`; a run's outputs
-are staged on disk and loaded, with its final state, in a single transaction (the commit
+are staged on disk and recorded, with its final state, in a single transaction (the commit
 point); on open, runs whose process died are marked FAILED and their files removed.
+
+Bronze records and processed rows are not copied into DuckDB: each stays in the immutable
+Parquet file written once by its run (``data/bronze/<bp>/``, ``data/processed/<bp>/``),
+registered in ``bronze_files`` / ``processed_files``, and the views ``bronze_<bp>`` and
+``<bp>_processed`` read them (bronze's ``raw`` JSON is built by DuckDB on read). Loading a
+1 GB file's raw rows as JSON took 13-16 s and 3 GB; the rename costs nothing.
 """
 
 from __future__ import annotations
@@ -318,6 +324,9 @@ def _refresh_bronze_view(con: duckdb.DuckDBPyConnection, bp: str) -> None:
     ).fetchall()
     parts = []
     for sha, options, path, rejects, columns, source, first, at in files:
+        if not Path(path).is_file():
+            log.warning("bronze file %s is missing; left out of bronze_%s", path, bp)
+            continue
         head = f"{sql_text(sha)} AS file_sha256, {sql_text(options)} AS read_options_hash"
         tail = (
             f"{sql_text(source or '')} AS source_file, {sql_text(first or '')} AS first_run_id, "
@@ -328,7 +337,7 @@ def _refresh_bronze_view(con: duckdb.DuckDBPyConnection, bp: str) -> None:
             f"SELECT {head}, source_row, source_line, json_object({pairs})::JSON AS raw, {tail} "
             f"FROM read_parquet({sql_text(path)})"
         )
-        if rejects:
+        if rejects and Path(rejects).is_file():
             parts.append(
                 f"SELECT {head}, source_row, source_line, raw::JSON AS raw, {tail} "
                 f"FROM read_parquet({sql_text(rejects)})"

@@ -256,3 +256,19 @@ def test_email_url_phone_validators(workdir):
     )
     assert reasons == {2: ["invalid_format"], 3: ["invalid_format"], 4: ["invalid_format"]}
     assert q.valid["contact_id"].to_list() == ["1"]
+
+
+@pytest.mark.parametrize("n", [2, 3, 10, 101, 5000])
+def test_outlier_bounds_equal_in_memory_quantiles(n):
+    """Quartiles from order statistics (no full sort) equal polars' own linear quantiles."""
+    from tracer_kit.quality import outlier_bounds
+
+    values = pl.Series([((i * 7919) % 997) / 10 + (100.0 if i % 53 == 0 else 0) for i in range(n)])
+    b = outlier_bounds(values)
+    q1, q3 = values.quantile(0.25, "linear"), values.quantile(0.75, "linear")
+    assert (b["q1"], b["q3"]) == pytest.approx((q1, q3), abs=1e-12)
+    low, high = q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)
+    assert b["iqr_count"] == ((values < low) | (values > high)).sum()
+    assert b["z_count"] == ((values - values.mean()).abs() > 3 * values.std()).sum()
+    lazy = outlier_bounds(values.to_frame("x").lazy(), "x")
+    assert lazy == b

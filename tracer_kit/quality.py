@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tracer_kit._scratch import repeated_values
+from tracer_kit._scratch import order_statistics, repeated_values
 from tracer_kit.blueprints import Blueprint, Field, RuleContext, get_blueprint
 from tracer_kit.config import Config, Thresholds, load_config
 from tracer_kit.errors import CompatibilityError, ConfigError, PipelineBugError, QualityGateError
@@ -1001,10 +1001,42 @@ def _issues(
     return issues
 
 
-def outlier_bounds(values: pl.Series) -> dict[str, float | int | None]:
-    """IQR bounds (Q1 - 1.5 IQR, Q3 + 1.5 IQR) and z-score (|z| > 3) counts for one numeric series."""
-    s = values.drop_nulls().cast(pl.Float64)
-    if len(s) == 0:
+def _linear_quantiles(lf: pl.LazyFrame, column: str, n: int, probs: Sequence[float]) -> list[float]:
+    """Exact ``linear`` quantiles (numpy's default) from the order statistics they interpolate."""
+    positions = [(n - 1) * p for p in probs]
+    ranks = sorted(
+        {math.floor(h) + 1 for h in positions} | {min(math.floor(h) + 2, n) for h in positions}
+    )
+    found = dict(zip(ranks, order_statistics(lf, column, "__order", ranks), strict=True))
+    out = []
+    for h in positions:
+        lo = float(found[math.floor(h) + 1][0])
+        hi = float(found[min(math.floor(h) + 2, n)][0])
+        out.append(lo + (h - math.floor(h)) * (hi - lo))
+    return out
+
+
+def outlier_bounds(
+    values: pl.Series | pl.LazyFrame, column: str | None = None
+) -> dict[str, float | int | None]:
+    """IQR bounds (Q1 - 1.5 IQR, Q3 + 1.5 IQR) and z-score (|z| > 3) counts for one numeric column.
+
+    ``values`` is a Series, or a LazyFrame and the ``column`` to read from it: quartiles are
+    exact order statistics found without sorting the column, counts and moments are
+    streaming aggregates, so a column bigger than memory is fine.
+    """
+    if isinstance(values, pl.Series):
+        lf, column = values.to_frame("__v").lazy(), "__v"
+    else:
+        lf, column = values, column or ""
+    x = pl.col(column).cast(pl.Float64)
+    lf = lf.select(x.alias(column)).drop_nulls(column).with_row_index("__order")
+    n, mean, std = (
+        lf.select(pl.len(), pl.col(column).mean().alias("m"), pl.col(column).std().alias("s"))
+        .collect(engine="streaming")
+        .row(0)
+    )
+    if n == 0:
         return {
             "q1": None,
             "q3": None,
@@ -1016,30 +1048,33 @@ def outlier_bounds(values: pl.Series) -> dict[str, float | int | None]:
             "z_count": 0,
             "n": 0,
         }
-    q1 = float(s.quantile(0.25, "linear"))
-    q3 = float(s.quantile(0.75, "linear"))
+    q1, q3 = _linear_quantiles(lf, column, n, (0.25, 0.75))
     iqr = q3 - q1
     lower, upper = q1 - 1.5 * iqr, q3 + 1.5 * iqr
-    mean = float(s.mean())
-    std = s.std()
-    z_count = int(((s - mean).abs() > 3 * std).sum()) if std else 0
+    col = pl.col(column)
+    z = ((col - mean).abs() > 3 * std).sum() if std else pl.lit(0)
+    iqr_count, z_count = (
+        lf.select(((col < lower) | (col > upper)).sum().alias("i"), z.alias("z"))
+        .collect(engine="streaming")
+        .row(0)
+    )
     return {
         "q1": q1,
         "q3": q3,
         "lower": lower,
         "upper": upper,
-        "iqr_count": int(((s < lower) | (s > upper)).sum()),
-        "mean": mean,
+        "iqr_count": int(iqr_count),
+        "mean": float(mean),
         "std": float(std) if std is not None else None,
-        "z_count": z_count,
-        "n": len(s),
+        "z_count": int(z_count),
+        "n": int(n),
     }
 
 
 def _outlier_issues(
     checked: pl.LazyFrame, column: str, t: Thresholds, examples: _Examples
 ) -> list[Issue]:
-    b = outlier_bounds(checked.select(column).collect(engine="streaming").get_column(column))
+    b = outlier_bounds(checked, column)
     out = []
     if b["iqr_count"]:
         share = b["iqr_count"] / b["n"]

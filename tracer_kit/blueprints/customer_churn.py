@@ -167,18 +167,7 @@ def build_features(valid: pl.LazyFrame, ctx: FeatureContext) -> pl.LazyFrame:
     )
     _, cuts = value_cuts(valid)
     bounds = engagement_bounds(rows)
-    return rows.with_columns(value_tier(cuts), engagement_score(bounds)).select(
-        *valid.collect_schema().names(),
-        "days_since_last_activity",
-        "account_tenure_days",
-        "daily_value_rate",
-        "support_intensity",
-        "feature_usage_rate",
-        "activity_recency_score",
-        "value_tier",
-        "plan_value_score",
-        "engagement_score",
-    )
+    return rows.with_columns(value_tier(cuts), engagement_score(bounds))
 
 
 def _future_date(ctx: RuleContext) -> pl.Expr:

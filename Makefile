@@ -41,4 +41,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) data/warehouse.duckdb data/warehouse.duckdb.wal data/processed data/staging reports
+	rm -rf $(VENV) data/warehouse.duckdb data/warehouse.duckdb.wal data/bronze data/processed data/staging reports

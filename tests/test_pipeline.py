@@ -186,7 +186,17 @@ def test_out_of_core_paths_give_the_same_run(tmp_path, monkeypatch, sample_csv):
     whole = run(tmp_path / "whole")
     monkeypatch.setattr(scratch, "SORT_CHUNK_ROWS", 700)  # about 14 key ranges
     monkeypatch.setattr(quality, "SCHEMA_CHECK_ROWS", 500)
+    monkeypatch.setattr(quality, "PREFILTER_ROWS", 0)  # quarantine by streaming join
     chunked = run(tmp_path / "chunked")
+    quarantined = [
+        tk.query(
+            "SELECT stage, source_row, source_line, raw, reasons FROM quarantine_customer_churn",
+            warehouse=folder / "w.duckdb",
+        )
+        for folder in (tmp_path / "whole", tmp_path / "chunked")
+    ]
+    assert quarantined[0].height == whole.rows_quarantined > 0
+    assert quarantined[0].equals(quarantined[1])
     assert chunked.frame.equals(whole.frame)
     assert chunked.frame.get_column("customer_id").is_sorted()
     assert (chunked.rows_in, chunked.rows_valid, chunked.quality_score) == (

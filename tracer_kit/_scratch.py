@@ -13,6 +13,7 @@ import math
 import os
 import shutil
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -142,17 +143,24 @@ def sink_sorted(
         )
         return
     writer = None
-    try:
-        for in_range in _key_ranges(lf, keys[0], rows, chunks):
-            part = lf.filter(in_range).sort(keys, nulls_last=True).collect(engine="streaming")
-            table = part.to_arrow()
-            del part
-            if writer is None:
-                writer = pq.ParquetWriter(str(dest), table.schema, compression="zstd")
-            writer.write_table(table)
-    finally:
-        if writer is not None:
-            writer.close()
+    pending: Future[None] | None = None
+    # a range is compressed and written on a second thread while the next one is computed
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracer-sort") as pool:
+        try:
+            for in_range in _key_ranges(lf, keys[0], rows, chunks):
+                part = lf.filter(in_range).sort(keys, nulls_last=True).collect(engine="streaming")
+                table = part.to_arrow()
+                del part
+                if writer is None:
+                    writer = pq.ParquetWriter(str(dest), table.schema, compression="zstd")
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(writer.write_table, table)
+            if pending is not None:
+                pending.result()
+        finally:
+            if writer is not None:
+                writer.close()
 
 
 def order_statistics(

@@ -338,6 +338,7 @@ def prepare_run(
         "run_id": run_id,
         "warehouse": warehouse or str(scratch / "warehouse.duckdb"),
         "output_dir": output_dir or str(scratch / "reports"),
+        "return_frame": False,  # the notebook reads samples from the Parquet, never every row
     }
     if scratch is not None:
         args["processed_dir"] = str(scratch / "data" / "processed")

@@ -393,7 +393,7 @@ def _range_reason(f: Field) -> pl.Expr | None:
 
 
 def _fast_value(f: Field) -> pl.Expr:
-    """The typed value of a *clean* column: one cast, no stripping (see :func:`clean_columns`)."""
+    """The typed value of a *clean* column: one cast, no stripping (see :func:`_dirty_counts`)."""
     col = pl.col(f.name)
     if f.kind == "date":
         return col.str.strptime(pl.Date, "%Y-%m-%d", strict=False)
@@ -404,21 +404,19 @@ def _fast_value(f: Field) -> pl.Expr:
     return col
 
 
-def clean_columns(frame: pl.LazyFrame, fields: Sequence[Field], decimal: str = ".") -> set[str]:
-    """The fields whose every non-null value is already in canonical form, found in one pass.
+def _dirty_counts(fields: Sequence[Field], decimal: str) -> list[pl.Expr]:
+    """Per field, how many non-null values are not in canonical form (0 means the column is *clean*).
 
     Canonical: no surrounding whitespace, not empty, and (for numbers and dates) read by a
     single cast: plain integers within 2**53, finite ``.``-decimal floats, ``YYYY-MM-DD``
-    dates, and no pattern to match. Typing such a column is that one cast, with nothing to
-    flag, so the checks that strip and re-parse every value are skipped for it.
+    dates, and no pattern to match. Typing a clean column is that one cast, with nothing to
+    flag, so the checks that strip and re-parse every value are skipped for it. Fields with
+    a pattern, and numbers with decimal commas, are never clean.
     """
-    candidates = [
-        f for f in fields if f.full_pattern is None and not (f.is_numeric and decimal == ",")
-    ]
-    if not candidates:
-        return set()
     exprs = []
-    for f in candidates:
+    for f in fields:
+        if f.full_pattern is not None or (f.is_numeric and decimal == ","):
+            continue
         col = pl.col(f.name)
         value = _fast_value(f)
         if f.kind == "float":
@@ -430,8 +428,7 @@ def clean_columns(frame: pl.LazyFrame, fields: Sequence[Field], decimal: str = "
         else:
             ok = (col != "") & ~col.str.contains(r"^\s|\s$")
         exprs.append((col.is_not_null() & ~ok.fill_null(False)).sum().alias(f.name))
-    row = frame.select(exprs).collect(engine="streaming").row(0, named=True)
-    return {name for name, dirty in row.items() if dirty == 0}
+    return exprs
 
 
 # --------------------------------------------------------------------------- assessment
@@ -442,15 +439,20 @@ def _latest_not_after(lf: pl.LazyFrame, column: str, run_date: dt.date) -> dt.da
     return lf.select(col.filter(col <= run_date).max()).collect(engine="streaming").item()
 
 
-def _stage_bronze(
-    frame: pl.LazyFrame, names: Sequence[str], original: dict[str, str], path: Path
-) -> list[str]:
-    """Write the records' text once, under the file's own column names; return those names."""
+def _bronze_plan(
+    frame: pl.LazyFrame, names: Sequence[str], original: dict[str, str]
+) -> tuple[pl.LazyFrame, list[str]]:
+    """The records' text under the file's own column names, and those names."""
     data = [c for c in names if c not in ("source_row", "source_line")]
-    frame.select(
+    plan = frame.select(
         "source_row", "source_line", *[pl.col(c).alias(original.get(c, c)) for c in data]
-    ).sink_parquet(path, compression="zstd")
-    return [original.get(c, c) for c in data]
+    )
+    return plan, [original.get(c, c) for c in data]
+
+
+#: Up to this many quarantined rows are looked up in bronze by row number (skipping row
+#: groups without any); more are matched with a streaming join.
+PREFILTER_ROWS = 1_000_000
 
 
 def _repeated_identifiers(
@@ -529,8 +531,19 @@ def assess(
     mapping = dict(column_map or {})
     original = {dst: src for src, dst in mapping.items()}
     names = frame.collect_schema().names()
-    # 1. parse the source once: its text becomes bronze; every later pass reads Parquet
-    bronze_columns = _stage_bronze(frame, names, original, work / "bronze.parquet")
+    # 1. parse the source once: its text becomes bronze (every later pass reads Parquet), and
+    #    the same pass finds the columns already in canonical form
+    present = [f for f in blueprint.fields if f.name in names]
+    bronze_plan, bronze_columns = _bronze_plan(frame, names, original)
+    dirty = _dirty_counts(present, decimal)
+    done = pl.collect_all(
+        [
+            bronze_plan.sink_parquet(work / "bronze.parquet", compression="zstd", lazy=True),
+            frame.select(dirty) if dirty else pl.LazyFrame(),
+        ],
+        engine="streaming",
+    )
+    clean = {name for name, n in (done[1].row(0, named=True) if dirty else {}).items() if n == 0}
     text = pl.scan_parquet(work / "bronze.parquet").rename(
         {src: dst for src, dst in mapping.items() if src in bronze_columns}
     )
@@ -544,7 +557,6 @@ def assess(
     )
     # 2. date conventions (small aggregates over the date columns)
     date_fields = [f.name for f in blueprint.fields if f.kind == "date"]
-    clean = clean_columns(text, [f for f in blueprint.fields if f.name in names], decimal)
     plain = clean & set(date_fields)
     plain |= plain_iso_columns(text, [c for c in date_fields if c not in plain])
     conventions = date_conventions(text, [c for c in date_fields if c not in plain])
@@ -633,6 +645,10 @@ def assess(
     )
     raw_json = pl.struct(bronze_columns).struct.json_encode().alias("raw")
     line_json = pl.struct(pl.col("raw").alias("_line")).struct.json_encode().alias("raw")
+    bad_rows = checked.filter(pl.col("__bad")).select("source_row").head(PREFILTER_ROWS + 1)
+    bad_rows = bad_rows.collect(engine="streaming").get_column("source_row")
+    if len(bad_rows) <= PREFILTER_ROWS:  # few bad rows: read just their row groups of bronze
+        bronze_text = bronze_text.filter(pl.col("source_row").is_in(bad_rows.implode()))
     validated = (  # join first: only the bad rows' records are encoded as JSON
         bronze_text.join(
             bad, left_on="source_row", right_on="__row", how="inner", maintain_order="left"
@@ -655,6 +671,7 @@ def assess(
     if rejects.height:  # validated rows are in source_row order; sort only when merging
         quarantine = quarantine.sort("source_row")
     quarantine.sink_parquet(work / "quarantine.parquet", compression="zstd")
+    bronze_text = pl.scan_parquet(work / "bronze.parquet")
 
     # 6. counts, field statistics, score and issues: aggregates over the checked rows
     n_parsed, rows_valid = checked.select(pl.len(), (~pl.col("__bad")).sum()).collect().row(0)

@@ -458,20 +458,41 @@ def issues_table(result: Any) -> pl.DataFrame:
     return issues_frame([Issue(**{k: i.get(k) for k in fields}) for i in result.issues])
 
 
+def _processed(result: Any) -> pl.LazyFrame | None:
+    """The run's processed rows: its frame when it kept one, else a scan of its Parquet."""
+    if result.frame is not None:
+        return result.frame.lazy()
+    path = result.outputs.get("parquet")
+    if result.state == "COMPLETED" and path and Path(path).exists():
+        return pl.scan_parquet(path)
+    return None
+
+
+def processed_sample(result: Any, n: int = 20) -> pl.DataFrame | None:
+    """The first ``n`` processed rows of a run (read from its Parquet when it kept no frame)."""
+    rows = _processed(result)
+    return None if rows is None else rows.head(n).collect()
+
+
 def feature_chart(result: Any, *, max_points: int = 5000) -> Any:
-    """A static SVG chart of the blueprint's headline feature (from its report hints), as an image."""
+    """A static SVG chart of the blueprint's headline feature (from its report hints), as an image.
+
+    At most ``max_points`` rows are drawn (an even spread of the processed rows).
+    """
     import altair as alt
     from IPython.display import HTML
 
     bp = get_blueprint(result.blueprint)
-    frame = result.frame
-    if frame is None or frame.height == 0:
+    rows = _processed(result)
+    n = rows.select(pl.len()).collect().item() if rows is not None else 0
+    if n == 0:
         return HTML("<p>No processed rows to chart.</p>")
     column = bp.report_hints.get("chart") or bp.feature_names[-1]
     color = bp.report_hints.get("color")
-    sample = frame.select([c for c in (column, color) if c]).drop_nulls()
-    if sample.height > max_points:
-        sample = sample.sample(max_points, seed=0)
+    picked = rows.select([c for c in (column, color) if c])
+    if n > max_points:
+        picked = picked.gather_every(math.ceil(n / max_points))
+    sample = picked.drop_nulls().collect(engine="streaming")
     enc = {
         "x": alt.X(f"{column}:Q", bin=alt.Bin(maxbins=30), title=column),
         "y": alt.Y("count():Q", title="rows"),

@@ -278,6 +278,7 @@ class Workbench(w.VBox):
                 output_dir=self.output_dir,
                 processed_dir=self.processed_dir,
                 progress=self._progress,
+                return_frame=False,
             )
             self.progress.value = self.progress.max
             self.progress.bar_style = "success"
@@ -308,15 +309,15 @@ class Workbench(w.VBox):
 
     def show(self, result: Any) -> None:
         """Fill the result tabs from a :class:`RunResult`."""
-        from tracer_kit.report import feature_chart, show_summary
+        from tracer_kit.report import feature_chart, processed_sample, show_summary
 
         self.summary.value = show_summary(result).data
         self.issues.value = (
             html_table(result.issues, list(ISSUE_COLUMNS)) if result.issues else "No issues."
         )
-        frame = result.frame
-        if frame is not None:
-            head = frame.drop("extras", strict=False).head(20)
+        head = processed_sample(result)
+        if head is not None:
+            head = head.drop("extras", strict=False)
             self.sample.value = html_table(head.to_dicts(), head.columns)
         self.charts.value = feature_chart(result).data
         bp = get_blueprint(result.blueprint)

@@ -294,3 +294,22 @@ def test_tables_from_before_the_parquet_views_are_kept(workdir):
     assert json.loads(new)["customer_id"] == "C1"
     n = q(f"SELECT count(*) AS n FROM customer_churn_latest WHERE run_id = '{result.run_id}'")
     assert n["n"].item() == result.rows_out == 200
+    # a file already in the legacy table is not stored again
+    con = duckdb.connect(str(warehouse))
+    con.execute(
+        "INSERT INTO bronze_customer_churn_legacy VALUES (?, ?, 1, 2, '{}', 'd.csv', 'old', now())",
+        [result.input_sha256, "again"],
+    )
+    con.close()
+    again = write_csv(workdir / "data" / "d.csv", CHURN_HEADER, ROWS[:5])
+    sha = tk.read_table(again).info
+    con = duckdb.connect(str(warehouse))
+    con.execute(
+        "UPDATE bronze_customer_churn_legacy SET file_sha256 = ?, read_options_hash = ? "
+        "WHERE read_options_hash = 'again'",
+        [sha.sha256, sha.read_options_hash()],
+    )
+    con.close()
+    tk.run_pipeline(again, "customer_churn", warehouse=warehouse, run_date="2026-01-01")
+    assert q("SELECT count(*) AS n FROM bronze_files")["n"].item() == 1
+    assert q("SELECT count(*) AS n FROM bronze_customer_churn")["n"].item() == 202

@@ -539,6 +539,13 @@ def _place_bronze(
         "SELECT 1 FROM bronze_files WHERE blueprint = ? AND file_sha256 = ? AND read_options_hash = ?",
         [bp, sha, options],
     ).fetchall()
+    legacy = f"bronze_{bp}_legacy"
+    if not known and _is_base_table(con, legacy):  # loaded before schema version 2
+        known = con.execute(
+            f"SELECT 1 FROM {quote_ident(legacy)} WHERE file_sha256 = ? AND read_options_hash = ? "
+            "LIMIT 1",
+            [sha, options],
+        ).fetchall()
     if known:
         return
     dest = (bronze_dir / bp).resolve()

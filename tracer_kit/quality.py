@@ -1393,31 +1393,51 @@ class Profile:
         )
 
 
-def infer_types(frame: pl.DataFrame, columns: Sequence[str], *, decimal: str = ".") -> pl.DataFrame:
+def infer_types(
+    frame: pl.DataFrame | pl.LazyFrame, columns: Sequence[str], *, decimal: str = "."
+) -> pl.LazyFrame:
     """Cast text columns to the narrowest type every non-empty value fits: int, float, date, else text.
 
-    With ``decimal=","`` numbers written with decimal commas count as floats.
+    With ``decimal=","`` numbers written with decimal commas count as floats. Decided by two
+    aggregate passes (numbers, then dates for what is left), so ``frame`` may be a scan of a
+    file bigger than memory; returns the lazy plan of the typed columns.
     """
-    out = []
+    lf = frame.lazy()
+    texts = {}
+    exprs = []
     for c in columns:
-        text = frame.get_column(c).str.strip_chars()
+        text = pl.col(c).str.strip_chars()
         if decimal == ",":
             text = text.str.replace(",", ".", literal=True)
-        raw = text.filter(text.is_not_null() & (text != ""))
-        chosen = frame.get_column(c)
-        for dtype in (pl.Int64, pl.Float64):
-            cast = raw.cast(dtype, strict=False)
-            if len(raw) and cast.null_count() == 0:
-                chosen = text.cast(dtype, strict=False)
-                break
+        texts[c] = text
+        present = text.is_not_null() & (text != "")
+        exprs += [
+            present.sum().alias(f"{c}\x00n"),
+            (present & text.cast(pl.Int64, strict=False).is_null()).sum().alias(f"{c}\x00int"),
+            (present & text.cast(pl.Float64, strict=False).is_null()).sum().alias(f"{c}\x00float"),
+        ]
+    counts = lf.select(exprs).collect(engine="streaming").row(0, named=True) if exprs else {}
+    chosen: dict[str, pl.Expr] = {}
+    maybe_dates = []
+    for c in columns:
+        if not counts[f"{c}\x00n"]:
+            continue  # nothing to go by: stays text
+        if counts[f"{c}\x00int"] == 0:
+            chosen[c] = texts[c].cast(pl.Int64, strict=False)
+        elif counts[f"{c}\x00float"] == 0:
+            chosen[c] = texts[c].cast(pl.Float64, strict=False)
         else:
-            conv = date_conventions(frame.lazy(), [c])[c]
-            value, _, _ = _parse_date(c, conv)
-            dates = frame.select(value).get_column(c)
-            if len(raw) and dates.null_count() == frame.height - len(raw):
-                chosen = dates
-        out.append(chosen.alias(c))
-    return pl.DataFrame(out)
+            maybe_dates.append(c)
+    conventions = date_conventions(lf, maybe_dates)
+    parsed = {c: _parse_date(c, conventions[c])[0] for c in maybe_dates}
+    if parsed:
+        bad = (
+            lf.select((_present(c) & value.is_null()).sum().alias(c) for c, value in parsed.items())
+            .collect(engine="streaming")
+            .row(0, named=True)
+        )
+        chosen.update({c: parsed[c] for c in maybe_dates if bad[c] == 0})
+    return lf.select(chosen.get(c, pl.col(c)).alias(c) for c in columns)
 
 
 def profile(
@@ -1432,6 +1452,11 @@ def profile(
     """
     cfg = load_config(config)
     ing = read_file(path, cfg)
-    df = ing.frame.collect()
-    typed = infer_types(df, ing.info.columns, decimal=ing.info.decimal or ".")
-    return Profile(info=ing.info, columns=column_profiles(typed), rejects=ing.rejects.height)
+    with tempfile.TemporaryDirectory(prefix="tracer-profile-") as tmp:
+        text = Path(tmp) / "text.parquet"  # parse once; the passes below read Parquet
+        ing.frame.select(ing.info.columns).sink_parquet(text, compression="lz4")
+        typed = infer_types(
+            pl.scan_parquet(text), ing.info.columns, decimal=ing.info.decimal or "."
+        )
+        columns = column_profiles(typed)
+    return Profile(info=ing.info, columns=columns, rejects=ing.rejects.height)

@@ -624,7 +624,9 @@ def demo(
         )
         _print_result(result)
     con.print(f'\nwarehouse: {warehouse}  (try: tracer query "SELECT * FROM runs")')
-    con.print(f"processed Parquet: data/processed/   reports: {output_dir}/")
+    con.print(
+        f"processed Parquet: data/processed/   raw records (bronze): data/bronze/   reports: {output_dir}/"
+    )
 
 
 @app.command()

@@ -313,3 +313,34 @@ def test_tables_from_before_the_parquet_views_are_kept(workdir):
     tk.run_pipeline(again, "customer_churn", warehouse=warehouse, run_date="2026-01-01")
     assert q("SELECT count(*) AS n FROM bronze_files")["n"].item() == 1
     assert q("SELECT count(*) AS n FROM bronze_customer_churn")["n"].item() == 202
+
+
+def test_a_moved_project_keeps_its_bronze_and_processed_rows(tmp_path):
+    """Registered Parquet paths are relative to the warehouse, so a moved project still reads them."""
+    import shutil
+
+    first = tmp_path / "first"
+    (first / "data").mkdir(parents=True)
+    csv = write_csv(first / "data" / "c.csv", CHURN_HEADER, ROWS)
+    result = tk.run_pipeline(
+        csv,
+        "customer_churn",
+        warehouse=first / "data" / "warehouse.duckdb",
+        output_dir=first / "reports",
+        processed_dir=first / "data" / "processed",
+        run_date="2026-01-01",
+        report=False,
+    )
+    moved = tmp_path / "moved"
+    shutil.move(first, moved)
+    warehouse = moved / "data" / "warehouse.duckdb"
+    open_warehouse(warehouse)
+    q = lambda sql: tk.query(sql, warehouse=warehouse)["n"].item()  # noqa: E731
+    assert q("SELECT count(*) AS n FROM bronze_customer_churn") == 200
+    assert q("SELECT count(*) AS n FROM customer_churn_latest") == result.rows_out == 200
+    assert (
+        q(
+            "SELECT count(*) AS n FROM bronze_customer_churn_status WHERE validation_status = 'valid'"
+        )
+        == 200
+    )

@@ -98,6 +98,12 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        3,
+        """
+        CREATE TABLE IF NOT EXISTS warehouse_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+        """,
+    ),
 ]
 
 _PL_TO_DUCK = {
@@ -268,10 +274,57 @@ def _recover(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def open_warehouse(warehouse: str | Path = DEFAULT_WAREHOUSE) -> None:
-    """Create or migrate the warehouse and clean up after runs whose process died."""
+    """Create or migrate the warehouse and clean up after runs whose process died.
+
+    When the warehouse's folder has moved since its views were built (a project copied or
+    mounted elsewhere), the views are rebuilt to read the Parquet files from there.
+    """
     with connect(warehouse) as con:
         _migrate(con)
         _recover(con)
+        _follow_move(con)
+
+
+def _root(con: duckdb.DuckDBPyConnection) -> Path:
+    """The folder of the warehouse file: registered Parquet paths are relative to it."""
+    path = con.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchall()[0][0]
+    return Path(path).resolve().parent
+
+
+def _stored_path(con: duckdb.DuckDBPyConnection, path: Path) -> str:
+    """``path`` relative to the warehouse's folder when inside it (so the project can move)."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(_root(con)))
+    except ValueError:
+        return str(path)
+
+
+def _located(root: Path, stored: str) -> Path:
+    return Path(stored) if Path(stored).is_absolute() else root / stored
+
+
+def _follow_move(con: duckdb.DuckDBPyConnection) -> None:
+    """Rebuild every blueprint's views when the warehouse is not where they were last built."""
+    from tracer_kit.blueprints import get_blueprint
+
+    root = str(_root(con))
+    rows = con.execute("SELECT value FROM warehouse_meta WHERE key = 'root'").fetchall()
+    if rows and rows[0][0] == root:
+        return
+    names = con.execute(
+        "SELECT blueprint FROM bronze_files UNION SELECT blueprint FROM processed_files"
+    ).fetchall()
+    con.execute("BEGIN")
+    for (name,) in names:
+        try:
+            ensure_blueprint_tables(con, get_blueprint(name))
+        except TracerError:  # a custom blueprint not registered here: its bronze still moves
+            _refresh_bronze_view(con, name)
+    con.execute("INSERT OR REPLACE INTO warehouse_meta VALUES ('root', ?)", [root])
+    con.execute("COMMIT")
 
 
 # --------------------------------------------------------------------------- blueprint tables
@@ -323,7 +376,10 @@ def _refresh_bronze_view(con: duckdb.DuckDBPyConnection, bp: str) -> None:
         [bp],
     ).fetchall()
     parts = []
-    for sha, options, path, rejects, columns, source, first, at in files:
+    root = _root(con)
+    for sha, options, stored, stored_rejects, columns, source, first, at in files:
+        path = str(_located(root, stored))
+        rejects = str(_located(root, stored_rejects)) if stored_rejects else None
         if not Path(path).is_file():
             log.warning("bronze file %s is missing; left out of bronze_%s", path, bp)
             continue
@@ -361,8 +417,10 @@ def _refresh_processed_view(con: duckdb.DuckDBPyConnection, blueprint: Blueprint
         [bp],
     ).fetchall()
     parts = []
-    for run_id, path in runs:
-        if not path or not Path(path).is_file():
+    root = _root(con)
+    for run_id, stored in runs:
+        path = str(_located(root, stored))
+        if not Path(path).is_file():
             log.warning(
                 "run %s: processed file %s is missing; left out of %s_processed", run_id, path, bp
             )
@@ -565,8 +623,8 @@ def _place_bronze(
             bp,
             sha,
             options,
-            str(text),
-            str(rejects) if rejects else None,
+            _stored_path(con, text),
+            _stored_path(con, rejects) if rejects else None,
             json.dumps(bronze.columns),
             run["input_path"],
             run["run_id"],
@@ -611,7 +669,7 @@ def commit_run(
                 placed.append(final_parquet)
                 con.execute(
                     "INSERT OR REPLACE INTO processed_files VALUES (?, ?, ?)",
-                    [bp, run_id, str(final_parquet.resolve())],
+                    [bp, run_id, _stored_path(con, final_parquet)],
                 )
                 for staged, final in extra_files:
                     final.parent.mkdir(parents=True, exist_ok=True)

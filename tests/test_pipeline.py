@@ -166,16 +166,26 @@ def test_extras_kept_as_json(churn_file):
     )
 
 
-def test_out_of_core_paths_give_the_same_run(tmp_path, monkeypatch, sample_csv):
+@pytest.mark.parametrize(
+    ("sample", "blueprint", "key"),
+    [
+        ("customers.csv", "customer_churn", "customer_id"),
+        ("prices.csv", "price_optimization", "product_id"),
+        ("revenue.csv", "revenue_projection", "date"),
+    ],
+)
+def test_out_of_core_paths_give_the_same_run(tmp_path, monkeypatch, sample, blueprint, key):
     """Key-range sorting, sampled fitting, profiling and schema checks change nothing but memory."""
     import tracer_kit._scratch as scratch
     import tracer_kit.preprocess as prep
     import tracer_kit.quality as quality
 
+    from .conftest import REPO
+
     def run(folder):
         return tk.run_pipeline(
-            sample_csv,
-            "customer_churn",
+            REPO / "data" / "samples" / sample,
+            blueprint,
             warehouse=folder / "w.duckdb",
             output_dir=folder / "reports",
             processed_dir=folder / "processed",
@@ -184,13 +194,14 @@ def test_out_of_core_paths_give_the_same_run(tmp_path, monkeypatch, sample_csv):
         )
 
     whole = run(tmp_path / "whole")
-    monkeypatch.setattr(scratch, "SORT_CHUNK_ROWS", 700)  # about 14 key ranges
+    monkeypatch.setattr(scratch, "SORT_CHUNK_ROWS", 150)  # dozens of key ranges
     monkeypatch.setattr(quality, "SCHEMA_CHECK_ROWS", 500)
     monkeypatch.setattr(quality, "PREFILTER_ROWS", 0)  # quarantine by streaming join
     chunked = run(tmp_path / "chunked")
     quarantined = [
         tk.query(
-            "SELECT stage, source_row, source_line, raw, reasons FROM quarantine_customer_churn",
+            "SELECT stage, source_row, source_line, raw, reasons FROM "
+            f"quarantine_{blueprint} ORDER BY source_row",
             warehouse=folder / "w.duckdb",
         )
         for folder in (tmp_path / "whole", tmp_path / "chunked")
@@ -198,7 +209,7 @@ def test_out_of_core_paths_give_the_same_run(tmp_path, monkeypatch, sample_csv):
     assert quarantined[0].height == whole.rows_quarantined > 0
     assert quarantined[0].equals(quarantined[1])
     assert chunked.frame.equals(whole.frame)
-    assert chunked.frame.get_column("customer_id").is_sorted()
+    assert chunked.frame.get_column(key).is_sorted()
     assert (chunked.rows_in, chunked.rows_valid, chunked.quality_score) == (
         whole.rows_in,
         whole.rows_valid,

@@ -67,6 +67,16 @@ def repeated_values(parquet: str | Path, column: str, work_dir: str | Path) -> p
             return con.sql(sql).pl()
 
 
+def spread(lf: pl.LazyFrame, limit: int, *, rows: int | None = None) -> pl.LazyFrame:
+    """At most about ``limit`` rows of ``lf``: all of them, or every k-th (an even, repeatable spread).
+
+    ``rows`` is the row count when known (else it is counted).
+    """
+    if rows is None:
+        rows = lf.select(pl.len()).collect(engine="streaming").item()
+    return lf.gather_every(math.ceil(rows / limit)) if rows > limit else lf
+
+
 def _compare(cur: pl.Expr, prev: pl.Expr) -> pl.Expr:
     """-1, 0 or 1: this row's value against the previous row's, nulls sorting last."""
     return (
@@ -99,8 +109,9 @@ SORT_CHUNK_ROWS = 1_250_000
 
 def _key_ranges(lf: pl.LazyFrame, key: str, rows: int, chunks: int) -> list[pl.Expr]:
     """Filters that split the rows into ``chunks`` consecutive ranges of ``key`` (nulls in the last)."""
-    step = max(1, rows // (chunks * 500))
-    sample = lf.select(key).gather_every(step).drop_nulls().collect(engine="streaming")
+    sample = (
+        spread(lf.select(key), chunks * 500, rows=rows).drop_nulls().collect(engine="streaming")
+    )
     values = sample.get_column(key).sort()
     splits: list[Any] = []
     for i in range(1, chunks):
@@ -164,22 +175,29 @@ def sink_sorted(
 
 
 def order_statistics(
-    lf: pl.LazyFrame, value: str, tiebreak: str, ranks: Sequence[int], *, sample_rows: int = 200_000
+    lf: pl.LazyFrame,
+    value: str,
+    tiebreak: str,
+    ranks: Sequence[int],
+    *,
+    n: int | None = None,
+    sample_rows: int = 200_000,
 ) -> list[tuple[Any, Any]]:
     """The (value, tiebreak) pairs at the given 1-based ``ranks`` of the rows sorted by both.
 
     Exact, without sorting every row: a sample suggests a narrow band of values around each
     rank, one streaming pass counts the rows below and inside each band, and only the rows
     inside the bands are sorted. A band that misses its rank is widened; after three misses
-    the column is sorted in full. Null values are left out.
+    the column is sorted in full. Null values are left out; ``n``, their count, is counted
+    when not given.
     """
     pairs = lf.select(value, tiebreak).drop_nulls(value)
-    n = pairs.select(pl.len()).collect(engine="streaming").item()
+    if n is None:
+        n = pairs.select(pl.len()).collect(engine="streaming").item()
     wanted = [k for k in ranks if 1 <= k <= n]
     found: dict[int, tuple[Any, Any]] = {}
     if wanted:
-        step = max(1, n // sample_rows)
-        sample = pairs.select(value).gather_every(step).collect(engine="streaming")
+        sample = spread(pairs.select(value), sample_rows, rows=n).collect(engine="streaming")
         sample_values = sample.get_column(value).sort()
         m = len(sample_values)
         col = pl.col(value)

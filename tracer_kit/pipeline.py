@@ -193,19 +193,6 @@ def build_processed(q: QualityResult, blueprint: Blueprint, dest: str | Path) ->
     return dest
 
 
-def _stage_rejects(q: QualityResult, staging: Path) -> Path | None:
-    """The ingest rejects as bronze records (``raw`` = ``{"_line": text}``), or None."""
-    if not q.rejects.height:
-        return None
-    path = staging / "bronze.rejects.parquet"
-    q.rejects.select(
-        "source_row",
-        "source_line",
-        pl.struct(pl.col("raw").alias("_line")).struct.json_encode().alias("raw"),
-    ).write_parquet(path)
-    return path
-
-
 def run_pipeline(
     path: str | Path,
     blueprint: str | Blueprint,
@@ -329,7 +316,7 @@ def run_pipeline(
         with stages("validate"):
             q = assess_ingested(ing, bp, config=cfg, run_date=run_date, work_dir=staging)
             mapping = q.column_map
-            bronze = BronzeFiles(q.bronze_path, _stage_rejects(q, staging), q.bronze_columns)
+            bronze = BronzeFiles(q.bronze_path, q.bronze_rejects_path, q.bronze_columns)
             quarantine = q.quarantine_path
         params.update(
             reference_date=q.reference_date.isoformat() if q.reference_date else None,

@@ -9,7 +9,6 @@ The processed table and its features are never changed; the matrix is written be
 from __future__ import annotations
 
 import json
-import math
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -314,12 +313,11 @@ def _downcast(out: pl.DataFrame, encodings: dict[str, str]) -> pl.DataFrame:
 
 def fit_sample(frame: pl.DataFrame | pl.LazyFrame, limit: int | None = None) -> pl.DataFrame:
     """At most ``limit`` rows (default :data:`MAX_FIT_ROWS`) of ``frame``: all of them, or every k-th row (an even, repeatable spread)."""
-    limit = MAX_FIT_ROWS if limit is None else limit
-    lf = frame.lazy()
-    n = lf.select(pl.len()).collect().item()
-    if n > limit:
-        lf = lf.gather_every(math.ceil(n / limit))
-    return lf.collect(engine="streaming")
+    from tracer_kit._scratch import spread
+
+    return spread(frame.lazy(), MAX_FIT_ROWS if limit is None else limit).collect(
+        engine="streaming"
+    )
 
 
 def fit_preprocessor(

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tracer_kit._scratch import order_statistics, repeated_values
+from tracer_kit._scratch import order_statistics, repeated_values, spread
 from tracer_kit.blueprints import Blueprint, Field, RuleContext, get_blueprint
 from tracer_kit.config import Config, Thresholds, load_config
 from tracer_kit.errors import CompatibilityError, ConfigError, PipelineBugError, QualityGateError
@@ -73,8 +73,9 @@ class QualityResult:
     """Everything the quality stage found: counts, score and parts, issues, valid rows, quarantine.
 
     The rows live in Parquet under ``work_dir`` (written once, streamed, never all in memory):
-    ``bronze.parquet`` (the file's text, original column names), ``checked.parquet`` (typed
-    values and check flags) and ``quarantine.parquet``. :meth:`valid_lazy` scans the valid
+    ``bronze.parquet`` (the file's text, original column names), ``bronze.rejects.parquet``
+    (records rejected at ingest, when any), ``checked.parquet`` (typed values and check
+    flags) and ``quarantine.parquet``. :meth:`valid_lazy` scans the valid
     rows; ``valid`` and ``quarantine`` read them into memory.
     """
 
@@ -105,6 +106,12 @@ class QualityResult:
     def bronze_path(self) -> Path:
         """The file's records as text (``source_row``, ``source_line``, original columns)."""
         return self.work_dir / "bronze.parquet"
+
+    @property
+    def bronze_rejects_path(self) -> Path | None:
+        """Records rejected at ingest as bronze (``raw`` = ``{"_line": text}``), or None."""
+        path = self.work_dir / "bronze.rejects.parquet"
+        return path if path.exists() else None
 
     @property
     def quarantine_path(self) -> Path:
@@ -647,10 +654,11 @@ def assess(
     line_json = pl.struct(pl.col("raw").alias("_line")).struct.json_encode().alias("raw")
     bad_rows = checked.filter(pl.col("__bad")).select("source_row").head(PREFILTER_ROWS + 1)
     bad_rows = bad_rows.collect(engine="streaming").get_column("source_row")
+    records = bronze_text
     if len(bad_rows) <= PREFILTER_ROWS:  # few bad rows: read just their row groups of bronze
-        bronze_text = bronze_text.filter(pl.col("source_row").is_in(bad_rows.implode()))
+        records = bronze_text.filter(pl.col("source_row").is_in(bad_rows.implode()))
     validated = (  # join first: only the bad rows' records are encoded as JSON
-        bronze_text.join(
+        records.join(
             bad, left_on="source_row", right_on="__row", how="inner", maintain_order="left"
         ).select(
             pl.lit("validate").alias("stage"),
@@ -671,10 +679,14 @@ def assess(
     if rejects.height:  # validated rows are in source_row order; sort only when merging
         quarantine = quarantine.sort("source_row")
     quarantine.sink_parquet(work / "quarantine.parquet", compression="zstd")
-    bronze_text = pl.scan_parquet(work / "bronze.parquet")
+    if rejects.height:  # the records rejected at ingest belong to bronze too
+        rejects.select("source_row", "source_line", line_json).write_parquet(
+            work / "bronze.rejects.parquet"
+        )
 
     # 6. counts, field statistics, score and issues: aggregates over the checked rows
-    n_parsed, rows_valid = checked.select(pl.len(), (~pl.col("__bad")).sum()).collect().row(0)
+    summary = _summarise(checked, blueprint, field_failures)
+    n_parsed, rows_valid = summary.rows, summary.valid
     rows_quarantined = (
         pl.scan_parquet(work / "quarantine.parquet").select(pl.len()).collect().item()
     )
@@ -684,21 +696,11 @@ def assess(
         raise PipelineBugError(msg)
 
     thresholds = config.thresholds
-    stats = _field_stats(checked, blueprint, field_failures) if n_parsed else {}
-    parts = _score_parts(checked, blueprint, stats, rows_in, rows_valid, n_parsed)
+    parts = _score_parts(summary, blueprint, rows_in)
     score = round(100 * sum(w * parts[k] for k, w in SCORE_WEIGHTS.items()), 2)
     examples = _Examples(checked, bronze_text, original)
     issues = _issues(
-        checked,
-        blueprint,
-        field_failures,
-        stats,
-        rejects,
-        thresholds,
-        rows_in,
-        rows_valid,
-        n_parsed,
-        examples,
+        checked, blueprint, field_failures, summary, rejects, thresholds, rows_in, examples
     )
     date_formats: dict[str, dict[str, int]] = {}
     for c in date_fields:
@@ -751,11 +753,9 @@ def check_schema(
     """
     from pandera.errors import SchemaErrors
 
-    lf = valid.lazy().select([f.name for f in blueprint.fields])
-    if rows is None:
-        rows = lf.select(pl.len()).collect().item()
-    if rows > SCHEMA_CHECK_ROWS:
-        lf = lf.gather_every(math.ceil(rows / SCHEMA_CHECK_ROWS))
+    lf = spread(
+        valid.lazy().select([f.name for f in blueprint.fields]), SCHEMA_CHECK_ROWS, rows=rows
+    )
     schema = blueprint.pandera_schema()
     try:
         schema.validate(lf.collect(engine="streaming"), lazy=True)
@@ -765,25 +765,32 @@ def check_schema(
         raise PipelineBugError(msg) from None
 
 
-def identifier_uniqueness(checked: pl.LazyFrame | pl.DataFrame, identifier: str) -> float:
-    """Distinct non-null identifiers / non-null identifiers (1 when none), from the ``__dup`` flags.
+def identifier_uniqueness(non_null: int, repeats: int) -> float:
+    """Distinct non-null identifiers / non-null identifiers (1 when none).
 
     A repeat is a non-null value that is not its first occurrence, so distinct = non-null - repeats.
     """
-    non_null, repeats = (
-        checked.lazy()
-        .select(pl.col(identifier).is_not_null().sum(), pl.col("__dup").sum())
-        .collect()
-        .row(0)
-    )
     return (non_null - repeats) / non_null if non_null else 1.0
 
 
-def _field_stats(
+@dataclass
+class _Summary:
+    """Every count the score and the issues need, from one pass over the checked rows."""
+
+    rows: int
+    valid: int
+    fields: dict[str, tuple[float, int, int]]  # share present, values missing, values failing
+    identifiers: int  # non-null identifier values
+    repeats: int  # identifier values after their first occurrence
+    rule_fails: list[int]
+    consistency: float  # share of rows breaking no rule
+
+
+def _summarise(
     checked: pl.LazyFrame, blueprint: Blueprint, field_failures: dict[str, list[pl.Expr]]
-) -> dict[str, tuple[float, int, int]]:
-    """Per field, in one pass: (share present, values missing, present values failing a check)."""
-    exprs = []
+) -> _Summary:
+    rules = [pl.col(f"__rule_{i}") for i in range(len(blueprint.rules))]
+    exprs = [pl.len().alias("rows"), (~pl.col("__bad")).sum().alias("valid")]
     for f in blueprint.fields:
         present = pl.col(f"__present_{f.name}")
         failing = pl.any_horizontal([e.is_not_null() for e in field_failures[f.name]])
@@ -792,43 +799,46 @@ def _field_stats(
             (~present).sum().alias(f"{f.name}\x00m"),
             failing.sum().alias(f"{f.name}\x00b"),
         ]
+    if blueprint.identifier:
+        exprs += [
+            pl.col(blueprint.identifier).is_not_null().sum().alias("\x00ids"),
+            pl.col("__dup").sum().alias("\x00dups"),
+        ]
+    exprs += [r.sum().alias(f"\x00rule{i}") for i, r in enumerate(rules)]
+    if rules:
+        exprs.append((~pl.any_horizontal(rules)).mean().alias("\x00consistent"))
     row = checked.select(exprs).collect(engine="streaming").row(0, named=True)
-    return {
-        f.name: (
-            float(row[f"{f.name}\x00c"]),
-            int(row[f"{f.name}\x00m"]),
-            int(row[f"{f.name}\x00b"]),
-        )
-        for f in blueprint.fields
-    }
+    return _Summary(
+        rows=int(row["rows"]),
+        valid=int(row["valid"] or 0),
+        fields={
+            f.name: (
+                float(row[f"{f.name}\x00c"] or 0.0),
+                int(row[f"{f.name}\x00m"]),
+                int(row[f"{f.name}\x00b"]),
+            )
+            for f in blueprint.fields
+        },
+        identifiers=int(row.get("\x00ids") or 0),
+        repeats=int(row.get("\x00dups") or 0),
+        rule_fails=[int(row[f"\x00rule{i}"]) for i in range(len(rules))],
+        consistency=float(row["\x00consistent"]) if rules and row["rows"] else 1.0,
+    )
 
 
-def _score_parts(
-    checked: pl.LazyFrame,
-    blueprint: Blueprint,
-    stats: dict[str, tuple[float, int, int]],
-    rows_in: int,
-    rows_valid: int,
-    n_parsed: int,
-) -> dict[str, float]:
+def _score_parts(summary: _Summary, blueprint: Blueprint, rows_in: int) -> dict[str, float]:
     required = blueprint.required
-    if n_parsed and required:
-        completeness = float(np.mean([stats[c][0] for c in required]))
-    else:
-        completeness = 0.0
-    uniqueness = 1.0
-    if blueprint.identifier and n_parsed:
-        uniqueness = identifier_uniqueness(checked, blueprint.identifier)
-    rule_cols = [f"__rule_{i}" for i in range(len(blueprint.rules))]
-    consistency = 1.0
-    if rule_cols and n_parsed:
-        consistency = float(checked.select((~pl.any_horizontal(rule_cols)).mean()).collect().item())
-    validity = rows_valid / rows_in if rows_in else 0.0
+    n = summary.rows
+    completeness = (
+        float(np.mean([summary.fields[c][0] for c in required])) if n and required else 0.0
+    )
+    uniqueness = identifier_uniqueness(summary.identifiers, summary.repeats)
+    validity = summary.valid / rows_in if rows_in else 0.0
     return {
         "completeness": round(completeness, 6),
         "uniqueness": round(uniqueness, 6),
         "validity": round(validity, 6),
-        "consistency": round(consistency, 6),
+        "consistency": round(summary.consistency, 6),
     }
 
 
@@ -863,26 +873,17 @@ class _Examples:
         return out
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.isoformat()
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
-
-
 def _issues(
     checked: pl.LazyFrame,
     blueprint: Blueprint,
     field_failures: dict[str, list[pl.Expr]],
-    stats: dict[str, tuple[float, int, int]],
+    summary: _Summary,
     rejects: pl.DataFrame,
     t: Thresholds,
     rows_in: int,
-    rows_valid: int,
-    n_parsed: int,
     examples: _Examples,
 ) -> list[Issue]:
+    n_parsed, rows_valid = summary.rows, summary.valid
     issues: list[Issue] = []
     if rows_valid == 0:
         issues.append(
@@ -919,7 +920,7 @@ def _issues(
         return issues
     for f in blueprint.fields:
         present = pl.col(f"__present_{f.name}")
-        completeness, n_missing, n_bad = stats[f.name]
+        completeness, n_missing, n_bad = summary.fields[f.name]
         if f.required and completeness < t.completeness_critical:
             sev = "critical"
         elif f.required and completeness < t.completeness:
@@ -972,34 +973,25 @@ def _issues(
             )
         if f.is_numeric:
             issues.extend(_outlier_issues(checked, f.name, t, examples))
-    if blueprint.identifier:
-        uniq = identifier_uniqueness(checked, blueprint.identifier)
-        if uniq < t.uniqueness:
-            n_later = int(checked.select(pl.col("__dup").sum()).collect().item())
-            repeated = checked.filter(pl.col("__dup")).select(blueprint.identifier).unique()
-            dup = pl.col(blueprint.identifier).is_in(
-                repeated.collect().get_column(blueprint.identifier).implode()
+    uniq = identifier_uniqueness(summary.identifiers, summary.repeats)
+    if blueprint.identifier and uniq < t.uniqueness:
+        repeated = checked.filter(pl.col("__dup")).select(blueprint.identifier).unique()
+        dup = pl.col(blueprint.identifier).is_in(
+            repeated.collect().get_column(blueprint.identifier).implode()
+        )
+        issues.append(
+            Issue(
+                "high",
+                blueprint.identifier,
+                "uniqueness",
+                round(uniq, 6),
+                t.uniqueness,
+                summary.repeats,
+                examples(dup, blueprint.identifier),
+                f"{summary.repeats} repeated {blueprint.identifier} value(s); the first occurrence is kept",
             )
-            issues.append(
-                Issue(
-                    "high",
-                    blueprint.identifier,
-                    "uniqueness",
-                    round(uniq, 6),
-                    t.uniqueness,
-                    n_later,
-                    examples(dup, blueprint.identifier),
-                    f"{n_later} repeated {blueprint.identifier} value(s); the first occurrence is kept",
-                )
-            )
-    rule_counts = (
-        checked.select(pl.col(f"__rule_{i}").sum() for i in range(len(blueprint.rules)))
-        .collect()
-        .row(0)
-        if blueprint.rules
-        else ()
-    )
-    for i, (rule, n_fail) in enumerate(zip(blueprint.rules, rule_counts, strict=True)):
+        )
+    for i, (rule, n_fail) in enumerate(zip(blueprint.rules, summary.rule_fails, strict=True)):
         if n_fail:
             issues.append(
                 Issue(
@@ -1008,7 +1000,7 @@ def _issues(
                     rule.reason,
                     round(1 - n_fail / n_parsed, 6),
                     None,
-                    int(n_fail),
+                    n_fail,
                     examples(pl.col(f"__rule_{i}"), rule.columns[0]),
                     f"{n_fail} row(s): {rule.description}",
                 )
@@ -1024,7 +1016,7 @@ def _linear_quantiles(lf: pl.LazyFrame, column: str, n: int, probs: Sequence[flo
     ranks = sorted(
         {math.floor(h) + 1 for h in positions} | {min(math.floor(h) + 2, n) for h in positions}
     )
-    found = dict(zip(ranks, order_statistics(lf, column, "__order", ranks), strict=True))
+    found = dict(zip(ranks, order_statistics(lf, column, "__order", ranks, n=n), strict=True))
     out = []
     for h in positions:
         lo = float(found[math.floor(h) + 1][0])
@@ -1278,7 +1270,7 @@ def column_profiles(
     exact = height <= EXACT_DISTINCT_ROWS
     # order statistics (median, histogram range) from a spread of rows on big frames:
     # sorting every column of tens of millions of rows costs more than the rest together
-    ordered = lf if exact else lf.gather_every(math.ceil(height / EXACT_DISTINCT_ROWS))
+    ordered = spread(lf, EXACT_DISTINCT_ROWS, rows=height)
     exprs: list[pl.Expr] = []
     order_exprs: list[pl.Expr] = []
     for name in names:

@@ -19,12 +19,12 @@ from typing import Any
 import polars as pl
 
 from tracer_kit._resources import resource_path
+from tracer_kit._scratch import spread
 from tracer_kit.blueprints import get_blueprint
-from tracer_kit.quality import SCORE_PARTS, SCORE_WEIGHTS
+from tracer_kit.quality import SCORE_PARTS, SCORE_WEIGHTS, SEVERITIES
 from tracer_kit.store import DEFAULT_WAREHOUSE, connect, quote_ident, run_row
 
 MAX_HIST_CHARTS = 24
-SEVERITY_ORDER = ("critical", "high", "medium", "low")
 
 
 def svg_data_uri(chart: Any) -> str:
@@ -313,8 +313,8 @@ def render_report(
     ]
     hist_inputs = _histogram_chart(drawable)
     history_chart = _history_chart(history)
-    issues = sorted(run["issues"], key=lambda i: SEVERITY_ORDER.index(i["severity"]))
-    counts = {s: sum(1 for i in issues if i["severity"] == s) for s in SEVERITY_ORDER}
+    issues = sorted(run["issues"], key=lambda i: SEVERITIES.index(i["severity"]))
+    counts = {s: sum(1 for i in issues if i["severity"] == s) for s in SEVERITIES}
     return env.get_template(template_path.name).render(
         run=run,
         issues=issues,
@@ -422,7 +422,7 @@ def show_issues(result: Any) -> Any:
 
     if not result.issues:
         return HTML("<p>No issues.</p>")
-    order = {s: n for n, s in enumerate(SEVERITY_ORDER)}
+    order = {s: n for n, s in enumerate(SEVERITIES)}
     issues = sorted(result.issues, key=lambda i: order[i["severity"]])
     return HTML(html_table(issues, list(ISSUE_COLUMNS)))
 
@@ -434,10 +434,8 @@ def show_summary(result: Any) -> Any:
 
     parts = "".join(
         f"<tr><td>{escape(k)}</td><td style='text-align:right'>{100 * v:.1f}%</td></tr>"
-        for k, v in sorted(
-            result.score_parts.items(),
-            key=lambda kv: SCORE_PARTS.index(kv[0]) if kv[0] in SCORE_PARTS else 9,
-        )
+        for k in SCORE_PARTS
+        if (v := result.score_parts.get(k)) is not None
     )
     score = f"{result.quality_score:.1f}" if result.quality_score is not None else "-"
     return HTML(
@@ -448,14 +446,6 @@ def show_summary(result: Any) -> Any:
         f"<table><tr><th>part</th><th>share</th></tr>{parts}</table>"
         f"<p>Report: <code>{escape(result.outputs.get('report', ''))}</code></p>"
     )
-
-
-def issues_table(result: Any) -> pl.DataFrame:
-    """The run's issues as a polars table, most severe first."""
-    from tracer_kit.quality import ISSUE_COLUMNS, Issue, issues_frame
-
-    fields = (*ISSUE_COLUMNS, "examples")
-    return issues_frame([Issue(**{k: i.get(k) for k in fields}) for i in result.issues])
 
 
 def _processed(result: Any) -> pl.LazyFrame | None:
@@ -489,9 +479,7 @@ def feature_chart(result: Any, *, max_points: int = 5000) -> Any:
         return HTML("<p>No processed rows to chart.</p>")
     column = bp.report_hints.get("chart") or bp.feature_names[-1]
     color = bp.report_hints.get("color")
-    picked = rows.select([c for c in (column, color) if c])
-    if n > max_points:
-        picked = picked.gather_every(math.ceil(n / max_points))
+    picked = spread(rows.select([c for c in (column, color) if c]), max_points, rows=n)
     sample = picked.drop_nulls().collect(engine="streaming")
     enc = {
         "x": alt.X(f"{column}:Q", bin=alt.Bin(maxbins=30), title=column),

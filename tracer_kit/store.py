@@ -355,16 +355,21 @@ def _is_base_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(rows)
 
 
-_BRONZE_COLUMNS = (
-    "file_sha256 VARCHAR, read_options_hash VARCHAR, source_row BIGINT, source_line BIGINT, "
-    "raw JSON, source_file VARCHAR, first_run_id VARCHAR, ingested_at TIMESTAMP"
-)
+_BRONZE_TYPES = {
+    "file_sha256": "VARCHAR",
+    "read_options_hash": "VARCHAR",
+    "source_row": "BIGINT",
+    "source_line": "BIGINT",
+    "raw": "JSON",
+    "source_file": "VARCHAR",
+    "first_run_id": "VARCHAR",
+    "ingested_at": "TIMESTAMP",
+}
 
 
-def _empty_select(columns: str) -> str:
-    cols = ", ".join(
-        f"NULL::{spec.split(' ', 1)[1]} AS {spec.split(' ', 1)[0]}" for spec in columns.split(", ")
-    )
+def _empty_select(types: dict[str, str]) -> str:
+    """A SELECT with these columns and types and no rows (a view over no files yet)."""
+    cols = ", ".join(f"NULL::{t} AS {sql_name(n)}" for n, t in types.items())
     return f"SELECT {cols} WHERE false"
 
 
@@ -400,7 +405,7 @@ def _refresh_bronze_view(con: duckdb.DuckDBPyConnection, bp: str) -> None:
             )
     if _is_base_table(con, f"bronze_{bp}_legacy"):
         parts.append(f"SELECT * FROM {quote_ident(f'bronze_{bp}_legacy')}")
-    body = "\nUNION ALL\n".join(parts) if parts else _empty_select(_BRONZE_COLUMNS)
+    body = "\nUNION ALL\n".join(parts) if parts else _empty_select(_BRONZE_TYPES)
     con.execute(f"CREATE OR REPLACE VIEW {quote_ident(f'bronze_{bp}')} AS {body}")
 
 
@@ -436,11 +441,7 @@ def _refresh_processed_view(con: duckdb.DuckDBPyConnection, blueprint: Blueprint
     if _is_base_table(con, f"{bp}_processed_legacy"):
         cols = ", ".join(sql_name(n) for n in types)
         parts.append(f"SELECT run_id, {cols} FROM {quote_ident(f'{bp}_processed_legacy')}")
-    if not parts:
-        every = {"run_id": "VARCHAR", **types}
-        cols = ", ".join(f"NULL::{t} AS {sql_name(n)}" for n, t in every.items())
-        parts.append(f"SELECT {cols} WHERE false")
-    body = "\nUNION ALL\n".join(parts)
+    body = "\nUNION ALL\n".join(parts) if parts else _empty_select({"run_id": "VARCHAR", **types})
     con.execute(f"CREATE OR REPLACE VIEW {quote_ident(f'{bp}_processed')} AS {body}")
 
 
@@ -452,20 +453,30 @@ def ensure_blueprint_tables(con: duckdb.DuckDBPyConnection, blueprint: Blueprint
     Tables of those names from warehouses before schema version 2 are kept as
     ``bronze_<bp>_legacy`` / ``<bp>_processed_legacy`` and read by the same views.
     """
-    bp = blueprint.name
-    bronze, quarantine = quote_ident(f"bronze_{bp}"), quote_ident(f"quarantine_{bp}")
-    processed, latest = quote_ident(f"{bp}_processed"), quote_ident(f"{bp}_latest")
-    status = quote_ident(f"bronze_{bp}_status")
+    _ensure_tables(con, blueprint.name)
+    _refresh_views(con, blueprint)
+
+
+def _ensure_tables(con: duckdb.DuckDBPyConnection, bp: str) -> None:
+    """``quarantine_<bp>``, and the pre-version-2 bronze/processed tables moved aside as legacy."""
     for name in (f"bronze_{bp}", f"{bp}_processed"):
         if _is_base_table(con, name):
             con.execute(
                 f"ALTER TABLE {quote_ident(name)} RENAME TO {quote_ident(name + '_legacy')}"
             )
     con.execute(
-        f"""CREATE TABLE IF NOT EXISTS {quarantine} (
+        f"""CREATE TABLE IF NOT EXISTS {quote_ident(f"quarantine_{bp}")} (
             run_id VARCHAR NOT NULL, stage VARCHAR NOT NULL, source_row BIGINT,
             source_line BIGINT, raw JSON, reasons VARCHAR[])"""
     )
+
+
+def _refresh_views(con: duckdb.DuckDBPyConnection, blueprint: Blueprint) -> None:
+    """Rebuild a blueprint's four views from the registries (after each commit)."""
+    bp = blueprint.name
+    bronze, quarantine = quote_ident(f"bronze_{bp}"), quote_ident(f"quarantine_{bp}")
+    processed, latest = quote_ident(f"{bp}_processed"), quote_ident(f"{bp}_latest")
+    status = quote_ident(f"bronze_{bp}_status")
     _refresh_bronze_view(con, bp)
     _refresh_processed_view(con, blueprint)
     con.execute(
@@ -662,7 +673,7 @@ def commit_run(
     with connect(warehouse) as con:
         try:
             con.execute("BEGIN")
-            ensure_blueprint_tables(con, blueprint)
+            _ensure_tables(con, bp)
             if staged_parquet is not None and final_parquet is not None:
                 final_parquet.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(staged_parquet, final_parquet)
@@ -718,8 +729,7 @@ def commit_run(
                     sets[key] = _json(sets[key])
             assignments = ", ".join(f"{quote_ident(k)} = ?" for k in sets)
             con.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", [*sets.values(), run_id])
-            _refresh_bronze_view(con, bp)
-            _refresh_processed_view(con, blueprint)
+            _refresh_views(con, blueprint)
             con.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(Exception):

@@ -68,7 +68,7 @@ def value_cuts(valid: pl.LazyFrame) -> tuple[int, list[tuple[float, int] | None]
     """
     n = valid.select(pl.col("total_value").count()).collect(engine="streaming").item()
     ranks = [(j * n) // 4 for j in (1, 2, 3)]
-    pairs = order_statistics(valid, "total_value", "source_row", [k for k in ranks if k >= 1])
+    pairs = order_statistics(valid, "total_value", "source_row", [k for k in ranks if k >= 1], n=n)
     at = dict(zip([k for k in ranks if k >= 1], pairs, strict=True))
     return n, [at.get(k) for k in ranks]
 

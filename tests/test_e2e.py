@@ -31,6 +31,8 @@ def _free_port() -> int:
 @pytest.fixture
 def lab(tmp_path):
     if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail("/usr/bin/chromium is missing under CI: `make test` must install it")
         pytest.skip(
             "LOUD SKIP: /usr/bin/chromium is missing; `make test` installs it with apt when run as root"
         )
@@ -38,6 +40,7 @@ def lab(tmp_path):
     (root / "data" / "samples").mkdir(parents=True)
     shutil.copy(REPO / "data" / "samples" / "customers.csv", root / "data" / "samples")
     shutil.copy(REPO / "notebooks" / "workbench.ipynb", root / "workbench.ipynb")
+    _demo_outputs(root)
     settings = tmp_path / "settings"
     settings.mkdir()
     (settings / "overrides.json").write_text(
@@ -92,6 +95,30 @@ def lab(tmp_path):
         server.kill()
 
 
+def _demo_outputs(root: Path) -> None:
+    """What a demo leaves behind (bronze, processed, warehouse, reports), so the picker must skip it."""
+    from tracer_kit import run_pipeline
+    from tracer_kit._resources import resource_path
+
+    tiny = root / "tiny"
+    tiny.mkdir()
+    for name, bp in (
+        ("revenue_tiny.csv", "revenue_projection"),
+        ("prices_tiny.csv", "price_optimization"),
+    ):
+        shutil.copy(resource_path(f"tracer_kit/samples/{name}"), tiny / name)
+        run_pipeline(
+            tiny / name,
+            bp,
+            warehouse=root / "data" / "warehouse.duckdb",
+            output_dir=root / "reports",
+            processed_dir=root / "data" / "processed",
+            report=False,
+        )
+    shutil.rmtree(tiny)
+    assert list((root / "data" / "bronze").rglob("*.parquet"))
+
+
 def test_workbench_run_in_a_real_browser(lab):
     from playwright.sync_api import sync_playwright
 
@@ -130,7 +157,8 @@ def test_workbench_run_in_a_real_browser(lab):
                     continue
             run.wait_for(timeout=30_000)
             file_select = page.locator(".widget-dropdown select").first
-            assert "samples/customers.csv" in file_select.inner_text()
+            # only the user's input is offered: no bronze, processed or staging file
+            assert file_select.inner_text().split() == ["samples/customers.csv"]
             page.locator(".widget-dropdown select").nth(1).select_option("customer_churn")
             page.wait_for_selector("text=✓ compatible", timeout=30_000)
             run.click()
@@ -139,7 +167,18 @@ def test_workbench_run_in_a_real_browser(lab):
             assert score.inner_text() == "99.1"
             page.locator(".lm-TabBar-tabLabel, .p-TabBar-tabLabel", has_text="Issues").first.click()
             page.locator("td:text-is('uniqueness') >> visible=true").first.wait_for(timeout=10_000)
+            page.locator(".lm-TabBar-tabLabel", has_text="Quarantine").first.click()
+            count = page.locator(".quarantine-count >> visible=true").first
+            count.wait_for(timeout=10_000)
+            assert count.inner_text() == "250"
             page.screenshot(path=str(shots / "workbench.png"), full_page=True)
+            page.locator(".lm-TabBar-tabLabel", has_text="Report").first.click()
+            page.locator("button.widget-button", has_text="Open the quality report").click()
+            report = page.frame_locator("iframe.tracer-report")
+            headline = report.locator("#quality-score").first
+            headline.wait_for(timeout=20_000)
+            assert headline.inner_text().startswith("99.1")
+            page.screenshot(path=str(shots / "workbench-report.png"), full_page=True)
         except Exception:
             page.screenshot(path=str(shots / "workbench-failure.png"), full_page=True)
             raise

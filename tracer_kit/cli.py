@@ -661,6 +661,7 @@ class _ConsoleLines(logging.Handler):
 
 def main() -> None:
     """Entry point of the ``tracer`` console script."""
+    os.environ["TRACER_INTERFACE"] = "cli"  # messages name CLI flags (notebook kernels inherit it)
     log = logging.getLogger("tracer_kit")
     log.setLevel(logging.INFO)
     log.addHandler(_ConsoleLines())

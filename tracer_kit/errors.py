@@ -7,7 +7,9 @@ do. The CLI turns any :class:`TracerError` into one line on stderr.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,10 +83,16 @@ class QualityGateError(TracerError):
     exit_code = 3
 
     def __init__(
-        self, message: str, *, issues: Sequence[Any] = (), path: str | Path | None = None
+        self,
+        message: str,
+        *,
+        issues: Sequence[Any] = (),
+        path: str | Path | None = None,
+        result: Any = None,
     ) -> None:
         super().__init__(message, path=path)
         self.issues = list(issues)
+        self.result = result  # the run's RunResult, when a pipeline run stopped at the gate
 
 
 class WarehouseBusyError(TracerError):
@@ -105,3 +113,78 @@ class BlueprintError(ConfigError):
 
 class PipelineBugError(TracerError):
     """An internal invariant broke (rows not conserved, infinite features): a bug to report."""
+
+
+# --------------------------------------------------------------------------- spelling options
+
+# How each option is spelled where the user typed it: a message names the CLI flag in the
+# CLI, the keyword argument in Python and the field label in the workbench.
+_SPELLINGS: dict[str, dict[str, str]] = {
+    "column_map": {
+        "cli": "--map {src}={dst}",
+        "python": "column_map={{'{src}': '{dst}'}}",
+        "widget": "Map: {src}={dst}",
+    },
+    "on_bad_lines": {
+        "cli": "--on-bad-lines {value}",
+        "python": "on_bad_lines='{value}'",
+        "widget": "on_bad_lines '{value}' in the config",
+    },
+    "reference_date": {
+        "cli": "--reference-date {value}",
+        "python": "reference_date='{value}'",
+        "widget": "Ref. date {value}",
+    },
+    "encoding": {
+        "cli": "--encoding {value}",
+        "python": "encoding='{value}'",
+        "widget": "encoding '{value}' in the config",
+    },
+    "sheet": {
+        "cli": "--sheet {value}",
+        "python": "sheet='{value}'",
+        "widget": "sheet '{value}' in the config",
+    },
+    "delimiter": {
+        "cli": "--delimiter '{value}'",
+        "python": "delimiter='{value}'",
+        "widget": "delimiter '{value}' in the config",
+    },
+    "format": {
+        "cli": "--format {value}",
+        "python": "format='{value}'",
+        "widget": "format '{value}' in the config",
+    },
+    "max_bytes": {
+        "cli": "--max-bytes {value}",
+        "python": "max_bytes={value}",
+        "widget": "max_bytes {value} in the config",
+    },
+}
+INTERFACES = ("python", "cli", "widget")
+
+
+def interface() -> str:
+    """Where the user is: ``cli``, ``widget`` or ``python`` (``TRACER_INTERFACE``; a notebook kernel inherits it)."""
+    name = os.environ.get("TRACER_INTERFACE", "python")
+    return name if name in INTERFACES else "python"
+
+
+def option(name: str, **values: Any) -> str:
+    """An option as the user would type it here, e.g. ``--map A=B`` in the CLI, ``column_map={'A': 'B'}`` in Python."""
+    forms = _SPELLINGS[name]
+    return forms[interface()].format(**{k: str(v) for k, v in values.items()})
+
+
+@contextlib.contextmanager
+def speaking(name: str) -> Iterator[None]:
+    """Messages raised inside spell options as ``name`` (``cli``, ``widget``, ``python``) does."""
+    before = os.environ.get("TRACER_INTERFACE")
+    os.environ["TRACER_INTERFACE"] = name
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TRACER_INTERFACE", None)
+        else:
+            os.environ["TRACER_INTERFACE"] = before

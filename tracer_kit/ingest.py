@@ -31,7 +31,7 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from tracer_kit.errors import IngestError
+from tracer_kit.errors import IngestError, option
 
 Format = Literal["csv", "json", "ndjson", "parquet", "excel", "xml"]
 FORMATS: tuple[str, ...] = ("csv", "json", "ndjson", "parquet", "excel", "xml")
@@ -114,6 +114,65 @@ class Ingested:
     def data_columns(self) -> list[str]:
         """The file's own columns (without ``source_row``/``source_line``)."""
         return list(self.info.columns)
+
+
+# --------------------------------------------------------------------------- reserved names
+
+# Columns tracer-kit adds beside the file's own (bronze, quarantine, processed tables): a
+# user column with one of these names is kept under another name, never a crash.
+RESERVED_COLUMNS = frozenset(
+    {
+        "source_row",
+        "source_line",
+        "extras",
+        "run_id",
+        "raw",
+        "reasons",
+        "stage",
+        "file_sha256",
+        "read_options_hash",
+        "source_file",
+        "first_run_id",
+        "ingested_at",
+        "validation_status",
+        "error_message",
+    }
+)
+
+
+def reserved_renames(columns: list[str]) -> dict[str, str]:
+    """Renames that keep a user's column whose name tracer-kit uses itself (``source_row`` -> ``source_row_original``).
+
+    Names starting with ``_`` are internal to tracer-kit's plans too, so they are renamed the
+    same way (``__dup`` -> ``dup_original``).
+    """
+    taken = set(columns)
+    renames: dict[str, str] = {}
+    for name in columns:
+        if name not in RESERVED_COLUMNS and not name.startswith("_"):
+            continue
+        base = f"{name.lstrip('_') or 'column'}_original"
+        new, n = base, 2
+        while new in taken:
+            new, n = f"{base}_{n}", n + 1
+        taken.add(new)
+        renames[name] = new
+    return renames
+
+
+def _rename_note(renames: dict[str, str]) -> list[str]:
+    return [
+        f"column {old!r} is a name tracer-kit uses itself; it is kept as {new!r}"
+        for old, new in renames.items()
+    ]
+
+
+def _safe_frame(frame: pl.DataFrame | pl.LazyFrame, notes: list[str]) -> Any:
+    """``frame`` with reserved user column names renamed (see :func:`reserved_renames`)."""
+    names = frame.collect_schema().names() if isinstance(frame, pl.LazyFrame) else frame.columns
+    renames = reserved_renames(list(names))
+    notes.extend(_rename_note(renames))
+    return frame.rename(renames) if renames else frame
 
 
 # --------------------------------------------------------------------------- detection
@@ -568,6 +627,8 @@ def _read_delimited(
             msg = f"header line names column {name!r} twice (positions {seen[name]} and {i})"
             raise _fail(original, msg, line=1, column=name)
         seen[name] = i
+    renames = reserved_renames(header)
+    header = [renames.get(h, h) for h in header]
     records = _scan_records(path, delim, hasher, check_utf8=True)
     if records.n_records - len(records.blank) == 0:
         raise _fail(original, "has a header but no data rows", line=1)
@@ -598,7 +659,13 @@ def _read_delimited(
         )
         lf = lf.join(mapping.lazy(), on="_rec", how="inner", maintain_order="left")
     lf = lf.drop("_rec").select("source_row", "source_line", *header)
-    options = {"delimiter": delim, "decimal": decimal, "columns": header, "rows": records}
+    options = {
+        "delimiter": delim,
+        "decimal": decimal,
+        "columns": header,
+        "rows": records,
+        "notes": _rename_note(renames),
+    }
     return lf, rejects, options
 
 
@@ -623,13 +690,13 @@ def _delimited_rejects(
         if first in fields:
             msg = (
                 f"line {lines[0]} has {fields[first]} fields, expected "
-                f"{records.header_fields} (ragged row; use on_bad_lines='quarantine' to keep "
-                "the other rows)"
+                f"{records.header_fields} (ragged row; use {option('on_bad_lines', value='quarantine')}"
+                " to keep the other rows)"
             )
         else:
             msg = (
-                f"line {lines[0]} is not valid UTF-8 (pass encoding='cp1252' or "
-                "'latin-1' if the file is not UTF-8)"
+                f"line {lines[0]} is not valid UTF-8 (pass {option('encoding', value='cp1252')} "
+                "or latin-1 if the file is not UTF-8)"
             )
         raise _fail(original, msg, line=int(lines[0]))
     offsets = dict(zip(records.bad.tolist(), records.bad_offsets.tolist(), strict=True))
@@ -689,7 +756,8 @@ def _as_text(df: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     return lf.select(exprs)
 
 
-def _with_rows(lf: pl.LazyFrame, *, line_offset: int | None) -> pl.LazyFrame:
+def _with_rows(lf: pl.LazyFrame, *, line_offset: int | None, notes: list[str]) -> pl.LazyFrame:
+    lf = _safe_frame(lf, notes)
     lf = lf.with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
     if line_offset is None:
         line = pl.lit(None, dtype=pl.Int64)
@@ -805,7 +873,9 @@ def _json_text(value: Any) -> str | None:
     return json.dumps(value, sort_keys=True)
 
 
-def _read_ndjson(path: Path, on_bad_lines: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _read_ndjson(
+    path: Path, on_bad_lines: str, notes: list[str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     records: list[dict[str, str | None]] = []
     rows, lines = [], []
     rejects: dict[str, list[Any]] = {"source_row": [], "source_line": [], "raw": [], "reason": []}
@@ -838,7 +908,7 @@ def _read_ndjson(path: Path, on_bad_lines: str) -> tuple[pl.DataFrame, pl.DataFr
             raise _fail(path, f"line {number + 1} is not valid UTF-8", line=number + 1) from None
     if not records:
         raise _fail(path, "holds no JSON records")
-    df = _text_frame(records)
+    df = _safe_frame(_text_frame(records), notes)
     columns = df.columns
     df = df.with_columns(
         source_row=pl.Series(rows, dtype=pl.Int64), source_line=pl.Series(lines, dtype=pl.Int64)
@@ -1015,6 +1085,7 @@ def read_table(
         if hasher is not None:
             sha = hasher.hexdigest()
         delim, decimal = opts["delimiter"], opts["decimal"]
+        warnings.extend(opts["notes"])
         columns = opts["columns"]
         recs: _Records = opts["rows"]
         row_count = recs.n_records - len(recs.blank)
@@ -1023,22 +1094,22 @@ def read_table(
             sha = file_sha256(path)
         if fmt == "parquet":
             lf, row_count = _read_parquet(work)
-            lf = _with_rows(lf, line_offset=None)
+            lf = _with_rows(lf, line_offset=None, notes=warnings)
         elif fmt == "excel":
             df, sheet_name = _read_excel(work, sheet)
             if df.height == 0:
                 raise _fail(path, f"sheet {sheet_name!r} has a header but no data rows")
-            lf = _with_rows(_as_text(df), line_offset=1)
+            lf = _with_rows(_as_text(df), line_offset=1, notes=warnings)
             row_count = df.height
         elif fmt == "json":
-            lf = _with_rows(_read_json(work).lazy(), line_offset=None)
+            lf = _with_rows(_read_json(work).lazy(), line_offset=None, notes=warnings)
             row_count = None
         elif fmt == "ndjson":
-            df, rejects = _read_ndjson(work, on_bad_lines)
+            df, rejects = _read_ndjson(work, on_bad_lines, warnings)
             lf = df.lazy()
             row_count = df.height + rejects.height
         else:
-            lf = _with_rows(_read_xml(work).lazy(), line_offset=None)
+            lf = _with_rows(_read_xml(work).lazy(), line_offset=None, notes=warnings)
             row_count = None
         columns = [c for c in lf.collect_schema().names() if c not in ("source_row", "source_line")]
         if row_count is None:

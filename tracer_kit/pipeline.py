@@ -370,7 +370,11 @@ def run_pipeline(
             log.error(gate_msg)
             if report:
                 _render_report(run_id, warehouse, output_dir, result)
-            raise_for_gate(q, path)
+            try:
+                raise_for_gate(q, path)
+            except QualityGateError as exc:
+                exc.result = result
+                raise
         staged_parquet = staging / f"{run_id}.parquet"
         with stages("features"):
             build_processed(q, bp, staged_parquet)

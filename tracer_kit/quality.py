@@ -34,7 +34,13 @@ import polars as pl
 from tracer_kit._scratch import order_statistics, repeated_values, spread
 from tracer_kit.blueprints import Blueprint, Field, RuleContext, get_blueprint
 from tracer_kit.config import Config, Thresholds, load_config
-from tracer_kit.errors import CompatibilityError, ConfigError, PipelineBugError, QualityGateError
+from tracer_kit.errors import (
+    CompatibilityError,
+    ConfigError,
+    PipelineBugError,
+    QualityGateError,
+    option,
+)
 from tracer_kit.ingest import REJECT_SCHEMA, Ingested, read_table
 
 SEVERITIES = ("critical", "high", "medium", "low")
@@ -213,15 +219,7 @@ def match_columns(
         When ``column_map`` names a column the file lacks.
     """
     columns = list(columns)
-    mapping: dict[str, str] = {}
-    for src, dst in (column_map or {}).items():
-        if src not in columns:
-            msg = (
-                f"column_map maps {src!r}, but {path or 'the file'} has no such column "
-                f"(columns: {', '.join(columns)})"
-            )
-            raise ConfigError(msg)
-        mapping[src] = dst
+    mapping = _explicit_renames(columns, column_map or {}, blueprint, path)
     present = {mapping.get(c, c) for c in columns}
     for f in blueprint.fields:
         if f.name in present:
@@ -250,7 +248,7 @@ def match_columns(
         plural = "s" if len(missing) > 1 else ""
         example = next(((s[0], m) for m, s in suggestions.items() if s), None)
         fix = (
-            f"; map columns with --map {example[0]}={example[1]} (or column_map)"
+            f"; map columns with {option('column_map', src=example[0], dst=example[1])}"
             if example
             else f"; the file's columns are {', '.join(map(repr, columns))}"
         )
@@ -261,6 +259,57 @@ def match_columns(
         )
         raise CompatibilityError(msg, missing=missing, suggestions=suggestions, path=path)
     return {src: dst for src, dst in mapping.items() if src != dst}
+
+
+def _resolve_source(src: str, columns: Sequence[str], path: str | Path | None) -> str:
+    """The file's column a map entry names: exactly, else case-insensitively when only one fits."""
+    if src in columns:
+        return src
+    folded = [c for c in columns if c.casefold() == src.strip().casefold()]
+    if len(folded) == 1:
+        return folded[0]
+    where = path or "the file"
+    if folded:
+        msg = (
+            f"{option('column_map', src=src, dst='...')}: {where} has several columns that "
+            f"differ from {src!r} only by case ({', '.join(map(repr, folded))}); name one exactly"
+        )
+    else:
+        hint = suggest_columns(src, columns)
+        close = f" (did you mean {' or '.join(map(repr, hint))}?)" if hint else ""
+        msg = (
+            f"{option('column_map', src=src, dst='...')} names column {src!r}, but {where} has "
+            f"no such column{close}; its columns are {', '.join(map(repr, columns))}"
+        )
+    raise ConfigError(msg, path=path, column=src)
+
+
+def _explicit_renames(
+    columns: Sequence[str],
+    column_map: dict[str, str],
+    blueprint: Blueprint,
+    path: str | Path | None,
+) -> dict[str, str]:
+    """The user's map resolved against the file; two sources landing on one field is an error."""
+    mapping: dict[str, str] = {}
+    for src, dst in column_map.items():
+        mapping[_resolve_source(src, columns, path)] = dst
+    targets: dict[str, list[str]] = {}
+    for src, dst in mapping.items():
+        targets.setdefault(dst, []).append(src)
+    for c in columns:  # an unmapped column already named like a target also lands there
+        if c not in mapping and c in targets:
+            targets[c].append(c)
+    clashes = {dst: srcs for dst, srcs in targets.items() if len(srcs) > 1}
+    if clashes:
+        dst, srcs = next(iter(clashes.items()))
+        kind = "field" if dst in {f.name for f in blueprint.fields} else "column"
+        msg = (
+            f"{path or 'the file'}: columns {' and '.join(map(repr, srcs))} would both become "
+            f"{kind} {dst!r}; map only one of them to {dst!r}"
+        )
+        raise ConfigError(msg, path=path, column=dst)
+    return mapping
 
 
 # --------------------------------------------------------------------------- typing from text
@@ -1118,19 +1167,33 @@ def _outlier_issues(
     return out
 
 
+def _named(issue: Issue) -> str:
+    return f"{issue.check} on {issue.column}" if issue.column else issue.check
+
+
 def gate(issues: Sequence[Issue], score: float, thresholds: Thresholds) -> list[str]:
-    """Why the run must stop (empty when it may go on): any critical, too many high, a low score."""
+    """Why the run must stop (empty when it may go on): any critical, too many high, a low score.
+
+    Each reason names the issues (check and column) behind it, most decisive first.
+    """
     failures = []
     critical = [i for i in issues if i.severity == "critical"]
     high = [i for i in issues if i.severity == "high"]
     if critical:
         failures.append(
-            f"{len(critical)} critical issue(s): " + "; ".join(i.message for i in critical)
+            f"{len(critical)} critical issue(s): "
+            + "; ".join(f"{_named(i)}: {i.message}" for i in critical)
         )
     if len(high) > thresholds.max_high:
-        failures.append(f"{len(high)} high issues (at most {thresholds.max_high} allowed)")
+        failures.append(
+            f"{len(high)} high issues (at most {thresholds.max_high} allowed: "
+            + ", ".join(_named(i) for i in high)
+            + ")"
+        )
     if score < thresholds.min_score:
-        failures.append(f"quality score {score:.1f} is under {thresholds.min_score:g}")
+        worst = [i for i in issues if i.severity in ("critical", "high")][:5]
+        behind = f" ({', '.join(_named(i) for i in worst)})" if worst else ""
+        failures.append(f"quality score {score:.1f} is under {thresholds.min_score:g}{behind}")
     return failures
 
 

@@ -761,6 +761,35 @@ def query(sql: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE) -> pl.DataFram
             raise TracerError(msg) from None
 
 
+def quarantine_rows(
+    run_id: str, blueprint: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE, limit: int = 100
+) -> tuple[int, pl.DataFrame]:
+    """How many rows a run quarantined, and the first ``limit`` by ``source_row`` with their reasons."""
+    table = quote_ident(f"quarantine_{blueprint}")
+    with connect(warehouse, read_only=True) as con:
+        if not _is_base_table(con, f"quarantine_{blueprint}"):
+            return 0, pl.DataFrame(schema=QUARANTINE_VIEW_SCHEMA)
+        count = con.execute(f"SELECT count(*) FROM {table} WHERE run_id = $1", [run_id]).fetchall()[
+            0
+        ][0]
+        rows = con.sql(
+            "SELECT source_row, source_line, array_to_string(reasons, ', ') AS reasons, "
+            f"stage, raw::VARCHAR AS raw FROM {table} WHERE run_id = $1 "
+            f"ORDER BY source_row NULLS LAST LIMIT {int(limit)}",
+            params=[run_id],
+        ).pl()
+    return int(count), rows
+
+
+QUARANTINE_VIEW_SCHEMA = {
+    "source_row": pl.Int64(),
+    "source_line": pl.Int64(),
+    "reasons": pl.String(),
+    "stage": pl.String(),
+    "raw": pl.String(),
+}
+
+
 def run_row(run_id: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE) -> dict[str, Any]:
     """One row of ``runs`` as a dict with its JSON columns decoded, plus its stage timings and issues."""
     with connect(warehouse, read_only=True) as con:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
 
 from tracer_kit.blueprints import get_blueprint, list_blueprints
-from tracer_kit.errors import TracerError
+from tracer_kit.errors import TracerError, speaking
 from tracer_kit.quality import ISSUE_COLUMNS
 from tracer_kit.report import html_table
 
@@ -34,7 +35,8 @@ EXTENSIONS = (
     ".gz",
     ".zst",
 )
-SKIP_DIRS = {"processed", "staging", ".ipynb_checkpoints"}
+# tracer-kit's own output folders under data/: never offered as inputs (uploads are inputs)
+OUTPUT_DIRS = frozenset({"bronze", "processed", "staging", ".ipynb_checkpoints"})
 
 
 def sanitise_filename(name: str) -> str:
@@ -44,17 +46,24 @@ def sanitise_filename(name: str) -> str:
     return cleaned[:120]
 
 
-def find_inputs(data_dir: str | Path) -> list[Path]:
-    """Files under ``data_dir`` that tracer-kit can read, skipping its own output folders."""
+def find_inputs(data_dir: str | Path, *, exclude: Iterable[str | Path] = ()) -> list[Path]:
+    """The user's files under ``data_dir`` that tracer-kit can read.
+
+    tracer-kit's own outputs are left out: the ``bronze``, ``processed`` and ``staging``
+    folders, the warehouse, and any folder in ``exclude`` (a workbench's own output folders
+    when they live elsewhere under ``data_dir``).
+    """
     root = Path(data_dir)
     if not root.is_dir():
         return []
+    skipped = [Path(p).resolve() for p in exclude]
     found = []
     for path in sorted(root.rglob("*")):
         if (
             path.is_file()
             and path.suffix.lower() in EXTENSIONS
-            and not SKIP_DIRS & set(path.relative_to(root).parts)
+            and not OUTPUT_DIRS & set(path.relative_to(root).parts[:-1])
+            and not any(path.resolve().is_relative_to(s) for s in skipped)
         ):
             found.append(path)
     return found
@@ -124,30 +133,37 @@ class Workbench(w.VBox):
         self.error = w.HTML()
         self.summary = w.HTML()
         self.issues = w.HTML()
+        self.quarantine = w.HTML()
         self.sample = w.HTML()
         self.charts = w.HTML()
         self.features = w.HTML()
         self.report_link = w.HTML()
-        self.tabs = w.Tab(
-            children=[
-                self.summary,
-                self.issues,
-                self.sample,
-                self.charts,
-                self.features,
-                self.report_link,
-            ]
+        self.open_report = w.Button(
+            description="Open the quality report",
+            icon="file",
+            disabled=True,
+            layout=w.Layout(width="240px"),
         )
-        for i, title in enumerate(
-            ["Summary", "Issues", "Sample rows", "Charts", "Features", "Report"]
-        ):
+        self.report_view = w.HTML()
+        self.open_report.on_click(lambda _: self.show_report())
+        tabs = {
+            "Summary": self.summary,
+            "Issues": self.issues,
+            "Quarantine": self.quarantine,
+            "Sample rows": self.sample,
+            "Charts": self.charts,
+            "Features": self.features,
+            "Report": w.VBox([w.HBox([self.open_report, self.report_link]), self.report_view]),
+        }
+        self.tabs = w.Tab(children=list(tabs.values()))
+        for i, title in enumerate(tabs):
             self.tabs.set_title(i, title)
         self.refresh.on_click(lambda _: self.refresh_files())
         self.upload.observe(self._on_upload, names="value")
-        self.blueprint.observe(lambda _: self.check(), names="value")
-        self.file.observe(lambda _: self.check(), names="value")
-        self.column_map.observe(lambda _: self.check(), names="value")
-        self.run.on_click(lambda _: self.start())
+        self.blueprint.observe(lambda _: self._as_widget(self.check), names="value")
+        self.file.observe(lambda _: self._as_widget(self.check), names="value")
+        self.column_map.observe(lambda _: self._as_widget(self.check), names="value")
+        self.run.on_click(lambda _: self._as_widget(self.start))
         options = w.HBox(
             [self.missing, self.outliers, self.encoding, self.scaling],
             layout=w.Layout(flex_flow="row wrap"),
@@ -170,9 +186,17 @@ class Workbench(w.VBox):
 
     # ----------------------------------------------------------------- inputs
 
+    @staticmethod
+    def _as_widget(action: Any) -> Any:
+        """Run a UI action with messages that name the workbench's field labels."""
+        with speaking("widget"):
+            return action()
+
     def refresh_files(self) -> None:
-        """Re-list the readable files under the data folder."""
-        files = find_inputs(self.data_dir)
+        """Re-list the user's readable files under the data folder (never tracer-kit's outputs)."""
+        outputs = [Path(self.processed_dir), Path(self.processed_dir).parent / "bronze"]
+        outputs.append(Path(self.processed_dir).parent / "staging")
+        files = find_inputs(self.data_dir, exclude=outputs)
         current = self.file.value
         self.file.options = [(str(p.relative_to(self.data_dir)), str(p)) for p in files]
         if current in {str(p) for p in files}:
@@ -288,10 +312,13 @@ class Workbench(w.VBox):
             self.progress.bar_style = "danger"
             self.stage.value = "stopped at the quality gate"
             self.error.value = f"<b style='color:#ab091e'>{html.escape(str(exc))}</b>"
-            self.issues.value = html_table(
-                [i if isinstance(i, dict) else i.to_dict() for i in exc.issues],
-                list(ISSUE_COLUMNS),
-            )
+            if exc.result is not None:
+                self.result = exc.result
+                self.show(exc.result)
+            else:
+                self.issues.value = issues_html(
+                    [i if isinstance(i, dict) else i.to_dict() for i in exc.issues], 0
+                )
         except TracerError as exc:
             self.progress.bar_style = "danger"
             self.stage.value = "failed"
@@ -308,27 +335,72 @@ class Workbench(w.VBox):
         return self.result
 
     def show(self, result: Any) -> None:
-        """Fill the result tabs from a :class:`RunResult`."""
+        """Fill the result tabs from a :class:`RunResult` (a completed run or one stopped at the gate)."""
         from tracer_kit.report import feature_chart, processed_sample, show_summary
 
         self.summary.value = show_summary(result).data
-        self.issues.value = (
-            html_table(result.issues, list(ISSUE_COLUMNS)) if result.issues else "No issues."
-        )
+        self.issues.value = issues_html(result.issues, result.rows_quarantined)
+        self.quarantine.value = self._quarantine_html(result)
         head = processed_sample(result)
         if head is not None:
             head = head.drop("extras", strict=False)
             self.sample.value = html_table(head.to_dicts(), head.columns)
+        else:
+            self.sample.value = "No processed rows (the run did not complete)."
         self.charts.value = feature_chart(result).data
         bp = get_blueprint(result.blueprint)
         self.features.value = html_table(
             [{"feature": f.name, "formula": f.formula} for f in bp.features], ["feature", "formula"]
         )
         report = result.outputs.get("report", "")
-        self.report_link.value = (
-            f"<a href='{html.escape(report)}' target='_blank'>Open the quality report</a>"
-            f" <code>{html.escape(report)}</code>"
+        self.open_report.disabled = not (report and Path(report).is_file())
+        self.report_view.value = ""
+        self.report_link.value = f" <code>{html.escape(report)}</code>"
+
+    def _quarantine_html(self, result: Any) -> str:
+        from tracer_kit.store import quarantine_rows
+
+        try:
+            count, rows = quarantine_rows(
+                result.run_id, result.blueprint, warehouse=self.warehouse, limit=QUARANTINE_SHOWN
+            )
+        except TracerError as exc:
+            return f"<b style='color:#ab091e'>{html.escape(str(exc))}</b>"
+        if count == 0:
+            return "No rows were quarantined."
+        shown = f"the first {rows.height:,} of " if rows.height < count else ""
+        return (
+            f"<p><b class='quarantine-count'>{count:,}</b> row(s) quarantined; {shown}"
+            "them below, with every reason and the line in the file.</p>"
+            + html_table(rows.to_dicts(), rows.columns)
         )
+
+    def show_report(self) -> None:
+        """Show the run's self-contained ``report.html`` inside the workbench (Report tab)."""
+        report = Path(self.result.outputs.get("report", "")) if self.result else None
+        if report is None or not report.is_file():
+            self.report_view.value = "The report has not been written."
+            return
+        page = html.escape(report.read_text(encoding="utf-8"), quote=True)
+        self.report_view.value = (
+            f"<iframe class='tracer-report' title='quality report' srcdoc=\"{page}\" "
+            "style='width:100%;height:900px;border:1px solid #ccc'></iframe>"
+        )
+
+
+QUARANTINE_SHOWN = 100
+
+
+def issues_html(issues: list[dict[str, Any]], rows_quarantined: int) -> str:
+    """The Issues tab: the issues table, or why there is none (never "No issues" beside quarantined rows)."""
+    if issues:
+        return html_table(issues, list(ISSUE_COLUMNS))
+    if rows_quarantined:
+        return (
+            f"No issue crossed a threshold, but {rows_quarantined:,} row(s) were quarantined: "
+            "see the Quarantine tab for each row and its reasons."
+        )
+    return "No issues."
 
 
 def project_root(start: str | Path | None = None) -> Path:

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from tracer_kit.errors import ConfigError
+from tracer_kit.errors import ConfigError, option
 
 OnBadLines = Literal["error", "quarantine"]
 
@@ -60,13 +60,40 @@ class Config(BaseModel):
     delimiter: str | None = None
     format: str | None = None
     max_bytes: int | None = Field(None, gt=0)
+    plan_levels: list[str] | None = None
+    notebook: str | None = None
+    dataset: str | None = None
+
+    @field_validator("reference_date", mode="before")
+    @classmethod
+    def _iso_date(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return dt.date.fromisoformat(value.strip()[:10])
+            except ValueError:
+                msg = (
+                    f"{option('reference_date', value=value)} is not a date in the expected "
+                    "format YYYY-MM-DD (e.g. 2024-06-30)"
+                )
+                raise ConfigError(msg) from None
+        return value
+
+    @field_validator("plan_levels")
+    @classmethod
+    def _distinct_levels(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            folded = [v.strip().casefold() for v in value]
+            if not value or len(set(folded)) != len(folded) or "" in folded:
+                msg = f"plan_levels={value!r} should list distinct, non-empty plan names, lowest first"
+                raise ValueError(msg)
+        return value
 
     @field_validator("delimiter")
     @classmethod
     def _one_char(cls, value: str | None) -> str | None:
         if value is not None and len(value) != 1:
-            msg = f"delimiter={value!r} should be a single character"
-            raise ValueError(msg)
+            msg = f"{option('delimiter', value=value)} should be a single character"
+            raise ConfigError(msg)
         return value
 
 
@@ -98,13 +125,20 @@ def load_config(source: Config | dict[str, Any] | str | Path | None) -> Config:
             else:
                 data = json.loads(text)
         except Exception as exc:  # noqa: BLE001 - yaml and json raise different types
-            msg = f"config file {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}"
-            raise ConfigError(msg, path=path) from None
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            what = getattr(exc, "problem", None) or getattr(exc, "msg", None) or str(exc)
+            what = " ".join(str(what).split())
+            kind = path.suffix.lstrip(".").upper() or "JSON"
+            msg = f"config file {path} is not valid {kind}{where}: {what}"
+            raise ConfigError(msg, path=path, line=mark.line + 1 if mark else None) from None
     if not isinstance(data, dict):
         msg = f"config should be a mapping of Config fields, got {type(data).__name__}"
         raise ConfigError(msg)
     try:
         return Config.model_validate(data)
+    except ConfigError:
+        raise
     except ValidationError as exc:
         parts = []
         for err in exc.errors():

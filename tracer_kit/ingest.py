@@ -24,6 +24,7 @@ import tempfile
 import threading
 import weakref
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -34,6 +35,7 @@ import polars as pl
 from tracer_kit.errors import IngestError, option
 
 Format = Literal["csv", "json", "ndjson", "parquet", "excel", "xml"]
+SheetFits = Callable[[list[str]], bool]
 FORMATS: tuple[str, ...] = ("csv", "json", "ndjson", "parquet", "excel", "xml")
 DEFAULT_MAX_BYTES = 10 * 1024**3
 CHUNK = 16 * 1024 * 1024
@@ -203,7 +205,7 @@ def _sniff_format(path: Path, head: bytes) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _sniff_text_format(text: str) -> str:
+def _sniff_text_format(text: str, extension: str | None = None) -> str:
     stripped = text.lstrip()
     if stripped.startswith("["):
         return "json"
@@ -214,19 +216,43 @@ def _sniff_text_format(text: str) -> str:
             return "ndjson"
         except ValueError:
             return "json"
-    if stripped.startswith("<"):
+    if stripped.startswith("<") and (extension == "xml" or _parses_as_xml(stripped)):
         return "xml"
     return "csv"
 
 
-def _looks_binary(head: bytes) -> bool:
+def _parses_as_xml(text: str) -> bool:
+    """Whether ``text`` (a file's start) is XML: well-formed so far, with a complete element.
+
+    A short file must parse whole; a long one must close at least one element within the
+    sample, so a CSV whose header starts with ``<`` stays a CSV.
+    """
+    import xml.etree.ElementTree as ET
+
+    parser = ET.XMLPullParser(events=("end",))
+    try:
+        parser.feed(text[:SAMPLE])
+        if len(text) < SAMPLE:
+            parser.close()
+            return True
+        return any(True for _ in parser.read_events())
+    except ET.ParseError:
+        return False
+
+
+def _looks_binary(path: Path, head: bytes) -> bool:
+    """Binary when over 1% of the sampled bytes are control characters (NUL included).
+
+    A file of nothing but NUL bytes gets its own message; a stray NUL inside a field of a
+    text file does not make it binary (that record is quarantined as ``nul_byte``).
+    """
     if not head:
         return False
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return False
-    if b"\x00" in head:
-        return True
     sample = np.frombuffer(head[:65536], dtype=np.uint8)
+    if not sample.any():
+        raise _fail(path, "holds only NUL bytes (a wiped or never-written file), no text at all")
     control = (sample < 32) & ~np.isin(sample, (9, 10, 12, 13))
     return bool(control.mean() > 0.01)
 
@@ -251,7 +277,7 @@ def normalize_encoding(name: str) -> str:
     try:
         canonical = codecs.lookup(name).name
     except LookupError:
-        msg = f"encoding={name!r} is not a known text encoding (try utf-8, cp1252 or latin-1)"
+        msg = f"{option('encoding', value=name)} is not a known text encoding (try utf-8, cp1252 or latin-1)"
         raise IngestError(msg) from None
     return _LABELS.get(canonical, canonical)
 
@@ -296,12 +322,17 @@ def sniff_delimiter(lines: list[str]) -> str:
     return best
 
 
-_DECIMAL_COMMA = re.compile(r"^-?\d+,\d+$")
-_DECIMAL_POINT = re.compile(r"^-?\d+\.\d+$")
+_DECIMAL_COMMA = re.compile(r"^-?(\d+|\d{1,3}(\.\d{3})+),\d+$")
+_DECIMAL_POINT = re.compile(r"^-?(\d+|\d{1,3}(,\d{3})+)\.\d+$")
+_THOUSANDS_OR_POINT = re.compile(r"^-?\d{1,3}\.\d{3}$")  # 1.234: either mark, proves nothing
 
 
 def sniff_decimal(lines: list[str], delimiter: str) -> str:
-    """``","`` when the sample's numbers are written with decimal commas (only for ``;``)."""
+    """``","`` when the sample's numbers are written with decimal commas (only for ``;``).
+
+    ``1.234,50`` and ``12,5`` are decimal commas; ``1,234.50`` and ``12.5`` decimal points;
+    ``1.234`` could be either, so it counts for neither.
+    """
     if delimiter != ";":
         return "."
     comma = point = 0
@@ -309,7 +340,7 @@ def sniff_decimal(lines: list[str], delimiter: str) -> str:
         for value in row:
             value = value.strip()
             comma += bool(_DECIMAL_COMMA.match(value))
-            point += bool(_DECIMAL_POINT.match(value))
+            point += bool(_DECIMAL_POINT.match(value)) and not _THOUSANDS_OR_POINT.match(value)
     return "," if comma > 0 and point == 0 else "."
 
 
@@ -325,7 +356,8 @@ class _Limit:
         if self.seen > self.max_bytes:
             msg = (
                 f"is larger than the size limit of {_human(self.max_bytes)} "
-                "(counted after decompression); raise max_bytes / --max-bytes to read it"
+                f"(counted after decompression); raise the limit ({option('max_bytes', value='N')}) "
+                "to read it"
             )
             raise _fail(self.path, msg)
 
@@ -359,8 +391,8 @@ def _decompress(path: Path, compression: str, dest: Path, limit: _Limit) -> str:
                 out.write(chunk)
     except IngestError:
         raise
-    except (OSError, EOFError, ValueError) as exc:
-        raise _fail(path, f"is not a readable {compression} file ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - gzip and zstandard raise many types for bad input
+        raise _fail(path, f"is not a readable {compression} file ({_short(exc)})") from None
     return hasher.hexdigest()
 
 
@@ -371,6 +403,13 @@ def _transcode(path: Path, encoding: str, dest: Path) -> None:
         for chunk in iter(lambda: src.read(CHUNK), b""):
             out.write(decoder.decode(chunk).encode("utf-8"))
         out.write(decoder.decode(b"", final=True).encode("utf-8"))
+
+
+def _cr_to_lf(path: Path, dest: Path) -> None:
+    """Stream a CR-only text file into ``dest`` with LF line ends."""
+    with path.open("rb") as src, dest.open("wb") as out:
+        for chunk in iter(lambda: src.read(CHUNK), b""):
+            out.write(chunk.replace(b"\r", b"\n"))
 
 
 def file_sha256(path: str | Path) -> str:
@@ -397,6 +436,8 @@ class _Records:
     bad_fields: np.ndarray
     bad_offsets: np.ndarray  # (start, end) byte offsets of bad records
     bad_utf8: np.ndarray  # record indices holding invalid UTF-8
+    nul: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # records with NUL
+    line_shift: int = 0  # lines before the header that the scanned copy left out (``sep=;``)
 
 
 class _BadOffsets(threading.local):
@@ -442,6 +483,7 @@ class _RecordScan:
         self.bad_fields: list[np.ndarray] = []
         self.bad_offsets: list[np.ndarray] = []
         self.bad_utf8: list[np.ndarray] = []
+        self.nul: list[np.ndarray] = []
 
     def add(
         self,
@@ -451,6 +493,7 @@ class _RecordScan:
         last: np.ndarray,
         fields: np.ndarray,
         utf8_offsets: list[int],
+        nul_offsets: np.ndarray | None = None,
     ) -> None:
         """Take the records completed in one chunk (global byte offsets, first lines, field counts)."""
         n = len(fields)
@@ -469,6 +512,8 @@ class _RecordScan:
             self.bad_utf8.append(
                 self.records + np.searchsorted(e_offs, np.asarray(utf8_offsets), side="left")
             )
+        if nul_offsets is not None and len(nul_offsets):
+            self.nul.append(self.records + np.searchsorted(e_offs, nul_offsets, side="left"))
         expected = ids[data] + 1
         if self.trivial and not np.array_equal(s_lines[data], expected):
             self.trivial = False
@@ -489,6 +534,9 @@ class _RecordScan:
         bad_utf8 = np.unique(cat(self.bad_utf8))
         if len(bad_utf8) and bad_utf8[0] == 0:
             raise _fail(path, "has invalid UTF-8 in its header line", line=1)
+        nul = np.unique(cat(self.nul))
+        if len(nul) and nul[0] == 0:
+            raise _fail(path, "has a NUL byte in its header line", line=1)
         return _Records(
             header_fields=self.header_fields,
             n_records=self.records - 1,
@@ -500,10 +548,37 @@ class _RecordScan:
             if self.bad_offsets
             else np.empty((0, 2), np.int64),
             bad_utf8=bad_utf8 - 1,
+            nul=nul - 1,
         )
 
 
-def _scan_records(path: Path, delimiter: str, hasher: Any | None, *, check_utf8: bool) -> _Records:
+_CONFLICT = re.compile(rb"(?m)^(<{7}|={7}|>{7})(?: .*)?\r?$")
+
+
+def _conflict_marker(path: Path, chunk: bytes, lines_before: int) -> None:
+    """Refuse a file committed in the middle of a git merge, naming the marker and its line."""
+    if b"<<<<<<<" not in chunk and b">>>>>>>" not in chunk:
+        return
+    found = _CONFLICT.search(chunk)
+    if found is None:
+        return
+    line = lines_before + chunk.count(b"\n", 0, found.start()) + 1
+    marker = found.group(0).decode("utf-8", errors="replace").strip()
+    msg = (
+        f"line {line} is a git conflict marker ({marker!r}): the file was saved in the middle "
+        "of a merge; resolve the conflict and try again"
+    )
+    raise _fail(path, msg, line=line)
+
+
+def _scan_records(
+    path: Path,
+    delimiter: str,
+    hasher: Any | None,
+    *,
+    check_utf8: bool,
+    original: Path | None = None,
+) -> _Records:
     """One vectorised pass: record boundaries outside quotes, field counts, first lines.
 
     A newline ends a record when the number of quote characters before it is even; a
@@ -532,7 +607,9 @@ def _scan_records(path: Path, delimiter: str, hasher: Any | None, *, check_utf8:
                 pending = len(decoder.getstate()[0])
                 decoder.decode(chunk)
                 utf8_offsets = [offset - pending + o for o in _BAD_OFFSETS]
+            _conflict_marker(original or path, chunk, lines_before)
             a = np.frombuffer(chunk, dtype=np.uint8)
+            nul = offset + np.flatnonzero(a == 0) if b"\x00" in chunk else None
             q = np.flatnonzero(a == 34)
             nl = np.flatnonzero(a == 10)
             dl = np.flatnonzero(a == delim)
@@ -551,12 +628,15 @@ def _scan_records(path: Path, delimiter: str, hasher: Any | None, *, check_utf8:
                 s_lines = np.concatenate(([rec_start_line], end_lines[:-1] + 1))
                 s_offs = np.concatenate(([rec_start_off], offset + ends[:-1] + 1))
                 before_end = np.where(ends > 0, a[np.maximum(ends - 1, 0)], prev_last)
-                scan.add(s_lines, s_offs, offset + ends, before_end, count + 1, utf8_offsets)
+                scan.add(s_lines, s_offs, offset + ends, before_end, count + 1, utf8_offsets, nul)
                 rec_start_line = int(end_lines[-1]) + 1
                 rec_start_off = int(offset + ends[-1] + 1)
                 rec_fields = len(dl_out) - int(cum[-1])
-            elif utf8_offsets:
-                scan.bad_utf8.append(np.full(len(utf8_offsets), scan.records))
+            elif utf8_offsets or nul is not None:
+                if utf8_offsets:
+                    scan.bad_utf8.append(np.full(len(utf8_offsets), scan.records))
+                if nul is not None:
+                    scan.nul.append(np.full(1, scan.records))
                 rec_fields += len(dl_out)
             else:
                 rec_fields += len(dl_out)
@@ -594,6 +674,35 @@ def _line_text(path: Path, start: int, end: int, limit: int = 10_000) -> str:
 # --------------------------------------------------------------------------- readers
 
 
+_SEP_LINE = re.compile(r"^\ufeff?sep=(.)\s*$")
+
+
+def _sample_lines(path: Path, original: Path) -> list[str]:
+    """Up to 200 whole lines from the start of a UTF-8 text file (BOM removed)."""
+    head = _head(path)
+    text = head.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    if not text.strip():
+        raise _fail(original, "contains only whitespace, no header and no rows")
+    lines = text.splitlines()[:200]
+    if len(head) == SAMPLE and len(lines) > 1:
+        lines = lines[:-1]  # the last sampled line may be cut
+    return lines
+
+
+def _without_first_line(path: Path, dest: Path, hasher: Any | None) -> Path:
+    """Copy ``path`` without its first line (hashing every original byte into ``hasher``)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("rb") as src, dest.open("wb") as out:
+        first = src.readline()
+        if hasher is not None:
+            hasher.update(first)
+        for chunk in iter(lambda: src.read(CHUNK), b""):
+            if hasher is not None:
+                hasher.update(chunk)
+            out.write(chunk)
+    return dest
+
+
 def _read_delimited(
     path: Path,
     original: Path,
@@ -601,16 +710,16 @@ def _read_delimited(
     delimiter: str | None,
     on_bad_lines: str,
     hasher: Any | None,
+    staging: Path,
 ) -> tuple[pl.LazyFrame, pl.DataFrame, dict[str, Any]]:
-    head = _head(path)
-    text = head.decode("utf-8", errors="replace")
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    if not text.strip():
-        raise _fail(original, "contains only whitespace, no header and no rows")
-    sample_lines = text.splitlines()[:200]
-    if len(head) == SAMPLE and len(sample_lines) > 1:
-        sample_lines = sample_lines[:-1]  # the last sampled line may be cut
+    sample_lines = _sample_lines(path, original)
+    shift = 0
+    sep = _SEP_LINE.match(sample_lines[0])
+    if sep:  # Excel's "sep=;" first line names the delimiter; the header is the next line
+        path = _without_first_line(path, staging / f"{original.name}.nosep", hasher)
+        hasher, shift = None, 1
+        delimiter = delimiter or sep.group(1)
+        sample_lines = _sample_lines(path, original)
     delim = delimiter or sniff_delimiter(sample_lines)
     decimal = sniff_decimal(sample_lines, delim)
     header = next(csv.reader(sample_lines[:50], delimiter=delim), [])
@@ -629,11 +738,12 @@ def _read_delimited(
         seen[name] = i
     renames = reserved_renames(header)
     header = [renames.get(h, h) for h in header]
-    records = _scan_records(path, delim, hasher, check_utf8=True)
+    records = _scan_records(path, delim, hasher, check_utf8=True, original=original)
     if records.n_records - len(records.blank) == 0:
         raise _fail(original, "has a header but no data rows", line=1)
-    bad_idx = np.union1d(records.bad, records.bad_utf8)
-    rejects = _delimited_rejects(path, original, records, on_bad_lines)
+    bad_idx = np.union1d(np.union1d(records.bad, records.bad_utf8), records.nul)
+    records.line_shift = shift
+    rejects = _delimited_rejects(path, original, records, on_bad_lines, delim, header)
     lf = pl.scan_csv(
         path,
         separator=delim,
@@ -648,7 +758,7 @@ def _read_delimited(
     drop = np.union1d(bad_idx, records.blank)
     if records.start_lines is None and len(records.blank) == 0:
         rec = pl.col("_rec").cast(pl.Int64)
-        lf = lf.with_columns(source_row=rec + 1, source_line=rec + 2)
+        lf = lf.with_columns(source_row=rec + 1, source_line=rec + 2 + shift)
         if len(drop):
             lf = lf.filter(~pl.col("_rec").is_in(pl.Series(drop.astype(np.int64)).implode()))
     else:
@@ -674,24 +784,63 @@ def _source_positions(records: _Records, indices: np.ndarray) -> tuple[np.ndarra
     idx = np.asarray(indices, dtype=np.int64)
     rows = idx + 1 - np.searchsorted(records.blank, idx)
     lines = records.start_lines[idx] if records.start_lines is not None else idx + 2
-    return rows, lines.astype(np.int64)
+    return rows, lines.astype(np.int64) + records.line_shift
+
+
+def _nul_column(text: str, delimiter: str, header: list[str] | None) -> str:
+    """Which field of a record's text holds the NUL byte (its header name when known)."""
+    for i, value in enumerate(
+        next(csv.reader([text.replace("\x00", "\ufffd")], delimiter=delimiter), [])
+    ):
+        if "\ufffd" in value and "\x00" in text:
+            return repr(header[i]) if header and i < len(header) else f"field {i + 1}"
+    return "a field"
 
 
 def _delimited_rejects(
-    path: Path, original: Path, records: _Records, on_bad_lines: str
+    path: Path,
+    original: Path,
+    records: _Records,
+    on_bad_lines: str,
+    delimiter: str,
+    header: list[str] | None = None,
 ) -> pl.DataFrame:
-    all_bad = np.union1d(records.bad, records.bad_utf8)
+    all_bad = np.union1d(np.union1d(records.bad, records.bad_utf8), records.nul)
     if len(all_bad) == 0:
         return pl.DataFrame(schema=REJECT_SCHEMA)
     rows, lines = _source_positions(records, all_bad)
     fields = dict(zip(records.bad.tolist(), records.bad_fields.tolist(), strict=True))
+    nul = set(records.nul.tolist())
+    offsets = dict(zip(records.bad.tolist(), records.bad_offsets.tolist(), strict=True))
+    shift = records.line_shift
+    texts = _line_texts(
+        path,
+        {int(ln) - shift for i, ln in zip(all_bad.tolist(), lines, strict=True) if i not in fields},
+    )
+    raws, reasons = [], []
+    for idx, line in zip(all_bad.tolist(), lines.tolist(), strict=True):
+        if idx in fields:
+            raws.append(_line_text(path, *offsets[idx]))
+            reasons.append(f"ragged_row: {fields[idx]} fields, expected {records.header_fields}")
+        elif idx in nul:
+            text = texts.get(line - shift, "")
+            raws.append(text.replace("\x00", "\u2400"))  # ␀: visible, and valid in JSON text
+            reasons.append(f"nul_byte: a NUL byte in {_nul_column(text, delimiter, header)}")
+        else:
+            raws.append(texts.get(line - shift, ""))
+            reasons.append("invalid_encoding: not valid UTF-8")
     if on_bad_lines == "error":
-        first = int(all_bad[0])
-        if first in fields:
+        first = reasons[0]
+        if first.startswith("ragged_row"):
             msg = (
-                f"line {lines[0]} has {fields[first]} fields, expected "
-                f"{records.header_fields} (ragged row; use {option('on_bad_lines', value='quarantine')}"
-                " to keep the other rows)"
+                f"line {lines[0]} has {fields[int(all_bad[0])]} fields, expected "
+                f"{records.header_fields} (ragged row; use "
+                f"{option('on_bad_lines', value='quarantine')} to keep the other rows)"
+            )
+        elif first.startswith("nul_byte"):
+            msg = (
+                f"line {lines[0]} holds {first.split(': ', 1)[1]} (use "
+                f"{option('on_bad_lines', value='quarantine')} to keep the other rows)"
             )
         else:
             msg = (
@@ -699,18 +848,6 @@ def _delimited_rejects(
                 "or latin-1 if the file is not UTF-8)"
             )
         raise _fail(original, msg, line=int(lines[0]))
-    offsets = dict(zip(records.bad.tolist(), records.bad_offsets.tolist(), strict=True))
-    undecodable = _line_texts(
-        path, {int(ln) for i, ln in zip(all_bad.tolist(), lines, strict=True) if i not in fields}
-    )
-    raws, reasons = [], []
-    for idx, line in zip(all_bad.tolist(), lines.tolist(), strict=True):
-        if idx in fields:
-            raws.append(_line_text(path, *offsets[idx]))
-            reasons.append(f"ragged_row: {fields[idx]} fields, expected {records.header_fields}")
-        else:
-            raws.append(undecodable.get(line, ""))
-            reasons.append("invalid_encoding: not valid UTF-8")
     return pl.DataFrame(
         {"source_row": rows, "source_line": lines, "raw": raws, "reason": reasons},
         schema=REJECT_SCHEMA,
@@ -784,7 +921,33 @@ def _short(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
 
 
-def _read_excel(path: Path, sheet: str | int | None) -> tuple[pl.DataFrame, str]:
+def _first_sheet(path: Path) -> str:
+    import fastexcel
+
+    return fastexcel.read_excel(str(path)).sheet_names[0]
+
+
+def _fitting_sheet(path: Path, reader: Any, sheets: list[str], fits: SheetFits) -> str:
+    """The first sheet whose header row has what ``fits`` asks for (a blueprint's fields)."""
+    headers = {}
+    for name in sheets:
+        try:
+            headers[name] = [c.name for c in reader.load_sheet(name, n_rows=0).available_columns()]
+        except Exception:  # noqa: BLE001 - an empty or chart-only sheet has no header row
+            headers[name] = []
+        if fits(headers[name]):
+            return name
+    listed = "; ".join(
+        f"{n!r} ({', '.join(map(repr, h[:6])) or 'empty'}{', ...' if len(h) > 6 else ''})"
+        for n, h in headers.items()
+    )
+    msg = f"no sheet has the columns the blueprint needs; its sheets are {listed} (choose one with {option('sheet', value='NAME')})"
+    raise _fail(path, msg)
+
+
+def _read_excel(
+    path: Path, sheet: str | int | None, fits: SheetFits | None = None
+) -> tuple[pl.DataFrame, str]:
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
@@ -802,7 +965,7 @@ def _read_excel(path: Path, sheet: str | int | None) -> tuple[pl.DataFrame, str]
     except Exception as exc:  # noqa: BLE001
         raise _fail(path, f"is not a readable Excel workbook ({_short(exc)})") from None
     if sheet is None:
-        sheet = 0
+        sheet = _fitting_sheet(path, reader, sheets, fits) if fits and len(sheets) > 1 else 0
     if isinstance(sheet, str) and sheet.isdigit():
         sheet = int(sheet)
     if isinstance(sheet, int):
@@ -963,6 +1126,7 @@ def read_table(
     max_bytes: int | None = None,
     on_bad_lines: Literal["error", "quarantine"] = "error",
     staging_dir: str | Path | None = None,
+    sheet_fits: SheetFits | None = None,
 ) -> Ingested:
     """Read a table file lazily as text columns, with its metadata and rejected lines.
 
@@ -987,6 +1151,10 @@ def read_table(
     staging_dir
         Where decompressed or transcoded copies go (default: a temporary folder kept alive
         as long as the result).
+    sheet_fits
+        With no ``sheet``, a workbook of several sheets is read from the first sheet whose
+        header row this accepts (runs pass "has the blueprint's required fields"), so a
+        cover page in front of the data is skipped; no sheet fitting is an error naming them.
 
     Returns
     -------
@@ -1011,10 +1179,10 @@ def read_table(
         msg = f"on_bad_lines={on_bad_lines!r} should be 'error' or 'quarantine'"
         raise IngestError(msg)
     if format is not None and format not in FORMATS:
-        msg = f"format={format!r} should be one of {', '.join(FORMATS)}"
+        msg = f"{option('format', value=format)} should be one of {', '.join(FORMATS)}"
         raise IngestError(msg)
     if delimiter is not None and len(delimiter) != 1:
-        msg = f"delimiter={delimiter!r} should be a single character"
+        msg = f"{option('delimiter', value=delimiter)} should be a single character"
         raise IngestError(msg)
     if not path.exists():
         raise IngestError(f"{path}: no such file", path=path)
@@ -1046,12 +1214,15 @@ def read_table(
     else:
         limit.add(size)
     if detected is None:
-        if _looks_binary(head):
+        if _looks_binary(path, head):
             raise _fail(
                 path, "looks like binary data, not a table (CSV, JSON, Parquet, Excel, XML)"
             )
         enc0 = normalize_encoding(encoding) if encoding else detect_encoding(head)
-        detected = _sniff_text_format(head.decode(enc0, errors="replace").lstrip("\ufeff"))
+        detected = _sniff_text_format(
+            head.decode(enc0, errors="replace").lstrip("\ufeff"),
+            _EXTENSIONS.get(path.suffix.lower()),
+        )
     fmt = format or detected
     ext_fmt = _EXTENSIONS.get(path.suffix.lower())
     if compression is None and ext_fmt is not None and ext_fmt != detected:
@@ -1073,6 +1244,16 @@ def read_table(
             if sha is None:
                 sha = file_sha256(src)
             _transcode(src, enc, work)
+        head = _head(work)
+        if b"\r" in head and b"\n" not in head:  # old Mac exports end lines with CR alone
+            src = work
+            work = staging / (path.name + ".lf")
+            if sha is None:
+                sha = file_sha256(src)
+            _cr_to_lf(src, work)
+            warnings.append(f"{path.name}: lines end with CR only (old Mac format); read as lines")
+        if fmt != "csv":
+            _conflict_marker(path, head, 0)
     if fmt == "csv":
         hasher = hashlib.sha256() if sha is None else None
         lf, rejects, opts = _read_delimited(
@@ -1081,6 +1262,7 @@ def read_table(
             delimiter=delimiter,
             on_bad_lines=on_bad_lines,
             hasher=hasher,
+            staging=staging,
         )
         if hasher is not None:
             sha = hasher.hexdigest()
@@ -1096,7 +1278,12 @@ def read_table(
             lf, row_count = _read_parquet(work)
             lf = _with_rows(lf, line_offset=None, notes=warnings)
         elif fmt == "excel":
-            df, sheet_name = _read_excel(work, sheet)
+            df, sheet_name = _read_excel(work, sheet, sheet_fits)
+            if sheet is None and sheet_fits is not None and sheet_name != _first_sheet(work):
+                warnings.append(
+                    f"{path.name}: read sheet {sheet_name!r}, the first whose columns fit the "
+                    "blueprint"
+                )
             if df.height == 0:
                 raise _fail(path, f"sheet {sheet_name!r} has a header but no data rows")
             lf = _with_rows(_as_text(df), line_offset=1, notes=warnings)

@@ -25,6 +25,7 @@ from tracer_kit._resources import resource_path
 from tracer_kit.blueprints import get_blueprint
 from tracer_kit.config import Config, config_to_jsonable, load_config
 from tracer_kit.errors import ConfigError, NotebookRunError, QualityGateError, TracerError
+from tracer_kit.quality import check_compatible
 from tracer_kit.store import (
     DEFAULT_WAREHOUSE,
     end_run,
@@ -37,6 +38,21 @@ from tracer_kit.store import (
 NOTEBOOK = "notebooks/blueprint.ipynb"
 KERNEL = "python3"
 PARAMETERS = ("input_path", "blueprint", "run_id", "config", "output_dir", "warehouse")
+
+
+def _papermill() -> tuple[Any, type[Exception]]:
+    """Papermill, imported only once a notebook will run (it takes seconds to import).
+
+    jsonschema (under nbformat) builds an RFC 3987 grammar at import when the optional
+    ``rfc3987_syntax`` package is present: 2.3 s here, for IRI format checks that notebook
+    validation never makes. Hiding that optional module makes jsonschema skip them.
+    """
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    return pm, PapermillExecutionError
 
 
 def notebook_path() -> Path:
@@ -71,8 +87,7 @@ def check_parameters(
     ConfigError
         Naming each unknown parameter and listing the declared ones.
     """
-    import papermill as pm
-
+    pm, _ = _papermill()
     declared = set(pm.inspect_notebook(str(notebook or notebook_path())))
     unknown = sorted(set(parameters) - declared)
     if unknown:
@@ -97,6 +112,7 @@ def _use_own_kernelspec() -> None:
 
 def export_html(notebook: str | Path, dest: str | Path) -> Path:
     """Export an executed notebook to self-contained HTML without code cells (opens offline)."""
+    _papermill()  # nbformat through the same quick import
     import nbformat
     from nbconvert import HTMLExporter
 
@@ -161,9 +177,6 @@ def run_notebook(
     NotebookRunError
         When any other cell failed; the message carries the cell's error.
     """
-    import papermill as pm
-    from papermill.exceptions import PapermillExecutionError
-
     bp = get_blueprint(blueprint)
     cfg = load_config(config)
     cwd = Path(cwd or Path.cwd()).resolve()
@@ -178,6 +191,22 @@ def run_notebook(
     input_path = input_path if input_path.is_absolute() else (Path.cwd() / input_path).resolve()
     if not input_path.exists():
         raise TracerError(f"{path}: no such file", path=path)
+    open_warehouse(warehouse)
+    start_run(
+        warehouse,
+        {
+            "run_id": run_id,
+            "blueprint": bp.name,
+            "input_path": str(input_path),
+            "params": {"config": config_to_jsonable(cfg)},
+        },
+        state="PENDING",
+    )
+    try:  # an unreadable file or a bad mapping is told before any kernel starts
+        check_compatible(input_path, bp, cfg)
+    except TracerError as exc:
+        end_run(warehouse, run_id, "FAILED", error=str(exc))
+        raise
     params = check_parameters(
         {
             "input_path": input_path,
@@ -191,17 +220,7 @@ def run_notebook(
     run_dir = output_dir / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     executed = run_dir / "blueprint.ipynb"
-    open_warehouse(warehouse)
-    start_run(
-        warehouse,
-        {
-            "run_id": run_id,
-            "blueprint": bp.name,
-            "input_path": str(input_path),
-            "params": {"config": params["config"]},
-        },
-        state="PENDING",
-    )
+    pm, PapermillExecutionError = _papermill()  # noqa: N806 - an exception class
     _use_own_kernelspec()
     failure: BaseException | None = None
     try:

@@ -308,7 +308,7 @@ def run_pipeline(
         start_run(warehouse, record)
         log.info("run started: %s on %s", bp.name, path, extra={"fields": {"input": str(path)}})
         with stages("ingest"):
-            ing = read_file(path, cfg, staging_dir=staging)
+            ing = read_file(path, cfg, staging_dir=staging, blueprint=bp)
             for warning in ing.info.warnings:
                 log.warning(warning)
             result.input_sha256 = ing.info.sha256

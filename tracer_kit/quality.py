@@ -23,7 +23,7 @@ import json
 import math
 import re
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from tracer_kit.errors import (
     ConfigError,
     PipelineBugError,
     QualityGateError,
+    TracerError,
     option,
 )
 from tracer_kit.ingest import REJECT_SCHEMA, Ingested, read_table
@@ -315,9 +316,14 @@ def _explicit_renames(
 # --------------------------------------------------------------------------- typing from text
 
 
+#: Values that mean "no value" (compared case-insensitively after stripping spaces): a
+#: null in an optional field, ``missing_required`` in a required one.
+NULL_TOKENS = ("", "na", "n/a", "null", "none", "nan", "-")
+
+
 def _present(name: str) -> pl.Expr:
     raw = pl.col(name).str.strip_chars()
-    return raw.is_not_null() & (raw != "")
+    return raw.is_not_null() & ~raw.str.to_lowercase().is_in(NULL_TOKENS)
 
 
 def plain_iso_columns(frame: pl.LazyFrame, columns: Sequence[str]) -> set[str]:
@@ -413,13 +419,30 @@ def _parse_date(name: str, convention: str | None) -> tuple[pl.Expr, pl.Expr, pl
     return value.alias(name), reason, fmt
 
 
+#: Numbers grouped by thousands, per decimal mark: ``1,234.50`` (point) and ``1.234,50`` (comma).
+_GROUPED = {".": r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$", ",": r"^[+-]?\d{1,3}(\.\d{3})+(,\d+)?$"}
+
+
+def _plain_number(raw: pl.Expr, decimal: str) -> pl.Expr:
+    """Number text in ``.``-decimal form: thousands separators dropped where the value is
+    grouped exactly in threes, a decimal comma turned into a point (the file's decimal mark
+    is detected at ingest, so the convention is the file's, never guessed per value).
+    """  # noqa: D205
+    group = "," if decimal == "." else "."
+    text = (
+        pl.when(raw.str.contains(_GROUPED[decimal]))
+        .then(raw.str.replace_all(group, "", literal=True))
+        .otherwise(raw)
+    )
+    return text.str.replace(",", ".", literal=True) if decimal == "," else text
+
+
 def _parse_value(f: Field, decimal: str) -> tuple[pl.Expr, pl.Expr]:
     """(typed value, failure reason) for a non-date field; the reason is null when the value is fine."""
     raw = pl.col(f.name).str.strip_chars()
     present = _present(f.name)
     if f.kind in ("float", "int"):
-        text = raw.str.replace(",", ".", literal=True) if decimal == "," else raw
-        number = text.cast(pl.Float64, strict=False)
+        number = _plain_number(raw, decimal).cast(pl.Float64, strict=False)
         number = pl.when(number.is_finite()).then(number)
         if f.kind == "int":
             whole = (number == number.floor()) & (number.abs() < 2**53)
@@ -482,7 +505,7 @@ def _dirty_counts(fields: Sequence[Field], decimal: str) -> list[pl.Expr]:
         elif f.kind == "date":
             ok = value.is_not_null()
         else:
-            ok = (col != "") & ~col.str.contains(r"^\s|\s$")
+            ok = ~col.str.to_lowercase().is_in(NULL_TOKENS) & ~col.str.contains(r"^\s|\s$")
         exprs.append((col.is_not_null() & ~ok.fill_null(False)).sum().alias(f.name))
     return exprs
 
@@ -1241,7 +1264,7 @@ def validate(
     cfg = load_config(config)
     bp = get_blueprint(blueprint)
     if isinstance(path_or_frame, (str, Path)):
-        return assess_ingested(read_file(path_or_frame, cfg), bp, config=cfg)
+        return assess_ingested(read_file(path_or_frame, cfg, blueprint=bp), bp, config=cfg)
     frame = path_or_frame.lazy()
     names = frame.collect_schema().names()
     columns = [c for c in names if c not in ("source_row", "source_line")]
@@ -1279,8 +1302,37 @@ def assess_ingested(
     )
 
 
-def read_file(path: str | Path, config: Config, staging_dir: str | Path | None = None) -> Ingested:
-    """:func:`read_table` with the input options of a :class:`Config`."""
+def check_compatible(path: str | Path, blueprint: Blueprint, config: Config) -> dict[str, str]:
+    """Read ``path`` as a run would and map its columns onto ``blueprint``; return the renames.
+
+    Runs that start a notebook kernel call this first, so that an unreadable file or a bad
+    mapping is reported in a second, before any kernel starts.
+    """
+    ing = read_file(path, config, blueprint=blueprint)
+    return match_columns(ing.info.columns, blueprint, config.column_map, path=path)
+
+
+def fits_blueprint(blueprint: Blueprint, config: Config) -> Callable[[list[str]], bool]:
+    """Whether a header row maps onto the blueprint's required fields (used to pick a sheet)."""
+
+    def fits(columns: list[str]) -> bool:
+        try:
+            match_columns(columns, blueprint, config.column_map)
+        except TracerError:
+            return False
+        return True
+
+    return fits
+
+
+def read_file(
+    path: str | Path,
+    config: Config,
+    staging_dir: str | Path | None = None,
+    *,
+    blueprint: Blueprint | None = None,
+) -> Ingested:
+    """:func:`read_table` with the input options of a :class:`Config` (and the blueprint's sheet choice)."""
     return read_table(
         path,
         format=config.format,
@@ -1290,6 +1342,7 @@ def read_file(path: str | Path, config: Config, staging_dir: str | Path | None =
         max_bytes=config.max_bytes,
         on_bad_lines=config.on_bad_lines,
         staging_dir=staging_dir,
+        sheet_fits=fits_blueprint(blueprint, config) if blueprint is not None else None,
     )
 
 

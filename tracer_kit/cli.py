@@ -55,6 +55,13 @@ SheetOpt = Annotated[str | None, typer.Option("--sheet", help="Excel sheet name 
 BadLinesOpt = Annotated[
     str | None, typer.Option("--on-bad-lines", help="quarantine (default for runs) or error.")
 ]
+DatasetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dataset",
+        help="Dataset name that drift and history compare by (default: file stem without a date).",
+    ),
+]
 MaxBytesOpt = Annotated[
     int | None,
     typer.Option("--max-bytes", help="Refuse inputs larger than this (after decompression)."),
@@ -65,6 +72,57 @@ def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+OutputFormatOpt = Annotated[
+    str, typer.Option("--output-format", help="table (for people), json or csv (for scripts).")
+]
+LIST_FORMATS = ("table", "json", "csv")
+
+
+def _print_table(table: Any) -> None:
+    """Print a rich table without cutting any cell: wider than the terminal when it must be."""
+    from rich.measure import Measurement
+
+    con = _console()
+    needed = Measurement.get(con, con.options.update_width(100_000), table).maximum
+    if needed > con.width:
+        from rich.console import Console
+
+        con = Console(highlight=False, soft_wrap=True, width=needed)
+    con.print(table)
+
+
+def _echo_text(text: str) -> None:
+    """Print text that already ends with its own newline (CSV) without adding a blank line."""
+    typer.echo(text, nl=not text.endswith("\n"))
+
+
+def emit_rows(
+    rows: list[dict[str, Any]], fmt: str, table: Callable[[list[dict[str, Any]]], Any]
+) -> None:
+    """Print listing rows as a table for people, or as JSON or CSV for scripts."""
+    if fmt not in LIST_FORMATS:
+        msg = f"--output-format {fmt!r} should be one of {', '.join(LIST_FORMATS)}"
+        raise ConfigError(msg)
+    if fmt == "json":
+        typer.echo(json.dumps(rows, default=str, indent=1))
+    elif fmt == "csv":
+        import polars as pl
+
+        flat = [{k: _csv_cell(v) for k, v in r.items()} for r in rows]
+        frame = pl.DataFrame(flat, schema=list(rows[0]) if rows else None, infer_schema_length=None)
+        _echo_text(frame.write_csv())
+    else:
+        _print_table(table(rows))
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return " ".join(map(str, value))
+    if isinstance(value, dict):
+        return json.dumps(value, default=str)
+    return value if value is None or isinstance(value, (int, float, bool)) else str(value)
 
 
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -109,6 +167,8 @@ def build_config(
     sheet: str | None = None,
     on_bad_lines: str | None = None,
     max_bytes: int | None = None,
+    dataset: str | None = None,
+    notebook: Path | None = None,
 ) -> Any:
     """A Config from ``--config`` plus the command-line overrides."""
     from tracer_kit.config import load_config
@@ -129,6 +189,8 @@ def build_config(
         "sheet": int(sheet) if sheet is not None and sheet.isdigit() else sheet,
         "on_bad_lines": on_bad_lines,
         "max_bytes": max_bytes,
+        "dataset": dataset,
+        "notebook": str(notebook) if notebook is not None else None,
     }
     base.update({k: v for k, v in overrides.items() if v is not None})
     return load_config(base)
@@ -203,6 +265,11 @@ def run(
     sheet: SheetOpt = None,
     on_bad_lines: BadLinesOpt = None,
     max_bytes: MaxBytesOpt = None,
+    dataset: DatasetOpt = None,
+    notebook: Annotated[
+        Path | None,
+        typer.Option("--notebook", help="Run this edited copy of the notebook (`tracer init`)."),
+    ] = None,
 ) -> None:
     """Run one file through a blueprint (via the Papermill notebook unless --no-notebook)."""
     cfg = build_config(
@@ -215,7 +282,11 @@ def run(
         sheet=sheet,
         on_bad_lines=on_bad_lines,
         max_bytes=max_bytes,
+        dataset=dataset,
+        notebook=notebook,
     )
+    if no_notebook and cfg.notebook:
+        raise ConfigError("--notebook and --no-notebook contradict each other; choose one")
     if no_notebook:
         from tracer_kit.pipeline import run_pipeline
 
@@ -340,23 +411,37 @@ def profile(
 
 @app.command()
 @friendly
-def blueprints() -> None:
+def blueprints(output_format: OutputFormatOpt = "table") -> None:
     """List the blueprints with their required and optional fields and their features."""
-    from rich.table import Table
-
     from tracer_kit.blueprints import list_blueprints
 
-    table = Table(show_lines=True)
-    for col in ("blueprint", "required", "optional", "features"):
-        table.add_column(col)
-    for bp in list_blueprints():
-        table.add_row(
-            f"{bp.name}\n[dim]{bp.description}[/dim]",
-            "\n".join(bp.required),
-            "\n".join(bp.optional),
-            "\n".join(bp.feature_names),
-        )
-    _console().print(table)
+    rows = [
+        {
+            "blueprint": bp.name,
+            "description": bp.description,
+            "required": list(bp.required),
+            "optional": list(bp.optional),
+            "features": list(bp.feature_names),
+        }
+        for bp in list_blueprints()
+    ]
+
+    def table(rows: list[dict[str, Any]]) -> Any:
+        from rich.table import Table
+
+        t = Table(show_lines=True)
+        for col in ("blueprint", "required", "optional", "features"):
+            t.add_column(col, no_wrap=True)
+        for r in rows:
+            t.add_row(
+                f"{r['blueprint']}\n[dim]{r['description']}[/dim]",
+                "\n".join(r["required"]),
+                "\n".join(r["optional"]),
+                "\n".join(r["features"]),
+            )
+        return t
+
+    emit_rows(rows, output_format, table)
 
 
 @runs_app.callback(invoke_without_command=True)
@@ -365,43 +450,38 @@ def runs(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs.")] = 20,
     warehouse: Warehouse = "data/warehouse.duckdb",
+    output_format: OutputFormatOpt = "table",
 ) -> None:
     """Recent runs: what ran, on which file, with what result."""
     if ctx.invoked_subcommand is not None:
         return
-    from rich.table import Table
-
     from tracer_kit.store import open_warehouse, query
 
     if Path(warehouse).exists():
         open_warehouse(warehouse)
     df = query(
-        "SELECT run_id, blueprint, state, input_path, started_at, rows_in, rows_valid, rows_quarantined, "
-        "rows_out, quality_score, error FROM runs ORDER BY started_at DESC, run_id DESC "
-        f"LIMIT {int(limit)}",
+        "SELECT run_id, blueprint, dataset, state, input_path, started_at, rows_in, rows_valid, "
+        "rows_quarantined, rows_out, quality_score, error FROM runs "
+        f"ORDER BY started_at DESC, run_id DESC LIMIT {int(limit)}",
         warehouse=warehouse,
     )
+    emit_rows(df.to_dicts(), output_format, _runs_table)
+
+
+def _runs_table(rows: list[dict[str, Any]]) -> Any:
+    from rich.table import Table
+
     table = Table()
-    for col in (
-        "run",
-        "blueprint",
-        "state",
-        "file",
-        "started (UTC)",
-        "in",
-        "valid",
-        "quar.",
-        "out",
-        "score",
-        "error",
-    ):
+    numeric = ("in", "valid", "quar.", "out", "score")
+    for col in ("run", "blueprint", "dataset", "state", "file", "started (UTC)", *numeric, "error"):
         table.add_column(
-            col, justify="right" if col in ("in", "valid", "quar.", "out", "score") else "left"
+            col, justify="right" if col in numeric else "left", no_wrap=col != "error"
         )
-    for r in df.iter_rows(named=True):
+    for r in rows:
         table.add_row(
             r["run_id"],
             r["blueprint"],
+            r["dataset"] or "",
             r["state"],
             Path(r["input_path"] or "").name,
             str(r["started_at"])[:19],
@@ -410,9 +490,9 @@ def runs(
             _n(r["rows_quarantined"]),
             _n(r["rows_out"]),
             "" if r["quality_score"] is None else f"{r['quality_score']:.1f}",
-            (r["error"] or "")[:60],
+            r["error"] or "",
         )
-    _console().print(table)
+    return table
 
 
 def _n(value: int | None) -> str:
@@ -433,6 +513,7 @@ def runs_show(
     for key in (
         "run_id",
         "blueprint",
+        "dataset",
         "state",
         "input_path",
         "input_sha256",
@@ -446,6 +527,11 @@ def runs_show(
         "error",
     ):
         con.print(f"{key:18} {row[key] if row[key] is not None else ''}")
+    row["outputs"] = {
+        k: v
+        for k, v in row["outputs"].items()
+        if not isinstance(v, str) or k.endswith("sha256") or Path(v).exists()
+    }
     for key in ("score_parts", "read_options", "params", "stage_seconds", "outputs", "versions"):
         con.print(f"{key:18} {json.dumps(row[key], default=str)}")
     _print_issues(row["issues"])
@@ -480,6 +566,9 @@ def query(
             text = str(df)
     elif output_format == "csv":
         text = df.write_csv()
+        if out is None:
+            _echo_text(text)
+            return
     elif output_format == "json":
         text = json.dumps(df.to_dicts(), default=str, indent=1)
     else:
@@ -517,11 +606,11 @@ def batch(
     config: ConfigOpt = None,
     warehouse: Warehouse = "data/warehouse.duckdb",
     output_dir: OutputDir = "reports",
+    output_format: OutputFormatOpt = "table",
+    dataset: DatasetOpt = None,
 ) -> None:
     """Run the notebook on many files in parallel; print a summary; exit 1 if any failed."""
     import glob
-
-    from rich.table import Table
 
     from tracer_kit.notebooks import run_batch
 
@@ -537,34 +626,50 @@ def batch(
         paths,
         blueprint,
         max_concurrent=max_concurrent,
-        config=build_config(config),
+        config=build_config(config, dataset=dataset),
         warehouse=warehouse,
         output_dir=output_dir,
     )
-    table = Table(title=f"batch: {len(results)} file(s)")
-    for col in ("file", "state", "in", "valid", "quarantined", "score", "seconds", "run / error"):
-        table.add_column(
-            col,
-            justify="right"
-            if col in ("in", "valid", "quarantined", "score", "seconds")
-            else "left",
-        )
-    for path, r in zip(paths, results, strict=True):
-        table.add_row(
-            path,
-            r.state,
-            _n(r.rows_in),
-            _n(r.rows_valid),
-            _n(r.rows_quarantined),
-            "" if r.quality_score is None else f"{r.quality_score:.1f}",
-            f"{r.stage_seconds.get('total', 0):.1f}",
-            r.error or r.run_id,
-        )
-    _console().print(table)
+    rows = [
+        {
+            "file": path,
+            "state": r.state,
+            "rows_in": r.rows_in,
+            "rows_valid": r.rows_valid,
+            "rows_quarantined": r.rows_quarantined,
+            "quality_score": r.quality_score,
+            "seconds": round(r.stage_seconds.get("total", 0), 3),
+            "run_id": r.run_id,
+            "error": r.error,
+        }
+        for path, r in zip(paths, results, strict=True)
+    ]
+    emit_rows(rows, output_format, _batch_table)
     failed = [r for r in results if r.state != "COMPLETED"]
     if failed:
         typer.echo(f"error: {len(failed)} of {len(results)} file(s) failed", err=True)
         raise typer.Exit(1)
+
+
+def _batch_table(rows: list[dict[str, Any]]) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"batch: {len(rows)} file(s)")
+    numeric = ("in", "valid", "quarantined", "score", "seconds")
+    for col in ("file", "state", *numeric, "run / error"):
+        table.add_column(col, justify="right" if col in numeric else "left", no_wrap=True)
+    for r in rows:
+        table.add_row(
+            r["file"],
+            r["state"],
+            _n(r["rows_in"]),
+            _n(r["rows_valid"]),
+            _n(r["rows_quarantined"]),
+            "" if r["quality_score"] is None else f"{r['quality_score']:.1f}",
+            f"{r['seconds']:.1f}",
+            r["error"] or r["run_id"],
+        )
+    return table
 
 
 @app.command()

@@ -28,6 +28,7 @@ from tracer_kit.errors import ConfigError, NotebookRunError, QualityGateError, T
 from tracer_kit.quality import check_compatible
 from tracer_kit.store import (
     DEFAULT_WAREHOUSE,
+    dataset_name,
     end_run,
     new_run_id,
     open_warehouse,
@@ -197,6 +198,7 @@ def run_notebook(
         {
             "run_id": run_id,
             "blueprint": bp.name,
+            "dataset": cfg.dataset or dataset_name(path),
             "input_path": str(input_path),
             "params": {"config": config_to_jsonable(cfg)},
         },
@@ -308,6 +310,7 @@ def result_from_warehouse(
         blueprint=row["blueprint"],
         state=row["state"],
         input_path=row["input_path"] or "",
+        dataset=row.get("dataset"),
         input_sha256=row["input_sha256"],
         rows_in=row["rows_in"] or 0,
         rows_valid=row["rows_valid"] or 0,

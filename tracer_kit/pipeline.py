@@ -41,6 +41,7 @@ from tracer_kit.store import (
     BronzeFiles,
     check_run_id,
     commit_run,
+    dataset_name,
     end_run,
     new_run_id,
     open_warehouse,
@@ -67,6 +68,7 @@ class RunResult(BaseModel):
     blueprint: str
     state: str
     input_path: str
+    dataset: str | None = None
     input_sha256: str | None = None
     rows_in: int = 0
     rows_valid: int = 0
@@ -287,9 +289,11 @@ def run_pipeline(
     if log.level == logging.NOTSET or log.level > logging.INFO:
         log.setLevel(logging.INFO)
     stages = _Stages(run_id, progress)
+    dataset = cfg.dataset or dataset_name(path)
     record = {
         "run_id": run_id,
         "blueprint": bp.name,
+        "dataset": dataset,
         "input_path": str(path),
         "params": params,
         "versions": package_versions(),
@@ -298,6 +302,7 @@ def run_pipeline(
     result = RunResult(
         run_id=run_id,
         blueprint=bp.name,
+        dataset=dataset,
         state="IN_PROGRESS",
         input_path=str(path),
         params=params,

@@ -138,11 +138,13 @@ def _quarantine(con: Any, run_id: str, blueprint: str) -> tuple[list[dict], list
     return by_reason.to_dicts(), sample.to_dicts()
 
 
-def _history(con: Any, blueprint: str) -> pl.DataFrame:
+def _history(con: Any, blueprint: str, dataset: str | None) -> pl.DataFrame:
+    """Scores of the earlier runs of the same dataset (under the same blueprint)."""
     return con.sql(
         "SELECT run_id, started_at, state, quality_score FROM runs WHERE blueprint = $1 "
-        "AND quality_score IS NOT NULL ORDER BY started_at, run_id",
-        params=[blueprint],
+        "AND dataset IS NOT DISTINCT FROM $2 AND quality_score IS NOT NULL "
+        "ORDER BY started_at, run_id",
+        params=[blueprint, dataset],
     ).pl()
 
 
@@ -242,8 +244,9 @@ def drift(
 def _previous_completed(con: Any, run: dict[str, Any]) -> tuple[str, int] | None:
     rows = con.sql(
         "SELECT run_id, rows_out FROM runs WHERE blueprint = $1 AND state = 'COMPLETED' AND run_id <> $2 "
-        "AND started_at <= $3 ORDER BY started_at DESC, run_id DESC LIMIT 1",
-        params=[run["blueprint"], run["run_id"], run["started_at"]],
+        "AND started_at <= $3 AND dataset IS NOT DISTINCT FROM $4 "
+        "ORDER BY started_at DESC, run_id DESC LIMIT 1",
+        params=[run["blueprint"], run["run_id"], run["started_at"], run.get("dataset")],
     ).fetchall()
     return (rows[0][0], rows[0][1] or 0) if rows else None
 
@@ -359,7 +362,7 @@ def quality_report(
     with connect(warehouse, read_only=True) as con:  # one short read for everything shown
         profiles = _profiles(con, run_id)
         by_reason, sample = _quarantine(con, run_id, run["blueprint"])
-        history = _history(con, run["blueprint"])
+        history = _history(con, run["blueprint"], run.get("dataset"))
         previous = _previous_completed(con, run)
         before = _profiles(con, previous[0]) if previous is not None else None
     drift_rows: list[dict[str, Any]] = []

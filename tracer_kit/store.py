@@ -104,7 +104,37 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE TABLE IF NOT EXISTS warehouse_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
         """,
     ),
+    (4, "ALTER TABLE runs ADD COLUMN IF NOT EXISTS dataset VARCHAR;"),
 ]
+
+
+_DATED_SUFFIX = re.compile(
+    r"[\s_\-.]*(?:\d{4}[-_.]?\d{2}(?:[-_.]?\d{2})?)(?:[T_\-\s]?\d{2}[:\-_.]?\d{2}(?:[:\-_.]?\d{2})?)?$"
+)
+_SUFFIXES = (".gz", ".zst", ".csv", ".tsv", ".txt", ".psv", ".json", ".ndjson", ".jsonl",
+             ".parquet", ".pq", ".xlsx", ".xlsm", ".xml")  # fmt: skip
+
+
+def dataset_name(path: str | Path) -> str:
+    """The dataset a file belongs to: its stem without a trailing date or timestamp.
+
+    ``customers_2024-06-01.csv`` and ``customers_20240701.csv.gz`` are both ``customers``;
+    runs of one dataset are what drift and the score history compare.
+    """
+    name = Path(str(path)).name
+    while (suffix := Path(name).suffix.lower()) in _SUFFIXES and suffix:
+        name = name[: -len(suffix)]
+    return _DATED_SUFFIX.sub("", name) or name
+
+
+def _backfill_datasets(con: duckdb.DuckDBPyConnection) -> None:
+    """Runs recorded before ``dataset`` existed get it from their input path."""
+    rows = con.execute("SELECT run_id, input_path FROM runs WHERE dataset IS NULL").fetchall()
+    for run_id, input_path in rows:
+        con.execute(
+            "UPDATE runs SET dataset = ? WHERE run_id = ?",
+            [dataset_name(input_path or run_id), run_id],
+        )
 
 _PL_TO_DUCK = {
     pl.Int8: "TINYINT",
@@ -227,6 +257,8 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
         if version > current:
             con.execute("BEGIN")
             con.execute(sql)
+            if version == 4:
+                _backfill_datasets(con)
             con.execute("INSERT INTO schema_version VALUES (?, ?)", [version, utcnow()])
             con.execute("COMMIT")
 
@@ -484,6 +516,16 @@ def _refresh_views(con: duckdb.DuckDBPyConnection, blueprint: Blueprint) -> None
             SELECT run_id FROM runs WHERE blueprint = '{bp}' AND state = 'COMPLETED'
             ORDER BY finished_at DESC, run_id DESC LIMIT 1)"""
     )
+    by_dataset = quote_ident(f"{bp}_latest_by_dataset")
+    con.execute(
+        f"""CREATE OR REPLACE VIEW {by_dataset} AS
+        WITH newest AS (
+            SELECT run_id, dataset, row_number() OVER (
+                PARTITION BY dataset ORDER BY finished_at DESC, run_id DESC) AS rn
+            FROM runs WHERE blueprint = '{bp}' AND state = 'COMPLETED'
+        )
+        SELECT n.dataset, p.* FROM {processed} p JOIN newest n ON n.run_id = p.run_id AND n.rn = 1"""
+    )
     con.execute(
         f"""CREATE OR REPLACE VIEW {status} AS
         WITH latest AS (
@@ -519,6 +561,7 @@ def start_run(warehouse: str | Path, record: dict[str, Any], *, state: str = "IN
         "blueprint": record["blueprint"],
         "state": state,
         "input_path": record.get("input_path"),
+        "dataset": record.get("dataset") or dataset_name(record.get("input_path") or ""),
         "params": _json(record.get("params")),
         "versions": _json(record.get("versions")),
         "pid": os.getpid(),

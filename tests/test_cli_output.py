@@ -1,0 +1,116 @@
+"""CLI listings for people and scripts: nothing cut at any width, JSON and CSV, datasets compared apart."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import polars as pl
+import pytest
+
+import tracer_kit as tk
+from tracer_kit.store import dataset_name
+
+from .conftest import venv_bin
+
+pytestmark = pytest.mark.slow
+
+
+def _tracer(*args, cwd, columns="40"):
+    env = {**os.environ, "COLUMNS": columns}
+    return subprocess.run(
+        [venv_bin("tracer"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture
+def two_datasets(workdir, sample_csv):
+    from tracer_kit._resources import resource_path
+
+    shutil.copy(sample_csv, workdir / "retail_customers_2024-06-01.csv")
+    shutil.copy(resource_path("tracer_kit/samples/customers_tiny.csv"), workdir / "telecom.csv")
+    shutil.copy(
+        resource_path("tracer_kit/samples/customers_tiny.csv"), workdir / "telecom_20240701.csv"
+    )
+    runs = [
+        tk.run_pipeline(workdir / name, "customer_churn", return_frame=False)
+        for name in ("retail_customers_2024-06-01.csv", "telecom.csv", "telecom_20240701.csv")
+    ]
+    return workdir, runs
+
+
+@pytest.mark.parametrize(
+    ("path", "dataset"),
+    [
+        ("customers_2024-06-01.csv", "customers"),
+        ("customers_2024-07-01.csv", "customers"),
+        ("data/customers_20240701.csv.gz", "customers"),
+        ("sales-2024-06.xlsx", "sales"),
+        ("orders_2024-06-01T120000.ndjson", "orders"),
+        ("telecom churn.csv", "telecom churn"),
+        ("2024-06-01.csv", "2024-06-01"),
+    ],
+)
+def test_dataset_is_the_stem_without_a_trailing_date(path, dataset):
+    assert dataset_name(path) == dataset
+
+
+def test_listings_are_never_cut_at_40_columns(two_datasets):
+    root, runs = two_datasets
+    listing = _tracer("runs", cwd=root)
+    assert listing.returncode == 0, listing.stderr
+    for r in runs:
+        assert r.run_id in listing.stdout
+    assert "retail_customers_2024-06-01.csv" in listing.stdout and "…" not in listing.stdout
+    blueprints = _tracer("blueprints", cwd=root)
+    for name in ("revenue_projection", "last_activity_date", "price_index_catalogue"):
+        assert name in blueprints.stdout
+    assert "…" not in blueprints.stdout
+
+
+def test_listings_as_json_and_csv(two_datasets):
+    root, runs = two_datasets
+    rows = json.loads(_tracer("runs", "--output-format", "json", cwd=root).stdout)
+    assert [r["dataset"] for r in rows] == ["telecom", "telecom", "retail_customers"]
+    csv = _tracer("runs", "--output-format", "csv", cwd=root).stdout
+    assert not csv.endswith("\n\n") and csv.endswith("\n")
+    frame = pl.read_csv(csv.encode())
+    assert frame.height == 3 and frame["rows_in"].to_list() == [200, 200, 10000]
+    bps = json.loads(_tracer("blueprints", "--output-format", "json", cwd=root).stdout)
+    assert [b["blueprint"] for b in bps] == [
+        "customer_churn",
+        "price_optimization",
+        "revenue_projection",
+    ]
+    bad = _tracer("runs", "--output-format", "xml", cwd=root)
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1
+
+
+def test_drift_and_history_compare_runs_of_the_same_dataset(two_datasets):
+    root, (retail, telecom, telecom_later) = two_datasets
+    report = (root / "reports" / telecom_later.run_id / "report.html").read_text()
+    assert f"against run {telecom.run_id}" in report or telecom.run_id in report
+    assert retail.run_id not in report
+    first = (root / "reports" / telecom.run_id / "report.html").read_text()
+    assert retail.run_id not in first  # the retail file is another dataset: no drift against it
+    latest = tk.query(
+        "SELECT dataset, count(*) AS n, min(run_id) AS run FROM customer_churn_latest_by_dataset "
+        "GROUP BY dataset ORDER BY dataset"
+    )
+    assert latest.rows() == [
+        ("retail_customers", 9750, retail.run_id),
+        ("telecom", 195, telecom_later.run_id),
+    ]
+
+
+def test_dataset_flag_overrides_the_default(workdir, sample_csv):
+    from tracer_kit._resources import resource_path
+
+    shutil.copy(resource_path("tracer_kit/samples/customers_tiny.csv"), workdir / "a.csv")
+    done = _tracer(
+        "run", "a.csv", "-b", "customer_churn", "--no-notebook", "--dataset", "crm", cwd=workdir
+    )
+    assert done.returncode == 0, done.stderr
+    assert tk.query("SELECT dataset FROM runs")["dataset"].to_list() == ["crm"]

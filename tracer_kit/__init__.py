@@ -43,6 +43,9 @@ _EXPORTS = {
     "Feature": "tracer_kit.blueprints",
     "Rule": "tracer_kit.blueprints",
     "query": "tracer_kit.store",
+    "delete_runs": "tracer_kit.store",
+    "runs_to_prune": "tracer_kit.store",
+    "Removal": "tracer_kit.store",
     "load_preprocessor": "tracer_kit.preprocess",
     "Config": "tracer_kit.config",
     "TracerError": "tracer_kit.errors",
@@ -69,9 +72,11 @@ __all__ = [
     "QualityGateError",
     "QualityResult",
     "Rule",
+    "Removal",
     "RunResult",
     "TracerError",
     "WarehouseBusyError",
+    "delete_runs",
     "get_blueprint",
     "list_blueprints",
     "load_preprocessor",
@@ -83,6 +88,7 @@ __all__ = [
     "run_batch",
     "run_notebook",
     "run_pipeline",
+    "runs_to_prune",
     "validate",
 ]
 
@@ -112,7 +118,7 @@ if TYPE_CHECKING:
     from tracer_kit.preprocess import load_preprocessor
     from tracer_kit.quality import Issue, QualityResult, profile, validate
     from tracer_kit.report import quality_report
-    from tracer_kit.store import query
+    from tracer_kit.store import Removal, delete_runs, query, runs_to_prune
 
 
 def __getattr__(name: str) -> Any:

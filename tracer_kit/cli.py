@@ -474,9 +474,7 @@ def _runs_table(rows: list[dict[str, Any]]) -> Any:
     table = Table()
     numeric = ("in", "valid", "quar.", "out", "score")
     for col in ("run", "blueprint", "dataset", "state", "file", "started (UTC)", *numeric, "error"):
-        table.add_column(
-            col, justify="right" if col in numeric else "left", no_wrap=col != "error"
-        )
+        table.add_column(col, justify="right" if col in numeric else "left", no_wrap=col != "error")
     for r in rows:
         table.add_row(
             r["run_id"],
@@ -535,6 +533,56 @@ def runs_show(
     for key in ("score_parts", "read_options", "params", "stage_seconds", "outputs", "versions"):
         con.print(f"{key:18} {json.dumps(row[key], default=str)}")
     _print_issues(row["issues"])
+
+
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would go; remove nothing.")]
+
+
+def _removal(run_ids: list[str], warehouse: str, dry_run: bool) -> None:
+    from tracer_kit.store import delete_runs
+
+    removal = delete_runs(run_ids, warehouse=warehouse, dry_run=dry_run)
+    con = _console()
+    for run_id in removal.run_ids:
+        con.print(f"{'would delete' if dry_run else 'deleted'} run {run_id}")
+    for path in removal.files:
+        con.print(f"  {'would remove' if dry_run else 'removed'} {path}")
+    con.print(("would remove " if dry_run else "removed ") + removal.summary())
+
+
+@runs_app.command("delete")
+@friendly
+def runs_delete(
+    run_ids: Annotated[list[str], typer.Argument(help="The runs to delete.")],
+    warehouse: Warehouse = "data/warehouse.duckdb",
+    dry_run: DryRunOpt = False,
+) -> None:
+    """Delete runs: their rows, processed files, reports and bronze no other run uses."""
+    _removal(run_ids, warehouse, dry_run)
+
+
+@app.command()
+@friendly
+def prune(
+    keep_last: Annotated[
+        int, typer.Option("--keep-last", help="Runs to keep per blueprint and dataset.")
+    ],
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", help="Only this dataset's runs.")
+    ] = None,
+    older_than: Annotated[
+        float | None, typer.Option("--older-than", help="Only runs older than this many days.")
+    ] = None,
+    warehouse: Warehouse = "data/warehouse.duckdb",
+    dry_run: DryRunOpt = False,
+) -> None:
+    """Remove old runs, keeping the newest N of each blueprint and dataset."""
+    from tracer_kit.store import runs_to_prune
+
+    ids = runs_to_prune(
+        keep_last=keep_last, dataset=dataset, older_than_days=older_than, warehouse=warehouse
+    )
+    _removal(ids, warehouse, dry_run)
 
 
 @app.command()
@@ -678,25 +726,46 @@ def rerun(
     run_id: Annotated[str, typer.Argument(help="The run to repeat.")],
     warehouse: Warehouse = "data/warehouse.duckdb",
 ) -> None:
-    """Re-execute a run with its stored parameters (same run date and reference date)."""
-    from tracer_kit.pipeline import run_pipeline
-    from tracer_kit.store import run_row
+    """Re-execute a run with its stored parameters (same run date and reference date).
+
+    A run that went through a notebook goes through the same notebook again; the new run
+    records which run it repeats (``params.rerun_of``).
+    """
+    from tracer_kit.store import note_params, run_row
 
     row = run_row(run_id, warehouse=warehouse)
     params = row["params"]
     cfg = dict(params.get("config") or {})
     cfg["reference_date"] = params.get("reference_date") or cfg.get("reference_date")
-    result = run_pipeline(
-        row["input_path"],
-        row["blueprint"],
-        config=cfg,
-        warehouse=warehouse,
-        output_dir=params.get("output_dir", "reports"),
-        processed_dir=params.get("processed_dir", "data/processed"),
-        run_date=params.get("run_date"),
-        return_frame=False,
-    )
+    cfg["run_date"] = params.get("run_date") or cfg.get("run_date")
+    report = Path(row["outputs"].get("report", ""))
+    if (report.parent / "blueprint.ipynb").is_file():
+        from tracer_kit.notebooks import run_notebook
+
+        result = run_notebook(
+            row["input_path"],
+            row["blueprint"],
+            config=cfg,
+            warehouse=warehouse,
+            output_dir=params.get("output_dir") or str(report.parent.parent),
+            return_frame=False,
+        )
+    else:
+        from tracer_kit.pipeline import run_pipeline
+
+        result = run_pipeline(
+            row["input_path"],
+            row["blueprint"],
+            config=cfg,
+            warehouse=warehouse,
+            output_dir=params.get("output_dir", "reports"),
+            processed_dir=params.get("processed_dir", "data/processed"),
+            run_date=params.get("run_date"),
+            return_frame=False,
+        )
+    note_params(warehouse, result.run_id, rerun_of=run_id)
     _print_result(result)
+    typer.echo(f"repeats run {run_id}")
 
 
 @app.command()
@@ -740,18 +809,32 @@ def init(
     directory: Annotated[
         Path, typer.Argument(help="Folder to copy the notebooks and templates into.")
     ],
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite copies you have edited.")
+    ] = False,
 ) -> None:
-    """Copy the notebooks and report templates into DIR to edit them."""
+    """Copy the notebooks and report templates into DIR to edit them (edited copies are kept)."""
     from tracer_kit._resources import resource_path
 
-    directory.mkdir(parents=True, exist_ok=True)
+    kept = []
     for sub in ("notebooks", "templates"):
-        src = resource_path(sub)
-        dest = directory / sub
-        shutil.copytree(
-            src, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".ipynb_checkpoints")
-        )
-        typer.echo(f"copied {sub}/ to {dest}")
+        src_dir = resource_path(sub)
+        for src in sorted(src_dir.rglob("*")):
+            if src.is_dir() or ".ipynb_checkpoints" in src.parts:
+                continue
+            dest = directory / sub / src.relative_to(src_dir)
+            if dest.exists() and dest.read_bytes() != src.read_bytes() and not force:
+                kept.append(dest)
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dest)
+        typer.echo(f"copied {sub}/ to {directory / sub}")
+    for dest in kept:
+        typer.echo(f"kept your edited {dest} (--force overwrites it)")
+    typer.echo(
+        f"run an edited notebook with: tracer run FILE -b BLUEPRINT --notebook "
+        f"{directory / 'notebooks' / 'blueprint.ipynb'}"
+    )
 
 
 class _ConsoleLines(logging.Handler):

@@ -60,6 +60,7 @@ class Config(BaseModel):
     delimiter: str | None = None
     format: str | None = None
     max_bytes: int | None = Field(None, gt=0)
+    run_date: dt.date | None = None
     plan_levels: list[str] | None = None
     notebook: str | None = None
     dataset: str | None = None

@@ -56,6 +56,19 @@ def _papermill() -> tuple[Any, type[Exception]]:
     return pm, PapermillExecutionError
 
 
+def _notebook_file(config: Config) -> Path:
+    """The notebook a run executes: the config's edited copy (``tracer init``) or the shipped one."""
+    if not config.notebook:
+        return notebook_path()
+    path = Path(config.notebook).expanduser()
+    if not path.is_file():
+        msg = f"notebook {config.notebook} does not exist (copy one out with `tracer init DIR`)"
+        raise ConfigError(msg, path=path)
+    if path.suffix != ".ipynb":
+        raise ConfigError(f"notebook {config.notebook} is not a .ipynb file", path=path)
+    return path.resolve()
+
+
 def notebook_path() -> Path:
     """The shipped Papermill template, ``blueprint.ipynb``."""
     return resource_path(NOTEBOOK)
@@ -209,6 +222,7 @@ def run_notebook(
     except TracerError as exc:
         end_run(warehouse, run_id, "FAILED", error=str(exc))
         raise
+    template = _notebook_file(cfg)
     params = check_parameters(
         {
             "input_path": input_path,
@@ -217,7 +231,8 @@ def run_notebook(
             "config": config_to_jsonable(cfg),
             "output_dir": output_dir,
             "warehouse": warehouse,
-        }
+        },
+        template,
     )
     run_dir = output_dir / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -227,7 +242,7 @@ def run_notebook(
     failure: BaseException | None = None
     try:
         pm.execute_notebook(
-            str(notebook_path()),
+            str(template),
             str(executed),
             parameters=params,
             kernel_name=KERNEL,

@@ -262,7 +262,7 @@ def run_pipeline(
     path = Path(path)
     if isinstance(run_date, str):
         run_date = dt.date.fromisoformat(run_date)
-    run_date = run_date or dt.datetime.now(dt.UTC).date()
+    run_date = run_date or cfg.run_date or dt.datetime.now(dt.UTC).date()
     processed_dir = Path(processed_dir)
     staging = processed_dir.parent / "staging" / run_id
     bronze_dir = processed_dir.parent / "bronze"

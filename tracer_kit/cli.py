@@ -345,6 +345,7 @@ def validate(
     )
     q = run_validate(input, blueprint, config=cfg)
     con = _console()
+    con.print(f"quality gate: {'passed' if q.passed else 'FAILED'}")
     con.print(
         f"{input}: {q.rows_in:,} rows in, {q.rows_valid:,} valid, {q.rows_quarantined:,} quarantined"
     )
@@ -354,7 +355,6 @@ def validate(
     if not q.passed:
         typer.echo("error: quality gate failed: " + "; ".join(q.gate_failures), err=True)
         raise typer.Exit(3)
-    con.print("quality gate: passed")
 
 
 @app.command()

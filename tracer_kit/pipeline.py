@@ -30,6 +30,7 @@ from tracer_kit.errors import PipelineBugError, QualityGateError, TracerError
 from tracer_kit.ingest import file_sha256
 from tracer_kit.preprocess import fit_preprocessor, save_preprocessor, write_matrix
 from tracer_kit.quality import (
+    Issue,
     QualityResult,
     assess_ingested,
     column_profiles,
@@ -155,24 +156,65 @@ class _Stages:
         )
 
 
-def _finite_check(processed: pl.LazyFrame, blueprint: Blueprint, rows_valid: int) -> int:
-    """Fail on infinite feature values or lost rows; returns the processed row count."""
+#: A feature null in more than this share of the processed rows raises an issue.
+MOSTLY_NULL = 0.5
+
+
+def _final_check(
+    processed: pl.LazyFrame, blueprint: Blueprint, rows_valid: int
+) -> tuple[int, dict[str, int]]:
+    """Fail on infinite feature values or lost rows; return the row count and each feature's nulls."""
     schema = processed.collect_schema()
     floats = [c for c, t in schema.items() if t.is_float()]
-    exprs = [pl.len().alias("__rows")] + [pl.col(c).is_infinite().any().alias(c) for c in floats]
+    features = [f for f in blueprint.feature_names if f in schema]
+    exprs = [pl.len().alias("__rows")]
+    exprs += [pl.col(c).is_infinite().any().alias(f"inf:{c}") for c in floats]
+    exprs += [pl.col(c).null_count().alias(f"null:{c}") for c in features]
     found = processed.select(exprs).collect(engine="streaming").row(0, named=True)
-    rows = found.pop("__rows")
-    inf = [c for c, v in found.items() if v]
+    rows = found["__rows"]
+    inf = [c for c in floats if found[f"inf:{c}"]]
     if inf:
         msg = f"features {inf} hold infinite values (a bug in blueprint {blueprint.name!r})"
         raise PipelineBugError(msg)
     if not blueprint.aggregates and rows != rows_valid:
         msg = f"{rows_valid} valid rows became {rows} processed rows (a bug)"
         raise PipelineBugError(msg)
-    return rows
+    return rows, {c: found[f"null:{c}"] for c in features}
 
 
-def build_processed(q: QualityResult, blueprint: Blueprint, dest: str | Path) -> Path:
+def mostly_null_issues(
+    nulls: dict[str, int], rows: int, blueprint: Blueprint, valid: pl.LazyFrame, ctx: FeatureContext
+) -> list[dict[str, Any]]:
+    """A medium issue per feature null for most processed rows, naming the cause when known."""
+    issues = []
+    for feature, n in nulls.items():
+        if not rows or n / rows <= MOSTLY_NULL:
+            continue
+        cause = blueprint.null_cause(feature, valid, ctx) if blueprint.null_cause else None
+        message = f"{feature} is null for {n:,} of {rows:,} rows ({100 * n / rows:.0f}%)"
+        issues.append(
+            Issue(
+                severity="medium",
+                column=feature,
+                check="feature_mostly_null",
+                observed=round(n / rows, 6),
+                threshold=MOSTLY_NULL,
+                rows_affected=n,
+                message=f"{message}: {cause}" if cause else message,
+            ).to_dict()
+        )
+    return issues
+
+
+def feature_context(q: QualityResult, config: Config) -> FeatureContext:
+    """What the features may know beyond the rows: the run's dates and the config's plan order."""
+    levels = tuple(config.plan_levels) if config.plan_levels else None
+    return FeatureContext(run_date=q.run_date, reference_date=q.reference_date, plan_levels=levels)
+
+
+def build_processed(
+    q: QualityResult, blueprint: Blueprint, dest: str | Path, ctx: FeatureContext
+) -> Path:
     """Features over the valid rows, written to ``dest`` sorted by the blueprint key then ``source_row``.
 
     The feature plan streams from the valid rows; :func:`sink_sorted` writes it in key order
@@ -180,7 +222,6 @@ def build_processed(q: QualityResult, blueprint: Blueprint, dest: str | Path) ->
     time). Columns the blueprint does not know are kept as one JSON text column, ``extras``.
     """
     dest = Path(dest)
-    ctx = FeatureContext(run_date=q.run_date, reference_date=q.reference_date)
     lf = blueprint.build_features(q.valid_lazy(), ctx)
     known = {f.name for f in blueprint.fields} | {"source_row", "source_line"}
     extras = [c for c in q.valid_columns if c not in known]
@@ -382,9 +423,13 @@ def run_pipeline(
                 raise
         staged_parquet = staging / f"{run_id}.parquet"
         with stages("features"):
-            build_processed(q, bp, staged_parquet)
+            ctx = feature_context(q, cfg)
+            build_processed(q, bp, staged_parquet, ctx)
             processed = pl.scan_parquet(staged_parquet)
-            rows_out = _finite_check(processed, bp, q.rows_valid)
+            rows_out, nulls = _final_check(processed, bp, q.rows_valid)
+            result.issues += mostly_null_issues(nulls, rows_out, bp, q.valid_lazy(), ctx)
+            for issue in result.issues[len(q.issues) :]:
+                log.warning(issue["message"])
         with stages("preprocess"):
             prep = fit_preprocessor(processed, bp, cfg.preprocess)
             staged_model = staging / f"{run_id}.model.parquet"

@@ -774,6 +774,7 @@ def assess(
     issues = _issues(
         checked, blueprint, field_failures, summary, rejects, thresholds, rows_in, examples
     )
+    issues += category_variant_issues(checked, blueprint)
     date_formats: dict[str, dict[str, int]] = {}
     for c in date_fields:
         counts = (
@@ -1190,6 +1191,60 @@ def _outlier_issues(
     return out
 
 
+def _folded(name: str) -> pl.Expr:
+    return pl.col(name).str.strip_chars().str.to_lowercase()
+
+
+def category_variant_issues(rows: pl.LazyFrame, blueprint: Blueprint) -> list[Issue]:
+    """A low issue per category field whose values differ only by case or surrounding spaces.
+
+    ``basic``, ``Basic`` and `` basic `` are one category written three ways; charts count
+    them as one, and the issue lists the spellings so the source can be fixed.
+    """
+    fields = [f.name for f in blueprint.fields if f.kind == "category"]
+    if not fields:
+        return []
+    found = []
+    for name in fields:
+        spellings = (
+            rows.select(pl.col(name).alias("v"), _folded(name).alias("k"))
+            .drop_nulls()
+            .group_by("k", "v")
+            .len()
+            .collect(engine="streaming")
+        )
+        groups = (
+            spellings.group_by("k")
+            .agg(pl.col("v").sort(), pl.col("len").sum())
+            .filter(pl.col("v").list.len() > 1)
+        )
+        if groups.height == 0:
+            continue
+        groups = groups.sort("len", descending=True)
+        shown = "; ".join(
+            " / ".join(repr(v) for v in vs) for vs in groups.get_column("v").head(3).to_list()
+        )
+        rows_affected = int(groups.get_column("len").sum())
+        found.append(
+            Issue(
+                severity="low",
+                column=name,
+                check="inconsistent_case",
+                observed=float(groups.height),
+                threshold=None,
+                rows_affected=rows_affected,
+                examples=[
+                    {"value": " / ".join(vs)} for vs in groups.get_column("v").head(5).to_list()
+                ],
+                message=(
+                    f"{name}: {groups.height} value(s) written several ways that differ only by "
+                    f"case or spaces ({shown}); counted as one in charts"
+                ),
+            )
+        )
+    return found
+
+
 def _named(issue: Issue) -> str:
     return f"{issue.check} on {issue.column}" if issue.column else issue.check
 
@@ -1454,11 +1509,16 @@ def column_profiles(
             )
         elif get("distinct") and get("distinct") <= 0.5 * (height - get("nulls")):
             # (identifier-like columns, mostly distinct values, have no top values worth counting)
+            # spellings that differ only by case or spaces count as one value, shown in the
+            # most frequent spelling
+            text = pl.col(name).cast(pl.String)
             top = (
-                lf.select(pl.col(name).cast(pl.String))
+                lf.select(text.alias(name), text.str.strip_chars().str.to_lowercase().alias("__k"))
                 .drop_nulls()
-                .group_by(name)
+                .group_by("__k", name)
                 .len()
+                .group_by("__k")
+                .agg(pl.col(name).sort_by("len", descending=True).first(), pl.col("len").sum())
                 .sort(["len", name], descending=[True, False])
                 .head(10)
                 .collect(engine="streaming")

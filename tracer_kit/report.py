@@ -19,7 +19,6 @@ from typing import Any
 import polars as pl
 
 from tracer_kit._resources import resource_path
-from tracer_kit._scratch import spread
 from tracer_kit.blueprints import get_blueprint
 from tracer_kit.quality import SCORE_PARTS, SCORE_WEIGHTS, SEVERITIES
 from tracer_kit.store import DEFAULT_WAREHOUSE, connect, quote_ident, run_row
@@ -47,17 +46,19 @@ def _histogram_chart(profiles: list[dict[str, Any]]) -> Any | None:
         numeric = len(edges) == len(counts) + 1
         if numeric:
             values = [
-                {"bin": _fmt_edge(edges[i], p["dtype"]), "start": edges[i], "count": c}
-                for i, c in enumerate(counts)
+                {"start": edges[i], "end": edges[i + 1], "count": c} for i, c in enumerate(counts)
             ]
-            x = alt.X("bin:N", sort=None, title=None, axis=alt.Axis(labels=False, ticks=False))
+            x = _edge_axis(edges, p["dtype"])
         else:
             values = [{"bin": str(v)[:24], "count": c} for v, c in zip(edges, counts, strict=False)]
             x = alt.X("bin:N", sort="-y", title=None, axis=alt.Axis(labelAngle=-40, labelLimit=80))
+        encoding = {"x": x, "y": alt.Y("count:Q", title=None)}
+        if numeric:
+            encoding["x2"] = alt.X2("end:Q")
         chart = (
             alt.Chart(alt.Data(values=values), title=p["column"])
-            .mark_bar(color="#4c78a8")
-            .encode(x=x, y=alt.Y("count:Q", title=None))
+            .mark_bar(color="#4c78a8", stroke="white", strokeWidth=0.5)
+            .encode(**encoding)
             .properties(width=170, height=90)
         )
         charts.append(chart)
@@ -65,6 +66,23 @@ def _histogram_chart(profiles: list[dict[str, Any]]) -> Any | None:
         return None
     rows = [alt.hconcat(*charts[i : i + 4]) for i in range(0, len(charts), 4)]
     return alt.vconcat(*rows).configure_view(stroke=None).configure_title(fontSize=11)
+
+
+def _edge_axis(edges: list[float], dtype: str, *, title: str | None = None, ticks: int = 5) -> Any:
+    """An x axis whose ticks sit on bin edges (every k-th edge, first and last always)."""
+    import altair as alt
+
+    step = max(1, math.ceil((len(edges) - 1) / (ticks - 1)))
+    shown = edges[::step] if (len(edges) - 1) % step == 0 else [*edges[::step], edges[-1]]
+    labels = {str(e): _fmt_edge(e, dtype) for e in shown}
+    label_expr = " : ".join(f"datum.value == {e!r} ? {labels[str(e)]!r}" for e in shown) + " : ''"
+    return alt.X(
+        "start:Q",
+        bin="binned",
+        title=title,
+        scale=alt.Scale(domain=[edges[0], edges[-1]], nice=False, zero=False),
+        axis=alt.Axis(values=shown, labelExpr=label_expr, labelAngle=-30, labelFontSize=8),
+    )
 
 
 def _fmt_edge(value: float, dtype: str) -> str:
@@ -320,6 +338,7 @@ def render_report(
     counts = {s: sum(1 for i in issues if i["severity"] == s) for s in SEVERITIES}
     return env.get_template(template_path.name).render(
         run=run,
+        verdict=verdict(run["state"], run["error"], issues),
         issues=issues,
         severity_counts=counts,
         profiles=[p for p in profiles if p["column"] != "source_row"],
@@ -430,6 +449,36 @@ def show_issues(result: Any) -> Any:
     return HTML(html_table(issues, list(ISSUE_COLUMNS)))
 
 
+def verdict(state: str, error: str | None, issues: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run's headline, which leads wherever the score is shown: did the gate pass, and why not.
+
+    A run where no row passed validation must not read as "score 70, nearly fine": the gate
+    verdict and its critical issues come first.
+    """
+    critical = [i["message"] for i in issues if i["severity"] == "critical"]
+    if state == "COMPLETED":
+        return {"passed": True, "headline": "Quality gate passed", "reasons": []}
+    if error and "quality gate failed" in error:
+        reasons = critical or [error.split("quality gate failed: ", 1)[-1]]
+        return {"passed": False, "headline": "Quality gate FAILED", "reasons": reasons}
+    if state == "FAILED":
+        return {"passed": False, "headline": "Run FAILED", "reasons": [error or "unknown error"]}
+    return {"passed": None, "headline": f"Run {state}", "reasons": [error] if error else []}
+
+
+def verdict_html(v: dict[str, Any]) -> str:
+    """The verdict as an HTML block (notebook, workbench)."""
+    from markupsafe import escape
+
+    color = "#0e5814" if v["passed"] else "#ab091e" if v["passed"] is False else "#555"
+    reasons = "".join(f"<li>{escape(r)}</li>" for r in v["reasons"])
+    return (
+        f"<div class='tracer-verdict'><h3 style='color:{color}'>{escape(v['headline'])}</h3>"
+        + (f"<ul>{reasons}</ul>" if reasons else "")
+        + "</div>"
+    )
+
+
 def show_summary(result: Any) -> Any:
     """An HTML block for notebooks: state, counts, the quality score and its parts."""
     from IPython.display import HTML
@@ -441,8 +490,9 @@ def show_summary(result: Any) -> Any:
         if (v := result.score_parts.get(k)) is not None
     )
     score = f"{result.quality_score:.1f}" if result.quality_score is not None else "-"
+    head = verdict_html(verdict(result.state, result.error, result.issues))
     return HTML(
-        f"<h3>Quality score: <span class='quality-score'>{score}</span> / 100</h3>"
+        head + f"<h3>Quality score: <span class='quality-score'>{score}</span> / 100</h3>"
         f"<p>Run <code>{escape(result.run_id)}</code>, blueprint <b>{escape(result.blueprint)}</b>, "
         f"state <b>{escape(result.state)}</b>: {result.rows_in:,} rows in, {result.rows_valid:,} valid, "
         f"{result.rows_quarantined:,} quarantined, {result.rows_out:,} out.</p>"
@@ -467,33 +517,52 @@ def processed_sample(result: Any, n: int = 20) -> pl.DataFrame | None:
     return None if rows is None else rows.head(n).collect()
 
 
-def feature_chart(result: Any, *, max_points: int = 5000) -> Any:
-    """A static SVG chart of the blueprint's headline feature (from its report hints), as an image.
+def feature_chart(result: Any, *, bins: int = 30) -> Any:
+    """A static SVG histogram of the blueprint's headline feature over every processed row.
 
-    At most ``max_points`` rows are drawn (an even spread of the processed rows).
+    Counts are exact (one streaming group-by over the run's Parquet); the axis ticks sit on
+    the bin edges, and bars are split by the blueprint's colour hint (e.g. ``value_tier``).
     """
     import altair as alt
     from IPython.display import HTML
 
     bp = get_blueprint(result.blueprint)
     rows = _processed(result)
-    n = rows.select(pl.len()).collect().item() if rows is not None else 0
-    if n == 0:
-        return HTML("<p>No processed rows to chart.</p>")
     column = bp.report_hints.get("chart") or bp.feature_names[-1]
     color = bp.report_hints.get("color")
-    picked = spread(rows.select([c for c in (column, color) if c]), max_points, rows=n)
-    sample = picked.drop_nulls().collect(engine="streaming")
+    if rows is None:
+        return HTML("<p>No processed rows to chart.</p>")
+    value = pl.col(column).cast(pl.Float64)
+    lo, hi, n = (
+        rows.select(value.min().alias("lo"), value.max().alias("hi"), value.count().alias("n"))
+        .collect(engine="streaming")
+        .row(0)
+    )
+    if not n:
+        return HTML(f"<p>No values of {column} to chart.</p>")
+    width = (hi - lo) or 1.0
+    index = ((value - lo) / width * bins).floor().clip(0, bins - 1).cast(pl.Int32).alias("i")
+    keys = [index, *([pl.col(color)] if color else [])]
+    counted = (
+        rows.select(keys).drop_nulls("i").group_by(["i", *([color] if color else [])]).len()
+        .collect(engine="streaming")
+    )  # fmt: skip
+    edges = [lo + width * k / bins for k in range(bins + 1)]
+    values = [
+        {"start": edges[r["i"]], "end": edges[r["i"] + 1], "count": r["len"], **({color: r[color]} if color else {})}
+        for r in counted.iter_rows(named=True)
+    ]  # fmt: skip
     enc = {
-        "x": alt.X(f"{column}:Q", bin=alt.Bin(maxbins=30), title=column),
-        "y": alt.Y("count():Q", title="rows"),
+        "x": _edge_axis(edges, "Float64", title=column, ticks=7),
+        "x2": alt.X2("end:Q"),
+        "y": alt.Y("sum(count):Q", title="rows"),
     }
     if color:
         enc["color"] = alt.Color(f"{color}:O", title=color)
     chart = (
-        alt.Chart(alt.Data(values=sample.to_dicts()))
-        .mark_bar()
+        alt.Chart(alt.Data(values=values))
+        .mark_bar(stroke="white", strokeWidth=0.5)
         .encode(**enc)
-        .properties(width=520, height=220, title=f"{column} ({sample.height:,} rows)")
+        .properties(width=520, height=220, title=f"{column}: all {n:,} rows with a value")
     )
     return HTML(f'<img alt="{column} histogram" src="{svg_data_uri(chart)}">')

@@ -72,6 +72,7 @@ class RuleContext:
 
     run_date: dt.date
     reference_date: dt.date | None
+    plan_levels: tuple[str, ...] | None = None  # ordered plan names (lowest first), from the config
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ class FeatureContext:
 
     run_date: dt.date
     reference_date: dt.date | None
+    plan_levels: tuple[str, ...] | None = None  # ordered plan names (lowest first), from the config
 
 
 FeatureFn = Callable[[pl.LazyFrame, FeatureContext], pl.LazyFrame]
@@ -139,6 +141,9 @@ class Blueprint:
         Target column for target encoding, or ``None``.
     report_hints
         Free-form hints for the report (e.g. which feature to chart first).
+    null_cause
+        ``(feature, valid_rows, context) -> str | None``: why a feature came out null for
+        most rows (e.g. values outside a known hierarchy), for the issue that says so.
     """
 
     name: str
@@ -155,6 +160,7 @@ class Blueprint:
     target: str | None = None
     report_hints: dict[str, Any] = field(default_factory=dict)
     sample: str | None = None
+    null_cause: Callable[[str, pl.LazyFrame, FeatureContext], str | None] | None = None
 
     def __post_init__(self) -> None:
         if not NAME_PATTERN.match(self.name):

@@ -10,6 +10,7 @@ after the run date).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import polars as pl
 
@@ -93,13 +94,46 @@ def value_tier(cuts: list[tuple[float, int] | None]) -> pl.Expr:
     return pl.when(value.is_not_null()).then(tier).cast(pl.Int8).alias("value_tier")
 
 
-def plan_value_score() -> pl.Expr:
-    """``plan_value_score`` = basic 1, standard 2, premium 3, enterprise 4 (case-insensitive); else null."""
+def plan_value_score(levels: Sequence[str] | None = None) -> pl.Expr:
+    """``plan_value_score`` = a plan's 1-based rank in ``levels`` (default basic 1, standard 2,
+    premium 3, enterprise 4), case- and space-insensitive; an unknown or missing plan is null.
+    """  # noqa: D205
+    order = (
+        {name.strip().lower(): i for i, name in enumerate(levels, start=1)}
+        if levels
+        else PLAN_LEVELS
+    )
     plan = pl.col("plan_type").str.strip_chars().str.to_lowercase()
     expr = pl.lit(None, dtype=pl.Int8)
-    for name, level in reversed(PLAN_LEVELS.items()):
+    for name, level in reversed(order.items()):
         expr = pl.when(plan == name).then(pl.lit(level, dtype=pl.Int8)).otherwise(expr)
     return expr.alias("plan_value_score")
+
+
+def null_cause(feature: str, valid: pl.LazyFrame, ctx: FeatureContext) -> str | None:
+    """Why ``plan_value_score`` is mostly null: plan values outside the plan hierarchy."""
+    if feature != "plan_value_score":
+        return None
+    levels = list(ctx.plan_levels or PLAN_LEVELS)
+    known = [v.strip().lower() for v in levels]
+    plan = pl.col("plan_type")
+    unknown = (
+        valid.select(plan)
+        .filter(plan.is_not_null() & ~plan.str.strip_chars().str.to_lowercase().is_in(known))
+        .group_by("plan_type")
+        .len()
+        .sort(["len", "plan_type"], descending=[True, False])
+        .head(5)
+        .collect(engine="streaming")
+    )
+    if unknown.height == 0:
+        return "plan_type is empty in those rows"
+    values = ", ".join(repr(v) for v in unknown.get_column("plan_type"))
+    return (
+        f"plan_type values such as {values} are not in the plan levels "
+        f"({' < '.join(levels)}); declare the order with plan_levels in the config, "
+        "lowest first"
+    )
 
 
 def min_max(expr: pl.Expr, lo: float | None = None, hi: float | None = None) -> pl.Expr:
@@ -163,7 +197,7 @@ def build_features(valid: pl.LazyFrame, ctx: FeatureContext) -> pl.LazyFrame:
         support_intensity(),
         feature_usage_rate(),
         activity_recency_score(),
-        plan_value_score(),
+        plan_value_score(ctx.plan_levels),
     )
     _, cuts = value_cuts(valid)
     bounds = engagement_bounds(rows)
@@ -246,5 +280,6 @@ BLUEPRINT = Blueprint(
     ),
     build_features=build_features,
     report_hints={"chart": "engagement_score", "color": "value_tier"},
+    null_cause=null_cause,
     sample="customers.csv",
 )

@@ -1,0 +1,90 @@
+"""Honest numbers: the gate verdict leads, null features and case variants raise issues, charts count every row."""
+
+from __future__ import annotations
+
+import re
+
+import polars as pl
+import pytest
+
+import tracer_kit as tk
+from tracer_kit.report import feature_chart, show_summary
+
+from .conftest import CHURN_HEADER
+
+TELECOM_PLANS = ["Month-to-month", "One year", "Two year", "month-to-month "]
+
+
+def _telecom(workdir, n=12):
+    rows = [
+        f"C{i},2024-05-0{1 + i % 5},2023-01-01,{10 + i},1,3,{TELECOM_PLANS[i % 4]}"
+        for i in range(n)
+    ]
+    path = workdir / "telecom.csv"
+    path.write_text("\n".join([CHURN_HEADER, *rows]) + "\n")
+    return path
+
+
+def test_plan_values_outside_the_hierarchy_raise_an_issue_naming_the_cause(workdir):
+    r = tk.run_pipeline(_telecom(workdir), "customer_churn")
+    (issue,) = [i for i in r.issues if i["check"] == "feature_mostly_null"]
+    assert issue["column"] == "plan_value_score" and issue["severity"] == "medium"
+    assert issue["rows_affected"] == 12 and issue["observed"] == 1.0
+    assert "'Month-to-month', 'One year', 'Two year'" in issue["message"]
+    assert "plan_levels" in issue["message"]
+    stored = tk.query('SELECT "check" FROM quality_issues WHERE "check" = \'feature_mostly_null\'')
+    assert stored.height == 1
+    report = (workdir / "reports" / r.run_id / "report.html").read_text()
+    assert "feature_mostly_null" in report
+
+
+def test_plan_levels_declare_the_order(workdir):
+    cfg = {"plan_levels": ["Month-to-month", "One year", "Two year"]}
+    r = tk.run_pipeline(_telecom(workdir), "customer_churn", config=cfg)
+    scores = pl.read_parquet(r.outputs["parquet"]).sort("source_row")["plan_value_score"].to_list()
+    # rows cycle Month-to-month, One year, Two year, "month-to-month " (case and space folded)
+    assert scores == [1, 2, 3, 1] * 3
+    assert not [i for i in r.issues if i["check"] == "feature_mostly_null"]
+
+
+def test_bad_plan_levels_are_refused():
+    from tracer_kit.config import load_config
+
+    with pytest.raises(tk.ConfigError, match="distinct"):
+        load_config({"plan_levels": ["basic", "Basic"]})
+
+
+def test_case_variants_are_flagged_and_counted_as_one(workdir):
+    r = tk.run_pipeline(_telecom(workdir), "customer_churn")
+    (issue,) = [i for i in r.issues if i["check"] == "inconsistent_case"]
+    assert issue["column"] == "plan_type" and issue["rows_affected"] == 6  # 3 + 3 rows
+    assert "'Month-to-month' / 'month-to-month'" in issue["message"]
+    top = tk.query(
+        f"SELECT hist_edges, hist_counts FROM column_profiles WHERE run_id = '{r.run_id}' "
+        "AND \"column\" = 'plan_type'"
+    ).row(0)
+    assert top == ('["Month-to-month", "One year", "Two year"]', "[6, 3, 3]")
+
+
+def test_no_valid_rows_leads_with_the_gate_verdict(workdir):
+    rows = [f"C{i},yesterday,someday,abc,x,y,basic" for i in range(20)]
+    (workdir / "all_bad.csv").write_text("\n".join([CHURN_HEADER, *rows]) + "\n")
+    with pytest.raises(tk.QualityGateError) as caught:
+        tk.run_pipeline("all_bad.csv", "customer_churn")
+    result = caught.value.result
+    assert str(caught.value).index("no_valid_rows") < str(caught.value).index("quality score")
+    html = show_summary(result).data
+    assert html.index("Quality gate FAILED") < html.index("Quality score")
+    assert "no row passed validation" in html
+    report = (workdir / "reports" / result.run_id / "report.html").read_text()
+    assert report.index("Quality gate FAILED") < report.index('id="quality-score"')
+
+
+def test_feature_chart_counts_every_row_on_bin_edges(workdir, sample_csv):
+    r = tk.run_pipeline(sample_csv, "customer_churn", return_frame=False)
+    html = feature_chart(r).data
+    import base64
+
+    svg = base64.b64decode(re.search(r"base64,([^\"]+)", html).group(1)).decode()
+    assert "engagement_score: all 9,750 rows with a value" in svg
+    assert "sample" not in svg

@@ -124,6 +124,33 @@ def _use_own_kernelspec() -> None:
         os.environ["JUPYTER_PATH"] = os.pathsep.join(p for p in (own, current) if p)
 
 
+def readable_errors(nb: Any) -> Any:
+    """Replace each cell error's traceback by one readable block (``TRACER_DEBUG=1`` keeps them).
+
+    A failed run's ``notebook.html`` then says what went wrong in a sentence (the
+    :class:`TracerError` message), never as a Python traceback or a polars plan.
+    """
+    import html
+
+    import nbformat
+
+    for cell in nb.cells:
+        for i, out in enumerate(cell.get("outputs", [])):
+            if out.get("output_type") != "error":
+                continue
+            first = (out.get("evalue") or "").strip().splitlines()
+            text = first[0] if first else out.get("ename", "error")
+            block = (
+                "<div class='tracer-error' style='border-left:6px solid #c62828;"
+                "background:#fdecea;padding:8px 14px'><b>The run stopped.</b> "
+                f"{html.escape(text)}</div>"
+            )
+            cell.outputs[i] = nbformat.v4.new_output(
+                "display_data", data={"text/html": block, "text/plain": text}
+            )
+    return nb
+
+
 def export_html(notebook: str | Path, dest: str | Path) -> Path:
     """Export an executed notebook to self-contained HTML without code cells (opens offline)."""
     _papermill()  # nbformat through the same quick import
@@ -139,6 +166,8 @@ def export_html(notebook: str | Path, dest: str | Path) -> Path:
         exclude_output_prompt=True,
     )
     nb = nbformat.read(str(notebook), as_version=4)
+    if not os.environ.get("TRACER_DEBUG"):
+        readable_errors(nb)
     body, _ = exporter.from_notebook_node(nb)
     dest = Path(dest)
     dest.write_text(body, encoding="utf-8")

@@ -85,6 +85,20 @@ class RunResult(BaseModel):
     error: str | None = None
     frame: Any = Field(default=None, repr=False, exclude=True)
 
+    def __repr__(self) -> str:
+        score = f"{self.quality_score:.1f}" if self.quality_score is not None else "-"
+        return (
+            f"RunResult({self.run_id!r}, {self.blueprint!r}, {self.state}, "
+            f"{self.rows_in} in / {self.rows_valid} valid / {self.rows_quarantined} quarantined"
+            f" / {self.rows_out} out, score {score}, {len(self.issues)} issues)"
+        )
+
+    def _repr_html_(self) -> str:
+        from tracer_kit.quality import ISSUE_COLUMNS
+        from tracer_kit.report import html_table, show_summary
+
+        return show_summary(self).data + html_table(self.issues, list(ISSUE_COLUMNS))
+
     def summary(self) -> str:
         """One line for people: state, counts, score."""
         score = f"{self.quality_score:.1f}" if self.quality_score is not None else "-"

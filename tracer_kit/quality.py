@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import html
 import json
 import math
 import re
@@ -103,6 +104,31 @@ class QualityResult:
     bronze_columns: list[str]
     rejects: pl.DataFrame
     _keepalive: Any = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        gate = "passed" if self.passed else "FAILED"
+        return (
+            f"QualityResult({self.blueprint!r}, gate {gate}, score {self.score:.1f}, "
+            f"{self.rows_in} in / {self.rows_valid} valid / {self.rows_quarantined} quarantined, "
+            f"{len(self.issues)} issues)"
+        )
+
+    def _repr_html_(self) -> str:
+        from tracer_kit.report import html_table, verdict_html
+
+        gate = {
+            "passed": self.passed,
+            "headline": "Quality gate passed" if self.passed else "Quality gate FAILED",
+            "reasons": list(self.gate_failures),
+        }
+        parts = ", ".join(f"{k} {100 * v:.1f}%" for k, v in self.score_parts.items())
+        return (
+            verdict_html(gate)
+            + f"<p>Quality score <b>{self.score:.1f}</b> ({html.escape(parts)}); "
+            f"{self.rows_in:,} rows in, {self.rows_valid:,} valid, "
+            f"{self.rows_quarantined:,} quarantined.</p>"
+            + html_table([i.to_dict() for i in self.issues], list(ISSUE_COLUMNS))
+        )
 
     @property
     def passed(self) -> bool:
@@ -1560,6 +1586,18 @@ class Profile:
             f"Profile({self.info.path!r}, {self.info.row_count} rows, {len(self.columns)} columns)"
         )
 
+    def _repr_html_(self) -> str:
+        from tracer_kit.report import html_table
+
+        shown = self.columns.select(
+            "column", "dtype", "nulls", "distinct", "min", "max", "mean", "median"
+        )
+        return (
+            f"<p><b>{html.escape(self.info.path)}</b>: {self.info.row_count:,} rows, "
+            f"{len(self.columns)} columns ({self.rejects:,} rejected at ingest)</p>"
+            + html_table(shown.to_dicts(), shown.columns)
+        )
+
 
 def infer_types(
     frame: pl.DataFrame | pl.LazyFrame, columns: Sequence[str], *, decimal: str = "."
@@ -1627,4 +1665,22 @@ def profile(
             pl.scan_parquet(text), ing.info.columns, decimal=ing.info.decimal or "."
         )
         columns = column_profiles(typed)
-    return Profile(info=ing.info, columns=columns, rejects=ing.rejects.height)
+    return Profile(info=ing.info, columns=dated_statistics(columns), rejects=ing.rejects.height)
+
+
+def dated_statistics(columns: pl.DataFrame) -> pl.DataFrame:
+    """Profile rows for people: a Date column's mean and median as ISO dates, not epoch days.
+
+    ``mean`` and ``median`` become text (numbers in their shortest form), like ``min`` and
+    ``max`` already are; the warehouse keeps the numeric form for drift.
+    """
+    is_date = pl.col("dtype") == "Date"
+    epoch = dt.date(1970, 1, 1)
+
+    def as_text(name: str) -> pl.Expr:
+        value = pl.col(name)
+        day = (pl.lit(epoch) + pl.duration(days=value.round(0).cast(pl.Int64))).cast(pl.Date)
+        number = value.round(6).cast(pl.String).str.replace(r"\.0$", "")
+        return pl.when(is_date).then(day.cast(pl.String)).otherwise(number).alias(name)
+
+    return columns.with_columns(as_text("mean"), as_text("median"))

@@ -178,6 +178,30 @@ class Blueprint:
                 msg = f"blueprint {self.name!r}: key column {col!r} is not one of its fields"
                 raise BlueprintError(msg)
 
+    def __repr__(self) -> str:
+        return (
+            f"Blueprint({self.name!r}: {len(self.required)} required, {len(self.optional)} "
+            f"optional fields, {len(self.features)} features)"
+        )
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        rows = "".join(
+            f"<tr><td><code>{escape(f.name)}</code></td><td>{escape(f.kind)}</td>"
+            f"<td>{'required' if f.required else 'optional'}</td></tr>"
+            for f in self.fields
+        )
+        feats = "".join(
+            f"<tr><td><code>{escape(f.name)}</code></td><td>{escape(f.formula)}</td></tr>"
+            for f in self.features
+        )
+        return (
+            f"<p><b>{escape(self.name)}</b>: {escape(self.description)}</p>"
+            f"<table><tr><th>field</th><th>kind</th><th></th></tr>{rows}</table>"
+            f"<table><tr><th>feature</th><th>formula</th></tr>{feats}</table>"
+        )
+
     @property
     def required(self) -> tuple[str, ...]:
         """Names of the required fields (the critical fields)."""

@@ -143,3 +143,43 @@ def test_bad_input_gives_one_clear_line(outcomes, case):
     for bad in ("Traceback", "internal error", "FAILED HERE", "RESOLVING", "polars"):
         assert bad not in done.stderr
     assert words in lines[0]
+
+
+FILE_CASES = [c for c in CASES if not c[2] and c[3] == 1]
+READABLE_WITHOUT_A_BLUEPRINT = {"object.json", "missing_field.csv"}  # only the blueprint fails
+
+
+@pytest.fixture(scope="module")
+def checked(tmp_path_factory):
+    """The same bad files through `tracer validate` and `tracer profile`."""
+    root = tmp_path_factory.mktemp("bad-check")
+
+    def one(job):
+        command, (name, content, *_rest) = job
+        _materialise(root, f"{command}-{name}", content)
+        args = ["-b", "customer_churn"] if command == "validate" else []
+        return subprocess.run(
+            [venv_bin("tracer"), command, f"{command}-{name}", *args],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    jobs = [(command, case) for command in ("validate", "profile") for case in FILE_CASES]
+    with ThreadPoolExecutor(2) as pool:
+        return {
+            (c, case[0]): done for (c, case), done in zip(jobs, pool.map(one, jobs), strict=True)
+        }
+
+
+@pytest.mark.parametrize("command", ["validate", "profile"])
+def test_validate_and_profile_refuse_bad_files_in_one_line(checked, command):
+    for name, *_ in FILE_CASES:
+        done = checked[(command, name)]
+        if command == "profile" and name in READABLE_WITHOUT_A_BLUEPRINT:
+            assert done.returncode == 0, (name, done.stderr)  # profiling needs no blueprint
+            continue
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 1 and len(lines) == 1, (name, done.stderr)
+        assert "Traceback" not in done.stderr and "internal error" not in done.stderr, name

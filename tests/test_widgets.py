@@ -96,3 +96,45 @@ def test_sanitise_filename():
     assert sanitise_filename("../a b/c?.CSV") == "c_.CSV"
     assert sanitise_filename("...") == "upload"
     assert sanitise_filename("C:\\Users\\x\\data.xlsx") == "data.xlsx"
+
+
+def test_file_picker_never_offers_tracer_outputs(bench, workdir):
+    bench.blueprint.value = "customer_churn"
+    bench.run.click()  # leaves bronze, processed, staging-free outputs and a warehouse
+    assert list((workdir / "data" / "bronze").rglob("*.parquet"))
+    assert list((workdir / "data" / "processed").rglob("*.parquet"))
+    (workdir / "data" / "staging" / "x").mkdir(parents=True)
+    (workdir / "data" / "staging" / "x" / "t.parquet").write_bytes(b"PAR1")
+    (workdir / "data" / "uploads").mkdir()
+    (workdir / "data" / "uploads" / "mine.csv").write_text("a\n1\n")
+    bench.refresh.click()
+    offered = [label for label, _ in bench.file.options]
+    assert offered == ["samples/customers.csv", "uploads/mine.csv"]
+    fresh = workbench("data")  # a new workbench auto-selects only a user's input
+    assert fresh.file.value == "data/samples/customers.csv"
+
+
+def test_quarantine_tab_lists_rows_with_reasons_and_lines(bench):
+    bench.blueprint.value = "customer_churn"
+    bench.run.click()
+    html = bench.quarantine.value
+    assert "<b class='quarantine-count'>250</b> row(s) quarantined; the first 100 of them" in html
+    assert html.count("<tr>") == 101  # a header and 100 rows
+    assert "duplicate_id" in html and "source_line" in html
+    assert "No issues" not in bench.issues.value
+
+
+def test_issues_tab_speaks_of_quarantined_rows_when_no_issue(workdir):
+    from tracer_kit.widgets import issues_html
+
+    assert "3 row(s) were quarantined" in issues_html([], 3)
+    assert issues_html([], 0) == "No issues."
+
+
+def test_report_opens_inside_the_workbench(bench):
+    bench.blueprint.value = "customer_churn"
+    bench.run.click()
+    assert not bench.open_report.disabled
+    bench.open_report.click()
+    assert "<iframe class='tracer-report'" in bench.report_view.value
+    assert "id=&quot;quality-score&quot;" in bench.report_view.value

@@ -31,6 +31,7 @@ RUNS_COLUMNS = [
     "score_parts",
     "error",
     "outputs",
+    "dataset",  # schema version 4: the dataset runs are compared by
 ]
 
 
@@ -93,6 +94,7 @@ def test_runs_table_has_every_documented_column(sample_run):
     assert json.loads(row["score_parts"]) == r.score_parts
     assert json.loads(row["read_options"])["delimiter"] == ","
     assert json.loads(row["versions"])["polars"].startswith("2.")
+    assert row["dataset"] == "customers"
     stages = q(folder, "SELECT stage FROM stage_timings ORDER BY stage")["stage"].to_list()
     assert stages == ["features", "ingest", "preprocess", "report", "store", "validate"]
 

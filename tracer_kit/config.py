@@ -15,7 +15,7 @@ OnBadLines = Literal["error", "quarantine"]
 
 
 class Thresholds(BaseModel):
-    """Quality thresholds; the defaults are the ones in ``interfaces.md``."""
+    """Quality thresholds; the defaults are in ``docs/contracts.md`` (Quality)."""
 
     model_config = ConfigDict(extra="forbid")
 

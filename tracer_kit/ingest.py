@@ -273,7 +273,7 @@ _LABELS = {
 
 
 def normalize_encoding(name: str) -> str:
-    """Map a codec name to one of the labels ``interfaces.md`` uses (utf-8, cp1252, ...)."""
+    """Map a codec name to one of the labels ``docs/contracts.md`` lists (utf-8, cp1252, ...)."""
     try:
         canonical = codecs.lookup(name).name
     except LookupError:
@@ -1119,7 +1119,7 @@ def _local(tag: str) -> str:
 def read_table(
     path: str | Path,
     *,
-    format: str | None = None,  # noqa: A002 - the public name interfaces.md fixes
+    format: str | None = None,  # noqa: A002 - the documented public name
     encoding: str | None = None,
     delimiter: str | None = None,
     sheet: str | int | None = None,

@@ -1,6 +1,6 @@
 """Store: the DuckDB warehouse, its migrations, the run lifecycle and the one-transaction commit.
 
-Rules (``interfaces.md``): no connection outlives one short operation; lock conflicts are
+Rules (``docs/contracts.md``, Locking): no connection outlives one short operation; lock conflicts are
 retried with bounded backoff and then raise :class:`WarehouseBusyError`; a run's outputs
 are staged on disk and recorded, with its final state, in a single transaction (the commit
 point); on open, runs whose process died are marked FAILED and their files removed.

@@ -114,3 +114,44 @@ def test_dataset_flag_overrides_the_default(workdir, sample_csv):
     )
     assert done.returncode == 0, done.stderr
     assert tk.query("SELECT dataset FROM runs")["dataset"].to_list() == ["crm"]
+
+
+def test_batch_names_every_file_in_full_and_speaks_json(workdir):
+    from tracer_kit._resources import resource_path
+
+    folder = workdir / "data" / "incoming_customer_exports"
+    folder.mkdir(parents=True)
+    for name in ("customers_north_region.csv", "customers_south_region.csv"):
+        shutil.copy(resource_path("tracer_kit/samples/customers_tiny.csv"), folder / name)
+    table = _tracer(
+        "batch", "data/incoming_customer_exports/*.csv", "-b", "customer_churn", cwd=workdir
+    )
+    assert table.returncode == 0, table.stderr
+    for name in ("customers_north_region.csv", "customers_south_region.csv"):
+        assert f"data/incoming_customer_exports/{name}" in table.stdout
+    assert "…" not in table.stdout
+    rows = json.loads(
+        _tracer(
+            "batch", "data/incoming_customer_exports/*north*.csv", "-b", "customer_churn",
+            "--output-format", "json", cwd=workdir,
+        ).stdout
+    )  # fmt: skip
+    assert [(r["file"], r["state"], r["rows_in"]) for r in rows] == [
+        ("data/incoming_customer_exports/customers_north_region.csv", "COMPLETED", 200)
+    ]
+
+
+def test_runs_show_lists_only_outputs_that_exist(workdir):
+    rows = [f"C{i},yesterday,someday,abc,x,y,basic" for i in range(5)]
+    from .conftest import CHURN_HEADER
+
+    (workdir / "bad.csv").write_text("\n".join([CHURN_HEADER, *rows]) + "\n")
+    with pytest.raises(tk.QualityGateError) as caught:
+        tk.run_pipeline("bad.csv", "customer_churn")
+    run_id = caught.value.result.run_id
+    shown = _tracer("runs", "show", run_id, cwd=workdir, columns="200")
+    line = next(x for x in shown.stdout.splitlines() if x.startswith("outputs"))
+    outputs = json.loads(line.split(None, 1)[1])
+    assert "report" in outputs and "log" in outputs
+    for never_written in ("parquet", "model", "preprocessor", "preprocessor_json", "staging"):
+        assert never_written not in outputs

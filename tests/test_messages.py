@@ -15,8 +15,8 @@ from .conftest import CHURN_HEADER
 def test_results_have_short_reprs_and_html(workdir, sample_csv):
     r = tk.run_pipeline(sample_csv, "customer_churn", return_frame=False)
     assert repr(r) == (
-        f"RunResult('{r.run_id}', 'customer_churn', COMPLETED, 10000 in / 9750 valid / "
-        f"250 quarantined / 9750 out, score 99.1, {len(r.issues)} issues)"
+        f"RunResult({r.run_id} customer_churn COMPLETED: 10000 rows in, 9750 valid, "
+        f"250 quarantined, 9750 out, score 99.1, {len(r.issues)} issues)"
     )
     assert "Quality gate passed" in r._repr_html_() and "quality-score" in r._repr_html_()
     q = tk.validate(sample_csv, "customer_churn")

@@ -86,12 +86,7 @@ class RunResult(BaseModel):
     frame: Any = Field(default=None, repr=False, exclude=True)
 
     def __repr__(self) -> str:
-        score = f"{self.quality_score:.1f}" if self.quality_score is not None else "-"
-        return (
-            f"RunResult({self.run_id!r}, {self.blueprint!r}, {self.state}, "
-            f"{self.rows_in} in / {self.rows_valid} valid / {self.rows_quarantined} quarantined"
-            f" / {self.rows_out} out, score {score}, {len(self.issues)} issues)"
-        )
+        return f"RunResult({self.summary()}, {len(self.issues)} issues)"
 
     def _repr_html_(self) -> str:
         from tracer_kit.quality import ISSUE_COLUMNS

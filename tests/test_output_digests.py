@@ -1,0 +1,69 @@
+"""Behaviour kept: the demo samples' outputs hash to the recorded digests, as values.
+
+Processed rows, quarantine rows and bronze records are each sorted and hashed as text (not
+Parquet bytes, which carry the writer's version). A change that alters outputs on purpose
+re-records ``fixtures/output_digests.json`` and says why in its commit. Recorded history:
+the revenue sample's quarantine changed once on purpose when ``n/a`` became a null token
+(four rows' reason went from ``invalid_number`` to ``missing_required``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import duckdb
+import polars as pl
+import pytest
+
+import tracer_kit as tk
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+SAMPLES = {
+    "customer_churn": "customers.csv",
+    "revenue_projection": "revenue.csv",
+    "price_optimization": "prices.csv",
+}
+
+
+def value_digest(frame: pl.DataFrame) -> str:
+    """SHA-256 of the rows as CSV text, columns and rows sorted (lists joined with ``|``)."""
+    frame = frame.select(sorted(frame.columns))
+    frame = frame.with_columns(
+        pl.col(c).list.join("|") if isinstance(t, pl.List) else pl.col(c).cast(pl.String)
+        for c, t in frame.schema.items()
+    )
+    frame = frame.sort(frame.columns, nulls_last=True)
+    return hashlib.sha256(frame.write_csv().encode()).hexdigest()
+
+
+@pytest.mark.parametrize("blueprint", list(SAMPLES))
+def test_outputs_match_the_recorded_digests(workdir, blueprint):
+    expected = json.loads((REPO / "tests" / "fixtures" / "output_digests.json").read_text())
+    r = tk.run_pipeline(
+        REPO / "data" / "samples" / SAMPLES[blueprint],
+        blueprint,
+        run_date="2026-01-01",
+        report=False,
+        return_frame=False,
+    )
+    con = duckdb.connect("data/warehouse.duckdb", read_only=True)
+    try:
+        quarantine = con.sql(
+            f"SELECT stage, source_row, source_line, raw::VARCHAR AS raw, reasons "
+            f"FROM quarantine_{blueprint} WHERE run_id = '{r.run_id}'"
+        ).pl()
+        bronze = con.sql(
+            f"SELECT source_row, source_line, raw::VARCHAR AS raw FROM bronze_{blueprint}"
+        ).pl()
+    finally:
+        con.close()
+    found = {
+        "processed": value_digest(pl.read_parquet(r.outputs["parquet"])),
+        "quarantine": value_digest(quarantine),
+        "bronze": value_digest(bronze),
+    }
+    assert found == expected[blueprint]

@@ -57,9 +57,14 @@ def test_report_sections(churn_file):
 
 
 def test_drift_against_previous_run_and_rebuild(workdir):
-    a = tk.run_pipeline(write_csv(workdir / "a.csv", CHURN_HEADER, ROWS), "customer_churn")
+    # two monthly exports of one dataset ("customers"): drift compares runs of the same dataset
+    a = tk.run_pipeline(
+        write_csv(workdir / "customers_2024-06-01.csv", CHURN_HEADER, ROWS), "customer_churn"
+    )
     shifted = [r.replace(",basic", ",premium") for r in ROWS]
-    b = tk.run_pipeline(write_csv(workdir / "b.csv", CHURN_HEADER, shifted), "customer_churn")
+    b = tk.run_pipeline(
+        write_csv(workdir / "customers_2024-07-01.csv", CHURN_HEADER, shifted), "customer_churn"
+    )
     html = open(b.outputs["report"]).read()
     assert f"Compared with run <code>{a.run_id}</code>" in html
     drift = html[html.index('id="drift-table"') :]

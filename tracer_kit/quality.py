@@ -1669,18 +1669,20 @@ def profile(
 
 
 def dated_statistics(columns: pl.DataFrame) -> pl.DataFrame:
-    """Profile rows for people: a Date column's mean and median as ISO dates, not epoch days.
+    """Profile rows for people: a Date column's mean and median as dates, not epoch days.
 
-    ``mean`` and ``median`` become text (numbers in their shortest form), like ``min`` and
-    ``max`` already are; the warehouse keeps the numeric form for drift.
+    They go to ``mean_date`` and ``median_date`` (null for other columns), and ``mean`` and
+    ``median`` stay numbers for numeric columns only; ``min`` and ``max`` are already ISO
+    text. The warehouse keeps the numeric form, which drift needs.
     """
     is_date = pl.col("dtype") == "Date"
-    epoch = dt.date(1970, 1, 1)
+    epoch = pl.lit(dt.date(1970, 1, 1))
 
-    def as_text(name: str) -> pl.Expr:
-        value = pl.col(name)
-        day = (pl.lit(epoch) + pl.duration(days=value.round(0).cast(pl.Int64))).cast(pl.Date)
-        number = value.round(6).cast(pl.String).str.replace(r"\.0$", "")
-        return pl.when(is_date).then(day.cast(pl.String)).otherwise(number).alias(name)
+    def as_date(name: str) -> pl.Expr:
+        days = pl.col(name).round(0).cast(pl.Int64)
+        day = (epoch + pl.duration(days=days)).cast(pl.Date)
+        return pl.when(is_date).then(day).alias(f"{name}_date")
 
-    return columns.with_columns(as_text("mean"), as_text("median"))
+    return columns.with_columns(as_date("mean"), as_date("median")).with_columns(
+        pl.when(~is_date).then(pl.col(c)).alias(c) for c in ("mean", "median")
+    )

@@ -145,3 +145,20 @@ def test_map_matches_case_insensitively_when_unambiguous(workdir):
     )
     r = _run("m.csv", config={"column_map": {"id": "customer_id"}})
     assert r.params["column_map"] == {"ID": "customer_id"}
+
+
+def test_a_date_impossible_both_ways_does_not_undecide_the_column(workdir):
+    # 17/11/2022 proves day-first; 13/13/2023 is invalid either way and proves nothing
+    rows = [
+        "C1,14/06/2024,17/11/2022,1,1,1,basic",
+        "C2,14/06/2024,13/13/2023,1,1,1,basic",
+        "C3,14/06/2024,03/02/2021,1,1,1,basic",
+    ]
+    (workdir / "eu.csv").write_text("\n".join([H, *rows]) + "\n")
+    r = _run("eu.csv")
+    assert (r.rows_valid, r.rows_quarantined) == (2, 1)
+    out = _processed(r)
+    assert out["account_created_date"].to_list() == [dt.date(2022, 11, 17), dt.date(2021, 2, 3)]
+    q = tk.query("SELECT source_row, reasons FROM quarantine_customer_churn")
+    assert q.rows() == [(2, ["invalid_date"])]
+    assert r.params["date_formats"]["account_created_date"]["convention"] == "dmy"

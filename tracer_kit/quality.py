@@ -372,8 +372,9 @@ def plain_iso_columns(frame: pl.LazyFrame, columns: Sequence[str]) -> set[str]:
 def date_conventions(frame: pl.LazyFrame, columns: Sequence[str]) -> dict[str, str | None]:
     """Per date column: ``"dmy"``, ``"mdy"`` or None (ambiguous) from its slash-formatted values.
 
-    Day-first when any value's first part is over 12, month-first when any second part is;
-    ambiguous when neither or both.
+    Day-first when any value's first part is over 12 (and its second a month), month-first
+    when any second part is (and its first a month); ambiguous when neither or both. A value
+    impossible both ways (``13/13/2023``) is evidence for neither (it is quarantined).
     """
     if not columns:
         return {}
@@ -382,7 +383,10 @@ def date_conventions(frame: pl.LazyFrame, columns: Sequence[str]) -> dict[str, s
         parts = pl.col(c).str.strip_chars().str.extract_groups(_SLASH)
         first = parts.struct.field("1").cast(pl.Int32, strict=False)
         second = parts.struct.field("2").cast(pl.Int32, strict=False)
-        exprs += [(first > 12).any().alias(f"{c}\x00d"), (second > 12).any().alias(f"{c}\x00m")]
+        # a value impossible both ways (13/13/2023) is invalid, not evidence for either order
+        day_first = (first > 12) & (first <= 31) & (second <= 12)
+        month_first = (second > 12) & (second <= 31) & (first <= 12)
+        exprs += [day_first.any().alias(f"{c}\x00d"), month_first.any().alias(f"{c}\x00m")]
     row = frame.select(exprs).collect().row(0)
     out: dict[str, str | None] = {}
     for i, c in enumerate(columns):

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from tracer_kit.errors import ConfigError, QualityGateError, TracerError
+from tracer_kit.workspace import DEFAULT_PROCESSED, DEFAULT_REPORTS, DEFAULT_WAREHOUSE
 
 app = typer.Typer(
     name="tracer",
@@ -254,8 +255,8 @@ def run(
     reference_date: Annotated[
         str | None, typer.Option("--reference-date", help="YYYY-MM-DD")
     ] = None,
-    warehouse: Warehouse = "data/warehouse.duckdb",
-    output_dir: OutputDir = "reports",
+    warehouse: Warehouse = DEFAULT_WAREHOUSE,
+    output_dir: OutputDir = DEFAULT_REPORTS,
     no_notebook: Annotated[
         bool, typer.Option("--no-notebook", help="Run in-process, without Papermill.")
     ] = False,
@@ -449,7 +450,7 @@ def blueprints(output_format: OutputFormatOpt = "table") -> None:
 def runs(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs.")] = 20,
-    warehouse: Warehouse = "data/warehouse.duckdb",
+    warehouse: Warehouse = DEFAULT_WAREHOUSE,
     output_format: OutputFormatOpt = "table",
 ) -> None:
     """Recent runs: what ran, on which file, with what result."""
@@ -501,7 +502,7 @@ def _n(value: int | None) -> str:
 @friendly
 def runs_show(
     run_id: Annotated[str, typer.Argument(help="The run id.")],
-    warehouse: Warehouse = "data/warehouse.duckdb",
+    warehouse: Warehouse = DEFAULT_WAREHOUSE,
 ) -> None:
     """Everything about one run: parameters, timings, outputs and issues."""
     from tracer_kit.store import run_row
@@ -554,7 +555,7 @@ def _removal(run_ids: list[str], warehouse: str, dry_run: bool) -> None:
 @friendly
 def runs_delete(
     run_ids: Annotated[list[str], typer.Argument(help="The runs to delete.")],
-    warehouse: Warehouse = "data/warehouse.duckdb",
+    warehouse: Warehouse = DEFAULT_WAREHOUSE,
     dry_run: DryRunOpt = False,
 ) -> None:
     """Delete runs: their rows, processed files, reports and bronze no other run uses."""
@@ -573,7 +574,7 @@ def prune(
     older_than: Annotated[
         float | None, typer.Option("--older-than", help="Only runs older than this many days.")
     ] = None,
-    warehouse: Warehouse = "data/warehouse.duckdb",
+    warehouse: Warehouse = DEFAULT_WAREHOUSE,
     dry_run: DryRunOpt = False,
 ) -> None:
     """Remove old runs, keeping the newest N of each blueprint and dataset."""
@@ -589,7 +590,7 @@ def prune(
 @friendly
 def query(
     sql: Annotated[str, typer.Argument(help="A SQL query over the warehouse.")],
-    warehouse: Warehouse = "data/warehouse.duckdb",
+    warehouse: Warehouse = DEFAULT_WAREHOUSE,
     output_format: Annotated[
         str, typer.Option("--output-format", help="table, csv, json or parquet.")
     ] = "table",
@@ -634,7 +635,7 @@ def query(
 @friendly
 def report(
     run_id: Annotated[str, typer.Argument(help="The run id.")],
-    warehouse: Warehouse = "data/warehouse.duckdb",
+    warehouse: Warehouse = DEFAULT_WAREHOUSE,
     output_dir: Annotated[
         str | None, typer.Option("--output-dir", help="Folder for run reports.")
     ] = None,
@@ -652,8 +653,8 @@ def batch(
     blueprint: BlueprintOpt,
     max_concurrent: Annotated[int, typer.Option("--max-concurrent", help="Notebooks at once.")] = 3,
     config: ConfigOpt = None,
-    warehouse: Warehouse = "data/warehouse.duckdb",
-    output_dir: OutputDir = "reports",
+    warehouse: Warehouse = DEFAULT_WAREHOUSE,
+    output_dir: OutputDir = DEFAULT_REPORTS,
     output_format: OutputFormatOpt = "table",
     dataset: DatasetOpt = None,
 ) -> None:
@@ -724,7 +725,7 @@ def _batch_table(rows: list[dict[str, Any]]) -> Any:
 @friendly
 def rerun(
     run_id: Annotated[str, typer.Argument(help="The run to repeat.")],
-    warehouse: Warehouse = "data/warehouse.duckdb",
+    warehouse: Warehouse = DEFAULT_WAREHOUSE,
 ) -> None:
     """Re-execute a run with its stored parameters (same run date and reference date).
 
@@ -758,8 +759,8 @@ def rerun(
             row["blueprint"],
             config=cfg,
             warehouse=warehouse,
-            output_dir=params.get("output_dir", "reports"),
-            processed_dir=params.get("processed_dir", "data/processed"),
+            output_dir=params.get("output_dir", DEFAULT_REPORTS),
+            processed_dir=params.get("processed_dir", DEFAULT_PROCESSED),
             run_date=params.get("run_date"),
             return_frame=False,
         )
@@ -774,8 +775,8 @@ def demo(
     samples: Annotated[Path, typer.Option("--samples", help="Where the sample files go.")] = Path(
         "data/samples"
     ),
-    warehouse: Warehouse = "data/warehouse.duckdb",
-    output_dir: OutputDir = "reports",
+    warehouse: Warehouse = DEFAULT_WAREHOUSE,
+    output_dir: OutputDir = DEFAULT_REPORTS,
 ) -> None:
     """Write the sample data and run every built-in blueprint on it through Papermill."""
     from tracer_kit.blueprints import list_blueprints

@@ -35,6 +35,7 @@ from tracer_kit.store import (
     run_row,
     start_run,
 )
+from tracer_kit.workspace import DEFAULT_REPORTS
 
 NOTEBOOK = "notebooks/blueprint.ipynb"
 KERNEL = "python3"
@@ -180,7 +181,7 @@ def run_notebook(
     *,
     config: Config | dict[str, Any] | str | Path | None = None,
     warehouse: str | Path = DEFAULT_WAREHOUSE,
-    output_dir: str | Path = "reports",
+    output_dir: str | Path = DEFAULT_REPORTS,
     cwd: str | Path | None = None,
     run_id: str | None = None,
     timeout: float | None = None,
@@ -418,7 +419,7 @@ def run_batch(
     max_concurrent: int = 3,
     config: Config | dict[str, Any] | str | Path | None = None,
     warehouse: str | Path = DEFAULT_WAREHOUSE,
-    output_dir: str | Path = "reports",
+    output_dir: str | Path = DEFAULT_REPORTS,
     cwd: str | Path | None = None,
     progress: bool = True,
 ) -> list[Any]:

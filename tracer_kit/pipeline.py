@@ -49,6 +49,7 @@ from tracer_kit.store import (
     record_timings,
     start_run,
 )
+from tracer_kit.workspace import DEFAULT_PROCESSED, DEFAULT_REPORTS, Workspace
 
 log = logging.getLogger("tracer_kit")
 
@@ -251,8 +252,8 @@ def run_pipeline(
     *,
     config: Config | dict[str, Any] | str | Path | None = None,
     warehouse: str | Path = DEFAULT_WAREHOUSE,
-    output_dir: str | Path = "reports",
-    processed_dir: str | Path = "data/processed",
+    output_dir: str | Path = DEFAULT_REPORTS,
+    processed_dir: str | Path = DEFAULT_PROCESSED,
     run_id: str | None = None,
     return_frame: bool = True,
     run_date: dt.date | str | None = None,
@@ -313,11 +314,12 @@ def run_pipeline(
     if isinstance(run_date, str):
         run_date = dt.date.fromisoformat(run_date)
     run_date = run_date or cfg.run_date or dt.datetime.now(dt.UTC).date()
-    processed_dir = Path(processed_dir)
-    staging = processed_dir.parent / "staging" / run_id
-    bronze_dir = processed_dir.parent / "bronze"
-    run_dir = Path(output_dir) / run_id
-    final_parquet = processed_dir / bp.name / f"{run_id}.parquet"
+    space = Workspace.of(warehouse, processed_dir, output_dir)
+    processed_dir = space.processed
+    staging = space.run_staging(run_id)
+    bronze_dir = space.bronze
+    run_dir = space.run_reports(run_id)
+    final_parquet = space.processed_file(bp.name, run_id)
     outputs = {
         "parquet": str(final_parquet),
         "model": str(final_parquet.with_suffix(".model.parquet")),

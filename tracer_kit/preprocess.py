@@ -32,6 +32,7 @@ from sklearn.preprocessing import (
 from tracer_kit.blueprints import Blueprint
 from tracer_kit.config import PreprocessConfig
 from tracer_kit.errors import ConfigError, TracerError
+from tracer_kit.workspace import DEFAULT_WAREHOUSE
 
 MAX_FIT_ROWS = 1_000_000
 ONEHOT_MAX_LEVELS = 10
@@ -416,9 +417,7 @@ def read_preprocessor(path: str | Path) -> Preprocessor:
     return sio.load(str(path), trusted=untrusted)
 
 
-def load_preprocessor(
-    run_id: str, *, warehouse: str | Path = "data/warehouse.duckdb"
-) -> Preprocessor:
+def load_preprocessor(run_id: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE) -> Preprocessor:
     """The preprocessor a run fitted; ``.transform(new_frame)`` repeats the run's matrix exactly.
 
     Examples

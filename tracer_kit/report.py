@@ -22,6 +22,7 @@ from tracer_kit._resources import resource_path
 from tracer_kit.blueprints import get_blueprint
 from tracer_kit.quality import SCORE_PARTS, SCORE_WEIGHTS, SEVERITIES
 from tracer_kit.store import DEFAULT_WAREHOUSE, connect, quote_ident, run_row
+from tracer_kit.workspace import DEFAULT_REPORTS
 
 MAX_HIST_CHARTS = 24
 
@@ -377,7 +378,7 @@ def quality_report(
         The processed rows, when the caller has them; otherwise read from the run's Parquet.
     """
     run = run_row(run_id, warehouse=warehouse)
-    out_dir = Path(output_dir or run["params"].get("output_dir") or "reports") / run_id
+    out_dir = Path(output_dir or run["params"].get("output_dir") or DEFAULT_REPORTS) / run_id
     with connect(warehouse, read_only=True) as con:  # one short read for everything shown
         profiles = _profiles(con, run_id)
         by_reason, sample = _quarantine(con, run_id, run["blueprint"])

@@ -38,7 +38,8 @@ from tracer_kit.errors import ConfigError, TracerError, WarehouseBusyError
 
 log = logging.getLogger("tracer_kit")
 
-DEFAULT_WAREHOUSE = "data/warehouse.duckdb"
+from tracer_kit.workspace import DEFAULT_WAREHOUSE  # noqa: E402 - re-exported for callers
+
 LOCK_TIMEOUT = 30.0
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")

@@ -19,6 +19,7 @@ from tracer_kit.blueprints import get_blueprint, list_blueprints
 from tracer_kit.errors import TracerError, speaking
 from tracer_kit.quality import ISSUE_COLUMNS
 from tracer_kit.report import html_table
+from tracer_kit.workspace import DEFAULT_PROCESSED, DEFAULT_REPORTS, DEFAULT_WAREHOUSE, Workspace
 
 EXTENSIONS = (
     ".csv",
@@ -84,9 +85,9 @@ class Workbench(w.VBox):
         self,
         data_dir: str | Path = "data",
         *,
-        warehouse: str | Path = "data/warehouse.duckdb",
-        output_dir: str | Path = "reports",
-        processed_dir: str | Path = "data/processed",
+        warehouse: str | Path = DEFAULT_WAREHOUSE,
+        output_dir: str | Path = DEFAULT_REPORTS,
+        processed_dir: str | Path = DEFAULT_PROCESSED,
     ) -> None:
         from tracer_kit.pipeline import STAGES
 
@@ -194,9 +195,8 @@ class Workbench(w.VBox):
 
     def refresh_files(self) -> None:
         """Re-list the user's readable files under the data folder (never tracer-kit's outputs)."""
-        outputs = [Path(self.processed_dir), Path(self.processed_dir).parent / "bronze"]
-        outputs.append(Path(self.processed_dir).parent / "staging")
-        files = find_inputs(self.data_dir, exclude=outputs)
+        space = Workspace.of(self.warehouse, self.processed_dir, self.output_dir)
+        files = find_inputs(self.data_dir, exclude=space.outputs)
         current = self.file.value
         self.file.options = [(str(p.relative_to(self.data_dir)), str(p)) for p in files]
         if current in {str(p) for p in files}:
@@ -425,8 +425,9 @@ def workbench(data_dir: str | Path | None = None, **kwargs: Any) -> Workbench:
     """
     if data_dir is None:
         root = project_root()
+        space = Workspace.at(root)
         data_dir = root / "data"
-        kwargs.setdefault("warehouse", root / "data" / "warehouse.duckdb")
-        kwargs.setdefault("output_dir", root / "reports")
-        kwargs.setdefault("processed_dir", root / "data" / "processed")
+        kwargs.setdefault("warehouse", space.warehouse)
+        kwargs.setdefault("output_dir", space.reports)
+        kwargs.setdefault("processed_dir", space.processed)
     return Workbench(data_dir, **kwargs)

@@ -1,0 +1,26 @@
+"""One object owns every path of a project."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tracer_kit.workspace import Workspace
+
+
+def test_default_layout_under_a_project_folder():
+    space = Workspace.at("/srv/project")
+    assert space.warehouse == Path("/srv/project/data/warehouse.duckdb")
+    assert space.bronze == Path("/srv/project/data/bronze")
+    assert space.staging == Path("/srv/project/data/staging")
+    assert space.uploads == Path("/srv/project/data/uploads")
+    assert space.run_reports("r1") == Path("/srv/project/reports/r1")
+    assert space.processed_file("customer_churn", "r1") == Path(
+        "/srv/project/data/processed/customer_churn/r1.parquet"
+    )
+    assert space.outputs == (space.bronze, space.processed, space.staging)
+
+
+def test_moved_processed_folder_carries_bronze_and_staging():
+    space = Workspace.of("w.duckdb", "/big/disk/processed", "out")
+    assert space.bronze == Path("/big/disk/bronze") and space.staging == Path("/big/disk/staging")
+    assert space.run_staging("r2") == Path("/big/disk/staging/r2")

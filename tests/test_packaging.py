@@ -97,3 +97,18 @@ def test_wheel_ships_notebook_and_templates(tmp_path):
         "tracer_kit/samples/customers_tiny.csv",
     ):
         assert needed in names
+
+
+def test_every_public_module_declares_its_names():
+    import importlib
+    import pkgutil
+
+    import tracer_kit
+
+    names = [m.name for m in pkgutil.walk_packages(tracer_kit.__path__, "tracer_kit.")]
+    public = [n for n in names if not any(part.startswith("_") for part in n.split(".")[1:])]
+    assert "tracer_kit.workspace" in public and "tracer_kit.quality" in public
+    for name in public:
+        module = importlib.import_module(name)
+        assert hasattr(module, "__all__"), name
+        assert [n for n in module.__all__ if not hasattr(module, n)] == [], name

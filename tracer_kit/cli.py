@@ -21,6 +21,11 @@ import typer
 from tracer_kit.errors import ConfigError, QualityGateError, TracerError
 from tracer_kit.workspace import DEFAULT_PROCESSED, DEFAULT_REPORTS, DEFAULT_WAREHOUSE
 
+__all__ = [
+    "app",
+    "main",
+]
+
 app = typer.Typer(
     name="tracer",
     help="tracer-kit: ingest, validate, engineer features, store and report on business files.",

@@ -11,6 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tracer_kit.errors import ConfigError, option
 
+__all__ = [
+    "Config",
+    "PreprocessConfig",
+    "Thresholds",
+    "config_to_jsonable",
+    "load_config",
+]
+
 OnBadLines = Literal["error", "quarantine"]
 
 

@@ -14,6 +14,15 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+__all__ = [
+    "SAMPLES",
+    "SAMPLE_END",
+    "customers",
+    "prices",
+    "revenue",
+    "write_samples",
+]
+
 #: The last day covered by every sample, so runs are reproducible whatever today is.
 SAMPLE_END = dt.date(2025, 6, 30)
 

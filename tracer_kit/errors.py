@@ -13,6 +13,22 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+__all__ = [
+    "BlueprintError",
+    "CompatibilityError",
+    "ConfigError",
+    "INTERFACES",
+    "IngestError",
+    "NotebookRunError",
+    "PipelineBugError",
+    "QualityGateError",
+    "TracerError",
+    "WarehouseBusyError",
+    "interface",
+    "option",
+    "speaking",
+]
+
 
 class TracerError(Exception):
     """Base class of every error tracer-kit raises on purpose.

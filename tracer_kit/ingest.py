@@ -34,6 +34,25 @@ import polars as pl
 
 from tracer_kit.errors import IngestError, option
 
+__all__ = [
+    "CHUNK",
+    "DEFAULT_MAX_BYTES",
+    "DELIMITERS",
+    "FORMATS",
+    "FileInfo",
+    "Ingested",
+    "REJECT_SCHEMA",
+    "RESERVED_COLUMNS",
+    "SAMPLE",
+    "detect_encoding",
+    "file_sha256",
+    "normalize_encoding",
+    "read_table",
+    "reserved_renames",
+    "sniff_decimal",
+    "sniff_delimiter",
+]
+
 Format = Literal["csv", "json", "ndjson", "parquet", "excel", "xml"]
 SheetFits = Callable[[list[str]], bool]
 FORMATS: tuple[str, ...] = ("csv", "json", "ndjson", "parquet", "excel", "xml")

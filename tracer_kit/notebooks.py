@@ -37,6 +37,20 @@ from tracer_kit.store import (
 )
 from tracer_kit.workspace import DEFAULT_REPORTS
 
+__all__ = [
+    "KERNEL",
+    "NOTEBOOK",
+    "PARAMETERS",
+    "check_parameters",
+    "export_html",
+    "notebook_path",
+    "prepare_run",
+    "readable_errors",
+    "result_from_warehouse",
+    "run_batch",
+    "run_notebook",
+]
+
 NOTEBOOK = "notebooks/blueprint.ipynb"
 KERNEL = "python3"
 PARAMETERS = ("input_path", "blueprint", "run_id", "config", "output_dir", "warehouse")

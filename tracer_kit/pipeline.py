@@ -51,6 +51,17 @@ from tracer_kit.store import (
 )
 from tracer_kit.workspace import DEFAULT_PROCESSED, DEFAULT_REPORTS, Workspace
 
+__all__ = [
+    "MOSTLY_NULL",
+    "RunResult",
+    "STAGES",
+    "build_processed",
+    "feature_context",
+    "mostly_null_issues",
+    "package_versions",
+    "run_pipeline",
+]
+
 log = logging.getLogger("tracer_kit")
 
 STAGES = ("ingest", "validate", "features", "preprocess", "store", "report")

@@ -34,6 +34,21 @@ from tracer_kit.config import PreprocessConfig
 from tracer_kit.errors import ConfigError, TracerError
 from tracer_kit.workspace import DEFAULT_WAREHOUSE
 
+__all__ = [
+    "MATRIX_BATCH_ROWS",
+    "MAX_FIT_ROWS",
+    "ONEHOT_MAX_LEVELS",
+    "OutlierCapper",
+    "Preprocessor",
+    "SKEW_LIMIT",
+    "fit_preprocessor",
+    "fit_sample",
+    "load_preprocessor",
+    "read_preprocessor",
+    "save_preprocessor",
+    "write_matrix",
+]
+
 MAX_FIT_ROWS = 1_000_000
 ONEHOT_MAX_LEVELS = 10
 SKEW_LIMIT = 1.0

@@ -45,6 +45,45 @@ from tracer_kit.errors import (
 )
 from tracer_kit.ingest import REJECT_SCHEMA, Ingested, read_table
 
+__all__ = [
+    "EXACT_DISTINCT_ROWS",
+    "ISSUE_COLUMNS",
+    "Issue",
+    "MONTH_NAME_FORMATS",
+    "NULL_TOKENS",
+    "PREFILTER_ROWS",
+    "PROFILE_SCHEMA",
+    "Profile",
+    "QUARANTINE_SCHEMA",
+    "QualityResult",
+    "SCHEMA_CHECK_ROWS",
+    "SCORE_PARTS",
+    "SCORE_WEIGHTS",
+    "SEVERITIES",
+    "assess",
+    "assess_ingested",
+    "category_variant_issues",
+    "check_compatible",
+    "check_schema",
+    "column_profiles",
+    "date_conventions",
+    "dated_statistics",
+    "fits_blueprint",
+    "gate",
+    "identifier_uniqueness",
+    "infer_types",
+    "issues_frame",
+    "match_columns",
+    "normalise_name",
+    "outlier_bounds",
+    "plain_iso_columns",
+    "profile",
+    "raise_for_gate",
+    "read_file",
+    "suggest_columns",
+    "validate",
+]
+
 SEVERITIES = ("critical", "high", "medium", "low")
 MONTH_NAME_FORMATS = ("%b %d %Y", "%b %d, %Y", "%B %d %Y", "%B %d, %Y", "%d %b %Y", "%d %B %Y")
 _ISO = r"^\d{4}-\d{2}-\d{2}(?:[T ].*)?$"

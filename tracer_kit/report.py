@@ -24,6 +24,23 @@ from tracer_kit.quality import SCORE_PARTS, SCORE_WEIGHTS, SEVERITIES
 from tracer_kit.store import DEFAULT_WAREHOUSE, connect, quote_ident, run_row
 from tracer_kit.workspace import DEFAULT_REPORTS
 
+__all__ = [
+    "MAX_HIST_CHARTS",
+    "drift",
+    "feature_chart",
+    "html_table",
+    "processed_sample",
+    "psi",
+    "quality_report",
+    "rebin",
+    "render_report",
+    "show_issues",
+    "show_summary",
+    "svg_data_uri",
+    "verdict",
+    "verdict_html",
+]
+
 MAX_HIST_CHARTS = 24
 
 

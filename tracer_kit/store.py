@@ -40,6 +40,37 @@ log = logging.getLogger("tracer_kit")
 
 from tracer_kit.workspace import DEFAULT_WAREHOUSE  # noqa: E402 - re-exported for callers
 
+__all__ = [
+    "BronzeFiles",
+    "IDENT",
+    "LOCK_TIMEOUT",
+    "MIGRATIONS",
+    "QUARANTINE_VIEW_SCHEMA",
+    "RUN_ID",
+    "Removal",
+    "STATES",
+    "check_run_id",
+    "commit_run",
+    "connect",
+    "dataset_name",
+    "delete_runs",
+    "end_run",
+    "ensure_blueprint_tables",
+    "new_run_id",
+    "note_params",
+    "open_warehouse",
+    "quarantine_rows",
+    "query",
+    "quote_ident",
+    "record_timings",
+    "run_row",
+    "runs_to_prune",
+    "sql_name",
+    "sql_text",
+    "start_run",
+    "utcnow",
+]
+
 LOCK_TIMEOUT = 30.0
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")

@@ -21,6 +21,18 @@ from tracer_kit.quality import ISSUE_COLUMNS
 from tracer_kit.report import html_table
 from tracer_kit.workspace import DEFAULT_PROCESSED, DEFAULT_REPORTS, DEFAULT_WAREHOUSE, Workspace
 
+__all__ = [
+    "EXTENSIONS",
+    "OUTPUT_DIRS",
+    "QUARANTINE_SHOWN",
+    "Workbench",
+    "find_inputs",
+    "issues_html",
+    "project_root",
+    "sanitise_filename",
+    "workbench",
+]
+
 EXTENSIONS = (
     ".csv",
     ".tsv",

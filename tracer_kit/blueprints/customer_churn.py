@@ -17,6 +17,26 @@ import polars as pl
 from tracer_kit._scratch import order_statistics
 from tracer_kit.blueprints._base import Blueprint, Feature, FeatureContext, Field, Rule, RuleContext
 
+__all__ = [
+    "BLUEPRINT",
+    "ENGAGEMENT_PARTS",
+    "PLAN_LEVELS",
+    "account_tenure_days",
+    "activity_recency_score",
+    "build_features",
+    "daily_value_rate",
+    "days_since_last_activity",
+    "engagement_bounds",
+    "engagement_score",
+    "feature_usage_rate",
+    "min_max",
+    "null_cause",
+    "plan_value_score",
+    "support_intensity",
+    "value_cuts",
+    "value_tier",
+]
+
 PLAN_LEVELS = {"basic": 1, "standard": 2, "premium": 3, "enterprise": 4}
 
 

@@ -10,6 +10,17 @@ import polars as pl
 
 from tracer_kit.blueprints._base import Blueprint, Feature, FeatureContext, Field
 
+__all__ = [
+    "BLUEPRINT",
+    "DEMAND_WINDOW",
+    "build_features",
+    "demand_features",
+    "price_change",
+    "price_elasticity",
+    "price_indexes",
+    "revenue",
+]
+
 DEMAND_WINDOW = 7
 
 

@@ -11,6 +11,20 @@ import polars as pl
 
 from tracer_kit.blueprints._base import Blueprint, Feature, FeatureContext, Field
 
+__all__ = [
+    "BLUEPRINT",
+    "WINDOWS_GROWTH",
+    "WINDOWS_MA",
+    "WINDOWS_VOL",
+    "aggregate_daily",
+    "build_features",
+    "calendar_parts",
+    "revenue_growth",
+    "revenue_ma",
+    "revenue_per_customer",
+    "revenue_volatility",
+]
+
 WINDOWS_MA = (7, 30, 90)
 WINDOWS_GROWTH = (1, 7, 30)
 WINDOWS_VOL = (7, 30)

@@ -24,3 +24,19 @@ def test_moved_processed_folder_carries_bronze_and_staging():
     space = Workspace.of("w.duckdb", "/big/disk/processed", "out")
     assert space.bronze == Path("/big/disk/bronze") and space.staging == Path("/big/disk/staging")
     assert space.run_staging("r2") == Path("/big/disk/staging/r2")
+
+
+def test_severity_and_state_are_declared_once():
+    from tracer_kit.quality import SEVERITIES
+    from tracer_kit.store import STATES
+    from tracer_kit.types import RunState, Severity, by_severity
+
+    assert SEVERITIES == ("critical", "high", "medium", "low")
+    assert STATES == ("PENDING", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED")
+    assert Severity("high").rank == 1 and RunState.COMPLETED == "COMPLETED"
+    issues = [
+        {"severity": "low", "n": 1},
+        {"severity": "critical", "n": 2},
+        {"severity": "low", "n": 3},
+    ]
+    assert [i["n"] for i in by_severity(issues)] == [2, 1, 3]

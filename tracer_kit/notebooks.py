@@ -35,6 +35,7 @@ from tracer_kit.store import (
     run_row,
     start_run,
 )
+from tracer_kit.types import ACTIVE_STATES
 from tracer_kit.workspace import DEFAULT_REPORTS
 
 __all__ = [
@@ -316,7 +317,7 @@ def _raise_from_notebook(exc: Any, warehouse: Path, run_id: str, executed: Path)
     row = None
     with contextlib.suppress(TracerError):
         row = run_row(run_id, warehouse=warehouse)
-    if row is not None and row["state"] in ("PENDING", "IN_PROGRESS"):
+    if row is not None and row["state"] in ACTIVE_STATES:
         with contextlib.suppress(Exception):
             end_run(warehouse, run_id, "FAILED", error=f"{exc.ename}: {exc.evalue}")
     if exc.ename == "QualityGateError":

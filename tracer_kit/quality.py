@@ -44,6 +44,7 @@ from tracer_kit.errors import (
     option,
 )
 from tracer_kit.ingest import REJECT_SCHEMA, Ingested, read_table
+from tracer_kit.types import Severity, by_severity
 
 __all__ = [
     "EXACT_DISTINCT_ROWS",
@@ -84,7 +85,7 @@ __all__ = [
     "validate",
 ]
 
-SEVERITIES = ("critical", "high", "medium", "low")
+SEVERITIES = tuple(s.value for s in Severity)
 MONTH_NAME_FORMATS = ("%b %d %Y", "%b %d, %Y", "%B %d %Y", "%B %d, %Y", "%d %b %Y", "%d %B %Y")
 _ISO = r"^\d{4}-\d{2}-\d{2}(?:[T ].*)?$"
 _SLASH = r"^(\d{1,2})/(\d{1,2})/(\d{4})$"
@@ -232,12 +233,8 @@ def issues_frame(issues: Sequence[Issue]) -> pl.DataFrame:
         "rows_affected": pl.Int64(),
         "message": pl.String(),
     }
-    rows = [{k: getattr(i, k) for k in schema} for i in issues]
-    df = pl.DataFrame(rows, schema=schema)
-    order = {s: n for n, s in enumerate(SEVERITIES)}
-    return df.sort(
-        pl.col("severity").replace_strict(order, return_dtype=pl.Int8), maintain_order=True
-    )
+    rows = [{k: getattr(i, k) for k in schema} for i in by_severity(issues)]
+    return pl.DataFrame(rows, schema=schema)
 
 
 # --------------------------------------------------------------------------- compatibility
@@ -1147,9 +1144,7 @@ def _issues(
                     f"{n_fail} row(s): {rule.description}",
                 )
             )
-    order = {s: n for n, s in enumerate(SEVERITIES)}
-    issues.sort(key=lambda i: order[i.severity])
-    return issues
+    return by_severity(issues)
 
 
 def _linear_quantiles(lf: pl.LazyFrame, column: str, n: int, probs: Sequence[float]) -> list[float]:
@@ -1338,7 +1333,7 @@ def gate(issues: Sequence[Issue], score: float, thresholds: Thresholds) -> list[
             + ")"
         )
     if score < thresholds.min_score:
-        worst = [i for i in issues if i.severity in ("critical", "high")][:5]
+        worst = [i for i in issues if Severity(i.severity).rank <= Severity.HIGH.rank][:5]
         behind = f" ({', '.join(_named(i) for i in worst)})" if worst else ""
         failures.append(f"quality score {score:.1f} is under {thresholds.min_score:g}{behind}")
     return failures

@@ -22,6 +22,7 @@ from tracer_kit._resources import resource_path
 from tracer_kit.blueprints import get_blueprint
 from tracer_kit.quality import SCORE_PARTS, SCORE_WEIGHTS, SEVERITIES
 from tracer_kit.store import DEFAULT_WAREHOUSE, connect, quote_ident, run_row
+from tracer_kit.types import by_severity
 from tracer_kit.workspace import DEFAULT_REPORTS
 
 __all__ = [
@@ -352,7 +353,7 @@ def render_report(
     ]
     hist_inputs = _histogram_chart(drawable)
     history_chart = _history_chart(history)
-    issues = sorted(run["issues"], key=lambda i: SEVERITIES.index(i["severity"]))
+    issues = by_severity(run["issues"])
     counts = {s: sum(1 for i in issues if i["severity"] == s) for s in SEVERITIES}
     return env.get_template(template_path.name).render(
         run=run,
@@ -462,9 +463,7 @@ def show_issues(result: Any) -> Any:
 
     if not result.issues:
         return HTML("<p>No issues.</p>")
-    order = {s: n for n, s in enumerate(SEVERITIES)}
-    issues = sorted(result.issues, key=lambda i: order[i["severity"]])
-    return HTML(html_table(issues, list(ISSUE_COLUMNS)))
+    return HTML(html_table(by_severity(result.issues), list(ISSUE_COLUMNS)))
 
 
 def verdict(state: str, error: str | None, issues: list[dict[str, Any]]) -> dict[str, Any]:

@@ -35,6 +35,7 @@ import polars as pl
 from tracer_kit._testing import pause_for_tests
 from tracer_kit.blueprints import Blueprint
 from tracer_kit.errors import ConfigError, TracerError, WarehouseBusyError
+from tracer_kit.types import ACTIVE_STATES, RunState
 
 log = logging.getLogger("tracer_kit")
 
@@ -74,7 +75,7 @@ __all__ = [
 LOCK_TIMEOUT = 30.0
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-STATES = ("PENDING", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED")
+STATES = tuple(s.value for s in RunState)
 
 MIGRATIONS: list[tuple[int, str]] = [
     (
@@ -986,11 +987,7 @@ def delete_runs(
             msg = f"no run {unknown[0]!r} in {warehouse}; `tracer runs` lists the runs"
             raise TracerError(msg)
         for run_id, _, state, pid, host, _ in rows.values():
-            if (
-                state in ("PENDING", "IN_PROGRESS")
-                and host == socket.gethostname()
-                and _pid_alive(pid)
-            ):
+            if state in ACTIVE_STATES and host == socket.gethostname() and _pid_alive(pid):
                 raise TracerError(f"run {run_id} is still {state} (process {pid}); let it finish")
         files: list[Path] = []
         for *_, outputs in rows.values():

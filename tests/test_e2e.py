@@ -119,6 +119,17 @@ def _demo_outputs(root: Path) -> None:
     assert list((root / "data" / "bronze").rglob("*.parquet"))
 
 
+def _accept_kernel_dialog(page) -> None:
+    """JupyterLab sometimes asks which kernel to start (under load); take its default, ours."""
+    dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
+    try:
+        dialog.wait_for(timeout=3_000)
+    except Exception:  # noqa: BLE001 - playwright's TimeoutError: no dialog this time
+        return
+    dialog.locator("button.jp-mod-accept").click()
+    dialog.wait_for(state="detached", timeout=10_000)
+
+
 def test_workbench_run_in_a_real_browser(lab):
     from playwright.sync_api import sync_playwright
 
@@ -148,6 +159,7 @@ def test_workbench_run_in_a_real_browser(lab):
             run = page.locator("button.widget-button", has_text="Run")
             # the status bar can say idle a moment before the kernel's channels are up: retry
             for _attempt in range(4):
+                _accept_kernel_dialog(page)
                 page.locator(".jp-CodeCell .jp-InputArea-editor").first.click()
                 page.keyboard.press("Control+Enter")
                 try:

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tracer_kit as tk
+from tracer_kit.settings import settings as tunables
 
 ROWS = [
     {"customer_id": "C1", "total_value": "10.5", "plan_type": "basic"},
@@ -394,7 +395,7 @@ def test_record_scan_is_the_same_for_any_chunk_size(tmp_path, monkeypatch, chunk
     path = tmp_path / "tricky.csv"
     path.write_bytes(content)
     expected = ingest.read_table(path, on_bad_lines="quarantine", encoding="utf-8")
-    monkeypatch.setattr(ingest, "CHUNK", chunk)
+    monkeypatch.setattr(tunables, "read_chunk_bytes", chunk)
     got = ingest.read_table(path, on_bad_lines="quarantine", encoding="utf-8")
     assert got.frame.collect().equals(expected.frame.collect())
     assert got.rejects.equals(expected.rejects)

@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 import tracer_kit as tk
+from tracer_kit.settings import settings
 
 RUNS_COLUMNS = [
     "run_id",
@@ -178,9 +179,6 @@ def test_extras_kept_as_json(churn_file):
 )
 def test_out_of_core_paths_give_the_same_run(tmp_path, monkeypatch, sample, blueprint, key):
     """Key-range sorting, sampled fitting, profiling and schema checks change nothing but memory."""
-    import tracer_kit._scratch as scratch
-    import tracer_kit.preprocess as prep
-    import tracer_kit.quality as quality
 
     from .conftest import REPO
 
@@ -196,9 +194,9 @@ def test_out_of_core_paths_give_the_same_run(tmp_path, monkeypatch, sample, blue
         )
 
     whole = run(tmp_path / "whole")
-    monkeypatch.setattr(scratch, "SORT_CHUNK_ROWS", 150)  # dozens of key ranges
-    monkeypatch.setattr(quality, "SCHEMA_CHECK_ROWS", 500)
-    monkeypatch.setattr(quality, "PREFILTER_ROWS", 0)  # quarantine by streaming join
+    monkeypatch.setattr(settings, "sort_chunk_rows", 150)  # dozens of key ranges
+    monkeypatch.setattr(settings, "schema_check_rows", 500)
+    monkeypatch.setattr(settings, "prefilter_rows", 0)  # quarantine by streaming join
     chunked = run(tmp_path / "chunked")
     quarantined = [
         tk.query(
@@ -222,16 +220,21 @@ def test_out_of_core_paths_give_the_same_run(tmp_path, monkeypatch, sample, blue
     b = pl.read_parquet(chunked.outputs["model"])
     assert a.equals(b)
     # sampled fit (every k-th row) still fits and transforms every row
-    monkeypatch.setattr(prep, "MAX_FIT_ROWS", 1000)
-    monkeypatch.setattr(quality, "EXACT_DISTINCT_ROWS", 1000)  # sampled profiles
+    monkeypatch.setattr(settings, "fit_rows", 1000)
+    monkeypatch.setattr(settings, "exact_distinct_rows", 1000)  # sampled profiles
     sampled = run(tmp_path / "sampled")
     assert pl.read_parquet(sampled.outputs["model"]).height == sampled.rows_out
 
 
-def test_sink_sorted_matches_a_full_sort(tmp_path, monkeypatch):
+def test_sink_sorted_matches_a_full_sort(tmp_path):
     import tracer_kit._scratch as scratch
+    from tracer_kit.settings import override
 
-    monkeypatch.setattr(scratch, "SORT_CHUNK_ROWS", 37)
+    with override(sort_chunk_rows=37):
+        _sink_sorted_matches_a_full_sort(scratch, tmp_path)
+
+
+def _sink_sorted_matches_a_full_sort(scratch, tmp_path):
     keys = [f"k{i % 53:03d}" if i % 11 else None for i in range(1000)]
     frame = pl.DataFrame({"k": keys, "source_row": list(range(1000, 0, -1)), "v": range(1000)})
     scratch.sink_sorted(frame.lazy(), tmp_path / "s.parquet", ["k", "source_row"])

@@ -40,3 +40,16 @@ def test_severity_and_state_are_declared_once():
         {"severity": "low", "n": 3},
     ]
     assert [i["n"] for i in by_severity(issues)] == [2, 1, 3]
+
+
+def test_tunables_live_in_one_settings_object():
+    import pytest
+
+    from tracer_kit.settings import override, settings
+
+    before = settings.sort_chunk_rows
+    with override(sort_chunk_rows=10) as s:
+        assert s.sort_chunk_rows == 10 and settings.sort_chunk_rows == 10
+    assert settings.sort_chunk_rows == before
+    with pytest.raises(TypeError, match="unknown setting"), override(chunk=1):
+        pass

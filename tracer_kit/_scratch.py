@@ -20,6 +20,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from tracer_kit.settings import settings
+
 #: DuckDB's cap for a scratch connection; past it, sorts and group-bys spill to disk.
 SCRATCH_MEMORY = os.environ.get("TRACER_SCRATCH_MEMORY", "512MB")
 
@@ -104,7 +106,6 @@ def is_sorted_by(lf: pl.LazyFrame, keys: Sequence[str]) -> bool:
 
 
 #: Rows sorted in memory at once when writing a sorted table (one key range per chunk).
-SORT_CHUNK_ROWS = 1_250_000
 
 
 def _key_ranges(lf: pl.LazyFrame, key: str, rows: int, chunks: int) -> list[pl.Expr]:
@@ -135,7 +136,7 @@ def sink_sorted(
     """Write ``lf`` to ``dest`` (zstd Parquet) sorted by ``keys``, nulls last, in bounded memory.
 
     Already-sorted rows stream straight to the file. Otherwise the rows are cut into ranges
-    of the first key (split points from a sample) of about :data:`SORT_CHUNK_ROWS` rows;
+    of the first key (split points from a sample) of about :attr:`Settings.sort_chunk_rows` rows;
     each range is computed with its filter pushed down to the scan, sorted in memory and
     appended, so no more than one range is held at a time.
     """
@@ -147,7 +148,7 @@ def sink_sorted(
     if is_sorted_by(lf, keys):
         lf.sink_parquet(dest, compression="zstd")
         return
-    chunks = math.ceil(rows / SORT_CHUNK_ROWS)
+    chunks = math.ceil(rows / settings.sort_chunk_rows)
     if chunks <= 1:
         lf.sort(keys, nulls_last=True).collect(engine="streaming").write_parquet(
             dest, compression="zstd"

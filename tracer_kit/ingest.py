@@ -33,9 +33,9 @@ import numpy as np
 import polars as pl
 
 from tracer_kit.errors import IngestError, option
+from tracer_kit.settings import settings
 
 __all__ = [
-    "CHUNK",
     "DEFAULT_MAX_BYTES",
     "DELIMITERS",
     "FORMATS",
@@ -43,7 +43,6 @@ __all__ = [
     "Ingested",
     "REJECT_SCHEMA",
     "RESERVED_COLUMNS",
-    "SAMPLE",
     "detect_encoding",
     "file_sha256",
     "normalize_encoding",
@@ -57,8 +56,6 @@ Format = Literal["csv", "json", "ndjson", "parquet", "excel", "xml"]
 SheetFits = Callable[[list[str]], bool]
 FORMATS: tuple[str, ...] = ("csv", "json", "ndjson", "parquet", "excel", "xml")
 DEFAULT_MAX_BYTES = 10 * 1024**3
-CHUNK = 16 * 1024 * 1024
-SAMPLE = 256 * 1024
 DELIMITERS = (",", ";", "\t", "|")
 REJECT_SCHEMA = {
     "source_row": pl.Int64(),
@@ -203,9 +200,9 @@ def _fail(path: Path, message: str, **kw: Any) -> IngestError:
     return IngestError(f"{path}: {message}", path=path, **kw)
 
 
-def _head(path: Path, n: int = SAMPLE) -> bytes:
+def _head(path: Path, n: int | None = None) -> bytes:
     with path.open("rb") as fh:
-        return fh.read(n)
+        return fh.read(settings.sniff_bytes if n is None else n)
 
 
 def _sniff_format(path: Path, head: bytes) -> tuple[str | None, str | None]:
@@ -250,8 +247,8 @@ def _parses_as_xml(text: str) -> bool:
 
     parser = ET.XMLPullParser(events=("end",))
     try:
-        parser.feed(text[:SAMPLE])
-        if len(text) < SAMPLE:
+        parser.feed(text[: settings.sniff_bytes])
+        if len(text) < settings.sniff_bytes:
             parser.close()
             return True
         return any(True for _ in parser.read_events())
@@ -401,11 +398,11 @@ def _decompress(path: Path, compression: str, dest: Path, limit: _Limit) -> str:
     """Stream-decompress ``path`` into ``dest``; return the SHA-256 of the compressed file."""
     hasher = hashlib.sha256()
     with path.open("rb") as raw:
-        for chunk in iter(lambda: raw.read(CHUNK), b""):
+        for chunk in iter(lambda: raw.read(settings.read_chunk_bytes), b""):
             hasher.update(chunk)
     try:
         with _open_decompressed(path, compression) as src, dest.open("wb") as out:
-            for chunk in iter(lambda: src.read(CHUNK), b""):
+            for chunk in iter(lambda: src.read(settings.read_chunk_bytes), b""):
                 limit.add(len(chunk))
                 out.write(chunk)
     except IngestError:
@@ -419,7 +416,7 @@ def _transcode(path: Path, encoding: str, dest: Path) -> None:
     """Stream ``path`` from ``encoding`` into UTF-8 at ``dest``; undecodable bytes are replaced."""
     with path.open("rb") as src, dest.open("wb") as out:
         decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
-        for chunk in iter(lambda: src.read(CHUNK), b""):
+        for chunk in iter(lambda: src.read(settings.read_chunk_bytes), b""):
             out.write(decoder.decode(chunk).encode("utf-8"))
         out.write(decoder.decode(b"", final=True).encode("utf-8"))
 
@@ -427,7 +424,7 @@ def _transcode(path: Path, encoding: str, dest: Path) -> None:
 def _cr_to_lf(path: Path, dest: Path) -> None:
     """Stream a CR-only text file into ``dest`` with LF line ends."""
     with path.open("rb") as src, dest.open("wb") as out:
-        for chunk in iter(lambda: src.read(CHUNK), b""):
+        for chunk in iter(lambda: src.read(settings.read_chunk_bytes), b""):
             out.write(chunk.replace(b"\r", b"\n"))
 
 
@@ -435,7 +432,7 @@ def file_sha256(path: str | Path) -> str:
     """SHA-256 of a file, read in chunks."""
     hasher = hashlib.sha256()
     with Path(path).open("rb") as fh:
-        for chunk in iter(lambda: fh.read(CHUNK), b""):
+        for chunk in iter(lambda: fh.read(settings.read_chunk_bytes), b""):
             hasher.update(chunk)
     return hasher.hexdigest()
 
@@ -614,7 +611,7 @@ def _scan_records(
     decoder = codecs.getincrementaldecoder("utf-8")(errors="tracer_record") if check_utf8 else None
     with path.open("rb") as fh:
         while True:
-            chunk = fh.read(CHUNK)
+            chunk = fh.read(settings.read_chunk_bytes)
             if not chunk:
                 break
             if hasher is not None:
@@ -703,7 +700,7 @@ def _sample_lines(path: Path, original: Path) -> list[str]:
     if not text.strip():
         raise _fail(original, "contains only whitespace, no header and no rows")
     lines = text.splitlines()[:200]
-    if len(head) == SAMPLE and len(lines) > 1:
+    if len(head) == settings.sniff_bytes and len(lines) > 1:
         lines = lines[:-1]  # the last sampled line may be cut
     return lines
 
@@ -715,7 +712,7 @@ def _without_first_line(path: Path, dest: Path, hasher: Any | None) -> Path:
         first = src.readline()
         if hasher is not None:
             hasher.update(first)
-        for chunk in iter(lambda: src.read(CHUNK), b""):
+        for chunk in iter(lambda: src.read(settings.read_chunk_bytes), b""):
             if hasher is not None:
                 hasher.update(chunk)
             out.write(chunk)

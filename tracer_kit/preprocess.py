@@ -32,11 +32,11 @@ from sklearn.preprocessing import (
 from tracer_kit.blueprints import Blueprint
 from tracer_kit.config import PreprocessConfig
 from tracer_kit.errors import ConfigError, TracerError
+from tracer_kit.settings import settings
 from tracer_kit.workspace import DEFAULT_WAREHOUSE
 
 __all__ = [
     "MATRIX_BATCH_ROWS",
-    "MAX_FIT_ROWS",
     "ONEHOT_MAX_LEVELS",
     "OutlierCapper",
     "Preprocessor",
@@ -49,7 +49,6 @@ __all__ = [
     "write_matrix",
 ]
 
-MAX_FIT_ROWS = 1_000_000
 ONEHOT_MAX_LEVELS = 10
 SKEW_LIMIT = 1.0
 _SCALERS = {"robust": RobustScaler, "standard": StandardScaler, "minmax": MinMaxScaler}
@@ -192,8 +191,8 @@ class Preprocessor(TransformerMixin, BaseEstimator):
         )
         self.transformer_.set_output(transform="polars")
         fit_frame = frame.drop_nulls(numeric + categorical) if self.drop_missing_ else frame
-        if fit_frame.height > MAX_FIT_ROWS:
-            fit_frame = fit_frame.sample(MAX_FIT_ROWS, seed=0)
+        if fit_frame.height > settings.fit_rows:
+            fit_frame = fit_frame.sample(settings.fit_rows, seed=0)
         if fit_frame.height == 0:
             raise TracerError(
                 "no complete row to fit the preprocessor on (missing='drop' removed every row)"
@@ -328,10 +327,10 @@ def _downcast(out: pl.DataFrame, encodings: dict[str, str]) -> pl.DataFrame:
 
 
 def fit_sample(frame: pl.DataFrame | pl.LazyFrame, limit: int | None = None) -> pl.DataFrame:
-    """At most ``limit`` rows (default :data:`MAX_FIT_ROWS`) of ``frame``: all of them, or every k-th row (an even, repeatable spread)."""
+    """At most ``limit`` rows (default :attr:`Settings.fit_rows`) of ``frame``: all of them, or every k-th row (an even, repeatable spread)."""
     from tracer_kit._scratch import spread
 
-    return spread(frame.lazy(), MAX_FIT_ROWS if limit is None else limit).collect(
+    return spread(frame.lazy(), settings.fit_rows if limit is None else limit).collect(
         engine="streaming"
     )
 

@@ -44,20 +44,18 @@ from tracer_kit.errors import (
     option,
 )
 from tracer_kit.ingest import REJECT_SCHEMA, Ingested, read_table
+from tracer_kit.settings import settings
 from tracer_kit.types import Severity, by_severity
 
 __all__ = [
-    "EXACT_DISTINCT_ROWS",
     "ISSUE_COLUMNS",
     "Issue",
     "MONTH_NAME_FORMATS",
     "NULL_TOKENS",
-    "PREFILTER_ROWS",
     "PROFILE_SCHEMA",
     "Profile",
     "QUARANTINE_SCHEMA",
     "QualityResult",
-    "SCHEMA_CHECK_ROWS",
     "SCORE_PARTS",
     "SCORE_WEIGHTS",
     "SEVERITIES",
@@ -597,7 +595,6 @@ def _bronze_plan(
 
 #: Up to this many quarantined rows are looked up in bronze by row number (skipping row
 #: groups without any); more are matched with a streaming join.
-PREFILTER_ROWS = 1_000_000
 
 
 def _repeated_identifiers(
@@ -790,10 +787,14 @@ def assess(
     )
     raw_json = pl.struct(bronze_columns).struct.json_encode().alias("raw")
     line_json = pl.struct(pl.col("raw").alias("_line")).struct.json_encode().alias("raw")
-    bad_rows = checked.filter(pl.col("__bad")).select("source_row").head(PREFILTER_ROWS + 1)
+    bad_rows = (
+        checked.filter(pl.col("__bad")).select("source_row").head(settings.prefilter_rows + 1)
+    )
     bad_rows = bad_rows.collect(engine="streaming").get_column("source_row")
     records = bronze_text
-    if len(bad_rows) <= PREFILTER_ROWS:  # few bad rows: read just their row groups of bronze
+    if (
+        len(bad_rows) <= settings.prefilter_rows
+    ):  # few bad rows: read just their row groups of bronze
         records = bronze_text.filter(pl.col("source_row").is_in(bad_rows.implode()))
     validated = (  # join first: only the bad rows' records are encoded as JSON
         records.join(
@@ -874,7 +875,6 @@ def assess(
 
 
 #: At most this many valid rows (an even spread) are checked against the pandera schema.
-SCHEMA_CHECK_ROWS = 1_000_000
 
 
 def check_schema(
@@ -882,7 +882,7 @@ def check_schema(
 ) -> None:
     """Assert the valid rows satisfy the blueprint's pandera schema; a breach is a bug.
 
-    Above :data:`SCHEMA_CHECK_ROWS` rows an even spread of that many rows is checked (every
+    Above :attr:`Settings.schema_check_rows` rows an even spread of that many rows is checked (every
     row already passed the same checks as polars flags, so this guards the flags themselves).
 
     Raises
@@ -893,7 +893,9 @@ def check_schema(
     from pandera.errors import SchemaErrors
 
     lf = spread(
-        valid.lazy().select([f.name for f in blueprint.fields]), SCHEMA_CHECK_ROWS, rows=rows
+        valid.lazy().select([f.name for f in blueprint.fields]),
+        settings.schema_check_rows,
+        rows=rows,
     )
     schema = blueprint.pandera_schema()
     try:
@@ -1482,9 +1484,6 @@ PROFILE_SCHEMA = {
 }
 
 
-EXACT_DISTINCT_ROWS = 1_000_000
-
-
 def column_profiles(
     df: pl.DataFrame | pl.LazyFrame, columns: Sequence[str] | None = None, *, bins: int = 20
 ) -> pl.DataFrame:
@@ -1502,10 +1501,10 @@ def column_profiles(
     schema = lf.collect_schema()
     names = list(columns or schema.names())
     height = lf.select(pl.len()).collect().item()
-    exact = height <= EXACT_DISTINCT_ROWS
+    exact = height <= settings.exact_distinct_rows
     # order statistics (median, histogram range) from a spread of rows on big frames:
     # sorting every column of tens of millions of rows costs more than the rest together
-    ordered = spread(lf, EXACT_DISTINCT_ROWS, rows=height)
+    ordered = spread(lf, settings.exact_distinct_rows, rows=height)
     exprs: list[pl.Expr] = []
     order_exprs: list[pl.Expr] = []
     for name in names:

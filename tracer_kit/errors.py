@@ -131,6 +131,14 @@ class PipelineBugError(TracerError):
     """An internal invariant broke (rows not conserved, infinite features): a bug to report."""
 
 
+def error_class(name: str) -> type[TracerError] | None:
+    """The :class:`TracerError` subclass called ``name`` (an exception name from a notebook cell)."""
+    found: list[type[TracerError]] = [TracerError]
+    for cls in found:
+        found.extend(c for c in cls.__subclasses__() if c not in found)
+    return next((c for c in found if c.__name__ == name), None)
+
+
 # --------------------------------------------------------------------------- spelling options
 
 # How each option is spelled where the user typed it: a message names the CLI flag in the

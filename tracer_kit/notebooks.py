@@ -24,7 +24,14 @@ from typing import Any
 from tracer_kit._resources import resource_path
 from tracer_kit.blueprints import get_blueprint
 from tracer_kit.config import Config, config_to_jsonable, load_config
-from tracer_kit.errors import ConfigError, NotebookRunError, QualityGateError, TracerError
+from tracer_kit.errors import (
+    ConfigError,
+    NotebookRunError,
+    PipelineBugError,
+    QualityGateError,
+    TracerError,
+    error_class,
+)
 from tracer_kit.quality import check_compatible
 from tracer_kit.store import (
     DEFAULT_WAREHOUSE,
@@ -320,18 +327,13 @@ def _raise_from_notebook(exc: Any, warehouse: Path, run_id: str, executed: Path)
     if row is not None and row["state"] in ACTIVE_STATES:
         with contextlib.suppress(Exception):
             end_run(warehouse, run_id, "FAILED", error=f"{exc.ename}: {exc.evalue}")
-    if exc.ename == "QualityGateError":
+    cls = error_class(exc.ename)
+    if cls is not None and issubclass(cls, QualityGateError):
         issues = row["issues"] if row else []
         raise QualityGateError(exc.evalue, issues=issues) from None
     msg = f"{exc.evalue} (notebook {executed}, cell {exc.exec_count}, {exc.ename})"
-    if exc.ename in (
-        "IngestError",
-        "CompatibilityError",
-        "ConfigError",
-        "BlueprintError",
-        "WarehouseBusyError",
-    ):
-        msg = exc.evalue
+    if cls is not None and not issubclass(cls, PipelineBugError):
+        msg = exc.evalue  # a tracer-kit error already says what is wrong, in one sentence
     err = NotebookRunError(msg)
     err.ename = exc.ename  # type: ignore[attr-defined]
     raise err from None

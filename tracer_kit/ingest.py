@@ -38,7 +38,12 @@ from tracer_kit.settings import settings
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DELIMITERS",
-    "FORMATS",
+    "READERS",
+    "ReadOutcome",
+    "ReadRequest",
+    "Reader",
+    "register_reader",
+    "input_extensions",
     "FileInfo",
     "Ingested",
     "REJECT_SCHEMA",
@@ -54,7 +59,6 @@ __all__ = [
 
 Format = Literal["csv", "json", "ndjson", "parquet", "excel", "xml"]
 SheetFits = Callable[[list[str]], bool]
-FORMATS: tuple[str, ...] = ("csv", "json", "ndjson", "parquet", "excel", "xml")
 DEFAULT_MAX_BYTES = 10 * 1024**3
 DELIMITERS = (",", ";", "\t", "|")
 REJECT_SCHEMA = {
@@ -63,20 +67,8 @@ REJECT_SCHEMA = {
     "raw": pl.String(),
     "reason": pl.String(),
 }
-_EXTENSIONS = {
-    ".csv": "csv",
-    ".tsv": "csv",
-    ".txt": "csv",
-    ".psv": "csv",
-    ".json": "json",
-    ".ndjson": "ndjson",
-    ".jsonl": "ndjson",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".xlsx": "excel",
-    ".xlsm": "excel",
-    ".xml": "xml",
-}
+_EXTENSIONS: dict[str, str] = {}  # extension -> format, filled by register_reader
+COMPRESSIONS = (".gz", ".zst")
 
 
 @dataclass(frozen=True)
@@ -1129,6 +1121,133 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
+# --------------------------------------------------------------------------- the reader registry
+
+
+@dataclass
+class ReadRequest:
+    """What a reader is given: the user's file, the copy to read, and the read options."""
+
+    path: Path  # the user's file (for messages)
+    work: Path  # what to read: the file, or its decompressed / UTF-8 / LF copy
+    staging: Path  # where a reader may write copies
+    delimiter: str | None = None
+    sheet: str | int | None = None
+    on_bad_lines: str = "error"
+    sheet_fits: SheetFits | None = None
+    hasher: Any | None = None  # fed every byte of the file when the reader hashes as it reads
+    notes: list[str] = field(default_factory=list)  # warnings for the user
+
+
+@dataclass
+class ReadOutcome:
+    """What a reader returns: text columns plus ``source_row``/``source_line``, and what it learned."""
+
+    frame: pl.LazyFrame
+    columns: list[str]
+    rejects: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=REJECT_SCHEMA))
+    rows: int | None = None  # data records, rejects included (None: count the frame)
+    delimiter: str | None = None
+    decimal: str | None = None
+    sheet: str | None = None
+
+
+@dataclass(frozen=True)
+class Reader:
+    """One input format: its name, whether it is text (decoded to UTF-8 first), and its reader."""
+
+    name: str
+    text: bool
+    read: Callable[[ReadRequest], ReadOutcome]
+    extensions: tuple[str, ...] = ()
+
+
+def _data_columns(lf: pl.LazyFrame) -> list[str]:
+    return [c for c in lf.collect_schema().names() if c not in ("source_row", "source_line")]
+
+
+def _outcome(lf: pl.LazyFrame, rows: int | None = None, **kw: Any) -> ReadOutcome:
+    return ReadOutcome(frame=lf, columns=_data_columns(lf), rows=rows, **kw)
+
+
+def _delimited_reader(req: ReadRequest) -> ReadOutcome:
+    lf, rejects, opts = _read_delimited(
+        req.work,
+        req.path,
+        delimiter=req.delimiter,
+        on_bad_lines=req.on_bad_lines,
+        hasher=req.hasher,
+        staging=req.staging,
+    )
+    req.notes.extend(opts["notes"])
+    recs: _Records = opts["rows"]
+    return ReadOutcome(
+        frame=lf,
+        columns=opts["columns"],
+        rejects=rejects,
+        rows=recs.n_records - len(recs.blank),
+        delimiter=opts["delimiter"],
+        decimal=opts["decimal"],
+    )
+
+
+def _parquet_reader(req: ReadRequest) -> ReadOutcome:
+    lf, rows = _read_parquet(req.work)
+    return _outcome(_with_rows(lf, line_offset=None, notes=req.notes), rows)
+
+
+def _excel_reader(req: ReadRequest) -> ReadOutcome:
+    df, name = _read_excel(req.work, req.sheet, req.sheet_fits)
+    if req.sheet is None and req.sheet_fits is not None and name != _first_sheet(req.work):
+        req.notes.append(
+            f"{req.path.name}: read sheet {name!r}, the first whose columns fit the blueprint"
+        )
+    if df.height == 0:
+        raise _fail(req.path, f"sheet {name!r} has a header but no data rows")
+    return _outcome(_with_rows(_as_text(df), line_offset=1, notes=req.notes), df.height, sheet=name)
+
+
+def _json_reader(req: ReadRequest) -> ReadOutcome:
+    return _outcome(_with_rows(_read_json(req.work).lazy(), line_offset=None, notes=req.notes))
+
+
+def _ndjson_reader(req: ReadRequest) -> ReadOutcome:
+    df, rejects = _read_ndjson(req.work, req.on_bad_lines, req.notes)
+    return _outcome(df.lazy(), df.height + rejects.height, rejects=rejects)
+
+
+def _xml_reader(req: ReadRequest) -> ReadOutcome:
+    return _outcome(_with_rows(_read_xml(req.work).lazy(), line_offset=None, notes=req.notes))
+
+
+def input_extensions() -> tuple[str, ...]:
+    """File name endings tracer-kit reads: every format's, and the compressed ones."""
+    return (*_EXTENSIONS, *COMPRESSIONS)
+
+
+#: The input formats, by name; :func:`register_reader` adds one.
+READERS: dict[str, Reader] = {}
+
+
+def register_reader(reader: Reader) -> Reader:
+    """Add (or replace) an input format; its extensions map to it when content does not decide."""
+    READERS[reader.name] = reader
+    for ext in reader.extensions:
+        _EXTENSIONS[ext] = reader.name
+    return reader
+
+
+for _reader in (
+    Reader("csv", True, _delimited_reader, (".csv", ".tsv", ".txt", ".psv")),
+    Reader("json", True, _json_reader, (".json",)),
+    Reader("ndjson", True, _ndjson_reader, (".ndjson", ".jsonl")),
+    Reader("parquet", False, _parquet_reader, (".parquet", ".pq")),
+    Reader("excel", False, _excel_reader, (".xlsx", ".xlsm")),
+    Reader("xml", True, _xml_reader, (".xml",)),
+):
+    register_reader(_reader)
+
+
 # --------------------------------------------------------------------------- entry point
 
 
@@ -1194,8 +1313,8 @@ def read_table(
     if on_bad_lines not in ("error", "quarantine"):
         msg = f"on_bad_lines={on_bad_lines!r} should be 'error' or 'quarantine'"
         raise IngestError(msg)
-    if format is not None and format not in FORMATS:
-        msg = f"{option('format', value=format)} should be one of {', '.join(FORMATS)}"
+    if format is not None and format not in READERS:
+        msg = f"{option('format', value=format)} should be one of {', '.join(READERS)}"
         raise IngestError(msg)
     if delimiter is not None and len(delimiter) != 1:
         msg = f"{option('delimiter', value=delimiter)} should be a single character"
@@ -1252,7 +1371,7 @@ def read_table(
     sheet_name = None
     rejects = pl.DataFrame(schema=REJECT_SCHEMA)
     row_count: int | None
-    if fmt in ("csv", "json", "ndjson", "xml"):
+    if READERS[fmt].text:
         enc = normalize_encoding(encoding) if encoding else detect_encoding(head)
         if enc not in ("utf-8", "utf-8-sig"):
             src = work
@@ -1270,53 +1389,25 @@ def read_table(
             warnings.append(f"{path.name}: lines end with CR only (old Mac format); read as lines")
         if fmt != "csv":
             _conflict_marker(path, head, 0)
-    if fmt == "csv":
-        hasher = hashlib.sha256() if sha is None else None
-        lf, rejects, opts = _read_delimited(
-            work,
-            path,
-            delimiter=delimiter,
-            on_bad_lines=on_bad_lines,
-            hasher=hasher,
-            staging=staging,
-        )
-        if hasher is not None:
-            sha = hasher.hexdigest()
-        delim, decimal = opts["delimiter"], opts["decimal"]
-        warnings.extend(opts["notes"])
-        columns = opts["columns"]
-        recs: _Records = opts["rows"]
-        row_count = recs.n_records - len(recs.blank)
-    else:
-        if sha is None:
-            sha = file_sha256(path)
-        if fmt == "parquet":
-            lf, row_count = _read_parquet(work)
-            lf = _with_rows(lf, line_offset=None, notes=warnings)
-        elif fmt == "excel":
-            df, sheet_name = _read_excel(work, sheet, sheet_fits)
-            if sheet is None and sheet_fits is not None and sheet_name != _first_sheet(work):
-                warnings.append(
-                    f"{path.name}: read sheet {sheet_name!r}, the first whose columns fit the "
-                    "blueprint"
-                )
-            if df.height == 0:
-                raise _fail(path, f"sheet {sheet_name!r} has a header but no data rows")
-            lf = _with_rows(_as_text(df), line_offset=1, notes=warnings)
-            row_count = df.height
-        elif fmt == "json":
-            lf = _with_rows(_read_json(work).lazy(), line_offset=None, notes=warnings)
-            row_count = None
-        elif fmt == "ndjson":
-            df, rejects = _read_ndjson(work, on_bad_lines, warnings)
-            lf = df.lazy()
-            row_count = df.height + rejects.height
-        else:
-            lf = _with_rows(_read_xml(work).lazy(), line_offset=None, notes=warnings)
-            row_count = None
-        columns = [c for c in lf.collect_schema().names() if c not in ("source_row", "source_line")]
-        if row_count is None:
-            row_count = lf.select(pl.len()).collect().item()
+    request = ReadRequest(
+        path=path,
+        work=work,
+        staging=staging,
+        delimiter=delimiter,
+        sheet=sheet,
+        on_bad_lines=on_bad_lines,
+        sheet_fits=sheet_fits,
+        hasher=hashlib.sha256() if sha is None and fmt == "csv" else None,
+        notes=warnings,
+    )
+    if sha is None and request.hasher is None:
+        sha = file_sha256(path)
+    got = READERS[fmt].read(request)
+    if request.hasher is not None:
+        sha = request.hasher.hexdigest()
+    lf, rejects, columns = got.frame, got.rejects, got.columns
+    delim, decimal, sheet_name = got.delimiter, got.decimal, got.sheet
+    row_count = got.rows if got.rows is not None else lf.select(pl.len()).collect().item()
     if not columns:
         raise _fail(path, "has no columns")
     info = FileInfo(

@@ -17,6 +17,7 @@ import ipywidgets as w
 
 from tracer_kit.blueprints import get_blueprint, list_blueprints
 from tracer_kit.errors import TracerError, speaking
+from tracer_kit.ingest import input_extensions
 from tracer_kit.quality import ISSUE_COLUMNS
 from tracer_kit.report import html_table
 from tracer_kit.workspace import DEFAULT_PROCESSED, DEFAULT_REPORTS, DEFAULT_WAREHOUSE, Workspace
@@ -33,21 +34,7 @@ __all__ = [
     "workbench",
 ]
 
-EXTENSIONS = (
-    ".csv",
-    ".tsv",
-    ".txt",
-    ".psv",
-    ".json",
-    ".ndjson",
-    ".jsonl",
-    ".parquet",
-    ".pq",
-    ".xlsx",
-    ".xml",
-    ".gz",
-    ".zst",
-)
+EXTENSIONS = input_extensions()
 # tracer-kit's own output folders under data/: never offered as inputs (uploads are inputs)
 OUTPUT_DIRS = frozenset({"bronze", "processed", "staging", ".ipynb_checkpoints"})
 

@@ -112,3 +112,18 @@ def test_every_public_module_declares_its_names():
         module = importlib.import_module(name)
         assert hasattr(module, "__all__"), name
         assert [n for n in module.__all__ if not hasattr(module, n)] == [], name
+
+
+def test_only_the_store_opens_the_warehouse():
+    """Every warehouse read and write goes through tracer_kit.store's functions."""
+    from .conftest import REPO
+
+    opened = []
+    for path in sorted((REPO / "tracer_kit").rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if "duckdb.connect(" in text or "import duckdb" in text:
+            opened.append(path.relative_to(REPO).as_posix())
+    # _scratch opens an in-memory DuckDB for out-of-core group-bys, never the warehouse file
+    assert opened == ["tracer_kit/_scratch.py", "tracer_kit/store.py"]
+    scratch = (REPO / "tracer_kit" / "_scratch.py").read_text(encoding="utf-8")
+    assert 'duckdb.connect(":memory:"' in scratch or "duckdb.connect()" in scratch

@@ -461,17 +461,9 @@ def runs(
     """Recent runs: what ran, on which file, with what result."""
     if ctx.invoked_subcommand is not None:
         return
-    from tracer_kit.store import open_warehouse, query
+    from tracer_kit.store import recent_runs
 
-    if Path(warehouse).exists():
-        open_warehouse(warehouse)
-    df = query(
-        "SELECT run_id, blueprint, dataset, state, input_path, started_at, rows_in, rows_valid, "
-        "rows_quarantined, rows_out, quality_score, error FROM runs "
-        f"ORDER BY started_at DESC, run_id DESC LIMIT {int(limit)}",
-        warehouse=warehouse,
-    )
-    emit_rows(df.to_dicts(), output_format, _runs_table)
+    emit_rows(recent_runs(limit, warehouse=warehouse).to_dicts(), output_format, _runs_table)
 
 
 def _runs_table(rows: list[dict[str, Any]]) -> Any:

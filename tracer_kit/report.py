@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import polars as pl
 from tracer_kit._resources import resource_path
 from tracer_kit.blueprints import get_blueprint
 from tracer_kit.quality import SCORE_PARTS, SCORE_WEIGHTS, SEVERITIES
-from tracer_kit.store import DEFAULT_WAREHOUSE, connect, quote_ident, run_row
+from tracer_kit.store import DEFAULT_WAREHOUSE, report_inputs, run_row
 from tracer_kit.types import by_severity
 from tracer_kit.workspace import DEFAULT_REPORTS
 
@@ -141,50 +140,6 @@ def _history_chart(history: pl.DataFrame) -> Any | None:
     ).properties(width=560, height=160)
 
 
-def _profiles(con: Any, run_id: str) -> list[dict[str, Any]]:
-    df = con.sql(
-        "SELECT * EXCLUDE (run_id) FROM column_profiles WHERE run_id = $1", params=[run_id]
-    ).pl()
-    rows = []
-    for r in df.iter_rows(named=True):
-        r["hist_edges"] = json.loads(r["hist_edges"]) if r["hist_edges"] else []
-        r["hist_counts"] = json.loads(r["hist_counts"]) if r["hist_counts"] else []
-        rows.append(r)
-    return rows
-
-
-def _quarantine(con: Any, run_id: str, blueprint: str) -> tuple[list[dict], list[dict]]:
-    table = quote_ident(f"quarantine_{blueprint}")
-    exists = con.sql(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = $1",
-        params=[f"quarantine_{blueprint}"],
-    ).fetchall()[0][0]
-    if not exists:
-        return [], []
-    by_reason = con.sql(
-        f"SELECT reason, count(*) AS rows FROM (SELECT unnest(reasons) AS reason FROM {table} "
-        "WHERE run_id = $1) GROUP BY reason ORDER BY rows DESC, reason",
-        params=[run_id],
-    ).pl()
-    sample = con.sql(
-        f"SELECT stage, source_row, source_line, raw::VARCHAR AS raw, "
-        f"array_to_string(reasons, ', ') AS reasons FROM {table} WHERE run_id = $1 "
-        "ORDER BY source_row LIMIT 20",
-        params=[run_id],
-    ).pl()
-    return by_reason.to_dicts(), sample.to_dicts()
-
-
-def _history(con: Any, blueprint: str, dataset: str | None) -> pl.DataFrame:
-    """Scores of the earlier runs of the same dataset (under the same blueprint)."""
-    return con.sql(
-        "SELECT run_id, started_at, state, quality_score FROM runs WHERE blueprint = $1 "
-        "AND dataset IS NOT DISTINCT FROM $2 AND quality_score IS NOT NULL "
-        "ORDER BY started_at, run_id",
-        params=[blueprint, dataset],
-    ).pl()
-
-
 def psi(expected: list[float], actual: list[float], floor: float = 1e-4) -> float:
     """Population stability index between two count vectors over the same bins.
 
@@ -276,16 +231,6 @@ def drift(
             }
         )
     return rows
-
-
-def _previous_completed(con: Any, run: dict[str, Any]) -> tuple[str, int] | None:
-    rows = con.sql(
-        "SELECT run_id, rows_out FROM runs WHERE blueprint = $1 AND state = 'COMPLETED' AND run_id <> $2 "
-        "AND started_at <= $3 AND dataset IS NOT DISTINCT FROM $4 "
-        "ORDER BY started_at DESC, run_id DESC LIMIT 1",
-        params=[run["blueprint"], run["run_id"], run["started_at"], run.get("dataset")],
-    ).fetchall()
-    return (rows[0][0], rows[0][1] or 0) if rows else None
 
 
 def _stat(value: Any, dtype: str) -> str:
@@ -397,12 +342,9 @@ def quality_report(
     """
     run = run_row(run_id, warehouse=warehouse)
     out_dir = Path(output_dir or run["params"].get("output_dir") or DEFAULT_REPORTS) / run_id
-    with connect(warehouse, read_only=True) as con:  # one short read for everything shown
-        profiles = _profiles(con, run_id)
-        by_reason, sample = _quarantine(con, run_id, run["blueprint"])
-        history = _history(con, run["blueprint"], run.get("dataset"))
-        previous = _previous_completed(con, run)
-        before = _profiles(con, previous[0]) if previous is not None else None
+    got = report_inputs(run, warehouse=warehouse)  # one short read for everything shown
+    profiles, by_reason, sample = got.profiles, got.quarantine_by_reason, got.quarantine_sample
+    history, previous, before = got.history, got.previous, got.previous_profiles
     drift_rows: list[dict[str, Any]] = []
     if previous is not None and before is not None:
         drift_rows = drift(profiles, before, run["rows_out"] or 0, previous[1])

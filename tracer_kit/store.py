@@ -65,6 +65,9 @@ __all__ = [
     "quote_ident",
     "record_timings",
     "run_row",
+    "recent_runs",
+    "report_inputs",
+    "ReportInputs",
     "runs_to_prune",
     "sql_name",
     "sql_text",
@@ -1056,3 +1059,85 @@ def runs_to_prune(
             [*([dataset] if dataset is not None else []), keep_last, *params],
         ).fetchall()
     return [r[0] for r in rows]
+
+
+# --------------------------------------------------------------------------- reads for the report
+
+
+@dataclass
+class ReportInputs:
+    """What a run's report shows beyond its ``runs`` row, read in one short connection."""
+
+    profiles: list[dict[str, Any]]
+    quarantine_by_reason: list[dict[str, Any]]
+    quarantine_sample: list[dict[str, Any]]
+    history: pl.DataFrame  # scores of the runs of the same blueprint and dataset
+    previous: tuple[str, int] | None  # the previous completed run of that dataset, its rows_out
+    previous_profiles: list[dict[str, Any]] | None
+
+
+def _profiles(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[str, Any]]:
+    df = con.sql(
+        "SELECT * EXCLUDE (run_id) FROM column_profiles WHERE run_id = $1", params=[run_id]
+    ).pl()
+    rows = []
+    for r in df.iter_rows(named=True):
+        r["hist_edges"] = json.loads(r["hist_edges"]) if r["hist_edges"] else []
+        r["hist_counts"] = json.loads(r["hist_counts"]) if r["hist_counts"] else []
+        rows.append(r)
+    return rows
+
+
+def _quarantine_summary(
+    con: duckdb.DuckDBPyConnection, run_id: str, blueprint: str, limit: int = 20
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    if not _is_base_table(con, f"quarantine_{blueprint}"):
+        return [], []
+    table = quote_ident(f"quarantine_{blueprint}")
+    by_reason = con.sql(
+        f"SELECT reason, count(*) AS rows FROM (SELECT unnest(reasons) AS reason FROM {table} "
+        "WHERE run_id = $1) GROUP BY reason ORDER BY rows DESC, reason",
+        params=[run_id],
+    ).pl()
+    sample = con.sql(
+        f"SELECT stage, source_row, source_line, raw::VARCHAR AS raw, "
+        f"array_to_string(reasons, ', ') AS reasons FROM {table} WHERE run_id = $1 "
+        f"ORDER BY source_row LIMIT {int(limit)}",
+        params=[run_id],
+    ).pl()
+    return by_reason.to_dicts(), sample.to_dicts()
+
+
+def report_inputs(
+    run: dict[str, Any], *, warehouse: str | Path = DEFAULT_WAREHOUSE
+) -> ReportInputs:
+    """Profiles, quarantine, score history and the previous run of the same dataset, for a report."""
+    same = "blueprint = $1 AND dataset IS NOT DISTINCT FROM $2"
+    with connect(warehouse, read_only=True) as con:
+        profiles = _profiles(con, run["run_id"])
+        by_reason, sample = _quarantine_summary(con, run["run_id"], run["blueprint"])
+        history = con.sql(
+            f"SELECT run_id, started_at, state, quality_score FROM runs WHERE {same} "
+            "AND quality_score IS NOT NULL ORDER BY started_at, run_id",
+            params=[run["blueprint"], run.get("dataset")],
+        ).pl()
+        rows = con.sql(
+            f"SELECT run_id, rows_out FROM runs WHERE {same} AND state = 'COMPLETED' "
+            "AND run_id <> $3 AND started_at <= $4 ORDER BY started_at DESC, run_id DESC LIMIT 1",
+            params=[run["blueprint"], run.get("dataset"), run["run_id"], run["started_at"]],
+        ).fetchall()
+        previous = (rows[0][0], rows[0][1] or 0) if rows else None
+        before = _profiles(con, previous[0]) if previous is not None else None
+    return ReportInputs(profiles, by_reason, sample, history, previous, before)
+
+
+def recent_runs(limit: int = 20, *, warehouse: str | Path = DEFAULT_WAREHOUSE) -> pl.DataFrame:
+    """The newest runs, one row each: what ran, on which file and dataset, with what result."""
+    if Path(warehouse).exists():
+        open_warehouse(warehouse)
+    with connect(warehouse, read_only=True) as con:
+        return con.sql(
+            "SELECT run_id, blueprint, dataset, state, input_path, started_at, rows_in, rows_valid, "
+            "rows_quarantined, rows_out, quality_score, error FROM runs "
+            f"ORDER BY started_at DESC, run_id DESC LIMIT {int(limit)}"
+        ).pl()

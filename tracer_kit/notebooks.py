@@ -33,6 +33,7 @@ from tracer_kit.errors import (
     error_class,
 )
 from tracer_kit.quality import check_compatible
+from tracer_kit.run import RunLifecycle
 from tracer_kit.store import (
     DEFAULT_WAREHOUSE,
     dataset_name,
@@ -40,9 +41,8 @@ from tracer_kit.store import (
     new_run_id,
     open_warehouse,
     run_row,
-    start_run,
 )
-from tracer_kit.types import ACTIVE_STATES
+from tracer_kit.types import ACTIVE_STATES, RunState
 from tracer_kit.workspace import DEFAULT_REPORTS
 
 __all__ = [
@@ -257,60 +257,52 @@ def run_notebook(
     input_path = input_path if input_path.is_absolute() else (Path.cwd() / input_path).resolve()
     if not input_path.exists():
         raise TracerError(f"{path}: no such file", path=path)
-    open_warehouse(warehouse)
-    start_run(
-        warehouse,
-        {
+    run_dir = output_dir / run_id
+    executed = run_dir / "blueprint.ipynb"
+    life = RunLifecycle(warehouse, run_id)
+    with life:  # a failure before the kernel takes over (or Ctrl-C) ends the run here
+        open_warehouse(warehouse)
+        record = {
             "run_id": run_id,
             "blueprint": bp.name,
             "dataset": cfg.dataset or dataset_name(path),
             "input_path": str(input_path),
             "params": {"config": config_to_jsonable(cfg)},
-        },
-        state="PENDING",
-    )
-    try:  # an unreadable file or a bad mapping is told before any kernel starts
-        check_compatible(input_path, bp, cfg)
-    except TracerError as exc:
-        end_run(warehouse, run_id, "FAILED", error=str(exc))
-        raise
-    template = _notebook_file(cfg)
-    params = check_parameters(
-        {
-            "input_path": input_path,
-            "blueprint": bp.name,
-            "run_id": run_id,
-            "config": config_to_jsonable(cfg),
-            "output_dir": output_dir,
-            "warehouse": warehouse,
-        },
-        template,
-    )
-    run_dir = output_dir / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    executed = run_dir / "blueprint.ipynb"
-    pm, PapermillExecutionError = _papermill()  # noqa: N806 - an exception class
-    _use_own_kernelspec()
-    failure: BaseException | None = None
-    try:
-        pm.execute_notebook(
-            str(template),
-            str(executed),
-            parameters=params,
-            kernel_name=KERNEL,
-            cwd=str(cwd),
-            progress_bar=False,
-            log_output=False,
-            execution_timeout=timeout,
-            # keep ipykernel's start-up warnings (TCP without encryption) off the user's terminal
-            extra_arguments=["--IPKernelApp.log_level=ERROR"],
+        }
+        life.start(record, RunState.PENDING)
+        check_compatible(input_path, bp, cfg)  # a bad file or mapping, before any kernel starts
+        template = _notebook_file(cfg)
+        params = check_parameters(
+            {
+                "input_path": input_path,
+                "blueprint": bp.name,
+                "run_id": run_id,
+                "config": config_to_jsonable(cfg),
+                "output_dir": output_dir,
+                "warehouse": warehouse,
+            },
+            template,
         )
-    except PapermillExecutionError as exc:
-        failure = exc
-    except KeyboardInterrupt:
-        with contextlib.suppress(Exception):
-            end_run(warehouse, run_id, "CANCELLED", error="cancelled by the user (Ctrl-C)")
-        raise
+        run_dir.mkdir(parents=True, exist_ok=True)
+        pm, PapermillExecutionError = _papermill()  # noqa: N806 - an exception class
+        _use_own_kernelspec()
+        failure: BaseException | None = None
+        try:
+            pm.execute_notebook(
+                str(template),
+                str(executed),
+                parameters=params,
+                kernel_name=KERNEL,
+                cwd=str(cwd),
+                progress_bar=False,
+                log_output=False,
+                execution_timeout=timeout,
+                # keep ipykernel's start-up warnings (TCP without encryption) off the terminal
+                extra_arguments=["--IPKernelApp.log_level=ERROR"],
+            )
+        except PapermillExecutionError as exc:
+            failure = exc
+        life.handed_over()  # the kernel's run recorded how it ended
     if executed.exists():
         export_html(executed, run_dir / "notebook.html")
     if failure is not None:

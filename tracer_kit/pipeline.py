@@ -7,14 +7,11 @@ store (one commit) -> report``. The CLI, the notebooks and the widgets all call
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import logging
 import platform
 import shutil
-import time
-from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -23,10 +20,9 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from tracer_kit._scratch import sink_sorted
-from tracer_kit._testing import pause_for_tests
 from tracer_kit.blueprints import Blueprint, FeatureContext, get_blueprint
 from tracer_kit.config import Config, config_to_jsonable, load_config
-from tracer_kit.errors import PipelineBugError, QualityGateError, TracerError
+from tracer_kit.errors import PipelineBugError, QualityGateError
 from tracer_kit.ingest import file_sha256
 from tracer_kit.preprocess import fit_preprocessor, save_preprocessor, write_matrix
 from tracer_kit.quality import (
@@ -37,17 +33,16 @@ from tracer_kit.quality import (
     raise_for_gate,
     read_file,
 )
+from tracer_kit.run import STAGES, ProgressFn, RunLifecycle
 from tracer_kit.store import (
     DEFAULT_WAREHOUSE,
     BronzeFiles,
     check_run_id,
     commit_run,
     dataset_name,
-    end_run,
     new_run_id,
     open_warehouse,
     record_timings,
-    start_run,
 )
 from tracer_kit.workspace import DEFAULT_PROCESSED, DEFAULT_REPORTS, Workspace
 
@@ -63,9 +58,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("tracer_kit")
-
-STAGES = ("ingest", "validate", "features", "preprocess", "store", "report")
-ProgressFn = Callable[[str, int, int], None]
 
 
 class RunResult(BaseModel):
@@ -152,29 +144,6 @@ class _JsonLines(logging.Handler):
     def close(self) -> None:
         self.fh.close()
         super().close()
-
-
-class _Stages:
-    """Times each stage, logs it and reports progress."""
-
-    def __init__(self, run_id: str, progress: ProgressFn | None) -> None:
-        self.run_id = run_id
-        self.seconds: dict[str, float] = {}
-        self.progress = progress
-
-    @contextlib.contextmanager
-    def __call__(self, name: str) -> Iterator[None]:
-        index = STAGES.index(name) if name in STAGES else len(STAGES)
-        if self.progress:
-            self.progress(name, index, len(STAGES))
-        pause_for_tests(name)
-        start = time.perf_counter()
-        yield
-        took = time.perf_counter() - start
-        self.seconds[name] = round(self.seconds.get(name, 0.0) + took, 6)
-        log.info(
-            "%s done in %.2f s", name, took, extra={"fields": {"stage": name, "seconds": took}}
-        )
 
 
 #: A feature null in more than this share of the processed rows raises an issue.
@@ -351,7 +320,7 @@ def run_pipeline(
     log.addHandler(handler)
     if log.level == logging.NOTSET or log.level > logging.INFO:
         log.setLevel(logging.INFO)
-    stages = _Stages(run_id, progress)
+    life = RunLifecycle(warehouse, run_id, progress=progress)
     dataset = cfg.dataset or dataset_name(path)
     record = {
         "run_id": run_id,
@@ -372,192 +341,158 @@ def run_pipeline(
         outputs=outputs,
     )
     try:
-        open_warehouse(warehouse)
-        start_run(warehouse, record)
-        log.info("run started: %s on %s", bp.name, path, extra={"fields": {"input": str(path)}})
-        with stages("ingest"):
-            ing = read_file(path, cfg, staging_dir=staging, blueprint=bp)
-            for warning in ing.info.warnings:
-                log.warning(warning)
-            result.input_sha256 = ing.info.sha256
-        read_options = {**ing.info.read_options(), "hash": ing.info.read_options_hash()}
-        with stages("validate"):
-            q = assess_ingested(ing, bp, config=cfg, run_date=run_date, work_dir=staging)
-            mapping = q.column_map
-            bronze = BronzeFiles(q.bronze_path, q.bronze_rejects_path, q.bronze_columns)
-            quarantine = q.quarantine_path
-        params.update(
-            reference_date=q.reference_date.isoformat() if q.reference_date else None,
-            column_map=mapping,
-            date_formats=q.date_formats,
-        )
-        result = result.model_copy(
-            update={
+        with life:
+            open_warehouse(warehouse)
+            life.start(record)
+            log.info("run started: %s on %s", bp.name, path, extra={"fields": {"input": str(path)}})
+            with life.stage("ingest"):
+                ing = read_file(path, cfg, staging_dir=staging, blueprint=bp)
+                for warning in ing.info.warnings:
+                    log.warning(warning)
+                result.input_sha256 = ing.info.sha256
+                life.known["input_sha256"] = ing.info.sha256
+            read_options = {**ing.info.read_options(), "hash": ing.info.read_options_hash()}
+            with life.stage("validate"):
+                q = assess_ingested(ing, bp, config=cfg, run_date=run_date, work_dir=staging)
+                mapping = q.column_map
+                bronze = BronzeFiles(q.bronze_path, q.bronze_rejects_path, q.bronze_columns)
+                quarantine = q.quarantine_path
+            params.update(
+                reference_date=q.reference_date.isoformat() if q.reference_date else None,
+                column_map=mapping,
+                date_formats=q.date_formats,
+            )
+            result = result.model_copy(
+                update={
+                    "rows_in": q.rows_in,
+                    "rows_valid": q.rows_valid,
+                    "rows_quarantined": q.rows_quarantined,
+                    "quality_score": q.score,
+                    "score_parts": q.score_parts,
+                    "issues": [i.to_dict() for i in q.issues],
+                    "params": params,
+                }
+            )
+            run_fields = {
+                "run_id": run_id,
+                "input_path": str(path),
+                "input_sha256": ing.info.sha256,
+                "read_options": read_options,
+                "read_options_hash": ing.info.read_options_hash(),
+                "params": params,
                 "rows_in": q.rows_in,
                 "rows_valid": q.rows_valid,
                 "rows_quarantined": q.rows_quarantined,
                 "quality_score": q.score,
                 "score_parts": q.score_parts,
-                "issues": [i.to_dict() for i in q.issues],
-                "params": params,
+                "outputs": outputs,
             }
-        )
-        run_fields = {
-            "run_id": run_id,
-            "input_path": str(path),
-            "input_sha256": ing.info.sha256,
-            "read_options": read_options,
-            "read_options_hash": ing.info.read_options_hash(),
-            "params": params,
-            "rows_in": q.rows_in,
-            "rows_valid": q.rows_valid,
-            "rows_quarantined": q.rows_quarantined,
-            "quality_score": q.score,
-            "score_parts": q.score_parts,
-            "outputs": outputs,
-        }
-        if not q.passed:
-            gate_msg = f"{path}: quality gate failed: " + "; ".join(q.gate_failures)
-            commit_run(
-                warehouse,
-                bp,
-                {**run_fields, "state": "FAILED", "rows_out": 0, "error": gate_msg},
-                bronze=bronze,
-                bronze_dir=bronze_dir,
-                quarantine=quarantine,
-                issues=result.issues,
-                profiles=None,
-                staged_parquet=None,
-                final_parquet=None,
-                stage_seconds=stages.seconds,
-            )
-            shutil.rmtree(staging, ignore_errors=True)
+            if not q.passed:
+                gate_msg = f"{path}: quality gate failed: " + "; ".join(q.gate_failures)
+                commit_run(
+                    warehouse,
+                    bp,
+                    {**run_fields, "state": "FAILED", "rows_out": 0, "error": gate_msg},
+                    bronze=bronze,
+                    bronze_dir=bronze_dir,
+                    quarantine=quarantine,
+                    issues=result.issues,
+                    profiles=None,
+                    staged_parquet=None,
+                    final_parquet=None,
+                    stage_seconds=life.seconds,
+                )
+                life.committed()
+                shutil.rmtree(staging, ignore_errors=True)
+                result = result.model_copy(
+                    update={"state": "FAILED", "error": gate_msg, "stage_seconds": life.seconds}
+                )
+                log.error(gate_msg)
+                if report:
+                    _render_report(run_id, warehouse, output_dir, result)
+                try:
+                    raise_for_gate(q, path)
+                except QualityGateError as exc:
+                    exc.result = result
+                    raise
+            staged_parquet = staging / f"{run_id}.parquet"
+            with life.stage("features"):
+                ctx = feature_context(q, cfg)
+                build_processed(q, bp, staged_parquet, ctx)
+                processed = pl.scan_parquet(staged_parquet)
+                rows_out, nulls = _final_check(processed, bp, q.rows_valid)
+                result.issues += mostly_null_issues(nulls, rows_out, bp, q.valid_lazy(), ctx)
+                for issue in result.issues[len(q.issues) :]:
+                    log.warning(issue["message"])
+            with life.stage("preprocess"):
+                prep = fit_preprocessor(processed, bp, cfg.preprocess)
+                staged_model = staging / f"{run_id}.model.parquet"
+                write_matrix(prep, processed, staged_model)
+                staged_prep = save_preprocessor(prep, staging / f"{run_id}.preprocessor.skops")
+                params["preprocess"] = prep.describe()
+                moves = [
+                    (staged_model, Path(outputs["model"])),
+                    (staged_prep, Path(outputs["preprocessor"])),
+                    (staged_prep.with_suffix(".json"), Path(outputs["preprocessor_json"])),
+                ]
+            with life.stage("store"):
+                profile_columns = [c for c in processed.collect_schema().names() if c != "extras"]
+                profiles = column_profiles(processed, profile_columns)
+                outputs["parquet_sha256"] = file_sha256(staged_parquet)
+                outputs["model_sha256"] = file_sha256(staged_model)
+                run_fields.update(state="COMPLETED", rows_out=rows_out, error=None)
+                commit_run(
+                    warehouse,
+                    bp,
+                    run_fields,
+                    bronze=bronze,
+                    bronze_dir=bronze_dir,
+                    quarantine=quarantine,
+                    issues=result.issues,
+                    profiles=profiles,
+                    staged_parquet=staged_parquet,
+                    final_parquet=final_parquet,
+                    stage_seconds=life.seconds,
+                    extra_files=moves,
+                )
+                life.committed()  # the commit point: a later report failure leaves it COMPLETED
+                shutil.rmtree(staging, ignore_errors=True)
             result = result.model_copy(
-                update={"state": "FAILED", "error": gate_msg, "stage_seconds": stages.seconds}
-            )
-            log.error(gate_msg)
-            if report:
-                _render_report(run_id, warehouse, output_dir, result)
-            try:
-                raise_for_gate(q, path)
-            except QualityGateError as exc:
-                exc.result = result
-                raise
-        staged_parquet = staging / f"{run_id}.parquet"
-        with stages("features"):
-            ctx = feature_context(q, cfg)
-            build_processed(q, bp, staged_parquet, ctx)
-            processed = pl.scan_parquet(staged_parquet)
-            rows_out, nulls = _final_check(processed, bp, q.rows_valid)
-            result.issues += mostly_null_issues(nulls, rows_out, bp, q.valid_lazy(), ctx)
-            for issue in result.issues[len(q.issues) :]:
-                log.warning(issue["message"])
-        with stages("preprocess"):
-            prep = fit_preprocessor(processed, bp, cfg.preprocess)
-            staged_model = staging / f"{run_id}.model.parquet"
-            write_matrix(prep, processed, staged_model)
-            staged_prep = save_preprocessor(prep, staging / f"{run_id}.preprocessor.skops")
-            params["preprocess"] = prep.describe()
-            moves = [
-                (staged_model, Path(outputs["model"])),
-                (staged_prep, Path(outputs["preprocessor"])),
-                (staged_prep.with_suffix(".json"), Path(outputs["preprocessor_json"])),
-            ]
-        with stages("store"):
-            profile_columns = [c for c in processed.collect_schema().names() if c != "extras"]
-            profiles = column_profiles(processed, profile_columns)
-            outputs["parquet_sha256"] = file_sha256(staged_parquet)
-            outputs["model_sha256"] = file_sha256(staged_model)
-            run_fields.update(state="COMPLETED", rows_out=rows_out, error=None)
-            commit_run(
-                warehouse,
-                bp,
-                run_fields,
-                bronze=bronze,
-                bronze_dir=bronze_dir,
-                quarantine=quarantine,
-                issues=result.issues,
-                profiles=profiles,
-                staged_parquet=staged_parquet,
-                final_parquet=final_parquet,
-                stage_seconds=stages.seconds,
-                extra_files=moves,
-            )
-            shutil.rmtree(staging, ignore_errors=True)
-        result = result.model_copy(
-            update={
-                "state": "COMPLETED",
-                "rows_out": rows_out,
-                "features_created": list(bp.feature_names),
-                "outputs": dict(outputs),
-                "stage_seconds": stages.seconds,
-                "frame": pl.read_parquet(final_parquet) if return_frame else None,
-            }
-        )
-        record_timings(warehouse, run_id, stages.seconds)  # the store stage ended after its commit
-        if report:
-            with stages("report"):
-                _render_report(run_id, warehouse, output_dir, result)
-            record_timings(warehouse, run_id, stages.seconds)
-        result.stage_seconds = dict(stages.seconds)
-        log.info(
-            "run completed in %.2f s",
-            sum(stages.seconds.values()),
-            extra={
-                "fields": {
+                update={
                     "state": "COMPLETED",
-                    "rows_in": result.rows_in,
-                    "rows_valid": result.rows_valid,
-                    "rows_quarantined": result.rows_quarantined,
-                    "rows_out": result.rows_out,
-                    "quality_score": result.quality_score,
+                    "rows_out": rows_out,
+                    "features_created": list(bp.feature_names),
+                    "outputs": dict(outputs),
+                    "stage_seconds": life.seconds,
+                    "frame": pl.read_parquet(final_parquet) if return_frame else None,
                 }
-            },
-        )
-        return result
-    except QualityGateError:
-        raise
-    except KeyboardInterrupt:
-        with contextlib.suppress(Exception):
-            end_run(
-                warehouse,
-                run_id,
-                "CANCELLED",
-                error="cancelled by the user (Ctrl-C)",
-                stage_seconds=stages.seconds,
             )
-        raise
-    except TracerError as exc:
-        log.error(str(exc))
-        with contextlib.suppress(Exception):
-            end_run(
-                warehouse,
-                run_id,
-                "FAILED",
-                error=str(exc),
-                stage_seconds=stages.seconds,
-                fields=_known(result),
+            record_timings(
+                warehouse, run_id, life.seconds
+            )  # the store stage ended after its commit
+            if report:
+                with life.stage("report"):
+                    _render_report(run_id, warehouse, output_dir, result)
+                record_timings(warehouse, run_id, life.seconds)
+            result.stage_seconds = dict(life.seconds)
+            log.info(
+                "run completed in %.2f s",
+                sum(life.seconds.values()),
+                extra={
+                    "fields": {
+                        "state": "COMPLETED",
+                        "rows_in": result.rows_in,
+                        "rows_valid": result.rows_valid,
+                        "rows_quarantined": result.rows_quarantined,
+                        "rows_out": result.rows_out,
+                        "quality_score": result.quality_score,
+                    }
+                },
             )
-        raise
-    except Exception as exc:
-        log.exception("run failed: %s", exc)
-        with contextlib.suppress(Exception):
-            end_run(
-                warehouse,
-                run_id,
-                "FAILED",
-                error=f"{type(exc).__name__}: {exc}",
-                stage_seconds=stages.seconds,
-                fields=_known(result),
-            )
-        raise
+            return result
     finally:
         log.removeHandler(handler)
         handler.close()
-
-
-def _known(result: RunResult) -> dict[str, Any]:
-    return {"input_sha256": result.input_sha256} if result.input_sha256 else {}
 
 
 def _render_report(

@@ -929,12 +929,6 @@ def _short(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
 
 
-def _first_sheet(path: Path) -> str:
-    import fastexcel
-
-    return fastexcel.read_excel(str(path)).sheet_names[0]
-
-
 def _fitting_sheet(path: Path, reader: Any, sheets: list[str], fits: SheetFits) -> str:
     """The first sheet whose header row has what ``fits`` asks for (a blueprint's fields)."""
     headers = {}
@@ -954,7 +948,10 @@ def _fitting_sheet(path: Path, reader: Any, sheets: list[str], fits: SheetFits) 
 
 
 def _read_excel(
-    path: Path, sheet: str | int | None, fits: SheetFits | None = None
+    path: Path,
+    sheet: str | int | None,
+    fits: SheetFits | None = None,
+    notes: list[str] | None = None,
 ) -> tuple[pl.DataFrame, str]:
     try:
         with zipfile.ZipFile(path) as zf:
@@ -974,6 +971,10 @@ def _read_excel(
         raise _fail(path, f"is not a readable Excel workbook ({_short(exc)})") from None
     if sheet is None:
         sheet = _fitting_sheet(path, reader, sheets, fits) if fits and len(sheets) > 1 else 0
+        if sheet not in (0, sheets[0]) and notes is not None:
+            notes.append(
+                f"{path.name}: read sheet {sheet!r}, the first whose columns fit the blueprint"
+            )
     if isinstance(sheet, str) and sheet.isdigit():
         sheet = int(sheet)
     if isinstance(sheet, int):
@@ -1197,11 +1198,7 @@ def _parquet_reader(req: ReadRequest) -> ReadOutcome:
 
 
 def _excel_reader(req: ReadRequest) -> ReadOutcome:
-    df, name = _read_excel(req.work, req.sheet, req.sheet_fits)
-    if req.sheet is None and req.sheet_fits is not None and name != _first_sheet(req.work):
-        req.notes.append(
-            f"{req.path.name}: read sheet {name!r}, the first whose columns fit the blueprint"
-        )
+    df, name = _read_excel(req.work, req.sheet, req.sheet_fits, req.notes)
     if df.height == 0:
         raise _fail(req.path, f"sheet {name!r} has a header but no data rows")
     return _outcome(_with_rows(_as_text(df), line_offset=1, notes=req.notes), df.height, sheet=name)

@@ -51,6 +51,7 @@ __all__ = [
     "ISSUE_COLUMNS",
     "Issue",
     "MONTH_NAME_FORMATS",
+    "folded",
     "NULL_TOKENS",
     "PROFILE_SCHEMA",
     "Profile",
@@ -1257,8 +1258,9 @@ def _outlier_issues(
     return out
 
 
-def _folded(name: str) -> pl.Expr:
-    return pl.col(name).str.strip_chars().str.to_lowercase()
+def folded(text: pl.Expr) -> pl.Expr:
+    """Text compared without case or surrounding spaces (``' Basic '`` and ``basic`` are one)."""
+    return text.str.strip_chars().str.to_lowercase()
 
 
 def category_variant_issues(rows: pl.LazyFrame, blueprint: Blueprint) -> list[Issue]:
@@ -1273,7 +1275,7 @@ def category_variant_issues(rows: pl.LazyFrame, blueprint: Blueprint) -> list[Is
     found = []
     for name in fields:
         spellings = (
-            rows.select(pl.col(name).alias("v"), _folded(name).alias("k"))
+            rows.select(pl.col(name).alias("v"), folded(pl.col(name)).alias("k"))
             .drop_nulls()
             .group_by("k", "v")
             .len()
@@ -1576,7 +1578,7 @@ def column_profiles(
             # most frequent spelling
             text = pl.col(name).cast(pl.String)
             top = (
-                lf.select(text.alias(name), text.str.strip_chars().str.to_lowercase().alias("__k"))
+                lf.select(text.alias(name), folded(text).alias("__k"))
                 .drop_nulls()
                 .group_by("__k", name)
                 .len()

@@ -312,8 +312,12 @@ def _pid_alive(pid: int | None) -> bool:
     return True
 
 
+#: The ``outputs`` keys naming a run's own data files (a FAILED run's are removed).
+RUN_FILE_KEYS = ("parquet", "model", "preprocessor", "preprocessor_json")
+
+
 def _remove_outputs(outputs: dict[str, Any]) -> None:
-    for key in ("parquet", "model", "preprocessor", "preprocessor_json"):
+    for key in RUN_FILE_KEYS:
         p = outputs.get(key)
         if p and Path(p).is_file():
             Path(p).unlink()
@@ -854,20 +858,26 @@ def quarantine_rows(
     run_id: str, blueprint: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE, limit: int = 100
 ) -> tuple[int, pl.DataFrame]:
     """How many rows a run quarantined, and the first ``limit`` by ``source_row`` with their reasons."""
-    table = quote_ident(f"quarantine_{blueprint}")
     with connect(warehouse, read_only=True) as con:
         if not _is_base_table(con, f"quarantine_{blueprint}"):
             return 0, pl.DataFrame(schema=QUARANTINE_VIEW_SCHEMA)
-        count = con.execute(f"SELECT count(*) FROM {table} WHERE run_id = $1", [run_id]).fetchall()[
-            0
-        ][0]
-        rows = con.sql(
-            "SELECT source_row, source_line, array_to_string(reasons, ', ') AS reasons, "
-            f"stage, raw::VARCHAR AS raw FROM {table} WHERE run_id = $1 "
-            f"ORDER BY source_row NULLS LAST LIMIT {int(limit)}",
-            params=[run_id],
-        ).pl()
-    return int(count), rows
+        count = con.execute(
+            f"SELECT count(*) FROM {quote_ident(f'quarantine_{blueprint}')} WHERE run_id = $1",
+            [run_id],
+        ).fetchall()[0][0]
+        return int(count), _quarantine_sample(con, run_id, blueprint, limit)
+
+
+def _quarantine_sample(
+    con: duckdb.DuckDBPyConnection, run_id: str, blueprint: str, limit: int
+) -> pl.DataFrame:
+    """The first ``limit`` quarantined rows of a run: position, reasons, stage and raw record."""
+    return con.sql(
+        "SELECT source_row, source_line, array_to_string(reasons, ', ') AS reasons, "
+        f"stage, raw::VARCHAR AS raw FROM {quote_ident(f'quarantine_{blueprint}')} "
+        f"WHERE run_id = $1 ORDER BY source_row NULLS LAST LIMIT {int(limit)}",
+        params=[run_id],
+    ).pl()
 
 
 QUARANTINE_VIEW_SCHEMA = {
@@ -928,8 +938,7 @@ _RUN_TABLES = ("stage_timings", "quality_issues", "column_profiles", "processed_
 
 def _run_files(outputs: dict[str, Any]) -> list[Path]:
     """A run's own files: processed rows, model matrix, preprocessor, and its report folder."""
-    files = [Path(outputs[k]) for k in ("parquet", "model", "preprocessor", "preprocessor_json")
-             if outputs.get(k)]  # fmt: skip
+    files = [Path(outputs[k]) for k in RUN_FILE_KEYS if outputs.get(k)]
     if outputs.get("report"):
         files.append(Path(outputs["report"]).parent)
     return [p for p in files if p.exists()]
@@ -1099,12 +1108,7 @@ def _quarantine_summary(
         "WHERE run_id = $1) GROUP BY reason ORDER BY rows DESC, reason",
         params=[run_id],
     ).pl()
-    sample = con.sql(
-        f"SELECT stage, source_row, source_line, raw::VARCHAR AS raw, "
-        f"array_to_string(reasons, ', ') AS reasons FROM {table} WHERE run_id = $1 "
-        f"ORDER BY source_row LIMIT {int(limit)}",
-        params=[run_id],
-    ).pl()
+    sample = _quarantine_sample(con, run_id, blueprint, limit)
     return by_reason.to_dicts(), sample.to_dicts()
 
 

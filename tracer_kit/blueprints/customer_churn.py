@@ -114,6 +114,11 @@ def value_tier(cuts: list[tuple[float, int] | None]) -> pl.Expr:
     return pl.when(value.is_not_null()).then(tier).cast(pl.Int8).alias("value_tier")
 
 
+def _plan_key() -> pl.Expr:
+    """``plan_type`` as the plan levels are matched: without case or surrounding spaces."""
+    return pl.col("plan_type").str.strip_chars().str.to_lowercase()
+
+
 def plan_value_score(levels: Sequence[str] | None = None) -> pl.Expr:
     """``plan_value_score`` = a plan's 1-based rank in ``levels`` (default basic 1, standard 2,
     premium 3, enterprise 4), case- and space-insensitive; an unknown or missing plan is null.
@@ -123,7 +128,7 @@ def plan_value_score(levels: Sequence[str] | None = None) -> pl.Expr:
         if levels
         else PLAN_LEVELS
     )
-    plan = pl.col("plan_type").str.strip_chars().str.to_lowercase()
+    plan = _plan_key()
     expr = pl.lit(None, dtype=pl.Int8)
     for name, level in reversed(order.items()):
         expr = pl.when(plan == name).then(pl.lit(level, dtype=pl.Int8)).otherwise(expr)
@@ -139,7 +144,7 @@ def null_cause(feature: str, valid: pl.LazyFrame, ctx: FeatureContext) -> str | 
     plan = pl.col("plan_type")
     unknown = (
         valid.select(plan)
-        .filter(plan.is_not_null() & ~plan.str.strip_chars().str.to_lowercase().is_in(known))
+        .filter(plan.is_not_null() & ~_plan_key().is_in(known))
         .group_by("plan_type")
         .len()
         .sort(["len", "plan_type"], descending=[True, False])

@@ -24,16 +24,23 @@ if "polars" not in sys.modules:
 
 _EXPORTS = {
     "run_pipeline": "tracer_kit.pipeline",
-    "RunResult": "tracer_kit.pipeline",
+    "RunResult": "tracer_kit.types",
+    "RunOutputs": "tracer_kit.types",
+    "Severity": "tracer_kit.types",
+    "RunState": "tracer_kit.types",
     "run_notebook": "tracer_kit.notebooks",
     "run_batch": "tracer_kit.notebooks",
     "read_table": "tracer_kit.ingest",
     "Ingested": "tracer_kit.ingest",
     "FileInfo": "tracer_kit.ingest",
     "validate": "tracer_kit.quality",
-    "profile": "tracer_kit.quality",
+    "profile": "tracer_kit.profiling",
     "QualityResult": "tracer_kit.quality",
-    "Issue": "tracer_kit.quality",
+    "Issue": "tracer_kit.types",
+    "register_check": "tracer_kit.quality",
+    "register_transform": "tracer_kit.quality",
+    "Check": "tracer_kit.quality",
+    "Transform": "tracer_kit.quality",
     "quality_report": "tracer_kit.report",
     "list_blueprints": "tracer_kit.blueprints",
     "get_blueprint": "tracer_kit.blueprints",
@@ -73,7 +80,12 @@ __all__ = [
     "QualityResult",
     "Rule",
     "Removal",
+    "RunOutputs",
     "RunResult",
+    "RunState",
+    "Severity",
+    "Check",
+    "Transform",
     "TracerError",
     "WarehouseBusyError",
     "delete_runs",
@@ -85,6 +97,8 @@ __all__ = [
     "query",
     "read_table",
     "register_blueprint",
+    "register_check",
+    "register_transform",
     "run_batch",
     "run_notebook",
     "run_pipeline",
@@ -114,11 +128,20 @@ if TYPE_CHECKING:
     )
     from tracer_kit.ingest import FileInfo, Ingested, read_table
     from tracer_kit.notebooks import run_batch, run_notebook
-    from tracer_kit.pipeline import RunResult, run_pipeline
+    from tracer_kit.pipeline import run_pipeline
     from tracer_kit.preprocess import load_preprocessor
-    from tracer_kit.quality import Issue, QualityResult, profile, validate
+    from tracer_kit.profiling import profile
+    from tracer_kit.quality import (
+        Check,
+        QualityResult,
+        Transform,
+        register_check,
+        register_transform,
+        validate,
+    )
     from tracer_kit.report import quality_report
     from tracer_kit.store import Removal, delete_runs, query, runs_to_prune
+    from tracer_kit.types import Issue, RunOutputs, RunResult, RunState, Severity
 
 
 def __getattr__(name: str) -> Any:

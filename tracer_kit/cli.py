@@ -377,7 +377,7 @@ def profile(
     """Print a file's metadata and a per-column summary (type, nulls, distinct, min, max)."""
     from rich.table import Table
 
-    from tracer_kit.quality import profile as run_profile
+    from tracer_kit.profiling import profile as run_profile
 
     cfg = build_config(
         None,

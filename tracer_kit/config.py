@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from tracer_kit.errors import ConfigError, option
 
@@ -72,6 +72,12 @@ class Config(BaseModel):
     plan_levels: list[str] | None = None
     notebook: str | None = None
     dataset: str | None = None
+    #: Per field, transform steps replacing the blueprint's (``trim``, ``default=VALUE``...).
+    transforms: dict[str, list[str | dict[str, Any]]] = Field(default_factory=dict)
+    #: Fields holding personal data: never shown in the report, notebook or workbench.
+    pii: list[str] = Field(default_factory=list)
+    #: The key of the ``pseudonymise`` transform (else ``TRACER_PSEUDONYMISE_KEY``); never saved.
+    pseudonymise_key: SecretStr | None = Field(None, exclude=True, repr=False)
 
     @field_validator("reference_date", mode="before")
     @classmethod

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
 
 from tracer_kit._scratch import sink_sorted
 from tracer_kit.blueprints import Blueprint, FeatureContext, get_blueprint
@@ -25,14 +24,8 @@ from tracer_kit.config import Config, config_to_jsonable, load_config
 from tracer_kit.errors import PipelineBugError, QualityGateError
 from tracer_kit.ingest import file_sha256
 from tracer_kit.preprocess import fit_preprocessor, save_preprocessor, write_matrix
-from tracer_kit.quality import (
-    Issue,
-    QualityResult,
-    assess_ingested,
-    column_profiles,
-    raise_for_gate,
-    read_file,
-)
+from tracer_kit.profiling import column_profiles
+from tracer_kit.quality import QualityResult, assess_ingested, raise_for_gate, read_file
 from tracer_kit.run import STAGES, ProgressFn, RunLifecycle
 from tracer_kit.store import (
     DEFAULT_WAREHOUSE,
@@ -44,6 +37,7 @@ from tracer_kit.store import (
     open_warehouse,
     record_timings,
 )
+from tracer_kit.types import Issue, RunResult
 from tracer_kit.workspace import DEFAULT_PROCESSED, DEFAULT_REPORTS, Workspace
 
 __all__ = [
@@ -58,54 +52,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("tracer_kit")
-
-
-class RunResult(BaseModel):
-    """What a run did: state, counts, score and its parts, issues, features, timings, outputs.
-
-    ``frame`` is the processed polars DataFrame (None with ``return_frame=False`` or when
-    the run did not complete).
-    """
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    run_id: str
-    blueprint: str
-    state: str
-    input_path: str
-    dataset: str | None = None
-    input_sha256: str | None = None
-    rows_in: int = 0
-    rows_valid: int = 0
-    rows_quarantined: int = 0
-    rows_out: int = 0
-    quality_score: float | None = None
-    score_parts: dict[str, float] = Field(default_factory=dict)
-    issues: list[dict[str, Any]] = Field(default_factory=list)
-    features_created: list[str] = Field(default_factory=list)
-    stage_seconds: dict[str, float] = Field(default_factory=dict)
-    params: dict[str, Any] = Field(default_factory=dict)
-    outputs: dict[str, str] = Field(default_factory=dict)
-    error: str | None = None
-    frame: Any = Field(default=None, repr=False, exclude=True)
-
-    def __repr__(self) -> str:
-        return f"RunResult({self.summary()}, {len(self.issues)} issues)"
-
-    def _repr_html_(self) -> str:
-        from tracer_kit.quality import ISSUE_COLUMNS
-        from tracer_kit.report import html_table, show_summary
-
-        return show_summary(self).data + html_table(self.issues, list(ISSUE_COLUMNS))
-
-    def summary(self) -> str:
-        """One line for people: state, counts, score."""
-        score = f"{self.quality_score:.1f}" if self.quality_score is not None else "-"
-        return (
-            f"{self.run_id} {self.blueprint} {self.state}: {self.rows_in} rows in, "
-            f"{self.rows_valid} valid, {self.rows_quarantined} quarantined, {self.rows_out} out, "
-            f"score {score}"
-        )
 
 
 def package_versions() -> dict[str, str]:

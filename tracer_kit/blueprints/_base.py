@@ -49,6 +49,10 @@ class Field:
     gt: float | None = None
     pattern: str | None = None
     description: str = ""
+    #: Transform steps applied to the text before the checks (names in ``TRANSFORMS``).
+    transforms: tuple[str, ...] = ()
+    #: Personal data: its values are never shown (report, notebook, workbench, issues).
+    pii: bool = False
 
     @property
     def dtype(self) -> pl.DataType:
@@ -206,6 +210,16 @@ class Blueprint:
     def required(self) -> tuple[str, ...]:
         """Names of the required fields (the critical fields)."""
         return tuple(f.name for f in self.fields if f.required)
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        """Names of every field, in order."""
+        return tuple(f.name for f in self.fields)
+
+    @property
+    def personal(self) -> frozenset[str]:
+        """Fields holding personal data (``pii``, or pseudonymised): their values are never shown."""
+        return frozenset(f.name for f in self.fields if f.pii or "pseudonymise" in f.transforms)
 
     @property
     def optional(self) -> tuple[str, ...]:

@@ -1,0 +1,280 @@
+"""Profiling: what a file holds, column by column, before any blueprint is applied."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from tracer_kit._scratch import spread
+from tracer_kit.config import Config, load_config
+from tracer_kit.quality.assess import read_file
+from tracer_kit.quality.casting import date_conventions, folded, parse_date, present
+from tracer_kit.quality.names import Aggregates, Scratch
+from tracer_kit.settings import settings
+
+__all__ = [
+    "PROFILE_SCHEMA",
+    "Profile",
+    "column_profiles",
+    "dated_statistics",
+    "infer_types",
+    "profile",
+]
+
+
+PROFILE_SCHEMA = {
+    "column": pl.String(),
+    "dtype": pl.String(),
+    "nulls": pl.Int64(),
+    "distinct": pl.Int64(),
+    "min": pl.String(),
+    "max": pl.String(),
+    "mean": pl.Float64(),
+    "median": pl.Float64(),
+    "hist_edges": pl.String(),
+    "hist_counts": pl.String(),
+}
+
+
+def column_profiles(
+    df: pl.DataFrame | pl.LazyFrame, columns: Sequence[str] | None = None, *, bins: int = 20
+) -> pl.DataFrame:
+    """Per column: dtype, nulls, distinct, min, max, mean, median and a histogram (JSON lists).
+
+    Numeric and date columns get ``bins`` equal-width bins over their 0.5th-99.5th
+    percentiles, the tails counted in the end bins (so one extreme value does not squash
+    every other bar into one bin); text columns their ten most frequent values
+    (``hist_edges`` holds the values). Counts, means, minima and maxima are exact; above
+    1,000,000 rows ``distinct`` is HyperLogLog's estimate and the median and histogram range
+    come from an even spread of 1,000,000 rows (the histogram still counts every row). A
+    lazy frame (a Parquet scan) is read in streaming passes, never whole.
+    """
+    lf = df.lazy()
+    schema = lf.collect_schema()
+    names = list(columns or schema.names())
+    height = lf.select(pl.len()).collect().item()
+    exact = height <= settings.exact_distinct_rows
+    # order statistics (median, histogram range) from a spread of rows on big frames:
+    # sorting every column of tens of millions of rows costs more than the rest together
+    ordered = spread(lf, settings.exact_distinct_rows, rows=height)
+    agg, order_agg = Aggregates(), Aggregates()
+    for name in names:
+        dtype = schema[name]
+        col = pl.col(name)
+        if dtype.is_float():
+            col = pl.when(col.is_finite()).then(col)
+        distinct = col.drop_nulls().n_unique() if exact else col.drop_nulls().approx_n_unique()
+        agg.add(name, "nulls", pl.col(name).null_count())
+        agg.add(name, "distinct", distinct)
+        agg.add(name, "min", col.min().cast(pl.String))
+        agg.add(name, "max", col.max().cast(pl.String))
+        if dtype.is_numeric() or dtype.is_temporal():
+            v = col.cast(pl.Int64).cast(pl.Float64) if dtype.is_temporal() else col.cast(pl.Float64)
+            agg.add_all(name, {"mean": v.mean(), "vmin": v.min(), "vmax": v.max()})
+            order_agg.add_all(
+                name,
+                {
+                    "median": v.median(),
+                    "lo": v.quantile(0.005, "linear"),
+                    "hi": v.quantile(0.995, "linear"),
+                },
+            )
+    stats = agg.collect(lf)
+    for name, values in order_agg.collect(ordered).items():
+        stats[name].update(values)
+    rows = []
+    bin_queries: dict[str, pl.LazyFrame] = {}
+    for name in names:
+        dtype = schema[name]
+        get = stats.get(name, {}).get
+        row: dict[str, Any] = {
+            "column": name,
+            "dtype": str(dtype),
+            "nulls": get("nulls"),
+            "distinct": get("distinct"),
+            "min": _short_number(get("min")),
+            "max": _short_number(get("max")),
+            "mean": get("mean"),
+            "median": get("median"),
+            "hist_edges": "[]",
+            "hist_counts": "[]",
+        }
+        if (dtype.is_numeric() or dtype.is_temporal()) and get("lo") is not None:
+            lo, hi = get("lo"), get("hi")
+            if hi <= lo:
+                lo, hi = get("vmin"), get("vmax")
+            v = (
+                pl.col(name).cast(pl.Int64).cast(pl.Float64)
+                if dtype.is_temporal()
+                else pl.col(name).cast(pl.Float64)
+            )
+            if dtype.is_float():
+                v = pl.when(v.is_finite()).then(v)
+            width = (hi - lo) or 1.0
+            index = ((v.clip(lo, hi) - lo) / width * bins).floor().clip(0, bins - 1)
+            bin_queries[name] = (
+                lf.select(index.cast(pl.Int32).alias("i")).drop_nulls().group_by("i").len()
+            )
+            row["hist_edges"] = json.dumps(
+                [float(e) for e in np.linspace(lo, lo + width, bins + 1)]
+            )
+        elif get("distinct") and get("distinct") <= 0.5 * (height - get("nulls")):
+            # (identifier-like columns, mostly distinct values, have no top values worth counting)
+            # spellings that differ only by case or spaces count as one value, shown in the
+            # most frequent spelling
+            text, key = pl.col(name).cast(pl.String), Scratch.KEY.of()
+            top = (
+                lf.select(text.alias(name), folded(text).alias(key))
+                .drop_nulls()
+                .group_by(key, name)
+                .len()
+                .group_by(key)
+                .agg(pl.col(name).sort_by("len", descending=True).first(), pl.col("len").sum())
+                .sort(["len", name], descending=[True, False])
+                .head(10)
+                .collect(engine="streaming")
+            )
+            row["hist_edges"] = json.dumps(top.get_column(name).to_list())
+            row["hist_counts"] = json.dumps(top.get_column("len").to_list())
+        rows.append(row)
+    if bin_queries:  # one small group-by per column, run together
+        counted = pl.collect_all(list(bin_queries.values()), engine="streaming")
+        by_column = dict(zip(bin_queries, counted, strict=True))
+        for row in rows:
+            if row["column"] in by_column:
+                by_bin = dict(by_column[row["column"]].iter_rows())
+                row["hist_counts"] = json.dumps([int(by_bin.get(i, 0)) for i in range(bins)])
+    return pl.DataFrame(rows, schema=PROFILE_SCHEMA)
+
+
+def _short_number(text: str | None) -> str | None:
+    """Floats printed with six significant digits; other values as they are."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return f"{value:.6g}" if ("." in text or "e" in text) else text
+
+
+@dataclass
+class Profile:
+    """A file's metadata and a per-column summary of its values (types inferred from text)."""
+
+    info: Any
+    columns: pl.DataFrame
+    rejects: int
+
+    def __repr__(self) -> str:
+        return (
+            f"Profile({self.info.path!r}, {self.info.row_count} rows, {len(self.columns)} columns)"
+        )
+
+    def _repr_html_(self) -> str:
+        from tracer_kit.report import html_table
+
+        shown = self.columns.select(
+            "column", "dtype", "nulls", "distinct", "min", "max", "mean", "median"
+        )
+        return (
+            f"<p><b>{html.escape(self.info.path)}</b>: {self.info.row_count:,} rows, "
+            f"{len(self.columns)} columns ({self.rejects:,} rejected at ingest)</p>"
+            + html_table(shown.to_dicts(), shown.columns)
+        )
+
+
+def infer_types(
+    frame: pl.DataFrame | pl.LazyFrame, columns: Sequence[str], *, decimal: str = "."
+) -> pl.LazyFrame:
+    """Cast text columns to the narrowest type every non-empty value fits: int, float, date, else text.
+
+    With ``decimal=","`` numbers written with decimal commas count as floats. Decided by two
+    aggregate passes (numbers, then dates for what is left), so ``frame`` may be a scan of a
+    file bigger than memory; returns the lazy plan of the typed columns.
+    """
+    lf = frame.lazy()
+    texts = {}
+    agg = Aggregates()
+    for c in columns:
+        text = pl.col(c).str.strip_chars()
+        if decimal == ",":
+            text = text.str.replace(",", ".", literal=True)
+        texts[c] = text
+        has_text = text.is_not_null() & (text != "")
+        agg.add(c, "n", has_text.sum())
+        agg.add(c, "int", (has_text & text.cast(pl.Int64, strict=False).is_null()).sum())
+        agg.add(c, "float", (has_text & text.cast(pl.Float64, strict=False).is_null()).sum())
+    counts = agg.collect(lf)
+    chosen: dict[str, pl.Expr] = {}
+    maybe_dates = []
+    for c in columns:
+        if not counts[c]["n"]:
+            continue  # nothing to go by: stays text
+        if counts[c]["int"] == 0:
+            chosen[c] = texts[c].cast(pl.Int64, strict=False)
+        elif counts[c]["float"] == 0:
+            chosen[c] = texts[c].cast(pl.Float64, strict=False)
+        else:
+            maybe_dates.append(c)
+    conventions = date_conventions(lf, maybe_dates)
+    parsed = {c: parse_date(c, conventions[c])[0] for c in maybe_dates}
+    if parsed:
+        bad = (
+            lf.select((present(c) & value.is_null()).sum().alias(c) for c, value in parsed.items())
+            .collect(engine="streaming")
+            .row(0, named=True)
+        )
+        chosen.update({c: parsed[c] for c in maybe_dates if bad[c] == 0})
+    return lf.select(chosen.get(c, pl.col(c)).alias(c) for c in columns)
+
+
+def profile(
+    path: str | Path, *, config: Config | dict[str, Any] | str | Path | None = None
+) -> Profile:
+    """Read a file and summarise each column: inferred type, nulls, distinct, min, max, mean, median.
+
+    Examples
+    --------
+    >>> import tracer_kit as tk
+    >>> tk.profile("data/samples/customers.csv").columns.select("column", "dtype")  # doctest: +SKIP
+    """
+    cfg = load_config(config)
+    ing = read_file(path, cfg)
+    with tempfile.TemporaryDirectory(prefix="tracer-profile-") as tmp:
+        text = Path(tmp) / "text.parquet"  # parse once; the passes below read Parquet
+        ing.frame.select(ing.info.columns).sink_parquet(text, compression="lz4")
+        typed = infer_types(
+            pl.scan_parquet(text), ing.info.columns, decimal=ing.info.decimal or "."
+        )
+        columns = column_profiles(typed)
+    return Profile(info=ing.info, columns=dated_statistics(columns), rejects=ing.rejects.height)
+
+
+def dated_statistics(columns: pl.DataFrame) -> pl.DataFrame:
+    """Profile rows for people: a Date column's mean and median as dates, not epoch days.
+
+    They go to ``mean_date`` and ``median_date`` (null for other columns), and ``mean`` and
+    ``median`` stay numbers for numeric columns only; ``min`` and ``max`` are already ISO
+    text. The warehouse keeps the numeric form, which drift needs.
+    """
+    is_date = pl.col("dtype") == "Date"
+    epoch = pl.lit(dt.date(1970, 1, 1))
+
+    def as_date(name: str) -> pl.Expr:
+        days = pl.col(name).round(0).cast(pl.Int64)
+        day = (epoch + pl.duration(days=days)).cast(pl.Date)
+        return pl.when(is_date).then(day).alias(f"{name}_date")
+
+    return columns.with_columns(as_date("mean"), as_date("median")).with_columns(
+        pl.when(~is_date).then(pl.col(c)).alias(c) for c in ("mean", "median")
+    )

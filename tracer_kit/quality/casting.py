@@ -1,0 +1,305 @@
+"""Typing text: numbers (decimal marks, thousands separators), dates (conventions), null tokens.
+
+Every value is cast from text by an expression that also says why a present value did not
+cast (``invalid_number``, ``invalid_date``, ``ambiguous_date``, ``invalid_format``); a column
+already in canonical form (a *clean* column) is typed by one plain cast instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import polars as pl
+
+from tracer_kit.blueprints import Blueprint, Field
+from tracer_kit.quality.names import Aggregates, Scratch
+
+__all__ = [
+    "MONTH_NAME_FORMATS",
+    "NULL_TOKENS",
+    "Typed",
+    "cast_fields",
+    "clean_columns",
+    "dirty_counts",
+    "date_conventions",
+    "folded",
+    "parse_date",
+    "plain_iso_columns",
+    "present",
+]
+
+MONTH_NAME_FORMATS = ("%b %d %Y", "%b %d, %Y", "%B %d %Y", "%B %d, %Y", "%d %b %Y", "%d %B %Y")
+_ISO = r"^\d{4}-\d{2}-\d{2}(?:[T ].*)?$"
+_SLASH = r"^(\d{1,2})/(\d{1,2})/(\d{4})$"
+
+#: Values that mean "no value" (compared case-insensitively after stripping spaces): a
+#: null in an optional field, ``missing_required`` in a required one.
+NULL_TOKENS = ("", "na", "n/a", "null", "none", "nan", "-")
+
+
+def present(name: str) -> pl.Expr:
+    """Whether a text column holds a value: not null, not empty, not a null token."""
+    raw = pl.col(name).str.strip_chars()
+    return raw.is_not_null() & ~raw.str.to_lowercase().is_in(NULL_TOKENS)
+
+
+def plain_iso_columns(frame: pl.LazyFrame, columns: Sequence[str]) -> set[str]:
+    """The date columns whose every present value is a plain ``YYYY-MM-DD`` date (the fast path)."""
+    if not columns:
+        return set()
+    exprs = [
+        (
+            present(c)
+            & pl.col(c).str.strip_chars().str.strptime(pl.Date, "%Y-%m-%d", strict=False).is_null()
+        )
+        .sum()
+        .alias(c)
+        for c in columns
+    ]
+    row = frame.select(exprs).collect().row(0, named=True)
+    return {c for c, bad in row.items() if bad == 0}
+
+
+def date_conventions(frame: pl.LazyFrame, columns: Sequence[str]) -> dict[str, str | None]:
+    """Per date column: ``"dmy"``, ``"mdy"`` or None (ambiguous) from its slash-formatted values.
+
+    Day-first when any value's first part is over 12 (and its second a month), month-first
+    when any second part is (and its first a month); ambiguous when neither or both. A value
+    impossible both ways (``13/13/2023``) is evidence for neither (it is quarantined).
+    """
+    if not columns:
+        return {}
+    agg = Aggregates()
+    for c in columns:
+        parts = pl.col(c).str.strip_chars().str.extract_groups(_SLASH)
+        first = parts.struct.field("1").cast(pl.Int32, strict=False)
+        second = parts.struct.field("2").cast(pl.Int32, strict=False)
+        # a value impossible both ways (13/13/2023) is invalid, not evidence for either order
+        agg.add(c, "day_first", ((first > 12) & (first <= 31) & (second <= 12)).any())
+        agg.add(c, "month_first", ((second > 12) & (second <= 31) & (first <= 12)).any())
+    found = agg.collect(frame)
+    out: dict[str, str | None] = {}
+    for c in columns:
+        day_first, month_first = bool(found[c]["day_first"]), bool(found[c]["month_first"])
+        out[c] = (
+            "dmy"
+            if day_first and not month_first
+            else "mdy"
+            if month_first and not day_first
+            else None
+        )
+    return out
+
+
+def _parse_plain_iso(name: str) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """(value, reason, format) for a column known to hold only ``YYYY-MM-DD`` dates."""
+    value = pl.col(name).str.strip_chars().str.strptime(pl.Date, "%Y-%m-%d", strict=False)
+    reason = pl.when(present(name) & value.is_null()).then(pl.lit("invalid_date"))
+    fmt = pl.when(value.is_not_null()).then(pl.lit("%Y-%m-%d"))
+    return value.alias(name), reason, fmt
+
+
+def parse_date(name: str, convention: str | None) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """(value, failure reason, format used) for one date column given its slash convention."""
+    raw = pl.col(name).str.strip_chars()
+    iso = pl.when(raw.str.contains(_ISO)).then(
+        raw.str.slice(0, 10).str.strptime(pl.Date, "%Y-%m-%d", strict=False)
+    )
+    parts = raw.str.extract_groups(_SLASH)
+    is_slash = raw.str.contains(_SLASH)
+    a = parts.struct.field("1").cast(pl.Int32, strict=False)
+    b = parts.struct.field("2").cast(pl.Int32, strict=False)
+    dmy = raw.str.strptime(pl.Date, "%d/%m/%Y", strict=False)
+    mdy = raw.str.strptime(pl.Date, "%m/%d/%Y", strict=False)
+    if convention == "dmy":
+        slash = dmy
+        ambiguous = pl.lit(False)
+    elif convention == "mdy":
+        slash = mdy
+        ambiguous = pl.lit(False)
+    else:
+        slash = pl.when(a == b).then(dmy)
+        ambiguous = is_slash & (a != b)
+    slash = pl.when(is_slash).then(slash)
+    named = pl.coalesce([raw.str.strptime(pl.Date, f, strict=False) for f in MONTH_NAME_FORMATS])
+    value = pl.coalesce(iso, slash, named)
+    fmt = (
+        pl.when(iso.is_not_null())
+        .then(pl.lit("%Y-%m-%d"))
+        .when(slash.is_not_null())
+        .then(pl.lit("%m/%d/%Y" if convention == "mdy" else "%d/%m/%Y"))
+        .when(named.is_not_null())
+        .then(pl.lit("month-name"))
+    )
+    reason = pl.when(present(name) & value.is_null()).then(
+        pl.when(ambiguous.fill_null(False))
+        .then(pl.lit("ambiguous_date"))
+        .otherwise(pl.lit("invalid_date"))
+    )
+    return value.alias(name), reason, fmt
+
+
+#: Numbers grouped by thousands, per decimal mark: ``1,234.50`` (point) and ``1.234,50`` (comma).
+_GROUPED = {".": r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$", ",": r"^[+-]?\d{1,3}(\.\d{3})+(,\d+)?$"}
+
+
+def _plain_number(raw: pl.Expr, decimal: str) -> pl.Expr:
+    """Number text in ``.``-decimal form: thousands separators dropped where the value is
+    grouped exactly in threes, a decimal comma turned into a point (the file's decimal mark
+    is detected at ingest, so the convention is the file's, never guessed per value).
+    """  # noqa: D205
+    group = "," if decimal == "." else "."
+    text = (
+        pl.when(raw.str.contains(_GROUPED[decimal]))
+        .then(raw.str.replace_all(group, "", literal=True))
+        .otherwise(raw)
+    )
+    return text.str.replace(",", ".", literal=True) if decimal == "," else text
+
+
+def _parse_value(f: Field, decimal: str) -> tuple[pl.Expr, pl.Expr]:
+    """(typed value, failure reason) for a non-date field; the reason is null when the value is fine."""
+    raw = pl.col(f.name).str.strip_chars()
+    has_value = present(f.name)
+    if f.kind in ("float", "int"):
+        number = _plain_number(raw, decimal).cast(pl.Float64, strict=False)
+        number = pl.when(number.is_finite()).then(number)
+        if f.kind == "int":
+            whole = (number == number.floor()) & (number.abs() < 2**53)
+            value = pl.when(whole).then(number.cast(pl.Int64, strict=False))
+        else:
+            value = number
+        reason = pl.when(has_value & value.is_null()).then(pl.lit("invalid_number"))
+    else:
+        value = pl.when(has_value).then(raw)
+        reason = pl.lit(None, dtype=pl.String)
+        if f.full_pattern is not None:
+            bad = has_value & ~raw.str.contains(f.full_pattern).fill_null(True)
+            reason = pl.when(bad).then(pl.lit("invalid_format"))
+    return value.alias(f.name), reason
+
+
+def fast_value(f: Field) -> pl.Expr:
+    """The typed value of a *clean* column: one cast, no stripping (see :func:`clean_columns`)."""
+    col = pl.col(f.name)
+    if f.kind == "date":
+        return col.str.strptime(pl.Date, "%Y-%m-%d", strict=False)
+    if f.kind == "float":
+        return col.cast(pl.Float64, strict=False)
+    if f.kind == "int":
+        return col.cast(pl.Int64, strict=False)
+    return col
+
+
+def dirty_counts(fields: Sequence[Field], decimal: str) -> Aggregates:
+    """Per field, how many non-null values are not in canonical form (0: the column is *clean*).
+
+    Canonical: no surrounding whitespace, not empty, and (for numbers and dates) read by a
+    single cast: plain integers within 2**53, finite ``.``-decimal floats, ``YYYY-MM-DD``
+    dates, and no pattern to match. Typing a clean column is that one cast, with nothing to
+    flag, so the checks that strip and re-parse every value are skipped for it. Fields with
+    a pattern, and numbers with decimal commas, are never clean.
+    """
+    agg = Aggregates()
+    for f in fields:
+        if f.full_pattern is not None or (f.is_numeric and decimal == ","):
+            continue
+        col = pl.col(f.name)
+        value = fast_value(f)
+        if f.kind == "float":
+            ok = value.is_finite()
+        elif f.kind == "int":
+            ok = value.abs() < 2**53
+        elif f.kind == "date":
+            ok = value.is_not_null()
+        else:
+            ok = ~col.str.to_lowercase().is_in(NULL_TOKENS) & ~col.str.contains(r"^\s|\s$")
+        agg.add(f.name, "dirty", (col.is_not_null() & ~ok.fill_null(False)).sum())
+    return agg
+
+
+def clean_columns(counts: dict[str, dict[str, int]]) -> set[str]:
+    """The fields :func:`dirty_counts` found in canonical form."""
+    return {name for name, v in counts.items() if v["dirty"] == 0}
+
+
+# --------------------------------------------------------------------------- assessment
+
+
+def folded(text: pl.Expr) -> pl.Expr:
+    """Text compared without case or surrounding spaces (``' Basic '`` and ``basic`` are one)."""
+    return text.str.strip_chars().str.to_lowercase()
+
+
+@dataclass(frozen=True)
+class Typed:
+    """The rows with every field cast from text, and how the dates were read.
+
+    ``frame`` holds ``source_row``, ``source_line``, per field the scratch columns
+    ``Scratch.CAST`` (why it did not cast) and ``Scratch.PRESENT``, per date field
+    ``Scratch.FORMAT``, the typed fields, then the extra columns as text.
+    """
+
+    frame: pl.LazyFrame
+    plain_iso: frozenset[str]  # date fields read as plain YYYY-MM-DD
+    conventions: dict[str, str | None]  # the other date fields' slash conventions
+
+
+def _field_columns(
+    f: Field, *, clean: bool, plain: bool, convention: str | None, decimal: str
+) -> tuple[pl.Expr, list[pl.Expr], pl.Expr | None]:
+    """(typed value, [cast reason, present flag], date format or None) for one field."""
+    if clean:  # one cast, nothing to flag
+        value = fast_value(f).alias(f.name)
+        flags = [
+            pl.lit(None, dtype=pl.String).alias(Scratch.CAST.of(f.name)),
+            pl.col(f.name).is_not_null().alias(Scratch.PRESENT.of(f.name)),
+        ]
+        fmt = pl.when(pl.col(f.name).is_not_null()).then(pl.lit("%Y-%m-%d"))
+        return value, flags, fmt.alias(Scratch.FORMAT.of(f.name)) if f.kind == "date" else None
+    fmt = None
+    if f.kind == "date":
+        value, reason, fmt = _parse_plain_iso(f.name) if plain else parse_date(f.name, convention)
+        fmt = fmt.alias(Scratch.FORMAT.of(f.name))
+    else:
+        value, reason = _parse_value(f, decimal)
+    flags = [
+        reason.alias(Scratch.CAST.of(f.name)),
+        present(f.name).alias(Scratch.PRESENT.of(f.name)),
+    ]
+    return value, flags, fmt
+
+
+def cast_fields(
+    text: pl.LazyFrame,
+    blueprint: Blueprint,
+    *,
+    clean: set[str],
+    extras: Sequence[str],
+    decimal: str,
+) -> Typed:
+    """Type every field of ``text`` (all fields present, as text), flagging each failed cast.
+
+    Date conventions are decided first (small aggregates over the date columns); the result
+    is a plan, not a file: the checks add their flags to it and everything is written once.
+    """
+    date_fields = [f.name for f in blueprint.fields if f.kind == "date"]
+    plain = clean & set(date_fields)
+    plain |= plain_iso_columns(text, [c for c in date_fields if c not in plain])
+    conventions = date_conventions(text, [c for c in date_fields if c not in plain])
+    values, flags, formats = [], [], []
+    for f in blueprint.fields:
+        value, field_flags, fmt = _field_columns(
+            f,
+            clean=f.name in clean,
+            plain=f.name in plain,
+            convention=conventions.get(f.name),
+            decimal=decimal,
+        )
+        values.append(value)
+        flags.extend(field_flags)
+        if fmt is not None:
+            formats.append(fmt)
+    frame = text.select("source_row", "source_line", *flags, *formats, *values, *extras)
+    return Typed(frame, frozenset(plain), conventions)

@@ -1,0 +1,199 @@
+"""The check registry: every row and column check of the quality stage, one module each.
+
+A check is a class with a ``name`` and any of these hooks (the defaults do nothing):
+
+``field_reasons(field)``
+    Per-row quarantine reasons for one field: expressions that are a reason string on a
+    bad row and null elsewhere (``out_of_range``, ``missing_required``).
+``prepare(rows)``
+    Scratch columns the check needs on every row (named with :class:`Scratch`), computed
+    once before the rows are written; the place for a pre-pass such as finding repeated
+    identifiers.
+``reasons(rows)``
+    Per-row reasons over the prepared columns.
+``aggregates(rows)``
+    Named aggregate expressions over the checked rows; all checks' aggregates run as one
+    streaming pass and each check gets back its own values.
+``issues(found, ctx)``
+    The :class:`Issue` rows (severity decided here) from those values; ``measure`` gives
+    the score part the check stands for, when ``part`` is set.
+
+:func:`register_check` adds a check; :data:`CHECKS` is the registry in order (the order
+of quarantine reasons and of issues within a severity). Each check's expressions use only
+columns, comparisons, ``when/then`` and plain aggregates, so they can be written for
+another engine; engine-specific speed-ups (the out-of-core repeated-identifier search)
+sit inside ``prepare``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import polars as pl
+
+from tracer_kit.blueprints import Blueprint, Field, RuleContext
+from tracer_kit.config import Thresholds
+from tracer_kit.types import Issue
+
+__all__ = [
+    "CHECKS",
+    "Check",
+    "Examples",
+    "IssueContext",
+    "RowContext",
+    "reasons_of",
+    "register_check",
+    "run_checks",
+]
+
+
+@dataclass(frozen=True)
+class RowContext:
+    """What a check may know while the rows are typed and flagged."""
+
+    blueprint: Blueprint
+    typed: pl.LazyFrame  # typed fields, cast flags, extras (a plan)
+    work: Path  # where pre-passes may stage files
+    clean: frozenset[str]  # fields whose text was already canonical
+    original: dict[str, str]  # field -> the file's own column name
+    rules: RuleContext
+
+
+class Examples:
+    """Up to five example rows for an issue: position and the value as written in the file.
+
+    Values of personal fields (``pii``) are never shown: their examples carry positions only.
+    """
+
+    def __init__(
+        self,
+        checked: pl.LazyFrame,
+        bronze: pl.LazyFrame,
+        original: dict[str, str],
+        personal: frozenset[str] = frozenset(),
+    ) -> None:
+        self.checked = checked
+        self.bronze = bronze
+        self.original = original
+        self.personal = personal
+
+    def __call__(self, mask: pl.Expr, column: str | None, n: int = 5) -> list[dict[str, Any]]:
+        """The first ``n`` rows where ``mask`` holds, with ``column``'s text."""
+        picked = self.checked.filter(mask).select("source_row", "source_line").head(n).collect()
+        out = [{"source_row": r, "source_line": ln} for r, ln in picked.iter_rows()]
+        if column is None or not out or column in self.personal:
+            return out
+        name = self.original.get(column, column)
+        raw: dict[int, Any] = {}
+        if name in self.bronze.collect_schema().names():  # else an optional field not in the file
+            rows = picked.get_column("source_row")
+            raw = dict(
+                self.bronze.filter(pl.col("source_row").is_in(rows.implode()))
+                .select("source_row", name)
+                .collect()
+                .iter_rows()
+            )
+        for item in out:
+            item["value"] = raw.get(item["source_row"])
+        return out
+
+
+@dataclass
+class IssueContext:
+    """What a check may know when it turns its aggregates into issues."""
+
+    blueprint: Blueprint
+    thresholds: Thresholds
+    checked: pl.LazyFrame  # every parsed row, typed and flagged
+    rows: int  # parsed rows
+    rows_in: int  # parsed + rejected at ingest
+    rows_valid: int
+    rejects: pl.DataFrame
+    examples: Examples
+    run_date: dt.date = field(default_factory=lambda: dt.datetime.now(dt.UTC).date())
+
+
+class Check:
+    """A row or column check; see the module docstring for the hooks."""
+
+    name: ClassVar[str] = ""
+    #: The score part this check measures (a key of ``SCORE_WEIGHTS``), if any.
+    part: ClassVar[str | None] = None
+    #: Whether the check has anything to say when no row was parsed.
+    needs_rows: ClassVar[bool] = True
+
+    def field_reasons(self, f: Field) -> list[pl.Expr]:
+        """Per-row reasons for one field (null on good rows)."""
+        return []
+
+    def prepare(self, rows: RowContext) -> list[pl.Expr]:
+        """Scratch columns written with the rows."""
+        return []
+
+    def reasons(self, rows: RowContext) -> list[pl.Expr]:
+        """Per-row reasons over the prepared columns."""
+        return []
+
+    def aggregates(self, rows: RowContext) -> dict[str, pl.Expr]:
+        """Aggregates over the checked rows, by name."""
+        return {}
+
+    def issues(self, found: dict[str, Any], ctx: IssueContext) -> list[Issue]:
+        """Issues from this check's aggregates."""
+        return []
+
+    def measure(self, found: dict[str, Any], ctx: IssueContext) -> float:
+        """The score part the check measures, 0 to 1."""
+        raise NotImplementedError(self.name)
+
+
+#: The registered checks, in order.
+CHECKS: list[type[Check]] = []
+
+
+def register_check(check: type[Check]) -> type[Check]:
+    """Add a check class to the registry (usable as a decorator); a name is registered once."""
+    if not check.name:
+        msg = f"{check.__qualname__} has no name"
+        raise ValueError(msg)
+    CHECKS[:] = [c for c in CHECKS if c.name != check.name]
+    CHECKS.append(check)
+    return check
+
+
+def run_checks() -> list[Check]:
+    """One fresh instance of every registered check (a run's checks may keep state)."""
+    return [c() for c in CHECKS]
+
+
+def reasons_of(checks: list[Check], rows: RowContext) -> list[pl.Expr]:
+    """Every per-row reason, field by field first, then the row-level ones, in registry order."""
+    out = [e for f in rows.blueprint.fields for c in checks for e in c.field_reasons(f)]
+    return out + [e for c in checks for e in c.reasons(rows)]
+
+
+# The built-in checks register themselves on import; their order is fixed here (it is the
+# order of quarantine reasons, field by field, and of issues within a severity).
+from tracer_kit.quality.checks import (  # noqa: E402
+    categories,
+    completeness,
+    ingest_rows,
+    outliers,
+    rules,
+    uniqueness,
+    validity,
+)
+
+CHECKS[:] = [
+    ingest_rows.NoValidRows,
+    ingest_rows.UnreadableRows,
+    validity.Validity,
+    completeness.Completeness,
+    uniqueness.Uniqueness,
+    rules.Rules,
+    outliers.Outliers,
+    categories.CategoryVariants,
+]

@@ -1,0 +1,138 @@
+"""Outliers in numeric fields: beyond 1.5 IQR of the quartiles (medium above a share), and |z| > 3 (low)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import polars as pl
+
+from tracer_kit._scratch import order_statistics
+from tracer_kit.quality.checks import Check, IssueContext, register_check
+from tracer_kit.quality.names import Scratch
+from tracer_kit.types import Issue, Severity
+
+__all__ = ["Outliers", "outlier_bounds"]
+
+
+def _linear_quantiles(lf: pl.LazyFrame, column: str, n: int, probs: Sequence[float]) -> list[float]:
+    """Exact ``linear`` quantiles (numpy's default) from the order statistics they interpolate."""
+    positions = [(n - 1) * p for p in probs]
+    ranks = sorted(
+        {math.floor(h) + 1 for h in positions} | {min(math.floor(h) + 2, n) for h in positions}
+    )
+    found = dict(
+        zip(ranks, order_statistics(lf, column, Scratch.ORDER.of(), ranks, n=n), strict=True)
+    )
+    out = []
+    for h in positions:
+        lo = float(found[math.floor(h) + 1][0])
+        hi = float(found[min(math.floor(h) + 2, n)][0])
+        out.append(lo + (h - math.floor(h)) * (hi - lo))
+    return out
+
+
+def outlier_bounds(
+    values: pl.Series | pl.LazyFrame, column: str | None = None
+) -> dict[str, float | int | None]:
+    """IQR bounds (Q1 - 1.5 IQR, Q3 + 1.5 IQR) and z-score (|z| > 3) counts for one numeric column.
+
+    ``values`` is a Series, or a LazyFrame and the ``column`` to read from it: quartiles are
+    exact order statistics found without sorting the column, counts and moments are
+    streaming aggregates, so a column bigger than memory is fine.
+    """
+    if isinstance(values, pl.Series):
+        lf, column = values.to_frame(Scratch.VALUE.of()).lazy(), Scratch.VALUE.of()
+    else:
+        lf, column = values, column or ""
+    x = pl.col(column).cast(pl.Float64)
+    lf = lf.select(x.alias(column)).drop_nulls(column).with_row_index(Scratch.ORDER.of())
+    n, mean, std = (
+        lf.select(pl.len(), pl.col(column).mean().alias("m"), pl.col(column).std().alias("s"))
+        .collect(engine="streaming")
+        .row(0)
+    )
+    if n == 0:
+        return {
+            "q1": None,
+            "q3": None,
+            "lower": None,
+            "upper": None,
+            "iqr_count": 0,
+            "mean": None,
+            "std": None,
+            "z_count": 0,
+            "n": 0,
+        }
+    q1, q3 = _linear_quantiles(lf, column, n, (0.25, 0.75))
+    iqr = q3 - q1
+    lower, upper = q1 - 1.5 * iqr, q3 + 1.5 * iqr
+    col = pl.col(column)
+    z = ((col - mean).abs() > 3 * std).sum() if std else pl.lit(0)
+    iqr_count, z_count = (
+        lf.select(((col < lower) | (col > upper)).sum().alias("i"), z.alias("z"))
+        .collect(engine="streaming")
+        .row(0)
+    )
+    return {
+        "q1": q1,
+        "q3": q3,
+        "lower": lower,
+        "upper": upper,
+        "iqr_count": int(iqr_count),
+        "mean": float(mean),
+        "std": float(std) if std is not None else None,
+        "z_count": int(z_count),
+        "n": int(n),
+    }
+
+
+def _iqr_issue(column: str, b: dict[str, Any], ctx: IssueContext) -> Issue:
+    share = b["iqr_count"] / b["n"]
+    limit = ctx.thresholds.outlier_share
+    mask = (pl.col(column) < b["lower"]) | (pl.col(column) > b["upper"])
+    return Issue(
+        Severity.MEDIUM if share > limit else Severity.LOW,
+        column,
+        "outliers_iqr",
+        round(share, 6),
+        limit,
+        int(b["iqr_count"]),
+        ctx.examples(mask, column),
+        f"{b['iqr_count']} value(s) outside [{b['lower']:.4g}, {b['upper']:.4g}] (1.5 x IQR)",
+    )
+
+
+def _z_issue(column: str, b: dict[str, Any], ctx: IssueContext) -> Issue:
+    mask = (pl.col(column) - b["mean"]).abs() > 3 * b["std"]
+    return Issue(
+        Severity.LOW,
+        column,
+        "outliers_zscore",
+        round(b["z_count"] / b["n"], 6),
+        3.0,
+        int(b["z_count"]),
+        ctx.examples(mask, column),
+        f"{b['z_count']} value(s) more than 3 standard deviations from the mean {b['mean']:.4g}",
+    )
+
+
+@register_check
+class Outliers(Check):
+    """Per numeric field, from exact quartiles and streaming moments (its own passes)."""
+
+    name = "outliers"
+
+    def issues(self, found: dict[str, Any], ctx: IssueContext) -> list[Issue]:
+        """An IQR and a z-score issue per numeric field that has such values."""
+        out = []
+        for f in ctx.blueprint.fields:
+            if not f.is_numeric:
+                continue
+            b = outlier_bounds(ctx.checked, f.name)
+            if b["iqr_count"]:
+                out.append(_iqr_issue(f.name, b, ctx))
+            if b["z_count"]:
+                out.append(_z_issue(f.name, b, ctx))
+        return out

@@ -1,0 +1,105 @@
+"""Uniqueness: an identifier seen again on a later row is a duplicate (the first one is kept)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from tracer_kit._scratch import repeated_values
+from tracer_kit.quality.checks import Check, IssueContext, RowContext, register_check
+from tracer_kit.quality.names import Scratch
+from tracer_kit.types import Issue, Severity
+
+__all__ = ["Uniqueness", "identifier_uniqueness"]
+
+
+def identifier_uniqueness(non_null: int, repeats: int) -> float:
+    """Distinct non-null identifiers / non-null identifiers (1 when none).
+
+    A repeat is a non-null value that is not its first occurrence, so distinct = non-null - repeats.
+    """
+    return (non_null - repeats) / non_null if non_null else 1.0
+
+
+def _repeated_identifiers(rows: RowContext, identifier: str) -> pl.DataFrame:
+    """Identifier values seen more than once and the ``source_row`` of their first occurrence.
+
+    The search is an out-of-core DuckDB group-by over Parquet. A clean identifier column
+    (its text is its value) is grouped straight from the bronze Parquet; otherwise its
+    typed values are staged first.
+    """
+    work: Path = rows.work
+    if identifier in rows.clean:
+        return repeated_values(
+            work / "bronze.parquet", rows.original.get(identifier, identifier), work
+        )
+    ids = work / "identifiers.parquet"
+    rows.typed.select("source_row", identifier).sink_parquet(ids, compression="lz4")
+    try:
+        return repeated_values(ids, identifier, work)
+    finally:
+        ids.unlink(missing_ok=True)
+
+
+@register_check
+class Uniqueness(Check):
+    """Repeated identifiers quarantine the later rows; high under the uniqueness threshold."""
+
+    name = "uniqueness"
+    part = "uniqueness"
+
+    def prepare(self, rows: RowContext) -> list[pl.Expr]:
+        """``Scratch.DUPLICATE``: a value seen more than once, on a row other than its first."""
+        identifier = rows.blueprint.identifier
+        if not identifier:
+            return []
+        repeats = _repeated_identifiers(rows, identifier)
+        repeated = pl.col(identifier).is_in(repeats.get_column("value").implode())
+        first = pl.col("source_row").is_in(repeats.get_column("first_row").implode())
+        return [(repeated & ~first).fill_null(False).alias(Scratch.DUPLICATE.of())]
+
+    def reasons(self, rows: RowContext) -> list[pl.Expr]:
+        """``duplicate_id`` on the repeats."""
+        if not rows.blueprint.identifier:
+            return []
+        return [pl.when(Scratch.DUPLICATE.col()).then(pl.lit("duplicate_id"))]
+
+    def aggregates(self, rows: RowContext) -> dict[str, pl.Expr]:
+        """Non-null identifiers and repeats."""
+        identifier = rows.blueprint.identifier
+        if not identifier:
+            return {}
+        return {
+            "identifiers": pl.col(identifier).is_not_null().sum(),
+            "repeats": Scratch.DUPLICATE.col().sum(),
+        }
+
+    def measure(self, found: dict[str, Any], ctx: IssueContext) -> float:
+        """Distinct / non-null identifiers."""
+        return identifier_uniqueness(
+            int(found.get("identifiers") or 0), int(found.get("repeats") or 0)
+        )
+
+    def issues(self, found: dict[str, Any], ctx: IssueContext) -> list[Issue]:
+        """One high issue when uniqueness is under its threshold."""
+        identifier = ctx.blueprint.identifier
+        uniq = self.measure(found, ctx)
+        if not identifier or uniq >= ctx.thresholds.uniqueness:
+            return []
+        repeats = int(found["repeats"])
+        repeated = ctx.checked.filter(Scratch.DUPLICATE.col()).select(identifier).unique()
+        dup = pl.col(identifier).is_in(repeated.collect().get_column(identifier).implode())
+        return [
+            Issue(
+                Severity.HIGH,
+                identifier,
+                self.name,
+                round(uniq, 6),
+                ctx.thresholds.uniqueness,
+                repeats,
+                ctx.examples(dup, identifier),
+                f"{repeats} repeated {identifier} value(s); the first occurrence is kept",
+            )
+        ]

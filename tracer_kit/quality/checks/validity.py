@@ -1,0 +1,95 @@
+"""Validity: each present value must cast to its field's type, match its pattern, and be in range."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from tracer_kit.blueprints import Field
+from tracer_kit.quality.checks import Check, IssueContext, RowContext, register_check
+from tracer_kit.quality.names import Scratch
+from tracer_kit.types import Issue, Severity
+
+__all__ = ["Validity", "range_reason"]
+
+
+def range_reason(f: Field) -> pl.Expr | None:
+    """``out_of_range`` where the typed value breaks the field's ``ge`` / ``gt`` bound."""
+    col = pl.col(f.name)
+    checks = []
+    if f.ge is not None:
+        checks.append(col < f.ge)
+    if f.gt is not None:
+        checks.append(col <= f.gt)
+    if not checks:
+        return None
+    return pl.when(pl.any_horizontal(checks).fill_null(False)).then(pl.lit("out_of_range"))
+
+
+@register_check
+class Validity(Check):
+    """Per field: the share of present values that cast and are in range (high under the threshold).
+
+    Its score part is the share of all rows in (parsed or not) that passed every check.
+    """
+
+    name = "validity"
+    part = "validity"
+
+    def field_reasons(self, f: Field) -> list[pl.Expr]:
+        """The cast failure, then the range failure."""
+        bound = range_reason(f)
+        return [Scratch.CAST.col(f.name)] + ([bound] if bound is not None else [])
+
+    def _failing(self, f: Field) -> pl.Expr:
+        return pl.any_horizontal([e.is_not_null() for e in self.field_reasons(f)])
+
+    def aggregates(self, rows: RowContext) -> dict[str, pl.Expr]:
+        """Per field: values missing and values failing."""
+        out = {}
+        for f in rows.blueprint.fields:
+            out[f"missing {f.name}"] = (~Scratch.PRESENT.col(f.name)).sum()
+            out[f"failing {f.name}"] = self._failing(f).sum()
+        return out
+
+    def _kinds(self, f: Field, checked: pl.LazyFrame) -> str:
+        counts = (
+            checked.filter(self._failing(f))
+            .select(pl.concat_list(self.field_reasons(f)).list.drop_nulls().alias("r"))
+            .explode("r")
+            .drop_nulls()
+            .group_by("r")
+            .len()
+            .sort(["len", "r"], descending=[True, False])
+            .collect()
+        )
+        return ", ".join(f"{r} x{c}" for r, c in counts.iter_rows())
+
+    def issues(self, found: dict[str, Any], ctx: IssueContext) -> list[Issue]:
+        """One issue per field with failing values, naming the reasons and their counts."""
+        out = []
+        for f in ctx.blueprint.fields:
+            n_bad = int(found[f"failing {f.name}"])
+            n_present = ctx.rows - int(found[f"missing {f.name}"])
+            if not (n_present and n_bad):
+                continue
+            validity = 1 - n_bad / n_present
+            limit = ctx.thresholds.validity
+            out.append(
+                Issue(
+                    Severity.HIGH if validity < limit else Severity.LOW,
+                    f.name,
+                    self.name,
+                    round(validity, 6),
+                    limit,
+                    n_bad,
+                    ctx.examples(self._failing(f), f.name),
+                    f"{f.name}: {n_bad} of {n_present} values invalid ({self._kinds(f, ctx.checked)})",
+                )
+            )
+        return out
+
+    def measure(self, found: dict[str, Any], ctx: IssueContext) -> float:
+        """Valid rows / rows in."""
+        return ctx.rows_valid / ctx.rows_in if ctx.rows_in else 0.0

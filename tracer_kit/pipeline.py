@@ -12,6 +12,7 @@ import json
 import logging
 import platform
 import shutil
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,10 @@ from tracer_kit._scratch import sink_sorted
 from tracer_kit.blueprints import Blueprint, FeatureContext, get_blueprint
 from tracer_kit.config import Config, config_to_jsonable, load_config
 from tracer_kit.errors import PipelineBugError, QualityGateError
-from tracer_kit.ingest import file_sha256
-from tracer_kit.preprocess import fit_preprocessor, save_preprocessor, write_matrix
-from tracer_kit.profiling import column_profiles
+from tracer_kit.ingest import Ingested, file_sha256
+from tracer_kit.outputs import OUTPUTS, OutputContext
+from tracer_kit.preprocess import fit_preprocessor
+from tracer_kit.profiling import column_profiles, hide_personal
 from tracer_kit.quality import QualityResult, assess_ingested, raise_for_gate, read_file
 from tracer_kit.run import STAGES, ProgressFn, RunLifecycle
 from tracer_kit.store import (
@@ -37,7 +39,7 @@ from tracer_kit.store import (
     open_warehouse,
     record_timings,
 )
-from tracer_kit.types import Issue, RunResult
+from tracer_kit.types import Issue, RunOutputs, RunResult
 from tracer_kit.workspace import DEFAULT_PROCESSED, DEFAULT_REPORTS, Workspace
 
 __all__ = [
@@ -233,212 +235,302 @@ def run_pipeline(
     >>> r.state, r.quality_score  # doctest: +SKIP
     ('COMPLETED', 99.1)
     """
+    run = _prepare(path, blueprint, config, warehouse, output_dir, processed_dir, run_id, run_date)
+    run.life.progress = progress
+    handler = _JsonLines(run.space.run_reports(run.run_id) / "run.log", run.run_id)
+    log.addHandler(handler)
+    if log.level == logging.NOTSET or log.level > logging.INFO:
+        log.setLevel(logging.INFO)
+    try:
+        with run.life:
+            _begin(run)
+            with run.life.stage("ingest"):
+                _ingest(run)
+            with run.life.stage("validate"):
+                _validate(run)
+            if not run.quality.passed:
+                _stop_at_gate(run, report=report)
+            with run.life.stage("features"):
+                _features(run)
+            with run.life.stage("preprocess"):
+                _preprocess(run)
+            with run.life.stage("store"):
+                _store(run)
+            _completed(run, return_frame=return_frame)
+            if report:
+                with run.life.stage("report"):
+                    _render_report(run.run_id, run.warehouse, run.space.reports, run.result)
+                record_timings(run.warehouse, run.run_id, run.life.seconds)
+            return _finish(run)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+@dataclass
+class _Run:
+    """What the stages of one in-process run share."""
+
+    bp: Blueprint
+    cfg: Config
+    path: Path
+    run_id: str
+    run_date: dt.date
+    warehouse: str | Path
+    space: Workspace
+    outputs: RunOutputs
+    params: dict[str, Any]
+    life: RunLifecycle
+    result: RunResult
+    fields: dict[str, Any] = field(default_factory=dict)  # the runs-table fields to commit
+    ing: Ingested | None = None
+    q: QualityResult | None = None
+    moves: list[tuple[Path, Path]] = field(default_factory=list)
+    rows_out: int = 0
+
+    @property
+    def quality(self) -> QualityResult:
+        """The quality stage's result (after :func:`_validate`)."""
+        if self.q is None:
+            raise PipelineBugError("the quality stage has not run")
+        return self.q
+
+    @property
+    def staged_parquet(self) -> Path:
+        """The processed rows before the commit moves them into place."""
+        return self.space.run_staging(self.run_id) / f"{self.run_id}.parquet"
+
+
+def _run_outputs(space: Workspace, bp: Blueprint, run_id: str) -> RunOutputs:
+    """Where every file of the run will be once committed (recorded when the run starts)."""
+    final = space.processed_file(bp.name, run_id)
+    outputs = RunOutputs(
+        parquet=str(final),
+        staging=str(space.run_staging(run_id)),
+        report=str(space.run_reports(run_id) / "report.html"),
+        log=str(space.run_reports(run_id) / "run.log"),
+    )
+    for output in OUTPUTS.values():
+        for key, suffix in output.files.items():
+            outputs[key] = str(final.with_name(f"{run_id}{suffix}"))
+    return outputs
+
+
+def _prepare(
+    path: str | Path,
+    blueprint: str | Blueprint,
+    config: Config | dict[str, Any] | str | Path | None,
+    warehouse: str | Path,
+    output_dir: str | Path,
+    processed_dir: str | Path,
+    run_id: str | None,
+    run_date: dt.date | str | None,
+) -> _Run:
     bp = get_blueprint(blueprint)
     cfg = load_config(config)
     run_id = check_run_id(run_id or new_run_id())
-    path = Path(path)
     if isinstance(run_date, str):
         run_date = dt.date.fromisoformat(run_date)
     run_date = run_date or cfg.run_date or dt.datetime.now(dt.UTC).date()
     space = Workspace.of(warehouse, processed_dir, output_dir)
-    processed_dir = space.processed
-    staging = space.run_staging(run_id)
-    bronze_dir = space.bronze
-    run_dir = space.run_reports(run_id)
-    final_parquet = space.processed_file(bp.name, run_id)
-    outputs = {
-        "parquet": str(final_parquet),
-        "model": str(final_parquet.with_suffix(".model.parquet")),
-        "preprocessor": str(final_parquet.with_suffix(".preprocessor.skops")),
-        "preprocessor_json": str(final_parquet.with_suffix(".preprocessor.json")),
-        "staging": str(staging),
-        "report": str(run_dir / "report.html"),
-        "log": str(run_dir / "run.log"),
-    }
+    outputs = _run_outputs(space, bp, run_id)
     params: dict[str, Any] = {
         "config": config_to_jsonable(cfg),
         "run_date": run_date.isoformat(),
         "reference_date": cfg.reference_date.isoformat() if cfg.reference_date else None,
-        "processed_dir": str(processed_dir),
+        "processed_dir": str(space.processed),
         "output_dir": str(output_dir),
     }
-    handler = _JsonLines(run_dir / "run.log", run_id)
-    log.addHandler(handler)
-    if log.level == logging.NOTSET or log.level > logging.INFO:
-        log.setLevel(logging.INFO)
-    life = RunLifecycle(warehouse, run_id, progress=progress)
-    dataset = cfg.dataset or dataset_name(path)
-    record = {
-        "run_id": run_id,
-        "blueprint": bp.name,
-        "dataset": dataset,
-        "input_path": str(path),
-        "params": params,
-        "versions": package_versions(),
-        "outputs": outputs,
-    }
+    path = Path(path)
     result = RunResult(
         run_id=run_id,
         blueprint=bp.name,
-        dataset=dataset,
+        dataset=cfg.dataset or dataset_name(path),
         state="IN_PROGRESS",
         input_path=str(path),
         params=params,
         outputs=outputs,
     )
+    life = RunLifecycle(warehouse, run_id)
+    return _Run(bp, cfg, path, run_id, run_date, warehouse, space, outputs, params, life, result)
+
+
+def _begin(run: _Run) -> None:
+    open_warehouse(run.warehouse)
+    record = {
+        "run_id": run.run_id,
+        "blueprint": run.bp.name,
+        "dataset": run.result.dataset,
+        "input_path": str(run.path),
+        "params": run.params,
+        "versions": package_versions(),
+        "outputs": run.outputs.as_dict(),
+    }
+    run.life.start(record)
+    log.info(
+        "run started: %s on %s", run.bp.name, run.path, extra={"fields": {"input": str(run.path)}}
+    )
+
+
+def _ingest(run: _Run) -> None:
+    staging = run.space.run_staging(run.run_id)
+    run.ing = read_file(run.path, run.cfg, staging_dir=staging, blueprint=run.bp)
+    for warning in run.ing.info.warnings:
+        log.warning(warning)
+    run.result.input_sha256 = run.ing.info.sha256
+    run.life.known["input_sha256"] = run.ing.info.sha256
+
+
+def _validate(run: _Run) -> None:
+    ing = run.ing
+    assert ing is not None
+    staging = run.space.run_staging(run.run_id)
+    q = assess_ingested(ing, run.bp, config=run.cfg, run_date=run.run_date, work_dir=staging)
+    run.q = q
+    run.params.update(
+        reference_date=q.reference_date.isoformat() if q.reference_date else None,
+        column_map=q.column_map,
+        date_formats=q.date_formats,
+        transforms=q.transform_counts,
+        personal=q.personal,
+        personal_columns=[
+            next((src for src, dst in q.column_map.items() if dst == name), name)
+            for name in q.personal
+        ],
+    )
+    run.result = run.result.model_copy(
+        update={
+            "rows_in": q.rows_in,
+            "rows_valid": q.rows_valid,
+            "rows_quarantined": q.rows_quarantined,
+            "quality_score": q.score,
+            "score_parts": q.score_parts,
+            "issues": [i.to_dict() for i in q.issues],
+            "params": run.params,
+        }
+    )
+    run.fields = {
+        "run_id": run.run_id,
+        "input_path": str(run.path),
+        "input_sha256": ing.info.sha256,
+        "read_options": {**ing.info.read_options(), "hash": ing.info.read_options_hash()},
+        "read_options_hash": ing.info.read_options_hash(),
+        "params": run.params,
+        "rows_in": q.rows_in,
+        "rows_valid": q.rows_valid,
+        "rows_quarantined": q.rows_quarantined,
+        "quality_score": q.score,
+        "score_parts": q.score_parts,
+        "outputs": run.outputs.as_dict(),
+    }
+
+
+def _commit(run: _Run, profiles: pl.DataFrame | None, *, processed: bool) -> None:
+    """The one commit path: the run's end state, bronze, quarantine, issues and files at once."""
+    q = run.quality
+    commit_run(
+        run.warehouse,
+        run.bp,
+        run.fields,
+        bronze=BronzeFiles(q.bronze_path, q.bronze_rejects_path, q.bronze_columns),
+        bronze_dir=run.space.bronze,
+        quarantine=q.quarantine_path,
+        issues=run.result.issues,
+        profiles=profiles,
+        staged_parquet=run.staged_parquet if processed else None,
+        final_parquet=Path(run.outputs["parquet"]) if processed else None,
+        stage_seconds=run.life.seconds,
+        extra_files=run.moves if processed else (),
+    )
+    run.life.committed()  # the commit point: a later report failure leaves the run as recorded
+    shutil.rmtree(run.space.run_staging(run.run_id), ignore_errors=True)
+
+
+def _stop_at_gate(run: _Run, *, report: bool) -> None:
+    """Commit the failed run (bronze, quarantine, issues), render its report, raise."""
+    q = run.quality
+    gate_msg = f"{run.path}: quality gate failed: " + "; ".join(q.gate_failures)
+    run.fields.update(state="FAILED", rows_out=0, error=gate_msg)
+    _commit(run, None, processed=False)
+    run.result = run.result.model_copy(
+        update={"state": "FAILED", "error": gate_msg, "stage_seconds": run.life.seconds}
+    )
+    log.error(gate_msg)
+    if report:
+        _render_report(run.run_id, run.warehouse, run.space.reports, run.result)
     try:
-        with life:
-            open_warehouse(warehouse)
-            life.start(record)
-            log.info("run started: %s on %s", bp.name, path, extra={"fields": {"input": str(path)}})
-            with life.stage("ingest"):
-                ing = read_file(path, cfg, staging_dir=staging, blueprint=bp)
-                for warning in ing.info.warnings:
-                    log.warning(warning)
-                result.input_sha256 = ing.info.sha256
-                life.known["input_sha256"] = ing.info.sha256
-            read_options = {**ing.info.read_options(), "hash": ing.info.read_options_hash()}
-            with life.stage("validate"):
-                q = assess_ingested(ing, bp, config=cfg, run_date=run_date, work_dir=staging)
-                mapping = q.column_map
-                bronze = BronzeFiles(q.bronze_path, q.bronze_rejects_path, q.bronze_columns)
-                quarantine = q.quarantine_path
-            params.update(
-                reference_date=q.reference_date.isoformat() if q.reference_date else None,
-                column_map=mapping,
-                date_formats=q.date_formats,
-            )
-            result = result.model_copy(
-                update={
-                    "rows_in": q.rows_in,
-                    "rows_valid": q.rows_valid,
-                    "rows_quarantined": q.rows_quarantined,
-                    "quality_score": q.score,
-                    "score_parts": q.score_parts,
-                    "issues": [i.to_dict() for i in q.issues],
-                    "params": params,
-                }
-            )
-            run_fields = {
-                "run_id": run_id,
-                "input_path": str(path),
-                "input_sha256": ing.info.sha256,
-                "read_options": read_options,
-                "read_options_hash": ing.info.read_options_hash(),
-                "params": params,
-                "rows_in": q.rows_in,
-                "rows_valid": q.rows_valid,
-                "rows_quarantined": q.rows_quarantined,
-                "quality_score": q.score,
-                "score_parts": q.score_parts,
-                "outputs": outputs,
-            }
-            if not q.passed:
-                gate_msg = f"{path}: quality gate failed: " + "; ".join(q.gate_failures)
-                commit_run(
-                    warehouse,
-                    bp,
-                    {**run_fields, "state": "FAILED", "rows_out": 0, "error": gate_msg},
-                    bronze=bronze,
-                    bronze_dir=bronze_dir,
-                    quarantine=quarantine,
-                    issues=result.issues,
-                    profiles=None,
-                    staged_parquet=None,
-                    final_parquet=None,
-                    stage_seconds=life.seconds,
-                )
-                life.committed()
-                shutil.rmtree(staging, ignore_errors=True)
-                result = result.model_copy(
-                    update={"state": "FAILED", "error": gate_msg, "stage_seconds": life.seconds}
-                )
-                log.error(gate_msg)
-                if report:
-                    _render_report(run_id, warehouse, output_dir, result)
-                try:
-                    raise_for_gate(q, path)
-                except QualityGateError as exc:
-                    exc.result = result
-                    raise
-            staged_parquet = staging / f"{run_id}.parquet"
-            with life.stage("features"):
-                ctx = feature_context(q, cfg)
-                build_processed(q, bp, staged_parquet, ctx)
-                processed = pl.scan_parquet(staged_parquet)
-                rows_out, nulls = _final_check(processed, bp, q.rows_valid)
-                result.issues += mostly_null_issues(nulls, rows_out, bp, q.valid_lazy(), ctx)
-                for issue in result.issues[len(q.issues) :]:
-                    log.warning(issue["message"])
-            with life.stage("preprocess"):
-                prep = fit_preprocessor(processed, bp, cfg.preprocess)
-                staged_model = staging / f"{run_id}.model.parquet"
-                write_matrix(prep, processed, staged_model)
-                staged_prep = save_preprocessor(prep, staging / f"{run_id}.preprocessor.skops")
-                params["preprocess"] = prep.describe()
-                moves = [
-                    (staged_model, Path(outputs["model"])),
-                    (staged_prep, Path(outputs["preprocessor"])),
-                    (staged_prep.with_suffix(".json"), Path(outputs["preprocessor_json"])),
-                ]
-            with life.stage("store"):
-                profile_columns = [c for c in processed.collect_schema().names() if c != "extras"]
-                profiles = column_profiles(processed, profile_columns)
-                outputs["parquet_sha256"] = file_sha256(staged_parquet)
-                outputs["model_sha256"] = file_sha256(staged_model)
-                run_fields.update(state="COMPLETED", rows_out=rows_out, error=None)
-                commit_run(
-                    warehouse,
-                    bp,
-                    run_fields,
-                    bronze=bronze,
-                    bronze_dir=bronze_dir,
-                    quarantine=quarantine,
-                    issues=result.issues,
-                    profiles=profiles,
-                    staged_parquet=staged_parquet,
-                    final_parquet=final_parquet,
-                    stage_seconds=life.seconds,
-                    extra_files=moves,
-                )
-                life.committed()  # the commit point: a later report failure leaves it COMPLETED
-                shutil.rmtree(staging, ignore_errors=True)
-            result = result.model_copy(
-                update={
-                    "state": "COMPLETED",
-                    "rows_out": rows_out,
-                    "features_created": list(bp.feature_names),
-                    "outputs": dict(outputs),
-                    "stage_seconds": life.seconds,
-                    "frame": pl.read_parquet(final_parquet) if return_frame else None,
-                }
-            )
-            record_timings(
-                warehouse, run_id, life.seconds
-            )  # the store stage ended after its commit
-            if report:
-                with life.stage("report"):
-                    _render_report(run_id, warehouse, output_dir, result)
-                record_timings(warehouse, run_id, life.seconds)
-            result.stage_seconds = dict(life.seconds)
-            log.info(
-                "run completed in %.2f s",
-                sum(life.seconds.values()),
-                extra={
-                    "fields": {
-                        "state": "COMPLETED",
-                        "rows_in": result.rows_in,
-                        "rows_valid": result.rows_valid,
-                        "rows_quarantined": result.rows_quarantined,
-                        "rows_out": result.rows_out,
-                        "quality_score": result.quality_score,
-                    }
-                },
-            )
-            return result
-    finally:
-        log.removeHandler(handler)
-        handler.close()
+        raise_for_gate(q, run.path)
+    except QualityGateError as exc:
+        exc.result = run.result
+        raise
+
+
+def _features(run: _Run) -> None:
+    q = run.quality
+    ctx = feature_context(q, run.cfg)
+    build_processed(q, run.bp, run.staged_parquet, ctx)
+    processed = pl.scan_parquet(run.staged_parquet)
+    run.rows_out, nulls = _final_check(processed, run.bp, q.rows_valid)
+    run.result.issues += mostly_null_issues(nulls, run.rows_out, run.bp, q.valid_lazy(), ctx)
+    for issue in run.result.issues[len(q.issues) :]:
+        log.warning(issue["message"])
+
+
+def _preprocess(run: _Run) -> None:
+    """Fit the preprocessor, then write every registered output into staging."""
+    processed = pl.scan_parquet(run.staged_parquet)
+    ctx = OutputContext(run.run_id, run.bp, run.cfg, processed)
+    ctx.fitted["preprocessor"] = fit_preprocessor(processed, run.bp, run.cfg.preprocess)
+    staging = run.space.run_staging(run.run_id)
+    for output in OUTPUTS.values():
+        staged = {key: staging / Path(run.outputs[key]).name for key in output.files}
+        output.write(ctx, staged)
+        run.moves += [(p, Path(run.outputs[key])) for key, p in staged.items()]
+    run.params.update(ctx.params)
+
+
+def _store(run: _Run) -> None:
+    processed = pl.scan_parquet(run.staged_parquet)
+    columns = [c for c in processed.collect_schema().names() if c != "extras"]
+    profiles = hide_personal(column_profiles(processed, columns), run.quality.personal)
+    run.outputs["parquet_sha256"] = file_sha256(run.staged_parquet)
+    if "model" in run.outputs:
+        run.outputs["model_sha256"] = file_sha256(
+            next(staged for staged, final in run.moves if str(final) == run.outputs["model"])
+        )
+    run.fields.update(
+        state="COMPLETED", rows_out=run.rows_out, error=None, outputs=run.outputs.as_dict()
+    )
+    _commit(run, profiles, processed=True)
+
+
+def _completed(run: _Run, *, return_frame: bool) -> None:
+    final = Path(run.outputs["parquet"])
+    run.result = run.result.model_copy(
+        update={
+            "state": "COMPLETED",
+            "rows_out": run.rows_out,
+            "features_created": list(run.bp.feature_names),
+            "outputs": run.outputs.model_copy(),
+            "stage_seconds": run.life.seconds,
+            "frame": pl.read_parquet(final) if return_frame else None,
+        }
+    )
+    record_timings(
+        run.warehouse, run.run_id, run.life.seconds
+    )  # the store stage ended after its commit
+
+
+def _finish(run: _Run) -> RunResult:
+    result = run.result
+    result.stage_seconds = dict(run.life.seconds)
+    counts = ("rows_in", "rows_valid", "rows_quarantined", "rows_out", "quality_score")
+    log.info(
+        "run completed in %.2f s",
+        sum(run.life.seconds.values()),
+        extra={"fields": {"state": "COMPLETED", **{k: getattr(result, k) for k in counts}}},
+    )
+    return result
 
 
 def _render_report(

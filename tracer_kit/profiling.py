@@ -278,3 +278,22 @@ def dated_statistics(columns: pl.DataFrame) -> pl.DataFrame:
     return columns.with_columns(as_date("mean"), as_date("median")).with_columns(
         pl.when(~is_date).then(pl.col(c)).alias(c) for c in ("mean", "median")
     )
+
+
+def hide_personal(columns: pl.DataFrame, personal: Sequence[str]) -> pl.DataFrame:
+    """Profile rows with the values of personal columns removed (min, max, most frequent values).
+
+    Counts (nulls, distinct) stay; a personal column's values never reach the warehouse's
+    profiles, hence never the report, the notebook or the workbench.
+    """
+    if not personal:
+        return columns
+    hidden = pl.col("column").is_in(list(personal))
+    values = ("min", "max", "hist_edges", "hist_counts")
+    return columns.with_columns(
+        pl.when(hidden)
+        .then(pl.lit("[]" if c.startswith("hist") else None))
+        .otherwise(pl.col(c))
+        .alias(c)
+        for c in values
+    )

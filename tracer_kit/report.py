@@ -351,7 +351,10 @@ def quality_report(
     parquet = run["outputs"].get("parquet")
     if frame is None and run["state"] == "COMPLETED" and parquet and Path(parquet).exists():
         frame = pl.read_parquet(parquet, n_rows=20)
-    sample_rows = frame.head(20).drop("extras", strict=False) if frame is not None else None
+    personal = run["params"].get("personal") or []
+    sample_rows = (
+        frame.head(20).drop("extras", *personal, strict=False) if frame is not None else None
+    )
     html = render_report(
         run,
         profiles,

@@ -871,13 +871,39 @@ def quarantine_rows(
 def _quarantine_sample(
     con: duckdb.DuckDBPyConnection, run_id: str, blueprint: str, limit: int
 ) -> pl.DataFrame:
-    """The first ``limit`` quarantined rows of a run: position, reasons, stage and raw record."""
-    return con.sql(
+    """The first ``limit`` quarantined rows of a run: position, reasons, stage and raw record.
+
+    Values of the run's personal columns are replaced by ``HIDDEN`` in the raw records.
+    """
+    sample = con.sql(
         "SELECT source_row, source_line, array_to_string(reasons, ', ') AS reasons, "
         f"stage, raw::VARCHAR AS raw FROM {quote_ident(f'quarantine_{blueprint}')} "
         f"WHERE run_id = $1 ORDER BY source_row NULLS LAST LIMIT {int(limit)}",
         params=[run_id],
     ).pl()
+    found = con.execute(
+        "SELECT json_extract(params, '$.personal_columns')::VARCHAR FROM runs WHERE run_id = ?",
+        [run_id],
+    ).fetchall()
+    hidden = json.loads(found[0][0]) if found and found[0][0] else []
+    if not hidden or sample.height == 0:
+        return sample
+    return sample.with_columns(
+        pl.col("raw").map_elements(lambda raw: _hide(raw, hidden), pl.String)
+    )
+
+
+#: What a personal value is shown as.
+HIDDEN = "(hidden: personal)"
+
+
+def _hide(raw: str, names: Sequence[str]) -> str:
+    record = json.loads(raw)
+    if isinstance(record, dict):
+        # a line rejected at ingest ("_line") holds every value, personal ones too
+        hide = {*names, "_line"}
+        record = {k: HIDDEN if k in hide and v is not None else v for k, v in record.items()}
+    return json.dumps(record, ensure_ascii=False)
 
 
 QUARANTINE_VIEW_SCHEMA = {

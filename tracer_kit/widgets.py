@@ -342,7 +342,7 @@ class Workbench(w.VBox):
         self.quarantine.value = self._quarantine_html(result)
         head = processed_sample(result)
         if head is not None:
-            head = head.drop("extras", strict=False)
+            head = head.drop("extras", *result.params.get("personal", []), strict=False)
             self.sample.value = html_table(head.to_dicts(), head.columns)
         else:
             self.sample.value = "No processed rows (the run did not complete)."

@@ -52,6 +52,8 @@ class UnreadableRows(Check):
             {"source_row": r, "source_line": ln, "value": raw[:200]}
             for r, ln, raw in rejects.head(5).select("source_row", "source_line", "raw").iter_rows()
         ]
+        if ctx.blueprint.personal:  # a whole line holds the personal values too
+            examples = [{k: v for k, v in e.items() if k != "value"} for e in examples]
         return [
             Issue(
                 Severity.HIGH if share > limit else Severity.LOW,

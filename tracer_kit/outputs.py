@@ -1,0 +1,92 @@
+"""The files a run writes beside its processed Parquet, one registered :class:`Output` each.
+
+An output declares its files (a key in the run's outputs and a suffix after the run id) and
+a ``write`` that fills them in the run's staging folder. Every output is written before the
+commit point and moved into place by the commit with the processed Parquet, so a run's files
+appear together or not at all; ``tracer runs delete`` and ``tracer prune`` remove them by
+the same keys. :func:`register_output` adds one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from tracer_kit.blueprints import Blueprint
+from tracer_kit.config import Config
+
+__all__ = ["OUTPUTS", "Output", "OutputContext", "output_keys", "register_output"]
+
+
+@dataclass
+class OutputContext:
+    """What an output may read: the processed rows and what the run learned on the way."""
+
+    run_id: str
+    blueprint: Blueprint
+    config: Config
+    processed: pl.LazyFrame
+    #: Values stages share with outputs (the fitted preprocessor under ``"preprocessor"``).
+    fitted: dict[str, Any] = field(default_factory=dict)
+    #: Notes an output adds to the run's params (``params[name]``).
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Output:
+    """One output: ``files`` maps an outputs key to a file-name suffix after the run id."""
+
+    name: str
+    text: str
+    files: Mapping[str, str]
+    write: Callable[[OutputContext, dict[str, Path]], None]
+
+
+#: Every output by name, in the order they are written.
+OUTPUTS: dict[str, Output] = {}
+
+
+def register_output(output: Output) -> Output:
+    """Add (or replace) an output; returns it."""
+    OUTPUTS[output.name] = output
+    return output
+
+
+def output_keys() -> tuple[str, ...]:
+    """Every outputs key a run's files are recorded under (the processed Parquet first)."""
+    return ("parquet", *(key for o in OUTPUTS.values() for key in o.files))
+
+
+def _write_matrix(ctx: OutputContext, paths: dict[str, Path]) -> None:
+    from tracer_kit.preprocess import write_matrix
+
+    write_matrix(ctx.fitted["preprocessor"], ctx.processed, paths["model"])
+
+
+def _write_preprocessor(ctx: OutputContext, paths: dict[str, Path]) -> None:
+    from tracer_kit.preprocess import save_preprocessor
+
+    save_preprocessor(ctx.fitted["preprocessor"], paths["preprocessor"])
+    ctx.params["preprocess"] = ctx.fitted["preprocessor"].describe()
+
+
+register_output(
+    Output(
+        "model_matrix",
+        "the model-ready matrix: the fitted preprocessor applied to the processed rows",
+        {"model": ".model.parquet"},
+        _write_matrix,
+    )
+)
+register_output(
+    Output(
+        "preprocessor",
+        "the fitted preprocessor (skops) and its description (JSON)",
+        {"preprocessor": ".preprocessor.skops", "preprocessor_json": ".preprocessor.json"},
+        _write_preprocessor,
+    )
+)

@@ -48,6 +48,19 @@ ConfigOpt = Annotated[
 MapOpt = Annotated[
     list[str] | None, typer.Option("--map", help="Rename a column: SRC=DST (repeatable).")
 ]
+TransformOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--transform",
+        help="Clean a field before its checks: FIELD=STEP,STEP (trim, lower, default=VALUE, ...; repeatable).",
+    ),
+]
+PiiOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--pii", help="A field holding personal data: its values are never shown (repeatable)."
+    ),
+]
 FormatOpt = Annotated[
     str | None, typer.Option("--format", help="csv, json, ndjson, parquet, excel or xml.")
 ]
@@ -162,6 +175,17 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _pairs(items: list[str] | None, flag: str, shape: str) -> dict[str, str]:
+    """``A=B`` options as a dict (the first ``=`` splits)."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise ConfigError(f"{flag} {item!r} should look like {shape}")
+        out[key] = value
+    return out
+
+
 def build_config(
     config: Path | None = None,
     *,
@@ -175,18 +199,20 @@ def build_config(
     max_bytes: int | None = None,
     dataset: str | None = None,
     notebook: Path | None = None,
+    transforms: list[str] | None = None,
+    pii: list[str] | None = None,
 ) -> Any:
     """A Config from ``--config`` plus the command-line overrides."""
     from tracer_kit.config import load_config
 
-    base = load_config(config).model_dump()
-    column_map = dict(base.get("column_map") or {})
-    for item in maps or []:
-        src, sep, dst = item.partition("=")
-        if not sep or not src or not dst:
-            raise ConfigError(f"--map {item!r} should look like SRC=DST")
-        column_map[src] = dst
-    base["column_map"] = column_map
+    loaded = load_config(config)
+    base = loaded.model_dump()
+    if loaded.pseudonymise_key is not None:  # (a secret: model_dump leaves it out)
+        base["pseudonymise_key"] = loaded.pseudonymise_key.get_secret_value()
+    base["column_map"] = {**base["column_map"], **_pairs(maps, "--map", "SRC=DST")}
+    for name, steps in _pairs(transforms, "--transform", "FIELD=STEP,STEP").items():
+        base["transforms"][name] = [step.strip() for step in steps.split(",") if step.strip()]
+    base["pii"] = [*base["pii"], *(p for p in pii or [] if p not in base["pii"])]
     overrides = {
         "reference_date": reference_date,
         "format": format,
@@ -260,6 +286,8 @@ def run(
     reference_date: Annotated[
         str | None, typer.Option("--reference-date", help="YYYY-MM-DD")
     ] = None,
+    transform: TransformOpt = None,
+    pii: PiiOpt = None,
     warehouse: Warehouse = DEFAULT_WAREHOUSE,
     output_dir: OutputDir = DEFAULT_REPORTS,
     no_notebook: Annotated[
@@ -281,6 +309,8 @@ def run(
     cfg = build_config(
         config,
         maps=map,
+        transforms=transform,
+        pii=pii,
         reference_date=reference_date,
         format=format,
         encoding=encoding,
@@ -328,6 +358,8 @@ def validate(
     reference_date: Annotated[
         str | None, typer.Option("--reference-date", help="YYYY-MM-DD")
     ] = None,
+    transform: TransformOpt = None,
+    pii: PiiOpt = None,
     format: FormatOpt = None,  # noqa: A002
     encoding: EncodingOpt = None,
     delimiter: DelimiterOpt = None,
@@ -341,6 +373,8 @@ def validate(
     cfg = build_config(
         config,
         maps=map,
+        transforms=transform,
+        pii=pii,
         reference_date=reference_date,
         format=format,
         encoding=encoding,

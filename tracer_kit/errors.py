@@ -184,6 +184,21 @@ _SPELLINGS: dict[str, dict[str, str]] = {
         "python": "max_bytes={value}",
         "widget": "max_bytes {value} in the config",
     },
+    "transforms": {
+        "cli": "--transform FIELD=STEP,STEP",
+        "python": "transforms={{'FIELD': ['STEP']}}",
+        "widget": "transforms in the config",
+    },
+    "pii": {
+        "cli": "--pii FIELD",
+        "python": "pii=['FIELD']",
+        "widget": "pii in the config",
+    },
+    "pseudonymise_key": {
+        "cli": "pseudonymise_key in the --config file",
+        "python": "pseudonymise_key='...'",
+        "widget": "pseudonymise_key in the config",
+    },
 }
 INTERFACES = ("python", "cli", "widget")
 

@@ -33,6 +33,7 @@ from tracer_kit.errors import (
     error_class,
 )
 from tracer_kit.quality import check_compatible
+from tracer_kit.quality.transforms import key_for_kernel
 from tracer_kit.run import RunLifecycle
 from tracer_kit.store import (
     DEFAULT_WAREHOUSE,
@@ -288,18 +289,19 @@ def run_notebook(
         _use_own_kernelspec()
         failure: BaseException | None = None
         try:
-            pm.execute_notebook(
-                str(template),
-                str(executed),
-                parameters=params,
-                kernel_name=KERNEL,
-                cwd=str(cwd),
-                progress_bar=False,
-                log_output=False,
-                execution_timeout=timeout,
-                # keep ipykernel's start-up warnings (TCP without encryption) off the terminal
-                extra_arguments=["--IPKernelApp.log_level=ERROR"],
-            )
+            with key_for_kernel(cfg):  # the key reaches the kernel, never the notebook
+                pm.execute_notebook(
+                    str(template),
+                    str(executed),
+                    parameters=params,
+                    kernel_name=KERNEL,
+                    cwd=str(cwd),
+                    progress_bar=False,
+                    log_output=False,
+                    execution_timeout=timeout,
+                    # keep ipykernel's start-up warnings (TCP without encryption) off the terminal
+                    extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                )
         except PapermillExecutionError as exc:
             failure = exc
         life.handed_over()  # the kernel's run recorded how it ended

@@ -35,6 +35,7 @@ import polars as pl
 from tracer_kit._testing import pause_for_tests
 from tracer_kit.blueprints import Blueprint
 from tracer_kit.errors import ConfigError, TracerError, WarehouseBusyError
+from tracer_kit.outputs import output_keys
 from tracer_kit.types import ACTIVE_STATES, RunState
 
 log = logging.getLogger("tracer_kit")
@@ -312,12 +313,8 @@ def _pid_alive(pid: int | None) -> bool:
     return True
 
 
-#: The ``outputs`` keys naming a run's own data files (a FAILED run's are removed).
-RUN_FILE_KEYS = ("parquet", "model", "preprocessor", "preprocessor_json")
-
-
 def _remove_outputs(outputs: dict[str, Any]) -> None:
-    for key in RUN_FILE_KEYS:
+    for key in output_keys():
         p = outputs.get(key)
         if p and Path(p).is_file():
             Path(p).unlink()
@@ -964,7 +961,7 @@ _RUN_TABLES = ("stage_timings", "quality_issues", "column_profiles", "processed_
 
 def _run_files(outputs: dict[str, Any]) -> list[Path]:
     """A run's own files: processed rows, model matrix, preprocessor, and its report folder."""
-    files = [Path(outputs[k]) for k in RUN_FILE_KEYS if outputs.get(k)]
+    files = [Path(outputs[k]) for k in output_keys() if outputs.get(k)]
     if outputs.get("report"):
         files.append(Path(outputs["report"]).parent)
     return [p for p in files if p.exists()]

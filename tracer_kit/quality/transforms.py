@@ -14,11 +14,12 @@ environment variable and is never written to any output.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import hmac
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -39,6 +40,7 @@ __all__ = [
     "parse_step",
     "plan",
     "describe",
+    "key_for_kernel",
     "register_transform",
 ]
 
@@ -161,7 +163,7 @@ def configured(blueprint: Blueprint, config: Config) -> Blueprint:
     unknown = [n for n in [*config.transforms, *config.pii] if n not in names]
     if unknown:
         msg = (
-            f"{option('transforms')}/{option('pii')} name field(s) {', '.join(map(repr, unknown))} "
+            f"transforms or pii name field(s) {', '.join(map(repr, unknown))} "
             f"that blueprint {blueprint.name!r} does not have; its fields are "
             f"{', '.join(blueprint.field_names)}"
         )
@@ -286,3 +288,24 @@ def describe(steps: Sequence[Step]) -> str:
     for s in steps:
         by_field.setdefault(s.field, []).append(s.label)
     return "; ".join(f"{f}: {', '.join(labels)}" for f, labels in by_field.items())
+
+
+@contextlib.contextmanager
+def key_for_kernel(config: Config) -> Iterator[None]:
+    """While inside, a config's pseudonymisation key is in :data:`KEY_ENV` (for a notebook kernel).
+
+    The kernel inherits the environment, so the key never goes into the notebook's
+    parameters (which the executed notebook keeps).
+    """
+    if config.pseudonymise_key is None:
+        yield
+        return
+    before = os.environ.get(KEY_ENV)
+    os.environ[KEY_ENV] = config.pseudonymise_key.get_secret_value()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(KEY_ENV, None)
+        else:
+            os.environ[KEY_ENV] = before

@@ -1,0 +1,495 @@
+"""Delimited text (CSV, TSV, ``;`` and ``|``): one vectorised byte pass, then polars' CSV scan.
+
+The pass (NumPy over chunks of :attr:`Settings.read_chunk_bytes`) hashes the file, checks
+UTF-8, and finds each record's first line and field count, which polars' ``scan_csv`` does
+not report; ragged, undecodable and NUL-holding records become rejects.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from tracer_kit.errors import option
+from tracer_kit.ingest.detect import _head, sniff_decimal, sniff_delimiter
+from tracer_kit.ingest.registry import Reader, ReadOutcome, ReadRequest, register_reader
+from tracer_kit.ingest.source import REJECT_SCHEMA, _fail, _rename_note, reserved_renames
+from tracer_kit.settings import settings
+
+__all__ = ["conflict_marker"]
+
+
+@dataclass
+class _Records:
+    """Per data record (header excluded): where it starts and whether polars sees it as a row."""
+
+    header_fields: int
+    n_records: int  # polars rows (header excluded), blanks included
+    start_lines: np.ndarray | None  # None when record i starts on line i + 2 for every i
+    blank: np.ndarray  # record indices (0-based, header excluded) of blank lines
+    bad: np.ndarray  # record indices with a wrong field count
+    bad_fields: np.ndarray
+    bad_offsets: np.ndarray  # (start, end) byte offsets of bad records
+    bad_utf8: np.ndarray  # record indices holding invalid UTF-8
+    nul: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # records with NUL
+    line_shift: int = 0  # lines before the header that the scanned copy left out (``sep=;``)
+
+
+class _BadOffsets(threading.local):
+    """Where the UTF-8 decoder failed, per thread (the error handler below is process-wide)."""
+
+    def __init__(self) -> None:
+        self.items: list[int] = []
+
+    def append(self, value: int) -> None:
+        self.items.append(value)
+
+    def clear(self) -> None:
+        self.items.clear()
+
+    def __iter__(self):  # noqa: ANN204
+        return iter(list(self.items))
+
+
+_BAD_OFFSETS = _BadOffsets()
+
+
+def _record_bad_utf8(exc: UnicodeDecodeError) -> tuple[str, int]:
+    _BAD_OFFSETS.append(exc.start)
+    return "\ufffd", exc.end
+
+
+codecs.register_error("tracer_record", _record_bad_utf8)
+
+
+class _RecordScan:
+    """Accumulates, chunk by chunk, only what later steps need: the bad and blank records,
+    their offsets, and each record's first line once any record spans several lines.
+    Memory stays small for well-formed files whatever their size.
+    """  # noqa: D205
+
+    def __init__(self) -> None:
+        self.header_fields: int | None = None
+        self.records = 0  # records completed so far, the header included
+        self.trivial = True  # so far, data record i starts on line i + 2
+        self.lines: list[np.ndarray] = []
+        self.blank: list[np.ndarray] = []
+        self.bad: list[np.ndarray] = []
+        self.bad_fields: list[np.ndarray] = []
+        self.bad_offsets: list[np.ndarray] = []
+        self.bad_utf8: list[np.ndarray] = []
+        self.nul: list[np.ndarray] = []
+
+    def add(
+        self,
+        s_lines: np.ndarray,
+        s_offs: np.ndarray,
+        e_offs: np.ndarray,
+        last: np.ndarray,
+        fields: np.ndarray,
+        utf8_offsets: list[int],
+        nul_offsets: np.ndarray | None = None,
+    ) -> None:
+        """Take the records completed in one chunk (global byte offsets, first lines, field counts)."""
+        n = len(fields)
+        ids = self.records + np.arange(n)  # 0 = header
+        if self.header_fields is None:
+            self.header_fields = int(fields[0])
+        data = ids >= 1
+        lengths = e_offs - s_offs
+        blank = ((lengths == 0) | ((lengths == 1) & (last == 13))) & data
+        bad = (fields != self.header_fields) & ~blank & data
+        self.blank.append(ids[blank] - 1)
+        self.bad.append(ids[bad] - 1)
+        self.bad_fields.append(fields[bad])
+        self.bad_offsets.append(np.stack([s_offs[bad], e_offs[bad]], axis=1))
+        if utf8_offsets:
+            self.bad_utf8.append(
+                self.records + np.searchsorted(e_offs, np.asarray(utf8_offsets), side="left")
+            )
+        if nul_offsets is not None and len(nul_offsets):
+            self.nul.append(self.records + np.searchsorted(e_offs, nul_offsets, side="left"))
+        expected = ids[data] + 1
+        if self.trivial and not np.array_equal(s_lines[data], expected):
+            self.trivial = False
+            self.lines.append(
+                np.arange(2, int(ids[data][0]) + 1 if data.any() else 2, dtype=np.int64)
+            )
+        if not self.trivial:
+            self.lines.append(s_lines[data].astype(np.int64))
+        self.records += n
+
+    def result(self, path: Path) -> _Records:
+        if self.records == 0 or self.header_fields is None:
+            raise _fail(path, "has no lines")
+
+        def cat(parts: list[np.ndarray], dtype: Any = np.int64) -> np.ndarray:
+            return np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype=dtype)
+
+        bad_utf8 = np.unique(cat(self.bad_utf8))
+        if len(bad_utf8) and bad_utf8[0] == 0:
+            raise _fail(path, "has invalid UTF-8 in its header line", line=1)
+        nul = np.unique(cat(self.nul))
+        if len(nul) and nul[0] == 0:
+            raise _fail(path, "has a NUL byte in its header line", line=1)
+        return _Records(
+            header_fields=self.header_fields,
+            n_records=self.records - 1,
+            start_lines=None if self.trivial else cat(self.lines),
+            blank=cat(self.blank),
+            bad=cat(self.bad),
+            bad_fields=cat(self.bad_fields),
+            bad_offsets=np.concatenate(self.bad_offsets)
+            if self.bad_offsets
+            else np.empty((0, 2), np.int64),
+            bad_utf8=bad_utf8 - 1,
+            nul=nul - 1,
+        )
+
+
+_CONFLICT = re.compile(rb"(?m)^(<{7}|={7}|>{7})(?: .*)?\r?$")
+
+
+def _conflict_marker(path: Path, chunk: bytes, lines_before: int) -> None:
+    """Refuse a file committed in the middle of a git merge, naming the marker and its line."""
+    if b"<<<<<<<" not in chunk and b">>>>>>>" not in chunk:
+        return
+    found = _CONFLICT.search(chunk)
+    if found is None:
+        return
+    line = lines_before + chunk.count(b"\n", 0, found.start()) + 1
+    marker = found.group(0).decode("utf-8", errors="replace").strip()
+    msg = (
+        f"line {line} is a git conflict marker ({marker!r}): the file was saved in the middle "
+        "of a merge; resolve the conflict and try again"
+    )
+    raise _fail(path, msg, line=line)
+
+
+def _scan_records(
+    path: Path,
+    delimiter: str,
+    hasher: Any | None,
+    *,
+    check_utf8: bool,
+    original: Path | None = None,
+) -> _Records:
+    """One vectorised pass: record boundaries outside quotes, field counts, first lines.
+
+    A newline ends a record when the number of quote characters before it is even; a
+    delimiter separates fields under the same condition. Escaped quotes (``""``) toggle
+    twice, so the parity rule holds for RFC 4180 files.
+    """
+    delim = ord(delimiter)
+    parity = 0
+    lines_before = 0
+    rec_start_line, rec_start_off, rec_fields = 1, 0, 0
+    prev_last = -1
+    offset = 0
+    scan = _RecordScan()
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="tracer_record") if check_utf8 else None
+    with path.open("rb") as fh:
+        while True:
+            chunk = fh.read(settings.read_chunk_bytes)
+            if not chunk:
+                break
+            if hasher is not None:
+                hasher.update(chunk)
+            utf8_offsets: list[int] = []
+            # pure-ASCII chunks (the common case) are valid UTF-8 without decoding
+            if decoder is not None and not (chunk.isascii() and not decoder.getstate()[0]):
+                _BAD_OFFSETS.clear()
+                pending = len(decoder.getstate()[0])
+                decoder.decode(chunk)
+                utf8_offsets = [offset - pending + o for o in _BAD_OFFSETS]
+            _conflict_marker(original or path, chunk, lines_before)
+            a = np.frombuffer(chunk, dtype=np.uint8)
+            nul = offset + np.flatnonzero(a == 0) if b"\x00" in chunk else None
+            q = np.flatnonzero(a == 34)
+            nl = np.flatnonzero(a == 10)
+            dl = np.flatnonzero(a == delim)
+            if len(q):
+                end_idx = np.flatnonzero(((parity + np.searchsorted(q, nl)) & 1) == 0)
+                dl_out = dl[((parity + np.searchsorted(q, dl)) & 1) == 0]
+            else:  # no quote in the chunk: the carried parity decides for all
+                end_idx = np.arange(len(nl)) if parity == 0 else np.empty(0, dtype=np.int64)
+                dl_out = dl if parity == 0 else dl[:0]
+            ends = nl[end_idx]
+            if len(ends):
+                cum = np.searchsorted(dl_out, ends)
+                count = np.diff(cum, prepend=0)
+                count[0] += rec_fields
+                end_lines = lines_before + end_idx + 1
+                s_lines = np.concatenate(([rec_start_line], end_lines[:-1] + 1))
+                s_offs = np.concatenate(([rec_start_off], offset + ends[:-1] + 1))
+                before_end = np.where(ends > 0, a[np.maximum(ends - 1, 0)], prev_last)
+                scan.add(s_lines, s_offs, offset + ends, before_end, count + 1, utf8_offsets, nul)
+                rec_start_line = int(end_lines[-1]) + 1
+                rec_start_off = int(offset + ends[-1] + 1)
+                rec_fields = len(dl_out) - int(cum[-1])
+            elif utf8_offsets or nul is not None:
+                if utf8_offsets:
+                    scan.bad_utf8.append(np.full(len(utf8_offsets), scan.records))
+                if nul is not None:
+                    scan.nul.append(np.full(1, scan.records))
+                rec_fields += len(dl_out)
+            else:
+                rec_fields += len(dl_out)
+            parity = (parity + len(q)) & 1
+            lines_before += len(nl)
+            prev_last = int(a[-1])
+            offset += len(chunk)
+    if decoder is not None:
+        _BAD_OFFSETS.clear()
+        decoder.decode(b"", final=True)
+        if list(_BAD_OFFSETS):
+            scan.bad_utf8.append(np.array([scan.records]))
+    if parity:
+        msg = f"a quoted field opened on line {rec_start_line} is never closed"
+        raise _fail(path, msg, line=rec_start_line)
+    if rec_start_off < offset:  # last record without a trailing newline
+        scan.add(
+            np.array([rec_start_line]),
+            np.array([rec_start_off]),
+            np.array([offset]),
+            np.array([prev_last]),
+            np.array([rec_fields + 1]),
+            [],
+        )
+    return scan.result(path)
+
+
+def _line_text(path: Path, start: int, end: int, limit: int = 10_000) -> str:
+    with path.open("rb") as fh:
+        fh.seek(start)
+        data = fh.read(min(end - start, limit))
+    return data.decode("utf-8", errors="replace").rstrip("\r\n")
+
+
+_SEP_LINE = re.compile(r"^\ufeff?sep=(.)\s*$")
+
+
+def _sample_lines(path: Path, original: Path) -> list[str]:
+    """Up to 200 whole lines from the start of a UTF-8 text file (BOM removed)."""
+    head = _head(path)
+    text = head.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    if not text.strip():
+        raise _fail(original, "contains only whitespace, no header and no rows")
+    lines = text.splitlines()[:200]
+    if len(head) == settings.sniff_bytes and len(lines) > 1:
+        lines = lines[:-1]  # the last sampled line may be cut
+    return lines
+
+
+def _without_first_line(path: Path, dest: Path, hasher: Any | None) -> Path:
+    """Copy ``path`` without its first line (hashing every original byte into ``hasher``)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("rb") as src, dest.open("wb") as out:
+        first = src.readline()
+        if hasher is not None:
+            hasher.update(first)
+        for chunk in iter(lambda: src.read(settings.read_chunk_bytes), b""):
+            if hasher is not None:
+                hasher.update(chunk)
+            out.write(chunk)
+    return dest
+
+
+def _read_delimited(
+    path: Path,
+    original: Path,
+    *,
+    delimiter: str | None,
+    on_bad_lines: str,
+    hasher: Any | None,
+    staging: Path,
+) -> tuple[pl.LazyFrame, pl.DataFrame, dict[str, Any]]:
+    sample_lines = _sample_lines(path, original)
+    shift = 0
+    sep = _SEP_LINE.match(sample_lines[0])
+    if sep:  # Excel's "sep=;" first line names the delimiter; the header is the next line
+        path = _without_first_line(path, staging / f"{original.name}.nosep", hasher)
+        hasher, shift = None, 1
+        delimiter = delimiter or sep.group(1)
+        sample_lines = _sample_lines(path, original)
+    delim = delimiter or sniff_delimiter(sample_lines)
+    decimal = sniff_decimal(sample_lines, delim)
+    header = next(csv.reader(sample_lines[:50], delimiter=delim), [])
+    header = [h.strip() for h in header]
+    if header and header[0].startswith("\ufeff"):
+        header[0] = header[0][1:]
+    for i, name in enumerate(header, start=1):
+        if not name:
+            msg = f"header line has an empty column name at position {i}"
+            raise _fail(original, msg, line=1)
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header, start=1):
+        if name in seen:
+            msg = f"header line names column {name!r} twice (positions {seen[name]} and {i})"
+            raise _fail(original, msg, line=1, column=name)
+        seen[name] = i
+    renames = reserved_renames(header)
+    header = [renames.get(h, h) for h in header]
+    records = _scan_records(path, delim, hasher, check_utf8=True, original=original)
+    if records.n_records - len(records.blank) == 0:
+        raise _fail(original, "has a header but no data rows", line=1)
+    bad_idx = np.union1d(np.union1d(records.bad, records.bad_utf8), records.nul)
+    records.line_shift = shift
+    rejects = _delimited_rejects(path, original, records, on_bad_lines, delim, header)
+    lf = pl.scan_csv(
+        path,
+        separator=delim,
+        has_header=True,
+        new_columns=header,
+        infer_schema=False,
+        truncate_ragged_lines=True,
+        encoding="utf8-lossy" if len(records.bad_utf8) else "utf8",
+        quote_char='"',
+        raise_if_empty=False,
+    ).with_row_index("_rec")
+    drop = np.union1d(bad_idx, records.blank)
+    if records.start_lines is None and len(records.blank) == 0:
+        rec = pl.col("_rec").cast(pl.Int64)
+        lf = lf.with_columns(source_row=rec + 1, source_line=rec + 2 + shift)
+        if len(drop):
+            lf = lf.filter(~pl.col("_rec").is_in(pl.Series(drop.astype(np.int64)).implode()))
+    else:
+        keep = np.setdiff1d(np.arange(records.n_records), drop)
+        rows, lines = _source_positions(records, keep)
+        mapping = pl.DataFrame(
+            {"_rec": pl.Series(keep, dtype=pl.UInt32), "source_row": rows, "source_line": lines}
+        )
+        lf = lf.join(mapping.lazy(), on="_rec", how="inner", maintain_order="left")
+    lf = lf.drop("_rec").select("source_row", "source_line", *header)
+    options = {
+        "delimiter": delim,
+        "decimal": decimal,
+        "columns": header,
+        "rows": records,
+        "notes": _rename_note(renames),
+    }
+    return lf, rejects, options
+
+
+def _source_positions(records: _Records, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``source_row`` (blank lines skipped) and ``source_line`` of the given data records."""
+    idx = np.asarray(indices, dtype=np.int64)
+    rows = idx + 1 - np.searchsorted(records.blank, idx)
+    lines = records.start_lines[idx] if records.start_lines is not None else idx + 2
+    return rows, lines.astype(np.int64) + records.line_shift
+
+
+def _nul_column(text: str, delimiter: str, header: list[str] | None) -> str:
+    """Which field of a record's text holds the NUL byte (its header name when known)."""
+    for i, value in enumerate(
+        next(csv.reader([text.replace("\x00", "\ufffd")], delimiter=delimiter), [])
+    ):
+        if "\ufffd" in value and "\x00" in text:
+            return repr(header[i]) if header and i < len(header) else f"field {i + 1}"
+    return "a field"
+
+
+def _delimited_rejects(
+    path: Path,
+    original: Path,
+    records: _Records,
+    on_bad_lines: str,
+    delimiter: str,
+    header: list[str] | None = None,
+) -> pl.DataFrame:
+    all_bad = np.union1d(np.union1d(records.bad, records.bad_utf8), records.nul)
+    if len(all_bad) == 0:
+        return pl.DataFrame(schema=REJECT_SCHEMA)
+    rows, lines = _source_positions(records, all_bad)
+    fields = dict(zip(records.bad.tolist(), records.bad_fields.tolist(), strict=True))
+    nul = set(records.nul.tolist())
+    offsets = dict(zip(records.bad.tolist(), records.bad_offsets.tolist(), strict=True))
+    shift = records.line_shift
+    texts = _line_texts(
+        path,
+        {int(ln) - shift for i, ln in zip(all_bad.tolist(), lines, strict=True) if i not in fields},
+    )
+    raws, reasons = [], []
+    for idx, line in zip(all_bad.tolist(), lines.tolist(), strict=True):
+        if idx in fields:
+            raws.append(_line_text(path, *offsets[idx]))
+            reasons.append(f"ragged_row: {fields[idx]} fields, expected {records.header_fields}")
+        elif idx in nul:
+            text = texts.get(line - shift, "")
+            raws.append(text.replace("\x00", "\u2400"))  # ␀: visible, and valid in JSON text
+            reasons.append(f"nul_byte: a NUL byte in {_nul_column(text, delimiter, header)}")
+        else:
+            raws.append(texts.get(line - shift, ""))
+            reasons.append("invalid_encoding: not valid UTF-8")
+    if on_bad_lines == "error":
+        first = reasons[0]
+        if first.startswith("ragged_row"):
+            msg = (
+                f"line {lines[0]} has {fields[int(all_bad[0])]} fields, expected "
+                f"{records.header_fields} (ragged row; use "
+                f"{option('on_bad_lines', value='quarantine')} to keep the other rows)"
+            )
+        elif first.startswith("nul_byte"):
+            msg = (
+                f"line {lines[0]} holds {first.split(': ', 1)[1]} (use "
+                f"{option('on_bad_lines', value='quarantine')} to keep the other rows)"
+            )
+        else:
+            msg = (
+                f"line {lines[0]} is not valid UTF-8 (pass {option('encoding', value='cp1252')} "
+                "or latin-1 if the file is not UTF-8)"
+            )
+        raise _fail(original, msg, line=int(lines[0]))
+    return pl.DataFrame(
+        {"source_row": rows, "source_line": lines, "raw": raws, "reason": reasons},
+        schema=REJECT_SCHEMA,
+    )
+
+
+def _line_texts(path: Path, wanted: set[int]) -> dict[int, str]:
+    """Text of the given physical lines (slow path, only for undecodable records)."""
+    found: dict[int, str] = {}
+    if not wanted:
+        return found
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if number in wanted:
+                found[number] = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+                if len(found) == len(wanted):
+                    break
+    return found
+
+
+def _delimited_reader(req: ReadRequest) -> ReadOutcome:
+    lf, rejects, opts = _read_delimited(
+        req.work,
+        req.path,
+        delimiter=req.delimiter,
+        on_bad_lines=req.on_bad_lines,
+        hasher=req.hasher,
+        staging=req.staging,
+    )
+    req.notes.extend(opts["notes"])
+    recs: _Records = opts["rows"]
+    return ReadOutcome(
+        frame=lf,
+        columns=opts["columns"],
+        rejects=rejects,
+        rows=recs.n_records - len(recs.blank),
+        delimiter=opts["delimiter"],
+        decimal=opts["decimal"],
+    )
+
+
+#: The public name of the conflict-marker check (every text format runs it).
+conflict_marker = _conflict_marker
+
+register_reader(Reader("csv", True, _delimited_reader, (".csv", ".tsv", ".txt", ".psv")))

@@ -1,0 +1,103 @@
+"""Excel ``.xlsx`` workbooks: one sheet (named, by index, or the first that fits the blueprint)."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from tracer_kit.errors import option
+from tracer_kit.ingest.registry import (
+    Reader,
+    ReadOutcome,
+    ReadRequest,
+    SheetFits,
+    as_text,
+    outcome,
+    register_reader,
+    with_rows,
+)
+from tracer_kit.ingest.source import _fail, _short
+
+__all__: list[str] = []
+
+
+def _fitting_sheet(path: Path, reader: Any, sheets: list[str], fits: SheetFits) -> str:
+    """The first sheet whose header row has what ``fits`` asks for (a blueprint's fields)."""
+    headers = {}
+    for name in sheets:
+        try:
+            headers[name] = [c.name for c in reader.load_sheet(name, n_rows=0).available_columns()]
+        except Exception:  # noqa: BLE001 - an empty or chart-only sheet has no header row
+            headers[name] = []
+        if fits(headers[name]):
+            return name
+    listed = "; ".join(
+        f"{n!r} ({', '.join(map(repr, h[:6])) or 'empty'}{', ...' if len(h) > 6 else ''})"
+        for n, h in headers.items()
+    )
+    msg = f"no sheet has the columns the blueprint needs; its sheets are {listed} (choose one with {option('sheet', value='NAME')})"
+    raise _fail(path, msg)
+
+
+def _read_excel(
+    path: Path,
+    sheet: str | int | None,
+    fits: SheetFits | None = None,
+    notes: list[str] | None = None,
+) -> tuple[pl.DataFrame, str]:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except zipfile.BadZipFile:
+        raise _fail(
+            path, "looks like a zip archive but is damaged; re-export the workbook"
+        ) from None
+    if not any(n.startswith("xl/") for n in names):
+        raise _fail(path, "is a zip archive, not an Excel .xlsx workbook")
+    import fastexcel
+
+    try:
+        reader = fastexcel.read_excel(str(path))
+        sheets = list(reader.sheet_names)
+    except Exception as exc:  # noqa: BLE001
+        raise _fail(path, f"is not a readable Excel workbook ({_short(exc)})") from None
+    if sheet is None:
+        sheet = _fitting_sheet(path, reader, sheets, fits) if fits and len(sheets) > 1 else 0
+        if sheet not in (0, sheets[0]) and notes is not None:
+            notes.append(
+                f"{path.name}: read sheet {sheet!r}, the first whose columns fit the blueprint"
+            )
+    if isinstance(sheet, str) and sheet.isdigit():
+        sheet = int(sheet)
+    if isinstance(sheet, int):
+        if not 0 <= sheet < len(sheets):
+            msg = f"has {len(sheets)} sheet(s); sheet index {sheet} is out of range (0-based)"
+            raise _fail(path, msg)
+        name = sheets[sheet]
+    else:
+        if sheet not in sheets:
+            msg = f"has no sheet named {sheet!r}; its sheets are {', '.join(map(repr, sheets))}"
+            raise _fail(path, msg)
+        name = sheet
+    try:
+        df = pl.read_excel(path, sheet_name=name, engine="calamine", infer_schema_length=0)
+    except Exception as exc:  # noqa: BLE001
+        msg = f"sheet {name!r} cannot be read ({_short(exc)})"
+        raise _fail(path, msg) from None
+    # date cells come back as "YYYY-MM-DD 00:00:00": keep the date's ISO text form
+    midnight = r"^(\d{4}-\d{2}-\d{2}) 00:00:00$"
+    df = df.with_columns(pl.col(pl.String).str.replace(midnight, "${1}"))
+    return df, name
+
+
+def _excel_reader(req: ReadRequest) -> ReadOutcome:
+    df, name = _read_excel(req.work, req.sheet, req.sheet_fits, req.notes)
+    if df.height == 0:
+        raise _fail(req.path, f"sheet {name!r} has a header but no data rows")
+    return outcome(with_rows(as_text(df), line_offset=1, notes=req.notes), df.height, sheet=name)
+
+
+register_reader(Reader("excel", False, _excel_reader, (".xlsx", ".xlsm")))

@@ -1,0 +1,296 @@
+"""The entry point: :func:`read_table` reads a source into text columns, its description and rejects.
+
+A *source* is a path today (a database query or an API next): :func:`source_kind` says
+which kind a source is, and :data:`SOURCES` maps each kind to the function that reads it.
+A file is checked (exists, not empty, not too big), decompressed and decoded into a UTF-8
+copy when needed, its format decided from its content first, then read by the format's
+registered :class:`~tracer_kit.ingest.registry.Reader`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+
+from tracer_kit.errors import IngestError, option
+from tracer_kit.ingest.delimited import conflict_marker
+from tracer_kit.ingest.detect import (
+    _head,
+    _looks_binary,
+    _sniff_format,
+    _sniff_text_format,
+    detect_encoding,
+    normalize_encoding,
+)
+from tracer_kit.ingest.registry import READERS, ReadRequest, SheetFits, extension_format
+from tracer_kit.ingest.source import Ingested, SourceInfo, _fail
+from tracer_kit.ingest.streams import (
+    DEFAULT_MAX_BYTES,
+    _cr_to_lf,
+    _decompress,
+    _Limit,
+    _transcode,
+    file_sha256,
+)
+
+__all__ = ["SOURCES", "ReadOptions", "read_table", "source_kind"]
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read a source (every field optional: detected when not given)."""
+
+    format: str | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+    sheet: str | int | None = None
+    max_bytes: int | None = None
+    on_bad_lines: Literal["error", "quarantine"] = "error"
+    staging_dir: str | Path | None = None
+    sheet_fits: SheetFits | None = None
+
+    def check(self) -> None:
+        """Refuse options that cannot be right whatever the source."""
+        if self.on_bad_lines not in ("error", "quarantine"):
+            msg = f"on_bad_lines={self.on_bad_lines!r} should be 'error' or 'quarantine'"
+            raise IngestError(msg)
+        if self.format is not None and self.format not in READERS:
+            msg = f"{option('format', value=self.format)} should be one of {', '.join(READERS)}"
+            raise IngestError(msg)
+        if self.delimiter is not None and len(self.delimiter) != 1:
+            msg = f"{option('delimiter', value=self.delimiter)} should be a single character"
+            raise IngestError(msg)
+
+
+@dataclass
+class _Work:
+    """A file on its way to a reader: the copy to read, its first bytes, what is known so far."""
+
+    path: Path
+    size: int
+    staging: Path
+    keepalive: Any
+    work: Path
+    head: bytes
+    compression: str | None = None
+    sha: str | None = None
+    encoding: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def copy(self, suffix: str, write: Callable[[Path, Path], None]) -> None:
+        """Replace the copy to read by ``write(current, new)``, hashing the original first."""
+        src, self.work = self.work, self.staging / (self.path.name + suffix)
+        if self.sha is None:
+            self.sha = file_sha256(src)
+        write(src, self.work)
+        self.head = _head(self.work)
+
+
+def _checked_file(path: Path) -> int:
+    """The file's size, or one clear error when it is missing, a folder or empty."""
+    if not path.exists():
+        raise IngestError(f"{path}: no such file", path=path)
+    if path.is_dir():
+        raise IngestError(f"{path}: is a folder, not a file", path=path)
+    size = path.stat().st_size
+    if size == 0:
+        raise _fail(path, "is empty (0 bytes)")
+    return size
+
+
+def _open_work(path: Path, options: ReadOptions) -> tuple[_Work, str | None]:
+    """The staging folder, the decompressed copy and the format the first bytes reveal."""
+    size = _checked_file(path)
+    keepalive = None
+    if options.staging_dir is None:
+        keepalive = tempfile.TemporaryDirectory(prefix="tracer-ingest-")
+        staging = Path(keepalive.name)
+    else:
+        staging = Path(options.staging_dir)
+        staging.mkdir(parents=True, exist_ok=True)
+    head = _head(path)
+    detected, compression = _sniff_format(path, head)
+    w = _Work(path, size, staging, keepalive, path, head, compression)
+    limit = _Limit(path, options.max_bytes or DEFAULT_MAX_BYTES)
+    if compression is None:
+        limit.add(size)
+        return w, detected
+    w.work = staging / (path.name + ".decompressed")
+    w.sha = _decompress(path, compression, w.work, limit)
+    w.head = _head(w.work)
+    if not w.head:
+        raise _fail(path, f"is an empty {compression} archive")
+    return w, detected
+
+
+def _decide_format(w: _Work, detected: str | None, options: ReadOptions) -> str:
+    """The format to read: forced, else from the content; a contradicting extension is noted."""
+    if detected is None:
+        if _looks_binary(w.path, w.head):
+            raise _fail(
+                w.path, "looks like binary data, not a table (CSV, JSON, Parquet, Excel, XML)"
+            )
+        enc = normalize_encoding(options.encoding) if options.encoding else detect_encoding(w.head)
+        text = w.head.decode(enc, errors="replace").lstrip("\ufeff")
+        detected = _sniff_text_format(text, extension_format(w.path))
+    fmt = options.format or detected
+    ext_fmt = extension_format(w.path)
+    if w.compression is None and ext_fmt is not None and ext_fmt != detected:
+        w.warnings.append(
+            f"{w.path.name}: the extension says {ext_fmt} but the content is {detected}; read as {fmt}"
+        )
+    return fmt
+
+
+def _as_utf8_lines(w: _Work, fmt: str, options: ReadOptions) -> None:
+    """A text format's copy as UTF-8 with LF line ends (transcoded / converted when needed)."""
+    w.encoding = (
+        normalize_encoding(options.encoding) if options.encoding else detect_encoding(w.head)
+    )
+    if w.encoding not in ("utf-8", "utf-8-sig"):
+        enc = w.encoding
+        w.copy(".utf8", lambda src, dest: _transcode(src, enc, dest))
+    w.head = _head(w.work)
+    if b"\r" in w.head and b"\n" not in w.head:  # old Mac exports end lines with CR alone
+        w.copy(".lf", _cr_to_lf)
+        w.warnings.append(f"{w.path.name}: lines end with CR only (old Mac format); read as lines")
+    if fmt != "csv":
+        conflict_marker(w.path, w.head, 0)
+
+
+def read_file_source(path: Path, options: ReadOptions) -> Ingested:
+    """Read one file (see :func:`read_table`)."""
+    w, detected = _open_work(path, options)
+    fmt = _decide_format(w, detected, options)
+    if READERS[fmt].text:
+        _as_utf8_lines(w, fmt, options)
+    request = ReadRequest(
+        path=path,
+        work=w.work,
+        staging=w.staging,
+        delimiter=options.delimiter,
+        sheet=options.sheet,
+        on_bad_lines=options.on_bad_lines,
+        sheet_fits=options.sheet_fits,
+        hasher=hashlib.sha256() if w.sha is None and fmt == "csv" else None,
+        notes=w.warnings,
+    )
+    if w.sha is None and request.hasher is None:
+        w.sha = file_sha256(path)
+    got = READERS[fmt].read(request)
+    if request.hasher is not None:
+        w.sha = request.hasher.hexdigest()
+    if not got.columns:
+        raise _fail(path, "has no columns")
+    rows = got.rows if got.rows is not None else got.frame.select(pl.len()).collect().item()
+    info = SourceInfo(
+        path=str(path),
+        size=w.size,
+        sha256=w.sha or "",
+        format=fmt,
+        encoding=w.encoding,
+        delimiter=got.delimiter,
+        columns=list(got.columns),
+        row_count=rows,
+        decimal=got.decimal,
+        sheet=got.sheet,
+        compression=w.compression,
+        warnings=tuple(w.warnings),
+    )
+    result = Ingested(frame=got.frame, info=info, rejects=got.rejects, _keepalive=w.keepalive)
+    if w.keepalive is not None:
+        weakref.finalize(result, w.keepalive.cleanup)
+    return result
+
+
+#: How each kind of source is read.
+SOURCES: dict[str, Callable[[Any, ReadOptions], Ingested]] = {"file": read_file_source}
+
+
+def source_kind(source: str | Path) -> str:
+    """``"file"`` for a path; a URI's scheme names its kind (``postgresql``, ``https``...)."""
+    text = str(source)
+    scheme, sep, _ = text.partition("://")
+    if sep and scheme.isalpha() and len(scheme) > 1 and not Path(text).exists():
+        return scheme.lower()
+    return "file"
+
+
+def read_table(
+    path: str | Path,
+    *,
+    format: str | None = None,  # noqa: A002 - the documented public name
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    sheet: str | int | None = None,
+    max_bytes: int | None = None,
+    on_bad_lines: Literal["error", "quarantine"] = "error",
+    staging_dir: str | Path | None = None,
+    sheet_fits: SheetFits | None = None,
+) -> Ingested:
+    """Read a table file lazily as text columns, with its metadata and rejected lines.
+
+    Parameters
+    ----------
+    path
+        CSV/TSV (any of ``, ; tab |``), JSON array, NDJSON, Parquet, Excel ``.xlsx``, XML,
+        or gzip/zstd-compressed text. The format is decided from the content first.
+    format
+        Force a format (``csv``, ``json``, ``ndjson``, ``parquet``, ``excel``, ``xml``).
+    encoding
+        Force a text encoding; by default detected from a sample.
+    delimiter
+        Force the field delimiter of delimited text; by default sniffed.
+    sheet
+        Excel sheet name or 0-based index (default: the first).
+    max_bytes
+        Refuse files larger than this many bytes after decompression (default 10 GB).
+    on_bad_lines
+        ``"error"`` stops at the first ragged or undecodable line; ``"quarantine"`` keeps
+        the other rows and returns the bad lines in ``rejects``.
+    staging_dir
+        Where decompressed or transcoded copies go (default: a temporary folder kept alive
+        as long as the result).
+    sheet_fits
+        With no ``sheet``, a workbook of several sheets is read from the first sheet whose
+        header row this accepts (runs pass "has the blueprint's required fields"), so a
+        cover page in front of the data is skipped; no sheet fitting is an error naming them.
+
+    Returns
+    -------
+    Ingested
+        ``frame`` (text columns plus ``source_row`` and ``source_line``), ``info`` and ``rejects``.
+
+    Raises
+    ------
+    IngestError
+        For a missing, empty, binary, oversized, undecodable or malformed file; the message
+        names the file and, where known, the line.
+
+    Examples
+    --------
+    >>> import tracer_kit as tk
+    >>> ing = tk.read_table("data/samples/customers.csv")  # doctest: +SKIP
+    >>> ing.info.delimiter, ing.info.encoding  # doctest: +SKIP
+    (',', 'utf-8')
+    """
+    options = ReadOptions(
+        format, encoding, delimiter, sheet, max_bytes, on_bad_lines, staging_dir, sheet_fits
+    )
+    options.check()
+    kind = source_kind(path)
+    reader = SOURCES.get(kind)
+    if reader is None:
+        msg = (
+            f"{path}: tracer-kit reads files; no source reader handles {kind}:// "
+            "(give the path of a file)"
+        )
+        raise IngestError(msg, path=Path(str(path)))
+    return reader(Path(path) if kind == "file" else path, options)

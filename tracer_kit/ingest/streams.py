@@ -1,0 +1,91 @@
+"""Streaming a file into a readable copy: decompressed, as UTF-8, with LF line ends; hashing it."""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import hashlib
+import io
+from pathlib import Path
+
+from tracer_kit.errors import IngestError, option
+from tracer_kit.ingest.source import _fail, _short
+from tracer_kit.settings import settings
+
+__all__ = ["DEFAULT_MAX_BYTES", "file_sha256"]
+
+DEFAULT_MAX_BYTES = 10 * 1024**3
+
+
+class _Limit:
+    def __init__(self, path: Path, max_bytes: int) -> None:
+        self.path, self.max_bytes, self.seen = path, max_bytes, 0
+
+    def add(self, n: int) -> None:
+        self.seen += n
+        if self.seen > self.max_bytes:
+            msg = (
+                f"is larger than the size limit of {_human(self.max_bytes)} "
+                f"(counted after decompression); raise the limit ({option('max_bytes', value='N')}) "
+                "to read it"
+            )
+            raise _fail(self.path, msg)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def _open_decompressed(path: Path, compression: str) -> io.BufferedIOBase:
+    if compression == "gzip":
+        return gzip.open(path, "rb")
+    import zstandard
+
+    return zstandard.ZstdDecompressor().stream_reader(path.open("rb"), read_across_frames=True)
+
+
+def _decompress(path: Path, compression: str, dest: Path, limit: _Limit) -> str:
+    """Stream-decompress ``path`` into ``dest``; return the SHA-256 of the compressed file."""
+    hasher = hashlib.sha256()
+    with path.open("rb") as raw:
+        for chunk in iter(lambda: raw.read(settings.read_chunk_bytes), b""):
+            hasher.update(chunk)
+    try:
+        with _open_decompressed(path, compression) as src, dest.open("wb") as out:
+            for chunk in iter(lambda: src.read(settings.read_chunk_bytes), b""):
+                limit.add(len(chunk))
+                out.write(chunk)
+    except IngestError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - gzip and zstandard raise many types for bad input
+        raise _fail(path, f"is not a readable {compression} file ({_short(exc)})") from None
+    return hasher.hexdigest()
+
+
+def _transcode(path: Path, encoding: str, dest: Path) -> None:
+    """Stream ``path`` from ``encoding`` into UTF-8 at ``dest``; undecodable bytes are replaced."""
+    with path.open("rb") as src, dest.open("wb") as out:
+        decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+        for chunk in iter(lambda: src.read(settings.read_chunk_bytes), b""):
+            out.write(decoder.decode(chunk).encode("utf-8"))
+        out.write(decoder.decode(b"", final=True).encode("utf-8"))
+
+
+def _cr_to_lf(path: Path, dest: Path) -> None:
+    """Stream a CR-only text file into ``dest`` with LF line ends."""
+    with path.open("rb") as src, dest.open("wb") as out:
+        for chunk in iter(lambda: src.read(settings.read_chunk_bytes), b""):
+            out.write(chunk.replace(b"\r", b"\n"))
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file, read in chunks."""
+    hasher = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(settings.read_chunk_bytes), b""):
+            hasher.update(chunk)
+    return hasher.hexdigest()

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 import tracer_kit as tk
-from tracer_kit.store import dataset_name
+from tracer_kit.warehouse import dataset_name
 
 from .conftest import venv_bin
 

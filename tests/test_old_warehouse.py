@@ -11,7 +11,7 @@ import tarfile
 import pytest
 
 import tracer_kit as tk
-from tracer_kit.store import open_warehouse
+from tracer_kit.warehouse import open_warehouse
 
 from .conftest import REPO
 
@@ -29,7 +29,10 @@ def test_release_warehouse_migrates_and_answers(old_project):
     before = tk.query("SELECT max(version) AS v FROM schema_version")["v"].item()
     assert before == 3
     open_warehouse("data/warehouse.duckdb")
-    assert tk.query("SELECT max(version) AS v FROM schema_version")["v"].item() == 4
+    assert tk.query("SELECT max(version) AS v FROM schema_version")["v"].item() == 5
+    # processed columns (migration 5) are read back from each blueprint's Parquet
+    stored = tk.query("SELECT blueprint FROM processed_schemas ORDER BY 1")["blueprint"]
+    assert stored.to_list() == ["customer_churn", "price_optimization", "revenue_projection"]
     runs = tk.query("SELECT blueprint, dataset, state, rows_in FROM runs ORDER BY blueprint")
     # a column added later (dataset) is filled from the input path of older runs
     assert runs.rows() == [
@@ -40,6 +43,15 @@ def test_release_warehouse_migrates_and_answers(old_project):
     assert tk.query("SELECT count(*) AS n FROM customer_churn_latest")["n"].item() == 195
     assert tk.query("SELECT count(*) AS n FROM revenue_projection_processed")["n"].item() == 120
     assert tk.query("SELECT count(*) AS n FROM bronze_price_optimization")["n"].item() == 196
+    # a view rebuilt after a move reads its columns from the stored schema, not a blueprint
+    import shutil
+
+    shutil.move("data", "moved")
+    open_warehouse("moved/warehouse.duckdb")
+    churn = tk.query("SELECT * FROM customer_churn_processed", warehouse="moved/warehouse.duckdb")
+    assert churn.height == 195 and "days_since_last_activity" in churn.columns
+    shutil.move("moved", "data")
+    open_warehouse("data/warehouse.duckdb")
     status = tk.query(
         "SELECT validation_status, count(*) AS n FROM bronze_customer_churn_status "
         "GROUP BY 1 ORDER BY 1"

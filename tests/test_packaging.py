@@ -114,8 +114,8 @@ def test_every_public_module_declares_its_names():
         assert [n for n in module.__all__ if not hasattr(module, n)] == [], name
 
 
-def test_only_the_store_opens_the_warehouse():
-    """Every warehouse read and write goes through tracer_kit.store's functions."""
+def test_only_the_warehouse_package_opens_the_warehouse():
+    """Every warehouse read and write goes through tracer_kit.warehouse's functions."""
     from .conftest import REPO
 
     opened = []
@@ -124,6 +124,10 @@ def test_only_the_store_opens_the_warehouse():
         if "duckdb.connect(" in text or "import duckdb" in text:
             opened.append(path.relative_to(REPO).as_posix())
     # _scratch opens an in-memory DuckDB for out-of-core group-bys, never the warehouse file
-    assert opened == ["tracer_kit/_scratch.py", "tracer_kit/store.py"]
+    outside = [p for p in opened if not p.startswith("tracer_kit/warehouse/")]
+    assert outside == ["tracer_kit/_scratch.py"]
+    assert "tracer_kit/warehouse/connection.py" in opened
+    connects = [p for p in opened if "duckdb.connect(" in (REPO / p).read_text(encoding="utf-8")]
+    assert connects == ["tracer_kit/_scratch.py", "tracer_kit/warehouse/connection.py"]
     scratch = (REPO / "tracer_kit" / "_scratch.py").read_text(encoding="utf-8")
     assert 'duckdb.connect(":memory:"' in scratch or "duckdb.connect()" in scratch

@@ -6,7 +6,7 @@ import pytest
 
 import tracer_kit as tk
 from tracer_kit.run import RunLifecycle
-from tracer_kit.store import open_warehouse
+from tracer_kit.warehouse import open_warehouse
 from tracer_kit.types import RunState
 
 

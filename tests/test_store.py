@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 import tracer_kit as tk
-from tracer_kit.store import open_warehouse
+from tracer_kit.warehouse import open_warehouse
 
 from .conftest import CHURN_HEADER, write_csv
 

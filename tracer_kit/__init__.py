@@ -49,10 +49,10 @@ _EXPORTS = {
     "Field": "tracer_kit.blueprints",
     "Feature": "tracer_kit.blueprints",
     "Rule": "tracer_kit.blueprints",
-    "query": "tracer_kit.store",
-    "delete_runs": "tracer_kit.store",
-    "runs_to_prune": "tracer_kit.store",
-    "Removal": "tracer_kit.store",
+    "query": "tracer_kit.warehouse",
+    "delete_runs": "tracer_kit.warehouse",
+    "runs_to_prune": "tracer_kit.warehouse",
+    "Removal": "tracer_kit.warehouse",
     "load_preprocessor": "tracer_kit.preprocess",
     "Config": "tracer_kit.config",
     "TracerError": "tracer_kit.errors",
@@ -140,8 +140,8 @@ if TYPE_CHECKING:
         validate,
     )
     from tracer_kit.report import quality_report
-    from tracer_kit.store import Removal, delete_runs, query, runs_to_prune
     from tracer_kit.types import Issue, RunOutputs, RunResult, RunState, Severity
+    from tracer_kit.warehouse import Removal, delete_runs, query, runs_to_prune
 
 
 def __getattr__(name: str) -> Any:

@@ -495,7 +495,7 @@ def runs(
     """Recent runs: what ran, on which file, with what result."""
     if ctx.invoked_subcommand is not None:
         return
-    from tracer_kit.store import recent_runs
+    from tracer_kit.warehouse import recent_runs
 
     emit_rows(recent_runs(limit, warehouse=warehouse).to_dicts(), output_format, _runs_table)
 
@@ -536,7 +536,7 @@ def runs_show(
     warehouse: Warehouse = DEFAULT_WAREHOUSE,
 ) -> None:
     """Everything about one run: parameters, timings, outputs and issues."""
-    from tracer_kit.store import run_row
+    from tracer_kit.warehouse import run_row
 
     row = run_row(run_id, warehouse=warehouse)
     con = _console()
@@ -571,7 +571,7 @@ DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would go; 
 
 
 def _removal(run_ids: list[str], warehouse: str, dry_run: bool) -> None:
-    from tracer_kit.store import delete_runs
+    from tracer_kit.warehouse import delete_runs
 
     removal = delete_runs(run_ids, warehouse=warehouse, dry_run=dry_run)
     con = _console()
@@ -609,7 +609,7 @@ def prune(
     dry_run: DryRunOpt = False,
 ) -> None:
     """Remove old runs, keeping the newest N of each blueprint and dataset."""
-    from tracer_kit.store import runs_to_prune
+    from tracer_kit.warehouse import runs_to_prune
 
     ids = runs_to_prune(
         keep_last=keep_last, dataset=dataset, older_than_days=older_than, warehouse=warehouse
@@ -632,7 +632,7 @@ def query(
     """Answer SQL over the warehouse (read-only)."""
     import polars as pl
 
-    from tracer_kit.store import query as run_query
+    from tracer_kit.warehouse import query as run_query
 
     if output_format not in ("table", "csv", "json", "parquet"):
         raise ConfigError(
@@ -763,7 +763,7 @@ def rerun(
     A run that went through a notebook goes through the same notebook again; the new run
     records which run it repeats (``params.rerun_of``).
     """
-    from tracer_kit.store import note_params, run_row
+    from tracer_kit.warehouse import note_params, run_row
 
     row = run_row(run_id, warehouse=warehouse)
     params = row["params"]

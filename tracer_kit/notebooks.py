@@ -35,7 +35,8 @@ from tracer_kit.errors import (
 from tracer_kit.quality import check_compatible
 from tracer_kit.quality.transforms import key_for_kernel
 from tracer_kit.run import RunLifecycle
-from tracer_kit.store import (
+from tracer_kit.types import ACTIVE_STATES, RunState
+from tracer_kit.warehouse import (
     DEFAULT_WAREHOUSE,
     dataset_name,
     end_run,
@@ -43,7 +44,6 @@ from tracer_kit.store import (
     open_warehouse,
     run_row,
 )
-from tracer_kit.types import ACTIVE_STATES, RunState
 from tracer_kit.workspace import DEFAULT_REPORTS
 
 __all__ = [

@@ -29,7 +29,8 @@ from tracer_kit.preprocess import fit_preprocessor
 from tracer_kit.profiling import column_profiles, hide_personal
 from tracer_kit.quality import QualityResult, assess_ingested, raise_for_gate, read_file
 from tracer_kit.run import STAGES, ProgressFn, RunLifecycle
-from tracer_kit.store import (
+from tracer_kit.types import Issue, RunOutputs, RunResult
+from tracer_kit.warehouse import (
     DEFAULT_WAREHOUSE,
     BronzeFiles,
     check_run_id,
@@ -39,7 +40,6 @@ from tracer_kit.store import (
     open_warehouse,
     record_timings,
 )
-from tracer_kit.types import Issue, RunOutputs, RunResult
 from tracer_kit.workspace import DEFAULT_PROCESSED, DEFAULT_REPORTS, Workspace
 
 __all__ = [

@@ -440,7 +440,7 @@ def load_preprocessor(run_id: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE)
     >>> prep = tk.load_preprocessor(result.run_id)  # doctest: +SKIP
     >>> matrix = prep.transform(result.frame)  # doctest: +SKIP
     """
-    from tracer_kit.store import run_row
+    from tracer_kit.warehouse import run_row
 
     row = run_row(run_id, warehouse=warehouse)
     path = row["outputs"].get("preprocessor")

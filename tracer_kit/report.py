@@ -20,8 +20,8 @@ import polars as pl
 from tracer_kit._resources import resource_path
 from tracer_kit.blueprints import get_blueprint
 from tracer_kit.quality import SCORE_PARTS, SCORE_WEIGHTS, SEVERITIES
-from tracer_kit.store import DEFAULT_WAREHOUSE, report_inputs, run_row
 from tracer_kit.types import by_severity
+from tracer_kit.warehouse import DEFAULT_WAREHOUSE, report_inputs, run_row
 from tracer_kit.workspace import DEFAULT_REPORTS
 
 __all__ = [

@@ -18,8 +18,8 @@ from typing import Any
 
 from tracer_kit._testing import pause_for_tests
 from tracer_kit.errors import TracerError
-from tracer_kit.store import end_run, start_run
 from tracer_kit.types import RunState
+from tracer_kit.warehouse import end_run, start_run
 
 __all__ = ["STAGES", "ProgressFn", "RunLifecycle"]
 

@@ -357,7 +357,7 @@ class Workbench(w.VBox):
         self.report_link.value = f" <code>{html.escape(report)}</code>"
 
     def _quarantine_html(self, result: Any) -> str:
-        from tracer_kit.store import quarantine_rows
+        from tracer_kit.warehouse import quarantine_rows
 
         try:
             count, rows = quarantine_rows(

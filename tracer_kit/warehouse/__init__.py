@@ -1,0 +1,93 @@
+"""The DuckDB warehouse: connections and locking, migrations, the one-transaction commit, reads.
+
+Rules (``docs/contracts.md``, Locking): no connection outlives one short operation; lock
+conflicts are retried with bounded backoff and then raise :class:`WarehouseBusyError`; a
+run's outputs are staged on disk and recorded, with its final state, in a single
+transaction (the commit point); on open, runs whose process died are marked FAILED and
+their files removed. Only this package opens the warehouse file.
+
+Bronze records and processed rows are not copied into DuckDB: each stays in the immutable
+Parquet file written once by its run (``data/bronze/<bp>/``, ``data/processed/<bp>/``),
+registered in ``bronze_files`` / ``processed_files``, and the views ``bronze_<bp>`` and
+``<bp>_processed`` read them (bronze's ``raw`` JSON is built by DuckDB on read).
+
+- :mod:`~tracer_kit.warehouse.connection`: :func:`connect`, locking, SQL helpers.
+- :mod:`~tracer_kit.warehouse.migrations`: the schema, :func:`open_warehouse`, recovery.
+- :mod:`~tracer_kit.warehouse.tables`: a blueprint's tables and views.
+- :mod:`~tracer_kit.warehouse.runs`: a run's record and timings.
+- :mod:`~tracer_kit.warehouse.commit`: :func:`commit_run`, the commit point.
+- :mod:`~tracer_kit.warehouse.reads`: :func:`query`, :func:`run_row`, report inputs.
+- :mod:`~tracer_kit.warehouse.removal`: :func:`delete_runs`, :func:`runs_to_prune`.
+"""
+
+from tracer_kit.warehouse.commit import BronzeFiles, commit_run
+from tracer_kit.warehouse.connection import (
+    IDENT,
+    LOCK_TIMEOUT,
+    RUN_ID,
+    check_run_id,
+    connect,
+    new_run_id,
+    quote_ident,
+    sql_name,
+    sql_text,
+    utcnow,
+)
+from tracer_kit.warehouse.migrations import MIGRATIONS, open_warehouse
+from tracer_kit.warehouse.reads import (
+    HIDDEN,
+    QUARANTINE_VIEW_SCHEMA,
+    ReportInputs,
+    quarantine_rows,
+    query,
+    recent_runs,
+    report_inputs,
+    run_row,
+)
+from tracer_kit.warehouse.removal import Removal, delete_runs, runs_to_prune
+from tracer_kit.warehouse.runs import (
+    STATES,
+    dataset_name,
+    end_run,
+    note_params,
+    record_timings,
+    start_run,
+)
+from tracer_kit.warehouse.tables import ensure_blueprint_tables
+from tracer_kit.workspace import DEFAULT_WAREHOUSE
+
+__all__ = [
+    "BronzeFiles",
+    "DEFAULT_WAREHOUSE",
+    "HIDDEN",
+    "IDENT",
+    "LOCK_TIMEOUT",
+    "MIGRATIONS",
+    "QUARANTINE_VIEW_SCHEMA",
+    "RUN_ID",
+    "Removal",
+    "ReportInputs",
+    "STATES",
+    "check_run_id",
+    "commit_run",
+    "connect",
+    "dataset_name",
+    "delete_runs",
+    "end_run",
+    "ensure_blueprint_tables",
+    "new_run_id",
+    "note_params",
+    "open_warehouse",
+    "quarantine_rows",
+    "query",
+    "quote_ident",
+    "recent_runs",
+    "record_timings",
+    "report_inputs",
+    "run_row",
+    "runs_to_prune",
+    "sql_name",
+    "sql_text",
+    "start_run",
+    "utcnow",
+]

@@ -1,0 +1,188 @@
+"""The commit point: a run's files moved into place and its records written in one transaction."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from tracer_kit._testing import pause_for_tests
+from tracer_kit.blueprints import Blueprint
+from tracer_kit.warehouse.connection import (
+    _is_base_table,
+    _json,
+    _stored_path,
+    connect,
+    quote_ident,
+    utcnow,
+)
+from tracer_kit.warehouse.runs import _insert_timings
+from tracer_kit.warehouse.tables import _ensure_tables, _refresh_views, record_processed_types
+
+__all__ = ["BronzeFiles", "commit_run"]
+
+
+@dataclass(frozen=True)
+class BronzeFiles:
+    """A run's staged bronze files and the file's own column names.
+
+    ``text``: ``source_row``, ``source_line`` and the columns as text; ``rejects``: records
+    rejected at ingest (``source_row``, ``source_line``, ``raw`` JSON), or None.
+    """
+
+    text: Path
+    rejects: Path | None
+    columns: list[str]
+
+
+def _place_bronze(
+    con: duckdb.DuckDBPyConnection,
+    bp: str,
+    run: dict[str, Any],
+    bronze: BronzeFiles,
+    bronze_dir: Path,
+    placed: list[Path],
+) -> None:
+    """Move a file's bronze into ``bronze_dir`` and register it, unless that file and options are there."""
+    sha, options = run["input_sha256"], run["read_options_hash"]
+    known = con.execute(
+        "SELECT 1 FROM bronze_files WHERE blueprint = ? AND file_sha256 = ? AND read_options_hash = ?",
+        [bp, sha, options],
+    ).fetchall()
+    legacy = f"bronze_{bp}_legacy"
+    if not known and _is_base_table(con, legacy):  # loaded before schema version 2
+        known = con.execute(
+            f"SELECT 1 FROM {quote_ident(legacy)} WHERE file_sha256 = ? AND read_options_hash = ? "
+            "LIMIT 1",
+            [sha, options],
+        ).fetchall()
+    if known:
+        return
+    dest = (bronze_dir / bp).resolve()
+    dest.mkdir(parents=True, exist_ok=True)
+    stem = f"{sha[:16]}-{options[:12]}"
+    text = dest / f"{stem}.parquet"
+    os.replace(bronze.text, text)
+    placed.append(text)
+    rejects = None
+    if bronze.rejects is not None:
+        rejects = dest / f"{stem}.rejects.parquet"
+        os.replace(bronze.rejects, rejects)
+        placed.append(rejects)
+    con.execute(
+        "INSERT INTO bronze_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            bp,
+            sha,
+            options,
+            _stored_path(con, text),
+            _stored_path(con, rejects) if rejects else None,
+            json.dumps(bronze.columns),
+            run["input_path"],
+            run["run_id"],
+            utcnow(),
+        ],
+    )
+
+
+def commit_run(
+    warehouse: str | Path,
+    blueprint: Blueprint,
+    run: dict[str, Any],
+    *,
+    bronze: BronzeFiles,
+    bronze_dir: Path,
+    quarantine: Path,
+    issues: Sequence[dict[str, Any]],
+    profiles: pl.DataFrame | None,
+    staged_parquet: Path | None,
+    final_parquet: Path | None,
+    stage_seconds: dict[str, float],
+    extra_files: Sequence[tuple[Path, Path]] = (),
+) -> None:
+    """The commit point: rename the Parquet into place and record everything in one transaction.
+
+    ``run`` holds the runs-table fields to set (state, counts, score, outputs, ...). When
+    ``staged_parquet`` is None (a quality-gate failure) no processed rows are added.
+    ``extra_files`` (staged, final) pairs, such as the model matrix, move with the Parquet.
+    Bronze moves to ``bronze_dir/<bp>/`` the first time a (file, read options) pair is seen.
+    Bronze and processed rows are not copied into DuckDB: their views read the Parquet.
+    """
+    run_id = run["run_id"]
+    bp = blueprint.name
+    placed: list[Path] = []
+    with connect(warehouse) as con:
+        try:
+            con.execute("BEGIN")
+            _ensure_tables(con, bp)
+            if staged_parquet is not None and final_parquet is not None:
+                final_parquet.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staged_parquet, final_parquet)
+                placed.append(final_parquet)
+                con.execute(
+                    "INSERT OR REPLACE INTO processed_files VALUES (?, ?, ?)",
+                    [bp, run_id, _stored_path(con, final_parquet)],
+                )
+                for staged, final in extra_files:
+                    final.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(staged, final)
+                    placed.append(final)
+                pause_for_tests("commit")  # files in place, transaction still open
+            _place_bronze(con, bp, run, bronze, Path(bronze_dir), placed)
+            con.execute(
+                f"""INSERT INTO {quote_ident(f"quarantine_{bp}")}
+                SELECT ?, stage, source_row, source_line, raw::JSON, reasons FROM read_parquet(?)""",
+                [run_id, str(quarantine)],
+            )
+            if issues:
+                con.executemany(
+                    "INSERT INTO quality_issues VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            run_id,
+                            i["severity"],
+                            i["column"],
+                            i["check"],
+                            i["observed"],
+                            i["threshold"],
+                            i["rows_affected"],
+                            _json(i["examples"]),
+                            i["message"],
+                        )
+                        for i in issues
+                    ],
+                )
+            if profiles is not None and profiles.height:
+                con.register("__profiles", profiles.to_arrow())
+                con.execute(
+                    'INSERT INTO column_profiles SELECT ?, "column", dtype, nulls, "distinct", "min", "max", '
+                    "mean, median, hist_edges::JSON, hist_counts::JSON FROM __profiles",
+                    [run_id],
+                )
+                con.unregister("__profiles")
+            _insert_timings(con, run_id, stage_seconds)
+            sets = dict(run)
+            sets.pop("run_id")
+            sets.pop("read_options_hash", None)
+            sets["finished_at"] = utcnow()
+            for key in ("params", "score_parts", "outputs", "read_options", "versions"):
+                if key in sets:
+                    sets[key] = _json(sets[key])
+            assignments = ", ".join(f"{quote_ident(k)} = ?" for k in sets)
+            con.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", [*sets.values(), run_id])
+            record_processed_types(con, blueprint)
+            _refresh_views(con, bp)
+            con.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                con.execute("ROLLBACK")
+            for final in placed:
+                final.unlink(missing_ok=True)
+            raise

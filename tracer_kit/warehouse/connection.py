@@ -1,0 +1,204 @@
+"""Opening the warehouse: one short connection at a time, lock conflicts retried, then a clear error.
+
+No connection outlives one short operation; a lock held by another process is retried with
+bounded backoff (``TRACER_LOCK_TIMEOUT`` seconds, default 30) and then raises
+:class:`WarehouseBusyError` naming the holder. Also the small SQL helpers every module uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from tracer_kit.errors import ConfigError, TracerError, WarehouseBusyError
+from tracer_kit.workspace import DEFAULT_WAREHOUSE
+
+__all__ = [
+    "IDENT",
+    "LOCK_TIMEOUT",
+    "RUN_ID",
+    "check_run_id",
+    "connect",
+    "new_run_id",
+    "quote_ident",
+    "sql_name",
+    "sql_text",
+    "utcnow",
+]
+
+LOCK_TIMEOUT = 30.0
+
+IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+
+_PL_TO_DUCK = {
+    pl.Int8: "TINYINT",
+    pl.Int16: "SMALLINT",
+    pl.Int32: "INTEGER",
+    pl.Int64: "BIGINT",
+    pl.UInt32: "UINTEGER",
+    pl.Float32: "FLOAT",
+    pl.Float64: "DOUBLE",
+    pl.String: "VARCHAR",
+    pl.Date: "DATE",
+    pl.Boolean: "BOOLEAN",
+    pl.Datetime: "TIMESTAMP",
+}
+
+
+def quote_ident(name: str) -> str:
+    """Quote a SQL identifier after checking it against a strict pattern."""
+    if not IDENT.match(name):
+        msg = f"{name!r} is not a valid table or column name (letters, digits, underscores)"
+        raise ConfigError(msg)
+    return '"' + name.replace('"', '""') + '"'
+
+
+def check_run_id(run_id: str) -> str:
+    """Return ``run_id`` if it is safe as a file and folder name, else raise ConfigError."""
+    if not RUN_ID.match(run_id):
+        msg = f"run_id={run_id!r} should be 1-64 letters, digits, '.', '_' or '-'"
+        raise ConfigError(msg)
+    return run_id
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    """A sortable, readable run id: ``YYYYMMDDTHHMMSS-xxxxxx`` (UTC, 6 random hex digits)."""
+    now = now or dt.datetime.now(dt.UTC)
+    return f"{now:%Y%m%dT%H%M%S}-{os.urandom(3).hex()}"
+
+
+def utcnow() -> dt.datetime:
+    """The current UTC time without tzinfo (DuckDB TIMESTAMP)."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.IOException) and "Could not set lock" in str(exc)
+
+
+def _holder(exc: BaseException) -> str:
+    m = re.search(r"Conflicting lock is held in (.+?) \(PID (\d+)\)", str(exc))
+    return f"process {m.group(2)} ({m.group(1)})" if m else "another process"
+
+
+# One connection at a time per process: DuckDB refuses a read-only and a read-write
+# connection to one file in one process, and concurrent DDL from threads conflicts.
+_PROCESS_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def connect(
+    warehouse: str | Path = DEFAULT_WAREHOUSE,
+    *,
+    read_only: bool = False,
+    timeout: float | None = None,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse for one short operation, retrying while another process holds the lock.
+
+    Raises
+    ------
+    WarehouseBusyError
+        When the lock is still held after ``timeout`` seconds (default 30, or
+        ``TRACER_LOCK_TIMEOUT``); the message names the holder.
+    TracerError
+        When opening read-only and there is no warehouse yet.
+    """
+    path = Path(warehouse)
+    if timeout is None:
+        timeout = float(os.environ.get("TRACER_LOCK_TIMEOUT", LOCK_TIMEOUT))
+    if read_only and not path.exists():
+        msg = f"no warehouse at {path}; run `tracer run FILE --blueprint NAME` first"
+        raise TracerError(msg, path=path)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    with _PROCESS_LOCK, _open(path, read_only=read_only, timeout=timeout) as con:
+        yield con
+
+
+@contextlib.contextmanager
+def _open(path: Path, *, read_only: bool, timeout: float) -> Iterator[duckdb.DuckDBPyConnection]:
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc):
+                msg = f"cannot open warehouse {path}: {str(exc).splitlines()[0]}"
+                raise TracerError(msg, path=path) from None
+            if time.monotonic() >= deadline:
+                msg = (
+                    f"warehouse {path} is busy: {_holder(exc)} holds its lock and did not release "
+                    f"it within {timeout:g} s; try again when that run has finished"
+                )
+                raise WarehouseBusyError(msg, path=path) from None
+            time.sleep(min(delay, max(deadline - time.monotonic(), 0.01)))
+            delay = min(delay * 2, 1.0)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def _root(con: duckdb.DuckDBPyConnection) -> Path:
+    """The folder of the warehouse file: registered Parquet paths are relative to it."""
+    path = con.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchall()[0][0]
+    return Path(path).resolve().parent
+
+
+def _stored_path(con: duckdb.DuckDBPyConnection, path: Path) -> str:
+    """``path`` relative to the warehouse's folder when inside it (so the project can move)."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(_root(con)))
+    except ValueError:
+        return str(path)
+
+
+def _located(root: Path, stored: str) -> Path:
+    return Path(stored) if Path(stored).is_absolute() else root / stored
+
+
+def _duck_type(dtype: pl.DataType) -> str:
+    for pl_type, duck in _PL_TO_DUCK.items():
+        if dtype == pl_type:
+            return duck
+    return "VARCHAR"
+
+
+def sql_name(name: str) -> str:
+    """Quote any column name (a file's own header may hold spaces or quotes)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_text(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _is_base_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    rows = con.execute(
+        "SELECT 1 FROM information_schema.tables WHERE table_name = ? AND table_type = 'BASE TABLE'",
+        [name],
+    ).fetchall()
+    return bool(rows)
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, default=str, sort_keys=True)

@@ -1,0 +1,182 @@
+"""The warehouse's schema and its migrations; opening a warehouse migrates it and recovers dead runs.
+
+Each migration runs once, in its own transaction, recorded in ``schema_version``; a column
+added later reads as null for older runs (``dataset`` is backfilled from the input path).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from tracer_kit.warehouse.connection import _duck_type, _located, _root, connect, utcnow
+from tracer_kit.warehouse.runs import _pid_alive, _remove_outputs, dataset_name
+from tracer_kit.warehouse.tables import _refresh_views
+from tracer_kit.workspace import DEFAULT_WAREHOUSE
+
+__all__ = ["MIGRATIONS", "open_warehouse"]
+
+log = logging.getLogger("tracer_kit")
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE IF NOT EXISTS runs (
+            run_id VARCHAR PRIMARY KEY,
+            blueprint VARCHAR NOT NULL,
+            state VARCHAR NOT NULL,
+            input_path VARCHAR,
+            input_sha256 VARCHAR,
+            read_options JSON,
+            params JSON,
+            versions JSON,
+            pid INTEGER,
+            host VARCHAR,
+            started_at TIMESTAMP,
+            finished_at TIMESTAMP,
+            rows_in BIGINT,
+            rows_valid BIGINT,
+            rows_quarantined BIGINT,
+            rows_out BIGINT,
+            quality_score DOUBLE,
+            score_parts JSON,
+            error VARCHAR,
+            outputs JSON
+        );
+        CREATE TABLE IF NOT EXISTS stage_timings (
+            run_id VARCHAR NOT NULL, stage VARCHAR NOT NULL, seconds DOUBLE NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS quality_issues (
+            run_id VARCHAR NOT NULL, severity VARCHAR NOT NULL, "column" VARCHAR, "check" VARCHAR,
+            observed DOUBLE, threshold DOUBLE, rows_affected BIGINT, examples JSON, message VARCHAR
+        );
+        CREATE TABLE IF NOT EXISTS column_profiles (
+            run_id VARCHAR NOT NULL, "column" VARCHAR NOT NULL, dtype VARCHAR, nulls BIGINT,
+            "distinct" BIGINT, "min" VARCHAR, "max" VARCHAR, mean DOUBLE, median DOUBLE,
+            hist_edges JSON, hist_counts JSON
+        );
+        """,
+    ),
+    (
+        2,
+        """
+        CREATE TABLE IF NOT EXISTS bronze_files (
+            blueprint VARCHAR NOT NULL, file_sha256 VARCHAR NOT NULL,
+            read_options_hash VARCHAR NOT NULL, path VARCHAR NOT NULL, rejects_path VARCHAR,
+            columns JSON, source_file VARCHAR, first_run_id VARCHAR, ingested_at TIMESTAMP,
+            PRIMARY KEY (blueprint, file_sha256, read_options_hash)
+        );
+        CREATE TABLE IF NOT EXISTS processed_files (
+            blueprint VARCHAR NOT NULL, run_id VARCHAR PRIMARY KEY, path VARCHAR NOT NULL
+        );
+        """,
+    ),
+    (
+        3,
+        """
+        CREATE TABLE IF NOT EXISTS warehouse_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+        """,
+    ),
+    (4, "ALTER TABLE runs ADD COLUMN IF NOT EXISTS dataset VARCHAR;"),
+    (
+        5,
+        "CREATE TABLE IF NOT EXISTS processed_schemas (blueprint VARCHAR PRIMARY KEY, columns JSON);",
+    ),
+]
+
+
+def _backfill_datasets(con: duckdb.DuckDBPyConnection) -> None:
+    """Runs recorded before ``dataset`` existed get it from their input path."""
+    rows = con.execute("SELECT run_id, input_path FROM runs WHERE dataset IS NULL").fetchall()
+    for run_id, input_path in rows:
+        con.execute(
+            "UPDATE runs SET dataset = ? WHERE run_id = ?",
+            [dataset_name(input_path or run_id), run_id],
+        )
+
+
+def _backfill_processed_types(con: duckdb.DuckDBPyConnection) -> None:
+    """Warehouses from before ``processed_schemas``: each blueprint's columns from its newest Parquet."""
+    rows = con.execute(
+        "SELECT f.blueprint, f.path FROM processed_files f JOIN runs r USING (run_id) "
+        "ORDER BY r.finished_at DESC, r.run_id DESC"
+    ).fetchall()
+    root = _root(con)
+    done: set[str] = set()
+    for bp, stored in rows:
+        path = _located(root, stored)
+        if bp in done or not path.is_file():
+            continue
+        schema = pl.read_parquet_schema(path)
+        types = {n: "JSON" if n == "extras" else _duck_type(t) for n, t in schema.items()}
+        con.execute("INSERT INTO processed_schemas VALUES (?, ?)", [bp, json.dumps(types)])
+        done.add(bp)
+
+
+def _migrate(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMP)")
+    current = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0][0]
+    for version, sql in MIGRATIONS:
+        if version > current:
+            con.execute("BEGIN")
+            con.execute(sql)
+            if version == 4:
+                _backfill_datasets(con)
+            if version == 5:
+                _backfill_processed_types(con)
+            con.execute("INSERT INTO schema_version VALUES (?, ?)", [version, utcnow()])
+            con.execute("COMMIT")
+
+
+def _recover(con: duckdb.DuckDBPyConnection) -> None:
+    host = socket.gethostname()
+    rows = con.execute(
+        "SELECT run_id, pid FROM runs WHERE state IN ('IN_PROGRESS', 'PENDING') AND host = ?",
+        [host],
+    ).fetchall()
+    dead = [run_id for run_id, pid in rows if not _pid_alive(pid)]
+    for run_id in dead:
+        con.execute(
+            "UPDATE runs SET state = 'FAILED', finished_at = ?, "
+            "error = coalesce(error, 'the process running it stopped (killed or crashed)') "
+            "WHERE run_id = ?",
+            [utcnow(), run_id],
+        )
+    for (outputs,) in con.execute(
+        "SELECT outputs FROM runs WHERE state IN ('FAILED', 'CANCELLED')"
+    ).fetchall():
+        _remove_outputs(json.loads(outputs) if outputs else {})
+
+
+def open_warehouse(warehouse: str | Path = DEFAULT_WAREHOUSE) -> None:
+    """Create or migrate the warehouse and clean up after runs whose process died.
+
+    When the warehouse's folder has moved since its views were built (a project copied or
+    mounted elsewhere), the views are rebuilt to read the Parquet files from there.
+    """
+    with connect(warehouse) as con:
+        _migrate(con)
+        _recover(con)
+        _follow_move(con)
+
+
+def _follow_move(con: duckdb.DuckDBPyConnection) -> None:
+    """Rebuild every blueprint's views when the warehouse is not where they were last built."""
+    root = str(_root(con))
+    rows = con.execute("SELECT value FROM warehouse_meta WHERE key = 'root'").fetchall()
+    if rows and rows[0][0] == root:
+        return
+    names = con.execute(
+        "SELECT blueprint FROM bronze_files UNION SELECT blueprint FROM processed_files"
+    ).fetchall()
+    con.execute("BEGIN")
+    for (name,) in names:
+        _refresh_views(con, name)
+    con.execute("INSERT OR REPLACE INTO warehouse_meta VALUES ('root', ?)", [root])
+    con.execute("COMMIT")

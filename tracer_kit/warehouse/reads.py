@@ -1,0 +1,206 @@
+"""Reading the warehouse back: SQL queries, a run's record, its quarantine, what a report shows."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from tracer_kit.errors import TracerError
+from tracer_kit.warehouse.connection import _is_base_table, connect, quote_ident
+from tracer_kit.warehouse.migrations import open_warehouse
+from tracer_kit.workspace import DEFAULT_WAREHOUSE
+
+__all__ = [
+    "HIDDEN",
+    "QUARANTINE_VIEW_SCHEMA",
+    "ReportInputs",
+    "quarantine_rows",
+    "query",
+    "recent_runs",
+    "report_inputs",
+    "run_row",
+]
+
+
+def query(sql: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE) -> pl.DataFrame:
+    """Run SQL against the warehouse (read-only) and return a polars DataFrame.
+
+    Examples
+    --------
+    >>> import tracer_kit as tk
+    >>> tk.query("SELECT state, count(*) AS n FROM runs GROUP BY state")  # doctest: +SKIP
+    """
+    with connect(warehouse, read_only=True) as con:
+        try:
+            return con.sql(sql).pl()
+        except duckdb.Error as exc:
+            msg = f"query failed: {str(exc).splitlines()[0]}"
+            raise TracerError(msg) from None
+        except AttributeError:
+            msg = "query returned no rows to read (use a SELECT)"
+            raise TracerError(msg) from None
+
+
+def quarantine_rows(
+    run_id: str, blueprint: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE, limit: int = 100
+) -> tuple[int, pl.DataFrame]:
+    """How many rows a run quarantined, and the first ``limit`` by ``source_row`` with their reasons."""
+    with connect(warehouse, read_only=True) as con:
+        if not _is_base_table(con, f"quarantine_{blueprint}"):
+            return 0, pl.DataFrame(schema=QUARANTINE_VIEW_SCHEMA)
+        count = con.execute(
+            f"SELECT count(*) FROM {quote_ident(f'quarantine_{blueprint}')} WHERE run_id = $1",
+            [run_id],
+        ).fetchall()[0][0]
+        return int(count), _quarantine_sample(con, run_id, blueprint, limit)
+
+
+def _quarantine_sample(
+    con: duckdb.DuckDBPyConnection, run_id: str, blueprint: str, limit: int
+) -> pl.DataFrame:
+    """The first ``limit`` quarantined rows of a run: position, reasons, stage and raw record.
+
+    Values of the run's personal columns are replaced by ``HIDDEN`` in the raw records.
+    """
+    sample = con.sql(
+        "SELECT source_row, source_line, array_to_string(reasons, ', ') AS reasons, "
+        f"stage, raw::VARCHAR AS raw FROM {quote_ident(f'quarantine_{blueprint}')} "
+        f"WHERE run_id = $1 ORDER BY source_row NULLS LAST LIMIT {int(limit)}",
+        params=[run_id],
+    ).pl()
+    found = con.execute(
+        "SELECT json_extract(params, '$.personal_columns')::VARCHAR FROM runs WHERE run_id = ?",
+        [run_id],
+    ).fetchall()
+    hidden = json.loads(found[0][0]) if found and found[0][0] else []
+    if not hidden or sample.height == 0:
+        return sample
+    return sample.with_columns(
+        pl.col("raw").map_elements(lambda raw: _hide(raw, hidden), pl.String)
+    )
+
+
+#: What a personal value is shown as.
+HIDDEN = "(hidden: personal)"
+
+
+def _hide(raw: str, names: Sequence[str]) -> str:
+    record = json.loads(raw)
+    if isinstance(record, dict):
+        # a line rejected at ingest ("_line") holds every value, personal ones too
+        hide = {*names, "_line"}
+        record = {k: HIDDEN if k in hide and v is not None else v for k, v in record.items()}
+    return json.dumps(record, ensure_ascii=False)
+
+
+QUARANTINE_VIEW_SCHEMA = {
+    "source_row": pl.Int64(),
+    "source_line": pl.Int64(),
+    "reasons": pl.String(),
+    "stage": pl.String(),
+    "raw": pl.String(),
+}
+
+
+def run_row(run_id: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE) -> dict[str, Any]:
+    """One row of ``runs`` as a dict with its JSON columns decoded, plus its stage timings and issues."""
+    with connect(warehouse, read_only=True) as con:
+        rows = con.sql("SELECT * FROM runs WHERE run_id = $1", params=[run_id]).pl()
+        if rows.height == 0:
+            msg = f"no run {run_id!r} in {warehouse}; `tracer runs` lists the runs"
+            raise TracerError(msg)
+        timings = con.sql(
+            "SELECT stage, seconds FROM stage_timings WHERE run_id = $1", params=[run_id]
+        ).pl()
+        issues = con.sql(
+            "SELECT * EXCLUDE (run_id) FROM quality_issues WHERE run_id = $1", params=[run_id]
+        ).pl()
+    row = rows.row(0, named=True)
+    for key in ("params", "score_parts", "outputs", "read_options", "versions"):
+        row[key] = json.loads(row[key]) if row[key] else {}
+    row["stage_seconds"] = dict(timings.iter_rows())
+    row["issues"] = [
+        {**r, "examples": json.loads(r["examples"]) if r["examples"] else []}
+        for r in issues.iter_rows(named=True)
+    ]
+    return row
+
+
+@dataclass
+class ReportInputs:
+    """What a run's report shows beyond its ``runs`` row, read in one short connection."""
+
+    profiles: list[dict[str, Any]]
+    quarantine_by_reason: list[dict[str, Any]]
+    quarantine_sample: list[dict[str, Any]]
+    history: pl.DataFrame  # scores of the runs of the same blueprint and dataset
+    previous: tuple[str, int] | None  # the previous completed run of that dataset, its rows_out
+    previous_profiles: list[dict[str, Any]] | None
+
+
+def _profiles(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[str, Any]]:
+    df = con.sql(
+        "SELECT * EXCLUDE (run_id) FROM column_profiles WHERE run_id = $1", params=[run_id]
+    ).pl()
+    rows = []
+    for r in df.iter_rows(named=True):
+        r["hist_edges"] = json.loads(r["hist_edges"]) if r["hist_edges"] else []
+        r["hist_counts"] = json.loads(r["hist_counts"]) if r["hist_counts"] else []
+        rows.append(r)
+    return rows
+
+
+def _quarantine_summary(
+    con: duckdb.DuckDBPyConnection, run_id: str, blueprint: str, limit: int = 20
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    if not _is_base_table(con, f"quarantine_{blueprint}"):
+        return [], []
+    table = quote_ident(f"quarantine_{blueprint}")
+    by_reason = con.sql(
+        f"SELECT reason, count(*) AS rows FROM (SELECT unnest(reasons) AS reason FROM {table} "
+        "WHERE run_id = $1) GROUP BY reason ORDER BY rows DESC, reason",
+        params=[run_id],
+    ).pl()
+    sample = _quarantine_sample(con, run_id, blueprint, limit)
+    return by_reason.to_dicts(), sample.to_dicts()
+
+
+def report_inputs(
+    run: dict[str, Any], *, warehouse: str | Path = DEFAULT_WAREHOUSE
+) -> ReportInputs:
+    """Profiles, quarantine, score history and the previous run of the same dataset, for a report."""
+    same = "blueprint = $1 AND dataset IS NOT DISTINCT FROM $2"
+    with connect(warehouse, read_only=True) as con:
+        profiles = _profiles(con, run["run_id"])
+        by_reason, sample = _quarantine_summary(con, run["run_id"], run["blueprint"])
+        history = con.sql(
+            f"SELECT run_id, started_at, state, quality_score FROM runs WHERE {same} "
+            "AND quality_score IS NOT NULL ORDER BY started_at, run_id",
+            params=[run["blueprint"], run.get("dataset")],
+        ).pl()
+        rows = con.sql(
+            f"SELECT run_id, rows_out FROM runs WHERE {same} AND state = 'COMPLETED' "
+            "AND run_id <> $3 AND started_at <= $4 ORDER BY started_at DESC, run_id DESC LIMIT 1",
+            params=[run["blueprint"], run.get("dataset"), run["run_id"], run["started_at"]],
+        ).fetchall()
+        previous = (rows[0][0], rows[0][1] or 0) if rows else None
+        before = _profiles(con, previous[0]) if previous is not None else None
+    return ReportInputs(profiles, by_reason, sample, history, previous, before)
+
+
+def recent_runs(limit: int = 20, *, warehouse: str | Path = DEFAULT_WAREHOUSE) -> pl.DataFrame:
+    """The newest runs, one row each: what ran, on which file and dataset, with what result."""
+    if Path(warehouse).exists():
+        open_warehouse(warehouse)
+    with connect(warehouse, read_only=True) as con:
+        return con.sql(
+            "SELECT run_id, blueprint, dataset, state, input_path, started_at, rows_in, rows_valid, "
+            "rows_quarantined, rows_out, quality_score, error FROM runs "
+            f"ORDER BY started_at DESC, run_id DESC LIMIT {int(limit)}"
+        ).pl()

@@ -1,0 +1,141 @@
+"""A run's record in ``runs``: started, given params, ended; its stage timings."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from tracer_kit.outputs import output_keys
+from tracer_kit.types import RunState
+from tracer_kit.warehouse.connection import _json, connect, quote_ident, utcnow
+
+__all__ = ["STATES", "dataset_name", "end_run", "note_params", "record_timings", "start_run"]
+
+STATES = tuple(s.value for s in RunState)
+
+_DATED_SUFFIX = re.compile(
+    r"[\s_\-.]*(?:\d{4}[-_.]?\d{2}(?:[-_.]?\d{2})?)(?:[T_\-\s]?\d{2}[:\-_.]?\d{2}(?:[:\-_.]?\d{2})?)?$"
+)
+
+_SUFFIXES = (".gz", ".zst", ".csv", ".tsv", ".txt", ".psv", ".json", ".ndjson", ".jsonl",
+             ".parquet", ".pq", ".xlsx", ".xlsm", ".xml")  # fmt: skip
+
+
+def dataset_name(path: str | Path) -> str:
+    """The dataset a file belongs to: its stem without a trailing date or timestamp.
+
+    ``customers_2024-06-01.csv`` and ``customers_20240701.csv.gz`` are both ``customers``;
+    runs of one dataset are what drift and the score history compare.
+    """
+    name = Path(str(path)).name
+    while (suffix := Path(name).suffix.lower()) in _SUFFIXES and suffix:
+        name = name[: -len(suffix)]
+    return _DATED_SUFFIX.sub("", name) or name
+
+
+def start_run(warehouse: str | Path, record: dict[str, Any], *, state: str = "IN_PROGRESS") -> None:
+    """Insert (or move forward) a run row in one short transaction."""
+    fields = {
+        "run_id": record["run_id"],
+        "blueprint": record["blueprint"],
+        "state": state,
+        "input_path": record.get("input_path"),
+        "dataset": record.get("dataset") or dataset_name(record.get("input_path") or ""),
+        "params": _json(record.get("params")),
+        "versions": _json(record.get("versions")),
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started_at": record.get("started_at") or utcnow(),
+        "outputs": _json(record.get("outputs")),
+    }
+    cols = ", ".join(quote_ident(k) for k in fields)
+    marks = ", ".join("?" for _ in fields)
+    updates = ", ".join(
+        f"{quote_ident(k)} = excluded.{quote_ident(k)}" for k in fields if k != "run_id"
+    )
+    with connect(warehouse) as con:
+        con.execute(
+            f"INSERT INTO runs ({cols}) VALUES ({marks}) ON CONFLICT (run_id) DO UPDATE SET {updates}",
+            list(fields.values()),
+        )
+
+
+def note_params(warehouse: str | Path, run_id: str, **values: Any) -> None:
+    """Add keys to a run's ``params`` (e.g. ``rerun_of``) in one short transaction."""
+    with connect(warehouse) as con:
+        row = con.execute("SELECT params FROM runs WHERE run_id = ?", [run_id]).fetchall()
+        params = json.loads(row[0][0]) if row and row[0][0] else {}
+        params.update(values)
+        con.execute("UPDATE runs SET params = ? WHERE run_id = ?", [_json(params), run_id])
+
+
+def end_run(
+    warehouse: str | Path,
+    run_id: str,
+    state: str,
+    *,
+    error: str | None = None,
+    stage_seconds: dict[str, float] | None = None,
+    fields: dict[str, Any] | None = None,
+) -> None:
+    """Mark a run FAILED or CANCELLED (no data loaded) and remove its staged files."""
+    with connect(warehouse) as con:
+        con.execute("BEGIN")
+        row = con.execute("SELECT outputs FROM runs WHERE run_id = ?", [run_id]).fetchall()
+        sets = {"state": state, "finished_at": utcnow(), "error": error}
+        for key, value in (fields or {}).items():
+            sets[key] = _json(value) if isinstance(value, (dict, list)) else value
+        assignments = ", ".join(f"{quote_ident(k)} = ?" for k in sets)
+        con.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", [*sets.values(), run_id])
+        _insert_timings(con, run_id, stage_seconds or {})
+        con.execute("COMMIT")
+    if row and row[0][0]:
+        _remove_outputs(json.loads(row[0][0]))
+
+
+def _insert_timings(
+    con: duckdb.DuckDBPyConnection, run_id: str, stage_seconds: dict[str, float]
+) -> None:
+    con.execute("DELETE FROM stage_timings WHERE run_id = ?", [run_id])
+    if stage_seconds:
+        con.executemany(
+            "INSERT INTO stage_timings VALUES (?, ?, ?)",
+            [(run_id, stage, float(sec)) for stage, sec in stage_seconds.items()],
+        )
+
+
+def record_timings(warehouse: str | Path, run_id: str, stage_seconds: dict[str, float]) -> None:
+    """Replace a run's stage timings (the store and report stages end after the commit)."""
+    with connect(warehouse) as con:
+        con.execute("BEGIN")
+        _insert_timings(con, run_id, stage_seconds)
+        con.execute("COMMIT")
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_outputs(outputs: dict[str, Any]) -> None:
+    for key in output_keys():
+        p = outputs.get(key)
+        if p and Path(p).is_file():
+            Path(p).unlink()
+    staging = outputs.get("staging")
+    if staging and Path(staging).is_dir():
+        shutil.rmtree(staging, ignore_errors=True)

@@ -131,3 +131,53 @@ def test_only_the_warehouse_package_opens_the_warehouse():
     assert connects == ["tracer_kit/_scratch.py", "tracer_kit/warehouse/connection.py"]
     scratch = (REPO / "tracer_kit" / "_scratch.py").read_text(encoding="utf-8")
     assert 'duckdb.connect(":memory:"' in scratch or "duckdb.connect()" in scratch
+
+
+def _code_lines(lines: list[str], node) -> int:
+    """Lines of code in a function: its signature and body, without its docstring, comments or blanks."""
+    import ast
+
+    doc = None
+    body = node.body
+    if (
+        body
+        and isinstance(body[0], ast.Expr)
+        and isinstance(getattr(body[0], "value", None), ast.Constant)
+    ):
+        if isinstance(body[0].value.value, str):
+            doc = (body[0].lineno, body[0].end_lineno)
+    count = 0
+    for number in range(node.lineno, node.end_lineno + 1):
+        text = lines[number - 1].strip()
+        if (doc and doc[0] <= number <= doc[1]) or not text or text.startswith("#"):
+            continue
+        count += 1
+    return count
+
+
+def test_no_function_in_the_package_is_over_60_lines():
+    import ast
+
+    from .conftest import REPO
+
+    long = []
+    for path in sorted((REPO / "tracer_kit").rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = _code_lines(text.splitlines(), node)
+                if n > 60:
+                    long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({n} lines)")
+    assert long == []
+
+
+def test_make_lint_runs_the_complexity_rules():
+    import tomllib
+
+    from .conftest import REPO
+
+    ruff = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["ruff"]
+    assert {"C901", "PLR0912", "PLR0913", "PLR0915"} <= set(ruff["lint"]["select"])
+    assert ruff["lint"]["mccabe"]["max-complexity"] == 10
+    limits = ruff["lint"]["pylint"]
+    assert (limits["max-branches"], limits["max-statements"], limits["max-args"]) == (12, 50, 9)

@@ -6,8 +6,8 @@ import pytest
 
 import tracer_kit as tk
 from tracer_kit.run import RunLifecycle
-from tracer_kit.warehouse import open_warehouse
 from tracer_kit.types import RunState
+from tracer_kit.warehouse import open_warehouse
 
 
 def _state(run_id):

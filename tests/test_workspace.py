@@ -28,8 +28,8 @@ def test_moved_processed_folder_carries_bronze_and_staging():
 
 def test_severity_and_state_are_declared_once():
     from tracer_kit.quality import SEVERITIES
-    from tracer_kit.warehouse import STATES
     from tracer_kit.types import RunState, Severity, by_severity
+    from tracer_kit.warehouse import STATES
 
     assert SEVERITIES == ("critical", "high", "medium", "low")
     assert STATES == ("PENDING", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED")

@@ -175,6 +175,46 @@ def sink_sorted(
                 writer.close()
 
 
+def _band(sorted_sample: pl.Series, q: float, width: float) -> tuple[Any, Any]:
+    """Values of the sample around quantile ``q``, ``width`` either side."""
+    m = len(sorted_sample)
+    return sorted_sample[max(0, int((q - width) * m))], sorted_sample[
+        min(m - 1, int((q + width) * m))
+    ]
+
+
+def _ranks_in_bands(
+    pairs: pl.LazyFrame, value: str, tiebreak: str, bands: dict[int, tuple[Any, Any]]
+) -> dict[int, tuple[Any, Any]]:
+    """The rows at each rank whose band holds it: one counting pass, then the bands sorted."""
+    col = pl.col(value)
+    counts = (
+        pairs.select(
+            expr
+            for k, (lo, hi) in bands.items()
+            for expr in (
+                (col < lo).sum().alias(f"below {k}"),
+                ((col >= lo) & (col <= hi)).sum().alias(f"inside {k}"),
+            )
+        )
+        .collect(engine="streaming")
+        .row(0, named=True)
+    )
+    below = {k: counts[f"below {k}"] for k in bands}
+    hits = {
+        k: band for k, band in bands.items() if below[k] < k <= below[k] + counts[f"inside {k}"]
+    }
+    if not hits:
+        return {}
+    inside = pl.any_horizontal([(col >= lo) & (col <= hi) for lo, hi in hits.values()])
+    rows = pairs.filter(inside).sort([value, tiebreak]).collect(engine="streaming")
+    found = {}
+    for k, (lo, hi) in hits.items():
+        band_rows = rows.filter((col >= lo) & (col <= hi))
+        found[k] = band_rows.row(k - below[k] - 1)
+    return found
+
+
 def order_statistics(
     lf: pl.LazyFrame,
     value: str,
@@ -200,43 +240,13 @@ def order_statistics(
     if wanted:
         sample = spread(pairs.select(value), sample_rows, rows=n).collect(engine="streaming")
         sample_values = sample.get_column(value).sort()
-        m = len(sample_values)
-        col = pl.col(value)
         for width in (0.002, 0.01, 0.05):
-            bands = {}
-            for k in wanted:
-                if k in found:
-                    continue
-                q = (k - 0.5) / n
-                lo = sample_values[max(0, int((q - width) * m))]
-                hi = sample_values[min(m - 1, int((q + width) * m))]
-                bands[k] = (lo, hi)
+            bands = {
+                k: _band(sample_values, (k - 0.5) / n, width) for k in wanted if k not in found
+            }
             if not bands:
                 break
-            counts = (
-                pairs.select(
-                    expr
-                    for k, (lo, hi) in bands.items()
-                    for expr in (
-                        (col < lo).sum().alias(f"{k}\x00below"),
-                        ((col >= lo) & (col <= hi)).sum().alias(f"{k}\x00inside"),
-                    )
-                )
-                .collect(engine="streaming")
-                .row(0, named=True)
-            )
-            hits = {
-                k: band
-                for k, band in bands.items()
-                if counts[f"{k}\x00below"] < k <= counts[f"{k}\x00below"] + counts[f"{k}\x00inside"]
-            }
-            if not hits:
-                continue
-            inside = pl.any_horizontal([(col >= lo) & (col <= hi) for lo, hi in hits.values()])
-            rows = pairs.filter(inside).sort([value, tiebreak]).collect(engine="streaming")
-            for k, (lo, hi) in hits.items():
-                band_rows = rows.filter((pl.col(value) >= lo) & (pl.col(value) <= hi))
-                found[k] = band_rows.row(k - counts[f"{k}\x00below"] - 1)
+            found.update(_ranks_in_bands(pairs, value, tiebreak, bands))
         missing = [k for k in wanted if k not in found]
         if missing:  # an unlucky sample: sort everything
             ordered = pairs.sort([value, tiebreak]).collect(engine="streaming")

@@ -324,27 +324,12 @@ def run(
     if no_notebook and cfg.notebook:
         raise ConfigError("--notebook and --no-notebook contradict each other; choose one")
     if no_notebook:
-        from tracer_kit.pipeline import run_pipeline
-
-        result = run_pipeline(
-            input,
-            blueprint,
-            config=cfg,
-            warehouse=warehouse,
-            output_dir=output_dir,
-            return_frame=False,
-        )
+        from tracer_kit.pipeline import run_pipeline as runner
     else:
-        from tracer_kit.notebooks import run_notebook
-
-        result = run_notebook(
-            input,
-            blueprint,
-            config=cfg,
-            warehouse=warehouse,
-            output_dir=output_dir,
-            return_frame=False,
-        )
+        from tracer_kit.notebooks import run_notebook as runner
+    result = runner(
+        input, blueprint, config=cfg, warehouse=warehouse, output_dir=output_dir, return_frame=False
+    )
     _print_result(result)
 
 

@@ -112,6 +112,29 @@ class Config(BaseModel):
         return value
 
 
+def _read_config_file(path: Path) -> Any:
+    """A config file's content (JSON, or YAML by extension); one clear error when unreadable."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        msg = f"cannot read config file {path}: {exc.strerror}"
+        raise ConfigError(msg, path=path) from None
+    try:
+        if path.suffix.lower() in {".yaml", ".yml"}:
+            import yaml
+
+            return yaml.safe_load(text) or {}
+        return json.loads(text)
+    except Exception as exc:  # noqa: BLE001 - yaml and json raise different types
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = getattr(exc, "problem", None) or getattr(exc, "msg", None) or str(exc)
+        what = " ".join(str(what).split())
+        kind = path.suffix.lstrip(".").upper() or "JSON"
+        msg = f"config file {path} is not valid {kind}{where}: {what}"
+        raise ConfigError(msg, path=path, line=mark.line + 1 if mark else None) from None
+
+
 def load_config(source: Config | dict[str, Any] | str | Path | None) -> Config:
     """Build a :class:`Config` from a Config, a dict, or a ``.json``/``.yaml`` file path.
 
@@ -124,29 +147,7 @@ def load_config(source: Config | dict[str, Any] | str | Path | None) -> Config:
         return Config()
     if isinstance(source, Config):
         return source
-    data: Any = source
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            msg = f"cannot read config file {path}: {exc.strerror}"
-            raise ConfigError(msg, path=path) from None
-        try:
-            if path.suffix.lower() in {".yaml", ".yml"}:
-                import yaml
-
-                data = yaml.safe_load(text) or {}
-            else:
-                data = json.loads(text)
-        except Exception as exc:  # noqa: BLE001 - yaml and json raise different types
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            what = getattr(exc, "problem", None) or getattr(exc, "msg", None) or str(exc)
-            what = " ".join(str(what).split())
-            kind = path.suffix.lstrip(".").upper() or "JSON"
-            msg = f"config file {path} is not valid {kind}{where}: {what}"
-            raise ConfigError(msg, path=path, line=mark.line + 1 if mark else None) from None
+    data: Any = _read_config_file(Path(source)) if isinstance(source, (str, Path)) else source
     if not isinstance(data, dict):
         msg = f"config should be a mapping of Config fields, got {type(data).__name__}"
         raise ConfigError(msg)

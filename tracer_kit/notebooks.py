@@ -198,6 +198,43 @@ def export_html(notebook: str | Path, dest: str | Path) -> Path:
     return dest
 
 
+def _under(folder: Path, path: str | Path) -> Path:
+    """``path`` as an absolute path, relative ones taken from ``folder``."""
+    path = Path(path)
+    return path if path.is_absolute() else (folder / path).resolve()
+
+
+def _execute(
+    template: Path,
+    executed: Path,
+    params: dict[str, Any],
+    *,
+    cwd: Path,
+    timeout: float | None,
+    config: Config,
+) -> BaseException | None:
+    """Papermill runs the notebook on our own kernel; the notebook's failure, if any."""
+    pm, PapermillExecutionError = _papermill()  # noqa: N806 - an exception class
+    _use_own_kernelspec()
+    try:
+        with key_for_kernel(config):  # the key reaches the kernel, never the notebook
+            pm.execute_notebook(
+                str(template),
+                str(executed),
+                parameters=params,
+                kernel_name=KERNEL,
+                cwd=str(cwd),
+                progress_bar=False,
+                log_output=False,
+                execution_timeout=timeout,
+                # keep ipykernel's start-up warnings (TCP without encryption) off the terminal
+                extra_arguments=["--IPKernelApp.log_level=ERROR"],
+            )
+    except PapermillExecutionError as exc:
+        return exc
+    return None
+
+
 def run_notebook(
     path: str | Path,
     blueprint: str,
@@ -248,14 +285,8 @@ def run_notebook(
     cfg = load_config(config)
     cwd = Path(cwd or Path.cwd()).resolve()
     run_id = run_id or new_run_id()
-    warehouse = (
-        (cwd / warehouse).resolve() if not Path(warehouse).is_absolute() else Path(warehouse)
-    )
-    output_dir = (
-        (cwd / output_dir).resolve() if not Path(output_dir).is_absolute() else Path(output_dir)
-    )
-    input_path = Path(path)
-    input_path = input_path if input_path.is_absolute() else (Path.cwd() / input_path).resolve()
+    warehouse, output_dir = _under(cwd, warehouse), _under(cwd, output_dir)
+    input_path = _under(Path.cwd(), path)
     if not input_path.exists():
         raise TracerError(f"{path}: no such file", path=path)
     run_dir = output_dir / run_id
@@ -285,25 +316,7 @@ def run_notebook(
             template,
         )
         run_dir.mkdir(parents=True, exist_ok=True)
-        pm, PapermillExecutionError = _papermill()  # noqa: N806 - an exception class
-        _use_own_kernelspec()
-        failure: BaseException | None = None
-        try:
-            with key_for_kernel(cfg):  # the key reaches the kernel, never the notebook
-                pm.execute_notebook(
-                    str(template),
-                    str(executed),
-                    parameters=params,
-                    kernel_name=KERNEL,
-                    cwd=str(cwd),
-                    progress_bar=False,
-                    log_output=False,
-                    execution_timeout=timeout,
-                    # keep ipykernel's start-up warnings (TCP without encryption) off the terminal
-                    extra_arguments=["--IPKernelApp.log_level=ERROR"],
-                )
-        except PapermillExecutionError as exc:
-            failure = exc
+        failure = _execute(template, executed, params, cwd=cwd, timeout=timeout, config=cfg)
         life.handed_over()  # the kernel's run recorded how it ended
     if executed.exists():
         export_html(executed, run_dir / "notebook.html")

@@ -33,6 +33,7 @@ from tracer_kit.types import Issue, RunOutputs, RunResult
 from tracer_kit.warehouse import (
     DEFAULT_WAREHOUSE,
     BronzeFiles,
+    RunCommit,
     check_run_id,
     commit_run,
     dataset_name,
@@ -174,7 +175,7 @@ def build_processed(
     return dest
 
 
-def run_pipeline(
+def run_pipeline(  # noqa: PLR0913 - a source, a blueprint and the options the CLI offers
     path: str | Path,
     blueprint: str | Blueprint,
     *,
@@ -428,20 +429,20 @@ def _validate(run: _Run) -> None:
 def _commit(run: _Run, profiles: pl.DataFrame | None, *, processed: bool) -> None:
     """The one commit path: the run's end state, bronze, quarantine, issues and files at once."""
     q = run.quality
-    commit_run(
-        run.warehouse,
-        run.bp,
-        run.fields,
+    final = Path(run.outputs["parquet"])
+    commit = RunCommit(
+        blueprint=run.bp,
+        run=run.fields,
         bronze=BronzeFiles(q.bronze_path, q.bronze_rejects_path, q.bronze_columns),
         bronze_dir=run.space.bronze,
         quarantine=q.quarantine_path,
         issues=run.result.issues,
-        profiles=profiles,
-        staged_parquet=run.staged_parquet if processed else None,
-        final_parquet=Path(run.outputs["parquet"]) if processed else None,
         stage_seconds=run.life.seconds,
-        extra_files=run.moves if processed else (),
+        profiles=profiles,
+        processed=(run.staged_parquet, final) if processed else None,
+        files=run.moves if processed else (),
     )
+    commit_run(run.warehouse, commit)
     run.life.committed()  # the commit point: a later report failure leaves the run as recorded
     shutil.rmtree(run.space.run_staging(run.run_id), ignore_errors=True)
 

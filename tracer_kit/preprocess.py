@@ -122,6 +122,48 @@ class Preprocessor(TransformerMixin, BaseEstimator):
         self.config = config
         self.target = target
 
+    def _numeric_steps(
+        self, frame: pl.DataFrame, numeric: list[str], cfg: PreprocessConfig
+    ) -> list[tuple[str, Pipeline, list[str]]]:
+        """One impute-cap-scale pipeline per imputation strategy, over its columns."""
+        by_strategy: dict[str, list[str]] = {}
+        for c in numeric:
+            by_strategy.setdefault(_numeric_strategy(frame[c], cfg.missing), []).append(c)
+        self.strategies_ = {c: s for s, cols in by_strategy.items() for c in cols}
+        transformers = []
+        for strategy, cols in sorted(by_strategy.items()):
+            steps = [
+                ("impute", SimpleImputer(strategy=strategy, keep_empty_features=True)),
+                ("cap", OutlierCapper(cfg.outliers)),
+            ]
+            if cfg.scaling != "none":
+                steps.append(("scale", _SCALERS[cfg.scaling]()))
+            transformers.append((f"num_{strategy}", Pipeline(steps), cols))
+        return transformers
+
+    def _categorical_steps(
+        self, frame: pl.DataFrame, c: str, cfg: PreprocessConfig
+    ) -> tuple[str, Pipeline, list[str]]:
+        """Impute the most frequent level, then encode (one-hot for few levels, else label/target)."""
+        kind = cfg.encoding
+        if kind == "auto":
+            few = frame[c].n_unique() <= ONEHOT_MAX_LEVELS
+            kind = "onehot" if few else ("target" if self.target else "label")
+        if kind == "target" and not self.target:
+            msg = f"encoding='target' needs a blueprint with a target column; {self.blueprint!r} has none"
+            raise ConfigError(msg)
+        self.encodings_[c] = kind
+        encoder = {
+            "onehot": OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+            "label": OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
+            "target": TargetEncoder(random_state=0),
+        }[kind]
+        steps = [
+            ("impute", SimpleImputer(strategy="most_frequent", missing_values=None)),
+            ("encode", encoder),
+        ]
+        return (f"cat_{c}", Pipeline(steps), [c])
+
     def fit(self, frame: pl.DataFrame, y: Any = None) -> Preprocessor:
         """Choose columns and strategies from the data, then fit the scikit-learn transformers."""
         cfg = PreprocessConfig(**(self.config or {}))
@@ -145,43 +187,9 @@ class Preprocessor(TransformerMixin, BaseEstimator):
         self.numeric_ = numeric
         self.categorical_ = categorical
         self.drop_missing_ = cfg.missing == "drop"
-        transformers = []
-        by_strategy: dict[str, list[str]] = {}
-        for c in numeric:
-            by_strategy.setdefault(_numeric_strategy(frame[c], cfg.missing), []).append(c)
-        self.strategies_ = {c: s for s, cols in by_strategy.items() for c in cols}
-        for strategy, cols in sorted(by_strategy.items()):
-            steps = [
-                ("impute", SimpleImputer(strategy=strategy, keep_empty_features=True)),
-                ("cap", OutlierCapper(cfg.outliers)),
-            ]
-            if cfg.scaling != "none":
-                steps.append(("scale", _SCALERS[cfg.scaling]()))
-            transformers.append((f"num_{strategy}", Pipeline(steps), cols))
         self.encodings_ = {}
-        for c in categorical:
-            levels = frame[c].n_unique()
-            kind = cfg.encoding
-            if kind == "auto":
-                kind = (
-                    "onehot"
-                    if levels <= ONEHOT_MAX_LEVELS
-                    else ("target" if self.target else "label")
-                )
-            if kind == "target" and not self.target:
-                msg = f"encoding='target' needs a blueprint with a target column; {self.blueprint!r} has none"
-                raise ConfigError(msg)
-            self.encodings_[c] = kind
-            encoder = {
-                "onehot": OneHotEncoder(handle_unknown="ignore", sparse_output=False),
-                "label": OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
-                "target": TargetEncoder(random_state=0),
-            }[kind]
-            steps = [
-                ("impute", SimpleImputer(strategy="most_frequent", missing_values=None)),
-                ("encode", encoder),
-            ]
-            transformers.append((f"cat_{c}", Pipeline(steps), [c]))
+        transformers = self._numeric_steps(frame, numeric, cfg)
+        transformers += [self._categorical_steps(frame, c, cfg) for c in categorical]
         if not transformers:
             raise TracerError(
                 f"blueprint {self.blueprint!r}: no numeric or text column to build a model matrix from"
@@ -262,6 +270,21 @@ class Preprocessor(TransformerMixin, BaseEstimator):
         }
 
 
+def _scaled(x: pl.Expr, scale: Any, i: int) -> pl.Expr | None:
+    """``x`` through a fitted scikit-learn scaler as its ``transform`` computes it (None: unknown)."""
+    if scale is None:
+        return x
+    if isinstance(scale, StandardScaler):
+        x = x - float(scale.mean_[i]) if scale.with_mean else x
+        return x / float(scale.scale_[i]) if scale.with_std else x
+    if isinstance(scale, RobustScaler):
+        x = x - float(scale.center_[i]) if scale.with_centering else x
+        return x / float(scale.scale_[i]) if scale.with_scaling else x
+    if isinstance(scale, MinMaxScaler) and not scale.clip:
+        return x * float(scale.scale_[i]) + float(scale.min_[i])
+    return None
+
+
 def _numeric_expression(column: str, i: int, steps: dict[str, Any]) -> pl.Expr | None:
     """Impute, cap and scale one numeric column as scikit-learn does (float64, same order)."""
     fill = float(steps["impute"].statistics_[i])
@@ -270,24 +293,7 @@ def _numeric_expression(column: str, i: int, steps: dict[str, Any]) -> pl.Expr |
         return None
     x = pl.col(column).cast(pl.Float64).fill_nan(None).fill_null(fill)
     x = x.clip(float(cap.lower_[i]), float(cap.upper_[i]))
-    scale = steps.get("scale")
-    if isinstance(scale, StandardScaler):
-        if scale.with_mean:
-            x = x - float(scale.mean_[i])
-        if scale.with_std:
-            x = x / float(scale.scale_[i])
-    elif isinstance(scale, RobustScaler):
-        if scale.with_centering:
-            x = x - float(scale.center_[i])
-        if scale.with_scaling:
-            x = x / float(scale.scale_[i])
-    elif isinstance(scale, MinMaxScaler):
-        if scale.clip:
-            return None
-        x = x * float(scale.scale_[i]) + float(scale.min_[i])
-    elif scale is not None:
-        return None
-    return x
+    return _scaled(x, steps.get("scale"), i)
 
 
 def _prepare(frame: pl.DataFrame) -> pl.DataFrame:

@@ -45,6 +45,85 @@ PROFILE_SCHEMA = {
 }
 
 
+def _as_number(name: str, dtype: pl.DataType) -> pl.Expr:
+    """A numeric or temporal column as floats (dates as days, times as their integer form)."""
+    col = pl.col(name)
+    if dtype.is_float():
+        col = pl.when(col.is_finite()).then(col)
+    return col.cast(pl.Int64).cast(pl.Float64) if dtype.is_temporal() else col.cast(pl.Float64)
+
+
+def _column_stats(
+    lf: pl.LazyFrame, schema: pl.Schema, names: Sequence[str], height: int
+) -> dict[str, dict[str, Any]]:
+    """Per column: nulls, distinct, min, max, and for numbers mean, median, range (two passes)."""
+    exact = height <= settings.exact_distinct_rows
+    # order statistics (median, histogram range) from a spread of rows on big frames:
+    # sorting every column of tens of millions of rows costs more than the rest together
+    ordered = spread(lf, settings.exact_distinct_rows, rows=height)
+    agg, order_agg = Aggregates(), Aggregates()
+    for name in names:
+        dtype = schema[name]
+        col = pl.col(name)
+        if dtype.is_float():
+            col = pl.when(col.is_finite()).then(col)
+        distinct = col.drop_nulls().n_unique() if exact else col.drop_nulls().approx_n_unique()
+        agg.add(name, "nulls", pl.col(name).null_count())
+        agg.add(name, "distinct", distinct)
+        agg.add(name, "min", col.min().cast(pl.String))
+        agg.add(name, "max", col.max().cast(pl.String))
+        if dtype.is_numeric() or dtype.is_temporal():
+            v = _as_number(name, dtype)
+            agg.add_all(name, {"mean": v.mean(), "vmin": v.min(), "vmax": v.max()})
+            order_agg.add_all(
+                name,
+                {
+                    "median": v.median(),
+                    "lo": v.quantile(0.005, "linear"),
+                    "hi": v.quantile(0.995, "linear"),
+                },
+            )
+    stats = agg.collect(lf)
+    for name, values in order_agg.collect(ordered).items():
+        stats[name].update(values)
+    return stats
+
+
+def _bins(
+    lf: pl.LazyFrame, name: str, dtype: pl.DataType, stats: dict[str, Any], bins: int
+) -> tuple[pl.LazyFrame, str]:
+    """The bin-count query of one numeric column and its bin edges (JSON)."""
+    lo, hi = stats["lo"], stats["hi"]
+    if hi <= lo:
+        lo, hi = stats["vmin"], stats["vmax"]
+    width = (hi - lo) or 1.0
+    v = _as_number(name, dtype)
+    index = ((v.clip(lo, hi) - lo) / width * bins).floor().clip(0, bins - 1)
+    query = lf.select(index.cast(pl.Int32).alias("i")).drop_nulls().group_by("i").len()
+    return query, json.dumps([float(e) for e in np.linspace(lo, lo + width, bins + 1)])
+
+
+def _top_values(lf: pl.LazyFrame, name: str) -> tuple[str, str]:
+    """The ten most frequent values and their counts (JSON lists).
+
+    Spellings that differ only by case or spaces count as one value, shown in the most
+    frequent spelling.
+    """
+    text, key = pl.col(name).cast(pl.String), Scratch.KEY.of()
+    top = (
+        lf.select(text.alias(name), folded(text).alias(key))
+        .drop_nulls()
+        .group_by(key, name)
+        .len()
+        .group_by(key)
+        .agg(pl.col(name).sort_by("len", descending=True).first(), pl.col("len").sum())
+        .sort(["len", name], descending=[True, False])
+        .head(10)
+        .collect(engine="streaming")
+    )
+    return json.dumps(top.get_column(name).to_list()), json.dumps(top.get_column("len").to_list())
+
+
 def column_profiles(
     df: pl.DataFrame | pl.LazyFrame, columns: Sequence[str] | None = None, *, bins: int = 20
 ) -> pl.DataFrame:
@@ -62,35 +141,7 @@ def column_profiles(
     schema = lf.collect_schema()
     names = list(columns or schema.names())
     height = lf.select(pl.len()).collect().item()
-    exact = height <= settings.exact_distinct_rows
-    # order statistics (median, histogram range) from a spread of rows on big frames:
-    # sorting every column of tens of millions of rows costs more than the rest together
-    ordered = spread(lf, settings.exact_distinct_rows, rows=height)
-    agg, order_agg = Aggregates(), Aggregates()
-    for name in names:
-        dtype = schema[name]
-        col = pl.col(name)
-        if dtype.is_float():
-            col = pl.when(col.is_finite()).then(col)
-        distinct = col.drop_nulls().n_unique() if exact else col.drop_nulls().approx_n_unique()
-        agg.add(name, "nulls", pl.col(name).null_count())
-        agg.add(name, "distinct", distinct)
-        agg.add(name, "min", col.min().cast(pl.String))
-        agg.add(name, "max", col.max().cast(pl.String))
-        if dtype.is_numeric() or dtype.is_temporal():
-            v = col.cast(pl.Int64).cast(pl.Float64) if dtype.is_temporal() else col.cast(pl.Float64)
-            agg.add_all(name, {"mean": v.mean(), "vmin": v.min(), "vmax": v.max()})
-            order_agg.add_all(
-                name,
-                {
-                    "median": v.median(),
-                    "lo": v.quantile(0.005, "linear"),
-                    "hi": v.quantile(0.995, "linear"),
-                },
-            )
-    stats = agg.collect(lf)
-    for name, values in order_agg.collect(ordered).items():
-        stats[name].update(values)
+    stats = _column_stats(lf, schema, names, height)
     rows = []
     bin_queries: dict[str, pl.LazyFrame] = {}
     for name in names:
@@ -109,42 +160,10 @@ def column_profiles(
             "hist_counts": "[]",
         }
         if (dtype.is_numeric() or dtype.is_temporal()) and get("lo") is not None:
-            lo, hi = get("lo"), get("hi")
-            if hi <= lo:
-                lo, hi = get("vmin"), get("vmax")
-            v = (
-                pl.col(name).cast(pl.Int64).cast(pl.Float64)
-                if dtype.is_temporal()
-                else pl.col(name).cast(pl.Float64)
-            )
-            if dtype.is_float():
-                v = pl.when(v.is_finite()).then(v)
-            width = (hi - lo) or 1.0
-            index = ((v.clip(lo, hi) - lo) / width * bins).floor().clip(0, bins - 1)
-            bin_queries[name] = (
-                lf.select(index.cast(pl.Int32).alias("i")).drop_nulls().group_by("i").len()
-            )
-            row["hist_edges"] = json.dumps(
-                [float(e) for e in np.linspace(lo, lo + width, bins + 1)]
-            )
+            bin_queries[name], row["hist_edges"] = _bins(lf, name, dtype, stats[name], bins)
         elif get("distinct") and get("distinct") <= 0.5 * (height - get("nulls")):
             # (identifier-like columns, mostly distinct values, have no top values worth counting)
-            # spellings that differ only by case or spaces count as one value, shown in the
-            # most frequent spelling
-            text, key = pl.col(name).cast(pl.String), Scratch.KEY.of()
-            top = (
-                lf.select(text.alias(name), folded(text).alias(key))
-                .drop_nulls()
-                .group_by(key, name)
-                .len()
-                .group_by(key)
-                .agg(pl.col(name).sort_by("len", descending=True).first(), pl.col("len").sum())
-                .sort(["len", name], descending=[True, False])
-                .head(10)
-                .collect(engine="streaming")
-            )
-            row["hist_edges"] = json.dumps(top.get_column(name).to_list())
-            row["hist_counts"] = json.dumps(top.get_column("len").to_list())
+            row["hist_edges"], row["hist_counts"] = _top_values(lf, name)
         rows.append(row)
     if bin_queries:  # one small group-by per column, run together
         counted = pl.collect_all(list(bin_queries.values()), engine="streaming")

@@ -95,6 +95,15 @@ class Workbench(w.VBox):
         self.result: Any = None
         self._column_cache: dict[tuple[str, int, int], list[str]] = {}
         self.stages = STAGES
+        self._inputs(STAGES)
+        self._results()
+        self._connect()
+        super().__init__(self._rows())
+        self.refresh_files()
+        self.check()
+
+    def _inputs(self, stages: tuple[str, ...]) -> None:
+        """The controls: file, blueprint, mapping, options, Run and progress."""
         self.file = w.Dropdown(description="File", layout=w.Layout(width="520px"))
         self.refresh = w.Button(
             description="Refresh", icon="refresh", layout=w.Layout(width="100px")
@@ -117,6 +126,11 @@ class Workbench(w.VBox):
         self.reference_date = w.Text(
             description="Ref. date", placeholder="YYYY-MM-DD (default: from data)"
         )
+        self.pii = w.Text(
+            description="Personal",
+            placeholder="fields holding personal data, never shown (e.g. email)",
+            layout=w.Layout(width="520px"),
+        )
         self.missing = w.Dropdown(
             description="Missing", options=["auto", "drop", "mean", "median", "mode"]
         )
@@ -128,8 +142,11 @@ class Workbench(w.VBox):
             description="Scaling", options=["robust", "standard", "minmax", "none"]
         )
         self.run = w.Button(description="Run", button_style="primary", icon="play")
-        self.progress = w.IntProgress(value=0, min=0, max=len(STAGES), description="Progress")
+        self.progress = w.IntProgress(value=0, min=0, max=len(stages), description="Progress")
         self.stage = w.Label(value="")
+
+    def _results(self) -> None:
+        """The result tabs."""
         self.error = w.HTML()
         self.summary = w.HTML()
         self.issues = w.HTML()
@@ -158,31 +175,34 @@ class Workbench(w.VBox):
         self.tabs = w.Tab(children=list(tabs.values()))
         for i, title in enumerate(tabs):
             self.tabs.set_title(i, title)
+
+    def _connect(self) -> None:
+        """What each control does."""
         self.refresh.on_click(lambda _: self.refresh_files())
         self.upload.observe(self._on_upload, names="value")
         self.blueprint.observe(lambda _: self._as_widget(self.check), names="value")
         self.file.observe(lambda _: self._as_widget(self.check), names="value")
         self.column_map.observe(lambda _: self._as_widget(self.check), names="value")
         self.run.on_click(lambda _: self._as_widget(self.start))
+
+    def _rows(self) -> list[Any]:
+        """The workbench, top to bottom."""
         options = w.HBox(
             [self.missing, self.outliers, self.encoding, self.scaling],
             layout=w.Layout(flex_flow="row wrap"),
         )
-        super().__init__(
-            [
-                w.HBox([self.file, self.refresh, self.upload]),
-                w.HBox([self.blueprint]),
-                self.fields,
-                self.compatibility,
-                w.HBox([self.column_map, self.reference_date]),
-                options,
-                w.HBox([self.run, self.progress, self.stage]),
-                self.error,
-                self.tabs,
-            ]
-        )
-        self.refresh_files()
-        self.check()
+        return [
+            w.HBox([self.file, self.refresh, self.upload]),
+            w.HBox([self.blueprint]),
+            self.fields,
+            self.compatibility,
+            w.HBox([self.column_map, self.reference_date]),
+            self.pii,
+            options,
+            w.HBox([self.run, self.progress, self.stage]),
+            self.error,
+            self.tabs,
+        ]
 
     # ----------------------------------------------------------------- inputs
 
@@ -262,6 +282,7 @@ class Workbench(w.VBox):
     def config(self) -> dict[str, Any]:
         """The run configuration the controls describe."""
         cfg: dict[str, Any] = {
+            "pii": [f.strip() for f in self.pii.value.split(",") if f.strip()],
             "preprocess": {
                 "missing": self.missing.value,
                 "outliers": self.outliers.value,

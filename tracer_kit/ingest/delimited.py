@@ -174,6 +174,104 @@ def _conflict_marker(path: Path, chunk: bytes, lines_before: int) -> None:
     raise _fail(path, msg, line=line)
 
 
+class _ChunkScan:
+    """The state of :func:`_scan_records` between chunks: quote parity, the open record, offsets."""
+
+    def __init__(self, path: Path, original: Path, delimiter: str, *, check_utf8: bool) -> None:
+        self.path, self.original, self.delim = path, original, ord(delimiter)
+        self.parity = 0  # quotes seen so far, mod 2
+        self.lines_before = 0
+        self.rec_start_line, self.rec_start_off, self.rec_fields = 1, 0, 0
+        self.prev_last = -1  # the byte before the chunk
+        self.offset = 0  # bytes before the chunk
+        self.scan = _RecordScan()
+        self.decoder = (
+            codecs.getincrementaldecoder("utf-8")(errors="tracer_record") if check_utf8 else None
+        )
+
+    def _bad_utf8(self, chunk: bytes) -> list[int]:
+        """Global offsets of invalid UTF-8 in ``chunk`` (pure-ASCII chunks are skipped)."""
+        decoder = self.decoder
+        if decoder is None or (chunk.isascii() and not decoder.getstate()[0]):
+            return []
+        _BAD_OFFSETS.clear()
+        pending = len(decoder.getstate()[0])
+        decoder.decode(chunk)
+        return [self.offset - pending + o for o in _BAD_OFFSETS]
+
+    def feed(self, chunk: bytes) -> None:
+        """Find the records that end in ``chunk`` (newlines outside quotes) and their fields."""
+        utf8_offsets = self._bad_utf8(chunk)
+        _conflict_marker(self.original, chunk, self.lines_before)
+        a = np.frombuffer(chunk, dtype=np.uint8)
+        nul = self.offset + np.flatnonzero(a == 0) if b"\x00" in chunk else None
+        q, nl, dl = (
+            np.flatnonzero(a == 34),
+            np.flatnonzero(a == 10),
+            np.flatnonzero(a == self.delim),
+        )
+        if len(q):
+            end_idx = np.flatnonzero(((self.parity + np.searchsorted(q, nl)) & 1) == 0)
+            dl_out = dl[((self.parity + np.searchsorted(q, dl)) & 1) == 0]
+        else:  # no quote in the chunk: the carried parity decides for all
+            end_idx = np.arange(len(nl)) if self.parity == 0 else np.empty(0, dtype=np.int64)
+            dl_out = dl if self.parity == 0 else dl[:0]
+        if len(end_idx):
+            self._records_end(a, nl[end_idx], end_idx, dl_out, utf8_offsets, nul)
+        else:
+            if utf8_offsets:
+                self.scan.bad_utf8.append(np.full(len(utf8_offsets), self.scan.records))
+            if nul is not None:
+                self.scan.nul.append(np.full(1, self.scan.records))
+            self.rec_fields += len(dl_out)
+        self.parity = (self.parity + len(q)) & 1
+        self.lines_before += len(nl)
+        self.prev_last = int(a[-1])
+        self.offset += len(chunk)
+
+    def _records_end(
+        self,
+        a: np.ndarray,
+        ends: np.ndarray,
+        end_idx: np.ndarray,
+        dl_out: np.ndarray,
+        utf8_offsets: list[int],
+        nul: np.ndarray | None,
+    ) -> None:
+        cum = np.searchsorted(dl_out, ends)
+        count = np.diff(cum, prepend=0)
+        count[0] += self.rec_fields
+        end_lines = self.lines_before + end_idx + 1
+        s_lines = np.concatenate(([self.rec_start_line], end_lines[:-1] + 1))
+        s_offs = np.concatenate(([self.rec_start_off], self.offset + ends[:-1] + 1))
+        before_end = np.where(ends > 0, a[np.maximum(ends - 1, 0)], self.prev_last)
+        self.scan.add(s_lines, s_offs, self.offset + ends, before_end, count + 1, utf8_offsets, nul)
+        self.rec_start_line = int(end_lines[-1]) + 1
+        self.rec_start_off = int(self.offset + ends[-1] + 1)
+        self.rec_fields = len(dl_out) - int(cum[-1])
+
+    def finish(self) -> _Records:
+        """The last record (without a trailing newline), then what the scan found."""
+        if self.decoder is not None:
+            _BAD_OFFSETS.clear()
+            self.decoder.decode(b"", final=True)
+            if list(_BAD_OFFSETS):
+                self.scan.bad_utf8.append(np.array([self.scan.records]))
+        if self.parity:
+            msg = f"a quoted field opened on line {self.rec_start_line} is never closed"
+            raise _fail(self.path, msg, line=self.rec_start_line)
+        if self.rec_start_off < self.offset:  # last record without a trailing newline
+            self.scan.add(
+                np.array([self.rec_start_line]),
+                np.array([self.rec_start_off]),
+                np.array([self.offset]),
+                np.array([self.prev_last]),
+                np.array([self.rec_fields + 1]),
+                [],
+            )
+        return self.scan.result(self.path)
+
+
 def _scan_records(
     path: Path,
     delimiter: str,
@@ -188,83 +286,13 @@ def _scan_records(
     delimiter separates fields under the same condition. Escaped quotes (``""``) toggle
     twice, so the parity rule holds for RFC 4180 files.
     """
-    delim = ord(delimiter)
-    parity = 0
-    lines_before = 0
-    rec_start_line, rec_start_off, rec_fields = 1, 0, 0
-    prev_last = -1
-    offset = 0
-    scan = _RecordScan()
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="tracer_record") if check_utf8 else None
+    state = _ChunkScan(path, original or path, delimiter, check_utf8=check_utf8)
     with path.open("rb") as fh:
-        while True:
-            chunk = fh.read(settings.read_chunk_bytes)
-            if not chunk:
-                break
+        for chunk in iter(lambda: fh.read(settings.read_chunk_bytes), b""):
             if hasher is not None:
                 hasher.update(chunk)
-            utf8_offsets: list[int] = []
-            # pure-ASCII chunks (the common case) are valid UTF-8 without decoding
-            if decoder is not None and not (chunk.isascii() and not decoder.getstate()[0]):
-                _BAD_OFFSETS.clear()
-                pending = len(decoder.getstate()[0])
-                decoder.decode(chunk)
-                utf8_offsets = [offset - pending + o for o in _BAD_OFFSETS]
-            _conflict_marker(original or path, chunk, lines_before)
-            a = np.frombuffer(chunk, dtype=np.uint8)
-            nul = offset + np.flatnonzero(a == 0) if b"\x00" in chunk else None
-            q = np.flatnonzero(a == 34)
-            nl = np.flatnonzero(a == 10)
-            dl = np.flatnonzero(a == delim)
-            if len(q):
-                end_idx = np.flatnonzero(((parity + np.searchsorted(q, nl)) & 1) == 0)
-                dl_out = dl[((parity + np.searchsorted(q, dl)) & 1) == 0]
-            else:  # no quote in the chunk: the carried parity decides for all
-                end_idx = np.arange(len(nl)) if parity == 0 else np.empty(0, dtype=np.int64)
-                dl_out = dl if parity == 0 else dl[:0]
-            ends = nl[end_idx]
-            if len(ends):
-                cum = np.searchsorted(dl_out, ends)
-                count = np.diff(cum, prepend=0)
-                count[0] += rec_fields
-                end_lines = lines_before + end_idx + 1
-                s_lines = np.concatenate(([rec_start_line], end_lines[:-1] + 1))
-                s_offs = np.concatenate(([rec_start_off], offset + ends[:-1] + 1))
-                before_end = np.where(ends > 0, a[np.maximum(ends - 1, 0)], prev_last)
-                scan.add(s_lines, s_offs, offset + ends, before_end, count + 1, utf8_offsets, nul)
-                rec_start_line = int(end_lines[-1]) + 1
-                rec_start_off = int(offset + ends[-1] + 1)
-                rec_fields = len(dl_out) - int(cum[-1])
-            elif utf8_offsets or nul is not None:
-                if utf8_offsets:
-                    scan.bad_utf8.append(np.full(len(utf8_offsets), scan.records))
-                if nul is not None:
-                    scan.nul.append(np.full(1, scan.records))
-                rec_fields += len(dl_out)
-            else:
-                rec_fields += len(dl_out)
-            parity = (parity + len(q)) & 1
-            lines_before += len(nl)
-            prev_last = int(a[-1])
-            offset += len(chunk)
-    if decoder is not None:
-        _BAD_OFFSETS.clear()
-        decoder.decode(b"", final=True)
-        if list(_BAD_OFFSETS):
-            scan.bad_utf8.append(np.array([scan.records]))
-    if parity:
-        msg = f"a quoted field opened on line {rec_start_line} is never closed"
-        raise _fail(path, msg, line=rec_start_line)
-    if rec_start_off < offset:  # last record without a trailing newline
-        scan.add(
-            np.array([rec_start_line]),
-            np.array([rec_start_off]),
-            np.array([offset]),
-            np.array([prev_last]),
-            np.array([rec_fields + 1]),
-            [],
-        )
-    return scan.result(path)
+            state.feed(chunk)
+    return state.finish()
 
 
 def _line_text(path: Path, start: int, end: int, limit: int = 10_000) -> str:
@@ -303,6 +331,55 @@ def _without_first_line(path: Path, dest: Path, hasher: Any | None) -> Path:
     return dest
 
 
+def _header(sample_lines: list[str], delim: str, original: Path) -> list[str]:
+    """The header's column names; an empty or repeated name is one clear error."""
+    header = next(csv.reader(sample_lines[:50], delimiter=delim), [])
+    header = [h.strip() for h in header]
+    if header and header[0].startswith("\ufeff"):
+        header[0] = header[0][1:]
+    for i, name in enumerate(header, start=1):
+        if not name:
+            msg = f"header line has an empty column name at position {i}"
+            raise _fail(original, msg, line=1)
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header, start=1):
+        if name in seen:
+            msg = f"header line names column {name!r} twice (positions {seen[name]} and {i})"
+            raise _fail(original, msg, line=1, column=name)
+        seen[name] = i
+    return header
+
+
+def _records_frame(
+    path: Path, delim: str, header: list[str], records: _Records, *, drop: np.ndarray
+) -> pl.LazyFrame:
+    """Polars' CSV scan with ``source_row`` / ``source_line`` from the scan, ``drop`` left out."""
+    lf = pl.scan_csv(
+        path,
+        separator=delim,
+        has_header=True,
+        new_columns=header,
+        infer_schema=False,
+        truncate_ragged_lines=True,
+        encoding="utf8-lossy" if len(records.bad_utf8) else "utf8",
+        quote_char='"',
+        raise_if_empty=False,
+    ).with_row_index("_rec")
+    if records.start_lines is None and len(records.blank) == 0:
+        rec = pl.col("_rec").cast(pl.Int64)
+        lf = lf.with_columns(source_row=rec + 1, source_line=rec + 2 + records.line_shift)
+        if len(drop):
+            lf = lf.filter(~pl.col("_rec").is_in(pl.Series(drop.astype(np.int64)).implode()))
+    else:
+        keep = np.setdiff1d(np.arange(records.n_records), drop)
+        rows, lines = _source_positions(records, keep)
+        mapping = pl.DataFrame(
+            {"_rec": pl.Series(keep, dtype=pl.UInt32), "source_row": rows, "source_line": lines}
+        )
+        lf = lf.join(mapping.lazy(), on="_rec", how="inner", maintain_order="left")
+    return lf
+
+
 def _read_delimited(
     path: Path,
     original: Path,
@@ -322,20 +399,7 @@ def _read_delimited(
         sample_lines = _sample_lines(path, original)
     delim = delimiter or sniff_delimiter(sample_lines)
     decimal = sniff_decimal(sample_lines, delim)
-    header = next(csv.reader(sample_lines[:50], delimiter=delim), [])
-    header = [h.strip() for h in header]
-    if header and header[0].startswith("\ufeff"):
-        header[0] = header[0][1:]
-    for i, name in enumerate(header, start=1):
-        if not name:
-            msg = f"header line has an empty column name at position {i}"
-            raise _fail(original, msg, line=1)
-    seen: dict[str, int] = {}
-    for i, name in enumerate(header, start=1):
-        if name in seen:
-            msg = f"header line names column {name!r} twice (positions {seen[name]} and {i})"
-            raise _fail(original, msg, line=1, column=name)
-        seen[name] = i
+    header = _header(sample_lines, delim, original)
     renames = reserved_renames(header)
     header = [renames.get(h, h) for h in header]
     records = _scan_records(path, delim, hasher, check_utf8=True, original=original)
@@ -344,30 +408,7 @@ def _read_delimited(
     bad_idx = np.union1d(np.union1d(records.bad, records.bad_utf8), records.nul)
     records.line_shift = shift
     rejects = _delimited_rejects(path, original, records, on_bad_lines, delim, header)
-    lf = pl.scan_csv(
-        path,
-        separator=delim,
-        has_header=True,
-        new_columns=header,
-        infer_schema=False,
-        truncate_ragged_lines=True,
-        encoding="utf8-lossy" if len(records.bad_utf8) else "utf8",
-        quote_char='"',
-        raise_if_empty=False,
-    ).with_row_index("_rec")
-    drop = np.union1d(bad_idx, records.blank)
-    if records.start_lines is None and len(records.blank) == 0:
-        rec = pl.col("_rec").cast(pl.Int64)
-        lf = lf.with_columns(source_row=rec + 1, source_line=rec + 2 + shift)
-        if len(drop):
-            lf = lf.filter(~pl.col("_rec").is_in(pl.Series(drop.astype(np.int64)).implode()))
-    else:
-        keep = np.setdiff1d(np.arange(records.n_records), drop)
-        rows, lines = _source_positions(records, keep)
-        mapping = pl.DataFrame(
-            {"_rec": pl.Series(keep, dtype=pl.UInt32), "source_row": rows, "source_line": lines}
-        )
-        lf = lf.join(mapping.lazy(), on="_rec", how="inner", maintain_order="left")
+    lf = _records_frame(path, delim, header, records, drop=np.union1d(bad_idx, records.blank))
     lf = lf.drop("_rec").select("source_row", "source_line", *header)
     options = {
         "delimiter": delim,

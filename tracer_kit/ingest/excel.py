@@ -42,6 +42,34 @@ def _fitting_sheet(path: Path, reader: Any, sheets: list[str], fits: SheetFits) 
     raise _fail(path, msg)
 
 
+def _sheet_name(
+    path: Path,
+    reader: Any,
+    sheets: list[str],
+    sheet: str | int | None,
+    fits: SheetFits | None,
+    notes: list[str] | None,
+) -> str:
+    """The sheet to read: named, by 0-based index, or (none given) the first that fits."""
+    if sheet is None:
+        sheet = _fitting_sheet(path, reader, sheets, fits) if fits and len(sheets) > 1 else 0
+        if sheet not in (0, sheets[0]) and notes is not None:
+            notes.append(
+                f"{path.name}: read sheet {sheet!r}, the first whose columns fit the blueprint"
+            )
+    if isinstance(sheet, str) and sheet.isdigit():
+        sheet = int(sheet)
+    if isinstance(sheet, int):
+        if not 0 <= sheet < len(sheets):
+            msg = f"has {len(sheets)} sheet(s); sheet index {sheet} is out of range (0-based)"
+            raise _fail(path, msg)
+        return sheets[sheet]
+    if sheet not in sheets:
+        msg = f"has no sheet named {sheet!r}; its sheets are {', '.join(map(repr, sheets))}"
+        raise _fail(path, msg)
+    return sheet
+
+
 def _read_excel(
     path: Path,
     sheet: str | int | None,
@@ -64,24 +92,7 @@ def _read_excel(
         sheets = list(reader.sheet_names)
     except Exception as exc:  # noqa: BLE001
         raise _fail(path, f"is not a readable Excel workbook ({_short(exc)})") from None
-    if sheet is None:
-        sheet = _fitting_sheet(path, reader, sheets, fits) if fits and len(sheets) > 1 else 0
-        if sheet not in (0, sheets[0]) and notes is not None:
-            notes.append(
-                f"{path.name}: read sheet {sheet!r}, the first whose columns fit the blueprint"
-            )
-    if isinstance(sheet, str) and sheet.isdigit():
-        sheet = int(sheet)
-    if isinstance(sheet, int):
-        if not 0 <= sheet < len(sheets):
-            msg = f"has {len(sheets)} sheet(s); sheet index {sheet} is out of range (0-based)"
-            raise _fail(path, msg)
-        name = sheets[sheet]
-    else:
-        if sheet not in sheets:
-            msg = f"has no sheet named {sheet!r}; its sheets are {', '.join(map(repr, sheets))}"
-            raise _fail(path, msg)
-        name = sheet
+    name = _sheet_name(path, reader, sheets, sheet, fits, notes)
     try:
         df = pl.read_excel(path, sheet_name=name, engine="calamine", infer_schema_length=0)
     except Exception as exc:  # noqa: BLE001

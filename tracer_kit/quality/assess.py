@@ -202,6 +202,73 @@ def _findings(
     return {k: parts[k] for k in SCORE_WEIGHTS}, by_severity(issues)
 
 
+def _typed_rows(
+    frame: pl.LazyFrame,
+    blueprint: Blueprint,
+    config: Config,
+    mapping: dict[str, str],
+    work: Path,
+    *,
+    decimal: str,
+    run_date: dt.date,
+) -> tuple[_Source, field_transforms.TransformPlan, Typed, RowContext]:
+    """Bronze written, transforms applied, every field typed: what the checks start from."""
+    source = _write_bronze(frame, blueprint, mapping, work, decimal)
+    steps = field_transforms.plan(blueprint, config)
+    typed = cast_fields(
+        steps.apply(source.text),
+        blueprint,
+        clean=source.clean - steps.fields,
+        extras=source.extras,
+        decimal=decimal,
+    )
+    reference = _reference_date(typed.frame, blueprint, config, run_date)
+    rows = RowContext(
+        blueprint=blueprint,
+        typed=typed.frame,
+        work=work,
+        clean=frozenset(source.clean - steps.fields),
+        original={dst: src for src, dst in mapping.items()},
+        rules=RuleContext(run_date=run_date, reference_date=reference),
+    )
+    return source, steps, typed, rows
+
+
+def _issue_context(
+    checks: list[Check],
+    rows: RowContext,
+    checked: pl.LazyFrame,
+    rejects: pl.DataFrame,
+    rows_quarantined: int,
+    config: Config,
+    examples: Examples,
+) -> tuple[IssueContext, dict[str, dict[str, Any]]]:
+    """Every check's aggregates in one pass over the checked rows, and the counts they must add up to."""
+    agg = Aggregates()
+    agg.add("rows", "n", pl.len())
+    agg.add("rows", "valid", (~Scratch.BAD.col()).sum())
+    for c in checks:
+        agg.add_all(c.name, c.aggregates(rows))
+    found = agg.collect(checked)
+    n_parsed, rows_valid = int(found["rows"]["n"]), int(found["rows"]["valid"] or 0)
+    rows_in = n_parsed + rejects.height
+    if rows_in != rows_valid + rows_quarantined:
+        msg = f"row counts do not add up: {rows_in} in, {rows_valid} valid, {rows_quarantined} quarantined"
+        raise PipelineBugError(msg)
+    ctx = IssueContext(
+        blueprint=rows.blueprint,
+        thresholds=config.thresholds,
+        checked=checked,
+        rows=n_parsed,
+        rows_in=rows_in,
+        rows_valid=rows_valid,
+        rejects=rejects,
+        examples=examples,
+        run_date=rows.rules.run_date,
+    )
+    return ctx, found
+
+
 def _work_dir(work_dir: str | Path | None) -> tuple[Path, Any]:
     keepalive = None
     if work_dir is None:
@@ -266,58 +333,23 @@ def assess(
     work, keepalive = _work_dir(work_dir)
     mapping = dict(column_map or {})
     original = {dst: src for src, dst in mapping.items()}
-    source = _write_bronze(frame, blueprint, mapping, work, decimal)
-    steps = field_transforms.plan(blueprint, config)
-    typed = cast_fields(
-        steps.apply(source.text),
-        blueprint,
-        clean=source.clean - steps.fields,
-        extras=source.extras,
-        decimal=decimal,
+    source, steps, typed, rows = _typed_rows(
+        frame, blueprint, config, mapping, work, decimal=decimal, run_date=run_date
     )
-    reference = _reference_date(typed.frame, blueprint, config, run_date)
-    rows = RowContext(
-        blueprint=blueprint,
-        typed=typed.frame,
-        work=work,
-        clean=frozenset(source.clean - steps.fields),
-        original=original,
-        rules=RuleContext(run_date=run_date, reference_date=reference),
-    )
+    reference = rows.rules.reference_date
     checks = run_checks()
     reasons = _write_checked(typed.frame, checks, rows, steps.finish(), work)
     checked = pl.scan_parquet(work / "checked.parquet")
     validated = _validated_quarantine(checked, source.bronze, source.bronze_columns, reasons)
     rows_quarantined = _write_quarantine(validated, rejects, work)
-
-    agg = Aggregates()
-    agg.add("rows", "n", pl.len())
-    agg.add("rows", "valid", (~Scratch.BAD.col()).sum())
-    for c in checks:
-        agg.add_all(c.name, c.aggregates(rows))
-    found = agg.collect(checked)
-    n_parsed, rows_valid = int(found["rows"]["n"]), int(found["rows"]["valid"] or 0)
-    rows_in = n_parsed + rejects.height
-    if rows_in != rows_valid + rows_quarantined:
-        msg = f"row counts do not add up: {rows_in} in, {rows_valid} valid, {rows_quarantined} quarantined"
-        raise PipelineBugError(msg)
-    ctx = IssueContext(
-        blueprint=blueprint,
-        thresholds=config.thresholds,
-        checked=checked,
-        rows=n_parsed,
-        rows_in=rows_in,
-        rows_valid=rows_valid,
-        rejects=rejects,
-        examples=Examples(checked, source.bronze, original, blueprint.personal),
-        run_date=run_date,
-    )
+    examples = Examples(checked, source.bronze, original, blueprint.personal)
+    ctx, found = _issue_context(checks, rows, checked, rejects, rows_quarantined, config, examples)
     parts, issues = _findings(checks, found, ctx)
     score = quality_score(parts)
     result = QualityResult(
         blueprint=blueprint.name,
-        rows_in=rows_in,
-        rows_valid=rows_valid,
+        rows_in=ctx.rows_in,
+        rows_valid=ctx.rows_valid,
         rows_quarantined=rows_quarantined,
         score=score,
         score_parts=parts,
@@ -335,8 +367,8 @@ def assess(
         personal=sorted(blueprint.personal),
         _keepalive=keepalive,
     )
-    if rows_valid:
-        check_schema(result.valid_lazy(), blueprint, rows=rows_valid)
+    if ctx.rows_valid:
+        check_schema(result.valid_lazy(), blueprint, rows=ctx.rows_valid)
     return result
 
 

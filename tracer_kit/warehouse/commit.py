@@ -26,7 +26,7 @@ from tracer_kit.warehouse.connection import (
 from tracer_kit.warehouse.runs import _insert_timings
 from tracer_kit.warehouse.tables import _ensure_tables, _refresh_views, record_processed_types
 
-__all__ = ["BronzeFiles", "commit_run"]
+__all__ = ["BronzeFiles", "RunCommit", "commit_run"]
 
 
 @dataclass(frozen=True)
@@ -92,92 +92,94 @@ def _place_bronze(
     )
 
 
-def commit_run(
-    warehouse: str | Path,
-    blueprint: Blueprint,
-    run: dict[str, Any],
-    *,
-    bronze: BronzeFiles,
-    bronze_dir: Path,
-    quarantine: Path,
-    issues: Sequence[dict[str, Any]],
-    profiles: pl.DataFrame | None,
-    staged_parquet: Path | None,
-    final_parquet: Path | None,
-    stage_seconds: dict[str, float],
-    extra_files: Sequence[tuple[Path, Path]] = (),
-) -> None:
+@dataclass
+class RunCommit:
+    """Everything one run records at its commit point.
+
+    ``run`` holds the runs-table fields to set (state, counts, score, outputs, ...).
+    ``processed`` is the (staged, final) processed Parquet, None for a quality-gate failure
+    (no processed rows are added); ``files`` are other (staged, final) pairs, such as the
+    model matrix, that move with it.
+    """
+
+    blueprint: Blueprint
+    run: dict[str, Any]
+    bronze: BronzeFiles
+    bronze_dir: Path
+    quarantine: Path
+    issues: Sequence[dict[str, Any]]
+    stage_seconds: dict[str, float]
+    profiles: pl.DataFrame | None = None
+    processed: tuple[Path, Path] | None = None
+    files: Sequence[tuple[Path, Path]] = ()
+
+
+def _place_files(con: duckdb.DuckDBPyConnection, c: RunCommit, placed: list[Path]) -> None:
+    """Rename the processed Parquet and its companions into place (``placed`` lists them)."""
+    if c.processed is None:
+        return
+    for staged, final in [c.processed, *c.files]:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, final)
+        placed.append(final)
+    con.execute(
+        "INSERT OR REPLACE INTO processed_files VALUES (?, ?, ?)",
+        [c.blueprint.name, c.run["run_id"], _stored_path(con, c.processed[1])],
+    )
+    pause_for_tests("commit")  # files in place, transaction still open
+
+
+def _insert_findings(con: duckdb.DuckDBPyConnection, c: RunCommit) -> None:
+    """The run's quarantine, issues and column profiles."""
+    run_id, bp = c.run["run_id"], c.blueprint.name
+    con.execute(
+        f"""INSERT INTO {quote_ident(f"quarantine_{bp}")}
+        SELECT ?, stage, source_row, source_line, raw::JSON, reasons FROM read_parquet(?)""",
+        [run_id, str(c.quarantine)],
+    )
+    keys = ("severity", "column", "check", "observed", "threshold", "rows_affected")
+    rows = [(run_id, *(i[k] for k in keys), _json(i["examples"]), i["message"]) for i in c.issues]
+    if rows:
+        con.executemany("INSERT INTO quality_issues VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    if c.profiles is not None and c.profiles.height:
+        con.register("__profiles", c.profiles.to_arrow())
+        con.execute(
+            'INSERT INTO column_profiles SELECT ?, "column", dtype, nulls, "distinct", "min", "max", '
+            "mean, median, hist_edges::JSON, hist_counts::JSON FROM __profiles",
+            [run_id],
+        )
+        con.unregister("__profiles")
+
+
+def _update_run(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> None:
+    sets = {k: v for k, v in run.items() if k not in ("run_id", "read_options_hash")}
+    sets["finished_at"] = utcnow()
+    for key in ("params", "score_parts", "outputs", "read_options", "versions"):
+        if key in sets:
+            sets[key] = _json(sets[key])
+    assignments = ", ".join(f"{quote_ident(k)} = ?" for k in sets)
+    con.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", [*sets.values(), run["run_id"]])
+
+
+def commit_run(warehouse: str | Path, commit: RunCommit) -> None:
     """The commit point: rename the Parquet into place and record everything in one transaction.
 
-    ``run`` holds the runs-table fields to set (state, counts, score, outputs, ...). When
-    ``staged_parquet`` is None (a quality-gate failure) no processed rows are added.
-    ``extra_files`` (staged, final) pairs, such as the model matrix, move with the Parquet.
     Bronze moves to ``bronze_dir/<bp>/`` the first time a (file, read options) pair is seen.
-    Bronze and processed rows are not copied into DuckDB: their views read the Parquet.
+    Bronze and processed rows are not copied into DuckDB: their views read the Parquet. On
+    any failure the transaction rolls back and the files already moved are removed.
     """
-    run_id = run["run_id"]
-    bp = blueprint.name
+    bp = commit.blueprint.name
     placed: list[Path] = []
     with connect(warehouse) as con:
         try:
             con.execute("BEGIN")
             _ensure_tables(con, bp)
-            if staged_parquet is not None and final_parquet is not None:
-                final_parquet.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(staged_parquet, final_parquet)
-                placed.append(final_parquet)
-                con.execute(
-                    "INSERT OR REPLACE INTO processed_files VALUES (?, ?, ?)",
-                    [bp, run_id, _stored_path(con, final_parquet)],
-                )
-                for staged, final in extra_files:
-                    final.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(staged, final)
-                    placed.append(final)
-                pause_for_tests("commit")  # files in place, transaction still open
-            _place_bronze(con, bp, run, bronze, Path(bronze_dir), placed)
-            con.execute(
-                f"""INSERT INTO {quote_ident(f"quarantine_{bp}")}
-                SELECT ?, stage, source_row, source_line, raw::JSON, reasons FROM read_parquet(?)""",
-                [run_id, str(quarantine)],
-            )
-            if issues:
-                con.executemany(
-                    "INSERT INTO quality_issues VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            run_id,
-                            i["severity"],
-                            i["column"],
-                            i["check"],
-                            i["observed"],
-                            i["threshold"],
-                            i["rows_affected"],
-                            _json(i["examples"]),
-                            i["message"],
-                        )
-                        for i in issues
-                    ],
-                )
-            if profiles is not None and profiles.height:
-                con.register("__profiles", profiles.to_arrow())
-                con.execute(
-                    'INSERT INTO column_profiles SELECT ?, "column", dtype, nulls, "distinct", "min", "max", '
-                    "mean, median, hist_edges::JSON, hist_counts::JSON FROM __profiles",
-                    [run_id],
-                )
-                con.unregister("__profiles")
-            _insert_timings(con, run_id, stage_seconds)
-            sets = dict(run)
-            sets.pop("run_id")
-            sets.pop("read_options_hash", None)
-            sets["finished_at"] = utcnow()
-            for key in ("params", "score_parts", "outputs", "read_options", "versions"):
-                if key in sets:
-                    sets[key] = _json(sets[key])
-            assignments = ", ".join(f"{quote_ident(k)} = ?" for k in sets)
-            con.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", [*sets.values(), run_id])
-            record_processed_types(con, blueprint)
+            _place_files(con, commit, placed)
+            _place_bronze(con, bp, commit.run, commit.bronze, Path(commit.bronze_dir), placed)
+            _insert_findings(con, commit)
+            _insert_timings(con, commit.run["run_id"], commit.stage_seconds)
+            _update_run(con, commit.run)
+            record_processed_types(con, commit.blueprint)
             _refresh_views(con, bp)
             con.execute("COMMIT")
         except BaseException:

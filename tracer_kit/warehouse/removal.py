@@ -99,49 +99,14 @@ def delete_runs(
     """
     ids = list(dict.fromkeys(run_ids))
     with connect(warehouse) as con:
-        rows = {
-            r[0]: r
-            for r in con.execute(
-                f"SELECT run_id, blueprint, state, pid, host, outputs FROM runs "
-                f"WHERE run_id IN ({', '.join('?' for _ in ids)})",
-                ids,
-            ).fetchall()
-        } if ids else {}  # fmt: skip
-        unknown = [i for i in ids if i not in rows]
-        if unknown:
-            msg = f"no run {unknown[0]!r} in {warehouse}; `tracer runs` lists the runs"
-            raise TracerError(msg)
-        for run_id, _, state, pid, host, _ in rows.values():
-            if state in ACTIVE_STATES and host == socket.gethostname() and _pid_alive(pid):
-                raise TracerError(f"run {run_id} is still {state} (process {pid}); let it finish")
-        files: list[Path] = []
-        for *_, outputs in rows.values():
-            files += _run_files(json.loads(outputs) if outputs else {})
+        rows = _deletable(con, ids, warehouse)
         bronze = _orphaned_bronze(con, ids) if ids else []
-        root = _root(con)
-        for *_, path, rejects in bronze:
-            files += [p for s in (path, rejects) if s and (p := _located(root, s)).exists()]
+        files = _files_of(con, rows, bronze)
         removal = Removal(tuple(ids), tuple(map(str, files)), sum(map(_size, files)), len(bronze))
         if dry_run or not ids:
             return removal
-        marks = ", ".join("?" for _ in ids)
         con.execute("BEGIN")
-        for table in _RUN_TABLES:
-            con.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", ids)
-        blueprints = sorted({r[1] for r in rows.values()})
-        for bp in blueprints:
-            if _is_base_table(con, f"quarantine_{bp}"):
-                con.execute(
-                    f"DELETE FROM {quote_ident(f'quarantine_{bp}')} WHERE run_id IN ({marks})", ids
-                )
-        for bp, sha, options, *_ in bronze:
-            con.execute(
-                "DELETE FROM bronze_files WHERE blueprint = ? AND file_sha256 = ? AND read_options_hash = ?",
-                [bp, sha, options],
-            )
-        con.execute(f"DELETE FROM runs WHERE run_id IN ({marks})", ids)
-        for bp in blueprints:
-            _refresh_views(con, bp)
+        _delete_rows(con, ids, sorted({r[1] for r in rows.values()}), bronze)
         con.execute("COMMIT")
     for path in files:
         if path.is_dir():
@@ -149,6 +114,62 @@ def delete_runs(
         else:
             path.unlink(missing_ok=True)
     return removal
+
+
+def _deletable(
+    con: duckdb.DuckDBPyConnection, ids: list[str], warehouse: str | Path
+) -> dict[str, tuple]:
+    """The runs' rows (run_id, blueprint, state, pid, host, outputs); unknown or live runs refused."""
+    if not ids:
+        return {}
+    found = con.execute(
+        "SELECT run_id, blueprint, state, pid, host, outputs FROM runs "
+        f"WHERE run_id IN ({', '.join('?' for _ in ids)})",
+        ids,
+    ).fetchall()
+    rows = {r[0]: r for r in found}
+    unknown = [i for i in ids if i not in rows]
+    if unknown:
+        msg = f"no run {unknown[0]!r} in {warehouse}; `tracer runs` lists the runs"
+        raise TracerError(msg)
+    for run_id, _, state, pid, host, _ in rows.values():
+        if state in ACTIVE_STATES and host == socket.gethostname() and _pid_alive(pid):
+            raise TracerError(f"run {run_id} is still {state} (process {pid}); let it finish")
+    return rows
+
+
+def _files_of(
+    con: duckdb.DuckDBPyConnection, rows: dict[str, tuple], bronze: list[tuple]
+) -> list[Path]:
+    """The runs' own files and the bronze files only they use."""
+    files: list[Path] = []
+    for *_, outputs in rows.values():
+        files += _run_files(json.loads(outputs) if outputs else {})
+    root = _root(con)
+    for *_, path, rejects in bronze:
+        files += [p for s in (path, rejects) if s and (p := _located(root, s)).exists()]
+    return files
+
+
+def _delete_rows(
+    con: duckdb.DuckDBPyConnection, ids: list[str], blueprints: list[str], bronze: list[tuple]
+) -> None:
+    """Every row of the runs, their orphaned bronze loads, then the views rebuilt."""
+    marks = ", ".join("?" for _ in ids)
+    for table in _RUN_TABLES:
+        con.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", ids)
+    for bp in blueprints:
+        if _is_base_table(con, f"quarantine_{bp}"):
+            table = quote_ident(f"quarantine_{bp}")
+            con.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", ids)
+    for bp, sha, options, *_ in bronze:
+        con.execute(
+            "DELETE FROM bronze_files WHERE blueprint = ? AND file_sha256 = ? AND read_options_hash = ?",
+            [bp, sha, options],
+        )
+    con.execute(f"DELETE FROM runs WHERE run_id IN ({marks})", ids)
+    for bp in blueprints:
+        _refresh_views(con, bp)
 
 
 def runs_to_prune(

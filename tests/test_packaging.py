@@ -181,3 +181,34 @@ def test_make_lint_runs_the_complexity_rules():
     assert ruff["lint"]["mccabe"]["max-complexity"] == 10
     limits = ruff["lint"]["pylint"]
     assert (limits["max-branches"], limits["max-statements"], limits["max-args"]) == (12, 50, 9)
+
+
+@pytest.mark.parametrize("module", ["tracer_kit.blueprints.stats", "tracer_kit.quality.names"])
+def test_doctests_of_the_helpers_for_authors(module):
+    import doctest
+    import importlib
+
+    failed, tried = doctest.testmod(importlib.import_module(module))
+    assert tried > 0 and failed == 0
+
+
+def test_blueprint_stats_are_exact_on_hand_counted_rows():
+    import polars as pl
+
+    import tracer_kit as tk
+
+    rows = pl.LazyFrame(
+        {"v": [4.0, 1.0, 4.0, 2.0, None, 3.0, 4.0, 5.0], "source_row": [1, 2, 3, 4, 5, 6, 7, 8]}
+    )
+    # sorted (value, row): (1,2) (2,4) (3,6) (4,1) (4,3) (4,7) (5,8): n = 7
+    assert tk.stats.order_statistics(rows, "v", [1, 4, 6, 7, 9]) == [
+        (1.0, 2),
+        (4.0, 1),
+        (4.0, 7),
+        (5.0, 8),
+    ]
+    assert tk.stats.quantile_cuts(rows, "v", 4) == (7, [(1.0, 2), (3.0, 6), (4.0, 3)])
+    assert tk.stats.column_bounds(rows, ["v", "source_row"]) == {
+        "v": (1.0, 5.0),
+        "source_row": (1, 8),
+    }

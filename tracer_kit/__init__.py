@@ -49,6 +49,7 @@ _EXPORTS = {
     "Field": "tracer_kit.blueprints",
     "Feature": "tracer_kit.blueprints",
     "Rule": "tracer_kit.blueprints",
+    "stats": "tracer_kit.blueprints",
     "query": "tracer_kit.warehouse",
     "delete_runs": "tracer_kit.warehouse",
     "runs_to_prune": "tracer_kit.warehouse",
@@ -103,6 +104,7 @@ __all__ = [
     "run_notebook",
     "run_pipeline",
     "runs_to_prune",
+    "stats",
     "validate",
 ]
 
@@ -115,6 +117,7 @@ if TYPE_CHECKING:
         get_blueprint,
         list_blueprints,
         register_blueprint,
+        stats,
     )
     from tracer_kit.config import Config
     from tracer_kit.errors import (

@@ -22,6 +22,7 @@ from tracer_kit.blueprints._base import (
     Rule,
     RuleContext,
 )
+from tracer_kit.blueprints import stats
 from tracer_kit.errors import BlueprintError
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "get_blueprint",
     "list_blueprints",
     "register_blueprint",
+    "stats",
 ]
 
 _BUILTIN_MODULES = ("customer_churn", "price_optimization", "revenue_projection")

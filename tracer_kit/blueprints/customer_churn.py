@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from tracer_kit._scratch import order_statistics
 from tracer_kit.blueprints._base import Blueprint, Feature, FeatureContext, Field, Rule, RuleContext
+from tracer_kit.blueprints.stats import column_bounds, quantile_cuts
 
 __all__ = [
     "BLUEPRINT",
@@ -84,14 +84,10 @@ def value_cuts(valid: pl.LazyFrame) -> tuple[int, list[tuple[float, int] | None]
     """``n`` (non-null ``total_value`` count) and the (value, source_row) of ranks floor(j n / 4), j = 1..3.
 
     The only whole-column order statistic the churn features need, found exactly without
-    sorting the column (:func:`tracer_kit._scratch.order_statistics`). A rank of 0 (fewer
+    sorting the column (:func:`tracer_kit.blueprints.stats.quantile_cuts`). A rank of 0 (fewer
     than four values) is None.
     """
-    n = valid.select(pl.col("total_value").count()).collect(engine="streaming").item()
-    ranks = [(j * n) // 4 for j in (1, 2, 3)]
-    pairs = order_statistics(valid, "total_value", "source_row", [k for k in ranks if k >= 1], n=n)
-    at = dict(zip([k for k in ranks if k >= 1], pairs, strict=True))
-    return n, [at.get(k) for k in ranks]
+    return quantile_cuts(valid, "total_value", 4)
 
 
 def value_tier(cuts: list[tuple[float, int] | None]) -> pl.Expr:
@@ -185,10 +181,7 @@ ENGAGEMENT_PARTS = (
 
 def engagement_bounds(frame: pl.LazyFrame) -> dict[str, tuple[float | None, float | None]]:
     """Min and max of each engagement part over the rows, in one streaming pass."""
-    exprs = [pl.col(c).min().alias(f"{c}\x00lo") for c in ENGAGEMENT_PARTS]
-    exprs += [pl.col(c).max().alias(f"{c}\x00hi") for c in ENGAGEMENT_PARTS]
-    row = frame.select(exprs).collect(engine="streaming").row(0, named=True)
-    return {c: (row[f"{c}\x00lo"], row[f"{c}\x00hi"]) for c in ENGAGEMENT_PARTS}
+    return column_bounds(frame, ENGAGEMENT_PARTS)
 
 
 def engagement_score(bounds: dict[str, tuple[float | None, float | None]]) -> pl.Expr:

@@ -35,7 +35,7 @@ from tracer_kit.errors import (
 from tracer_kit.quality import check_compatible
 from tracer_kit.quality.transforms import key_for_kernel
 from tracer_kit.run import RunLifecycle
-from tracer_kit.types import ACTIVE_STATES, RunState
+from tracer_kit.types import ACTIVE_STATES, Issue, RunState
 from tracer_kit.warehouse import (
     DEFAULT_WAREHOUSE,
     dataset_name,
@@ -336,7 +336,7 @@ def _raise_from_notebook(exc: Any, warehouse: Path, run_id: str, executed: Path)
             end_run(warehouse, run_id, "FAILED", error=f"{exc.ename}: {exc.evalue}")
     cls = error_class(exc.ename)
     if cls is not None and issubclass(cls, QualityGateError):
-        issues = row["issues"] if row else []
+        issues = [Issue(**i) for i in row["issues"]] if row else []
         raise QualityGateError(exc.evalue, issues=issues) from None
     msg = f"{exc.evalue} (notebook {executed}, cell {exc.exec_count}, {exc.ename})"
     if cls is not None and not issubclass(cls, PipelineBugError):

@@ -123,7 +123,7 @@ def _final_check(
 
 def mostly_null_issues(
     nulls: dict[str, int], rows: int, blueprint: Blueprint, valid: pl.LazyFrame, ctx: FeatureContext
-) -> list[dict[str, Any]]:
+) -> list[Issue]:
     """A medium issue per feature null for most processed rows, naming the cause when known."""
     issues = []
     for feature, n in nulls.items():
@@ -140,7 +140,7 @@ def mostly_null_issues(
                 threshold=MOSTLY_NULL,
                 rows_affected=n,
                 message=f"{message}: {cause}" if cause else message,
-            ).to_dict()
+            )
         )
     return issues
 
@@ -406,7 +406,7 @@ def _validate(run: _Run) -> None:
             "rows_quarantined": q.rows_quarantined,
             "quality_score": q.score,
             "score_parts": q.score_parts,
-            "issues": [i.to_dict() for i in q.issues],
+            "issues": list(q.issues),
             "params": run.params,
         }
     )

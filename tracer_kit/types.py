@@ -82,8 +82,26 @@ class Issue:
         self.severity = Severity(self.severity).value  # a known severity, stored as plain text
 
     def to_dict(self) -> dict[str, Any]:
-        """The issue as JSON-like types."""
+        """The issue as JSON-like types (as the warehouse keeps it)."""
         return asdict(self)
+
+    # An issue also reads like the mapping the warehouse stores: ``issue["check"]``.
+    def __getitem__(self, key: str) -> Any:
+        if key not in ISSUE_FIELDS:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A field by name, or ``default``."""
+        return getattr(self, key) if key in ISSUE_FIELDS else default
+
+    def keys(self) -> tuple[str, ...]:
+        """The field names."""
+        return ISSUE_FIELDS
+
+
+#: Every field of an issue, in order.
+ISSUE_FIELDS = (*ISSUE_COLUMNS[:-1], "examples", "message")
 
 
 class RunOutputs(BaseModel):
@@ -162,7 +180,7 @@ class RunResult(BaseModel):
     rows_out: int = 0
     quality_score: float | None = None
     score_parts: dict[str, float] = ModelField(default_factory=dict)
-    issues: list[dict[str, Any]] = ModelField(default_factory=list)
+    issues: list[Issue] = ModelField(default_factory=list)
     features_created: list[str] = ModelField(default_factory=list)
     stage_seconds: dict[str, float] = ModelField(default_factory=dict)
     params: dict[str, Any] = ModelField(default_factory=dict)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,8 @@ import ipywidgets as w
 from tracer_kit.blueprints import get_blueprint, list_blueprints
 from tracer_kit.errors import TracerError, speaking
 from tracer_kit.ingest import input_extensions
-from tracer_kit.quality import ISSUE_COLUMNS
 from tracer_kit.report import html_table
+from tracer_kit.types import ISSUE_COLUMNS, Issue
 from tracer_kit.workspace import DEFAULT_PROCESSED, DEFAULT_REPORTS, DEFAULT_WAREHOUSE, Workspace
 
 __all__ = [
@@ -336,9 +336,7 @@ class Workbench(w.VBox):
                 self.result = exc.result
                 self.show(exc.result)
             else:
-                self.issues.value = issues_html(
-                    [i if isinstance(i, dict) else i.to_dict() for i in exc.issues], 0
-                )
+                self.issues.value = issues_html(exc.issues, 0)
         except TracerError as exc:
             self.progress.bar_style = "danger"
             self.stage.value = "failed"
@@ -411,7 +409,7 @@ class Workbench(w.VBox):
 QUARANTINE_SHOWN = 100
 
 
-def issues_html(issues: list[dict[str, Any]], rows_quarantined: int) -> str:
+def issues_html(issues: Sequence[Issue], rows_quarantined: int) -> str:
     """The Issues tab: the issues table, or why there is none (never "No issues" beside quarantined rows)."""
     if issues:
         return html_table(issues, list(ISSUE_COLUMNS))

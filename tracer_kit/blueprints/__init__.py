@@ -14,6 +14,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from tracer_kit.blueprints import stats
 from tracer_kit.blueprints._base import (
     Blueprint,
     Feature,
@@ -22,7 +23,6 @@ from tracer_kit.blueprints._base import (
     Rule,
     RuleContext,
 )
-from tracer_kit.blueprints import stats
 from tracer_kit.errors import BlueprintError
 
 __all__ = [

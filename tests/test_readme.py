@@ -6,8 +6,11 @@ notes say when that is allowed: a block that needs a server, kernels or the user
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+
+import pytest
 
 from .conftest import REPO
 
@@ -24,12 +27,31 @@ def test_the_readme_has_runnable_python_blocks():
     assert len(runnable) >= 3
 
 
-def test_readme_python_blocks_run_as_written(workdir):
+@pytest.fixture
+def registries(monkeypatch):
+    """The README registers a toy check, transform and output: they leave with the test."""
+    from tracer_kit.ingest import READERS
+    from tracer_kit.outputs import OUTPUTS
+    from tracer_kit.quality import CHECKS, TRANSFORMS
+
+    before = (list(CHECKS), dict(TRANSFORMS), dict(OUTPUTS), dict(READERS))
+    monkeypatch.delenv("TRACER_PSEUDONYMISE_KEY", raising=False)
+    yield
+    CHECKS[:] = before[0]
+    for registry, saved in zip((TRANSFORMS, OUTPUTS, READERS), before[1:], strict=True):
+        registry.clear()
+        registry.update(saved)
+    os.environ.pop("TRACER_PSEUDONYMISE_KEY", None)
+
+
+def test_readme_python_blocks_run_as_written(workdir, registries):
     shutil.copytree(REPO / "data" / "samples", workdir / "data" / "samples")
     namespace: dict[str, object] = {"__name__": "readme"}
     for skip, code in _blocks():
         if skip:
             continue
         exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the README is ours
+    assert namespace["extended"].outputs["row_count"].endswith(".rows.txt")
+    assert namespace["private"].personal == ["customer_id"]
     assert namespace["result"].state == "COMPLETED"
     assert namespace["matrix"].height == 9750

@@ -138,3 +138,18 @@ def test_report_opens_inside_the_workbench(bench):
     bench.open_report.click()
     assert "<iframe class='tracer-report'" in bench.report_view.value
     assert "id=&quot;quality-score&quot;" in bench.report_view.value
+
+
+def test_personal_fields_show_no_values_in_the_workbench(bench):
+    import polars as pl
+
+    ids = pl.read_csv("data/samples/customers.csv", infer_schema=False)["customer_id"]
+    bench.blueprint.value = "customer_churn"
+    bench.pii.value = "customer_id"
+    assert bench.config()["pii"] == ["customer_id"]
+    bench.run.click()
+    assert bench.error.value == ""
+    assert "engagement_score" in bench.sample.value and "customer_id" not in bench.sample.value
+    assert "(hidden: personal)" in bench.quarantine.value
+    shown = bench.sample.value + bench.quarantine.value + bench.issues.value
+    assert not [i for i in ids if i and (f">{i}<" in shown or f'"{i}"' in shown)]

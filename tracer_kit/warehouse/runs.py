@@ -24,18 +24,17 @@ _DATED_SUFFIX = re.compile(
     r"[\s_\-.]*(?:\d{4}[-_.]?\d{2}(?:[-_.]?\d{2})?)(?:[T_\-\s]?\d{2}[:\-_.]?\d{2}(?:[:\-_.]?\d{2})?)?$"
 )
 
-_SUFFIXES = (".gz", ".zst", ".csv", ".tsv", ".txt", ".psv", ".json", ".ndjson", ".jsonl",
-             ".parquet", ".pq", ".xlsx", ".xlsm", ".xml")  # fmt: skip
-
-
 def dataset_name(path: str | Path) -> str:
     """The dataset a file belongs to: its stem without a trailing date or timestamp.
 
     ``customers_2024-06-01.csv`` and ``customers_20240701.csv.gz`` are both ``customers``;
     runs of one dataset are what drift and the score history compare.
     """
+    from tracer_kit.ingest import input_extensions  # the formats' own extensions
+
+    endings = input_extensions()
     name = Path(str(path)).name
-    while (suffix := Path(name).suffix.lower()) in _SUFFIXES and suffix:
+    while (suffix := Path(name).suffix.lower()) in endings and suffix:
         name = name[: -len(suffix)]
     return _DATED_SUFFIX.sub("", name) or name
 

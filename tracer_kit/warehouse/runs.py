@@ -24,6 +24,7 @@ _DATED_SUFFIX = re.compile(
     r"[\s_\-.]*(?:\d{4}[-_.]?\d{2}(?:[-_.]?\d{2})?)(?:[T_\-\s]?\d{2}[:\-_.]?\d{2}(?:[:\-_.]?\d{2})?)?$"
 )
 
+
 def dataset_name(path: str | Path) -> str:
     """The dataset a file belongs to: its stem without a trailing date or timestamp.
 

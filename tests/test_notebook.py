@@ -51,6 +51,7 @@ def test_papermill_run_writes_notebook_and_offline_html(workdir, sample_csv):
     assert result.rows_out == 9_750
     run_dir = workdir / "reports" / result.run_id
     assert (run_dir / "blueprint.ipynb").exists()
+    assert (run_dir / "kernel.log").exists()  # what the kernel process prints itself goes here
     html = (run_dir / "notebook.html").read_text()
     assert 'Quality score: <span class="quality-score">99.1</span>' in html
     assert "<script src=" not in html  # no CDN scripts: opens offline

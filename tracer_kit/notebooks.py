@@ -204,6 +204,25 @@ def _under(folder: Path, path: str | Path) -> Path:
     return path if path.is_absolute() else (folder / path).resolve()
 
 
+def _kernel_to_log(log: Path) -> type:
+    """A kernel manager whose kernel writes its own stdout and stderr to ``log``.
+
+    Cell outputs travel over Jupyter's messages either way; what a kernel process prints
+    itself (a crash message at shutdown, a library's warning) goes to the run's
+    ``kernel.log`` instead of the user's terminal, where it would break the one-line error.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class KernelToLog(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            with log.open("ab") as out:  # the kernel keeps its own copy of the descriptor
+                await super()._async_launch_kernel(
+                    kernel_cmd, **{**kw, "stdout": out, "stderr": out}
+                )
+
+    return KernelToLog
+
+
 def _execute(
     template: Path,
     executed: Path,
@@ -223,6 +242,7 @@ def _execute(
                 str(executed),
                 parameters=params,
                 kernel_name=KERNEL,
+                kernel_manager_class=_kernel_to_log(executed.with_name("kernel.log")),
                 cwd=str(cwd),
                 progress_bar=False,
                 log_output=False,

@@ -186,3 +186,14 @@ def test_tracer_run_with_transforms_from_the_command_line(crm):
         {"field": "plan_type", "transform": "trim", "changed": 1},
         {"field": "plan_type", "transform": "lower", "changed": 2},
     ]
+
+
+def test_a_bad_transform_is_reported_before_a_notebook_kernel_starts(crm, monkeypatch):
+    from tracer_kit.quality import check_compatible
+
+    bp = tk.get_blueprint("customer_churn")
+    with pytest.raises(tk.ConfigError, match="unknown transform 'shout'"):
+        check_compatible(crm, bp, tk.Config(transforms={"plan_type": ["shout"]}))
+    monkeypatch.delenv("TRACER_PSEUDONYMISE_KEY")
+    with pytest.raises(tk.ConfigError, match="needs a key"):
+        check_compatible(crm, bp, tk.Config(**CONFIG))

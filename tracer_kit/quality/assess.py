@@ -474,9 +474,11 @@ def assess_ingested(
 def check_compatible(path: str | Path, blueprint: Blueprint, config: Config) -> dict[str, str]:
     """Read ``path`` as a run would and map its columns onto ``blueprint``; return the renames.
 
-    Runs that start a notebook kernel call this first, so that an unreadable file or a bad
-    mapping is reported in a second, before any kernel starts.
+    Runs that start a notebook kernel call this first, so that an unreadable file, a bad
+    mapping or a bad transform (or a missing pseudonymisation key) is reported in a second,
+    before any kernel starts.
     """
+    field_transforms.plan(field_transforms.configured(blueprint, config), config)
     ing = read_file(path, config, blueprint=blueprint)
     return match_columns(ing.info.columns, blueprint, config.column_map, path=path)
 

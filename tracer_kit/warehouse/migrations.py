@@ -14,9 +14,9 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from tracer_kit.warehouse.connection import _duck_type, _located, _root, connect, utcnow
+from tracer_kit.warehouse.connection import _located, _root, connect, utcnow
 from tracer_kit.warehouse.runs import _pid_alive, _remove_outputs, dataset_name
-from tracer_kit.warehouse.tables import _refresh_views
+from tracer_kit.warehouse.tables import _refresh_views, processed_types
 from tracer_kit.workspace import DEFAULT_WAREHOUSE
 
 __all__ = ["MIGRATIONS", "open_warehouse"]
@@ -113,8 +113,7 @@ def _backfill_processed_types(con: duckdb.DuckDBPyConnection) -> None:
         path = _located(root, stored)
         if bp in done or not path.is_file():
             continue
-        schema = pl.read_parquet_schema(path)
-        types = {n: "JSON" if n == "extras" else _duck_type(t) for n, t in schema.items()}
+        types = processed_types(pl.read_parquet_schema(path))
         con.execute("INSERT INTO processed_schemas VALUES (?, ?)", [bp, json.dumps(types)])
         done.add(bp)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import duckdb
@@ -83,9 +84,12 @@ def _refresh_bronze_view(con: duckdb.DuckDBPyConnection, bp: str) -> None:
     con.execute(f"CREATE OR REPLACE VIEW {quote_ident(f'bronze_{bp}')} AS {body}")
 
 
-def processed_types(blueprint: Blueprint) -> dict[str, str]:
-    """DuckDB types of ``<bp>_processed``'s columns (without ``run_id``)."""
-    schema = blueprint.processed_schema()
+def processed_types(schema: Blueprint | Mapping[str, pl.DataType]) -> dict[str, str]:
+    """DuckDB types of ``<bp>_processed``'s columns (without ``run_id``), from a blueprint or a
+    processed Parquet's schema (``extras`` holds JSON text).
+    """  # noqa: D205
+    if isinstance(schema, Blueprint):
+        schema = schema.processed_schema()
     return {n: "JSON" if n == "extras" else _duck_type(t) for n, t in schema.items()}
 
 

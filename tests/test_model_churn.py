@@ -76,3 +76,36 @@ def test_too_few_churners_is_one_clear_error():
     )
     with pytest.raises(tk.ConfigError, match="at least 20 churned and 20 retained"):
         fit_churn(frame, ["x1", "x2"])
+
+
+def test_on_the_sample_the_model_gets_close_to_the_planted_model(workdir):
+    """The demo sample's label comes from a known logistic model: the fitted one nearly matches it."""
+    from sklearn.metrics import roc_auc_score
+
+    import tracer_kit as tk
+    from tracer_kit.datasets import customers
+
+    raw = customers(label=True, invalid=False)
+    raw.write_csv(workdir / "labelled.csv")
+    r = tk.run_pipeline(workdir / "labelled.csv", "customer_churn", report=False)
+    features = r.frame.with_columns(churned=pl.col("extras").str.json_path_match("$.churned"))
+    inputs = [f for f in r.features_created if f != "value_tier"] + ["plan_type"]
+    m = fit_churn(features, inputs, seed=0)
+    end = pl.date(2025, 6, 30)
+    truth = raw.with_columns(
+        quiet=(end - pl.col("last_activity_date").str.to_date()).dt.total_days(),
+        tenure=(end - pl.col("account_created_date").str.to_date()).dt.total_days(),
+    )
+    from tracer_kit.datasets import churn_probability
+
+    p = churn_probability(
+        truth["quiet"].to_numpy(),
+        truth["tenure"].to_numpy(),
+        truth["support_tickets"].cast(pl.Float64, strict=False).fill_null(0).to_numpy(),
+        truth["feature_usage_count"].cast(pl.Float64, strict=False).fill_null(0).to_numpy(),
+        truth["plan_type"].str.to_lowercase().fill_null("").to_numpy(),
+    )
+    oracle = roc_auc_score((raw["churned"] == "yes").to_numpy(), p)
+    assert 0.8 <= oracle <= 0.86
+    assert abs(m.metrics["roc_auc"] - oracle) < 0.04
+    assert m.metrics["brier"] < m.baseline["brier"]

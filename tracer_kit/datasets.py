@@ -17,6 +17,7 @@ import polars as pl
 __all__ = [
     "SAMPLES",
     "SAMPLE_END",
+    "churn_probability",
     "customers",
     "prices",
     "revenue",
@@ -27,11 +28,42 @@ __all__ = [
 SAMPLE_END = dt.date(2025, 6, 30)
 
 
-def customers(n: int = 10_000, *, seed: int = 7, invalid: bool = True) -> pl.DataFrame:
+def churn_probability(
+    quiet_days: np.ndarray,
+    tenure_days: np.ndarray,
+    tickets: np.ndarray,
+    usage: np.ndarray,
+    plan: np.ndarray,
+) -> np.ndarray:
+    """The planted churn model of the sample: a known logistic function of the inputs.
+
+    ``logit = -4.1 + 2.6 log1p(quiet / 30) + 1.0 log1p(10 tickets / max(tenure / 30, 1))
+    - 0.9 log1p(10 usage / max(tenure, 1)) + 0.6 [basic] - 0.3 [enterprise]``: customers
+    quiet for long, with many tickets and little use churn more. On the 10,000-row sample
+    its own AUC is about 0.84 and about 20% churn, so a model can be checked against it.
+    """
+    intensity = tickets / np.maximum(tenure_days / 30, 1)
+    rate = usage / np.maximum(tenure_days, 1)
+    logit = (
+        -4.1
+        + 2.6 * np.log1p(quiet_days / 30)
+        + 1.0 * np.log1p(10 * intensity)
+        - 0.9 * np.log1p(10 * rate)
+        + 0.6 * (plan == "basic")
+        - 0.3 * (plan == "enterprise")
+    )
+    return 1 / (1 + np.exp(-logit))
+
+
+def customers(
+    n: int = 10_000, *, seed: int = 7, invalid: bool = True, label: bool = False
+) -> pl.DataFrame:
     """A customer_churn sample: one row per customer, all columns as text, as an export would be.
 
     About 1% of optional values are missing, 0.5% of ``total_value`` are large outliers,
-    and (with ``invalid=True``) about 0.5% of rows are broken on purpose.
+    and (with ``invalid=True``) about 0.5% of rows are broken on purpose. With ``label=True``
+    a ``churned`` column (``yes``/``no``) is drawn from :func:`churn_probability` (its own
+    random stream, so the other columns are the same either way).
     """
     rng = np.random.default_rng(seed)
     end = np.datetime64(SAMPLE_END)
@@ -61,6 +93,10 @@ def customers(n: int = 10_000, *, seed: int = 7, invalid: bool = True) -> pl.Dat
             "plan_type": plans,
         }
     )
+    if label:
+        p = churn_probability(quiet, tenure, tickets, usage, np.char.lower(plans.astype(str)))
+        churned = np.random.default_rng(seed + 1).random(n) < p
+        df = df.with_columns(churned=pl.Series(np.where(churned, "yes", "no")))
     df = _blank_some(df, rng, ["support_tickets", "feature_usage_count", "plan_type"], 0.01)
     if invalid:
         k = max(n // 200, 1)

@@ -255,6 +255,8 @@ def run_pipeline(  # noqa: PLR0913 - a source, a blueprint and the options the C
                 _features(run)
             with run.life.stage("preprocess"):
                 _preprocess(run)
+            with run.life.stage("model"):
+                _model(run)
             with run.life.stage("store"):
                 _store(run)
             _completed(run, return_frame=return_frame)
@@ -488,6 +490,25 @@ def _preprocess(run: _Run) -> None:
         output.write(ctx, staged)
         run.moves += [(p, Path(run.outputs[key])) for key, p in staged.items()]
     run.params.update(ctx.params)
+
+
+def _model(run: _Run) -> None:
+    """The blueprint's model on the processed rows: predictions staged, metrics in params."""
+    from tracer_kit.model import fit_model
+
+    processed = pl.read_parquet(run.staged_parquet)
+    outcome = fit_model(processed, run.bp)
+    if outcome is None:
+        return
+    run.params["model"] = outcome.summary
+    for note in outcome.notes:
+        log.warning(note)
+    if outcome.predictions is not None:
+        staged = run.space.run_staging(run.run_id) / f"{run.run_id}.predictions.parquet"
+        outcome.predictions.write_parquet(staged)
+        final = Path(run.outputs["parquet"]).with_name(f"{run.run_id}.predictions.parquet")
+        run.outputs["predictions"] = str(final)
+        run.moves.append((staged, final))
 
 
 def _store(run: _Run) -> None:

@@ -25,7 +25,7 @@ __all__ = ["STAGES", "ProgressFn", "RunLifecycle"]
 
 log = logging.getLogger("tracer_kit")
 
-STAGES = ("ingest", "validate", "features", "preprocess", "store", "report")
+STAGES = ("ingest", "validate", "features", "preprocess", "model", "store", "report")
 ProgressFn = Callable[[str, int, int], None]
 
 

@@ -122,6 +122,7 @@ class RunOutputs(BaseModel):
     model_sha256: str | None = None
     preprocessor: str | None = None
     preprocessor_json: str | None = None
+    predictions: str | None = None
     bronze: str | None = None
     quarantine: str | None = None
     staging: str | None = None

@@ -249,6 +249,12 @@ BLUEPRINT = Blueprint(
         Field("support_tickets", "int", ge=0, description="support tickets opened, >= 0"),
         Field("feature_usage_count", "int", ge=0, description="feature uses, >= 0"),
         Field("plan_type", "category", description="basic, standard, premium or enterprise"),
+        Field(
+            "churned",
+            "string",
+            pattern=r"(?i)^(yes|no|true|false|1|0|y|n)$",
+            description="optional label: yes/no, true/false, 1/0 or y/n (any case); enables the churn model",
+        ),
     ),
     key=("customer_id",),
     identifier="customer_id",

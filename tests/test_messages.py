@@ -23,7 +23,7 @@ def test_results_have_short_reprs_and_html(workdir, sample_csv):
     assert repr(q).startswith("QualityResult('customer_churn', gate passed, score 99.1, 10000 in")
     assert "uniqueness" in q._repr_html_()
     bp = tk.get_blueprint("customer_churn")
-    assert repr(bp) == "Blueprint('customer_churn': 4 required, 3 optional fields, 9 features)"
+    assert repr(bp) == "Blueprint('customer_churn': 4 required, 4 optional fields, 9 features)"
     assert "<code>engagement_score</code>" in bp._repr_html_()
     p = tk.profile(sample_csv)
     assert "10,000 rows" in p._repr_html_()

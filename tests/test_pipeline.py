@@ -67,6 +67,7 @@ def test_sample_run_counts(sample_run):
         "validate",
         "features",
         "preprocess",
+        "model",
         "store",
         "report",
     }
@@ -97,7 +98,7 @@ def test_runs_table_has_every_documented_column(sample_run):
     assert json.loads(row["versions"])["polars"].startswith("2.")
     assert row["dataset"] == "customers"
     stages = q(folder, "SELECT stage FROM stage_timings ORDER BY stage")["stage"].to_list()
-    assert stages == ["features", "ingest", "preprocess", "report", "store", "validate"]
+    assert stages == ["features", "ingest", "model", "preprocess", "report", "store", "validate"]
 
 
 def test_parquet_sorted_without_run_id_or_clock(sample_run):

@@ -93,38 +93,48 @@ def customers(
             "plan_type": plans,
         }
     )
-    if label:
-        p = churn_probability(quiet, tenure, tickets, usage, np.char.lower(plans.astype(str)))
-        churned = np.random.default_rng(seed + 1).random(n) < p
-        df = df.with_columns(churned=pl.Series(np.where(churned, "yes", "no")))
-    df = _blank_some(df, rng, ["support_tickets", "feature_usage_count", "plan_type"], 0.01)
-    if invalid:
-        k = max(n // 200, 1)
-        rows = rng.choice(n, size=5 * k, replace=False).reshape(5, k)
-        df = (
-            df.with_row_index("_i")
-            .with_columns(
-                customer_id=pl.when(pl.col("_i").is_in(rows[0].tolist()))
-                .then(pl.format("C{}", (pl.col("_i") // 2 + 1).cast(pl.String).str.zfill(6)))
-                .otherwise("customer_id"),
-                total_value=pl.when(pl.col("_i").is_in(rows[1].tolist()))
-                .then(pl.lit("-125.00"))
-                .otherwise("total_value"),
-                last_activity_date=pl.when(pl.col("_i").is_in(rows[2].tolist()))
-                .then(pl.lit("not a date"))
-                .when(pl.col("_i").is_in(rows[3].tolist()))
-                .then(pl.lit("2019-01-01"))
-                .otherwise("last_activity_date"),
-                account_created_date=pl.when(pl.col("_i").is_in(rows[3].tolist()))
-                .then(pl.lit("2020-01-01"))
-                .otherwise("account_created_date"),
-                support_tickets=pl.when(pl.col("_i").is_in(rows[4].tolist()))
-                .then(pl.lit("two"))
-                .otherwise("support_tickets"),
-            )
-            .drop("_i")
+    if label:  # (its own random stream: the other columns are the same either way)
+        plan = np.char.lower(plans.astype(str))
+        df = df.with_columns(
+            churned=_draw(churn_probability(quiet, tenure, tickets, usage, plan), seed + 1)
         )
+    df = _blank_some(df, rng, ["support_tickets", "feature_usage_count", "plan_type"], 0.01)
+    return _break_some(df, rng, n) if invalid else df
+
+
+def _break_some(df: pl.DataFrame, rng: np.random.Generator, n: int) -> pl.DataFrame:
+    """About 0.5% of rows broken on purpose: repeated ids, negative values, bad dates and numbers."""
+    k = max(n // 200, 1)
+    rows = rng.choice(n, size=5 * k, replace=False).reshape(5, k)
+    df = (
+        df.with_row_index("_i")
+        .with_columns(
+            customer_id=pl.when(pl.col("_i").is_in(rows[0].tolist()))
+            .then(pl.format("C{}", (pl.col("_i") // 2 + 1).cast(pl.String).str.zfill(6)))
+            .otherwise("customer_id"),
+            total_value=pl.when(pl.col("_i").is_in(rows[1].tolist()))
+            .then(pl.lit("-125.00"))
+            .otherwise("total_value"),
+            last_activity_date=pl.when(pl.col("_i").is_in(rows[2].tolist()))
+            .then(pl.lit("not a date"))
+            .when(pl.col("_i").is_in(rows[3].tolist()))
+            .then(pl.lit("2019-01-01"))
+            .otherwise("last_activity_date"),
+            account_created_date=pl.when(pl.col("_i").is_in(rows[3].tolist()))
+            .then(pl.lit("2020-01-01"))
+            .otherwise("account_created_date"),
+            support_tickets=pl.when(pl.col("_i").is_in(rows[4].tolist()))
+            .then(pl.lit("two"))
+            .otherwise("support_tickets"),
+        )
+        .drop("_i")
+    )
     return df
+
+
+def _draw(p: np.ndarray, seed: int) -> pl.Series:
+    """``yes`` with probability ``p``, else ``no`` (its own random stream)."""
+    return pl.Series(np.where(np.random.default_rng(seed).random(len(p)) < p, "yes", "no"))
 
 
 def _blank_some(

@@ -67,6 +67,15 @@ def test_a_leaking_input_is_left_out():
     assert "cancel_flag" not in m.inputs and m.metrics["roc_auc"] < 0.9
 
 
+def test_without_a_label_the_report_says_how_to_add_one(workdir, sample_csv):
+    import tracer_kit as tk
+
+    r = tk.run_pipeline(sample_csv, "customer_churn")
+    assert r.params["model"]["model"] is None and "predictions" not in r.outputs
+    html = open(r.outputs["report"], encoding="utf-8").read()
+    assert "no churn model: add a &#39;churned&#39; column" in html
+
+
 def test_too_few_churners_is_one_clear_error():
     import tracer_kit as tk
 
@@ -87,7 +96,11 @@ def test_on_the_sample_the_model_gets_close_to_the_planted_model(workdir):
 
     raw = customers(label=True, invalid=False)
     raw.write_csv(workdir / "labelled.csv")
-    r = tk.run_pipeline(workdir / "labelled.csv", "customer_churn", report=False)
+    r = tk.run_pipeline(workdir / "labelled.csv", "customer_churn")
+    html = open(r.outputs["report"], encoding="utf-8").read()
+    auc = r.params["model"]["metrics"]["roc_auc"]
+    assert 'id="model">Churn model' in html and f"{auc:.3f}" in html
+    assert "ROC curve and calibration" in html and "Top drivers" in html
     features = r.frame
     assert r.params["model"]["metrics"]["roc_auc"] > 0.8  # the run's own model stage
     inputs = [f for f in r.features_created if f != "value_tier"] + ["plan_type"]

@@ -142,6 +142,13 @@ def _model_charts(model: dict[str, Any]) -> Any | None:
     )
 
 
+def _model_section(run: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """The run's model summary and its charts as a data URI (None when there is no model)."""
+    model = run["params"].get("model")
+    chart = _model_charts(model) if model and model.get("model") else None
+    return model, svg_data_uri(chart) if chart is not None else None
+
+
 def _history_chart(history: pl.DataFrame) -> Any | None:
     import altair as alt
 
@@ -287,6 +294,21 @@ def _num(value: Any) -> str:
     return str(value)
 
 
+def _environment(template_path: Path) -> Any:
+    """The report's jinja2 environment: autoescaped, strict, with its number filters."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_path.parent)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["num"] = _num
+    env.filters["stat"] = _stat
+    env.filters["pct"] = lambda v: "" if v is None else f"{100 * v:.1f}%"
+    return env
+
+
 def render_report(
     run: dict[str, Any],
     profiles: list[dict[str, Any]],
@@ -299,17 +321,8 @@ def render_report(
     previous_run: str | None = None,
 ) -> str:
     """The report's HTML for one run (pure: everything it shows is passed in)."""
-    import jinja2
-
     template_path = resource_path("templates/report.html.j2")
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_path.parent)),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-    )
-    env.filters["num"] = _num
-    env.filters["stat"] = _stat
-    env.filters["pct"] = lambda v: "" if v is None else f"{100 * v:.1f}%"
+    env = _environment(template_path)
     try:
         bp = get_blueprint(run["blueprint"])
         features = [{"name": f.name, "formula": f.formula} for f in bp.features]
@@ -329,8 +342,7 @@ def render_report(
     ]
     hist_inputs = _histogram_chart(drawable)
     history_chart = _history_chart(history)
-    model = run["params"].get("model")
-    model_chart = _model_charts(model) if model and model.get("model") else None
+    model, model_chart = _model_section(run)
     issues = by_severity(run["issues"])
     counts = {s: sum(1 for i in issues if i["severity"] == s) for s in SEVERITIES}
     return env.get_template(template_path.name).render(
@@ -344,7 +356,7 @@ def render_report(
         features_chart=svg_data_uri(hist_features) if hist_features is not None else None,
         history_chart=svg_data_uri(history_chart) if history_chart is not None else None,
         model=model,
-        model_chart=svg_data_uri(model_chart) if model_chart is not None else None,
+        model_chart=model_chart,
         quarantine_by_reason=quarantine_by_reason,
         quarantine_sample=quarantine_sample,
         feature_rows=feature_sample.to_dicts() if feature_sample is not None else [],

@@ -24,6 +24,8 @@ if "polars" not in sys.modules:
 
 _EXPORTS = {
     "run_pipeline": "tracer_kit.pipeline",
+    "predict": "tracer_kit.pipeline",
+    "ModelConfig": "tracer_kit.config",
     "RunResult": "tracer_kit.types",
     "RunOutputs": "tracer_kit.types",
     "Severity": "tracer_kit.types",
@@ -75,6 +77,7 @@ __all__ = [
     "FileInfo",
     "IngestError",
     "Ingested",
+    "ModelConfig",
     "Issue",
     "NotebookRunError",
     "QualityGateError",
@@ -93,6 +96,7 @@ __all__ = [
     "get_blueprint",
     "list_blueprints",
     "load_preprocessor",
+    "predict",
     "profile",
     "quality_report",
     "query",
@@ -119,7 +123,7 @@ if TYPE_CHECKING:
         register_blueprint,
         stats,
     )
-    from tracer_kit.config import Config
+    from tracer_kit.config import Config, ModelConfig
     from tracer_kit.errors import (
         CompatibilityError,
         ConfigError,
@@ -131,7 +135,7 @@ if TYPE_CHECKING:
     )
     from tracer_kit.ingest import FileInfo, Ingested, read_table
     from tracer_kit.notebooks import run_batch, run_notebook
-    from tracer_kit.pipeline import run_pipeline
+    from tracer_kit.pipeline import predict, run_pipeline
     from tracer_kit.preprocess import load_preprocessor
     from tracer_kit.profiling import profile
     from tracer_kit.quality import (

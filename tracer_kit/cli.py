@@ -74,6 +74,9 @@ SheetOpt = Annotated[str | None, typer.Option("--sheet", help="Excel sheet name 
 BadLinesOpt = Annotated[
     str | None, typer.Option("--on-bad-lines", help="quarantine (default for runs) or error.")
 ]
+NoModelOpt = Annotated[
+    bool, typer.Option("--no-model", help="Skip the model stage (no predictions).")
+]
 DatasetOpt = Annotated[
     str | None,
     typer.Option(
@@ -201,6 +204,7 @@ def build_config(
     notebook: Path | None = None,
     transforms: list[str] | None = None,
     pii: list[str] | None = None,
+    no_model: bool = False,
 ) -> Any:
     """A Config from ``--config`` plus the command-line overrides."""
     from tracer_kit.config import load_config
@@ -213,6 +217,8 @@ def build_config(
     for name, steps in _pairs(transforms, "--transform", "FIELD=STEP,STEP").items():
         base["transforms"][name] = [step.strip() for step in steps.split(",") if step.strip()]
     base["pii"] = [*base["pii"], *(p for p in pii or [] if p not in base["pii"])]
+    if no_model:
+        base["model"]["enabled"] = False
     overrides = {
         "reference_date": reference_date,
         "format": format,
@@ -229,19 +235,25 @@ def build_config(
 
 
 def _print_result(result: Any) -> None:
+    from tracer_kit.model import headline
+
     con = _console()
     con.print(result.summary())
     parts = _parts(result.score_parts)
     if parts:
         con.print(f"score parts: {parts}")
+    line = headline(result.blueprint, result.params.get("model") or {})
+    if line:
+        con.print(line, markup=False)
     labels = {
         "report": "quality report",
         "notebook_html": "notebook (HTML)",
         "notebook": "executed notebook",
         "parquet": "processed Parquet",
+        "predictions": "predictions",
     }
     for key, label in labels.items():
-        if key in result.outputs and Path(result.outputs[key]).exists():
+        if result.outputs.get(key) and Path(result.outputs[key]).exists():
             con.print(f"{label + ':':20} {result.outputs[key]}")
 
 
@@ -304,10 +316,12 @@ def run(
         Path | None,
         typer.Option("--notebook", help="Run this edited copy of the notebook (`tracer init`)."),
     ] = None,
+    no_model: NoModelOpt = False,
 ) -> None:
     """Run one file through a blueprint (via the Papermill notebook unless --no-notebook)."""
     cfg = build_config(
         config,
+        no_model=no_model,
         maps=map,
         transforms=transform,
         pii=pii,
@@ -331,6 +345,43 @@ def run(
         input, blueprint, config=cfg, warehouse=warehouse, output_dir=output_dir, return_frame=False
     )
     _print_result(result)
+
+
+@app.command()
+@friendly
+def predict(
+    run_id: Annotated[str, typer.Argument(help="The training run (`tracer runs`).")],
+    input: Annotated[Path, typer.Argument(help="The new file to score.")],  # noqa: A002
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Also write the predictions here (.csv or .parquet)."),
+    ] = None,
+    config: ConfigOpt = None,
+    reference_date: Annotated[
+        str | None,
+        typer.Option("--reference-date", help="YYYY-MM-DD (default: the training run's)"),
+    ] = None,
+    warehouse: Warehouse = DEFAULT_WAREHOUSE,
+    output_dir: OutputDir = DEFAULT_REPORTS,
+) -> None:
+    """Score a new file with a run's saved model (validated first; exit 3 when the gate fails)."""
+    from tracer_kit.config import load_config
+    from tracer_kit.pipeline import predict as run_predict
+
+    overrides = load_config(config).model_dump(exclude_unset=True)
+    if reference_date:
+        overrides["reference_date"] = reference_date
+    result = run_predict(
+        run_id, input, out=out, config=overrides, warehouse=warehouse, output_dir=output_dir
+    )
+    _print_result(result)
+    if result.rows_quarantined:
+        _console().print(
+            f"{result.rows_quarantined} row(s) failed validation and were not scored: "
+            f"tracer runs show {result.run_id}"
+        )
+    if out and result.outputs.get("predictions"):
+        _console().print(f"{'predictions written:':20} {out}")
 
 
 @app.command()

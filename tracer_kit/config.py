@@ -13,6 +13,7 @@ from tracer_kit.errors import ConfigError, option
 
 __all__ = [
     "Config",
+    "ModelConfig",
     "PreprocessConfig",
     "Thresholds",
     "config_to_jsonable",
@@ -47,6 +48,21 @@ class PreprocessConfig(BaseModel):
     scaling: Literal["robust", "standard", "minmax", "none"] = "robust"
 
 
+class ModelConfig(BaseModel):
+    """The model stage: whether it runs, how the held-out part is drawn, how far to forecast."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    #: Share of labelled rows held out for evaluation (customer_churn), drawn with ``seed``.
+    test_size: float = Field(0.2, gt=0, lt=1)
+    seed: int = 0
+    #: Days forecast after the history's end (revenue_projection); 30 and this many are reported.
+    horizon: int = Field(90, ge=1, le=730)
+    #: Candidate models to choose from (None: every candidate of the blueprint).
+    candidates: list[str] | None = None
+
+
 class Config(BaseModel):
     """Everything a run can be told; every field has a sensible default.
 
@@ -62,6 +78,7 @@ class Config(BaseModel):
     column_map: dict[str, str] = Field(default_factory=dict)
     thresholds: Thresholds = Field(default_factory=Thresholds)
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
     on_bad_lines: OnBadLines = "quarantine"
     sheet: str | int | None = None
     encoding: str | None = None

@@ -38,12 +38,17 @@ class OutputContext:
 
 @dataclass(frozen=True)
 class Output:
-    """One output: ``files`` maps an outputs key to a file-name suffix after the run id."""
+    """One output: ``files`` maps an outputs key to a file-name suffix after the run id.
+
+    ``stage`` is the stage that writes it (``preprocess`` or ``model``); a ``write`` may
+    leave a file out (no model, no predictions), and the run then records no path for it.
+    """
 
     name: str
     text: str
     files: Mapping[str, str]
     write: Callable[[OutputContext, dict[str, Path]], None]
+    stage: str = "preprocess"
 
 
 #: Every output by name, in the order they are written.
@@ -74,6 +79,20 @@ def _write_preprocessor(ctx: OutputContext, paths: dict[str, Path]) -> None:
     ctx.params["preprocess"] = ctx.fitted["preprocessor"].describe()
 
 
+def _write_predictions(ctx: OutputContext, paths: dict[str, Path]) -> None:
+    outcome = ctx.fitted.get("model")
+    if outcome is not None and outcome.predictions is not None:
+        outcome.predictions.write_parquet(paths["predictions"])
+
+
+def _write_predictor(ctx: OutputContext, paths: dict[str, Path]) -> None:
+    from tracer_kit.model import save_model
+
+    outcome = ctx.fitted.get("model")
+    if outcome is not None and outcome.saved is not None:
+        save_model(outcome.saved, paths["predictor"])
+
+
 register_output(
     Output(
         "model_matrix",
@@ -88,5 +107,23 @@ register_output(
         "the fitted preprocessor (skops) and its description (JSON)",
         {"preprocessor": ".preprocessor.skops", "preprocessor_json": ".preprocessor.json"},
         _write_preprocessor,
+    )
+)
+register_output(
+    Output(
+        "predictions",
+        "one row per prediction unit: prediction, confidence (and intervals where they exist)",
+        {"predictions": ".predictions.parquet"},
+        _write_predictions,
+        stage="model",
+    )
+)
+register_output(
+    Output(
+        "predictor",
+        "the fitted model (skops) that tracer predict applies to new files",
+        {"predictor": ".predictor.skops"},
+        _write_predictor,
+        stage="model",
     )
 )

@@ -12,7 +12,7 @@ import json
 import logging
 import platform
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,19 @@ import polars as pl
 from tracer_kit._scratch import sink_sorted
 from tracer_kit.blueprints import Blueprint, FeatureContext, get_blueprint
 from tracer_kit.config import Config, config_to_jsonable, load_config
-from tracer_kit.errors import PipelineBugError, QualityGateError
+from tracer_kit.errors import ConfigError, PipelineBugError, QualityGateError
 from tracer_kit.ingest import Ingested, file_sha256
+from tracer_kit.model import (
+    MODELS,
+    ModelOutcome,
+    TrainedRun,
+    apply_model,
+    fit_model,
+    read_model,
+    trained_run,
+)
 from tracer_kit.outputs import OUTPUTS, OutputContext
-from tracer_kit.preprocess import fit_preprocessor
+from tracer_kit.preprocess import fit_preprocessor, read_preprocessor
 from tracer_kit.profiling import column_profiles, hide_personal
 from tracer_kit.quality import QualityResult, assess_ingested, raise_for_gate, read_file
 from tracer_kit.run import STAGES, ProgressFn, RunLifecycle
@@ -33,6 +42,7 @@ from tracer_kit.types import Issue, RunOutputs, RunResult
 from tracer_kit.warehouse import (
     DEFAULT_WAREHOUSE,
     BronzeFiles,
+    ModelRecord,
     RunCommit,
     check_run_id,
     commit_run,
@@ -188,8 +198,9 @@ def run_pipeline(  # noqa: PLR0913 - a source, a blueprint and the options the C
     run_date: dt.date | str | None = None,
     progress: ProgressFn | None = None,
     report: bool = True,
+    model_from: str | None = None,
 ) -> RunResult:
-    """Run one file through a blueprint: ingest, validate, features, store, report.
+    """Run one file through a blueprint: ingest, validate, features, preprocess, model, store, report.
 
     Parameters
     ----------
@@ -216,6 +227,9 @@ def run_pipeline(  # noqa: PLR0913 - a source, a blueprint and the options the C
         ``progress(stage, index, total)`` is called as each stage starts.
     report
         Render ``report.html`` after the commit.
+    model_from
+        Score the file with this completed run's saved preprocessing, feature statistics and
+        model instead of fitting new ones (what :func:`tracer_kit.predict` does).
 
     Returns
     -------
@@ -237,6 +251,7 @@ def run_pipeline(  # noqa: PLR0913 - a source, a blueprint and the options the C
     ('COMPLETED', 99.1)
     """
     run = _prepare(path, blueprint, config, warehouse, output_dir, processed_dir, run_id, run_date)
+    run.trained = _trained(model_from, run)
     run.life.progress = progress
     handler = _JsonLines(run.space.run_reports(run.run_id) / "run.log", run.run_id)
     log.addHandler(handler)
@@ -290,6 +305,8 @@ class _Run:
     q: QualityResult | None = None
     moves: list[tuple[Path, Path]] = field(default_factory=list)
     rows_out: int = 0
+    trained: TrainedRun | None = None  # the saved model a predict run applies
+    model: ModelRecord | None = None
 
     @property
     def quality(self) -> QualityResult:
@@ -356,6 +373,17 @@ def _prepare(
     )
     life = RunLifecycle(warehouse, run_id)
     return _Run(bp, cfg, path, run_id, run_date, warehouse, space, outputs, params, life, result)
+
+
+def _trained(model_from: str | None, run: _Run) -> TrainedRun | None:
+    """The training run whose model scores this file (``model_from``), checked against the blueprint."""
+    if model_from is None:
+        return None
+    trained = trained_run(model_from, run.warehouse)
+    if trained.blueprint != run.bp.name:
+        msg = f"run {model_from} trained a {trained.blueprint} model, not {run.bp.name}"
+        raise ConfigError(msg)
+    return trained
 
 
 def _begin(run: _Run) -> None:
@@ -443,6 +471,7 @@ def _commit(run: _Run, profiles: pl.DataFrame | None, *, processed: bool) -> Non
         profiles=profiles,
         processed=(run.staged_parquet, final) if processed else None,
         files=run.moves if processed else (),
+        model=run.model if processed else None,
     )
     commit_run(run.warehouse, commit)
     run.life.committed()  # the commit point: a later report failure leaves the run as recorded
@@ -471,6 +500,11 @@ def _stop_at_gate(run: _Run, *, report: bool) -> None:
 def _features(run: _Run) -> None:
     q = run.quality
     ctx = feature_context(q, run.cfg)
+    if run.bp.feature_statistics is not None:
+        stats = run.trained.statistics if run.trained else None
+        stats = stats or run.bp.feature_statistics(q.valid_lazy(), ctx)
+        ctx = replace(ctx, statistics=stats)
+        run.params["feature_statistics"] = stats
     build_processed(q, run.bp, run.staged_parquet, ctx)
     processed = pl.scan_parquet(run.staged_parquet)
     run.rows_out, nulls = _final_check(processed, run.bp, q.rows_valid)
@@ -480,35 +514,86 @@ def _features(run: _Run) -> None:
 
 
 def _preprocess(run: _Run) -> None:
-    """Fit the preprocessor, then write every registered output into staging."""
+    """Fit the preprocessor (or load the training run's), then write the preprocess outputs."""
     processed = pl.scan_parquet(run.staged_parquet)
     ctx = OutputContext(run.run_id, run.bp, run.cfg, processed)
-    ctx.fitted["preprocessor"] = fit_preprocessor(processed, run.bp, run.cfg.preprocess)
+    ctx.fitted["preprocessor"] = (
+        read_preprocessor(run.trained.preprocessor)
+        if run.trained
+        else fit_preprocessor(processed, run.bp, run.cfg.preprocess)
+    )
+    _write_outputs(run, ctx, "preprocess")
+
+
+def _write_outputs(run: _Run, ctx: OutputContext, stage: str) -> None:
+    """Write a stage's registered outputs into staging; a file an output left out gets no path."""
     staging = run.space.run_staging(run.run_id)
     for output in OUTPUTS.values():
+        if output.stage != stage:
+            continue
         staged = {key: staging / Path(run.outputs[key]).name for key in output.files}
         output.write(ctx, staged)
-        run.moves += [(p, Path(run.outputs[key])) for key, p in staged.items()]
+        for key, path in staged.items():
+            if path.exists():
+                run.moves.append((path, Path(run.outputs[key])))
+            else:
+                run.outputs[key] = None
     run.params.update(ctx.params)
 
 
 def _model(run: _Run) -> None:
-    """The blueprint's model on the processed rows: predictions staged, metrics in params."""
-    from tracer_kit.model import fit_model
+    """Fit the blueprint's model (or apply the training run's): predictions and model file staged."""
+    ctx = OutputContext(run.run_id, run.bp, run.cfg, pl.scan_parquet(run.staged_parquet))
+    if run.bp.name in MODELS:
+        outcome = _model_outcome(run)
+        ctx.fitted["model"] = outcome
+        run.params["model"] = outcome.summary
+        if outcome.saved is not None:
+            run.params["model"]["training_rows"] = outcome.training_rows
+        for note in outcome.notes:
+            log.warning(note)
+    _write_outputs(run, ctx, "model")
+    _record_model(run)
 
+
+def _model_outcome(run: _Run) -> ModelOutcome:
     processed = pl.read_parquet(run.staged_parquet)
-    outcome = fit_model(processed, run.bp)
-    if outcome is None:
+    cfg = run.cfg.model
+    if run.trained is not None:
+        saved = read_model(run.trained.predictor)
+        predictions = apply_model(saved, processed, run.bp.name, cfg)
+        summary = {"model": "saved", "trained_by": run.trained.run_id, "rows": predictions.height}
+        return ModelOutcome(summary, predictions)
+    if not cfg.enabled:
+        return ModelOutcome({"model": None, "why": "the model stage is turned off (--no-model)"})
+    outcome = fit_model(processed, run.bp.name, cfg)
+    assert outcome is not None
+    return outcome
+
+
+def _record_model(run: _Run) -> None:
+    """What the commit records about the run's model (``models``, ``prediction_files``)."""
+    summary = run.params.get("model") or {}
+    staged = {str(final): staged for staged, final in run.moves}
+    predictions = run.outputs["predictions"]
+    pair = (staged[predictions], Path(predictions)) if predictions else None
+    if run.trained is not None:
+        run.model = ModelRecord(run.trained.run_id, pair)
+        run.params["trained_by"] = run.trained.run_id
         return
-    run.params["model"] = outcome.summary
-    for note in outcome.notes:
-        log.warning(note)
-    if outcome.predictions is not None:
-        staged = run.space.run_staging(run.run_id) / f"{run.run_id}.predictions.parquet"
-        outcome.predictions.write_parquet(staged)
-        final = Path(run.outputs["parquet"]).with_name(f"{run.run_id}.predictions.parquet")
-        run.outputs["predictions"] = str(final)
-        run.moves.append((staged, final))
+    predictor = run.outputs["predictor"]
+    if predictor is None:
+        return
+    metrics = {k: summary[k] for k in ("metrics", "baseline", "scores", "totals") if k in summary}
+    run.model = ModelRecord(
+        model_run_id=run.run_id,
+        predictions=pair,
+        kind=MODELS[run.bp.name].kind,
+        parameters={"model": summary.get("model"), **run.cfg.model.model_dump()},
+        metrics=metrics,
+        training_rows=summary.get("training_rows", run.rows_out),
+        model_sha256=file_sha256(staged[predictor]),
+    )
 
 
 def _store(run: _Run) -> None:
@@ -561,3 +646,67 @@ def _render_report(
     from tracer_kit.report import quality_report
 
     quality_report(run_id, warehouse=warehouse, output_dir=output_dir, frame=result.frame)
+
+
+def predict(  # noqa: PLR0913 - a run, a source and the options run_pipeline takes
+    run_id: str,
+    source: str | Path,
+    *,
+    out: str | Path | None = None,
+    config: Config | dict[str, Any] | str | Path | None = None,
+    warehouse: str | Path = DEFAULT_WAREHOUSE,
+    output_dir: str | Path = DEFAULT_REPORTS,
+    processed_dir: str | Path = DEFAULT_PROCESSED,
+    progress: ProgressFn | None = None,
+    report: bool = True,
+) -> RunResult:
+    """Score a new file with a completed run's saved model, recorded as a run of its own.
+
+    The file is validated with the training run's blueprint and config (quarantine and
+    quality gate as usual), its features use the training run's file-wide statistics and
+    reference date (so a row scores exactly as it did inside the training file), and the
+    saved preprocessor and model are applied without refitting. ``params.trained_by`` names
+    the training run. Rows that fail validation are quarantined, not scored.
+
+    Parameters
+    ----------
+    run_id
+        The training run (``tracer runs`` lists them); it must have saved a model.
+    source
+        The new file.
+    out
+        Also write the predictions here (``.csv`` or ``.parquet``).
+    config
+        Overrides of the training run's config (e.g. ``{"reference_date": "2026-12-01"}``
+        for data observed later).
+
+    Raises
+    ------
+    QualityGateError
+        When the new file fails the quality gate (nothing is scored).
+    TracerError
+        For an unknown run, a run without a saved model, or an unsupported ``out`` type.
+    """
+    trained = trained_run(run_id, warehouse)
+    suffix = Path(out).suffix.lower() if out else None
+    if suffix not in (None, ".csv", ".parquet"):
+        raise ConfigError(f"--out {out}: predictions are written as .csv or .parquet")
+    base = {k: v for k, v in trained.config.items() if k not in ("dataset", "run_date")}
+    base["reference_date"] = base.get("reference_date") or trained.reference_date
+    cfg = load_config({**base, **load_config(config).model_dump(exclude_unset=True)})
+    result = run_pipeline(
+        source,
+        trained.blueprint,
+        config=cfg,
+        warehouse=warehouse,
+        output_dir=output_dir,
+        processed_dir=processed_dir,
+        progress=progress,
+        report=report,
+        model_from=run_id,
+    )
+    if out and result.outputs.predictions:
+        rows = pl.read_parquet(result.outputs.predictions)
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        rows.write_csv(out) if suffix == ".csv" else rows.write_parquet(out)
+    return result

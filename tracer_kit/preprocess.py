@@ -44,6 +44,7 @@ __all__ = [
     "fit_preprocessor",
     "fit_sample",
     "load_preprocessor",
+    "load_skops",
     "read_preprocessor",
     "save_preprocessor",
     "write_matrix",
@@ -418,23 +419,27 @@ def save_preprocessor(prep: Preprocessor, path: str | Path) -> Path:
     return path
 
 
-def read_preprocessor(path: str | Path) -> Preprocessor:
-    """Load a preprocessor saved by tracer-kit, trusting only scikit-learn, NumPy and tracer-kit types.
+def load_skops(path: str | Path, what: str) -> Any:
+    """Load a skops file tracer-kit wrote, trusting only scikit-learn, NumPy and tracer-kit types.
 
     Raises
     ------
     TracerError
-        When the file holds types from elsewhere (it was not written by tracer-kit).
+        When the file holds types from elsewhere (it was not written by tracer-kit); ``what``
+        names the object in the message (e.g. ``"a preprocessor"``).
     """
     import skops.io as sio
 
     untrusted = sio.get_untrusted_types(file=str(path))
     foreign = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
     if foreign:
-        raise TracerError(
-            f"{path}: refusing to load a preprocessor holding unexpected types {foreign}"
-        )
+        raise TracerError(f"{path}: refusing to load {what} holding unexpected types {foreign}")
     return sio.load(str(path), trusted=untrusted)
+
+
+def read_preprocessor(path: str | Path) -> Preprocessor:
+    """Load a preprocessor saved by tracer-kit (:func:`load_skops`)."""
+    return load_skops(path, "a preprocessor")
 
 
 def load_preprocessor(run_id: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE) -> Preprocessor:

@@ -19,6 +19,7 @@ import polars as pl
 
 from tracer_kit._resources import resource_path
 from tracer_kit.blueprints import get_blueprint
+from tracer_kit.model.charts import predictions_section
 from tracer_kit.quality import SCORE_PARTS, SCORE_WEIGHTS, SEVERITIES
 from tracer_kit.types import by_severity
 from tracer_kit.warehouse import DEFAULT_WAREHOUSE, report_inputs, run_row
@@ -109,44 +110,6 @@ def _fmt_edge(value: float, dtype: str) -> str:
 
         return (dt.date(1970, 1, 1) + dt.timedelta(days=int(value))).isoformat()
     return f"{value:.4g}"
-
-
-def _model_charts(model: dict[str, Any]) -> Any | None:
-    """The held-out ROC curve beside the calibration chart (observed rate per predicted decile)."""
-    import altair as alt
-
-    roc, cal = model.get("roc") or {}, model.get("calibration") or {}
-    if not roc.get("fpr"):
-        return None
-    diagonal = alt.Chart(alt.Data(values=[{"a": 0, "b": 0}, {"a": 1, "b": 1}])).mark_line(
-        strokeDash=[4, 4], color="#999"
-    )
-    roc_values = [{"fpr": f, "tpr": t} for f, t in zip(roc["fpr"], roc["tpr"], strict=True)]
-    roc_chart = alt.Chart(alt.Data(values=roc_values), title="ROC (held-out customers)").mark_line(
-        color="#4c78a8"
-    ).encode(
-        x=alt.X("fpr:Q", title="false positive rate"), y=alt.Y("tpr:Q", title="true positive rate")
-    ) + diagonal.encode(x="a:Q", y="b:Q")
-    cal_values = [
-        {"predicted": p, "observed": o}
-        for p, o in zip(cal.get("predicted", []), cal.get("observed", []), strict=True)
-    ]
-    cal_chart = alt.Chart(alt.Data(values=cal_values), title="Calibration").mark_line(
-        point=True, color="#f58518"
-    ).encode(
-        x=alt.X("predicted:Q", title="mean predicted probability"),
-        y=alt.Y("observed:Q", title="observed churn rate"),
-    ) + diagonal.encode(x="a:Q", y="b:Q")
-    return alt.hconcat(
-        roc_chart.properties(width=300, height=260), cal_chart.properties(width=300, height=260)
-    )
-
-
-def _model_section(run: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
-    """The run's model summary and its charts as a data URI (None when there is no model)."""
-    model = run["params"].get("model")
-    chart = _model_charts(model) if model and model.get("model") else None
-    return model, svg_data_uri(chart) if chart is not None else None
 
 
 def _history_chart(history: pl.DataFrame) -> Any | None:
@@ -342,7 +305,7 @@ def render_report(
     ]
     hist_inputs = _histogram_chart(drawable)
     history_chart = _history_chart(history)
-    model, model_chart = _model_section(run)
+    predictions = predictions_section(run)
     issues = by_severity(run["issues"])
     counts = {s: sum(1 for i in issues if i["severity"] == s) for s in SEVERITIES}
     return env.get_template(template_path.name).render(
@@ -355,8 +318,7 @@ def render_report(
         inputs_chart=svg_data_uri(hist_inputs) if hist_inputs is not None else None,
         features_chart=svg_data_uri(hist_features) if hist_features is not None else None,
         history_chart=svg_data_uri(history_chart) if history_chart is not None else None,
-        model=model,
-        model_chart=model_chart,
+        predictions=predictions,
         quarantine_by_reason=quarantine_by_reason,
         quarantine_sample=quarantine_sample,
         feature_rows=feature_sample.to_dicts() if feature_sample is not None else [],

@@ -123,6 +123,7 @@ class RunOutputs(BaseModel):
     preprocessor: str | None = None
     preprocessor_json: str | None = None
     predictions: str | None = None
+    predictor: str | None = None
     bronze: str | None = None
     quarantine: str | None = None
     staging: str | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -103,14 +103,22 @@ class Feature:
 
 @dataclass(frozen=True)
 class FeatureContext:
-    """What feature functions may know beyond the rows: the run's dates."""
+    """What feature functions may know beyond the rows: the run's dates and file-wide statistics.
+
+    ``statistics`` holds the whole-column values the features use (JSON-able, from the
+    blueprint's ``feature_statistics``): computed on the run's own valid rows, or, when a
+    saved model scores a new file, the training run's, so a row gets the same features in
+    either file.
+    """
 
     run_date: dt.date
     reference_date: dt.date | None
     plan_levels: tuple[str, ...] | None = None  # ordered plan names (lowest first), from the config
+    statistics: Mapping[str, Any] | None = None
 
 
 FeatureFn = Callable[[pl.LazyFrame, FeatureContext], pl.LazyFrame]
+StatisticsFn = Callable[[pl.LazyFrame, FeatureContext], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -148,6 +156,10 @@ class Blueprint:
     null_cause
         ``(feature, valid_rows, context) -> str | None``: why a feature came out null for
         most rows (e.g. values outside a known hierarchy), for the issue that says so.
+    feature_statistics
+        ``(valid_rows, context) -> dict``: the whole-column statistics ``build_features``
+        reads from ``context.statistics`` (JSON-able; stored with the run), or ``None``
+        when every feature is row by row.
     """
 
     name: str
@@ -165,6 +177,7 @@ class Blueprint:
     report_hints: dict[str, Any] = field(default_factory=dict)
     sample: str | None = None
     null_cause: Callable[[str, pl.LazyFrame, FeatureContext], str | None] | None = None
+    feature_statistics: StatisticsFn | None = None
 
     def __post_init__(self) -> None:
         if not NAME_PATTERN.match(self.name):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 
 import polars as pl
 
@@ -28,6 +29,7 @@ __all__ = [
     "days_since_last_activity",
     "engagement_bounds",
     "engagement_score",
+    "feature_statistics",
     "feature_usage_rate",
     "min_max",
     "null_cause",
@@ -199,27 +201,46 @@ def engagement_score(bounds: dict[str, tuple[float | None, float | None]]) -> pl
     return pl.mean_horizontal(parts).alias("engagement_score")
 
 
-def build_features(valid: pl.LazyFrame, ctx: FeatureContext) -> pl.LazyFrame:
-    """Add the nine churn features to the valid rows (ordered by ``source_row``).
-
-    The two whole-column features (``value_tier``, ``engagement_score``) take their order
-    statistics and bounds from separate passes, so the returned plan is row by row and
-    streams.
-    """
+def _row_features(valid: pl.LazyFrame, ctx: FeatureContext) -> pl.LazyFrame:
+    """The seven row-by-row features (and the two day counts the others build on)."""
     ref = ctx.reference_date
     if ref is None:
         msg = "customer_churn needs a reference date"
         raise ValueError(msg)
-    rows = valid.with_columns(days_since_last_activity(ref), account_tenure_days(ref)).with_columns(
+    return valid.with_columns(days_since_last_activity(ref), account_tenure_days(ref)).with_columns(
         daily_value_rate(),
         support_intensity(),
         feature_usage_rate(),
         activity_recency_score(),
         plan_value_score(ctx.plan_levels),
     )
+
+
+def feature_statistics(valid: pl.LazyFrame, ctx: FeatureContext) -> dict[str, Any]:
+    """The whole-column values behind ``value_tier`` and ``engagement_score`` (JSON-able).
+
+    ``value_cuts``: the (value, source_row) pairs from :func:`value_cuts`;
+    ``engagement_bounds``: each engagement part's [min, max] from :func:`engagement_bounds`.
+    """
     _, cuts = value_cuts(valid)
-    bounds = engagement_bounds(rows)
-    return rows.with_columns(value_tier(cuts), engagement_score(bounds))
+    bounds = engagement_bounds(_row_features(valid, ctx))
+    return {
+        "value_cuts": [None if c is None else [c[0], c[1]] for c in cuts],
+        "engagement_bounds": {k: [lo, hi] for k, (lo, hi) in bounds.items()},
+    }
+
+
+def build_features(valid: pl.LazyFrame, ctx: FeatureContext) -> pl.LazyFrame:
+    """Add the nine churn features to the valid rows (ordered by ``source_row``).
+
+    The two whole-column features (``value_tier``, ``engagement_score``) take their order
+    statistics and bounds from ``ctx.statistics`` (:func:`feature_statistics`, computed on
+    this file's rows when not given), so the returned plan is row by row and streams.
+    """
+    stats = ctx.statistics or feature_statistics(valid, ctx)
+    cuts = [None if c is None else (c[0], c[1]) for c in stats["value_cuts"]]
+    bounds = {k: (lo, hi) for k, (lo, hi) in stats["engagement_bounds"].items()}
+    return _row_features(valid, ctx).with_columns(value_tier(cuts), engagement_score(bounds))
 
 
 def _future_date(ctx: RuleContext) -> pl.Expr:
@@ -303,6 +324,7 @@ BLUEPRINT = Blueprint(
         ),
     ),
     build_features=build_features,
+    feature_statistics=feature_statistics,
     report_hints={"chart": "engagement_score", "color": "value_tier"},
     null_cause=null_cause,
     sample="customers.csv",

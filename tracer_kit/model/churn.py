@@ -106,7 +106,9 @@ def _candidates(numeric: list[str], text: list[str], seed: int) -> dict[str, Any
         ),
         "hist_gradient_boosting": make_pipeline(
             _preprocessor(numeric, text),
-            HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, random_state=seed),
+            HistGradientBoostingClassifier(
+                max_iter=100, learning_rate=0.1, early_stopping=True, random_state=seed
+            ),
         ),
     }
 
@@ -161,7 +163,12 @@ def evaluate(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 
 
 def _choose(
-    x: Any, y: np.ndarray, numeric: list[str], text: list[str], seed: int
+    x: Any,
+    y: np.ndarray,
+    numeric: list[str],
+    text: list[str],
+    seed: int,
+    names: Sequence[str] | None,
 ) -> tuple[str, Any, dict[str, float]]:
     """The candidate with the lowest cross-validated log loss, calibrated and fitted on ``x``."""
     from sklearn.calibration import CalibratedClassifierCV
@@ -169,13 +176,20 @@ def _choose(
 
     folds = StratifiedKFold(5, shuffle=True, random_state=seed)
     candidates = _candidates(numeric, text, seed)
+    if names:
+        unknown = sorted(set(names) - set(candidates))
+        if unknown:
+            msg = f"model.candidates: unknown churn model {unknown[0]!r}; known: {', '.join(candidates)}"
+            raise ConfigError(msg)
+        candidates = {k: v for k, v in candidates.items() if k in names}
     scores = {
         name: float(-cross_val_score(m, x, y, cv=folds, scoring="neg_log_loss").mean())
         for name, m in candidates.items()
     }
     chosen = min(scores, key=scores.__getitem__)
     method = "isotonic" if len(y) >= 1000 else "sigmoid"
-    model = CalibratedClassifierCV(candidates[chosen], method=method, cv=folds).fit(x, y)
+    model = CalibratedClassifierCV(candidates[chosen], method=method, cv=folds, ensemble=False)
+    model.fit(x, y)
     return chosen, model, {k: round(v, 6) for k, v in scores.items()}
 
 
@@ -198,6 +212,7 @@ def fit_churn(
     label: str = "churned",
     test_size: float = 0.2,
     seed: int = 0,
+    candidates: Sequence[str] | None = None,
 ) -> ChurnModel:
     """Fit, choose, calibrate and evaluate a churn model on ``frame`` (one row per customer).
 
@@ -220,7 +235,7 @@ def fit_churn(
     numeric = [c for c in numeric if c not in left_out]
     text = [c for c in text if c not in left_out]
     x = rows.select(numeric + text).to_pandas()
-    chosen, model, scores = _choose(x.iloc[train], y[train], numeric, text, seed)
+    chosen, model, scores = _choose(x.iloc[train], y[train], numeric, text, seed, candidates)
     p = model.predict_proba(x.iloc[test])[:, 1]
     y_test = y[test]
     fpr, tpr, _ = roc_curve(y_test, p)

@@ -13,23 +13,46 @@ against the interval the other origins give.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-__all__ = ["CANDIDATES", "Forecast", "backtest", "fit_forecast"]
+from tracer_kit.errors import ConfigError
 
-Predictor = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+__all__ = [
+    "CANDIDATES",
+    "Candidate",
+    "Forecast",
+    "backtest",
+    "day_numbers",
+    "fit_forecast",
+    "forecast_from",
+]
+
+#: ``fit(history, days) -> state``: what a candidate learns (JSON-able numbers).
+Fitter = Callable[[np.ndarray, np.ndarray], dict[str, Any]]
+#: ``predict(state, history, days, future) -> values`` for the future day numbers.
+Predictor = Callable[[dict[str, Any], np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
-def _naive(history: np.ndarray, days: np.ndarray, future: np.ndarray) -> np.ndarray:
+def _nothing(history: np.ndarray, days: np.ndarray) -> dict[str, Any]:
+    return {}
+
+
+def _naive(
+    state: dict[str, Any], history: np.ndarray, days: np.ndarray, future: np.ndarray
+) -> np.ndarray:
     return np.full(len(future), history[-1])
 
 
-def _seasonal_naive(history: np.ndarray, days: np.ndarray, future: np.ndarray) -> np.ndarray:
-    last_week = history[-7:]
-    return np.array([last_week[i % 7] for i in range(len(future))])
+def _seasonal_naive(
+    state: dict[str, Any], history: np.ndarray, days: np.ndarray, future: np.ndarray
+) -> np.ndarray:
+    """The same weekday in the history's last week (by day number, so any future date works)."""
+    last_week = dict(zip(days[-7:] % 7, history[-7:], strict=True))
+    return np.array([last_week[d % 7] for d in future])
 
 
 def _design(days: np.ndarray, start: int) -> np.ndarray:
@@ -42,19 +65,46 @@ def _design(days: np.ndarray, start: int) -> np.ndarray:
     return np.column_stack([t, dummies, fourier])
 
 
-def _trend_seasonal(history: np.ndarray, days: np.ndarray, future: np.ndarray) -> np.ndarray:
+def _fit_trend_seasonal(history: np.ndarray, days: np.ndarray) -> dict[str, Any]:
     from sklearn.linear_model import Ridge
 
-    model = Ridge(alpha=1.0).fit(_design(days, int(days[0])), history)
-    return model.predict(_design(future, int(days[0])))
+    start = int(days[0])
+    model = Ridge(alpha=1.0).fit(_design(days, start), history)
+    return {"start": start, "coef": model.coef_.tolist(), "intercept": float(model.intercept_)}
+
+
+def _trend_seasonal(
+    state: dict[str, Any], history: np.ndarray, days: np.ndarray, future: np.ndarray
+) -> np.ndarray:
+    design = _design(future, state["start"])
+    return design @ np.asarray(state["coef"]) + state["intercept"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A forecasting model: what it learns from a history, and how it predicts from one."""
+
+    fit: Fitter
+    predict: Predictor
+    text: str
 
 
 #: The candidate models by name.
-CANDIDATES: dict[str, Predictor] = {
-    "naive": _naive,
-    "seasonal_naive": _seasonal_naive,
-    "trend_seasonal": _trend_seasonal,
+CANDIDATES: dict[str, Candidate] = {
+    "naive": Candidate(_nothing, _naive, "the last day repeated"),
+    "seasonal_naive": Candidate(_nothing, _seasonal_naive, "the same weekday a week before"),
+    "trend_seasonal": Candidate(
+        _fit_trend_seasonal,
+        _trend_seasonal,
+        "ridge regression on a linear trend, weekday dummies and yearly Fourier terms",
+    ),
 }
+
+
+def day_numbers(dates: Sequence[dt.date]) -> np.ndarray:
+    """Days since 1970-01-01 of each date."""
+    epoch = dt.date(1970, 1, 1).toordinal()
+    return np.array([d.toordinal() - epoch for d in dates], dtype=np.int64)
 
 
 @dataclass
@@ -71,6 +121,8 @@ class Forecast:
     scores: dict[str, dict[str, float]]  # candidate -> mase, smape, coverage_80, coverage_95
     origins: int = 0
     errors: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    #: What :func:`forecast_from` needs: the chosen model's state and the error quantiles.
+    saved: dict[str, Any] = field(default_factory=dict)
 
 
 def _mase_scale(history: np.ndarray) -> float:
@@ -94,11 +146,12 @@ def backtest(
         msg = f"a backtest of {origins} origins of {horizon} days needs at least {28 + horizon * origins} days"
         raise ValueError(msg)
     out = {}
-    for name, predict in CANDIDATES.items():
+    for name, model in CANDIDATES.items():
         errors, mases, smapes = [], [], []
         for s in starts:
             history, actual = values[:s], values[s : s + horizon]
-            predicted = predict(history, days[:s], days[s : s + horizon])
+            state = model.fit(history, days[:s])
+            predicted = model.predict(state, history, days[:s], days[s : s + horizon])
             errors.append(actual - predicted)
             mases.append(np.abs(actual - predicted).mean() / _mase_scale(history))
             smapes.append(_smape(actual, predicted))
@@ -117,14 +170,24 @@ def _coverage(errors: np.ndarray, lo_q: float, hi_q: float) -> float:
 
 
 def fit_forecast(
-    dates: list[dt.date], values: np.ndarray, *, horizon: int = 30, origins: int = 3
+    dates: Sequence[dt.date],
+    values: np.ndarray,
+    *,
+    horizon: int = 30,
+    origins: int = 3,
+    candidates: Sequence[str] | None = None,
 ) -> Forecast:
     """Choose a model by backtest and forecast ``horizon`` days after the last date.
 
     ``dates`` are consecutive days (fill missing days before calling); ``values`` their revenue.
+    ``candidates`` limits the choice (default: every model in :data:`CANDIDATES`).
     """
+    unknown = sorted(set(candidates or ()) - set(CANDIDATES))
+    if unknown:
+        msg = f"model.candidates: unknown forecast model {unknown[0]!r}; known: {', '.join(CANDIDATES)}"
+        raise ConfigError(msg)
     values = np.asarray(values, dtype=float)
-    days = np.array([d.toordinal() - dt.date(1970, 1, 1).toordinal() for d in dates])
+    days = day_numbers(dates)
     tested = backtest(values, days, horizon, origins)
     scores = {}
     for name, (errors, mases, smape) in tested.items():
@@ -134,21 +197,42 @@ def fit_forecast(
             "coverage_80": _coverage(errors, 0.1, 0.9),
             "coverage_95": _coverage(errors, 0.025, 0.975),
         }
-    chosen = min(scores, key=lambda k: scores[k]["mase"])
+    allowed = [c for c in (candidates or CANDIDATES) if c in scores]
+    chosen = min(allowed, key=lambda k: scores[k]["mase"])
     errors = tested[chosen][0]
+    saved = {
+        "model": chosen,
+        "state": CANDIDATES[chosen].fit(values, days),
+        "quantiles": np.quantile(errors, [0.025, 0.1, 0.9, 0.975]).tolist(),
+    }
+    forecast = forecast_from(saved, dates, values, horizon)
+    forecast.scores, forecast.origins = scores, origins
+    forecast.errors = {k: v[0] for k, v in tested.items()}
+    return forecast
+
+
+def forecast_from(
+    saved: dict[str, Any], dates: Sequence[dt.date], values: np.ndarray, horizon: int
+) -> Forecast:
+    """The saved model's forecast of ``horizon`` days after ``dates[-1]``, without refitting.
+
+    ``saved`` is :attr:`Forecast.saved`: the chosen model, its fitted state and the backtest
+    error quantiles the intervals are built from.
+    """
+    values = np.asarray(values, dtype=float)
+    days = day_numbers(dates)
     future = days[-1] + 1 + np.arange(horizon)
-    prediction = CANDIDATES[chosen](values, days, future)
-    lo80, hi80 = np.quantile(errors, [0.1, 0.9])
-    lo95, hi95 = np.quantile(errors, [0.025, 0.975])
+    model = CANDIDATES[saved["model"]]
+    prediction = model.predict(saved["state"], values, days, future)
+    lo95, lo80, hi80, hi95 = saved["quantiles"]
     return Forecast(
-        chosen=chosen,
+        chosen=saved["model"],
         dates=[dates[-1] + dt.timedelta(days=int(i) + 1) for i in range(horizon)],
         prediction=prediction,
         lower_80=prediction + lo80,
         upper_80=prediction + hi80,
         lower_95=prediction + lo95,
         upper_95=prediction + hi95,
-        scores=scores,
-        origins=origins,
-        errors={k: v[0] for k, v in tested.items()},
+        scores={},
+        saved=saved,
     )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MIN_LOG_PRICE_SD", "MIN_POINTS", "Elasticity", "fit_elasticity"]
+__all__ = ["MIN_LOG_PRICE_SD", "MIN_POINTS", "Elasticity", "expected_quantity", "fit_elasticity"]
 
 #: Fewer days than this and the elasticity is not estimated.
 MIN_POINTS = 30
@@ -35,11 +35,34 @@ class Elasticity:
     best_price: float | None = None
     price_range: tuple[float, float] | None = None
     why: str | None = None
+    #: The fitted demand model (:func:`expected_quantity`): coefficients, residual variance, trend scale.
+    coefficients: tuple[float, ...] | None = None
+    sigma2: float | None = None
+    trend: tuple[float, float] | None = None  # mean and scale of the day number
 
 
-def _design(log_price: np.ndarray, weekday: np.ndarray, t: np.ndarray) -> np.ndarray:
+def _design(
+    log_price: np.ndarray, weekday: np.ndarray, t: np.ndarray, trend: tuple[float, float]
+) -> np.ndarray:
     dummies = np.stack([(weekday == k).astype(float) for k in range(1, 7)], axis=1)
-    return np.column_stack([np.ones(len(t)), log_price, dummies, (t - t.mean()) / max(t.std(), 1)])
+    return np.column_stack([np.ones(len(t)), log_price, dummies, (t - trend[0]) / trend[1]])
+
+
+def expected_quantity(
+    e: Elasticity, price: np.ndarray, weekday: np.ndarray, day: np.ndarray
+) -> np.ndarray:
+    """Expected units sold at each price, weekday (0 = Monday) and day number, from ``e``'s demand model.
+
+    ``exp(x b + sigma2 / 2)``: the mean of the log-normal demand the model describes (the
+    ``exp`` of the mean log quantity alone would be its median).
+    """
+    if e.coefficients is None or e.trend is None or e.sigma2 is None:
+        msg = "this product's demand model is not identifiable; it has no expected quantity"
+        raise ValueError(msg)
+    x = _design(
+        np.log(np.asarray(price, float)), np.asarray(weekday), np.asarray(day, float), e.trend
+    )
+    return np.exp(x @ np.asarray(e.coefficients) + e.sigma2 / 2)
 
 
 def _best_price(b: float, lo: float, hi: float, cost: float | None) -> float:
@@ -70,7 +93,8 @@ def fit_elasticity(
     if spread < MIN_LOG_PRICE_SD:
         why = f"prices barely vary (log-price sd {spread:.3f}, at least {MIN_LOG_PRICE_SD} needed)"
         return Elasticity(False, n, why=why)
-    x, y = _design(np.log(p), wd, t), np.log(q)
+    trend = (float(t.mean()), max(float(t.std()), 1.0))
+    x, y = _design(np.log(p), wd, t, trend), np.log(q)
     beta, *_ = np.linalg.lstsq(x, y, rcond=None)
     resid = y - x @ beta
     dof = n - x.shape[1]
@@ -80,4 +104,18 @@ def fit_elasticity(
     b = float(beta[1])
     r2 = 1 - float(resid @ resid) / float(((y - y.mean()) ** 2).sum())
     lo, hi = float(p.min()), float(p.max())
-    return Elasticity(True, n, b, b - half, b + half, r2, _best_price(b, lo, hi, cost), (lo, hi))
+    best = _best_price(b, lo, hi, cost)
+    return Elasticity(
+        True,
+        n,
+        b,
+        b - half,
+        b + half,
+        r2,
+        best,
+        (lo, hi),
+        None,
+        tuple(beta.tolist()),
+        sigma2,
+        trend,
+    )

@@ -1,10 +1,18 @@
-"""The model stage of a run: each blueprint's model, found in one registry, fitted on the processed rows.
+"""The model stage of a run: each blueprint's model, found in one registry, fitted or applied.
 
-A blueprint with an entry in :data:`MODELS` gets a model when its processed rows allow one
-(customer_churn: a ``churned`` label on enough rows). The stage returns predictions (one row
-per prediction unit: ``prediction``, ``confidence`` in [0, 1]) and a summary for the run's
-params and the report; without what the model needs it says why instead, and no heuristic
-score is presented as a prediction.
+A blueprint with an entry in :data:`MODELS` gets a model when its processed rows allow one.
+``fit`` learns from a run's processed rows and returns predictions (one row per prediction
+unit, with ``prediction`` and ``confidence`` in [0, 1]), a summary for the run's params and
+the report, and ``saved``: everything ``apply`` needs to score new processed rows without
+refitting (written with skops beside the run's files). Without what a model needs, ``fit``
+says why instead, and no heuristic score is presented as a prediction.
+
+``confidence`` per blueprint:
+
+- customer_churn: ``|2 p - 1|``, how far the probability is from a coin flip (0 at 0.5, 1 at 0 or 1);
+- revenue_projection: ``max(0, 1 - (upper - lower) / (2 |prediction|))`` with the 80% interval,
+  1 for a point forecast, 0 once the interval's half-width reaches the forecast itself;
+- price_optimization: the same with the elasticity's 95% interval; 0 when not identifiable.
 """
 
 from __future__ import annotations
@@ -13,44 +21,84 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import polars as pl
 
-from tracer_kit.blueprints import Blueprint
+from tracer_kit.config import ModelConfig
 from tracer_kit.model.churn import fit_churn, label_values
+from tracer_kit.model.forecast import fit_forecast, forecast_from
+from tracer_kit.model.pricing import Elasticity, expected_quantity, fit_elasticity
 
-__all__ = ["MODELS", "ModelOutcome", "fit_model"]
+__all__ = ["MODELS", "BlueprintModel", "ModelOutcome", "apply_model", "fit_model", "headline"]
 
 
 @dataclass
 class ModelOutcome:
-    """What the model stage produced: predictions and a summary, or why there is no model."""
+    """What the model stage produced: predictions, a summary and the saved model, or why none."""
 
     summary: dict[str, Any]
     predictions: pl.DataFrame | None = None
-    model: Any = None
+    saved: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    training_rows: int = 0
 
+
+@dataclass(frozen=True)
+class BlueprintModel:
+    """A blueprint's model: ``fit(processed, config)`` and ``apply(saved, processed)``."""
+
+    kind: str
+    fit: Callable[[pl.DataFrame, ModelConfig], ModelOutcome]
+    apply: Callable[[dict[str, Any], pl.DataFrame, ModelConfig], pl.DataFrame]
+
+
+def _relative_confidence(estimate: pl.Expr, lower: pl.Expr, upper: pl.Expr) -> pl.Expr:
+    width = (upper - lower) / (2 * estimate.abs())
+    return (1 - width).clip(0.0, 1.0).fill_nan(0.0).fill_null(0.0)
+
+
+# -- customer_churn --------------------------------------------------------------------------
 
 #: Minimum labelled rows of each class for a churn model.
 MIN_PER_CLASS = 20
+#: Features computed from whole-file statistics: left out of the churn model, whose
+#: preprocessing must learn from the training part only; their row-level parts are inputs.
+WHOLE_FILE_FEATURES = ("value_tier", "engagement_score")
+CHURN_INPUTS = (
+    "days_since_last_activity",
+    "account_tenure_days",
+    "daily_value_rate",
+    "support_intensity",
+    "feature_usage_rate",
+    "activity_recency_score",
+    "plan_value_score",
+    "total_value",
+    "support_tickets",
+    "feature_usage_count",
+    "plan_type",
+)
 
 
-def _churn(processed: pl.DataFrame, blueprint: Blueprint, seed: int) -> ModelOutcome:
-    label = processed.select(label_values(pl.col("churned")))
-    counts = label.to_series().value_counts()
-    per_class = dict(counts.iter_rows())
+def _churn_rows(processed: pl.DataFrame, p: np.ndarray) -> pl.DataFrame:
+    return processed.select("customer_id").with_columns(
+        prediction=pl.Series(p, dtype=pl.Float64),
+        confidence=pl.Series(np.abs(2 * p - 1), dtype=pl.Float64),
+    )
+
+
+def _fit_churn(processed: pl.DataFrame, cfg: ModelConfig) -> ModelOutcome:
+    per_class = dict(
+        processed.select(label_values(pl.col("churned"))).to_series().value_counts().iter_rows()
+    )
     if min(per_class.get(0, 0), per_class.get(1, 0)) < MIN_PER_CLASS:
         why = (
             "no churn model: add a 'churned' column (yes/no, true/false, 1/0) with at least "
             f"{MIN_PER_CLASS} churned and {MIN_PER_CLASS} retained customers"
         )
         return ModelOutcome({"model": None, "why": why}, notes=[why])
-    inputs = [f for f in blueprint.feature_names if f != "value_tier"] + ["plan_type"]
-    m = fit_churn(processed, inputs, seed=seed)
-    p = m.predict(processed)
-    predictions = processed.select("customer_id").with_columns(
-        prediction=pl.Series(p, dtype=pl.Float64),
-        confidence=pl.Series(abs(2 * p - 1), dtype=pl.Float64),
+    inputs = [c for c in CHURN_INPUTS if c in processed.columns]
+    m = fit_churn(
+        processed, inputs, test_size=cfg.test_size, seed=cfg.seed, candidates=cfg.candidates
     )
     notes = [
         f"{name} left out of the churn model: alone it reaches AUC {auc} (a leak?)"
@@ -69,18 +117,234 @@ def _churn(processed: pl.DataFrame, blueprint: Blueprint, seed: int) -> ModelOut
         "roc": m.roc,
         "calibration": m.calibration,
     }
-    return ModelOutcome(summary, predictions, m.estimator, notes)
+    saved = {"estimator": m.estimator, "inputs": m.inputs}
+    return ModelOutcome(
+        summary, _churn_rows(processed, m.predict(processed)), saved, notes, m.rows_train
+    )
 
 
-#: Each blueprint's model stage, by blueprint name.
-MODELS: dict[str, Callable[[pl.DataFrame, Blueprint, int], ModelOutcome]] = {
-    "customer_churn": _churn,
+def _apply_churn(saved: dict[str, Any], processed: pl.DataFrame, cfg: ModelConfig) -> pl.DataFrame:
+    x = processed.select(saved["inputs"]).to_pandas()
+    return _churn_rows(processed, saved["estimator"].predict_proba(x)[:, 1])
+
+
+# -- revenue_projection ----------------------------------------------------------------------
+
+#: Fewest days for a backtest of three origins of a week.
+MIN_DAYS = 28 + 3 * 7
+
+
+def _backtest_horizon(days: int, horizon: int) -> int:
+    """The forecast horizon when the history allows three origins of it, else the longest that fits."""
+    return max(min(horizon, (days - 28) // 3), 7)
+
+
+def _forecast_rows(f: Any) -> pl.DataFrame:
+    rows = pl.DataFrame(
+        {
+            "date": f.dates,
+            "prediction": f.prediction,
+            "lower": f.lower_80,
+            "upper": f.upper_80,
+            "lower_95": f.lower_95,
+            "upper_95": f.upper_95,
+        },
+        schema_overrides={"date": pl.Date},
+    )
+    return rows.with_columns(
+        confidence=_relative_confidence(pl.col("prediction"), pl.col("lower"), pl.col("upper"))
+    )
+
+
+def _daily(processed: pl.DataFrame) -> tuple[list[Any], np.ndarray]:
+    daily = processed.sort("date")
+    return daily.get_column("date").to_list(), daily.get_column("revenue").to_numpy()
+
+
+def _fit_revenue(processed: pl.DataFrame, cfg: ModelConfig) -> ModelOutcome:
+    dates, values = _daily(processed)
+    if len(dates) < MIN_DAYS:
+        why = f"no revenue forecast: {len(dates)} days of history, at least {MIN_DAYS} needed"
+        return ModelOutcome({"model": None, "why": why}, notes=[why])
+    test_horizon = _backtest_horizon(len(dates), cfg.horizon)
+    backtested = fit_forecast(
+        dates, values, horizon=test_horizon, origins=3, candidates=cfg.candidates
+    )
+    f = forecast_from(backtested.saved, dates, values, cfg.horizon)
+    totals = {
+        f"next_{d}_days": float(f.prediction[:d].sum())
+        for d in sorted({30, cfg.horizon})
+        if d <= cfg.horizon
+    }
+    summary = {
+        "model": f.chosen,
+        "scores": backtested.scores,
+        "origins": backtested.origins,
+        "backtest_horizon": test_horizon,
+        "horizon": cfg.horizon,
+        "totals": totals,
+        "history_days": len(dates),
+        "history": {
+            "date": [d.isoformat() for d in dates[-180:]],
+            "revenue": values[-180:].tolist(),
+        },
+    }
+    return ModelOutcome(summary, _forecast_rows(f), backtested.saved, training_rows=len(dates))
+
+
+def _apply_revenue(
+    saved: dict[str, Any], processed: pl.DataFrame, cfg: ModelConfig
+) -> pl.DataFrame:
+    dates, values = _daily(processed)
+    return _forecast_rows(forecast_from(saved, dates, values, cfg.horizon))
+
+
+# -- price_optimization ----------------------------------------------------------------------
+
+
+def _product_arrays(rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    dates = rows.get_column("date")
+    weekday = (dates.dt.weekday() - 1).to_numpy()  # 0 = Monday
+    day = dates.cast(pl.Int64).to_numpy()  # days since 1970-01-01
+    return rows.get_column("price").to_numpy(), weekday, day
+
+
+def _elasticity_row(product: Any, e: Elasticity) -> dict[str, Any]:
+    return {
+        "product_id": product,
+        "prediction": e.elasticity,
+        "lower": e.lower,
+        "upper": e.upper,
+        "optimal_price": e.best_price,
+        "identifiable": e.identifiable,
+        "r2": e.r2,
+        "n": e.n,
+        "why": e.why,
+    }
+
+
+def _fit_price(processed: pl.DataFrame, cfg: ModelConfig) -> ModelOutcome:
+    fitted, rows = {}, []
+    for (product,), part in processed.sort("product_id", "date").group_by(
+        "product_id", maintain_order=True
+    ):
+        price, weekday, day = _product_arrays(part)
+        cost = part.get_column("cost").median() if "cost" in part.columns else None
+        e = fit_elasticity(
+            price, part.get_column("quantity_sold").to_numpy(), weekday, day, cost=cost
+        )
+        fitted[str(product)] = e
+        rows.append(_elasticity_row(product, e))
+    table = pl.DataFrame(rows, infer_schema_length=None)
+    predictions = table.select(
+        "product_id", "prediction", "lower", "upper", "optimal_price", "identifiable"
+    ).with_columns(
+        confidence=_relative_confidence(pl.col("prediction"), pl.col("lower"), pl.col("upper"))
+    )
+    summary = {
+        "model": "log_log_ols",
+        "products": table.to_dicts(),
+        "identifiable": int(table.get_column("identifiable").sum()),
+        "profit": "cost" in processed.columns,
+    }
+    saved = {"products": {k: _saved_elasticity(e) for k, e in fitted.items()}}
+    return ModelOutcome(summary, predictions, saved, training_rows=processed.height)
+
+
+def _saved_elasticity(e: Elasticity) -> dict[str, Any]:
+    return {
+        "coefficients": list(e.coefficients or ()),
+        "sigma2": e.sigma2,
+        "trend": list(e.trend or ()),
+    }
+
+
+def _apply_price(saved: dict[str, Any], processed: pl.DataFrame, cfg: ModelConfig) -> pl.DataFrame:
+    """Expected units sold at each row's price (null for a product the model could not identify)."""
+    out = []
+    for (product,), part in processed.sort("product_id", "date").group_by(
+        "product_id", maintain_order=True
+    ):
+        model = saved["products"].get(str(product))
+        price, weekday, day = _product_arrays(part)
+        if model and model["coefficients"]:
+            e = Elasticity(
+                True,
+                0,
+                coefficients=tuple(model["coefficients"]),
+                sigma2=model["sigma2"],
+                trend=tuple(model["trend"]),
+            )
+            expected = expected_quantity(e, price, weekday, day)
+        else:
+            expected = np.full(len(price), np.nan)
+        out.append(
+            part.select("product_id", "date", "price").with_columns(
+                prediction=pl.Series(expected).fill_nan(None)
+            )
+        )
+    rows = (
+        pl.concat(out)
+        if out
+        else pl.DataFrame(
+            schema={
+                "product_id": pl.String,
+                "date": pl.Date,
+                "price": pl.Float64,
+                "prediction": pl.Float64,
+            }
+        )
+    )
+    return rows.with_columns(
+        confidence=pl.when(pl.col("prediction").is_not_null()).then(1.0).otherwise(0.0)
+    )
+
+
+#: Each blueprint's model, by blueprint name.
+MODELS: dict[str, BlueprintModel] = {
+    "customer_churn": BlueprintModel("calibrated_classifier", _fit_churn, _apply_churn),
+    "revenue_projection": BlueprintModel("backtested_forecast", _fit_revenue, _apply_revenue),
+    "price_optimization": BlueprintModel("constant_elasticity", _fit_price, _apply_price),
 }
 
 
 def fit_model(
-    processed: pl.DataFrame, blueprint: Blueprint, *, seed: int = 0
+    processed: pl.DataFrame, blueprint: str, config: ModelConfig | None = None
 ) -> ModelOutcome | None:
-    """The blueprint's model on its processed rows, or None when it has no model stage."""
-    stage = MODELS.get(blueprint.name)
-    return None if stage is None else stage(processed, blueprint, seed)
+    """The blueprint's model fitted on its processed rows, or None when it has no model stage."""
+    model = MODELS.get(blueprint)
+    return None if model is None else model.fit(processed, config or ModelConfig())
+
+
+def apply_model(
+    saved: dict[str, Any],
+    processed: pl.DataFrame,
+    blueprint: str,
+    config: ModelConfig | None = None,
+) -> pl.DataFrame:
+    """Predictions of a saved model on new processed rows (no refitting)."""
+    return MODELS[blueprint].apply(saved, processed, config or ModelConfig())
+
+
+def headline(blueprint: str, summary: dict[str, Any]) -> str | None:
+    """One plain sentence on what the model found (None without a model)."""
+    if not summary or summary.get("model") is None:
+        return summary.get("why") if summary else None
+    if summary["model"] == "saved":
+        return f"{summary['rows']} prediction(s) from the saved model of run {summary['trained_by']}"
+    if blueprint == "customer_churn":
+        m, b = summary["metrics"], summary["baseline"]
+        return (
+            f"churn model ({summary['model']}): held-out ROC AUC {m['roc_auc']:.3f}, Brier "
+            f"{m['brier']:.3f} (base rate {b['brier']:.3f}); the top 10% of customers by risk hold "
+            f"{m['capture_top_decile']:.0%} of the churners"
+        )
+    if blueprint == "revenue_projection":
+        s = summary["scores"][summary["model"]]
+        total = summary["totals"].get("next_30_days")
+        lead = f"revenue forecast ({summary['model']}): MASE {s['mase']:.2f} in the backtest"
+        return lead + (f"; the next 30 days total {total:,.0f}" if total is not None else "")
+    if blueprint == "price_optimization":
+        n = len(summary["products"])
+        return f"price model: an elasticity for {summary['identifiable']} of {n} products"
+    return None

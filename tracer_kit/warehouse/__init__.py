@@ -20,7 +20,7 @@ registered in ``bronze_files`` / ``processed_files``, and the views ``bronze_<bp
 - :mod:`~tracer_kit.warehouse.removal`: :func:`delete_runs`, :func:`runs_to_prune`.
 """
 
-from tracer_kit.warehouse.commit import BronzeFiles, RunCommit, commit_run
+from tracer_kit.warehouse.commit import BronzeFiles, ModelRecord, RunCommit, commit_run
 from tracer_kit.warehouse.connection import (
     IDENT,
     LOCK_TIMEOUT,
@@ -66,6 +66,7 @@ __all__ = [
     "QUARANTINE_VIEW_SCHEMA",
     "RUN_ID",
     "Removal",
+    "ModelRecord",
     "RunCommit",
     "ReportInputs",
     "STATES",

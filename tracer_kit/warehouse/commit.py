@@ -26,7 +26,7 @@ from tracer_kit.warehouse.connection import (
 from tracer_kit.warehouse.runs import _insert_timings
 from tracer_kit.warehouse.tables import _ensure_tables, _refresh_views, record_processed_types
 
-__all__ = ["BronzeFiles", "RunCommit", "commit_run"]
+__all__ = ["BronzeFiles", "ModelRecord", "RunCommit", "commit_run"]
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,23 @@ def _place_bronze(
     )
 
 
+@dataclass(frozen=True)
+class ModelRecord:
+    """A run's model for the ``models`` table, and its predictions file.
+
+    ``model_run_id`` is the run whose model made the predictions: the run itself when it
+    fitted one (``kind`` set), the training run for ``tracer predict``.
+    """
+
+    model_run_id: str
+    predictions: tuple[Path, Path] | None = None
+    kind: str | None = None
+    parameters: dict[str, Any] | None = None
+    metrics: dict[str, Any] | None = None
+    training_rows: int = 0
+    model_sha256: str | None = None
+
+
 @dataclass
 class RunCommit:
     """Everything one run records at its commit point.
@@ -112,6 +129,7 @@ class RunCommit:
     profiles: pl.DataFrame | None = None
     processed: tuple[Path, Path] | None = None
     files: Sequence[tuple[Path, Path]] = ()
+    model: ModelRecord | None = None
 
 
 def _place_files(con: duckdb.DuckDBPyConnection, c: RunCommit, placed: list[Path]) -> None:
@@ -126,7 +144,34 @@ def _place_files(con: duckdb.DuckDBPyConnection, c: RunCommit, placed: list[Path
         "INSERT OR REPLACE INTO processed_files VALUES (?, ?, ?)",
         [c.blueprint.name, c.run["run_id"], _stored_path(con, c.processed[1])],
     )
+    _record_model(con, c)
     pause_for_tests("commit")  # files in place, transaction still open
+
+
+def _record_model(con: duckdb.DuckDBPyConnection, c: RunCommit) -> None:
+    """The ``models`` row of a fitted model and the run's ``prediction_files`` row."""
+    m, run_id = c.model, c.run["run_id"]
+    if m is None:
+        return
+    if m.kind is not None:
+        con.execute(
+            "INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                run_id,
+                c.blueprint.name,
+                m.kind,
+                _json(m.parameters or {}),
+                _json(m.metrics or {}),
+                m.training_rows,
+                m.model_sha256,
+                utcnow(),
+            ],
+        )
+    if m.predictions is not None:
+        con.execute(
+            "INSERT OR REPLACE INTO prediction_files VALUES (?, ?, ?, ?)",
+            [c.blueprint.name, run_id, _stored_path(con, m.predictions[1]), m.model_run_id],
+        )
 
 
 def _insert_findings(con: duckdb.DuckDBPyConnection, c: RunCommit) -> None:

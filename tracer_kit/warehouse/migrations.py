@@ -88,6 +88,20 @@ MIGRATIONS: list[tuple[int, str]] = [
         5,
         "CREATE TABLE IF NOT EXISTS processed_schemas (blueprint VARCHAR PRIMARY KEY, columns JSON);",
     ),
+    (
+        6,
+        """
+        CREATE TABLE IF NOT EXISTS models (
+            run_id VARCHAR PRIMARY KEY, blueprint VARCHAR NOT NULL, model_kind VARCHAR NOT NULL,
+            parameters JSON, metrics JSON, training_rows BIGINT, model_sha256 VARCHAR,
+            created_at TIMESTAMP
+        );
+        CREATE TABLE IF NOT EXISTS prediction_files (
+            blueprint VARCHAR NOT NULL, run_id VARCHAR PRIMARY KEY, path VARCHAR NOT NULL,
+            model_run_id VARCHAR NOT NULL
+        );
+        """,
+    ),
 ]
 
 

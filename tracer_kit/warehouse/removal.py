@@ -48,7 +48,14 @@ class Removal:
         )
 
 
-_RUN_TABLES = ("stage_timings", "quality_issues", "column_profiles", "processed_files")
+_RUN_TABLES = (
+    "stage_timings",
+    "quality_issues",
+    "column_profiles",
+    "processed_files",
+    "prediction_files",
+    "models",
+)
 
 
 def _run_files(outputs: dict[str, Any]) -> list[Path]:

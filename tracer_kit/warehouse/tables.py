@@ -140,8 +140,36 @@ def _refresh_processed_view(con: duckdb.DuckDBPyConnection, bp: str) -> None:
     con.execute(f"CREATE OR REPLACE VIEW {quote_ident(f'{bp}_processed')} AS {body}")
 
 
+def _refresh_predictions_view(con: duckdb.DuckDBPyConnection, bp: str) -> None:
+    """``predictions_<bp>``: every COMPLETED run's predictions, with ``run_id`` and ``model_run_id``.
+
+    Files are combined by column name: a ``tracer predict`` run of price_optimization adds
+    per-row columns (``date``, ``price``, ``expected_quantity``) the training run's lack.
+    """
+    runs = con.execute(
+        "SELECT r.run_id, f.model_run_id, f.path FROM runs r JOIN prediction_files f USING (run_id) "
+        "WHERE r.blueprint = ? AND r.state = 'COMPLETED' ORDER BY r.finished_at, r.run_id",
+        [bp],
+    ).fetchall()
+    root = _root(con)
+    parts = [
+        f"SELECT {sql_text(run_id)} AS run_id, {sql_text(model_run)} AS model_run_id, * "
+        f"FROM read_parquet({sql_text(str(path))})"
+        for run_id, model_run, stored in runs
+        if (path := _located(root, stored)).is_file()
+    ]
+    empty = {
+        "run_id": "VARCHAR",
+        "model_run_id": "VARCHAR",
+        "prediction": "DOUBLE",
+        "confidence": "DOUBLE",
+    }
+    body = "\nUNION ALL BY NAME\n".join(parts) if parts else _empty_select(empty)
+    con.execute(f"CREATE OR REPLACE VIEW {quote_ident(f'predictions_{bp}')} AS {body}")
+
+
 def ensure_blueprint_tables(con: duckdb.DuckDBPyConnection, blueprint: Blueprint) -> None:
-    """Create ``quarantine_<bp>`` and the views ``bronze_<bp>``, ``<bp>_processed``, ``<bp>_latest``, ``bronze_<bp>_status``.
+    """Create ``quarantine_<bp>`` and the views ``bronze_<bp>``, ``<bp>_processed``, ``<bp>_latest``, ``bronze_<bp>_status``, ``predictions_<bp>``.
 
     Bronze and processed rows stay in their immutable Parquet files (written once by the
     run that produced them); the views read them, so a 1 GB load costs a rename, not a copy.
@@ -174,6 +202,7 @@ def _refresh_views(con: duckdb.DuckDBPyConnection, bp: str) -> None:
     status = quote_ident(f"bronze_{bp}_status")
     _refresh_bronze_view(con, bp)
     _refresh_processed_view(con, bp)
+    _refresh_predictions_view(con, bp)
     con.execute(
         f"""CREATE OR REPLACE VIEW {latest} AS SELECT * FROM {processed} WHERE run_id = (
             SELECT run_id FROM runs WHERE blueprint = '{bp}' AND state = 'COMPLETED'

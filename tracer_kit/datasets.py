@@ -19,6 +19,7 @@ __all__ = [
     "SAMPLE_END",
     "churn_probability",
     "customers",
+    "price_elasticities",
     "prices",
     "revenue",
     "write_samples",
@@ -147,8 +148,9 @@ def _blank_some(
 
 
 def revenue(days: int = 730, *, seed: int = 11, invalid: bool = True) -> pl.DataFrame:
-    """A revenue_projection sample: several rows per day (one per channel), weekly seasonality,
-    growth, a few missing days, a few nulls and outliers, and (with ``invalid``) broken rows.
+    """A revenue_projection sample: several rows per day (one per channel), growth, weekly and
+    yearly seasonality (weekends 30% lower; +-15% over the year, peaking in early autumn),
+    a few missing days, a few nulls and outliers, and (with ``invalid``) broken rows.
     """  # noqa: D205
     rng = np.random.default_rng(seed)
     start = np.datetime64(SAMPLE_END) - np.timedelta64(days - 1, "D")
@@ -158,7 +160,10 @@ def revenue(days: int = 730, *, seed: int = 11, invalid: bool = True) -> pl.Data
     rows_date, rows_channel = np.repeat(dates, 3), np.tile(channels, len(dates))
     t = (rows_date - start).astype(int)
     weekday = (rows_date.astype("datetime64[D]").view("int64") - 4) % 7  # 0 = Monday
-    base = 800 * (1 + t / days) * np.where(weekday >= 5, 0.7, 1.0)
+    yearly = 1 + 0.15 * np.sin(
+        2 * np.pi * (rows_date.astype("datetime64[D]").view("int64") / 365.25)
+    )
+    base = 800 * (1 + t / days) * np.where(weekday >= 5, 0.7, 1.0) * yearly
     share = np.select([rows_channel == "web", rows_channel == "store"], [0.5, 0.35], 0.15)
     value = np.round(rng.gamma(20, base * share / 20), 2)
     spikes = rng.random(len(value)) < 0.004
@@ -190,12 +195,20 @@ def revenue(days: int = 730, *, seed: int = 11, invalid: bool = True) -> pl.Data
     return df
 
 
+def price_elasticities(products: int = 50, *, seed: int = 23) -> dict[str, float]:
+    """The planted elasticity of each product of :func:`prices` (uniform in [-2.5, -0.5])."""
+    planted = np.random.default_rng(seed + 1).uniform(-2.5, -0.5, products)
+    return {f"P{p:03d}": float(e) for p, e in enumerate(planted, start=1)}
+
+
 def prices(
     products: int = 50, days: int = 200, *, seed: int = 23, invalid: bool = True
 ) -> pl.DataFrame:
     """A price_optimization sample: daily sales per product with occasional price moves and
-    constant-elasticity demand (elasticity about -1.5), zero-sale days, and broken rows.
+    constant-elasticity demand (each product's elasticity from :func:`price_elasticities`),
+    zero-sale days, and broken rows.
     """  # noqa: D205
+    planted = list(price_elasticities(products, seed=seed).values())
     rng = np.random.default_rng(seed)
     start = np.datetime64(SAMPLE_END) - np.timedelta64(days - 1, "D")
     frames = []
@@ -204,7 +217,8 @@ def prices(
         moves = rng.random(days) < 0.04
         factor = np.cumprod(np.where(moves, rng.uniform(0.85, 1.15, days), 1.0))
         price = np.round(base_price * factor, 2)
-        demand = rng.uniform(5, 60) * (price / base_price) ** -1.5 * rng.lognormal(0, 0.25, days)
+        scale = rng.uniform(5, 60)
+        demand = scale * (price / base_price) ** planted[p - 1] * rng.lognormal(0, 0.25, days)
         quantity = rng.poisson(demand)
         keep = rng.random(days) > 0.03
         dates = start + np.arange(days).astype("timedelta64[D]")
@@ -251,6 +265,6 @@ def write_samples(folder: str | Path = "data/samples", *, n: int = 10_000) -> li
     written = []
     for name, make in SAMPLES.items():
         path = folder / name
-        (make(n) if name == "customers.csv" else make()).write_csv(path)
+        (make(n, label=True) if name == "customers.csv" else make()).write_csv(path)
         written.append(path)
     return written

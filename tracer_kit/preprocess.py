@@ -8,7 +8,9 @@ The processed table and its features are never changed; the matrix is written be
 
 from __future__ import annotations
 
+import io
 import json
+import re
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -43,6 +45,7 @@ __all__ = [
     "SKEW_LIMIT",
     "fit_preprocessor",
     "fit_sample",
+    "dump_skops",
     "load_preprocessor",
     "load_skops",
     "read_preprocessor",
@@ -410,12 +413,55 @@ def _write_matrix_batches(prep: Preprocessor, lf: pl.LazyFrame, path: str | Path
 
 def save_preprocessor(prep: Preprocessor, path: str | Path) -> Path:
     """Write the fitted preprocessor with skops (no pickle)."""
+    path = dump_skops(prep, path)
+    path.with_suffix(".json").write_text(json.dumps(prep.describe(), indent=1, default=str))
+    return path
+
+
+_SKOPS_ID = re.compile(rb'"__id__": (\d+)|"(\d+)\.npy"')
+
+
+def _stable_ids(schema: bytes) -> dict[bytes, bytes]:
+    """skops names objects by their Python ``id()``: number them by first appearance instead."""
+    order: dict[bytes, bytes] = {}
+    for match in _SKOPS_ID.finditer(schema):
+        key = match.group(1) or match.group(2)
+        order.setdefault(key, str(len(order) + 1).encode())
+    return order
+
+
+def dump_skops(obj: Any, path: str | Path) -> Path:
+    """Write ``obj`` with skops, byte for byte the same for the same object.
+
+    skops names each object by its Python ``id()`` and stamps each zip entry with the time
+    of writing; both are replaced (objects numbered by first appearance in the schema,
+    entries dated 1980-01-01), so a rerun's file has the same SHA-256 as the original's.
+    """
+    import zipfile
+
     import skops.io as sio
 
+    raw = zipfile.ZipFile(io.BytesIO(sio.dumps(obj)))
+    ids = _stable_ids(raw.read("schema.json"))
+
+    def renamed(text: bytes) -> bytes:
+        return _SKOPS_ID.sub(
+            lambda m: (
+                b'"__id__": ' + ids[m.group(1)] if m.group(1) else b'"' + ids[m.group(2)] + b'.npy"'
+            ),
+            text,
+        )
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as stable:
+        for entry in raw.infolist():
+            name = renamed(f'"{entry.filename}"'.encode()).decode().strip('"')
+            data = raw.read(entry.filename)
+            data = renamed(data) if entry.filename == "schema.json" else data
+            stable.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    sio.dump(prep, path)
-    path.with_suffix(".json").write_text(json.dumps(prep.describe(), indent=1, default=str))
+    path.write_bytes(out.getvalue())
     return path
 
 

@@ -97,6 +97,12 @@ BLUEPRINT = Blueprint(
         Field("price", "float", required=True, gt=0, description="unit price, > 0"),
         Field("quantity_sold", "float", required=True, ge=0, description="units sold, >= 0"),
         Field("date", "date", required=True, description="sales date"),
+        Field(
+            "cost",
+            "float",
+            ge=0,
+            description="optional unit cost, >= 0: the best price then maximises profit, not revenue",
+        ),
     ),
     key=("product_id", "date"),
     features=(

@@ -12,13 +12,10 @@ __all__ = ["TrainedRun", "read_model", "save_model", "trained_run"]
 
 
 def save_model(saved: dict[str, Any], path: str | Path) -> Path:
-    """Write a model stage's ``saved`` dict (estimators, numbers, lists) with skops."""
-    import skops.io as sio
+    """Write a model stage's ``saved`` dict (estimators, numbers, lists) with skops (reproducible bytes)."""
+    from tracer_kit.preprocess import dump_skops
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sio.dump(saved, path)
-    return path
+    return dump_skops(saved, path)
 
 
 def read_model(path: str | Path) -> dict[str, Any]:

@@ -236,9 +236,8 @@ def _fit_price(processed: pl.DataFrame, cfg: ModelConfig) -> ModelOutcome:
         fitted[str(product)] = e
         rows.append(_elasticity_row(product, e))
     table = pl.DataFrame(rows, infer_schema_length=None)
-    predictions = table.select(
-        "product_id", "prediction", "lower", "upper", "optimal_price", "identifiable"
-    ).with_columns(
+    columns = [c for c in _ELASTICITY_SCHEMA if c != "confidence"]
+    predictions = table.select(pl.col(c).cast(_ELASTICITY_SCHEMA[c]) for c in columns).with_columns(
         confidence=_relative_confidence(pl.col("prediction"), pl.col("lower"), pl.col("upper"))
     )
     summary = {
@@ -247,8 +246,22 @@ def _fit_price(processed: pl.DataFrame, cfg: ModelConfig) -> ModelOutcome:
         "identifiable": int(table.get_column("identifiable").sum()),
         "profit": "cost" in processed.columns,
     }
-    saved = {"products": {k: _saved_elasticity(e) for k, e in fitted.items()}}
+    saved = {
+        "products": {k: _saved_elasticity(e) for k, e in fitted.items()},
+        "elasticities": predictions.to_dict(as_series=False),
+    }
     return ModelOutcome(summary, predictions, saved, training_rows=processed.height)
+
+
+_ELASTICITY_SCHEMA = {
+    "product_id": pl.String,
+    "prediction": pl.Float64,
+    "lower": pl.Float64,
+    "upper": pl.Float64,
+    "optimal_price": pl.Float64,
+    "identifiable": pl.Boolean,
+    "confidence": pl.Float64,
+}
 
 
 def _saved_elasticity(e: Elasticity) -> dict[str, Any]:
@@ -259,45 +272,36 @@ def _saved_elasticity(e: Elasticity) -> dict[str, Any]:
     }
 
 
+def _expected(model: dict[str, Any] | None, part: pl.DataFrame) -> pl.Series:
+    """Expected units at each row's price from a product's saved demand model (null without one)."""
+    price, weekday, day = _product_arrays(part)
+    if not model or not model["coefficients"]:
+        return pl.Series("expected_quantity", [None] * part.height, dtype=pl.Float64)
+    e = Elasticity(
+        True,
+        0,
+        coefficients=tuple(model["coefficients"]),
+        sigma2=model["sigma2"],
+        trend=(model["trend"][0], model["trend"][1]),
+    )
+    return pl.Series("expected_quantity", expected_quantity(e, price, weekday, day))
+
+
 def _apply_price(saved: dict[str, Any], processed: pl.DataFrame, cfg: ModelConfig) -> pl.DataFrame:
-    """Expected units sold at each row's price (null for a product the model could not identify)."""
-    out = []
-    for (product,), part in processed.sort("product_id", "date").group_by(
-        "product_id", maintain_order=True
-    ):
-        model = saved["products"].get(str(product))
-        price, weekday, day = _product_arrays(part)
-        if model and model["coefficients"]:
-            e = Elasticity(
-                True,
-                0,
-                coefficients=tuple(model["coefficients"]),
-                sigma2=model["sigma2"],
-                trend=tuple(model["trend"]),
-            )
-            expected = expected_quantity(e, price, weekday, day)
-        else:
-            expected = np.full(len(price), np.nan)
-        out.append(
-            part.select("product_id", "date", "price").with_columns(
-                prediction=pl.Series(expected).fill_nan(None)
-            )
-        )
-    rows = (
-        pl.concat(out)
-        if out
-        else pl.DataFrame(
-            schema={
-                "product_id": pl.String,
-                "date": pl.Date,
-                "price": pl.Float64,
-                "prediction": pl.Float64,
-            }
-        )
+    """Per row: expected units sold at its price, beside its product's saved elasticity."""
+    rows = processed.sort("product_id", "date").select("product_id", "date", "price")
+    parts = rows.partition_by("product_id", maintain_order=True)
+    expected = [
+        part.with_columns(_expected(saved["products"].get(str(part["product_id"][0])), part))
+        for part in parts
+    ]
+    scored = (
+        pl.concat(expected)
+        if expected
+        else rows.with_columns(expected_quantity=pl.lit(None, pl.Float64))
     )
-    return rows.with_columns(
-        confidence=pl.when(pl.col("prediction").is_not_null()).then(1.0).otherwise(0.0)
-    )
+    per_product = pl.DataFrame(saved["elasticities"], schema=_ELASTICITY_SCHEMA)
+    return scored.join(per_product, on="product_id", how="left")
 
 
 #: Each blueprint's model, by blueprint name.
@@ -331,7 +335,9 @@ def headline(blueprint: str, summary: dict[str, Any]) -> str | None:
     if not summary or summary.get("model") is None:
         return summary.get("why") if summary else None
     if summary["model"] == "saved":
-        return f"{summary['rows']} prediction(s) from the saved model of run {summary['trained_by']}"
+        return (
+            f"{summary['rows']} prediction(s) from the saved model of run {summary['trained_by']}"
+        )
     if blueprint == "customer_churn":
         m, b = summary["metrics"], summary["baseline"]
         return (

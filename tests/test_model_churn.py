@@ -67,15 +67,6 @@ def test_a_leaking_input_is_left_out():
     assert "cancel_flag" not in m.inputs and m.metrics["roc_auc"] < 0.9
 
 
-def test_without_a_label_the_report_says_how_to_add_one(workdir, sample_csv):
-    import tracer_kit as tk
-
-    r = tk.run_pipeline(sample_csv, "customer_churn")
-    assert r.params["model"]["model"] is None and "predictions" not in r.outputs
-    html = open(r.outputs["report"], encoding="utf-8").read()
-    assert "no churn model: add a &#39;churned&#39; column" in html
-
-
 def test_too_few_churners_is_one_clear_error():
     import tracer_kit as tk
 
@@ -87,39 +78,30 @@ def test_too_few_churners_is_one_clear_error():
         fit_churn(frame, ["x1", "x2"])
 
 
-def test_on_the_sample_the_model_gets_close_to_the_planted_model(workdir):
-    """The demo sample's label comes from a known logistic model: the fitted one nearly matches it."""
+def test_on_the_sample_the_model_gets_close_to_the_planted_model(workdir, sample_csv):
+    """The demo sample's label comes from a known logistic model: the run's model nearly matches it."""
     from sklearn.metrics import roc_auc_score
 
     import tracer_kit as tk
-    from tracer_kit.datasets import customers
-
-    raw = customers(label=True, invalid=False)
-    raw.write_csv(workdir / "labelled.csv")
-    r = tk.run_pipeline(workdir / "labelled.csv", "customer_churn")
-    html = open(r.outputs["report"], encoding="utf-8").read()
-    auc = r.params["model"]["metrics"]["roc_auc"]
-    assert 'id="model">Churn model' in html and f"{auc:.3f}" in html
-    assert "ROC curve and calibration" in html and "Top drivers" in html
-    features = r.frame
-    assert r.params["model"]["metrics"]["roc_auc"] > 0.8  # the run's own model stage
-    inputs = [f for f in r.features_created if f != "value_tier"] + ["plan_type"]
-    m = fit_churn(features, inputs, seed=0)
-    end = pl.date(2025, 6, 30)
-    truth = raw.with_columns(
-        quiet=(end - pl.col("last_activity_date").str.to_date()).dt.total_days(),
-        tenure=(end - pl.col("account_created_date").str.to_date()).dt.total_days(),
-    )
     from tracer_kit.datasets import churn_probability
 
+    r = tk.run_pipeline(sample_csv, "customer_churn", report=False)
+    metrics, baseline = r.params["model"]["metrics"], r.params["model"]["baseline"]
+    end = pl.date(2025, 6, 30)
+    truth = r.frame.with_columns(
+        quiet=(end - pl.col("last_activity_date")).dt.total_days(),
+        tenure=(end - pl.col("account_created_date")).dt.total_days(),
+    )
     p = churn_probability(
         truth["quiet"].to_numpy(),
         truth["tenure"].to_numpy(),
-        truth["support_tickets"].cast(pl.Float64, strict=False).fill_null(0).to_numpy(),
-        truth["feature_usage_count"].cast(pl.Float64, strict=False).fill_null(0).to_numpy(),
+        truth["support_tickets"].cast(pl.Float64).fill_null(0).to_numpy(),
+        truth["feature_usage_count"].cast(pl.Float64).fill_null(0).to_numpy(),
         truth["plan_type"].str.to_lowercase().fill_null("").to_numpy(),
     )
-    oracle = roc_auc_score((raw["churned"] == "yes").to_numpy(), p)
+    oracle = roc_auc_score((truth["churned"] == "yes").to_numpy(), p)
     assert 0.8 <= oracle <= 0.86
-    assert abs(m.metrics["roc_auc"] - oracle) < 0.04
-    assert m.metrics["brier"] < m.baseline["brier"]
+    assert abs(metrics["roc_auc"] - oracle) < 0.05
+    assert metrics["brier"] < baseline["brier"] and metrics["log_loss"] < baseline["log_loss"]
+    assert metrics["lift_top_decile"] > 2 and baseline["lift_top_decile"] == 1.0
+    assert r.params["model"]["rows_test"] == round(0.2 * r.rows_out)

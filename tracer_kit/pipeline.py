@@ -575,13 +575,13 @@ def _record_model(run: _Run) -> None:
     """What the commit records about the run's model (``models``, ``prediction_files``)."""
     summary = run.params.get("model") or {}
     staged = {str(final): staged for staged, final in run.moves}
-    predictions = run.outputs["predictions"]
+    predictions = run.outputs.get("predictions")
     pair = (staged[predictions], Path(predictions)) if predictions else None
     if run.trained is not None:
         run.model = ModelRecord(run.trained.run_id, pair)
         run.params["trained_by"] = run.trained.run_id
         return
-    predictor = run.outputs["predictor"]
+    predictor = run.outputs.get("predictor")
     if predictor is None:
         return
     metrics = {k: summary[k] for k in ("metrics", "baseline", "scores", "totals") if k in summary}

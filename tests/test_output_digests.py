@@ -4,7 +4,12 @@ Processed rows, quarantine rows and bronze records are each sorted and hashed as
 Parquet bytes, which carry the writer's version). A change that alters outputs on purpose
 re-records ``fixtures/output_digests.json`` and says why in its commit. Recorded history:
 the revenue sample's quarantine changed once on purpose when ``n/a`` became a null token
-(four rows' reason went from ``invalid_number`` to ``missing_required``).
+(four rows' reason went from ``invalid_number`` to ``missing_required``). With the model
+stage (issue 14) the samples changed on purpose and every digest was re-recorded:
+customers.csv gained a ``churned`` label (its other columns are unchanged), revenue.csv
+gained yearly seasonality, prices.csv a planted elasticity per product (so quantities, and
+through Poisson draws the rows kept, changed) and price_optimization an optional ``cost``
+field; the predictions are hashed too.
 """
 
 from __future__ import annotations
@@ -65,5 +70,6 @@ def test_outputs_match_the_recorded_digests(workdir, blueprint):
         "processed": value_digest(pl.read_parquet(r.outputs["parquet"])),
         "quarantine": value_digest(quarantine),
         "bronze": value_digest(bronze),
+        "predictions": value_digest(pl.read_parquet(r.outputs["predictions"])),
     }
     assert found == expected[blueprint]

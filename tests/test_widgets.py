@@ -67,6 +67,9 @@ def test_run_button_fills_the_tabs(bench, workdir):
     assert "uniqueness" in bench.issues.value
     assert "engagement_score" in bench.sample.value and "<img" in bench.charts.value
     assert "exp(-days_since_last_activity / 30)" in bench.features.value
+    assert 'id="predictions">Predictions' in bench.predictions.value
+    assert "the top 10% of customers by risk hold" in bench.predictions.value
+    assert "ROC curve and calibration" in bench.predictions.value
     report = bench.result.outputs["report"]
     assert report in bench.report_link.value and (workdir / report).exists()
     assert bench.result.params["config"]["preprocess"]["scaling"] == "standard"

@@ -422,7 +422,7 @@ _SKOPS_ID = re.compile(rb'"__id__": (\d+)|"(\d+)\.npy"')
 
 
 def _stable_ids(schema: bytes) -> dict[bytes, bytes]:
-    """skops names objects by their Python ``id()``: number them by first appearance instead."""
+    """Skops names objects by their Python ``id()``: number them by first appearance instead."""
     order: dict[bytes, bytes] = {}
     for match in _SKOPS_ID.finditer(schema):
         key = match.group(1) or match.group(2)

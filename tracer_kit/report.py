@@ -30,12 +30,14 @@ __all__ = [
     "drift",
     "feature_chart",
     "html_table",
+    "predictions_html",
     "processed_sample",
     "psi",
     "quality_report",
     "rebin",
     "render_report",
     "show_issues",
+    "show_predictions",
     "show_summary",
     "svg_data_uri",
     "verdict",
@@ -537,3 +539,24 @@ def feature_chart(result: Any, *, bins: int = 30) -> Any:
         .properties(width=520, height=220, title=f"{column}: all {n:,} rows with a value")
     )
     return HTML(f'<img alt="{column} histogram" src="{svg_data_uri(chart)}">')
+
+
+def predictions_html(run: dict[str, Any]) -> str:
+    """The Predictions section alone, as ``report.html`` shows it ("" without a model stage)."""
+    template = resource_path("templates/predictions.html.j2")
+    section = predictions_section(run)
+    if section is None:
+        return ""
+    return _environment(template).get_template(template.name).render(run=run, predictions=section)
+
+
+def show_predictions(result: Any) -> Any:
+    """The run's Predictions section for notebooks: the sentence, metrics beside baselines, charts."""
+    from IPython.display import HTML
+
+    run = {
+        "blueprint": result.blueprint,
+        "params": result.params,
+        "outputs": result.outputs.as_dict(),
+    }
+    return HTML(predictions_html(run) or "<p>This blueprint has no model stage.</p>")

@@ -153,6 +153,7 @@ class Workbench(w.VBox):
         self.quarantine = w.HTML()
         self.sample = w.HTML()
         self.charts = w.HTML()
+        self.predictions = w.HTML()
         self.features = w.HTML()
         self.report_link = w.HTML()
         self.open_report = w.Button(
@@ -169,6 +170,7 @@ class Workbench(w.VBox):
             "Quarantine": self.quarantine,
             "Sample rows": self.sample,
             "Charts": self.charts,
+            "Predictions": self.predictions,
             "Features": self.features,
             "Report": w.VBox([w.HBox([self.open_report, self.report_link]), self.report_view]),
         }
@@ -354,7 +356,7 @@ class Workbench(w.VBox):
 
     def show(self, result: Any) -> None:
         """Fill the result tabs from a :class:`RunResult` (a completed run or one stopped at the gate)."""
-        from tracer_kit.report import feature_chart, processed_sample, show_summary
+        from tracer_kit.report import feature_chart, processed_sample, show_predictions, show_summary
 
         self.summary.value = show_summary(result).data
         self.issues.value = issues_html(result.issues, result.rows_quarantined)
@@ -366,6 +368,7 @@ class Workbench(w.VBox):
         else:
             self.sample.value = "No processed rows (the run did not complete)."
         self.charts.value = feature_chart(result).data
+        self.predictions.value = show_predictions(result).data
         bp = get_blueprint(result.blueprint)
         self.features.value = html_table(
             [{"feature": f.name, "formula": f.formula} for f in bp.features], ["feature", "formula"]

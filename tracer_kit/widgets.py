@@ -356,7 +356,12 @@ class Workbench(w.VBox):
 
     def show(self, result: Any) -> None:
         """Fill the result tabs from a :class:`RunResult` (a completed run or one stopped at the gate)."""
-        from tracer_kit.report import feature_chart, processed_sample, show_predictions, show_summary
+        from tracer_kit.report import (
+            feature_chart,
+            processed_sample,
+            show_predictions,
+            show_summary,
+        )
 
         self.summary.value = show_summary(result).data
         self.issues.value = issues_html(result.issues, result.rows_quarantined)

@@ -557,13 +557,13 @@ def _model(run: _Run) -> None:
 
 
 def _model_outcome(run: _Run) -> ModelOutcome:
-    processed = pl.read_parquet(run.staged_parquet)
+    processed = pl.scan_parquet(run.staged_parquet)
     cfg = run.cfg.model
     if run.trained is not None:
         saved = read_model(run.trained.predictor)
-        predictions = apply_model(saved, processed, run.bp.name, cfg)
-        summary = {"model": "saved", "trained_by": run.trained.run_id, "rows": predictions.height}
-        return ModelOutcome(summary, predictions)
+        outcome = apply_model(saved, processed, run.bp.name, cfg)
+        outcome.summary = {"model": "saved", "trained_by": run.trained.run_id}
+        return outcome
     if not cfg.enabled:
         return ModelOutcome({"model": None, "why": "the model stage is turned off (--no-model)"})
     outcome = fit_model(processed, run.bp.name, cfg)

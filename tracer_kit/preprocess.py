@@ -12,6 +12,7 @@ import io
 import json
 import re
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ __all__ = [
     "load_skops",
     "read_preprocessor",
     "save_preprocessor",
+    "write_in_batches",
     "write_matrix",
 ]
 
@@ -377,10 +379,16 @@ def write_matrix(prep: Preprocessor, frame: pl.LazyFrame | pl.DataFrame, path: s
         first = ["source_row"] if "source_row" in lf.collect_schema().names() else []
         lf.select(*first, *exprs).sink_parquet(path, compression="zstd")
         return pl.scan_parquet(path).select(pl.len()).collect().item()
-    return _write_matrix_batches(prep, lf, path)
+    return write_in_batches(prep.transform, lf, path)
 
 
-def _write_matrix_batches(prep: Preprocessor, lf: pl.LazyFrame, path: str | Path) -> int:
+def write_in_batches(
+    transform: Callable[[pl.DataFrame], pl.DataFrame], lf: pl.LazyFrame, path: str | Path
+) -> int:
+    """``transform`` over ``lf`` in batches of :data:`MATRIX_BATCH_ROWS` rows on two threads,
+    written in order to ``path`` (zstd Parquet); returns rows written. Memory holds a few
+    batches, whatever the table's size.
+    """  # noqa: D205
     import pyarrow.parquet as pq
 
     writer = None
@@ -395,16 +403,16 @@ def _write_matrix_batches(prep: Preprocessor, lf: pl.LazyFrame, path: str | Path
         rows += table.num_rows
 
     try:
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="tracer-matrix") as pool:
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="tracer-batches") as pool:
             batches = lf.collect_batches(chunk_size=MATRIX_BATCH_ROWS, engine="streaming")
             for batch in batches:
-                pending.append(pool.submit(lambda b: prep.transform(b).to_arrow(), batch))
+                pending.append(pool.submit(lambda b: transform(b).to_arrow(), batch))
                 if len(pending) >= 2:
                     write(pending.popleft().result())
             while pending:
                 write(pending.popleft().result())
-        if writer is None:  # no rows at all: an empty matrix with the right columns
-            prep.transform(lf.head(0).collect()).write_parquet(path, compression="zstd")
+        if writer is None:  # no rows at all: an empty file with the right columns
+            transform(lf.head(0).collect()).write_parquet(path, compression="zstd")
     finally:
         if writer is not None:
             writer.close()

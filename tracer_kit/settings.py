@@ -26,6 +26,10 @@ class Settings:
     sort_chunk_rows: int = 1_250_000
     #: rows the preprocessor is fitted on at most (a seeded spread above)
     fit_rows: int = 1_000_000
+    #: labelled rows a churn model is fitted and evaluated on at most (an even spread above):
+    #: 20,000 held out put the AUC's standard error near 0.004, and cross-validating two
+    #: candidates on more costs minutes without changing a baseline model
+    model_fit_rows: int = 100_000
     #: quarantined rows looked up in bronze by row number; more use a streaming join
     prefilter_rows: int = 1_000_000
     #: valid rows pandera checks at most (an even spread above)

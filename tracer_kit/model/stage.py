@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,28 +29,52 @@ from tracer_kit.config import ModelConfig
 from tracer_kit.model.churn import fit_churn, label_values
 from tracer_kit.model.forecast import fit_forecast, forecast_from
 from tracer_kit.model.pricing import Elasticity, expected_quantity, fit_elasticity
+from tracer_kit.settings import settings
 
 __all__ = ["MODELS", "BlueprintModel", "ModelOutcome", "apply_model", "fit_model", "headline"]
 
 
 @dataclass
 class ModelOutcome:
-    """What the model stage produced: predictions, a summary and the saved model, or why none."""
+    """What the model stage produced: predictions, a summary and the saved model, or why none.
+
+    Predictions are either ``predictions`` (a small frame) or ``score`` applied to
+    ``score_rows`` batch by batch (:meth:`write_predictions`), so scoring a big file streams.
+    """
 
     summary: dict[str, Any]
     predictions: pl.DataFrame | None = None
     saved: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     training_rows: int = 0
+    score: Callable[[pl.DataFrame], pl.DataFrame] | None = None
+    score_rows: pl.LazyFrame | None = None
+
+    @property
+    def has_predictions(self) -> bool:
+        """Whether there is anything to write."""
+        return self.predictions is not None or self.score is not None
+
+    def write_predictions(self, path: Path) -> int:
+        """Write the predictions to ``path`` (Parquet); returns their rows."""
+        if self.predictions is not None:
+            self.predictions.write_parquet(path)
+            return self.predictions.height
+        if self.score is None or self.score_rows is None:
+            msg = "this outcome has no predictions"
+            raise ValueError(msg)
+        from tracer_kit.preprocess import write_in_batches
+
+        return write_in_batches(self.score, self.score_rows, path)
 
 
 @dataclass(frozen=True)
 class BlueprintModel:
-    """A blueprint's model: ``fit(processed, config)`` and ``apply(saved, processed)``."""
+    """A blueprint's model: ``fit(processed, config)`` and ``apply(saved, processed, config)``."""
 
     kind: str
-    fit: Callable[[pl.DataFrame, ModelConfig], ModelOutcome]
-    apply: Callable[[dict[str, Any], pl.DataFrame, ModelConfig], pl.DataFrame]
+    fit: Callable[[pl.LazyFrame, ModelConfig], ModelOutcome]
+    apply: Callable[[dict[str, Any], pl.LazyFrame, ModelConfig], ModelOutcome]
 
 
 def _relative_confidence(estimate: pl.Expr, lower: pl.Expr, upper: pl.Expr) -> pl.Expr:
@@ -79,27 +104,42 @@ CHURN_INPUTS = (
 )
 
 
-def _churn_rows(processed: pl.DataFrame, p: np.ndarray) -> pl.DataFrame:
-    return processed.select("customer_id").with_columns(
-        prediction=pl.Series(p, dtype=pl.Float64),
-        confidence=pl.Series(np.abs(2 * p - 1), dtype=pl.Float64),
-    )
+def churn_scorer(estimator: Any, inputs: list[str]) -> Callable[[pl.DataFrame], pl.DataFrame]:
+    """``rows -> customer_id, prediction (probability of churn), confidence (|2p - 1|)``."""
+
+    def score(rows: pl.DataFrame) -> pl.DataFrame:
+        p = estimator.predict_proba(rows.select(inputs).to_pandas())[:, 1]
+        return rows.select("customer_id").with_columns(
+            prediction=pl.Series(p, dtype=pl.Float64),
+            confidence=pl.Series(np.abs(2 * p - 1), dtype=pl.Float64),
+        )
+
+    return score
 
 
-def _fit_churn(processed: pl.DataFrame, cfg: ModelConfig) -> ModelOutcome:
-    per_class = dict(
-        processed.select(label_values(pl.col("churned"))).to_series().value_counts().iter_rows()
-    )
+def _class_counts(processed: pl.LazyFrame) -> dict[int, int]:
+    label = label_values(pl.col("churned")).alias("y")
+    counts = processed.select(label).group_by("y").len().collect(engine="streaming")
+    return {y: n for y, n in counts.iter_rows() if y is not None}
+
+
+def _fit_churn(processed: pl.LazyFrame, cfg: ModelConfig) -> ModelOutcome:
+    from tracer_kit.preprocess import fit_sample
+
+    per_class = _class_counts(processed)
     if min(per_class.get(0, 0), per_class.get(1, 0)) < MIN_PER_CLASS:
         why = (
             "no churn model: add a 'churned' column (yes/no, true/false, 1/0) with at least "
             f"{MIN_PER_CLASS} churned and {MIN_PER_CLASS} retained customers"
         )
         return ModelOutcome({"model": None, "why": why}, notes=[why])
-    inputs = [c for c in CHURN_INPUTS if c in processed.columns]
-    m = fit_churn(
-        processed, inputs, test_size=cfg.test_size, seed=cfg.seed, candidates=cfg.candidates
+    names = processed.collect_schema().names()
+    inputs = [c for c in CHURN_INPUTS if c in names]
+    labelled = processed.select("customer_id", *inputs, "churned").filter(
+        label_values(pl.col("churned")).is_not_null()
     )
+    rows = fit_sample(labelled, settings.model_fit_rows)
+    m = fit_churn(rows, inputs, test_size=cfg.test_size, seed=cfg.seed, candidates=cfg.candidates)
     notes = [
         f"{name} left out of the churn model: alone it reaches AUC {auc} (a leak?)"
         for name, auc in m.left_out.items()
@@ -112,20 +152,24 @@ def _fit_churn(processed: pl.DataFrame, cfg: ModelConfig) -> ModelOutcome:
         "metrics": m.metrics,
         "baseline": m.baseline,
         "importance": m.importance,
+        "rows_labelled": sum(per_class.values()),
         "rows_train": m.rows_train,
         "rows_test": m.rows_test,
         "roc": m.roc,
         "calibration": m.calibration,
     }
     saved = {"estimator": m.estimator, "inputs": m.inputs}
+    score = churn_scorer(m.estimator, m.inputs)
     return ModelOutcome(
-        summary, _churn_rows(processed, m.predict(processed)), saved, notes, m.rows_train
+        summary, None, saved, notes, m.rows_train, score, processed.select("customer_id", *m.inputs)
     )
 
 
-def _apply_churn(saved: dict[str, Any], processed: pl.DataFrame, cfg: ModelConfig) -> pl.DataFrame:
-    x = processed.select(saved["inputs"]).to_pandas()
-    return _churn_rows(processed, saved["estimator"].predict_proba(x)[:, 1])
+def _apply_churn(saved: dict[str, Any], processed: pl.LazyFrame, cfg: ModelConfig) -> ModelOutcome:
+    rows = processed.select("customer_id", *saved["inputs"])
+    return ModelOutcome(
+        {}, score=churn_scorer(saved["estimator"], saved["inputs"]), score_rows=rows
+    )
 
 
 # -- revenue_projection ----------------------------------------------------------------------
@@ -161,8 +205,8 @@ def _daily(processed: pl.DataFrame) -> tuple[list[Any], np.ndarray]:
     return daily.get_column("date").to_list(), daily.get_column("revenue").to_numpy()
 
 
-def _fit_revenue(processed: pl.DataFrame, cfg: ModelConfig) -> ModelOutcome:
-    dates, values = _daily(processed)
+def _fit_revenue(processed: pl.LazyFrame, cfg: ModelConfig) -> ModelOutcome:
+    dates, values = _daily(processed.select("date", "revenue").collect())
     if len(dates) < MIN_DAYS:
         why = f"no revenue forecast: {len(dates)} days of history, at least {MIN_DAYS} needed"
         return ModelOutcome({"model": None, "why": why}, notes=[why])
@@ -193,10 +237,10 @@ def _fit_revenue(processed: pl.DataFrame, cfg: ModelConfig) -> ModelOutcome:
 
 
 def _apply_revenue(
-    saved: dict[str, Any], processed: pl.DataFrame, cfg: ModelConfig
-) -> pl.DataFrame:
-    dates, values = _daily(processed)
-    return _forecast_rows(forecast_from(saved, dates, values, cfg.horizon))
+    saved: dict[str, Any], processed: pl.LazyFrame, cfg: ModelConfig
+) -> ModelOutcome:
+    dates, values = _daily(processed.select("date", "revenue").collect())
+    return ModelOutcome({}, _forecast_rows(forecast_from(saved, dates, values, cfg.horizon)))
 
 
 # -- price_optimization ----------------------------------------------------------------------
@@ -223,7 +267,9 @@ def _elasticity_row(product: Any, e: Elasticity) -> dict[str, Any]:
     }
 
 
-def _fit_price(processed: pl.DataFrame, cfg: ModelConfig) -> ModelOutcome:
+def _fit_price(lazy: pl.LazyFrame, cfg: ModelConfig) -> ModelOutcome:
+    columns = ["product_id", "date", "price", "quantity_sold", "cost"]
+    processed = lazy.select(c for c in columns if c in lazy.collect_schema().names()).collect()
     fitted, rows = {}, []
     for (product,), part in processed.sort("product_id", "date").group_by(
         "product_id", maintain_order=True
@@ -287,9 +333,9 @@ def _expected(model: dict[str, Any] | None, part: pl.DataFrame) -> pl.Series:
     return pl.Series("expected_quantity", expected_quantity(e, price, weekday, day))
 
 
-def _apply_price(saved: dict[str, Any], processed: pl.DataFrame, cfg: ModelConfig) -> pl.DataFrame:
+def _apply_price(saved: dict[str, Any], processed: pl.LazyFrame, cfg: ModelConfig) -> ModelOutcome:
     """Per row: expected units sold at its price, beside its product's saved elasticity."""
-    rows = processed.sort("product_id", "date").select("product_id", "date", "price")
+    rows = processed.select("product_id", "date", "price").collect().sort("product_id", "date")
     parts = rows.partition_by("product_id", maintain_order=True)
     expected = [
         part.with_columns(_expected(saved["products"].get(str(part["product_id"][0])), part))
@@ -301,7 +347,7 @@ def _apply_price(saved: dict[str, Any], processed: pl.DataFrame, cfg: ModelConfi
         else rows.with_columns(expected_quantity=pl.lit(None, pl.Float64))
     )
     per_product = pl.DataFrame(saved["elasticities"], schema=_ELASTICITY_SCHEMA)
-    return scored.join(per_product, on="product_id", how="left")
+    return ModelOutcome({}, scored.join(per_product, on="product_id", how="left"))
 
 
 #: Each blueprint's model, by blueprint name.
@@ -313,7 +359,7 @@ MODELS: dict[str, BlueprintModel] = {
 
 
 def fit_model(
-    processed: pl.DataFrame, blueprint: str, config: ModelConfig | None = None
+    processed: pl.LazyFrame, blueprint: str, config: ModelConfig | None = None
 ) -> ModelOutcome | None:
     """The blueprint's model fitted on its processed rows, or None when it has no model stage."""
     model = MODELS.get(blueprint)
@@ -322,10 +368,10 @@ def fit_model(
 
 def apply_model(
     saved: dict[str, Any],
-    processed: pl.DataFrame,
+    processed: pl.LazyFrame,
     blueprint: str,
     config: ModelConfig | None = None,
-) -> pl.DataFrame:
+) -> ModelOutcome:
     """Predictions of a saved model on new processed rows (no refitting)."""
     return MODELS[blueprint].apply(saved, processed, config or ModelConfig())
 

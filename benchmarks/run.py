@@ -54,7 +54,7 @@ def make_input(path: Path, size: int) -> int:
 
     from tracer_kit.datasets import customers
 
-    block = customers(100_000, seed=1, invalid=False)
+    block = customers(100_000, seed=1, invalid=False, label=True)
     rows = 0
     with path.open("wb") as fh:
         i = 0
@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
 
 LABELS = {
     "ceiling": "polars scan_csv -> sink_parquet (ceiling)",
-    "tracer": "tracer run_pipeline (bronze, validation, features, preprocessing, store)",
+    "tracer": "tracer run_pipeline (bronze, validation, features, preprocessing, store; model stage not counted)",
     "baseline": "pandas + scikit-learn churn features (baseline)",
 }
 
@@ -296,13 +296,22 @@ def render(results: dict, *, mb: float, rows: int, worst: float | None) -> str:
         "| contender | seconds | MB/s | rows/s | peak RSS (MB) |",
         "|---|---:|---:|---:|---:|",
     ]
+    tracer = results.get("tracer")
+    if tracer:  # the model stage has its own row and is not counted in the throughput
+        tracer["model_seconds"] = tracer["stages"].get("model", 0.0)
+        tracer["seconds"] -= tracer["model_seconds"]
     for name, r in results.items():
         lines.append(
             f"| {LABELS[name]} | {r['seconds']:.2f} | {mb / r['seconds']:,.1f} | "
             f"{rows / r['seconds']:,.0f} | {r['peak_rss_mb']:,.0f} |"
         )
+    if tracer and tracer["model_seconds"]:
+        m = tracer["model_seconds"]
+        lines.append(
+            f"| tracer model stage (churn model fitted on at most 100,000 labelled rows, every row scored) "
+            f"| {m:.2f} | {mb / m:,.1f} | {rows / m:,.0f} | {tracer['stage_peak_mb'].get('model', 0.0):,.0f} |"
+        )
     lines.append("")
-    tracer = results.get("tracer")
     if tracer and "ceiling" in results:
         ratio = results["ceiling"]["seconds"] / tracer["seconds"]
         lines.append(f"Throughput ratio tracer / ceiling = {ratio:.2f}x (target >= 0.3x).")

@@ -215,3 +215,22 @@ def test_price_elasticities_recover_the_planted_ones(workdir):
     per_row = pl.read_parquet(scored.outputs["predictions"])
     assert per_row.height == r.rows_out
     assert per_row.filter(pl.col("identifiable"))["expected_quantity"].null_count() == 0
+
+
+def test_a_leaking_input_is_a_high_issue_and_left_out(workdir):
+    frame = customers(2_000, seed=4, invalid=False, label=True)
+    leaky = frame.with_columns(
+        support_tickets=pl.when(pl.col("churned") == "yes").then(pl.lit("9")).otherwise(pl.lit("0"))
+    )
+    leaky.write_csv("leaky.csv")
+    r = tk.run_pipeline("leaky.csv", "customer_churn", report=False)
+    leaks = {"support_tickets", "support_intensity"}  # the ticket count and the rate built on it
+    assert set(r.params["model"]["left_out"]) == leaks
+    assert not leaks & set(r.params["model"]["inputs"])
+    stored = tk.query(
+        f'SELECT severity, "column", observed, message FROM quality_issues '
+        f"WHERE run_id = '{r.run_id}' AND \"check\" = 'leakage'"
+    )
+    assert stored["severity"].to_list() == ["high", "high"] and set(stored["column"]) == leaks
+    assert (stored["observed"] > 0.99).all()
+    assert stored["message"].str.contains("left out of the churn model").all()

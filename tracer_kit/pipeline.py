@@ -552,6 +552,9 @@ def _model(run: _Run) -> None:
             run.params["model"]["training_rows"] = outcome.training_rows
         for note in outcome.notes:
             log.warning(note)
+        for issue in outcome.issues:
+            log.warning(issue.message)
+        run.result.issues += outcome.issues
     _write_outputs(run, ctx, "model")
     _record_model(run)
 

@@ -25,11 +25,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from tracer_kit.blueprints.customer_churn import BLUEPRINT as CHURN
 from tracer_kit.config import ModelConfig
-from tracer_kit.model.churn import fit_churn, label_values
+from tracer_kit.model.churn import LEAKAGE_AUC, fit_churn, label_values
 from tracer_kit.model.forecast import fit_forecast, forecast_from
 from tracer_kit.model.pricing import Elasticity, expected_quantity, fit_elasticity
 from tracer_kit.settings import settings
+from tracer_kit.types import Issue
 
 __all__ = ["MODELS", "BlueprintModel", "ModelOutcome", "apply_model", "fit_model", "headline"]
 
@@ -47,6 +49,7 @@ class ModelOutcome:
     saved: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     training_rows: int = 0
+    issues: list[Issue] = field(default_factory=list)
     score: Callable[[pl.DataFrame], pl.DataFrame] | None = None
     score_rows: pl.LazyFrame | None = None
 
@@ -89,14 +92,9 @@ MIN_PER_CLASS = 20
 #: Features computed from whole-file statistics: left out of the churn model, whose
 #: preprocessing must learn from the training part only; their row-level parts are inputs.
 WHOLE_FILE_FEATURES = ("value_tier", "engagement_score")
+#: The churn model's inputs: the row-level features and the raw numbers and plan behind them.
 CHURN_INPUTS = (
-    "days_since_last_activity",
-    "account_tenure_days",
-    "daily_value_rate",
-    "support_intensity",
-    "feature_usage_rate",
-    "activity_recency_score",
-    "plan_value_score",
+    *(f for f in CHURN.feature_names if f not in WHOLE_FILE_FEATURES),
     "total_value",
     "support_tickets",
     "feature_usage_count",
@@ -140,8 +138,20 @@ def _fit_churn(processed: pl.LazyFrame, cfg: ModelConfig) -> ModelOutcome:
     )
     rows = fit_sample(labelled, settings.model_fit_rows)
     m = fit_churn(rows, inputs, test_size=cfg.test_size, seed=cfg.seed, candidates=cfg.candidates)
-    notes = [
-        f"{name} left out of the churn model: alone it reaches AUC {auc} (a leak?)"
+    issues = [
+        Issue(
+            severity="high",
+            column=name,
+            check="leakage",
+            observed=auc,
+            threshold=LEAKAGE_AUC,
+            rows_affected=m.rows_train,
+            message=(
+                f"{name} alone separates churned from retained customers (cross-validated AUC "
+                f"{auc} on the training part, above {LEAKAGE_AUC}): a leak of the label? It was "
+                "left out of the churn model"
+            ),
+        )
         for name, auc in m.left_out.items()
     ]
     summary = {
@@ -160,9 +170,8 @@ def _fit_churn(processed: pl.LazyFrame, cfg: ModelConfig) -> ModelOutcome:
     }
     saved = {"estimator": m.estimator, "inputs": m.inputs}
     score = churn_scorer(m.estimator, m.inputs)
-    return ModelOutcome(
-        summary, None, saved, notes, m.rows_train, score, processed.select("customer_id", *m.inputs)
-    )
+    rows_to_score = processed.select("customer_id", *m.inputs)
+    return ModelOutcome(summary, None, saved, [], m.rows_train, issues, score, rows_to_score)
 
 
 def _apply_churn(saved: dict[str, Any], processed: pl.LazyFrame, cfg: ModelConfig) -> ModelOutcome:

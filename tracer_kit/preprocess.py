@@ -12,7 +12,7 @@ import io
 import json
 import re
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -382,18 +382,34 @@ def write_matrix(prep: Preprocessor, frame: pl.LazyFrame | pl.DataFrame, path: s
     return write_in_batches(prep.transform, lf, path)
 
 
+def _slices(lf: pl.LazyFrame, rows: int) -> Iterator[pl.DataFrame]:
+    total = lf.select(pl.len()).collect().item()
+    for offset in range(0, total, rows):
+        yield lf.slice(offset, rows).collect()
+
+
 def write_in_batches(
-    transform: Callable[[pl.DataFrame], pl.DataFrame], lf: pl.LazyFrame, path: str | Path
+    transform: Callable[[pl.DataFrame], pl.DataFrame],
+    lf: pl.LazyFrame,
+    path: str | Path,
+    *,
+    batch_rows: int = MATRIX_BATCH_ROWS,
+    slices: bool = False,
 ) -> int:
-    """``transform`` over ``lf`` in batches of :data:`MATRIX_BATCH_ROWS` rows on two threads,
-    written in order to ``path`` (zstd Parquet); returns rows written. Memory holds a few
-    batches, whatever the table's size.
+    """``transform`` over ``lf`` in batches of ``batch_rows`` rows, written in order to
+    ``path`` (zstd Parquet); returns rows written. Memory holds a few batches, whatever the
+    table's size.
+
+    By default batches stream from ``lf`` and are transformed on two threads. With
+    ``slices`` each batch is read on its own (``lf.slice``; cheap when ``lf`` is a scan of a
+    file) and transformed in this thread: for a transform that is slow and multi-threaded
+    itself, such as a scikit-learn model's ``predict_proba``, where the streaming engine
+    would read ahead of it and two Python threads would only contend.
     """  # noqa: D205
     import pyarrow.parquet as pq
 
     writer = None
     rows = 0
-    pending: deque[Future[Any]] = deque()
 
     def write(table: Any) -> None:
         nonlocal writer, rows
@@ -403,20 +419,35 @@ def write_in_batches(
         rows += table.num_rows
 
     try:
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="tracer-batches") as pool:
-            batches = lf.collect_batches(chunk_size=MATRIX_BATCH_ROWS, engine="streaming")
-            for batch in batches:
-                pending.append(pool.submit(lambda b: transform(b).to_arrow(), batch))
-                if len(pending) >= 2:
-                    write(pending.popleft().result())
-            while pending:
-                write(pending.popleft().result())
+        if slices:
+            for batch in _slices(lf, batch_rows):
+                write(transform(batch).to_arrow())
+        else:
+            _two_threads(
+                transform, lf.collect_batches(chunk_size=batch_rows, engine="streaming"), write
+            )
         if writer is None:  # no rows at all: an empty file with the right columns
             transform(lf.head(0).collect()).write_parquet(path, compression="zstd")
     finally:
         if writer is not None:
             writer.close()
     return rows
+
+
+def _two_threads(
+    transform: Callable[[pl.DataFrame], pl.DataFrame],
+    batches: Iterator[pl.DataFrame],
+    write: Callable[[Any], None],
+) -> None:
+    """Transform batches on two threads, handing each result to ``write`` in order."""
+    pending: deque[Future[Any]] = deque()
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="tracer-batches") as pool:
+        for batch in batches:
+            pending.append(pool.submit(lambda b: transform(b).to_arrow(), batch))
+            if len(pending) >= 2:
+                write(pending.popleft().result())
+        while pending:
+            write(pending.popleft().result())
 
 
 def save_preprocessor(prep: Preprocessor, path: str | Path) -> Path:

@@ -36,6 +36,10 @@ from tracer_kit.types import Issue
 __all__ = ["MODELS", "BlueprintModel", "ModelOutcome", "apply_model", "fit_model", "headline"]
 
 
+#: Rows scored per batch: scikit-learn's pandas input copies a batch a few times over.
+SCORE_BATCH_ROWS = 200_000
+
+
 @dataclass
 class ModelOutcome:
     """What the model stage produced: predictions, a summary and the saved model, or why none.
@@ -68,7 +72,9 @@ class ModelOutcome:
             raise ValueError(msg)
         from tracer_kit.preprocess import write_in_batches
 
-        return write_in_batches(self.score, self.score_rows, path)
+        return write_in_batches(
+            self.score, self.score_rows, path, batch_rows=SCORE_BATCH_ROWS, slices=True
+        )
 
 
 @dataclass(frozen=True)
@@ -121,9 +127,18 @@ def _class_counts(processed: pl.LazyFrame) -> dict[int, int]:
     return {y: n for y, n in counts.iter_rows() if y is not None}
 
 
-def _fit_churn(processed: pl.LazyFrame, cfg: ModelConfig) -> ModelOutcome:
-    from tracer_kit.preprocess import fit_sample
+def _spread(rows: pl.LazyFrame, n: int, limit: int) -> pl.DataFrame:
+    """All ``n`` rows, or about ``limit`` of them: those whose ``source_row`` is a multiple of
+    ``ceil(n / limit)`` (an even, repeatable spread that streams; at most ``limit`` kept).
+    """  # noqa: D205
+    if n <= limit:
+        return rows.drop("source_row").collect(engine="streaming")
+    k = -(-n // limit)
+    picked = rows.filter(pl.col("source_row") % k == 0).head(limit)
+    return picked.drop("source_row").collect(engine="streaming")
 
+
+def _fit_churn(processed: pl.LazyFrame, cfg: ModelConfig) -> ModelOutcome:
     per_class = _class_counts(processed)
     if min(per_class.get(0, 0), per_class.get(1, 0)) < MIN_PER_CLASS:
         why = (
@@ -133,10 +148,10 @@ def _fit_churn(processed: pl.LazyFrame, cfg: ModelConfig) -> ModelOutcome:
         return ModelOutcome({"model": None, "why": why}, notes=[why])
     names = processed.collect_schema().names()
     inputs = [c for c in CHURN_INPUTS if c in names]
-    labelled = processed.select("customer_id", *inputs, "churned").filter(
+    labelled = processed.select("source_row", "customer_id", *inputs, "churned").filter(
         label_values(pl.col("churned")).is_not_null()
     )
-    rows = fit_sample(labelled, settings.model_fit_rows)
+    rows = _spread(labelled, sum(per_class.values()), settings.model_fit_rows)
     m = fit_churn(rows, inputs, test_size=cfg.test_size, seed=cfg.seed, candidates=cfg.candidates)
     issues = [
         Issue(

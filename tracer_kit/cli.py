@@ -867,6 +867,10 @@ def demo(
         _print_result(result)
     con.print(f'\nwarehouse: {warehouse}  (try: tracer query "SELECT * FROM runs")')
     con.print(
+        'predictions: tracer query "SELECT * FROM predictions_customer_churn LIMIT 5"; '
+        "score a new file: tracer predict RUN_ID FILE"
+    )
+    con.print(
         f"processed Parquet: data/processed/   raw records (bronze): data/bronze/   reports: {output_dir}/"
     )
 

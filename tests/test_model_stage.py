@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import polars as pl
 import pytest
 
 import tracer_kit as tk
+from tracer_kit._resources import resource_path
 from tracer_kit.datasets import customers, price_elasticities
 from tracer_kit.ingest import file_sha256
 
@@ -60,6 +62,34 @@ def test_the_run_records_its_model_and_predictions(churn):
     p = rows["prediction"].to_numpy()
     assert ((p >= 0) & (p <= 1)).all()
     assert np.allclose(rows["confidence"].to_numpy(), np.abs(2 * p - 1))
+
+
+def test_on_the_sample_the_model_gets_close_to_the_planted_model(churn):
+    """The demo sample's label comes from a known logistic model: the run's model nearly matches it."""
+    from sklearn.metrics import roc_auc_score
+
+    from tracer_kit.datasets import churn_probability
+
+    _, r, _ = churn
+    metrics, baseline = r.params["model"]["metrics"], r.params["model"]["baseline"]
+    end = pl.date(2025, 6, 30)
+    truth = r.frame.with_columns(
+        quiet=(end - pl.col("last_activity_date")).dt.total_days(),
+        tenure=(end - pl.col("account_created_date")).dt.total_days(),
+    )
+    p = churn_probability(
+        truth["quiet"].to_numpy(),
+        truth["tenure"].to_numpy(),
+        truth["support_tickets"].cast(pl.Float64).fill_null(0).to_numpy(),
+        truth["feature_usage_count"].cast(pl.Float64).fill_null(0).to_numpy(),
+        truth["plan_type"].str.to_lowercase().fill_null("").to_numpy(),
+    )
+    oracle = roc_auc_score((truth["churned"] == "yes").to_numpy(), p)
+    assert 0.8 <= oracle <= 0.86
+    assert abs(metrics["roc_auc"] - oracle) < 0.05
+    assert metrics["brier"] < baseline["brier"] and metrics["log_loss"] < baseline["log_loss"]
+    assert metrics["lift_top_decile"] > 2 and baseline["lift_top_decile"] == 1.0
+    assert r.params["model"]["rows_test"] == round(0.2 * r.rows_out)
 
 
 def test_the_report_has_a_predictions_section(churn):
@@ -137,8 +167,9 @@ def test_predict_exits_3_when_the_new_file_fails_the_gate(churn, tmp_path):
     assert done.returncode == 3 and "quality gate failed" in done.stderr
 
 
-def test_without_a_label_there_is_no_churn_model_and_the_report_says_how(workdir, sample_csv):
-    pl.read_csv(sample_csv, infer_schema=False).drop("churned").write_csv("unlabelled.csv")
+def test_without_a_label_there_is_no_churn_model_and_the_report_says_how(workdir):
+    tiny = resource_path("tracer_kit/samples/customers_tiny.csv")  # (no churned column)
+    shutil.copy(tiny, "unlabelled.csv")
     r = tk.run_pipeline("unlabelled.csv", "customer_churn")
     assert r.params["model"]["model"] is None
     assert "predictions" not in r.outputs and "predictor" not in r.outputs
@@ -150,14 +181,16 @@ def test_without_a_label_there_is_no_churn_model_and_the_report_says_how(workdir
         tk.predict(r.run_id, "unlabelled.csv")
 
 
-def test_no_model_skips_the_stage_and_leaves_the_processed_rows_alone(workdir, sample_csv):
-    off = tk.run_pipeline(sample_csv, "customer_churn", config={"model": {"enabled": False}})
+def test_no_model_skips_the_stage_and_leaves_the_processed_rows_alone(churn, workdir, sample_csv):
+    _, on, _ = churn
+    off = tk.run_pipeline(
+        sample_csv, "customer_churn", config={"model": {"enabled": False}}, run_date="2026-01-01"
+    )
     assert off.params["model"] == {
         "model": None,
         "why": "the model stage is turned off (--no-model)",
     }
     assert "predictions" not in off.outputs and "model" in off.stage_seconds
-    on = tk.run_pipeline(sample_csv, "customer_churn", report=False)
     assert pl.read_parquet(on.outputs["parquet"]).equals(pl.read_parquet(off.outputs["parquet"]))
 
 

@@ -24,7 +24,7 @@ import polars as pl
 
 from tracer_kit.errors import ConfigError
 
-__all__ = ["LEAKAGE_AUC", "ChurnModel", "fit_churn", "label_values"]
+__all__ = ["LEAKAGE_AUC", "CalibratedModel", "ChurnModel", "fit_churn", "label_values"]
 
 #: A single input that alone separates the classes better than this is a leak.
 LEAKAGE_AUC = 0.99
@@ -162,6 +162,67 @@ def evaluate(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     }
 
 
+class CalibratedModel:
+    """A fitted classifier and the calibrator fitted on its out-of-fold probabilities.
+
+    The same model ``CalibratedClassifierCV(..., ensemble=False)`` builds, from the
+    cross-validated predictions the model choice already made (no second round of fits).
+    ``method`` is ``isotonic`` (an ``IsotonicRegression``) or ``sigmoid`` (a logistic
+    regression on the probability's logit).
+    """
+
+    _estimator_type = "classifier"
+
+    def __init__(self, estimator: Any = None, calibrator: Any = None, method: str = "sigmoid"):
+        self.estimator = estimator
+        self.calibrator = calibrator
+        self.method = method
+        self.classes_ = np.array([0, 1])
+
+    def fit(self, x: Any, y: Any) -> CalibratedModel:
+        """Already fitted (scikit-learn's inspection tools expect the method)."""
+        return self
+
+    def __sklearn_tags__(self) -> Any:
+        from sklearn.utils import ClassifierTags, Tags, TargetTags
+
+        return Tags(
+            estimator_type="classifier",
+            target_tags=TargetTags(required=True),
+            classifier_tags=ClassifierTags(),
+        )
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        """[P(retained), P(churned)] per row."""
+        q = _calibrate(self.calibrator, self.method, self.estimator.predict_proba(x)[:, 1])
+        return np.column_stack([1 - q, q])
+
+    def predict(self, x: Any) -> np.ndarray:
+        """1 where the churn probability is at least 0.5."""
+        return (self.predict_proba(x)[:, 1] >= 0.5).astype(int)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-12, 1 - 1e-12)
+    return np.log(p / (1 - p)).reshape(-1, 1)
+
+
+def _calibrate(calibrator: Any, method: str, p: np.ndarray) -> np.ndarray:
+    if method == "isotonic":
+        return np.clip(calibrator.predict(p), 0.0, 1.0)
+    return calibrator.predict_proba(_logit(p))[:, 1]
+
+
+def _calibrator(p: np.ndarray, y: np.ndarray) -> tuple[Any, str]:
+    """Isotonic from 1,000 rows (enough to estimate a monotone curve), else sigmoid (Platt)."""
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.linear_model import LogisticRegression
+
+    if len(y) >= 1000:
+        return IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(p, y), "isotonic"
+    return LogisticRegression(C=1e6).fit(_logit(p), y), "sigmoid"
+
+
 def _choose(
     x: Any,
     y: np.ndarray,
@@ -170,9 +231,12 @@ def _choose(
     seed: int,
     names: Sequence[str] | None,
 ) -> tuple[str, Any, dict[str, float]]:
-    """The candidate with the lowest cross-validated log loss, calibrated and fitted on ``x``."""
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    """The candidate with the lowest cross-validated log loss, fitted on ``x`` and calibrated
+    on its out-of-fold probabilities.
+    """  # noqa: D205
+    from sklearn.base import clone
+    from sklearn.metrics import log_loss
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     folds = StratifiedKFold(5, shuffle=True, random_state=seed)
     candidates = _candidates(numeric, text, seed)
@@ -182,14 +246,14 @@ def _choose(
             msg = f"model.candidates: unknown churn model {unknown[0]!r}; known: {', '.join(candidates)}"
             raise ConfigError(msg)
         candidates = {k: v for k, v in candidates.items() if k in names}
-    scores = {
-        name: float(-cross_val_score(m, x, y, cv=folds, scoring="neg_log_loss").mean())
+    out_of_fold = {
+        name: cross_val_predict(m, x, y, cv=folds, method="predict_proba")[:, 1]
         for name, m in candidates.items()
     }
+    scores = {name: float(log_loss(y, p, labels=[0, 1])) for name, p in out_of_fold.items()}
     chosen = min(scores, key=scores.__getitem__)
-    method = "isotonic" if len(y) >= 1000 else "sigmoid"
-    model = CalibratedClassifierCV(candidates[chosen], method=method, cv=folds, ensemble=False)
-    model.fit(x, y)
+    calibrator, method = _calibrator(out_of_fold[chosen], y)
+    model = CalibratedModel(clone(candidates[chosen]).fit(x, y), calibrator, method)
     return chosen, model, {k: round(v, 6) for k, v in scores.items()}
 
 

@@ -35,7 +35,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix tracer_kit tests benchmarks
 
 test: $(STAMP) browser lint
-	$(VENV)/bin/pytest -p no:cacheprovider tests notebooks --nbval-lax --nbval-cell-timeout 300
+	$(VENV)/bin/pytest -p no:cacheprovider tests notebooks --nbval-lax --nbval-cell-timeout 300 --durations=15
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py

@@ -17,6 +17,7 @@ from typing import Any
 
 import polars as pl
 
+from tracer_kit._altair import altair
 from tracer_kit._resources import resource_path
 from tracer_kit.blueprints import get_blueprint
 from tracer_kit.model.charts import predictions_section
@@ -51,12 +52,14 @@ def svg_data_uri(chart: Any) -> str:
     """Render an altair chart to SVG offline and return it as a ``data:`` URI for an ``<img>``."""
     import vl_convert as vlc
 
-    svg = vlc.vegalite_to_svg(chart.to_dict())
+    svg = vlc.vegalite_to_svg(
+        chart.to_dict(validate=False)
+    )  # (schema checks: seconds, and ours are fixed)
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
 
 
 def _histogram_chart(profiles: list[dict[str, Any]]) -> Any | None:
-    import altair as alt
+    alt = altair()
 
     charts = []
     for p in profiles[:MAX_HIST_CHARTS]:
@@ -91,7 +94,7 @@ def _histogram_chart(profiles: list[dict[str, Any]]) -> Any | None:
 
 def _edge_axis(edges: list[float], dtype: str, *, title: str | None = None, ticks: int = 5) -> Any:
     """An x axis whose ticks sit on bin edges (every k-th edge, first and last always)."""
-    import altair as alt
+    alt = altair()
 
     step = max(1, math.ceil((len(edges) - 1) / (ticks - 1)))
     shown = edges[::step] if (len(edges) - 1) % step == 0 else [*edges[::step], edges[-1]]
@@ -115,7 +118,7 @@ def _fmt_edge(value: float, dtype: str) -> str:
 
 
 def _history_chart(history: pl.DataFrame) -> Any | None:
-    import altair as alt
+    alt = altair()
 
     if history.height < 2:
         return None
@@ -496,7 +499,7 @@ def feature_chart(result: Any, *, bins: int = 30) -> Any:
     Counts are exact (one streaming group-by over the run's Parquet); the axis ticks sit on
     the bin edges, and bars are split by the blueprint's colour hint (e.g. ``value_tier``).
     """
-    import altair as alt
+    alt = altair()
     from IPython.display import HTML
 
     bp = get_blueprint(result.blueprint)

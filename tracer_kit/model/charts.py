@@ -13,6 +13,7 @@ from typing import Any
 
 import polars as pl
 
+from tracer_kit._altair import altair
 from tracer_kit.model.stage import headline
 
 __all__ = ["churn_chart", "elasticity_chart", "forecast_chart", "predictions_section"]
@@ -26,7 +27,7 @@ HOW_TO_LABEL = (
 
 
 def _diagonal() -> Any:
-    import altair as alt
+    alt = altair()
 
     return alt.Chart(alt.Data(values=[{"a": 0, "b": 0}, {"a": 1, "b": 1}])).mark_line(
         strokeDash=[4, 4], color="#999"
@@ -35,7 +36,7 @@ def _diagonal() -> Any:
 
 def churn_chart(summary: dict[str, Any]) -> Any | None:
     """The held-out ROC curve beside the calibration chart (observed rate per predicted decile)."""
-    import altair as alt
+    alt = altair()
 
     roc, cal = summary.get("roc") or {}, summary.get("calibration") or {}
     if not roc.get("fpr"):
@@ -63,7 +64,7 @@ def churn_chart(summary: dict[str, Any]) -> Any | None:
 
 def forecast_chart(summary: dict[str, Any], forecast: pl.DataFrame) -> Any | None:
     """The last 180 days of revenue, then the forecast with its 80% and 95% bands."""
-    import altair as alt
+    alt = altair()
 
     history = summary.get("history") or {}
     if not history.get("date") or forecast.height == 0:
@@ -86,7 +87,7 @@ def forecast_chart(summary: dict[str, Any], forecast: pl.DataFrame) -> Any | Non
 
 def elasticity_chart(products: list[dict[str, Any]]) -> Any | None:
     """Each identifiable product's elasticity with its 95% interval."""
-    import altair as alt
+    alt = altair()
 
     rows = [
         {k: p[k] for k in ("product_id", "prediction", "lower", "upper")}

@@ -28,6 +28,8 @@ __all__ = ["LEAKAGE_AUC", "CalibratedModel", "ChurnModel", "fit_churn", "label_v
 
 #: A single input that alone separates the classes better than this is a leak.
 LEAKAGE_AUC = 0.99
+#: Cross-validation folds of the leakage guard, the model choice and the calibration.
+FOLDS = 3
 _YES = ("yes", "true", "1", "y", "1.0")
 _NO = ("no", "false", "0", "n", "0.0")
 
@@ -126,7 +128,7 @@ def _leaks(frame: pl.DataFrame, y: np.ndarray, inputs: list[str], seed: int) -> 
     from sklearn.model_selection import StratifiedKFold, cross_val_score
     from sklearn.tree import DecisionTreeClassifier
 
-    folds = StratifiedKFold(5, shuffle=True, random_state=seed)
+    folds = StratifiedKFold(FOLDS, shuffle=True, random_state=seed)
     found = {}
     for name in inputs:
         tree = DecisionTreeClassifier(max_depth=4, random_state=seed)
@@ -238,7 +240,7 @@ def _choose(
     from sklearn.metrics import log_loss
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-    folds = StratifiedKFold(5, shuffle=True, random_state=seed)
+    folds = StratifiedKFold(FOLDS, shuffle=True, random_state=seed)
     candidates = _candidates(numeric, text, seed)
     if names:
         unknown = sorted(set(names) - set(candidates))
@@ -261,7 +263,7 @@ def _importance(model: Any, x: Any, y: np.ndarray, seed: int) -> list[dict[str, 
     """Permutation importance on the held-out part: the drop in ROC AUC per input, largest first."""
     from sklearn.inspection import permutation_importance
 
-    perm = permutation_importance(model, x, y, scoring="roc_auc", n_repeats=5, random_state=seed)
+    perm = permutation_importance(model, x, y, scoring="roc_auc", n_repeats=3, random_state=seed)
     rows = [
         {"input": c, "auc_drop": float(m), "std": float(s)}
         for c, m, s in zip(x.columns, perm.importances_mean, perm.importances_std, strict=True)

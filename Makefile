@@ -39,6 +39,7 @@ test: $(STAMP) browser lint
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/latency.py
 
 clean:
 	rm -rf $(VENV) data/warehouse.duckdb data/warehouse.duckdb.wal data/bronze data/processed data/staging reports

@@ -82,9 +82,7 @@ def _write_preprocessor(ctx: OutputContext, paths: dict[str, Path]) -> None:
 def _write_predictions(ctx: OutputContext, paths: dict[str, Path]) -> None:
     outcome = ctx.fitted.get("model")
     if outcome is not None and outcome.has_predictions:
-        rows = outcome.write_predictions(paths["predictions"])
-        if outcome.summary.get("model") == "saved":
-            outcome.summary["rows"] = rows
+        outcome.write_predictions(paths["predictions"])
 
 
 def _write_predictor(ctx: OutputContext, paths: dict[str, Path]) -> None:

@@ -315,6 +315,11 @@ class _Run:
             raise PipelineBugError("the quality stage has not run")
         return self.q
 
+    def staged(self, key: str) -> Path:
+        """Where output ``key`` sits in staging until the commit moves it into place."""
+        final = str(self.outputs[key])
+        return next(staged for staged, dest in self.moves if str(dest) == final)
+
     @property
     def staged_parquet(self) -> Path:
         """The processed rows before the commit moves them into place."""
@@ -577,12 +582,13 @@ def _model_outcome(run: _Run) -> ModelOutcome:
 def _record_model(run: _Run) -> None:
     """What the commit records about the run's model (``models``, ``prediction_files``)."""
     summary = run.params.get("model") or {}
-    staged = {str(final): staged for staged, final in run.moves}
     predictions = run.outputs.get("predictions")
-    pair = (staged[predictions], Path(predictions)) if predictions else None
+    pair = (run.staged("predictions"), Path(predictions)) if predictions else None
     if run.trained is not None:
         run.model = ModelRecord(run.trained.run_id, pair)
         run.params["trained_by"] = run.trained.run_id
+        if pair is not None:  # (the Parquet footer holds the count)
+            summary["rows"] = pl.scan_parquet(pair[0]).select(pl.len()).collect().item()
         return
     predictor = run.outputs.get("predictor")
     if predictor is None:
@@ -595,7 +601,7 @@ def _record_model(run: _Run) -> None:
         parameters={"model": summary.get("model"), **run.cfg.model.model_dump()},
         metrics=metrics,
         training_rows=summary.get("training_rows", run.rows_out),
-        model_sha256=file_sha256(staged[predictor]),
+        model_sha256=file_sha256(run.staged("predictor")),
     )
 
 
@@ -605,9 +611,7 @@ def _store(run: _Run) -> None:
     profiles = hide_personal(column_profiles(processed, columns), run.quality.personal)
     run.outputs["parquet_sha256"] = file_sha256(run.staged_parquet)
     if "model" in run.outputs:
-        run.outputs["model_sha256"] = file_sha256(
-            next(staged for staged, final in run.moves if str(final) == run.outputs["model"])
-        )
+        run.outputs["model_sha256"] = file_sha256(run.staged("model"))
     run.fields.update(
         state="COMPLETED", rows_out=run.rows_out, error=None, outputs=run.outputs.as_dict()
     )

@@ -312,12 +312,7 @@ def render(results: dict, *, mb: float, rows: int, worst: float | None) -> str:
             f"| {m:.2f} | {mb / m:,.1f} | {rows / m:,.0f} | {tracer['stage_peak_mb'].get('model', 0.0):,.0f} |"
         )
     lines.append("")
-    if tracer and "ceiling" in results:
-        ratio = results["ceiling"]["seconds"] / tracer["seconds"]
-        lines.append(f"Throughput ratio tracer / ceiling = {ratio:.2f}x (target >= 0.3x).")
-    if tracer and "baseline" in results:
-        ratio = results["baseline"]["seconds"] / tracer["seconds"]
-        lines.append(f"Throughput ratio tracer / pandas baseline = {ratio:.2f}x.")
+    lines += targets(results, mb)
     if worst is not None:
         lines.append(
             f"Features agree with the baseline on the first 1,000 customers (max abs diff {worst:.1e})."
@@ -336,6 +331,42 @@ def render(results: dict, *, mb: float, rows: int, worst: float | None) -> str:
                 f"| {stage} | {sec:.2f} | {mb / sec:,.1f} | {rows / sec:,.0f} | {peak:,.0f} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def _peak_limit_mb(mb: float) -> float | None:
+    """The peak-memory target for an input of ``mb``: 1.5 GB up to 1 GB, 2 GB up to 5 GB."""
+    if mb <= 1.1 * 1024:
+        return 1.5 * 1024
+    if mb <= 5.5 * 1024:
+        return 2.0 * 1024
+    return None
+
+
+def targets(results: dict, mb: float) -> list[str]:
+    """The throughput and memory targets (``docs/contracts.md``), each with PASS or FAIL."""
+    tracer = results.get("tracer")
+    if not tracer:
+        return []
+    rows = ["| target | measured | verdict |", "|---|---:|---|"]
+
+    def row(text: str, measured: str, ok: bool) -> None:
+        rows.append(f"| {text} | {measured} | {'PASS' if ok else 'FAIL'} |")
+
+    if "baseline" in results:
+        ratio = results["baseline"]["seconds"] / tracer["seconds"]
+        row("tracer rows/s at least 1.3x the pandas baseline's", f"{ratio:.2f}x", ratio >= 1.3)
+    if "ceiling" in results:
+        ratio = results["ceiling"]["seconds"] / tracer["seconds"]
+        row(
+            "tracer rows/s at least 0.15x the polars ceiling's (aim 0.3x)",
+            f"{ratio:.2f}x",
+            ratio >= 0.15,
+        )
+    limit = _peak_limit_mb(mb)
+    if limit is not None:
+        peak = tracer["peak_rss_mb"]
+        row(f"tracer peak RSS at most {limit / 1024:g} GB", f"{peak:,.0f} MB", peak <= limit)
+    return [*rows, ""]
 
 
 def _version(name: str) -> str:

@@ -34,7 +34,11 @@ def test_benchmark_completes_and_features_agree(tmp_path):
     for label in ("(ceiling)", "tracer run_pipeline", "(baseline)"):
         assert label in text
     assert "Features agree with the baseline on the first 1,000 customers" in text
-    assert "tracer / ceiling" in text
+    import re
+
+    for target in ("1.3x the pandas baseline's", "0.15x the polars ceiling's", "peak RSS at most"):
+        (line,) = [x for x in text.splitlines() if target in x]
+        assert re.search(r"\| [\d.,]+(x| MB) \| (PASS|FAIL) \|$", line), line
     for stage in ("ingest", "validate", "features", "preprocess", "store"):
         assert f"| {stage} |" in text  # per-stage seconds, MB/s, rows/s and peak RSS
 

@@ -244,3 +244,32 @@ def _sink_sorted_matches_a_full_sort(scratch, tmp_path):
     # rows already in order stream straight through
     scratch.sink_sorted(expected.lazy(), tmp_path / "t.parquet", ["k", "source_row"])
     assert pl.read_parquet(tmp_path / "t.parquet").equals(expected)
+
+
+def test_processed_rows_keep_source_order_or_get_key_order(sample_run, tmp_path, sample_csv):
+    """Churn rows stream in source order; a plan that yields neither order is sorted by key."""
+    import dataclasses
+
+    folder, result = sample_run
+    rows = pl.read_parquet(folder / result.outputs["parquet"]).get_column("source_row")
+    assert rows.is_sorted() and rows.n_unique() == len(rows)
+
+    churn = tk.get_blueprint("customer_churn")
+
+    def shuffled(valid, ctx):  # a custom plan that reorders its rows: by hash
+        return churn.build_features(valid, ctx).sort(pl.col("customer_id").hash(seed=1))
+
+    custom = dataclasses.replace(churn, name="shuffled_churn", build_features=shuffled)
+    r = tk.run_pipeline(
+        sample_csv,
+        custom,
+        warehouse=tmp_path / "w.duckdb",
+        processed_dir=tmp_path / "processed",
+        output_dir=tmp_path / "reports",
+        run_date="2026-01-01",
+        report=False,
+        return_frame=False,
+    )
+    frame = pl.read_parquet(r.outputs["parquet"])
+    assert frame.height == result.rows_out
+    assert frame.equals(frame.sort("customer_id", "source_row", nulls_last=True))

@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from tracer_kit._scratch import sink_sorted
+from tracer_kit._scratch import is_sorted_by, sink_sorted
 from tracer_kit.blueprints import Blueprint, FeatureContext, get_blueprint
 from tracer_kit.config import Config, config_to_jsonable, load_config
 from tracer_kit.errors import ConfigError, PipelineBugError, QualityGateError
@@ -34,7 +34,6 @@ from tracer_kit.model import (
     trained_run,
 )
 from tracer_kit.outputs import OUTPUTS, OutputContext
-from tracer_kit.preprocess import fit_preprocessor, read_preprocessor
 from tracer_kit.profiling import column_profiles, hide_personal
 from tracer_kit.quality import QualityResult, assess_ingested, raise_for_gate, read_file
 from tracer_kit.run import STAGES, ProgressFn, RunLifecycle
@@ -164,11 +163,13 @@ def feature_context(q: QualityResult, config: Config) -> FeatureContext:
 def build_processed(
     q: QualityResult, blueprint: Blueprint, dest: str | Path, ctx: FeatureContext
 ) -> Path:
-    """Features over the valid rows, written to ``dest`` sorted by the blueprint key then ``source_row``.
+    """Features over the valid rows, written to ``dest`` in the order the feature plan yields them.
 
-    The feature plan streams from the valid rows; :func:`sink_sorted` writes it in key order
-    (straight through when the rows already come in that order, else one key range at a
-    time). Columns the blueprint does not know are kept as one JSON text column, ``extras``.
+    A row-level plan keeps source order (``source_row``); a plan that orders rows itself
+    (windows per product and date, one row per date) keeps its key order. Only a plan whose
+    rows come in neither order is sorted by the blueprint key then ``source_row`` afterwards,
+    so the file's order never depends on the engine's threads. Columns the blueprint does not
+    know are kept as one JSON text column, ``extras``.
     """
     dest = Path(dest)
     lf = blueprint.build_features(q.valid_lazy(), ctx)
@@ -181,7 +182,14 @@ def build_processed(
     ).alias("extras")
     schema = blueprint.processed_schema()
     lf = lf.with_columns(extra).select(pl.col(name).cast(dtype) for name, dtype in schema.items())
-    sink_sorted(lf, dest, [*blueprint.key, "source_row"])
+    lf.sink_parquet(dest, compression="zstd")
+    keys = [*blueprint.key, "source_row"]
+    written = pl.scan_parquet(dest)
+    if not (is_sorted_by(written, ["source_row"]) or is_sorted_by(written, keys)):
+        unsorted = dest.with_name(dest.name + ".unsorted")
+        dest.replace(unsorted)
+        sink_sorted(pl.scan_parquet(unsorted), dest, keys)
+        unsorted.unlink()
     return dest
 
 
@@ -520,6 +528,9 @@ def _features(run: _Run) -> None:
 
 def _preprocess(run: _Run) -> None:
     """Fit the preprocessor (or load the training run's), then write the preprocess outputs."""
+    # scikit-learn takes seconds to import: only a run that gets this far pays for it
+    from tracer_kit.preprocess import fit_preprocessor, read_preprocessor
+
     processed = pl.scan_parquet(run.staged_parquet)
     ctx = OutputContext(run.run_id, run.bp, run.cfg, processed)
     ctx.fitted["preprocessor"] = (

@@ -203,7 +203,6 @@ class Preprocessor(TransformerMixin, BaseEstimator):
         self.transformer_ = ColumnTransformer(
             transformers, remainder="drop", verbose_feature_names_out=False
         )
-        self.transformer_.set_output(transform="polars")
         fit_frame = frame.drop_nulls(numeric + categorical) if self.drop_missing_ else frame
         if fit_frame.height > settings.fit_rows:
             fit_frame = fit_frame.sample(settings.fit_rows, seed=0)
@@ -221,6 +220,9 @@ class Preprocessor(TransformerMixin, BaseEstimator):
         if self.drop_missing_:
             frame = frame.drop_nulls(self.numeric_ + self.categorical_)
         out = self.transformer_.transform(frame.select(self.numeric_ + self.categorical_))
+        if not isinstance(out, pl.DataFrame):  # (steps hand numpy arrays on: one conversion)
+            names = list(self.transformer_.get_feature_names_out())
+            out = pl.DataFrame(np.asarray(out, dtype=np.float64), schema=names, orient="row")
         out = _downcast(out, self.encodings_)
         if "source_row" in frame.columns:
             out = out.insert_column(0, frame["source_row"])

@@ -162,3 +162,33 @@ def test_a_date_impossible_both_ways_does_not_undecide_the_column(workdir):
     q = tk.query("SELECT source_row, reasons FROM quarantine_customer_churn")
     assert q.rows() == [(2, ["invalid_date"])]
     assert r.params["date_formats"]["account_created_date"]["convention"] == "dmy"
+
+
+def test_profile_types_decided_by_every_row_not_the_first(workdir):
+    """The first rows only rule columns out; a value past them still decides the type."""
+    from tracer_kit.profiling import SCREEN_ROWS
+
+    n = SCREEN_ROWS + 5
+    frame = pl.DataFrame(
+        {
+            "late_text": [str(i) for i in range(n - 1)] + ["oops"],  # numbers, then text
+            "late_float": [str(i) for i in range(n - 1)] + ["2.5"],  # ints, then a float
+            "iso": ["2024-01-02"] * n,
+            "late_dmy": ["01/02/2024"] * (n - 1) + ["25/02/2024"],  # day-first shows late
+            "late_not_date": ["2024-01-02"] * (n - 1) + ["soon"],
+            "words": ["a"] + [str(i) for i in range(n - 1)],  # ruled out by its first row
+        }
+    )
+    frame.write_csv(workdir / "late.csv")
+    types = dict(tk.profile(workdir / "late.csv").columns.select("column", "dtype").iter_rows())
+    assert types == {
+        "late_text": "String",
+        "late_float": "Float64",
+        "iso": "Date",
+        "late_dmy": "Date",
+        "late_not_date": "String",
+        "words": "String",
+    }
+    cols = tk.profile(workdir / "late.csv").columns
+    row = cols.filter(pl.col("column") == "late_dmy").row(0, named=True)
+    assert (row["min"], row["max"]) == ("2024-02-01", "2024-02-25")  # read day-first

@@ -17,7 +17,14 @@ import polars as pl
 from tracer_kit._scratch import spread
 from tracer_kit.config import Config, load_config
 from tracer_kit.quality.assess import read_file
-from tracer_kit.quality.casting import date_conventions, folded, parse_date, present
+from tracer_kit.quality.casting import (
+    date_conventions,
+    folded,
+    parse_date,
+    plain_iso_columns,
+    plain_iso_date,
+    present,
+)
 from tracer_kit.quality.names import Aggregates, Scratch
 from tracer_kit.settings import settings
 
@@ -212,39 +219,68 @@ class Profile:
         )
 
 
+#: Leading rows that screen columns before the full passes: a value there that is no number
+#: (or no date in either day order) rules its column out, as it would in the full pass.
+SCREEN_ROWS = 10_000
+
+
+def _clean_text(name: str, decimal: str) -> pl.Expr:
+    text = pl.col(name).str.strip_chars()
+    return text.str.replace(",", ".", literal=True) if decimal == "," else text
+
+
+def _fails(text: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """Rows with text that does not read as ``dtype``."""
+    return text.is_not_null() & (text != "") & text.cast(dtype, strict=False).is_null()
+
+
+def _not_a_date(name: str) -> pl.Expr:
+    """Rows with a value that is a date in neither day order."""
+    return pl.all_horizontal(
+        present(name) & parse_date(name, order)[0].is_null() for order in ("dmy", "mdy")
+    )
+
+
 def infer_types(
     frame: pl.DataFrame | pl.LazyFrame, columns: Sequence[str], *, decimal: str = "."
 ) -> pl.LazyFrame:
     """Cast text columns to the narrowest type every non-empty value fits: int, float, date, else text.
 
-    With ``decimal=","`` numbers written with decimal commas count as floats. Decided by two
-    aggregate passes (numbers, then dates for what is left), so ``frame`` may be a scan of a
+    With ``decimal=","`` numbers written with decimal commas count as floats. The first
+    :data:`SCREEN_ROWS` rows rule out the columns that cannot be numbers or dates; two
+    aggregate passes decide the rest (numbers, then dates), so ``frame`` may be a scan of a
     file bigger than memory; returns the lazy plan of the typed columns.
     """
     lf = frame.lazy()
-    texts = {}
+    texts = {c: _clean_text(c, decimal) for c in columns}
+    head = lf.select(columns).head(SCREEN_ROWS).collect()
+    screen = head.select(
+        *(_fails(texts[c], pl.Float64).any().alias(f"n:{c}") for c in columns),
+        *(_not_a_date(c).any().alias(f"d:{c}") for c in columns),
+    ).row(0, named=True)
+    numeric = [c for c in columns if not screen[f"n:{c}"]]
     agg = Aggregates()
-    for c in columns:
-        text = pl.col(c).str.strip_chars()
-        if decimal == ",":
-            text = text.str.replace(",", ".", literal=True)
-        texts[c] = text
-        has_text = text.is_not_null() & (text != "")
-        agg.add(c, "n", has_text.sum())
-        agg.add(c, "int", (has_text & text.cast(pl.Int64, strict=False).is_null()).sum())
-        agg.add(c, "float", (has_text & text.cast(pl.Float64, strict=False).is_null()).sum())
-    counts = agg.collect(lf)
+    for c in numeric:
+        text = texts[c]
+        agg.add(c, "n", (text.is_not_null() & (text != "")).sum())
+        agg.add(c, "int", _fails(text, pl.Int64).sum())
+        agg.add(c, "float", _fails(text, pl.Float64).sum())
+    counts = agg.collect(lf) if numeric else {}
     chosen: dict[str, pl.Expr] = {}
     maybe_dates = []
     for c in columns:
-        if not counts[c]["n"]:
+        found = counts.get(c)
+        if found is not None and not found["n"]:
             continue  # nothing to go by: stays text
-        if counts[c]["int"] == 0:
+        if found is not None and found["int"] == 0:
             chosen[c] = texts[c].cast(pl.Int64, strict=False)
-        elif counts[c]["float"] == 0:
+        elif found is not None and found["float"] == 0:
             chosen[c] = texts[c].cast(pl.Float64, strict=False)
-        else:
+        elif not screen[f"d:{c}"]:
             maybe_dates.append(c)
+    plain = plain_iso_columns(lf, maybe_dates)  # the common case: one cheap pass decides
+    chosen.update({c: plain_iso_date(c) for c in maybe_dates if c in plain})
+    maybe_dates = [c for c in maybe_dates if c not in plain]
     conventions = date_conventions(lf, maybe_dates)
     parsed = {c: parse_date(c, conventions[c])[0] for c in maybe_dates}
     if parsed:
@@ -272,10 +308,11 @@ def profile(
     with tempfile.TemporaryDirectory(prefix="tracer-profile-") as tmp:
         text = Path(tmp) / "text.parquet"  # parse once; the passes below read Parquet
         ing.frame.select(ing.info.columns).sink_parquet(text, compression="lz4")
-        typed = infer_types(
+        typed = Path(tmp) / "typed.parquet"  # typed once: the profile's passes read values
+        infer_types(
             pl.scan_parquet(text), ing.info.columns, decimal=ing.info.decimal or "."
-        )
-        columns = column_profiles(typed)
+        ).sink_parquet(typed, compression="lz4")
+        columns = column_profiles(pl.scan_parquet(typed))
     return Profile(info=ing.info, columns=dated_statistics(columns), rejects=ing.rejects.height)
 
 

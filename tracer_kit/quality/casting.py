@@ -26,6 +26,7 @@ __all__ = [
     "folded",
     "parse_date",
     "plain_iso_columns",
+    "plain_iso_date",
     "present",
 ]
 
@@ -48,15 +49,7 @@ def plain_iso_columns(frame: pl.LazyFrame, columns: Sequence[str]) -> set[str]:
     """The date columns whose every present value is a plain ``YYYY-MM-DD`` date (the fast path)."""
     if not columns:
         return set()
-    exprs = [
-        (
-            present(c)
-            & pl.col(c).str.strip_chars().str.strptime(pl.Date, "%Y-%m-%d", strict=False).is_null()
-        )
-        .sum()
-        .alias(c)
-        for c in columns
-    ]
+    exprs = [(present(c) & plain_iso_date(c).is_null()).sum().alias(c) for c in columns]
     row = frame.select(exprs).collect().row(0, named=True)
     return {c for c, bad in row.items() if bad == 0}
 
@@ -72,7 +65,8 @@ def date_conventions(frame: pl.LazyFrame, columns: Sequence[str]) -> dict[str, s
         return {}
     agg = Aggregates()
     for c in columns:
-        parts = pl.col(c).str.strip_chars().str.extract_groups(_SLASH)
+        raw = pl.col(c).str.strip_chars()
+        parts = raw.filter(raw.str.contains("/", literal=True)).str.extract_groups(_SLASH)
         first = parts.struct.field("1").cast(pl.Int32, strict=False)
         second = parts.struct.field("2").cast(pl.Int32, strict=False)
         # a value impossible both ways (13/13/2023) is invalid, not evidence for either order
@@ -92,9 +86,14 @@ def date_conventions(frame: pl.LazyFrame, columns: Sequence[str]) -> dict[str, s
     return out
 
 
+def plain_iso_date(name: str) -> pl.Expr:
+    """A text column read as ``YYYY-MM-DD`` dates (anything else null)."""
+    return pl.col(name).str.strip_chars().str.strptime(pl.Date, "%Y-%m-%d", strict=False)
+
+
 def _parse_plain_iso(name: str) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
     """(value, reason, format) for a column known to hold only ``YYYY-MM-DD`` dates."""
-    value = pl.col(name).str.strip_chars().str.strptime(pl.Date, "%Y-%m-%d", strict=False)
+    value = plain_iso_date(name)
     reason = pl.when(present(name) & value.is_null()).then(pl.lit("invalid_date"))
     fmt = pl.when(value.is_not_null()).then(pl.lit("%Y-%m-%d"))
     return value.alias(name), reason, fmt

@@ -37,9 +37,11 @@ format: $(STAMP)
 test: $(STAMP) browser lint
 	$(VENV)/bin/pytest -p no:cacheprovider tests notebooks --nbval-lax --nbval-cell-timeout 300 --durations=15
 
+# Throughput (1 GB), latency (whole processes), and the peers (in their own venv, benchmarks/.peers-venv).
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/latency.py
+	$(PY) benchmarks/peers.py
 
 clean:
-	rm -rf $(VENV) data/warehouse.duckdb data/warehouse.duckdb.wal data/bronze data/processed data/staging reports
+	rm -rf $(VENV) benchmarks/.peers-venv data/warehouse.duckdb data/warehouse.duckdb.wal data/bronze data/processed data/staging reports

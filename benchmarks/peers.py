@@ -77,7 +77,14 @@ def peers_python() -> Path:
     if not stamp.exists():
         print(f"creating {PEERS_VENV} for the peers ({', '.join(PEER_PACKAGES)})", flush=True)
         venv.create(PEERS_VENV, with_pip=True, clear=True)
-        subprocess.run([str(py), "-m", "pip", "install", "--quiet", *PEER_PACKAGES], check=True)
+        done = subprocess.run(
+            [str(py), "-m", "pip", "install", "--quiet", *PEER_PACKAGES],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"could not install the peers:\n{done.stderr[-3000:]}")
         stamp.touch()
     return py
 

@@ -246,18 +246,21 @@ def infer_types(
 ) -> pl.LazyFrame:
     """Cast text columns to the narrowest type every non-empty value fits: int, float, date, else text.
 
-    With ``decimal=","`` numbers written with decimal commas count as floats. The first
-    :data:`SCREEN_ROWS` rows rule out the columns that cannot be numbers or dates; two
+    With ``decimal=","`` numbers written with decimal commas count as floats. On a longer
+    frame the first :data:`SCREEN_ROWS` rows rule out the columns that cannot be numbers or
+    dates; two
     aggregate passes decide the rest (numbers, then dates), so ``frame`` may be a scan of a
     file bigger than memory; returns the lazy plan of the typed columns.
     """
     lf = frame.lazy()
     texts = {c: _clean_text(c, decimal) for c in columns}
-    head = lf.select(columns).head(SCREEN_ROWS).collect()
-    screen = head.select(
-        *(_fails(texts[c], pl.Float64).any().alias(f"n:{c}") for c in columns),
-        *(_not_a_date(c).any().alias(f"d:{c}") for c in columns),
-    ).row(0, named=True)
+    screen = dict.fromkeys([f"{k}:{c}" for c in columns for k in "nd"], False)
+    if lf.select(pl.len()).collect().item() > SCREEN_ROWS:  # (a small file is decided at once)
+        head = lf.select(columns).head(SCREEN_ROWS).collect()
+        screen = head.select(
+            *(_fails(texts[c], pl.Float64).any().alias(f"n:{c}") for c in columns),
+            *(_not_a_date(c).any().alias(f"d:{c}") for c in columns),
+        ).row(0, named=True)
     numeric = [c for c in columns if not screen[f"n:{c}"]]
     agg = Aggregates()
     for c in numeric:

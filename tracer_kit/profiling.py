@@ -114,7 +114,8 @@ def _top_values(lf: pl.LazyFrame, name: str) -> tuple[str, str]:
     """The ten most frequent values and their counts (JSON lists).
 
     Spellings that differ only by case or spaces count as one value, shown in the most
-    frequent spelling.
+    frequent spelling (of equally frequent ones, the first in byte order, whatever the
+    rows' order).
     """
     text, key = pl.col(name).cast(pl.String), Scratch.KEY.of()
     top = (
@@ -123,7 +124,10 @@ def _top_values(lf: pl.LazyFrame, name: str) -> tuple[str, str]:
         .group_by(key, name)
         .len()
         .group_by(key)
-        .agg(pl.col(name).sort_by("len", descending=True).first(), pl.col("len").sum())
+        .agg(  # the most frequent spelling; a tie goes to the first in byte order
+            pl.col(name).sort_by("len", name, descending=[True, False]).first(),
+            pl.col("len").sum(),
+        )
         .sort(["len", name], descending=[True, False])
         .head(10)
         .collect(engine="streaming")

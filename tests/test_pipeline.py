@@ -50,6 +50,19 @@ def sample_run(tmp_path_factory, sample_csv):
     return folder, result
 
 
+def _run_in(folder: Path, source, blueprint) -> tk.RunResult:
+    """A run with its warehouse, reports and processed files all under ``folder``."""
+    return tk.run_pipeline(
+        source,
+        blueprint,
+        warehouse=folder / "w.duckdb",
+        output_dir=folder / "reports",
+        processed_dir=folder / "processed",
+        run_date="2026-01-01",
+        report=False,
+    )
+
+
 def q(folder: Path, sql: str) -> pl.DataFrame:
     return tk.query(sql, warehouse=folder / "data" / "warehouse.duckdb")
 
@@ -179,20 +192,12 @@ def test_extras_kept_as_json(churn_file):
     ],
 )
 def test_out_of_core_paths_give_the_same_run(tmp_path, monkeypatch, sample, blueprint, key):
-    """Key-range sorting, sampled fitting, profiling and schema checks change nothing but memory."""
+    """Sampled fitting, profiling and schema checks (and key ranges, where a plan needs them) change nothing but memory."""
 
     from .conftest import REPO
 
     def run(folder):
-        return tk.run_pipeline(
-            REPO / "data" / "samples" / sample,
-            blueprint,
-            warehouse=folder / "w.duckdb",
-            output_dir=folder / "reports",
-            processed_dir=folder / "processed",
-            run_date="2026-01-01",
-            report=False,
-        )
+        return _run_in(folder, REPO / "data" / "samples" / sample, blueprint)
 
     whole = run(tmp_path / "whole")
     monkeypatch.setattr(settings, "sort_chunk_rows", 150)  # dozens of key ranges
@@ -260,16 +265,7 @@ def test_processed_rows_keep_source_order_or_get_key_order(sample_run, tmp_path,
         return churn.build_features(valid, ctx).sort(pl.col("customer_id").hash(seed=1))
 
     custom = dataclasses.replace(churn, name="shuffled_churn", build_features=shuffled)
-    r = tk.run_pipeline(
-        sample_csv,
-        custom,
-        warehouse=tmp_path / "w.duckdb",
-        processed_dir=tmp_path / "processed",
-        output_dir=tmp_path / "reports",
-        run_date="2026-01-01",
-        report=False,
-        return_frame=False,
-    )
+    r = _run_in(tmp_path, sample_csv, custom)
     frame = pl.read_parquet(r.outputs["parquet"])
     assert frame.height == result.rows_out
     assert frame.equals(frame.sort("customer_id", "source_row", nulls_last=True))

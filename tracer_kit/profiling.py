@@ -228,6 +228,10 @@ class Profile:
 SCREEN_ROWS = 10_000
 
 
+#: The counts of a column screened out as no number: it has text that is neither int nor float.
+_NOT_A_NUMBER = {"n": 1, "int": 1, "float": 1}
+
+
 def _clean_text(name: str, decimal: str) -> pl.Expr:
     text = pl.col(name).str.strip_chars()
     return text.str.replace(",", ".", literal=True) if decimal == "," else text
@@ -245,6 +249,21 @@ def _not_a_date(name: str) -> pl.Expr:
     )
 
 
+def _screened(lf: pl.LazyFrame, texts: dict[str, pl.Expr]) -> tuple[set[str], set[str]]:
+    """The columns the first :data:`SCREEN_ROWS` rows show are no numbers, and no dates.
+
+    A frame of at most that many rows is not screened: its full passes are as quick.
+    """
+    if lf.select(pl.len()).collect().item() <= SCREEN_ROWS:
+        return set(), set()
+    head = lf.select(list(texts)).head(SCREEN_ROWS).collect()
+    found = head.select(
+        *(_fails(text, pl.Float64).any().alias(f"number:{c}") for c, text in texts.items()),
+        *(_not_a_date(c).any().alias(f"date:{c}") for c in texts),
+    ).row(0, named=True)
+    return {c for c in texts if found[f"number:{c}"]}, {c for c in texts if found[f"date:{c}"]}
+
+
 def infer_types(
     frame: pl.DataFrame | pl.LazyFrame, columns: Sequence[str], *, decimal: str = "."
 ) -> pl.LazyFrame:
@@ -252,38 +271,31 @@ def infer_types(
 
     With ``decimal=","`` numbers written with decimal commas count as floats. On a longer
     frame the first :data:`SCREEN_ROWS` rows rule out the columns that cannot be numbers or
-    dates; two
-    aggregate passes decide the rest (numbers, then dates), so ``frame`` may be a scan of a
-    file bigger than memory; returns the lazy plan of the typed columns.
+    dates; aggregate passes decide the rest (numbers, then dates), so ``frame`` may be a scan
+    of a file bigger than memory; returns the lazy plan of the typed columns.
     """
     lf = frame.lazy()
     texts = {c: _clean_text(c, decimal) for c in columns}
-    screen = dict.fromkeys([f"{k}:{c}" for c in columns for k in "nd"], False)
-    if lf.select(pl.len()).collect().item() > SCREEN_ROWS:  # (a small file is decided at once)
-        head = lf.select(columns).head(SCREEN_ROWS).collect()
-        screen = head.select(
-            *(_fails(texts[c], pl.Float64).any().alias(f"n:{c}") for c in columns),
-            *(_not_a_date(c).any().alias(f"d:{c}") for c in columns),
-        ).row(0, named=True)
-    numeric = [c for c in columns if not screen[f"n:{c}"]]
+    not_numbers, not_dates = _screened(lf, texts)
     agg = Aggregates()
-    for c in numeric:
-        text = texts[c]
-        agg.add(c, "n", (text.is_not_null() & (text != "")).sum())
-        agg.add(c, "int", _fails(text, pl.Int64).sum())
-        agg.add(c, "float", _fails(text, pl.Float64).sum())
-    counts = agg.collect(lf) if numeric else {}
+    for c in columns:
+        if c not in not_numbers:
+            text = texts[c]
+            agg.add(c, "n", (text.is_not_null() & (text != "")).sum())
+            agg.add(c, "int", _fails(text, pl.Int64).sum())
+            agg.add(c, "float", _fails(text, pl.Float64).sum())
+    counts = agg.collect(lf) if len(not_numbers) < len(columns) else {}
     chosen: dict[str, pl.Expr] = {}
     maybe_dates = []
     for c in columns:
-        found = counts.get(c)
-        if found is not None and not found["n"]:
+        found = counts.get(c, _NOT_A_NUMBER)
+        if not found["n"]:
             continue  # nothing to go by: stays text
-        if found is not None and found["int"] == 0:
+        if found["int"] == 0:
             chosen[c] = texts[c].cast(pl.Int64, strict=False)
-        elif found is not None and found["float"] == 0:
+        elif found["float"] == 0:
             chosen[c] = texts[c].cast(pl.Float64, strict=False)
-        elif not screen[f"d:{c}"]:
+        elif c not in not_dates:
             maybe_dates.append(c)
     plain = plain_iso_columns(lf, maybe_dates)  # the common case: one cheap pass decides
     chosen.update({c: plain_iso_date(c) for c in maybe_dates if c in plain})

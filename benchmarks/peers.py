@@ -49,19 +49,19 @@ import pandera.polars as pa
 spec = json.load(open(sys.argv[2]))
 dtypes = {c["name"]: getattr(pl, c["dtype"]) for c in spec["columns"]}
 df = pl.read_csv(sys.argv[1], schema_overrides=dtypes)
-columns = {}
-for c in spec["columns"]:
-    checks = []
-    if c["ge"] is not None:
-        checks.append(pa.Check.ge(c["ge"]))
-    if c["gt"] is not None:
-        checks.append(pa.Check.gt(c["gt"]))
-    if c["pattern"] is not None:
-        checks.append(pa.Check.str_matches(c["pattern"]))
-    columns[c["name"]] = pa.Column(
-        dtypes[c["name"]], nullable=not c["required"], unique=c["unique"], checks=checks
-    )
-schema = pa.DataFrameSchema(columns, strict=False)
+schema = pa.DataFrameSchema(
+    {
+        c["name"]: pa.Column(
+            dtypes[c["name"]],
+            nullable=c["nullable"],
+            unique=c["unique"],
+            required=c["required"],
+            checks=[getattr(pa.Check, name)(**stats) for name, stats in c["checks"]],
+        )
+        for c in spec["columns"]
+    },
+    strict=False,
+)
 try:
     schema.validate(df, lazy=True)
     print("valid")
@@ -90,22 +90,25 @@ def peers_python() -> Path:
 
 
 def churn_schema(path: Path) -> Path:
-    """The churn blueprint's fields as JSON, for the pandera peer (which has no tracer_kit)."""
+    """The churn blueprint's pandera schema as JSON, for the peer (which has no tracer_kit).
+
+    Taken from :meth:`Blueprint.pandera_schema`, the schema tracer checks its valid rows
+    against, so the peer validates exactly the same rules.
+    """
     import tracer_kit as tk
 
-    bp = tk.get_blueprint("customer_churn")
+    schema = tk.get_blueprint("customer_churn").pandera_schema()
     spec = {
         "columns": [
             {
-                "name": f.name,
-                "dtype": str(f.dtype).split("(")[0],
-                "required": f.required,
-                "unique": f.name == bp.identifier,
-                "ge": f.ge,
-                "gt": f.gt,
-                "pattern": f.full_pattern,
+                "name": name,
+                "dtype": str(col.dtype).split("(")[0],
+                "nullable": col.nullable,
+                "unique": col.unique,
+                "required": col.required,
+                "checks": [[check.name, check.statistics] for check in col.checks],
             }
-            for f in bp.fields
+            for name, col in schema.columns.items()
         ]
     }
     path.write_text(json.dumps(spec, indent=1))

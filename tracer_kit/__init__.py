@@ -51,6 +51,9 @@ _EXPORTS = {
     "Field": "tracer_kit.blueprints",
     "Feature": "tracer_kit.blueprints",
     "Rule": "tracer_kit.blueprints",
+    "SparkPlan": "tracer_kit.blueprints",
+    "spark_session": "tracer_kit.spark",
+    "read_spark": "tracer_kit.spark",
     "stats": "tracer_kit.blueprints",
     "query": "tracer_kit.warehouse",
     "delete_runs": "tracer_kit.warehouse",
@@ -88,6 +91,7 @@ __all__ = [
     "RunResult",
     "RunState",
     "Severity",
+    "SparkPlan",
     "Check",
     "Transform",
     "TracerError",
@@ -100,6 +104,7 @@ __all__ = [
     "profile",
     "quality_report",
     "query",
+    "read_spark",
     "read_table",
     "register_blueprint",
     "register_check",
@@ -108,6 +113,7 @@ __all__ = [
     "run_notebook",
     "run_pipeline",
     "runs_to_prune",
+    "spark_session",
     "stats",
     "validate",
 ]
@@ -118,6 +124,7 @@ if TYPE_CHECKING:
         Feature,
         Field,
         Rule,
+        SparkPlan,
         get_blueprint,
         list_blueprints,
         register_blueprint,
@@ -147,6 +154,7 @@ if TYPE_CHECKING:
         validate,
     )
     from tracer_kit.report import quality_report
+    from tracer_kit.spark import read_spark, spark_session
     from tracer_kit.types import Issue, RunOutputs, RunResult, RunState, Severity
     from tracer_kit.warehouse import Removal, delete_runs, query, runs_to_prune
 

@@ -216,9 +216,9 @@ def _ranks_in_bands(
 
 
 def order_statistics(
-    lf: pl.LazyFrame,
+    lf: Any,
     value: str,
-    tiebreak: str,
+    tiebreak: str | None,
     ranks: Sequence[int],
     *,
     n: int | None = None,
@@ -230,8 +230,18 @@ def order_statistics(
     rank, one streaming pass counts the rows below and inside each band, and only the rows
     inside the bands are sorted. A band that misses its rank is widened; after three misses
     the column is sorted in full. Null values are left out; ``n``, their count, is counted
-    when not given.
+    when not given. ``tiebreak`` None: ties in row order (the pairs' second item is None).
+
+    On Spark (a :class:`~tracer_kit.spark.PartitionFrame`), Spark's range-partitioned sort
+    finds the same pairs.
     """
+    if not isinstance(lf, pl.LazyFrame):
+        return lf.order_statistics(value, ranks, tiebreak)
+    if tiebreak is None:
+        order = "__order_statistics_row"
+        pairs = lf.select(value).drop_nulls(value).with_row_index(order)
+        found = order_statistics(pairs, value, order, ranks, n=n, sample_rows=sample_rows)
+        return [(v, None) for v, _ in found]
     pairs = lf.select(value, tiebreak).drop_nulls(value)
     if n is None:
         n = pairs.select(pl.len()).collect(engine="streaming").item()

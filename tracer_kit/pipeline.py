@@ -15,11 +15,12 @@ import shutil
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
 from tracer_kit._scratch import is_sorted_by, sink_sorted
+from tracer_kit.aggregates import Aggregates
 from tracer_kit.blueprints import Blueprint, FeatureContext, get_blueprint
 from tracer_kit.config import Config, config_to_jsonable, load_config
 from tracer_kit.errors import ConfigError, PipelineBugError, QualityGateError
@@ -37,6 +38,7 @@ from tracer_kit.outputs import OUTPUTS, OutputContext
 from tracer_kit.profiling import column_profiles, hide_personal
 from tracer_kit.quality import QualityResult, assess_ingested, raise_for_gate, read_file
 from tracer_kit.run import STAGES, ProgressFn, RunLifecycle
+from tracer_kit.settings import settings
 from tracer_kit.types import Issue, RunOutputs, RunResult
 from tracer_kit.warehouse import (
     DEFAULT_WAREHOUSE,
@@ -115,19 +117,22 @@ def _final_check(
     schema = processed.collect_schema()
     floats = [c for c, t in schema.items() if t.is_float()]
     features = [f for f in blueprint.feature_names if f in schema]
-    exprs = [pl.len().alias("__rows")]
-    exprs += [pl.col(c).is_infinite().any().alias(f"inf:{c}") for c in floats]
-    exprs += [pl.col(c).null_count().alias(f"null:{c}") for c in features]
-    found = processed.select(exprs).collect(engine="streaming").row(0, named=True)
-    rows = found["__rows"]
-    inf = [c for c in floats if found[f"inf:{c}"]]
+    agg = Aggregates()
+    agg.add("rows", "n", pl.len(), "sum")
+    for c in floats:
+        agg.add("inf", c, pl.col(c).is_infinite().any(), "max")
+    for c in features:
+        agg.add("null", c, pl.col(c).null_count(), "sum")
+    found = agg.collect(processed)
+    rows = int(found["rows"]["n"])
+    inf = [c for c in floats if found["inf"][c]]
     if inf:
         msg = f"features {inf} hold infinite values (a bug in blueprint {blueprint.name!r})"
         raise PipelineBugError(msg)
     if not blueprint.aggregates and rows != rows_valid:
         msg = f"{rows_valid} valid rows became {rows} processed rows (a bug)"
         raise PipelineBugError(msg)
-    return rows, {c: found[f"null:{c}"] for c in features}
+    return rows, {c: int(found["null"][c]) for c in features}
 
 
 def mostly_null_issues(
@@ -172,7 +177,13 @@ def build_processed(
     know are kept as one JSON text column, ``extras``.
     """
     dest = Path(dest)
-    lf = blueprint.build_features(q.valid_lazy(), ctx)
+    valid = q.valid_lazy()
+    if isinstance(valid, pl.LazyFrame):
+        lf = blueprint.build_features(valid, ctx)
+    else:  # Spark: the same build_features, placed by the blueprint's SparkPlan
+        from tracer_kit.spark.features import spark_features
+
+        lf = spark_features(valid, blueprint, ctx)
     known = {f.name for f in blueprint.fields} | {"source_row", "source_line"}
     extras = [c for c in q.valid_columns if c not in known]
     # an aggregated row has no single source record, so no extras
@@ -183,6 +194,8 @@ def build_processed(
     schema = blueprint.processed_schema()
     lf = lf.with_columns(extra).select(pl.col(name).cast(dtype) for name, dtype in schema.items())
     lf.sink_parquet(dest, compression="zstd")
+    if not isinstance(lf, pl.LazyFrame):  # Spark's part files: readers order by the key
+        return dest
     keys = [*blueprint.key, "source_row"]
     written = pl.scan_parquet(dest)
     if not (is_sorted_by(written, ["source_row"]) or is_sorted_by(written, keys)):
@@ -207,6 +220,8 @@ def run_pipeline(  # noqa: PLR0913 - a source, a blueprint and the options the C
     progress: ProgressFn | None = None,
     report: bool = True,
     model_from: str | None = None,
+    engine: Literal["polars", "spark"] = "polars",
+    spark: Any = None,
 ) -> RunResult:
     """Run one file through a blueprint: ingest, validate, features, preprocess, model, store, report.
 
@@ -238,6 +253,13 @@ def run_pipeline(  # noqa: PLR0913 - a source, a blueprint and the options the C
     model_from
         Score the file with this completed run's saved preprocessing, feature statistics and
         model instead of fitting new ones (what :func:`tracer_kit.predict` does).
+    engine
+        ``"polars"`` (one machine, out of core) or ``"spark"``: the same checks and
+        features run by Spark's executors; the processed rows are Parquet part files in
+        ``<processed_dir>/<blueprint>/<run_id>/`` (README, "Spark"). ``path`` may then be
+        any URI the cluster reads, ``table:NAME`` or a Spark DataFrame.
+    spark
+        The Spark session for ``engine="spark"`` (default: the active one, else ``local[2]``).
 
     Returns
     -------
@@ -258,7 +280,16 @@ def run_pipeline(  # noqa: PLR0913 - a source, a blueprint and the options the C
     >>> r.state, r.quality_score  # doctest: +SKIP
     ('COMPLETED', 99.1)
     """
+    source = path
+    if not isinstance(path, (str, Path)):  # a Spark DataFrame
+        path = "spark_dataframe"
     run = _prepare(path, blueprint, config, warehouse, output_dir, processed_dir, run_id, run_date)
+    run.source = source
+    if engine == "spark":
+        _on_spark(run, spark, model_from)
+    elif engine != "polars":
+        msg = f"engine={engine!r}: use 'polars' or 'spark'"
+        raise ConfigError(msg)
     run.trained = _trained(model_from, run)
     run.life.progress = progress
     handler = _JsonLines(run.space.run_reports(run.run_id) / "run.log", run.run_id)
@@ -276,10 +307,11 @@ def run_pipeline(  # noqa: PLR0913 - a source, a blueprint and the options the C
                 _stop_at_gate(run, report=report)
             with run.life.stage("features"):
                 _features(run)
-            with run.life.stage("preprocess"):
-                _preprocess(run)
-            with run.life.stage("model"):
-                _model(run)
+            if run.spark is None:  # (on Spark: not yet, see _on_spark)
+                with run.life.stage("preprocess"):
+                    _preprocess(run)
+                with run.life.stage("model"):
+                    _model(run)
             with run.life.stage("store"):
                 _store(run)
             _completed(run, return_frame=return_frame)
@@ -315,6 +347,8 @@ class _Run:
     rows_out: int = 0
     trained: TrainedRun | None = None  # the saved model a predict run applies
     model: ModelRecord | None = None
+    spark: Any = None  # the Spark session when the Spark engine runs
+    source: Any = None  # what the Spark engine reads: a path or URI, table:NAME, a DataFrame
 
     @property
     def quality(self) -> QualityResult:
@@ -332,6 +366,36 @@ class _Run:
     def staged_parquet(self) -> Path:
         """The processed rows before the commit moves them into place."""
         return self.space.run_staging(self.run_id) / f"{self.run_id}.parquet"
+
+
+def _on_spark(run: _Run, spark: Any, model_from: str | None) -> None:  # noqa: ANN401
+    """Switch a prepared run to the Spark engine.
+
+    The processed rows become a folder of part files, ``<processed>/<blueprint>/<run_id>/``.
+    The preprocess and model stages do not run on Spark yet: their outputs are left out
+    and the run's params say so.
+    """
+    from tracer_kit.spark import spark_session
+    from tracer_kit.spark.features import check_spark_blueprint
+
+    check_spark_blueprint(run.bp)
+    if model_from is not None:
+        msg = "scoring with a saved model (predict) runs on the polars engine only, for now"
+        raise ConfigError(msg)
+    run.spark = spark if spark is not None else spark_session()
+    if isinstance(run.source, str):  # a URI keeps its "//" (a Path would fold it)
+        run.result.input_path = run.source
+    final = Path(run.outputs["parquet"]).with_suffix("")
+    for output in OUTPUTS.values():
+        for key in output.files:
+            run.outputs[key] = None
+    run.outputs["parquet"] = str(final)
+    run.params["engine"] = {
+        "name": "spark",
+        "master": run.spark.conf.get("spark.master", None) if hasattr(run.spark, "conf") else None,
+        "version": run.spark.version,
+        "stages_skipped": ["preprocess", "model"],
+    }
 
 
 def _run_outputs(space: Workspace, bp: Blueprint, run_id: str) -> RunOutputs:
@@ -405,7 +469,7 @@ def _begin(run: _Run) -> None:
         "run_id": run.run_id,
         "blueprint": run.bp.name,
         "dataset": run.result.dataset,
-        "input_path": str(run.path),
+        "input_path": run.result.input_path,
         "params": run.params,
         "versions": package_versions(),
         "outputs": run.outputs.as_dict(),
@@ -418,7 +482,15 @@ def _begin(run: _Run) -> None:
 
 def _ingest(run: _Run) -> None:
     staging = run.space.run_staging(run.run_id)
-    run.ing = read_file(run.path, run.cfg, staging_dir=staging, blueprint=run.bp)
+    if run.spark is not None:
+        from tracer_kit.spark import read_spark
+
+        cfg = run.cfg
+        run.ing = read_spark(
+            run.spark, run.source, format=cfg.format, delimiter=cfg.delimiter, encoding=cfg.encoding
+        )
+    else:
+        run.ing = read_file(run.path, run.cfg, staging_dir=staging, blueprint=run.bp)
     for warning in run.ing.info.warnings:
         log.warning(warning)
     run.result.input_sha256 = run.ing.info.sha256
@@ -455,7 +527,7 @@ def _validate(run: _Run) -> None:
     )
     run.fields = {
         "run_id": run.run_id,
-        "input_path": str(run.path),
+        "input_path": run.result.input_path,
         "input_sha256": ing.info.sha256,
         "read_options": {**ing.info.read_options(), "hash": ing.info.read_options_hash()},
         "read_options_hash": ing.info.read_options_hash(),
@@ -519,11 +591,34 @@ def _features(run: _Run) -> None:
         ctx = replace(ctx, statistics=stats)
         run.params["feature_statistics"] = stats
     build_processed(q, run.bp, run.staged_parquet, ctx)
-    processed = pl.scan_parquet(run.staged_parquet)
+    processed = _processed(run)
     run.rows_out, nulls = _final_check(processed, run.bp, q.rows_valid)
     run.result.issues += mostly_null_issues(nulls, run.rows_out, run.bp, q.valid_lazy(), ctx)
     for issue in run.result.issues[len(q.issues) :]:
         log.warning(issue["message"])
+
+
+def _processed(run: _Run) -> Any:  # noqa: ANN401 - a LazyFrame, or a PartitionFrame on Spark
+    """The staged processed rows: a scan of the file, or on Spark of its part files."""
+    if run.spark is None:
+        return pl.scan_parquet(run.staged_parquet)
+    from tracer_kit.spark.frame import PartitionFrame, spark_path
+
+    return PartitionFrame(run.spark.read.parquet(spark_path(run.staged_parquet)))
+
+
+def _profiled_rows(run: _Run) -> pl.LazyFrame:
+    """The rows the column profiles are computed on: all of them, or on Spark a bounded sample.
+
+    Spark sends at most ``settings.fit_rows`` rows (a seeded sample) to the driver.
+    """
+    if run.spark is None:
+        return pl.scan_parquet(run.staged_parquet)
+    df = _processed(run).spark()
+    limit = settings.fit_rows
+    if run.rows_out > limit:
+        df = df.sample(fraction=min(1.0, 1.05 * limit / run.rows_out), seed=0).limit(limit)
+    return pl.from_arrow(df.toArrow()).lazy()  # type: ignore[union-attr]
 
 
 def _preprocess(run: _Run) -> None:
@@ -617,10 +712,12 @@ def _record_model(run: _Run) -> None:
 
 
 def _store(run: _Run) -> None:
-    processed = pl.scan_parquet(run.staged_parquet)
+    processed = _profiled_rows(run)
     columns = [c for c in processed.collect_schema().names() if c != "extras"]
     profiles = hide_personal(column_profiles(processed, columns), run.quality.personal)
-    run.outputs["parquet_sha256"] = file_sha256(run.staged_parquet)
+    # a folder of part files (Spark) has no single SHA-256; its rows have input_sha256's digest
+    staged = run.staged_parquet
+    run.outputs["parquet_sha256"] = file_sha256(staged) if staged.is_file() else None
     if "model" in run.outputs:
         run.outputs["model_sha256"] = file_sha256(run.staged("model"))
     run.fields.update(
@@ -638,7 +735,7 @@ def _completed(run: _Run, *, return_frame: bool) -> None:
             "features_created": list(run.bp.feature_names),
             "outputs": run.outputs.model_copy(),
             "stage_seconds": run.life.seconds,
-            "frame": pl.read_parquet(final) if return_frame else None,
+            "frame": pl.read_parquet(final) if return_frame and final.is_file() else None,
         }
     )
     record_timings(

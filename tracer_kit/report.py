@@ -24,6 +24,7 @@ from tracer_kit.model.charts import predictions_section
 from tracer_kit.quality import SCORE_PARTS, SCORE_WEIGHTS, SEVERITIES
 from tracer_kit.types import by_severity
 from tracer_kit.warehouse import DEFAULT_WAREHOUSE, report_inputs, run_row
+from tracer_kit.warehouse.connection import parquet_location
 from tracer_kit.workspace import DEFAULT_REPORTS
 
 __all__ = [
@@ -362,8 +363,9 @@ def quality_report(
     if previous is not None and before is not None:
         drift_rows = drift(profiles, before, run["rows_out"] or 0, previous[1])
     parquet = run["outputs"].get("parquet")
-    if frame is None and run["state"] == "COMPLETED" and parquet and Path(parquet).exists():
-        frame = pl.read_parquet(parquet, n_rows=20)
+    location = parquet_location(parquet) if parquet else None
+    if frame is None and run["state"] == "COMPLETED" and location:
+        frame = pl.read_parquet(location, n_rows=20)
     personal = run["params"].get("personal") or []
     sample_rows = (
         frame.head(20).drop("extras", *personal, strict=False) if frame is not None else None

@@ -22,6 +22,7 @@ from tracer_kit.blueprints._base import (
     Field,
     Rule,
     RuleContext,
+    SparkPlan,
 )
 from tracer_kit.errors import BlueprintError
 
@@ -32,6 +33,7 @@ __all__ = [
     "Field",
     "Rule",
     "RuleContext",
+    "SparkPlan",
     "get_blueprint",
     "list_blueprints",
     "register_blueprint",

@@ -122,6 +122,41 @@ StatisticsFn = Callable[[pl.LazyFrame, FeatureContext], dict[str, Any]]
 
 
 @dataclass(frozen=True)
+class SparkPlan:
+    """How the Spark engine runs a blueprint's own ``build_features`` (no second copy of it).
+
+    ``build_features`` stays plain polars; the plan says which rows it needs together:
+
+    ``"rows"``
+        Row by row once ``feature_statistics`` are known: each Arrow batch on the executors.
+    ``"groups"``
+        Exact within groups of ``by`` (windows per product): Spark brings each group's rows
+        to one executor (a hash shuffle by ``by``, never a single partition), which runs
+        ``build_features`` on them.
+    ``"reduce"``
+        ``build_features`` starts by aggregating to one row per ``by`` (e.g. per date) with
+        ``reduce``: the executors reduce each batch, Spark groups the partial rows by
+        ``by`` and reduces again, and ``build_features`` runs on the driver over that small
+        result. ``reduce`` must give the same rows when applied to its own output (sums,
+        minimums, counts kept as sums), so the two-level reduction is exact.
+
+    A blueprint without a plan runs on the polars engine only.
+    """
+
+    mode: Literal["rows", "groups", "reduce"]
+    by: tuple[str, ...] = ()
+    reduce: Callable[[pl.LazyFrame], pl.LazyFrame] | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode in ("groups", "reduce") and not self.by:
+            msg = f"SparkPlan({self.mode!r}) needs the columns to group by (by=...)"
+            raise BlueprintError(msg)
+        if (self.mode == "reduce") != (self.reduce is not None):
+            msg = "SparkPlan takes reduce= with mode 'reduce' only, and then needs it"
+            raise BlueprintError(msg)
+
+
+@dataclass(frozen=True)
 class Blueprint:
     """One analysis recipe: fields, rules, features, preprocessing defaults and report hints.
 
@@ -160,6 +195,9 @@ class Blueprint:
         ``(valid_rows, context) -> dict``: the whole-column statistics ``build_features``
         reads from ``context.statistics`` (JSON-able; stored with the run), or ``None``
         when every feature is row by row.
+    spark
+        How the Spark engine runs ``build_features`` (:class:`SparkPlan`), or ``None``: the
+        blueprint then runs on the polars engine only.
     """
 
     name: str
@@ -178,6 +216,7 @@ class Blueprint:
     sample: str | None = None
     null_cause: Callable[[str, pl.LazyFrame, FeatureContext], str | None] | None = None
     feature_statistics: StatisticsFn | None = None
+    spark: SparkPlan | None = None
 
     def __post_init__(self) -> None:
         if not NAME_PATTERN.match(self.name):

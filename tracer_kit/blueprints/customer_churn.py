@@ -15,7 +15,15 @@ from typing import Any
 
 import polars as pl
 
-from tracer_kit.blueprints._base import Blueprint, Feature, FeatureContext, Field, Rule, RuleContext
+from tracer_kit.blueprints._base import (
+    Blueprint,
+    Feature,
+    FeatureContext,
+    Field,
+    Rule,
+    RuleContext,
+    SparkPlan,
+)
 from tracer_kit.blueprints.stats import column_bounds, quantile_cuts
 
 __all__ = [
@@ -325,6 +333,7 @@ BLUEPRINT = Blueprint(
     ),
     build_features=build_features,
     feature_statistics=feature_statistics,
+    spark=SparkPlan("rows"),
     report_hints={"chart": "engagement_score", "color": "value_tier"},
     null_cause=null_cause,
     sample="customers.csv",

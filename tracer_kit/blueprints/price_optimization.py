@@ -6,15 +6,19 @@ product on one date keep their file order).
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 
-from tracer_kit.blueprints._base import Blueprint, Feature, FeatureContext, Field
+from tracer_kit.blueprints._base import Blueprint, Feature, FeatureContext, Field, SparkPlan
+from tracer_kit.blueprints.stats import linear_quantiles
 
 __all__ = [
     "BLUEPRINT",
     "DEMAND_WINDOW",
     "build_features",
     "demand_features",
+    "feature_statistics",
     "price_change",
     "price_elasticity",
     "price_indexes",
@@ -73,19 +77,38 @@ def demand_features(window: int = DEMAND_WINDOW) -> list[pl.Expr]:
     ]
 
 
-def price_indexes() -> list[pl.Expr]:
-    """``price_index_product`` = price / the product's median price; ``price_index_catalogue`` = price / median of all rows."""
+def price_indexes(median: float | None) -> list[pl.Expr]:
+    """``price_index_product`` = price / the product's median price; ``price_index_catalogue`` = price / ``median``.
+
+    ``median`` is the median price of all valid rows (:func:`feature_statistics`).
+    """
     p = pl.col("price")
+    catalogue = pl.lit(median, dtype=pl.Float64)
     return [
         (p / p.median().over("product_id")).alias("price_index_product"),
-        (p / p.median()).alias("price_index_catalogue"),
+        (p / catalogue).alias("price_index_catalogue"),
     ]
 
 
+def feature_statistics(valid: pl.LazyFrame, ctx: FeatureContext) -> dict[str, Any]:
+    """``price_median``: the median price of all valid rows (exact, for ``price_index_catalogue``)."""
+    (median,) = linear_quantiles(valid, "price", [0.5])
+    return {"price_median": median}
+
+
 def build_features(valid: pl.LazyFrame, ctx: FeatureContext) -> pl.LazyFrame:
-    """Order by product, date, source_row, then add every price feature."""
+    """Order by product, date, source_row, then add every price feature.
+
+    Every feature but the catalogue index looks only at the product's own rows, so the
+    Spark engine runs this per product (``SparkPlan("groups", by=("product_id",))``).
+    """
+    stats = ctx.statistics or feature_statistics(valid, ctx)
     return valid.sort("product_id", "date", "source_row").with_columns(
-        revenue(), *price_change(), price_elasticity(), *demand_features(), *price_indexes()
+        revenue(),
+        *price_change(),
+        price_elasticity(),
+        *demand_features(),
+        *price_indexes(stats["price_median"]),
     )
 
 
@@ -124,6 +147,8 @@ BLUEPRINT = Blueprint(
         Feature("price_index_catalogue", pl.Float64(), "price / the median price of all rows"),
     ),
     build_features=build_features,
+    feature_statistics=feature_statistics,
+    spark=SparkPlan("groups", by=("product_id",)),
     report_hints={"chart": "price_index_product", "color": None},
     sample="prices.csv",
 )

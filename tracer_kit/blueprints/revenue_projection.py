@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from tracer_kit.blueprints._base import Blueprint, Feature, FeatureContext, Field
+from tracer_kit.blueprints._base import Blueprint, Feature, FeatureContext, Field, SparkPlan
 
 __all__ = [
     "BLUEPRINT",
@@ -17,6 +17,7 @@ __all__ = [
     "WINDOWS_MA",
     "WINDOWS_VOL",
     "aggregate_daily",
+    "daily_totals",
     "build_features",
     "calendar_parts",
     "revenue_growth",
@@ -30,17 +31,25 @@ WINDOWS_GROWTH = (1, 7, 30)
 WINDOWS_VOL = (7, 30)
 
 
-def aggregate_daily(valid: pl.LazyFrame) -> pl.LazyFrame:
+def daily_totals(rows: pl.LazyFrame) -> pl.LazyFrame:
     """One row per date: revenue summed, customer_count summed (null when no row had one),
-    ``source_row`` the group's smallest; missing dates filled with revenue 0 and ``is_filled``.
+    ``source_row`` the smallest. Applied to its own output it changes nothing, so the Spark
+    engine reduces batches first and their partial rows again (``SparkPlan("reduce")``).
     """  # noqa: D205
-    daily = valid.group_by("date").agg(
+    return rows.group_by("date").agg(
         pl.col("revenue").sum(),
         pl.when(pl.col("customer_count").count() > 0)
         .then(pl.col("customer_count").sum())
         .alias("customer_count"),
         pl.col("source_row").min(),
     )
+
+
+def aggregate_daily(valid: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per date: revenue summed, customer_count summed (null when no row had one),
+    ``source_row`` the group's smallest; missing dates filled with revenue 0 and ``is_filled``.
+    """  # noqa: D205
+    daily = daily_totals(valid)
     bounds = daily.select(pl.col("date").min().alias("lo"), pl.col("date").max().alias("hi"))
     calendar = bounds.select(pl.date_ranges("lo", "hi", "1d").alias("date")).explode("date")
     return (
@@ -110,6 +119,7 @@ BLUEPRINT = Blueprint(
     ),
     key=("date",),
     aggregates=True,
+    spark=SparkPlan("reduce", by=("date",), reduce=daily_totals),
     features=(
         Feature(
             "is_filled",

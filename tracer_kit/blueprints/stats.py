@@ -14,14 +14,16 @@ exact order statistic found without sorting the column), then a row expression t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
 
 from tracer_kit._scratch import order_statistics as _order_statistics
+from tracer_kit.aggregates import Aggregates
 
-__all__ = ["column_bounds", "order_statistics", "quantile_cuts"]
+__all__ = ["column_bounds", "linear_quantiles", "order_statistics", "quantile_cuts"]
 
 
 def order_statistics(
@@ -42,7 +44,9 @@ def quantile_cuts(
     A row is in part ``1 + #{j : (value, tiebreak) after cut j}``; a rank of 0 (fewer values
     than parts) is None, which every row is after.
     """
-    n = frame.select(pl.col(column).count()).collect(engine="streaming").item()
+    agg = Aggregates()
+    agg.add("n", "n", pl.col(column).count(), "sum")
+    n = int(agg.collect(frame)["n"]["n"])
     ranks = [(j * n) // parts for j in range(1, parts)]
     wanted = [k for k in ranks if k >= 1]
     at = dict(zip(wanted, _order_statistics(frame, column, tiebreak, wanted, n=n), strict=True))
@@ -53,7 +57,36 @@ def column_bounds(
     frame: pl.LazyFrame, columns: Sequence[str]
 ) -> dict[str, tuple[Any | None, Any | None]]:
     """Minimum and maximum of each column over the rows (nulls ignored), in one streaming pass."""
-    exprs = [pl.col(c).min().alias(f"min {i}") for i, c in enumerate(columns)]
-    exprs += [pl.col(c).max().alias(f"max {i}") for i, c in enumerate(columns)]
-    row = frame.select(exprs).collect(engine="streaming").row(0, named=True)
-    return {c: (row[f"min {i}"], row[f"max {i}"]) for i, c in enumerate(columns)}
+    agg = Aggregates()
+    for c in columns:
+        agg.add(c, "min", pl.col(c).min(), "min")
+        agg.add(c, "max", pl.col(c).max(), "max")
+    found = agg.collect(frame)
+    return {c: (found[c]["min"], found[c]["max"]) for c in columns}
+
+
+def linear_quantiles(
+    frame: Any, column: str, probs: Sequence[float], *, n: int | None = None
+) -> list[float | None]:
+    """Exact ``linear`` quantiles (numpy's default, polars' ``median``) of a column's non-null values.
+
+    Interpolates the two order statistics around position ``(n - 1) p``; ``n`` is the
+    non-null count when known. None for each when the column has no values.
+    """
+    if n is None:
+        agg = Aggregates()
+        agg.add("n", "n", pl.col(column).count(), "sum")
+        n = int(agg.collect(frame)["n"]["n"])
+    if n == 0:
+        return [None for _ in probs]
+    positions = [(n - 1) * p for p in probs]
+    ranks = sorted(
+        {math.floor(h) + 1 for h in positions} | {min(math.floor(h) + 2, n) for h in positions}
+    )
+    found = dict(zip(ranks, _order_statistics(frame, column, None, ranks, n=n), strict=True))
+    out: list[float | None] = []
+    for h in positions:
+        lo = float(found[math.floor(h) + 1][0])
+        hi = float(found[min(math.floor(h) + 2, n)][0])
+        out.append(lo + (h - math.floor(h)) * (hi - lo))
+    return out

@@ -59,6 +59,14 @@ class _Source:
     extras: list[str]
 
 
+def _stage(plan: Any, path: Path, compression: str) -> Any:
+    """Write ``plan`` as Parquet and read it back: one file (polars) or part files (Spark)."""
+    if isinstance(plan, pl.LazyFrame):
+        plan.sink_parquet(path, compression=compression)
+        return pl.scan_parquet(path)
+    return plan.stage(path)
+
+
 def _bronze_plan(
     frame: pl.LazyFrame, names: Sequence[str], original: dict[str, str]
 ) -> tuple[pl.LazyFrame, list[str]]:
@@ -81,12 +89,16 @@ def _write_bronze(
     known = {f.name for f in blueprint.fields}
     bronze_plan, bronze_columns = _bronze_plan(frame, names, original)
     dirty = dirty_counts([f for f in blueprint.fields if f.name in names], decimal)
-    queries = [bronze_plan.sink_parquet(work / "bronze.parquet", compression="zstd", lazy=True)]
-    if dirty:
-        queries.append(dirty.plan(frame))
-    done = pl.collect_all(queries, engine="streaming")
-    clean = clean_columns(dirty.read(done[1])) if dirty else set()
-    bronze = pl.scan_parquet(work / "bronze.parquet")
+    if isinstance(frame, pl.LazyFrame):  # one pass writes bronze and counts the dirty values
+        queries = [bronze_plan.sink_parquet(work / "bronze.parquet", compression="zstd", lazy=True)]
+        if dirty:
+            queries.append(dirty.plan(frame))
+        done = pl.collect_all(queries, engine="streaming")
+        clean = clean_columns(dirty.read(done[1])) if dirty else set()
+        bronze = pl.scan_parquet(work / "bronze.parquet")
+    else:
+        bronze = _stage(bronze_plan, work / "bronze.parquet", "zstd")
+        clean = clean_columns(dirty.collect(bronze.rename(mapping))) if dirty else set()
     text = bronze.rename({s: d for s, d in mapping.items() if s in bronze_columns})
     text = text.with_columns(
         pl.lit(None, dtype=pl.String).alias(f.name) for f in blueprint.fields if f.name not in names
@@ -102,16 +114,18 @@ def _reference_date(
     if config.reference_date is not None or not blueprint.reference_column:
         return config.reference_date
     col = pl.col(blueprint.reference_column)
-    return typed.select(col.filter(col <= run_date).max()).collect(engine="streaming").item()
+    agg = Aggregates()
+    agg.add("reference", "date", col.filter(col <= run_date).max(), "max")
+    return agg.collect(typed)["reference"]["date"]
 
 
 def _write_checked(
-    typed: pl.LazyFrame, checks: list[Check], rows: RowContext, finish: list[pl.Expr], work: Path
-) -> list[pl.Expr]:
+    typed: Any, checks: list[Check], rows: RowContext, finish: list[pl.Expr], work: Path
+) -> tuple[list[pl.Expr], Any]:
     """Add every check's scratch columns and the quarantine flag; write the rows once.
 
     ``finish`` replaces values after the checks saw them (pseudonymised personal fields).
-    Returns the per-row reasons.
+    Returns the per-row reasons and the written rows.
     """
     prepared = [e for c in checks for e in c.prepare(rows)]
     reasons = reasons_of(checks, rows)
@@ -119,8 +133,7 @@ def _write_checked(
     plan = typed.with_columns(prepared).with_columns(bad)
     if finish:
         plan = plan.with_columns(finish)
-    plan.sink_parquet(work / "checked.parquet", compression="lz4")
-    return reasons
+    return reasons, _stage(plan, work / "checked.parquet", "lz4")
 
 
 def _validated_quarantine(
@@ -151,8 +164,15 @@ def _validated_quarantine(
     )
 
 
-def _write_quarantine(validated: pl.LazyFrame, rejects: pl.DataFrame, work: Path) -> int:
-    """Quarantine = ingest rejects + validation failures in ``source_row`` order; its row count."""
+def _write_quarantine(validated: Any, rejects: pl.DataFrame, work: Path) -> int:
+    """Quarantine = ingest rejects + validation failures in ``source_row`` order; its row count.
+
+    On Spark (no ingest rejects there) the part files are in no particular order.
+    """
+    if not isinstance(validated, pl.LazyFrame):
+        return _stage(
+            validated.cast(QUARANTINE_SCHEMA), work / "quarantine.parquet", "zstd"
+        ).count()
     line_json = pl.struct(pl.col("raw").alias("_line")).struct.json_encode().alias("raw")
     rejected = rejects.lazy().select(
         pl.lit("ingest").alias("stage"),
@@ -245,8 +265,8 @@ def _issue_context(
 ) -> tuple[IssueContext, dict[str, dict[str, Any]]]:
     """Every check's aggregates in one pass over the checked rows, and the counts they must add up to."""
     agg = Aggregates()
-    agg.add("rows", "n", pl.len())
-    agg.add("rows", "valid", (~Scratch.BAD.col()).sum())
+    agg.add("rows", "n", pl.len(), "sum")
+    agg.add("rows", "valid", (~Scratch.BAD.col()).sum(), "sum")
     for c in checks:
         agg.add_all(c.name, c.aggregates(rows))
     found = agg.collect(checked)
@@ -338,8 +358,7 @@ def assess(
     )
     reference = rows.rules.reference_date
     checks = run_checks()
-    reasons = _write_checked(typed.frame, checks, rows, steps.finish(), work)
-    checked = pl.scan_parquet(work / "checked.parquet")
+    reasons, checked = _write_checked(typed.frame, checks, rows, steps.finish(), work)
     validated = _validated_quarantine(checked, source.bronze, source.bronze_columns, reasons)
     rows_quarantined = _write_quarantine(validated, rejects, work)
     examples = Examples(checked, source.bronze, original, blueprint.personal)
@@ -365,6 +384,7 @@ def assess(
         rejects=rejects,
         transform_counts=steps.count_changes(source.text),
         personal=sorted(blueprint.personal),
+        spark=getattr(frame, "session", None),
         _keepalive=keepalive,
     )
     if ctx.rows_valid:
@@ -387,11 +407,11 @@ def check_schema(
     """
     from pandera.errors import SchemaErrors
 
-    lf = spread(
-        valid.lazy().select([f.name for f in blueprint.fields]),
-        settings.schema_check_rows,
-        rows=rows,
-    )
+    columns = [f.name for f in blueprint.fields]
+    if isinstance(valid, (pl.DataFrame, pl.LazyFrame)):
+        lf = spread(valid.lazy().select(columns), settings.schema_check_rows, rows=rows)
+    else:  # Spark: the first rows by source_row (a bounded sample)
+        lf = valid.select(columns).head(settings.schema_check_rows)
     schema = blueprint.pandera_schema()
     try:
         schema.validate(lf.collect(engine="streaming"), lazy=True)

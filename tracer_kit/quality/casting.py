@@ -49,9 +49,10 @@ def plain_iso_columns(frame: pl.LazyFrame, columns: Sequence[str]) -> set[str]:
     """The date columns whose every present value is a plain ``YYYY-MM-DD`` date (the fast path)."""
     if not columns:
         return set()
-    exprs = [(present(c) & plain_iso_date(c).is_null()).sum().alias(c) for c in columns]
-    row = frame.select(exprs).collect().row(0, named=True)
-    return {c for c, bad in row.items() if bad == 0}
+    agg = Aggregates()
+    for c in columns:
+        agg.add(c, "bad", (present(c) & plain_iso_date(c).is_null()).sum(), "sum")
+    return {c for c, found in agg.collect(frame).items() if found["bad"] == 0}
 
 
 def date_conventions(frame: pl.LazyFrame, columns: Sequence[str]) -> dict[str, str | None]:
@@ -70,8 +71,8 @@ def date_conventions(frame: pl.LazyFrame, columns: Sequence[str]) -> dict[str, s
         first = parts.struct.field("1").cast(pl.Int32, strict=False)
         second = parts.struct.field("2").cast(pl.Int32, strict=False)
         # a value impossible both ways (13/13/2023) is invalid, not evidence for either order
-        agg.add(c, "day_first", ((first > 12) & (first <= 31) & (second <= 12)).any())
-        agg.add(c, "month_first", ((second > 12) & (second <= 31) & (first <= 12)).any())
+        agg.add(c, "day_first", ((first > 12) & (first <= 31) & (second <= 12)).any(), "max")
+        agg.add(c, "month_first", ((second > 12) & (second <= 31) & (first <= 12)).any(), "max")
     found = agg.collect(frame)
     out: dict[str, str | None] = {}
     for c in columns:
@@ -214,7 +215,7 @@ def dirty_counts(fields: Sequence[Field], decimal: str) -> Aggregates:
             ok = value.is_not_null()
         else:
             ok = ~col.str.to_lowercase().is_in(NULL_TOKENS) & ~col.str.contains(r"^\s|\s$")
-        agg.add(f.name, "dirty", (col.is_not_null() & ~ok.fill_null(False)).sum())
+        agg.add(f.name, "dirty", (col.is_not_null() & ~ok.fill_null(False)).sum(), "sum")
     return agg
 
 

@@ -56,6 +56,8 @@ class QualityResult:
     transform_counts: list[dict[str, Any]] = field(default_factory=list)
     #: Personal fields (``pii``): their values are never shown.
     personal: list[str] = field(default_factory=list)
+    #: The Spark session when the Spark engine ran the stage (the files are part-file folders).
+    spark: Any = field(default=None, repr=False)
     _keepalive: Any = field(default=None, repr=False)
 
     def __repr__(self) -> str:
@@ -104,8 +106,15 @@ class QualityResult:
         """Quarantined records: ``stage``, ``source_row``, ``source_line``, ``raw`` JSON, ``reasons``."""
         return self.work_dir / "quarantine.parquet"
 
-    def valid_lazy(self) -> pl.LazyFrame:
-        """The valid typed rows in ``source_row`` order, as a lazy scan."""
+    def valid_lazy(self) -> Any:
+        """The valid typed rows in ``source_row`` order, as a lazy scan (on Spark: a PartitionFrame)."""
+        if self.spark is not None:
+            from tracer_kit.spark.frame import PartitionFrame, spark_path
+
+            checked = PartitionFrame(
+                self.spark.read.parquet(spark_path(self.work_dir / "checked.parquet"))
+            )
+            return checked.filter(~Scratch.BAD.col()).select(self.valid_columns)
         return (
             pl.scan_parquet(self.work_dir / "checked.parquet")
             .filter(~Scratch.BAD.col())
@@ -119,7 +128,9 @@ class QualityResult:
 
     @property
     def quarantine(self) -> pl.DataFrame:
-        """The quarantined records (read into memory)."""
+        """The quarantined records (read into memory; Spark's part files in ``source_row`` order)."""
+        if self.spark is not None:
+            return pl.read_parquet(self.quarantine_path / "*.parquet").sort("source_row")
         return pl.read_parquet(self.quarantine_path)
 
     def issues_frame(self) -> pl.DataFrame:

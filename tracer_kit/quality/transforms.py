@@ -245,9 +245,9 @@ class TransformPlan:
             if s.transform.phase == "clean":
                 n = index[s.field] = index.get(s.field, 0) + 1
                 before, after = chains[s.field][n - 1], chains[s.field][n]
-                agg.add(str(i), "changed", before.ne_missing(after).sum())
+                agg.add(str(i), "changed", before.ne_missing(after).sum(), "sum")
             else:  # pseudonymise changes every value present
-                agg.add(str(i), "changed", pl.col(s.field).is_not_null().sum())
+                agg.add(str(i), "changed", pl.col(s.field).is_not_null().sum(), "sum")
         found = agg.collect(text.select(sorted({s.field for s in self.steps})))
         return [
             {"field": s.field, "transform": s.label, "changed": int(found[str(i)]["changed"])}

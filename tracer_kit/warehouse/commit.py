@@ -20,6 +20,7 @@ from tracer_kit.warehouse.connection import (
     _json,
     _stored_path,
     connect,
+    parquet_location,
     quote_ident,
     utcnow,
 )
@@ -177,11 +178,13 @@ def _record_model(con: duckdb.DuckDBPyConnection, c: RunCommit) -> None:
 def _insert_findings(con: duckdb.DuckDBPyConnection, c: RunCommit) -> None:
     """The run's quarantine, issues and column profiles."""
     run_id, bp = c.run["run_id"], c.blueprint.name
-    con.execute(
-        f"""INSERT INTO {quote_ident(f"quarantine_{bp}")}
-        SELECT ?, stage, source_row, source_line, raw::JSON, reasons FROM read_parquet(?)""",
-        [run_id, str(c.quarantine)],
-    )
+    quarantine = parquet_location(c.quarantine)
+    if quarantine is not None:  # (Spark writes no part file when nothing is quarantined)
+        con.execute(
+            f"""INSERT INTO {quote_ident(f"quarantine_{bp}")}
+            SELECT ?, stage, source_row, source_line, raw::JSON, reasons FROM read_parquet(?)""",
+            [run_id, quarantine],
+        )
     keys = ("severity", "column", "check", "observed", "threshold", "rows_affected")
     rows = [(run_id, *(i[k] for k in keys), _json(i["examples"]), i["message"]) for i in c.issues]
     if rows:

@@ -175,6 +175,25 @@ def _located(root: Path, stored: str) -> Path:
     return Path(stored) if Path(stored).is_absolute() else root / stored
 
 
+def parquet_location(path: str | Path) -> str | None:
+    """What ``read_parquet`` reads for a stored output: the file, or the part files of a
+    folder the Spark engine's executors wrote; None when it is missing.
+    """  # noqa: D205
+    p = Path(path)
+    if p.is_file():
+        return str(p)
+    if p.is_dir() and next(p.glob("*.parquet"), None) is not None:
+        return str(p / "*.parquet")
+    return None
+
+
+def parquet_schema(path: str | Path) -> dict[str, pl.DataType]:
+    """The columns of a Parquet file, or of a folder's first part file."""
+    p = Path(path)
+    first = p if p.is_file() else min(p.glob("*.parquet"))
+    return dict(pl.read_parquet_schema(first))
+
+
 def _duck_type(dtype: pl.DataType) -> str:
     for pl_type, duck in _PL_TO_DUCK.items():
         if dtype == pl_type:

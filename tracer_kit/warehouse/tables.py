@@ -21,6 +21,8 @@ from tracer_kit.warehouse.connection import (
     _is_base_table,
     _located,
     _root,
+    parquet_location,
+    parquet_schema,
     quote_ident,
     sql_name,
     sql_text,
@@ -58,10 +60,10 @@ def _refresh_bronze_view(con: duckdb.DuckDBPyConnection, bp: str) -> None:
     parts = []
     root = _root(con)
     for sha, options, stored, stored_rejects, columns, source, first, at in files:
-        path = str(_located(root, stored))
+        path = parquet_location(_located(root, stored))
         rejects = str(_located(root, stored_rejects)) if stored_rejects else None
-        if not Path(path).is_file():
-            log.warning("bronze file %s is missing; left out of bronze_%s", path, bp)
+        if path is None:
+            log.warning("bronze file %s is missing; left out of bronze_%s", stored, bp)
             continue
         head = f"{sql_text(sha)} AS file_sha256, {sql_text(options)} AS read_options_hash"
         tail = (
@@ -119,13 +121,13 @@ def _refresh_processed_view(con: duckdb.DuckDBPyConnection, bp: str) -> None:
     parts = []
     root = _root(con)
     for run_id, stored in runs:
-        path = str(_located(root, stored))
-        if not Path(path).is_file():
+        path = parquet_location(_located(root, stored))
+        if path is None:
             log.warning(
-                "run %s: processed file %s is missing; left out of %s_processed", run_id, path, bp
+                "run %s: processed file %s is missing; left out of %s_processed", run_id, stored, bp
             )
             continue
-        present = set(pl.read_parquet_schema(path))
+        present = set(parquet_schema(_located(root, stored)))
         cols = ", ".join(
             f"CAST({sql_name(n) if n in present else 'NULL'} AS {t}) AS {sql_name(n)}"
             for n, t in types.items()
@@ -154,9 +156,9 @@ def _refresh_predictions_view(con: duckdb.DuckDBPyConnection, bp: str) -> None:
     root = _root(con)
     parts = [
         f"SELECT {sql_text(run_id)} AS run_id, {sql_text(model_run)} AS model_run_id, * "
-        f"FROM read_parquet({sql_text(str(path))})"
+        f"FROM read_parquet({sql_text(path)})"
         for run_id, model_run, stored in runs
-        if (path := _located(root, stored)).is_file()
+        if (path := parquet_location(_located(root, stored))) is not None
     ]
     empty = {
         "run_id": "VARCHAR",

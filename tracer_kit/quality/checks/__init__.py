@@ -36,10 +36,12 @@ import polars as pl
 
 from tracer_kit.blueprints import Blueprint, Field, RuleContext
 from tracer_kit.config import Thresholds
+from tracer_kit.quality.names import Combine
 from tracer_kit.types import Issue
 
 __all__ = [
     "CHECKS",
+    "Aggregate",
     "Check",
     "Examples",
     "IssueContext",
@@ -48,6 +50,10 @@ __all__ = [
     "register_check",
     "run_checks",
 ]
+
+
+#: An aggregate a check computes: its expression and how partial values combine.
+Aggregate = tuple[pl.Expr, Combine]
 
 
 @dataclass(frozen=True)
@@ -137,8 +143,12 @@ class Check:
         """Per-row reasons over the prepared columns."""
         return []
 
-    def aggregates(self, rows: RowContext) -> dict[str, pl.Expr]:
-        """Aggregates over the checked rows, by name."""
+    def aggregates(self, rows: RowContext) -> dict[str, Aggregate]:
+        """Aggregates over the checked rows, by name: each an expression and how its
+        per-batch values combine (``"sum"``, ``"min"``, ``"max"``, ``"mean"``), so the
+        Spark engine can run them partition by partition (for ``"mean"`` the expression
+        is per row and its mean is taken).
+        """  # noqa: D205
         return {}
 
     def issues(self, found: dict[str, Any], ctx: IssueContext) -> list[Issue]:

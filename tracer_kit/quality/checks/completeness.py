@@ -8,7 +8,7 @@ import polars as pl
 
 from tracer_kit.blueprints import Field
 from tracer_kit.config import Thresholds
-from tracer_kit.quality.checks import Check, IssueContext, RowContext, register_check
+from tracer_kit.quality.checks import Aggregate, Check, IssueContext, RowContext, register_check
 from tracer_kit.quality.names import Scratch
 from tracer_kit.types import Issue, Severity
 
@@ -44,12 +44,12 @@ class Completeness(Check):
             return []
         return [pl.when(~Scratch.PRESENT.col(f.name)).then(pl.lit("missing_required"))]
 
-    def aggregates(self, rows: RowContext) -> dict[str, pl.Expr]:
+    def aggregates(self, rows: RowContext) -> dict[str, Aggregate]:
         """Per field: the share present and the count missing."""
         out = {}
         for f in rows.blueprint.fields:
-            out[f"share {f.name}"] = Scratch.PRESENT.col(f.name).mean()
-            out[f"missing {f.name}"] = (~Scratch.PRESENT.col(f.name)).sum()
+            out[f"share {f.name}"] = (Scratch.PRESENT.col(f.name), "mean")
+            out[f"missing {f.name}"] = ((~Scratch.PRESENT.col(f.name)).sum(), "sum")
         return out
 
     def issues(self, found: dict[str, Any], ctx: IssueContext) -> list[Issue]:

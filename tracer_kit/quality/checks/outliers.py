@@ -2,35 +2,28 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
 
-from tracer_kit._scratch import order_statistics
+from tracer_kit.blueprints.stats import linear_quantiles
 from tracer_kit.quality.checks import Check, IssueContext, register_check
-from tracer_kit.quality.names import Scratch
+from tracer_kit.quality.names import Aggregates, Scratch
 from tracer_kit.types import Issue, Severity
 
 __all__ = ["Outliers", "outlier_bounds"]
 
 
-def _linear_quantiles(lf: pl.LazyFrame, column: str, n: int, probs: Sequence[float]) -> list[float]:
-    """Exact ``linear`` quantiles (numpy's default) from the order statistics they interpolate."""
-    positions = [(n - 1) * p for p in probs]
-    ranks = sorted(
-        {math.floor(h) + 1 for h in positions} | {min(math.floor(h) + 2, n) for h in positions}
+def _moments(lf: Any, column: str) -> tuple[int, float | None, float | None]:
+    """Count, mean and sample standard deviation (Spark's own aggregates on a PartitionFrame)."""
+    if not isinstance(lf, pl.LazyFrame):
+        return lf.moments(column)
+    n, mean, std = (
+        lf.select(pl.len(), pl.col(column).mean().alias("m"), pl.col(column).std().alias("s"))
+        .collect(engine="streaming")
+        .row(0)
     )
-    found = dict(
-        zip(ranks, order_statistics(lf, column, Scratch.ORDER.of(), ranks, n=n), strict=True)
-    )
-    out = []
-    for h in positions:
-        lo = float(found[math.floor(h) + 1][0])
-        hi = float(found[min(math.floor(h) + 2, n)][0])
-        out.append(lo + (h - math.floor(h)) * (hi - lo))
-    return out
+    return int(n), mean, std
 
 
 def outlier_bounds(
@@ -47,12 +40,8 @@ def outlier_bounds(
     else:
         lf, column = values, column or ""
     x = pl.col(column).cast(pl.Float64)
-    lf = lf.select(x.alias(column)).drop_nulls(column).with_row_index(Scratch.ORDER.of())
-    n, mean, std = (
-        lf.select(pl.len(), pl.col(column).mean().alias("m"), pl.col(column).std().alias("s"))
-        .collect(engine="streaming")
-        .row(0)
-    )
+    lf = lf.select(x.alias(column)).drop_nulls(column)
+    n, mean, std = _moments(lf, column)
     if n == 0:
         return {
             "q1": None,
@@ -65,16 +54,16 @@ def outlier_bounds(
             "z_count": 0,
             "n": 0,
         }
-    q1, q3 = _linear_quantiles(lf, column, n, (0.25, 0.75))
+    q1, q3 = linear_quantiles(lf, column, (0.25, 0.75), n=n)
     iqr = q3 - q1
     lower, upper = q1 - 1.5 * iqr, q3 + 1.5 * iqr
     col = pl.col(column)
     z = ((col - mean).abs() > 3 * std).sum() if std else pl.lit(0)
-    iqr_count, z_count = (
-        lf.select(((col < lower) | (col > upper)).sum().alias("i"), z.alias("z"))
-        .collect(engine="streaming")
-        .row(0)
-    )
+    agg = Aggregates()
+    agg.add("iqr", "count", ((col < lower) | (col > upper)).sum(), "sum")
+    agg.add("z", "count", z, "sum")
+    found = agg.collect(lf)
+    iqr_count, z_count = found["iqr"]["count"], found["z"]["count"]
     return {
         "q1": q1,
         "q3": q3,

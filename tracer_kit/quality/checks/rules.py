@@ -6,7 +6,7 @@ from typing import Any
 
 import polars as pl
 
-from tracer_kit.quality.checks import Check, IssueContext, RowContext, register_check
+from tracer_kit.quality.checks import Aggregate, Check, IssueContext, RowContext, register_check
 from tracer_kit.quality.names import Scratch
 from tracer_kit.types import Issue, Severity
 
@@ -34,12 +34,14 @@ class Rules(Check):
             for i, rule in enumerate(rows.blueprint.rules)
         ]
 
-    def aggregates(self, rows: RowContext) -> dict[str, pl.Expr]:
+    def aggregates(self, rows: RowContext) -> dict[str, Aggregate]:
         """Failing rows per rule, and the share of rows failing none."""
         flags = [Scratch.RULE.col(i) for i in range(len(rows.blueprint.rules))]
-        out = {f"fails {i}": flag.sum() for i, flag in enumerate(flags)}
+        out: dict[str, Aggregate] = {
+            f"fails {i}": (flag.sum(), "sum") for i, flag in enumerate(flags)
+        }
         if flags:
-            out["consistent"] = (~pl.any_horizontal(flags)).mean()
+            out["consistent"] = (~pl.any_horizontal(flags), "mean")
         return out
 
     def measure(self, found: dict[str, Any], ctx: IssueContext) -> float:

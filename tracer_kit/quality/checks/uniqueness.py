@@ -8,7 +8,7 @@ from typing import Any
 import polars as pl
 
 from tracer_kit._scratch import repeated_values
-from tracer_kit.quality.checks import Check, IssueContext, RowContext, register_check
+from tracer_kit.quality.checks import Aggregate, Check, IssueContext, RowContext, register_check
 from tracer_kit.quality.names import Scratch
 from tracer_kit.types import Issue, Severity
 
@@ -30,6 +30,8 @@ def _repeated_identifiers(rows: RowContext, identifier: str) -> pl.DataFrame:
     (its text is its value) is grouped straight from the bronze Parquet; otherwise its
     typed values are staged first.
     """
+    if not isinstance(rows.typed, pl.LazyFrame):  # Spark: its own group-by
+        return rows.typed.select("source_row", identifier).repeated_values(identifier)
     work: Path = rows.work
     if identifier in rows.clean:
         return repeated_values(
@@ -66,14 +68,14 @@ class Uniqueness(Check):
             return []
         return [pl.when(Scratch.DUPLICATE.col()).then(pl.lit("duplicate_id"))]
 
-    def aggregates(self, rows: RowContext) -> dict[str, pl.Expr]:
+    def aggregates(self, rows: RowContext) -> dict[str, Aggregate]:
         """Non-null identifiers and repeats."""
         identifier = rows.blueprint.identifier
         if not identifier:
             return {}
         return {
-            "identifiers": pl.col(identifier).is_not_null().sum(),
-            "repeats": Scratch.DUPLICATE.col().sum(),
+            "identifiers": (pl.col(identifier).is_not_null().sum(), "sum"),
+            "repeats": (Scratch.DUPLICATE.col().sum(), "sum"),
         }
 
     def measure(self, found: dict[str, Any], ctx: IssueContext) -> float:

@@ -7,7 +7,7 @@ from typing import Any
 import polars as pl
 
 from tracer_kit.blueprints import Field
-from tracer_kit.quality.checks import Check, IssueContext, RowContext, register_check
+from tracer_kit.quality.checks import Aggregate, Check, IssueContext, RowContext, register_check
 from tracer_kit.quality.names import Scratch
 from tracer_kit.types import Issue, Severity
 
@@ -45,12 +45,12 @@ class Validity(Check):
     def _failing(self, f: Field) -> pl.Expr:
         return pl.any_horizontal([e.is_not_null() for e in self.field_reasons(f)])
 
-    def aggregates(self, rows: RowContext) -> dict[str, pl.Expr]:
+    def aggregates(self, rows: RowContext) -> dict[str, Aggregate]:
         """Per field: values missing and values failing."""
         out = {}
         for f in rows.blueprint.fields:
-            out[f"missing {f.name}"] = (~Scratch.PRESENT.col(f.name)).sum()
-            out[f"failing {f.name}"] = self._failing(f).sum()
+            out[f"missing {f.name}"] = ((~Scratch.PRESENT.col(f.name)).sum(), "sum")
+            out[f"failing {f.name}"] = (self._failing(f).sum(), "sum")
         return out
 
     def _kinds(self, f: Field, checked: pl.LazyFrame) -> str:

@@ -1,0 +1,16 @@
+"""The Spark engine: the same blueprints, checks and formulas, run by Spark's executors.
+
+``run_pipeline(source, blueprint, engine="spark", spark=session)`` reads the source with
+Spark (:func:`read_spark`), runs the quality stage and the features as tracer's own polars
+code on each partition (:class:`PartitionFrame`), lets Spark do what spans rows
+(aggregates, group-bys, sorts by range, joins, writes), and records the run in the DuckDB
+warehouse on the driver. Importing this package needs pyspark (``tracer-kit[spark]``).
+"""
+
+from __future__ import annotations
+
+from tracer_kit.spark.frame import PartitionFrame
+from tracer_kit.spark.session import SPARK_DEFAULTS, spark_session
+from tracer_kit.spark.source import SPARK_FORMATS, read_spark
+
+__all__ = ["PartitionFrame", "SPARK_DEFAULTS", "SPARK_FORMATS", "read_spark", "spark_session"]

@@ -1,0 +1,84 @@
+"""The features on Spark: a blueprint's own polars ``build_features``, placed by its :class:`SparkPlan`.
+
+``rows`` runs it on each Arrow batch; ``groups`` on each group's rows after a hash shuffle
+by the group columns (``applyInArrow``); ``reduce`` reduces each batch, then each group of
+partial rows, and runs it on the driver over the small result (one row per date). The
+whole-column statistics a plan needs (quartile cuts, bounds, a median) come first, from
+the blueprint's ``feature_statistics`` over the valid rows, which uses Spark's own
+aggregates and range sorts through :class:`PartitionFrame`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from tracer_kit.blueprints import Blueprint, FeatureContext
+from tracer_kit.errors import ConfigError
+from tracer_kit.spark.frame import PartitionFrame, arrow_schema, spark_schema
+
+__all__ = ["check_spark_blueprint", "spark_features"]
+
+
+def check_spark_blueprint(blueprint: Blueprint) -> None:
+    """Raise a one-line :class:`ConfigError` when ``blueprint`` declares no :class:`SparkPlan`."""
+    if blueprint.spark is None:
+        msg = (
+            f"blueprint {blueprint.name!r} runs on the polars engine only: its build_features "
+            "is polars code over the whole frame, and it declares no spark=SparkPlan(...) "
+            "saying which rows it needs together (rows, groups or reduce); add one, or run "
+            "with engine='polars'"
+        )
+        raise ConfigError(msg)
+
+
+def _on_table(
+    fn: Callable[[pl.LazyFrame], pl.LazyFrame], out: pa.Schema
+) -> Callable[[pa.Table], pa.Table]:
+    """An ``applyInArrow`` function: one group's rows through ``fn``, cast to ``out``."""
+
+    def run(table: pa.Table) -> pa.Table:
+        frame = pl.from_arrow(table)
+        result = fn(frame.lazy()).collect()  # type: ignore[union-attr]
+        return result.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(out)
+
+    return run
+
+
+def _by_group(
+    frame: PartitionFrame, by: tuple[str, ...], fn: Callable[[pl.LazyFrame], pl.LazyFrame]
+) -> PartitionFrame:
+    schema = fn(pl.LazyFrame(schema=frame.collect_schema())).collect_schema()
+    grouped = (
+        frame.spark()
+        .groupBy(*by)
+        .applyInArrow(_on_table(fn, arrow_schema(schema)), spark_schema(schema))
+    )
+    return PartitionFrame(grouped, schema=schema)
+
+
+def spark_features(valid: PartitionFrame, blueprint: Blueprint, ctx: FeatureContext) -> Any:  # noqa: ANN401
+    """``blueprint.build_features`` over the valid rows on Spark (a PartitionFrame of processed rows)."""
+    check_spark_blueprint(blueprint)
+    plan = blueprint.spark
+    assert plan is not None
+
+    def build(lf: pl.LazyFrame) -> pl.LazyFrame:
+        return blueprint.build_features(lf, ctx)
+
+    if plan.mode == "rows":
+        return valid.pipe(build)
+    if plan.mode == "groups":
+        return _by_group(valid, plan.by, build)
+    assert plan.reduce is not None
+    partial = _by_group(valid.pipe(plan.reduce), plan.by, plan.reduce)
+    small = partial.collect()  # one row per group (e.g. per date): the exempt small series
+    rows = build(small.lazy()).collect()
+    spark = valid.session
+    table = rows.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(arrow_schema(rows.schema))
+    return PartitionFrame(
+        spark.createDataFrame(table, schema=spark_schema(rows.schema)), schema=rows.schema
+    )

@@ -1,0 +1,312 @@
+"""A Spark DataFrame worked on with tracer's own polars code, batch by batch on the executors.
+
+:class:`PartitionFrame` is how the quality checks, casts and features run on Spark without
+a second copy of any formula: row-by-row steps (``filter``, ``select``, ``with_columns``,
+``explode`` ... with polars expressions) are recorded and run by ``mapInArrow`` on each
+Arrow batch of each partition, so the polars engine and the Spark engine evaluate the very
+same expressions. Whatever spans rows is done by Spark itself: aggregates (each polars
+aggregate computed per batch, then combined by Spark with its declared rule), group
+counts, distinct rows, the first rows by ``source_row``, joins and writes. Nothing but
+those small results reaches the driver.
+
+A step must be row by row: an expression that looks at other rows (``.over``, ``.shift``,
+a bare ``.sum()`` in ``select``) would see one batch only. Aggregates go through
+:class:`tracer_kit.quality.names.Aggregates`, windows through a blueprint's
+:class:`tracer_kit.blueprints.SparkPlan`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+    from tracer_kit.quality.names import Aggregates
+
+__all__ = ["PartitionFrame", "arrow_schema", "spark_path", "spark_schema"]
+
+Step = Callable[[pl.LazyFrame], pl.LazyFrame]
+
+
+def spark_path(path: Any) -> str:  # noqa: ANN401 - a str, a Path or a URI
+    """A path as Spark must get it: URIs as given, local paths absolute (the JVM has its own cwd)."""
+    text = str(path)
+    return text if "://" in text or text.startswith("table:") else str(Path(text).resolve())
+
+
+def arrow_schema(schema: pl.Schema) -> pa.Schema:
+    """The Arrow schema polars hands Spark for ``schema`` (plain strings and lists)."""
+    empty = pl.DataFrame(schema=schema).to_arrow(compat_level=pl.CompatLevel.oldest())
+    fields = []
+    for f in empty.schema:
+        fields.append(pa.field(f.name, _plain(f.type)))
+    return pa.schema(fields)
+
+
+def _plain(t: pa.DataType) -> pa.DataType:
+    """Types Spark reads: plain strings and lists, signed integers, no null type."""
+    if pa.types.is_large_string(t) or pa.types.is_string_view(t) or pa.types.is_null(t):
+        return pa.string()
+    if pa.types.is_unsigned_integer(t):
+        return pa.int64()
+    if pa.types.is_large_list(t) or pa.types.is_list(t):
+        return pa.list_(_plain(t.value_type))
+    return t
+
+
+def spark_schema(schema: pl.Schema) -> Any:  # noqa: ANN401 - pyspark StructType, imported lazily
+    """The Spark ``StructType`` of a polars schema."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(arrow_schema(schema))
+
+
+def _polars_schema(df: DataFrame) -> pl.Schema:
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    empty = pa.Table.from_batches([], schema=to_arrow_schema(df.schema))
+    return pl.from_arrow(empty).schema  # type: ignore[union-attr]
+
+
+def _run_steps(
+    steps: Sequence[Step], out: pa.Schema
+) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """The ``mapInArrow`` function: every batch through the polars steps, cast to ``out``."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            lf = pl.from_arrow(batch).lazy()  # type: ignore[union-attr]
+            for step in steps:
+                lf = step(lf)
+            table = lf.collect().to_arrow(compat_level=pl.CompatLevel.oldest())
+            yield from table.cast(out).to_batches()
+
+    return run
+
+
+class _GroupBy:
+    def __init__(self, frame: PartitionFrame, keys: Sequence[str]) -> None:
+        self.frame, self.keys = frame, list(keys)
+
+    def len(self) -> pl.LazyFrame:
+        """Rows per group (Spark's group-by); a small polars frame with ``len`` (UInt32)."""
+        counted = self.frame.spark().groupBy(*self.keys).count()
+        return (
+            _to_polars(counted)
+            .lazy()
+            .rename({"count": "len"})
+            .with_columns(pl.col("len").cast(pl.UInt32))
+        )
+
+
+def _listed(args: Sequence[Any]) -> list[Any]:
+    """Arguments as one list (generators taken out: a step is pickled to the executors)."""
+    out: list[Any] = []
+    for a in args:
+        if isinstance(a, (str, pl.Expr)):
+            out.append(a)
+        else:
+            out.extend(a)
+    return out
+
+
+def _classic(df: DataFrame) -> bool:
+    """Whether ``df`` is classic Spark (not Spark Connect, which has no RDDs)."""
+    return type(df).__module__.startswith("pyspark.sql.classic") or hasattr(df, "_jdf")
+
+
+def _to_polars(df: DataFrame) -> pl.DataFrame:
+    table = df.toArrow()
+    return pl.from_arrow(table)  # type: ignore[return-value]
+
+
+class PartitionFrame:
+    """A Spark DataFrame plus polars steps run batch by batch on its partitions (module docs)."""
+
+    def __init__(
+        self, df: DataFrame, steps: Sequence[Step] = (), schema: pl.Schema | None = None
+    ) -> None:
+        self._df = df
+        self._steps = tuple(steps)
+        self._schema = schema if schema is not None else _polars_schema(df)
+
+    def __repr__(self) -> str:
+        return f"PartitionFrame({len(self._steps)} polars steps, columns {list(self._schema)})"
+
+    # ------------------------------------------------------------------ row-by-row steps
+    def pipe(self, step: Step) -> PartitionFrame:
+        """Add a row-by-row polars step (``LazyFrame -> LazyFrame``)."""
+        schema = step(pl.LazyFrame(schema=self._schema)).collect_schema()
+        return PartitionFrame(self._df, (*self._steps, step), schema)
+
+    def filter(self, *predicates: pl.Expr) -> PartitionFrame:
+        """Rows where the polars predicates hold."""
+        flat = _listed(predicates)
+        return self.pipe(lambda lf: lf.filter(flat))
+
+    def select(self, *exprs: Any) -> PartitionFrame:
+        """Row-by-row polars ``select``."""
+        flat = _listed(exprs)
+        return self.pipe(lambda lf: lf.select(flat))
+
+    def with_columns(self, *exprs: Any) -> PartitionFrame:
+        """Row-by-row polars ``with_columns``."""
+        flat = _listed(exprs)
+        return self.pipe(lambda lf: lf.with_columns(flat))
+
+    def drop_nulls(self, *columns: Any) -> PartitionFrame:
+        """Rows without nulls (in ``columns``, or in any column)."""
+        return self.pipe(lambda lf: lf.drop_nulls(*columns))
+
+    def explode(self, *columns: Any) -> PartitionFrame:
+        """One row per list element."""
+        return self.pipe(lambda lf: lf.explode(*columns))
+
+    def rename(self, mapping: dict[str, str]) -> PartitionFrame:
+        """Columns renamed."""
+        return self.pipe(lambda lf: lf.rename(mapping))
+
+    def cast(self, dtypes: dict[str, pl.DataType]) -> PartitionFrame:
+        """Columns cast."""
+        return self.pipe(lambda lf: lf.cast(dtypes))  # type: ignore[arg-type]
+
+    def lazy(self) -> PartitionFrame:
+        """Itself (for code written against ``frame.lazy()``)."""
+        return self
+
+    def collect_schema(self) -> pl.Schema:
+        """The columns and dtypes after the steps."""
+        return self._schema
+
+    # ------------------------------------------------------------------ Spark's own work
+    @property
+    def session(self) -> Any:  # noqa: ANN401 - pyspark SparkSession
+        """The Spark session the frame belongs to."""
+        return self._df.sparkSession
+
+    def spark(self) -> DataFrame:
+        """The Spark DataFrame the steps give (lazy: nothing runs until an action)."""
+        if not self._steps:
+            return self._df
+        out = arrow_schema(self._schema)
+        return self._df.mapInArrow(_run_steps(self._steps, out), spark_schema(self._schema))
+
+    def aggregate(self, aggs: Aggregates) -> dict[str, dict[str, Any]]:
+        """Every aggregate per batch (polars), combined by Spark with its declared rule."""
+        from pyspark.sql import functions as F
+
+        partials = aggs.partials()
+        exprs = [e.alias(name) for name, e, _ in partials]
+        per_batch = self.pipe(lambda lf: lf.select(exprs)).spark()
+        reducers = {"sum": F.sum, "min": F.min, "max": F.max}
+        row = per_batch.agg(*[reducers[c](name).alias(name) for name, _, c in partials]).collect()[
+            0
+        ]
+        return aggs.combined(row.asDict())
+
+    def group_by(self, *keys: str) -> _GroupBy:
+        """Group counts by Spark: ``.group_by(k).len()``."""
+        return _GroupBy(self, keys)
+
+    def unique(self) -> pl.LazyFrame:
+        """The distinct rows (Spark ``distinct``), as a small polars frame."""
+        return _to_polars(self.spark().distinct()).lazy()
+
+    def head(self, n: int = 5) -> pl.LazyFrame:
+        """The first ``n`` rows by ``source_row`` (Spark's top-k), as a polars frame."""
+        df = self.spark()
+        if "source_row" in self._schema:
+            df = df.orderBy("source_row")
+        return _to_polars(df.limit(n)).lazy()
+
+    def count(self) -> int:
+        """Number of rows (Spark)."""
+        return self.spark().count()
+
+    def collect(self, **_: Any) -> pl.DataFrame:
+        """All rows to the driver: for small frames only (``spark.driver.maxResultSize`` guards)."""
+        return _to_polars(self.spark())
+
+    def join(
+        self, other: PartitionFrame, *, left_on: str, right_on: str, how: str = "inner", **_: Any
+    ) -> PartitionFrame:
+        """A Spark join on one column each side (row order is Spark's)."""
+        left, right = self.spark(), other.spark()
+        joined = left.join(right, left[left_on] == right[right_on], how)
+        return PartitionFrame(joined.drop(right[right_on]))
+
+    def repeated_values(self, column: str) -> pl.DataFrame:
+        """Values seen more than once and the ``source_row`` of their first occurrence (Spark group-by).
+
+        Columns ``value`` and ``first_row``, like :func:`tracer_kit._scratch.repeated_values`;
+        one row per repeated value reaches the driver.
+        """
+        from pyspark.sql import functions as F
+
+        df = self.spark().where(F.col(column).isNotNull())
+        groups = df.groupBy(column).agg(
+            F.count("*").alias("n"), F.min("source_row").alias("first_row")
+        )
+        repeats = groups.where(F.col("n") > 1).select(F.col(column).alias("value"), "first_row")
+        return _to_polars(repeats).cast({"first_row": pl.Int64})
+
+    def moments(self, column: str) -> tuple[int, float | None, float | None]:
+        """Count, mean and sample standard deviation of a column's non-null values (Spark)."""
+        from pyspark.sql import functions as F
+
+        row = self.spark().agg(F.count(column), F.avg(column), F.stddev_samp(column)).collect()[0]
+        return int(row[0]), row[1], row[2]
+
+    def order_statistics(
+        self, column: str, ranks: Sequence[int], tiebreak: str | None = None
+    ) -> list[tuple[Any, Any]]:
+        """The (value, tiebreak) pairs at 1-based ``ranks`` of the non-null values, exactly.
+
+        No single-partition step: Spark range-partitions and sorts the pairs (frozen with a
+        local checkpoint), counts each partition's rows, and a row's rank is the rows in
+        earlier partitions plus its position in its own; only the wanted rows come back.
+        Works on classic Spark and on Spark Connect (no RDD).
+        """
+        from pyspark.sql import functions as F
+
+        cols = [column] if tiebreak is None else [column, tiebreak]
+        pairs = self.spark().select(*cols).where(F.col(column).isNotNull())
+        parts = max(pairs.rdd.getNumPartitions() if _classic(pairs) else 8, 1)
+        ordered = (
+            pairs.repartitionByRange(parts, *cols)
+            .sortWithinPartitions(*cols)
+            .withColumn("__part", F.spark_partition_id())
+            .withColumn("__id", F.monotonically_increasing_id())
+            .localCheckpoint()
+        )
+        counts = sorted(
+            (int(r[0]), int(r[1]), int(r[2]))
+            for r in ordered.groupBy("__part").agg(F.count("*"), F.min("__id")).collect()
+        )
+        offsets, before = [], 0
+        for part, n, first in counts:
+            offsets.append((part, before - first + 1))
+            before += n
+        table = ordered.sparkSession.createDataFrame(offsets, "__part int, __offset long")
+        ranked = ordered.join(F.broadcast(table), "__part").select(
+            *cols, (F.col("__id") + F.col("__offset")).alias("__rank")
+        )
+        wanted = sorted({k for k in ranks if 1 <= k <= before})
+        rows = ranked.where(F.col("__rank").isin(wanted)).collect() if wanted else []
+        at = {int(r["__rank"]): (r[column], r[tiebreak] if tiebreak else None) for r in rows}
+        return [at[k] for k in ranks if k in at]
+
+    def sink_parquet(self, path: Any, **_: Any) -> None:
+        """Written by the executors as Parquet part files in the folder ``path``."""
+        self.spark().write.mode("overwrite").parquet(spark_path(path))
+
+    def stage(self, path: Any) -> PartitionFrame:
+        """Written as Parquet part files, then read back (later passes start from the files)."""
+        self.sink_parquet(path)
+        return PartitionFrame(self._df.sparkSession.read.parquet(spark_path(path)))

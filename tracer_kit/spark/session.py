@@ -1,0 +1,58 @@
+"""Getting a Spark session: ``local[N]``, a standalone or YARN cluster, or Spark Connect.
+
+The polars steps run in Python on the executors, so the executors need the same Python
+packages as the driver (tracer-kit and polars): on one machine, the session uses the
+driver's own interpreter; on a cluster, ship a packed environment (``--archives``) or
+install tracer-kit on the nodes (README, "Spark").
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING
+
+from tracer_kit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+__all__ = ["SPARK_DEFAULTS", "spark_session"]
+
+#: Settings tracer-kit starts a session with (a given session keeps its own).
+SPARK_DEFAULTS = {
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.session.timeZone": "UTC",
+}
+
+
+def spark_session(
+    master: str | None = None, *, config: dict[str, str] | None = None
+) -> SparkSession:
+    """The active Spark session, or a new one on ``master``.
+
+    ``master`` is ``local[2]`` (the default), ``spark://host:7077``, ``yarn``, or
+    ``sc://host:15002`` for Spark Connect. ``config`` adds Spark settings.
+    """
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        msg = 'the Spark engine needs pyspark: pip install "tracer-kit[spark]"'
+        raise ConfigError(msg) from None
+    if master and master.startswith("sc://"):
+        builder = SparkSession.builder.remote(master)
+    else:
+        active = SparkSession.getActiveSession()
+        if active is not None and master is None:
+            return active
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        builder = SparkSession.builder.master(master or "local[2]").appName("tracer-kit")
+    for key, value in {**SPARK_DEFAULTS, **(config or {})}.items():
+        builder = builder.config(key, value)
+    try:
+        return builder.getOrCreate()
+    except Exception as exc:  # noqa: BLE001 - Java missing, bad master URL ...
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        msg = f"could not start Spark on {master or 'local[2]'}: {first}"
+        raise ConfigError(msg) from None

@@ -1,0 +1,258 @@
+"""Sources on Spark: files Spark reads (CSV, TSV, JSON lines, Parquet), a DataFrame or a table.
+
+Every source becomes text columns plus ``source_row`` and ``source_line``, as on polars.
+
+``source_row`` is a guarantee, not a hope: for files it is the record's position in the
+file order (files sorted by path, then records in order within each file). Spark splits a
+file into byte ranges and reads each range in order, so a record's number is the count of
+records in the earlier ranges (one small aggregate, per range) plus its index within its
+range. It does not depend on how many executors run or in what order tasks finish. For a
+DataFrame or table it is the record's position in partition order, which is as stable as
+the DataFrame itself. ``source_line`` is null on Spark (a multi-line record cannot be
+placed without reading the file from its start).
+
+The source fingerprint (``input_sha256``) cannot be a SHA-256 of the bytes, which would
+mean one pass on the driver: for files it is the SHA-256 of each input file's path, size
+and modification time, plus the record count and an order-independent digest of the
+records (the sum of each record's 64-bit xxhash over its text), computed by the executors
+in the same pass that counts the ranges. For a DataFrame or table it is its name and the
+same digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from tracer_kit.errors import IngestError
+from tracer_kit.ingest import Ingested, SourceInfo
+from tracer_kit.ingest.source import reserved_renames
+from tracer_kit.spark.frame import PartitionFrame, spark_path
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+__all__ = ["SPARK_FORMATS", "read_spark"]
+
+#: File formats the Spark engine reads, by file extension.
+SPARK_FORMATS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+    ".json": "json",
+    ".jsonl": "json",
+    ".ndjson": "json",
+    ".parquet": "parquet",
+}
+
+_SPLIT = ("__file", "__start")  # a record's file and the byte offset of its split
+_ID = "__record_id"  # Spark's monotonically increasing id, read with the record
+
+
+@dataclass(frozen=True)
+class _Split:
+    key: tuple[str, int]
+    rows: int
+    first_id: int
+
+
+def _format_of(path: str, format: str | None) -> str:  # noqa: A002 - the documented name
+    if format:
+        fmt = {"ndjson": "json", "tsv": "csv"}.get(format, format)
+        if fmt not in {"csv", "json", "parquet"}:
+            msg = f"{path}: the Spark engine reads csv, tsv, json lines and parquet, not {format}"
+            raise IngestError(msg, path=path)
+        return fmt
+    name = PurePath(path.rstrip("/")).name.lower()
+    for ext in (".gz", ".bz2", ".zst"):
+        name = name.removesuffix(ext)
+    suffix = PurePath(name).suffix
+    if suffix in SPARK_FORMATS:
+        return SPARK_FORMATS[suffix]
+    if not suffix:  # a folder of part files
+        return "parquet"
+    msg = (
+        f"{path}: the Spark engine reads {', '.join(sorted(SPARK_FORMATS))} files "
+        f"(give format= for another name); use the polars engine for {suffix} files"
+    )
+    raise IngestError(msg, path=path)
+
+
+def _read_files(
+    spark: SparkSession, path: str, fmt: str, delimiter: str | None, encoding: str | None
+) -> DataFrame:
+    reader = spark.read
+    if fmt == "csv":
+        sep = delimiter or ("\t" if path.lower().endswith((".tsv", ".tsv.gz")) else ",")
+        reader = (
+            reader.option("header", True)
+            .option("inferSchema", False)
+            .option("sep", sep)
+            .option("quote", '"')
+            .option("escape", '"')
+            .option("encoding", encoding or "utf-8")
+            .option("mode", "PERMISSIVE")
+        )
+    try:
+        return reader.format(fmt).load(path)
+    except Exception as exc:  # noqa: BLE001 - Spark's analysis errors name the path
+        first = str(exc).strip().splitlines()[0][:300]
+        raise IngestError(f"{path}: Spark could not read it: {first}", path=path) from None
+
+
+def _splits(df: DataFrame, columns: list[str]) -> tuple[list[_Split], int, str]:
+    """Per split: its rows and first record id; and the records' count and digest (one pass)."""
+    from pyspark.sql import functions as F
+
+    row_hash = F.xxhash64(*[F.coalesce(F.col(c), F.lit("\x00null")) for c in columns])
+    groups = df.groupBy(*_SPLIT).agg(
+        F.count("*").alias("rows"),
+        F.min(_ID).alias("first_id"),
+        F.sum(row_hash.cast("decimal(20,0)")).alias("digest"),
+    )
+    found = groups.collect()
+    splits = sorted(
+        (
+            _Split((r["__file"], int(r["__start"])), int(r["rows"]), int(r["first_id"]))
+            for r in found
+        ),
+        key=lambda s: s.key,
+    )
+    digest = sum(int(r["digest"] or 0) for r in found)
+    return splits, sum(s.rows for s in splits), str(digest)
+
+
+def _numbered(df: DataFrame, splits: list[_Split]) -> DataFrame:
+    """``source_row`` = rows in earlier splits + position within the record's split + 1."""
+    from pyspark.sql import functions as F
+
+    spark = df.sparkSession
+    offsets, before = [], 0
+    for s in splits:
+        offsets.append((s.key[0], s.key[1], before - s.first_id + 1))
+        before += s.rows
+    table = spark.createDataFrame(offsets, "__file string, __start long, __offset long")
+    joined = df.join(F.broadcast(table), list(_SPLIT))
+    return joined.withColumn("source_row", F.col(_ID) + F.col("__offset"))
+
+
+def _text(df: DataFrame, columns: list[str]) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    return df.select(
+        "source_row",
+        F.lit(None).cast("long").alias("source_line"),
+        *[F.col(f"`{c}`").alias(c) for c in columns],
+    )
+
+
+def _as_text(frame: PartitionFrame, columns: list[str]) -> PartitionFrame:
+    """Typed columns (Parquet, JSON) as text, with polars' own casts (as the polars engine)."""
+    schema = frame.collect_schema()
+    typed = [c for c in columns if schema[c] != pl.String]
+    if not typed:
+        return frame
+    return frame.with_columns(pl.col(c).cast(pl.String) for c in typed)
+
+
+def read_spark(
+    spark: SparkSession,
+    source: str | DataFrame,
+    *,
+    format: str | None = None,  # noqa: A002 - the documented public name
+    delimiter: str | None = None,
+    encoding: str | None = None,
+) -> Ingested:
+    """Read ``source`` on Spark as text columns with ``source_row``; its fingerprint in ``info.sha256``.
+
+    ``source`` is a path or URI the cluster reaches (a file, a folder or a glob), a table
+    name (``table:db.customers``) or a Spark DataFrame.
+    """
+    from pyspark.sql import DataFrame
+    from pyspark.sql import functions as F
+
+    if isinstance(source, DataFrame):
+        return _from_frame(source, name="a Spark DataFrame")
+    if source.startswith("table:"):
+        name = source.removeprefix("table:")
+        try:
+            df = spark.table(name)
+        except Exception as exc:  # noqa: BLE001
+            first = str(exc).strip().splitlines()[0][:300]
+            raise IngestError(f"{source}: {first}", path=source) from None
+        return _from_frame(df, name=source)
+    fmt = _format_of(source, format)
+    raw = _read_files(spark, spark_path(source), fmt, delimiter, encoding)
+    renames = reserved_renames(list(raw.columns))
+    raw = raw.withColumnsRenamed(renames) if renames else raw
+    columns = list(raw.columns)
+    meta = raw.select(
+        "*",
+        F.col("_metadata.file_path").alias("__file"),
+        F.col("_metadata.file_block_start").alias("__start"),
+        F.col("_metadata.file_size").alias("__size"),
+        F.col("_metadata.file_modification_time").cast("string").alias("__mtime"),
+        F.monotonically_increasing_id().alias(_ID),
+    )
+    stats = meta.select(*columns, *_SPLIT, _ID)
+    splits, rows, digest = _splits(stats, columns) if columns else ([], 0, "0")
+    files = sorted(
+        tuple(r) for r in meta.select("__file", "__size", "__mtime").distinct().collect()
+    )
+    fingerprint = _fingerprint({"files": files, "records": rows, "digest": digest})
+    frame = PartitionFrame(_text(_numbered(stats, splits), columns))
+    info = _info(source, fmt, delimiter, columns, rows, fingerprint, size=sum(f[1] for f in files))
+    return Ingested(_as_text(frame, columns), info)
+
+
+def _from_frame(df: DataFrame, *, name: str) -> Ingested:
+    from pyspark.sql import functions as F
+
+    renames = reserved_renames(list(df.columns))
+    df = df.withColumnsRenamed(renames) if renames else df
+    columns = list(df.columns)
+    tagged = df.select(
+        *columns,
+        F.lit(name).alias("__file"),
+        F.spark_partition_id().cast("long").alias("__start"),
+        F.monotonically_increasing_id().alias(_ID),
+    )
+    splits, rows, digest = _splits(
+        tagged.withColumns({c: F.col(c).cast("string") for c in columns}), columns
+    )
+    fingerprint = _fingerprint({"name": name, "records": rows, "digest": digest})
+    frame = PartitionFrame(_text(_numbered(tagged, splits), columns))
+    info = _info(name, "spark", None, columns, rows, fingerprint, size=0)
+    return Ingested(_as_text(frame, columns), info)
+
+
+def _fingerprint(identity: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _info(
+    path: str,
+    fmt: str,
+    delimiter: str | None,
+    columns: list[str],
+    rows: int,
+    fingerprint: str,
+    *,
+    size: int,
+) -> SourceInfo:
+    return SourceInfo(
+        path=path,
+        size=size,
+        sha256=fingerprint,
+        format=fmt,
+        encoding="utf-8" if fmt == "csv" else None,
+        delimiter=(delimiter or ",") if fmt == "csv" else None,
+        columns=columns,
+        row_count=rows,
+        decimal=".",
+    )

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 KERNEL := $(VENV)/share/jupyter/kernels/python3/kernel.json
 
-.PHONY: demo test lint format bench browser clean
+.PHONY: demo test lint format bench browser java clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tracer-kit needs Python 3.11 or newer")'
@@ -26,6 +26,13 @@ browser:
 		|| { echo "warning: could not install chromium; the browser test will fail under CI"; [ -z "$$CI" ]; }; \
 	fi
 
+# Java 17 for the Spark engine's tests (pyspark comes with the dev extra).
+java:
+	@if ! command -v java >/dev/null && [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null) \
+		|| { echo "warning: could not install Java 17; the Spark tests will fail under CI"; [ -z "$$CI" ]; }; \
+	fi
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check tracer_kit tests benchmarks
 	$(VENV)/bin/ruff format --check tracer_kit tests benchmarks
@@ -34,7 +41,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format tracer_kit tests benchmarks
 	$(VENV)/bin/ruff check --fix tracer_kit tests benchmarks
 
-test: $(STAMP) browser lint
+test: $(STAMP) browser java lint
 	$(VENV)/bin/pytest -p no:cacheprovider tests notebooks --nbval-lax --nbval-cell-timeout 300 --durations=15
 
 # Throughput (1 GB), latency (whole processes), and the peers (in their own venv, benchmarks/.peers-venv).

@@ -291,7 +291,12 @@ def _print_issues(issues: list[dict[str, Any]]) -> None:
 @app.command()
 @friendly
 def run(
-    input: Annotated[Path, typer.Argument(help="The file to process.")],  # noqa: A002
+    input: Annotated[  # noqa: A002
+        str,
+        typer.Argument(
+            help="The file to process (with --engine spark: any path or URI Spark reads)."
+        ),
+    ],
     blueprint: BlueprintOpt,
     config: ConfigOpt = None,
     map: MapOpt = None,  # noqa: A002
@@ -317,6 +322,17 @@ def run(
         typer.Option("--notebook", help="Run this edited copy of the notebook (`tracer init`)."),
     ] = None,
     no_model: NoModelOpt = False,
+    engine: Annotated[
+        str,
+        typer.Option("--engine", help="polars (one machine) or spark (a Spark cluster)."),
+    ] = "polars",
+    master: Annotated[
+        str | None,
+        typer.Option(
+            "--master",
+            help="With --engine spark: local[2], spark://HOST:7077, yarn or sc://HOST:15002.",
+        ),
+    ] = None,
 ) -> None:
     """Run one file through a blueprint (via the Papermill notebook unless --no-notebook)."""
     cfg = build_config(
@@ -337,13 +353,28 @@ def run(
     )
     if no_notebook and cfg.notebook:
         raise ConfigError("--notebook and --no-notebook contradict each other; choose one")
+    if engine not in ("polars", "spark"):
+        raise ConfigError(f"--engine {engine}: use polars or spark")
+    if master and engine != "spark":
+        raise ConfigError("--master needs --engine spark")
+    source: str | Path = input if engine == "spark" else Path(input)
+    common: dict[str, Any] = {"config": cfg, "warehouse": warehouse, "output_dir": output_dir}
     if no_notebook:
-        from tracer_kit.pipeline import run_pipeline as runner
+        from tracer_kit.pipeline import run_pipeline
+
+        spark = None
+        if engine == "spark":
+            from tracer_kit.spark import spark_session
+
+            spark = spark_session(master)
+        result = run_pipeline(
+            source, blueprint, **common, return_frame=False, engine=engine, spark=spark
+        )
     else:
-        from tracer_kit.notebooks import run_notebook as runner
-    result = runner(
-        input, blueprint, config=cfg, warehouse=warehouse, output_dir=output_dir, return_frame=False
-    )
+        from tracer_kit.notebooks import run_notebook
+
+        extra = {"engine": engine, "master": master} if engine == "spark" else {}
+        result = run_notebook(source, blueprint, **common, return_frame=False, **extra)
     _print_result(result)
 
 

@@ -62,7 +62,16 @@ __all__ = [
 
 NOTEBOOK = "notebooks/blueprint.ipynb"
 KERNEL = "python3"
-PARAMETERS = ("input_path", "blueprint", "run_id", "config", "output_dir", "warehouse")
+PARAMETERS = (
+    "input_path",
+    "blueprint",
+    "run_id",
+    "config",
+    "output_dir",
+    "warehouse",
+    "engine",
+    "master",
+)
 
 
 def _papermill() -> tuple[Any, type[Exception]]:
@@ -266,6 +275,8 @@ def run_notebook(
     run_id: str | None = None,
     timeout: float | None = None,
     return_frame: bool = True,
+    engine: str = "polars",
+    master: str | None = None,
 ) -> Any:
     """Run the blueprint notebook on one file with Papermill; export it to ``notebook.html``.
 
@@ -288,6 +299,9 @@ def run_notebook(
         Per-cell execution timeout in seconds (default none).
     return_frame
         Read the processed rows back from the run's Parquet into ``RunResult.frame``.
+    engine, master
+        ``engine="spark"`` runs the notebook's pipeline on Spark (a new session on
+        ``master`` in the kernel, default ``local[2]``); ``path`` may then be a URI.
 
     Returns
     -------
@@ -306,8 +320,9 @@ def run_notebook(
     cwd = Path(cwd or Path.cwd()).resolve()
     run_id = run_id or new_run_id()
     warehouse, output_dir = _under(cwd, warehouse), _under(cwd, output_dir)
-    input_path = _under(Path.cwd(), path)
-    if not input_path.exists():
+    spark = engine == "spark"
+    input_path: Any = str(path) if spark and "://" in str(path) else _under(Path.cwd(), path)
+    if not spark and not input_path.exists():
         raise TracerError(f"{path}: no such file", path=path)
     run_dir = output_dir / run_id
     executed = run_dir / "blueprint.ipynb"
@@ -322,7 +337,12 @@ def run_notebook(
             "params": {"config": config_to_jsonable(cfg)},
         }
         life.start(record, RunState.PENDING)
-        check_compatible(input_path, bp, cfg)  # a bad file or mapping, before any kernel starts
+        if spark:  # (Spark reads the source in the kernel; the blueprint must have a plan)
+            from tracer_kit.spark.features import check_spark_blueprint
+
+            check_spark_blueprint(bp)
+        else:  # a bad file or mapping, before any kernel starts
+            check_compatible(input_path, bp, cfg)
         template = _notebook_file(cfg)
         params = check_parameters(
             {
@@ -332,6 +352,7 @@ def run_notebook(
                 "config": config_to_jsonable(cfg),
                 "output_dir": output_dir,
                 "warehouse": warehouse,
+                **({"engine": engine, "master": master} if spark else {}),
             },
             template,
         )
@@ -425,8 +446,13 @@ def prepare_run(
     config: dict[str, Any] | None,
     output_dir: str | None,
     warehouse: str | None,
+    engine: str = "polars",
+    master: str | None = None,
 ) -> dict[str, Any]:
     """Turn the notebook's parameters into :func:`run_pipeline` arguments.
+
+    ``engine="spark"`` runs on the notebook's ``spark`` session when one exists (Databricks,
+    a pyspark kernel), else on a new one on ``master`` (default ``local[2]``).
 
     With the notebook's own defaults (``None``), the input is the blueprint's tiny sample
     shipped in the package and the warehouse and reports go to a temporary folder, so
@@ -453,6 +479,13 @@ def prepare_run(
     }
     if scratch is not None:
         args["processed_dir"] = str(scratch / "data" / "processed")
+    if engine == "spark":
+        from tracer_kit.spark import spark_session
+
+        args.update(engine="spark", spark=spark_session(master))
+    elif engine != "polars":
+        msg = f"engine={engine!r}: use 'polars' or 'spark'"
+        raise ConfigError(msg)
     return args
 
 

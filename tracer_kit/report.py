@@ -483,8 +483,9 @@ def _processed(result: Any) -> pl.LazyFrame | None:
     if result.frame is not None:
         return result.frame.lazy()
     path = result.outputs.get("parquet")
-    if result.state == "COMPLETED" and path and Path(path).exists():
-        return pl.scan_parquet(path)
+    location = parquet_location(path) if path else None
+    if result.state == "COMPLETED" and location:
+        return pl.scan_parquet(location)  # (a Spark run's folder: its part files)
     return None
 
 

@@ -52,6 +52,9 @@ SPARK_FORMATS = {
 
 _SPLIT = ("__file", "__start")  # a record's file and the byte offset of its split
 _ID = "__record_id"  # Spark's monotonically increasing id, read with the record
+#: What Spark reads a quoted empty field ("") as, so it stays "" (an unquoted empty field
+#: is null), as polars reads it; turned back into "" by the first polars step.
+_EMPTY = "\x01"
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ def _read_files(
             .option("escape", '"')
             .option("encoding", encoding or "utf-8")
             .option("mode", "PERMISSIVE")
+            .option("emptyValue", _EMPTY)
         )
     try:
         return reader.format(fmt).load(path)
@@ -206,6 +210,8 @@ def read_spark(
     )
     fingerprint = _fingerprint({"files": files, "records": rows, "digest": digest})
     frame = PartitionFrame(_text(_numbered(stats, splits), columns))
+    if fmt == "csv":
+        frame = frame.with_columns(pl.col(c).replace(_EMPTY, "") for c in columns)
     info = _info(source, fmt, delimiter, columns, rows, fingerprint, size=sum(f[1] for f in files))
     return Ingested(_as_text(frame, columns), info)
 

@@ -1,0 +1,292 @@
+"""The Spark engine against the polars engine: same rows, same quarantine, same score and issues.
+
+Spark runs for real on ``local[2]`` (Java 17, pyspark): every file is read in at least four
+splits, ``spark.driver.maxResultSize`` is small so an accidental collect fails loudly, and
+the row-level plans are checked for single-partition steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+from typer.testing import CliRunner
+
+import tracer_kit as tk
+from tracer_kit.blueprints import get_blueprint
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "data" / "samples"
+RUN_DATE = "2026-12-01"
+BLUEPRINTS = {
+    "customer_churn": "customers.csv",
+    "price_optimization": "prices.csv",
+    "revenue_projection": "revenue.csv",
+}
+
+
+def _spark_available() -> str | None:
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return 'pyspark is not installed (pip install -e ".[dev,spark]")'
+    if shutil.which("java") is None:
+        return "java is not installed (apt-get install openjdk-17-jre-headless)"
+    return None
+
+
+_missing = _spark_available()
+if _missing and os.environ.get("CI"):
+    pytest.fail(f"the Spark tests cannot run under CI: {_missing}", pytrace=False)
+pytestmark = pytest.mark.skipif(_missing is not None, reason=_missing or "")
+
+
+@pytest.fixture(scope="module")
+def spark():
+    session = tk.spark_session(
+        "local[2]",
+        config={
+            "spark.sql.shuffle.partitions": "4",
+            "spark.driver.maxResultSize": "8m",
+            "spark.ui.enabled": "false",
+        },
+    )
+    yield session
+    session.stop()
+
+
+def _four_splits(spark: Any, path: Path) -> None:  # noqa: ANN401
+    """Make Spark read ``path`` in at least four splits."""
+    spark.conf.set("spark.sql.files.maxPartitionBytes", str(path.stat().st_size // 4 - 1))
+
+
+def _run(folder: Path, source: Any, blueprint: Any, **kw: Any) -> tk.RunResult:  # noqa: ANN401
+    return tk.run_pipeline(
+        source,
+        blueprint,
+        warehouse=folder / "w.duckdb",
+        output_dir=folder / "reports",
+        processed_dir=folder / "processed",
+        run_date=RUN_DATE,
+        **kw,
+    )
+
+
+def _both(spark: Any, tmp: Path, path: Path, blueprint: Any) -> dict[str, Any]:  # noqa: ANN401
+    _four_splits(spark, path)
+    spark_run = _run(tmp / "spark", str(path), blueprint, engine="spark", spark=spark)
+    polars_run = _run(tmp / "polars", path, blueprint)
+    return {"spark": spark_run, "polars": polars_run, "tmp": tmp, "path": path}
+
+
+@pytest.fixture(scope="module")
+def runs(spark, tmp_path_factory) -> dict[str, dict[str, Any]]:
+    """Each demo sample through both engines, once per module."""
+    return {
+        bp: _both(spark, tmp_path_factory.mktemp(bp), SAMPLES / name, bp)
+        for bp, name in BLUEPRINTS.items()
+    }
+
+
+def _table(pair: dict[str, Any], engine: str, sql: str) -> pl.DataFrame:
+    return tk.query(sql, warehouse=pair["tmp"] / engine / "w.duckdb")
+
+
+def _issues(result: tk.RunResult) -> list[dict[str, Any]]:
+    """Issues with their examples' source_line left out (null on Spark, by design)."""
+    out = []
+    for issue in result.issues:
+        item = dict(issue)
+        item["examples"] = [
+            {k: v for k, v in e.items() if k != "source_line"} for e in item.get("examples") or []
+        ]
+        out.append(item)
+    return out
+
+
+def _assert_same(pair: dict[str, Any], blueprint: str) -> None:
+    s, p = pair["spark"], pair["polars"]
+    assert s.state == p.state == "COMPLETED"
+    assert (s.rows_in, s.rows_valid, s.rows_quarantined, s.rows_out) == (
+        p.rows_in,
+        p.rows_valid,
+        p.rows_quarantined,
+        p.rows_out,
+    )
+    assert s.quality_score == p.quality_score
+    assert s.score_parts == p.score_parts
+    assert _issues(s) == _issues(p)
+    key = [*get_blueprint(blueprint).key, "source_row"]
+    rows = f"SELECT * EXCLUDE (run_id) FROM {blueprint}_processed"
+    spark_rows = _table(pair, "spark", rows).sort(key)
+    polars_rows = _table(pair, "polars", rows).sort(key)
+    assert spark_rows.height == s.rows_out
+    assert_frame_equal(spark_rows, polars_rows, check_exact=False, rel_tol=1e-9, abs_tol=0)
+    bad = f"SELECT stage, source_row, raw, reasons FROM quarantine_{blueprint}"
+    assert_frame_equal(
+        _table(pair, "spark", bad).sort("source_row"),
+        _table(pair, "polars", bad).sort("source_row"),
+    )
+    lines = _table(pair, "spark", f"SELECT count(source_line) AS n FROM quarantine_{blueprint}")
+    assert lines.item() == 0  # source_line is null on Spark
+    count = f"SELECT count(*) AS n FROM bronze_{blueprint}"
+    assert _table(pair, "spark", count).item() == _table(pair, "polars", count).item() == s.rows_in
+
+
+@pytest.mark.parametrize("blueprint", list(BLUEPRINTS))
+def test_spark_engine_gives_the_polars_engines_results_on_the_demo_samples(runs, blueprint):
+    _assert_same(runs[blueprint], blueprint)
+
+
+def test_spark_run_writes_part_files_under_processed_blueprint_run_id(runs):
+    s = runs["customer_churn"]["spark"]
+    folder = Path(s.outputs.parquet)
+    assert (
+        folder
+        == runs["customer_churn"]["tmp"] / "spark" / "processed" / "customer_churn" / s.run_id
+    )
+    parts = sorted(folder.glob("*.parquet"))
+    assert len(parts) >= 2  # written by the executors, one file per task
+    assert pl.read_parquet(folder / "*.parquet").height == s.rows_out
+    assert s.frame is None and s.outputs.matrix is None and s.outputs.predictions is None
+    assert s.params["engine"]["name"] == "spark"
+    assert s.params["engine"]["stages_skipped"] == ["preprocess", "model"]
+    report = Path(s.outputs.report).read_text(encoding="utf-8")
+    assert "customer_churn" in report and "99.1" in report
+
+
+def test_source_row_is_the_file_order_whatever_the_splits(spark):
+    path = SAMPLES / "customers.csv"
+    expected = tk.read_table(path).frame.select("source_row", "customer_id").collect()
+    for split in (9_000, 200_000):
+        spark.conf.set("spark.sql.files.maxPartitionBytes", str(split))
+        ing = tk.read_spark(spark, str(path))
+        got = ing.frame.select("source_row", "customer_id").spark()
+        assert got.rdd.getNumPartitions() >= 3
+        rows = pl.from_arrow(got.toArrow()).sort("source_row")
+        assert_frame_equal(rows, expected)
+
+
+def test_fingerprint_is_file_identity_plus_an_order_free_record_digest(spark, tmp_path):
+    path = tmp_path / "customers.csv"
+    shutil.copy(SAMPLES / "customers.csv", path)
+    _four_splits(spark, path)
+    first = tk.read_spark(spark, str(path)).info
+    assert first.row_count == 10_000
+    assert tk.read_spark(spark, str(path)).info.sha256 == first.sha256
+    os.utime(path, (1_700_000_000, 1_700_000_000))  # same bytes, another modification time
+    assert tk.read_spark(spark, str(path)).info.sha256 != first.sha256
+    frame = spark.read.option("header", True).csv(str(path))
+    digest = tk.read_spark(spark, frame).info.sha256
+    assert tk.read_spark(spark, frame.repartition(3)).info.sha256 == digest  # order-free
+    assert tk.read_spark(spark, frame.limit(9_999)).info.sha256 != digest
+
+
+def _plan(df: Any) -> str:  # noqa: ANN401
+    return df._jdf.queryExecution().executedPlan().toString()
+
+
+def test_row_level_plans_never_bring_rows_to_one_partition(spark, runs, tmp_path):
+    from tracer_kit.spark import PartitionFrame
+    from tracer_kit.spark.features import spark_features
+
+    for blueprint, pair in runs.items():
+        path = pair["path"]
+        _four_splits(spark, path)
+        ing = tk.read_spark(spark, str(path))
+        assert ing.frame.spark().rdd.getNumPartitions() >= 4
+        assert "SinglePartition" not in _plan(ing.frame.spark())
+        bp = get_blueprint(blueprint)
+        valid = tk.validate(path, bp).valid
+        valid.write_parquet(tmp_path / f"{blueprint}.parquet")
+        rows = PartitionFrame(spark.read.parquet(str(tmp_path / f"{blueprint}.parquet")))
+        stats = pair["polars"].params.get("feature_statistics")
+        ctx = tk.blueprints.FeatureContext(
+            run_date=dt_date(RUN_DATE),
+            reference_date=dt_date(pair["polars"].params["reference_date"]),
+            statistics=stats,
+        )
+        features = spark_features(rows, bp, ctx)
+        plan = _plan(features.spark())
+        assert "SinglePartition" not in plan, (blueprint, plan)
+        if bp.spark.mode == "groups":
+            assert "hashpartitioning(product_id" in plan
+
+
+def dt_date(text: str):
+    import datetime as dt
+
+    return dt.date.fromisoformat(text)
+
+
+def test_an_accidental_collect_fails_loudly(spark):
+    from tracer_kit.spark import PartitionFrame
+
+    big = spark.range(400_000).selectExpr("id", "repeat('x', 40) AS text")
+    with pytest.raises(Exception, match="maxResultSize"):
+        PartitionFrame(big).collect()
+
+
+def test_a_polars_only_blueprint_gets_one_clear_line_on_spark(spark, tmp_path):
+    custom = dataclasses.replace(get_blueprint("customer_churn"), name="my_churn", spark=None)
+    with pytest.raises(tk.ConfigError, match="runs on the polars engine only") as err:
+        _run(tmp_path, str(SAMPLES / "customers.csv"), custom, engine="spark", spark=spark)
+    assert "\n" not in str(err.value) and "SparkPlan" in str(err.value)
+
+
+def _dirty_churn(path: Path, n: int = 3_000) -> Path:
+    """Churn rows with what users' files hold: day-first dates, null tokens, spaces, quoted
+    empties, repeats far apart (in other splits), text in numbers, odd plan spellings.
+    """  # noqa: D205
+    rng = random.Random(16)
+    plans = ["basic", " Basic", "PREMIUM", "standard", "enterprise", "gold", "", "n/a"]
+    lines = [
+        "customer_id,last_activity_date,account_created_date,total_value,support_tickets,feature_usage_count,plan_type,region"
+    ]
+    for i in range(1, n + 1):
+        cid = f"C{rng.randrange(1, n * 0.97):05d}" if i % 37 == 0 else f"C{i:05d}"
+        day, month = rng.randrange(1, 29), rng.randrange(1, 13)
+        last = f"{day:02d}/{month:02d}/2026" if i % 3 else f" 2026-{month:02d}-{day:02d} "
+        created = f"{day:02d}/{month:02d}/{rng.randrange(2015, 2025)}"
+        value = (
+            f"{rng.lognormvariate(6, 1.2):.2f}" if i % 41 else rng.choice(["N/A", "-5", "12,5", ""])
+        )
+        tickets = str(rng.randrange(0, 9)) if i % 53 else '""'
+        usage = str(rng.randrange(0, 400)) if i % 29 else "many"
+        plan = rng.choice(plans)
+        region = rng.choice(["north", "south", '"east, coast"'])
+        lines.append(f"{cid},{last},{created},{value},{tickets},{usage},{plan},{region}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_spark_engine_matches_polars_on_a_dirty_file(spark, tmp_path):
+    path = _dirty_churn(tmp_path / "dirty_customers.csv")
+    pair = _both(spark, tmp_path, path, "customer_churn")
+    assert pair["polars"].rows_quarantined > 50  # the file does have bad rows
+    _assert_same(pair, "customer_churn")
+
+
+def test_cli_runs_on_spark_and_a_second_run_adds_no_bronze(runs, monkeypatch):
+    from tracer_kit.cli import app
+
+    pair = runs["revenue_projection"]
+    monkeypatch.chdir(pair["tmp"] / "spark")
+    args = ["run", str(pair["path"]), "-b", "revenue_projection", "--engine", "spark"]
+    args += ["--master", "local[2]", "--no-notebook", "--warehouse", "w.duckdb"]
+    args += ["--processed-dir", "processed", "--output-dir", "reports"]
+    args += ["--reference-date", "2025-06-30"]
+    out = CliRunner().invoke(app, args)
+    assert out.exit_code == 0, out.output
+    assert "COMPLETED" in out.output or "completed" in out.output.lower()
+    runs_table = _table(pair, "spark", "SELECT count(*) AS n FROM runs WHERE state = 'COMPLETED'")
+    assert runs_table.item() == 2
+    bronze = _table(pair, "spark", "SELECT count(*) AS n FROM bronze_revenue_projection")
+    assert bronze.item() == pair["spark"].rows_in  # the same file and options: bronze once

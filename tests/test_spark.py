@@ -155,7 +155,7 @@ def test_spark_run_writes_part_files_under_processed_blueprint_run_id(runs):
     parts = sorted(folder.glob("*.parquet"))
     assert len(parts) >= 2  # written by the executors, one file per task
     assert pl.read_parquet(folder / "*.parquet").height == s.rows_out
-    assert s.frame is None and s.outputs.matrix is None and s.outputs.predictions is None
+    assert s.frame is None and s.outputs.model is None and s.outputs.predictions is None
     assert s.params["engine"]["name"] == "spark"
     assert s.params["engine"]["stages_skipped"] == ["preprocess", "model"]
     report = Path(s.outputs.report).read_text(encoding="utf-8")
@@ -220,10 +220,10 @@ def test_row_level_plans_never_bring_rows_to_one_partition(spark, runs, tmp_path
             assert "hashpartitioning(product_id" in plan
 
 
-def dt_date(text: str):
+def dt_date(text: str | None):
     import datetime as dt
 
-    return dt.date.fromisoformat(text)
+    return dt.date.fromisoformat(str(text)) if text else None
 
 
 def test_an_accidental_collect_fails_loudly(spark):
@@ -281,7 +281,7 @@ def test_cli_runs_on_spark_and_a_second_run_adds_no_bronze(runs, monkeypatch):
     monkeypatch.chdir(pair["tmp"] / "spark")
     args = ["run", str(pair["path"]), "-b", "revenue_projection", "--engine", "spark"]
     args += ["--master", "local[2]", "--no-notebook", "--warehouse", "w.duckdb"]
-    args += ["--processed-dir", "processed", "--output-dir", "reports"]
+    args += ["--output-dir", "reports"]
     args += ["--reference-date", "2025-06-30"]
     out = CliRunner().invoke(app, args)
     assert out.exit_code == 0, out.output

@@ -264,7 +264,7 @@ def _execute(
     return None
 
 
-def run_notebook(
+def run_notebook(  # noqa: PLR0913 - a source, a blueprint and the options the CLI offers
     path: str | Path,
     blueprint: str,
     *,

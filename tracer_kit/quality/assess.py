@@ -167,12 +167,9 @@ def _validated_quarantine(
 def _write_quarantine(validated: Any, rejects: pl.DataFrame, work: Path) -> int:
     """Quarantine = ingest rejects + validation failures in ``source_row`` order; its row count.
 
-    On Spark (no ingest rejects there) the part files are in no particular order.
+    On Spark the part files are in no particular order, and the ingest rejects (collected
+    on the driver) are one more part file.
     """
-    if not isinstance(validated, pl.LazyFrame):
-        return _stage(
-            validated.cast(QUARANTINE_SCHEMA), work / "quarantine.parquet", "zstd"
-        ).count()
     line_json = pl.struct(pl.col("raw").alias("_line")).struct.json_encode().alias("raw")
     rejected = rejects.lazy().select(
         pl.lit("ingest").alias("stage"),
@@ -181,14 +178,21 @@ def _write_quarantine(validated: Any, rejects: pl.DataFrame, work: Path) -> int:
         line_json,
         pl.concat_list(pl.col("reason").str.split(": ").list.first()).alias("reasons"),
     )
-    quarantine = pl.concat([rejected.cast(QUARANTINE_SCHEMA), validated.cast(QUARANTINE_SCHEMA)])
-    if rejects.height:  # validated rows are in source_row order; sort only when merging
-        quarantine = quarantine.sort("source_row")
-    quarantine.sink_parquet(work / "quarantine.parquet", compression="zstd")
     if rejects.height:  # the records rejected at ingest belong to bronze too
         rejects.select("source_row", "source_line", line_json).write_parquet(
             work / "bronze.rejects.parquet"
         )
+    if not isinstance(validated, pl.LazyFrame):
+        folder = work / "quarantine.parquet"
+        count = _stage(validated.cast(QUARANTINE_SCHEMA), folder, "zstd").count()
+        if rejects.height:
+            rejects_file = folder / "ingest-rejects.parquet"
+            rejected.cast(QUARANTINE_SCHEMA).collect().write_parquet(rejects_file)
+        return count + rejects.height
+    quarantine = pl.concat([rejected.cast(QUARANTINE_SCHEMA), validated.cast(QUARANTINE_SCHEMA)])
+    if rejects.height:  # validated rows are in source_row order; sort only when merging
+        quarantine = quarantine.sort("source_row")
+    quarantine.sink_parquet(work / "quarantine.parquet", compression="zstd")
     return pl.scan_parquet(work / "quarantine.parquet").select(pl.len()).collect().item()
 
 

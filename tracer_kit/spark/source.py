@@ -21,6 +21,7 @@ same digest.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from tracer_kit.errors import IngestError
-from tracer_kit.ingest import Ingested, SourceInfo
+from tracer_kit.ingest import REJECT_SCHEMA, Ingested, SourceInfo
 from tracer_kit.ingest.source import reserved_renames
 from tracer_kit.spark.frame import PartitionFrame, spark_path
 
@@ -55,6 +56,8 @@ _ID = "__record_id"  # Spark's monotonically increasing id, read with the record
 #: What Spark reads a quoted empty field ("") as, so it stays "" (an unquoted empty field
 #: is null), as polars reads it; turned back into "" by the first polars step.
 _EMPTY = "\x01"
+#: The column Spark puts a ragged CSV line in (more or fewer fields than the header).
+_CORRUPT = "__ragged_line"
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ def _format_of(path: str, format: str | None) -> str:  # noqa: A002 - the docume
 def _read_files(
     spark: SparkSession, path: str, fmt: str, delimiter: str | None, encoding: str | None
 ) -> DataFrame:
+    """The records; for CSV every column as text plus :data:`_CORRUPT`, the line of a ragged record."""
     reader = spark.read
     if fmt == "csv":
         sep = delimiter or ("\t" if path.lower().endswith((".tsv", ".tsv.gz")) else ",")
@@ -103,7 +107,15 @@ def _read_files(
             .option("emptyValue", _EMPTY)
         )
     try:
-        return reader.format(fmt).load(path)
+        df = reader.format(fmt).load(path)
+        if fmt == "csv":  # again, with the header's names as text and a column for ragged lines
+            from pyspark.sql.types import StringType, StructField, StructType
+
+            fields = [StructField(c, StringType()) for c in df.columns]
+            schema = StructType([*fields, StructField(_CORRUPT, StringType())])
+            reader = reader.schema(schema).option("columnNameOfCorruptRecord", _CORRUPT)
+            df = reader.format(fmt).load(path)
+        return df
     except Exception as exc:  # noqa: BLE001 - Spark's analysis errors name the path
         first = str(exc).strip().splitlines()[0][:300]
         raise IngestError(f"{path}: Spark could not read it: {first}", path=path) from None
@@ -192,9 +204,10 @@ def read_spark(
         return _from_frame(df, name=source)
     fmt = _format_of(source, format)
     raw = _read_files(spark, spark_path(source), fmt, delimiter, encoding)
-    renames = reserved_renames(list(raw.columns))
+    renames = reserved_renames([c for c in raw.columns if c != _CORRUPT])
     raw = raw.withColumnsRenamed(renames) if renames else raw
-    columns = list(raw.columns)
+    columns = [c for c in raw.columns if c != _CORRUPT]
+    ragged = _CORRUPT in raw.columns
     meta = raw.select(
         "*",
         F.col("_metadata.file_path").alias("__file"),
@@ -203,17 +216,44 @@ def read_spark(
         F.col("_metadata.file_modification_time").cast("string").alias("__mtime"),
         F.monotonically_increasing_id().alias(_ID),
     )
-    stats = meta.select(*columns, *_SPLIT, _ID)
+    stats = meta.select(*columns, *([_CORRUPT] if ragged else []), *_SPLIT, _ID)
     splits, rows, digest = _splits(stats, columns) if columns else ([], 0, "0")
     files = sorted(
         tuple(r) for r in meta.select("__file", "__size", "__mtime").distinct().collect()
     )
     fingerprint = _fingerprint({"files": files, "records": rows, "digest": digest})
-    frame = PartitionFrame(_text(_numbered(stats, splits), columns))
+    numbered = _numbered(stats, splits)
+    rejects = pl.DataFrame(schema=REJECT_SCHEMA)
+    if ragged:
+        rejects = _ragged(numbered, columns)
+        numbered = numbered.where(F.col(_CORRUPT).isNull())
+    frame = PartitionFrame(_text(numbered, columns))
     if fmt == "csv":
         frame = frame.with_columns(pl.col(c).replace(_EMPTY, "") for c in columns)
     info = _info(source, fmt, delimiter, columns, rows, fingerprint, size=sum(f[1] for f in files))
-    return Ingested(_as_text(frame, columns), info)
+    return Ingested(_as_text(frame, columns), info, rejects)
+
+
+def _ragged(numbered: DataFrame, columns: list[str]) -> pl.DataFrame:
+    """The ragged lines (to the driver: one row each) as ingest rejects, named as polars names them."""
+    from pyspark.sql import functions as F
+
+    # (Spark reads a ragged line only beside the data columns: select them, then drop them)
+    bad = numbered.where(F.col(_CORRUPT).isNotNull()).select("source_row", _CORRUPT, *columns)
+    rows = [(int(r[0]), r[1]) for r in bad.collect()]
+    reasons = [
+        f"ragged_row: {len(next(csv.reader([line]), []))} fields, expected {len(columns)}"
+        for _, line in rows
+    ]
+    return pl.DataFrame(
+        {
+            "source_row": [r for r, _ in rows],
+            "source_line": [None] * len(rows),
+            "raw": [line for _, line in rows],
+            "reason": reasons,
+        },
+        schema=REJECT_SCHEMA,
+    ).sort("source_row")
 
 
 def _from_frame(df: DataFrame, *, name: str) -> Ingested:

@@ -82,7 +82,7 @@ def _run(folder: Path, source: Any, blueprint: Any, **kw: Any) -> tk.RunResult: 
 def _both(spark: Any, tmp: Path, path: Path, blueprint: Any) -> dict[str, Any]:  # noqa: ANN401
     _four_splits(spark, path)
     spark_run = _run(tmp / "spark", str(path), blueprint, engine="spark", spark=spark)
-    polars_run = _run(tmp / "polars", path, blueprint)
+    polars_run = _run(tmp / "polars", path, blueprint, report=False)
     return {"spark": spark_run, "polars": polars_run, "tmp": tmp, "path": path}
 
 

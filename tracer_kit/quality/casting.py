@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
@@ -23,6 +24,7 @@ __all__ = [
     "clean_columns",
     "dirty_counts",
     "date_conventions",
+    "date_readings",
     "folded",
     "parse_date",
     "plain_iso_columns",
@@ -45,14 +47,36 @@ def present(name: str) -> pl.Expr:
     return raw.is_not_null() & ~raw.str.to_lowercase().is_in(NULL_TOKENS)
 
 
+def _plain_iso_counts(agg: Aggregates, columns: Sequence[str]) -> None:
+    for c in columns:
+        agg.add(c, "not_plain", (present(c) & plain_iso_date(c).is_null()).sum(), "sum")
+
+
+def _convention_evidence(agg: Aggregates, columns: Sequence[str]) -> None:
+    for c in columns:
+        raw = pl.col(c).str.strip_chars()
+        parts = raw.filter(raw.str.contains("/", literal=True)).str.extract_groups(_SLASH)
+        first = parts.struct.field("1").cast(pl.Int32, strict=False)
+        second = parts.struct.field("2").cast(pl.Int32, strict=False)
+        # a value impossible both ways (13/13/2023) is invalid, not evidence for either order
+        agg.add(c, "day_first", ((first > 12) & (first <= 31) & (second <= 12)).any(), "max")
+        agg.add(c, "month_first", ((second > 12) & (second <= 31) & (first <= 12)).any(), "max")
+
+
+def _convention(found: dict[str, Any]) -> str | None:
+    day_first, month_first = bool(found["day_first"]), bool(found["month_first"])
+    if day_first and not month_first:
+        return "dmy"
+    return "mdy" if month_first and not day_first else None
+
+
 def plain_iso_columns(frame: pl.LazyFrame, columns: Sequence[str]) -> set[str]:
     """The date columns whose every present value is a plain ``YYYY-MM-DD`` date (the fast path)."""
     if not columns:
         return set()
     agg = Aggregates()
-    for c in columns:
-        agg.add(c, "bad", (present(c) & plain_iso_date(c).is_null()).sum(), "sum")
-    return {c for c, found in agg.collect(frame).items() if found["bad"] == 0}
+    _plain_iso_counts(agg, columns)
+    return {c for c, found in agg.collect(frame).items() if found["not_plain"] == 0}
 
 
 def date_conventions(frame: pl.LazyFrame, columns: Sequence[str]) -> dict[str, str | None]:
@@ -65,26 +89,21 @@ def date_conventions(frame: pl.LazyFrame, columns: Sequence[str]) -> dict[str, s
     if not columns:
         return {}
     agg = Aggregates()
-    for c in columns:
-        raw = pl.col(c).str.strip_chars()
-        parts = raw.filter(raw.str.contains("/", literal=True)).str.extract_groups(_SLASH)
-        first = parts.struct.field("1").cast(pl.Int32, strict=False)
-        second = parts.struct.field("2").cast(pl.Int32, strict=False)
-        # a value impossible both ways (13/13/2023) is invalid, not evidence for either order
-        agg.add(c, "day_first", ((first > 12) & (first <= 31) & (second <= 12)).any(), "max")
-        agg.add(c, "month_first", ((second > 12) & (second <= 31) & (first <= 12)).any(), "max")
+    _convention_evidence(agg, columns)
     found = agg.collect(frame)
-    out: dict[str, str | None] = {}
-    for c in columns:
-        day_first, month_first = bool(found[c]["day_first"]), bool(found[c]["month_first"])
-        out[c] = (
-            "dmy"
-            if day_first and not month_first
-            else "mdy"
-            if month_first and not day_first
-            else None
-        )
-    return out
+    return {c: _convention(found[c]) for c in columns}
+
+
+def date_readings(frame: Any, columns: Sequence[str]) -> tuple[set[str], dict[str, str | None]]:
+    """:func:`plain_iso_columns` and :func:`date_conventions` of the other columns, in one pass."""
+    if not columns:
+        return set(), {}
+    agg = Aggregates()
+    _plain_iso_counts(agg, columns)
+    _convention_evidence(agg, columns)
+    found = agg.collect(frame)
+    plain = {c for c in columns if found[c]["not_plain"] == 0}
+    return plain, {c: _convention(found[c]) for c in columns if c not in plain}
 
 
 def plain_iso_date(name: str) -> pl.Expr:
@@ -286,8 +305,8 @@ def cast_fields(
     """
     date_fields = [f.name for f in blueprint.fields if f.kind == "date"]
     plain = clean & set(date_fields)
-    plain |= plain_iso_columns(text, [c for c in date_fields if c not in plain])
-    conventions = date_conventions(text, [c for c in date_fields if c not in plain])
+    found_plain, conventions = date_readings(text, [c for c in date_fields if c not in plain])
+    plain |= found_plain
     values, flags, formats = [], [], []
     for f in blueprint.fields:
         value, field_flags, fmt = _field_columns(

@@ -183,7 +183,7 @@ def test_make_lint_runs_the_complexity_rules():
     assert (limits["max-branches"], limits["max-statements"], limits["max-args"]) == (12, 50, 9)
 
 
-@pytest.mark.parametrize("module", ["tracer_kit.blueprints.stats", "tracer_kit.quality.names"])
+@pytest.mark.parametrize("module", ["tracer_kit.blueprints.stats", "tracer_kit.aggregates"])
 def test_doctests_of_the_helpers_for_authors(module):
     import doctest
     import importlib

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import warnings
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -21,6 +22,12 @@ __version__ = "0.1.0"
 MALLOC_CONF = "background_thread:true,dirty_decay_ms:500,muzzy_decay_ms:0"
 if "polars" not in sys.modules:
     os.environ.setdefault("_RJEM_MALLOC_CONF", MALLOC_CONF)
+
+# pandera imports pyspark.pandas when pyspark is installed (the spark extra), and pyspark
+# warns about pandas 3 on every import although tracer-kit uses no pandas API of pyspark.
+warnings.filterwarnings(
+    "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+)
 
 _EXPORTS = {
     "run_pipeline": "tracer_kit.pipeline",

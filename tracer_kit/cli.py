@@ -288,6 +288,18 @@ def _print_issues(issues: list[dict[str, Any]]) -> None:
     _console().print(table)
 
 
+EngineOpt = Annotated[
+    str, typer.Option("--engine", help="polars (one machine) or spark (a Spark cluster).")
+]
+MasterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--master",
+        help="With --engine spark: local[2], spark://HOST:7077, yarn or sc://HOST:15002.",
+    ),
+]
+
+
 @app.command()
 @friendly
 def run(
@@ -322,17 +334,8 @@ def run(
         typer.Option("--notebook", help="Run this edited copy of the notebook (`tracer init`)."),
     ] = None,
     no_model: NoModelOpt = False,
-    engine: Annotated[
-        str,
-        typer.Option("--engine", help="polars (one machine) or spark (a Spark cluster)."),
-    ] = "polars",
-    master: Annotated[
-        str | None,
-        typer.Option(
-            "--master",
-            help="With --engine spark: local[2], spark://HOST:7077, yarn or sc://HOST:15002.",
-        ),
-    ] = None,
+    engine: EngineOpt = "polars",
+    master: MasterOpt = None,
 ) -> None:
     """Run one file through a blueprint (via the Papermill notebook unless --no-notebook)."""
     cfg = build_config(
@@ -353,29 +356,38 @@ def run(
     )
     if no_notebook and cfg.notebook:
         raise ConfigError("--notebook and --no-notebook contradict each other; choose one")
+    common: dict[str, Any] = {"config": cfg, "warehouse": warehouse, "output_dir": output_dir}
+    _print_result(_run_on(engine, master, input, blueprint, common, notebook=not no_notebook))
+
+
+def _run_on(  # noqa: PLR0913 - the run command's engine options, forwarded
+    engine: str,
+    master: str | None,
+    source: str,
+    blueprint: str,
+    common: dict[str, Any],
+    *,
+    notebook: bool,
+) -> Any:  # noqa: ANN401 - a RunResult
+    """``tracer run`` on the chosen engine, in-process or through the notebook."""
     if engine not in ("polars", "spark"):
         raise ConfigError(f"--engine {engine}: use polars or spark")
     if master and engine != "spark":
         raise ConfigError("--master needs --engine spark")
-    source: str | Path = input if engine == "spark" else Path(input)
-    common: dict[str, Any] = {"config": cfg, "warehouse": warehouse, "output_dir": output_dir}
-    if no_notebook:
-        from tracer_kit.pipeline import run_pipeline
-
-        spark = None
-        if engine == "spark":
-            from tracer_kit.spark import spark_session
-
-            spark = spark_session(master)
-        result = run_pipeline(
-            source, blueprint, **common, return_frame=False, engine=engine, spark=spark
-        )
-    else:
+    path: str | Path = source if engine == "spark" else Path(source)
+    if notebook:
         from tracer_kit.notebooks import run_notebook
 
         extra = {"engine": engine, "master": master} if engine == "spark" else {}
-        result = run_notebook(source, blueprint, **common, return_frame=False, **extra)
-    _print_result(result)
+        return run_notebook(path, blueprint, **common, return_frame=False, **extra)
+    from tracer_kit.pipeline import run_pipeline
+
+    spark = None
+    if engine == "spark":
+        from tracer_kit.spark import spark_session
+
+        spark = spark_session(master)
+    return run_pipeline(path, blueprint, **common, return_frame=False, engine=engine, spark=spark)
 
 
 @app.command()

@@ -337,12 +337,7 @@ def run_notebook(  # noqa: PLR0913 - a source, a blueprint and the options the C
             "params": {"config": config_to_jsonable(cfg)},
         }
         life.start(record, RunState.PENDING)
-        if spark:  # (Spark reads the source in the kernel; the blueprint must have a plan)
-            from tracer_kit.spark.features import check_spark_blueprint
-
-            check_spark_blueprint(bp)
-        else:  # a bad file or mapping, before any kernel starts
-            check_compatible(input_path, bp, cfg)
+        _check_before_kernel(input_path, bp, cfg, spark=spark)
         template = _notebook_file(cfg)
         params = check_parameters(
             {
@@ -366,6 +361,18 @@ def run_notebook(  # noqa: PLR0913 - a source, a blueprint and the options the C
     return result_from_warehouse(
         run_id, warehouse=warehouse, notebook=executed, with_frame=return_frame
     )
+
+
+def _check_before_kernel(path: Any, bp: Any, cfg: Config, *, spark: bool) -> None:  # noqa: ANN401
+    """A bad file or mapping fails here, before any kernel starts; on Spark (which reads
+    the source in the kernel) the blueprint must have a Spark plan.
+    """  # noqa: D205
+    if spark:
+        from tracer_kit.spark.features import check_spark_blueprint
+
+        check_spark_blueprint(bp)
+    else:
+        check_compatible(path, bp, cfg)
 
 
 def _raise_from_notebook(exc: Any, warehouse: Path, run_id: str, executed: Path) -> None:

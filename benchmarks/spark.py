@@ -1,0 +1,165 @@
+"""The Spark engine beside the polars engine on one churn CSV, in the same run.
+
+    python benchmarks/spark.py                  # 1 GB churn CSV on local[2]
+    python benchmarks/spark.py --size 100MB     # a quicker run
+    python benchmarks/spark.py --master spark://head:7077
+
+Both engines run the same blueprint with the model stage off, each in its own subprocess;
+the polars run's preprocess stage (which Spark does not run yet) is reported on its own
+row and left out of the compared total. Peak RSS is the driver process's (on Spark the
+JVM and its Python workers are other processes: their peak is sampled from /proc as the
+sum over the driver's process tree). Results go to ``benchmarks/results-spark.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from run import REF, make_input, parse_size  # noqa: E402 - the same generated churn file
+
+COMPARED = ("ingest", "validate", "features", "store")
+
+
+def _tree_rss(root: int) -> int:
+    """Resident bytes of ``root`` and every process below it."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            pages = int((entry / "statm").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        pid = int(entry.name)
+        children.setdefault(int(stat[1]), []).append(pid)
+        rss[pid] = pages * os.sysconf("SC_PAGE_SIZE")
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def run_engine(engine: str, src: str, out: str, master: str) -> dict:
+    import tracer_kit as tk
+
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _tree_rss(os.getpid()))
+            time.sleep(0.2)
+
+    extra = {}
+    if engine == "spark":
+        spark = tk.spark_session(master, config={"spark.ui.enabled": "false"})
+        extra = {"engine": "spark", "spark": spark}
+    threading.Thread(target=sample, daemon=True).start()
+    t = time.perf_counter()
+    r = tk.run_pipeline(
+        src,
+        "customer_churn",
+        config={"reference_date": REF, "model": {"enabled": False}},
+        warehouse=str(Path(out) / "warehouse.duckdb"),
+        output_dir=str(Path(out) / "reports"),
+        processed_dir=str(Path(out) / "processed"),
+        return_frame=False,
+        report=False,
+        run_date="2025-07-01",
+        **extra,
+    )
+    seconds = time.perf_counter() - t
+    done.set()
+    return {
+        "seconds": seconds,
+        "stages": r.stage_seconds,
+        "peak_mb": peak[0] / 2**20,
+        "rows_in": r.rows_in,
+        "rows_out": r.rows_out,
+        "score": r.quality_score,
+    }
+
+
+def _child(engine: str, src: Path, out: Path, master: str) -> dict:
+    cmd = [sys.executable, __file__, "--child", engine, str(src), str(out), "--master", master]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{engine} run failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def render(results: dict, *, mb: float, rows: int, master: str) -> str:
+    p, s = results["polars"], results["spark"]
+    common = {k: sum(r["stages"].get(st, 0.0) for st in COMPARED) for k, r in results.items()}
+    lines = [
+        f"# Spark engine beside the polars engine ({mb:,.0f} MB churn CSV, {rows:,} rows)",
+        "",
+        f"Spark master `{master}`; model stage off; both in the same run on this machine.",
+        "",
+        "| stage | polars engine (s) | Spark engine (s) |",
+        "|---|---:|---:|",
+    ]
+    for stage in (*COMPARED, "preprocess"):
+        ps, ss = p["stages"].get(stage), s["stages"].get(stage)
+        fmt = lambda v: "not run" if v is None else f"{v:.1f}"  # noqa: E731
+        lines.append(f"| {stage} | {fmt(ps)} | {fmt(ss)} |")
+    lines += [
+        f"| **ingest..store** | **{common['polars']:.1f}** | **{common['spark']:.1f}** |",
+        f"| rows/s (ingest..store) | {rows / common['polars']:,.0f} | {rows / common['spark']:,.0f} |",
+        f"| peak RSS, process tree | {p['peak_mb']:,.0f} MB | {s['peak_mb']:,.0f} MB |",
+        "",
+        f"Spark / polars time: {common['spark'] / common['polars']:.2f}x; both gave quality "
+        f"score {p['score']} and {p['rows_out']:,} processed rows"
+        + (
+            " (equal)."
+            if (p["score"], p["rows_out"]) == (s["score"], s["rows_out"])
+            else " (DIFFER)."
+        ),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size", default="1GB")
+    parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--input", help="an existing churn CSV instead of a generated one")
+    parser.add_argument(
+        "--child", nargs=3, metavar=("ENGINE", "SRC", "OUT"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args(argv)
+    if args.child:
+        engine, src, out = args.child
+        print(json.dumps(run_engine(engine, src, out, args.master)))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="tracer-spark-bench-") as tmp:
+        src = Path(args.input) if args.input else Path(tmp) / "churn.csv"
+        rows = make_input(src, parse_size(args.size)) if not args.input else None
+        mb = src.stat().st_size / 1e6
+        results = {e: _child(e, src, Path(tmp) / e, args.master) for e in ("polars", "spark")}
+    rows = rows or results["polars"]["rows_in"]
+    text = render(results, mb=mb, rows=rows, master=args.master)
+    print(text)
+    (HERE / "results-spark.md").write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

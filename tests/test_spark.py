@@ -56,15 +56,13 @@ def spark():
             "spark.sql.shuffle.partitions": "4",
             "spark.driver.maxResultSize": "8m",
             "spark.ui.enabled": "false",
+            # every file (and every folder of part files) in at least four splits
+            "spark.sql.files.minPartitionNum": "4",
+            "spark.sql.files.openCostInBytes": "1024",
         },
     )
     yield session
     session.stop()
-
-
-def _four_splits(spark: Any, path: Path) -> None:  # noqa: ANN401
-    """Make Spark read ``path`` in at least four splits."""
-    spark.conf.set("spark.sql.files.maxPartitionBytes", str(path.stat().st_size // 4 - 1))
 
 
 def _run(folder: Path, source: Any, blueprint: Any, **kw: Any) -> tk.RunResult:  # noqa: ANN401
@@ -80,7 +78,6 @@ def _run(folder: Path, source: Any, blueprint: Any, **kw: Any) -> tk.RunResult: 
 
 
 def _both(spark: Any, tmp: Path, path: Path, blueprint: Any) -> dict[str, Any]:  # noqa: ANN401
-    _four_splits(spark, path)
     spark_run = _run(tmp / "spark", str(path), blueprint, engine="spark", spark=spark)
     polars_run = _run(tmp / "polars", path, blueprint, report=False)
     return {"spark": spark_run, "polars": polars_run, "tmp": tmp, "path": path}
@@ -88,11 +85,17 @@ def _both(spark: Any, tmp: Path, path: Path, blueprint: Any) -> dict[str, Any]: 
 
 @pytest.fixture(scope="module")
 def runs(spark, tmp_path_factory) -> dict[str, dict[str, Any]]:
-    """Each demo sample through both engines, once per module."""
-    return {
-        bp: _both(spark, tmp_path_factory.mktemp(bp), SAMPLES / name, bp)
-        for bp, name in BLUEPRINTS.items()
-    }
+    """Each demo sample through both engines, once per module (the three at once: Spark
+    runs concurrent jobs from threads, and most of a small run is waiting on jobs).
+    """  # noqa: D205
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(BLUEPRINTS)) as pool:
+        futures = {
+            bp: pool.submit(_both, spark, tmp_path_factory.mktemp(bp), SAMPLES / name, bp)
+            for bp, name in BLUEPRINTS.items()
+        }
+        return {bp: f.result() for bp, f in futures.items()}
 
 
 def _table(pair: dict[str, Any], engine: str, sql: str) -> pl.DataFrame:
@@ -165,19 +168,21 @@ def test_spark_run_writes_part_files_under_processed_blueprint_run_id(runs):
 def test_source_row_is_the_file_order_whatever_the_splits(spark):
     path = SAMPLES / "customers.csv"
     expected = tk.read_table(path).frame.select("source_row", "customer_id").collect()
-    for split in (9_000, 200_000):
-        spark.conf.set("spark.sql.files.maxPartitionBytes", str(split))
-        ing = tk.read_spark(spark, str(path))
-        got = ing.frame.select("source_row", "customer_id").spark()
-        assert got.rdd.getNumPartitions() >= 3
-        rows = pl.from_arrow(got.toArrow()).sort("source_row")
+    for splits in ("13", "5"):
+        spark.conf.set("spark.sql.files.minPartitionNum", splits)
+        try:
+            ing = tk.read_spark(spark, str(path))
+            got = ing.frame.select("source_row", "customer_id").spark()
+            assert got.rdd.getNumPartitions() >= int(splits)
+            rows = pl.from_arrow(got.toArrow()).sort("source_row")
+        finally:
+            spark.conf.set("spark.sql.files.minPartitionNum", "4")
         assert_frame_equal(rows, expected)
 
 
 def test_fingerprint_is_file_identity_plus_an_order_free_record_digest(spark, tmp_path):
     path = tmp_path / "customers.csv"
     shutil.copy(SAMPLES / "customers.csv", path)
-    _four_splits(spark, path)
     first = tk.read_spark(spark, str(path)).info
     assert first.row_count == 10_000
     assert tk.read_spark(spark, str(path)).info.sha256 == first.sha256
@@ -199,7 +204,6 @@ def test_row_level_plans_never_bring_rows_to_one_partition(spark, runs, tmp_path
 
     for blueprint, pair in runs.items():
         path = pair["path"]
-        _four_splits(spark, path)
         ing = tk.read_spark(spark, str(path))
         assert ing.frame.spark().rdd.getNumPartitions() >= 4
         assert "SinglePartition" not in _plan(ing.frame.spark())

@@ -610,12 +610,13 @@ def _processed(run: _Run) -> Any:  # noqa: ANN401 - a LazyFrame, or a PartitionF
 def _profiled_rows(run: _Run) -> pl.LazyFrame:
     """The rows the column profiles are computed on: all of them, or on Spark a bounded sample.
 
-    Spark sends at most ``settings.fit_rows`` rows (a seeded sample) to the driver.
+    Spark sends at most ``settings.model_fit_rows`` rows (100,000; a seeded sample) to the
+    driver: a profile's shares and quantiles, not its exact counts, on big tables.
     """
     if run.spark is None:
         return pl.scan_parquet(run.staged_parquet)
     df = _processed(run).spark()
-    limit = settings.fit_rows
+    limit = settings.model_fit_rows
     if run.rows_out > limit:
         df = df.sample(fraction=min(1.0, 1.05 * limit / run.rows_out), seed=0).limit(limit)
     return pl.from_arrow(df.toArrow()).lazy()  # type: ignore[union-attr]

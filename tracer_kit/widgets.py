@@ -8,6 +8,7 @@ readable line in the UI, never a traceback.
 from __future__ import annotations
 
 import html
+import importlib.util
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -116,6 +117,12 @@ class Workbench(w.VBox):
             options=[bp.name for bp in list_blueprints()],
             layout=w.Layout(width="520px"),
         )
+        engines = ["polars", "spark"] if importlib.util.find_spec("pyspark") else ["polars"]
+        self.engine = w.Dropdown(
+            description="Engine",
+            options=engines,
+            tooltip="spark: the kernel's Spark session, else a new local[2] one",
+        )
         self.fields = w.HTML()
         self.compatibility = w.HTML()
         self.column_map = w.Text(
@@ -195,7 +202,7 @@ class Workbench(w.VBox):
         )
         return [
             w.HBox([self.file, self.refresh, self.upload]),
-            w.HBox([self.blueprint]),
+            w.HBox([self.blueprint, self.engine]),
             self.fields,
             self.compatibility,
             w.HBox([self.column_map, self.reference_date]),
@@ -316,6 +323,12 @@ class Workbench(w.VBox):
             return None
         self.run.disabled = True
         try:
+            engine = {}
+            if self.engine.value == "spark":
+                from tracer_kit.spark import spark_session
+
+                self.stage.value = "starting Spark…"
+                engine = {"engine": "spark", "spark": spark_session()}
             self.result = run_pipeline(
                 self.file.value,
                 self.blueprint.value,
@@ -325,6 +338,7 @@ class Workbench(w.VBox):
                 processed_dir=self.processed_dir,
                 progress=self._progress,
                 return_frame=False,
+                **engine,
             )
             self.progress.value = self.progress.max
             self.progress.bar_style = "success"

@@ -23,6 +23,7 @@ __all__ = ["SPARK_DEFAULTS", "spark_session"]
 SPARK_DEFAULTS = {
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.session.timeZone": "UTC",
+    "spark.driver.memory": "2g",  # (the JVM's default 1 GB is tight for a 100,000-row sample)
 }
 
 

@@ -52,8 +52,11 @@ def spark_session(
     for key, value in {**SPARK_DEFAULTS, **(config or {})}.items():
         builder = builder.config(key, value)
     try:
-        return builder.getOrCreate()
+        session = builder.getOrCreate()
     except Exception as exc:  # noqa: BLE001 - Java missing, bad master URL ...
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         msg = f"could not start Spark on {master or 'local[2]'}: {first}"
         raise ConfigError(msg) from None
+    if hasattr(session, "sparkContext") and not (master or "").startswith("sc://"):
+        session.sparkContext.setLogLevel("ERROR")  # Spark's WARN lines would fill notebooks
+    return session

@@ -255,7 +255,7 @@ def _dirty_churn(path: Path, n: int = 3_000) -> Path:
         "customer_id,last_activity_date,account_created_date,total_value,support_tickets,feature_usage_count,plan_type,region"
     ]
     for i in range(1, n + 1):
-        cid = f"C{rng.randrange(1, n * 0.97):05d}" if i % 37 == 0 else f"C{i:05d}"
+        cid = f"C{rng.randrange(1, int(n * 0.97)):05d}" if i % 37 == 0 else f"C{i:05d}"
         day, month = rng.randrange(1, 29), rng.randrange(1, 13)
         last = f"{day:02d}/{month:02d}/2026" if i % 3 else f" 2026-{month:02d}-{day:02d} "
         created = f"{day:02d}/{month:02d}/{rng.randrange(2015, 2025)}"

@@ -232,11 +232,9 @@ def order_statistics(
     the column is sorted in full. Null values are left out; ``n``, their count, is counted
     when not given. ``tiebreak`` None: ties in row order (the pairs' second item is None).
 
-    On Spark (a :class:`~tracer_kit.spark.PartitionFrame`), Spark's range-partitioned sort
-    finds the same pairs.
+    The Spark engine's range-partitioned sort finds the same pairs
+    (:func:`tracer_kit.engine.order_statistics` chooses).
     """
-    if not isinstance(lf, pl.LazyFrame):
-        return lf.order_statistics(value, ranks, tiebreak)
     if tiebreak is None:
         order = "__order_statistics_row"
         pairs = lf.select(value).drop_nulls(value).with_row_index(order)

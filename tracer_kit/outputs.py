@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
 from tracer_kit.blueprints import Blueprint
 from tracer_kit.config import Config
 
@@ -29,7 +27,7 @@ class OutputContext:
     run_id: str
     blueprint: Blueprint
     config: Config
-    processed: pl.LazyFrame
+    processed: Any  # a polars LazyFrame, or on Spark a PartitionFrame
     #: Values stages share with outputs (the fitted preprocessor under ``"preprocessor"``).
     fitted: dict[str, Any] = field(default_factory=dict)
     #: Notes an output adds to the run's params (``params[name]``).
@@ -82,7 +80,7 @@ def _write_preprocessor(ctx: OutputContext, paths: dict[str, Path]) -> None:
 def _write_predictions(ctx: OutputContext, paths: dict[str, Path]) -> None:
     outcome = ctx.fitted.get("model")
     if outcome is not None and outcome.has_predictions:
-        outcome.write_predictions(paths["predictions"])
+        outcome.write_predictions(paths["predictions"], like=ctx.processed)
 
 
 def _write_predictor(ctx: OutputContext, paths: dict[str, Path]) -> None:

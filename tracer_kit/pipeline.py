@@ -23,6 +23,7 @@ from tracer_kit._scratch import is_sorted_by, sink_sorted
 from tracer_kit.aggregates import Aggregates
 from tracer_kit.blueprints import Blueprint, FeatureContext, get_blueprint
 from tracer_kit.config import Config, config_to_jsonable, load_config
+from tracer_kit.engine import on_spark
 from tracer_kit.errors import ConfigError, PipelineBugError, QualityGateError
 from tracer_kit.ingest import Ingested, file_sha256
 from tracer_kit.model import (
@@ -178,7 +179,7 @@ def build_processed(
     """
     dest = Path(dest)
     valid = q.valid_lazy()
-    if isinstance(valid, pl.LazyFrame):
+    if not on_spark(valid):
         lf = blueprint.build_features(valid, ctx)
     else:  # Spark: the same build_features, placed by the blueprint's SparkPlan
         from tracer_kit.spark.features import spark_features
@@ -194,7 +195,7 @@ def build_processed(
     schema = blueprint.processed_schema()
     lf = lf.with_columns(extra).select(pl.col(name).cast(dtype) for name, dtype in schema.items())
     lf.sink_parquet(dest, compression="zstd")
-    if not isinstance(lf, pl.LazyFrame):  # Spark's part files: readers order by the key
+    if on_spark(lf):  # Spark's part files: readers order by the key
         return dest
     keys = [*blueprint.key, "source_row"]
     written = pl.scan_parquet(dest)
@@ -307,11 +308,10 @@ def run_pipeline(  # noqa: PLR0913 - a source, a blueprint and the options the C
                 _stop_at_gate(run, report=report)
             with run.life.stage("features"):
                 _features(run)
-            if run.spark is None:  # (on Spark: not yet, see _on_spark)
-                with run.life.stage("preprocess"):
-                    _preprocess(run)
-                with run.life.stage("model"):
-                    _model(run)
+            with run.life.stage("preprocess"):
+                _preprocess(run)
+            with run.life.stage("model"):
+                _model(run)
             with run.life.stage("store"):
                 _store(run)
             _completed(run, return_frame=return_frame)
@@ -371,30 +371,27 @@ class _Run:
 def _on_spark(run: _Run, spark: Any, model_from: str | None) -> None:  # noqa: ANN401
     """Switch a prepared run to the Spark engine.
 
-    The processed rows become a folder of part files, ``<processed>/<blueprint>/<run_id>/``.
-    The preprocess and model stages do not run on Spark yet: their outputs are left out
-    and the run's params say so.
+    The processed rows become a folder of part files, ``<processed>/<blueprint>/<run_id>/``;
+    the model matrix and the predictions are folders of part files too, under the names
+    the polars engine gives their files. The preprocessor and the model are fitted on the
+    driver from a bounded sample and saved as files, as on polars.
     """
     from tracer_kit.spark import spark_session
     from tracer_kit.spark.features import check_spark_blueprint
+    from tracer_kit.spark.session import for_runs
 
     check_spark_blueprint(run.bp)
     if model_from is not None:
         msg = "scoring with a saved model (predict) runs on the polars engine only, for now"
         raise ConfigError(msg)
-    run.spark = spark if spark is not None else spark_session()
+    run.spark = for_runs(spark if spark is not None else spark_session())
     if isinstance(run.source, str):  # a URI keeps its "//" (a Path would fold it)
         run.result.input_path = run.source
-    final = Path(run.outputs["parquet"]).with_suffix("")
-    for output in OUTPUTS.values():
-        for key in output.files:
-            run.outputs[key] = None
-    run.outputs["parquet"] = str(final)
+    run.outputs["parquet"] = str(Path(run.outputs["parquet"]).with_suffix(""))
     run.params["engine"] = {
         "name": "spark",
         "master": run.spark.conf.get("spark.master", None) if hasattr(run.spark, "conf") else None,
         "version": run.spark.version,
-        "stages_skipped": ["preprocess", "model"],
     }
 
 
@@ -627,7 +624,7 @@ def _preprocess(run: _Run) -> None:
     # scikit-learn takes seconds to import: only a run that gets this far pays for it
     from tracer_kit.preprocess import fit_preprocessor, read_preprocessor
 
-    processed = pl.scan_parquet(run.staged_parquet)
+    processed = _processed(run)
     ctx = OutputContext(run.run_id, run.bp, run.cfg, processed)
     ctx.fitted["preprocessor"] = (
         read_preprocessor(run.trained.preprocessor)
@@ -655,7 +652,7 @@ def _write_outputs(run: _Run, ctx: OutputContext, stage: str) -> None:
 
 def _model(run: _Run) -> None:
     """Fit the blueprint's model (or apply the training run's): predictions and model file staged."""
-    ctx = OutputContext(run.run_id, run.bp, run.cfg, pl.scan_parquet(run.staged_parquet))
+    ctx = OutputContext(run.run_id, run.bp, run.cfg, _processed(run))
     if run.bp.name in MODELS:
         outcome = _model_outcome(run)
         ctx.fitted["model"] = outcome
@@ -672,7 +669,7 @@ def _model(run: _Run) -> None:
 
 
 def _model_outcome(run: _Run) -> ModelOutcome:
-    processed = pl.scan_parquet(run.staged_parquet)
+    processed = _processed(run)
     cfg = run.cfg.model
     if run.trained is not None:
         saved = read_model(run.trained.predictor)
@@ -719,8 +716,9 @@ def _store(run: _Run) -> None:
     # a folder of part files (Spark) has no single SHA-256; its rows have input_sha256's digest
     staged = run.staged_parquet
     run.outputs["parquet_sha256"] = file_sha256(staged) if staged.is_file() else None
-    if "model" in run.outputs:
-        run.outputs["model_sha256"] = file_sha256(run.staged("model"))
+    if run.outputs.get("model"):
+        matrix = run.staged("model")
+        run.outputs["model_sha256"] = file_sha256(matrix) if matrix.is_file() else None
     run.fields.update(
         state="COMPLETED", rows_out=run.rows_out, error=None, outputs=run.outputs.as_dict()
     )

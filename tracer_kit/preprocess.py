@@ -34,6 +34,7 @@ from sklearn.preprocessing import (
 
 from tracer_kit.blueprints import Blueprint
 from tracer_kit.config import PreprocessConfig
+from tracer_kit.engine import fit_rows, map_batches, on_spark, write_rows
 from tracer_kit.errors import ConfigError, TracerError
 from tracer_kit.settings import settings
 from tracer_kit.workspace import DEFAULT_WAREHOUSE
@@ -342,11 +343,7 @@ def _downcast(out: pl.DataFrame, encodings: dict[str, str]) -> pl.DataFrame:
 
 def fit_sample(frame: pl.DataFrame | pl.LazyFrame, limit: int | None = None) -> pl.DataFrame:
     """At most ``limit`` rows (default :attr:`Settings.fit_rows`) of ``frame``: all of them, or every k-th row (an even, repeatable spread)."""
-    from tracer_kit._scratch import spread
-
-    return spread(frame.lazy(), settings.fit_rows if limit is None else limit).collect(
-        engine="streaming"
-    )
+    return fit_rows(frame, settings.fit_rows if limit is None else limit)
 
 
 def fit_preprocessor(
@@ -365,13 +362,15 @@ def fit_preprocessor(
 MATRIX_BATCH_ROWS = 1_000_000
 
 
-def write_matrix(prep: Preprocessor, frame: pl.LazyFrame | pl.DataFrame, path: str | Path) -> int:
+def write_matrix(prep: Preprocessor, frame: Any, path: str | Path) -> int:  # noqa: ANN401
     """Write ``prep``'s matrix for ``frame`` to ``path`` (zstd Parquet); returns rows written.
 
     The fitted transform streams as polars expressions (:meth:`Preprocessor.expressions`);
     a transform without an exact polars form runs scikit-learn on batches of
     :data:`MATRIX_BATCH_ROWS` rows on two threads, written in order. Either way memory
-    holds a few batches, whatever the table's size.
+    holds a few batches, whatever the table's size. On Spark (``frame`` a
+    :class:`~tracer_kit.spark.PartitionFrame`) the executors apply it batch by batch and
+    write part files in the folder ``path``.
     """
     lf = frame.lazy()
     exprs = prep.expressions()
@@ -379,8 +378,9 @@ def write_matrix(prep: Preprocessor, frame: pl.LazyFrame | pl.DataFrame, path: s
         if prep.drop_missing_:
             lf = lf.drop_nulls(prep.numeric_ + prep.categorical_)
         first = ["source_row"] if "source_row" in lf.collect_schema().names() else []
-        lf.select(*first, *exprs).sink_parquet(path, compression="zstd")
-        return pl.scan_parquet(path).select(pl.len()).collect().item()
+        return write_rows(lf.select(*first, *exprs), Path(path))
+    if on_spark(lf):
+        return write_rows(map_batches(lf, prep.transform), Path(path))
     return write_in_batches(prep.transform, lf, path)
 
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import polars as pl
 
-from tracer_kit._scratch import order_statistics as _order_statistics
 from tracer_kit.aggregates import Aggregates
+from tracer_kit.engine import order_statistics as _order_statistics
 
 __all__ = ["column_bounds", "linear_quantiles", "order_statistics", "quantile_cuts"]
 

@@ -15,6 +15,7 @@ import polars as pl
 
 from tracer_kit._altair import altair
 from tracer_kit.model.stage import headline
+from tracer_kit.warehouse.connection import parquet_location
 
 __all__ = ["churn_chart", "elasticity_chart", "forecast_chart", "predictions_section"]
 
@@ -106,7 +107,13 @@ def elasticity_chart(products: list[dict[str, Any]]) -> Any | None:
 
 def _predictions(run: dict[str, Any]) -> pl.DataFrame:
     path = (run.get("outputs") or {}).get("predictions")
-    return pl.read_parquet(path) if path and Path(path).is_file() else pl.DataFrame()
+    location = parquet_location(path) if path else None
+    if location is None:
+        return pl.DataFrame()
+    frame = pl.read_parquet(location)
+    if Path(path).is_dir():  # a Spark run's part files come in no order: put them in key order
+        frame = frame.sort([c for c in ("product_id", "date", "customer_id") if c in frame.columns])
+    return frame
 
 
 def _chart(blueprint: str, summary: dict[str, Any], predictions: pl.DataFrame) -> Any | None:

@@ -27,6 +27,15 @@ import polars as pl
 
 from tracer_kit.blueprints.customer_churn import BLUEPRINT as CHURN
 from tracer_kit.config import ModelConfig
+from tracer_kit.engine import (
+    count_rows,
+    fit_rows,
+    map_batches,
+    on_spark,
+    per_group,
+    small_frame,
+    write_rows,
+)
 from tracer_kit.model.churn import LEAKAGE_AUC, fit_churn, label_values
 from tracer_kit.model.forecast import fit_forecast, forecast_from
 from tracer_kit.model.pricing import Elasticity, expected_quantity, fit_elasticity
@@ -62,14 +71,23 @@ class ModelOutcome:
         """Whether there is anything to write."""
         return self.predictions is not None or self.score is not None
 
-    def write_predictions(self, path: Path) -> int:
-        """Write the predictions to ``path`` (Parquet); returns their rows."""
+    def write_predictions(self, path: Path, like: Any = None) -> int:  # noqa: ANN401
+        """Write the predictions to ``path`` (Parquet); returns their rows.
+
+        With ``like`` a Spark frame (the run's processed rows on Spark), the executors score
+        the rows batch by batch and write part files in the folder ``path``.
+        """
+        spark = like is not None and on_spark(like)
         if self.predictions is not None:
+            if spark:
+                return write_rows(small_frame(like, self.predictions), path)
             self.predictions.write_parquet(path)
             return self.predictions.height
         if self.score is None or self.score_rows is None:
             msg = "this outcome has no predictions"
             raise ValueError(msg)
+        if on_spark(self.score_rows):
+            return write_rows(map_batches(self.score_rows, self.score), path)
         from tracer_kit.preprocess import write_in_batches
 
         return write_in_batches(
@@ -127,17 +145,6 @@ def _class_counts(processed: pl.LazyFrame) -> dict[int, int]:
     return {y: n for y, n in counts.iter_rows() if y is not None}
 
 
-def _spread(rows: pl.LazyFrame, n: int, limit: int) -> pl.DataFrame:
-    """All ``n`` rows, or about ``limit`` of them: those whose ``source_row`` is a multiple of
-    ``ceil(n / limit)`` (an even, repeatable spread that streams; at most ``limit`` kept).
-    """  # noqa: D205
-    if n <= limit:
-        return rows.drop("source_row").collect(engine="streaming")
-    k = -(-n // limit)
-    picked = rows.filter(pl.col("source_row") % k == 0).head(limit)
-    return picked.drop("source_row").collect(engine="streaming")
-
-
 def _fit_churn(processed: pl.LazyFrame, cfg: ModelConfig) -> ModelOutcome:
     per_class = _class_counts(processed)
     if min(per_class.get(0, 0), per_class.get(1, 0)) < MIN_PER_CLASS:
@@ -151,7 +158,8 @@ def _fit_churn(processed: pl.LazyFrame, cfg: ModelConfig) -> ModelOutcome:
     labelled = processed.select("source_row", "customer_id", *inputs, "churned").filter(
         label_values(pl.col("churned")).is_not_null()
     )
-    rows = _spread(labelled, sum(per_class.values()), settings.model_fit_rows)
+    n = sum(per_class.values())
+    rows = fit_rows(labelled, settings.model_fit_rows, rows=n).drop("source_row")
     m = fit_churn(rows, inputs, test_size=cfg.test_size, seed=cfg.seed, candidates=cfg.candidates)
     issues = [
         Issue(
@@ -291,36 +299,60 @@ def _elasticity_row(product: Any, e: Elasticity) -> dict[str, Any]:
     }
 
 
-def _fit_price(lazy: pl.LazyFrame, cfg: ModelConfig) -> ModelOutcome:
-    columns = ["product_id", "date", "price", "quantity_sold", "cost"]
-    processed = lazy.select(c for c in columns if c in lazy.collect_schema().names()).collect()
-    fitted, rows = {}, []
-    for (product,), part in processed.sort("product_id", "date").group_by(
-        "product_id", maintain_order=True
-    ):
-        price, weekday, day = _product_arrays(part)
-        cost = part.get_column("cost").median() if "cost" in part.columns else None
-        e = fit_elasticity(
-            price, part.get_column("quantity_sold").to_numpy(), weekday, day, cost=cost
-        )
-        fitted[str(product)] = e
-        rows.append(_elasticity_row(product, e))
-    table = pl.DataFrame(rows, infer_schema_length=None)
+#: One product's fit as a row: its elasticity (``_elasticity_row``) and saved demand model.
+_PRODUCT_FIT_SCHEMA = {
+    "product_id": pl.String,
+    "prediction": pl.Float64,
+    "lower": pl.Float64,
+    "upper": pl.Float64,
+    "optimal_price": pl.Float64,
+    "identifiable": pl.Boolean,
+    "r2": pl.Float64,
+    "n": pl.Int64,
+    "why": pl.String,
+    "coefficients": pl.List(pl.Float64),
+    "sigma2": pl.Float64,
+    "trend": pl.List(pl.Float64),
+}
+
+
+def _product_fit(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """One product's rows (any order) -> one row: its fitted elasticity and demand model."""
+    part = rows.collect().sort("date", maintain_order=True)
+    if part.height == 0:
+        return pl.LazyFrame(schema=_PRODUCT_FIT_SCHEMA)
+    price, weekday, day = _product_arrays(part)
+    cost = part.get_column("cost").median() if "cost" in part.columns else None
+    e = fit_elasticity(price, part.get_column("quantity_sold").to_numpy(), weekday, day, cost=cost)
+    row = {**_elasticity_row(part.get_column("product_id")[0], e), **_saved_elasticity(e)}
+    return pl.LazyFrame([row], schema=_PRODUCT_FIT_SCHEMA)
+
+
+def _fit_price(processed: Any, cfg: ModelConfig) -> ModelOutcome:  # noqa: ANN401
+    """One demand model per product, fitted where its rows are (per group on Spark's executors)."""
+    names = processed.collect_schema().names()
+    columns = [c for c in ("product_id", "date", "price", "quantity_sold", "cost") if c in names]
+    fits = per_group(processed.select(columns), ["product_id"], _product_fit)
+    table = fits.collect().sort("product_id")
+    saved_columns = ["coefficients", "sigma2", "trend"]
     columns = [c for c in _ELASTICITY_SCHEMA if c != "confidence"]
     predictions = table.select(pl.col(c).cast(_ELASTICITY_SCHEMA[c]) for c in columns).with_columns(
         confidence=_relative_confidence(pl.col("prediction"), pl.col("lower"), pl.col("upper"))
     )
     summary = {
         "model": "log_log_ols",
-        "products": table.to_dicts(),
+        "products": table.drop(saved_columns).to_dicts(),
         "identifiable": int(table.get_column("identifiable").sum()),
-        "profit": "cost" in processed.columns,
+        "profit": "cost" in names,
     }
     saved = {
-        "products": {k: _saved_elasticity(e) for k, e in fitted.items()},
+        "products": {
+            str(r["product_id"]): {k: r[k] for k in saved_columns}
+            for r in table.select("product_id", *saved_columns).iter_rows(named=True)
+        },
         "elasticities": predictions.to_dict(as_series=False),
     }
-    return ModelOutcome(summary, predictions, saved, training_rows=processed.height)
+    return ModelOutcome(summary, predictions, saved, training_rows=count_rows(processed))
 
 
 _ELASTICITY_SCHEMA = {
@@ -336,9 +368,9 @@ _ELASTICITY_SCHEMA = {
 
 def _saved_elasticity(e: Elasticity) -> dict[str, Any]:
     return {
-        "coefficients": list(e.coefficients or ()),
-        "sigma2": e.sigma2,
-        "trend": list(e.trend or ()),
+        "coefficients": [float(c) for c in e.coefficients or ()],
+        "sigma2": None if e.sigma2 is None else float(e.sigma2),
+        "trend": [float(t) for t in e.trend or ()],
     }
 
 

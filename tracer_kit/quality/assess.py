@@ -16,9 +16,9 @@ from typing import Any
 
 import polars as pl
 
-from tracer_kit._scratch import spread
 from tracer_kit.blueprints import Blueprint, RuleContext, get_blueprint
 from tracer_kit.config import Config, load_config
+from tracer_kit.engine import fit_rows, on_spark, stage
 from tracer_kit.errors import PipelineBugError
 from tracer_kit.ingest import REJECT_SCHEMA, Ingested, read_table
 from tracer_kit.quality import transforms as field_transforms
@@ -59,14 +59,6 @@ class _Source:
     extras: list[str]
 
 
-def _stage(plan: Any, path: Path, compression: str) -> Any:
-    """Write ``plan`` as Parquet and read it back: one file (polars) or part files (Spark)."""
-    if isinstance(plan, pl.LazyFrame):
-        plan.sink_parquet(path, compression=compression)
-        return pl.scan_parquet(path)
-    return plan.stage(path)
-
-
 def _bronze_plan(
     frame: pl.LazyFrame, names: Sequence[str], original: dict[str, str]
 ) -> tuple[pl.LazyFrame, list[str]]:
@@ -89,7 +81,7 @@ def _write_bronze(
     known = {f.name for f in blueprint.fields}
     bronze_plan, bronze_columns = _bronze_plan(frame, names, original)
     dirty = dirty_counts([f for f in blueprint.fields if f.name in names], decimal)
-    if isinstance(frame, pl.LazyFrame):  # one pass writes bronze and counts the dirty values
+    if not on_spark(frame):  # one pass writes bronze and counts the dirty values
         queries = [bronze_plan.sink_parquet(work / "bronze.parquet", compression="zstd", lazy=True)]
         if dirty:
             queries.append(dirty.plan(frame))
@@ -97,7 +89,7 @@ def _write_bronze(
         clean = clean_columns(dirty.read(done[1])) if dirty else set()
         bronze = pl.scan_parquet(work / "bronze.parquet")
     else:
-        bronze = _stage(bronze_plan, work / "bronze.parquet", "zstd")
+        bronze = stage(bronze_plan, work / "bronze.parquet", "zstd")
         clean = clean_columns(dirty.collect(bronze.rename(mapping))) if dirty else set()
     text = bronze.rename({s: d for s, d in mapping.items() if s in bronze_columns})
     text = text.with_columns(
@@ -133,7 +125,7 @@ def _write_checked(
     plan = typed.with_columns(prepared).with_columns(bad)
     if finish:
         plan = plan.with_columns(finish)
-    return reasons, _stage(plan, work / "checked.parquet", "lz4")
+    return reasons, stage(plan, work / "checked.parquet", "lz4")
 
 
 def _validated_quarantine(
@@ -182,9 +174,9 @@ def _write_quarantine(validated: Any, rejects: pl.DataFrame, work: Path) -> int:
         rejects.select("source_row", "source_line", line_json).write_parquet(
             work / "bronze.rejects.parquet"
         )
-    if not isinstance(validated, pl.LazyFrame):
+    if on_spark(validated):
         folder = work / "quarantine.parquet"
-        count = _stage(validated.cast(QUARANTINE_SCHEMA), folder, "zstd").count()
+        count = stage(validated.cast(QUARANTINE_SCHEMA), folder, "zstd").count()
         if rejects.height:
             rejects_file = folder / "ingest-rejects.parquet"
             rejected.cast(QUARANTINE_SCHEMA).collect().write_parquet(rejects_file)
@@ -412,13 +404,12 @@ def check_schema(
     from pandera.errors import SchemaErrors
 
     columns = [f.name for f in blueprint.fields]
-    if isinstance(valid, (pl.DataFrame, pl.LazyFrame)):
-        lf = spread(valid.lazy().select(columns), settings.schema_check_rows, rows=rows)
-    else:  # Spark: the first rows by source_row (a bounded sample)
-        lf = valid.select(columns).head(settings.schema_check_rows)
+    if "source_row" not in valid.collect_schema().names():
+        valid = valid.lazy().with_row_index("source_row", offset=1)
+    sample = fit_rows(valid.select("source_row", *columns), settings.schema_check_rows, rows=rows)
     schema = blueprint.pandera_schema()
     try:
-        schema.validate(lf.collect(engine="streaming"), lazy=True)
+        schema.validate(sample.drop("source_row"), lazy=True)
     except SchemaErrors as exc:
         cases = exc.failure_cases.select("column", "check").unique().rows()
         msg = f"valid rows break the {blueprint.name} schema (a bug): {cases[:10]}"

@@ -20,7 +20,7 @@ from tracer_kit.blueprints import Blueprint, FeatureContext
 from tracer_kit.errors import ConfigError
 from tracer_kit.spark.frame import PartitionFrame, arrow_schema, spark_schema
 
-__all__ = ["check_spark_blueprint", "spark_features"]
+__all__ = ["by_group", "check_spark_blueprint", "spark_features"]
 
 
 def check_spark_blueprint(blueprint: Blueprint) -> None:
@@ -48,9 +48,10 @@ def _on_table(
     return run
 
 
-def _by_group(
+def by_group(
     frame: PartitionFrame, by: tuple[str, ...], fn: Callable[[pl.LazyFrame], pl.LazyFrame]
 ) -> PartitionFrame:
+    """``fn`` over each group's rows after a hash shuffle by ``by`` (``applyInArrow``)."""
     schema = fn(pl.LazyFrame(schema=frame.collect_schema())).collect_schema()
     grouped = (
         frame.spark()
@@ -72,13 +73,9 @@ def spark_features(valid: PartitionFrame, blueprint: Blueprint, ctx: FeatureCont
     if plan.mode == "rows":
         return valid.pipe(build)
     if plan.mode == "groups":
-        return _by_group(valid, plan.by, build)
+        return by_group(valid, plan.by, build)
     assert plan.reduce is not None
-    partial = _by_group(valid.pipe(plan.reduce), plan.by, plan.reduce)
+    partial = by_group(valid.pipe(plan.reduce), plan.by, plan.reduce)
     small = partial.collect()  # one row per group (e.g. per date): the exempt small series
     rows = build(small.lazy()).collect()
-    spark = valid.session
-    table = rows.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(arrow_schema(rows.schema))
-    return PartitionFrame(
-        spark.createDataFrame(table, schema=spark_schema(rows.schema)), schema=rows.schema
-    )
+    return PartitionFrame.from_polars(valid.session, rows)

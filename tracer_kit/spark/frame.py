@@ -50,11 +50,15 @@ def arrow_schema(schema: pl.Schema) -> pa.Schema:
 
 
 def _plain(t: pa.DataType) -> pa.DataType:
-    """Types Spark reads: plain strings and lists, signed integers, no null type."""
+    """Types Spark reads: plain strings and lists, signed integers, no null type.
+
+    Spark has no unsigned integers: each becomes the next wider signed type (a one-hot
+    ``UInt8`` column is ``Int16`` on Spark), ``UInt64`` becomes ``Int64``.
+    """
     if pa.types.is_large_string(t) or pa.types.is_string_view(t) or pa.types.is_null(t):
         return pa.string()
     if pa.types.is_unsigned_integer(t):
-        return pa.int64()
+        return {8: pa.int16(), 16: pa.int32()}.get(t.bit_width, pa.int64())
     if pa.types.is_large_list(t) or pa.types.is_list(t):
         return pa.list_(_plain(t.value_type))
     return t
@@ -136,13 +140,22 @@ class PartitionFrame:
         self._steps = tuple(steps)
         self._schema = schema if schema is not None else _polars_schema(df)
 
+    @classmethod
+    def from_polars(cls, session: Any, df: pl.DataFrame) -> PartitionFrame:  # noqa: ANN401
+        """A small polars frame made a Spark DataFrame (for results computed on the driver)."""
+        table = df.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(arrow_schema(df.schema))
+        return cls(session.createDataFrame(table, schema=spark_schema(df.schema)), schema=df.schema)
+
     def __repr__(self) -> str:
         return f"PartitionFrame({len(self._steps)} polars steps, columns {list(self._schema)})"
 
     # ------------------------------------------------------------------ row-by-row steps
-    def pipe(self, step: Step) -> PartitionFrame:
-        """Add a row-by-row polars step (``LazyFrame -> LazyFrame``)."""
-        schema = step(pl.LazyFrame(schema=self._schema)).collect_schema()
+    def pipe(self, step: Step, schema: pl.Schema | None = None) -> PartitionFrame:
+        """Add a row-by-row polars step (``LazyFrame -> LazyFrame``); its output columns are
+        ``schema``, or found by running it on no rows.
+        """  # noqa: D205
+        if schema is None:
+            schema = step(pl.LazyFrame(schema=self._schema)).collect_schema()
         return PartitionFrame(self._df, (*self._steps, step), schema)
 
     def filter(self, *predicates: pl.Expr) -> PartitionFrame:
@@ -175,6 +188,11 @@ class PartitionFrame:
     def cast(self, dtypes: dict[str, pl.DataType]) -> PartitionFrame:
         """Columns cast."""
         return self.pipe(lambda lf: lf.cast(dtypes))  # type: ignore[arg-type]
+
+    def drop(self, *columns: Any) -> PartitionFrame:
+        """Columns left out."""
+        flat = _listed(columns)
+        return self.pipe(lambda lf: lf.drop(flat))
 
     def lazy(self) -> PartitionFrame:
         """Itself (for code written against ``frame.lazy()``)."""

@@ -17,7 +17,7 @@ from tracer_kit.errors import ConfigError
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["SPARK_DEFAULTS", "spark_session"]
+__all__ = ["RUN_SETTINGS", "SPARK_DEFAULTS", "for_runs", "spark_session"]
 
 #: Settings tracer-kit starts a session with (a given session keeps its own).
 SPARK_DEFAULTS = {
@@ -25,6 +25,17 @@ SPARK_DEFAULTS = {
     "spark.sql.session.timeZone": "UTC",
     "spark.driver.memory": "2g",  # (the JVM's default 1 GB is tight for a 100,000-row sample)
 }
+
+#: Settings every session gets when a run starts on it (given sessions too): column names
+#: are case-sensitive, as in polars (a one-hot matrix may hold ``plan_Basic`` and ``plan_basic``).
+RUN_SETTINGS = {"spark.sql.caseSensitive": "true"}
+
+
+def for_runs(session: SparkSession) -> SparkSession:
+    """``session`` with :data:`RUN_SETTINGS` set (runtime settings: no restart)."""
+    for key, value in RUN_SETTINGS.items():
+        session.conf.set(key, value)
+    return session
 
 
 def spark_session(

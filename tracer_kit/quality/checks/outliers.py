@@ -7,23 +7,12 @@ from typing import Any
 import polars as pl
 
 from tracer_kit.blueprints.stats import linear_quantiles
+from tracer_kit.engine import moments
 from tracer_kit.quality.checks import Check, IssueContext, register_check
 from tracer_kit.quality.names import Aggregates, Scratch
 from tracer_kit.types import Issue, Severity
 
 __all__ = ["Outliers", "outlier_bounds"]
-
-
-def _moments(lf: Any, column: str) -> tuple[int, float | None, float | None]:
-    """Count, mean and sample standard deviation (Spark's own aggregates on a PartitionFrame)."""
-    if not isinstance(lf, pl.LazyFrame):
-        return lf.moments(column)
-    n, mean, std = (
-        lf.select(pl.len(), pl.col(column).mean().alias("m"), pl.col(column).std().alias("s"))
-        .collect(engine="streaming")
-        .row(0)
-    )
-    return int(n), mean, std
 
 
 def outlier_bounds(
@@ -41,7 +30,7 @@ def outlier_bounds(
         lf, column = values, column or ""
     x = pl.col(column).cast(pl.Float64)
     lf = lf.select(x.alias(column)).drop_nulls(column)
-    n, mean, std = _moments(lf, column)
+    n, mean, std = moments(lf, column)
     if n == 0:
         return {
             "q1": None,

@@ -8,6 +8,8 @@ from typing import Any
 import polars as pl
 
 from tracer_kit._scratch import repeated_values
+from tracer_kit.engine import on_spark
+from tracer_kit.engine import repeated_values as engine_repeated_values
 from tracer_kit.quality.checks import Aggregate, Check, IssueContext, RowContext, register_check
 from tracer_kit.quality.names import Scratch
 from tracer_kit.types import Issue, Severity
@@ -26,23 +28,16 @@ def identifier_uniqueness(non_null: int, repeats: int) -> float:
 def _repeated_identifiers(rows: RowContext, identifier: str) -> pl.DataFrame:
     """Identifier values seen more than once and the ``source_row`` of their first occurrence.
 
-    The search is an out-of-core DuckDB group-by over Parquet. A clean identifier column
-    (its text is its value) is grouped straight from the bronze Parquet; otherwise its
-    typed values are staged first.
+    On polars the search is an out-of-core DuckDB group-by over Parquet, and a clean
+    identifier column (its text is its value) is grouped straight from the bronze Parquet;
+    on Spark it is Spark's group-by (:func:`tracer_kit.engine.repeated_values`).
     """
-    if not isinstance(rows.typed, pl.LazyFrame):  # Spark: its own group-by
-        return rows.typed.select("source_row", identifier).repeated_values(identifier)
     work: Path = rows.work
-    if identifier in rows.clean:
+    if identifier in rows.clean and not on_spark(rows.typed):
         return repeated_values(
             work / "bronze.parquet", rows.original.get(identifier, identifier), work
         )
-    ids = work / "identifiers.parquet"
-    rows.typed.select("source_row", identifier).sink_parquet(ids, compression="lz4")
-    try:
-        return repeated_values(ids, identifier, work)
-    finally:
-        ids.unlink(missing_ok=True)
+    return engine_repeated_values(rows.typed, identifier, work)
 
 
 @register_check

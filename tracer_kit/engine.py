@@ -1,0 +1,169 @@
+"""Where the polars engine and the Spark engine differ: one function per operation.
+
+The stages are written once, against a frame that is a polars ``LazyFrame`` (the polars
+engine, out of core on one machine) or a :class:`~tracer_kit.spark.PartitionFrame` (the
+Spark engine: the same polars steps run batch by batch on the executors). Row-by-row work
+(``filter``, ``select``, ``with_columns``) and :class:`~tracer_kit.aggregates.Aggregates`
+read the same on both. What must be done differently (writing rows, taking a bounded
+sample, running a function on each group's rows, exact order statistics) is one function
+here with a polars branch and a Spark branch, and the equality tests run both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+__all__ = [
+    "count_rows",
+    "fit_rows",
+    "map_batches",
+    "moments",
+    "on_spark",
+    "order_statistics",
+    "per_group",
+    "repeated_values",
+    "small_frame",
+    "stage",
+    "write_rows",
+]
+
+#: A polars step over one batch or one group of rows.
+Step = Callable[[pl.LazyFrame], pl.LazyFrame]
+
+
+def on_spark(frame: Any) -> bool:  # noqa: ANN401 - a polars frame or a PartitionFrame
+    """Whether ``frame`` belongs to the Spark engine (anything but a polars frame)."""
+    return not isinstance(frame, (pl.LazyFrame, pl.DataFrame))
+
+
+def stage(plan: Any, path: Path, compression: str = "zstd") -> Any:  # noqa: ANN401
+    """Write ``plan`` as Parquet and read it back: one file (polars) or part files (Spark)."""
+    if not on_spark(plan):
+        plan.lazy().sink_parquet(path, compression=compression)
+        return pl.scan_parquet(path)
+    return plan.stage(path)
+
+
+def write_rows(frame: Any, path: Path) -> int:  # noqa: ANN401
+    """Write ``frame`` to ``path`` (zstd Parquet; part files on Spark); returns the rows written."""
+    return count_rows(stage(frame, path))
+
+
+def count_rows(frame: Any) -> int:  # noqa: ANN401
+    """The number of rows (a streaming count; Spark's count)."""
+    if on_spark(frame):
+        return frame.count()
+    return frame.lazy().select(pl.len()).collect(engine="streaming").item()
+
+
+def fit_rows(frame: Any, limit: int, *, rows: int | None = None) -> pl.DataFrame:  # noqa: ANN401
+    """At most ``limit`` rows on the driver, in ``source_row`` order: all, or an even spread.
+
+    Above the limit, the rows whose ``source_row`` is a multiple of ``k = ceil(rows /
+    limit)``, then the first ``limit`` of them: the same rows on both engines (Spark takes
+    them with a top-k, no sort of all rows), so a model fitted on them is the same too.
+    ``rows`` is the row count when known. A frame without ``source_row`` (one row per date)
+    is taken whole.
+    """
+    n = count_rows(frame) if rows is None else rows
+    if n > limit and "source_row" in frame.collect_schema().names():
+        frame = frame.filter(pl.col("source_row") % -(-n // limit) == 0)
+    return frame.lazy().head(min(n, limit)).collect(engine="streaming")
+
+
+def map_batches(frame: Any, fn: Callable[[pl.DataFrame], pl.DataFrame]) -> Any:  # noqa: ANN401
+    """``fn`` over the rows batch by batch (the executors' Arrow batches on Spark).
+
+    polars runs it on the whole frame (the caller streams); ``fn`` must be row by row. On
+    Spark its output columns come from ``fn`` on the first row (a model may refuse an empty
+    frame), and a batch left empty by earlier steps gives no rows.
+    """
+    if not on_spark(frame):
+        return fn(frame.lazy().collect(engine="streaming")).lazy()
+    schema = fn(frame.head(1).collect()).schema
+
+    def step(lf: pl.LazyFrame) -> pl.LazyFrame:
+        batch = lf.collect()
+        return fn(batch).lazy() if batch.height else pl.LazyFrame(schema=schema)
+
+    return frame.pipe(step, schema=schema)
+
+
+def per_group(frame: Any, by: Sequence[str], fn: Step) -> Any:  # noqa: ANN401
+    """``fn`` over each group's rows (groups by the ``by`` columns), results concatenated.
+
+    polars: groups in key order, each group's rows in their order in ``frame``. Spark: a
+    hash shuffle by the keys, ``fn`` on the executors (``applyInArrow``), rows in no order.
+    """
+    if on_spark(frame):
+        from tracer_kit.spark.features import by_group
+
+        return by_group(frame, tuple(by), fn)
+    df = frame.lazy().collect(engine="streaming")
+    parts = df.sort(list(by), maintain_order=True).partition_by(list(by), maintain_order=True)
+    results = [fn(part.lazy()).collect() for part in parts]
+    if not results:
+        return fn(df.head(0).lazy())
+    return pl.concat(results, how="vertical_relaxed").lazy()
+
+
+def small_frame(like: Any, df: pl.DataFrame) -> Any:  # noqa: ANN401
+    """A small polars result as a frame of ``like``'s engine (a Spark DataFrame on Spark)."""
+    if not on_spark(like):
+        return df.lazy()
+    from tracer_kit.spark.frame import PartitionFrame
+
+    return PartitionFrame.from_polars(like.session, df)
+
+
+def moments(frame: Any, column: str) -> tuple[int, float | None, float | None]:  # noqa: ANN401
+    """Count, mean and sample standard deviation of a column's non-null values."""
+    if on_spark(frame):
+        return frame.moments(column)
+    n, mean, std = (
+        frame.select(pl.len(), pl.col(column).mean().alias("m"), pl.col(column).std().alias("s"))
+        .collect(engine="streaming")
+        .row(0)
+    )
+    return int(n), mean, std
+
+
+def order_statistics(
+    frame: Any,  # noqa: ANN401
+    value: str,
+    tiebreak: str | None,
+    ranks: Sequence[int],
+    *,
+    n: int | None = None,
+) -> list[tuple[Any, Any]]:
+    """The (value, tiebreak) pairs at 1-based ``ranks`` of the non-null values, exactly.
+
+    polars: sample-guided bands, no full sort (:func:`tracer_kit._scratch.order_statistics`);
+    Spark: a range-partitioned sort with per-partition offsets.
+    """
+    if on_spark(frame):
+        return frame.order_statistics(value, ranks, tiebreak)
+    from tracer_kit._scratch import order_statistics as banded
+
+    return banded(frame, value, tiebreak, ranks, n=n)
+
+
+def repeated_values(frame: Any, column: str, work: Path) -> pl.DataFrame:  # noqa: ANN401
+    """Values of ``column`` seen more than once, with the ``source_row`` of the first one.
+
+    polars: staged to Parquet and searched out of core; Spark: its own group-by.
+    """
+    if on_spark(frame):
+        return frame.select("source_row", column).repeated_values(column)
+    from tracer_kit._scratch import repeated_values as out_of_core
+
+    ids = work / "identifiers.parquet"
+    frame.select("source_row", column).sink_parquet(ids, compression="lz4")
+    try:
+        return out_of_core(ids, column, work)
+    finally:
+        ids.unlink(missing_ok=True)

@@ -19,6 +19,7 @@ import polars as pl
 
 __all__ = [
     "count_rows",
+    "first_rows_where",
     "fit_rows",
     "map_batches",
     "moments",
@@ -73,6 +74,31 @@ def fit_rows(frame: Any, limit: int, *, rows: int | None = None) -> pl.DataFrame
     if n > limit and "source_row" in frame.collect_schema().names():
         frame = frame.filter(pl.col("source_row") % -(-n // limit) == 0)
     return frame.lazy().head(min(n, limit)).collect(engine="streaming")
+
+
+def first_rows_where(frame: Any, masks: Sequence[tuple[pl.Expr, int]]) -> pl.DataFrame:  # noqa: ANN401
+    """For each ``(mask, n)``: the first ``n`` rows by ``source_row`` where it holds, in one pass.
+
+    Columns ``mask`` (the mask's index), ``source_row`` and ``source_line``, sorted by both.
+    Spark takes each mask's first rows per batch on the executors, then the first of those.
+    """
+
+    def heads(lf: pl.LazyFrame) -> pl.LazyFrame:
+        return pl.concat(
+            [
+                lf.filter(mask)
+                .select(pl.lit(k, dtype=pl.Int32).alias("mask"), "source_row", "source_line")
+                .head(n)
+                for k, (mask, n) in enumerate(masks)
+            ]
+        )
+
+    if on_spark(frame):
+        found = frame.pipe(heads).collect()
+    else:
+        found = heads(frame.lazy()).collect(engine="streaming")
+    limit = pl.col("mask").replace_strict({k: n for k, (_, n) in enumerate(masks)})
+    return found.sort("mask", "source_row").filter(pl.int_range(pl.len()).over("mask") < limit)
 
 
 def map_batches(frame: Any, fn: Callable[[pl.DataFrame], pl.DataFrame]) -> Any:  # noqa: ANN401

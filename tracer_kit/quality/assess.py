@@ -215,6 +215,7 @@ def _findings(
     for c in checks:
         if ctx.rows or not c.needs_rows:
             issues += c.issues(found.get(c.name, {}), ctx)
+    ctx.examples.fill()  # every issue's examples, in two passes
     return {k: parts[k] for k in SCORE_WEIGHTS}, by_severity(issues)
 
 

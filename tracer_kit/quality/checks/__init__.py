@@ -72,6 +72,9 @@ class Examples:
     """Up to five example rows for an issue: position and the value as written in the file.
 
     Values of personal fields (``pii``) are never shown: their examples carry positions only.
+    A call returns the issue's list at once and :meth:`fill` fills every list asked for,
+    in two passes whatever the number of issues (the first rows of every mask together,
+    then their text from bronze): on Spark each pass is a job over all rows.
     """
 
     def __init__(
@@ -85,26 +88,46 @@ class Examples:
         self.bronze = bronze
         self.original = original
         self.personal = personal
+        self._asked: list[tuple[pl.Expr, str | None, int, list[dict[str, Any]]]] = []
 
     def __call__(self, mask: pl.Expr, column: str | None, n: int = 5) -> list[dict[str, Any]]:
-        """The first ``n`` rows where ``mask`` holds, with ``column``'s text."""
-        picked = self.checked.filter(mask).select("source_row", "source_line").head(n).collect()
-        out = [{"source_row": r, "source_line": ln} for r, ln in picked.iter_rows()]
-        if column is None or not out or column in self.personal:
-            return out
-        name = self.original.get(column, column)
-        raw: dict[int, Any] = {}
-        if name in self.bronze.collect_schema().names():  # else an optional field not in the file
-            rows = picked.get_column("source_row")
-            raw = dict(
-                self.bronze.filter(pl.col("source_row").is_in(rows.implode()))
-                .select("source_row", name)
-                .collect()
-                .iter_rows()
-            )
-        for item in out:
-            item["value"] = raw.get(item["source_row"])
+        """The first ``n`` rows where ``mask`` holds, with ``column``'s text (after :meth:`fill`)."""
+        out: list[dict[str, Any]] = []
+        self._asked.append((mask, column, n, out))
         return out
+
+    def _text_column(self, column: str | None) -> str | None:
+        """The bronze column holding ``column``'s text, None for a personal or absent field."""
+        if column is None or column in self.personal:
+            return None
+        name = self.original.get(column, column)
+        return name if name in self.bronze.collect_schema().names() else None
+
+    def fill(self) -> None:
+        """Fill every list handed out so far: positions, then the text as written."""
+        from tracer_kit.engine import first_rows_where
+
+        asked, self._asked = self._asked, []
+        if not asked:
+            return
+        picked = first_rows_where(self.checked, [(m, n) for m, _, n, _ in asked])
+        names = sorted({c for _, col, _, _ in asked if (c := self._text_column(col))})
+        raw: dict[int, dict[str, Any]] = {}
+        if names and picked.height:
+            rows = picked.get_column("source_row").unique()
+            found = self.bronze.filter(pl.col("source_row").is_in(rows.implode()))
+            raw = {
+                r["source_row"]: r for r in found.select("source_row", *names).collect().to_dicts()
+            }
+        for k, (_, column, _, out) in enumerate(asked):
+            name = self._text_column(column)
+            for row, line in (
+                picked.filter(pl.col("mask") == k).select("source_row", "source_line").iter_rows()
+            ):
+                item = {"source_row": row, "source_line": line}
+                if name is not None:
+                    item["value"] = raw.get(row, {}).get(name)
+                out.append(item)
 
 
 @dataclass

@@ -53,12 +53,3 @@ def venv_bin(name: str) -> str:
 
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
 
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under ``pytest -n``: a module's tests (and a notebook's cells) stay on one worker.
-
-    They share module fixtures (one Spark session, one set of runs) and a notebook's
-    cells share one kernel; ``--dist loadgroup`` keeps each group together.
-    """
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(item.path.name))

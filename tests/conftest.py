@@ -52,4 +52,3 @@ def venv_bin(name: str) -> str:
 
 
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
-

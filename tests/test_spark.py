@@ -84,18 +84,27 @@ def _both(spark: Any, tmp: Path, path: Path, blueprint: Any) -> dict[str, Any]: 
 
 
 @pytest.fixture(scope="module")
-def runs(spark, tmp_path_factory) -> dict[str, dict[str, Any]]:
-    """Each demo sample through both engines, once per module (the three at once: Spark
-    runs concurrent jobs from threads, and most of a small run is waiting on jobs).
+def all_runs(spark, tmp_path_factory) -> dict[str, dict[str, Any]]:
+    """Each demo sample and the dirty file through both engines, once per module (all at
+    once: Spark runs concurrent jobs from threads, and most of a small run is waiting on jobs).
     """  # noqa: D205
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(len(BLUEPRINTS)) as pool:
+    dirty = _dirty_churn(tmp_path_factory.mktemp("dirty-file") / "dirty_customers.csv")
+    jobs = {bp: (SAMPLES / name, bp) for bp, name in BLUEPRINTS.items()}
+    jobs["dirty"] = (dirty, "customer_churn")
+    with ThreadPoolExecutor(len(jobs)) as pool:
         futures = {
-            bp: pool.submit(_both, spark, tmp_path_factory.mktemp(bp), SAMPLES / name, bp)
-            for bp, name in BLUEPRINTS.items()
+            key: pool.submit(_both, spark, tmp_path_factory.mktemp(key), path, bp)
+            for key, (path, bp) in jobs.items()
         }
-        return {bp: f.result() for bp, f in futures.items()}
+        return {key: f.result() for key, f in futures.items()}
+
+
+@pytest.fixture(scope="module")
+def runs(all_runs) -> dict[str, dict[str, Any]]:
+    """The demo samples' runs, by blueprint."""
+    return {bp: all_runs[bp] for bp in BLUEPRINTS}
 
 
 def _table(pair: dict[str, Any], engine: str, sql: str) -> pl.DataFrame:
@@ -162,9 +171,15 @@ def _assert_same_model(pair: dict[str, Any], blueprint: str) -> None:
     s, p = pair["spark"], pair["polars"]
     assert s.params["preprocess"] == p.params["preprocess"]
     assert s.params["model"] == p.params["model"]
-    spark_matrix = _parquet(s.outputs.model).sort("source_row")
-    polars_matrix = _parquet(p.outputs.model).sort("source_row")
+    by = (
+        [*get_blueprint(blueprint).key, "source_row"]
+        if blueprint == "revenue_projection"
+        else ["source_row"]
+    )
+    spark_matrix = _parquet(s.outputs.model).sort(by)
+    polars_matrix = _parquet(p.outputs.model).sort(by)
     assert spark_matrix.height == polars_matrix.height > 0
+    assert spark_matrix.select(by).is_unique().all()  # every row of the matrix can be joined back
     for name, dtype in polars_matrix.schema.items():  # Spark has no unsigned integers
         assert spark_matrix.schema[name] == (pl.Int16 if dtype == pl.UInt8 else dtype), name
     assert_frame_equal(
@@ -314,9 +329,8 @@ def _dirty_churn(path: Path, n: int = 3_000) -> Path:
     return path
 
 
-def test_spark_engine_matches_polars_on_a_dirty_file(spark, tmp_path):
-    path = _dirty_churn(tmp_path / "dirty_customers.csv")
-    pair = _both(spark, tmp_path, path, "customer_churn")
+def test_spark_engine_matches_polars_on_a_dirty_file(all_runs):
+    pair = all_runs["dirty"]
     assert pair["polars"].rows_quarantined > 50  # the file does have bad rows
     _assert_same(pair, "customer_churn")
 

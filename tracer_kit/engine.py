@@ -146,36 +146,46 @@ def small_frame(like: Any, df: pl.DataFrame) -> Any:  # noqa: ANN401
     return PartitionFrame.from_polars(like.session, df)
 
 
-def moments(frame: Any, column: str) -> tuple[int, float | None, float | None]:  # noqa: ANN401
-    """Count, mean and sample standard deviation of a column's non-null values."""
+def moments(
+    frame: Any,  # noqa: ANN401
+    columns: Sequence[str],
+) -> dict[str, tuple[int, float | None, float | None]]:
+    """Per column: count, mean and sample standard deviation of its non-null values (one pass)."""
     if on_spark(frame):
-        return frame.moments(column)
-    n, mean, std = (
-        frame.select(pl.len(), pl.col(column).mean().alias("m"), pl.col(column).std().alias("s"))
-        .collect(engine="streaming")
-        .row(0)
-    )
-    return int(n), mean, std
+        return frame.moments(columns)
+    exprs = [
+        e
+        for i, c in enumerate(columns)
+        for e in (
+            pl.col(c).count().alias(f"n{i}"),
+            pl.col(c).mean().alias(f"m{i}"),
+            pl.col(c).std().alias(f"s{i}"),
+        )
+    ]
+    row = frame.select(exprs).collect(engine="streaming").row(0)
+    return {c: (int(row[3 * i]), row[3 * i + 1], row[3 * i + 2]) for i, c in enumerate(columns)}
 
 
 def order_statistics(
     frame: Any,  # noqa: ANN401
-    value: str,
-    tiebreak: str | None,
-    ranks: Sequence[int],
+    wanted: dict[str, Sequence[int]],
+    tiebreak: str | None = None,
     *,
-    n: int | None = None,
-) -> list[tuple[Any, Any]]:
-    """The (value, tiebreak) pairs at 1-based ``ranks`` of the non-null values, exactly.
+    counts: dict[str, int] | None = None,
+) -> dict[str, list[tuple[Any, Any]]]:
+    """Per column, the (value, tiebreak) pairs at its 1-based ranks of its non-null values, exactly.
 
-    polars: sample-guided bands, no full sort (:func:`tracer_kit._scratch.order_statistics`);
-    Spark: a range-partitioned sort with per-partition offsets.
+    ``counts`` (non-null values per column) when known. polars: sample-guided bands, no
+    full sort, a column at a time (:func:`tracer_kit._scratch.order_statistics`); Spark: all
+    columns in one range-partitioned sort with per-partition offsets (several columns must
+    then share a type). Ranks outside 1..n are skipped.
     """
     if on_spark(frame):
-        return frame.order_statistics(value, ranks, tiebreak)
+        return frame.order_statistics(wanted, tiebreak)
     from tracer_kit._scratch import order_statistics as banded
 
-    return banded(frame, value, tiebreak, ranks, n=n)
+    n = counts or {}
+    return {c: banded(frame, c, tiebreak, list(r), n=n.get(c)) for c, r in wanted.items()}
 
 
 def repeated_values(frame: Any, column: str, work: Path) -> pl.DataFrame:  # noqa: ANN401

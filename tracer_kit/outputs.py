@@ -67,7 +67,8 @@ def output_keys() -> tuple[str, ...]:
 def _write_matrix(ctx: OutputContext, paths: dict[str, Path]) -> None:
     from tracer_kit.preprocess import write_matrix
 
-    write_matrix(ctx.fitted["preprocessor"], ctx.processed, paths["model"])
+    keys = ctx.blueprint.key if ctx.blueprint.aggregates else ()  # (a filled day has no source row)
+    write_matrix(ctx.fitted["preprocessor"], ctx.processed, paths["model"], keys=keys)
 
 
 def _write_preprocessor(ctx: OutputContext, paths: dict[str, Path]) -> None:

@@ -12,7 +12,7 @@ import io
 import json
 import re
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -362,7 +362,13 @@ def fit_preprocessor(
 MATRIX_BATCH_ROWS = 1_000_000
 
 
-def write_matrix(prep: Preprocessor, frame: Any, path: str | Path) -> int:  # noqa: ANN401
+def write_matrix(
+    prep: Preprocessor,
+    frame: Any,  # noqa: ANN401
+    path: str | Path,
+    *,
+    keys: Sequence[str] = (),
+) -> int:
     """Write ``prep``'s matrix for ``frame`` to ``path`` (zstd Parquet); returns rows written.
 
     The fitted transform streams as polars expressions (:meth:`Preprocessor.expressions`);
@@ -370,14 +376,15 @@ def write_matrix(prep: Preprocessor, frame: Any, path: str | Path) -> int:  # no
     :data:`MATRIX_BATCH_ROWS` rows on two threads, written in order. Either way memory
     holds a few batches, whatever the table's size. On Spark (``frame`` a
     :class:`~tracer_kit.spark.PartitionFrame`) the executors apply it batch by batch and
-    write part files in the folder ``path``.
+    write part files in the folder ``path``. ``keys`` are columns kept beside
+    ``source_row`` to join back by (an aggregated row, one per date, may have no source row).
     """
     lf = frame.lazy()
     exprs = prep.expressions()
     if exprs is not None:
         if prep.drop_missing_:
             lf = lf.drop_nulls(prep.numeric_ + prep.categorical_)
-        first = ["source_row"] if "source_row" in lf.collect_schema().names() else []
+        first = [c for c in ("source_row", *keys) if c in lf.collect_schema().names()]
         return write_rows(lf.select(*first, *exprs), Path(path))
     if on_spark(lf):
         return write_rows(map_batches(lf, prep.transform), Path(path))

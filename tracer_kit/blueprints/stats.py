@@ -23,7 +23,13 @@ import polars as pl
 from tracer_kit.aggregates import Aggregates
 from tracer_kit.engine import order_statistics as _order_statistics
 
-__all__ = ["column_bounds", "linear_quantiles", "order_statistics", "quantile_cuts"]
+__all__ = [
+    "column_bounds",
+    "linear_quantiles",
+    "linear_quantiles_of",
+    "order_statistics",
+    "quantile_cuts",
+]
 
 
 def order_statistics(
@@ -33,7 +39,7 @@ def order_statistics(
 
     Exact without sorting every row; nulls are left out; ranks outside 1..n are skipped.
     """
-    return _order_statistics(frame, column, tiebreak, list(ranks))
+    return _order_statistics(frame, {column: list(ranks)}, tiebreak)[column]
 
 
 def quantile_cuts(
@@ -49,7 +55,8 @@ def quantile_cuts(
     n = int(agg.collect(frame)["n"]["n"])
     ranks = [(j * n) // parts for j in range(1, parts)]
     wanted = [k for k in ranks if k >= 1]
-    at = dict(zip(wanted, _order_statistics(frame, column, tiebreak, wanted, n=n), strict=True))
+    found = _order_statistics(frame, {column: wanted}, tiebreak, counts={column: n})[column]
+    at = dict(zip(wanted, found, strict=True))
     return n, [at.get(k) for k in ranks]
 
 
@@ -77,16 +84,38 @@ def linear_quantiles(
         agg = Aggregates()
         agg.add("n", "n", pl.col(column).count(), "sum")
         n = int(agg.collect(frame)["n"]["n"])
-    if n == 0:
-        return [None for _ in probs]
+    return linear_quantiles_of(frame, {column: n}, probs)[column]
+
+
+def _quantile_ranks(n: int, probs: Sequence[float]) -> list[int]:
     positions = [(n - 1) * p for p in probs]
-    ranks = sorted(
+    return sorted(
         {math.floor(h) + 1 for h in positions} | {min(math.floor(h) + 2, n) for h in positions}
     )
-    found = dict(zip(ranks, _order_statistics(frame, column, None, ranks, n=n), strict=True))
+
+
+def _interpolate(found: dict[int, Any], n: int, probs: Sequence[float]) -> list[float | None]:
     out: list[float | None] = []
-    for h in positions:
-        lo = float(found[math.floor(h) + 1][0])
-        hi = float(found[min(math.floor(h) + 2, n)][0])
+    for h in ((n - 1) * p for p in probs):
+        lo = float(found[math.floor(h) + 1])
+        hi = float(found[min(math.floor(h) + 2, n)])
         out.append(lo + (h - math.floor(h)) * (hi - lo))
+    return out
+
+
+def linear_quantiles_of(
+    frame: Any, counts: dict[str, int], probs: Sequence[float]
+) -> dict[str, list[float | None]]:
+    """:func:`linear_quantiles` of several columns (``counts``: each one's non-null values), in
+    one search (on Spark one sort; the columns must then share a type).
+    """  # noqa: D205
+    wanted = {c: _quantile_ranks(n, probs) for c, n in counts.items() if n}
+    found = _order_statistics(frame, wanted, None, counts=counts) if wanted else {}
+    out: dict[str, list[float | None]] = {}
+    for c, n in counts.items():
+        if not n:
+            out[c] = [None for _ in probs]
+            continue
+        at = {k: v for k, (v, _) in zip(wanted[c], found[c], strict=True)}
+        out[c] = _interpolate(at, n, probs)
     return out

@@ -274,51 +274,58 @@ class PartitionFrame:
         repeats = groups.where(F.col("n") > 1).select(F.col(column).alias("value"), "first_row")
         return _to_polars(repeats).cast({"first_row": pl.Int64})
 
-    def moments(self, column: str) -> tuple[int, float | None, float | None]:
-        """Count, mean and sample standard deviation of a column's non-null values (Spark)."""
+    def moments(self, columns: Sequence[str]) -> dict[str, tuple[int, float | None, float | None]]:
+        """Per column: count, mean and sample standard deviation of the non-null values (one Spark job)."""
         from pyspark.sql import functions as F
 
-        row = self.spark().agg(F.count(column), F.avg(column), F.stddev_samp(column)).collect()[0]
-        return int(row[0]), row[1], row[2]
+        exprs = [f(c) for c in columns for f in (F.count, F.avg, F.stddev_samp)]
+        row = self.spark().agg(*exprs).collect()[0]
+        return {c: (int(row[3 * i]), row[3 * i + 1], row[3 * i + 2]) for i, c in enumerate(columns)}
 
     def order_statistics(
-        self, column: str, ranks: Sequence[int], tiebreak: str | None = None
-    ) -> list[tuple[Any, Any]]:
-        """The (value, tiebreak) pairs at 1-based ``ranks`` of the non-null values, exactly.
+        self, wanted: dict[str, Sequence[int]], tiebreak: str | None = None
+    ) -> dict[str, list[tuple[Any, Any]]]:
+        """Per column, the (value, tiebreak) pairs at its 1-based ranks of its non-null values, exactly.
 
-        No single-partition step: Spark range-partitions and sorts the pairs (frozen with a
-        local checkpoint), counts each partition's rows, and a row's rank is the rows in
-        earlier partitions plus its position in its own; only the wanted rows come back.
-        Works on classic Spark and on Spark Connect (no RDD).
+        All columns in one range-partitioned sort of (column, value, tiebreak) triples
+        (several columns must share a type), frozen with a local checkpoint; each
+        partition's rows per column are counted, so a row's rank is the column's rows in
+        earlier partitions plus its place in its own, and only the wanted rows come back.
+        No single-partition step and no RDD (works on Spark Connect).
         """
         from pyspark.sql import functions as F
 
-        cols = [column] if tiebreak is None else [column, tiebreak]
-        pairs = self.spark().select(*cols).where(F.col(column).isNotNull())
-        parts = max(pairs.rdd.getNumPartitions() if _classic(pairs) else 8, 1)
+        columns = list(wanted)
+        tie = [] if tiebreak is None else [tiebreak]
+        df = self.spark()
+        if len(columns) == 1:
+            triples = df.select(
+                F.lit(columns[0]).alias("__field"), F.col(columns[0]).alias("__value"), *tie
+            )
+        else:
+            triples = df.unpivot(tie, columns, "__field", "__value")
+        triples = triples.where(F.col("__value").isNotNull())
+        order = ["__field", "__value", *tie]
+        parts = max(triples.rdd.getNumPartitions() if _classic(triples) else 8, 1)
         ordered = (
-            pairs.repartitionByRange(parts, *cols)
-            .sortWithinPartitions(*cols)
+            triples.repartitionByRange(parts, *order)
+            .sortWithinPartitions(*order)
             .withColumn("__part", F.spark_partition_id())
             .withColumn("__id", F.monotonically_increasing_id())
             .localCheckpoint()
         )
-        counts = sorted(
-            (int(r[0]), int(r[1]), int(r[2]))
-            for r in ordered.groupBy("__part").agg(F.count("*"), F.min("__id")).collect()
-        )
-        offsets, before = [], 0
-        for part, n, first in counts:
-            offsets.append((part, before - first + 1))
-            before += n
-        table = ordered.sparkSession.createDataFrame(offsets, "__part int, __offset long")
-        ranked = ordered.join(F.broadcast(table), "__part").select(
-            *cols, (F.col("__id") + F.col("__offset")).alias("__rank")
-        )
-        wanted = sorted({k for k in ranks if 1 <= k <= before})
-        rows = ranked.where(F.col("__rank").isin(wanted)).collect() if wanted else []
-        at = {int(r["__rank"]): (r[column], r[tiebreak] if tiebreak else None) for r in rows}
-        return [at[k] for k in ranks if k in at]
+        counts = ordered.groupBy("__part", "__field").agg(F.count("*"), F.min("__id")).collect()
+        where: dict[int, tuple[str, int]] = {}  # the __id of each wanted row
+        for column in columns:
+            ranks, before = set(wanted[column]), 0
+            for _part, _, n, first in sorted(r for r in counts if r[1] == column):
+                for k in ranks:
+                    if before < k <= before + n:
+                        where[first + k - before - 1] = (column, k)
+                before += n
+        rows = ordered.where(F.col("__id").isin(list(where))).collect() if where else []
+        at = {where[r["__id"]]: (r["__value"], r[tiebreak] if tiebreak else None) for r in rows}
+        return {c: [at[c, k] for k in wanted[c] if (c, k) in at] for c in columns}
 
     def sink_parquet(self, path: Any, **_: Any) -> None:
         """Written by the executors as Parquet part files in the folder ``path``."""

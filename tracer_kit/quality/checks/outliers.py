@@ -6,13 +6,13 @@ from typing import Any
 
 import polars as pl
 
-from tracer_kit.blueprints.stats import linear_quantiles
+from tracer_kit.blueprints.stats import linear_quantiles_of
 from tracer_kit.engine import moments
 from tracer_kit.quality.checks import Check, IssueContext, register_check
 from tracer_kit.quality.names import Aggregates, Scratch
 from tracer_kit.types import Issue, Severity
 
-__all__ = ["Outliers", "outlier_bounds"]
+__all__ = ["Outliers", "outlier_bounds", "outlier_bounds_of"]
 
 
 def outlier_bounds(
@@ -28,42 +28,48 @@ def outlier_bounds(
         lf, column = values.to_frame(Scratch.VALUE.of()).lazy(), Scratch.VALUE.of()
     else:
         lf, column = values, column or ""
-    x = pl.col(column).cast(pl.Float64)
-    lf = lf.select(x.alias(column)).drop_nulls(column)
-    n, mean, std = moments(lf, column)
-    if n == 0:
-        return {
-            "q1": None,
-            "q3": None,
-            "lower": None,
-            "upper": None,
-            "iqr_count": 0,
-            "mean": None,
-            "std": None,
-            "z_count": 0,
-            "n": 0,
-        }
-    q1, q3 = linear_quantiles(lf, column, (0.25, 0.75), n=n)
-    iqr = q3 - q1
-    lower, upper = q1 - 1.5 * iqr, q3 + 1.5 * iqr
-    col = pl.col(column)
-    z = ((col - mean).abs() > 3 * std).sum() if std else pl.lit(0)
+    return outlier_bounds_of(lf, [column])[column]
+
+
+_NO_VALUES: dict[str, float | int | None] = {
+    "q1": None,
+    "q3": None,
+    "lower": None,
+    "upper": None,
+    "iqr_count": 0,
+    "mean": None,
+    "std": None,
+    "z_count": 0,
+    "n": 0,
+}
+
+
+def outlier_bounds_of(frame: Any, columns: list[str]) -> dict[str, dict[str, float | int | None]]:  # noqa: ANN401
+    """:func:`outlier_bounds` of several numeric columns of a frame, their passes shared.
+
+    One pass for the moments, one search for every column's quartiles (one sort on
+    Spark), one pass for the counts beyond the bounds.
+    """
+    lf = frame.select(pl.col(c).cast(pl.Float64) for c in columns)
+    stats = moments(lf, columns)
+    present = {c: n for c, (n, _, _) in stats.items() if n}
+    quartiles = linear_quantiles_of(lf, present, (0.25, 0.75))
     agg = Aggregates()
-    agg.add("iqr", "count", ((col < lower) | (col > upper)).sum(), "sum")
-    agg.add("z", "count", z, "sum")
-    found = agg.collect(lf)
-    iqr_count, z_count = found["iqr"]["count"], found["z"]["count"]
-    return {
-        "q1": q1,
-        "q3": q3,
-        "lower": lower,
-        "upper": upper,
-        "iqr_count": int(iqr_count),
-        "mean": float(mean),
-        "std": float(std) if std is not None else None,
-        "z_count": int(z_count),
-        "n": int(n),
-    }
+    out: dict[str, dict[str, float | int | None]] = {c: dict(_NO_VALUES) for c in columns}
+    for c in present:
+        n, mean, std = stats[c]
+        q1, q3 = quartiles[c]
+        assert q1 is not None and q3 is not None
+        lower, upper = q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)
+        col = pl.col(c)
+        agg.add(c, "iqr", ((col < lower) | (col > upper)).sum(), "sum")
+        agg.add(c, "z", ((col - mean).abs() > 3 * std).sum() if std else pl.lit(0), "sum")
+        out[c].update(q1=q1, q3=q3, lower=lower, upper=upper, n=int(n), mean=float(mean))
+        out[c]["std"] = float(std) if std is not None else None
+    found = agg.collect(lf) if present else {}
+    for c in present:
+        out[c].update(iqr_count=int(found[c]["iqr"]), z_count=int(found[c]["z"]))
+    return out
 
 
 def _iqr_issue(column: str, b: dict[str, Any], ctx: IssueContext) -> Issue:
@@ -105,12 +111,11 @@ class Outliers(Check):
     def issues(self, found: dict[str, Any], ctx: IssueContext) -> list[Issue]:
         """An IQR and a z-score issue per numeric field that has such values."""
         out = []
-        for f in ctx.blueprint.fields:
-            if not f.is_numeric:
-                continue
-            b = outlier_bounds(ctx.checked, f.name)
+        numeric = [f.name for f in ctx.blueprint.fields if f.is_numeric]
+        bounds = outlier_bounds_of(ctx.checked, numeric) if numeric else {}
+        for name, b in bounds.items():
             if b["iqr_count"]:
-                out.append(_iqr_issue(f.name, b, ctx))
+                out.append(_iqr_issue(name, b, ctx))
             if b["z_count"]:
-                out.append(_z_issue(f.name, b, ctx))
+                out.append(_z_issue(name, b, ctx))
         return out

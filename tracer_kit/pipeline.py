@@ -400,7 +400,7 @@ def _run_outputs(space: Workspace, bp: Blueprint, run_id: str) -> RunOutputs:
     final = space.processed_file(bp.name, run_id)
     outputs = RunOutputs(
         parquet=str(final),
-        staging=str(space.run_staging(run_id)),
+        staging=str(space.run_staging(run_id).resolve()),  # (cleaned up from any folder)
         report=str(space.run_reports(run_id) / "report.html"),
         log=str(space.run_reports(run_id) / "run.log"),
     )

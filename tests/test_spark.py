@@ -351,3 +351,65 @@ def test_cli_runs_on_spark_and_a_second_run_adds_no_bronze(runs, monkeypatch):
     assert runs_table.item() == 2
     bronze = _table(pair, "spark", "SELECT count(*) AS n FROM bronze_revenue_projection")
     assert bronze.item() == pair["spark"].rows_in  # the same file and options: bronze once
+
+
+def test_every_engine_operation_gives_the_same_answer_on_both_engines(spark, tmp_path):
+    """Each function of tracer_kit.engine, its polars branch against its Spark branch."""
+    from tracer_kit import engine
+    from tracer_kit.spark import PartitionFrame
+
+    rng = random.Random(7)
+    n = 5_000
+    rows = pl.DataFrame(
+        {
+            "source_row": range(1, n + 1),
+            "source_line": range(2, n + 2),
+            "group": [rng.choice("abcde") for _ in range(n)],
+            "x": [rng.gauss(10, 3) if i % 17 else None for i in range(n)],
+            "y": [float(rng.randrange(0, 50)) for _ in range(n)],  # many ties
+            "id": [f"K{rng.randrange(0, 4_000)}" for _ in range(n)],
+        }
+    )
+    rows.write_parquet(tmp_path / "rows.parquet", row_group_size=600)
+    lazy = pl.scan_parquet(tmp_path / "rows.parquet")
+    part = PartitionFrame(spark.read.parquet(str(tmp_path / "rows.parquet")).repartition(4))
+
+    assert_frame_equal(engine.fit_rows(part, 700), engine.fit_rows(lazy, 700))
+    assert engine.fit_rows(lazy, 700).height <= 700
+    masks = [(pl.col("x") > 15, 5), (pl.col("group") == "c", 3), (pl.col("y") < 0, 5)]
+    assert_frame_equal(engine.first_rows_where(part, masks), engine.first_rows_where(lazy, masks))
+    spark_m, polars_m = engine.moments(part, ["x", "y"]), engine.moments(lazy, ["x", "y"])
+    for c in ("x", "y"):
+        assert spark_m[c][0] == polars_m[c][0]
+        assert spark_m[c][1:] == pytest.approx(polars_m[c][1:], rel=1e-12)
+    wanted = {"x": [1, 2, 2_400, 4_700], "y": [1, 2_500, 5_000, 6_000]}  # 6,000 is past the end
+    assert engine.order_statistics(part, wanted) == engine.order_statistics(lazy, wanted)
+    tied = {"y": [1, 999, 1_000, 4_321]}
+    assert engine.order_statistics(part, tied, "source_row") == engine.order_statistics(
+        lazy, tied, "source_row"
+    )
+    assert_frame_equal(
+        engine.repeated_values(part, "id", tmp_path).sort("value"),
+        engine.repeated_values(lazy, "id", tmp_path).sort("value"),
+    )
+
+    def totals(lf: pl.LazyFrame) -> pl.LazyFrame:
+        return lf.group_by("group").agg(pl.len().cast(pl.Int64).alias("n"), pl.col("y").sum())
+
+    assert_frame_equal(
+        engine.per_group(part, ["group"], totals).collect().sort("group"),
+        engine.per_group(lazy, ["group"], totals).collect().sort("group"),
+    )
+
+    def doubled(batch: pl.DataFrame) -> pl.DataFrame:
+        return batch.select("source_row", (pl.col("y") * 2).alias("y2"))
+
+    assert_frame_equal(
+        engine.map_batches(part, doubled).collect().sort("source_row"),
+        engine.map_batches(lazy, doubled).collect(),
+    )
+    assert (
+        engine.write_rows(part, tmp_path / "out")
+        == engine.write_rows(lazy, tmp_path / "o.parquet")
+        == n
+    )

@@ -67,12 +67,16 @@ def fit_rows(frame: Any, limit: int, *, rows: int | None = None) -> pl.DataFrame
     Above the limit, the rows whose ``source_row`` is a multiple of ``k = ceil(rows /
     limit)``, then the first ``limit`` of them: the same rows on both engines (Spark takes
     them with a top-k, no sort of all rows), so a model fitted on them is the same too.
-    ``rows`` is the row count when known. A frame without ``source_row`` (one row per date)
-    is taken whole.
+    ``rows`` is the row count when known. Without ``source_row``, polars takes every k-th
+    row and Spark the first ``limit`` rows.
     """
     n = count_rows(frame) if rows is None else rows
     if n > limit and "source_row" in frame.collect_schema().names():
         frame = frame.filter(pl.col("source_row") % -(-n // limit) == 0)
+    elif n > limit and not on_spark(frame):
+        from tracer_kit._scratch import spread
+
+        return spread(frame.lazy(), limit, rows=n).collect(engine="streaming")
     return frame.lazy().head(min(n, limit)).collect(engine="streaming")
 
 
@@ -88,7 +92,7 @@ def first_rows_where(frame: Any, masks: Sequence[tuple[pl.Expr, int]]) -> pl.Dat
             [
                 lf.filter(mask)
                 .select(pl.lit(k, dtype=pl.Int32).alias("mask"), "source_row", "source_line")
-                .head(n)
+                .top_k(n, by="source_row", reverse=True)  # the n smallest, in any batch order
                 for k, (mask, n) in enumerate(masks)
             ]
         )
@@ -104,19 +108,18 @@ def first_rows_where(frame: Any, masks: Sequence[tuple[pl.Expr, int]]) -> pl.Dat
 def map_batches(frame: Any, fn: Callable[[pl.DataFrame], pl.DataFrame]) -> Any:  # noqa: ANN401
     """``fn`` over the rows batch by batch (the executors' Arrow batches on Spark).
 
-    polars runs it on the whole frame (the caller streams); ``fn`` must be row by row. On
-    Spark its output columns come from ``fn`` on the first row (a model may refuse an empty
-    frame), and a batch left empty by earlier steps gives no rows.
+    ``fn`` must be row by row (polars' streaming engine also hands it batches). Its output
+    columns come from ``fn`` on the first row (a model may refuse an empty frame), and an
+    empty batch gives no rows.
     """
+    schema = fn(frame.lazy().head(1).collect()).schema
+
+    def batch_fn(batch: pl.DataFrame) -> pl.DataFrame:
+        return fn(batch) if batch.height else pl.DataFrame(schema=schema)
+
     if not on_spark(frame):
-        return fn(frame.lazy().collect(engine="streaming")).lazy()
-    schema = fn(frame.head(1).collect()).schema
-
-    def step(lf: pl.LazyFrame) -> pl.LazyFrame:
-        batch = lf.collect()
-        return fn(batch).lazy() if batch.height else pl.LazyFrame(schema=schema)
-
-    return frame.pipe(step, schema=schema)
+        return frame.lazy().map_batches(batch_fn, schema=schema, streamable=True)
+    return frame.pipe(lambda lf: batch_fn(lf.collect()).lazy(), schema=schema)
 
 
 def per_group(frame: Any, by: Sequence[str], fn: Step) -> Any:  # noqa: ANN401

@@ -299,14 +299,20 @@ def _elasticity_row(product: Any, e: Elasticity) -> dict[str, Any]:
     }
 
 
-#: One product's fit as a row: its elasticity (``_elasticity_row``) and saved demand model.
-_PRODUCT_FIT_SCHEMA = {
+#: A price prediction row: one product's elasticity, its interval, best price and confidence.
+_ELASTICITY_SCHEMA = {
     "product_id": pl.String,
     "prediction": pl.Float64,
     "lower": pl.Float64,
     "upper": pl.Float64,
     "optimal_price": pl.Float64,
     "identifiable": pl.Boolean,
+    "confidence": pl.Float64,
+}
+
+#: One product's fit as a row: its elasticity (``_elasticity_row``) and saved demand model.
+_PRODUCT_FIT_SCHEMA = {
+    **{k: v for k, v in _ELASTICITY_SCHEMA.items() if k != "confidence"},
     "r2": pl.Float64,
     "n": pl.Int64,
     "why": pl.String,
@@ -353,17 +359,6 @@ def _fit_price(processed: Any, cfg: ModelConfig) -> ModelOutcome:  # noqa: ANN40
         "elasticities": predictions.to_dict(as_series=False),
     }
     return ModelOutcome(summary, predictions, saved, training_rows=count_rows(processed))
-
-
-_ELASTICITY_SCHEMA = {
-    "product_id": pl.String,
-    "prediction": pl.Float64,
-    "lower": pl.Float64,
-    "upper": pl.Float64,
-    "optimal_price": pl.Float64,
-    "identifiable": pl.Boolean,
-    "confidence": pl.Float64,
-}
 
 
 def _saved_elasticity(e: Elasticity) -> dict[str, Any]:

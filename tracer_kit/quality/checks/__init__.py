@@ -97,11 +97,10 @@ class Examples:
         return out
 
     def _text_column(self, column: str | None) -> str | None:
-        """The bronze column holding ``column``'s text, None for a personal or absent field."""
+        """The bronze column holding ``column``'s text (None: no value is shown for it)."""
         if column is None or column in self.personal:
             return None
-        name = self.original.get(column, column)
-        return name if name in self.bronze.collect_schema().names() else None
+        return self.original.get(column, column)
 
     def fill(self) -> None:
         """Fill every list handed out so far: positions, then the text as written."""
@@ -111,7 +110,8 @@ class Examples:
         if not asked:
             return
         picked = first_rows_where(self.checked, [(m, n) for m, _, n, _ in asked])
-        names = sorted({c for _, col, _, _ in asked if (c := self._text_column(col))})
+        in_file = set(self.bronze.collect_schema().names())  # (an optional field may be absent)
+        names = sorted({c for _, col, _, _ in asked if (c := self._text_column(col)) in in_file})
         raw: dict[int, dict[str, Any]] = {}
         if names and picked.height:
             rows = picked.get_column("source_row").unique()

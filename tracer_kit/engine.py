@@ -105,14 +105,20 @@ def first_rows_where(frame: Any, masks: Sequence[tuple[pl.Expr, int]]) -> pl.Dat
     return found.sort("mask", "source_row").filter(pl.int_range(pl.len()).over("mask") < limit)
 
 
-def map_batches(frame: Any, fn: Callable[[pl.DataFrame], pl.DataFrame]) -> Any:  # noqa: ANN401
+def map_batches(
+    frame: Any,  # noqa: ANN401
+    fn: Callable[[pl.DataFrame], pl.DataFrame],
+    *,
+    schema: pl.Schema | None = None,
+) -> Any:  # noqa: ANN401
     """``fn`` over the rows batch by batch (the executors' Arrow batches on Spark).
 
     ``fn`` must be row by row (polars' streaming engine also hands it batches). Its output
-    columns come from ``fn`` on the first row (a model may refuse an empty frame), and an
-    empty batch gives no rows.
+    columns are ``schema`` when given, else ``fn``'s on the first row (a model may refuse an
+    empty frame; on Spark that costs a job); an empty batch gives no rows.
     """
-    schema = fn(frame.lazy().head(1).collect()).schema
+    if schema is None:
+        schema = fn(frame.lazy().head(1).collect()).schema
 
     def batch_fn(batch: pl.DataFrame) -> pl.DataFrame:
         return fn(batch) if batch.height else pl.DataFrame(schema=schema)

@@ -81,7 +81,7 @@ def _write_preprocessor(ctx: OutputContext, paths: dict[str, Path]) -> None:
 def _write_predictions(ctx: OutputContext, paths: dict[str, Path]) -> None:
     outcome = ctx.fitted.get("model")
     if outcome is not None and outcome.has_predictions:
-        outcome.write_predictions(paths["predictions"], like=ctx.processed)
+        outcome.write_predictions(paths["predictions"])
 
 
 def _write_predictor(ctx: OutputContext, paths: dict[str, Path]) -> None:

@@ -32,6 +32,13 @@ __all__ = [
 ]
 
 
+def _non_null(frame: Any, column: str) -> int:  # noqa: ANN401 - a polars frame or a PartitionFrame
+    """The number of non-null values of ``column`` (one aggregate pass, either engine)."""
+    agg = Aggregates()
+    agg.add("n", "n", pl.col(column).count(), "sum")
+    return int(agg.collect(frame)["n"]["n"])
+
+
 def order_statistics(
     frame: pl.LazyFrame, column: str, ranks: Sequence[int], *, tiebreak: str = "source_row"
 ) -> list[tuple[Any, Any]]:
@@ -50,9 +57,7 @@ def quantile_cuts(
     A row is in part ``1 + #{j : (value, tiebreak) after cut j}``; a rank of 0 (fewer values
     than parts) is None, which every row is after.
     """
-    agg = Aggregates()
-    agg.add("n", "n", pl.col(column).count(), "sum")
-    n = int(agg.collect(frame)["n"]["n"])
+    n = _non_null(frame, column)
     ranks = [(j * n) // parts for j in range(1, parts)]
     wanted = [k for k in ranks if k >= 1]
     found = _order_statistics(frame, {column: wanted}, tiebreak, counts={column: n})[column]
@@ -80,10 +85,7 @@ def linear_quantiles(
     Interpolates the two order statistics around position ``(n - 1) p``; ``n`` is the
     non-null count when known. None for each when the column has no values.
     """
-    if n is None:
-        agg = Aggregates()
-        agg.add("n", "n", pl.col(column).count(), "sum")
-        n = int(agg.collect(frame)["n"]["n"])
+    n = _non_null(frame, column) if n is None else n
     return linear_quantiles_of(frame, {column: n}, probs)[column]
 
 

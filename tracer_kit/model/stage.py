@@ -18,7 +18,7 @@ says why instead, and no heuristic score is presented as a prediction.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,29 +65,33 @@ class ModelOutcome:
     issues: list[Issue] = field(default_factory=list)
     score: Callable[[pl.DataFrame], pl.DataFrame] | None = None
     score_rows: pl.LazyFrame | None = None
+    #: The columns ``score`` returns (so Spark need not score a row to learn them).
+    score_schema: pl.Schema | None = None
+    #: The processed rows the outcome came from: their engine writes the predictions.
+    processed: Any = None
 
     @property
     def has_predictions(self) -> bool:
         """Whether there is anything to write."""
         return self.predictions is not None or self.score is not None
 
-    def write_predictions(self, path: Path, like: Any = None) -> int:  # noqa: ANN401
+    def write_predictions(self, path: Path) -> int:
         """Write the predictions to ``path`` (Parquet); returns their rows.
 
-        With ``like`` a Spark frame (the run's processed rows on Spark), the executors score
-        the rows batch by batch and write part files in the folder ``path``.
+        When the processed rows are a Spark frame, the executors score the rows batch by
+        batch and write part files in the folder ``path``.
         """
-        spark = like is not None and on_spark(like)
         if self.predictions is not None:
-            if spark:
-                return write_rows(small_frame(like, self.predictions), path)
+            if self.processed is not None and on_spark(self.processed):
+                return write_rows(small_frame(self.processed, self.predictions), path)
             self.predictions.write_parquet(path)
             return self.predictions.height
         if self.score is None or self.score_rows is None:
             msg = "this outcome has no predictions"
             raise ValueError(msg)
         if on_spark(self.score_rows):
-            return write_rows(map_batches(self.score_rows, self.score), path)
+            scored = map_batches(self.score_rows, self.score, schema=self.score_schema)
+            return write_rows(scored, path)
         from tracer_kit.preprocess import write_in_batches
 
         return write_in_batches(
@@ -137,6 +141,12 @@ def churn_scorer(estimator: Any, inputs: list[str]) -> Callable[[pl.DataFrame], 
         )
 
     return score
+
+
+def churn_score_schema(rows: Any) -> pl.Schema:  # noqa: ANN401 - a polars frame or a PartitionFrame
+    """The columns :func:`churn_scorer`'s ``score`` returns for ``rows``."""
+    key = rows.collect_schema()["customer_id"]
+    return pl.Schema({"customer_id": key, "prediction": pl.Float64, "confidence": pl.Float64})
 
 
 def _class_counts(processed: pl.LazyFrame) -> dict[int, int]:
@@ -194,14 +204,23 @@ def _fit_churn(processed: pl.LazyFrame, cfg: ModelConfig) -> ModelOutcome:
     saved = {"estimator": m.estimator, "inputs": m.inputs}
     score = churn_scorer(m.estimator, m.inputs)
     rows_to_score = processed.select("customer_id", *m.inputs)
-    return ModelOutcome(summary, None, saved, [], m.rows_train, issues, score, rows_to_score)
+    return ModelOutcome(
+        summary,
+        None,
+        saved,
+        [],
+        m.rows_train,
+        issues,
+        score,
+        rows_to_score,
+        churn_score_schema(rows_to_score),
+    )
 
 
 def _apply_churn(saved: dict[str, Any], processed: pl.LazyFrame, cfg: ModelConfig) -> ModelOutcome:
     rows = processed.select("customer_id", *saved["inputs"])
-    return ModelOutcome(
-        {}, score=churn_scorer(saved["estimator"], saved["inputs"]), score_rows=rows
-    )
+    score = churn_scorer(saved["estimator"], saved["inputs"])
+    return ModelOutcome({}, score=score, score_rows=rows, score_schema=churn_score_schema(rows))
 
 
 # -- revenue_projection ----------------------------------------------------------------------
@@ -414,7 +433,9 @@ def fit_model(
 ) -> ModelOutcome | None:
     """The blueprint's model fitted on its processed rows, or None when it has no model stage."""
     model = MODELS.get(blueprint)
-    return None if model is None else model.fit(processed, config or ModelConfig())
+    if model is None:
+        return None
+    return replace(model.fit(processed, config or ModelConfig()), processed=processed)
 
 
 def apply_model(
@@ -424,7 +445,8 @@ def apply_model(
     config: ModelConfig | None = None,
 ) -> ModelOutcome:
     """Predictions of a saved model on new processed rows (no refitting)."""
-    return MODELS[blueprint].apply(saved, processed, config or ModelConfig())
+    outcome = MODELS[blueprint].apply(saved, processed, config or ModelConfig())
+    return replace(outcome, processed=processed)
 
 
 def headline(blueprint: str, summary: dict[str, Any]) -> str | None:

@@ -110,8 +110,9 @@ class Examples:
         if not asked:
             return
         picked = first_rows_where(self.checked, [(m, n) for m, _, n, _ in asked])
+        texts = [self._text_column(column) for _, column, _, _ in asked]
         in_file = set(self.bronze.collect_schema().names())  # (an optional field may be absent)
-        names = sorted({c for _, col, _, _ in asked if (c := self._text_column(col)) in in_file})
+        names = sorted({name for name in texts if name in in_file})
         raw: dict[int, dict[str, Any]] = {}
         if names and picked.height:
             rows = picked.get_column("source_row").unique()
@@ -119,8 +120,7 @@ class Examples:
             raw = {
                 r["source_row"]: r for r in found.select("source_row", *names).collect().to_dicts()
             }
-        for k, (_, column, _, out) in enumerate(asked):
-            name = self._text_column(column)
+        for k, ((_, _, _, out), name) in enumerate(zip(asked, texts, strict=True)):
             for row, line in (
                 picked.filter(pl.col("mask") == k).select("source_row", "source_line").iter_rows()
             ):

@@ -54,20 +54,22 @@ def outlier_bounds_of(frame: Any, columns: list[str]) -> dict[str, dict[str, flo
     stats = moments(lf, columns)
     present = {c: n for c, (n, _, _) in stats.items() if n}
     quartiles = linear_quantiles_of(lf, present, (0.25, 0.75))
+    # a column with values always has both quartiles; one without keeps the empty bounds
+    bounded = {
+        c: (q1, q3) for c, (q1, q3) in quartiles.items() if q1 is not None and q3 is not None
+    }
     agg = Aggregates()
     out: dict[str, dict[str, float | int | None]] = {c: dict(_NO_VALUES) for c in columns}
-    for c in present:
+    for c, (q1, q3) in bounded.items():
         n, mean, std = stats[c]
-        q1, q3 = quartiles[c]
-        assert q1 is not None and q3 is not None
         lower, upper = q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)
         col = pl.col(c)
         agg.add(c, "iqr", ((col < lower) | (col > upper)).sum(), "sum")
         agg.add(c, "z", ((col - mean).abs() > 3 * std).sum() if std else pl.lit(0), "sum")
         out[c].update(q1=q1, q3=q3, lower=lower, upper=upper, n=int(n), mean=float(mean))
         out[c]["std"] = float(std) if std is not None else None
-    found = agg.collect(lf) if present else {}
-    for c in present:
+    found = agg.collect(lf) if bounded else {}
+    for c in bounded:
         out[c].update(iqr_count=int(found[c]["iqr"]), z_count=int(found[c]["z"]))
     return out
 

@@ -52,3 +52,12 @@ def venv_bin(name: str) -> str:
 
 
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server of the tests' own (see tests/postgres.py), stopped at the end."""
+    from .postgres import running_postgres
+
+    with running_postgres() as server:
+        yield server

@@ -75,6 +75,9 @@ _EXPORTS = {
     "WarehouseBusyError": "tracer_kit.errors",
     "NotebookRunError": "tracer_kit.errors",
     "ConfigError": "tracer_kit.errors",
+    "ExportError": "tracer_kit.errors",
+    "export": "tracer_kit.export",
+    "Exported": "tracer_kit.export",
 }
 
 __all__ = [
@@ -82,6 +85,8 @@ __all__ = [
     "CompatibilityError",
     "Config",
     "ConfigError",
+    "ExportError",
+    "Exported",
     "Feature",
     "Field",
     "FileInfo",
@@ -104,6 +109,7 @@ __all__ = [
     "TracerError",
     "WarehouseBusyError",
     "delete_runs",
+    "export",
     "get_blueprint",
     "list_blueprints",
     "load_preprocessor",
@@ -141,12 +147,14 @@ if TYPE_CHECKING:
     from tracer_kit.errors import (
         CompatibilityError,
         ConfigError,
+        ExportError,
         IngestError,
         NotebookRunError,
         QualityGateError,
         TracerError,
         WarehouseBusyError,
     )
+    from tracer_kit.export import Exported, export
     from tracer_kit.ingest import FileInfo, Ingested, read_table
     from tracer_kit.notebooks import run_batch, run_notebook
     from tracer_kit.pipeline import predict, run_pipeline

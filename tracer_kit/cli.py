@@ -77,6 +77,14 @@ BadLinesOpt = Annotated[
 NoModelOpt = Annotated[
     bool, typer.Option("--no-model", help="Skip the model stage (no predictions).")
 ]
+TableOpt = Annotated[
+    str | None,
+    typer.Option("--table", help="With a database URL: the table to read (in primary-key order)."),
+]
+QueryOpt = Annotated[
+    str | None,
+    typer.Option("--query", help="With a database URL: the SQL to run (give it an ORDER BY)."),
+]
 DatasetOpt = Annotated[
     str | None,
     typer.Option(
@@ -202,6 +210,8 @@ def build_config(
     max_bytes: int | None = None,
     dataset: str | None = None,
     notebook: Path | None = None,
+    table: str | None = None,
+    query: str | None = None,
     transforms: list[str] | None = None,
     pii: list[str] | None = None,
     no_model: bool = False,
@@ -229,6 +239,8 @@ def build_config(
         "max_bytes": max_bytes,
         "dataset": dataset,
         "notebook": str(notebook) if notebook is not None else None,
+        "table": table,
+        "query": query,
     }
     base.update({k: v for k, v in overrides.items() if v is not None})
     return load_config(base)
@@ -306,7 +318,10 @@ def run(
     input: Annotated[  # noqa: A002
         str,
         typer.Argument(
-            help="The file to process (with --engine spark: any path or URI Spark reads)."
+            help=(
+                "The file to process, or a database URL (postgresql://, sqlite:///, duckdb:///) "
+                "with --table or --query; with --engine spark: any path or URI Spark reads."
+            )
         ),
     ],
     blueprint: BlueprintOpt,
@@ -336,8 +351,10 @@ def run(
     no_model: NoModelOpt = False,
     engine: EngineOpt = "polars",
     master: MasterOpt = None,
+    table: TableOpt = None,
+    query: QueryOpt = None,
 ) -> None:
-    """Run one file through a blueprint (via the Papermill notebook unless --no-notebook)."""
+    """Run one file or database table through a blueprint (via the notebook unless --no-notebook)."""
     cfg = build_config(
         config,
         no_model=no_model,
@@ -353,11 +370,20 @@ def run(
         max_bytes=max_bytes,
         dataset=dataset,
         notebook=notebook,
+        table=table,
+        query=query,
     )
     if no_notebook and cfg.notebook:
         raise ConfigError("--notebook and --no-notebook contradict each other; choose one")
     common: dict[str, Any] = {"config": cfg, "warehouse": warehouse, "output_dir": output_dir}
     _print_result(_run_on(engine, master, input, blueprint, common, notebook=not no_notebook))
+
+
+def _source(text: str) -> str | Path:
+    """A command's input: a database URL as written, else a path."""
+    from tracer_kit.connections import is_database_url
+
+    return text if is_database_url(text) else Path(text)
 
 
 def _run_on(  # noqa: PLR0913 - the run command's engine options, forwarded
@@ -374,7 +400,7 @@ def _run_on(  # noqa: PLR0913 - the run command's engine options, forwarded
         raise ConfigError(f"--engine {engine}: use polars or spark")
     if master and engine != "spark":
         raise ConfigError("--master needs --engine spark")
-    path: str | Path = source if engine == "spark" else Path(source)
+    path = source if engine == "spark" else _source(source)  # (a URL keeps its "//")
     if notebook:
         from tracer_kit.notebooks import run_notebook
 
@@ -430,7 +456,9 @@ def predict(
 @app.command()
 @friendly
 def validate(
-    input: Annotated[Path, typer.Argument(help="The file to check.")],  # noqa: A002
+    input: Annotated[  # noqa: A002
+        str, typer.Argument(help="The file to check, or a database URL with --table/--query.")
+    ],
     blueprint: BlueprintOpt,
     config: ConfigOpt = None,
     map: MapOpt = None,  # noqa: A002
@@ -445,6 +473,8 @@ def validate(
     sheet: SheetOpt = None,
     on_bad_lines: BadLinesOpt = None,
     max_bytes: MaxBytesOpt = None,
+    table: TableOpt = None,
+    query: QueryOpt = None,
 ) -> None:
     """Check a file against a blueprint: score, parts and issues; exit 3 when the gate fails."""
     from tracer_kit.quality import validate as run_validate
@@ -461,8 +491,10 @@ def validate(
         sheet=sheet,
         on_bad_lines=on_bad_lines,
         max_bytes=max_bytes,
+        table=table,
+        query=query,
     )
-    q = run_validate(input, blueprint, config=cfg)
+    q = run_validate(_source(input), blueprint, config=cfg)
     con = _console()
     con.print(f"quality gate: {'passed' if q.passed else 'FAILED'}")
     con.print(
@@ -479,13 +511,17 @@ def validate(
 @app.command()
 @friendly
 def profile(
-    input: Annotated[Path, typer.Argument(help="The file to profile.")],  # noqa: A002
+    input: Annotated[  # noqa: A002
+        str, typer.Argument(help="The file to profile, or a database URL with --table/--query.")
+    ],
     format: FormatOpt = None,  # noqa: A002
     encoding: EncodingOpt = None,
     delimiter: DelimiterOpt = None,
     sheet: SheetOpt = None,
     on_bad_lines: BadLinesOpt = None,
     max_bytes: MaxBytesOpt = None,
+    table: TableOpt = None,
+    query: QueryOpt = None,
 ) -> None:
     """Print a file's metadata and a per-column summary (type, nulls, distinct, min, max)."""
     from rich.table import Table
@@ -500,8 +536,10 @@ def profile(
         sheet=sheet,
         on_bad_lines=on_bad_lines or "quarantine",
         max_bytes=max_bytes,
+        table=table,
+        query=query,
     )
-    p = run_profile(input, config=cfg)
+    p = run_profile(_source(input), config=cfg)
     info = p.info
     con = _console()
     con.print(f"file      {info.path}")
@@ -754,6 +792,25 @@ def report(
     from tracer_kit.report import quality_report
 
     typer.echo(str(quality_report(run_id, warehouse=warehouse, output_dir=output_dir)))
+
+
+@app.command()
+@friendly
+def export(
+    run_id: Annotated[str, typer.Argument(help="A completed run (`tracer runs`).")],
+    url: Annotated[
+        str,
+        typer.Argument(
+            help="postgresql://user@host:5432/db (password from the URL, PGPASSWORD, "
+            "~/.pgpass or TRACER_DB_URL), or env:NAME."
+        ),
+    ],
+    warehouse: Warehouse = DEFAULT_WAREHOUSE,
+) -> None:
+    """Copy a run's processed rows, quarantine, predictions and bronze records to PostgreSQL."""
+    from tracer_kit.export import export as run_export
+
+    _console().print(run_export(run_id, url, warehouse=warehouse).summary(), markup=False)
 
 
 @app.command()

@@ -89,6 +89,9 @@ class Config(BaseModel):
     plan_levels: list[str] | None = None
     notebook: str | None = None
     dataset: str | None = None
+    #: With a database source: the table to read (in primary-key order) or the SQL to run.
+    table: str | None = None
+    query: str | None = None
     #: Per field, transform steps replacing the blueprint's (``trim``, ``default=VALUE``...).
     transforms: dict[str, list[str | dict[str, Any]]] = Field(default_factory=dict)
     #: Fields holding personal data: never shown in the report, notebook or workbench.

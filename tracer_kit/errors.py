@@ -17,6 +17,7 @@ __all__ = [
     "BlueprintError",
     "CompatibilityError",
     "ConfigError",
+    "ExportError",
     "INTERFACES",
     "IngestError",
     "NotebookRunError",
@@ -121,6 +122,10 @@ class NotebookRunError(TracerError):
 
 class ConfigError(TracerError):
     """A configuration value, parameter or option is invalid."""
+
+
+class ExportError(TracerError):
+    """Exporting a run to another database failed; nothing was written there."""
 
 
 class BlueprintError(ConfigError):

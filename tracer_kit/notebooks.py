@@ -24,6 +24,7 @@ from typing import Any
 from tracer_kit._resources import resource_path
 from tracer_kit.blueprints import get_blueprint
 from tracer_kit.config import Config, config_to_jsonable, load_config
+from tracer_kit.connections import is_database_url, parse_database_url, url_for_kernel
 from tracer_kit.errors import (
     ConfigError,
     NotebookRunError,
@@ -321,8 +322,13 @@ def run_notebook(  # noqa: PLR0913 - a source, a blueprint and the options the C
     run_id = run_id or new_run_id()
     warehouse, output_dir = _under(cwd, warehouse), _under(cwd, output_dir)
     spark = engine == "spark"
-    input_path: Any = str(path) if spark and "://" in str(path) else _under(Path.cwd(), path)
-    if not spark and not input_path.exists():
+    database = is_database_url(path)
+    input_path: Any = _under(Path.cwd(), path)
+    if database:  # the notebook gets the URL without its password (url_for_kernel)
+        input_path = parse_database_url(path).display()
+    elif spark and "://" in str(path):
+        input_path = str(path)
+    elif not spark and not input_path.exists():
         raise TracerError(f"{path}: no such file", path=path)
     run_dir = output_dir / run_id
     executed = run_dir / "blueprint.ipynb"
@@ -332,12 +338,13 @@ def run_notebook(  # noqa: PLR0913 - a source, a blueprint and the options the C
         record = {
             "run_id": run_id,
             "blueprint": bp.name,
-            "dataset": cfg.dataset or dataset_name(path),
+            "dataset": cfg.dataset or dataset_name(path, table=cfg.table, query=cfg.query),
             "input_path": str(input_path),
             "params": {"config": config_to_jsonable(cfg)},
         }
         life.start(record, RunState.PENDING)
-        _check_before_kernel(input_path, bp, cfg, spark=spark)
+        if not database:  # (a database table is read once, in the kernel)
+            _check_before_kernel(input_path, bp, cfg, spark=spark)
         template = _notebook_file(cfg)
         params = check_parameters(
             {
@@ -352,7 +359,8 @@ def run_notebook(  # noqa: PLR0913 - a source, a blueprint and the options the C
             template,
         )
         run_dir.mkdir(parents=True, exist_ok=True)
-        failure = _execute(template, executed, params, cwd=cwd, timeout=timeout, config=cfg)
+        with url_for_kernel(path):  # the password reaches the kernel, never the notebook
+            failure = _execute(template, executed, params, cwd=cwd, timeout=timeout, config=cfg)
         life.handed_over()  # the kernel's run recorded how it ended
     if executed.exists():
         export_html(executed, run_dir / "notebook.html")

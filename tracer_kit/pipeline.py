@@ -331,7 +331,7 @@ class _Run:
 
     bp: Blueprint
     cfg: Config
-    path: Path
+    path: str | Path  # a file, or a database URL without credentials (str)
     run_id: str
     run_date: dt.date
     warehouse: str | Path
@@ -376,11 +376,18 @@ def _on_spark(run: _Run, spark: Any, model_from: str | None) -> None:  # noqa: A
     the polars engine gives their files. The preprocessor and the model are fitted on the
     driver from a bounded sample and saved as files, as on polars.
     """
+    from tracer_kit.connections import is_database_url
     from tracer_kit.spark import spark_session
     from tracer_kit.spark.features import check_spark_blueprint
     from tracer_kit.spark.session import for_runs
 
     check_spark_blueprint(run.bp)
+    if is_database_url(run.source):
+        msg = (
+            "database sources run on the polars engine; on Spark, read the table with "
+            "spark.read.jdbc(...) and pass the DataFrame"
+        )
+        raise ConfigError(msg)
     if model_from is not None:
         msg = "scoring with a saved model (predict) runs on the polars engine only, for now"
         raise ConfigError(msg)
@@ -435,11 +442,11 @@ def _prepare(
         "processed_dir": str(space.processed),
         "output_dir": str(output_dir),
     }
-    path = Path(path)
+    path, dataset = _named_source(path, cfg)
     result = RunResult(
         run_id=run_id,
         blueprint=bp.name,
-        dataset=cfg.dataset or dataset_name(path),
+        dataset=dataset,
         state="IN_PROGRESS",
         input_path=str(path),
         params=params,
@@ -447,6 +454,16 @@ def _prepare(
     )
     life = RunLifecycle(warehouse, run_id)
     return _Run(bp, cfg, path, run_id, run_date, warehouse, space, outputs, params, life, result)
+
+
+def _named_source(source: str | Path, cfg: Config) -> tuple[str | Path, str]:
+    """How the run names its source (a database URL without credentials) and its dataset."""
+    from tracer_kit.connections import is_database_url, parse_database_url
+
+    dataset = cfg.dataset or dataset_name(source, table=cfg.table, query=cfg.query)
+    if isinstance(source, str) and is_database_url(source):
+        return parse_database_url(source).display(), dataset
+    return Path(source), dataset
 
 
 def _trained(model_from: str | None, run: _Run) -> TrainedRun | None:
@@ -487,7 +504,8 @@ def _ingest(run: _Run) -> None:
             run.spark, run.source, format=cfg.format, delimiter=cfg.delimiter, encoding=cfg.encoding
         )
     else:
-        run.ing = read_file(run.path, run.cfg, staging_dir=staging, blueprint=run.bp)
+        source = run.source if isinstance(run.path, str) else run.path  # (a database URL)
+        run.ing = read_file(source, run.cfg, staging_dir=staging, blueprint=run.bp)
     for warning in run.ing.info.warnings:
         log.warning(warning)
     run.result.input_sha256 = run.ing.info.sha256

@@ -55,6 +55,8 @@ class ReadOptions:
     on_bad_lines: Literal["error", "quarantine"] = "error"
     staging_dir: str | Path | None = None
     sheet_fits: SheetFits | None = None
+    table: str | None = None
+    query: str | None = None
 
     def check(self) -> None:
         """Refuse options that cannot be right whatever the source."""
@@ -210,20 +212,40 @@ def read_file_source(path: Path, options: ReadOptions) -> Ingested:
     return result
 
 
+def read_database_source(source: str, options: ReadOptions) -> Ingested:
+    """Read a database table or query (see :mod:`tracer_kit.ingest.database`)."""
+    from tracer_kit.ingest.database import read_database
+
+    return read_database(
+        source,
+        table=options.table,
+        query=options.query,
+        on_bad_lines=options.on_bad_lines,
+        staging_dir=options.staging_dir,
+    )
+
+
 #: How each kind of source is read.
-SOURCES: dict[str, Callable[[Any, ReadOptions], Ingested]] = {"file": read_file_source}
+SOURCES: dict[str, Callable[[Any, ReadOptions], Ingested]] = {
+    "file": read_file_source,
+    "database": read_database_source,
+}
 
 
 def source_kind(source: str | Path) -> str:
-    """``"file"`` for a path; a URI's scheme names its kind (``postgresql``, ``https``...)."""
+    """``"file"`` for a path, ``"database"`` for a database URL (or ``env:NAME``); else a URI's scheme."""
+    from tracer_kit.connections import is_database_url
+
     text = str(source)
+    if is_database_url(text) and not Path(text).exists():
+        return "database"
     scheme, sep, _ = text.partition("://")
     if sep and scheme.isalpha() and len(scheme) > 1 and not Path(text).exists():
         return scheme.lower()
     return "file"
 
 
-def read_table(
+def read_table(  # noqa: PLR0913 - a source and the read options the CLI offers
     path: str | Path,
     *,
     format: str | None = None,  # noqa: A002 - the documented public name
@@ -234,14 +256,18 @@ def read_table(
     on_bad_lines: Literal["error", "quarantine"] = "error",
     staging_dir: str | Path | None = None,
     sheet_fits: SheetFits | None = None,
+    table: str | None = None,
+    query: str | None = None,
 ) -> Ingested:
-    """Read a table file lazily as text columns, with its metadata and rejected lines.
+    """Read a table file (or a database table or query) lazily as text columns, with its metadata and rejects.
 
     Parameters
     ----------
     path
         CSV/TSV (any of ``, ; tab |``), JSON array, NDJSON, Parquet, Excel ``.xlsx``, XML,
-        or gzip/zstd-compressed text. The format is decided from the content first.
+        or gzip/zstd-compressed text. The format is decided from the content first. Or a
+        database URL (``postgresql://user@host:5432/db``, ``sqlite:///file.db``,
+        ``duckdb:///file.duckdb``, ``env:TRACER_DB_URL``) with ``table`` or ``query``.
     format
         Force a format (``csv``, ``json``, ``ndjson``, ``parquet``, ``excel``, ``xml``).
     encoding
@@ -262,6 +288,10 @@ def read_table(
         With no ``sheet``, a workbook of several sheets is read from the first sheet whose
         header row this accepts (runs pass "has the blueprint's required fields"), so a
         cover page in front of the data is skipped; no sheet fitting is an error naming them.
+    table
+        With a database URL: read this table (``schema.table`` allowed) in primary-key order.
+    query
+        With a database URL: read the rows of this SQL query (give it an ``ORDER BY``).
 
     Returns
     -------
@@ -282,15 +312,27 @@ def read_table(
     (',', 'utf-8')
     """
     options = ReadOptions(
-        format, encoding, delimiter, sheet, max_bytes, on_bad_lines, staging_dir, sheet_fits
+        format,
+        encoding,
+        delimiter,
+        sheet,
+        max_bytes,
+        on_bad_lines,
+        staging_dir,
+        sheet_fits,
+        table,
+        query,
     )
     options.check()
     kind = source_kind(path)
+    if kind != "database" and (table is not None or query is not None):
+        msg = f"{path}: --table and --query read a database; give a database URL (postgresql://...)"
+        raise IngestError(msg, path=Path(str(path)))
     reader = SOURCES.get(kind)
     if reader is None:
         msg = (
-            f"{path}: tracer-kit reads files; no source reader handles {kind}:// "
-            "(give the path of a file)"
+            f"{path}: tracer-kit reads files and databases (postgresql://, sqlite:///, "
+            f"duckdb:///); no source reader handles {kind}://"
         )
         raise IngestError(msg, path=Path(str(path)))
     return reader(Path(path) if kind == "file" else path, options)

@@ -39,7 +39,8 @@ class SourceInfo:
     """What we know about a source: where it is, how it was read, its columns and rows.
 
     ``path`` names the source in messages (a file path, or a database or API location
-    without credentials); ``kind`` says which (``"file"`` today).
+    without credentials); ``format`` says how it was read (``csv``... or ``postgresql``,
+    ``sqlite``, ``duckdb``), and ``query`` is the SQL a database source ran.
 
     ``read_options()`` are the resolved options that, with ``sha256``, identify a bronze load.
     """
@@ -56,6 +57,7 @@ class SourceInfo:
     sheet: str | None = None
     compression: str | None = None
     warnings: tuple[str, ...] = ()
+    query: str | None = None  # the SQL a database source ran (None for files)
 
     def read_options(self) -> dict[str, Any]:
         """The resolved read options ``{format, encoding, delimiter, decimal, sheet}``."""

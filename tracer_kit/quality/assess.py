@@ -472,7 +472,7 @@ def assess_ingested(
     work_dir: str | Path | None = None,
 ) -> QualityResult:
     """Map an ingested file's columns onto the blueprint, then :func:`assess` it (staging in ``work_dir``)."""
-    path = Path(ing.info.path)
+    path = ing.info.path if "://" in ing.info.path else Path(ing.info.path)  # (a URL keeps its //)
     mapping = match_columns(ing.info.columns, blueprint, config.column_map, path=path)
     return assess(
         ing.frame.rename(mapping),
@@ -517,6 +517,8 @@ def read_file(
         on_bad_lines=config.on_bad_lines,
         staging_dir=staging_dir,
         sheet_fits=fits_blueprint(blueprint, config) if blueprint is not None else None,
+        table=config.table,
+        query=config.query,
     )
 
 

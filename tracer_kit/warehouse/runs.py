@@ -25,13 +25,20 @@ _DATED_SUFFIX = re.compile(
 )
 
 
-def dataset_name(path: str | Path) -> str:
+def dataset_name(path: str | Path, *, table: str | None = None, query: str | None = None) -> str:
     """The dataset a file belongs to: its stem without a trailing date or timestamp.
 
     ``customers_2024-06-01.csv`` and ``customers_20240701.csv.gz`` are both ``customers``;
-    runs of one dataset are what drift and the score history compare.
+    runs of one dataset are what drift and the score history compare. A database source's
+    dataset is its ``table`` without schema (for a ``query``, the first table it reads from).
     """
+    from tracer_kit.connections import is_database_url
     from tracer_kit.ingest import input_extensions  # the formats' own extensions
+
+    if is_database_url(path):
+        from tracer_kit.ingest.database import database_dataset
+
+        return database_dataset(table, query)
 
     endings = input_extensions()
     name = Path(str(path)).name

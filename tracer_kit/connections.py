@@ -1,0 +1,245 @@
+"""Database locations: parsing a URL, finding its credentials, hiding them, connecting.
+
+A database is named by a URL: ``postgresql://user:password@host:5432/db``,
+``sqlite:///relative/file.db`` or ``duckdb:////absolute/file.duckdb`` (SQLAlchemy's
+convention: three slashes, then the path). Credentials come from
+the URL itself, from the standard ``PG*`` variables and ``~/.pgpass`` (libpq reads them for
+PostgreSQL), or from ``TRACER_DB_URL`` (the environment, else a ``.env`` file in the current
+folder): when the URL given has no password and ``TRACER_DB_URL`` names the same database,
+its user and password are used. ``env:NAME`` in place of a URL reads the whole URL from
+the variable ``NAME`` (the environment, else ``.env``).
+
+Whatever a URL carries, only :meth:`DatabaseUrl.display` (password replaced by ``***``)
+is ever written to a log, a run record, a report or an error message; :func:`scrub` hides a
+password that a driver's own message might repeat. A recorded URL can be given again
+(``tracer rerun``): its ``***`` counts as no password, so the real one is looked up as above.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+
+from tracer_kit.errors import ConfigError
+
+__all__ = [
+    "DATABASE_KINDS",
+    "URL_VARIABLE",
+    "DatabaseUrl",
+    "dotenv_value",
+    "is_database_url",
+    "parse_database_url",
+    "quote_name",
+    "redact",
+    "scrub",
+    "url_for_kernel",
+]
+
+#: URL schemes of the databases tracer reads (``postgres`` is libpq's alias).
+DATABASE_KINDS = {
+    "postgresql": "postgresql",
+    "postgres": "postgresql",
+    "sqlite": "sqlite",
+    "duckdb": "duckdb",
+}
+
+#: The variable (or ``.env`` key) holding a default database URL with its credentials.
+URL_VARIABLE = "TRACER_DB_URL"
+
+_SECRET_PARAMS = {"password", "sslpassword", "passfile"}
+_MASK = "***"
+
+
+def dotenv_value(name: str, folder: str | Path | None = None) -> str | None:
+    """``name`` from the environment, else from ``.env`` in ``folder`` (default: the current one).
+
+    ``.env`` lines are ``NAME=value`` (``export NAME=value`` and quotes around the value are
+    allowed; ``#`` starts a comment line).
+    """
+    if os.environ.get(name):
+        return os.environ[name]
+    path = Path(folder or Path.cwd()) / ".env"
+    if not path.is_file():
+        return None
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        key, sep, value = line.strip().removeprefix("export ").partition("=")
+        if sep and key.strip() == name and not key.lstrip().startswith("#"):
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            return value
+    return None
+
+
+@dataclass(frozen=True)
+class DatabaseUrl:
+    """A parsed database URL; :meth:`display` is the only form that leaves the process."""
+
+    kind: str  # postgresql, sqlite or duckdb
+    url: str  # the full URL, credentials included: pass it to a driver, never print it
+    password: str | None = None
+
+    @property
+    def path(self) -> Path | None:
+        """The database file of a SQLite or DuckDB URL (None for a server).
+
+        As in SQLAlchemy: ``sqlite:///crm.db`` is ``crm.db`` in the current folder,
+        ``sqlite:////data/crm.db`` the absolute ``/data/crm.db``.
+        """
+        if self.kind == "postgresql":
+            return None
+        rest = self.url.split("://", 1)[1].split("?", 1)[0]
+        return Path(unquote(rest.removeprefix("/")))
+
+    def display(self) -> str:
+        """The URL without its password (``***`` in its place): safe to log and record."""
+        return redact(self.url)
+
+    def secrets(self) -> list[str]:
+        """Strings that must never be printed (the password, raw and URL-quoted)."""
+        if not self.password:
+            return []
+        return sorted({self.password, quote(self.password, safe="")}, key=len, reverse=True)
+
+
+def is_database_url(source: Any) -> bool:  # noqa: ANN401 - a path, a URL or anything else
+    """Whether ``source`` names a database (``postgresql://``, ``sqlite:///``, ``env:NAME``...)."""
+    text = str(source)
+    if text.startswith("env:"):
+        return True
+    scheme, sep, _ = text.partition("://")
+    return bool(sep) and scheme.lower() in DATABASE_KINDS
+
+
+def parse_database_url(source: str | Path) -> DatabaseUrl:
+    """Parse a database URL (or ``env:NAME``), filling a missing password from ``TRACER_DB_URL``.
+
+    Raises :class:`~tracer_kit.errors.ConfigError` for an unknown scheme or an ``env:``
+    variable that is not set; the message never holds a password.
+    """
+    text = str(source)
+    if text.startswith("env:"):
+        name = text[4:]
+        value = dotenv_value(name)
+        if not value:
+            msg = f"{text}: the variable {name} is not set (in the environment or in .env)"
+            raise ConfigError(msg)
+        text = value
+    scheme = text.partition("://")[0].lower()
+    kind = DATABASE_KINDS.get(scheme)
+    if kind is None:
+        msg = (
+            f"{redact(text)}: not a database URL; use postgresql://user@host:5432/db, "
+            "sqlite:///path.db or duckdb:///path.duckdb"
+        )
+        raise ConfigError(msg)
+    if kind == "postgresql":
+        text = _with_default_credentials(_without_mask(text))
+    return DatabaseUrl(kind, text, _password(text))
+
+
+def _password(url: str) -> str | None:
+    """The URL's password; ``***`` (a recorded URL, :meth:`DatabaseUrl.display`) is none."""
+    parts = urlsplit(url)
+    found = (
+        unquote(parts.password) if parts.password else dict(parse_qsl(parts.query)).get("password")
+    )
+    return None if found in (None, "", _MASK) else found
+
+
+def _without_mask(url: str) -> str:
+    """A recorded URL (password ``***``) without its password, so the real one is looked up."""
+    parts = urlsplit(url)
+    if parts.password != _MASK:
+        return url
+    user, host = parts.netloc.rsplit("@", 1)
+    netloc = f"{user.rsplit(':', 1)[0]}@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _with_default_credentials(url: str) -> str:
+    """``url`` with the user and password of ``TRACER_DB_URL`` when it names the same database."""
+    if _password(url):
+        return url
+    default = dotenv_value(URL_VARIABLE)
+    if not default or not _password(default):
+        return url
+    given, known = urlsplit(url), urlsplit(default)
+    same = (given.hostname or "", given.port or 5432, given.path.strip("/")) == (
+        known.hostname or "",
+        known.port or 5432,
+        known.path.strip("/"),
+    ) and given.username in (None, known.username)
+    if not same:
+        return url
+    netloc = known.netloc.rsplit("@", 1)[0] + "@" + given.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((given.scheme, netloc, given.path, given.query, given.fragment))
+
+
+_URL_IN_TEXT = re.compile(r"\b([a-z][a-z0-9+.-]*://)([^/@\s:]*):([^@\s/]*)@", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """``text`` with every URL password (``user:password@``, ``?password=``) replaced by ``***``."""
+    text = _URL_IN_TEXT.sub(lambda m: f"{m.group(1)}{m.group(2)}:{_MASK}@", str(text))
+    if "?" not in text:
+        return text
+    head, _, query = text.partition("?")
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(k in _SECRET_PARAMS for k, _ in pairs):
+        return text
+    masked = [(k, _MASK if k in _SECRET_PARAMS else v) for k, v in pairs]
+    return f"{head}?{urlencode(masked, safe='*')}"
+
+
+def scrub(text: str, url: DatabaseUrl) -> str:
+    """``text`` (a driver's message, say) with ``url``'s password hidden wherever it appears."""
+    text = redact(text)
+    for secret in url.secrets():
+        text = text.replace(secret, _MASK)
+    return text
+
+
+def quote_name(name: str) -> str:
+    """A table name for SQL: each dotted part double-quoted (``crm.customers`` -> ``"crm"."customers"``).
+
+    A part already in double quotes is kept as written.
+    """
+    parts = re.findall(r'"(?:[^"]|"")*"|[^.]+', name)
+    if not parts or "".join(parts).strip() == "":
+        msg = f"--table {name!r} is not a table name"
+        raise ConfigError(msg)
+    quoted = [p if p.startswith('"') else '"' + p.strip().replace('"', '""') + '"' for p in parts]
+    return ".".join(quoted)
+
+
+@contextmanager
+def url_for_kernel(source: Any) -> Iterator[str]:  # noqa: ANN401 - a path or a URL
+    """While inside, a database URL's credentials are in ``TRACER_DB_URL`` (for a notebook kernel).
+
+    Yields what the notebook may be given instead of ``source``: the URL without its
+    password (the kernel inherits the environment and finds it there), or ``source`` itself
+    when it is no database URL or carries no password.
+    """
+    if not is_database_url(source):
+        yield str(source)
+        return
+    db = parse_database_url(source)
+    if not db.password:
+        yield db.display()
+        return
+    before = os.environ.get(URL_VARIABLE)
+    os.environ[URL_VARIABLE] = db.url
+    try:
+        yield db.display()
+    finally:
+        if before is None:
+            os.environ.pop(URL_VARIABLE, None)
+        else:
+            os.environ[URL_VARIABLE] = before

@@ -1,0 +1,299 @@
+"""Export a run to PostgreSQL: processed rows, quarantine, predictions and bronze, in one transaction.
+
+:func:`export` reads the run's rows from the DuckDB warehouse (its views, batch by batch)
+and streams them into PostgreSQL with ``COPY ... FROM STDIN`` (CSV text written by polars),
+never row by row. Tables are created on first use with typed columns (and a column a
+later run brings is added); their names are the warehouse's:
+
+- ``tracer_runs``: one row per exported run (its counts, score and where it came from);
+  the run's row is what makes an export idempotent: a run already there adds nothing.
+- ``<blueprint>_processed``, ``quarantine_<blueprint>`` (``raw`` and ``reasons`` as
+  ``jsonb``), ``predictions_<blueprint>``: the run's rows, with ``run_id``.
+- ``bronze_<blueprint>``: the raw records (``raw jsonb``), keyed by source fingerprint,
+  read options hash and ``source_row``, so records another run already exported are kept
+  once.
+
+Everything happens in one transaction: a failure (the server down, a wrong password, a
+missing database, a type the table refuses) leaves nothing written, and the error is one
+line without the password.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from tracer_kit.connections import DatabaseUrl, parse_database_url, scrub
+from tracer_kit.errors import ExportError
+from tracer_kit.warehouse import DEFAULT_WAREHOUSE
+from tracer_kit.warehouse.connection import connect, quote_ident
+
+__all__ = ["EXPORT_BATCH_ROWS", "Exported", "export"]
+
+#: Rows read from the warehouse and copied to PostgreSQL at a time.
+EXPORT_BATCH_ROWS = 100_000
+
+_RUN_COLUMNS = {
+    "run_id": "text PRIMARY KEY",
+    "blueprint": "text NOT NULL",
+    "dataset": "text",
+    "state": "text",
+    "input_path": "text",
+    "input_sha256": "text",
+    "read_options": "jsonb",
+    "rows_in": "bigint",
+    "rows_valid": "bigint",
+    "rows_quarantined": "bigint",
+    "rows_out": "bigint",
+    "quality_score": "double precision",
+    "score_parts": "jsonb",
+    "started_at": "timestamp",
+    "finished_at": "timestamp",
+}
+
+_PG_TYPES = {
+    "BOOLEAN": "boolean",
+    "TINYINT": "smallint",
+    "SMALLINT": "smallint",
+    "INTEGER": "integer",
+    "BIGINT": "bigint",
+    "HUGEINT": "numeric",
+    "UTINYINT": "smallint",
+    "USMALLINT": "integer",
+    "UINTEGER": "bigint",
+    "UBIGINT": "numeric",
+    "FLOAT": "real",
+    "DOUBLE": "double precision",
+    "VARCHAR": "text",
+    "DATE": "date",
+    "TIME": "time",
+    "TIMESTAMP": "timestamp",
+    "TIMESTAMP WITH TIME ZONE": "timestamptz",
+    "JSON": "jsonb",
+    "UUID": "uuid",
+}
+
+
+@dataclass
+class Exported:
+    """What an export added: rows per PostgreSQL table (all zero when the run was there already)."""
+
+    run_id: str
+    destination: str  # the URL without its password
+    rows: dict[str, int] = field(default_factory=dict)
+    already: bool = False
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        """Rows added over all tables."""
+        return sum(self.rows.values())
+
+    def summary(self) -> str:
+        """One line for a person."""
+        if self.already:
+            return f"run {self.run_id} is already in {self.destination}: nothing added"
+        parts = ", ".join(f"{n:,} {table}" for table, n in self.rows.items())
+        return f"run {self.run_id} exported to {self.destination} in {self.seconds:.1f} s: {parts}"
+
+
+def _pg_type(duck_type: str) -> str:
+    """The PostgreSQL type of a DuckDB column (nested and JSON values become ``jsonb``)."""
+    if duck_type in _PG_TYPES:
+        return _PG_TYPES[duck_type]
+    if duck_type.startswith("DECIMAL"):
+        return duck_type.replace("DECIMAL", "numeric")
+    if duck_type.endswith("]") or duck_type.startswith(("STRUCT", "MAP")):
+        return "jsonb"
+    return "text"
+
+
+def _as_text_sql(name: str, duck_type: str) -> str:
+    """A select item giving the column as COPY reads it (JSON text for nested values)."""
+    col = quote_ident(name)
+    if _pg_type(duck_type) == "jsonb" and duck_type != "JSON":
+        return f"to_json({col})::VARCHAR AS {col}"
+    if duck_type == "JSON":
+        return f"{col}::VARCHAR AS {col}"
+    return col
+
+
+@dataclass
+class _Table:
+    """One table to fill: its PostgreSQL name, columns and types, key, and the rows' query."""
+
+    name: str
+    columns: dict[str, str]  # name -> PostgreSQL type
+    select: str  # DuckDB SQL giving the rows, columns in order
+    params: list[Any]
+    key: tuple[str, ...] = ()  # a unique key: rows already there are skipped (bronze)
+
+
+def _describe(con: Any, sql: str, params: list[Any]) -> dict[str, str]:  # noqa: ANN401
+    rel = con.sql(f"SELECT * FROM ({sql}) LIMIT 0", params=params)
+    return {c: str(t) for c, t in zip(rel.columns, rel.types, strict=True)}
+
+
+def _run_tables(con: Any, run: dict[str, Any]) -> list[_Table]:  # noqa: ANN401
+    """The run's tables: what to read from the warehouse and how to type it in PostgreSQL."""
+    bp, run_id = run["blueprint"], run["run_id"]
+    options = dict(run["read_options"] or {})
+    options_hash = (
+        options.pop("hash", None)
+        or hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()
+    )
+    sources = [
+        (f"{bp}_processed", "run_id = ?", [run_id], ()),
+        (f"quarantine_{bp}", "run_id = ?", [run_id], ()),
+        (f"predictions_{bp}", "run_id = ?", [run_id], ()),
+        (
+            f"bronze_{bp}",
+            "file_sha256 = ? AND read_options_hash = ?",
+            [run["input_sha256"], options_hash],
+            ("file_sha256", "read_options_hash", "source_row"),
+        ),
+    ]
+    tables = []
+    for view, where, params, key in sources:
+        base = f"SELECT * FROM {quote_ident(view)} WHERE {where}"
+        types = _describe(con, base, params)
+        items = ", ".join(_as_text_sql(c, t) for c, t in types.items())
+        select = f"SELECT {items} FROM {quote_ident(view)} WHERE {where}"
+        columns = {c: _pg_type(t) for c, t in types.items()}
+        tables.append(_Table(view, columns, select, params, key))
+    return tables
+
+
+def _batches(con: Any, table: _Table) -> Iterator[bytes]:  # noqa: ANN401
+    """The table's rows as CSV text, :data:`EXPORT_BATCH_ROWS` at a time (nulls unquoted empty)."""
+    reader = con.sql(table.select, params=table.params).to_arrow_reader(EXPORT_BATCH_ROWS)
+    for batch in reader:
+        if batch.num_rows:
+            yield pl.from_arrow(batch).write_csv(include_header=False).encode()
+
+
+def _create(cur: Any, table: _Table) -> None:  # noqa: ANN401
+    cols = ", ".join(f"{quote_ident(c)} {t}" for c, t in table.columns.items())
+    key = f", PRIMARY KEY ({', '.join(quote_ident(k) for k in table.key)})" if table.key else ""
+    cur.execute(f"CREATE TABLE IF NOT EXISTS {quote_ident(table.name)} ({cols}{key})")
+    for c, t in table.columns.items():  # a column a later run (or blueprint version) brings
+        cur.execute(
+            f"ALTER TABLE {quote_ident(table.name)} ADD COLUMN IF NOT EXISTS {quote_ident(c)} {t}"
+        )
+
+
+def _copy(cur: Any, con: Any, table: _Table) -> int:  # noqa: ANN401
+    """COPY the table's rows in; returns the rows added (rows already there are skipped)."""
+    target = quote_ident(table.name)
+    if table.key:  # through a temporary table, then only the rows not there yet
+        staged = quote_ident(f"tracer_export_{table.name}")
+        cur.execute(f"CREATE TEMP TABLE {staged} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DROP")
+        target = staged
+    cols = ", ".join(quote_ident(c) for c in table.columns)
+    with cur.copy(f"COPY {target} ({cols}) FROM STDIN WITH (FORMAT csv)") as copy:
+        for chunk in _batches(con, table):
+            copy.write(chunk)
+    if not table.key:
+        return max(cur.rowcount, 0)
+    keys = ", ".join(quote_ident(k) for k in table.key)
+    cur.execute(
+        f"INSERT INTO {quote_ident(table.name)} ({cols}) SELECT {cols} FROM {target} "
+        f"ON CONFLICT ({keys}) DO NOTHING"
+    )
+    return max(cur.rowcount, 0)
+
+
+def _claim_run(cur: Any, run: dict[str, Any]) -> bool:  # noqa: ANN401
+    """Insert the run's row; False when it is there already (then the export adds nothing)."""
+    cols = ", ".join(f"{quote_ident(c)} {t}" for c, t in _RUN_COLUMNS.items())
+    cur.execute(
+        f"CREATE TABLE IF NOT EXISTS tracer_runs ({cols}, exported_at timestamptz DEFAULT now())"
+    )
+    values = [
+        json.dumps(run[c]) if _RUN_COLUMNS[c] == "jsonb" else run.get(c) for c in _RUN_COLUMNS
+    ]
+    names = ", ".join(quote_ident(c) for c in _RUN_COLUMNS)
+    marks = ", ".join(["%s"] * len(values))
+    cur.execute(
+        f"INSERT INTO tracer_runs ({names}) VALUES ({marks}) ON CONFLICT (run_id) DO NOTHING",
+        values,
+    )
+    return cur.rowcount == 1
+
+
+def _one_line(exc: BaseException) -> str:
+    text = re.sub(r"\s+", " ", str(exc)).strip()
+    return text or type(exc).__name__
+
+
+def export(run_id: str, url: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE) -> Exported:
+    """Copy a completed run's rows into a PostgreSQL database, in one transaction.
+
+    Parameters
+    ----------
+    run_id
+        A COMPLETED run (``tracer runs`` lists them).
+    url
+        ``postgresql://user:password@host:5432/db`` (or without the password: ``PGPASSWORD``,
+        ``~/.pgpass`` or ``TRACER_DB_URL`` supply it), or ``env:NAME``.
+    warehouse
+        The DuckDB warehouse the run is in.
+
+    Returns
+    -------
+    Exported
+        Rows added per table; ``already`` when the run had been exported before (nothing added).
+
+    Raises
+    ------
+    ExportError
+        When the server cannot be reached, the login or database is wrong, or a table refuses
+        the rows: one line without the password, and nothing is written.
+    """
+    from tracer_kit.warehouse.reads import run_row
+
+    db = parse_database_url(url)
+    if db.kind != "postgresql":
+        msg = f"{db.display()}: runs are exported to PostgreSQL (postgresql://...)"
+        raise ExportError(msg)
+    run = run_row(run_id, warehouse=warehouse)
+    if run["state"] != "COMPLETED":
+        msg = f"run {run_id} is {run['state']}: only completed runs are exported"
+        raise ExportError(msg)
+    started = time.perf_counter()
+    done = Exported(run_id, db.display())
+    with connect(warehouse, read_only=True) as con:
+        tables = _run_tables(con, run)
+        done.already, done.rows = _write(db, con, run, tables)
+    done.seconds = time.perf_counter() - started
+    return done
+
+
+def _write(
+    db: DatabaseUrl, con: Any, run: dict[str, Any], tables: list[_Table]
+) -> tuple[bool, dict[str, int]]:  # noqa: ANN401
+    import psycopg
+
+    try:
+        with psycopg.connect(db.url, connect_timeout=10, application_name="tracer-kit") as pg:
+            with pg.transaction(), pg.cursor() as cur:
+                if not _claim_run(cur, run):
+                    return True, {t.name: 0 for t in tables}
+                rows = {}
+                for table in tables:
+                    _create(cur, table)
+                    rows[table.name] = _copy(cur, con, table)
+            return False, rows
+    except psycopg.Error as exc:
+        msg = scrub(
+            f"{db.display()}: the export failed, nothing was written ({_one_line(exc)})", db
+        )
+        raise ExportError(msg) from None

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 KERNEL := $(VENV)/share/jupyter/kernels/python3/kernel.json
 
-.PHONY: demo test lint format bench browser java clean
+.PHONY: demo test lint format bench browser java postgres clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tracer-kit needs Python 3.11 or newer")'
@@ -33,6 +33,13 @@ java:
 		|| { echo "warning: could not install Java 17; the Spark tests will fail under CI"; [ -z "$$CI" ]; }; \
 	fi
 
+# PostgreSQL for the database source and export tests (the tests start their own server).
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+		|| { echo "warning: could not install PostgreSQL; the database tests will fail under CI"; [ -z "$$CI" ]; }; \
+	fi
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check tracer_kit tests benchmarks
 	$(VENV)/bin/ruff format --check tracer_kit tests benchmarks
@@ -41,7 +48,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format tracer_kit tests benchmarks
 	$(VENV)/bin/ruff check --fix tracer_kit tests benchmarks
 
-test: $(STAMP) browser java lint
+test: $(STAMP) browser java postgres lint
 	$(VENV)/bin/pytest -p no:cacheprovider tests notebooks --nbval-lax --nbval-cell-timeout 300 --durations=15
 
 # Throughput (1 GB), latency (whole processes), and the peers (in their own venv, benchmarks/.peers-venv).

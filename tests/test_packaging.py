@@ -123,14 +123,23 @@ def test_only_the_warehouse_package_opens_the_warehouse():
         text = path.read_text(encoding="utf-8")
         if "duckdb.connect(" in text or "import duckdb" in text:
             opened.append(path.relative_to(REPO).as_posix())
-    # _scratch opens an in-memory DuckDB for out-of-core group-bys, never the warehouse file
+    # _scratch opens an in-memory DuckDB for out-of-core group-bys, never the warehouse file;
+    # connections opens a user's own DuckDB file given as a source (duckdb:///...), read-only
+    # when it reads, never the warehouse
     outside = [p for p in opened if not p.startswith("tracer_kit/warehouse/")]
-    assert outside == ["tracer_kit/_scratch.py"]
+    assert outside == ["tracer_kit/_scratch.py", "tracer_kit/connections.py"]
     assert "tracer_kit/warehouse/connection.py" in opened
     connects = [p for p in opened if "duckdb.connect(" in (REPO / p).read_text(encoding="utf-8")]
-    assert connects == ["tracer_kit/_scratch.py", "tracer_kit/warehouse/connection.py"]
+    assert connects == [
+        "tracer_kit/_scratch.py",
+        "tracer_kit/connections.py",
+        "tracer_kit/warehouse/connection.py",
+    ]
     scratch = (REPO / "tracer_kit" / "_scratch.py").read_text(encoding="utf-8")
     assert 'duckdb.connect(":memory:"' in scratch or "duckdb.connect()" in scratch
+    sources = (REPO / "tracer_kit" / "connections.py").read_text(encoding="utf-8")
+    assert sources.count("duckdb.connect(") == 1
+    assert "duckdb.connect(str(path), read_only=read_only)" in sources
 
 
 def _code_lines(lines: list[str], node) -> int:

@@ -76,8 +76,8 @@ _EXPORTS = {
     "NotebookRunError": "tracer_kit.errors",
     "ConfigError": "tracer_kit.errors",
     "ExportError": "tracer_kit.errors",
-    "export": "tracer_kit.export",
-    "Exported": "tracer_kit.export",
+    "export": "tracer_kit.destinations",
+    "Exported": "tracer_kit.destinations",
 }
 
 __all__ = [
@@ -144,6 +144,7 @@ if TYPE_CHECKING:
         stats,
     )
     from tracer_kit.config import Config, ModelConfig
+    from tracer_kit.destinations import Exported, export
     from tracer_kit.errors import (
         CompatibilityError,
         ConfigError,
@@ -154,7 +155,6 @@ if TYPE_CHECKING:
         TracerError,
         WarehouseBusyError,
     )
-    from tracer_kit.export import Exported, export
     from tracer_kit.ingest import FileInfo, Ingested, read_table
     from tracer_kit.notebooks import run_batch, run_notebook
     from tracer_kit.pipeline import predict, run_pipeline

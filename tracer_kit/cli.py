@@ -77,6 +77,11 @@ BadLinesOpt = Annotated[
 NoModelOpt = Annotated[
     bool, typer.Option("--no-model", help="Skip the model stage (no predictions).")
 ]
+ReferenceDateOpt = Annotated[str | None, typer.Option("--reference-date", help="YYYY-MM-DD")]
+NotebookOpt = Annotated[
+    Path | None,
+    typer.Option("--notebook", help="Run this edited copy of the notebook (`tracer init`)."),
+]
 TableOpt = Annotated[
     str | None,
     typer.Option("--table", help="With a database URL: the table to read (in primary-key order)."),
@@ -327,9 +332,7 @@ def run(
     blueprint: BlueprintOpt,
     config: ConfigOpt = None,
     map: MapOpt = None,  # noqa: A002
-    reference_date: Annotated[
-        str | None, typer.Option("--reference-date", help="YYYY-MM-DD")
-    ] = None,
+    reference_date: ReferenceDateOpt = None,
     transform: TransformOpt = None,
     pii: PiiOpt = None,
     warehouse: Warehouse = DEFAULT_WAREHOUSE,
@@ -344,10 +347,7 @@ def run(
     on_bad_lines: BadLinesOpt = None,
     max_bytes: MaxBytesOpt = None,
     dataset: DatasetOpt = None,
-    notebook: Annotated[
-        Path | None,
-        typer.Option("--notebook", help="Run this edited copy of the notebook (`tracer init`)."),
-    ] = None,
+    notebook: NotebookOpt = None,
     no_model: NoModelOpt = False,
     engine: EngineOpt = "polars",
     master: MasterOpt = None,
@@ -462,9 +462,7 @@ def validate(
     blueprint: BlueprintOpt,
     config: ConfigOpt = None,
     map: MapOpt = None,  # noqa: A002
-    reference_date: Annotated[
-        str | None, typer.Option("--reference-date", help="YYYY-MM-DD")
-    ] = None,
+    reference_date: ReferenceDateOpt = None,
     transform: TransformOpt = None,
     pii: PiiOpt = None,
     format: FormatOpt = None,  # noqa: A002
@@ -808,7 +806,7 @@ def export(
     warehouse: Warehouse = DEFAULT_WAREHOUSE,
 ) -> None:
     """Copy a run's processed rows, quarantine, predictions and bronze records to PostgreSQL."""
-    from tracer_kit.export import export as run_export
+    from tracer_kit.destinations import export as run_export
 
     _console().print(run_export(run_id, url, warehouse=warehouse).summary(), markup=False)
 

@@ -26,12 +26,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
-from tracer_kit.errors import ConfigError
+from tracer_kit.errors import ConfigError, TracerError
 
 __all__ = [
+    "CONNECT_TIMEOUT",
     "DATABASE_KINDS",
     "URL_VARIABLE",
     "DatabaseUrl",
+    "connect_database",
+    "driver_errors",
+    "driver_message",
     "dotenv_value",
     "is_database_url",
     "parse_database_url",
@@ -51,6 +55,9 @@ DATABASE_KINDS = {
 
 #: The variable (or ``.env`` key) holding a default database URL with its credentials.
 URL_VARIABLE = "TRACER_DB_URL"
+
+#: Seconds to wait for a database server before giving up.
+CONNECT_TIMEOUT = 10
 
 _SECRET_PARAMS = {"password", "sslpassword", "passfile"}
 _MASK = "***"
@@ -243,3 +250,74 @@ def url_for_kernel(source: Any) -> Iterator[str]:  # noqa: ANN401 - a path or a 
             os.environ.pop(URL_VARIABLE, None)
         else:
             os.environ[URL_VARIABLE] = before
+
+
+def driver_message(exc: BaseException) -> str:
+    """A driver's message on one line (psycopg's span several)."""
+    text = re.sub(r"\s+", " ", str(exc)).strip()
+    return text or type(exc).__name__
+
+
+@contextmanager
+def connect_database(
+    db: DatabaseUrl,
+    *,
+    read_only: bool = True,
+    error: type[TracerError] = TracerError,
+    doing: str | None = None,
+) -> Iterator[Any]:
+    """A connection to ``db`` (psycopg, sqlite3 or duckdb), closed when the block ends.
+
+    With ``read_only`` SQLite and DuckDB files are opened read-only and a PostgreSQL session
+    is read-only (a user's DuckDB file is never tracer's warehouse, which only
+    :mod:`tracer_kit.warehouse` opens). A failure to connect raises ``error`` with one line
+    naming ``db`` without its password (after ``doing``, what failed, when given).
+    """
+    path = db.path
+    if path is not None and read_only and not path.is_file():
+        raise error(f"{db.display()}: no such database file ({path})", path=db.display())
+    try:
+        con = _open(db, read_only=read_only)
+    except Exception as exc:  # noqa: BLE001 - each driver has its own error classes
+        cause = f"cannot connect: {driver_message(exc)}"
+        msg = f"{db.display()}: {doing} ({cause})" if doing else f"{db.display()}: {cause}"
+        raise error(scrub(msg, db), path=db.display()) from None
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def _open(db: DatabaseUrl, *, read_only: bool) -> Any:  # noqa: ANN401 - a driver's connection
+    if db.kind == "postgresql":
+        import psycopg
+
+        con = psycopg.connect(
+            db.url, connect_timeout=CONNECT_TIMEOUT, application_name="tracer-kit"
+        )
+        con.read_only = read_only
+        return con
+    path = db.path
+    if db.kind == "sqlite":
+        import sqlite3
+
+        mode = "ro" if read_only else "rwc"
+        return sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode={mode}", uri=True)
+    import duckdb
+
+    return duckdb.connect(str(path), read_only=read_only)
+
+
+def driver_errors(kind: str) -> tuple[type[BaseException], ...]:
+    """A database kind's driver error classes (and ``LookupError``: a table that is not there)."""
+    if kind == "postgresql":
+        import psycopg
+
+        return (psycopg.Error, LookupError)
+    if kind == "sqlite":
+        import sqlite3
+
+        return (sqlite3.Error, LookupError)
+    import duckdb
+
+    return (duckdb.Error, LookupError)

@@ -322,14 +322,7 @@ def run_notebook(  # noqa: PLR0913 - a source, a blueprint and the options the C
     run_id = run_id or new_run_id()
     warehouse, output_dir = _under(cwd, warehouse), _under(cwd, output_dir)
     spark = engine == "spark"
-    database = is_database_url(path)
-    input_path: Any = _under(Path.cwd(), path)
-    if database:  # the notebook gets the URL without its password (url_for_kernel)
-        input_path = parse_database_url(path).display()
-    elif spark and "://" in str(path):
-        input_path = str(path)
-    elif not spark and not input_path.exists():
-        raise TracerError(f"{path}: no such file", path=path)
+    input_path = _notebook_input(path, spark=spark)
     run_dir = output_dir / run_id
     executed = run_dir / "blueprint.ipynb"
     life = RunLifecycle(warehouse, run_id)
@@ -343,7 +336,7 @@ def run_notebook(  # noqa: PLR0913 - a source, a blueprint and the options the C
             "params": {"config": config_to_jsonable(cfg)},
         }
         life.start(record, RunState.PENDING)
-        if not database:  # (a database table is read once, in the kernel)
+        if not is_database_url(path):  # (a database table is read once, in the kernel)
             _check_before_kernel(input_path, bp, cfg, spark=spark)
         template = _notebook_file(cfg)
         params = check_parameters(
@@ -369,6 +362,21 @@ def run_notebook(  # noqa: PLR0913 - a source, a blueprint and the options the C
     return result_from_warehouse(
         run_id, warehouse=warehouse, notebook=executed, with_frame=return_frame
     )
+
+
+def _notebook_input(path: str | Path, *, spark: bool) -> Any:  # noqa: ANN401 - a path or a URL
+    """What the notebook is given as ``input_path``: an absolute path, or a URL as written.
+
+    A database URL loses its password (the kernel gets it through :func:`url_for_kernel`).
+    """
+    if is_database_url(path):
+        return parse_database_url(path).display()
+    if spark and "://" in str(path):
+        return str(path)
+    local = _under(Path.cwd(), path)
+    if not spark and not local.exists():
+        raise TracerError(f"{path}: no such file", path=path)
+    return local
 
 
 def _check_before_kernel(path: Any, bp: Any, cfg: Config, *, spark: bool) -> None:  # noqa: ANN401

@@ -28,7 +28,15 @@ from typing import Any
 
 import polars as pl
 
-from tracer_kit.connections import DatabaseUrl, parse_database_url, quote_name, scrub
+from tracer_kit.connections import (
+    DatabaseUrl,
+    connect_database,
+    driver_errors,
+    driver_message,
+    parse_database_url,
+    quote_name,
+    scrub,
+)
 from tracer_kit.errors import ConfigError, IngestError
 from tracer_kit.ingest.source import Ingested
 
@@ -36,8 +44,6 @@ __all__ = ["COPY_CHUNK", "database_dataset", "read_database", "source_sql"]
 
 #: Rows a SQLite cursor hands over at a time.
 COPY_CHUNK = 10_000
-#: Seconds to wait for a database server before giving up.
-CONNECT_TIMEOUT = 10
 
 _ORDER_BY = re.compile(r"\border\s+by\b", re.IGNORECASE)
 _FROM = re.compile(
@@ -58,11 +64,6 @@ def database_dataset(table: str | None, query: str | None) -> str:
         return "query"
     last = re.findall(r'"(?:[^"]|"")*"|[^.]+', name)[-1]
     return last.strip('"').replace('""', '"') if last.startswith('"') else last.strip()
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _fail(db: DatabaseUrl, message: str) -> IngestError:
@@ -96,18 +97,7 @@ def source_sql(
     return sql, warnings
 
 
-# --------------------------------------------------------------------------- PostgreSQL
-
-
-def _pg_connect(db: DatabaseUrl) -> Any:  # noqa: ANN401 - a psycopg connection
-    import psycopg
-
-    try:
-        return psycopg.connect(
-            db.url, connect_timeout=CONNECT_TIMEOUT, application_name="tracer-kit"
-        )
-    except psycopg.Error as exc:
-        raise _fail(db, f"cannot connect ({_one_line(exc)})") from None
+# --------------------------------------------------------------------------- per database
 
 
 def _pg_order(con: Any, table: str) -> list[str]:  # noqa: ANN401
@@ -124,35 +114,20 @@ def _pg_order(con: Any, table: str) -> list[str]:  # noqa: ANN401
     return [d.name for d in cur.description or []]
 
 
-def _pg_stage(
-    db: DatabaseUrl, table: str | None, query: str | None, dest: Path
-) -> tuple[str, list[str]]:
-    import psycopg
-
-    with _pg_connect(db) as con:
-        try:
-            con.read_only = True
-            order = _pg_order(con, table) if table else []
-            sql, warnings = source_sql(db, table, query, order)
-            copy = f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')"
-            with con.cursor() as cur, cur.copy(copy) as stream, dest.open("wb") as out:
-                for chunk in stream:
-                    out.write(chunk)
-        except psycopg.Error as exc:
-            raise _fail(
-                db, f"the {'table' if table else 'query'} could not be read ({_one_line(exc)})"
-            ) from None
-    return sql, warnings
+def _pg_copy(con: Any, sql: str, dest: Path) -> None:  # noqa: ANN401
+    copy = f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')"
+    with con.cursor() as cur, cur.copy(copy) as stream, dest.open("wb") as out:
+        for chunk in stream:
+            out.write(chunk)
 
 
-# --------------------------------------------------------------------------- SQLite, DuckDB
-
-
-def _file_of(db: DatabaseUrl) -> Path:
-    path = db.path
-    if path is None or not path.is_file():
-        raise _fail(db, f"no such database file ({path})")
-    return path
+def _sqlite_order(con: Any, table: str) -> list[str]:  # noqa: ANN401
+    info = con.execute("SELECT name, pk FROM pragma_table_info(?)", (table,)).fetchall()
+    if not info:
+        msg = f"no table {table!r}"
+        raise LookupError(msg)
+    keyed = sorted((pk, name) for name, pk in info if pk)
+    return [name for _, name in keyed] or [name for name, _ in info]
 
 
 def _sqlite_text(value: Any) -> Any:  # noqa: ANN401 - what SQLite stores
@@ -163,76 +138,56 @@ def _sqlite_text(value: Any) -> Any:  # noqa: ANN401 - what SQLite stores
     return repr(value) if isinstance(value, float) else str(value)
 
 
-def _sqlite_stage(
-    db: DatabaseUrl, table: str | None, query: str | None, dest: Path
-) -> tuple[str, list[str]]:
-    import sqlite3
-
-    path = _file_of(db)
-    con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        order: list[str] = []
-        if table:
-            info = con.execute("SELECT name, pk FROM pragma_table_info(?)", (table,)).fetchall()
-            if not info:
-                raise _fail(db, f"no table {table!r}")
-            keyed = sorted((pk, name) for name, pk in info if pk)
-            order = [name for _, name in keyed] or [name for name, _ in info]
-        sql, warnings = source_sql(db, table, query, order)
-        cur = con.execute(sql)
-        with dest.open("w", encoding="utf-8", newline="") as out:
-            writer = csv.writer(out, lineterminator="\n")
-            writer.writerow([d[0] for d in cur.description])
-            while rows := cur.fetchmany(COPY_CHUNK):
-                writer.writerows([_sqlite_text(v) for v in row] for row in rows)
-    except sqlite3.Error as exc:
-        raise _fail(db, f"could not be read ({_one_line(exc)})") from None
-    finally:
-        con.close()
-    return sql, warnings
+def _sqlite_copy(con: Any, sql: str, dest: Path) -> None:  # noqa: ANN401
+    cur = con.execute(sql)
+    with dest.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow([d[0] for d in cur.description])
+        while rows := cur.fetchmany(COPY_CHUNK):
+            writer.writerows([_sqlite_text(v) for v in row] for row in rows)
 
 
-def _duckdb_stage(
-    db: DatabaseUrl, table: str | None, query: str | None, dest: Path
-) -> tuple[str, list[str]]:
-    import duckdb
-
-    path = _file_of(db)
-    try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error as exc:
-        raise _fail(db, f"cannot be opened ({_one_line(exc)})") from None
-    try:
-        order: list[str] = []
-        if table:
-            name = database_dataset(table, None)
-            key = con.execute(
-                "SELECT constraint_column_names FROM duckdb_constraints() "
-                "WHERE constraint_type = 'PRIMARY KEY' AND table_name = ?",
-                [name],
-            ).fetchall()
-            order = (
-                list(key[0][0])
-                if key
-                else con.sql(f"SELECT * FROM {quote_name(table)} LIMIT 0").columns
-            )
-        sql, warnings = source_sql(db, table, query, order)
-        target = str(dest).replace("'", "''")
-        con.execute(f"COPY ({sql}) TO '{target}' (FORMAT csv, HEADER true)")
-    except duckdb.Error as exc:
-        raise _fail(db, f"could not be read ({_one_line(exc)})") from None
-    finally:
-        con.close()
-    return sql, warnings
+def _duckdb_order(con: Any, table: str) -> list[str]:  # noqa: ANN401
+    key = con.execute(
+        "SELECT constraint_column_names FROM duckdb_constraints() "
+        "WHERE constraint_type = 'PRIMARY KEY' AND table_name = ?",
+        [database_dataset(table, None)],
+    ).fetchall()
+    if key:
+        return list(key[0][0])
+    return con.sql(f"SELECT * FROM {quote_name(table)} LIMIT 0").columns
 
 
-_STAGERS: dict[
-    str, Callable[[DatabaseUrl, str | None, str | None, Path], tuple[str, list[str]]]
-] = {
-    "postgresql": _pg_stage,
-    "sqlite": _sqlite_stage,
-    "duckdb": _duckdb_stage,
+def _duckdb_copy(con: Any, sql: str, dest: Path) -> None:  # noqa: ANN401
+    target = str(dest).replace("'", "''")
+    con.execute(f"COPY ({sql}) TO '{target}' (FORMAT csv, HEADER true)")
+
+
+Order = Callable[[Any, str], list[str]]
+Copy = Callable[[Any, str, Path], None]
+
+#: Per database kind: the columns that order a table, and how rows are copied to CSV.
+_KINDS: dict[str, tuple[Order, Copy]] = {
+    "postgresql": (_pg_order, _pg_copy),
+    "sqlite": (_sqlite_order, _sqlite_copy),
+    "duckdb": (_duckdb_order, _duckdb_copy),
 }
+
+
+def _stage(
+    db: DatabaseUrl, table: str | None, query: str | None, dest: Path
+) -> tuple[str, list[str]]:
+    """Copy the table's or query's rows into the CSV ``dest``; the SQL run and its warnings."""
+    order_of, copy = _KINDS[db.kind]
+    with connect_database(db, error=IngestError) as con:
+        try:
+            order = order_of(con, table) if table else []
+            sql, warnings = source_sql(db, table, query, order)
+            copy(con, sql, dest)
+        except driver_errors(db.kind) as exc:
+            what = "table" if table else "query"
+            raise _fail(db, f"the {what} could not be read ({driver_message(exc)})") from None
+    return sql, warnings
 
 
 # --------------------------------------------------------------------------- reading
@@ -270,7 +225,7 @@ def read_database(
     db = parse_database_url(source)
     staging, keep = _staging(staging_dir)
     staged = staging / f"{db.kind}-rows.csv"
-    sql, warnings = _STAGERS[db.kind](db, table, query, staged)
+    sql, warnings = _stage(db, table, query, staged)
     with staged.open("rb") as fh:
         if len(fh.readlines(1 << 16)[:2]) < 2:  # the header line alone
             raise _fail(db, f"the {'table' if table else 'query'} has no rows")

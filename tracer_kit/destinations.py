@@ -1,4 +1,4 @@
-"""Export a run to PostgreSQL: processed rows, quarantine, predictions and bronze, in one transaction.
+"""Destinations: a run exported to PostgreSQL (processed rows, quarantine, predictions, bronze) in one transaction.
 
 :func:`export` reads the run's rows from the DuckDB warehouse (its views, batch by batch)
 and streams them into PostgreSQL with ``COPY ... FROM STDIN`` (CSV text written by polars),
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,7 +30,13 @@ from typing import Any
 
 import polars as pl
 
-from tracer_kit.connections import DatabaseUrl, parse_database_url, scrub
+from tracer_kit.connections import (
+    DatabaseUrl,
+    connect_database,
+    driver_message,
+    parse_database_url,
+    scrub,
+)
 from tracer_kit.errors import ExportError
 from tracer_kit.warehouse import DEFAULT_WAREHOUSE
 from tracer_kit.warehouse.connection import connect, quote_ident
@@ -229,11 +234,6 @@ def _claim_run(cur: Any, run: dict[str, Any]) -> bool:  # noqa: ANN401
     return cur.rowcount == 1
 
 
-def _one_line(exc: BaseException) -> str:
-    text = re.sub(r"\s+", " ", str(exc)).strip()
-    return text or type(exc).__name__
-
-
 def export(run_id: str, url: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE) -> Exported:
     """Copy a completed run's rows into a PostgreSQL database, in one transaction.
 
@@ -280,10 +280,12 @@ def export(run_id: str, url: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE) 
 def _write(
     db: DatabaseUrl, con: Any, run: dict[str, Any], tables: list[_Table]
 ) -> tuple[bool, dict[str, int]]:  # noqa: ANN401
+    """In one transaction: claim the run (False: there already), create the tables, copy."""
     import psycopg
 
-    try:
-        with psycopg.connect(db.url, connect_timeout=10, application_name="tracer-kit") as pg:
+    failed = "the export failed, nothing was written"
+    with connect_database(db, read_only=False, error=ExportError, doing=failed) as pg:
+        try:
             with pg.transaction(), pg.cursor() as cur:
                 if not _claim_run(cur, run):
                     return True, {t.name: 0 for t in tables}
@@ -291,9 +293,7 @@ def _write(
                 for table in tables:
                     _create(cur, table)
                     rows[table.name] = _copy(cur, con, table)
-            return False, rows
-    except psycopg.Error as exc:
-        msg = scrub(
-            f"{db.display()}: the export failed, nothing was written ({_one_line(exc)})", db
-        )
-        raise ExportError(msg) from None
+        except psycopg.Error as exc:
+            msg = f"{db.display()}: {failed} ({driver_message(exc)})"
+            raise ExportError(scrub(msg, db)) from None
+    return False, rows

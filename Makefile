@@ -51,11 +51,13 @@ format: $(STAMP)
 test: $(STAMP) browser java postgres lint
 	$(VENV)/bin/pytest -p no:cacheprovider tests notebooks --nbval-lax --nbval-cell-timeout 300 --durations=15
 
-# Throughput (1 GB), latency (whole processes), and the peers (in their own venv, benchmarks/.peers-venv).
-bench: $(STAMP)
+# Throughput (1 GB), latency (whole processes), the peers (in their own venv,
+# benchmarks/.peers-venv), and the export to PostgreSQL (1 M rows).
+bench: $(STAMP) postgres
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/latency.py
 	$(PY) benchmarks/peers.py
+	$(PY) benchmarks/export.py
 
 clean:
 	rm -rf $(VENV) benchmarks/.peers-venv data/warehouse.duckdb data/warehouse.duckdb.wal data/bronze data/processed data/staging reports

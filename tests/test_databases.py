@@ -278,6 +278,15 @@ def test_export_copies_a_run_once_and_a_failed_export_writes_nothing(postgres, c
     again = tk.export(r.run_id, out, warehouse=workdir / "w.duckdb")
     assert again.already and again.total == 0
     assert postgres.sql(counts, db="exported") == [(r.rows_out, r.rows_quarantined, r.rows_in, 1)]
+    # another run over the same rows: its processed rows go in, the bronze records do not again
+    rerun = _run(workdir, crm, SAMPLE_DATE, table="customers")
+    assert rerun.input_sha256 == r.input_sha256
+    second = tk.export(rerun.run_id, out, warehouse=workdir / "w.duckdb")
+    assert second.rows["bronze_customer_churn"] == 0
+    assert second.rows["customer_churn_processed"] == rerun.rows_out
+    assert postgres.sql(counts, db="exported") == [
+        (2 * r.rows_out, 2 * r.rows_quarantined, r.rows_in, 2)
+    ]
     # a table that refuses the rows half way: the whole export is rolled back
     broken = postgres.new_database("broken")
     postgres.sql("CREATE TABLE bronze_customer_churn (file_sha256 int)", db="broken")

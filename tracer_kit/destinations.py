@@ -9,9 +9,10 @@ later run brings is added); their names are the warehouse's:
   the run's row is what makes an export idempotent: a run already there adds nothing.
 - ``<blueprint>_processed``, ``quarantine_<blueprint>`` (``raw`` and ``reasons`` as
   ``jsonb``), ``predictions_<blueprint>``: the run's rows, with ``run_id``.
-- ``bronze_<blueprint>``: the raw records (``raw jsonb``), keyed by source fingerprint,
-  read options hash and ``source_row``, so records another run already exported are kept
-  once.
+- ``bronze_<blueprint>``: the raw records (``raw jsonb``) with their source fingerprint,
+  read options hash, ``source_row`` and line; each source's records go in once, whole:
+  ``tracer_bronze_loads`` lists the (fingerprint, read options) already there, so a later
+  run over the same source adds no bronze rows.
 
 Everything happens in one transaction: a failure (the server down, a wrong password, a
 missing database, a type the table refuses) leaves nothing written, and the error is one
@@ -20,8 +21,11 @@ line without the password.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import queue
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -139,7 +143,7 @@ class _Table:
     columns: dict[str, str]  # name -> PostgreSQL type
     select: str  # DuckDB SQL giving the rows, columns in order
     params: list[Any]
-    key: tuple[str, ...] = ()  # a unique key: rows already there are skipped (bronze)
+    load: tuple[str, str] | None = None  # bronze: (fingerprint, options hash), copied once
 
 
 def _describe(con: Any, sql: str, params: list[Any]) -> dict[str, str]:  # noqa: ANN401
@@ -155,16 +159,12 @@ def _run_tables(con: Any, run: dict[str, Any]) -> list[_Table]:  # noqa: ANN401
         options.pop("hash", None)
         or hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()
     )
+    load = (run["input_sha256"], options_hash)
     sources = [
-        (f"{bp}_processed", "run_id = ?", [run_id], ()),
-        (f"quarantine_{bp}", "run_id = ?", [run_id], ()),
-        (f"predictions_{bp}", "run_id = ?", [run_id], ()),
-        (
-            f"bronze_{bp}",
-            "file_sha256 = ? AND read_options_hash = ?",
-            [run["input_sha256"], options_hash],
-            ("file_sha256", "read_options_hash", "source_row"),
-        ),
+        (f"{bp}_processed", "run_id = ?", [run_id], None),
+        (f"quarantine_{bp}", "run_id = ?", [run_id], None),
+        (f"predictions_{bp}", "run_id = ?", [run_id], None),
+        (f"bronze_{bp}", "file_sha256 = ? AND read_options_hash = ?", list(load), load),
     ]
     tables = []
     for view, where, params, key in sources:
@@ -178,17 +178,44 @@ def _run_tables(con: Any, run: dict[str, Any]) -> list[_Table]:  # noqa: ANN401
 
 
 def _batches(con: Any, table: _Table) -> Iterator[bytes]:  # noqa: ANN401
-    """The table's rows as CSV text, :data:`EXPORT_BATCH_ROWS` at a time (nulls unquoted empty)."""
-    reader = con.sql(table.select, params=table.params).to_arrow_reader(EXPORT_BATCH_ROWS)
-    for batch in reader:
-        if batch.num_rows:
-            yield pl.from_arrow(batch).write_csv(include_header=False).encode()
+    """The table's rows as CSV text, :data:`EXPORT_BATCH_ROWS` at a time (nulls unquoted empty).
+
+    A thread reads and encodes the next batches while PostgreSQL takes the current one (at
+    most two wait), so the warehouse read and the server's COPY overlap.
+    """
+    chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            reader = con.sql(table.select, params=table.params).to_arrow_reader(EXPORT_BATCH_ROWS)
+            for batch in reader:
+                if stop.is_set():
+                    return
+                if batch.num_rows:
+                    chunks.put(pl.from_arrow(batch).write_csv(include_header=False).encode())
+            chunks.put(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            chunks.put(exc)
+
+    worker = threading.Thread(target=produce, name="tracer-export-read", daemon=True)
+    worker.start()
+    try:
+        while (chunk := chunks.get()) is not None:
+            if isinstance(chunk, BaseException):
+                raise chunk
+            yield chunk
+    finally:
+        stop.set()
+        while worker.is_alive():  # a consumer that stopped early: unblock the reader
+            with contextlib.suppress(queue.Empty):
+                chunks.get(timeout=0.1)
+        worker.join()
 
 
 def _create(cur: Any, table: _Table) -> None:  # noqa: ANN401
     cols = ", ".join(f"{quote_ident(c)} {t}" for c, t in table.columns.items())
-    key = f", PRIMARY KEY ({', '.join(quote_ident(k) for k in table.key)})" if table.key else ""
-    cur.execute(f"CREATE TABLE IF NOT EXISTS {quote_ident(table.name)} ({cols}{key})")
+    cur.execute(f"CREATE TABLE IF NOT EXISTS {quote_ident(table.name)} ({cols})")
     for c, t in table.columns.items():  # a column a later run (or blueprint version) brings
         cur.execute(
             f"ALTER TABLE {quote_ident(table.name)} ADD COLUMN IF NOT EXISTS {quote_ident(c)} {t}"
@@ -196,24 +223,32 @@ def _create(cur: Any, table: _Table) -> None:  # noqa: ANN401
 
 
 def _copy(cur: Any, con: Any, table: _Table) -> int:  # noqa: ANN401
-    """COPY the table's rows in; returns the rows added (rows already there are skipped)."""
-    target = quote_ident(table.name)
-    if table.key:  # through a temporary table, then only the rows not there yet
-        staged = quote_ident(f"tracer_export_{table.name}")
-        cur.execute(f"CREATE TEMP TABLE {staged} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DROP")
-        target = staged
+    """COPY the table's rows in; returns the rows added."""
     cols = ", ".join(quote_ident(c) for c in table.columns)
-    with cur.copy(f"COPY {target} ({cols}) FROM STDIN WITH (FORMAT csv)") as copy:
+    with cur.copy(f"COPY {quote_ident(table.name)} ({cols}) FROM STDIN WITH (FORMAT csv)") as copy:
         for chunk in _batches(con, table):
             copy.write(chunk)
-    if not table.key:
-        return max(cur.rowcount, 0)
-    keys = ", ".join(quote_ident(k) for k in table.key)
-    cur.execute(
-        f"INSERT INTO {quote_ident(table.name)} ({cols}) SELECT {cols} FROM {target} "
-        f"ON CONFLICT ({keys}) DO NOTHING"
-    )
     return max(cur.rowcount, 0)
+
+
+def _claim_load(cur: Any, table: _Table, run_id: str) -> bool:  # noqa: ANN401
+    """Record that a source's bronze records are in; False when an earlier export put them there.
+
+    Bronze holds each (fingerprint, read options) load once, whole, so one row per load in
+    ``tracer_bronze_loads`` keeps bronze free of repeats without a key check on every record.
+    """
+    cur.execute(
+        "CREATE TABLE IF NOT EXISTS tracer_bronze_loads (bronze_table text NOT NULL, "
+        "file_sha256 text NOT NULL, read_options_hash text NOT NULL, first_run_id text, "
+        "exported_at timestamptz DEFAULT now(), "
+        "PRIMARY KEY (bronze_table, file_sha256, read_options_hash))"
+    )
+    cur.execute(
+        "INSERT INTO tracer_bronze_loads (bronze_table, file_sha256, read_options_hash, "
+        "first_run_id) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        [table.name, *(table.load or ()), run_id],
+    )
+    return cur.rowcount == 1
 
 
 def _claim_run(cur: Any, run: dict[str, Any]) -> bool:  # noqa: ANN401
@@ -292,7 +327,8 @@ def _write(
                 rows = {}
                 for table in tables:
                     _create(cur, table)
-                    rows[table.name] = _copy(cur, con, table)
+                    fresh = table.load is None or _claim_load(cur, table, run["run_id"])
+                    rows[table.name] = _copy(cur, con, table) if fresh else 0
         except psycopg.Error as exc:
             msg = f"{db.display()}: {failed} ({driver_message(exc)})"
             raise ExportError(scrub(msg, db)) from None

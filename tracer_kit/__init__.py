@@ -41,6 +41,7 @@ _EXPORTS = {
     "run_batch": "tracer_kit.notebooks",
     "read_table": "tracer_kit.ingest",
     "Ingested": "tracer_kit.ingest",
+    "ApiOptions": "tracer_kit.ingest.api",
     "FileInfo": "tracer_kit.ingest",
     "validate": "tracer_kit.quality",
     "profile": "tracer_kit.profiling",
@@ -81,6 +82,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "ApiOptions",
     "Blueprint",
     "CompatibilityError",
     "Config",
@@ -156,6 +158,7 @@ if TYPE_CHECKING:
         WarehouseBusyError,
     )
     from tracer_kit.ingest import FileInfo, Ingested, read_table
+    from tracer_kit.ingest.api import ApiOptions
     from tracer_kit.notebooks import run_batch, run_notebook
     from tracer_kit.pipeline import predict, run_pipeline
     from tracer_kit.preprocess import load_preprocessor

@@ -77,6 +77,27 @@ BadLinesOpt = Annotated[
 NoModelOpt = Annotated[
     bool, typer.Option("--no-model", help="Skip the model stage (no predictions).")
 ]
+RecordsPathOpt = Annotated[
+    str | None,
+    typer.Option("--records-path", help="API: dotted path to the records in each page (data)."),
+]
+PaginateOpt = Annotated[
+    str | None,
+    typer.Option("--paginate", help="API: next-link, page or cursor (default: one page)."),
+]
+RateLimitOpt = Annotated[
+    float | None, typer.Option("--rate-limit", help="API: at most this many requests per second.")
+]
+MaxPagesOpt = Annotated[int | None, typer.Option("--max-pages", help="API: stop after N pages.")]
+TokenEnvOpt = Annotated[
+    str | None,
+    typer.Option("--token-env", help="API: send the bearer token held in this variable (or .env)."),
+]
+#: ``build_config`` keywords a command may forward by its own parameter names.
+_CONFIG_FLAGS = frozenset(
+    "no_model pii reference_date format encoding delimiter sheet on_bad_lines max_bytes dataset "
+    "notebook table query records_path paginate rate_limit max_pages token_env".split()
+)
 ReferenceDateOpt = Annotated[str | None, typer.Option("--reference-date", help="YYYY-MM-DD")]
 NotebookOpt = Annotated[
     Path | None,
@@ -220,8 +241,9 @@ def build_config(
     transforms: list[str] | None = None,
     pii: list[str] | None = None,
     no_model: bool = False,
+    **api: Any,
 ) -> Any:
-    """A Config from ``--config`` plus the command-line overrides."""
+    """A Config from ``--config`` plus the command-line overrides (``api``: the API flags)."""
     from tracer_kit.config import load_config
 
     loaded = load_config(config)
@@ -248,6 +270,7 @@ def build_config(
         "query": query,
     }
     base.update({k: v for k, v in overrides.items() if v is not None})
+    base["api"].update({k: v for k, v in api.items() if v is not None})
     return load_config(base)
 
 
@@ -324,8 +347,9 @@ def run(
         str,
         typer.Argument(
             help=(
-                "The file to process, or a database URL (postgresql://, sqlite:///, duckdb:///) "
-                "with --table or --query; with --engine spark: any path or URI Spark reads."
+                "The file to process, a database URL (postgresql://, sqlite:///, duckdb:///) "
+                "with --table or --query, or an https:// URL (a JSON API, or a file to "
+                "download); with --engine spark: any path or URI Spark reads."
             )
         ),
     ],
@@ -353,26 +377,15 @@ def run(
     master: MasterOpt = None,
     table: TableOpt = None,
     query: QueryOpt = None,
+    records_path: RecordsPathOpt = None,
+    paginate: PaginateOpt = None,
+    rate_limit: RateLimitOpt = None,
+    max_pages: MaxPagesOpt = None,
+    token_env: TokenEnvOpt = None,
 ) -> None:
-    """Run one file or database table through a blueprint (via the notebook unless --no-notebook)."""
-    cfg = build_config(
-        config,
-        no_model=no_model,
-        maps=map,
-        transforms=transform,
-        pii=pii,
-        reference_date=reference_date,
-        format=format,
-        encoding=encoding,
-        delimiter=delimiter,
-        sheet=sheet,
-        on_bad_lines=on_bad_lines,
-        max_bytes=max_bytes,
-        dataset=dataset,
-        notebook=notebook,
-        table=table,
-        query=query,
-    )
+    """Run a file, a database table or an API's records through a blueprint (via the notebook unless --no-notebook)."""
+    flags = {k: v for k, v in locals().items() if k in _CONFIG_FLAGS}  # (options by name)
+    cfg = build_config(config, maps=map, transforms=transform, **flags)
     if no_notebook and cfg.notebook:
         raise ConfigError("--notebook and --no-notebook contradict each other; choose one")
     common: dict[str, Any] = {"config": cfg, "warehouse": warehouse, "output_dir": output_dir}
@@ -380,10 +393,10 @@ def run(
 
 
 def _source(text: str) -> str | Path:
-    """A command's input: a database URL as written, else a path."""
-    from tracer_kit.connections import is_database_url
+    """A command's input: a database or http(s) URL as written, else a path."""
+    from tracer_kit.connections import is_url
 
-    return text if is_database_url(text) else Path(text)
+    return text if is_url(text) else Path(text)
 
 
 def _run_on(  # noqa: PLR0913 - the run command's engine options, forwarded

@@ -63,6 +63,31 @@ class ModelConfig(BaseModel):
     candidates: list[str] | None = None
 
 
+class ApiConfig(BaseModel):
+    """How to read an HTTP JSON API source (``tracer run https://... --paginate cursor``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Dotted path to the records in each page (default: the page itself when it is a list,
+    #: else its one list-valued field).
+    records_path: str | None = None
+    paginate: Literal["none", "next-link", "page", "cursor"] = "none"
+    #: Requests per second at most.
+    rate_limit: float | None = Field(None, gt=0)
+    max_pages: int | None = Field(None, ge=1)
+    #: The variable (environment, else ``.env``) holding a bearer token.
+    token_env: str | None = None
+    #: Seconds to wait for each answer; and extra tries after a 429, a 5xx or a timeout.
+    timeout: float = Field(30.0, gt=0)
+    retries: int = Field(5, ge=0, le=20)
+
+    def options(self) -> Any:  # noqa: ANN401 - an ApiOptions (imported late)
+        """The reader's :class:`~tracer_kit.ingest.api.ApiOptions`."""
+        from tracer_kit.ingest.api import ApiOptions
+
+        return ApiOptions(**self.model_dump())
+
+
 class Config(BaseModel):
     """Everything a run can be told; every field has a sensible default.
 
@@ -92,6 +117,8 @@ class Config(BaseModel):
     #: With a database source: the table to read (in primary-key order) or the SQL to run.
     table: str | None = None
     query: str | None = None
+    #: With an http(s) source: how to page through the API.
+    api: ApiConfig = Field(default_factory=ApiConfig)
     #: Per field, transform steps replacing the blueprint's (``trim``, ``default=VALUE``...).
     transforms: dict[str, list[str | dict[str, Any]]] = Field(default_factory=dict)
     #: Fields holding personal data: never shown in the report, notebook or workbench.

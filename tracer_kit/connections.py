@@ -38,6 +38,7 @@ __all__ = [
     "driver_message",
     "dotenv_value",
     "is_database_url",
+    "is_url",
     "parse_database_url",
     "quote_name",
     "redact",
@@ -113,6 +114,12 @@ class DatabaseUrl:
         if not self.password:
             return []
         return sorted({self.password, quote(self.password, safe="")}, key=len, reverse=True)
+
+
+def is_url(source: Any) -> bool:  # noqa: ANN401 - a path, a URL or anything else
+    """Whether ``source`` is a database or http(s) URL (kept as text: a path would fold its ``//``)."""
+    text = str(source)
+    return is_database_url(text) or text.lower().startswith(("http://", "https://"))
 
 
 def is_database_url(source: Any) -> bool:  # noqa: ANN401 - a path, a URL or anything else

@@ -24,7 +24,7 @@ from typing import Any
 from tracer_kit._resources import resource_path
 from tracer_kit.blueprints import get_blueprint
 from tracer_kit.config import Config, config_to_jsonable, load_config
-from tracer_kit.connections import is_database_url, parse_database_url, url_for_kernel
+from tracer_kit.connections import is_database_url, is_url, parse_database_url, url_for_kernel
 from tracer_kit.errors import (
     ConfigError,
     NotebookRunError,
@@ -336,7 +336,7 @@ def run_notebook(  # noqa: PLR0913 - a source, a blueprint and the options the C
             "params": {"config": config_to_jsonable(cfg)},
         }
         life.start(record, RunState.PENDING)
-        if not is_database_url(path):  # (a database table is read once, in the kernel)
+        if not is_url(path):  # (a database table or an API is read once, in the kernel)
             _check_before_kernel(input_path, bp, cfg, spark=spark)
         template = _notebook_file(cfg)
         params = check_parameters(
@@ -371,7 +371,7 @@ def _notebook_input(path: str | Path, *, spark: bool) -> Any:  # noqa: ANN401 - 
     """
     if is_database_url(path):
         return parse_database_url(path).display()
-    if spark and "://" in str(path):
+    if is_url(path) or (spark and "://" in str(path)):
         return str(path)
     local = _under(Path.cwd(), path)
     if not spark and not local.exists():

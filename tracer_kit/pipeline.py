@@ -458,11 +458,13 @@ def _prepare(
 
 def _named_source(source: str | Path, cfg: Config) -> tuple[str | Path, str]:
     """How the run names its source (a database URL without credentials) and its dataset."""
-    from tracer_kit.connections import is_database_url, parse_database_url
+    from tracer_kit.connections import is_database_url, is_url, parse_database_url, redact
 
     dataset = cfg.dataset or dataset_name(source, table=cfg.table, query=cfg.query)
     if isinstance(source, str) and is_database_url(source):
         return parse_database_url(source).display(), dataset
+    if isinstance(source, str) and is_url(source):
+        return redact(source), dataset
     return Path(source), dataset
 
 
@@ -504,10 +506,12 @@ def _ingest(run: _Run) -> None:
             run.spark, run.source, format=cfg.format, delimiter=cfg.delimiter, encoding=cfg.encoding
         )
     else:
-        source = run.source if isinstance(run.path, str) else run.path  # (a database URL)
+        source = run.source if isinstance(run.path, str) else run.path  # (a URL)
         run.ing = read_file(source, run.cfg, staging_dir=staging, blueprint=run.bp)
     for warning in run.ing.info.warnings:
         log.warning(warning)
+    if run.ing.info.pages:  # an API's pages: where each source_row came from
+        run.params["pages"] = list(run.ing.info.pages)
     run.result.input_sha256 = run.ing.info.sha256
     run.life.known["input_sha256"] = run.ing.info.sha256
 

@@ -13,7 +13,7 @@ import hashlib
 import tempfile
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -57,6 +57,7 @@ class ReadOptions:
     sheet_fits: SheetFits | None = None
     table: str | None = None
     query: str | None = None
+    api: Any = None  # an ApiOptions for an http(s) source
 
     def check(self) -> None:
         """Refuse options that cannot be right whatever the source."""
@@ -225,10 +226,22 @@ def read_database_source(source: str, options: ReadOptions) -> Ingested:
     )
 
 
+def read_api_source(source: str, options: ReadOptions) -> Ingested:
+    """Read an HTTP JSON API or a file at an http(s) URL (see :mod:`tracer_kit.ingest.api`)."""
+    from tracer_kit.ingest.api import ApiOptions, read_api
+
+    api = options.api or ApiOptions()
+    if options.max_bytes is not None:
+        api = replace(api, max_bytes=options.max_bytes)
+    return read_api(source, api, on_bad_lines=options.on_bad_lines, staging_dir=options.staging_dir)
+
+
 #: How each kind of source is read.
 SOURCES: dict[str, Callable[[Any, ReadOptions], Ingested]] = {
     "file": read_file_source,
     "database": read_database_source,
+    "http": read_api_source,
+    "https": read_api_source,
 }
 
 
@@ -258,6 +271,7 @@ def read_table(  # noqa: PLR0913 - a source and the read options the CLI offers
     sheet_fits: SheetFits | None = None,
     table: str | None = None,
     query: str | None = None,
+    api: Any = None,  # noqa: ANN401 - an ApiOptions
 ) -> Ingested:
     """Read a table file (or a database table or query) lazily as text columns, with its metadata and rejects.
 
@@ -292,6 +306,9 @@ def read_table(  # noqa: PLR0913 - a source and the read options the CLI offers
         With a database URL: read this table (``schema.table`` allowed) in primary-key order.
     query
         With a database URL: read the rows of this SQL query (give it an ``ORDER BY``).
+    api
+        With an ``https://`` URL of a JSON API: how to page through it
+        (:class:`tracer_kit.ApiOptions`: records path, pagination, rate limit, token...).
 
     Returns
     -------
@@ -322,6 +339,7 @@ def read_table(  # noqa: PLR0913 - a source and the read options the CLI offers
         sheet_fits,
         table,
         query,
+        api,
     )
     options.check()
     kind = source_kind(path)

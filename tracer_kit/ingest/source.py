@@ -58,6 +58,8 @@ class SourceInfo:
     compression: str | None = None
     warnings: tuple[str, ...] = ()
     query: str | None = None  # the SQL a database source ran (None for files)
+    #: An API source's pages: url, requested_at, status, first_row (its first source_row), rows.
+    pages: tuple[dict[str, Any], ...] = ()
 
     def read_options(self) -> dict[str, Any]:
         """The resolved read options ``{format, encoding, delimiter, decimal, sheet}``."""

@@ -519,6 +519,7 @@ def read_file(
         sheet_fits=fits_blueprint(blueprint, config) if blueprint is not None else None,
         table=config.table,
         query=config.query,
+        api=config.api.options(),
     )
 
 

@@ -1,0 +1,399 @@
+"""HTTP JSON API sources: pages of records fetched politely, then read as NDJSON.
+
+:func:`fetch_pages` walks an API's pages (one page, ``next-link``, ``page`` or ``cursor``
+pagination) at most ``rate_limit`` requests per second, retrying 429 and 5xx answers, timeouts
+and dropped connections with exponential backoff and jitter (a ``Retry-After`` header wins).
+:func:`read_api` writes the records, one JSON object a line, to the staging folder and reads
+that copy like any NDJSON file: ``source_row`` is the record's position over all pages, and
+the pages (URL, request time, status, their first ``source_row``) are kept in
+``info.pages``. An ``https://`` URL whose path ends in a file extension tracer reads
+(``.csv``, ``.parquet``, ``.json.gz``...) is downloaded instead (streamed, size-capped) and
+read as that file.
+
+A bearer token comes from the variable ``token_env`` names (the environment, else ``.env``)
+and never appears in a message, a log or a record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import hashlib
+import json
+import random
+import re
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+
+from tracer_kit.connections import dotenv_value, redact
+from tracer_kit.errors import ConfigError, IngestError
+from tracer_kit.ingest.source import Ingested
+
+__all__ = ["ApiOptions", "Page", "fetch_pages", "is_file_url", "read_api"]
+
+Paginate = Literal["none", "next-link", "page", "cursor"]
+
+#: Where a next link or a cursor is looked for when no path is given (first found wins).
+NEXT_PATHS = ("next", "links.next", "_links.next.href", "paging.next", "meta.next")
+CURSOR_PATHS = ("next_cursor", "cursor", "meta.next_cursor", "pagination.next_cursor")
+#: The longest wait a Retry-After header may ask for.
+MAX_WAIT = 60.0
+
+
+@dataclass(frozen=True)
+class ApiOptions:
+    """How to page through an API (the CLI's ``--records-path``, ``--paginate``...)."""
+
+    records_path: str | None = None
+    paginate: Paginate = "none"
+    rate_limit: float | None = None  # requests per second
+    max_pages: int | None = None
+    token_env: str | None = None
+    timeout: float = 30.0  # seconds per request
+    retries: int = 5  # extra tries of a request after a 429, a 5xx or a timeout
+    backoff: float = 0.5  # seconds before the first retry, doubled each time (plus jitter)
+    max_bytes: int = 10 * 1024**3  # a downloaded file's cap
+
+    def check(self) -> None:
+        """Refuse options that cannot be right."""
+        if self.paginate not in ("none", "next-link", "page", "cursor"):
+            msg = f"--paginate {self.paginate}: use next-link, page or cursor"
+            raise ConfigError(msg)
+        if self.rate_limit is not None and self.rate_limit <= 0:
+            raise ConfigError(f"--rate-limit {self.rate_limit}: give requests per second, > 0")
+        if self.max_pages is not None and self.max_pages < 1:
+            raise ConfigError(f"--max-pages {self.max_pages}: give 1 or more")
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page fetched: where, when, its HTTP status, its records and what leads on."""
+
+    url: str
+    requested_at: str  # ISO time (UTC) of the request that answered
+    status: int
+    records: list[Any]
+    body: Any = field(repr=False, default=None)
+    link_next: str | None = None  # the Link header's rel="next"
+    next_url: str | None = None  # the page after this one (None: the last)
+
+
+def is_file_url(url: str) -> bool:
+    """Whether an http(s) URL names a file tracer reads (by its path's extension)."""
+    from tracer_kit.ingest.registry import COMPRESSIONS, input_extensions
+
+    path = urllib.parse.urlsplit(url).path.lower()
+    for compression in COMPRESSIONS:
+        path = path.removesuffix(compression)
+    return Path(path).suffix in input_extensions()
+
+
+def _shown(url: str) -> str:
+    """A URL for messages: no password, no token-like query value."""
+    return re.sub(
+        r"((?:token|key|secret|password|sig)[^=&]*=)[^&]+", r"\1***", redact(url), flags=re.I
+    )
+
+
+def _fail(url: str, message: str) -> IngestError:
+    return IngestError(f"{_shown(url)}: {message}", path=_shown(url))
+
+
+def _token(options: ApiOptions) -> str | None:
+    if options.token_env is None:
+        return None
+    token = dotenv_value(options.token_env)
+    if not token:
+        msg = f"--token-env {options.token_env}: the variable is not set (in the environment or in .env)"
+        raise ConfigError(msg)
+    return token
+
+
+class _Pacer:
+    """At most ``rate`` requests per second: waits before a request that would come too soon."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.gap = 1.0 / rate if rate else 0.0
+        self.last = float("-inf")
+
+    def wait(self) -> None:
+        pause = self.last + self.gap - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        self.last = time.monotonic()
+
+
+def _retry_after(headers: Any) -> float | None:  # noqa: ANN401 - an email.message.Message
+    value = headers.get("Retry-After") if headers is not None else None
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return min(float(value), MAX_WAIT)
+    when = email.utils.parsedate_to_datetime(value)
+    return min(max((when - dt.datetime.now(dt.UTC)).total_seconds(), 0.0), MAX_WAIT)
+
+
+def _backoff(options: ApiOptions, attempt: int, asked: float | None) -> float:
+    """Seconds to wait before retry ``attempt`` (0-based): ``Retry-After``, else exponential with jitter."""
+    if asked is not None:
+        return asked
+    base = options.backoff * 2**attempt
+    return min(base + random.uniform(0, base), MAX_WAIT)  # noqa: S311 - jitter, not security
+
+
+def _request(url: str, options: ApiOptions, token: str | None) -> urllib.request.Request:
+    headers = {"Accept": "application/json", "User-Agent": "tracer-kit"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return urllib.request.Request(url, headers=headers)  # noqa: S310 - http(s) only, checked
+
+
+def _get(
+    url: str, options: ApiOptions, token: str | None, pacer: _Pacer
+) -> tuple[int, Any, bytes, str]:
+    """GET ``url`` with retries: status, headers, body and request time (ISO, UTC)."""
+    last = ""
+    for attempt in range(options.retries + 1):
+        pacer.wait()
+        at = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+        asked = None
+        try:
+            with urllib.request.urlopen(
+                _request(url, options, token), timeout=options.timeout
+            ) as r:  # noqa: S310
+                return r.status, r.headers, r.read(), at
+        except urllib.error.HTTPError as exc:
+            if exc.code != 429 and exc.code < 500:
+                raise _fail(url, f"HTTP {exc.code} {exc.reason}") from None
+            last, asked = f"HTTP {exc.code} {exc.reason}", _retry_after(exc.headers)
+        except TimeoutError:
+            last = f"no answer within {options.timeout:g} s"
+        except urllib.error.URLError as exc:
+            reason = exc.reason
+            if isinstance(reason, TimeoutError):
+                last = f"no answer within {options.timeout:g} s"
+            else:
+                last = f"cannot connect ({reason})"
+        except (ConnectionError, OSError) as exc:
+            last = f"the connection failed ({exc})"
+        if attempt < options.retries:
+            time.sleep(_backoff(options, attempt, asked))
+    tries = options.retries + 1
+    raise _fail(url, f"gave up after {tries} {'try' if tries == 1 else 'tries'} ({last})")
+
+
+def _at_path(body: Any, path: str) -> Any:  # noqa: ANN401 - JSON
+    value = body
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _records(body: Any, path: str | None, url: str) -> list[Any]:  # noqa: ANN401 - JSON
+    """The page's records: at ``path``, or the body when it is a list, or its one list of objects."""
+    if path is not None:
+        found = _at_path(body, path)
+        if not isinstance(found, list):
+            keys = ", ".join(sorted(body)) if isinstance(body, dict) else type(body).__name__
+            raise _fail(
+                url, f"--records-path {path} is not a list of records here (the page has: {keys})"
+            )
+        return found
+    if isinstance(body, list):
+        return body
+    lists = [k for k, v in body.items() if isinstance(v, list)] if isinstance(body, dict) else []
+    if len(lists) == 1:
+        return body[lists[0]]
+    keys = ", ".join(sorted(body)) if isinstance(body, dict) else type(body).__name__
+    raise _fail(url, f"which field holds the records? give --records-path (the page has: {keys})")
+
+
+def _link_next(headers: Any) -> str | None:  # noqa: ANN401
+    for part in (headers.get("Link") or "").split(","):
+        m = re.match(r'\s*<([^>]*)>\s*;.*rel="?next"?', part)
+        if m:
+            return m.group(1)
+    return None
+
+
+def _with_param(url: str, name: str, value: Any) -> str:  # noqa: ANN401
+    parts = urllib.parse.urlsplit(url)
+    query = [
+        (k, v) for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True) if k != name
+    ]
+    query.append((name, str(value)))
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+
+
+def _next_url(page: Page, options: ApiOptions, number: int) -> str | None:
+    """The next page's URL, or None when this page was the last."""
+    if options.paginate == "none":
+        return None
+    if options.paginate == "page":
+        return _with_param(page.url, "page", number + 1) if page.records else None
+    if options.paginate == "next-link":
+        found = page.link_next or next(
+            (v for p in NEXT_PATHS if isinstance(v := _at_path(page.body, p), str) and v), None
+        )
+        return urllib.parse.urljoin(page.url, found) if found else None
+    cursor = next(
+        (v for p in CURSOR_PATHS if (v := _at_path(page.body, p)) not in (None, "")), None
+    )
+    return _with_param(page.url, "cursor", cursor) if cursor is not None else None
+
+
+def fetch_pages(url: str, options: ApiOptions | None = None) -> Iterator[Page]:
+    """The API's pages in order, fetched as :class:`ApiOptions` says (see the module docstring)."""
+    options = options or ApiOptions()
+    options.check()
+    token, pacer = _token(options), _Pacer(options.rate_limit)
+    if options.paginate == "page" and "page=" not in urllib.parse.urlsplit(url).query:
+        url = _with_param(url, "page", 1)
+    number, seen = 1, set()
+    while url is not None:
+        status, headers, raw, at = _get(url, options, token, pacer)
+        try:
+            body = json.loads(raw.decode("utf-8-sig"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise _fail(url, f"page {number} is not JSON ({exc})") from None
+        page = Page(
+            url, at, status, _records(body, options.records_path, url), body, _link_next(headers)
+        )
+        seen.add(url)
+        nxt = _next_url(page, options, number)
+        if nxt in seen:
+            raise _fail(url, f"page {number} points back to a page already read ({_shown(nxt)})")
+        yield replace(page, next_url=nxt)
+        if nxt is not None and options.max_pages is not None and number >= options.max_pages:
+            return
+        url, number = nxt, number + 1
+
+
+def _download(url: str, dest: Path, options: ApiOptions) -> str:
+    """Stream a file URL to ``dest`` (at most ``max_bytes``); its SHA-256."""
+    token, pacer = _token(options), _Pacer(options.rate_limit)
+    digest, size = hashlib.sha256(), 0
+    for attempt in range(options.retries + 1):
+        pacer.wait()
+        try:
+            with (
+                urllib.request.urlopen(_request(url, options, token), timeout=options.timeout) as r,
+                dest.open("wb") as out,
+            ):  # noqa: S310
+                while chunk := r.read(1 << 20):
+                    size += len(chunk)
+                    if size > options.max_bytes:
+                        raise _fail(
+                            url,
+                            f"is larger than the {options.max_bytes:,} bytes allowed (--max-bytes)",
+                        )
+                    digest.update(chunk)
+                    out.write(chunk)
+            return digest.hexdigest()
+        except urllib.error.HTTPError as exc:
+            if (exc.code != 429 and exc.code < 500) or attempt == options.retries:
+                raise _fail(url, f"HTTP {exc.code} {exc.reason}") from None
+            time.sleep(_backoff(options, attempt, _retry_after(exc.headers)))
+            digest, size = hashlib.sha256(), 0
+        except (urllib.error.URLError, OSError) as exc:
+            if attempt == options.retries:
+                raise _fail(url, f"the download failed ({exc})") from None
+            time.sleep(_backoff(options, attempt, None))
+            digest, size = hashlib.sha256(), 0
+    raise _fail(url, "the download failed")  # (the loop returns or raises)
+
+
+def read_api(
+    url: str,
+    options: ApiOptions | None = None,
+    *,
+    on_bad_lines: str = "quarantine",
+    staging_dir: str | Path | None = None,
+) -> Ingested:
+    """Read an HTTP JSON API's records (or a file at an https URL) as text columns plus ``source_row``."""
+    from tracer_kit.ingest.read import ReadOptions, read_file_source
+
+    options = options or ApiOptions()
+    keep = None
+    if staging_dir is None:
+        keep = tempfile.TemporaryDirectory(prefix="tracer-api-")
+        staging_dir = keep.name
+    staging = Path(staging_dir)
+    staging.mkdir(parents=True, exist_ok=True)
+    name = Path(urllib.parse.urlsplit(url).path).name or "download"
+    if is_file_url(url):
+        staged = staging / name
+        _download(url, staged, options)
+        got = read_file_source(staged, ReadOptions(on_bad_lines=on_bad_lines, staging_dir=staging))
+        info = replace(got.info, path=_shown(url))
+        return _kept(Ingested(got.frame, info, got.rejects, (got, keep)), keep)
+    staged = staging / "api-records.ndjson"
+    pages, digest = _write_records(url, options, staged)
+    got = read_file_source(
+        staged, ReadOptions(format="ndjson", on_bad_lines=on_bad_lines, staging_dir=staging)
+    )
+    identity = {"source": _shown(url), "records": digest, "paginate": options.paginate}
+    fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    warnings = list(got.info.warnings)
+    if pages[-1].pop("more"):
+        warnings.append(f"stopped after --max-pages {options.max_pages}: the API has more pages")
+    info = replace(
+        got.info,
+        path=_shown(url),
+        sha256=fingerprint,
+        format="api",
+        encoding=None,
+        pages=tuple(pages),
+        warnings=tuple(warnings),
+    )
+    frame = got.frame.with_columns(pl.lit(None, dtype=pl.Int64).alias("source_line"))
+    return _kept(Ingested(frame, info, got.rejects, (got, keep)), keep)
+
+
+def _write_records(url: str, options: ApiOptions, staged: Path) -> tuple[list[dict[str, Any]], str]:
+    """Every page's records as NDJSON lines in ``staged``; the pages and the records' SHA-256."""
+    pages: list[dict[str, Any]] = []
+    digest, rows = hashlib.sha256(), 0
+    with staged.open("w", encoding="utf-8") as out:
+        for page in fetch_pages(url, options):
+            pages.append(
+                {
+                    "url": _shown(page.url),
+                    "requested_at": page.requested_at,
+                    "status": page.status,
+                    "first_row": rows + 1,
+                    "rows": len(page.records),
+                    "more": page.next_url is not None,
+                }
+            )
+            for record in page.records:
+                if not isinstance(record, dict):
+                    what = json.dumps(record)[:80]
+                    raise _fail(page.url, f"record {rows + 1} is not an object: {what}")
+                line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+                digest.update(line.encode() + b"\n")
+                out.write(line + "\n")
+                rows += 1
+    if rows == 0:
+        raise _fail(url, f"no records in {len(pages)} page(s)")
+    for page in pages[:-1]:
+        page.pop("more")
+    return pages, digest.hexdigest()
+
+
+def _kept(result: Ingested, keep: Any) -> Ingested:  # noqa: ANN401
+    if keep is not None:
+        weakref.finalize(result, keep.cleanup)
+    return result

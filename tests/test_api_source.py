@@ -181,3 +181,21 @@ def test_cli_run_with_a_token_never_prints_it(api, workdir):
         if p.is_file() and p.name != ".env" and TOKEN.encode() in p.read_bytes()
     ]
     assert leaks == [] and TOKEN not in done.stdout + done.stderr + missing.stderr
+
+
+def test_the_workbench_runs_an_api_source(api, workdir):
+    from tracer_kit.widgets import workbench
+
+    bench = workbench("data")
+    bench.source_kind.value = "API"
+    assert bench.api_url in bench.source_box.children
+    assert "Give the api's URL" in bench.compatibility.value
+    bench.api_url.value = api.url("/cursor")
+    bench.records_path.value = "data"
+    bench.paginate.value = "cursor"
+    bench.rate_limit.value = 50
+    bench.reference_date.value = "2024-07-01"
+    result = bench.start()
+    assert bench.error.value == "" and result.state == "COMPLETED"
+    assert result.rows_in == 10 and len(result.params["pages"]) == 3
+    assert bench.stage.value == "done" and "10 rows in" in bench.summary.value.replace(",", "")

@@ -387,3 +387,35 @@ def test_a_two_million_row_table_streams_in_bounded_memory(postgres, workdir):
     staged = (workdir / "staging" / "postgresql-rows.csv").stat().st_size
     assert staged > 340e6
     assert peak_mb < 200, f"peak {peak_mb} MB"
+
+
+def test_the_workbench_runs_a_database_table_with_a_typed_password(postgres, crm, workdir):
+    from tracer_kit.widgets import workbench
+
+    bench = workbench("data")
+    bench.source_kind.value = "Database"
+    assert bench.db_url in bench.source_box.children[0].children  # the database inputs show
+    bench.db_url.value = postgres.url("crm", password=None)
+    assert "Give a table or a query" in bench.compatibility.value
+    bench.db_table.value = "customers"
+    bench.db_password.value = PASSWORD
+    bench.reference_date.value = SAMPLE_DATE
+    assert (
+        bench.check()
+        and "checked against the blueprint when the run starts" in bench.compatibility.value
+    )
+    result = bench.start()
+    assert bench.error.value == "" and result.state == "COMPLETED"
+    assert (result.rows_in, result.dataset) == (10_000, "customers")
+    assert result.input_path == f"postgresql://postgres:***@127.0.0.1:{postgres.port}/crm"
+    assert bench.progress.bar_style == "success" and "10,000" in bench.summary.value
+    shown = [
+        getattr(c, "value", "")
+        for c in (bench.summary, bench.issues, bench.sample, bench.report_link)
+    ]
+    assert not any(PASSWORD in str(v) for v in shown)
+    bench.db_password.value = "wrong"
+    bench.start()
+    assert (
+        "password authentication failed" in bench.error.value and "wrong" not in bench.error.value
+    )

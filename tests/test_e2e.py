@@ -191,6 +191,13 @@ def test_workbench_run_in_a_real_browser(lab):
             headline.wait_for(timeout=20_000)
             assert headline.inner_text().startswith("99.1")
             page.screenshot(path=str(shots / "workbench-report.png"), full_page=True)
+            # the source selector: a database's inputs replace the file picker
+            page.locator(".widget-toggle-button", has_text="Database").first.click()
+            url = page.locator("input[placeholder^='postgresql://']")
+            url.wait_for(timeout=10_000)
+            assert page.locator("input[type='password']").count() == 1
+            assert page.locator("text=Give the database's URL.").count() == 1
+            page.screenshot(path=str(shots / "workbench-database.png"), full_page=False)
         except Exception:
             page.screenshot(path=str(shots / "workbench-failure.png"), full_page=True)
             raise

@@ -112,6 +112,7 @@ class Workbench(w.VBox):
         self.upload = w.FileUpload(
             description="Upload", accept=",".join(EXTENSIONS), multiple=False
         )
+        self._source_inputs()
         self.blueprint = w.Dropdown(
             description="Blueprint",
             options=[bp.name for bp in list_blueprints()],
@@ -151,6 +152,93 @@ class Workbench(w.VBox):
         self.run = w.Button(description="Run", button_style="primary", icon="play")
         self.progress = w.IntProgress(value=0, min=0, max=len(stages), description="Progress")
         self.stage = w.Label(value="")
+
+    def _source_inputs(self) -> None:
+        """Where the rows come from: a file, a database table or query, or an HTTP JSON API."""
+        wide = w.Layout(width="520px")
+        self.source_kind = w.ToggleButtons(
+            description="Source", options=["File", "Database", "API"], value="File"
+        )
+        self.db_url = w.Text(
+            description="URL",
+            placeholder="postgresql://user@host:5432/db, sqlite:///file.db, duckdb:///file.duckdb",
+            layout=wide,
+        )
+        self.db_password = w.Password(
+            description="Password", placeholder="(or PGPASSWORD, ~/.pgpass, TRACER_DB_URL)"
+        )
+        self.db_table = w.Text(description="Table", placeholder="schema.table", layout=wide)
+        self.db_query = w.Textarea(
+            description="Query",
+            placeholder="SELECT ... ORDER BY id (instead of a table)",
+            layout=wide,
+        )
+        self.api_url = w.Text(
+            description="URL", placeholder="https://api.example.com/v1/customers", layout=wide
+        )
+        self.records_path = w.Text(description="Records", placeholder="data (dotted path)")
+        self.paginate = w.Dropdown(
+            description="Pages", options=["none", "next-link", "page", "cursor"], value="none"
+        )
+        self.rate_limit = w.BoundedFloatText(
+            description="Req./s", value=0, min=0, max=1000, tooltip="0: no limit"
+        )
+        self.max_pages = w.BoundedIntText(
+            description="Max pages", value=0, min=0, max=10**6, tooltip="0: every page"
+        )
+        self.token_env = w.Text(description="Token var", placeholder="CRM_TOKEN (bearer token)")
+        self.source_box = w.VBox()
+
+    def _source_rows(self) -> list[Any]:
+        """The inputs of the chosen kind of source."""
+        if self.source_kind.value == "Database":
+            return [w.HBox([self.db_url, self.db_password]), self.db_table, self.db_query]
+        if self.source_kind.value == "API":
+            return [
+                self.api_url,
+                w.HBox([self.records_path, self.paginate]),
+                w.HBox([self.rate_limit, self.max_pages, self.token_env]),
+            ]
+        return [w.HBox([self.file, self.refresh, self.upload])]
+
+    def source(self) -> tuple[str, dict[str, Any]]:
+        """The source to run and the config it needs (``table``/``query``, ``api``).
+
+        A database password typed in the workbench goes into the URL in memory only: runs
+        record and show the URL with ``***``.
+        """
+        kind = self.source_kind.value
+        if kind == "File":
+            return self.file.value or "", {}
+        if kind == "API":
+            api = {"paginate": self.paginate.value}
+            api.update(
+                (k, v)
+                for k, v in {
+                    "records_path": self.records_path.value.strip() or None,
+                    "rate_limit": self.rate_limit.value or None,
+                    "max_pages": self.max_pages.value or None,
+                    "token_env": self.token_env.value.strip() or None,
+                }.items()
+                if v is not None
+            )
+            return self.api_url.value.strip(), {"api": api}
+        return self._database_url(), self._database_config()
+
+    def _database_url(self) -> str:
+        from urllib.parse import quote, urlsplit, urlunsplit
+
+        url, password = self.db_url.value.strip(), self.db_password.value
+        parts = urlsplit(url)
+        if not password or not url.startswith(("postgresql://", "postgres://")) or parts.password:
+            return url
+        user, _, host = parts.netloc.rpartition("@")
+        netloc = f"{user}:{quote(password, safe='')}@{host}" if user else parts.netloc
+        return urlunsplit(parts._replace(netloc=netloc))
+
+    def _database_config(self) -> dict[str, Any]:
+        table, query = self.db_table.value.strip(), self.db_query.value.strip()
+        return {"table": table or None, "query": query or None}
 
     def _results(self) -> None:
         """The result tabs."""
@@ -193,6 +281,9 @@ class Workbench(w.VBox):
         self.file.observe(lambda _: self._as_widget(self.check), names="value")
         self.column_map.observe(lambda _: self._as_widget(self.check), names="value")
         self.run.on_click(lambda _: self._as_widget(self.start))
+        self.source_kind.observe(lambda _: self._show_source(), names="value")
+        for field in (self.db_url, self.db_table, self.db_query, self.api_url):
+            field.observe(lambda _: self._as_widget(self.check), names="value")
 
     def _rows(self) -> list[Any]:
         """The workbench, top to bottom."""
@@ -200,8 +291,10 @@ class Workbench(w.VBox):
             [self.missing, self.outliers, self.encoding, self.scaling],
             layout=w.Layout(flex_flow="row wrap"),
         )
+        self.source_box.children = self._source_rows()
         return [
-            w.HBox([self.file, self.refresh, self.upload]),
+            self.source_kind,
+            self.source_box,
             w.HBox([self.blueprint, self.engine]),
             self.fields,
             self.compatibility,
@@ -220,6 +313,10 @@ class Workbench(w.VBox):
         """Run a UI action with messages that name the workbench's field labels."""
         with speaking("widget"):
             return action()
+
+    def _show_source(self) -> None:
+        self.source_box.children = self._source_rows()
+        self._as_widget(self.check)
 
     def refresh_files(self) -> None:
         """Re-list the user's readable files under the data folder (never tracer-kit's outputs)."""
@@ -255,6 +352,8 @@ class Workbench(w.VBox):
             f"<i>{html.escape(bp.description)}</i><br>required: <code>{html.escape(', '.join(bp.required))}</code>"
             f" · optional: <code>{html.escape(', '.join(bp.optional) or '-')}</code>"
         )
+        if self.source_kind.value != "File":
+            return self._check_remote()
         if not self.file.value:
             self.compatibility.value = "Choose or upload a file."
             return False
@@ -269,6 +368,20 @@ class Workbench(w.VBox):
         mapped = ", ".join(f"{s} → {d}" for s, d in mapping.items())
         self.compatibility.value = "<span style='color:#0e5814'>✓ compatible</span>" + (
             f" (columns mapped: {html.escape(mapped)})" if mapped else ""
+        )
+        return True
+
+    def _check_remote(self) -> bool:
+        """A database or API source: what is still missing (its columns are checked at Run)."""
+        source, extra = self.source()
+        if not source:
+            self.compatibility.value = f"Give the {self.source_kind.value.lower()}'s URL."
+            return False
+        if self.source_kind.value == "Database" and bool(extra["table"]) == bool(extra["query"]):
+            self.compatibility.value = "Give a table or a query (one of them)."
+            return False
+        self.compatibility.value = (
+            "The columns are checked against the blueprint when the run starts."
         )
         return True
 
@@ -302,6 +415,7 @@ class Workbench(w.VBox):
         }
         if self.reference_date.value.strip():
             cfg["reference_date"] = self.reference_date.value.strip()
+        cfg.update(self.source()[1])
         return cfg
 
     # ----------------------------------------------------------------- running
@@ -318,8 +432,10 @@ class Workbench(w.VBox):
         self.error.value = ""
         self.progress.value = 0
         self.progress.bar_style = ""
-        if not self.file.value:
-            self.error.value = "<b style='color:#ab091e'>Choose or upload a file first.</b>"
+        source = self.source()[0]
+        if not source:
+            what = "Choose or upload a file" if self.source_kind.value == "File" else "Give a URL"
+            self.error.value = f"<b style='color:#ab091e'>{what} first.</b>"
             return None
         self.run.disabled = True
         try:
@@ -330,7 +446,7 @@ class Workbench(w.VBox):
                 self.stage.value = "starting Spark…"
                 engine = {"engine": "spark", "spark": spark_session()}
             self.result = run_pipeline(
-                self.file.value,
+                source,
                 self.blueprint.value,
                 config=self.config(),
                 warehouse=self.warehouse,

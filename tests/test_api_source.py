@@ -87,6 +87,15 @@ def test_a_blueprint_runs_on_an_api_and_records_its_pages(api, workdir):
     pages = r.params["pages"]
     assert [(p["first_row"], p["rows"]) for p in pages] == [(1, 4), (5, 4), (9, 2)]
     assert pages[1]["url"] == api.url("/cursor?cursor=2")
+    # bronze keeps each record with its page as its position
+    bronze = tk.query(
+        "SELECT source_row, source_position->>'url' AS url, source_position->>'status' AS status, "
+        "source_position->>'requested_at' AS at, raw->>'customer_id' AS id FROM bronze_customer_churn "
+        "ORDER BY source_row"
+    )
+    assert bronze.height == 10 and bronze["id"].to_list() == IDS
+    assert bronze["url"].to_list() == [pages[(i - 1) // PER_PAGE]["url"] for i in range(1, 11)]
+    assert set(bronze["status"]) == {"200"} and bronze["at"][4] == pages[1]["requested_at"]
 
 
 def test_429_waits_as_retry_after_says_and_the_rate_limit_spaces_requests(api):

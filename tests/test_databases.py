@@ -419,3 +419,27 @@ def test_the_workbench_runs_a_database_table_with_a_typed_password(postgres, crm
     assert (
         "password authentication failed" in bench.error.value and "wrong" not in bench.error.value
     )
+
+
+def test_an_api_runs_bronze_goes_to_postgresql_with_each_records_page(postgres, workdir):
+    from .api_server import running_api
+
+    records = [
+        {"customer_id": f"C{i}", "last_activity_date": "2024-06-01",
+         "account_created_date": "2024-01-01", "total_value": i}
+        for i in range(1, 7)
+    ]  # fmt: skip
+    with running_api(records) as api:
+        r = _run(workdir, api.url("/pages"), api={"paginate": "page", "records_path": "items"})
+    out = postgres.new_database("from_api")
+    assert (
+        tk.export(r.run_id, out, warehouse=workdir / "w.duckdb").rows["bronze_customer_churn"] == 6
+    )
+    rows = postgres.sql(
+        "SELECT source_row, source_position->>'url', (source_position->>'status')::int "
+        "FROM bronze_customer_churn ORDER BY source_row",
+        db="from_api",
+    )
+    # four records a page: rows 1-4 from page 1, rows 5-6 from page 2
+    page = api.url("/pages?page={}")
+    assert rows == [(n, page.format(1 if n <= 4 else 2), 200) for n in range(1, 7)]

@@ -567,7 +567,9 @@ def _commit(run: _Run, profiles: pl.DataFrame | None, *, processed: bool) -> Non
     commit = RunCommit(
         blueprint=run.bp,
         run=run.fields,
-        bronze=BronzeFiles(q.bronze_path, q.bronze_rejects_path, q.bronze_columns),
+        bronze=BronzeFiles(
+            q.bronze_path, q.bronze_rejects_path, q.bronze_columns, run.params.get("pages")
+        ),
         bronze_dir=run.space.bronze,
         quarantine=q.quarantine_path,
         issues=run.result.issues,

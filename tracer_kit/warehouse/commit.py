@@ -41,6 +41,7 @@ class BronzeFiles:
     text: Path
     rejects: Path | None
     columns: list[str]
+    pages: list[dict[str, Any]] | None = None  # an API source's pages (each record's position)
 
 
 def _place_bronze(
@@ -78,7 +79,9 @@ def _place_bronze(
         os.replace(bronze.rejects, rejects)
         placed.append(rejects)
     con.execute(
-        "INSERT INTO bronze_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO bronze_files (blueprint, file_sha256, read_options_hash, path, rejects_path, "
+        "columns, source_file, first_run_id, ingested_at, pages) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             bp,
             sha,
@@ -89,6 +92,7 @@ def _place_bronze(
             run["input_path"],
             run["run_id"],
             utcnow(),
+            json.dumps(bronze.pages) if bronze.pages else None,
         ],
     )
 

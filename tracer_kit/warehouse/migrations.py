@@ -102,6 +102,8 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    # an API source's pages (url, requested_at, status, first_row, rows): each record's position
+    (7, "ALTER TABLE bronze_files ADD COLUMN IF NOT EXISTS pages JSON;"),
 ]
 
 

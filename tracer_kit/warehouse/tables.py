@@ -41,6 +41,7 @@ _BRONZE_TYPES = {
     "source_file": "VARCHAR",
     "first_run_id": "VARCHAR",
     "ingested_at": "TIMESTAMP",
+    "source_position": "JSON",
 }
 
 
@@ -50,16 +51,38 @@ def _empty_select(types: dict[str, str]) -> str:
     return f"SELECT {cols} WHERE false"
 
 
+def _positions(pages: str | None) -> tuple[str, str]:
+    """An API load's join to its pages and the record's position; for a file, none (NULL)."""
+    if not pages:
+        return "", "NULL::JSON AS source_position"
+    rows = ", ".join(
+        f"({int(p['first_row'])}, {int(p['first_row']) + int(p['rows']) - 1}, "
+        f"{sql_text(json.dumps({k: p[k] for k in ('url', 'requested_at', 'status')}))}::JSON)"
+        for p in json.loads(pages)
+        if int(p["rows"])
+    )
+    join = (
+        f" LEFT JOIN (VALUES {rows}) AS _page(_first, _last, _position) "
+        "ON source_row BETWEEN _page._first AND _page._last"
+    )
+    return join, "_page._position AS source_position"
+
+
 def _refresh_bronze_view(con: duckdb.DuckDBPyConnection, bp: str) -> None:
-    """``bronze_<bp>``: one SELECT per stored bronze file, the raw JSON built by DuckDB on read."""
+    """``bronze_<bp>``: one SELECT per stored bronze file, the raw JSON built by DuckDB on read.
+
+    ``source_position`` is where an API source's record came from (its page's URL, request
+    time and HTTP status); null for files.
+    """
     files = con.execute(
         "SELECT file_sha256, read_options_hash, path, rejects_path, columns, source_file, "
-        "first_run_id, ingested_at FROM bronze_files WHERE blueprint = ? ORDER BY ingested_at, path",
+        "first_run_id, ingested_at, pages FROM bronze_files WHERE blueprint = ? "
+        "ORDER BY ingested_at, path",
         [bp],
     ).fetchall()
     parts = []
     root = _root(con)
-    for sha, options, stored, stored_rejects, columns, source, first, at in files:
+    for sha, options, stored, stored_rejects, columns, source, first, at, pages in files:
         path = parquet_location(_located(root, stored))
         rejects = str(_located(root, stored_rejects)) if stored_rejects else None
         if path is None:
@@ -70,18 +93,21 @@ def _refresh_bronze_view(con: duckdb.DuckDBPyConnection, bp: str) -> None:
             f"{sql_text(source or '')} AS source_file, {sql_text(first or '')} AS first_run_id, "
             f"TIMESTAMP {sql_text(at.isoformat(sep=' '))} AS ingested_at"
         )
+        join, position = _positions(pages)
         pairs = ", ".join(f"{sql_text(c)}, {sql_name(c)}" for c in json.loads(columns))
         parts.append(
-            f"SELECT {head}, source_row, source_line, json_object({pairs})::JSON AS raw, {tail} "
-            f"FROM read_parquet({sql_text(path)})"
+            f"SELECT {head}, source_row, source_line, json_object({pairs})::JSON AS raw, {tail}, "
+            f"{position} FROM read_parquet({sql_text(path)}){join}"
         )
         if rejects and Path(rejects).is_file():
             parts.append(
-                f"SELECT {head}, source_row, source_line, raw::JSON AS raw, {tail} "
-                f"FROM read_parquet({sql_text(rejects)})"
+                f"SELECT {head}, source_row, source_line, raw::JSON AS raw, {tail}, {position} "
+                f"FROM read_parquet({sql_text(rejects)}){join}"
             )
     if _is_base_table(con, f"bronze_{bp}_legacy"):
-        parts.append(f"SELECT * FROM {quote_ident(f'bronze_{bp}_legacy')}")
+        parts.append(
+            f"SELECT *, NULL::JSON AS source_position FROM {quote_ident(f'bronze_{bp}_legacy')}"
+        )
     body = "\nUNION ALL\n".join(parts) if parts else _empty_select(_BRONZE_TYPES)
     con.execute(f"CREATE OR REPLACE VIEW {quote_ident(f'bronze_{bp}')} AS {body}")
 

@@ -443,3 +443,13 @@ def test_an_api_runs_bronze_goes_to_postgresql_with_each_records_page(postgres, 
     # four records a page: rows 1-4 from page 1, rows 5-6 from page 2
     page = api.url("/pages?page={}")
     assert rows == [(n, page.format(1 if n <= 4 else 2), 200) for n in range(1, 7)]
+
+
+def test_a_url_without_password_uses_pgpassword(postgres, crm, monkeypatch):
+    monkeypatch.delenv("TRACER_DB_URL", raising=False)
+    url = postgres.url("crm", password=None)
+    monkeypatch.setenv("PGPASSWORD", "not-" + PASSWORD)
+    with pytest.raises(tk.IngestError, match="password authentication failed"):
+        tk.read_table(url, table="small")
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)  # libpq's own variable, read by the driver
+    assert tk.read_table(url, table="small").info.row_count == 4

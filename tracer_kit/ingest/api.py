@@ -28,10 +28,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import polars as pl
 
@@ -42,6 +42,7 @@ from tracer_kit.ingest.source import Ingested
 __all__ = ["ApiOptions", "Page", "fetch_pages", "is_file_url", "read_api"]
 
 Paginate = Literal["none", "next-link", "page", "cursor"]
+T = TypeVar("T")
 
 #: Where a next link or a cursor is looked for when no path is given (first found wins).
 NEXT_PATHS = ("next", "links.next", "_links.next.href", "paging.next", "meta.next")
@@ -158,20 +159,21 @@ def _request(url: str, options: ApiOptions, token: str | None) -> urllib.request
     return urllib.request.Request(url, headers=headers)  # noqa: S310 - http(s) only, checked
 
 
-def _get(
-    url: str, options: ApiOptions, token: str | None, pacer: _Pacer
-) -> tuple[int, Any, bytes, str]:
-    """GET ``url`` with retries: status, headers, body and request time (ISO, UTC)."""
+def _with_retries(
+    url: str, options: ApiOptions, token: str | None, pacer: _Pacer, use: Callable[[Any], T]
+) -> tuple[T, str]:
+    """``use(response)`` of a GET of ``url``, retried as the module docstring says; and the
+    request's time (ISO, UTC).
+    """  # noqa: D205
     last = ""
     for attempt in range(options.retries + 1):
         pacer.wait()
         at = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
         asked = None
         try:
-            with urllib.request.urlopen(
-                _request(url, options, token), timeout=options.timeout
-            ) as r:  # noqa: S310
-                return r.status, r.headers, r.read(), at
+            request = _request(url, options, token)
+            with urllib.request.urlopen(request, timeout=options.timeout) as response:
+                return use(response), at
         except urllib.error.HTTPError as exc:
             if exc.code != 429 and exc.code < 500:
                 raise _fail(url, f"HTTP {exc.code} {exc.reason}") from None
@@ -179,12 +181,13 @@ def _get(
         except TimeoutError:
             last = f"no answer within {options.timeout:g} s"
         except urllib.error.URLError as exc:
-            reason = exc.reason
-            if isinstance(reason, TimeoutError):
-                last = f"no answer within {options.timeout:g} s"
-            else:
-                last = f"cannot connect ({reason})"
-        except (ConnectionError, OSError) as exc:
+            timed_out = isinstance(exc.reason, TimeoutError)
+            last = (
+                f"no answer within {options.timeout:g} s"
+                if timed_out
+                else f"cannot connect ({exc.reason})"
+            )
+        except OSError as exc:  # (ConnectionError and the like, mid-answer)
             last = f"the connection failed ({exc})"
         if attempt < options.retries:
             time.sleep(_backoff(options, attempt, asked))
@@ -263,7 +266,9 @@ def fetch_pages(url: str, options: ApiOptions | None = None) -> Iterator[Page]:
         url = _with_param(url, "page", 1)
     number, seen = 1, set()
     while url is not None:
-        status, headers, raw, at = _get(url, options, token, pacer)
+        (status, headers, raw), at = _with_retries(
+            url, options, token, pacer, lambda r: (r.status, r.headers, r.read())
+        )
         try:
             body = json.loads(raw.decode("utf-8-sig"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -281,38 +286,26 @@ def fetch_pages(url: str, options: ApiOptions | None = None) -> Iterator[Page]:
         url, number = nxt, number + 1
 
 
-def _download(url: str, dest: Path, options: ApiOptions) -> str:
-    """Stream a file URL to ``dest`` (at most ``max_bytes``); its SHA-256."""
-    token, pacer = _token(options), _Pacer(options.rate_limit)
+def _save(response: Any, dest: Path, url: str, limit: int) -> str:  # noqa: ANN401
+    """Stream ``response`` into ``dest`` (at most ``limit`` bytes); its SHA-256."""
     digest, size = hashlib.sha256(), 0
-    for attempt in range(options.retries + 1):
-        pacer.wait()
-        try:
-            with (
-                urllib.request.urlopen(_request(url, options, token), timeout=options.timeout) as r,
-                dest.open("wb") as out,
-            ):  # noqa: S310
-                while chunk := r.read(1 << 20):
-                    size += len(chunk)
-                    if size > options.max_bytes:
-                        raise _fail(
-                            url,
-                            f"is larger than the {options.max_bytes:,} bytes allowed (--max-bytes)",
-                        )
-                    digest.update(chunk)
-                    out.write(chunk)
-            return digest.hexdigest()
-        except urllib.error.HTTPError as exc:
-            if (exc.code != 429 and exc.code < 500) or attempt == options.retries:
-                raise _fail(url, f"HTTP {exc.code} {exc.reason}") from None
-            time.sleep(_backoff(options, attempt, _retry_after(exc.headers)))
-            digest, size = hashlib.sha256(), 0
-        except (urllib.error.URLError, OSError) as exc:
-            if attempt == options.retries:
-                raise _fail(url, f"the download failed ({exc})") from None
-            time.sleep(_backoff(options, attempt, None))
-            digest, size = hashlib.sha256(), 0
-    raise _fail(url, "the download failed")  # (the loop returns or raises)
+    with dest.open("wb") as out:
+        while chunk := response.read(1 << 20):
+            size += len(chunk)
+            if size > limit:
+                raise _fail(url, f"is larger than the {limit:,} bytes allowed (--max-bytes)")
+            digest.update(chunk)
+            out.write(chunk)
+    return digest.hexdigest()
+
+
+def _download(url: str, dest: Path, options: ApiOptions) -> str:
+    """Stream a file URL to ``dest`` (at most ``max_bytes``, retried as a page is); its SHA-256."""
+    token, pacer = _token(options), _Pacer(options.rate_limit)
+    saved, _ = _with_retries(
+        url, options, token, pacer, lambda response: _save(response, dest, url, options.max_bytes)
+    )
+    return saved
 
 
 def read_api(

@@ -96,6 +96,8 @@ def test_a_blueprint_runs_on_an_api_and_records_its_pages(api, workdir):
     assert bronze.height == 10 and bronze["id"].to_list() == IDS
     assert bronze["url"].to_list() == [pages[(i - 1) // PER_PAGE]["url"] for i in range(1, 11)]
     assert set(bronze["status"]) == {"200"} and bronze["at"][4] == pages[1]["requested_at"]
+    report = tk.quality_report(r.run_id).read_text()
+    assert "<th>Pages</th><td>3 page(s), 10 records; first requested" in report
 
 
 def test_429_waits_as_retry_after_says_and_the_rate_limit_spaces_requests(api):

@@ -103,6 +103,10 @@ def test_a_sqlite_table_is_read_in_key_order_and_run(workdir):
         warehouse=workdir / "w.duckdb",
     )
     assert quarantine.rows() == [(4, None, ["invalid_date"]), (6, None, ["duplicate_id"])]
+    # the report names the source and the table, and calls the hash a fingerprint
+    report = tk.quality_report(r.run_id, warehouse=workdir / "w.duckdb").read_text()
+    assert "<h2>Source</h2>" in report and '<th>Table</th><td class="mono">customers</td>' in report
+    assert f'<th>Fingerprint</th><td class="mono">{r.input_sha256}</td>' in report
     # the same rows read again: the same fingerprint, and bronze adds nothing
     again = _run(workdir, "sqlite:///crm.db", table="customers")
     assert again.input_sha256 == r.input_sha256

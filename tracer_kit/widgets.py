@@ -232,8 +232,8 @@ class Workbench(w.VBox):
         parts = urlsplit(url)
         if not password or not url.startswith(("postgresql://", "postgres://")) or parts.password:
             return url
-        user, _, host = parts.netloc.rpartition("@")
-        netloc = f"{user}:{quote(password, safe='')}@{host}" if user else parts.netloc
+        user, _, host = parts.netloc.rpartition("@")  # (no user: libpq's default user)
+        netloc = f"{user}:{quote(password, safe='')}@{host}"
         return urlunsplit(parts._replace(netloc=netloc))
 
     def _database_config(self) -> dict[str, Any]:

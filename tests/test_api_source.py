@@ -210,3 +210,17 @@ def test_the_workbench_runs_an_api_source(api, workdir):
     assert bench.error.value == "" and result.state == "COMPLETED"
     assert result.rows_in == 10 and len(result.params["pages"]) == 3
     assert bench.stage.value == "done" and "10 rows in" in bench.summary.value.replace(",", "")
+
+
+def test_validate_and_profile_take_the_api_options(api, workdir):
+    base = [venv_bin("tracer"), "validate", api.url("/cursor"), "-b", "customer_churn"]
+    args = ["--paginate", "cursor", "--records-path", "data", "--reference-date", "2024-07-01"]
+    done = subprocess.run([*base, *args], capture_output=True, text=True, cwd=workdir, check=False)
+    assert done.returncode == 0, done.stderr
+    assert f"{api.url('/cursor')}: 10 rows in, 10 valid, 0 quarantined" in done.stdout
+    profiled = subprocess.run(
+        [venv_bin("tracer"), "profile", api.url("/pages"), "--paginate", "page", "--records-path", "items"],
+        capture_output=True, text=True, cwd=workdir, check=False,
+    )  # fmt: skip
+    assert profiled.returncode == 0, profiled.stderr
+    assert "rows      10 (0 rejected)" in profiled.stdout and "customer_id" in profiled.stdout

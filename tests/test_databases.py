@@ -345,9 +345,18 @@ def test_no_password_in_any_output_of_a_notebook_run(postgres, crm, workdir):
         capture_output=True, text=True, cwd=workdir, check=False,
     )  # fmt: skip
     assert wrong.returncode == 1 and "password authentication failed" in wrong.stderr
+    checked = subprocess.run(
+        [venv_bin("tracer"), "validate", crm, "--query", "SELECT * FROM small ORDER BY 1", "-b", "customer_churn"],
+        capture_output=True, text=True, cwd=workdir, check=False,
+    )  # fmt: skip
+    assert (
+        checked.returncode == 0
+        and f"postgres:***@127.0.0.1:{postgres.port}/crm: 4 rows in" in checked.stdout
+    )
     printed = (
         done.stdout + done.stderr + exported.stdout + exported.stderr + wrong.stdout + wrong.stderr
     )
+    printed += checked.stdout + checked.stderr
     assert PASSWORD not in printed
     leaks = [p for p in workdir.rglob("*") if p.is_file() and PASSWORD.encode() in p.read_bytes()]
     assert leaks == []  # warehouse, run records, reports, executed notebook, logs

@@ -470,7 +470,8 @@ def predict(
 @friendly
 def validate(
     input: Annotated[  # noqa: A002
-        str, typer.Argument(help="The file to check, or a database URL with --table/--query.")
+        str,
+        typer.Argument(help="The file to check, a database URL (--table/--query) or an API URL."),
     ],
     blueprint: BlueprintOpt,
     config: ConfigOpt = None,
@@ -486,31 +487,23 @@ def validate(
     max_bytes: MaxBytesOpt = None,
     table: TableOpt = None,
     query: QueryOpt = None,
+    records_path: RecordsPathOpt = None,
+    paginate: PaginateOpt = None,
+    rate_limit: RateLimitOpt = None,
+    max_pages: MaxPagesOpt = None,
+    token_env: TokenEnvOpt = None,
 ) -> None:
     """Check a file against a blueprint: score, parts and issues; exit 3 when the gate fails."""
+    from tracer_kit.connections import redact
     from tracer_kit.quality import validate as run_validate
 
-    cfg = build_config(
-        config,
-        maps=map,
-        transforms=transform,
-        pii=pii,
-        reference_date=reference_date,
-        format=format,
-        encoding=encoding,
-        delimiter=delimiter,
-        sheet=sheet,
-        on_bad_lines=on_bad_lines,
-        max_bytes=max_bytes,
-        table=table,
-        query=query,
-    )
+    flags = {k: v for k, v in locals().items() if k in _CONFIG_FLAGS}  # (options by name)
+    cfg = build_config(config, maps=map, transforms=transform, **flags)
     q = run_validate(_source(input), blueprint, config=cfg)
     con = _console()
     con.print(f"quality gate: {'passed' if q.passed else 'FAILED'}")
-    con.print(
-        f"{input}: {q.rows_in:,} rows in, {q.rows_valid:,} valid, {q.rows_quarantined:,} quarantined"
-    )
+    counts = f"{q.rows_in:,} rows in, {q.rows_valid:,} valid, {q.rows_quarantined:,} quarantined"
+    con.print(f"{redact(input)}: {counts}", markup=False)  # (a URL's password never shown)
     parts = _parts(q.score_parts)
     con.print(f"quality score {q.score:.1f} ({parts})")
     _print_issues([i.to_dict() for i in q.issues])
@@ -523,7 +516,8 @@ def validate(
 @friendly
 def profile(
     input: Annotated[  # noqa: A002
-        str, typer.Argument(help="The file to profile, or a database URL with --table/--query.")
+        str,
+        typer.Argument(help="The file to profile, a database URL (--table/--query) or an API URL."),
     ],
     format: FormatOpt = None,  # noqa: A002
     encoding: EncodingOpt = None,
@@ -533,28 +527,27 @@ def profile(
     max_bytes: MaxBytesOpt = None,
     table: TableOpt = None,
     query: QueryOpt = None,
+    records_path: RecordsPathOpt = None,
+    paginate: PaginateOpt = None,
+    rate_limit: RateLimitOpt = None,
+    max_pages: MaxPagesOpt = None,
+    token_env: TokenEnvOpt = None,
 ) -> None:
     """Print a file's metadata and a per-column summary (type, nulls, distinct, min, max)."""
     from rich.table import Table
 
     from tracer_kit.profiling import profile as run_profile
 
-    cfg = build_config(
-        None,
-        format=format,
-        encoding=encoding,
-        delimiter=delimiter,
-        sheet=sheet,
-        on_bad_lines=on_bad_lines or "quarantine",
-        max_bytes=max_bytes,
-        table=table,
-        query=query,
-    )
+    flags = {k: v for k, v in locals().items() if k in _CONFIG_FLAGS}  # (options by name)
+    cfg = build_config(None, **{**flags, "on_bad_lines": on_bad_lines or "quarantine"})
     p = run_profile(_source(input), config=cfg)
     info = p.info
     con = _console()
     con.print(f"file      {info.path}")
-    con.print(f"size      {info.size:,} bytes   sha256 {info.sha256}")
+    remote = info.format in ("postgresql", "sqlite", "duckdb", "api")  # (no file's own hash)
+    con.print(
+        f"size      {info.size:,} bytes   {'fingerprint' if remote else 'sha256'} {info.sha256}"
+    )
     read = ", ".join(f"{k} {v!r}" for k, v in info.read_options().items() if v is not None)
     con.print(f"read as   {read}")
     con.print(

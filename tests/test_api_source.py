@@ -224,3 +224,17 @@ def test_validate_and_profile_take_the_api_options(api, workdir):
     )  # fmt: skip
     assert profiled.returncode == 0, profiled.stderr
     assert "rows      10 (0 rejected)" in profiled.stdout and "customer_id" in profiled.stdout
+
+
+def test_a_key_in_the_url_is_never_recorded(api, workdir):
+    r = tk.run_pipeline(
+        api.url("/cursor?api_key=K3y-s3cret"),
+        "customer_churn",
+        config={"api": {"paginate": "cursor", "records_path": "data"}},
+        run_date="2024-07-01",
+    )
+    assert r.rows_in == 10
+    assert r.input_path == api.url("/cursor?api_key=***")
+    assert r.params["pages"][1]["url"] == api.url("/cursor?api_key=***&cursor=2")
+    leaks = [p for p in workdir.rglob("*") if p.is_file() and b"K3y-s3cret" in p.read_bytes()]
+    assert leaks == []

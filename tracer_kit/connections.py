@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 from tracer_kit.errors import ConfigError, TracerError
 
@@ -60,7 +60,10 @@ URL_VARIABLE = "TRACER_DB_URL"
 #: Seconds to wait for a database server before giving up.
 CONNECT_TIMEOUT = 10
 
-_SECRET_PARAMS = {"password", "sslpassword", "passfile"}
+#: A URL query parameter whose value is a secret: a password, a token, a key, a signature.
+_SECRET_PARAM = re.compile(
+    r"([?&][\w.-]*(?:password|passfile|token|key|secret|sig)[\w.-]*=)[^&#\s]*", re.IGNORECASE
+)
 _MASK = "***"
 
 
@@ -200,16 +203,11 @@ _URL_IN_TEXT = re.compile(r"\b([a-z][a-z0-9+.-]*://)([^/@\s:]*):([^@\s/]*)@", re
 
 
 def redact(text: str) -> str:
-    """``text`` with every URL password (``user:password@``, ``?password=``) replaced by ``***``."""
+    """``text`` with every URL secret replaced by ``***``: ``user:password@`` and query values
+    named like a password, token, key, secret or signature (``?api_key=``, ``&password=``).
+    """  # noqa: D205
     text = _URL_IN_TEXT.sub(lambda m: f"{m.group(1)}{m.group(2)}:{_MASK}@", str(text))
-    if "?" not in text:
-        return text
-    head, _, query = text.partition("?")
-    pairs = parse_qsl(query, keep_blank_values=True)
-    if not any(k in _SECRET_PARAMS for k, _ in pairs):
-        return text
-    masked = [(k, _MASK if k in _SECRET_PARAMS else v) for k, v in pairs]
-    return f"{head}?{urlencode(masked, safe='*')}"
+    return _SECRET_PARAM.sub(lambda m: m.group(1) + _MASK, text)
 
 
 def scrub(text: str, url: DatabaseUrl) -> str:

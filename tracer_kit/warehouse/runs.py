@@ -30,15 +30,20 @@ def dataset_name(path: str | Path, *, table: str | None = None, query: str | Non
 
     ``customers_2024-06-01.csv`` and ``customers_20240701.csv.gz`` are both ``customers``;
     runs of one dataset are what drift and the score history compare. A database source's
-    dataset is its ``table`` without schema (for a ``query``, the first table it reads from).
+    dataset is its ``table`` without schema (for a ``query``, the first table it reads from);
+    an http(s) URL's is its path's last part.
     """
-    from tracer_kit.connections import is_database_url
+    from tracer_kit.connections import is_database_url, is_url
     from tracer_kit.ingest import input_extensions  # the formats' own extensions
 
     if is_database_url(path):
         from tracer_kit.ingest.database import database_dataset
 
         return database_dataset(table, query)
+    if is_url(path):  # an API or a file URL: its path's last part, never its query
+        from urllib.parse import urlsplit
+
+        path = urlsplit(str(path)).path
 
     endings = input_extensions()
     name = Path(str(path)).name

@@ -1,8 +1,8 @@
 """Destinations: a run exported to PostgreSQL (processed rows, quarantine, predictions, bronze) in one transaction.
 
-:func:`export` reads the run's rows from the DuckDB warehouse (its views, batch by batch)
-and streams them into PostgreSQL with ``COPY ... FROM STDIN`` (CSV text written by polars),
-never row by row. Tables are created on first use with typed columns (and a column a
+:func:`export` copies the run's rows out of the DuckDB warehouse (its views) into Parquet in
+one short read, then, with the warehouse closed, streams them batch by batch into PostgreSQL
+with ``COPY ... FROM STDIN`` (CSV text written by polars), never row by row. Tables are created on first use with typed columns (and a column a
 later run brings is added); their names are the warehouse's:
 
 - ``tracer_runs``: one row per exported run (its counts, score and where it came from);
@@ -22,12 +22,12 @@ line without the password.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import queue
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ from tracer_kit.connections import (
 )
 from tracer_kit.errors import ExportError
 from tracer_kit.warehouse import DEFAULT_WAREHOUSE
-from tracer_kit.warehouse.connection import connect, quote_ident
+from tracer_kit.warehouse.connection import connect, quote_ident, sql_text
 
 __all__ = ["EXPORT_BATCH_ROWS", "Exported", "export"]
 
@@ -137,59 +137,60 @@ def _as_text_sql(name: str, duck_type: str) -> str:
 
 @dataclass
 class _Table:
-    """One table to fill: its PostgreSQL name, columns and types, key, and the rows' query."""
+    """One table to fill: its PostgreSQL name, columns and types, and its rows staged as Parquet."""
 
     name: str
     columns: dict[str, str]  # name -> PostgreSQL type
-    select: str  # DuckDB SQL giving the rows, columns in order
-    params: list[Any]
+    staged: Path  # the run's rows, as COPY reads them (nested values as JSON text)
     load: tuple[str, str] | None = None  # bronze: (fingerprint, options hash), copied once
 
 
-def _describe(con: Any, sql: str, params: list[Any]) -> dict[str, str]:  # noqa: ANN401
-    rel = con.sql(f"SELECT * FROM ({sql}) LIMIT 0", params=params)
-    return {c: str(t) for c, t in zip(rel.columns, rel.types, strict=True)}
-
-
-def _run_tables(con: Any, run: dict[str, Any]) -> list[_Table]:  # noqa: ANN401
-    """The run's tables: what to read from the warehouse and how to type it in PostgreSQL."""
+def _sources(run: dict[str, Any]) -> list[tuple[str, str, list[Any], tuple[str, str] | None]]:
+    """The run's rows in the warehouse: (view, its filter, the filter's values, bronze load)."""
     bp, run_id = run["blueprint"], run["run_id"]
-    options = dict(run["read_options"] or {})
-    options_hash = (
-        options.pop("hash", None)
-        or hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()
-    )
-    load = (run["input_sha256"], options_hash)
-    sources = [
+    load = (run["input_sha256"], run["read_options"]["hash"])
+    return [
         (f"{bp}_processed", "run_id = ?", [run_id], None),
         (f"quarantine_{bp}", "run_id = ?", [run_id], None),
         (f"predictions_{bp}", "run_id = ?", [run_id], None),
         (f"bronze_{bp}", "file_sha256 = ? AND read_options_hash = ?", list(load), load),
     ]
+
+
+def _stage_tables(con: Any, run: dict[str, Any], work: Path) -> list[_Table]:  # noqa: ANN401
+    """The run's rows out of the warehouse into Parquet in ``work``, typed for PostgreSQL.
+
+    One short read of the warehouse: the export then streams from these files, so no
+    warehouse connection stays open while PostgreSQL takes the rows.
+    """
     tables = []
-    for view, where, params, key in sources:
-        base = f"SELECT * FROM {quote_ident(view)} WHERE {where}"
-        types = _describe(con, base, params)
+    for view, where, params, bronze in _sources(run):
+        rows = f"FROM {quote_ident(view)} WHERE {where}"
+        rel = con.sql(f"SELECT * {rows}", params=params)
+        types = {c: str(t) for c, t in zip(rel.columns, rel.types, strict=True)}
         items = ", ".join(_as_text_sql(c, t) for c, t in types.items())
-        select = f"SELECT {items} FROM {quote_ident(view)} WHERE {where}"
+        staged = work / f"{view}.parquet"
+        target = sql_text(str(staged))
+        con.execute(f"COPY (SELECT {items} {rows}) TO {target} (FORMAT parquet)", params)
         columns = {c: _pg_type(t) for c, t in types.items()}
-        tables.append(_Table(view, columns, select, params, key))
+        tables.append(_Table(view, columns, staged, bronze))
     return tables
 
 
-def _batches(con: Any, table: _Table) -> Iterator[bytes]:  # noqa: ANN401
+def _batches(table: _Table) -> Iterator[bytes]:
     """The table's rows as CSV text, :data:`EXPORT_BATCH_ROWS` at a time (nulls unquoted empty).
 
     A thread reads and encodes the next batches while PostgreSQL takes the current one (at
-    most two wait), so the warehouse read and the server's COPY overlap.
+    most two wait), so the file read and the server's COPY overlap.
     """
+    import pyarrow.parquet as pq
+
     chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=2)
     stop = threading.Event()
 
     def produce() -> None:
         try:
-            reader = con.sql(table.select, params=table.params).to_arrow_reader(EXPORT_BATCH_ROWS)
-            for batch in reader:
+            for batch in pq.ParquetFile(table.staged).iter_batches(EXPORT_BATCH_ROWS):
                 if stop.is_set():
                     return
                 if batch.num_rows:
@@ -222,11 +223,11 @@ def _create(cur: Any, table: _Table) -> None:  # noqa: ANN401
         )
 
 
-def _copy(cur: Any, con: Any, table: _Table) -> int:  # noqa: ANN401
+def _copy(cur: Any, table: _Table) -> int:  # noqa: ANN401
     """COPY the table's rows in; returns the rows added."""
     cols = ", ".join(quote_ident(c) for c in table.columns)
     with cur.copy(f"COPY {quote_ident(table.name)} ({cols}) FROM STDIN WITH (FORMAT csv)") as copy:
-        for chunk in _batches(con, table):
+        for chunk in _batches(table):
             copy.write(chunk)
     return max(cur.rowcount, 0)
 
@@ -305,17 +306,23 @@ def export(run_id: str, url: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE) 
         raise ExportError(msg)
     started = time.perf_counter()
     done = Exported(run_id, db.display())
-    with connect(warehouse, read_only=True) as con:
-        tables = _run_tables(con, run)
-        done.already, done.rows = _write(db, con, run, tables)
+    with tempfile.TemporaryDirectory(prefix="tracer-export-") as work:
+
+        def stage() -> list[_Table]:  # one short read of the warehouse, then it is closed
+            with connect(warehouse, read_only=True) as con:
+                return _stage_tables(con, run, Path(work))
+
+        done.already, done.rows = _write(db, run, stage)
     done.seconds = time.perf_counter() - started
     return done
 
 
 def _write(
-    db: DatabaseUrl, con: Any, run: dict[str, Any], tables: list[_Table]
-) -> tuple[bool, dict[str, int]]:  # noqa: ANN401
-    """In one transaction: claim the run (False: there already), create the tables, copy."""
+    db: DatabaseUrl, run: dict[str, Any], stage: Callable[[], list[_Table]]
+) -> tuple[bool, dict[str, int]]:
+    """In one transaction: claim the run (True: there already, nothing is read or written),
+    stage its rows, create the tables, copy.
+    """  # noqa: D205
     import psycopg
 
     failed = "the export failed, nothing was written"
@@ -323,12 +330,12 @@ def _write(
         try:
             with pg.transaction(), pg.cursor() as cur:
                 if not _claim_run(cur, run):
-                    return True, {t.name: 0 for t in tables}
+                    return True, {view: 0 for view, *_ in _sources(run)}
                 rows = {}
-                for table in tables:
+                for table in stage():
                     _create(cur, table)
                     fresh = table.load is None or _claim_load(cur, table, run["run_id"])
-                    rows[table.name] = _copy(cur, con, table) if fresh else 0
+                    rows[table.name] = _copy(cur, table) if fresh else 0
         except psycopg.Error as exc:
             msg = f"{db.display()}: {failed} ({driver_message(exc)})"
             raise ExportError(scrub(msg, db)) from None

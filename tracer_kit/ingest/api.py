@@ -22,18 +22,14 @@ import hashlib
 import json
 import random
 import re
-import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
-
-import polars as pl
 
 from tracer_kit.connections import dotenv_value, redact
 from tracer_kit.errors import ConfigError, IngestError
@@ -99,15 +95,8 @@ def is_file_url(url: str) -> bool:
     return Path(path).suffix in input_extensions()
 
 
-def _shown(url: str) -> str:
-    """A URL for messages: no password, no token-like query value."""
-    return re.sub(
-        r"((?:token|key|secret|password|sig)[^=&]*=)[^&]+", r"\1***", redact(url), flags=re.I
-    )
-
-
 def _fail(url: str, message: str) -> IngestError:
-    return IngestError(f"{_shown(url)}: {message}", path=_shown(url))
+    return IngestError(f"{redact(url)}: {message}", path=redact(url))
 
 
 def _token(options: ApiOptions) -> str | None:
@@ -279,7 +268,7 @@ def fetch_pages(url: str, options: ApiOptions | None = None) -> Iterator[Page]:
         seen.add(url)
         nxt = _next_url(page, options, number)
         if nxt in seen:
-            raise _fail(url, f"page {number} points back to a page already read ({_shown(nxt)})")
+            raise _fail(url, f"page {number} points back to a page already read ({redact(nxt)})")
         yield replace(page, next_url=nxt)
         if nxt is not None and options.max_pages is not None and number >= options.max_pages:
             return
@@ -316,61 +305,54 @@ def read_api(
     staging_dir: str | Path | None = None,
 ) -> Ingested:
     """Read an HTTP JSON API's records (or a file at an https URL) as text columns plus ``source_row``."""
-    from tracer_kit.ingest.read import ReadOptions, read_file_source
+    from tracer_kit.ingest.read import ReadOptions, read_staged, staging_folder
 
     options = options or ApiOptions()
-    keep = None
-    if staging_dir is None:
-        keep = tempfile.TemporaryDirectory(prefix="tracer-api-")
-        staging_dir = keep.name
-    staging = Path(staging_dir)
-    staging.mkdir(parents=True, exist_ok=True)
-    name = Path(urllib.parse.urlsplit(url).path).name or "download"
+    staging, keep = staging_folder(staging_dir, "tracer-api-")
     if is_file_url(url):
-        staged = staging / name
+        staged = staging / (Path(urllib.parse.urlsplit(url).path).name or "download")
         _download(url, staged, options)
-        got = read_file_source(staged, ReadOptions(on_bad_lines=on_bad_lines, staging_dir=staging))
-        info = replace(got.info, path=_shown(url))
-        return _kept(Ingested(got.frame, info, got.rejects, (got, keep)), keep)
+        return read_staged(staged, ReadOptions(on_bad_lines=on_bad_lines), keep, path=redact(url))
     staged = staging / "api-records.ndjson"
-    pages, digest = _write_records(url, options, staged)
-    got = read_file_source(
-        staged, ReadOptions(format="ndjson", on_bad_lines=on_bad_lines, staging_dir=staging)
+    pages, digest, more = _write_records(url, options, staged)
+    identity = {"source": redact(url), "records": digest, "paginate": options.paginate}
+    warnings = (
+        [f"stopped after --max-pages {options.max_pages}: the API has more pages"] if more else []
     )
-    identity = {"source": _shown(url), "records": digest, "paginate": options.paginate}
-    fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
-    warnings = list(got.info.warnings)
-    if pages[-1].pop("more"):
-        warnings.append(f"stopped after --max-pages {options.max_pages}: the API has more pages")
-    info = replace(
-        got.info,
-        path=_shown(url),
-        sha256=fingerprint,
+    return read_staged(
+        staged,
+        ReadOptions(format="ndjson", on_bad_lines=on_bad_lines),
+        keep,
+        lines=False,
+        path=redact(url),
+        sha256=hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest(),
         format="api",
         encoding=None,
         pages=tuple(pages),
-        warnings=tuple(warnings),
+        warnings=warnings,
     )
-    frame = got.frame.with_columns(pl.lit(None, dtype=pl.Int64).alias("source_line"))
-    return _kept(Ingested(frame, info, got.rejects, (got, keep)), keep)
 
 
-def _write_records(url: str, options: ApiOptions, staged: Path) -> tuple[list[dict[str, Any]], str]:
-    """Every page's records as NDJSON lines in ``staged``; the pages and the records' SHA-256."""
+def _write_records(
+    url: str, options: ApiOptions, staged: Path
+) -> tuple[list[dict[str, Any]], str, bool]:
+    """Every page's records as NDJSON lines in ``staged``: the pages, the records' SHA-256, and
+    whether the API had more pages than ``max_pages`` let through.
+    """  # noqa: D205
     pages: list[dict[str, Any]] = []
-    digest, rows = hashlib.sha256(), 0
+    digest, rows, more = hashlib.sha256(), 0, False
     with staged.open("w", encoding="utf-8") as out:
         for page in fetch_pages(url, options):
             pages.append(
                 {
-                    "url": _shown(page.url),
+                    "url": redact(page.url),
                     "requested_at": page.requested_at,
                     "status": page.status,
                     "first_row": rows + 1,
                     "rows": len(page.records),
-                    "more": page.next_url is not None,
                 }
             )
+            more = page.next_url is not None
             for record in page.records:
                 if not isinstance(record, dict):
                     what = json.dumps(record)[:80]
@@ -381,12 +363,4 @@ def _write_records(url: str, options: ApiOptions, staged: Path) -> tuple[list[di
                 rows += 1
     if rows == 0:
         raise _fail(url, f"no records in {len(pages)} page(s)")
-    for page in pages[:-1]:
-        page.pop("more")
-    return pages, digest.hexdigest()
-
-
-def _kept(result: Ingested, keep: Any) -> Ingested:  # noqa: ANN401
-    if keep is not None:
-        weakref.finalize(result, keep.cleanup)
-    return result
+    return pages, digest.hexdigest(), more

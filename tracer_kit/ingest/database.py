@@ -19,14 +19,10 @@ import csv
 import hashlib
 import json
 import re
-import tempfile
-import weakref
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-
-import polars as pl
 
 from tracer_kit.connections import (
     DatabaseUrl,
@@ -199,15 +195,6 @@ def _fingerprint(db: DatabaseUrl, sql: str, records_sha: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _staging(staging_dir: str | Path | None) -> tuple[Path, Any]:
-    if staging_dir is None:
-        keep = tempfile.TemporaryDirectory(prefix="tracer-db-")
-        return Path(keep.name), keep
-    path = Path(staging_dir)
-    path.mkdir(parents=True, exist_ok=True)
-    return path, None
-
-
 def read_database(
     source: str,
     *,
@@ -220,29 +207,22 @@ def read_database(
 
     See the module docstring for the order, the fingerprint and what is staged.
     """
-    from tracer_kit.ingest.read import ReadOptions, read_file_source
+    from tracer_kit.ingest.read import ReadOptions, read_staged, staging_folder
 
     db = parse_database_url(source)
-    staging, keep = _staging(staging_dir)
+    staging, keep = staging_folder(staging_dir, "tracer-db-")
     staged = staging / f"{db.kind}-rows.csv"
     sql, warnings = _stage(db, table, query, staged)
     with staged.open("rb") as fh:
         if len(fh.readlines(1 << 16)[:2]) < 2:  # the header line alone
             raise _fail(db, f"the {'table' if table else 'query'} has no rows")
-    inner = ReadOptions(
-        format="csv",
-        encoding="utf-8",
-        delimiter=",",
-        on_bad_lines=on_bad_lines,
-        staging_dir=staging,
-    )
+    as_csv = ReadOptions(format="csv", encoding="utf-8", delimiter=",", on_bad_lines=on_bad_lines)
     try:
-        got = read_file_source(staged, inner)
+        got = read_staged(staged, as_csv, keep, lines=False, path=db.display())
     except IngestError as exc:  # (a message naming the staged copy would puzzle the user)
         raise _fail(db, exc.message.replace(str(staged), "the rows read")) from None
-    info = replace(
+    got.info = replace(  # the fingerprint needs the copy's hash, known once it is read
         got.info,
-        path=db.display(),
         sha256=_fingerprint(db, sql, got.info.sha256),
         format=db.kind,
         encoding=None,
@@ -251,8 +231,4 @@ def read_database(
         query=sql,
         warnings=(*got.info.warnings, *warnings),
     )
-    frame = got.frame.with_columns(pl.lit(None, dtype=pl.Int64).alias("source_line"))
-    result = Ingested(frame=frame, info=info, rejects=got.rejects, _keepalive=(got, keep))
-    if keep is not None:
-        weakref.finalize(result, keep.cleanup)
-    return result
+    return got

@@ -111,13 +111,7 @@ def _checked_file(path: Path) -> int:
 def _open_work(path: Path, options: ReadOptions) -> tuple[_Work, str | None]:
     """The staging folder, the decompressed copy and the format the first bytes reveal."""
     size = _checked_file(path)
-    keepalive = None
-    if options.staging_dir is None:
-        keepalive = tempfile.TemporaryDirectory(prefix="tracer-ingest-")
-        staging = Path(keepalive.name)
-    else:
-        staging = Path(options.staging_dir)
-        staging.mkdir(parents=True, exist_ok=True)
+    staging, keepalive = staging_folder(options.staging_dir, "tracer-ingest-")
     head = _head(path)
     detected, compression = _sniff_format(path, head)
     w = _Work(path, size, staging, keepalive, path, head, compression)
@@ -207,10 +201,49 @@ def read_file_source(path: Path, options: ReadOptions) -> Ingested:
         compression=w.compression,
         warnings=tuple(w.warnings),
     )
-    result = Ingested(frame=got.frame, info=info, rejects=got.rejects, _keepalive=w.keepalive)
-    if w.keepalive is not None:
-        weakref.finalize(result, w.keepalive.cleanup)
+    return _kept(Ingested(got.frame, info, got.rejects), w.keepalive)
+
+
+def staging_folder(staging_dir: str | Path | None, prefix: str) -> tuple[Path, Any]:
+    """Where a reader stages its copies: ``staging_dir`` (created), else a temporary folder.
+
+    Returns the folder and the temporary folder's handle (None for ``staging_dir``), which
+    the result must keep alive (:func:`_kept`).
+    """
+    if staging_dir is None:
+        keep = tempfile.TemporaryDirectory(prefix=prefix)
+        return Path(keep.name), keep
+    folder = Path(staging_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder, None
+
+
+def _kept(result: Ingested, keep: Any) -> Ingested:  # noqa: ANN401 - a TemporaryDirectory
+    """``result`` holding ``keep`` (its staging folder) alive, removed when it goes."""
+    result._keepalive = keep
+    if keep is not None:
+        weakref.finalize(result, keep.cleanup)
     return result
+
+
+def read_staged(
+    staged: Path,
+    options: ReadOptions,
+    keep: Any,  # noqa: ANN401 - the staging folder's handle
+    *,
+    lines: bool = True,
+    **info: Any,  # noqa: ANN401 - SourceInfo fields
+) -> Ingested:
+    """Read a copy a database or API source staged, described by ``info`` in place of the copy.
+
+    ``lines=False``: the copy's line numbers are no lines of the source (``source_line`` null).
+    """
+    got = read_file_source(staged, replace(options, staging_dir=staged.parent))
+    frame = got.frame
+    if not lines:
+        frame = frame.with_columns(pl.lit(None, dtype=pl.Int64).alias("source_line"))
+    warnings = (*got.info.warnings, *info.pop("warnings", ()))
+    return _kept(Ingested(frame, replace(got.info, warnings=warnings, **info), got.rejects), keep)
 
 
 def read_database_source(source: str, options: ReadOptions) -> Ingested:

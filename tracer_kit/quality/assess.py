@@ -472,7 +472,7 @@ def assess_ingested(
     work_dir: str | Path | None = None,
 ) -> QualityResult:
     """Map an ingested file's columns onto the blueprint, then :func:`assess` it (staging in ``work_dir``)."""
-    path = ing.info.path if "://" in ing.info.path else Path(ing.info.path)  # (a URL keeps its //)
+    path = ing.info.path  # (messages only: a file's path or a URL without secrets, as text)
     mapping = match_columns(ing.info.columns, blueprint, config.column_map, path=path)
     return assess(
         ing.frame.rename(mapping),

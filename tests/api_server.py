@@ -29,9 +29,10 @@ class Api:
     files: dict[str, bytes]
     log: list[dict[str, Any]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    host: str = "127.0.0.1"
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     def hits(self, prefix: str) -> list[dict[str, Any]]:
         return [r for r in self.log if r["path"].startswith(prefix)]
@@ -113,6 +114,14 @@ def _handler(api: Api) -> type[BaseHTTPRequestHandler]:
                 return self._send(200, records)
             if path == "/broken":
                 return self._send(200, b'{"data": [{"customer_id": "C1"}, ')
+            if path == "/away-redirect":  # 302 to wherever ?to= says (another origin, say)
+                self.send_response(302)
+                self.send_header("Location", q["to"])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return None
+            if path == "/away-link":  # one page whose next link is ?to=
+                return self._send(200, {"data": _page(records, 1), "next": q["to"]})
             if path == "/missing":
                 return self._send(404, {"error": "no such thing"})
             if path == "/auth/customers":
@@ -139,11 +148,11 @@ class _QuietServer(ThreadingHTTPServer):
 
 @contextmanager
 def running_api(
-    records: list[dict[str, Any]], files: dict[str, Path] | None = None
+    records: list[dict[str, Any]], files: dict[str, Path] | None = None, host: str = "127.0.0.1"
 ) -> Iterator[Api]:
-    """Serve ``records`` (and ``files`` under /files/NAME) on 127.0.0.1 for the block."""
-    api = Api(0, records, {name: p.read_bytes() for name, p in (files or {}).items()})
-    server = _QuietServer(("127.0.0.1", 0), _handler(api))
+    """Serve ``records`` (and ``files`` under /files/NAME) on ``host`` (loopback) for the block."""
+    api = Api(0, records, {name: p.read_bytes() for name, p in (files or {}).items()}, host=host)
+    server = _QuietServer((host, 0), _handler(api))
     api.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

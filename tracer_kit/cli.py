@@ -93,10 +93,17 @@ TokenEnvOpt = Annotated[
     str | None,
     typer.Option("--token-env", help="API: send the bearer token held in this variable (or .env)."),
 ]
+SameOriginOpt = Annotated[
+    bool,
+    typer.Option(
+        "--same-origin",
+        help="API: refuse a redirect or next link to another host (default: follow it without the token).",
+    ),
+]
 #: ``build_config`` keywords a command may forward by its own parameter names.
 _CONFIG_FLAGS = frozenset(
     "no_model pii reference_date format encoding delimiter sheet on_bad_lines max_bytes dataset "
-    "notebook table query records_path paginate rate_limit max_pages token_env".split()
+    "notebook table query records_path paginate rate_limit max_pages token_env same_origin".split()
 )
 ReferenceDateOpt = Annotated[str | None, typer.Option("--reference-date", help="YYYY-MM-DD")]
 NotebookOpt = Annotated[
@@ -270,7 +277,7 @@ def build_config(
         "query": query,
     }
     base.update({k: v for k, v in overrides.items() if v is not None})
-    base["api"].update({k: v for k, v in api.items() if v is not None})
+    base["api"].update({k: v for k, v in api.items() if v is not None and v is not False})
     return load_config(base)
 
 
@@ -382,6 +389,7 @@ def run(
     rate_limit: RateLimitOpt = None,
     max_pages: MaxPagesOpt = None,
     token_env: TokenEnvOpt = None,
+    same_origin: SameOriginOpt = False,
 ) -> None:
     """Run a file, a database table or an API's records through a blueprint (via the notebook unless --no-notebook)."""
     flags = {k: v for k, v in locals().items() if k in _CONFIG_FLAGS}  # (options by name)
@@ -492,6 +500,7 @@ def validate(
     rate_limit: RateLimitOpt = None,
     max_pages: MaxPagesOpt = None,
     token_env: TokenEnvOpt = None,
+    same_origin: SameOriginOpt = False,
 ) -> None:
     """Check a file against a blueprint: score, parts and issues; exit 3 when the gate fails."""
     from tracer_kit.connections import redact
@@ -532,6 +541,7 @@ def profile(
     rate_limit: RateLimitOpt = None,
     max_pages: MaxPagesOpt = None,
     token_env: TokenEnvOpt = None,
+    same_origin: SameOriginOpt = False,
 ) -> None:
     """Print a file's metadata and a per-column summary (type, nulls, distinct, min, max)."""
     from rich.table import Table

@@ -80,6 +80,9 @@ class ApiConfig(BaseModel):
     #: Seconds to wait for each answer; and extra tries after a 429, a 5xx or a timeout.
     timeout: float = Field(30.0, gt=0)
     retries: int = Field(5, ge=0, le=20)
+    #: Refuse a redirect or a next link to another origin (by default it is followed without
+    #: the token: credentials only ever go to the origin of the URL given).
+    same_origin: bool = False
 
     def options(self) -> Any:  # noqa: ANN401 - an ApiOptions (imported late)
         """The reader's :class:`~tracer_kit.ingest.api.ApiOptions`."""

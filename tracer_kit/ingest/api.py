@@ -11,7 +11,9 @@ the pages (URL, request time, status, their first ``source_row``) are kept in
 read as that file.
 
 A bearer token comes from the variable ``token_env`` names (the environment, else ``.env``)
-and never appears in a message, a log or a record.
+and never appears in a message, a log or a record. It goes only to the origin (scheme, host
+and port) of the URL the user gave: a redirect or a next link to another origin is followed
+without it, or refused in one line when ``same_origin`` is set (``--same-origin``).
 """
 
 from __future__ import annotations
@@ -35,7 +37,15 @@ from tracer_kit.connections import dotenv_value, redact
 from tracer_kit.errors import ConfigError, IngestError
 from tracer_kit.ingest.source import Ingested
 
-__all__ = ["ApiOptions", "Page", "fetch_pages", "is_file_url", "read_api"]
+__all__ = [
+    "CREDENTIAL_HEADERS",
+    "ApiOptions",
+    "Page",
+    "fetch_pages",
+    "is_file_url",
+    "origin",
+    "read_api",
+]
 
 Paginate = Literal["none", "next-link", "page", "cursor"]
 T = TypeVar("T")
@@ -60,6 +70,8 @@ class ApiOptions:
     retries: int = 5  # extra tries of a request after a 429, a 5xx or a timeout
     backoff: float = 0.5  # seconds before the first retry, doubled each time (plus jitter)
     max_bytes: int = 10 * 1024**3  # a downloaded file's cap
+    #: Refuse a redirect or a next link to another origin (else: follow it without the token).
+    same_origin: bool = False
 
     def check(self) -> None:
         """Refuse options that cannot be right."""
@@ -141,27 +153,90 @@ def _backoff(options: ApiOptions, attempt: int, asked: float | None) -> float:
     return min(base + random.uniform(0, base), MAX_WAIT)  # noqa: S311 - jitter, not security
 
 
-def _request(url: str, options: ApiOptions, token: str | None) -> urllib.request.Request:
+def origin(url: str) -> tuple[str, str, int | None]:
+    """A URL's origin: scheme, host (lower case) and port (the scheme's default when absent)."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    default = {"http": 80, "https": 443}.get(scheme)
+    return scheme, (parts.hostname or "").lower(), port if port is not None else default
+
+
+#: Request headers that carry credentials: sent to the user's own origin only.
+CREDENTIAL_HEADERS = ("authorization", "cookie", "proxy-authorization")
+
+
+class _OriginRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects, dropping credentials on the way to another origin (or refusing it)."""
+
+    def __init__(self, home: tuple[str, str, int | None], same_origin: bool) -> None:
+        self.home, self.same_origin = home, same_origin
+
+    def redirect_request(  # noqa: PLR0913 - urllib's signature
+        self,
+        req: urllib.request.Request,
+        fp: Any,  # noqa: ANN401
+        code: int,
+        msg: str,
+        headers: Any,  # noqa: ANN401
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is None or origin(new.full_url) == self.home:
+            return new
+        if self.same_origin:
+            where = redact(new.full_url)
+            raise _fail(req.full_url, f"redirects to another origin ({where}); --same-origin refuses it")
+        for name in list(new.headers):
+            if name.lower() in CREDENTIAL_HEADERS:
+                del new.headers[name]
+        return new
+
+
+def _request(url: str, token: str | None) -> urllib.request.Request:
     headers = {"Accept": "application/json", "User-Agent": "tracer-kit"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     return urllib.request.Request(url, headers=headers)  # noqa: S310 - http(s) only, checked
 
 
-def _with_retries(
-    url: str, options: ApiOptions, token: str | None, pacer: _Pacer, use: Callable[[Any], T]
-) -> tuple[T, str]:
+def _for_origin(url: str, home: tuple[str, str, int | None], token: str | None) -> str | None:
+    """The token when ``url`` is on the user's own origin, else None (never sent elsewhere)."""
+    return token if origin(url) == home else None
+
+
+@dataclass(frozen=True)
+class _Client:
+    """What every request of one read shares: options, token, pace and the user's origin."""
+
+    options: ApiOptions
+    token: str | None
+    pacer: _Pacer
+    home: tuple[str, str, int | None]
+
+    def opener(self) -> urllib.request.OpenerDirector:
+        return urllib.request.build_opener(_OriginRedirects(self.home, self.options.same_origin))
+
+
+def _client(url: str, options: ApiOptions) -> _Client:
+    return _Client(options, _token(options), _Pacer(options.rate_limit), origin(url))
+
+
+def _with_retries(url: str, client: _Client, use: Callable[[Any], T]) -> tuple[T, str]:
     """``use(response)`` of a GET of ``url``, retried as the module docstring says; and the
     request's time (ISO, UTC).
     """  # noqa: D205
-    last = ""
+    last, options, opener = "", client.options, client.opener()
     for attempt in range(options.retries + 1):
-        pacer.wait()
+        client.pacer.wait()
         at = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
         asked = None
         try:
-            request = _request(url, options, token)
-            with urllib.request.urlopen(request, timeout=options.timeout) as response:
+            request = _request(url, _for_origin(url, client.home, client.token))
+            with opener.open(request, timeout=options.timeout) as response:
                 return use(response), at
         except urllib.error.HTTPError as exc:
             if exc.code != 429 and exc.code < 500:
@@ -250,13 +325,13 @@ def fetch_pages(url: str, options: ApiOptions | None = None) -> Iterator[Page]:
     """The API's pages in order, fetched as :class:`ApiOptions` says (see the module docstring)."""
     options = options or ApiOptions()
     options.check()
-    token, pacer = _token(options), _Pacer(options.rate_limit)
+    client = _client(url, options)
     if options.paginate == "page" and "page=" not in urllib.parse.urlsplit(url).query:
         url = _with_param(url, "page", 1)
     number, seen = 1, set()
     while url is not None:
         (status, headers, raw), at = _with_retries(
-            url, options, token, pacer, lambda r: (r.status, r.headers, r.read())
+            url, client, lambda r: (r.status, r.headers, r.read())
         )
         try:
             body = json.loads(raw.decode("utf-8-sig"))
@@ -269,6 +344,9 @@ def fetch_pages(url: str, options: ApiOptions | None = None) -> Iterator[Page]:
         nxt = _next_url(page, options, number)
         if nxt in seen:
             raise _fail(url, f"page {number} points back to a page already read ({redact(nxt)})")
+        if nxt is not None and options.same_origin and origin(nxt) != client.home:
+            msg = f"page {number} links to another origin ({redact(nxt)}); --same-origin refuses it"
+            raise _fail(url, msg)
         yield replace(page, next_url=nxt)
         if nxt is not None and options.max_pages is not None and number >= options.max_pages:
             return
@@ -290,9 +368,8 @@ def _save(response: Any, dest: Path, url: str, limit: int) -> str:  # noqa: ANN4
 
 def _download(url: str, dest: Path, options: ApiOptions) -> str:
     """Stream a file URL to ``dest`` (at most ``max_bytes``, retried as a page is); its SHA-256."""
-    token, pacer = _token(options), _Pacer(options.rate_limit)
     saved, _ = _with_retries(
-        url, options, token, pacer, lambda response: _save(response, dest, url, options.max_bytes)
+        url, _client(url, options), lambda response: _save(response, dest, url, options.max_bytes)
     )
     return saved
 

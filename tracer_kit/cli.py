@@ -173,9 +173,11 @@ def emit_rows(
     elif fmt == "csv":
         import polars as pl
 
+        from tracer_kit.writing import neutralise_cells
+
         flat = [{k: _csv_cell(v) for k, v in r.items()} for r in rows]
         frame = pl.DataFrame(flat, schema=list(rows[0]) if rows else None, infer_schema_length=None)
-        _echo_text(frame.write_csv())
+        _echo_text(neutralise_cells(frame).write_csv())
     else:
         _print_table(table(rows))
 
@@ -446,6 +448,8 @@ def predict(
         Path | None,
         typer.Option("--out", help="Also write the predictions here (.csv or .parquet)."),
     ] = None,
+    force: ForceOpt = False,
+    raw_cells: RawCellsOpt = False,
     config: ConfigOpt = None,
     reference_date: Annotated[
         str | None,
@@ -462,7 +466,14 @@ def predict(
     if reference_date:
         overrides["reference_date"] = reference_date
     result = run_predict(
-        run_id, input, out=out, config=overrides, warehouse=warehouse, output_dir=output_dir
+        run_id,
+        input,
+        out=out,
+        config=overrides,
+        warehouse=warehouse,
+        output_dir=output_dir,
+        force=force,
+        raw_cells=raw_cells,
     )
     _print_result(result)
     if result.rows_quarantined:
@@ -748,22 +759,36 @@ def prune(
     _removal(ids, warehouse, dry_run)
 
 
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite the --out file when it exists.")]
+RawCellsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--raw-cells",
+        help="Write text cells as they are (by default a cell starting with = + - @ gets a leading ').",
+    ),
+]
+
+
 @app.command()
 @friendly
 def query(
-    sql: Annotated[str, typer.Argument(help="A SQL query over the warehouse.")],
+    sql: Annotated[str, typer.Argument(help="One SELECT over the warehouse.")],
     warehouse: Warehouse = DEFAULT_WAREHOUSE,
     output_format: Annotated[
         str, typer.Option("--output-format", help="table, csv, json or parquet.")
     ] = "table",
     out: Annotated[
-        Path | None, typer.Option("--out", help="Write the result to this file.")
+        Path | None,
+        typer.Option("--out", help="Write the result to this file (.csv, .parquet, .json, .xlsx)."),
     ] = None,
+    force: ForceOpt = False,
+    raw_cells: RawCellsOpt = False,
 ) -> None:
-    """Answer SQL over the warehouse (read-only)."""
+    """Answer one SELECT over the warehouse (read-only: no COPY, EXPORT, ATTACH or file access)."""
     import polars as pl
 
     from tracer_kit.warehouse import query as run_query
+    from tracer_kit.writing import check_destination, neutralise_cells, write_table
 
     if output_format not in ("table", "csv", "json", "parquet"):
         raise ConfigError(
@@ -771,26 +796,19 @@ def query(
         )
     if output_format == "parquet" and out is None:
         raise ConfigError("--output-format parquet needs --out FILE")
-    df = run_query(sql, warehouse=warehouse)
-    if output_format == "table":
-        with pl.Config(tbl_rows=50, tbl_cols=30, fmt_str_lengths=60, tbl_width_chars=200):
-            text = str(df)
-    elif output_format == "csv":
-        text = df.write_csv()
-        if out is None:
-            _echo_text(text)
-            return
-    elif output_format == "json":
-        text = json.dumps(df.to_dicts(), default=str, indent=1)
-    else:
-        df.write_parquet(out)
-        typer.echo(f"wrote {df.height} rows to {out}")
-        return
     if out is not None:
-        out.write_text(text, encoding="utf-8")
+        check_destination(out, force=force, warehouse=warehouse)  # (before any work)
+    df = run_query(sql, warehouse=warehouse)
+    if out is not None:
+        write_table(df, out, force=force, raw_cells=raw_cells, warehouse=warehouse)
         typer.echo(f"wrote {df.height} rows to {out}")
+    elif output_format == "table":
+        with pl.Config(tbl_rows=50, tbl_cols=30, fmt_str_lengths=60, tbl_width_chars=200):
+            typer.echo(str(df))
+    elif output_format == "csv":
+        _echo_text((df if raw_cells else neutralise_cells(df)).write_csv())
     else:
-        typer.echo(text)
+        typer.echo(json.dumps(df.to_dicts(), default=str, indent=1))
 
 
 @app.command()

@@ -54,6 +54,7 @@ from tracer_kit.warehouse import (
     record_timings,
 )
 from tracer_kit.workspace import DEFAULT_PROCESSED, DEFAULT_REPORTS, Workspace
+from tracer_kit.writing import check_destination, write_table
 
 __all__ = [
     "MOSTLY_NULL",
@@ -797,6 +798,8 @@ def predict(  # noqa: PLR0913 - a run, a source and the options run_pipeline tak
     processed_dir: str | Path = DEFAULT_PROCESSED,
     progress: ProgressFn | None = None,
     report: bool = True,
+    force: bool = False,
+    raw_cells: bool = False,
 ) -> RunResult:
     """Score a new file with a completed run's saved model, recorded as a run of its own.
 
@@ -813,7 +816,9 @@ def predict(  # noqa: PLR0913 - a run, a source and the options run_pipeline tak
     source
         The new file.
     out
-        Also write the predictions here (``.csv`` or ``.parquet``).
+        Also write the predictions here (``.csv`` or ``.parquet``); never over an existing
+        file unless ``force``, and in CSV with formula-like cells neutralised unless
+        ``raw_cells`` (:func:`tracer_kit.write_table`).
     config
         Overrides of the training run's config (e.g. ``{"reference_date": "2026-12-01"}``
         for data observed later).
@@ -829,6 +834,8 @@ def predict(  # noqa: PLR0913 - a run, a source and the options run_pipeline tak
     suffix = Path(out).suffix.lower() if out else None
     if suffix not in (None, ".csv", ".parquet"):
         raise ConfigError(f"--out {out}: predictions are written as .csv or .parquet")
+    if out:
+        check_destination(out, force=force, warehouse=warehouse)  # (before any work)
     base = {k: v for k, v in trained.config.items() if k not in ("dataset", "run_date")}
     base["reference_date"] = base.get("reference_date") or trained.reference_date
     cfg = load_config({**base, **load_config(config).model_dump(exclude_unset=True)})
@@ -845,6 +852,5 @@ def predict(  # noqa: PLR0913 - a run, a source and the options run_pipeline tak
     )
     if out and result.outputs.predictions:
         rows = pl.read_parquet(result.outputs.predictions)
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        rows.write_csv(out) if suffix == ".csv" else rows.write_parquet(out)
+        write_table(rows, out, force=force, raw_cells=raw_cells, warehouse=warehouse)
     return result

@@ -189,7 +189,9 @@ class _OriginRedirects(urllib.request.HTTPRedirectHandler):
             return new
         if self.same_origin:
             where = redact(new.full_url)
-            raise _fail(req.full_url, f"redirects to another origin ({where}); --same-origin refuses it")
+            raise _fail(
+                req.full_url, f"redirects to another origin ({where}); --same-origin refuses it"
+            )
         for name in list(new.headers):
             if name.lower() in CREDENTIAL_HEADERS:
                 del new.headers[name]

@@ -134,8 +134,25 @@ def _sqlite_text(value: Any) -> Any:  # noqa: ANN401 - what SQLite stores
     return repr(value) if isinstance(value, float) else str(value)
 
 
+#: SQLite authorizer actions a source query may take: read tables, call functions, recurse.
+_SQLITE_READS = frozenset({20, 21, 31, 33})  # SQLITE_READ, _SELECT, _FUNCTION, _RECURSIVE
+
+
+def _sqlite_reads_only(action: int, *_: Any) -> int:  # noqa: ANN401
+    """Deny every SQLite action that is not a read (writes, ATTACH, VACUUM INTO, PRAGMA...)."""
+    import sqlite3
+
+    return sqlite3.SQLITE_OK if action in _SQLITE_READS else sqlite3.SQLITE_DENY
+
+
 def _sqlite_copy(con: Any, sql: str, dest: Path) -> None:  # noqa: ANN401
-    cur = con.execute(sql)
+    con.set_authorizer(_sqlite_reads_only)
+    try:
+        cur = con.execute(sql)
+    finally:
+        con.set_authorizer(None)
+    if cur.description is None:
+        raise LookupError("the statement returns no rows (give a SELECT)")
     with dest.open("w", encoding="utf-8", newline="") as out:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow([d[0] for d in cur.description])
@@ -155,6 +172,11 @@ def _duckdb_order(con: Any, table: str) -> list[str]:  # noqa: ANN401
 
 
 def _duckdb_copy(con: Any, sql: str, dest: Path) -> None:  # noqa: ANN401
+    import duckdb
+
+    statements = duckdb.extract_statements(sql)
+    if len(statements) != 1 or statements[0].type.name != "SELECT":
+        raise LookupError("only one SELECT may run on a source (the file is opened read-only)")
     target = str(dest).replace("'", "''")
     con.execute(f"COPY ({sql}) TO '{target}' (FORMAT csv, HEADER true)")
 
@@ -182,7 +204,10 @@ def _stage(
             copy(con, sql, dest)
         except driver_errors(db.kind) as exc:
             what = "table" if table else "query"
-            raise _fail(db, f"the {what} could not be read ({driver_message(exc)})") from None
+            cause = driver_message(exc)
+            if "not authorized" in cause or "authorization denied" in cause:
+                cause = "only a read statement may run on a source: a SELECT, no write, ATTACH or VACUUM"
+            raise _fail(db, f"the {what} could not be read ({cause})") from None
     return sql, warnings
 
 

@@ -8,7 +8,6 @@ not report; ragged, undecodable and NUL-holding records become rejects.
 from __future__ import annotations
 
 import codecs
-import csv
 import re
 import threading
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from tracer_kit.errors import option
-from tracer_kit.ingest.detect import _head, sniff_decimal, sniff_delimiter
+from tracer_kit.ingest.detect import _head, csv_records, sniff_decimal, sniff_delimiter
 from tracer_kit.ingest.registry import Reader, ReadOutcome, ReadRequest, register_reader
 from tracer_kit.ingest.source import REJECT_SCHEMA, _fail, _rename_note, reserved_renames
 from tracer_kit.settings import settings
@@ -333,7 +332,7 @@ def _without_first_line(path: Path, dest: Path, hasher: Any | None) -> Path:
 
 def _header(sample_lines: list[str], delim: str, original: Path) -> list[str]:
     """The header's column names; an empty or repeated name is one clear error."""
-    header = next(csv.reader(sample_lines[:50], delimiter=delim), [])
+    header = next(csv_records(sample_lines[:50], delim), [])
     header = [h.strip() for h in header]
     if header and header[0].startswith("\ufeff"):
         header[0] = header[0][1:]
@@ -430,9 +429,7 @@ def _source_positions(records: _Records, indices: np.ndarray) -> tuple[np.ndarra
 
 def _nul_column(text: str, delimiter: str, header: list[str] | None) -> str:
     """Which field of a record's text holds the NUL byte (its header name when known)."""
-    for i, value in enumerate(
-        next(csv.reader([text.replace("\x00", "\ufffd")], delimiter=delimiter), [])
-    ):
+    for i, value in enumerate(next(csv_records([text.replace("\x00", "\ufffd")], delimiter), [])):
         if "\ufffd" in value and "\x00" in text:
             return repr(header[i]) if header and i < len(header) else f"field {i + 1}"
     return "a field"

@@ -6,6 +6,7 @@ import codecs
 import csv
 import json
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from tracer_kit.ingest.source import _fail
 from tracer_kit.settings import settings
 
 __all__ = [
+    "MAX_FIELD_CHARS",
+    "csv_records",
     "DELIMITERS",
     "detect_encoding",
     "normalize_encoding",
@@ -146,12 +149,24 @@ def detect_encoding(head: bytes) -> str:
     return label
 
 
+#: The longest field the sniffers read (Python's csv module stops at 131,072 characters by
+#: default, which a real file can pass: a long comment or an embedded document).
+MAX_FIELD_CHARS = 2**31 - 1
+
+
+def csv_records(lines: Iterable[str], delimiter: str) -> Iterator[list[str]]:
+    """``csv.reader`` over ``lines`` without the csv module's default field-size cap."""
+    if csv.field_size_limit() < MAX_FIELD_CHARS:
+        csv.field_size_limit(MAX_FIELD_CHARS)
+    return csv.reader(lines, delimiter=delimiter)
+
+
 def sniff_delimiter(lines: list[str]) -> str:
     """The delimiter among ``, ; tab |`` that splits the sample lines most consistently."""
     best, best_score = ",", (0.0, 0)
     for delim in DELIMITERS:
         try:
-            counts = [len(row) for row in csv.reader(lines, delimiter=delim) if row]
+            counts = [len(row) for row in csv_records(lines, delim) if row]
         except csv.Error:
             continue
         if not counts or counts[0] < 2:
@@ -179,7 +194,7 @@ def sniff_decimal(lines: list[str], delimiter: str) -> str:
     if delimiter != ";":
         return "."
     comma = point = 0
-    for row in csv.reader(lines[1:], delimiter=delimiter):
+    for row in csv_records(lines[1:], delimiter):
         for value in row:
             value = value.strip()
             comma += bool(_DECIMAL_COMMA.match(value))

@@ -21,7 +21,6 @@ same digest.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ import polars as pl
 
 from tracer_kit.errors import IngestError
 from tracer_kit.ingest import REJECT_SCHEMA, Ingested, SourceInfo
+from tracer_kit.ingest.detect import csv_records
 from tracer_kit.ingest.source import reserved_renames
 from tracer_kit.spark.frame import PartitionFrame, spark_path
 
@@ -242,7 +242,7 @@ def _ragged(numbered: DataFrame, columns: list[str]) -> pl.DataFrame:
     bad = numbered.where(F.col(_CORRUPT).isNotNull()).select("source_row", _CORRUPT, *columns)
     rows = [(int(r[0]), r[1]) for r in bad.collect()]
     reasons = [
-        f"ragged_row: {len(next(csv.reader([line]), []))} fields, expected {len(columns)}"
+        f"ragged_row: {len(next(csv_records([line], ','), []))} fields, expected {len(columns)}"
         for _, line in rows
     ]
     return pl.DataFrame(

@@ -38,6 +38,8 @@ from tracer_kit.warehouse.reads import (
     HIDDEN,
     QUARANTINE_VIEW_SCHEMA,
     ReportInputs,
+    locked_down,
+    protected_paths,
     quarantine_rows,
     query,
     recent_runs,
@@ -58,6 +60,8 @@ from tracer_kit.workspace import DEFAULT_WAREHOUSE
 
 __all__ = [
     "BronzeFiles",
+    "locked_down",
+    "protected_paths",
     "DEFAULT_WAREHOUSE",
     "HIDDEN",
     "IDENT",

@@ -12,14 +12,24 @@ import duckdb
 import polars as pl
 
 from tracer_kit.errors import TracerError
-from tracer_kit.warehouse.connection import _is_base_table, connect, quote_ident
+from tracer_kit.warehouse.connection import (
+    _is_base_table,
+    _located,
+    _root,
+    connect,
+    quote_ident,
+    sql_text,
+)
 from tracer_kit.warehouse.migrations import open_warehouse
 from tracer_kit.workspace import DEFAULT_WAREHOUSE
 
 __all__ = [
     "HIDDEN",
     "QUARANTINE_VIEW_SCHEMA",
+    "READ_STATEMENTS",
     "ReportInputs",
+    "locked_down",
+    "protected_paths",
     "quarantine_rows",
     "query",
     "recent_runs",
@@ -28,23 +38,99 @@ __all__ = [
 ]
 
 
+#: The statements a query may be: it reads, nothing else.
+READ_STATEMENTS = ("SELECT", "EXPLAIN")
+
+
+def _read_statement(sql: str) -> None:
+    """Refuse anything but one reading statement (no COPY, EXPORT, INSTALL, ATTACH, SET...)."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise TracerError(f"query failed: {str(exc).splitlines()[0]}") from None
+    if len(statements) != 1:
+        msg = f"query: give one SQL statement (got {len(statements)})"
+        raise TracerError(msg)
+    kind = statements[0].type.name
+    if kind not in READ_STATEMENTS:
+        msg = (
+            f"query: {kind} statements are not allowed: queries over the warehouse are read-only "
+            "(use SELECT)"
+        )
+        raise TracerError(msg)
+
+
+def _registered_files(con: duckdb.DuckDBPyConnection) -> list[Path]:
+    """Every file (or Spark part-file folder) the warehouse's views read."""
+    root = _root(con)
+    stored = con.execute(
+        "SELECT path FROM processed_files UNION ALL SELECT path FROM prediction_files "
+        "UNION ALL SELECT path FROM bronze_files "
+        "UNION ALL SELECT rejects_path FROM bronze_files WHERE rejects_path IS NOT NULL"
+    ).fetchall()
+    return [_located(root, s) for (s,) in stored]
+
+
+def locked_down(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """``con`` with file access limited to the warehouse's own registered files and its
+    configuration locked: no file outside them can be read, no extension installed or loaded.
+    """  # noqa: D205
+    files, folders = [], []
+    for path in _registered_files(con):
+        (folders if path.is_dir() else files).append(str(path.resolve()))
+    if files:
+        con.execute(f"SET allowed_paths = [{', '.join(map(sql_text, files))}]")
+    if folders:
+        con.execute(f"SET allowed_directories = [{', '.join(sql_text(f + '/') for f in folders)}]")
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    return con
+
+
 def query(sql: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE) -> pl.DataFrame:
-    """Run SQL against the warehouse (read-only) and return a polars DataFrame.
+    """Run one SELECT against the warehouse, read-only, and return a polars DataFrame.
+
+    The statement must read (``SELECT``, ``WITH``, ``EXPLAIN``...): ``COPY``, ``EXPORT``,
+    ``INSTALL``, ``ATTACH`` and ``SET`` are refused, no file outside the warehouse's own can
+    be read, and the connection's configuration is locked.
 
     Examples
     --------
     >>> import tracer_kit as tk
     >>> tk.query("SELECT state, count(*) AS n FROM runs GROUP BY state")  # doctest: +SKIP
     """
+    _read_statement(sql)
     with connect(warehouse, read_only=True) as con:
         try:
-            return con.sql(sql).pl()
+            return locked_down(con).sql(sql).pl()
         except duckdb.Error as exc:
             msg = f"query failed: {str(exc).splitlines()[0]}"
             raise TracerError(msg) from None
         except AttributeError:
             msg = "query returned no rows to read (use a SELECT)"
             raise TracerError(msg) from None
+
+
+def protected_paths(warehouse: str | Path = DEFAULT_WAREHOUSE) -> tuple[list[Path], list[Path]]:
+    """What no user-named output may overwrite: the warehouse's files, and the folders holding
+    its runs' files (processed rows, bronze, predictions, reports, staging).
+    """  # noqa: D205
+    base = Path(warehouse).resolve()
+    files = [base, base.with_name(base.name + ".wal")]
+    folders = [base.parent / "staging", base.parent / "processed", base.parent / "bronze"]
+    if not base.exists():
+        return files, folders
+    with connect(warehouse, read_only=True) as con:
+        registered = _registered_files(con)
+        outputs = con.execute("SELECT outputs FROM runs WHERE outputs IS NOT NULL").fetchall()
+    folders += [p.parent for p in registered] + [p for p in registered if p.is_dir()]
+    for (text,) in outputs:
+        for value in json.loads(text).values():
+            if isinstance(value, str) and value.endswith((".html", ".parquet", ".skops")):
+                folders.append(Path(value).resolve().parent)
+    return files, sorted({p.resolve() for p in folders})
 
 
 def quarantine_rows(

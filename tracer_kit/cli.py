@@ -100,6 +100,13 @@ SameOriginOpt = Annotated[
         help="API: refuse a redirect or next link to another host (default: follow it without the token).",
     ),
 ]
+SecretParamOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--secret-param",
+        help="A URL query parameter whose value is a secret, masked wherever recorded (repeatable).",
+    ),
+]
 #: ``build_config`` keywords a command may forward by its own parameter names.
 _CONFIG_FLAGS = frozenset(
     "no_model pii reference_date format encoding delimiter sheet on_bad_lines max_bytes dataset "
@@ -250,6 +257,7 @@ def build_config(
     transforms: list[str] | None = None,
     pii: list[str] | None = None,
     no_model: bool = False,
+    secrets: list[str] | None = None,
     **api: Any,
 ) -> Any:
     """A Config from ``--config`` plus the command-line overrides (``api``: the API flags)."""
@@ -263,6 +271,7 @@ def build_config(
     for name, steps in _pairs(transforms, "--transform", "FIELD=STEP,STEP").items():
         base["transforms"][name] = [step.strip() for step in steps.split(",") if step.strip()]
     base["pii"] = [*base["pii"], *(p for p in pii or [] if p not in base["pii"])]
+    base["secret_params"] = [*base["secret_params"], *(secrets or [])]
     if no_model:
         base["model"]["enabled"] = False
     overrides = {
@@ -392,10 +401,11 @@ def run(
     max_pages: MaxPagesOpt = None,
     token_env: TokenEnvOpt = None,
     same_origin: SameOriginOpt = False,
+    secret_param: SecretParamOpt = None,
 ) -> None:
     """Run a file, a database table or an API's records through a blueprint (via the notebook unless --no-notebook)."""
     flags = {k: v for k, v in locals().items() if k in _CONFIG_FLAGS}  # (options by name)
-    cfg = build_config(config, maps=map, transforms=transform, **flags)
+    cfg = build_config(config, maps=map, transforms=transform, secrets=secret_param, **flags)
     if no_notebook and cfg.notebook:
         raise ConfigError("--notebook and --no-notebook contradict each other; choose one")
     common: dict[str, Any] = {"config": cfg, "warehouse": warehouse, "output_dir": output_dir}
@@ -512,13 +522,14 @@ def validate(
     max_pages: MaxPagesOpt = None,
     token_env: TokenEnvOpt = None,
     same_origin: SameOriginOpt = False,
+    secret_param: SecretParamOpt = None,
 ) -> None:
     """Check a file against a blueprint: score, parts and issues; exit 3 when the gate fails."""
     from tracer_kit.connections import redact
     from tracer_kit.quality import validate as run_validate
 
     flags = {k: v for k, v in locals().items() if k in _CONFIG_FLAGS}  # (options by name)
-    cfg = build_config(config, maps=map, transforms=transform, **flags)
+    cfg = build_config(config, maps=map, transforms=transform, secrets=secret_param, **flags)
     q = run_validate(_source(input), blueprint, config=cfg)
     con = _console()
     con.print(f"quality gate: {'passed' if q.passed else 'FAILED'}")
@@ -553,6 +564,7 @@ def profile(
     max_pages: MaxPagesOpt = None,
     token_env: TokenEnvOpt = None,
     same_origin: SameOriginOpt = False,
+    secret_param: SecretParamOpt = None,
 ) -> None:
     """Print a file's metadata and a per-column summary (type, nulls, distinct, min, max)."""
     from rich.table import Table
@@ -560,7 +572,8 @@ def profile(
     from tracer_kit.profiling import profile as run_profile
 
     flags = {k: v for k, v in locals().items() if k in _CONFIG_FLAGS}  # (options by name)
-    cfg = build_config(None, **{**flags, "on_bad_lines": on_bad_lines or "quarantine"})
+    flags["on_bad_lines"] = on_bad_lines or "quarantine"
+    cfg = build_config(None, secrets=secret_param, **flags)
     p = run_profile(_source(input), config=cfg)
     info = p.info
     con = _console()

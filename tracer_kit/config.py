@@ -126,6 +126,8 @@ class Config(BaseModel):
     transforms: dict[str, list[str | dict[str, Any]]] = Field(default_factory=dict)
     #: Fields holding personal data: never shown in the report, notebook or workbench.
     pii: list[str] = Field(default_factory=list)
+    #: More URL query parameter names whose values are secrets (masked wherever recorded).
+    secret_params: list[str] = Field(default_factory=list)
     #: The key of the ``pseudonymise`` transform (else ``TRACER_PSEUDONYMISE_KEY``); never saved.
     pseudonymise_key: SecretStr | None = Field(None, exclude=True, repr=False)
 
@@ -196,13 +198,17 @@ def load_config(source: Config | dict[str, Any] | str | Path | None) -> Config:
     if source is None:
         return Config()
     if isinstance(source, Config):
+        if source.secret_params:
+            from tracer_kit.connections import add_secret_params
+
+            add_secret_params(source.secret_params)
         return source
     data: Any = _read_config_file(Path(source)) if isinstance(source, (str, Path)) else source
     if not isinstance(data, dict):
         msg = f"config should be a mapping of Config fields, got {type(data).__name__}"
         raise ConfigError(msg)
     try:
-        return Config.model_validate(data)
+        loaded = Config.model_validate(data)
     except ConfigError:
         raise
     except ValidationError as exc:
@@ -212,6 +218,11 @@ def load_config(source: Config | dict[str, Any] | str | Path | None) -> Config:
             parts.append(f"{where}: {err['msg']}")
         msg = "invalid config: " + "; ".join(parts)
         raise ConfigError(msg) from None
+    if loaded.secret_params:
+        from tracer_kit.connections import add_secret_params
+
+        add_secret_params(loaded.secret_params)
+    return loaded
 
 
 def config_to_jsonable(config: Config) -> dict[str, Any]:

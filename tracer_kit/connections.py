@@ -17,6 +17,7 @@ password that a driver's own message might repeat. A recorded URL can be given a
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -32,13 +33,20 @@ __all__ = [
     "CONNECT_TIMEOUT",
     "DATABASE_KINDS",
     "URL_VARIABLE",
+    "SECRET_PARAMS_VARIABLE",
+    "SECRET_PARAM_NAMES",
+    "SECRET_PARAM_WORDS",
     "DatabaseUrl",
+    "add_secret_params",
+    "check_url",
     "connect_database",
     "driver_errors",
     "driver_message",
     "dotenv_value",
     "is_database_url",
+    "is_secret_param",
     "is_url",
+    "looks_random",
     "parse_database_url",
     "quote_name",
     "redact",
@@ -60,10 +68,6 @@ URL_VARIABLE = "TRACER_DB_URL"
 #: Seconds to wait for a database server before giving up.
 CONNECT_TIMEOUT = 10
 
-#: A URL query parameter whose value is a secret: a password, a token, a key, a signature.
-_SECRET_PARAM = re.compile(
-    r"([?&][\w.-]*(?:password|passfile|token|key|secret|sig)[\w.-]*=)[^&#\s]*", re.IGNORECASE
-)
 _MASK = "***"
 
 
@@ -119,6 +123,20 @@ class DatabaseUrl:
         return sorted({self.password, quote(self.password, safe="")}, key=len, reverse=True)
 
 
+def check_url(text: str) -> str:
+    """``text`` once it parses as a URL; one line naming it (without secrets) when it does not."""
+    try:
+        parts = urlsplit(text)
+        _ = parts.port  # (a port that is not a number fails only when asked for)
+    except ValueError as exc:
+        why = str(exc)
+        if "IPv6" in why:
+            why = "an IPv6 address needs both brackets, as in [::1]:5432"
+        msg = f"{redact(text)} is not a valid URL ({why})"
+        raise ConfigError(msg) from None
+    return text
+
+
 def is_url(source: Any) -> bool:  # noqa: ANN401 - a path, a URL or anything else
     """Whether ``source`` is a database or http(s) URL (kept as text: a path would fold its ``//``)."""
     text = str(source)
@@ -148,6 +166,7 @@ def parse_database_url(source: str | Path) -> DatabaseUrl:
             msg = f"{text}: the variable {name} is not set (in the environment or in .env)"
             raise ConfigError(msg)
         text = value
+    check_url(text)
     scheme = text.partition("://")[0].lower()
     kind = DATABASE_KINDS.get(scheme)
     if kind is None:
@@ -199,15 +218,108 @@ def _with_default_credentials(url: str) -> str:
     return urlunsplit((given.scheme, netloc, given.path, given.query, given.fragment))
 
 
-_URL_IN_TEXT = re.compile(r"\b([a-z][a-z0-9+.-]*://)([^/@\s:]*):([^@\s/]*)@", re.IGNORECASE)
+#: Words that make a URL query parameter's value a secret, matched against each word of its
+#: name (``api_key``, ``apiKey``, ``X-Amz-Signature``, ``access_token``...). Add names with
+#: ``--secret-param`` or ``TRACER_SECRET_PARAMS`` (comma-separated).
+SECRET_PARAM_WORDS = frozenset(
+    "password passwd pwd pass passphrase secret token key apikey auth authorization "
+    "credential credentials jwt sig signature session sessionid sid cookie otp".split()
+)
+#: Names that are secrets only as the whole name (OAuth's ``code``; ``zip_code`` is not).
+SECRET_PARAM_NAMES = frozenset({"code", "state", "nonce"})
+SECRET_PARAMS_VARIABLE = "TRACER_SECRET_PARAMS"
+_URL_START = re.compile(r"\b[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9_\-.~+/=%]+")
+
+
+def add_secret_params(names: list[str] | tuple[str, ...]) -> None:
+    """Treat query parameters with these names as secrets too (for this process and its kernels)."""
+    known = [n for n in os.environ.get(SECRET_PARAMS_VARIABLE, "").split(",") if n]
+    added = [n.strip() for n in names if n.strip() and n.strip() not in known]
+    if added:
+        os.environ[SECRET_PARAMS_VARIABLE] = ",".join([*known, *added])
+
+
+def _name_words(name: str) -> list[str]:
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
+    return [w for w in re.split(r"[\s_\-.\[\]]+", spaced.lower()) if w]
+
+
+def is_secret_param(name: str) -> bool:
+    """Whether a URL query parameter named ``name`` carries a secret (see ``SECRET_PARAM_WORDS``)."""
+    lowered = name.strip().lower()
+    extra = {n.strip().lower() for n in os.environ.get(SECRET_PARAMS_VARIABLE, "").split(",")}
+    if lowered in SECRET_PARAM_NAMES or lowered in extra - {""}:
+        return True
+    return any(w in SECRET_PARAM_WORDS for w in _name_words(name))
+
+
+def looks_random(value: str) -> bool:
+    """Whether ``value`` looks like a generated secret: over 20 characters of token alphabet,
+    letters mixed with digits, high entropy, and not words joined by ``_``, ``-`` or ``.``.
+    """  # noqa: D205
+    if len(value) <= 20 or not _TOKEN_CHARS.fullmatch(value):
+        return False
+    if not (re.search(r"\d", value) and re.search(r"[A-Za-z]", value)):
+        return False
+    parts = [p for p in re.split(r"[_\-.]+", value) if p]
+    if all(p.isalpha() or (p.isdigit() and len(p) <= 8) for p in parts):
+        return False  # customers_2024_export, report-2024-06-30
+    counts = [value.count(c) for c in set(value)]
+    entropy = -sum(n / len(value) * math.log2(n / len(value)) for n in counts)
+    return entropy >= 3.5
+
+
+def _mask_query(query: str) -> str:
+    out = []
+    for pair in query.split("&"):
+        name, sep, value = pair.partition("=")
+        secret = is_secret_param(unquote(name)) or looks_random(unquote(value))
+        out.append(f"{name}{sep}{_MASK}" if sep and value and secret else pair)
+    return "&".join(out)
+
+
+def _mask_url(url: str) -> str:
+    """One URL (from its scheme to its end) with its password and secret values masked.
+
+    The password is found by parsing: the user information is everything before the last
+    ``@`` of the authority (so a password holding an unencoded ``@`` is hidden whole).
+    """
+    scheme, _, rest = url.partition("://")
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority, tail = rest[:cut], rest[cut:]
+    userinfo, at, host = authority.rpartition("@")
+    if at:
+        user, colon, password = userinfo.partition(":")
+        if colon and password:
+            userinfo = f"{user}:{_MASK}"
+        elif looks_random(unquote(user)):
+            userinfo = _MASK  # a token given as the user (https://TOKEN@host)
+        authority = f"{userinfo}@{host}"
+    path, qmark, query = tail.partition("?")
+    query, hash_, fragment = query.partition("#")
+    segments = "/".join(_MASK if looks_random(unquote(s)) else s for s in path.split("/"))
+    query = _mask_query(query) if qmark else query
+    return f"{scheme}://{authority}{segments}{qmark}{query}{hash_}{fragment}"
 
 
 def redact(text: str) -> str:
-    """``text`` with every URL secret replaced by ``***``: ``user:password@`` and query values
-    named like a password, token, key, secret or signature (``?api_key=``, ``&password=``).
+    """``text`` with every URL secret replaced by ``***``: the password of ``user:password@``
+    (found by parsing the URL), query values whose name says secret (``?api_key=``,
+    ``&auth=``, see ``SECRET_PARAM_WORDS``), and values or path parts that look random.
     """  # noqa: D205
-    text = _URL_IN_TEXT.sub(lambda m: f"{m.group(1)}{m.group(2)}:{_MASK}@", str(text))
-    return _SECRET_PARAM.sub(lambda m: m.group(1) + _MASK, text)
+    text = str(text)
+    out, pos = [], 0
+    for m in _URL_START.finditer(text):
+        if m.start() < pos:
+            continue
+        end = m.end()
+        while end < len(text) and not text[end].isspace() and text[end] not in "'\"<>`":
+            end += 1
+        out += [text[pos : m.start()], _mask_url(text[m.start() : end])]
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def scrub(text: str, url: DatabaseUrl) -> str:

@@ -339,6 +339,8 @@ def fetch_pages(url: str, options: ApiOptions | None = None) -> Iterator[Page]:
             body = json.loads(raw.decode("utf-8-sig"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise _fail(url, f"page {number} is not JSON ({exc})") from None
+        except RecursionError:
+            raise _fail(url, f"page {number} is JSON nested too deep to read") from None
         page = Page(
             url, at, status, _records(body, options.records_path, url), body, _link_next(headers)
         )

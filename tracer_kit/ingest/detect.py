@@ -58,6 +58,8 @@ def _sniff_text_format(text: str, extension: str | None = None) -> str:
         try:
             json.loads(first)
             return "ndjson"
+        except RecursionError:
+            return "ndjson"  # (one deep line: the reader quarantines it)
         except ValueError:
             return "json"
     if stripped.startswith("<") and (extension == "xml" or _parses_as_xml(stripped)):

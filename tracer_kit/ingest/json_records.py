@@ -19,7 +19,14 @@ from tracer_kit.ingest.registry import (
 )
 from tracer_kit.ingest.source import REJECT_SCHEMA, _fail, _safe_frame
 
-__all__: list[str] = []
+__all__ = ["MAX_JSON_DEPTH"]
+
+#: How deep JSON may nest: Python's parser recurses once per level and stops near 1,000
+#: (its recursion limit), so that is the stated limit.
+MAX_JSON_DEPTH = 1000
+_TOO_DEEP = (
+    f"nests more than about {MAX_JSON_DEPTH:,} levels deep (arrays or objects inside each other)"
+)
 
 
 def _read_json(path: Path) -> pl.DataFrame:
@@ -28,6 +35,8 @@ def _read_json(path: Path) -> pl.DataFrame:
             data = json.load(fh)
     except UnicodeDecodeError:
         raise _fail(path, "is not UTF-8 encoded JSON") from None
+    except RecursionError:
+        raise _fail(path, f"is JSON that {_TOO_DEEP}; tracer reads records, not trees") from None
     except json.JSONDecodeError as exc:
         raise _fail(
             path,
@@ -47,7 +56,10 @@ def _read_json(path: Path) -> pl.DataFrame:
         if not isinstance(item, dict):
             msg = f"element {i} is a {type(item).__name__}, not an object (record)"
             raise _fail(path, msg)
-    rows = [{k: _json_text(v) for k, v in item.items()} for item in data]
+    try:
+        rows = [{k: _json_text(v) for k, v in item.items()} for item in data]
+    except RecursionError:
+        raise _fail(path, f"holds a value that {_TOO_DEEP}") from None
     return text_frame(rows)
 
 
@@ -81,6 +93,17 @@ def _read_ndjson(
                     item = json.loads(text)
                     if not isinstance(item, dict):
                         raise ValueError(f"a {type(item).__name__}, not an object")
+                    record = {k: _json_text(v) for k, v in item.items()}
+                except RecursionError:
+                    exc = ValueError(_TOO_DEEP)
+                    reason = f"invalid_json: {exc}"
+                    if on_bad_lines == "error":
+                        raise _fail(path, f"line {number} {_TOO_DEEP}", line=number) from None
+                    for key, value in zip(
+                        rejects, (row_no, number, text[:10_000], reason), strict=True
+                    ):
+                        rejects[key].append(value)
+                    continue
                 except ValueError as exc:
                     reason = f"invalid_json: {exc}"
                     if on_bad_lines == "error":
@@ -91,7 +114,7 @@ def _read_ndjson(
                     ):
                         rejects[key].append(value)
                     continue
-                records.append({k: _json_text(v) for k, v in item.items()})
+                records.append(record)
                 rows.append(row_no)
                 lines.append(number)
         except UnicodeDecodeError:

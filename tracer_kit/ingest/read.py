@@ -261,8 +261,10 @@ def read_database_source(source: str, options: ReadOptions) -> Ingested:
 
 def read_api_source(source: str, options: ReadOptions) -> Ingested:
     """Read an HTTP JSON API or a file at an http(s) URL (see :mod:`tracer_kit.ingest.api`)."""
+    from tracer_kit.connections import check_url
     from tracer_kit.ingest.api import ApiOptions, read_api
 
+    check_url(source)
     api = options.api or ApiOptions()
     if options.max_bytes is not None:
         api = replace(api, max_bytes=options.max_bytes)

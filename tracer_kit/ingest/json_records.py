@@ -75,6 +75,17 @@ def _json_text(value: Any) -> str | None:
     return json.dumps(value, sort_keys=True)
 
 
+def _line_record(text: str) -> dict[str, str | None]:
+    """One NDJSON line as a record of texts; ValueError says why it is not one."""
+    try:
+        item = json.loads(text)
+        if not isinstance(item, dict):
+            raise ValueError(f"a {type(item).__name__}, not an object")
+        return {k: _json_text(v) for k, v in item.items()}
+    except RecursionError:
+        raise ValueError(_TOO_DEEP) from None
+
+
 def _read_ndjson(
     path: Path, on_bad_lines: str, notes: list[str]
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -90,20 +101,7 @@ def _read_ndjson(
                     continue
                 row_no = len(rows) + len(rejects["source_row"]) + 1
                 try:
-                    item = json.loads(text)
-                    if not isinstance(item, dict):
-                        raise ValueError(f"a {type(item).__name__}, not an object")
-                    record = {k: _json_text(v) for k, v in item.items()}
-                except RecursionError:
-                    exc = ValueError(_TOO_DEEP)
-                    reason = f"invalid_json: {exc}"
-                    if on_bad_lines == "error":
-                        raise _fail(path, f"line {number} {_TOO_DEEP}", line=number) from None
-                    for key, value in zip(
-                        rejects, (row_no, number, text[:10_000], reason), strict=True
-                    ):
-                        rejects[key].append(value)
-                    continue
+                    record = _line_record(text)
                 except ValueError as exc:
                     reason = f"invalid_json: {exc}"
                     if on_bad_lines == "error":

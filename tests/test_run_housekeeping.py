@@ -82,7 +82,10 @@ def test_delete_and_prune_remove_rows_and_files_in_one_go(tiny):
     assert dry.returncode == 0, dry.stderr
     assert f"would delete run {runs[0].run_id}" in dry.stdout
     assert f"would delete run {runs[1].run_id}" in dry.stdout
-    assert runs[2].run_id not in dry.stdout and runs[3].run_id not in dry.stdout
+    assert "customer_churn / crm: keeps 1, removes 2" in dry.stdout
+    # the dry run says what stays too (issue: per dataset what stays and what goes)
+    assert f"keep   {runs[2].run_id}" in dry.stdout and f"run {runs[2].run_id}" not in dry.stdout
+    assert runs[3].run_id not in dry.stdout  # another dataset, not asked for
     assert tk.query("SELECT count(*) AS n FROM runs")["n"].item() == 4  # nothing went
     done = _tracer("prune", "--keep-last", "1", "--dataset", "crm", cwd=tiny)
     assert done.returncode == 0, done.stderr
@@ -103,3 +106,80 @@ def test_delete_and_prune_remove_rows_and_files_in_one_go(tiny):
     assert not list((tiny / "data" / "bronze").rglob("*.parquet"))
     unknown = _tracer("runs", "delete", "nope", cwd=tiny)
     assert unknown.returncode == 1 and "no run 'nope'" in unknown.stderr
+
+
+BROKEN = "customer_id,last_activity_date,account_created_date,total_value\n" + "".join(
+    f"C{i},someday,never,abc\n" for i in range(20)
+)  # every row invalid: the quality gate fails
+
+
+def test_prune_keeps_the_last_good_run_when_the_newest_failed(tiny):
+    good = [
+        tk.run_pipeline(name, "customer_churn", return_frame=False)
+        for name in ("crm_2024-05-01.csv", "crm_2024-06-01.csv")
+    ]
+    (tiny / "crm_2024-08-01.csv").write_text(BROKEN)
+    with pytest.raises(tk.QualityGateError):
+        tk.run_pipeline("crm_2024-08-01.csv", "customer_churn", return_frame=False)
+    failed = tk.query("SELECT run_id FROM runs WHERE state = 'FAILED'")["run_id"].item()
+    # keep-last counts completed runs only: the failed newest run takes no place
+    assert tk.runs_to_prune(keep_last=1) == [good[0].run_id]
+    # keep-last 0 still keeps the dataset's last good run, unless asked
+    assert tk.runs_to_prune(keep_last=0) == [good[0].run_id]
+    assert sorted(tk.runs_to_prune(keep_last=0, include_last_good=True)) == sorted(
+        r.run_id for r in good
+    )
+    # failed runs go separately, by age
+    assert tk.runs_to_prune(failed_older_than_days=1) == []
+    assert tk.runs_to_prune(failed_older_than_days=0) == [failed]
+    dry = _tracer("prune", "--keep-last", "0", "--dry-run", cwd=tiny)
+    assert dry.returncode == 0, dry.stderr
+    assert "customer_churn / crm: keeps 2, removes 1" in dry.stdout
+    assert f"keep   {good[1].run_id} (the last good run)" in dry.stdout
+    assert f"keep   {failed}" in dry.stdout
+    assert f"would remove {good[0].run_id}" in dry.stdout
+    nothing = _tracer("prune", cwd=tiny)
+    assert nothing.returncode == 1 and "give --keep-last N" in nothing.stderr
+    done = _tracer("prune", "--keep-last", "1", "--failed-older-than", "0", cwd=tiny)
+    assert done.returncode == 0, done.stderr
+    assert tk.query("SELECT run_id FROM runs")["run_id"].to_list() == [good[1].run_id]
+    assert (tiny / good[1].outputs["parquet"]).is_file()
+
+
+def test_a_run_being_read_is_not_deleted_under_the_reader(tiny):
+    import sys
+
+    run = tk.run_pipeline("other.csv", "customer_churn", return_frame=False)
+    reader = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from tracer_kit.warehouse import reading_run\n"
+            f"with reading_run({run.run_id!r}, warehouse='data/warehouse.duckdb'):\n"
+            "    print('reading', flush=True); time.sleep(4)\n",
+        ],
+        cwd=tiny,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert reader.stdout.readline().strip() == "reading"
+        busy = subprocess.run(
+            [venv_bin("tracer"), "runs", "delete", run.run_id],
+            cwd=tiny, capture_output=True, text=True, timeout=60,
+            env={**__import__("os").environ, "TRACER_LOCK_TIMEOUT": "1"},
+        )  # fmt: skip
+        assert busy.returncode == 1
+        assert busy.stderr.strip().splitlines() == [
+            f"error: run {run.run_id} is being read by another process (tracer predict?) and was "
+            "not released within 1 s; nothing was deleted, try again when it has finished"
+        ]
+        assert (tiny / run.outputs["parquet"]).is_file()
+        assert tk.query("SELECT count(*) AS n FROM runs")["n"].item() == 1
+        waited = _tracer("runs", "delete", run.run_id, cwd=tiny)  # waits for the reader
+        assert waited.returncode == 0, waited.stderr
+        assert reader.wait(timeout=30) == 0
+    finally:
+        reader.kill()
+    assert tk.query("SELECT count(*) AS n FROM runs")["n"].item() == 0

@@ -752,24 +752,53 @@ def runs_delete(
 @friendly
 def prune(
     keep_last: Annotated[
-        int, typer.Option("--keep-last", help="Runs to keep per blueprint and dataset.")
-    ],
+        int | None,
+        typer.Option("--keep-last", help="Completed runs to keep per blueprint and dataset."),
+    ] = None,
+    failed_older_than: Annotated[
+        float | None,
+        typer.Option(
+            "--failed-older-than", help="Also remove failed and cancelled runs older than DAYS."
+        ),
+    ] = None,
+    include_last_good: Annotated[
+        bool,
+        typer.Option(
+            "--include-last-good",
+            help="Allow removing a dataset's only remaining completed run (kept by default).",
+        ),
+    ] = False,
     dataset: Annotated[
         str | None, typer.Option("--dataset", help="Only this dataset's runs.")
     ] = None,
     older_than: Annotated[
-        float | None, typer.Option("--older-than", help="Only runs older than this many days.")
+        float | None,
+        typer.Option("--older-than", help="Only completed runs older than this many days."),
     ] = None,
     warehouse: Warehouse = DEFAULT_WAREHOUSE,
     dry_run: DryRunOpt = False,
 ) -> None:
-    """Remove old runs, keeping the newest N of each blueprint and dataset."""
-    from tracer_kit.warehouse import runs_to_prune
+    """Remove old runs: completed ones beyond the newest N, failed ones past an age; never a dataset's last good run."""
+    from tracer_kit.warehouse import prune_plan
 
-    ids = runs_to_prune(
-        keep_last=keep_last, dataset=dataset, older_than_days=older_than, warehouse=warehouse
+    plan = prune_plan(
+        keep_last=keep_last,
+        dataset=dataset,
+        older_than_days=older_than,
+        failed_older_than_days=failed_older_than,
+        include_last_good=include_last_good,
+        warehouse=warehouse,
     )
-    _removal(ids, warehouse, dry_run)
+    con = _console()
+    for group in plan:
+        name = f"{group.blueprint} / {group.dataset or '(no dataset)'}"
+        con.print(f"{name}: keeps {len(group.keep)}, removes {len(group.remove)}", markup=False)
+        for run_id in group.keep:
+            why = " (the last good run)" if run_id == group.kept_last_good else ""
+            con.print(f"  keep   {run_id}{why}", markup=False)
+        for run_id in group.remove:
+            con.print(f"  {'would remove' if dry_run else 'remove'} {run_id}", markup=False)
+    _removal([r for g in plan for r in reversed(g.remove)], warehouse, dry_run)
 
 
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite the --out file when it exists.")]

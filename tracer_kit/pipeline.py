@@ -51,6 +51,7 @@ from tracer_kit.warehouse import (
     dataset_name,
     new_run_id,
     open_warehouse,
+    reading_run,
     record_timings,
 )
 from tracer_kit.workspace import DEFAULT_PROCESSED, DEFAULT_REPORTS, Workspace
@@ -830,6 +831,36 @@ def predict(  # noqa: PLR0913 - a run, a source and the options run_pipeline tak
     TracerError
         For an unknown run, a run without a saved model, or an unsupported ``out`` type.
     """
+    with reading_run(run_id, warehouse=warehouse):  # (not deleted while its model is read)
+        return _predict(
+            run_id,
+            source,
+            out=out,
+            config=config,
+            warehouse=warehouse,
+            output_dir=output_dir,
+            processed_dir=processed_dir,
+            progress=progress,
+            report=report,
+            force=force,
+            raw_cells=raw_cells,
+        )
+
+
+def _predict(  # noqa: PLR0913 - predict's arguments, passed on
+    run_id: str,
+    source: str | Path,
+    *,
+    out: str | Path | None,
+    config: Config | dict[str, Any] | str | Path | None,
+    warehouse: str | Path,
+    output_dir: str | Path,
+    processed_dir: str | Path,
+    progress: ProgressFn | None,
+    report: bool,
+    force: bool,
+    raw_cells: bool,
+) -> RunResult:
     trained = trained_run(run_id, warehouse)
     suffix = Path(out).suffix.lower() if out else None
     if suffix not in (None, ".csv", ".parquet"):

@@ -545,10 +545,11 @@ def load_preprocessor(run_id: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE)
     >>> prep = tk.load_preprocessor(result.run_id)  # doctest: +SKIP
     >>> matrix = prep.transform(result.frame)  # doctest: +SKIP
     """
-    from tracer_kit.warehouse import run_row
+    from tracer_kit.warehouse import reading_run, run_row
 
-    row = run_row(run_id, warehouse=warehouse)
-    path = row["outputs"].get("preprocessor")
-    if not path or not Path(path).exists():
-        raise TracerError(f"run {run_id} has no saved preprocessor (state {row['state']})")
-    return read_preprocessor(path)
+    with reading_run(run_id, warehouse=warehouse):
+        row = run_row(run_id, warehouse=warehouse)
+        path = row["outputs"].get("preprocessor")
+        if not path or not Path(path).exists():
+            raise TracerError(f"run {run_id} has no saved preprocessor (state {row['state']})")
+        return read_preprocessor(path)

@@ -46,7 +46,14 @@ from tracer_kit.warehouse.reads import (
     report_inputs,
     run_row,
 )
-from tracer_kit.warehouse.removal import Removal, delete_runs, runs_to_prune
+from tracer_kit.warehouse.removal import (
+    PruneGroup,
+    Removal,
+    delete_runs,
+    prune_plan,
+    runs_to_prune,
+)
+from tracer_kit.warehouse.run_locks import reading_run, removing_runs
 from tracer_kit.warehouse.runs import (
     STATES,
     dataset_name,
@@ -60,8 +67,12 @@ from tracer_kit.workspace import DEFAULT_WAREHOUSE
 
 __all__ = [
     "BronzeFiles",
+    "PruneGroup",
     "locked_down",
     "protected_paths",
+    "prune_plan",
+    "reading_run",
+    "removing_runs",
     "DEFAULT_WAREHOUSE",
     "HIDDEN",
     "IDENT",

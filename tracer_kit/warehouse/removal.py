@@ -24,11 +24,12 @@ from tracer_kit.warehouse.connection import (
     quote_ident,
     utcnow,
 )
+from tracer_kit.warehouse.run_locks import removing_runs
 from tracer_kit.warehouse.runs import _pid_alive
 from tracer_kit.warehouse.tables import _refresh_views
 from tracer_kit.workspace import DEFAULT_WAREHOUSE
 
-__all__ = ["Removal", "delete_runs", "runs_to_prune"]
+__all__ = ["PruneGroup", "Removal", "delete_runs", "prune_plan", "runs_to_prune"]
 
 
 @dataclass(frozen=True)
@@ -105,12 +106,19 @@ def delete_runs(
         For an unknown run id or a run that is still going.
     """
     ids = list(dict.fromkeys(run_ids))
+    if dry_run or not ids:
+        return _removal(ids, warehouse, delete=False)
+    with removing_runs(ids, warehouse=warehouse):  # (readers of these runs finish first)
+        return _removal(ids, warehouse, delete=True)
+
+
+def _removal(ids: list[str], warehouse: str | Path, *, delete: bool) -> Removal:
     with connect(warehouse) as con:
         rows = _deletable(con, ids, warehouse)
         bronze = _orphaned_bronze(con, ids) if ids else []
         files = _files_of(con, rows, bronze)
         removal = Removal(tuple(ids), tuple(map(str, files)), sum(map(_size, files)), len(bronze))
-        if dry_run or not ids:
+        if not delete:
             return removal
         con.execute("BEGIN")
         _delete_rows(con, ids, sorted({r[1] for r in rows.values()}), bronze)
@@ -179,32 +187,103 @@ def _delete_rows(
         _refresh_views(con, bp)
 
 
-def runs_to_prune(
+@dataclass(frozen=True)
+class PruneGroup:
+    """What pruning does to one blueprint and dataset: the runs that stay and those that go."""
+
+    blueprint: str
+    dataset: str | None
+    keep: tuple[str, ...]
+    remove: tuple[str, ...]
+    #: Why a COMPLETED run beyond ``keep_last`` stays: the dataset's last good run.
+    kept_last_good: str | None = None
+
+
+def prune_plan(  # noqa: PLR0913 - the prune command's options
     *,
-    keep_last: int,
+    keep_last: int | None = None,
     dataset: str | None = None,
     older_than_days: float | None = None,
+    failed_older_than_days: float | None = None,
+    include_last_good: bool = False,
     warehouse: str | Path = DEFAULT_WAREHOUSE,
-) -> list[str]:
-    """Runs beyond the newest ``keep_last`` of each (blueprint, dataset), optionally only older ones."""
-    if keep_last < 0:
+) -> list[PruneGroup]:
+    """Which runs pruning keeps and removes, per blueprint and dataset.
+
+    - COMPLETED runs beyond the newest ``keep_last`` go (only those older than
+      ``older_than_days`` when given); the newest COMPLETED run of a dataset always stays
+      unless ``include_last_good``.
+    - FAILED and CANCELLED runs go only with ``failed_older_than_days`` (those older).
+    - Runs still going (PENDING, IN_PROGRESS) always stay.
+    """
+    if keep_last is None and failed_older_than_days is None:
+        raise TracerError("give --keep-last N (completed runs) or --failed-older-than DAYS")
+    if keep_last is not None and keep_last < 0:
         raise TracerError(f"--keep-last {keep_last} should be 0 or more")
-    where, params = ["state NOT IN ('PENDING', 'IN_PROGRESS')"], []
-    if dataset is not None:
-        where.append("dataset = ?")
-        params.append(dataset)
-    if older_than_days is not None:
-        where.append("started_at < ?")
-        params.append(utcnow() - dt.timedelta(days=older_than_days))
     with connect(warehouse, read_only=True) as con:
         rows = con.execute(
-            f"""SELECT run_id FROM (
-                SELECT run_id, started_at, row_number() OVER (
-                    PARTITION BY blueprint, dataset ORDER BY started_at DESC, run_id DESC) AS n
-                FROM runs WHERE state NOT IN ('PENDING', 'IN_PROGRESS')
-                {"AND dataset = ?" if dataset is not None else ""}
-            ) ranked WHERE n > ? AND run_id IN (SELECT run_id FROM runs WHERE {" AND ".join(where)})
-            ORDER BY started_at, run_id""",
-            [*([dataset] if dataset is not None else []), keep_last, *params],
+            "SELECT blueprint, dataset, run_id, state, started_at FROM runs "
+            + ("WHERE dataset = ? " if dataset is not None else "")
+            + "ORDER BY blueprint, dataset NULLS FIRST, started_at DESC, run_id DESC",
+            [dataset] if dataset is not None else [],
         ).fetchall()
-    return [r[0] for r in rows]
+    now = utcnow()
+    groups: dict[tuple[str, str | None], list[tuple[str, str, dt.datetime]]] = {}
+    for bp, ds, run_id, state, started in rows:
+        groups.setdefault((bp, ds), []).append((run_id, state, started))
+    plans = []
+    for (bp, ds), runs in groups.items():
+        keep, remove, last_good = _plan_group(
+            runs, keep_last, older_than_days, failed_older_than_days, include_last_good, now
+        )
+        plans.append(PruneGroup(bp, ds, tuple(keep), tuple(remove), last_good))
+    return plans
+
+
+def _plan_group(  # noqa: PLR0913 - one dataset's runs and the prune options
+    runs: list[tuple[str, str, dt.datetime]],
+    keep_last: int | None,
+    older_than_days: float | None,
+    failed_older_than_days: float | None,
+    include_last_good: bool,
+    now: dt.datetime,
+) -> tuple[list[str], list[str], str | None]:
+    """One dataset's runs (newest first) split into kept and removed."""
+
+    def old(started: dt.datetime | None, days: float | None) -> bool:
+        return days is None or (started is not None and started < now - dt.timedelta(days=days))
+
+    keep, remove, completed, last_good = [], [], 0, None
+    for run_id, state, started in runs:
+        if state == "COMPLETED":
+            completed += 1
+            goes = keep_last is not None and completed > keep_last and old(started, older_than_days)
+            if goes and completed == 1 and not include_last_good:
+                goes, last_good = False, run_id
+        elif state in ("FAILED", "CANCELLED"):
+            goes = failed_older_than_days is not None and old(started, failed_older_than_days)
+        else:
+            goes = False
+        (remove if goes else keep).append(run_id)
+    return keep, remove, last_good
+
+
+def runs_to_prune(  # noqa: PLR0913 - the prune command's options
+    *,
+    keep_last: int | None = None,
+    dataset: str | None = None,
+    older_than_days: float | None = None,
+    failed_older_than_days: float | None = None,
+    include_last_good: bool = False,
+    warehouse: str | Path = DEFAULT_WAREHOUSE,
+) -> list[str]:
+    """The run ids :func:`prune_plan` removes, oldest first within each dataset."""
+    plan = prune_plan(
+        keep_last=keep_last,
+        dataset=dataset,
+        older_than_days=older_than_days,
+        failed_older_than_days=failed_older_than_days,
+        include_last_good=include_last_good,
+        warehouse=warehouse,
+    )
+    return [run_id for group in plan for run_id in reversed(group.remove)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import subprocess
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,19 @@ CONFLICT = (
     b"C2,2024-05-03,2023-02-01,21,0,5,premium\n>>>>>>> branch\n"
 )
 LATIN1 = "Cé,2024-05-01,2023-01-01,10,1,3,basic\n".encode("latin-1")
+
+
+def _bomb() -> bytes:
+    """150 MB of zeros after a churn header, gzipped to about 150 kB (a 1,000:1 ratio)."""
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb") as out:
+        out.write(HEADER)
+        for _ in range(150):
+            out.write(b"0" * 1_000_000)
+    return buf.getvalue()
+
+
+BOMB = _bomb()
 
 
 def _xlsx(sheets: dict[str, list[list[object]]]) -> bytes:
@@ -97,13 +111,33 @@ CASES = [
     ("config_value.csv", GOOD, ["--config", "badthreshold.json"], 1, "thresholds.min_score"),
     ("blueprint.csv", GOOD, ["-b", "nope"], 1, "unknown blueprint 'nope'"),
     ("format_mismatch.csv", GOOD, ["--format", "parquet"], 1, "not a readable Parquet file"),
+    # the trust contract's cases: each was "internal error" or worse before
+    ("bomb.csv.gz", BOMB, [], 1, "refused as a likely decompression bomb"),
+    ("bomb_limit.csv.gz", BOMB, ["--max-bytes", "100000000"], 1, "size limit of 100.0 MB"),
+    ("deep.json", b"[" * 100_000 + b"]" * 100_000, [], 1, "nests more than about 1,000 levels deep"),
+    ("long_header.csv", b"a" * 140_000 + b",b\n1,2\n", [], 1, "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa… (140,000 characters)'"),
+    ("fifo.csv", "fifo", [], 1, "is a named pipe (FIFO), not a file"),
+    ("sqlite:///vacuum.db", "sqlite", ["--query", "VACUUM INTO 'copy.db'"], 1, "only a read statement may run on a source"),
+    ("sqlite:///attach.db", "sqlite", ["--query", "ATTACH 'other.db' AS o"], 1, "only a read statement may run on a source"),
+    ("postgresql://u:p@[::1/db", "missing", ["--table", "t"], 1, "is not a valid URL (an IPv6 address needs both brackets"),
+    ("https://[::1/customers.json", "missing", [], 1, "is not a valid URL"),
     ("all_bad.csv", HEADER + b"".join(b"C%d,yesterday,someday,abc,x,y,basic\n" % i for i in range(20)), [], 3, "quality gate failed: 1 critical issue(s): no_valid_rows"),
 ]  # fmt: skip
 
 
 def _materialise(root: Path, name: str, content: object) -> Path:
     path = root / name
-    if content == "dir":
+    if content == "sqlite":  # a real database file for a sqlite:/// URL
+        import sqlite3
+
+        db = root / name.removeprefix("sqlite:///")
+        with sqlite3.connect(db) as con:
+            con.execute("CREATE TABLE customers (customer_id TEXT PRIMARY KEY)")
+            con.execute("INSERT INTO customers VALUES ('C1')")
+        return db
+    if content == "fifo":
+        os.mkfifo(path)
+    elif content == "dir":
         path.mkdir()
     elif content != "missing":
         path.write_bytes(content)  # type: ignore[arg-type]
@@ -143,10 +177,20 @@ def test_bad_input_gives_one_clear_line(outcomes, case):
     for bad in ("Traceback", "internal error", "FAILED HERE", "RESOLVING", "polars"):
         assert bad not in done.stderr
     assert words in lines[0]
+    assert len(lines[0]) < 2_000  # never a column name or a value quoted whole
 
 
-FILE_CASES = [c for c in CASES if not c[2] and c[3] == 1]
-READABLE_WITHOUT_A_BLUEPRINT = {"object.json", "missing_field.csv"}  # only the blueprint fails
+def test_nothing_is_written_by_a_refused_source_query(outcomes, tmp_path_factory):
+    roots = {p.parent for p in Path(tmp_path_factory.getbasetemp()).glob("bad*/vacuum.db")}
+    assert roots and all(not (root / "copy.db").exists() for root in roots)
+
+
+FILE_CASES = [c for c in CASES if not c[2] and c[3] == 1 and "://" not in c[0]]
+READABLE_WITHOUT_A_BLUEPRINT = {
+    "object.json",
+    "missing_field.csv",
+    "long_header.csv",
+}  # only the blueprint fails
 
 
 @pytest.fixture(scope="module")

@@ -198,3 +198,143 @@ def test_csv_and_excel_cells_never_run_as_formulas(project):
     assert all(c.data_type != "f" for c in sheet[2])  # no cell is a formula
     stdout = _tracer(root, "query", FORMULAS, "--output-format", "csv")
     assert stdout.stdout.splitlines()[1] == lines[1]
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def test_a_password_with_an_at_sign_is_hidden_whole():
+    from tracer_kit.connections import parse_database_url, redact
+
+    assert (
+        redact("postgresql://u:PW@PW@db.example:5432/crm")
+        == "postgresql://u:***@db.example:5432/crm"
+    )
+    assert parse_database_url("postgresql://u:p@ss@127.0.0.1:1/crm").display() == (
+        "postgresql://u:***@127.0.0.1:1/crm"
+    )
+    assert redact("see https://ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9@github.example/x") == (
+        "see https://***@github.example/x"
+    )
+
+
+SECRETS = {
+    "auth": "Au7hValue",
+    "pwd": "Pwd-Value-1",
+    "jwt": "eyJhbGciOi.eyJzdWIi.sig",
+    "code": "0authC0de",
+    "tenant_ref": "MyOwnSecret42",  # named by --secret-param
+    "page_size": "aB3dE5fG7hJ9kL1mN3pQ5rS7",  # no secret name, but it looks random
+}
+
+
+def test_every_planted_secret_is_masked_in_every_file_and_output(two_origins, tmp_path):
+    home, _ = two_origins
+    query = "&".join(f"{k}={v}" for k, v in SECRETS.items())
+    url = home.url(f"/cursor?{query}")
+    done = _tracer(
+        tmp_path, "run", url, "-b", "customer_churn", "--records-path", "data",
+        "--paginate", "cursor", "--reference-date", "2024-07-01", "--no-notebook", "--no-model",
+        "--secret-param", "tenant_ref",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    printed = done.stdout + done.stderr
+    run_id = tk.query("SELECT run_id FROM runs", warehouse=tmp_path / "data/warehouse.duckdb")
+    assert run_id.height == 1
+    shown = _tracer(tmp_path, "runs", "show", run_id["run_id"][0])
+    printed += shown.stdout + shown.stderr
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".duckdb" for p in files) and any(p.name == "report.html" for p in files)
+    for name, secret in SECRETS.items():
+        assert secret not in printed, name
+        leaks = [str(p) for p in files if secret.encode() in p.read_bytes()]
+        assert leaks == [], (name, leaks)
+    assert (
+        f"{home.url('/cursor')}?auth=***&pwd=***&jwt=***&code=***&tenant_ref=***&page_size=***"
+        in shown.stdout
+    )
+
+
+# --------------------------------------------------------------------------- personal data at rest
+
+KEY = "7f" * 32  # 32 bytes as 64 hex digits
+
+
+def _ids(path):
+    """The raw customer ids of a churn file: C000001..."""
+    return pl.read_csv(path, infer_schema=False)["customer_id"].drop_nulls().to_list()
+
+
+def test_personal_values_are_encrypted_at_rest_and_revealed_only_with_the_key(workdir, monkeypatch):
+    from tracer_kit._resources import resource_path
+
+    src = resource_path("tracer_kit/samples/customers_tiny.csv")
+    monkeypatch.setenv("TRACER_ENCRYPTION_KEY", KEY)
+    run = tk.run_pipeline(
+        src, "customer_churn", config={"pii": ["customer_id"], "model": {"enabled": False}}
+    )
+    ids = _ids(src)
+    stored = [
+        p for p in (workdir / "data").rglob("*") if p.is_file() and "processed" not in p.parts
+    ]
+    assert any(p.suffix == ".duckdb" for p in stored) and any("bronze" in p.parts for p in stored)
+    for p in stored:  # bronze, quarantine (in the warehouse) and every other stored file
+        body = p.read_bytes()
+        assert not [i for i in ids if i.encode() in body], p
+    raw = tk.query("SELECT raw::VARCHAR AS raw FROM quarantine_customer_churn")["raw"][0]
+    assert '"customer_id":"enc:v1:' in raw.replace(" ", "")
+    revealed = tk.reveal(run.run_id)
+    assert revealed.height == run.rows_quarantined == 5
+    assert set(
+        pl.Series([__import__("json").loads(r)["customer_id"] for r in revealed["raw"]])
+    ) <= set(ids)
+    bronze = tk.reveal(run.run_id, what="bronze")
+    assert (
+        bronze.height == 200 and __import__("json").loads(bronze["raw"][0])["customer_id"] == ids[0]
+    )
+    monkeypatch.setenv("TRACER_ENCRYPTION_KEY", "0a" * 32)
+    with pytest.raises(tk.TracerError, match="not the one run .* was encrypted with"):
+        tk.reveal(run.run_id)
+    monkeypatch.delenv("TRACER_ENCRYPTION_KEY")
+    with pytest.raises(tk.TracerError, match="set TRACER_ENCRYPTION_KEY"):
+        tk.reveal(run.run_id)
+
+
+def test_without_a_key_personal_values_are_pseudonymised_in_bronze(workdir, monkeypatch):
+    from tracer_kit._resources import resource_path
+
+    src = resource_path("tracer_kit/samples/customers_tiny.csv")
+    monkeypatch.delenv("TRACER_ENCRYPTION_KEY", raising=False)
+    run = tk.run_pipeline(
+        src, "customer_churn", config={"pii": ["customer_id"], "model": {"enabled": False}}
+    )
+    assert run.params["personal_at_rest"] == {"mode": "pseudonymised", "columns": ["customer_id"]}
+    bronze = tk.query("SELECT raw::VARCHAR AS raw FROM bronze_customer_churn ORDER BY source_row")
+    first = __import__("json").loads(bronze["raw"][0])["customer_id"]
+    assert re.fullmatch(r"tok:[0-9a-f]{32}", first)
+    with pytest.raises(tk.TracerError, match="its values were pseudonymised"):
+        tk.reveal(run.run_id)
+
+
+def test_predict_with_another_pseudonymisation_key_is_one_clear_error(
+    project, monkeypatch, tmp_path
+):
+    root, _ = project
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("TRACER_PSEUDONYMISE_KEY", "training-key")
+    cfg = {
+        "transforms": {"customer_id": ["pseudonymise"]},
+        "model": {"candidates": ["logistic_regression"]},
+    }
+    trained = tk.run_pipeline(
+        "samples/customers.csv",
+        "customer_churn",
+        config=cfg,
+        warehouse="data/warehouse.duckdb",
+        output_dir="reports",
+        processed_dir="data/processed",
+    )
+    assert trained.params["pseudonymise_key_fingerprint"]
+    monkeypatch.setenv("TRACER_PSEUDONYMISE_KEY", "another-key")
+    with pytest.raises(tk.ConfigError, match="not the one run .* was trained with"):
+        tk.predict(trained.run_id, "samples/customers.csv", warehouse="data/warehouse.duckdb")

@@ -49,6 +49,10 @@ _EXPORTS = {
     "Issue": "tracer_kit.types",
     "register_check": "tracer_kit.quality",
     "register_transform": "tracer_kit.quality",
+    "reveal": "tracer_kit.personal",
+    "write_table": "tracer_kit.writing",
+    "prune_plan": "tracer_kit.warehouse",
+    "PruneGroup": "tracer_kit.warehouse",
     "Check": "tracer_kit.quality",
     "Transform": "tracer_kit.quality",
     "quality_report": "tracer_kit.report",
@@ -124,6 +128,10 @@ __all__ = [
     "register_blueprint",
     "register_check",
     "register_transform",
+    "reveal",
+    "prune_plan",
+    "PruneGroup",
+    "write_table",
     "run_batch",
     "run_notebook",
     "run_pipeline",
@@ -160,6 +168,7 @@ if TYPE_CHECKING:
     from tracer_kit.ingest import FileInfo, Ingested, read_table
     from tracer_kit.ingest.api import ApiOptions
     from tracer_kit.notebooks import run_batch, run_notebook
+    from tracer_kit.personal import reveal
     from tracer_kit.pipeline import predict, run_pipeline
     from tracer_kit.preprocess import load_preprocessor
     from tracer_kit.profiling import profile
@@ -174,7 +183,15 @@ if TYPE_CHECKING:
     from tracer_kit.report import quality_report
     from tracer_kit.spark import read_spark, spark_session
     from tracer_kit.types import Issue, RunOutputs, RunResult, RunState, Severity
-    from tracer_kit.warehouse import Removal, delete_runs, query, runs_to_prune
+    from tracer_kit.warehouse import (
+        PruneGroup,
+        Removal,
+        delete_runs,
+        prune_plan,
+        query,
+        runs_to_prune,
+    )
+    from tracer_kit.writing import write_table
 
 
 def __getattr__(name: str) -> Any:

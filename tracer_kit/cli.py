@@ -855,6 +855,72 @@ def query(
 
 @app.command()
 @friendly
+def quarantine(
+    run_id: Annotated[str, typer.Argument(help="The run (`tracer runs`).")],
+    include_pii: Annotated[
+        bool,
+        typer.Option(
+            "--include-pii",
+            help="Show personal values, decrypted with TRACER_ENCRYPTION_KEY (hidden by default).",
+        ),
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Write every quarantined row here (.csv, .parquet, .json, .xlsx)."
+        ),
+    ] = None,
+    force: ForceOpt = False,
+    raw_cells: RawCellsOpt = False,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="Rows to print.")] = 20,
+    warehouse: Warehouse = DEFAULT_WAREHOUSE,
+) -> None:
+    """A run's quarantined rows with their reasons and raw records (personal values hidden)."""
+    import polars as pl
+
+    from tracer_kit.personal import reveal
+    from tracer_kit.warehouse import quarantine_rows, run_row
+    from tracer_kit.writing import check_destination, write_table
+
+    if out is not None:
+        check_destination(out, force=force, warehouse=warehouse)
+    row = run_row(run_id, warehouse=warehouse)
+    if include_pii:
+        rows = reveal(run_id, warehouse=warehouse).select(
+            "source_row", "source_line", pl.col("reasons").cast(pl.List(pl.String)).list.join(", "),
+            "stage", pl.col("raw").alias("raw"),
+        )  # fmt: skip
+        count = rows.height
+    else:
+        count, rows = quarantine_rows(
+            run_id, row["blueprint"], warehouse=warehouse, limit=10**9 if out else limit
+        )
+    if out is not None:
+        write_table(rows, out, force=force, raw_cells=raw_cells, warehouse=warehouse)
+        typer.echo(f"wrote {rows.height} quarantined rows of run {run_id} to {out}")
+        return
+    con = _console()
+    con.print(f"run {run_id}: {count:,} row(s) quarantined", markup=False)
+    from rich.table import Table
+
+    table = Table()
+    for col in ("row", "line", "reasons", "stage", "raw"):
+        table.add_column(col, justify="right" if col in ("row", "line") else "left")
+    from tracer_kit.cells import shorten
+
+    for r in rows.head(limit).iter_rows(named=True):
+        table.add_row(
+            _n(r["source_row"]),
+            _n(r["source_line"]),
+            r["reasons"],
+            r["stage"],
+            shorten(r["raw"], 2000),
+        )
+    _print_table(table)
+
+
+@app.command()
+@friendly
 def report(
     run_id: Annotated[str, typer.Argument(help="The run id.")],
     warehouse: Warehouse = DEFAULT_WAREHOUSE,

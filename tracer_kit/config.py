@@ -126,6 +126,9 @@ class Config(BaseModel):
     transforms: dict[str, list[str | dict[str, Any]]] = Field(default_factory=dict)
     #: Fields holding personal data: never shown in the report, notebook or workbench.
     pii: list[str] = Field(default_factory=list)
+    #: Where the AES-256 key for personal values at rest is (``env:NAME``; default
+    #: ``TRACER_ENCRYPTION_KEY``); the key itself is never written in a config.
+    encryption_key: str | None = None
     #: More URL query parameter names whose values are secrets (masked wherever recorded).
     secret_params: list[str] = Field(default_factory=list)
     #: The key of the ``pseudonymise`` transform (else ``TRACER_PSEUDONYMISE_KEY``); never saved.

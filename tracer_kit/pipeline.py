@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import platform
 import shutil
 from dataclasses import dataclass, field, replace
@@ -36,6 +37,12 @@ from tracer_kit.model import (
     trained_run,
 )
 from tracer_kit.outputs import OUTPUTS, OutputContext
+from tracer_kit.personal import (
+    PSEUDONYMISE_KEY_ENV,
+    encryption_key,
+    key_fingerprint,
+    protect_run_files,
+)
 from tracer_kit.profiling import column_profiles, hide_personal
 from tracer_kit.quality import QualityResult, assess_ingested, raise_for_gate, read_file
 from tracer_kit.run import STAGES, ProgressFn, RunLifecycle
@@ -53,6 +60,7 @@ from tracer_kit.warehouse import (
     open_warehouse,
     reading_run,
     record_timings,
+    run_row,
 )
 from tracer_kit.workspace import DEFAULT_PROCESSED, DEFAULT_REPORTS, Workspace
 from tracer_kit.writing import check_destination, write_table
@@ -530,6 +538,7 @@ def _validate(run: _Run) -> None:
         date_formats=q.date_formats,
         transforms=q.transform_counts,
         personal=q.personal,
+        pseudonymise_key_fingerprint=_pseudonymise_fingerprint(run.cfg, q.transform_counts),
         personal_columns=[
             next((src for src, dst in q.column_map.items() if dst == name), name)
             for name in q.personal
@@ -562,9 +571,59 @@ def _validate(run: _Run) -> None:
     }
 
 
+def _pseudonymise_key(cfg: Config) -> bytes | None:
+    secret = cfg.pseudonymise_key.get_secret_value() if cfg.pseudonymise_key else None
+    secret = secret or os.environ.get(PSEUDONYMISE_KEY_ENV)
+    return secret.encode() if secret else None
+
+
+def _pseudonymise_fingerprint(cfg: Config, counts: list[dict[str, Any]]) -> str | None:
+    """Which key pseudonymised the run's values (a fingerprint, never the key); None if none did."""
+    if not any(c["transform"] == "pseudonymise" for c in counts):
+        return None
+    key = _pseudonymise_key(cfg)
+    return key_fingerprint(key, "pseudonymise") if key else None
+
+
+def _same_pseudonymise_key(run_id: str, trained: dict[str, Any], cfg: Config) -> None:
+    """Refuse to score with another pseudonymisation key than the training run's."""
+    recorded = trained.get("pseudonymise_key_fingerprint")
+    key = _pseudonymise_key(cfg)
+    if recorded and key and key_fingerprint(key, "pseudonymise") != recorded:
+        msg = (
+            f"the pseudonymisation key set is not the one run {run_id} was trained with "
+            f"(fingerprint {key_fingerprint(key, 'pseudonymise')}, the run's {recorded}): the "
+            f"hashed identifiers would not match; set {PSEUDONYMISE_KEY_ENV} to the training key"
+        )
+        raise ConfigError(msg)
+
+
+def _protect_personal(run: _Run) -> None:
+    """Encrypt (or pseudonymise) the personal values of the staged bronze and quarantine."""
+    q = run.quality
+    columns = run.params.get("personal_columns") or []
+    if not columns:
+        return
+    key = encryption_key(run.cfg.encryption_key)
+    token_key = _pseudonymise_key(run.cfg) or os.urandom(32)
+    files = {
+        "bronze": q.bronze_path,
+        "rejects": q.bronze_rejects_path,
+        "quarantine": q.quarantine_path,
+    }
+    mode = protect_run_files(files, columns, key, token_key)
+    at_rest: dict[str, Any] = {"mode": mode, "columns": columns}
+    if key is not None:
+        at_rest["key_fingerprint"] = key_fingerprint(key, "encryption")
+        at_rest["key_reference"] = run.cfg.encryption_key
+    run.params["personal_at_rest"] = at_rest
+
+
 def _commit(run: _Run, profiles: pl.DataFrame | None, *, processed: bool) -> None:
     """The one commit path: the run's end state, bronze, quarantine, issues and files at once."""
     q = run.quality
+    _protect_personal(run)
+    run.fields["params"] = run.params
     final = Path(run.outputs["parquet"])
     commit = RunCommit(
         blueprint=run.bp,
@@ -870,6 +929,11 @@ def _predict(  # noqa: PLR0913 - predict's arguments, passed on
     base = {k: v for k, v in trained.config.items() if k not in ("dataset", "run_date")}
     base["reference_date"] = base.get("reference_date") or trained.reference_date
     cfg = load_config({**base, **load_config(config).model_dump(exclude_unset=True)})
+    if config is not None and not isinstance(config, (str, Path)):  # (a key given in Python)
+        given = load_config(config)
+        if given.pseudonymise_key is not None:
+            cfg = cfg.model_copy(update={"pseudonymise_key": given.pseudonymise_key})
+    _same_pseudonymise_key(run_id, run_row(run_id, warehouse=warehouse)["params"], cfg)
     result = run_pipeline(
         source,
         trained.blueprint,

@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 
 from tracer_kit._scratch import spread
+from tracer_kit.cells import shorten
 from tracer_kit.config import Config, load_config
 from tracer_kit.quality.assess import read_file
 from tracer_kit.quality.casting import (
@@ -193,7 +194,7 @@ def _short_number(text: str | None) -> str | None:
     try:
         value = float(text)
     except ValueError:
-        return text
+        return shorten(text)  # (a 45 MB text is not stored or shown whole)
     return f"{value:.6g}" if ("." in text or "e" in text) else text
 
 

@@ -20,6 +20,7 @@ import polars as pl
 from tracer_kit._altair import altair
 from tracer_kit._resources import resource_path
 from tracer_kit.blueprints import get_blueprint
+from tracer_kit.cells import shorten
 from tracer_kit.model.charts import predictions_section
 from tracer_kit.quality import SCORE_PARTS, SCORE_WEIGHTS, SEVERITIES
 from tracer_kit.types import by_severity
@@ -55,7 +56,10 @@ def svg_data_uri(chart: Any) -> str:
 
     # no schema validation: it takes seconds, and our chart specs are fixed
     svg = vlc.vegalite_to_svg(chart.to_dict(validate=False))
-    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+    import markupsafe
+
+    data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+    return markupsafe.Markup("data:image/svg+xml;base64," + data)  # (base64: nothing to escape)
 
 
 def _histogram_chart(profiles: list[dict[str, Any]]) -> Any | None:
@@ -262,6 +266,13 @@ def _num(value: Any) -> str:
     return str(value)
 
 
+def _bounded(value: Any) -> Any:  # noqa: ANN401 - any value a template shows
+    """A value as the report shows it: markup (charts) whole, any other text shortened."""
+    import markupsafe
+
+    return value if isinstance(value, markupsafe.Markup) else shorten(value)
+
+
 def _environment(template_path: Path) -> Any:
     """The report's jinja2 environment: autoescaped, strict, with its number filters."""
     import jinja2
@@ -270,6 +281,7 @@ def _environment(template_path: Path) -> Any:
         loader=jinja2.FileSystemLoader(str(template_path.parent)),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
+        finalize=_bounded,  # (every value shown is shortened: the page stays small)
     )
     env.filters["num"] = _num
     env.filters["stat"] = _stat
@@ -399,7 +411,8 @@ def html_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     body = "".join(
         "<tr>"
         + "".join(
-            f"<td style='padding:2px 8px'>{html.escape(_fmt(r.get(c)))}</td>" for c in columns
+            f"<td style='padding:2px 8px'>{html.escape(shorten(_fmt(r.get(c))))}</td>"
+            for c in columns
         )
         + "</tr>"
         for r in rows

@@ -69,7 +69,7 @@ class ApiOptions:
     timeout: float = 30.0  # seconds per request
     retries: int = 5  # extra tries of a request after a 429, a 5xx or a timeout
     backoff: float = 0.5  # seconds before the first retry, doubled each time (plus jitter)
-    max_bytes: int = 10 * 1024**3  # a downloaded file's cap
+    max_bytes: int = 10 * 10**9  # a downloaded file's cap (10 GB)
     #: Refuse a redirect or a next link to another origin (else: follow it without the token).
     same_origin: bool = False
 

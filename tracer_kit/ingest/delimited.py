@@ -310,7 +310,7 @@ def _sample_lines(path: Path, original: Path) -> list[str]:
     text = head.decode("utf-8", errors="replace").removeprefix("\ufeff")
     if not text.strip():
         raise _fail(original, "contains only whitespace, no header and no rows")
-    lines = text.splitlines()[:200]
+    lines = text.splitlines(keepends=True)[:200]  # (a quoted header name may hold a newline)
     if len(head) == settings.sniff_bytes and len(lines) > 1:
         lines = lines[:-1]  # the last sampled line may be cut
     return lines

@@ -96,12 +96,30 @@ class _Work:
         self.head = _head(self.work)
 
 
+def _special_kind(path: Path) -> str | None:
+    """What a path is when it is no regular file: a named pipe, a socket or a device."""
+    import stat
+
+    mode = path.stat().st_mode
+    kinds = (
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    )
+    return next((name for test, name in kinds if test(mode)), None)
+
+
 def _checked_file(path: Path) -> int:
     """The file's size, or one clear error when it is missing, a folder or empty."""
     if not path.exists():
         raise IngestError(f"{path}: no such file", path=path)
     if path.is_dir():
         raise IngestError(f"{path}: is a folder, not a file", path=path)
+    kind = _special_kind(path)
+    if kind is not None:
+        msg = f"{path}: is {kind}, not a file; tracer reads regular files (save the data to a file first)"
+        raise IngestError(msg, path=path)
     size = path.stat().st_size
     if size == 0:
         raise _fail(path, "is empty (0 bytes)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ __all__ = [
     "REJECT_SCHEMA",
     "RESERVED_COLUMNS",
     "SourceInfo",
+    "escaped_name",
     "reserved_renames",
 ]
 
@@ -133,6 +135,13 @@ def reserved_renames(columns: list[str]) -> dict[str, str]:
     taken = set(columns)
     renames: dict[str, str] = {}
     for name in columns:
+        if _CONTROL.search(name):
+            new = escaped_name(name)
+            while new in taken:
+                new += "_"
+            taken.add(new)
+            renames[name] = new
+            continue
         if name not in RESERVED_COLUMNS and not name.startswith("_"):
             continue
         base = f"{name.lstrip('_') or 'column'}_original"
@@ -144,9 +153,21 @@ def reserved_renames(columns: list[str]) -> dict[str, str]:
     return renames
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def escaped_name(name: str) -> str:
+    r"""A column name with each control character written out (``plan\ntype``): visible, one line."""
+    names = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    return _CONTROL.sub(lambda m: names.get(m.group(), f"\\x{ord(m.group()):02x}"), name)
+
+
 def _rename_note(renames: dict[str, str]) -> list[str]:
     return [
-        f"column {old!r} is a name tracer-kit uses itself; it is kept as {new!r}"
+        f"column {old!r} holds a control character (a line break, tab or the like); it is kept "
+        f"as {new!r}"
+        if _CONTROL.search(old)
+        else f"column {old!r} is a name tracer-kit uses itself; it is kept as {new!r}"
         for old, new in renames.items()
     ]
 

@@ -12,40 +12,61 @@ from tracer_kit.errors import IngestError, option
 from tracer_kit.ingest.source import _fail, _short
 from tracer_kit.settings import settings
 
-__all__ = ["DEFAULT_MAX_BYTES", "file_sha256"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "MAX_RATIO",
+    "RATIO_AFTER_BYTES",
+    "file_sha256",
+    "human_bytes",
+]
 
-DEFAULT_MAX_BYTES = 10 * 1024**3
+#: 10 GB (sizes are decimal everywhere: 1 MB = 10^6 bytes, 1 GB = 10^9 bytes).
+DEFAULT_MAX_BYTES = 10 * 10**9
+#: A compressed input that expands more than this many times...
+MAX_RATIO = 100
+#: ...once this much has come out is refused early (a "zip bomb"), before the size limit.
+RATIO_AFTER_BYTES = 100 * 10**6
 
 
 class _Limit:
+    """Counts decompressed bytes against ``max_bytes`` and the expansion ratio, before they are written."""
+
     def __init__(self, path: Path, max_bytes: int) -> None:
         self.path, self.max_bytes, self.seen = path, max_bytes, 0
 
-    def add(self, n: int) -> None:
+    def add(self, n: int, compressed: int | None = None) -> None:
         self.seen += n
         if self.seen > self.max_bytes:
             msg = (
-                f"is larger than the size limit of {_human(self.max_bytes)} "
+                f"is larger than the size limit of {human_bytes(self.max_bytes)} "
                 f"(counted after decompression); raise the limit ({option('max_bytes', value='N')}) "
                 "to read it"
             )
             raise _fail(self.path, msg)
+        if compressed and self.seen > RATIO_AFTER_BYTES and self.seen > MAX_RATIO * compressed:
+            msg = (
+                f"expands more than {MAX_RATIO} times ({human_bytes(compressed)} gave "
+                f"{human_bytes(self.seen)} and counting): refused as a likely decompression bomb; "
+                "decompress it yourself if it is genuine"
+            )
+            raise _fail(self.path, msg)
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
+def human_bytes(n: float) -> str:
+    """A size in decimal units: ``950 B``, ``95.4 kB``, ``100.0 MB``, ``10.0 GB`` (1 MB = 10^6 bytes)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
+        n /= 1000
     return f"{n} B"
 
 
-def _open_decompressed(path: Path, compression: str) -> io.BufferedIOBase:
+def _open_decompressed(raw: io.BufferedIOBase, compression: str) -> io.BufferedIOBase:
     if compression == "gzip":
-        return gzip.open(path, "rb")
+        return gzip.GzipFile(fileobj=raw, mode="rb")
     import zstandard
 
-    return zstandard.ZstdDecompressor().stream_reader(path.open("rb"), read_across_frames=True)
+    return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
 
 
 def _decompress(path: Path, compression: str, dest: Path, limit: _Limit) -> str:
@@ -55,9 +76,13 @@ def _decompress(path: Path, compression: str, dest: Path, limit: _Limit) -> str:
         for chunk in iter(lambda: raw.read(settings.read_chunk_bytes), b""):
             hasher.update(chunk)
     try:
-        with _open_decompressed(path, compression) as src, dest.open("wb") as out:
+        with (
+            path.open("rb") as raw,
+            _open_decompressed(raw, compression) as src,
+            dest.open("wb") as out,
+        ):
             for chunk in iter(lambda: src.read(settings.read_chunk_bytes), b""):
-                limit.add(len(chunk))
+                limit.add(len(chunk), compressed=raw.tell())
                 out.write(chunk)
     except IngestError:
         raise

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from tracer_kit.blueprints import Blueprint
+from tracer_kit.cells import name_list, quoted
 from tracer_kit.config import Config
 from tracer_kit.errors import CompatibilityError, ConfigError, TracerError, option
 
@@ -79,7 +80,7 @@ def match_columns(
         for m in missing:
             hint = suggestions[m]
             parts.append(
-                f"{m!r} (did you mean {' or '.join(map(repr, hint))}?)" if hint else repr(m)
+                f"{m!r} (did you mean {' or '.join(map(quoted, hint))}?)" if hint else repr(m)
             )
         where = f"{path}: " if path else ""
         plural = "s" if len(missing) > 1 else ""
@@ -87,7 +88,7 @@ def match_columns(
         fix = (
             f"; map columns with {option('column_map', src=example[0], dst=example[1])}"
             if example
-            else f"; the file's columns are {', '.join(map(repr, columns))}"
+            else f"; the file's columns are {name_list(list(columns))}"
         )
         msg = (
             f"{where}blueprint {blueprint.name!r} needs field{plural} missing from the file: "
@@ -109,14 +110,14 @@ def _resolve_source(src: str, columns: Sequence[str], path: str | Path | None) -
     if folded:
         msg = (
             f"{option('column_map', src=src, dst='...')}: {where} has several columns that "
-            f"differ from {src!r} only by case ({', '.join(map(repr, folded))}); name one exactly"
+            f"differ from {src!r} only by case ({name_list(folded)}); name one exactly"
         )
     else:
         hint = suggest_columns(src, columns)
-        close = f" (did you mean {' or '.join(map(repr, hint))}?)" if hint else ""
+        close = f" (did you mean {' or '.join(map(quoted, hint))}?)" if hint else ""
         msg = (
             f"{option('column_map', src=src, dst='...')} names column {src!r}, but {where} has "
-            f"no such column{close}; its columns are {', '.join(map(repr, columns))}"
+            f"no such column{close}; its columns are {name_list(list(columns))}"
         )
     raise ConfigError(msg, path=path, column=src)
 

@@ -89,7 +89,9 @@ def locked_down(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def query(sql: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE) -> pl.DataFrame:
+def query(
+    sql: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE, params: list[Any] | None = None
+) -> pl.DataFrame:
     """Run one SELECT against the warehouse, read-only, and return a polars DataFrame.
 
     The statement must read (``SELECT``, ``WITH``, ``EXPLAIN``...): ``COPY``, ``EXPORT``,
@@ -104,7 +106,7 @@ def query(sql: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE) -> pl.DataFram
     _read_statement(sql)
     with connect(warehouse, read_only=True) as con:
         try:
-            return locked_down(con).sql(sql).pl()
+            return locked_down(con).sql(sql, params=params).pl()
         except duckdb.Error as exc:
             msg = f"query failed: {str(exc).splitlines()[0]}"
             raise TracerError(msg) from None

@@ -43,7 +43,9 @@ def dataset_name(path: str | Path, *, table: str | None = None, query: str | Non
     if is_url(path):  # an API or a file URL: its path's last part, never its query
         from urllib.parse import urlsplit
 
-        path = urlsplit(str(path)).path
+        from tracer_kit.connections import check_url
+
+        path = urlsplit(check_url(str(path))).path
 
     endings = input_extensions()
     name = Path(str(path)).name

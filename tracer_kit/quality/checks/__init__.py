@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 import polars as pl
 
 from tracer_kit.blueprints import Blueprint, Field, RuleContext
+from tracer_kit.cells import shorten
 from tracer_kit.config import Thresholds
 from tracer_kit.quality.names import Combine
 from tracer_kit.types import Issue
@@ -126,7 +127,7 @@ class Examples:
             ):
                 item = {"source_row": row, "source_line": line}
                 if name is not None:
-                    item["value"] = raw.get(row, {}).get(name)
+                    item["value"] = shorten(raw.get(row, {}).get(name))  # (bounded when stored)
                 out.append(item)
 
 

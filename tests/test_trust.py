@@ -338,3 +338,103 @@ def test_predict_with_another_pseudonymisation_key_is_one_clear_error(
     monkeypatch.setenv("TRACER_PSEUDONYMISE_KEY", "another-key")
     with pytest.raises(tk.ConfigError, match="not the one run .* was trained with"):
         tk.predict(trained.run_id, "samples/customers.csv", warehouse="data/warehouse.duckdb")
+
+
+# --------------------------------------------------------------------------- backup, verify, restore, rebuild
+
+
+def _two_runs(workdir):
+    from tracer_kit._resources import resource_path
+
+    src = resource_path("tracer_kit/samples/customers_tiny.csv")
+    for name in ("crm_2024-05-01.csv", "crm_2024-06-01.csv"):
+        (workdir / name).write_bytes(
+            src.read_bytes().replace(b"C0000", name[8:12].encode()[:2] + b"00")
+        )
+    return [
+        tk.run_pipeline(
+            name, "customer_churn", config={"model": {"enabled": False}}, return_frame=False
+        )
+        for name in ("crm_2024-05-01.csv", "crm_2024-06-01.csv")
+    ]
+
+
+def _counts():
+    return {
+        t: tk.query(f"SELECT count(*) AS n FROM {t}")["n"].item()
+        for t in ("runs", "customer_churn_processed", "quarantine_customer_churn", "quality_issues",
+                  "column_profiles", "bronze_customer_churn")
+    }  # fmt: skip
+
+
+def test_a_damaged_warehouse_names_the_way_back(workdir):
+    runs = _two_runs(workdir)
+    warehouse = workdir / "data" / "warehouse.duckdb"
+    warehouse.write_bytes(warehouse.read_bytes()[:4])  # truncated
+    for args in (["runs"], ["query", "SELECT 1"], ["report", runs[0].run_id]):
+        done = _tracer(workdir, *args)
+        assert done.returncode == 1 and "internal error" not in done.stderr, done.stderr
+        line = done.stderr.strip().splitlines()
+        assert len(line) == 1 and "is damaged" in line[0]
+        for command in ("tracer verify", "tracer restore BACKUP", "tracer rebuild"):
+            assert command in line[0]
+
+
+def test_backup_verify_and_restore_bring_everything_back(workdir):
+    _two_runs(workdir)
+    before = _counts()
+    assert before["runs"] == 2 and before["customer_churn_processed"] == 2 * 195
+    checked = tk.verify()
+    assert checked.ok and checked.orphans == [] and checked.checked >= 8
+    first = tk.backup(keep=2)
+    assert (first.path / "manifest.json").is_file() and first.files >= 8
+    second, third = tk.backup(keep=2), tk.backup(keep=2)
+    assert third.removed == (first.path,) and not first.path.exists() and second.path.exists()
+    # a run file changed behind tracer's back is found, and so is a stray file
+    processed = next((workdir / "data" / "processed").rglob("*-*.parquet"))
+    processed.write_bytes(processed.read_bytes()[:-10] + b"0123456789")
+    (workdir / "data" / "processed" / "customer_churn" / "stray.parquet").write_bytes(b"x")
+    found = tk.verify()
+    assert not found.ok and any("changed since its run wrote it" in p for p in found.problems)
+    assert [p.name for p in found.orphans] == ["stray.parquet"]
+    done = _tracer(workdir, "verify")
+    assert done.returncode == 1 and "failed verification" in done.stderr
+    # the warehouse is lost: restore puts back the warehouse and the changed file
+    warehouse = workdir / "data" / "warehouse.duckdb"
+    warehouse.write_bytes(b"garbage")
+    moved = tk.restore(third.path)
+    assert moved is not None and moved.read_bytes() == b"garbage"  # kept aside, not deleted
+    assert _counts() == before and tk.verify().ok
+
+
+def test_a_backup_that_does_not_match_its_manifest_is_refused(workdir):
+    _two_runs(workdir)
+    taken = tk.backup()
+    copy = next((taken.path / "files").rglob("*.parquet"))
+    copy.write_bytes(b"tampered")
+    before = (workdir / "data" / "warehouse.duckdb").read_bytes()
+    with pytest.raises(tk.TracerError, match="is missing or changed"):
+        tk.restore(taken.path)
+    assert (workdir / "data" / "warehouse.duckdb").read_bytes() == before
+
+
+def test_rebuild_recovers_every_completed_run_from_its_files(workdir):
+    runs = _two_runs(workdir)
+    (workdir / "crm_2024-08-01.csv").write_text("customer_id,last_activity_date\n1,never\n")
+    with pytest.raises(tk.TracerError):
+        tk.run_pipeline("crm_2024-08-01.csv", "customer_churn", return_frame=False)
+    before = _counts()
+    warehouse = workdir / "data" / "warehouse.duckdb"
+    warehouse.write_bytes(b"\x00" * 100)
+    done = _tracer(workdir, "rebuild")
+    assert done.returncode == 0, done.stderr
+    assert (
+        f"recovered {runs[0].run_id}" in done.stdout
+        and f"recovered {runs[1].run_id}" in done.stdout
+    )
+    assert "2 run(s) recovered, 0 not" in done.stdout
+    after = _counts()
+    assert after == {**before, "runs": 2}  # the failed run (no processed rows) is not recoverable
+    row = tk.query(f"SELECT quality_score, rows_valid FROM runs WHERE run_id = '{runs[1].run_id}'")
+    assert row.row(0) == (runs[1].quality_score, 195)
+    assert tk.verify().ok

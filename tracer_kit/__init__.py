@@ -50,6 +50,13 @@ _EXPORTS = {
     "register_check": "tracer_kit.quality",
     "register_transform": "tracer_kit.quality",
     "reveal": "tracer_kit.personal",
+    "backup": "tracer_kit.warehouse",
+    "verify": "tracer_kit.warehouse",
+    "restore": "tracer_kit.warehouse",
+    "rebuild": "tracer_kit.warehouse",
+    "Backup": "tracer_kit.warehouse",
+    "Verification": "tracer_kit.warehouse",
+    "Rebuilt": "tracer_kit.warehouse",
     "write_table": "tracer_kit.writing",
     "prune_plan": "tracer_kit.warehouse",
     "PruneGroup": "tracer_kit.warehouse",
@@ -129,6 +136,13 @@ __all__ = [
     "register_check",
     "register_transform",
     "reveal",
+    "backup",
+    "verify",
+    "restore",
+    "rebuild",
+    "Backup",
+    "Verification",
+    "Rebuilt",
     "prune_plan",
     "PruneGroup",
     "write_table",
@@ -184,12 +198,19 @@ if TYPE_CHECKING:
     from tracer_kit.spark import read_spark, spark_session
     from tracer_kit.types import Issue, RunOutputs, RunResult, RunState, Severity
     from tracer_kit.warehouse import (
+        Backup,
         PruneGroup,
+        Rebuilt,
         Removal,
+        Verification,
+        backup,
         delete_runs,
         prune_plan,
         query,
+        rebuild,
+        restore,
         runs_to_prune,
+        verify,
     )
     from tracer_kit.writing import write_table
 

@@ -919,6 +919,94 @@ def quarantine(
     _print_table(table)
 
 
+@app.command("backup")
+@friendly
+def backup_command(
+    to: Annotated[
+        Path | None,
+        typer.Option("--to", help="Folder for backups (default: backups/ beside the warehouse)."),
+    ] = None,
+    keep: Annotated[
+        int | None, typer.Option("--keep", help="Keep only the newest N backups in that folder.")
+    ] = None,
+    warehouse: Warehouse = DEFAULT_WAREHOUSE,
+) -> None:
+    """Copy the warehouse (under its write lock) and every file it references, with SHA-256s."""
+    from tracer_kit.warehouse import backup
+
+    _console().print(backup(to=to, keep=keep, warehouse=warehouse).summary(), markup=False)
+
+
+@app.command("verify")
+@friendly
+def verify_command(warehouse: Warehouse = DEFAULT_WAREHOUSE) -> None:
+    """Check the warehouse opens and every file it references exists unchanged; list orphans."""
+    from tracer_kit.warehouse import verify
+
+    found = verify(warehouse)
+    con = _console()
+    for problem in found.problems:
+        con.print(f"problem   {problem}", markup=False)
+    for orphan in found.orphans:
+        con.print(f"orphan    {orphan} (no run references it)", markup=False)
+    unhashed = (
+        f" ({found.unhashed} without a recorded hash: existence only)" if found.unhashed else ""
+    )
+    con.print(
+        f"{warehouse}: {found.checked} file(s) checked{unhashed}, {len(found.problems)} problem(s), "
+        f"{len(found.orphans)} orphan(s)",
+        markup=False,
+    )
+    if not found.ok:
+        typer.echo(f"error: {warehouse} failed verification: {found.problems[0]}", err=True)
+        raise typer.Exit(1)
+
+
+@app.command("restore")
+@friendly
+def restore_command(
+    backup: Annotated[Path, typer.Argument(help="A backup folder (`tracer backup`).")],
+    warehouse: Warehouse = DEFAULT_WAREHOUSE,
+) -> None:
+    """Put a backup back after verifying it (the current warehouse is moved aside, not deleted)."""
+    from tracer_kit.warehouse import restore
+
+    moved = restore(backup, warehouse=warehouse)
+    con = _console()
+    if moved is not None:
+        con.print(f"the previous warehouse is kept as {moved}", markup=False)
+    con.print(f"restored {backup} into {warehouse}", markup=False)
+
+
+@app.command("rebuild")
+@friendly
+def rebuild_command(
+    warehouse: Warehouse = DEFAULT_WAREHOUSE,
+    processed_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--processed-dir", help="Where the run files are (default: processed/ beside it)."
+        ),
+    ] = None,
+) -> None:
+    """Make a new warehouse from the completed runs' files on disk (when there is no backup)."""
+    from tracer_kit.warehouse import rebuild
+
+    found = rebuild(warehouse=warehouse, processed_dir=processed_dir)
+    con = _console()
+    if found.moved_aside is not None:
+        con.print(f"the previous warehouse is kept as {found.moved_aside}", markup=False)
+    for run_id in found.runs:
+        con.print(f"recovered {run_id}", markup=False)
+    for why in found.skipped:
+        con.print(f"not recovered {why}", markup=False)
+    con.print(
+        f"rebuilt {warehouse}: {len(found.runs)} run(s) recovered, {len(found.skipped)} not; "
+        "failed runs and runs from before this version are not recoverable",
+        markup=False,
+    )
+
+
 @app.command()
 @friendly
 def report(

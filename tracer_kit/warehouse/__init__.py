@@ -20,6 +20,15 @@ registered in ``bronze_files`` / ``processed_files``, and the views ``bronze_<bp
 - :mod:`~tracer_kit.warehouse.removal`: :func:`delete_runs`, :func:`runs_to_prune`.
 """
 
+from tracer_kit.warehouse.backup import (
+    Backup,
+    Rebuilt,
+    Verification,
+    backup,
+    rebuild,
+    restore,
+    verify,
+)
 from tracer_kit.warehouse.commit import BronzeFiles, ModelRecord, RunCommit, commit_run
 from tracer_kit.warehouse.connection import (
     IDENT,
@@ -66,8 +75,15 @@ from tracer_kit.warehouse.tables import ensure_blueprint_tables
 from tracer_kit.workspace import DEFAULT_WAREHOUSE
 
 __all__ = [
+    "Backup",
     "BronzeFiles",
     "PruneGroup",
+    "Rebuilt",
+    "Verification",
+    "backup",
+    "rebuild",
+    "restore",
+    "verify",
     "locked_down",
     "protected_paths",
     "prune_plan",

@@ -27,7 +27,15 @@ from tracer_kit.warehouse.connection import (
 from tracer_kit.warehouse.runs import _insert_timings
 from tracer_kit.warehouse.tables import _ensure_tables, _refresh_views, record_processed_types
 
-__all__ = ["BronzeFiles", "ModelRecord", "RunCommit", "commit_run"]
+__all__ = [
+    "RECORD_TABLES",
+    "BronzeFiles",
+    "ModelRecord",
+    "RunCommit",
+    "commit_run",
+    "run_quarantine_path",
+    "run_record_path",
+]
 
 
 @dataclass(frozen=True)
@@ -213,6 +221,82 @@ def _update_run(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> None:
     con.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", [*sets.values(), run["run_id"]])
 
 
+def run_record_path(processed: Path) -> Path:
+    """Where a completed run's record (``tracer rebuild`` reads it) lies beside its processed rows."""
+    return processed.with_name(f"{processed.name.removesuffix('.parquet')}.record.json")
+
+
+def run_quarantine_path(processed: Path) -> Path:
+    """Where a completed run's quarantined rows are kept beside its processed rows."""
+    return processed.with_name(f"{processed.name.removesuffix('.parquet')}.quarantine.parquet")
+
+
+def _hashed_files(path: Path) -> list[Path]:
+    return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+
+
+def _record_hashes(con: duckdb.DuckDBPyConnection, run_id: str, placed: list[Path]) -> None:
+    """The SHA-256 of every file the run placed (a Spark folder: each of its files)."""
+    from tracer_kit.ingest import file_sha256
+
+    rows = [
+        (_stored_path(con, f), run_id, file_sha256(f), f.stat().st_size, utcnow())
+        for path in placed
+        for f in _hashed_files(path)
+    ]
+    if rows:
+        con.executemany("INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?, ?)", rows)
+
+
+#: The tables a run's record carries (``tracer rebuild`` loads them back), keyed by run id.
+RECORD_TABLES = (
+    "runs",
+    "stage_timings",
+    "quality_issues",
+    "column_profiles",
+    "processed_files",
+    "models",
+    "prediction_files",
+)
+
+
+def _write_record(con: duckdb.DuckDBPyConnection, c: RunCommit, placed: list[Path]) -> None:
+    """A completed run's quarantine and record beside its processed rows, so the warehouse
+    can be rebuilt from the files on disk (``tracer rebuild``).
+    """  # noqa: D205
+    if c.processed is None:
+        return
+    run_id, final = c.run["run_id"], c.processed[1]
+    quarantine = parquet_location(c.quarantine)
+    if quarantine is not None:
+        kept = run_quarantine_path(final)
+        pl.scan_parquet(quarantine).sink_parquet(kept)
+        placed.append(kept)
+    tables = {
+        t: con.sql(f"SELECT * FROM {t} WHERE run_id = $1", params=[run_id]).pl().to_dicts()
+        for t in RECORD_TABLES
+    }
+    tables["bronze_files"] = (
+        con.sql(
+            "SELECT * FROM bronze_files WHERE blueprint = $1 AND file_sha256 = $2 "
+            "AND read_options_hash = $3",
+            params=[c.blueprint.name, c.run["input_sha256"], c.run["read_options_hash"]],
+        )
+        .pl()
+        .to_dicts()
+    )
+    _record_hashes(con, run_id, placed)
+    tables["file_hashes"] = (
+        con.sql("SELECT * FROM file_hashes WHERE run_id = $1", params=[run_id]).pl().to_dicts()
+    )
+    record = {"format": 1, "run_id": run_id, "blueprint": c.blueprint.name, "tables": tables}
+    path = run_record_path(final)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(record, default=str, indent=1), encoding="utf-8")
+    os.replace(partial, path)
+    placed.append(path)
+
+
 def commit_run(warehouse: str | Path, commit: RunCommit) -> None:
     """The commit point: rename the Parquet into place and record everything in one transaction.
 
@@ -233,6 +317,10 @@ def commit_run(warehouse: str | Path, commit: RunCommit) -> None:
             _update_run(con, commit.run)
             record_processed_types(con, commit.blueprint)
             _refresh_views(con, bp)
+            if commit.processed is None:
+                _record_hashes(con, commit.run["run_id"], placed)  # (bronze of a failed run)
+            else:
+                _write_record(con, commit, placed)
             con.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(Exception):

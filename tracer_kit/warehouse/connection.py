@@ -30,6 +30,7 @@ __all__ = [
     "RUN_ID",
     "check_run_id",
     "connect",
+    "damaged_message",
     "new_run_id",
     "quote_ident",
     "sql_name",
@@ -125,7 +126,32 @@ def connect(
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     with _PROCESS_LOCK, _open(path, read_only=read_only, timeout=timeout) as con:
-        yield con
+        try:
+            yield con
+        except duckdb.Error as exc:
+            if _is_damage(exc):  # (a damaged block is found when it is read)
+                raise TracerError(damaged_message(path, _first_line(exc)), path=path) from None
+            raise
+
+
+_DAMAGE = ("Corrupt database file", "not a valid DuckDB database", "checksum")
+
+
+def _is_damage(exc: BaseException) -> bool:
+    return any(word in str(exc) for word in _DAMAGE)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def damaged_message(path: Path, detail: str) -> str:
+    """The one line for a warehouse that does not open or read: what happened and what to do."""
+    return (
+        f"warehouse {path} is damaged ({detail}); `tracer verify` checks it, "
+        "`tracer restore BACKUP` puts back a backup (`tracer backup` takes them), "
+        "`tracer rebuild` makes a new one from the run files on disk"
+    )
 
 
 @contextlib.contextmanager
@@ -136,9 +162,11 @@ def _open(path: Path, *, read_only: bool, timeout: float) -> Iterator[duckdb.Duc
         try:
             con = duckdb.connect(str(path), read_only=read_only)
             break
-        except duckdb.IOException as exc:
+        except duckdb.Error as exc:
+            if _is_damage(exc):
+                raise TracerError(damaged_message(path, _first_line(exc)), path=path) from None
             if not _is_lock_error(exc):
-                msg = f"cannot open warehouse {path}: {str(exc).splitlines()[0]}"
+                msg = f"cannot open warehouse {path}: {_first_line(exc)}"
                 raise TracerError(msg, path=path) from None
             if time.monotonic() >= deadline:
                 msg = (

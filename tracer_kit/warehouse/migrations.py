@@ -104,6 +104,16 @@ MIGRATIONS: list[tuple[int, str]] = [
     ),
     # an API source's pages (url, requested_at, status, first_row, rows): each record's position
     (7, "ALTER TABLE bronze_files ADD COLUMN IF NOT EXISTS pages JSON;"),
+    # the SHA-256 of every file a run placed, for `tracer verify` and `tracer backup`
+    (
+        8,
+        """
+        CREATE TABLE IF NOT EXISTS file_hashes (
+            path VARCHAR PRIMARY KEY, run_id VARCHAR, sha256 VARCHAR NOT NULL, bytes BIGINT,
+            recorded_at TIMESTAMP
+        );
+        """,
+    ),
 ]
 
 

@@ -16,10 +16,12 @@ import duckdb
 from tracer_kit.errors import TracerError
 from tracer_kit.outputs import output_keys
 from tracer_kit.types import ACTIVE_STATES
+from tracer_kit.warehouse.commit import run_quarantine_path, run_record_path
 from tracer_kit.warehouse.connection import (
     _is_base_table,
     _located,
     _root,
+    _stored_path,
     connect,
     quote_ident,
     utcnow,
@@ -62,6 +64,9 @@ _RUN_TABLES = (
 def _run_files(outputs: dict[str, Any]) -> list[Path]:
     """A run's own files: processed rows, model matrix, preprocessor, and its report folder."""
     files = [Path(outputs[k]) for k in output_keys() if outputs.get(k)]
+    if outputs.get("parquet"):  # its record and quarantine copy (tracer rebuild reads them)
+        processed = Path(outputs["parquet"])
+        files += [run_record_path(processed), run_quarantine_path(processed)]
     if outputs.get("report"):
         files.append(Path(outputs["report"]).parent)
     return [p for p in files if p.exists()]
@@ -122,6 +127,11 @@ def _removal(ids: list[str], warehouse: str | Path, *, delete: bool) -> Removal:
             return removal
         con.execute("BEGIN")
         _delete_rows(con, ids, sorted({r[1] for r in rows.values()}), bronze)
+        inside = [p for f in files for p in ([f, *f.rglob("*")] if f.is_dir() else [f])]
+        stored = [_stored_path(con, f) for f in inside]
+        con.execute(
+            "DELETE FROM file_hashes WHERE path IN (SELECT unnest($1::VARCHAR[]))", [stored]
+        )
         con.execute("COMMIT")
     for path in files:
         if path.is_dir():

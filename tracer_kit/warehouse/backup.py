@@ -182,6 +182,21 @@ def _read_every_table(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"SELECT * FROM {quote_ident(name)}").fetchall()
 
 
+def _opened(path: Path, found: Verification) -> tuple[Path, dict[str, str | None]] | None:
+    """The warehouse's folder and referenced files, once every table reads; None when damaged."""
+    try:
+        with connect(path, read_only=True) as con:
+            _read_every_table(con)
+            return _root(con), _referenced(con)
+    except duckdb.Error as exc:
+        found.problems.append(damaged_message(path, str(exc).splitlines()[0]))
+    except TracerError as exc:
+        if "is damaged" not in str(exc):
+            raise
+        found.problems.append(str(exc))
+    return None
+
+
 def verify(warehouse: str | Path = DEFAULT_WAREHOUSE) -> Verification:
     """Open the warehouse, read every table, check every referenced file (see the module docstring)."""
     from tracer_kit.ingest import file_sha256
@@ -190,18 +205,10 @@ def verify(warehouse: str | Path = DEFAULT_WAREHOUSE) -> Verification:
     found = Verification(path)
     if not path.is_file():
         raise TracerError(f"no warehouse at {path}")
-    try:
-        with connect(warehouse, read_only=True) as con:
-            _read_every_table(con)
-            root, referenced = _root(con), _referenced(con)
-    except duckdb.Error as exc:
-        found.problems.append(damaged_message(path, str(exc).splitlines()[0]))
+    opened = _opened(path, found)
+    if opened is None:
         return found
-    except TracerError as exc:
-        if "is damaged" not in str(exc):
-            raise
-        found.problems.append(str(exc))
-        return found
+    root, referenced = opened
     known: set[Path] = set()
     for stored, sha in sorted(referenced.items()):
         file = _located(root, stored)
@@ -214,11 +221,19 @@ def verify(warehouse: str | Path = DEFAULT_WAREHOUSE) -> Verification:
             found.unhashed += int(file.is_file())
         elif file.is_file() and file_sha256(file) != sha:
             found.problems.append(f"changed since its run wrote it: {stored}")
+    found.orphans = _orphans(root, known)
+    return found
+
+
+def _orphans(root: Path, known: set[Path]) -> list[Path]:
+    """Files in the run folders that nothing the warehouse references is or holds."""
+    orphans = []
     for folder in (root / "processed", root / "bronze"):
         for file in _files_under(folder) if folder.is_dir() else []:
-            if file.resolve() not in known and not any(p in known for p in file.resolve().parents):
-                found.orphans.append(file)
-    return found
+            resolved = file.resolve()
+            if resolved not in known and not any(p in known for p in resolved.parents):
+                orphans.append(file)
+    return orphans
 
 
 def _check_backup(folder: Path) -> dict[str, Any]:

@@ -70,6 +70,26 @@ def test_listings_are_never_cut_at_40_columns(two_datasets):
     assert "…" not in blueprints.stdout
 
 
+def test_validate_issues_are_never_cut_and_speak_json_and_csv(workdir, sample_csv):
+    table = _tracer("validate", str(sample_csv), "-b", "customer_churn", cwd=workdir)
+    assert table.returncode == 0, table.stderr
+    issues = tk.validate(sample_csv, "customer_churn").issues
+    assert issues and "…" not in table.stdout
+    for issue in issues:  # every message whole, at 40 columns
+        assert issue.message in table.stdout.replace("\n", " ") or issue.message in table.stdout
+    as_json = _tracer(
+        "validate", str(sample_csv), "-b", "customer_churn", "--output-format", "json", cwd=workdir
+    )
+    data = json.loads(as_json.stdout)
+    assert data["passed"] is True and data["rows_in"] == 10_000
+    assert [i["check"] for i in data["issues"]] == [i.check for i in issues]
+    as_csv = _tracer(
+        "validate", str(sample_csv), "-b", "customer_churn", "--output-format", "csv", cwd=workdir
+    )
+    rows = pl.read_csv(as_csv.stdout.encode())
+    assert rows.height == len(issues) and rows["message"].to_list() == [i.message for i in issues]
+
+
 def test_listings_as_json_and_csv(two_datasets):
     root, runs = two_datasets
     rows = json.loads(_tracer("runs", "--output-format", "json", cwd=root).stdout)

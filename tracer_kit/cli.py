@@ -322,12 +322,9 @@ def _parts(score_parts: dict[str, float]) -> str:
     return ", ".join(f"{k} {100 * score_parts[k]:.1f}%" for k in SCORE_PARTS if k in score_parts)
 
 
-def _print_issues(issues: list[dict[str, Any]]) -> None:
+def _issues_table(issues: list[dict[str, Any]]) -> Any:
     from rich.table import Table
 
-    if not issues:
-        _console().print("no issues")
-        return
     table = Table(title="issues", show_lines=False)
     for col in ("severity", "column", "check", "observed", "threshold", "rows", "what"):
         table.add_column(
@@ -343,7 +340,15 @@ def _print_issues(issues: list[dict[str, Any]]) -> None:
             f"{i['rows_affected']:,}",
             i["message"],
         )
-    _console().print(table)
+    return table
+
+
+def _print_issues(issues: list[dict[str, Any]]) -> None:
+    """The issues as a table for people, never cut (wider than the terminal when it must be)."""
+    if not issues:
+        _console().print("no issues")
+        return
+    _print_table(_issues_table(issues))
 
 
 EngineOpt = Annotated[
@@ -523,6 +528,7 @@ def validate(
     token_env: TokenEnvOpt = None,
     same_origin: SameOriginOpt = False,
     secret_param: SecretParamOpt = None,
+    output_format: OutputFormatOpt = "table",
 ) -> None:
     """Check a file against a blueprint: score, parts and issues; exit 3 when the gate fails."""
     from tracer_kit.connections import redact
@@ -531,13 +537,30 @@ def validate(
     flags = {k: v for k, v in locals().items() if k in _CONFIG_FLAGS}  # (options by name)
     cfg = build_config(config, maps=map, transforms=transform, secrets=secret_param, **flags)
     q = run_validate(_source(input), blueprint, config=cfg)
-    con = _console()
-    con.print(f"quality gate: {'passed' if q.passed else 'FAILED'}")
-    counts = f"{q.rows_in:,} rows in, {q.rows_valid:,} valid, {q.rows_quarantined:,} quarantined"
-    con.print(f"{redact(input)}: {counts}", markup=False)  # (a URL's password never shown)
-    parts = _parts(q.score_parts)
-    con.print(f"quality score {q.score:.1f} ({parts})")
-    _print_issues([i.to_dict() for i in q.issues])
+    issues = [i.to_dict() for i in q.issues]
+    if output_format == "json":
+        keys = ("rows_in", "rows_valid", "rows_quarantined", "score", "score_parts")
+        summary = {"input": redact(input), "passed": q.passed, **{k: getattr(q, k) for k in keys}}
+        typer.echo(
+            json.dumps(
+                {**summary, "gate_failures": q.gate_failures, "issues": issues},
+                default=str,
+                indent=1,
+            )
+        )
+    elif output_format == "csv":
+        emit_rows(issues, "csv", _issues_table)
+    elif output_format == "table":
+        con = _console()
+        con.print(f"quality gate: {'passed' if q.passed else 'FAILED'}")
+        counts = (
+            f"{q.rows_in:,} rows in, {q.rows_valid:,} valid, {q.rows_quarantined:,} quarantined"
+        )
+        con.print(f"{redact(input)}: {counts}", markup=False)  # (a URL's password never shown)
+        con.print(f"quality score {q.score:.1f} ({_parts(q.score_parts)})")
+        _print_issues(issues)
+    else:
+        emit_rows([], output_format, _issues_table)  # (one line naming the formats)
     if not q.passed:
         typer.echo("error: quality gate failed: " + "; ".join(q.gate_failures), err=True)
         raise typer.Exit(3)

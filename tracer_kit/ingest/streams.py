@@ -93,11 +93,15 @@ def _decompress(path: Path, compression: str, dest: Path, limit: _Limit) -> str:
 
 def _transcode(path: Path, encoding: str, dest: Path) -> None:
     """Stream ``path`` from ``encoding`` into UTF-8 at ``dest``; undecodable bytes are replaced."""
-    with path.open("rb") as src, dest.open("wb") as out:
-        decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
-        for chunk in iter(lambda: src.read(settings.read_chunk_bytes), b""):
-            out.write(decoder.decode(chunk).encode("utf-8"))
-        out.write(decoder.decode(b"", final=True).encode("utf-8"))
+    try:
+        with path.open("rb") as src, dest.open("wb") as out:
+            decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+            for chunk in iter(lambda: src.read(settings.read_chunk_bytes), b""):
+                out.write(decoder.decode(chunk).encode("utf-8"))
+            out.write(decoder.decode(b"", final=True).encode("utf-8"))
+    except UnicodeError as exc:  # (utf-16 without a byte-order mark, say)
+        msg = f"cannot be read as {encoding} ({_short(exc)}); give the right {option('encoding', value='NAME')}"
+        raise _fail(path, msg) from None
 
 
 def _cr_to_lf(path: Path, dest: Path) -> None:

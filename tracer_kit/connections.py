@@ -44,6 +44,7 @@ __all__ = [
     "driver_message",
     "dotenv_value",
     "is_database_url",
+    "is_one_select",
     "is_secret_param",
     "is_url",
     "looks_random",
@@ -423,6 +424,14 @@ def _open(db: DatabaseUrl, *, read_only: bool) -> Any:  # noqa: ANN401 - a drive
     import duckdb
 
     return duckdb.connect(str(path), read_only=read_only)
+
+
+def is_one_select(sql: str) -> bool:
+    """Whether ``sql`` is exactly one SELECT statement (DuckDB's parser decides)."""
+    import duckdb
+
+    statements = duckdb.extract_statements(sql)
+    return len(statements) == 1 and statements[0].type.name == "SELECT"
 
 
 def driver_errors(kind: str) -> tuple[type[BaseException], ...]:

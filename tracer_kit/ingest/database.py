@@ -29,6 +29,7 @@ from tracer_kit.connections import (
     connect_database,
     driver_errors,
     driver_message,
+    is_one_select,
     parse_database_url,
     quote_name,
     scrub,
@@ -172,10 +173,7 @@ def _duckdb_order(con: Any, table: str) -> list[str]:  # noqa: ANN401
 
 
 def _duckdb_copy(con: Any, sql: str, dest: Path) -> None:  # noqa: ANN401
-    import duckdb
-
-    statements = duckdb.extract_statements(sql)
-    if len(statements) != 1 or statements[0].type.name != "SELECT":
+    if not is_one_select(sql):
         raise LookupError("only one SELECT may run on a source (the file is opened read-only)")
     target = str(dest).replace("'", "''")
     con.execute(f"COPY ({sql}) TO '{target}' (FORMAT csv, HEADER true)")

@@ -278,22 +278,6 @@ def _plan_group(  # noqa: PLR0913 - one dataset's runs and the prune options
     return keep, remove, last_good
 
 
-def runs_to_prune(  # noqa: PLR0913 - the prune command's options
-    *,
-    keep_last: int | None = None,
-    dataset: str | None = None,
-    older_than_days: float | None = None,
-    failed_older_than_days: float | None = None,
-    include_last_good: bool = False,
-    warehouse: str | Path = DEFAULT_WAREHOUSE,
-) -> list[str]:
-    """The run ids :func:`prune_plan` removes, oldest first within each dataset."""
-    plan = prune_plan(
-        keep_last=keep_last,
-        dataset=dataset,
-        older_than_days=older_than_days,
-        failed_older_than_days=failed_older_than_days,
-        include_last_good=include_last_good,
-        warehouse=warehouse,
-    )
-    return [run_id for group in plan for run_id in reversed(group.remove)]
+def runs_to_prune(**options: Any) -> list[str]:  # noqa: ANN401 - prune_plan's keywords
+    """The run ids :func:`prune_plan` removes (same keywords), oldest first within each dataset."""
+    return [run_id for group in prune_plan(**options) for run_id in reversed(group.remove)]

@@ -29,8 +29,8 @@ def test_release_warehouse_migrates_and_answers(old_project):
     before = tk.query("SELECT max(version) AS v FROM schema_version")["v"].item()
     assert before == 3
     open_warehouse("data/warehouse.duckdb")
-    # 7: bronze_files.pages (an API source's pages, the records' positions)
-    assert tk.query("SELECT max(version) AS v FROM schema_version")["v"].item() == 7
+    # 7: bronze_files.pages (an API source's pages, the records' positions); 8: file_hashes
+    assert tk.query("SELECT max(version) AS v FROM schema_version")["v"].item() == 8
     # processed columns (migration 5) are read back from each blueprint's Parquet
     stored = tk.query("SELECT blueprint FROM processed_schemas ORDER BY 1")["blueprint"]
     assert stored.to_list() == ["customer_churn", "price_optimization", "revenue_projection"]

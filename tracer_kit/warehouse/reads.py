@@ -61,13 +61,23 @@ def _read_statement(sql: str) -> None:
 
 
 def _registered_files(con: duckdb.DuckDBPyConnection) -> list[Path]:
-    """Every file (or Spark part-file folder) the warehouse's views read."""
+    """Every file (or Spark part-file folder) the warehouse's views read.
+
+    A registry a not-yet-migrated warehouse lacks reads as empty.
+    """
     root = _root(con)
-    stored = con.execute(
-        "SELECT path FROM processed_files UNION ALL SELECT path FROM prediction_files "
-        "UNION ALL SELECT path FROM bronze_files "
-        "UNION ALL SELECT rejects_path FROM bronze_files WHERE rejects_path IS NOT NULL"
-    ).fetchall()
+    columns = {
+        "processed_files": ("path",),
+        "prediction_files": ("path",),
+        "bronze_files": ("path", "rejects_path"),
+    }
+    parts = [
+        f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL"
+        for table, names in columns.items()
+        if _is_base_table(con, table)
+        for column in names
+    ]
+    stored = con.execute(" UNION ALL ".join(parts)).fetchall() if parts else []
     return [_located(root, s) for (s,) in stored]
 
 

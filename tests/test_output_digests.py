@@ -83,3 +83,13 @@ def test_outputs_match_the_recorded_digests(workdir, blueprint):
     recorded = pl.read_parquet(REPO / "tests" / "fixtures" / "predictions" / f"{blueprint}.parquet")
     predictions = pl.read_parquet(r.outputs["predictions"])
     assert_frame_equal(predictions, recorded, check_exact=False, rtol=1e-8, atol=1e-9)
+    # the label is the answer: never a column of the model-ready matrix or the preprocessor
+    bp = tk.get_blueprint(blueprint)
+    answers = {bp.label} - {None}
+    assert answers == ({"churned"} if blueprint == "customer_churn" else set())
+    matrix = pl.read_parquet_schema(r.outputs["model"])
+    prep = tk.load_preprocessor(r.run_id)
+    inputs = [*prep.numeric_, *prep.categorical_]
+    for answer in answers:
+        assert not [c for c in matrix if c == answer or c.startswith(f"{answer}_")], matrix
+        assert answer not in inputs

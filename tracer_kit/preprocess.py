@@ -350,7 +350,10 @@ def fit_preprocessor(
     frame: pl.DataFrame | pl.LazyFrame, blueprint: Blueprint, config: PreprocessConfig
 ) -> Preprocessor:
     """Fit a :class:`Preprocessor` for a blueprint's processed table on at most 1,000,000 rows (:func:`fit_sample`)."""
-    drop = {f.name for f in blueprint.fields if f.kind == "id"} | {"extras"}
+    # the label is the answer, never an input (a target stays: target encoding learns from it,
+    # and the preprocessor never makes it a column of the matrix)
+    label = {blueprint.label} if blueprint.label else set()
+    drop = {f.name for f in blueprint.fields if f.kind == "id"} | {"extras"} | label
     lf = frame.lazy()
     usable = lf.drop([c for c in lf.collect_schema().names() if c in drop])
     return Preprocessor(blueprint.name, config.model_dump(), blueprint.target).fit(

@@ -186,6 +186,9 @@ class Blueprint:
         Default preprocessing choices.
     target
         Target column for target encoding, or ``None``.
+    label
+        The field a model predicts (customer_churn: ``churned``), or ``None``: never a
+        feature, left out of every model-ready matrix and preprocessor.
     report_hints
         Free-form hints for the report (e.g. which feature to chart first).
     null_cause
@@ -212,6 +215,7 @@ class Blueprint:
     aggregates: bool = False
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     target: str | None = None
+    label: str | None = None
     report_hints: dict[str, Any] = field(default_factory=dict)
     sample: str | None = None
     null_cause: Callable[[str, pl.LazyFrame, FeatureContext], str | None] | None = None
@@ -229,9 +233,11 @@ class Blueprint:
         if len(set(names)) != len(names):
             msg = f"blueprint {self.name!r} declares a field twice"
             raise BlueprintError(msg)
-        for col in (*self.key, *([self.identifier] if self.identifier else [])):
+        declared = [*self.key, *([self.identifier] if self.identifier else [])]
+        for col in (*declared, *([self.label] if self.label else [])):
             if col not in names:
-                msg = f"blueprint {self.name!r}: key column {col!r} is not one of its fields"
+                what = "label" if col == self.label else "key column"
+                msg = f"blueprint {self.name!r}: {what} {col!r} is not one of its fields"
                 raise BlueprintError(msg)
 
     def __repr__(self) -> str:

@@ -287,6 +287,7 @@ BLUEPRINT = Blueprint(
     ),
     key=("customer_id",),
     identifier="customer_id",
+    label="churned",
     reference_column="last_activity_date",
     rules=(
         Rule(

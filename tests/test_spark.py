@@ -220,7 +220,9 @@ def test_spark_run_writes_part_files_under_processed_blueprint_run_id(runs):
     assert s.params["engine"]["name"] == "spark"
     report = Path(s.outputs.report).read_text(encoding="utf-8")
     assert "customer_churn" in report and "99.1" in report
-    assert "held-out ROC AUC 0.846" in report  # the churn model's headline
+    assert (
+        "held-out ROC AUC 0.848" in report
+    )  # the churn model's headline (splines candidate, issue 27)
 
 
 def test_source_row_is_the_file_order_whatever_the_splits(spark):

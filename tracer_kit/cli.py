@@ -107,10 +107,25 @@ SecretParamOpt = Annotated[
         help="A URL query parameter whose value is a secret, masked wherever recorded (repeatable).",
     ),
 ]
+TenureUnitOpt = Annotated[
+    str | None,
+    typer.Option("--tenure-unit", help="customer_churn snapshot: tenure in days, weeks or months."),
+]
+LabelOpt = Annotated[
+    str | None,
+    typer.Option("--label", help="The column holding the label (e.g. Churn), whatever its name."),
+]
+PositiveOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--positive", help="The label's positive value (e.g. Yes) when not yes/no, true/false, 1/0."
+    ),
+]
 #: ``build_config`` keywords a command may forward by its own parameter names.
 _CONFIG_FLAGS = frozenset(
     "no_model pii reference_date format encoding delimiter sheet on_bad_lines max_bytes dataset "
-    "notebook table query records_path paginate rate_limit max_pages token_env same_origin".split()
+    "notebook table query records_path paginate rate_limit max_pages token_env same_origin "
+    "label positive tenure_unit".split()
 )
 ReferenceDateOpt = Annotated[str | None, typer.Option("--reference-date", help="YYYY-MM-DD")]
 NotebookOpt = Annotated[
@@ -258,6 +273,9 @@ def build_config(
     pii: list[str] | None = None,
     no_model: bool = False,
     secrets: list[str] | None = None,
+    label: str | None = None,
+    positive: str | None = None,
+    tenure_unit: str | None = None,
     **api: Any,
 ) -> Any:
     """A Config from ``--config`` plus the command-line overrides (``api``: the API flags)."""
@@ -274,6 +292,7 @@ def build_config(
     base["secret_params"] = [*base["secret_params"], *(secrets or [])]
     if no_model:
         base["model"]["enabled"] = False
+    base["model"].update({k: v for k, v in {"label": label, "positive": positive}.items() if v})
     overrides = {
         "reference_date": reference_date,
         "format": format,
@@ -286,6 +305,7 @@ def build_config(
         "notebook": str(notebook) if notebook is not None else None,
         "table": table,
         "query": query,
+        "tenure_unit": tenure_unit,
     }
     base.update({k: v for k, v in overrides.items() if v is not None})
     base["api"].update({k: v for k, v in api.items() if v is not None and v is not False})
@@ -382,6 +402,9 @@ def run(
     reference_date: ReferenceDateOpt = None,
     transform: TransformOpt = None,
     pii: PiiOpt = None,
+    label: LabelOpt = None,
+    positive: PositiveOpt = None,
+    tenure_unit: TenureUnitOpt = None,
     warehouse: Warehouse = DEFAULT_WAREHOUSE,
     output_dir: OutputDir = DEFAULT_REPORTS,
     no_notebook: Annotated[
@@ -466,6 +489,7 @@ def predict(
     force: ForceOpt = False,
     raw_cells: RawCellsOpt = False,
     config: ConfigOpt = None,
+    map: MapOpt = None,  # noqa: A002
     reference_date: Annotated[
         str | None,
         typer.Option("--reference-date", help="YYYY-MM-DD (default: the training run's)"),
@@ -480,6 +504,11 @@ def predict(
     overrides = load_config(config).model_dump(exclude_unset=True)
     if reference_date:
         overrides["reference_date"] = reference_date
+    if map:  # (added to the training run's renames, which apply to the columns the file has)
+        overrides["column_map"] = {
+            **overrides.get("column_map", {}),
+            **_pairs(map, "--map", "SRC=DST"),
+        }
     result = run_predict(
         run_id,
         input,
@@ -513,6 +542,9 @@ def validate(
     reference_date: ReferenceDateOpt = None,
     transform: TransformOpt = None,
     pii: PiiOpt = None,
+    label: LabelOpt = None,
+    positive: PositiveOpt = None,
+    tenure_unit: TenureUnitOpt = None,
     format: FormatOpt = None,  # noqa: A002
     encoding: EncodingOpt = None,
     delimiter: DelimiterOpt = None,
@@ -537,10 +569,18 @@ def validate(
     flags = {k: v for k, v in locals().items() if k in _CONFIG_FLAGS}  # (options by name)
     cfg = build_config(config, maps=map, transforms=transform, secrets=secret_param, **flags)
     q = run_validate(_source(input), blueprint, config=cfg)
+    _print_validation(q, redact(input), output_format)
+    if not q.passed:
+        typer.echo("error: quality gate failed: " + "; ".join(q.gate_failures), err=True)
+        raise typer.Exit(3)
+
+
+def _print_validation(q: Any, shown: str, output_format: str) -> None:  # noqa: ANN401
+    """``tracer validate``'s verdict as a table for people, or JSON or CSV for scripts."""
     issues = [i.to_dict() for i in q.issues]
     if output_format == "json":
         keys = ("rows_in", "rows_valid", "rows_quarantined", "score", "score_parts")
-        summary = {"input": redact(input), "passed": q.passed, **{k: getattr(q, k) for k in keys}}
+        summary = {"input": shown, "passed": q.passed, **{k: getattr(q, k) for k in keys}}
         typer.echo(
             json.dumps(
                 {**summary, "gate_failures": q.gate_failures, "issues": issues},
@@ -548,22 +588,17 @@ def validate(
                 indent=1,
             )
         )
-    elif output_format == "csv":
-        emit_rows(issues, "csv", _issues_table)
     elif output_format == "table":
         con = _console()
         con.print(f"quality gate: {'passed' if q.passed else 'FAILED'}")
         counts = (
             f"{q.rows_in:,} rows in, {q.rows_valid:,} valid, {q.rows_quarantined:,} quarantined"
         )
-        con.print(f"{redact(input)}: {counts}", markup=False)  # (a URL's password never shown)
+        con.print(f"{shown}: {counts}", markup=False)  # (a URL's password never shown)
         con.print(f"quality score {q.score:.1f} ({_parts(q.score_parts)})")
         _print_issues(issues)
-    else:
-        emit_rows([], output_format, _issues_table)  # (one line naming the formats)
-    if not q.passed:
-        typer.echo("error: quality gate failed: " + "; ".join(q.gate_failures), err=True)
-        raise typer.Exit(3)
+    else:  # csv, or one line naming the formats
+        emit_rows(issues, output_format, _issues_table)
 
 
 @app.command()

@@ -61,6 +61,12 @@ class ModelConfig(BaseModel):
     horizon: int = Field(90, ge=1, le=730)
     #: Candidate models to choose from (None: every candidate of the blueprint).
     candidates: list[str] | None = None
+    #: The source column holding the label, whatever it is called (it becomes the blueprint's
+    #: label field, e.g. customer_churn's ``churned``).
+    label: str | None = None
+    #: The label's positive value (e.g. ``Yes``, ``Left``) when it is not one of the
+    #: recognised spellings (yes/no, true/false, 1/0, y/n); any other value is negative.
+    positive: str | None = None
 
 
 class ApiConfig(BaseModel):
@@ -115,8 +121,13 @@ class Config(BaseModel):
     max_bytes: int | None = Field(None, gt=0)
     run_date: dt.date | None = None
     plan_levels: list[str] | None = None
+    #: What a snapshot's ``tenure`` counts (customer_churn's snapshot form).
+    tenure_unit: Literal["days", "weeks", "months"] = "months"
     notebook: str | None = None
     dataset: str | None = None
+    #: Apply only the ``column_map`` entries whose column the source has (``predict`` sets it:
+    #: a file to score has no label column).
+    map_present_only: bool = False
     #: With a database source: the table to read (in primary-key order) or the SQL to run.
     table: str | None = None
     query: str | None = None

@@ -22,7 +22,10 @@ __all__ = [
     "price_elasticities",
     "prices",
     "revenue",
+    "telco",
+    "telco_churn_probability",
     "write_samples",
+    "write_telco",
 ]
 
 #: The last day covered by every sample, so runs are reproducible whatever today is.
@@ -253,6 +256,136 @@ def prices(
             .drop("_i")
         )
     return df
+
+
+TELCO_SERVICES = (
+    "OnlineSecurity", "OnlineBackup", "DeviceProtection", "TechSupport", "StreamingTV",
+    "StreamingMovies",
+)  # fmt: skip
+
+
+def telco_churn_probability(
+    tenure: np.ndarray,
+    monthly: np.ndarray,
+    contract: np.ndarray,
+    fiber: np.ndarray,
+    echeck: np.ndarray,
+    tech_support: np.ndarray,
+) -> np.ndarray:
+    """The planted churn model of :func:`telco`: short tenure (most of all the first months, as
+    in the real export), a monthly contract, fiber, an electronic check and high charges raise
+    the odds; tech support lowers them.
+    """  # noqa: D205
+    logit = (
+        -0.2
+        - 0.75 * np.log1p(tenure)
+        + 0.018 * (monthly - 65)
+        + np.select([contract == 0, contract == 1], [1.3, 0.0], -1.2)
+        + 0.6 * fiber
+        + 0.55 * echeck
+        - 0.5 * tech_support
+    )
+    return 1 / (1 + np.exp(-logit))
+
+
+def _telco_services(rng: np.random.Generator, internet: np.ndarray) -> dict[str, np.ndarray]:
+    n = len(internet)
+    return {
+        s: np.where(internet == "No", "No internet service", rng.choice(["Yes", "No"], n))
+        for s in TELCO_SERVICES
+    }
+
+
+def _telco_ids(rng: np.random.Generator, n: int) -> list[str]:
+    letters = list("ABCDEFGHJKLMNPQRSTUVWXYZ")
+    return [f"{i:04d}-{''.join(rng.choice(letters, 5))}" for i in range(n)]
+
+
+def _telco_break(df: pl.DataFrame, bad: np.ndarray) -> pl.DataFrame:
+    """A third of ``bad`` rows get a negative tenure, a third an unreadable charge, the rest a repeated id."""
+    third = max(len(bad) // 3, 1)
+    parts = [bad[:third].tolist(), bad[third : 2 * third].tolist(), bad[2 * third :].tolist()]
+    row = pl.col("_i")
+    return (
+        df.with_row_index("_i")
+        .with_columns(
+            tenure=pl.when(row.is_in(parts[0])).then(pl.lit("-4")).otherwise("tenure"),
+            TotalCharges=pl.when(row.is_in(parts[1]))
+            .then(pl.lit("n.a."))
+            .otherwise("TotalCharges"),
+            customerID=pl.when(row.is_in(parts[2]))
+            .then(pl.lit("0000-AAAAA"))
+            .otherwise("customerID"),
+        )
+        .drop("_i")
+    )
+
+
+def telco(n: int = 7_043, *, seed: int = 31, broken: int = 12) -> pl.DataFrame:
+    """A churn export shaped like the IBM Telco sample (21 columns, all text): ``customerID``,
+    ``tenure`` in months, ``TotalCharges`` blank for new customers, ``Churn`` Yes/No, no dates,
+    and a planted answer (:func:`telco_churn_probability`). ``broken`` rows carry mistakes
+    (a negative tenure, an unreadable charge, a repeated id).
+    """  # noqa: D205
+    rng = np.random.default_rng(seed)
+    tenure = rng.integers(1, 73, n)
+    tenure[rng.choice(n, min(11, n), replace=False)] = 0  # new customers: no charges yet
+    contract = rng.choice(3, n, p=[0.55, 0.21, 0.24])
+    internet = rng.choice(["DSL", "Fiber optic", "No"], n, p=[0.34, 0.44, 0.22])
+    payment = rng.choice(
+        [
+            "Electronic check",
+            "Mailed check",
+            "Bank transfer (automatic)",
+            "Credit card (automatic)",
+        ],
+        n,
+        p=[0.34, 0.23, 0.22, 0.21],
+    )
+    services = _telco_services(rng, internet)
+    base = np.where(internet == "Fiber optic", 70, np.where(internet == "DSL", 45, 20))
+    extra = 5 * sum((services[s] == "Yes") for s in TELCO_SERVICES)
+    monthly = np.round(base + extra + rng.normal(0, 4, n), 2)
+    total = np.round(monthly * tenure * rng.uniform(0.95, 1.05, n), 2)
+    p = telco_churn_probability(
+        tenure, monthly, contract, internet == "Fiber optic", payment == "Electronic check",
+        services["TechSupport"] == "Yes",
+    )  # fmt: skip
+    churn = np.where(np.random.default_rng(seed + 1).random(n) < p, "Yes", "No")
+    phone = rng.choice(["Yes", "No"], n, p=[0.9, 0.1])
+    df = pl.DataFrame(
+        {
+            "customerID": _telco_ids(rng, n),
+            "gender": rng.choice(["Female", "Male"], n),
+            "SeniorCitizen": rng.choice(["0", "1"], n, p=[0.84, 0.16]),
+            "Partner": rng.choice(["Yes", "No"], n),
+            "Dependents": rng.choice(["Yes", "No"], n, p=[0.3, 0.7]),
+            "tenure": tenure.astype(str),
+            "PhoneService": phone,
+            "MultipleLines": np.where(
+                phone == "No", "No phone service", rng.choice(["Yes", "No"], n)
+            ),
+            "InternetService": internet,
+            **services,
+            "Contract": np.array(["Month-to-month", "One year", "Two year"])[contract],
+            "PaperlessBilling": rng.choice(["Yes", "No"], n, p=[0.6, 0.4]),
+            "PaymentMethod": payment,
+            "MonthlyCharges": [f"{m:.2f}" for m in monthly],
+            "TotalCharges": [
+                " " if t == 0 else f"{v:.2f}" for t, v in zip(tenure, total, strict=True)
+            ],
+            "Churn": churn,
+        }
+    )
+    return _telco_break(df, rng.choice(n, broken, replace=False))
+
+
+def write_telco(path: str | Path, n: int = 7_043, *, seed: int = 31) -> Path:
+    """Write :func:`telco` as the real export is: tab-separated despite its ``.csv`` name."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    telco(n, seed=seed).write_csv(path, separator="\t")
+    return path
 
 
 SAMPLES = {"customers.csv": customers, "revenue.csv": revenue, "prices.csv": prices}

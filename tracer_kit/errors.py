@@ -199,6 +199,16 @@ _SPELLINGS: dict[str, dict[str, str]] = {
         "python": "pii=['FIELD']",
         "widget": "pii in the config",
     },
+    "label": {
+        "cli": "--label {value}",
+        "python": "model={{'label': '{value}'}}",
+        "widget": "label '{value}' in the config (model.label)",
+    },
+    "positive": {
+        "cli": "--positive {value}",
+        "python": "model={{'positive': '{value}'}}",
+        "widget": "positive '{value}' in the config (model.positive)",
+    },
     "pseudonymise_key": {
         "cli": "pseudonymise_key in the --config file",
         "python": "pseudonymise_key='...'",

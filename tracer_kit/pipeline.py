@@ -22,7 +22,7 @@ import polars as pl
 
 from tracer_kit._scratch import is_sorted_by, sink_sorted
 from tracer_kit.aggregates import Aggregates
-from tracer_kit.blueprints import Blueprint, FeatureContext, get_blueprint
+from tracer_kit.blueprints import Blueprint, FeatureContext, blueprint_form, get_blueprint
 from tracer_kit.config import Config, config_to_jsonable, load_config
 from tracer_kit.engine import on_spark
 from tracer_kit.errors import ConfigError, PipelineBugError, QualityGateError
@@ -45,6 +45,7 @@ from tracer_kit.personal import (
 )
 from tracer_kit.profiling import column_profiles, hide_personal
 from tracer_kit.quality import QualityResult, assess_ingested, raise_for_gate, read_file
+from tracer_kit.quality.matching import config_column_map
 from tracer_kit.run import STAGES, ProgressFn, RunLifecycle
 from tracer_kit.settings import settings
 from tracer_kit.types import Issue, RunOutputs, RunResult
@@ -173,7 +174,12 @@ def mostly_null_issues(
 def feature_context(q: QualityResult, config: Config) -> FeatureContext:
     """What the features may know beyond the rows: the run's dates and the config's plan order."""
     levels = tuple(config.plan_levels) if config.plan_levels else None
-    return FeatureContext(run_date=q.run_date, reference_date=q.reference_date, plan_levels=levels)
+    return FeatureContext(
+        run_date=q.run_date,
+        reference_date=q.reference_date,
+        plan_levels=levels,
+        tenure_unit=config.tenure_unit,
+    )
 
 
 def build_processed(
@@ -530,6 +536,8 @@ def _validate(run: _Run) -> None:
     ing = run.ing
     assert ing is not None
     staging = run.space.run_staging(run.run_id)
+    # customer_churn's snapshot form when the file has tenure and no account dates
+    run.bp = blueprint_form(run.bp, ing.info.columns, config_column_map(run.cfg, run.bp))
     q = assess_ingested(ing, run.bp, config=run.cfg, run_date=run.run_date, work_dir=staging)
     run.q = q
     run.params.update(
@@ -928,11 +936,14 @@ def _predict(  # noqa: PLR0913 - predict's arguments, passed on
         check_destination(out, force=force, warehouse=warehouse)  # (before any work)
     base = {k: v for k, v in trained.config.items() if k not in ("dataset", "run_date")}
     base["reference_date"] = base.get("reference_date") or trained.reference_date
-    cfg = load_config({**base, **load_config(config).model_dump(exclude_unset=True)})
-    if config is not None and not isinstance(config, (str, Path)):  # (a key given in Python)
-        given = load_config(config)
-        if given.pseudonymise_key is not None:
-            cfg = cfg.model_copy(update={"pseudonymise_key": given.pseudonymise_key})
+    given = load_config(config)
+    overrides = given.model_dump(exclude_unset=True)
+    # the training run's renames apply to the columns the new file has (it has no label),
+    # with the caller's own renames added on top
+    overrides["column_map"] = {**base.get("column_map", {}), **given.column_map}
+    cfg = load_config({**base, **overrides, "map_present_only": True})
+    if given.pseudonymise_key is not None:  # (a key given in Python: model_dump leaves it out)
+        cfg = cfg.model_copy(update={"pseudonymise_key": given.pseudonymise_key})
     _same_pseudonymise_key(run_id, run_row(run_id, warehouse=warehouse)["params"], cfg)
     result = run_pipeline(
         source,

@@ -60,6 +60,13 @@ ONEHOT_MAX_LEVELS = 10
 SKEW_LIMIT = 1.0
 _SCALERS = {"robust": RobustScaler, "standard": StandardScaler, "minmax": MinMaxScaler}
 _TRUSTED_PREFIXES = ("sklearn.", "numpy.", "tracer_kit.", "builtins.", "collections.", "polars.")
+#: SciPy types scikit-learn's own estimators hold (SplineTransformer keeps B-splines).
+_TRUSTED_NAMES = frozenset(
+    {
+        "scipy.interpolate._bsplines.BSpline",
+        "scipy._lib.array_api_compat.numpy._aliases.asarray",
+    }
+)
 
 
 class OutlierCapper(TransformerMixin, BaseEstimator):
@@ -528,7 +535,9 @@ def load_skops(path: str | Path, what: str) -> Any:
     import skops.io as sio
 
     untrusted = sio.get_untrusted_types(file=str(path))
-    foreign = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
+    foreign = [
+        t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES) and t not in _TRUSTED_NAMES
+    ]
     if foreign:
         raise TracerError(f"{path}: refusing to load {what} holding unexpected types {foreign}")
     return sio.load(str(path), trusted=untrusted)

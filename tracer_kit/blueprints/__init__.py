@@ -34,11 +34,33 @@ __all__ = [
     "Rule",
     "RuleContext",
     "SparkPlan",
+    "blueprint_form",
     "get_blueprint",
     "list_blueprints",
     "register_blueprint",
     "stats",
 ]
+
+
+def blueprint_form(
+    blueprint: Blueprint,
+    columns: list[str] | tuple[str, ...],
+    column_map: dict[str, str] | None = None,
+) -> Blueprint:
+    """The form of ``blueprint`` a source with these ``columns`` (renamed by ``column_map``) calls for.
+
+    A blueprint with one form is itself; customer_churn has a date form and a snapshot form
+    (``tenure`` instead of ``account_created_date``).
+    """
+    if blueprint.form_for is None:
+        return blueprint
+    renamed = [(column_map or {}).get(c, c) for c in columns]
+    return blueprint.form_for(
+        frozenset(
+            c.strip().lower().replace(" ", "").replace("_", "").replace("-", "") for c in renamed
+        )
+    )
+
 
 _BUILTIN_MODULES = ("customer_churn", "price_optimization", "revenue_projection")
 _registry: dict[str, Blueprint] = {}

@@ -115,6 +115,7 @@ class FeatureContext:
     reference_date: dt.date | None
     plan_levels: tuple[str, ...] | None = None  # ordered plan names (lowest first), from the config
     statistics: Mapping[str, Any] | None = None
+    tenure_unit: str = "months"  # what a snapshot's ``tenure`` counts (days, weeks or months)
 
 
 FeatureFn = Callable[[pl.LazyFrame, FeatureContext], pl.LazyFrame]
@@ -201,6 +202,10 @@ class Blueprint:
     spark
         How the Spark engine runs ``build_features`` (:class:`SparkPlan`), or ``None``: the
         blueprint then runs on the polars engine only.
+    form_for
+        ``(target_columns) -> Blueprint``: the form of this blueprint a source's columns call
+        for (customer_churn: its snapshot form when the file has ``tenure`` and no
+        ``account_created_date``), or ``None`` when it has one form.
     """
 
     name: str
@@ -221,6 +226,7 @@ class Blueprint:
     null_cause: Callable[[str, pl.LazyFrame, FeatureContext], str | None] | None = None
     feature_statistics: StatisticsFn | None = None
     spark: SparkPlan | None = None
+    form_for: Callable[[frozenset[str]], Blueprint] | None = None
 
     def __post_init__(self) -> None:
         if not NAME_PATTERN.match(self.name):

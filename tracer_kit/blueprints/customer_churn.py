@@ -28,6 +28,9 @@ from tracer_kit.blueprints.stats import column_bounds, quantile_cuts
 
 __all__ = [
     "BLUEPRINT",
+    "SNAPSHOT",
+    "TENURE_DAYS",
+    "churn_form",
     "ENGAGEMENT_PARTS",
     "PLAN_LEVELS",
     "account_tenure_days",
@@ -258,6 +261,10 @@ def _future_date(ctx: RuleContext) -> pl.Expr:
     return after_run | (pl.col("account_created_date") > pl.lit(ctx.reference_date, dtype=pl.Date))
 
 
+#: Fields only the date form has (the snapshot form has ``tenure`` instead).
+_DATE_FORM_ONLY = ("customer_id", "last_activity_date", "account_created_date", "total_value")
+
+
 def _activity_before_created(ctx: RuleContext) -> pl.Expr:
     return pl.col("last_activity_date") < pl.col("account_created_date")
 
@@ -338,4 +345,112 @@ BLUEPRINT = Blueprint(
     report_hints={"chart": "engagement_score", "color": "value_tier"},
     null_cause=null_cause,
     sample="customers.csv",
+    form_for=lambda columns: churn_form(columns),
 )
+
+
+# -- the snapshot form: tenure instead of dates ------------------------------------------------
+
+#: Days in one unit of a snapshot's ``tenure``.
+TENURE_DAYS = {"days": 1.0, "weeks": 7.0, "months": 365.25 / 12}
+
+
+def tenure_days(unit: str) -> pl.Expr:
+    """``account_tenure_days`` = ``round(tenure * days per unit)`` (a month is 365.25 / 12 days)."""
+    days = (pl.col("tenure") * TENURE_DAYS[unit]).round(0).cast(pl.Int64)
+    return days.alias("account_tenure_days")
+
+
+def _snapshot_rows(valid: pl.LazyFrame, ctx: FeatureContext) -> pl.LazyFrame:
+    """The row features of a snapshot: tenure given, recency only where a date is."""
+    ref = ctx.reference_date or ctx.run_date
+    return valid.with_columns(
+        days_since_last_activity(ref), tenure_days(ctx.tenure_unit)
+    ).with_columns(
+        daily_value_rate(),
+        support_intensity(),
+        feature_usage_rate(),
+        activity_recency_score(),
+        plan_value_score(ctx.plan_levels),
+    )
+
+
+def snapshot_statistics(valid: pl.LazyFrame, ctx: FeatureContext) -> dict[str, Any]:
+    """:func:`feature_statistics` for the snapshot form."""
+    _, cuts = value_cuts(valid)
+    bounds = engagement_bounds(_snapshot_rows(valid, ctx))
+    return {
+        "value_cuts": [None if c is None else [c[0], c[1]] for c in cuts],
+        "engagement_bounds": {k: [lo, hi] for k, (lo, hi) in bounds.items()},
+    }
+
+
+def build_snapshot_features(valid: pl.LazyFrame, ctx: FeatureContext) -> pl.LazyFrame:
+    """The nine churn features of a snapshot export (tenure, no dates needed)."""
+    stats = ctx.statistics or snapshot_statistics(valid, ctx)
+    cuts = [None if c is None else (c[0], c[1]) for c in stats["value_cuts"]]
+    bounds = {k: (lo, hi) for k, (lo, hi) in stats["engagement_bounds"].items()}
+    return _snapshot_rows(valid, ctx).with_columns(value_tier(cuts), engagement_score(bounds))
+
+
+def _activity_after_run(ctx: RuleContext) -> pl.Expr:
+    return pl.col("last_activity_date") > pl.lit(ctx.run_date, dtype=pl.Date)
+
+
+def _snapshot_features() -> tuple[Feature, ...]:
+    formulas = {
+        "days_since_last_activity": "days from last_activity_date to ref (null without the date)",
+        "account_tenure_days": "round(tenure * days per unit: 1 day, 7 a week, 365.25 / 12 a month)",
+        "activity_recency_score": "exp(-days_since_last_activity / 30) (null without the date)",
+    }
+    return tuple(
+        Feature(f.name, f.dtype, formulas.get(f.name, f.formula)) for f in BLUEPRINT.features
+    )
+
+
+SNAPSHOT = Blueprint(
+    name="customer_churn",
+    description="Churn risk per customer from a snapshot: tenure instead of dates.",
+    fields=(
+        Field("customer_id", "id", required=True, description="unique customer identifier"),
+        Field(
+            "tenure",
+            "float",
+            required=True,
+            ge=0,
+            description="time as a customer, in tenure_unit (default months)",
+        ),
+        Field("total_value", "float", required=True, ge=0, description="lifetime value, >= 0"),
+        Field("last_activity_date", "date", description="optional: enables the recency features"),
+        *(f for f in BLUEPRINT.fields if f.name not in _DATE_FORM_ONLY),
+    ),
+    key=("customer_id",),
+    identifier="customer_id",
+    label="churned",
+    reference_column="last_activity_date",
+    rules=(
+        Rule(
+            "future_date",
+            ("last_activity_date",),
+            "last_activity_date after the run date",
+            _activity_after_run,
+        ),
+    ),
+    features=_snapshot_features(),
+    build_features=build_snapshot_features,
+    feature_statistics=snapshot_statistics,
+    spark=SparkPlan("rows"),
+    report_hints={"chart": "engagement_score", "color": "value_tier"},
+    null_cause=null_cause,
+)
+
+
+def churn_form(columns: frozenset[str]) -> Blueprint:
+    """The snapshot form when a source has ``tenure`` and no ``account_created_date``, else the date form.
+
+    ``columns`` are the source's column names as the run will name them (after its renames),
+    compared without case, spaces or underscores.
+    """
+    if "tenure" in columns and "accountcreateddate" not in columns:
+        return SNAPSHOT
+    return BLUEPRINT

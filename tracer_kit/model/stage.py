@@ -37,6 +37,7 @@ from tracer_kit.engine import (
     write_rows,
 )
 from tracer_kit.model.churn import LEAKAGE_AUC, fit_churn, label_values
+from tracer_kit.model.extras import extra_columns, plan_extras, with_extras
 from tracer_kit.model.forecast import fit_forecast, forecast_from
 from tracer_kit.model.pricing import Elasticity, expected_quantity, fit_elasticity
 from tracer_kit.settings import settings
@@ -149,29 +150,43 @@ def churn_score_schema(rows: Any) -> pl.Schema:  # noqa: ANN401 - a polars frame
     return pl.Schema({"customer_id": key, "prediction": pl.Float64, "confidence": pl.Float64})
 
 
-def _class_counts(processed: pl.LazyFrame) -> dict[int, int]:
-    label = label_values(pl.col("churned")).alias("y")
+def _class_counts(processed: pl.LazyFrame, positive: str | None) -> dict[int, int]:
+    label = label_values(pl.col("churned"), positive).alias("y")
     counts = processed.select(label).group_by("y").len().collect(engine="streaming")
     return {y: n for y, n in counts.iter_rows() if y is not None}
 
 
-def _fit_churn(processed: pl.LazyFrame, cfg: ModelConfig) -> ModelOutcome:
-    per_class = _class_counts(processed)
-    if min(per_class.get(0, 0), per_class.get(1, 0)) < MIN_PER_CLASS:
-        why = (
-            "no churn model: add a 'churned' column (yes/no, true/false, 1/0) with at least "
-            f"{MIN_PER_CLASS} churned and {MIN_PER_CLASS} retained customers"
+def _no_label(processed: pl.LazyFrame, cfg: ModelConfig) -> str:
+    """Why there is no churn model, naming a column that looks like the label when there is one."""
+    from tracer_kit.errors import option
+    from tracer_kit.quality.matching import label_like
+
+    need = f"at least {MIN_PER_CLASS} churned and {MIN_PER_CLASS} retained customers"
+    if cfg.label is not None or cfg.positive is not None:
+        return f"no churn model: the label needs {need}"
+    extras = extra_columns(processed.select("extras").head(1000).collect())
+    found = label_like(extras)
+    if found:
+        return (
+            f"no churn model: column {found[0]!r} looks like the label; run with "
+            f"{option('label', value=found[0])} (and {option('positive', value='VALUE')} when "
+            f"its values are not yes/no, true/false or 1/0); the label needs {need}"
         )
-        return ModelOutcome({"model": None, "why": why}, notes=[why])
-    names = processed.collect_schema().names()
-    inputs = [c for c in CHURN_INPUTS if c in names]
-    labelled = processed.select("source_row", "customer_id", *inputs, "churned").filter(
-        label_values(pl.col("churned")).is_not_null()
+    return (
+        "no churn model: add a 'churned' column (yes/no, true/false, 1/0) or name your label "
+        f"column with {option('label', value='COLUMN')}; it needs {need}"
     )
-    n = sum(per_class.values())
-    rows = fit_rows(labelled, settings.model_fit_rows, rows=n).drop("source_row")
-    m = fit_churn(rows, inputs, test_size=cfg.test_size, seed=cfg.seed, candidates=cfg.candidates)
-    issues = [
+
+
+def _usable_inputs(rows: pl.DataFrame, inputs: list[str]) -> tuple[list[str], list[str]]:
+    """The inputs with at least one value in the training rows, and those empty in all."""
+    empty = [c for c in inputs if rows.get_column(c).null_count() == rows.height]
+    return [c for c in inputs if c not in empty], empty
+
+
+def _leak_issues(m: Any) -> list[Issue]:  # noqa: ANN401 - a ChurnModel
+    """One high issue per input the leakage guard left out."""
+    return [
         Issue(
             severity="high",
             column=name,
@@ -187,7 +202,17 @@ def _fit_churn(processed: pl.LazyFrame, cfg: ModelConfig) -> ModelOutcome:
         )
         for name, auc in m.left_out.items()
     ]
-    summary = {
+
+
+def _churn_summary(  # noqa: PLR0913 - what the fit learned, for the run's params
+    m: Any,  # noqa: ANN401 - a ChurnModel
+    per_class: dict[int, int],
+    used: dict[str, Any],
+    skipped: dict[str, str],
+    empty: list[str],
+) -> dict[str, Any]:
+    """The run's ``params.model`` for a fitted churn model."""
+    return {
         "model": m.chosen,
         "inputs": m.inputs,
         "left_out": m.left_out,
@@ -196,14 +221,44 @@ def _fit_churn(processed: pl.LazyFrame, cfg: ModelConfig) -> ModelOutcome:
         "baseline": m.baseline,
         "importance": m.importance,
         "rows_labelled": sum(per_class.values()),
+        "extras": {"used": {k: v for k, v in used.items() if k in m.inputs}, "left_out": skipped},
+        "empty_inputs": empty,
         "rows_train": m.rows_train,
         "rows_test": m.rows_test,
         "roc": m.roc,
         "calibration": m.calibration,
     }
-    saved = {"estimator": m.estimator, "inputs": m.inputs}
+
+
+def _fit_churn(processed: pl.LazyFrame, cfg: ModelConfig) -> ModelOutcome:
+    per_class = _class_counts(processed, cfg.positive)
+    if min(per_class.get(0, 0), per_class.get(1, 0)) < MIN_PER_CLASS:
+        why = _no_label(processed, cfg)
+        return ModelOutcome({"model": None, "why": why}, notes=[why])
+    names = processed.collect_schema().names()
+    inputs = [c for c in CHURN_INPUTS if c in names]
+    labelled = processed.select(
+        "source_row", "customer_id", *inputs, "churned", *(["extras"] if "extras" in names else [])
+    ).filter(label_values(pl.col("churned"), cfg.positive).is_not_null())
+    n = sum(per_class.values())
+    rows = fit_rows(labelled, settings.model_fit_rows, rows=n).drop("source_row")
+    used, skipped = plan_extras(rows) if "extras" in rows.columns else ({}, {})
+    rows = with_extras(rows, used)
+    inputs, empty = _usable_inputs(rows, [*inputs, *used])
+    m = fit_churn(
+        rows,
+        inputs,
+        test_size=cfg.test_size,
+        seed=cfg.seed,
+        candidates=cfg.candidates,
+        positive=cfg.positive,
+    )
+    issues = _leak_issues(m)
+    summary = _churn_summary(m, per_class, used, skipped, empty)
+    extras = {k: v for k, v in used.items() if k in m.inputs}
+    saved = {"estimator": m.estimator, "inputs": m.inputs, "extras": extras}
     score = churn_scorer(m.estimator, m.inputs)
-    rows_to_score = processed.select("customer_id", *m.inputs)
+    rows_to_score = with_extras(processed, extras).select("customer_id", *m.inputs)
     return ModelOutcome(
         summary,
         None,
@@ -218,7 +273,7 @@ def _fit_churn(processed: pl.LazyFrame, cfg: ModelConfig) -> ModelOutcome:
 
 
 def _apply_churn(saved: dict[str, Any], processed: pl.LazyFrame, cfg: ModelConfig) -> ModelOutcome:
-    rows = processed.select("customer_id", *saved["inputs"])
+    rows = with_extras(processed, saved.get("extras") or {}).select("customer_id", *saved["inputs"])
     score = churn_scorer(saved["estimator"], saved["inputs"])
     return ModelOutcome({}, score=score, score_rows=rows, score_schema=churn_score_schema(rows))
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import polars as pl
 
-from tracer_kit.blueprints import Blueprint, RuleContext, get_blueprint
+from tracer_kit.blueprints import Blueprint, RuleContext, blueprint_form, get_blueprint
 from tracer_kit.config import Config, load_config
 from tracer_kit.engine import fit_rows, on_spark, stage
 from tracer_kit.errors import PipelineBugError
@@ -31,7 +31,7 @@ from tracer_kit.quality.checks import (
     reasons_of,
     run_checks,
 )
-from tracer_kit.quality.matching import fits_blueprint, match_columns
+from tracer_kit.quality.matching import config_column_map, fits_blueprint, match_columns
 from tracer_kit.quality.names import Aggregates, Scratch
 from tracer_kit.quality.result import QUARANTINE_SCHEMA, QualityResult
 from tracer_kit.quality.score import SCORE_WEIGHTS, gate, quality_score
@@ -459,7 +459,10 @@ def validate(
             pl.lit(None, dtype=pl.Int64).alias("source_line"),
         )
     frame = frame.with_columns(pl.col(c).cast(pl.String) for c in columns)
-    mapping = match_columns(columns, bp, cfg.column_map)
+    bp = blueprint_form(bp, columns, config_column_map(cfg, bp))
+    mapping = match_columns(
+        columns, bp, config_column_map(cfg, bp), present_only=cfg.map_present_only
+    )
     return assess(frame.rename(mapping), bp, config=cfg, column_map=mapping)
 
 
@@ -473,7 +476,8 @@ def assess_ingested(
 ) -> QualityResult:
     """Map an ingested file's columns onto the blueprint, then :func:`assess` it (staging in ``work_dir``)."""
     path = ing.info.path  # (messages only: a file's path or a URL without secrets, as text)
-    mapping = match_columns(ing.info.columns, blueprint, config.column_map, path=path)
+    blueprint = blueprint_form(blueprint, ing.info.columns, config_column_map(config, blueprint))
+    mapping = _mapping(ing.info.columns, blueprint, config, path)
     return assess(
         ing.frame.rename(mapping),
         blueprint,
@@ -494,9 +498,23 @@ def check_compatible(path: str | Path, blueprint: Blueprint, config: Config) -> 
     mapping or a bad transform (or a missing pseudonymisation key) is reported in a second,
     before any kernel starts.
     """
-    field_transforms.plan(field_transforms.configured(blueprint, config), config)
     ing = read_file(path, config, blueprint=blueprint)
-    return match_columns(ing.info.columns, blueprint, config.column_map, path=path)
+    blueprint = blueprint_form(blueprint, ing.info.columns, config_column_map(config, blueprint))
+    field_transforms.plan(field_transforms.configured(blueprint, config), config)
+    return _mapping(ing.info.columns, blueprint, config, path)
+
+
+def _mapping(
+    columns: list[str], blueprint: Blueprint, config: Config, path: str | Path | None
+) -> dict[str, str]:
+    """The config's renames (its label column included) resolved against the source's columns."""
+    return match_columns(
+        columns,
+        blueprint,
+        config_column_map(config, blueprint),
+        path=path,
+        present_only=config.map_present_only,
+    )
 
 
 def read_file(

@@ -12,7 +12,34 @@ from tracer_kit.cells import name_list, quoted
 from tracer_kit.config import Config
 from tracer_kit.errors import CompatibilityError, ConfigError, TracerError, option
 
-__all__ = ["fits_blueprint", "match_columns", "normalise_name", "suggest_columns"]
+__all__ = [
+    "LABEL_LIKE",
+    "config_column_map",
+    "fits_blueprint",
+    "label_like",
+    "match_columns",
+    "normalise_name",
+    "suggest_columns",
+]
+
+#: Column names (normalised) that look like a churn label.
+LABEL_LIKE = (
+    "churn", "churned", "ischurned", "haschurned", "churnflag", "churnlabel", "exited",
+    "attrition", "left", "cancelled", "canceled", "lost", "retained", "active",
+)  # fmt: skip
+
+
+def label_like(columns: Iterable[str]) -> list[str]:
+    """The columns whose names look like a label (``Churn``, ``is_churned``, ``Exited``...)."""
+    return [c for c in columns if normalise_name(c) in LABEL_LIKE]
+
+
+def config_column_map(config: Config, blueprint: Blueprint) -> dict[str, str]:
+    """The config's ``column_map`` plus its label column mapped onto the blueprint's label field."""
+    label = config.model.label
+    if label is None or blueprint.label is None or label == blueprint.label:
+        return dict(config.column_map)
+    return {**config.column_map, label: blueprint.label}
 
 
 def normalise_name(name: str) -> str:
@@ -43,11 +70,14 @@ def match_columns(
     column_map: dict[str, str] | None = None,
     *,
     path: str | Path | None = None,
+    present_only: bool = False,
 ) -> dict[str, str]:
     """The renames that map the file's columns onto the blueprint's fields.
 
-    ``column_map`` (source -> field) is applied first; then each field still absent that
-    exactly one column matches case-, space- and underscore-insensitively is mapped too.
+    ``column_map`` (source -> field) is applied first (with ``present_only``, only its
+    entries whose column the file has: a file to score has no label); then each field still
+    absent that exactly one column matches case-, space- and underscore-insensitively is
+    mapped too.
 
     Raises
     ------
@@ -57,7 +87,11 @@ def match_columns(
         When ``column_map`` names a column the file lacks.
     """
     columns = list(columns)
-    mapping = _explicit_renames(columns, column_map or {}, blueprint, path)
+    column_map = column_map or {}
+    if present_only:
+        folded = {normalise_name(c) for c in columns}
+        column_map = {s: d for s, d in column_map.items() if normalise_name(s) in folded}
+    mapping = _explicit_renames(columns, column_map, blueprint, path)
     present = {mapping.get(c, c) for c in columns}
     for f in blueprint.fields:
         if f.name in present:
@@ -158,7 +192,12 @@ def fits_blueprint(blueprint: Blueprint, config: Config) -> Callable[[list[str]]
 
     def fits(columns: list[str]) -> bool:
         try:
-            match_columns(columns, blueprint, config.column_map)
+            match_columns(
+                columns,
+                blueprint,
+                config_column_map(config, blueprint),
+                present_only=config.map_present_only,
+            )
         except TracerError:
             return False
         return True

@@ -157,7 +157,9 @@ def parse_step(field: str, spec: str | Mapping[str, Any]) -> Step:
 def configured(blueprint: Blueprint, config: Config) -> Blueprint:
     """``blueprint`` with the config's transforms and personal fields applied to its fields.
 
-    A config's ``transforms`` for a field replace the field's own; ``pii`` adds personal fields.
+    A config's ``transforms`` for a field replace the field's own; ``pii`` adds personal
+    fields; ``model.positive`` lifts the label's pattern (its values are the positive one or
+    anything else).
     """
     names = set(blueprint.field_names)
     unknown = [n for n in [*config.transforms, *config.pii] if n not in names]
@@ -168,13 +170,16 @@ def configured(blueprint: Blueprint, config: Config) -> Blueprint:
             f"{', '.join(blueprint.field_names)}"
         )
         raise ConfigError(msg, column=unknown[0])
-    if not config.transforms and not config.pii:
+    positive = config.model.positive is not None and blueprint.label is not None
+    if not config.transforms and not config.pii and not positive:
         return blueprint
     fields = tuple(
         dataclasses.replace(
             f,
             transforms=tuple(config.transforms.get(f.name, f.transforms)),
             pii=f.pii or f.name in config.pii,
+            # a label with its own positive value: any value is valid (positive or not)
+            pattern=None if positive and f.name == blueprint.label else f.pattern,
         )
         for f in blueprint.fields
     )

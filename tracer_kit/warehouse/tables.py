@@ -125,9 +125,12 @@ def record_processed_types(con: duckdb.DuckDBPyConnection, blueprint: Blueprint)
     """Keep the processed columns in ``processed_schemas``: the views are rebuilt from it
     (after a move, a deletion) without asking the blueprint registry, which may run user code.
     """  # noqa: D205
+    current = processed_types(blueprint)
+    stored = _stored_types(con, blueprint.name)  # (a blueprint's other form keeps its columns)
+    merged = {**current, **{k: v for k, v in stored.items() if k not in current}}
     con.execute(
         "INSERT OR REPLACE INTO processed_schemas VALUES (?, ?)",
-        [blueprint.name, json.dumps(processed_types(blueprint))],
+        [blueprint.name, json.dumps(merged)],
     )
 
 

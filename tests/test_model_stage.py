@@ -267,3 +267,18 @@ def test_a_leaking_input_is_a_high_issue_and_left_out(workdir):
     assert stored["severity"].to_list() == ["high", "high"] and set(stored["column"]) == leaks
     assert (stored["observed"] > 0.99).all()
     assert stored["message"].str.contains("left out of the churn model").all()
+
+
+def test_a_successful_run_with_an_absent_optional_field_shows_no_library_warning(workdir):
+    """Issue 27: scikit-learn's imputer warned 43 times when an optional field was absent."""
+    import warnings
+
+    from tracer_kit.datasets import customers
+
+    customers(3000, label=True).drop("support_tickets").write_csv(workdir / "c.csv")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = tk.run_pipeline(workdir / "c.csv", "customer_churn", return_frame=False)
+    assert r.state == "COMPLETED" and r.params["model"]["model"] is not None
+    assert [str(w.message) for w in caught] == []
+    assert "support_intensity" in r.params["model"]["empty_inputs"]  # named once, in the run

@@ -7,12 +7,14 @@ store (one commit) -> report``. The CLI, the notebooks and the widgets all call
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import os
 import platform
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
@@ -22,10 +24,23 @@ import polars as pl
 
 from tracer_kit._scratch import is_sorted_by, sink_sorted
 from tracer_kit.aggregates import Aggregates
-from tracer_kit.blueprints import Blueprint, FeatureContext, blueprint_form, get_blueprint
+from tracer_kit.blueprints import (
+    Blueprint,
+    FeatureContext,
+    blueprint_form,
+    code_site,
+    get_blueprint,
+)
+from tracer_kit.cells import shorten
 from tracer_kit.config import Config, config_to_jsonable, load_config
 from tracer_kit.engine import on_spark
-from tracer_kit.errors import ConfigError, PipelineBugError, QualityGateError
+from tracer_kit.errors import (
+    BlueprintError,
+    ConfigError,
+    PipelineBugError,
+    QualityGateError,
+    TracerError,
+)
 from tracer_kit.ingest import Ingested, file_sha256
 from tracer_kit.model import (
     MODELS,
@@ -672,15 +687,37 @@ def _stop_at_gate(run: _Run, *, report: bool) -> None:
         raise
 
 
+@contextlib.contextmanager
+def _user_code(blueprint: Blueprint) -> Iterator[None]:
+    """An error inside a user blueprint's feature code is one line naming the code's file and
+    line (the polars plan only with ``TRACER_DEBUG=1``); a built-in's is a bug, raised as is.
+    """  # noqa: D205
+    try:
+        yield
+    except TracerError:
+        raise
+    except Exception as exc:
+        module = getattr(blueprint.build_features, "__module__", "") or ""
+        if module.startswith("tracer_kit.") or os.environ.get("TRACER_DEBUG"):
+            raise
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        msg = (
+            f"blueprint {blueprint.name!r}: its feature code failed "
+            f"({code_site(blueprint.build_features)}): {shorten(text, 300)}"
+        )
+        raise BlueprintError(msg) from None
+
+
 def _features(run: _Run) -> None:
     q = run.quality
     ctx = feature_context(q, run.cfg)
-    if run.bp.feature_statistics is not None:
-        stats = run.trained.statistics if run.trained else None
-        stats = stats or run.bp.feature_statistics(q.valid_lazy(), ctx)
-        ctx = replace(ctx, statistics=stats)
-        run.params["feature_statistics"] = stats
-    build_processed(q, run.bp, run.staged_parquet, ctx)
+    with _user_code(run.bp):
+        if run.bp.feature_statistics is not None:
+            stats = run.trained.statistics if run.trained else None
+            stats = stats or run.bp.feature_statistics(q.valid_lazy(), ctx)
+            ctx = replace(ctx, statistics=stats)
+            run.params["feature_statistics"] = stats
+        build_processed(q, run.bp, run.staged_parquet, ctx)
     processed = _processed(run)
     run.rows_out, nulls = _final_check(processed, run.bp, q.rows_valid)
     run.result.issues += mostly_null_issues(nulls, run.rows_out, run.bp, q.valid_lazy(), ctx)

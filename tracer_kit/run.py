@@ -11,12 +11,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from tracer_kit._testing import pause_for_tests
+from tracer_kit.cells import shorten
 from tracer_kit.errors import TracerError
 from tracer_kit.types import RunState
 from tracer_kit.warehouse import end_run, start_run
@@ -27,6 +29,20 @@ log = logging.getLogger("tracer_kit")
 
 STAGES = ("ingest", "validate", "features", "preprocess", "model", "store", "report")
 ProgressFn = Callable[[str, int, int], None]
+
+
+def _say_once(stage: str, caught: list[warnings.WarningMessage]) -> None:
+    """Library warnings of a stage in tracer's words, each once (never a stderr block)."""
+    seen: dict[tuple[str, str], int] = {}
+    for w in caught:
+        key = (
+            w.category.__name__,
+            str(w.message).strip().splitlines()[0] if str(w.message).strip() else "",
+        )
+        seen[key] = seen.get(key, 0) + 1
+    for (category, message), times in seen.items():
+        again = f" ({times} times)" if times > 1 else ""
+        log.info("%s stage, a library noted%s: %s (%s)", stage, again, shorten(message), category)
 
 
 class RunLifecycle:
@@ -54,7 +70,10 @@ class RunLifecycle:
             self.progress(name, index, len(STAGES))
         pause_for_tests(name)
         start = time.perf_counter()
-        yield
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+        _say_once(name, caught)
         took = time.perf_counter() - start
         self.seconds[name] = round(self.seconds.get(name, 0.0) + took, 6)
         log.info(

@@ -35,6 +35,8 @@ __all__ = [
     "RuleContext",
     "SparkPlan",
     "blueprint_form",
+    "check_blueprint",
+    "code_site",
     "get_blueprint",
     "list_blueprints",
     "register_blueprint",
@@ -68,6 +70,63 @@ _loaded_paths: set[Path] = set()
 _builtins_loaded = False
 
 
+def code_site(fn: object) -> str:
+    """``file:line`` where a function is defined (a user's feature code), or ``""``."""
+    code = getattr(fn, "__code__", None)
+    return f"{code.co_filename}:{code.co_firstlineno}" if code is not None else ""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def check_blueprint(blueprint: Blueprint) -> None:
+    """Run a blueprint's feature code on no rows: every declared feature must be built, every
+    built column declared, every column it reads a field. One line naming the blueprint, the
+    feature or column, and the feature code's file and line otherwise.
+
+    Raises
+    ------
+    BlueprintError
+        When the feature code and the declaration disagree.
+    """  # noqa: D205
+    import datetime as dt
+    import re
+
+    import polars as pl
+
+    schema = {"source_row": pl.Int64(), "source_line": pl.Int64()}
+    schema.update({f.name: f.dtype for f in blueprint.fields})
+    today = dt.date(2000, 1, 1)
+    ctx = FeatureContext(run_date=today, reference_date=today)
+    where = f"blueprint {blueprint.name!r} ({code_site(blueprint.build_features)})"
+    try:
+        built = blueprint.build_features(pl.LazyFrame(schema=schema), ctx).collect_schema().names()
+    except pl.exceptions.ColumnNotFoundError as exc:
+        found = re.search(r'"([^"]+)"', str(exc))
+        column = found.group(1) if found else _first_line(exc)
+        msg = (
+            f"{where}: the feature code reads column {column!r}, which no field declares "
+            f"(fields: {', '.join(blueprint.field_names)})"
+        )
+        raise BlueprintError(msg) from None
+    except Exception as exc:  # noqa: BLE001 - the user's code may raise anything
+        raise BlueprintError(
+            f"{where}: the feature code fails on no rows: {_first_line(exc)}"
+        ) from None
+    declared, fields = blueprint.feature_names, set(blueprint.field_names)
+    missing = [f for f in declared if f not in built]
+    if missing:
+        raise BlueprintError(
+            f"{where}: feature {missing[0]!r} is declared but the code does not build it"
+        )
+    stray = [c for c in built if c not in declared and c not in fields and c not in schema]
+    if stray:
+        msg = f"{where}: the code builds {stray[0]!r}, which no Feature declares; declare it or drop it"
+        raise BlueprintError(msg)
+
+
 def register_blueprint(blueprint: Blueprint, *, replace: bool = False) -> Blueprint:
     """Add ``blueprint`` to the registry so the CLI, notebooks and widgets can use it.
 
@@ -79,6 +138,7 @@ def register_blueprint(blueprint: Blueprint, *, replace: bool = False) -> Bluepr
     if not isinstance(blueprint, Blueprint):
         msg = f"register_blueprint expects a Blueprint, got {type(blueprint).__name__}"
         raise BlueprintError(msg)
+    check_blueprint(blueprint)
     existing = _registry.get(blueprint.name)
     if existing is not None and existing is not blueprint and not replace:
         msg = f"a blueprint named {blueprint.name!r} is already registered; pass replace=True"
@@ -118,13 +178,20 @@ def _load_file(path: Path) -> None:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
+    except BlueprintError as exc:
+        _loaded_paths.discard(resolved)
+        raise BlueprintError(f"blueprint file {path}: {exc}", path=path) from None
     except Exception as exc:
         _loaded_paths.discard(resolved)
-        msg = f"cannot load blueprint file {path}: {type(exc).__name__}: {exc}"
+        msg = f"cannot load blueprint file {path}: {type(exc).__name__}: {_first_line(exc)}"
         raise BlueprintError(msg, path=path) from None
     bp = getattr(module, "BLUEPRINT", None)
     if bp is not None:
-        register_blueprint(bp, replace=True)
+        try:
+            register_blueprint(bp, replace=True)
+        except BlueprintError as exc:
+            _loaded_paths.discard(resolved)
+            raise BlueprintError(f"blueprint file {path}: {exc}", path=path) from None
 
 
 def _load_plugins() -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
@@ -37,6 +39,23 @@ KIND_PATTERNS: dict[str, str] = {
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 
+_PACKAGE = str(Path(__file__).resolve().parent.parent)
+
+
+def user_site() -> str:
+    """``file:line`` of the innermost caller outside tracer-kit (a user's blueprint file), or ``""``."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if not name.startswith((_PACKAGE, "<")):
+            return f"{name}:{frame.f_lineno}"
+        frame = frame.f_back
+    return ""
+
+
+def _at(site: str) -> str:
+    return f" ({site})" if site else ""
+
 
 @dataclass(frozen=True)
 class Field:
@@ -53,6 +72,14 @@ class Field:
     transforms: tuple[str, ...] = ()
     #: Personal data: its values are never shown (report, notebook, workbench, issues).
     pii: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in KIND_DTYPES:
+            msg = (
+                f"field {self.name!r}: unknown kind {self.kind!r}{_at(user_site())}; use one of "
+                f"{', '.join(KIND_DTYPES)}"
+            )
+            raise BlueprintError(msg)
 
     @property
     def dtype(self) -> pl.DataType:

@@ -24,7 +24,7 @@ from tracer_kit.warehouse.connection import (
     quote_ident,
     utcnow,
 )
-from tracer_kit.warehouse.runs import _insert_timings
+from tracer_kit.warehouse.runs import _insert_timings, stored_error
 from tracer_kit.warehouse.tables import _ensure_tables, _refresh_views, record_processed_types
 
 __all__ = [
@@ -214,6 +214,8 @@ def _insert_findings(con: duckdb.DuckDBPyConnection, c: RunCommit) -> None:
 def _update_run(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> None:
     sets = {k: v for k, v in run.items() if k not in ("run_id", "read_options_hash")}
     sets["finished_at"] = utcnow()
+    if "error" in sets:
+        sets["error"] = stored_error(sets["error"])
     for key in ("params", "score_parts", "outputs", "read_options", "versions"):
         if key in sets:
             sets[key] = _json(sets[key])

@@ -16,7 +16,16 @@ from tracer_kit.outputs import output_keys
 from tracer_kit.types import RunState
 from tracer_kit.warehouse.connection import _json, connect, quote_ident, utcnow
 
-__all__ = ["STATES", "dataset_name", "end_run", "note_params", "record_timings", "start_run"]
+__all__ = [
+    "MAX_ERROR_CHARS",
+    "STATES",
+    "dataset_name",
+    "end_run",
+    "note_params",
+    "record_timings",
+    "start_run",
+    "stored_error",
+]
 
 STATES = tuple(s.value for s in RunState)
 
@@ -90,6 +99,17 @@ def note_params(warehouse: str | Path, run_id: str, **values: Any) -> None:
         con.execute("UPDATE runs SET params = ? WHERE run_id = ?", [_json(params), run_id])
 
 
+#: The longest error a run's record keeps (the whole message is in the run's log).
+MAX_ERROR_CHARS = 500
+
+
+def stored_error(text: str | None) -> str | None:
+    """An error as ``runs.error`` keeps it: at most :data:`MAX_ERROR_CHARS` characters."""
+    if text is None or len(text) <= MAX_ERROR_CHARS:
+        return text
+    return f"{text[:MAX_ERROR_CHARS]}… ({len(text):,} characters; the whole message is in the run's log)"
+
+
 def end_run(
     warehouse: str | Path,
     run_id: str,
@@ -103,7 +123,7 @@ def end_run(
     with connect(warehouse) as con:
         con.execute("BEGIN")
         row = con.execute("SELECT outputs FROM runs WHERE run_id = ?", [run_id]).fetchall()
-        sets = {"state": state, "finished_at": utcnow(), "error": error}
+        sets = {"state": state, "finished_at": utcnow(), "error": stored_error(error)}
         for key, value in (fields or {}).items():
             sets[key] = _json(value) if isinstance(value, (dict, list)) else value
         assignments = ", ".join(f"{quote_ident(k)} = ?" for k in sets)

@@ -6,26 +6,24 @@
 Names are imported lazily so ``import tracer_kit`` stays fast.
 """
 
-from __future__ import annotations
-
-import importlib
-import os
-import sys
-import warnings
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+import os as _os
+import sys as _sys
+import typing as _typing
+import warnings as _warnings
 
 __version__ = "0.1.0"
 
-#: polars allocates through jemalloc, which by default keeps freed pages for a while; on a
-#: multi-gigabyte run those retained pages add up across stages. When tracer-kit is imported
-#: before polars (and the user has not configured jemalloc), freed memory goes back promptly.
-MALLOC_CONF = "background_thread:true,dirty_decay_ms:500,muzzy_decay_ms:0"
-if "polars" not in sys.modules:
-    os.environ.setdefault("_RJEM_MALLOC_CONF", MALLOC_CONF)
+# polars allocates through jemalloc, which by default keeps freed pages for a while; on a
+# multi-gigabyte run those retained pages add up across stages. When tracer-kit is imported
+# before polars (and the user has not configured jemalloc), freed memory goes back promptly.
+_MALLOC_CONF = "background_thread:true,dirty_decay_ms:500,muzzy_decay_ms:0"
+if "polars" not in _sys.modules:
+    _os.environ.setdefault("_RJEM_MALLOC_CONF", _MALLOC_CONF)
 
 # pandera imports pyspark.pandas when pyspark is installed (the spark extra), and pyspark
 # warns about pandas 3 on every import although tracer-kit uses no pandas API of pyspark.
-warnings.filterwarnings(
+_warnings.filterwarnings(
     "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
 )
 
@@ -155,7 +153,7 @@ __all__ = [
     "validate",
 ]
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from tracer_kit.blueprints import (
         Blueprint,
         Feature,
@@ -215,15 +213,16 @@ if TYPE_CHECKING:
     from tracer_kit.writing import write_table
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _EXPORTS.get(name)
     if module is None:
         msg = f"module 'tracer_kit' has no attribute {name!r}"
         raise AttributeError(msg)
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(_importlib.import_module(module), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+    """The public API only (what ``tab`` completes in a notebook)."""
+    return sorted([*__all__, "__version__"])

@@ -76,6 +76,7 @@ from tracer_kit.warehouse import (
     open_warehouse,
     reading_run,
     record_timings,
+    run_quarantine_path,
     run_row,
 )
 from tracer_kit.workspace import DEFAULT_PROCESSED, DEFAULT_REPORTS, Workspace
@@ -441,6 +442,7 @@ def _run_outputs(space: Workspace, bp: Blueprint, run_id: str) -> RunOutputs:
         staging=str(space.run_staging(run_id).resolve()),  # (cleaned up from any folder)
         report=str(space.run_reports(run_id) / "report.html"),
         log=str(space.run_reports(run_id) / "run.log"),
+        quarantine=str(run_quarantine_path(final)),  # (kept beside the rows when they commit)
     )
     for output in OUTPUTS.values():
         for key, suffix in output.files.items():

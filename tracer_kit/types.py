@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -161,6 +162,20 @@ class RunOutputs(BaseModel):
         return {k: str(v) for k, v in self.model_dump().items() if v is not None}
 
 
+def _scan(path: str | None) -> Any:  # noqa: ANN401
+    """A lazy scan of a run's Parquet output (a file, or the Spark engine's folder), or None."""
+    import polars as pl
+
+    if not path:
+        return None
+    p = Path(path)
+    if p.is_file():
+        return pl.scan_parquet(p)
+    if p.is_dir() and next(p.glob("*.parquet"), None) is not None:
+        return pl.scan_parquet(p / "*.parquet")
+    return None
+
+
 class RunResult(BaseModel):
     """What a run did: state, counts, score and its parts, issues, features, timings, outputs.
 
@@ -192,6 +207,21 @@ class RunResult(BaseModel):
 
     def __repr__(self) -> str:
         return f"RunResult({self.summary()}, {len(self.issues)} issues)"
+
+    def __str__(self) -> str:
+        return self.__repr__()
+
+    @property
+    def quarantine(self) -> Any:  # noqa: ANN401 - a polars LazyFrame or None
+        """The run's quarantined rows (reasons, raw records) as a lazy frame; None when none
+        were kept beside its rows (a failed run's are in the warehouse: ``tracer quarantine``).
+        """  # noqa: D205
+        return _scan(self.outputs.get("quarantine"))
+
+    @property
+    def predictions(self) -> Any:  # noqa: ANN401 - a polars LazyFrame or None
+        """The run's predictions as a lazy frame; None when the run made none."""
+        return _scan(self.outputs.get("predictions"))
 
     def _repr_html_(self) -> str:
         from tracer_kit.report import html_table, show_summary

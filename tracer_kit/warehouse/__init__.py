@@ -29,7 +29,14 @@ from tracer_kit.warehouse.backup import (
     restore,
     verify,
 )
-from tracer_kit.warehouse.commit import BronzeFiles, ModelRecord, RunCommit, commit_run
+from tracer_kit.warehouse.commit import (
+    BronzeFiles,
+    ModelRecord,
+    RunCommit,
+    commit_run,
+    run_quarantine_path,
+    run_record_path,
+)
 from tracer_kit.warehouse.connection import (
     IDENT,
     LOCK_TIMEOUT,
@@ -88,6 +95,8 @@ __all__ = [
     "protected_paths",
     "prune_plan",
     "reading_run",
+    "run_quarantine_path",
+    "run_record_path",
     "removing_runs",
     "DEFAULT_WAREHOUSE",
     "HIDDEN",

@@ -57,6 +57,10 @@ def test_papermill_run_writes_notebook_and_offline_html(workdir, sample_csv):
     assert "<script src=" not in html  # no CDN scripts: opens offline
     assert "tk.run_pipeline" not in html  # code cells are excluded
     assert "engagement_score" in html
+    # one Predictions heading (the notebook's own), and the features table shows the key
+    assert html.count(">Predictions<") == 1, html.count(">Predictions<")
+    assert "customer_id" in html.split("The first processed rows")[1].split("Predictions")[0]
+    assert "Warning" not in html.replace("warning-", "")  # no library warning block
     report = (run_dir / "report.html").read_text()
     assert 'id="quality-score">99.1<' in report
     assert result.frame.height == 9_750

@@ -221,3 +221,23 @@ def test_blueprint_stats_are_exact_on_hand_counted_rows():
         "v": (1.0, 5.0),
         "source_row": (1, 8),
     }
+
+
+def test_the_namespace_holds_only_the_public_api():
+    """Issue 27: ``tk`` exported os, sys, Any and warnings."""
+    assert set(dir(tk)) == {*tk.__all__, "__version__"}
+    for name in ("os", "sys", "Any", "warnings", "importlib", "annotations"):
+        with pytest.raises(AttributeError):
+            getattr(tk, name)
+
+
+def test_run_help_groups_its_options():
+    from typer.testing import CliRunner
+
+    from tracer_kit.cli import app
+
+    text = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "120"}).output
+    for panel in ("Model", "Reading the source", "Database sources", "HTTP API sources", "Spark"):
+        assert f"─ {panel} " in text, panel
+    model = text.split("─ Model ")[1].split("╰")[0]
+    assert "--label" in model and "--positive" in model and "--format" not in model

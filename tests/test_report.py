@@ -93,3 +93,50 @@ def test_rebin_spreads_counts_uniformly():
     # 10 values in [0, 2) onto [0, 1) and [1, 2): 5 each; a single-value bin lands where it falls
     assert rebin([0.0, 2.0], [10], [0.0, 1.0, 2.0]) == [5.0, 5.0]
     assert rebin([1.5, 1.5], [4], [0.0, 1.0, 2.0]) == [0.0, 4.0]
+
+
+def test_the_report_leads_with_the_answer(workdir, sample_csv):
+    """Issue 27: the question as the title, the predictions right after the verdict, each metric
+    explained with its direction and baseline, a confusion table, the riskiest customers and a
+    link to every prediction; personal identifiers hidden."""
+    import re
+    from pathlib import Path
+
+    r = tk.run_pipeline(sample_csv, "customer_churn", config={"pii": ["customer_id"]})
+    html = Path(r.outputs["report"]).read_text()
+    assert "<h1>Which customers are likely to churn?</h1>" in html
+    order = [
+        html.index(s) for s in ('id="verdict"', 'id="predictions"', "<h2>File</h2>", "<h2>Issues")
+    ]
+    assert order == sorted(order)
+    for words in (
+        "ROC AUC",
+        "higher is better; 0.5 is a coin flip",
+        "Brier score",
+        "lower is better; 0 is perfect",
+    ):
+        assert words in html
+    table = html.split('id="confusion"')[1].split("</table>")[0]
+    cells = [int(v.replace(",", "")) for v in re.findall(r'<td class="n">([\d,]+)</td>', table)]
+    assert len(cells) == 4 and sum(cells) == r.params["model"]["rows_test"] == 1950
+    riskiest = html.split('id="riskiest"')[1].split("</table>")[0]
+    probs = [float(v) for v in re.findall(r'<td class="n">(0\.\d+)</td>', riskiest)]
+    assert len(probs) == 20 and probs == sorted(probs, reverse=True)
+    assert riskiest.count("(hidden: personal)") == 20  # customer_id is personal here
+    href = re.search(r'id="predictions-file" href="([^"]+)"', html).group(1)
+    assert (Path(r.outputs["report"]).parent / href).resolve() == Path(
+        r.outputs["predictions"]
+    ).resolve()
+
+
+def test_plan_levels_from_the_config_show_in_the_formula(churn_file):
+    from pathlib import Path
+
+    rows = [
+        f"C{i},2024-05-0{i % 9 + 1},2023-01-01,10,1,3,{'gold' if i % 2 else 'silver'}"
+        for i in range(30)
+    ]
+    path = churn_file(rows)
+    r = tk.run_pipeline(path, "customer_churn", config={"plan_levels": ["silver", "gold"]})
+    html = Path(r.outputs["report"]).read_text()
+    assert "plan_type silver=1, gold=2 (plan_levels from the config" in html

@@ -36,8 +36,14 @@ app = typer.Typer(
 runs_app = typer.Typer(help="List recent runs, or show one with `tracer runs show RUN_ID`.")
 app.add_typer(runs_app, name="runs")
 
-Warehouse = Annotated[str, typer.Option("--warehouse", help="DuckDB warehouse file.")]
-OutputDir = Annotated[str, typer.Option("--output-dir", help="Folder for run reports.")]
+Warehouse = Annotated[
+    str,
+    typer.Option("--warehouse", help="DuckDB warehouse file.", rich_help_panel="Where things go"),
+]
+OutputDir = Annotated[
+    str,
+    typer.Option("--output-dir", help="Folder for run reports.", rich_help_panel="Where things go"),
+]
 BlueprintOpt = Annotated[
     str, typer.Option("--blueprint", "-b", help="Blueprint name (`tracer blueprints`).")
 ]
@@ -62,42 +68,93 @@ PiiOpt = Annotated[
     ),
 ]
 FormatOpt = Annotated[
-    str | None, typer.Option("--format", help="csv, json, ndjson, parquet, excel or xml.")
+    str | None,
+    typer.Option(
+        "--format",
+        help="csv, json, ndjson, parquet, excel or xml.",
+        rich_help_panel="Reading the source",
+    ),
 ]
 EncodingOpt = Annotated[
-    str | None, typer.Option("--encoding", help="Text encoding (default: detected).")
+    str | None,
+    typer.Option(
+        "--encoding",
+        help="Text encoding (default: detected).",
+        rich_help_panel="Reading the source",
+    ),
 ]
 DelimiterOpt = Annotated[
-    str | None, typer.Option("--delimiter", help="Field delimiter (default: sniffed).")
+    str | None,
+    typer.Option(
+        "--delimiter",
+        help="Field delimiter (default: sniffed).",
+        rich_help_panel="Reading the source",
+    ),
 ]
-SheetOpt = Annotated[str | None, typer.Option("--sheet", help="Excel sheet name or 0-based index.")]
+SheetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--sheet", help="Excel sheet name or 0-based index.", rich_help_panel="Reading the source"
+    ),
+]
 BadLinesOpt = Annotated[
-    str | None, typer.Option("--on-bad-lines", help="quarantine (default for runs) or error.")
+    str | None,
+    typer.Option(
+        "--on-bad-lines",
+        help="quarantine (default for runs) or error.",
+        rich_help_panel="Reading the source",
+    ),
 ]
 NoModelOpt = Annotated[
-    bool, typer.Option("--no-model", help="Skip the model stage (no predictions).")
+    bool,
+    typer.Option(
+        "--no-model", help="Skip the model stage (no predictions).", rich_help_panel="Model"
+    ),
 ]
 RecordsPathOpt = Annotated[
     str | None,
-    typer.Option("--records-path", help="API: dotted path to the records in each page (data)."),
+    typer.Option(
+        "--records-path",
+        help="API: dotted path to the records in each page (data).",
+        rich_help_panel="HTTP API sources",
+    ),
 ]
 PaginateOpt = Annotated[
     str | None,
-    typer.Option("--paginate", help="API: next-link, page or cursor (default: one page)."),
+    typer.Option(
+        "--paginate",
+        help="API: next-link, page or cursor (default: one page).",
+        rich_help_panel="HTTP API sources",
+    ),
 ]
 RateLimitOpt = Annotated[
-    float | None, typer.Option("--rate-limit", help="API: at most this many requests per second.")
+    float | None,
+    typer.Option(
+        "--rate-limit",
+        help="API: at most this many requests per second.",
+        rich_help_panel="HTTP API sources",
+    ),
 ]
-MaxPagesOpt = Annotated[int | None, typer.Option("--max-pages", help="API: stop after N pages.")]
+MaxPagesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-pages", help="API: stop after N pages.", rich_help_panel="HTTP API sources"
+    ),
+]
 TokenEnvOpt = Annotated[
     str | None,
-    typer.Option("--token-env", help="API: send the bearer token held in this variable (or .env)."),
+    typer.Option(
+        "--token-env",
+        help="API: send the bearer token held in this variable (or .env).",
+        rich_help_panel="HTTP API sources",
+    ),
 ]
 SameOriginOpt = Annotated[
     bool,
     typer.Option(
         "--same-origin",
         help="API: refuse a redirect or next link to another host (default: follow it without the token).",
+        rich_help_panel="HTTP API sources",
     ),
 ]
 SecretParamOpt = Annotated[
@@ -105,20 +162,31 @@ SecretParamOpt = Annotated[
     typer.Option(
         "--secret-param",
         help="A URL query parameter whose value is a secret, masked wherever recorded (repeatable).",
+        rich_help_panel="HTTP API sources",
     ),
 ]
 TenureUnitOpt = Annotated[
     str | None,
-    typer.Option("--tenure-unit", help="customer_churn snapshot: tenure in days, weeks or months."),
+    typer.Option(
+        "--tenure-unit",
+        help="customer_churn snapshot: tenure in days, weeks or months.",
+        rich_help_panel="Model",
+    ),
 ]
 LabelOpt = Annotated[
     str | None,
-    typer.Option("--label", help="The column holding the label (e.g. Churn), whatever its name."),
+    typer.Option(
+        "--label",
+        help="The column holding the label (e.g. Churn), whatever its name.",
+        rich_help_panel="Model",
+    ),
 ]
 PositiveOpt = Annotated[
     str | None,
     typer.Option(
-        "--positive", help="The label's positive value (e.g. Yes) when not yes/no, true/false, 1/0."
+        "--positive",
+        help="The label's positive value (e.g. Yes) when not yes/no, true/false, 1/0.",
+        rich_help_panel="Model",
     ),
 ]
 #: ``build_config`` keywords a command may forward by its own parameter names.
@@ -134,11 +202,19 @@ NotebookOpt = Annotated[
 ]
 TableOpt = Annotated[
     str | None,
-    typer.Option("--table", help="With a database URL: the table to read (in primary-key order)."),
+    typer.Option(
+        "--table",
+        help="With a database URL: the table to read (in primary-key order).",
+        rich_help_panel="Database sources",
+    ),
 ]
 QueryOpt = Annotated[
     str | None,
-    typer.Option("--query", help="With a database URL: the SQL to run (give it an ORDER BY)."),
+    typer.Option(
+        "--query",
+        help="With a database URL: the SQL to run (give it an ORDER BY).",
+        rich_help_panel="Database sources",
+    ),
 ]
 DatasetOpt = Annotated[
     str | None,
@@ -149,7 +225,11 @@ DatasetOpt = Annotated[
 ]
 MaxBytesOpt = Annotated[
     int | None,
-    typer.Option("--max-bytes", help="Refuse inputs larger than this (after decompression)."),
+    typer.Option(
+        "--max-bytes",
+        help="Refuse inputs larger than this (after decompression).",
+        rich_help_panel="Reading the source",
+    ),
 ]
 
 
@@ -372,13 +452,17 @@ def _print_issues(issues: list[dict[str, Any]]) -> None:
 
 
 EngineOpt = Annotated[
-    str, typer.Option("--engine", help="polars (one machine) or spark (a Spark cluster).")
+    str,
+    typer.Option(
+        "--engine", help="polars (one machine) or spark (a Spark cluster).", rich_help_panel="Spark"
+    ),
 ]
 MasterOpt = Annotated[
     str | None,
     typer.Option(
         "--master",
         help="With --engine spark: local[2], spark://HOST:7077, yarn or sc://HOST:15002.",
+        rich_help_panel="Spark",
     ),
 ]
 
@@ -1071,7 +1155,10 @@ def report(
     run_id: Annotated[str, typer.Argument(help="The run id.")],
     warehouse: Warehouse = DEFAULT_WAREHOUSE,
     output_dir: Annotated[
-        str | None, typer.Option("--output-dir", help="Folder for run reports.")
+        str | None,
+        typer.Option(
+            "--output-dir", help="Folder for run reports.", rich_help_panel="Where things go"
+        ),
     ] = None,
 ) -> None:
     """(Re)build a run's HTML quality report."""

@@ -21,7 +21,7 @@ from tracer_kit._altair import altair
 from tracer_kit._resources import resource_path
 from tracer_kit.blueprints import get_blueprint
 from tracer_kit.cells import shorten
-from tracer_kit.model.charts import predictions_section
+from tracer_kit.model.charts import METRIC_WORDS, predictions_section
 from tracer_kit.quality import SCORE_PARTS, SCORE_WEIGHTS, SEVERITIES
 from tracer_kit.types import by_severity
 from tracer_kit.warehouse import DEFAULT_WAREHOUSE, report_inputs, run_row
@@ -33,6 +33,7 @@ __all__ = [
     "drift",
     "feature_chart",
     "html_table",
+    "feature_rows",
     "predictions_html",
     "processed_sample",
     "psi",
@@ -305,7 +306,7 @@ def render_report(
     env = _environment(template_path)
     try:
         bp = get_blueprint(run["blueprint"])
-        features = [{"name": f.name, "formula": f.formula} for f in bp.features]
+        features = [{"name": f.name, "formula": _formula(f, run)} for f in bp.features]
         feature_names = set(bp.feature_names)
     except Exception:  # noqa: BLE001 - a report of a since-removed custom blueprint still renders
         features, feature_names = [], set()
@@ -336,6 +337,9 @@ def render_report(
         features_chart=svg_data_uri(hist_features) if hist_features is not None else None,
         history_chart=svg_data_uri(history_chart) if history_chart is not None else None,
         predictions=predictions,
+        metric_words=METRIC_WORDS,
+        heading=True,
+        question=_question(run["blueprint"]),
         quarantine_by_reason=quarantine_by_reason,
         quarantine_sample=quarantine_sample,
         feature_rows=feature_sample.to_dicts() if feature_sample is not None else [],
@@ -559,13 +563,49 @@ def feature_chart(result: Any, *, bins: int = 30) -> Any:
     return HTML(f'<img alt="{column} histogram" src="{svg_data_uri(chart)}">')
 
 
-def predictions_html(run: dict[str, Any]) -> str:
+def _formula(feature: Any, run: dict[str, Any]) -> str:  # noqa: ANN401 - a Feature
+    """A feature's formula as this run computed it (a config's plan levels spelt out)."""
+    levels = ((run.get("params") or {}).get("config") or {}).get("plan_levels")
+    if feature.name == "plan_value_score" and levels:
+        ranks = ", ".join(f"{name}={i}" for i, name in enumerate(levels, start=1))
+        return f"plan_type {ranks} (plan_levels from the config; case-insensitive), else null"
+    return feature.formula
+
+
+def feature_rows(result: Any, n: int = 10) -> pl.DataFrame | None:  # noqa: ANN401 - a RunResult
+    """The first ``n`` processed rows: position, the blueprint's key and the created features
+    (a personal key column shown as hidden).
+    """  # noqa: D205
+    rows = processed_sample(result, n)
+    if rows is None:
+        return None
+    key = [c for c in get_blueprint(result.blueprint).key if c in rows.columns]
+    personal = set((result.params or {}).get("personal") or [])
+    out = rows.select("source_row", *key, *result.features_created)
+    from tracer_kit.warehouse import HIDDEN
+
+    return out.with_columns(pl.lit(HIDDEN).alias(c) for c in key if c in personal)
+
+
+def _question(blueprint: str) -> str | None:
+    """The question a blueprint answers (its report's title), when it declares one."""
+    try:
+        return get_blueprint(blueprint).report_hints.get("question")
+    except Exception:  # noqa: BLE001 - a since-removed custom blueprint still renders
+        return None
+
+
+def predictions_html(run: dict[str, Any], *, heading: bool = True) -> str:
     """The Predictions section alone, as ``report.html`` shows it ("" without a model stage)."""
     template = resource_path("templates/predictions.html.j2")
     section = predictions_section(run)
     if section is None:
         return ""
-    return _environment(template).get_template(template.name).render(run=run, predictions=section)
+    return (
+        _environment(template)
+        .get_template(template.name)
+        .render(run=run, predictions=section, heading=heading, metric_words=METRIC_WORDS)
+    )
 
 
 def show_predictions(result: Any) -> Any:
@@ -577,4 +617,5 @@ def show_predictions(result: Any) -> Any:
         "params": result.params,
         "outputs": result.outputs.as_dict(),
     }
-    return HTML(predictions_html(run) or "<p>This blueprint has no model stage.</p>")
+    # (the notebook's own markdown heading says "Predictions": no second one)
+    return HTML(predictions_html(run, heading=False) or "<p>This blueprint has no model stage.</p>")

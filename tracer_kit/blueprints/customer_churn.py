@@ -342,7 +342,11 @@ BLUEPRINT = Blueprint(
     build_features=build_features,
     feature_statistics=feature_statistics,
     spark=SparkPlan("rows"),
-    report_hints={"chart": "engagement_score", "color": "value_tier"},
+    report_hints={
+        "question": "Which customers are likely to churn?",
+        "chart": "engagement_score",
+        "color": "value_tier",
+    },
     null_cause=null_cause,
     sample="customers.csv",
     form_for=lambda columns: churn_form(columns),
@@ -440,7 +444,11 @@ SNAPSHOT = Blueprint(
     build_features=build_snapshot_features,
     feature_statistics=snapshot_statistics,
     spark=SparkPlan("rows"),
-    report_hints={"chart": "engagement_score", "color": "value_tier"},
+    report_hints={
+        "question": "Which customers are likely to churn?",
+        "chart": "engagement_score",
+        "color": "value_tier",
+    },
     null_cause=null_cause,
 )
 

@@ -149,6 +149,10 @@ BLUEPRINT = Blueprint(
     build_features=build_features,
     feature_statistics=feature_statistics,
     spark=SparkPlan("groups", by=("product_id",)),
-    report_hints={"chart": "price_index_product", "color": None},
+    report_hints={
+        "question": "Which price sells best?",
+        "chart": "price_index_product",
+        "color": None,
+    },
     sample="prices.csv",
 )

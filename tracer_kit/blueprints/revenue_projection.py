@@ -162,6 +162,6 @@ BLUEPRINT = Blueprint(
         ),
     ),
     build_features=build_features,
-    report_hints={"chart": "revenue_ma_7", "color": None},
+    report_hints={"question": "What revenue comes next?", "chart": "revenue_ma_7", "color": None},
     sample="revenue.csv",
 )

@@ -17,7 +17,14 @@ from tracer_kit._altair import altair
 from tracer_kit.model.stage import headline
 from tracer_kit.warehouse.connection import parquet_location
 
-__all__ = ["churn_chart", "elasticity_chart", "forecast_chart", "predictions_section"]
+__all__ = [
+    "METRIC_WORDS",
+    "RISKIEST",
+    "churn_chart",
+    "elasticity_chart",
+    "forecast_chart",
+    "predictions_section",
+]
 
 #: How to get a churn model, shown where there is none.
 HOW_TO_LABEL = (
@@ -149,4 +156,53 @@ def predictions_section(run: dict[str, Any]) -> dict[str, Any] | None:
         chart = _chart(blueprint, summary, predictions)
         section["chart"] = svg_data_uri(chart) if chart is not None else None
     section["sample"] = predictions.head(10).to_dicts()
+    if blueprint == "customer_churn" and "prediction" in predictions.columns:
+        section["riskiest"] = _riskiest(predictions, run, RISKIEST)
+    section["file"], section["file_href"] = _file_link(run.get("outputs") or {})
     return section
+
+
+def _file_link(outputs: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The predictions file, and its address relative to the report's folder (a link that
+    works wherever the project is, as long as the report stays in it).
+    """  # noqa: D205
+    import os
+
+    path, report = outputs.get("predictions"), outputs.get("report")
+    if not path or not Path(path).exists():
+        return None, None
+    if not report:
+        return path, Path(path).resolve().as_uri()
+    href = os.path.relpath(Path(path).resolve(), Path(report).resolve().parent)
+    return path, href.replace(os.sep, "/")
+
+
+#: How many of the riskiest customers the report lists.
+RISKIEST = 20
+
+
+def _riskiest(predictions: pl.DataFrame, run: dict[str, Any], n: int) -> list[dict[str, Any]]:
+    """The ``n`` customers most likely to churn (a personal identifier shown as hidden)."""
+    from tracer_kit.warehouse import HIDDEN
+
+    top = predictions.sort(["prediction", "customer_id"], descending=[True, False]).head(n)
+    personal = "customer_id" in ((run.get("params") or {}).get("personal") or [])
+    rows = top.select("customer_id", "prediction").to_dicts()
+    return [{**r, "customer_id": HIDDEN} for r in rows] if personal else rows
+
+
+#: Each churn metric: what it says, and which way is better (shown beside its value).
+METRIC_WORDS = {
+    "roc_auc": ("ROC AUC", "higher is better; 0.5 is a coin flip, 1 a perfect ranking",
+                "how well the model ranks churners above stayers"),
+    "pr_auc": ("PR AUC", "higher is better; the base rate is what guessing gets",
+               "precision over recall: how clean the list of flagged customers is"),
+    "brier": ("Brier score", "lower is better; 0 is perfect",
+              "mean squared gap between the probability and what happened"),
+    "log_loss": ("Log loss", "lower is better",
+                 "how surprised the probabilities are by what happened"),
+    "lift_top_decile": ("Lift, top 10%", "higher is better; 1 is no better than random",
+                        "how many times the base rate churns among the 10% riskiest"),
+    "capture_top_decile": ("Churners in the top 10%", "higher is better; 0.10 is random",
+                           "share of all churners found by calling the riskiest 10%"),
+}  # fmt: skip

@@ -70,6 +70,7 @@ class ChurnModel:
     importance: list[dict[str, Any]]  # input, mean and std drop in ROC AUC when permuted
     roc: dict[str, list[float]] = field(default_factory=dict)
     calibration: dict[str, list[float]] = field(default_factory=dict)
+    confusion: dict[str, float] = field(default_factory=dict)
     rows_train: int = 0
     rows_test: int = 0
 
@@ -161,6 +162,22 @@ def _top_decile(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     rate = y.mean()
     hit = y[top].mean()
     return (float(hit / rate) if rate else 0.0, float(y[top].sum() / y.sum()) if y.sum() else 0.0)
+
+
+#: The probability above which the confusion table calls a customer a churner.
+THRESHOLD = 0.5
+
+
+def confusion(y: np.ndarray, p: np.ndarray, threshold: float = THRESHOLD) -> dict[str, float]:
+    """Held-out customers by truth and by call at ``threshold``: true and false positives and negatives."""
+    called = p >= threshold
+    return {
+        "threshold": threshold,
+        "true_positive": int((called & (y == 1)).sum()),
+        "false_positive": int((called & (y == 0)).sum()),
+        "false_negative": int((~called & (y == 1)).sum()),
+        "true_negative": int((~called & (y == 0)).sum()),
+    }
 
 
 def evaluate(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
@@ -336,6 +353,7 @@ def fit_churn(
         importance=_importance(model, x.iloc[test], y_test, seed),
         roc={"fpr": fpr.tolist(), "tpr": tpr.tolist()},
         calibration={"predicted": predicted.tolist(), "observed": observed.tolist()},
+        confusion=confusion(y_test, p),
         rows_train=len(train),
         rows_test=len(test),
     )

@@ -227,6 +227,7 @@ def _churn_summary(  # noqa: PLR0913 - what the fit learned, for the run's param
         "rows_test": m.rows_test,
         "roc": m.roc,
         "calibration": m.calibration,
+        "confusion": m.confusion,
     }
 
 

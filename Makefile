@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 KERNEL := $(VENV)/share/jupyter/kernels/python3/kernel.json
 
-.PHONY: demo test lint format bench browser java postgres clean
+.PHONY: demo test lint format bench browser java postgres docs clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tracer-kit needs Python 3.11 or newer")'
@@ -48,7 +48,11 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format tracer_kit tests benchmarks
 	$(VENV)/bin/ruff check --fix tracer_kit tests benchmarks
 
-test: $(STAMP) browser java postgres lint
+# The documentation site, strictly (a broken link or an unreadable docstring fails), offline.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
+test: $(STAMP) browser java postgres lint docs
 	$(VENV)/bin/pytest -p no:cacheprovider tests notebooks --nbval-lax --nbval-cell-timeout 300 --durations=15
 
 # Throughput (1 GB), latency (whole processes), the peers (in their own venv,
@@ -60,4 +64,4 @@ bench: $(STAMP) postgres
 	$(PY) benchmarks/export.py
 
 clean:
-	rm -rf $(VENV) benchmarks/.peers-venv data/warehouse.duckdb data/warehouse.duckdb.wal data/bronze data/processed data/staging reports
+	rm -rf $(VENV) site benchmarks/.peers-venv data/warehouse.duckdb data/warehouse.duckdb.wal data/bronze data/processed data/staging reports

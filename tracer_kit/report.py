@@ -608,8 +608,11 @@ def predictions_html(run: dict[str, Any], *, heading: bool = True) -> str:
     )
 
 
-def show_predictions(result: Any) -> Any:
-    """The run's Predictions section for notebooks: the sentence, metrics beside baselines, charts."""
+def show_predictions(result: Any, *, heading: bool = False) -> Any:
+    """The run's Predictions section for notebooks: the sentence, metrics beside baselines, charts.
+
+    Without its heading by default: the notebook's own markdown cell says "Predictions".
+    """
     from IPython.display import HTML
 
     run = {
@@ -617,5 +620,6 @@ def show_predictions(result: Any) -> Any:
         "params": result.params,
         "outputs": result.outputs.as_dict(),
     }
-    # (the notebook's own markdown heading says "Predictions": no second one)
-    return HTML(predictions_html(run, heading=False) or "<p>This blueprint has no model stage.</p>")
+    return HTML(
+        predictions_html(run, heading=heading) or "<p>This blueprint has no model stage.</p>"
+    )

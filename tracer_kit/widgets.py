@@ -16,7 +16,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from tracer_kit.blueprints import get_blueprint, list_blueprints
+from tracer_kit.blueprints import blueprint_form, get_blueprint, list_blueprints
 from tracer_kit.errors import TracerError, speaking
 from tracer_kit.ingest import input_extensions
 from tracer_kit.report import html_table
@@ -359,6 +359,7 @@ class Workbench(w.VBox):
             return False
         try:
             columns = self._columns(self.file.value)
+            bp = blueprint_form(bp, columns, self._column_map())  # (churn's snapshot form)
             mapping = match_columns(columns, bp, self._column_map())
         except TracerError as exc:
             self.compatibility.value = (
@@ -503,7 +504,11 @@ class Workbench(w.VBox):
         else:
             self.sample.value = "No processed rows (the run did not complete)."
         self.charts.value = feature_chart(result).data
-        self.predictions.value = show_predictions(result).data
+        run = {"blueprint": result.blueprint, "params": result.params}
+        run["outputs"] = result.outputs.as_dict()
+        self.predictions.value = (
+            predictions_html(run) or "<p>This blueprint has no model stage.</p>"
+        )
         bp = get_blueprint(result.blueprint)
         self.features.value = html_table(
             [{"feature": f.name, "formula": f.formula} for f in bp.features], ["feature", "formula"]

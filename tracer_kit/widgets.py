@@ -504,11 +504,7 @@ class Workbench(w.VBox):
         else:
             self.sample.value = "No processed rows (the run did not complete)."
         self.charts.value = feature_chart(result).data
-        run = {"blueprint": result.blueprint, "params": result.params}
-        run["outputs"] = result.outputs.as_dict()
-        self.predictions.value = (
-            predictions_html(run) or "<p>This blueprint has no model stage.</p>"
-        )
+        self.predictions.value = show_predictions(result, heading=True).data
         bp = get_blueprint(result.blueprint)
         self.features.value = html_table(
             [{"feature": f.name, "formula": f.formula} for f in bp.features], ["feature", "formula"]

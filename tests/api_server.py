@@ -47,10 +47,10 @@ def _page(records: list[Any], n: int) -> list[Any]:
 
 def _handler(api: Api) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:  # noqa: ANN401 - quiet
+        def log_message(self, *args: Any) -> None:
             pass
 
-        def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:  # noqa: ANN401
+        def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
             raw = body if isinstance(body, bytes) else json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -64,7 +64,7 @@ def _handler(api: Api) -> type[BaseHTTPRequestHandler]:
             api.counts[key] = api.counts.get(key, 0) + 1
             return api.counts[key]
 
-        def do_GET(self) -> None:  # noqa: N802, C901, PLR0911, PLR0912 - one route table
+        def do_GET(self) -> None:
             parts = urlsplit(self.path)
             q = {k: v[0] for k, v in parse_qs(parts.query).items()}
             api.log.append(
@@ -142,7 +142,7 @@ def _handler(api: Api) -> type[BaseHTTPRequestHandler]:
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def handle_error(self, request: Any, client_address: Any) -> None:  # noqa: ANN401
+    def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that gave up (the timeout tests) breaks the pipe: expected, not printed."""
 
 

@@ -58,7 +58,7 @@ class Postgres:
         auth = f"{self.user}:{password}" if password else self.user
         return f"postgresql://{auth}@{self.host}:{self.port}/{db}"
 
-    def sql(self, query: str, params: Any = None, *, db: str = "postgres") -> list[tuple]:  # noqa: ANN401
+    def sql(self, query: str, params: Any = None, *, db: str = "postgres") -> list[tuple]:
         """Run one statement (autocommit); its rows, or [] for a statement without rows."""
         import psycopg
 

@@ -199,7 +199,7 @@ def test_entry_point_blueprints_are_loaded(monkeypatch):
 
     module = type(sys)("fake_plugin")
     namespace: dict = {}
-    exec(textwrap.dedent(CUSTOM).replace("order_margin", "plugin_margin"), namespace)  # noqa: S102
+    exec(textwrap.dedent(CUSTOM).replace("order_margin", "plugin_margin"), namespace)
     module.BLUEPRINT = namespace["BLUEPRINT"]
     monkeypatch.setitem(sys.modules, "fake_plugin", module)
     ep = metadata.EntryPoint(

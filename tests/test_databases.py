@@ -44,7 +44,7 @@ ROWS = [
 RUN_DATE = "2024-07-01"
 
 
-def _run(folder: Path, source: str, run_date: str = RUN_DATE, **config) -> tk.RunResult:  # noqa: ANN003
+def _run(folder: Path, source: str, run_date: str = RUN_DATE, **config) -> tk.RunResult:
     return tk.run_pipeline(
         source,
         "customer_churn",
@@ -60,7 +60,7 @@ def _run(folder: Path, source: str, run_date: str = RUN_DATE, **config) -> tk.Ru
 SAMPLE_DATE = "2026-01-01"  # the demo sample's activity runs to 2025
 
 
-def _sqlite_file(path: Path, rows=ROWS) -> Path:  # noqa: ANN001
+def _sqlite_file(path: Path, rows=ROWS) -> Path:
     con = sqlite3.connect(path)
     # a composite key whose first part is not the first column: the read orders by (id, plan)
     con.execute(

@@ -83,7 +83,7 @@ def test_python_blocks_of_the_readme_and_the_guide_run_as_written(workdir, regis
             continue  # (its blocks run in their own folder, below)
         for skip, code in _blocks(page, "python"):
             if not skip:
-                exec(compile(code, str(page.relative_to(REPO)), "exec"), namespace)  # noqa: S102
+                exec(compile(code, str(page.relative_to(REPO)), "exec"), namespace)
     assert namespace["extended"].outputs["row_count"].endswith(".rows.txt")
     assert namespace["private"].personal == ["customer_id"]
     assert namespace["result"].state == "COMPLETED"
@@ -108,7 +108,7 @@ def test_the_tutorial_runs_as_written_in_an_empty_folder(workdir):
     namespace: dict[str, object] = {"__name__": "tutorial"}
     for skip, code in _blocks(page, "python"):
         if not skip:
-            exec(compile(code, "docs/tutorial.md", "exec"), namespace)  # noqa: S102
+            exec(compile(code, "docs/tutorial.md", "exec"), namespace)
     assert namespace["scores"].state == "COMPLETED"
 
 

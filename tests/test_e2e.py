@@ -124,7 +124,7 @@ def _accept_kernel_dialog(page) -> None:
     dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
     try:
         dialog.wait_for(timeout=3_000)
-    except Exception:  # noqa: BLE001 - playwright's TimeoutError: no dialog this time
+    except Exception:
         return
     dialog.locator("button.jp-mod-accept").click()
     dialog.wait_for(state="detached", timeout=10_000)
@@ -165,7 +165,7 @@ def test_workbench_run_in_a_real_browser(lab):
                 try:
                     run.wait_for(timeout=20_000)
                     break
-                except Exception:  # noqa: BLE001 - playwright's TimeoutError; try again
+                except Exception:
                     continue
             run.wait_for(timeout=30_000)
             file_select = page.locator(".widget-dropdown select").first

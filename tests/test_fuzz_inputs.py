@@ -155,7 +155,7 @@ def test_random_options_are_a_clear_error_or_a_table(
     delimiter,
     sheet,
     max_bytes,
-    on_bad_lines,  # noqa: A002
+    on_bad_lines,
 ):
     _outcome(
         _write(GOOD, "x.csv"),

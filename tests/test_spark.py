@@ -65,7 +65,7 @@ def spark():
     session.stop()
 
 
-def _run(folder: Path, source: Any, blueprint: Any, **kw: Any) -> tk.RunResult:  # noqa: ANN401
+def _run(folder: Path, source: Any, blueprint: Any, **kw: Any) -> tk.RunResult:
     return tk.run_pipeline(
         source,
         blueprint,
@@ -77,7 +77,7 @@ def _run(folder: Path, source: Any, blueprint: Any, **kw: Any) -> tk.RunResult: 
     )
 
 
-def _both(spark: Any, tmp: Path, path: Path, blueprint: Any) -> dict[str, Any]:  # noqa: ANN401
+def _both(spark: Any, tmp: Path, path: Path, blueprint: Any) -> dict[str, Any]:
     spark_run = _run(tmp / "spark", str(path), blueprint, engine="spark", spark=spark)
     polars_run = _run(tmp / "polars", path, blueprint, report=False)
     return {"spark": spark_run, "polars": polars_run, "tmp": tmp, "path": path}
@@ -87,7 +87,7 @@ def _both(spark: Any, tmp: Path, path: Path, blueprint: Any) -> dict[str, Any]: 
 def all_runs(spark, tmp_path_factory) -> dict[str, dict[str, Any]]:
     """Each demo sample and the dirty file through both engines, once per module (all at
     once: Spark runs concurrent jobs from threads, and most of a small run is waiting on jobs).
-    """  # noqa: D205
+    """
     from concurrent.futures import ThreadPoolExecutor
 
     dirty = _dirty_churn(tmp_path_factory.mktemp("dirty-file") / "dirty_customers.csv")
@@ -254,7 +254,7 @@ def test_fingerprint_is_file_identity_plus_an_order_free_record_digest(spark, tm
     assert tk.read_spark(spark, frame.limit(9_999)).info.sha256 != digest
 
 
-def _plan(df: Any) -> str:  # noqa: ANN401
+def _plan(df: Any) -> str:
     return df._jdf.queryExecution().executedPlan().toString()
 
 
@@ -308,7 +308,7 @@ def test_a_polars_only_blueprint_gets_one_clear_line_on_spark(spark, tmp_path):
 def _dirty_churn(path: Path, n: int = 3_000) -> Path:
     """Churn rows with what users' files hold: day-first dates, null tokens, spaces, quoted
     empties, repeats far apart (in other splits), text in numbers, odd plan spellings.
-    """  # noqa: D205
+    """
     rng = random.Random(16)
     plans = ["basic", " Basic", "PREMIUM", "standard", "enterprise", "gold", "", "n/a"]
     lines = [

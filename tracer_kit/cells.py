@@ -26,7 +26,7 @@ MAX_CELL_CHARS = 200
 _SHORTENED = re.compile(r"… \([\d,]+ characters\)$")
 
 
-def shorten(value: Any, limit: int = MAX_CELL_CHARS) -> Any:  # noqa: ANN401 - any cell
+def shorten(value: Any, limit: int = MAX_CELL_CHARS) -> Any:
     """``value`` itself, or a string longer than ``limit`` cut to its start and its length."""
     if isinstance(value, str) and len(value) > limit:
         if len(value) <= limit + 40 and _SHORTENED.search(value):

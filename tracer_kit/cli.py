@@ -339,7 +339,7 @@ def build_config(
     *,
     maps: list[str] | None = None,
     reference_date: str | None = None,
-    format: str | None = None,  # noqa: A002
+    format: str | None = None,
     encoding: str | None = None,
     delimiter: str | None = None,
     sheet: str | None = None,
@@ -470,7 +470,7 @@ MasterOpt = Annotated[
 @app.command()
 @friendly
 def run(
-    input: Annotated[  # noqa: A002
+    input: Annotated[
         str,
         typer.Argument(
             help=(
@@ -482,7 +482,7 @@ def run(
     ],
     blueprint: BlueprintOpt,
     config: ConfigOpt = None,
-    map: MapOpt = None,  # noqa: A002
+    map: MapOpt = None,
     reference_date: ReferenceDateOpt = None,
     transform: TransformOpt = None,
     pii: PiiOpt = None,
@@ -494,7 +494,7 @@ def run(
     no_notebook: Annotated[
         bool, typer.Option("--no-notebook", help="Run in-process, without Papermill.")
     ] = False,
-    format: FormatOpt = None,  # noqa: A002
+    format: FormatOpt = None,
     encoding: EncodingOpt = None,
     delimiter: DelimiterOpt = None,
     sheet: SheetOpt = None,
@@ -531,7 +531,7 @@ def _source(text: str) -> str | Path:
     return text if is_url(text) else Path(text)
 
 
-def _run_on(  # noqa: PLR0913 - the run command's engine options, forwarded
+def _run_on(
     engine: str,
     master: str | None,
     source: str,
@@ -539,7 +539,7 @@ def _run_on(  # noqa: PLR0913 - the run command's engine options, forwarded
     common: dict[str, Any],
     *,
     notebook: bool,
-) -> Any:  # noqa: ANN401 - a RunResult
+) -> Any:
     """``tracer run`` on the chosen engine, in-process or through the notebook."""
     if engine not in ("polars", "spark"):
         raise ConfigError(f"--engine {engine}: use polars or spark")
@@ -565,7 +565,7 @@ def _run_on(  # noqa: PLR0913 - the run command's engine options, forwarded
 @friendly
 def predict(
     run_id: Annotated[str, typer.Argument(help="The training run (`tracer runs`).")],
-    input: Annotated[Path, typer.Argument(help="The new file to score.")],  # noqa: A002
+    input: Annotated[Path, typer.Argument(help="The new file to score.")],
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Also write the predictions here (.csv or .parquet)."),
@@ -573,7 +573,7 @@ def predict(
     force: ForceOpt = False,
     raw_cells: RawCellsOpt = False,
     config: ConfigOpt = None,
-    map: MapOpt = None,  # noqa: A002
+    map: MapOpt = None,
     reference_date: Annotated[
         str | None,
         typer.Option("--reference-date", help="YYYY-MM-DD (default: the training run's)"),
@@ -616,20 +616,20 @@ def predict(
 @app.command()
 @friendly
 def validate(
-    input: Annotated[  # noqa: A002
+    input: Annotated[
         str,
         typer.Argument(help="The file to check, a database URL (--table/--query) or an API URL."),
     ],
     blueprint: BlueprintOpt,
     config: ConfigOpt = None,
-    map: MapOpt = None,  # noqa: A002
+    map: MapOpt = None,
     reference_date: ReferenceDateOpt = None,
     transform: TransformOpt = None,
     pii: PiiOpt = None,
     label: LabelOpt = None,
     positive: PositiveOpt = None,
     tenure_unit: TenureUnitOpt = None,
-    format: FormatOpt = None,  # noqa: A002
+    format: FormatOpt = None,
     encoding: EncodingOpt = None,
     delimiter: DelimiterOpt = None,
     sheet: SheetOpt = None,
@@ -659,7 +659,7 @@ def validate(
         raise typer.Exit(3)
 
 
-def _print_validation(q: Any, shown: str, output_format: str) -> None:  # noqa: ANN401
+def _print_validation(q: Any, shown: str, output_format: str) -> None:
     """``tracer validate``'s verdict as a table for people, or JSON or CSV for scripts."""
     issues = [i.to_dict() for i in q.issues]
     if output_format == "json":
@@ -688,11 +688,11 @@ def _print_validation(q: Any, shown: str, output_format: str) -> None:  # noqa: 
 @app.command()
 @friendly
 def profile(
-    input: Annotated[  # noqa: A002
+    input: Annotated[
         str,
         typer.Argument(help="The file to profile, a database URL (--table/--query) or an API URL."),
     ],
-    format: FormatOpt = None,  # noqa: A002
+    format: FormatOpt = None,
     encoding: EncodingOpt = None,
     delimiter: DelimiterOpt = None,
     sheet: SheetOpt = None,

@@ -90,7 +90,7 @@ class ApiConfig(BaseModel):
     #: the token: credentials only ever go to the origin of the URL given).
     same_origin: bool = False
 
-    def options(self) -> Any:  # noqa: ANN401 - an ApiOptions (imported late)
+    def options(self) -> Any:
         """The reader's :class:`~tracer_kit.ingest.api.ApiOptions`."""
         from tracer_kit.ingest.api import ApiOptions
 
@@ -191,7 +191,7 @@ def _read_config_file(path: Path) -> Any:
 
             return yaml.safe_load(text) or {}
         return json.loads(text)
-    except Exception as exc:  # noqa: BLE001 - yaml and json raise different types
+    except Exception as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         what = getattr(exc, "problem", None) or getattr(exc, "msg", None) or str(exc)

@@ -138,13 +138,13 @@ def check_url(text: str) -> str:
     return text
 
 
-def is_url(source: Any) -> bool:  # noqa: ANN401 - a path, a URL or anything else
+def is_url(source: Any) -> bool:
     """Whether ``source`` is a database or http(s) URL (kept as text: a path would fold its ``//``)."""
     text = str(source)
     return is_database_url(text) or text.lower().startswith(("http://", "https://"))
 
 
-def is_database_url(source: Any) -> bool:  # noqa: ANN401 - a path, a URL or anything else
+def is_database_url(source: Any) -> bool:
     """Whether ``source`` names a database (``postgresql://``, ``sqlite:///``, ``env:NAME``...)."""
     text = str(source)
     if text.startswith("env:"):
@@ -345,7 +345,7 @@ def quote_name(name: str) -> str:
 
 
 @contextmanager
-def url_for_kernel(source: Any) -> Iterator[str]:  # noqa: ANN401 - a path or a URL
+def url_for_kernel(source: Any) -> Iterator[str]:
     """While inside, a database URL's credentials are in ``TRACER_DB_URL`` (for a notebook kernel).
 
     Yields what the notebook may be given instead of ``source``: the URL without its
@@ -396,7 +396,7 @@ def connect_database(
         raise error(f"{db.display()}: no such database file ({path})", path=db.display())
     try:
         con = _open(db, read_only=read_only)
-    except Exception as exc:  # noqa: BLE001 - each driver has its own error classes
+    except Exception as exc:
         cause = f"cannot connect: {driver_message(exc)}"
         msg = f"{db.display()}: {doing} ({cause})" if doing else f"{db.display()}: {cause}"
         raise error(scrub(msg, db), path=db.display()) from None
@@ -406,7 +406,7 @@ def connect_database(
         con.close()
 
 
-def _open(db: DatabaseUrl, *, read_only: bool) -> Any:  # noqa: ANN401 - a driver's connection
+def _open(db: DatabaseUrl, *, read_only: bool) -> Any:
     if db.kind == "postgresql":
         import psycopg
 

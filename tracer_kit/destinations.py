@@ -157,7 +157,7 @@ def _sources(run: dict[str, Any]) -> list[tuple[str, str, list[Any], tuple[str, 
     ]
 
 
-def _stage_tables(con: Any, run: dict[str, Any], work: Path) -> list[_Table]:  # noqa: ANN401
+def _stage_tables(con: Any, run: dict[str, Any], work: Path) -> list[_Table]:
     """The run's rows out of the warehouse into Parquet in ``work``, typed for PostgreSQL.
 
     One short read of the warehouse: the export then streams from these files, so no
@@ -196,7 +196,7 @@ def _batches(table: _Table) -> Iterator[bytes]:
                 if batch.num_rows:
                     chunks.put(pl.from_arrow(batch).write_csv(include_header=False).encode())
             chunks.put(None)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+        except BaseException as exc:
             chunks.put(exc)
 
     worker = threading.Thread(target=produce, name="tracer-export-read", daemon=True)
@@ -214,7 +214,7 @@ def _batches(table: _Table) -> Iterator[bytes]:
         worker.join()
 
 
-def _create(cur: Any, table: _Table) -> None:  # noqa: ANN401
+def _create(cur: Any, table: _Table) -> None:
     cols = ", ".join(f"{quote_ident(c)} {t}" for c, t in table.columns.items())
     cur.execute(f"CREATE TABLE IF NOT EXISTS {quote_ident(table.name)} ({cols})")
     for c, t in table.columns.items():  # a column a later run (or blueprint version) brings
@@ -223,7 +223,7 @@ def _create(cur: Any, table: _Table) -> None:  # noqa: ANN401
         )
 
 
-def _copy(cur: Any, table: _Table) -> int:  # noqa: ANN401
+def _copy(cur: Any, table: _Table) -> int:
     """COPY the table's rows in; returns the rows added."""
     cols = ", ".join(quote_ident(c) for c in table.columns)
     with cur.copy(f"COPY {quote_ident(table.name)} ({cols}) FROM STDIN WITH (FORMAT csv)") as copy:
@@ -232,7 +232,7 @@ def _copy(cur: Any, table: _Table) -> int:  # noqa: ANN401
     return max(cur.rowcount, 0)
 
 
-def _claim_load(cur: Any, table: _Table, run_id: str) -> bool:  # noqa: ANN401
+def _claim_load(cur: Any, table: _Table, run_id: str) -> bool:
     """Record that a source's bronze records are in; False when an earlier export put them there.
 
     Bronze holds each (fingerprint, read options) load once, whole, so one row per load in
@@ -252,7 +252,7 @@ def _claim_load(cur: Any, table: _Table, run_id: str) -> bool:  # noqa: ANN401
     return cur.rowcount == 1
 
 
-def _claim_run(cur: Any, run: dict[str, Any]) -> bool:  # noqa: ANN401
+def _claim_run(cur: Any, run: dict[str, Any]) -> bool:
     """Insert the run's row; False when it is there already (then the export adds nothing)."""
     cols = ", ".join(f"{quote_ident(c)} {t}" for c, t in _RUN_COLUMNS.items())
     cur.execute(

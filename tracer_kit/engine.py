@@ -36,12 +36,12 @@ __all__ = [
 Step = Callable[[pl.LazyFrame], pl.LazyFrame]
 
 
-def on_spark(frame: Any) -> bool:  # noqa: ANN401 - a polars frame or a PartitionFrame
+def on_spark(frame: Any) -> bool:
     """Whether ``frame`` belongs to the Spark engine (anything but a polars frame)."""
     return not isinstance(frame, (pl.LazyFrame, pl.DataFrame))
 
 
-def stage(plan: Any, path: Path, compression: str = "zstd") -> Any:  # noqa: ANN401
+def stage(plan: Any, path: Path, compression: str = "zstd") -> Any:
     """Write ``plan`` as Parquet and read it back: one file (polars) or part files (Spark)."""
     if not on_spark(plan):
         plan.lazy().sink_parquet(path, compression=compression)
@@ -49,19 +49,19 @@ def stage(plan: Any, path: Path, compression: str = "zstd") -> Any:  # noqa: ANN
     return plan.stage(path)
 
 
-def write_rows(frame: Any, path: Path) -> int:  # noqa: ANN401
+def write_rows(frame: Any, path: Path) -> int:
     """Write ``frame`` to ``path`` (zstd Parquet; part files on Spark); returns the rows written."""
     return count_rows(stage(frame, path))
 
 
-def count_rows(frame: Any) -> int:  # noqa: ANN401
+def count_rows(frame: Any) -> int:
     """The number of rows (a streaming count; Spark's count)."""
     if on_spark(frame):
         return frame.count()
     return frame.lazy().select(pl.len()).collect(engine="streaming").item()
 
 
-def fit_rows(frame: Any, limit: int, *, rows: int | None = None) -> pl.DataFrame:  # noqa: ANN401
+def fit_rows(frame: Any, limit: int, *, rows: int | None = None) -> pl.DataFrame:
     """At most ``limit`` rows on the driver, in ``source_row`` order: all, or an even spread.
 
     Above the limit, the rows whose ``source_row`` is a multiple of ``k = ceil(rows /
@@ -80,7 +80,7 @@ def fit_rows(frame: Any, limit: int, *, rows: int | None = None) -> pl.DataFrame
     return frame.lazy().head(min(n, limit)).collect(engine="streaming")
 
 
-def first_rows_where(frame: Any, masks: Sequence[tuple[pl.Expr, int]]) -> pl.DataFrame:  # noqa: ANN401
+def first_rows_where(frame: Any, masks: Sequence[tuple[pl.Expr, int]]) -> pl.DataFrame:
     """For each ``(mask, n)``: the first ``n`` rows by ``source_row`` where it holds, in one pass.
 
     Columns ``mask`` (the mask's index), ``source_row`` and ``source_line``, sorted by both.
@@ -106,11 +106,11 @@ def first_rows_where(frame: Any, masks: Sequence[tuple[pl.Expr, int]]) -> pl.Dat
 
 
 def map_batches(
-    frame: Any,  # noqa: ANN401
+    frame: Any,
     fn: Callable[[pl.DataFrame], pl.DataFrame],
     *,
     schema: pl.Schema | None = None,
-) -> Any:  # noqa: ANN401
+) -> Any:
     """``fn`` over the rows batch by batch (the executors' Arrow batches on Spark).
 
     ``fn`` must be row by row (polars' streaming engine also hands it batches). Its output
@@ -128,7 +128,7 @@ def map_batches(
     return frame.pipe(lambda lf: batch_fn(lf.collect()).lazy(), schema=schema)
 
 
-def per_group(frame: Any, by: Sequence[str], fn: Step) -> Any:  # noqa: ANN401
+def per_group(frame: Any, by: Sequence[str], fn: Step) -> Any:
     """``fn`` over each group's rows (groups by the ``by`` columns), results concatenated.
 
     polars: groups in key order, each group's rows in their order in ``frame``. Spark: a
@@ -146,7 +146,7 @@ def per_group(frame: Any, by: Sequence[str], fn: Step) -> Any:  # noqa: ANN401
     return pl.concat(results, how="vertical_relaxed").lazy()
 
 
-def small_frame(like: Any, df: pl.DataFrame) -> Any:  # noqa: ANN401
+def small_frame(like: Any, df: pl.DataFrame) -> Any:
     """A small polars result as a frame of ``like``'s engine (a Spark DataFrame on Spark)."""
     if not on_spark(like):
         return df.lazy()
@@ -156,7 +156,7 @@ def small_frame(like: Any, df: pl.DataFrame) -> Any:  # noqa: ANN401
 
 
 def moments(
-    frame: Any,  # noqa: ANN401
+    frame: Any,
     columns: Sequence[str],
 ) -> dict[str, tuple[int, float | None, float | None]]:
     """Per column: count, mean and sample standard deviation of its non-null values (one pass)."""
@@ -176,7 +176,7 @@ def moments(
 
 
 def order_statistics(
-    frame: Any,  # noqa: ANN401
+    frame: Any,
     wanted: dict[str, Sequence[int]],
     tiebreak: str | None = None,
     *,
@@ -197,7 +197,7 @@ def order_statistics(
     return {c: banded(frame, c, tiebreak, list(r), n=n.get(c)) for c, r in wanted.items()}
 
 
-def repeated_values(frame: Any, column: str, work: Path) -> pl.DataFrame:  # noqa: ANN401
+def repeated_values(frame: Any, column: str, work: Path) -> pl.DataFrame:
     """Values of ``column`` seen more than once, with the ``source_row`` of the first one.
 
     polars: staged to Parquet and searched out of core; Spark: its own group-by.

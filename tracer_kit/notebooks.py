@@ -243,7 +243,7 @@ def _execute(
     config: Config,
 ) -> BaseException | None:
     """Papermill runs the notebook on our own kernel; the notebook's failure, if any."""
-    pm, PapermillExecutionError = _papermill()  # noqa: N806 - an exception class
+    pm, PapermillExecutionError = _papermill()
     _use_own_kernelspec()
     try:
         with key_for_kernel(config):  # the key reaches the kernel, never the notebook
@@ -364,7 +364,7 @@ def run_notebook(  # noqa: PLR0913 - a source, a blueprint and the options the C
     )
 
 
-def _notebook_input(path: str | Path, *, spark: bool) -> Any:  # noqa: ANN401 - a path or a URL
+def _notebook_input(path: str | Path, *, spark: bool) -> Any:
     """What the notebook is given as ``input_path``: an absolute path, or a URL as written.
 
     A database URL loses its password (the kernel gets it through :func:`url_for_kernel`).
@@ -379,7 +379,7 @@ def _notebook_input(path: str | Path, *, spark: bool) -> Any:  # noqa: ANN401 - 
     return local
 
 
-def _check_before_kernel(path: Any, bp: Any, cfg: Config, *, spark: bool) -> None:  # noqa: ANN401
+def _check_before_kernel(path: Any, bp: Any, cfg: Config, *, spark: bool) -> None:
     """A bad file or mapping fails here, before any kernel starts; on Spark (which reads
     the source in the kernel) the blueprint must have a Spark plan.
     """  # noqa: D205

@@ -400,7 +400,7 @@ class _Run:
         return self.space.run_staging(self.run_id) / f"{self.run_id}.parquet"
 
 
-def _on_spark(run: _Run, spark: Any, model_from: str | None) -> None:  # noqa: ANN401
+def _on_spark(run: _Run, spark: Any, model_from: str | None) -> None:
     """Switch a prepared run to the Spark engine.
 
     The processed rows become a folder of part files, ``<processed>/<blueprint>/<run_id>/``;
@@ -727,7 +727,7 @@ def _features(run: _Run) -> None:
         log.warning(issue["message"])
 
 
-def _processed(run: _Run) -> Any:  # noqa: ANN401 - a LazyFrame, or a PartitionFrame on Spark
+def _processed(run: _Run) -> Any:
     """The staged processed rows: a scan of the file, or on Spark of its part files."""
     if run.spark is None:
         return pl.scan_parquet(run.staged_parquet)

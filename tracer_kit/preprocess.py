@@ -81,7 +81,7 @@ class OutlierCapper(TransformerMixin, BaseEstimator):
     def __init__(self, method: str = "iqr") -> None:
         self.method = method
 
-    def fit(self, X: Any, y: Any = None) -> OutlierCapper:  # noqa: N803 - scikit-learn's convention
+    def fit(self, X: Any, y: Any = None) -> OutlierCapper:
         """Learn per-column bounds, ignoring NaN."""
         if self.method not in ("iqr", "zscore", "none"):
             msg = f"method={self.method!r} should be 'iqr', 'zscore' or 'none'"
@@ -101,7 +101,7 @@ class OutlierCapper(TransformerMixin, BaseEstimator):
             self.upper_ = np.full(arr.shape[1], np.inf)
         return self
 
-    def transform(self, X: Any) -> np.ndarray:  # noqa: N803
+    def transform(self, X: Any) -> np.ndarray:
         """Clip each column to its bounds."""
         return np.clip(_as_float(X), self.lower_, self.upper_)
 
@@ -116,7 +116,7 @@ class OutlierCapper(TransformerMixin, BaseEstimator):
         )
 
 
-def _as_float(X: Any) -> np.ndarray:  # noqa: N803
+def _as_float(X: Any) -> np.ndarray:
     if isinstance(X, pl.DataFrame):
         return X.cast(pl.Float64).to_numpy()
     return np.asarray(X, dtype=float)
@@ -374,7 +374,7 @@ MATRIX_BATCH_ROWS = 1_000_000
 
 def write_matrix(
     prep: Preprocessor,
-    frame: Any,  # noqa: ANN401
+    frame: Any,
     path: str | Path,
     *,
     keys: Sequence[str] = (),

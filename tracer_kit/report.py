@@ -267,7 +267,7 @@ def _num(value: Any) -> str:
     return str(value)
 
 
-def _bounded(value: Any) -> Any:  # noqa: ANN401 - any value a template shows
+def _bounded(value: Any) -> Any:
     """A value as the report shows it: markup (charts) whole, any other text shortened."""
     import markupsafe
 
@@ -308,7 +308,7 @@ def render_report(
         bp = get_blueprint(run["blueprint"])
         features = [{"name": f.name, "formula": _formula(f, run)} for f in bp.features]
         feature_names = set(bp.feature_names)
-    except Exception:  # noqa: BLE001 - a report of a since-removed custom blueprint still renders
+    except Exception:
         features, feature_names = [], set()
     hist_features = _histogram_chart([p for p in profiles if p["column"] in feature_names])
     input_profiles = [
@@ -563,7 +563,7 @@ def feature_chart(result: Any, *, bins: int = 30) -> Any:
     return HTML(f'<img alt="{column} histogram" src="{svg_data_uri(chart)}">')
 
 
-def _formula(feature: Any, run: dict[str, Any]) -> str:  # noqa: ANN401 - a Feature
+def _formula(feature: Any, run: dict[str, Any]) -> str:
     """A feature's formula as this run computed it (a config's plan levels spelt out)."""
     levels = ((run.get("params") or {}).get("config") or {}).get("plan_levels")
     if feature.name == "plan_value_score" and levels:
@@ -572,7 +572,7 @@ def _formula(feature: Any, run: dict[str, Any]) -> str:  # noqa: ANN401 - a Feat
     return feature.formula
 
 
-def feature_rows(result: Any, n: int = 10) -> pl.DataFrame | None:  # noqa: ANN401 - a RunResult
+def feature_rows(result: Any, n: int = 10) -> pl.DataFrame | None:
     """The first ``n`` processed rows: position, the blueprint's key and the created features
     (a personal key column shown as hidden).
     """  # noqa: D205
@@ -591,7 +591,7 @@ def _question(blueprint: str) -> str | None:
     """The question a blueprint answers (its report's title), when it declares one."""
     try:
         return get_blueprint(blueprint).report_hints.get("question")
-    except Exception:  # noqa: BLE001 - a since-removed custom blueprint still renders
+    except Exception:
         return None
 
 

@@ -162,7 +162,7 @@ class RunOutputs(BaseModel):
         return {k: str(v) for k, v in self.model_dump().items() if v is not None}
 
 
-def _scan(path: str | None) -> Any:  # noqa: ANN401
+def _scan(path: str | None) -> Any:
     """A lazy scan of a run's Parquet output (a file, or the Spark engine's folder), or None."""
     import polars as pl
 
@@ -212,14 +212,14 @@ class RunResult(BaseModel):
         return self.__repr__()
 
     @property
-    def quarantine(self) -> Any:  # noqa: ANN401 - a polars LazyFrame or None
+    def quarantine(self) -> Any:
         """The run's quarantined rows (reasons, raw records) as a lazy frame; None when none
         were kept beside its rows (a failed run's are in the warehouse: ``tracer quarantine``).
         """  # noqa: D205
         return _scan(self.outputs.get("quarantine"))
 
     @property
-    def predictions(self) -> Any:  # noqa: ANN401 - a polars LazyFrame or None
+    def predictions(self) -> Any:
         """The run's predictions as a lazy frame; None when the run made none."""
         return _scan(self.outputs.get("predictions"))
 

@@ -474,7 +474,7 @@ class Workbench(w.VBox):
             self.progress.bar_style = "danger"
             self.stage.value = "failed"
             self.error.value = f"<b style='color:#ab091e'>{html.escape(str(exc))}</b>"
-        except Exception as exc:  # noqa: BLE001 - the UI shows one line, never a traceback
+        except Exception as exc:
             self.progress.bar_style = "danger"
             self.stage.value = "failed"
             self.error.value = (

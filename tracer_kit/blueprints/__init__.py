@@ -111,7 +111,7 @@ def check_blueprint(blueprint: Blueprint) -> None:
             f"(fields: {', '.join(blueprint.field_names)})"
         )
         raise BlueprintError(msg) from None
-    except Exception as exc:  # noqa: BLE001 - the user's code may raise anything
+    except Exception as exc:
         raise BlueprintError(
             f"{where}: the feature code fails on no rows: {_first_line(exc)}"
         ) from None

@@ -338,7 +338,7 @@ class Blueprint:
         schema["extras"] = pl.String()
         return schema
 
-    def pandera_schema(self):  # noqa: ANN201 - pandera type imported lazily
+    def pandera_schema(self):
         """The pandera (polars backend) schema valid rows satisfy: dtypes, nullability, ranges, patterns.
 
         It is checked with ``coerce=False`` on the typed valid rows, so a breach is a bug in

@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 
-def _non_null(frame: Any, column: str) -> int:  # noqa: ANN401 - a polars frame or a PartitionFrame
+def _non_null(frame: Any, column: str) -> int:
     """The number of non-null values of ``column`` (one aggregate pass, either engine)."""
     agg = Aggregates()
     agg.add("n", "n", pl.col(column).count(), "sum")

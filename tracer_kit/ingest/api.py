@@ -135,7 +135,7 @@ class _Pacer:
         self.last = time.monotonic()
 
 
-def _retry_after(headers: Any) -> float | None:  # noqa: ANN401 - an email.message.Message
+def _retry_after(headers: Any) -> float | None:
     value = headers.get("Retry-After") if headers is not None else None
     if not value:
         return None
@@ -150,7 +150,7 @@ def _backoff(options: ApiOptions, attempt: int, asked: float | None) -> float:
     if asked is not None:
         return asked
     base = options.backoff * 2**attempt
-    return min(base + random.uniform(0, base), MAX_WAIT)  # noqa: S311 - jitter, not security
+    return min(base + random.uniform(0, base), MAX_WAIT)
 
 
 def origin(url: str) -> tuple[str, str, int | None]:
@@ -175,13 +175,13 @@ class _OriginRedirects(urllib.request.HTTPRedirectHandler):
     def __init__(self, home: tuple[str, str, int | None], same_origin: bool) -> None:
         self.home, self.same_origin = home, same_origin
 
-    def redirect_request(  # noqa: PLR0913 - urllib's signature
+    def redirect_request(
         self,
         req: urllib.request.Request,
-        fp: Any,  # noqa: ANN401
+        fp: Any,
         code: int,
         msg: str,
-        headers: Any,  # noqa: ANN401
+        headers: Any,
         newurl: str,
     ) -> urllib.request.Request | None:
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
@@ -202,7 +202,7 @@ def _request(url: str, token: str | None) -> urllib.request.Request:
     headers = {"Accept": "application/json", "User-Agent": "tracer-kit"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    return urllib.request.Request(url, headers=headers)  # noqa: S310 - http(s) only, checked
+    return urllib.request.Request(url, headers=headers)
 
 
 def _for_origin(url: str, home: tuple[str, str, int | None], token: str | None) -> str | None:
@@ -261,7 +261,7 @@ def _with_retries(url: str, client: _Client, use: Callable[[Any], T]) -> tuple[T
     raise _fail(url, f"gave up after {tries} {'try' if tries == 1 else 'tries'} ({last})")
 
 
-def _at_path(body: Any, path: str) -> Any:  # noqa: ANN401 - JSON
+def _at_path(body: Any, path: str) -> Any:
     value = body
     for part in path.split("."):
         if not isinstance(value, dict) or part not in value:
@@ -270,7 +270,7 @@ def _at_path(body: Any, path: str) -> Any:  # noqa: ANN401 - JSON
     return value
 
 
-def _records(body: Any, path: str | None, url: str) -> list[Any]:  # noqa: ANN401 - JSON
+def _records(body: Any, path: str | None, url: str) -> list[Any]:
     """The page's records: at ``path``, or the body when it is a list, or its one list of objects."""
     if path is not None:
         found = _at_path(body, path)
@@ -289,7 +289,7 @@ def _records(body: Any, path: str | None, url: str) -> list[Any]:  # noqa: ANN40
     raise _fail(url, f"which field holds the records? give --records-path (the page has: {keys})")
 
 
-def _link_next(headers: Any) -> str | None:  # noqa: ANN401
+def _link_next(headers: Any) -> str | None:
     for part in (headers.get("Link") or "").split(","):
         m = re.match(r'\s*<([^>]*)>\s*;.*rel="?next"?', part)
         if m:
@@ -297,7 +297,7 @@ def _link_next(headers: Any) -> str | None:  # noqa: ANN401
     return None
 
 
-def _with_param(url: str, name: str, value: Any) -> str:  # noqa: ANN401
+def _with_param(url: str, name: str, value: Any) -> str:
     parts = urllib.parse.urlsplit(url)
     query = [
         (k, v) for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True) if k != name
@@ -357,7 +357,7 @@ def fetch_pages(url: str, options: ApiOptions | None = None) -> Iterator[Page]:
         url, number = nxt, number + 1
 
 
-def _save(response: Any, dest: Path, url: str, limit: int) -> str:  # noqa: ANN401
+def _save(response: Any, dest: Path, url: str, limit: int) -> str:
     """Stream ``response`` into ``dest`` (at most ``limit`` bytes); its SHA-256."""
     digest, size = hashlib.sha256(), 0
     with dest.open("wb") as out:

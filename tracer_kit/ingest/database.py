@@ -97,7 +97,7 @@ def source_sql(
 # --------------------------------------------------------------------------- per database
 
 
-def _pg_order(con: Any, table: str) -> list[str]:  # noqa: ANN401
+def _pg_order(con: Any, table: str) -> list[str]:
     key = con.execute(
         "SELECT a.attname FROM pg_index i JOIN pg_attribute a "
         "ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
@@ -111,14 +111,14 @@ def _pg_order(con: Any, table: str) -> list[str]:  # noqa: ANN401
     return [d.name for d in cur.description or []]
 
 
-def _pg_copy(con: Any, sql: str, dest: Path) -> None:  # noqa: ANN401
+def _pg_copy(con: Any, sql: str, dest: Path) -> None:
     copy = f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')"
     with con.cursor() as cur, cur.copy(copy) as stream, dest.open("wb") as out:
         for chunk in stream:
             out.write(chunk)
 
 
-def _sqlite_order(con: Any, table: str) -> list[str]:  # noqa: ANN401
+def _sqlite_order(con: Any, table: str) -> list[str]:
     info = con.execute("SELECT name, pk FROM pragma_table_info(?)", (table,)).fetchall()
     if not info:
         msg = f"no table {table!r}"
@@ -127,7 +127,7 @@ def _sqlite_order(con: Any, table: str) -> list[str]:  # noqa: ANN401
     return [name for _, name in keyed] or [name for name, _ in info]
 
 
-def _sqlite_text(value: Any) -> Any:  # noqa: ANN401 - what SQLite stores
+def _sqlite_text(value: Any) -> Any:
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, bytes):
@@ -139,14 +139,14 @@ def _sqlite_text(value: Any) -> Any:  # noqa: ANN401 - what SQLite stores
 _SQLITE_READS = frozenset({20, 21, 31, 33})  # SQLITE_READ, _SELECT, _FUNCTION, _RECURSIVE
 
 
-def _sqlite_reads_only(action: int, *_: Any) -> int:  # noqa: ANN401
+def _sqlite_reads_only(action: int, *_: Any) -> int:
     """Deny every SQLite action that is not a read (writes, ATTACH, VACUUM INTO, PRAGMA...)."""
     import sqlite3
 
     return sqlite3.SQLITE_OK if action in _SQLITE_READS else sqlite3.SQLITE_DENY
 
 
-def _sqlite_copy(con: Any, sql: str, dest: Path) -> None:  # noqa: ANN401
+def _sqlite_copy(con: Any, sql: str, dest: Path) -> None:
     con.set_authorizer(_sqlite_reads_only)
     try:
         cur = con.execute(sql)
@@ -161,7 +161,7 @@ def _sqlite_copy(con: Any, sql: str, dest: Path) -> None:  # noqa: ANN401
             writer.writerows([_sqlite_text(v) for v in row] for row in rows)
 
 
-def _duckdb_order(con: Any, table: str) -> list[str]:  # noqa: ANN401
+def _duckdb_order(con: Any, table: str) -> list[str]:
     key = con.execute(
         "SELECT constraint_column_names FROM duckdb_constraints() "
         "WHERE constraint_type = 'PRIMARY KEY' AND table_name = ?",
@@ -172,7 +172,7 @@ def _duckdb_order(con: Any, table: str) -> list[str]:  # noqa: ANN401
     return con.sql(f"SELECT * FROM {quote_name(table)} LIMIT 0").columns
 
 
-def _duckdb_copy(con: Any, sql: str, dest: Path) -> None:  # noqa: ANN401
+def _duckdb_copy(con: Any, sql: str, dest: Path) -> None:
     if not is_one_select(sql):
         raise LookupError("only one SELECT may run on a source (the file is opened read-only)")
     target = str(dest).replace("'", "''")

@@ -54,7 +54,7 @@ class _BadOffsets(threading.local):
     def clear(self) -> None:
         self.items.clear()
 
-    def __iter__(self):  # noqa: ANN204
+    def __iter__(self):
         return iter(list(self.items))
 
 

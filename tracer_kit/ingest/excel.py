@@ -30,7 +30,7 @@ def _fitting_sheet(path: Path, reader: Any, sheets: list[str], fits: SheetFits) 
     for name in sheets:
         try:
             headers[name] = [c.name for c in reader.load_sheet(name, n_rows=0).available_columns()]
-        except Exception:  # noqa: BLE001 - an empty or chart-only sheet has no header row
+        except Exception:
             headers[name] = []
         if fits(headers[name]):
             return name
@@ -90,12 +90,12 @@ def _read_excel(
     try:
         reader = fastexcel.read_excel(str(path))
         sheets = list(reader.sheet_names)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise _fail(path, f"is not a readable Excel workbook ({_short(exc)})") from None
     name = _sheet_name(path, reader, sheets, sheet, fits, notes)
     try:
         df = pl.read_excel(path, sheet_name=name, engine="calamine", infer_schema_length=0)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         msg = f"sheet {name!r} cannot be read ({_short(exc)})"
         raise _fail(path, msg) from None
     # date cells come back as "YYYY-MM-DD 00:00:00": keep the date's ISO text form

@@ -95,7 +95,7 @@ def _read_ndjson(
     with path.open("r", encoding="utf-8", errors="strict", newline="") as fh:
         number = 0
         try:
-            for number, line in enumerate(fh, start=1):  # noqa: B007
+            for number, line in enumerate(fh, start=1):
                 text = line.strip()
                 if not text:
                     continue

@@ -25,7 +25,7 @@ def _read_parquet(path: Path) -> tuple[pl.LazyFrame, int]:
         lf = pl.scan_parquet(path)
         schema = lf.collect_schema()
         rows = pl.scan_parquet(path).select(pl.len()).collect().item()
-    except Exception as exc:  # noqa: BLE001 - pyarrow/polars raise many types for bad files
+    except Exception as exc:
         raise _fail(path, f"is not a readable Parquet file ({_short(exc)})") from None
     if not schema:
         raise _fail(path, "is a Parquet file with no columns")

@@ -236,7 +236,7 @@ def staging_folder(staging_dir: str | Path | None, prefix: str) -> tuple[Path, A
     return folder, None
 
 
-def _kept(result: Ingested, keep: Any) -> Ingested:  # noqa: ANN401 - a TemporaryDirectory
+def _kept(result: Ingested, keep: Any) -> Ingested:
     """``result`` holding ``keep`` (its staging folder) alive, removed when it goes."""
     result._keepalive = keep
     if keep is not None:
@@ -247,10 +247,10 @@ def _kept(result: Ingested, keep: Any) -> Ingested:  # noqa: ANN401 - a Temporar
 def read_staged(
     staged: Path,
     options: ReadOptions,
-    keep: Any,  # noqa: ANN401 - the staging folder's handle
+    keep: Any,
     *,
     lines: bool = True,
-    **info: Any,  # noqa: ANN401 - SourceInfo fields
+    **info: Any,
 ) -> Ingested:
     """Read a copy a database or API source staged, described by ``info`` in place of the copy.
 
@@ -314,7 +314,7 @@ def source_kind(source: str | Path) -> str:
 def read_table(  # noqa: PLR0913 - a source and the read options the CLI offers
     path: str | Path,
     *,
-    format: str | None = None,  # noqa: A002 - the documented public name
+    format: str | None = None,
     encoding: str | None = None,
     delimiter: str | None = None,
     sheet: str | int | None = None,
@@ -324,7 +324,7 @@ def read_table(  # noqa: PLR0913 - a source and the read options the CLI offers
     sheet_fits: SheetFits | None = None,
     table: str | None = None,
     query: str | None = None,
-    api: Any = None,  # noqa: ANN401 - an ApiOptions
+    api: Any = None,
 ) -> Ingested:
     """Read a table file (or a database table or query) lazily as text columns, with its metadata and rejects.
 

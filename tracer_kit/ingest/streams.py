@@ -86,7 +86,7 @@ def _decompress(path: Path, compression: str, dest: Path, limit: _Limit) -> str:
                 out.write(chunk)
     except IngestError:
         raise
-    except Exception as exc:  # noqa: BLE001 - gzip and zstandard raise many types for bad input
+    except Exception as exc:
         raise _fail(path, f"is not a readable {compression} file ({_short(exc)})") from None
     return hasher.hexdigest()
 

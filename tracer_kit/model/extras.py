@@ -43,7 +43,7 @@ def extra_columns(rows: pl.DataFrame) -> list[str]:
     return list(json.loads(first[0]))
 
 
-def _decoded(rows: pl.DataFrame | pl.LazyFrame, names: list[str]) -> Any:  # noqa: ANN401
+def _decoded(rows: pl.DataFrame | pl.LazyFrame, names: list[str]) -> Any:
     struct = pl.Struct([pl.Field(n, pl.String) for n in names])
     if not names:
         return rows
@@ -99,7 +99,7 @@ def _typed(name: str, spec: dict[str, Any]) -> pl.Expr:
     return pl.when(text != "").then(text).alias(name)
 
 
-def with_extras(rows: Any, used: dict[str, dict[str, Any]]) -> Any:  # noqa: ANN401
+def with_extras(rows: Any, used: dict[str, dict[str, Any]]) -> Any:
     """``rows`` (a frame or a lazy frame with ``extras``) with each used extra as a typed column."""
     if not used:
         return rows

@@ -144,7 +144,7 @@ def churn_scorer(estimator: Any, inputs: list[str]) -> Callable[[pl.DataFrame], 
     return score
 
 
-def churn_score_schema(rows: Any) -> pl.Schema:  # noqa: ANN401 - a polars frame or a PartitionFrame
+def churn_score_schema(rows: Any) -> pl.Schema:
     """The columns :func:`churn_scorer`'s ``score`` returns for ``rows``."""
     key = rows.collect_schema()["customer_id"]
     return pl.Schema({"customer_id": key, "prediction": pl.Float64, "confidence": pl.Float64})
@@ -184,7 +184,7 @@ def _usable_inputs(rows: pl.DataFrame, inputs: list[str]) -> tuple[list[str], li
     return [c for c in inputs if c not in empty], empty
 
 
-def _leak_issues(m: Any) -> list[Issue]:  # noqa: ANN401 - a ChurnModel
+def _leak_issues(m: Any) -> list[Issue]:
     """One high issue per input the leakage guard left out."""
     return [
         Issue(
@@ -204,8 +204,8 @@ def _leak_issues(m: Any) -> list[Issue]:  # noqa: ANN401 - a ChurnModel
     ]
 
 
-def _churn_summary(  # noqa: PLR0913 - what the fit learned, for the run's params
-    m: Any,  # noqa: ANN401 - a ChurnModel
+def _churn_summary(
+    m: Any,
     per_class: dict[int, int],
     used: dict[str, Any],
     skipped: dict[str, str],
@@ -409,7 +409,7 @@ def _product_fit(rows: pl.LazyFrame) -> pl.LazyFrame:
     return pl.LazyFrame([row], schema=_PRODUCT_FIT_SCHEMA)
 
 
-def _fit_price(processed: Any, cfg: ModelConfig) -> ModelOutcome:  # noqa: ANN401
+def _fit_price(processed: Any, cfg: ModelConfig) -> ModelOutcome:
     """One demand model per product, fitted where its rows are (per group on Spark's executors)."""
     names = processed.collect_schema().names()
     columns = [c for c in ("product_id", "date", "price", "quantity_sold", "cost") if c in names]

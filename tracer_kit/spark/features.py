@@ -61,7 +61,7 @@ def by_group(
     return PartitionFrame(grouped, schema=schema)
 
 
-def spark_features(valid: PartitionFrame, blueprint: Blueprint, ctx: FeatureContext) -> Any:  # noqa: ANN401
+def spark_features(valid: PartitionFrame, blueprint: Blueprint, ctx: FeatureContext) -> Any:
     """``blueprint.build_features`` over the valid rows on Spark (a PartitionFrame of processed rows)."""
     check_spark_blueprint(blueprint)
     plan = blueprint.spark

@@ -34,7 +34,7 @@ __all__ = ["PartitionFrame", "arrow_schema", "spark_path", "spark_schema"]
 Step = Callable[[pl.LazyFrame], pl.LazyFrame]
 
 
-def spark_path(path: Any) -> str:  # noqa: ANN401 - a str, a Path or a URI
+def spark_path(path: Any) -> str:
     """A path as Spark must get it: URIs as given, local paths absolute (the JVM has its own cwd)."""
     text = str(path)
     return text if "://" in text or text.startswith("table:") else str(Path(text).resolve())
@@ -64,7 +64,7 @@ def _plain(t: pa.DataType) -> pa.DataType:
     return t
 
 
-def spark_schema(schema: pl.Schema) -> Any:  # noqa: ANN401 - pyspark StructType, imported lazily
+def spark_schema(schema: pl.Schema) -> Any:
     """The Spark ``StructType`` of a polars schema."""
     from pyspark.sql.pandas.types import from_arrow_schema
 
@@ -141,7 +141,7 @@ class PartitionFrame:
         self._schema = schema if schema is not None else _polars_schema(df)
 
     @classmethod
-    def from_polars(cls, session: Any, df: pl.DataFrame) -> PartitionFrame:  # noqa: ANN401
+    def from_polars(cls, session: Any, df: pl.DataFrame) -> PartitionFrame:
         """A small polars frame made a Spark DataFrame (for results computed on the driver)."""
         table = df.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(arrow_schema(df.schema))
         return cls(session.createDataFrame(table, schema=spark_schema(df.schema)), schema=df.schema)
@@ -204,7 +204,7 @@ class PartitionFrame:
 
     # ------------------------------------------------------------------ Spark's own work
     @property
-    def session(self) -> Any:  # noqa: ANN401 - pyspark SparkSession
+    def session(self) -> Any:
         """The Spark session the frame belongs to."""
         return self._df.sparkSession
 

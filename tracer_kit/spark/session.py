@@ -64,7 +64,7 @@ def spark_session(
         builder = builder.config(key, value)
     try:
         session = builder.getOrCreate()
-    except Exception as exc:  # noqa: BLE001 - Java missing, bad master URL ...
+    except Exception as exc:
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         msg = f"could not start Spark on {master or 'local[2]'}: {first}"
         raise ConfigError(msg) from None

@@ -67,7 +67,7 @@ class _Split:
     first_id: int
 
 
-def _format_of(path: str, format: str | None) -> str:  # noqa: A002 - the documented name
+def _format_of(path: str, format: str | None) -> str:
     if format:
         fmt = {"ndjson": "json", "tsv": "csv"}.get(format, format)
         if fmt not in {"csv", "json", "parquet"}:
@@ -116,7 +116,7 @@ def _read_files(
             reader = reader.schema(schema).option("columnNameOfCorruptRecord", _CORRUPT)
             df = reader.format(fmt).load(path)
         return df
-    except Exception as exc:  # noqa: BLE001 - Spark's analysis errors name the path
+    except Exception as exc:
         first = str(exc).strip().splitlines()[0][:300]
         raise IngestError(f"{path}: Spark could not read it: {first}", path=path) from None
 
@@ -180,7 +180,7 @@ def read_spark(
     spark: SparkSession,
     source: str | DataFrame,
     *,
-    format: str | None = None,  # noqa: A002 - the documented public name
+    format: str | None = None,
     delimiter: str | None = None,
     encoding: str | None = None,
 ) -> Ingested:
@@ -198,7 +198,7 @@ def read_spark(
         name = source.removeprefix("table:")
         try:
             df = spark.table(name)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             first = str(exc).strip().splitlines()[0][:300]
             raise IngestError(f"{source}: {first}", path=source) from None
         return _from_frame(df, name=source)

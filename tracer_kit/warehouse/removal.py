@@ -209,7 +209,7 @@ class PruneGroup:
     kept_last_good: str | None = None
 
 
-def prune_plan(  # noqa: PLR0913 - the prune command's options
+def prune_plan(
     *,
     keep_last: int | None = None,
     dataset: str | None = None,
@@ -250,7 +250,7 @@ def prune_plan(  # noqa: PLR0913 - the prune command's options
     return plans
 
 
-def _plan_group(  # noqa: PLR0913 - one dataset's runs and the prune options
+def _plan_group(
     runs: list[tuple[str, str, dt.datetime]],
     keep_last: int | None,
     older_than_days: float | None,
@@ -278,6 +278,6 @@ def _plan_group(  # noqa: PLR0913 - one dataset's runs and the prune options
     return keep, remove, last_good
 
 
-def runs_to_prune(**options: Any) -> list[str]:  # noqa: ANN401 - prune_plan's keywords
+def runs_to_prune(**options: Any) -> list[str]:
     """The run ids :func:`prune_plan` removes (same keywords), oldest first within each dataset."""
     return [run_id for group in prune_plan(**options) for run_id in reversed(group.remove)]

@@ -44,7 +44,7 @@ _NO_VALUES: dict[str, float | int | None] = {
 }
 
 
-def outlier_bounds_of(frame: Any, columns: list[str]) -> dict[str, dict[str, float | int | None]]:  # noqa: ANN401
+def outlier_bounds_of(frame: Any, columns: list[str]) -> dict[str, dict[str, float | int | None]]:
     """:func:`outlier_bounds` of several numeric columns of a frame, their passes shared.
 
     One pass for the moments, one search for every column's quartiles (one sort on

@@ -53,7 +53,7 @@ class Validity(Check):
             out[f"failing {f.name}"] = (self._failing(f).sum(), "sum")
         return out
 
-    def _kinds(self, fields: list[Field], checked: Any) -> dict[str, str]:  # noqa: ANN401
+    def _kinds(self, fields: list[Field], checked: Any) -> dict[str, str]:
         """Per field, its failing values' reasons and counts (``"not a date x3, ..."``), in one pass."""
         tagged = [
             pl.concat_list(self.field_reasons(f))

@@ -212,13 +212,20 @@ def engagement_score(bounds: dict[str, tuple[float | None, float | None]]) -> pl
     return pl.mean_horizontal(parts).alias("engagement_score")
 
 
-def _row_features(valid: pl.LazyFrame, ctx: FeatureContext) -> pl.LazyFrame:
-    """The seven row-by-row features (and the two day counts the others build on)."""
-    ref = ctx.reference_date
+def _row_features(
+    valid: pl.LazyFrame, ctx: FeatureContext, tenure: pl.Expr | None = None
+) -> pl.LazyFrame:
+    """The seven row-by-row features (and the two day counts the others build on).
+
+    ``tenure`` computes ``account_tenure_days`` (default: from ``account_created_date``;
+    the snapshot form gives it from ``tenure``, and falls back to the run date for ``ref``).
+    """
+    ref = ctx.reference_date or (ctx.run_date if tenure is not None else None)
     if ref is None:
         msg = "customer_churn needs a reference date"
         raise ValueError(msg)
-    return valid.with_columns(days_since_last_activity(ref), account_tenure_days(ref)).with_columns(
+    days = account_tenure_days(ref) if tenure is None else tenure
+    return valid.with_columns(days_since_last_activity(ref), days).with_columns(
         daily_value_rate(),
         support_intensity(),
         feature_usage_rate(),
@@ -227,18 +234,30 @@ def _row_features(valid: pl.LazyFrame, ctx: FeatureContext) -> pl.LazyFrame:
     )
 
 
+def _whole_file_statistics(valid: pl.LazyFrame, rows: pl.LazyFrame) -> dict[str, Any]:
+    """The value cuts of ``valid`` and the engagement bounds of its row features ``rows``."""
+    _, cuts = value_cuts(valid)
+    bounds = engagement_bounds(rows)
+    return {
+        "value_cuts": [None if c is None else [c[0], c[1]] for c in cuts],
+        "engagement_bounds": {k: [lo, hi] for k, (lo, hi) in bounds.items()},
+    }
+
+
+def _with_whole_file(rows: pl.LazyFrame, stats: dict[str, Any]) -> pl.LazyFrame:
+    """The row features ``rows`` with ``value_tier`` and ``engagement_score`` from ``stats``."""
+    cuts = [None if c is None else (c[0], c[1]) for c in stats["value_cuts"]]
+    bounds = {k: (lo, hi) for k, (lo, hi) in stats["engagement_bounds"].items()}
+    return rows.with_columns(value_tier(cuts), engagement_score(bounds))
+
+
 def feature_statistics(valid: pl.LazyFrame, ctx: FeatureContext) -> dict[str, Any]:
     """The whole-column values behind ``value_tier`` and ``engagement_score`` (JSON-able).
 
     ``value_cuts``: the (value, source_row) pairs from :func:`value_cuts`;
     ``engagement_bounds``: each engagement part's [min, max] from :func:`engagement_bounds`.
     """
-    _, cuts = value_cuts(valid)
-    bounds = engagement_bounds(_row_features(valid, ctx))
-    return {
-        "value_cuts": [None if c is None else [c[0], c[1]] for c in cuts],
-        "engagement_bounds": {k: [lo, hi] for k, (lo, hi) in bounds.items()},
-    }
+    return _whole_file_statistics(valid, _row_features(valid, ctx))
 
 
 def build_features(valid: pl.LazyFrame, ctx: FeatureContext) -> pl.LazyFrame:
@@ -249,9 +268,7 @@ def build_features(valid: pl.LazyFrame, ctx: FeatureContext) -> pl.LazyFrame:
     this file's rows when not given), so the returned plan is row by row and streams.
     """
     stats = ctx.statistics or feature_statistics(valid, ctx)
-    cuts = [None if c is None else (c[0], c[1]) for c in stats["value_cuts"]]
-    bounds = {k: (lo, hi) for k, (lo, hi) in stats["engagement_bounds"].items()}
-    return _row_features(valid, ctx).with_columns(value_tier(cuts), engagement_score(bounds))
+    return _with_whole_file(_row_features(valid, ctx), stats)
 
 
 def _future_date(ctx: RuleContext) -> pl.Expr:
@@ -367,34 +384,18 @@ def tenure_days(unit: str) -> pl.Expr:
 
 def _snapshot_rows(valid: pl.LazyFrame, ctx: FeatureContext) -> pl.LazyFrame:
     """The row features of a snapshot: tenure given, recency only where a date is."""
-    ref = ctx.reference_date or ctx.run_date
-    return valid.with_columns(
-        days_since_last_activity(ref), tenure_days(ctx.tenure_unit)
-    ).with_columns(
-        daily_value_rate(),
-        support_intensity(),
-        feature_usage_rate(),
-        activity_recency_score(),
-        plan_value_score(ctx.plan_levels),
-    )
+    return _row_features(valid, ctx, tenure_days(ctx.tenure_unit))
 
 
 def snapshot_statistics(valid: pl.LazyFrame, ctx: FeatureContext) -> dict[str, Any]:
     """:func:`feature_statistics` for the snapshot form."""
-    _, cuts = value_cuts(valid)
-    bounds = engagement_bounds(_snapshot_rows(valid, ctx))
-    return {
-        "value_cuts": [None if c is None else [c[0], c[1]] for c in cuts],
-        "engagement_bounds": {k: [lo, hi] for k, (lo, hi) in bounds.items()},
-    }
+    return _whole_file_statistics(valid, _snapshot_rows(valid, ctx))
 
 
 def build_snapshot_features(valid: pl.LazyFrame, ctx: FeatureContext) -> pl.LazyFrame:
     """The nine churn features of a snapshot export (tenure, no dates needed)."""
     stats = ctx.statistics or snapshot_statistics(valid, ctx)
-    cuts = [None if c is None else (c[0], c[1]) for c in stats["value_cuts"]]
-    bounds = {k: (lo, hi) for k, (lo, hi) in stats["engagement_bounds"].items()}
-    return _snapshot_rows(valid, ctx).with_columns(value_tier(cuts), engagement_score(bounds))
+    return _with_whole_file(_snapshot_rows(valid, ctx), stats)
 
 
 def _activity_after_run(ctx: RuleContext) -> pl.Expr:

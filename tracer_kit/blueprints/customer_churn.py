@@ -9,6 +9,7 @@ after the run date).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from typing import Any
@@ -413,8 +414,8 @@ def _snapshot_features() -> tuple[Feature, ...]:
     )
 
 
-SNAPSHOT = Blueprint(
-    name="customer_churn",
+SNAPSHOT = dataclasses.replace(
+    BLUEPRINT,
     description="Churn risk per customer from a snapshot: tenure instead of dates.",
     fields=(
         Field("customer_id", "id", required=True, description="unique customer identifier"),
@@ -429,10 +430,6 @@ SNAPSHOT = Blueprint(
         Field("last_activity_date", "date", description="optional: enables the recency features"),
         *(f for f in BLUEPRINT.fields if f.name not in _DATE_FORM_ONLY),
     ),
-    key=("customer_id",),
-    identifier="customer_id",
-    label="churned",
-    reference_column="last_activity_date",
     rules=(
         Rule(
             "future_date",
@@ -444,13 +441,8 @@ SNAPSHOT = Blueprint(
     features=_snapshot_features(),
     build_features=build_snapshot_features,
     feature_statistics=snapshot_statistics,
-    spark=SparkPlan("rows"),
-    report_hints={
-        "question": "Which customers are likely to churn?",
-        "chart": "engagement_score",
-        "color": "value_tier",
-    },
-    null_cause=null_cause,
+    sample=None,
+    form_for=None,
 )
 
 

@@ -1,10 +1,12 @@
 """The entry point: :func:`read_table` reads a source into text columns, its description and rejects.
 
-A *source* is a path today (a database query or an API next): :func:`source_kind` says
-which kind a source is, and :data:`SOURCES` maps each kind to the function that reads it.
-A file is checked (exists, not empty, not too big), decompressed and decoded into a UTF-8
-copy when needed, its format decided from its content first, then read by the format's
-registered :class:`~tracer_kit.ingest.registry.Reader`.
+A *source* is a file path, a database URL (a table or a query) or an http(s) URL (a JSON
+API, or a file to download): :func:`source_kind` says which kind a source is, and
+:data:`SOURCES` maps each kind to the function that reads it. A file is checked (a regular
+file, not empty, not too big), decompressed and decoded into a UTF-8 copy when needed
+(stopping at the size limit or a bomb's expansion ratio), its format decided from its
+content first, then read by the format's registered
+:class:`~tracer_kit.ingest.registry.Reader`.
 """
 
 from __future__ import annotations

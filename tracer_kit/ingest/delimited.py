@@ -18,9 +18,9 @@ import numpy as np
 import polars as pl
 
 from tracer_kit.errors import option
-from tracer_kit.ingest.detect import _head, csv_records, sniff_decimal, sniff_delimiter
+from tracer_kit.ingest.detect import csv_records, file_head, sniff_decimal, sniff_delimiter
 from tracer_kit.ingest.registry import Reader, ReadOutcome, ReadRequest, register_reader
-from tracer_kit.ingest.source import REJECT_SCHEMA, _fail, _rename_note, reserved_renames
+from tracer_kit.ingest.source import REJECT_SCHEMA, file_error, rename_notes, reserved_renames
 from tracer_kit.settings import settings
 
 __all__ = ["conflict_marker"]
@@ -128,17 +128,17 @@ class _RecordScan:
 
     def result(self, path: Path) -> _Records:
         if self.records == 0 or self.header_fields is None:
-            raise _fail(path, "has no lines")
+            raise file_error(path, "has no lines")
 
         def cat(parts: list[np.ndarray], dtype: Any = np.int64) -> np.ndarray:
             return np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype=dtype)
 
         bad_utf8 = np.unique(cat(self.bad_utf8))
         if len(bad_utf8) and bad_utf8[0] == 0:
-            raise _fail(path, "has invalid UTF-8 in its header line", line=1)
+            raise file_error(path, "has invalid UTF-8 in its header line", line=1)
         nul = np.unique(cat(self.nul))
         if len(nul) and nul[0] == 0:
-            raise _fail(path, "has a NUL byte in its header line", line=1)
+            raise file_error(path, "has a NUL byte in its header line", line=1)
         return _Records(
             header_fields=self.header_fields,
             n_records=self.records - 1,
@@ -170,7 +170,7 @@ def _conflict_marker(path: Path, chunk: bytes, lines_before: int) -> None:
         f"line {line} is a git conflict marker ({marker!r}): the file was saved in the middle "
         "of a merge; resolve the conflict and try again"
     )
-    raise _fail(path, msg, line=line)
+    raise file_error(path, msg, line=line)
 
 
 class _ChunkScan:
@@ -258,7 +258,7 @@ class _ChunkScan:
                 self.scan.bad_utf8.append(np.array([self.scan.records]))
         if self.parity:
             msg = f"a quoted field opened on line {self.rec_start_line} is never closed"
-            raise _fail(self.path, msg, line=self.rec_start_line)
+            raise file_error(self.path, msg, line=self.rec_start_line)
         if self.rec_start_off < self.offset:  # last record without a trailing newline
             self.scan.add(
                 np.array([self.rec_start_line]),
@@ -306,10 +306,10 @@ _SEP_LINE = re.compile(r"^\ufeff?sep=(.)\s*$")
 
 def _sample_lines(path: Path, original: Path) -> list[str]:
     """Up to 200 whole lines from the start of a UTF-8 text file (BOM removed)."""
-    head = _head(path)
+    head = file_head(path)
     text = head.decode("utf-8", errors="replace").removeprefix("\ufeff")
     if not text.strip():
-        raise _fail(original, "contains only whitespace, no header and no rows")
+        raise file_error(original, "contains only whitespace, no header and no rows")
     lines = text.splitlines(keepends=True)[:200]  # (a quoted header name may hold a newline)
     if len(head) == settings.sniff_bytes and len(lines) > 1:
         lines = lines[:-1]  # the last sampled line may be cut
@@ -339,12 +339,12 @@ def _header(sample_lines: list[str], delim: str, original: Path) -> list[str]:
     for i, name in enumerate(header, start=1):
         if not name:
             msg = f"header line has an empty column name at position {i}"
-            raise _fail(original, msg, line=1)
+            raise file_error(original, msg, line=1)
     seen: dict[str, int] = {}
     for i, name in enumerate(header, start=1):
         if name in seen:
             msg = f"header line names column {name!r} twice (positions {seen[name]} and {i})"
-            raise _fail(original, msg, line=1, column=name)
+            raise file_error(original, msg, line=1, column=name)
         seen[name] = i
     return header
 
@@ -403,7 +403,7 @@ def _read_delimited(
     header = [renames.get(h, h) for h in header]
     records = _scan_records(path, delim, hasher, check_utf8=True, original=original)
     if records.n_records - len(records.blank) == 0:
-        raise _fail(original, "has a header but no data rows", line=1)
+        raise file_error(original, "has a header but no data rows", line=1)
     bad_idx = np.union1d(np.union1d(records.bad, records.bad_utf8), records.nul)
     records.line_shift = shift
     rejects = _delimited_rejects(path, original, records, on_bad_lines, delim, header)
@@ -414,7 +414,7 @@ def _read_delimited(
         "decimal": decimal,
         "columns": header,
         "rows": records,
-        "notes": _rename_note(renames),
+        "notes": rename_notes(renames),
     }
     return lf, rejects, options
 
@@ -485,7 +485,7 @@ def _delimited_rejects(
                 f"line {lines[0]} is not valid UTF-8 (pass {option('encoding', value='cp1252')} "
                 "or latin-1 if the file is not UTF-8)"
             )
-        raise _fail(original, msg, line=int(lines[0]))
+        raise file_error(original, msg, line=int(lines[0]))
     return pl.DataFrame(
         {"source_row": rows, "source_line": lines, "raw": raws, "reason": reasons},
         schema=REJECT_SCHEMA,

@@ -12,28 +12,33 @@ from pathlib import Path
 import numpy as np
 
 from tracer_kit.errors import IngestError, option
-from tracer_kit.ingest.source import _fail
+from tracer_kit.ingest.source import file_error
 from tracer_kit.settings import settings
 
 __all__ = [
+    "DELIMITERS",
     "MAX_FIELD_CHARS",
     "csv_records",
-    "DELIMITERS",
     "detect_encoding",
+    "file_head",
+    "looks_binary",
     "normalize_encoding",
     "sniff_decimal",
     "sniff_delimiter",
+    "sniff_format",
+    "sniff_text_format",
 ]
 
 DELIMITERS = (",", ";", "\t", "|")
 
 
-def _head(path: Path, n: int | None = None) -> bytes:
+def file_head(path: Path, n: int | None = None) -> bytes:
+    """The first bytes of a file (the sniffing sample by default)."""
     with path.open("rb") as fh:
         return fh.read(settings.sniff_bytes if n is None else n)
 
 
-def _sniff_format(path: Path, head: bytes) -> tuple[str | None, str | None]:
+def sniff_format(path: Path, head: bytes) -> tuple[str | None, str | None]:
     """(format, compression) from the first bytes; format None means text to look at further."""
     if head.startswith(b"PAR1"):
         return "parquet", None
@@ -41,7 +46,7 @@ def _sniff_format(path: Path, head: bytes) -> tuple[str | None, str | None]:
         return "excel", None
     if head.startswith(b"\xd0\xcf\x11\xe0"):
         msg = "is a legacy .xls (or other OLE) file; save it as .xlsx or CSV and try again"
-        raise _fail(path, msg)
+        raise file_error(path, msg)
     if head.startswith(b"\x1f\x8b"):
         return None, "gzip"
     if head.startswith(b"\x28\xb5\x2f\xfd"):
@@ -49,7 +54,8 @@ def _sniff_format(path: Path, head: bytes) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _sniff_text_format(text: str, extension: str | None = None) -> str:
+def sniff_text_format(text: str, extension: str | None = None) -> str:
+    """The text format of a file's start: ``json``, ``ndjson``, ``xml`` or ``csv``."""
     stripped = text.lstrip()
     if stripped.startswith("["):
         return "json"
@@ -86,7 +92,7 @@ def _parses_as_xml(text: str) -> bool:
         return False
 
 
-def _looks_binary(path: Path, head: bytes) -> bool:
+def looks_binary(path: Path, head: bytes) -> bool:
     """Binary when over 1% of the sampled bytes are control characters (NUL included).
 
     A file of nothing but NUL bytes gets its own message; a stray NUL inside a field of a
@@ -98,7 +104,9 @@ def _looks_binary(path: Path, head: bytes) -> bool:
         return False
     sample = np.frombuffer(head[:65536], dtype=np.uint8)
     if not sample.any():
-        raise _fail(path, "holds only NUL bytes (a wiped or never-written file), no text at all")
+        raise file_error(
+            path, "holds only NUL bytes (a wiped or never-written file), no text at all"
+        )
     control = (sample < 32) & ~np.isin(sample, (9, 10, 12, 13))
     return bool(control.mean() > 0.01)
 

@@ -19,7 +19,7 @@ from tracer_kit.ingest.registry import (
     register_reader,
     with_rows,
 )
-from tracer_kit.ingest.source import _fail, _short
+from tracer_kit.ingest.source import file_error, short_message
 
 __all__: list[str] = []
 
@@ -39,7 +39,7 @@ def _fitting_sheet(path: Path, reader: Any, sheets: list[str], fits: SheetFits) 
         for n, h in headers.items()
     )
     msg = f"no sheet has the columns the blueprint needs; its sheets are {listed} (choose one with {option('sheet', value='NAME')})"
-    raise _fail(path, msg)
+    raise file_error(path, msg)
 
 
 def _sheet_name(
@@ -62,11 +62,11 @@ def _sheet_name(
     if isinstance(sheet, int):
         if not 0 <= sheet < len(sheets):
             msg = f"has {len(sheets)} sheet(s); sheet index {sheet} is out of range (0-based)"
-            raise _fail(path, msg)
+            raise file_error(path, msg)
         return sheets[sheet]
     if sheet not in sheets:
         msg = f"has no sheet named {sheet!r}; its sheets are {', '.join(map(repr, sheets))}"
-        raise _fail(path, msg)
+        raise file_error(path, msg)
     return sheet
 
 
@@ -80,24 +80,24 @@ def _read_excel(
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
     except zipfile.BadZipFile:
-        raise _fail(
+        raise file_error(
             path, "looks like a zip archive but is damaged; re-export the workbook"
         ) from None
     if not any(n.startswith("xl/") for n in names):
-        raise _fail(path, "is a zip archive, not an Excel .xlsx workbook")
+        raise file_error(path, "is a zip archive, not an Excel .xlsx workbook")
     import fastexcel
 
     try:
         reader = fastexcel.read_excel(str(path))
         sheets = list(reader.sheet_names)
     except Exception as exc:
-        raise _fail(path, f"is not a readable Excel workbook ({_short(exc)})") from None
+        raise file_error(path, f"is not a readable Excel workbook ({short_message(exc)})") from None
     name = _sheet_name(path, reader, sheets, sheet, fits, notes)
     try:
         df = pl.read_excel(path, sheet_name=name, engine="calamine", infer_schema_length=0)
     except Exception as exc:
-        msg = f"sheet {name!r} cannot be read ({_short(exc)})"
-        raise _fail(path, msg) from None
+        msg = f"sheet {name!r} cannot be read ({short_message(exc)})"
+        raise file_error(path, msg) from None
     # date cells come back as "YYYY-MM-DD 00:00:00": keep the date's ISO text form
     midnight = r"^(\d{4}-\d{2}-\d{2}) 00:00:00$"
     df = df.with_columns(pl.col(pl.String).str.replace(midnight, "${1}"))
@@ -107,7 +107,7 @@ def _read_excel(
 def _excel_reader(req: ReadRequest) -> ReadOutcome:
     df, name = _read_excel(req.work, req.sheet, req.sheet_fits, req.notes)
     if df.height == 0:
-        raise _fail(req.path, f"sheet {name!r} has a header but no data rows")
+        raise file_error(req.path, f"sheet {name!r} has a header but no data rows")
     return outcome(with_rows(as_text(df), line_offset=1, notes=req.notes), df.height, sheet=name)
 
 

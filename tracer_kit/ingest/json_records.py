@@ -17,7 +17,7 @@ from tracer_kit.ingest.registry import (
     text_frame,
     with_rows,
 )
-from tracer_kit.ingest.source import REJECT_SCHEMA, _fail, _safe_frame
+from tracer_kit.ingest.source import REJECT_SCHEMA, file_error, safe_frame
 
 __all__ = ["MAX_JSON_DEPTH"]
 
@@ -34,11 +34,13 @@ def _read_json(path: Path) -> pl.DataFrame:
         with path.open("rb") as fh:
             data = json.load(fh)
     except UnicodeDecodeError:
-        raise _fail(path, "is not UTF-8 encoded JSON") from None
+        raise file_error(path, "is not UTF-8 encoded JSON") from None
     except RecursionError:
-        raise _fail(path, f"is JSON that {_TOO_DEEP}; tracer reads records, not trees") from None
+        raise file_error(
+            path, f"is JSON that {_TOO_DEEP}; tracer reads records, not trees"
+        ) from None
     except json.JSONDecodeError as exc:
-        raise _fail(
+        raise file_error(
             path,
             f"is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
             line=exc.lineno,
@@ -46,20 +48,20 @@ def _read_json(path: Path) -> pl.DataFrame:
     if isinstance(data, dict):
         lists = [v for v in data.values() if isinstance(v, list)]
         if len(lists) != 1:
-            raise _fail(
+            raise file_error(
                 path, "is a JSON object; expected an array of records (or one array inside)"
             )
         data = lists[0]
     if not isinstance(data, list) or not data:
-        raise _fail(path, "holds no records (expected a non-empty JSON array of objects)")
+        raise file_error(path, "holds no records (expected a non-empty JSON array of objects)")
     for i, item in enumerate(data, start=1):
         if not isinstance(item, dict):
             msg = f"element {i} is a {type(item).__name__}, not an object (record)"
-            raise _fail(path, msg)
+            raise file_error(path, msg)
     try:
         rows = [{k: _json_text(v) for k, v in item.items()} for item in data]
     except RecursionError:
-        raise _fail(path, f"holds a value that {_TOO_DEEP}") from None
+        raise file_error(path, f"holds a value that {_TOO_DEEP}") from None
     return text_frame(rows)
 
 
@@ -106,7 +108,7 @@ def _read_ndjson(
                     reason = f"invalid_json: {exc}"
                     if on_bad_lines == "error":
                         msg = f"line {number} is not a JSON object ({exc})"
-                        raise _fail(path, msg, line=number) from None
+                        raise file_error(path, msg, line=number) from None
                     for key, value in zip(
                         rejects, (row_no, number, text[:10_000], reason), strict=True
                     ):
@@ -116,10 +118,12 @@ def _read_ndjson(
                 rows.append(row_no)
                 lines.append(number)
         except UnicodeDecodeError:
-            raise _fail(path, f"line {number + 1} is not valid UTF-8", line=number + 1) from None
+            raise file_error(
+                path, f"line {number + 1} is not valid UTF-8", line=number + 1
+            ) from None
     if not records:
-        raise _fail(path, "holds no JSON records")
-    df = _safe_frame(text_frame(records), notes)
+        raise file_error(path, "holds no JSON records")
+    df = safe_frame(text_frame(records), notes)
     columns = df.columns
     df = df.with_columns(
         source_row=pl.Series(rows, dtype=pl.Int64), source_line=pl.Series(lines, dtype=pl.Int64)

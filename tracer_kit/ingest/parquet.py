@@ -15,7 +15,7 @@ from tracer_kit.ingest.registry import (
     register_reader,
     with_rows,
 )
-from tracer_kit.ingest.source import _fail, _short
+from tracer_kit.ingest.source import file_error, short_message
 
 __all__: list[str] = []
 
@@ -26,9 +26,9 @@ def _read_parquet(path: Path) -> tuple[pl.LazyFrame, int]:
         schema = lf.collect_schema()
         rows = pl.scan_parquet(path).select(pl.len()).collect().item()
     except Exception as exc:
-        raise _fail(path, f"is not a readable Parquet file ({_short(exc)})") from None
+        raise file_error(path, f"is not a readable Parquet file ({short_message(exc)})") from None
     if not schema:
-        raise _fail(path, "is a Parquet file with no columns")
+        raise file_error(path, "is a Parquet file with no columns")
     return as_text(lf), rows
 
 

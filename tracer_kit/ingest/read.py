@@ -24,22 +24,22 @@ import polars as pl
 from tracer_kit.errors import IngestError, option
 from tracer_kit.ingest.delimited import conflict_marker
 from tracer_kit.ingest.detect import (
-    _head,
-    _looks_binary,
-    _sniff_format,
-    _sniff_text_format,
     detect_encoding,
+    file_head,
+    looks_binary,
     normalize_encoding,
+    sniff_format,
+    sniff_text_format,
 )
 from tracer_kit.ingest.registry import READERS, ReadRequest, SheetFits, extension_format
-from tracer_kit.ingest.source import Ingested, SourceInfo, _fail
+from tracer_kit.ingest.source import Ingested, SourceInfo, file_error
 from tracer_kit.ingest.streams import (
     DEFAULT_MAX_BYTES,
-    _cr_to_lf,
-    _decompress,
-    _Limit,
-    _transcode,
+    SizeLimit,
+    cr_to_lf,
+    decompress_to,
     file_sha256,
+    transcode_to,
 )
 
 __all__ = ["SOURCES", "ReadOptions", "read_table", "source_kind"]
@@ -95,7 +95,7 @@ class _Work:
         if self.sha is None:
             self.sha = file_sha256(src)
         write(src, self.work)
-        self.head = _head(self.work)
+        self.head = file_head(self.work)
 
 
 def _special_kind(path: Path) -> str | None:
@@ -124,7 +124,7 @@ def _checked_file(path: Path) -> int:
         raise IngestError(msg, path=path)
     size = path.stat().st_size
     if size == 0:
-        raise _fail(path, "is empty (0 bytes)")
+        raise file_error(path, "is empty (0 bytes)")
     return size
 
 
@@ -132,31 +132,31 @@ def _open_work(path: Path, options: ReadOptions) -> tuple[_Work, str | None]:
     """The staging folder, the decompressed copy and the format the first bytes reveal."""
     size = _checked_file(path)
     staging, keepalive = staging_folder(options.staging_dir, "tracer-ingest-")
-    head = _head(path)
-    detected, compression = _sniff_format(path, head)
+    head = file_head(path)
+    detected, compression = sniff_format(path, head)
     w = _Work(path, size, staging, keepalive, path, head, compression)
-    limit = _Limit(path, options.max_bytes or DEFAULT_MAX_BYTES)
+    limit = SizeLimit(path, options.max_bytes or DEFAULT_MAX_BYTES)
     if compression is None:
         limit.add(size)
         return w, detected
     w.work = staging / (path.name + ".decompressed")
-    w.sha = _decompress(path, compression, w.work, limit)
-    w.head = _head(w.work)
+    w.sha = decompress_to(path, compression, w.work, limit)
+    w.head = file_head(w.work)
     if not w.head:
-        raise _fail(path, f"is an empty {compression} archive")
+        raise file_error(path, f"is an empty {compression} archive")
     return w, detected
 
 
 def _decide_format(w: _Work, detected: str | None, options: ReadOptions) -> str:
     """The format to read: forced, else from the content; a contradicting extension is noted."""
     if detected is None:
-        if _looks_binary(w.path, w.head):
-            raise _fail(
+        if looks_binary(w.path, w.head):
+            raise file_error(
                 w.path, "looks like binary data, not a table (CSV, JSON, Parquet, Excel, XML)"
             )
         enc = normalize_encoding(options.encoding) if options.encoding else detect_encoding(w.head)
         text = w.head.decode(enc, errors="replace").lstrip("\ufeff")
-        detected = _sniff_text_format(text, extension_format(w.path))
+        detected = sniff_text_format(text, extension_format(w.path))
     fmt = options.format or detected
     ext_fmt = extension_format(w.path)
     if w.compression is None and ext_fmt is not None and ext_fmt != detected:
@@ -173,10 +173,10 @@ def _as_utf8_lines(w: _Work, fmt: str, options: ReadOptions) -> None:
     )
     if w.encoding not in ("utf-8", "utf-8-sig"):
         enc = w.encoding
-        w.copy(".utf8", lambda src, dest: _transcode(src, enc, dest))
-    w.head = _head(w.work)
+        w.copy(".utf8", lambda src, dest: transcode_to(src, enc, dest))
+    w.head = file_head(w.work)
     if b"\r" in w.head and b"\n" not in w.head:  # old Mac exports end lines with CR alone
-        w.copy(".lf", _cr_to_lf)
+        w.copy(".lf", cr_to_lf)
         w.warnings.append(f"{w.path.name}: lines end with CR only (old Mac format); read as lines")
     if fmt != "csv":
         conflict_marker(w.path, w.head, 0)
@@ -205,7 +205,7 @@ def read_file_source(path: Path, options: ReadOptions) -> Ingested:
     if request.hasher is not None:
         w.sha = request.hasher.hexdigest()
     if not got.columns:
-        raise _fail(path, "has no columns")
+        raise file_error(path, "has no columns")
     rows = got.rows if got.rows is not None else got.frame.select(pl.len()).collect().item()
     info = SourceInfo(
         path=str(path),

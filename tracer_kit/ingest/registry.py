@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from tracer_kit.ingest.source import REJECT_SCHEMA, _safe_frame
+from tracer_kit.ingest.source import REJECT_SCHEMA, safe_frame
 
 __all__ = [
     "COMPRESSIONS",
@@ -136,7 +136,7 @@ def as_text(df: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
 
 def with_rows(lf: pl.LazyFrame, *, line_offset: int | None, notes: list[str]) -> pl.LazyFrame:
     """``source_row`` (1-based) and ``source_line`` (row + ``line_offset``, or null) added first."""
-    lf = _safe_frame(lf, notes)
+    lf = safe_frame(lf, notes)
     lf = lf.with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
     if line_offset is None:
         line = pl.lit(None, dtype=pl.Int64)

@@ -19,13 +19,17 @@ import polars as pl
 from tracer_kit.errors import IngestError
 
 __all__ = [
-    "FileInfo",
-    "Ingested",
     "REJECT_SCHEMA",
     "RESERVED_COLUMNS",
-    "SourceInfo",
     "escaped_name",
+    "file_error",
+    "FileInfo",
+    "Ingested",
+    "rename_notes",
     "reserved_renames",
+    "safe_frame",
+    "short_message",
+    "SourceInfo",
 ]
 
 REJECT_SCHEMA = {
@@ -162,7 +166,8 @@ def escaped_name(name: str) -> str:
     return _CONTROL.sub(lambda m: names.get(m.group(), f"\\x{ord(m.group()):02x}"), name)
 
 
-def _rename_note(renames: dict[str, str]) -> list[str]:
+def rename_notes(renames: dict[str, str]) -> list[str]:
+    """One warning per renamed column, saying why it was renamed and what it is called now."""
     return [
         f"column {old!r} holds a control character (a line break, tab or the like); it is kept "
         f"as {new!r}"
@@ -172,17 +177,19 @@ def _rename_note(renames: dict[str, str]) -> list[str]:
     ]
 
 
-def _safe_frame(frame: pl.DataFrame | pl.LazyFrame, notes: list[str]) -> Any:
+def safe_frame(frame: pl.DataFrame | pl.LazyFrame, notes: list[str]) -> Any:
     """``frame`` with reserved user column names renamed (see :func:`reserved_renames`)."""
     names = frame.collect_schema().names() if isinstance(frame, pl.LazyFrame) else frame.columns
     renames = reserved_renames(list(names))
-    notes.extend(_rename_note(renames))
+    notes.extend(rename_notes(renames))
     return frame.rename(renames) if renames else frame
 
 
-def _fail(path: Path, message: str, **kw: Any) -> IngestError:
+def file_error(path: Path, message: str, **kw: Any) -> IngestError:
+    """The one-line error about a file: ``<path>: <message>`` (``kw``: line, column...)."""
     return IngestError(f"{path}: {message}", path=path, **kw)
 
 
-def _short(exc: BaseException) -> str:
+def short_message(exc: BaseException) -> str:
+    """An exception's first line (at most 200 characters), or its type's name."""
     return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__

@@ -9,15 +9,19 @@ import io
 from pathlib import Path
 
 from tracer_kit.errors import IngestError, option
-from tracer_kit.ingest.source import _fail, _short
+from tracer_kit.ingest.source import file_error, short_message
 from tracer_kit.settings import settings
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "MAX_RATIO",
     "RATIO_AFTER_BYTES",
+    "cr_to_lf",
+    "decompress_to",
     "file_sha256",
     "human_bytes",
+    "SizeLimit",
+    "transcode_to",
 ]
 
 #: 10 GB (sizes are decimal everywhere: 1 MB = 10^6 bytes, 1 GB = 10^9 bytes).
@@ -28,13 +32,14 @@ MAX_RATIO = 100
 RATIO_AFTER_BYTES = 100 * 10**6
 
 
-class _Limit:
+class SizeLimit:
     """Counts decompressed bytes against ``max_bytes`` and the expansion ratio, before they are written."""
 
     def __init__(self, path: Path, max_bytes: int) -> None:
         self.path, self.max_bytes, self.seen = path, max_bytes, 0
 
     def add(self, n: int, compressed: int | None = None) -> None:
+        """Count ``n`` more bytes out of ``compressed`` bytes read; refuse past a limit."""
         self.seen += n
         if self.seen > self.max_bytes:
             msg = (
@@ -42,14 +47,14 @@ class _Limit:
                 f"(counted after decompression); raise the limit ({option('max_bytes', value='N')}) "
                 "to read it"
             )
-            raise _fail(self.path, msg)
+            raise file_error(self.path, msg)
         if compressed and self.seen > RATIO_AFTER_BYTES and self.seen > MAX_RATIO * compressed:
             msg = (
                 f"expands more than {MAX_RATIO} times ({human_bytes(compressed)} gave "
                 f"{human_bytes(self.seen)} and counting): refused as a likely decompression bomb; "
                 "decompress it yourself if it is genuine"
             )
-            raise _fail(self.path, msg)
+            raise file_error(self.path, msg)
 
 
 def human_bytes(n: float) -> str:
@@ -69,7 +74,7 @@ def _open_decompressed(raw: io.BufferedIOBase, compression: str) -> io.BufferedI
     return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
 
 
-def _decompress(path: Path, compression: str, dest: Path, limit: _Limit) -> str:
+def decompress_to(path: Path, compression: str, dest: Path, limit: SizeLimit) -> str:
     """Stream-decompress ``path`` into ``dest``; return the SHA-256 of the compressed file."""
     hasher = hashlib.sha256()
     with path.open("rb") as raw:
@@ -87,11 +92,13 @@ def _decompress(path: Path, compression: str, dest: Path, limit: _Limit) -> str:
     except IngestError:
         raise
     except Exception as exc:
-        raise _fail(path, f"is not a readable {compression} file ({_short(exc)})") from None
+        raise file_error(
+            path, f"is not a readable {compression} file ({short_message(exc)})"
+        ) from None
     return hasher.hexdigest()
 
 
-def _transcode(path: Path, encoding: str, dest: Path) -> None:
+def transcode_to(path: Path, encoding: str, dest: Path) -> None:
     """Stream ``path`` from ``encoding`` into UTF-8 at ``dest``; undecodable bytes are replaced."""
     try:
         with path.open("rb") as src, dest.open("wb") as out:
@@ -100,11 +107,11 @@ def _transcode(path: Path, encoding: str, dest: Path) -> None:
                 out.write(decoder.decode(chunk).encode("utf-8"))
             out.write(decoder.decode(b"", final=True).encode("utf-8"))
     except UnicodeError as exc:  # (utf-16 without a byte-order mark, say)
-        msg = f"cannot be read as {encoding} ({_short(exc)}); give the right {option('encoding', value='NAME')}"
-        raise _fail(path, msg) from None
+        msg = f"cannot be read as {encoding} ({short_message(exc)}); give the right {option('encoding', value='NAME')}"
+        raise file_error(path, msg) from None
 
 
-def _cr_to_lf(path: Path, dest: Path) -> None:
+def cr_to_lf(path: Path, dest: Path) -> None:
     """Stream a CR-only text file into ``dest`` with LF line ends."""
     with path.open("rb") as src, dest.open("wb") as out:
         for chunk in iter(lambda: src.read(settings.read_chunk_bytes), b""):

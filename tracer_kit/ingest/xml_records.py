@@ -15,7 +15,7 @@ from tracer_kit.ingest.registry import (
     text_frame,
     with_rows,
 )
-from tracer_kit.ingest.source import _fail
+from tracer_kit.ingest.source import file_error
 
 __all__: list[str] = []
 
@@ -44,9 +44,9 @@ def _read_xml(path: Path) -> pl.DataFrame:
                 elem.clear()
     except ET.ParseError as exc:
         line = exc.position[0] if exc.position else None
-        raise _fail(path, f"is not well-formed XML ({exc})", line=line) from None
+        raise file_error(path, f"is not well-formed XML ({exc})", line=line) from None
     if not rows:
-        raise _fail(path, "holds no repeated record elements under its root")
+        raise file_error(path, "holds no repeated record elements under its root")
     return text_frame(rows)
 
 

@@ -28,11 +28,11 @@ import duckdb
 from tracer_kit.errors import TracerError
 from tracer_kit.warehouse.commit import RECORD_TABLES, run_quarantine_path, run_record_path
 from tracer_kit.warehouse.connection import (
-    _located,
-    _root,
     connect,
     damaged_message,
+    located_path,
     quote_ident,
+    warehouse_root,
 )
 from tracer_kit.workspace import DEFAULT_WAREHOUSE
 
@@ -139,10 +139,10 @@ def backup(
     entries: list[dict[str, Any]] = []
     with connect(warehouse) as con:  # (the write lock: no run commits while we copy)
         con.execute("CHECKPOINT")
-        root, referenced = _root(con), _referenced(con)
+        root, referenced = warehouse_root(con), _referenced(con)
         shutil.copy2(source, dest / "warehouse.duckdb")
         for stored in sorted(referenced):
-            path = _located(root, stored)
+            path = located_path(root, stored)
             for f in _files_under(path) if path.exists() else []:
                 rel = f.resolve().relative_to(root) if f.resolve().is_relative_to(root) else None
                 inside = Path("files") / (
@@ -187,7 +187,7 @@ def _opened(path: Path, found: Verification) -> tuple[Path, dict[str, str | None
     try:
         with connect(path, read_only=True) as con:
             _read_every_table(con)
-            return _root(con), _referenced(con)
+            return warehouse_root(con), _referenced(con)
     except duckdb.Error as exc:
         found.problems.append(damaged_message(path, str(exc).splitlines()[0]))
     except TracerError as exc:
@@ -211,7 +211,7 @@ def verify(warehouse: str | Path = DEFAULT_WAREHOUSE) -> Verification:
     root, referenced = opened
     known: set[Path] = set()
     for stored, sha in sorted(referenced.items()):
-        file = _located(root, stored)
+        file = located_path(root, stored)
         known.add(file.resolve())
         if not file.exists():
             found.problems.append(f"missing: {stored}")
@@ -316,7 +316,7 @@ def _intact(root: Path, record: dict[str, Any]) -> str | None:
     from tracer_kit.ingest import file_sha256
 
     for row in record["tables"].get("file_hashes", []):
-        file = _located(root, row["path"])
+        file = located_path(root, row["path"])
         if not file.is_file():
             return f"its file {row['path']} is missing"
         if file_sha256(file) != row["sha256"]:
@@ -333,7 +333,7 @@ def rebuild(
     """
     from tracer_kit.blueprints import get_blueprint
     from tracer_kit.warehouse.migrations import open_warehouse
-    from tracer_kit.warehouse.tables import _ensure_tables, _refresh_views, record_processed_types
+    from tracer_kit.warehouse.tables import ensure_tables, record_processed_types, refresh_views
 
     target = Path(warehouse)
     folder = Path(processed_dir) if processed_dir else target.resolve().parent / "processed"
@@ -346,7 +346,7 @@ def rebuild(
     open_warehouse(target)
     blueprints: set[str] = set()
     with connect(target) as con:
-        root = _root(con)
+        root = warehouse_root(con)
         for path in records:
             record = json.loads(path.read_text(encoding="utf-8"))
             run_id = record["run_id"]
@@ -359,7 +359,7 @@ def rebuild(
                 found.skipped.append(f"{run_id}: {why}")
                 continue
             con.execute("BEGIN")
-            _ensure_tables(con, bp.name)
+            ensure_tables(con, bp.name)
             for table in (*RECORD_TABLES, "bronze_files", "file_hashes"):
                 _rows_into(con, table, record["tables"].get(table, []))
             _load_quarantine(
@@ -370,7 +370,7 @@ def rebuild(
             blueprints.add(bp.name)
             found.runs.append(run_id)
         for name in sorted(blueprints):
-            _refresh_views(con, name)
+            refresh_views(con, name)
     return found
 
 

@@ -16,16 +16,16 @@ import polars as pl
 from tracer_kit._testing import pause_for_tests
 from tracer_kit.blueprints import Blueprint
 from tracer_kit.warehouse.connection import (
-    _is_base_table,
-    _json,
-    _stored_path,
     connect,
+    is_base_table,
+    json_text,
     parquet_location,
     quote_ident,
+    stored_path,
     utcnow,
 )
-from tracer_kit.warehouse.runs import _insert_timings, stored_error
-from tracer_kit.warehouse.tables import _ensure_tables, _refresh_views, record_processed_types
+from tracer_kit.warehouse.runs import insert_timings, stored_error
+from tracer_kit.warehouse.tables import ensure_tables, record_processed_types, refresh_views
 
 __all__ = [
     "RECORD_TABLES",
@@ -67,7 +67,7 @@ def _place_bronze(
         [bp, sha, options],
     ).fetchall()
     legacy = f"bronze_{bp}_legacy"
-    if not known and _is_base_table(con, legacy):  # loaded before schema version 2
+    if not known and is_base_table(con, legacy):  # loaded before schema version 2
         known = con.execute(
             f"SELECT 1 FROM {quote_ident(legacy)} WHERE file_sha256 = ? AND read_options_hash = ? "
             "LIMIT 1",
@@ -94,8 +94,8 @@ def _place_bronze(
             bp,
             sha,
             options,
-            _stored_path(con, text),
-            _stored_path(con, rejects) if rejects else None,
+            stored_path(con, text),
+            stored_path(con, rejects) if rejects else None,
             json.dumps(bronze.columns),
             run["input_path"],
             run["run_id"],
@@ -155,7 +155,7 @@ def _place_files(con: duckdb.DuckDBPyConnection, c: RunCommit, placed: list[Path
         placed.append(final)
     con.execute(
         "INSERT OR REPLACE INTO processed_files VALUES (?, ?, ?)",
-        [c.blueprint.name, c.run["run_id"], _stored_path(con, c.processed[1])],
+        [c.blueprint.name, c.run["run_id"], stored_path(con, c.processed[1])],
     )
     _record_model(con, c)
     pause_for_tests("commit")  # files in place, transaction still open
@@ -173,8 +173,8 @@ def _record_model(con: duckdb.DuckDBPyConnection, c: RunCommit) -> None:
                 run_id,
                 c.blueprint.name,
                 m.kind,
-                _json(m.parameters or {}),
-                _json(m.metrics or {}),
+                json_text(m.parameters or {}),
+                json_text(m.metrics or {}),
                 m.training_rows,
                 m.model_sha256,
                 utcnow(),
@@ -183,7 +183,7 @@ def _record_model(con: duckdb.DuckDBPyConnection, c: RunCommit) -> None:
     if m.predictions is not None:
         con.execute(
             "INSERT OR REPLACE INTO prediction_files VALUES (?, ?, ?, ?)",
-            [c.blueprint.name, run_id, _stored_path(con, m.predictions[1]), m.model_run_id],
+            [c.blueprint.name, run_id, stored_path(con, m.predictions[1]), m.model_run_id],
         )
 
 
@@ -198,7 +198,9 @@ def _insert_findings(con: duckdb.DuckDBPyConnection, c: RunCommit) -> None:
             [run_id, quarantine],
         )
     keys = ("severity", "column", "check", "observed", "threshold", "rows_affected")
-    rows = [(run_id, *(i[k] for k in keys), _json(i["examples"]), i["message"]) for i in c.issues]
+    rows = [
+        (run_id, *(i[k] for k in keys), json_text(i["examples"]), i["message"]) for i in c.issues
+    ]
     if rows:
         con.executemany("INSERT INTO quality_issues VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     if c.profiles is not None and c.profiles.height:
@@ -218,7 +220,7 @@ def _update_run(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> None:
         sets["error"] = stored_error(sets["error"])
     for key in ("params", "score_parts", "outputs", "read_options", "versions"):
         if key in sets:
-            sets[key] = _json(sets[key])
+            sets[key] = json_text(sets[key])
     assignments = ", ".join(f"{quote_ident(k)} = ?" for k in sets)
     con.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", [*sets.values(), run["run_id"]])
 
@@ -242,7 +244,7 @@ def _record_hashes(con: duckdb.DuckDBPyConnection, run_id: str, placed: list[Pat
     from tracer_kit.ingest import file_sha256
 
     rows = [
-        (_stored_path(con, f), run_id, file_sha256(f), f.stat().st_size, utcnow())
+        (stored_path(con, f), run_id, file_sha256(f), f.stat().st_size, utcnow())
         for path in placed
         for f in _hashed_files(path)
     ]
@@ -311,14 +313,14 @@ def commit_run(warehouse: str | Path, commit: RunCommit) -> None:
     with connect(warehouse) as con:
         try:
             con.execute("BEGIN")
-            _ensure_tables(con, bp)
+            ensure_tables(con, bp)
             _place_files(con, commit, placed)
             _place_bronze(con, bp, commit.run, commit.bronze, Path(commit.bronze_dir), placed)
             _insert_findings(con, commit)
-            _insert_timings(con, commit.run["run_id"], commit.stage_seconds)
+            insert_timings(con, commit.run["run_id"], commit.stage_seconds)
             _update_run(con, commit.run)
             record_processed_types(con, commit.blueprint)
-            _refresh_views(con, bp)
+            refresh_views(con, bp)
             if commit.processed is None:
                 _record_hashes(con, commit.run["run_id"], placed)  # (bronze of a failed run)
             else:

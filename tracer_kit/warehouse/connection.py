@@ -31,11 +31,17 @@ __all__ = [
     "check_run_id",
     "connect",
     "damaged_message",
+    "duckdb_type",
+    "is_base_table",
+    "json_text",
+    "located_path",
     "new_run_id",
     "quote_ident",
     "sql_name",
     "sql_text",
+    "stored_path",
     "utcnow",
+    "warehouse_root",
 ]
 
 LOCK_TIMEOUT = 30.0
@@ -182,7 +188,7 @@ def _open(path: Path, *, read_only: bool, timeout: float) -> Iterator[duckdb.Duc
         con.close()
 
 
-def _root(con: duckdb.DuckDBPyConnection) -> Path:
+def warehouse_root(con: duckdb.DuckDBPyConnection) -> Path:
     """The folder of the warehouse file: registered Parquet paths are relative to it."""
     path = con.execute(
         "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
@@ -190,16 +196,17 @@ def _root(con: duckdb.DuckDBPyConnection) -> Path:
     return Path(path).resolve().parent
 
 
-def _stored_path(con: duckdb.DuckDBPyConnection, path: Path) -> str:
+def stored_path(con: duckdb.DuckDBPyConnection, path: Path) -> str:
     """``path`` relative to the warehouse's folder when inside it (so the project can move)."""
     path = Path(path).resolve()
     try:
-        return str(path.relative_to(_root(con)))
+        return str(path.relative_to(warehouse_root(con)))
     except ValueError:
         return str(path)
 
 
-def _located(root: Path, stored: str) -> Path:
+def located_path(root: Path, stored: str) -> Path:
+    """A stored path made absolute: relative ones are under the warehouse's folder ``root``."""
     return Path(stored) if Path(stored).is_absolute() else root / stored
 
 
@@ -222,7 +229,8 @@ def parquet_schema(path: str | Path) -> dict[str, pl.DataType]:
     return dict(pl.read_parquet_schema(first))
 
 
-def _duck_type(dtype: pl.DataType) -> str:
+def duckdb_type(dtype: pl.DataType) -> str:
+    """The DuckDB type a polars dtype is stored as (text for anything else)."""
     for pl_type, duck in _PL_TO_DUCK.items():
         if dtype == pl_type:
             return duck
@@ -239,7 +247,8 @@ def sql_text(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _is_base_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+def is_base_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether ``name`` is a table (not a view) of the warehouse."""
     rows = con.execute(
         "SELECT 1 FROM information_schema.tables WHERE table_name = ? AND table_type = 'BASE TABLE'",
         [name],
@@ -247,5 +256,6 @@ def _is_base_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(rows)
 
 
-def _json(value: Any) -> str | None:
+def json_text(value: Any) -> str | None:
+    """A value as sorted JSON text for a JSON column (None stays None)."""
     return None if value is None else json.dumps(value, default=str, sort_keys=True)

@@ -14,9 +14,9 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from tracer_kit.warehouse.connection import _located, _root, connect, utcnow
-from tracer_kit.warehouse.runs import _pid_alive, _remove_outputs, dataset_name
-from tracer_kit.warehouse.tables import _refresh_views, processed_types
+from tracer_kit.warehouse.connection import connect, located_path, utcnow, warehouse_root
+from tracer_kit.warehouse.runs import dataset_name, pid_alive, remove_outputs
+from tracer_kit.warehouse.tables import processed_types, refresh_views
 from tracer_kit.workspace import DEFAULT_WAREHOUSE
 
 __all__ = ["MIGRATIONS", "open_warehouse"]
@@ -133,10 +133,10 @@ def _backfill_processed_types(con: duckdb.DuckDBPyConnection) -> None:
         "SELECT f.blueprint, f.path FROM processed_files f JOIN runs r USING (run_id) "
         "ORDER BY r.finished_at DESC, r.run_id DESC"
     ).fetchall()
-    root = _root(con)
+    root = warehouse_root(con)
     done: set[str] = set()
     for bp, stored in rows:
-        path = _located(root, stored)
+        path = located_path(root, stored)
         if bp in done or not path.is_file():
             continue
         types = processed_types(pl.read_parquet_schema(path))
@@ -165,7 +165,7 @@ def _recover(con: duckdb.DuckDBPyConnection) -> None:
         "SELECT run_id, pid FROM runs WHERE state IN ('IN_PROGRESS', 'PENDING') AND host = ?",
         [host],
     ).fetchall()
-    dead = [run_id for run_id, pid in rows if not _pid_alive(pid)]
+    dead = [run_id for run_id, pid in rows if not pid_alive(pid)]
     for run_id in dead:
         con.execute(
             "UPDATE runs SET state = 'FAILED', finished_at = ?, "
@@ -176,7 +176,7 @@ def _recover(con: duckdb.DuckDBPyConnection) -> None:
     for (outputs,) in con.execute(
         "SELECT outputs FROM runs WHERE state IN ('FAILED', 'CANCELLED')"
     ).fetchall():
-        _remove_outputs(json.loads(outputs) if outputs else {})
+        remove_outputs(json.loads(outputs) if outputs else {})
 
 
 def open_warehouse(warehouse: str | Path = DEFAULT_WAREHOUSE) -> None:
@@ -193,7 +193,7 @@ def open_warehouse(warehouse: str | Path = DEFAULT_WAREHOUSE) -> None:
 
 def _follow_move(con: duckdb.DuckDBPyConnection) -> None:
     """Rebuild every blueprint's views when the warehouse is not where they were last built."""
-    root = str(_root(con))
+    root = str(warehouse_root(con))
     rows = con.execute("SELECT value FROM warehouse_meta WHERE key = 'root'").fetchall()
     if rows and rows[0][0] == root:
         return
@@ -202,6 +202,6 @@ def _follow_move(con: duckdb.DuckDBPyConnection) -> None:
     ).fetchall()
     con.execute("BEGIN")
     for (name,) in names:
-        _refresh_views(con, name)
+        refresh_views(con, name)
     con.execute("INSERT OR REPLACE INTO warehouse_meta VALUES ('root', ?)", [root])
     con.execute("COMMIT")

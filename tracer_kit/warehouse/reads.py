@@ -13,12 +13,12 @@ import polars as pl
 
 from tracer_kit.errors import TracerError
 from tracer_kit.warehouse.connection import (
-    _is_base_table,
-    _located,
-    _root,
     connect,
+    is_base_table,
+    located_path,
     quote_ident,
     sql_text,
+    warehouse_root,
 )
 from tracer_kit.warehouse.migrations import open_warehouse
 from tracer_kit.workspace import DEFAULT_WAREHOUSE
@@ -65,7 +65,7 @@ def _registered_files(con: duckdb.DuckDBPyConnection) -> list[Path]:
 
     A registry a not-yet-migrated warehouse lacks reads as empty.
     """
-    root = _root(con)
+    root = warehouse_root(con)
     columns = {
         "processed_files": ("path",),
         "prediction_files": ("path",),
@@ -74,11 +74,11 @@ def _registered_files(con: duckdb.DuckDBPyConnection) -> list[Path]:
     parts = [
         f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL"
         for table, names in columns.items()
-        if _is_base_table(con, table)
+        if is_base_table(con, table)
         for column in names
     ]
     stored = con.execute(" UNION ALL ".join(parts)).fetchall() if parts else []
-    return [_located(root, s) for (s,) in stored]
+    return [located_path(root, s) for (s,) in stored]
 
 
 def locked_down(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
@@ -150,7 +150,7 @@ def quarantine_rows(
 ) -> tuple[int, pl.DataFrame]:
     """How many rows a run quarantined, and the first ``limit`` by ``source_row`` with their reasons."""
     with connect(warehouse, read_only=True) as con:
-        if not _is_base_table(con, f"quarantine_{blueprint}"):
+        if not is_base_table(con, f"quarantine_{blueprint}"):
             return 0, pl.DataFrame(schema=QUARANTINE_VIEW_SCHEMA)
         count = con.execute(
             f"SELECT count(*) FROM {quote_ident(f'quarantine_{blueprint}')} WHERE run_id = $1",
@@ -257,7 +257,7 @@ def _profiles(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[str, Any
 def _quarantine_summary(
     con: duckdb.DuckDBPyConnection, run_id: str, blueprint: str, limit: int = 20
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    if not _is_base_table(con, f"quarantine_{blueprint}"):
+    if not is_base_table(con, f"quarantine_{blueprint}"):
         return [], []
     table = quote_ident(f"quarantine_{blueprint}")
     by_reason = con.sql(

@@ -18,17 +18,17 @@ from tracer_kit.outputs import output_keys
 from tracer_kit.types import ACTIVE_STATES
 from tracer_kit.warehouse.commit import run_quarantine_path, run_record_path
 from tracer_kit.warehouse.connection import (
-    _is_base_table,
-    _located,
-    _root,
-    _stored_path,
     connect,
+    is_base_table,
+    located_path,
     quote_ident,
+    stored_path,
     utcnow,
+    warehouse_root,
 )
 from tracer_kit.warehouse.run_locks import removing_runs
-from tracer_kit.warehouse.runs import _pid_alive
-from tracer_kit.warehouse.tables import _refresh_views
+from tracer_kit.warehouse.runs import pid_alive
+from tracer_kit.warehouse.tables import refresh_views
 from tracer_kit.workspace import DEFAULT_WAREHOUSE
 
 __all__ = ["PruneGroup", "Removal", "delete_runs", "prune_plan", "runs_to_prune"]
@@ -128,7 +128,7 @@ def _removal(ids: list[str], warehouse: str | Path, *, delete: bool) -> Removal:
         con.execute("BEGIN")
         _delete_rows(con, ids, sorted({r[1] for r in rows.values()}), bronze)
         inside = [p for f in files for p in ([f, *f.rglob("*")] if f.is_dir() else [f])]
-        stored = [_stored_path(con, f) for f in inside]
+        stored = [stored_path(con, f) for f in inside]
         con.execute(
             "DELETE FROM file_hashes WHERE path IN (SELECT unnest($1::VARCHAR[]))", [stored]
         )
@@ -158,7 +158,7 @@ def _deletable(
         msg = f"no run {unknown[0]!r} in {warehouse}; `tracer runs` lists the runs"
         raise TracerError(msg)
     for run_id, _, state, pid, host, _ in rows.values():
-        if state in ACTIVE_STATES and host == socket.gethostname() and _pid_alive(pid):
+        if state in ACTIVE_STATES and host == socket.gethostname() and pid_alive(pid):
             raise TracerError(f"run {run_id} is still {state} (process {pid}); let it finish")
     return rows
 
@@ -170,9 +170,9 @@ def _files_of(
     files: list[Path] = []
     for *_, outputs in rows.values():
         files += _run_files(json.loads(outputs) if outputs else {})
-    root = _root(con)
+    root = warehouse_root(con)
     for *_, path, rejects in bronze:
-        files += [p for s in (path, rejects) if s and (p := _located(root, s)).exists()]
+        files += [p for s in (path, rejects) if s and (p := located_path(root, s)).exists()]
     return files
 
 
@@ -184,7 +184,7 @@ def _delete_rows(
     for table in _RUN_TABLES:
         con.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", ids)
     for bp in blueprints:
-        if _is_base_table(con, f"quarantine_{bp}"):
+        if is_base_table(con, f"quarantine_{bp}"):
             table = quote_ident(f"quarantine_{bp}")
             con.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", ids)
     for bp, sha, options, *_ in bronze:
@@ -194,7 +194,7 @@ def _delete_rows(
         )
     con.execute(f"DELETE FROM runs WHERE run_id IN ({marks})", ids)
     for bp in blueprints:
-        _refresh_views(con, bp)
+        refresh_views(con, bp)
 
 
 @dataclass(frozen=True)

@@ -14,15 +14,18 @@ import duckdb
 
 from tracer_kit.outputs import output_keys
 from tracer_kit.types import RunState
-from tracer_kit.warehouse.connection import _json, connect, quote_ident, utcnow
+from tracer_kit.warehouse.connection import connect, json_text, quote_ident, utcnow
 
 __all__ = [
     "MAX_ERROR_CHARS",
     "STATES",
     "dataset_name",
     "end_run",
+    "insert_timings",
     "note_params",
+    "pid_alive",
     "record_timings",
+    "remove_outputs",
     "start_run",
     "stored_error",
 ]
@@ -71,12 +74,12 @@ def start_run(warehouse: str | Path, record: dict[str, Any], *, state: str = "IN
         "state": state,
         "input_path": record.get("input_path"),
         "dataset": record.get("dataset") or dataset_name(record.get("input_path") or ""),
-        "params": _json(record.get("params")),
-        "versions": _json(record.get("versions")),
+        "params": json_text(record.get("params")),
+        "versions": json_text(record.get("versions")),
         "pid": os.getpid(),
         "host": socket.gethostname(),
         "started_at": record.get("started_at") or utcnow(),
-        "outputs": _json(record.get("outputs")),
+        "outputs": json_text(record.get("outputs")),
     }
     cols = ", ".join(quote_ident(k) for k in fields)
     marks = ", ".join("?" for _ in fields)
@@ -96,7 +99,7 @@ def note_params(warehouse: str | Path, run_id: str, **values: Any) -> None:
         row = con.execute("SELECT params FROM runs WHERE run_id = ?", [run_id]).fetchall()
         params = json.loads(row[0][0]) if row and row[0][0] else {}
         params.update(values)
-        con.execute("UPDATE runs SET params = ? WHERE run_id = ?", [_json(params), run_id])
+        con.execute("UPDATE runs SET params = ? WHERE run_id = ?", [json_text(params), run_id])
 
 
 #: The longest error a run's record keeps (the whole message is in the run's log).
@@ -125,18 +128,19 @@ def end_run(
         row = con.execute("SELECT outputs FROM runs WHERE run_id = ?", [run_id]).fetchall()
         sets = {"state": state, "finished_at": utcnow(), "error": stored_error(error)}
         for key, value in (fields or {}).items():
-            sets[key] = _json(value) if isinstance(value, (dict, list)) else value
+            sets[key] = json_text(value) if isinstance(value, (dict, list)) else value
         assignments = ", ".join(f"{quote_ident(k)} = ?" for k in sets)
         con.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", [*sets.values(), run_id])
-        _insert_timings(con, run_id, stage_seconds or {})
+        insert_timings(con, run_id, stage_seconds or {})
         con.execute("COMMIT")
     if row and row[0][0]:
-        _remove_outputs(json.loads(row[0][0]))
+        remove_outputs(json.loads(row[0][0]))
 
 
-def _insert_timings(
+def insert_timings(
     con: duckdb.DuckDBPyConnection, run_id: str, stage_seconds: dict[str, float]
 ) -> None:
+    """Replace a run's stage timings (seconds per stage) inside the open transaction."""
     con.execute("DELETE FROM stage_timings WHERE run_id = ?", [run_id])
     if stage_seconds:
         con.executemany(
@@ -149,11 +153,12 @@ def record_timings(warehouse: str | Path, run_id: str, stage_seconds: dict[str, 
     """Replace a run's stage timings (the store and report stages end after the commit)."""
     with connect(warehouse) as con:
         con.execute("BEGIN")
-        _insert_timings(con, run_id, stage_seconds)
+        insert_timings(con, run_id, stage_seconds)
         con.execute("COMMIT")
 
 
-def _pid_alive(pid: int | None) -> bool:
+def pid_alive(pid: int | None) -> bool:
+    """Whether a process with this id runs on this host."""
     if not pid:
         return False
     try:
@@ -165,7 +170,8 @@ def _pid_alive(pid: int | None) -> bool:
     return True
 
 
-def _remove_outputs(outputs: dict[str, Any]) -> None:
+def remove_outputs(outputs: dict[str, Any]) -> None:
+    """Remove a run's files (processed Parquet, model files, staging) when they exist."""
     for key in output_keys():
         p = outputs.get(key)
         if p and Path(p).is_file():

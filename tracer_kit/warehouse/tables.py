@@ -17,18 +17,24 @@ import polars as pl
 
 from tracer_kit.blueprints import Blueprint
 from tracer_kit.warehouse.connection import (
-    _duck_type,
-    _is_base_table,
-    _located,
-    _root,
+    duckdb_type,
+    is_base_table,
+    located_path,
     parquet_location,
     parquet_schema,
     quote_ident,
     sql_name,
     sql_text,
+    warehouse_root,
 )
 
-__all__ = ["ensure_blueprint_tables", "processed_types", "record_processed_types"]
+__all__ = [
+    "ensure_blueprint_tables",
+    "ensure_tables",
+    "processed_types",
+    "record_processed_types",
+    "refresh_views",
+]
 
 log = logging.getLogger("tracer_kit")
 
@@ -81,10 +87,10 @@ def _refresh_bronze_view(con: duckdb.DuckDBPyConnection, bp: str) -> None:
         [bp],
     ).fetchall()
     parts = []
-    root = _root(con)
+    root = warehouse_root(con)
     for sha, options, stored, stored_rejects, columns, source, first, at, pages in files:
-        path = parquet_location(_located(root, stored))
-        rejects = str(_located(root, stored_rejects)) if stored_rejects else None
+        path = parquet_location(located_path(root, stored))
+        rejects = str(located_path(root, stored_rejects)) if stored_rejects else None
         if path is None:
             log.warning("bronze file %s is missing; left out of bronze_%s", stored, bp)
             continue
@@ -104,7 +110,7 @@ def _refresh_bronze_view(con: duckdb.DuckDBPyConnection, bp: str) -> None:
                 f"SELECT {head}, source_row, source_line, raw::JSON AS raw, {tail}, {position} "
                 f"FROM read_parquet({sql_text(rejects)}){join}"
             )
-    if _is_base_table(con, f"bronze_{bp}_legacy"):
+    if is_base_table(con, f"bronze_{bp}_legacy"):
         parts.append(
             f"SELECT *, NULL::JSON AS source_position FROM {quote_ident(f'bronze_{bp}_legacy')}"
         )
@@ -118,7 +124,7 @@ def processed_types(schema: Blueprint | Mapping[str, pl.DataType]) -> dict[str, 
     """  # noqa: D205
     if isinstance(schema, Blueprint):
         schema = schema.processed_schema()
-    return {n: "JSON" if n == "extras" else _duck_type(t) for n, t in schema.items()}
+    return {n: "JSON" if n == "extras" else duckdb_type(t) for n, t in schema.items()}
 
 
 def record_processed_types(con: duckdb.DuckDBPyConnection, blueprint: Blueprint) -> None:
@@ -148,15 +154,15 @@ def _refresh_processed_view(con: duckdb.DuckDBPyConnection, bp: str) -> None:
         [bp],
     ).fetchall()
     parts = []
-    root = _root(con)
+    root = warehouse_root(con)
     for run_id, stored in runs:
-        path = parquet_location(_located(root, stored))
+        path = parquet_location(located_path(root, stored))
         if path is None:
             log.warning(
                 "run %s: processed file %s is missing; left out of %s_processed", run_id, stored, bp
             )
             continue
-        present = set(parquet_schema(_located(root, stored)))
+        present = set(parquet_schema(located_path(root, stored)))
         cols = ", ".join(
             f"CAST({sql_name(n) if n in present else 'NULL'} AS {t}) AS {sql_name(n)}"
             for n, t in types.items()
@@ -164,7 +170,7 @@ def _refresh_processed_view(con: duckdb.DuckDBPyConnection, bp: str) -> None:
         parts.append(
             f"SELECT {sql_text(run_id)} AS run_id, {cols} FROM read_parquet({sql_text(path)})"
         )
-    if _is_base_table(con, f"{bp}_processed_legacy"):
+    if is_base_table(con, f"{bp}_processed_legacy"):
         cols = ", ".join(sql_name(n) for n in types)
         parts.append(f"SELECT run_id, {cols} FROM {quote_ident(f'{bp}_processed_legacy')}")
     body = "\nUNION ALL\n".join(parts) if parts else _empty_select({"run_id": "VARCHAR", **types})
@@ -182,12 +188,12 @@ def _refresh_predictions_view(con: duckdb.DuckDBPyConnection, bp: str) -> None:
         "WHERE r.blueprint = ? AND r.state = 'COMPLETED' ORDER BY r.finished_at, r.run_id",
         [bp],
     ).fetchall()
-    root = _root(con)
+    root = warehouse_root(con)
     parts = [
         f"SELECT {sql_text(run_id)} AS run_id, {sql_text(model_run)} AS model_run_id, * "
         f"FROM read_parquet({sql_text(path)})"
         for run_id, model_run, stored in runs
-        if (path := parquet_location(_located(root, stored))) is not None
+        if (path := parquet_location(located_path(root, stored))) is not None
     ]
     empty = {
         "run_id": "VARCHAR",
@@ -207,15 +213,15 @@ def ensure_blueprint_tables(con: duckdb.DuckDBPyConnection, blueprint: Blueprint
     Tables of those names from warehouses before schema version 2 are kept as
     ``bronze_<bp>_legacy`` / ``<bp>_processed_legacy`` and read by the same views.
     """
-    _ensure_tables(con, blueprint.name)
+    ensure_tables(con, blueprint.name)
     record_processed_types(con, blueprint)
-    _refresh_views(con, blueprint.name)
+    refresh_views(con, blueprint.name)
 
 
-def _ensure_tables(con: duckdb.DuckDBPyConnection, bp: str) -> None:
+def ensure_tables(con: duckdb.DuckDBPyConnection, bp: str) -> None:
     """``quarantine_<bp>``, and the pre-version-2 bronze/processed tables moved aside as legacy."""
     for name in (f"bronze_{bp}", f"{bp}_processed"):
-        if _is_base_table(con, name):
+        if is_base_table(con, name):
             con.execute(
                 f"ALTER TABLE {quote_ident(name)} RENAME TO {quote_ident(name + '_legacy')}"
             )
@@ -226,7 +232,7 @@ def _ensure_tables(con: duckdb.DuckDBPyConnection, bp: str) -> None:
     )
 
 
-def _refresh_views(con: duckdb.DuckDBPyConnection, bp: str) -> None:
+def refresh_views(con: duckdb.DuckDBPyConnection, bp: str) -> None:
     """Rebuild a blueprint's views from the registries (after each commit, move or deletion)."""
     bronze, quarantine = quote_ident(f"bronze_{bp}"), quote_ident(f"quarantine_{bp}")
     processed, latest = quote_ident(f"{bp}_processed"), quote_ident(f"{bp}_latest")

@@ -93,7 +93,9 @@ def _rss() -> int:
 def run_tracer(src: str, out: str) -> dict:
     import threading
 
-    import tracer_kit as tk  # before polars, so its allocator settings apply
+    import tracer_kit as tk
+
+    tk.release_freed_memory()  # before polars is imported
 
     peaks: dict[str, int] = {}
     current = ["setup"]

@@ -6,12 +6,14 @@ The fixture is that release's own output over the three tiny samples (run date
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import tarfile
 
 import pytest
 
 import tracer_kit as tk
-from tracer_kit.warehouse import open_warehouse
+from tracer_kit.warehouse import open_warehouse, run_row
 
 from .conftest import REPO
 
@@ -29,8 +31,23 @@ def test_release_warehouse_migrates_and_answers(old_project):
     before = tk.query("SELECT max(version) AS v FROM schema_version")["v"].item()
     assert before == 3
     open_warehouse("data/warehouse.duckdb")
-    # 7: bronze_files.pages (an API source's pages, the records' positions); 8: file_hashes
-    assert tk.query("SELECT max(version) AS v FROM schema_version")["v"].item() == 8
+    # 7: bronze_files.pages (an API source's pages, the records' positions); 8: file_hashes;
+    # 9: each run's params rewritten as a typed RunRecord
+    assert tk.query("SELECT max(version) AS v FROM schema_version")["v"].item() == 9
+    records = tk.query(
+        "SELECT blueprint, json_extract_string(params, '$.schema_version') AS version, "
+        "json_extract_string(params, '$.gate.passed') AS passed, "
+        "json_extract_string(params, '$.run_date') AS run_date FROM runs ORDER BY blueprint"
+    )
+    assert records.rows() == [
+        ("customer_churn", "1", "true", "2026-01-01"),
+        ("price_optimization", "1", "true", "2026-01-01"),
+        ("revenue_projection", "1", "true", "2026-01-01"),
+    ]
+    churn_run = tk.query("SELECT run_id FROM runs WHERE blueprint = 'customer_churn'").item()
+    record = run_row(churn_run, warehouse="data/warehouse.duckdb")["record"]
+    assert record.run_date == dt.date(2026, 1, 1) and record.gate.passed
+    assert record.config["on_bad_lines"] == "quarantine" and record.column_map == {}
     # processed columns (migration 5) are read back from each blueprint's Parquet
     stored = tk.query("SELECT blueprint FROM processed_schemas ORDER BY 1")["blueprint"]
     assert stored.to_list() == ["customer_churn", "price_optimization", "revenue_projection"]
@@ -76,3 +93,35 @@ def test_a_new_run_on_the_old_warehouse_adds_to_its_views(old_project):
         tk.query("SELECT count(DISTINCT run_id) AS n FROM customer_churn_processed")["n"].item()
         == 2
     )
+
+
+def test_a_run_stopped_at_its_gate_by_an_older_release_keeps_its_verdict(workdir):
+    """Records written before the typed record (no gate, no schema_version) get their verdict
+    from what the run recorded then, and the bronze status view still sees the gate's run.
+    """
+    import duckdb
+
+    from tracer_kit._resources import resource_path
+
+    src = resource_path("tracer_kit/samples/customers_tiny.csv")
+    with pytest.raises(tk.QualityGateError) as failed:
+        tk.run_pipeline(src, "customer_churn", config={"thresholds": {"min_score": 100}})
+    run_id = failed.value.result.run_id
+    record = run_row(run_id, warehouse="data/warehouse.duckdb")["record"]
+    assert record.gate.passed is False and record.gate.failures
+    reasons = list(record.gate.failures)
+    # the same run as an older release wrote it: no gate, no schema version
+    with duckdb.connect("data/warehouse.duckdb") as con:
+        params = json.loads(con.execute("SELECT params FROM runs").fetchone()[0])
+        del params["gate"], params["schema_version"]
+        con.execute("UPDATE runs SET params = ?", [json.dumps(params)])
+        con.execute("DELETE FROM schema_version WHERE version = 9")
+    open_warehouse("data/warehouse.duckdb")
+    migrated = run_row(run_id, warehouse="data/warehouse.duckdb")["record"]
+    assert migrated.schema_version == 1
+    assert migrated.gate.passed is False and migrated.gate.failures == reasons
+    status = tk.query(
+        "SELECT validation_status, count(*) AS n FROM bronze_customer_churn_status "
+        "GROUP BY 1 ORDER BY 1"
+    )
+    assert status.rows() == [("invalid", 5), ("valid", 195)]

@@ -153,11 +153,11 @@ def test_cli_options_build_the_same_config(workdir):
         transforms=["customer_id=trim,upper,pseudonymise", "plan_type=lower,default=basic"],
         pii=["customer_id"],
     )
-    assert cfg.transforms == {
+    assert cfg.quality.transforms == {
         "plan_type": ["lower", "default=basic"],
         "customer_id": ["trim", "upper", "pseudonymise"],
     }
-    assert cfg.pii == ["customer_id"]
+    assert cfg.quality.pii == ["customer_id"]
     assert cfg.pseudonymise_key.get_secret_value() == "from-the-file"
     with pytest.raises(
         tk.ConfigError, match="--transform 'plan_type' should look like FIELD=STEP,STEP"

@@ -3,43 +3,31 @@
 >>> import tracer_kit as tk
 >>> result = tk.run_pipeline("data/samples/customers.csv", "customer_churn")  # doctest: +SKIP
 
-Names are imported lazily so ``import tracer_kit`` stays fast.
+Names are imported lazily so ``import tracer_kit`` stays fast, and importing it changes
+nothing else in the process (no environment variable, warnings filter or module swap):
+what a feature needs is set up when that feature is used.
 """
 
 import importlib as _importlib
-import os as _os
-import sys as _sys
 import typing as _typing
-import warnings as _warnings
 
 __version__ = "0.1.0"
-
-# polars allocates through jemalloc, which by default keeps freed pages for a while; on a
-# multi-gigabyte run those retained pages add up across stages. When tracer-kit is imported
-# before polars (and the user has not configured jemalloc), freed memory goes back promptly.
-_MALLOC_CONF = "background_thread:true,dirty_decay_ms:500,muzzy_decay_ms:0"
-if "polars" not in _sys.modules:
-    _os.environ.setdefault("_RJEM_MALLOC_CONF", _MALLOC_CONF)
-
-# pandera imports pyspark.pandas when pyspark is installed (the spark extra), and pyspark
-# warns about pandas 3 on every import although tracer-kit uses no pandas API of pyspark.
-_warnings.filterwarnings(
-    "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
-)
 
 _EXPORTS = {
     "run_pipeline": "tracer_kit.pipeline",
     "predict": "tracer_kit.pipeline",
     "ModelConfig": "tracer_kit.config",
-    "RunResult": "tracer_kit.types",
-    "RunOutputs": "tracer_kit.types",
+    "RunResult": "tracer_kit.record",
+    "RunRecord": "tracer_kit.record",
+    "RunOutputs": "tracer_kit.record",
     "Severity": "tracer_kit.types",
     "RunState": "tracer_kit.types",
     "run_notebook": "tracer_kit.notebooks",
     "run_batch": "tracer_kit.notebooks",
     "read_table": "tracer_kit.ingest",
     "Ingested": "tracer_kit.ingest",
-    "ApiOptions": "tracer_kit.ingest.api",
+    "ApiOptions": "tracer_kit.options",
+    "ReadOptions": "tracer_kit.options",
     "FileInfo": "tracer_kit.ingest",
     "validate": "tracer_kit.quality",
     "profile": "tracer_kit.profiling",
@@ -76,8 +64,9 @@ _EXPORTS = {
     "delete_runs": "tracer_kit.warehouse",
     "runs_to_prune": "tracer_kit.warehouse",
     "Removal": "tracer_kit.warehouse",
-    "load_preprocessor": "tracer_kit.preprocess",
+    "load_preprocessor": "tracer_kit.trained",
     "Config": "tracer_kit.config",
+    "release_freed_memory": "tracer_kit.settings",
     "TracerError": "tracer_kit.errors",
     "IngestError": "tracer_kit.errors",
     "CompatibilityError": "tracer_kit.errors",
@@ -108,9 +97,11 @@ __all__ = [
     "NotebookRunError",
     "QualityGateError",
     "QualityResult",
+    "ReadOptions",
     "Rule",
     "Removal",
     "RunOutputs",
+    "RunRecord",
     "RunResult",
     "RunState",
     "Severity",
@@ -133,6 +124,7 @@ __all__ = [
     "register_blueprint",
     "register_check",
     "register_transform",
+    "release_freed_memory",
     "reveal",
     "backup",
     "verify",
@@ -178,11 +170,10 @@ if _typing.TYPE_CHECKING:
         WarehouseBusyError,
     )
     from tracer_kit.ingest import FileInfo, Ingested, read_table
-    from tracer_kit.ingest.api import ApiOptions
     from tracer_kit.notebooks import run_batch, run_notebook
+    from tracer_kit.options import ApiOptions, ReadOptions
     from tracer_kit.personal import reveal
     from tracer_kit.pipeline import predict, run_pipeline
-    from tracer_kit.preprocess import load_preprocessor
     from tracer_kit.profiling import profile
     from tracer_kit.quality import (
         Check,
@@ -192,9 +183,12 @@ if _typing.TYPE_CHECKING:
         register_transform,
         validate,
     )
+    from tracer_kit.record import RunOutputs, RunRecord, RunResult
     from tracer_kit.report import quality_report
+    from tracer_kit.settings import release_freed_memory
     from tracer_kit.spark import read_spark, spark_session
-    from tracer_kit.types import Issue, RunOutputs, RunResult, RunState, Severity
+    from tracer_kit.trained import load_preprocessor
+    from tracer_kit.types import Issue, RunState, Severity
     from tracer_kit.warehouse import (
         Backup,
         PruneGroup,

@@ -12,6 +12,7 @@ from typing import Any
 import polars as pl
 
 __all__ = [
+    "HIDDEN",
     "MAX_CELL_CHARS",
     "MAX_NAMES",
     "MAX_NAME_CHARS",
@@ -20,6 +21,9 @@ __all__ = [
     "shorten",
     "shorten_expr",
 ]
+
+#: What a personal value is shown as wherever it is not revealed.
+HIDDEN = "(hidden: personal)"
 
 #: The longest value shown whole.
 MAX_CELL_CHARS = 200

@@ -7,6 +7,7 @@ Exit codes: 0 success; 1 a :class:`TracerError` (one line on stderr, ``error: <m
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import logging
 import os
@@ -18,8 +19,32 @@ from typing import Annotated, Any
 
 import typer
 
+from tracer_kit._resources import resource_path
+from tracer_kit.connections import is_url, redact
 from tracer_kit.errors import ConfigError, QualityGateError, TracerError
+from tracer_kit.lazy import lazy_module
+from tracer_kit.options import cli_fields
+from tracer_kit.settings import release_freed_memory
+from tracer_kit.types import SCORE_PARTS
 from tracer_kit.workspace import DEFAULT_PROCESSED, DEFAULT_REPORTS, DEFAULT_WAREHOUSE
+
+# The commands' modules, imported when a command first uses them (``tracer --help``: 0.2 s,
+# not the 2.3 s of importing every stage; see tracer_kit.lazy).
+tk_blueprints = lazy_module("tracer_kit.blueprints")
+tk_cells = lazy_module("tracer_kit.cells")
+tk_config = lazy_module("tracer_kit.config")
+tk_datasets = lazy_module("tracer_kit.datasets")
+tk_destinations = lazy_module("tracer_kit.destinations")
+tk_model = lazy_module("tracer_kit.model")
+tk_notebooks = lazy_module("tracer_kit.notebooks")
+tk_personal = lazy_module("tracer_kit.personal")
+tk_pipeline = lazy_module("tracer_kit.pipeline")
+tk_profiling = lazy_module("tracer_kit.profiling")
+tk_quality = lazy_module("tracer_kit.quality")
+tk_report = lazy_module("tracer_kit.report")
+tk_spark = lazy_module("tracer_kit.spark")
+tk_warehouse = lazy_module("tracer_kit.warehouse")
+tk_writing = lazy_module("tracer_kit.writing")
 
 __all__ = [
     "app",
@@ -67,94 +92,10 @@ PiiOpt = Annotated[
         "--pii", help="A field holding personal data: its values are never shown (repeatable)."
     ),
 ]
-FormatOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--format",
-        help="csv, json, ndjson, parquet, excel or xml.",
-        rich_help_panel="Reading the source",
-    ),
-]
-EncodingOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--encoding",
-        help="Text encoding (default: detected).",
-        rich_help_panel="Reading the source",
-    ),
-]
-DelimiterOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--delimiter",
-        help="Field delimiter (default: sniffed).",
-        rich_help_panel="Reading the source",
-    ),
-]
-SheetOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--sheet", help="Excel sheet name or 0-based index.", rich_help_panel="Reading the source"
-    ),
-]
-BadLinesOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--on-bad-lines",
-        help="quarantine (default for runs) or error.",
-        rich_help_panel="Reading the source",
-    ),
-]
 NoModelOpt = Annotated[
     bool,
     typer.Option(
         "--no-model", help="Skip the model stage (no predictions).", rich_help_panel="Model"
-    ),
-]
-RecordsPathOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--records-path",
-        help="API: dotted path to the records in each page (data).",
-        rich_help_panel="HTTP API sources",
-    ),
-]
-PaginateOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--paginate",
-        help="API: next-link, page or cursor (default: one page).",
-        rich_help_panel="HTTP API sources",
-    ),
-]
-RateLimitOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--rate-limit",
-        help="API: at most this many requests per second.",
-        rich_help_panel="HTTP API sources",
-    ),
-]
-MaxPagesOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--max-pages", help="API: stop after N pages.", rich_help_panel="HTTP API sources"
-    ),
-]
-TokenEnvOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--token-env",
-        help="API: send the bearer token held in this variable (or .env).",
-        rich_help_panel="HTTP API sources",
-    ),
-]
-SameOriginOpt = Annotated[
-    bool,
-    typer.Option(
-        "--same-origin",
-        help="API: refuse a redirect or next link to another host (default: follow it without the token).",
-        rich_help_panel="HTTP API sources",
     ),
 ]
 SecretParamOpt = Annotated[
@@ -191,44 +132,18 @@ PositiveOpt = Annotated[
 ]
 #: ``build_config`` keywords a command may forward by its own parameter names.
 _CONFIG_FLAGS = frozenset(
-    "no_model pii reference_date format encoding delimiter sheet on_bad_lines max_bytes dataset "
-    "notebook table query records_path paginate rate_limit max_pages token_env same_origin "
-    "label positive tenure_unit".split()
+    "no_model pii reference_date dataset notebook label positive tenure_unit".split()
 )
 ReferenceDateOpt = Annotated[str | None, typer.Option("--reference-date", help="YYYY-MM-DD")]
 NotebookOpt = Annotated[
     Path | None,
     typer.Option("--notebook", help="Run this edited copy of the notebook (`tracer init`)."),
 ]
-TableOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--table",
-        help="With a database URL: the table to read (in primary-key order).",
-        rich_help_panel="Database sources",
-    ),
-]
-QueryOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--query",
-        help="With a database URL: the SQL to run (give it an ORDER BY).",
-        rich_help_panel="Database sources",
-    ),
-]
 DatasetOpt = Annotated[
     str | None,
     typer.Option(
         "--dataset",
         help="Dataset name that drift and history compare by (default: file stem without a date).",
-    ),
-]
-MaxBytesOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--max-bytes",
-        help="Refuse inputs larger than this (after decompression).",
-        rich_help_panel="Reading the source",
     ),
 ]
 
@@ -275,11 +190,9 @@ def emit_rows(
     elif fmt == "csv":
         import polars as pl
 
-        from tracer_kit.writing import neutralise_cells
-
         flat = [{k: _csv_cell(v) for k, v in r.items()} for r in rows]
         frame = pl.DataFrame(flat, schema=list(rows[0]) if rows else None, infer_schema_length=None)
-        _echo_text(neutralise_cells(frame).write_csv())
+        _echo_text(tk_writing.neutralise_cells(frame).write_csv())
     else:
         _print_table(table(rows))
 
@@ -339,16 +252,8 @@ def build_config(
     *,
     maps: list[str] | None = None,
     reference_date: str | None = None,
-    format: str | None = None,
-    encoding: str | None = None,
-    delimiter: str | None = None,
-    sheet: str | None = None,
-    on_bad_lines: str | None = None,
-    max_bytes: int | None = None,
     dataset: str | None = None,
     notebook: Path | None = None,
-    table: str | None = None,
-    query: str | None = None,
     transforms: list[str] | None = None,
     pii: list[str] | None = None,
     no_model: bool = False,
@@ -356,51 +261,115 @@ def build_config(
     label: str | None = None,
     positive: str | None = None,
     tenure_unit: str | None = None,
-    **api: Any,
+    read_flags: dict[str, Any] | None = None,
 ) -> Any:
-    """A Config from ``--config`` plus the command-line overrides (``api``: the API flags)."""
-    from tracer_kit.config import load_config
-
-    loaded = load_config(config)
+    """A Config from ``--config`` plus the command-line overrides (``read_flags``: the read
+    options' flags, by field name; see :func:`with_read_flags`).
+    """  # noqa: D205
+    loaded = tk_config.load_config(config)
     base = loaded.model_dump()
     if loaded.pseudonymise_key is not None:  # (a secret: model_dump leaves it out)
         base["pseudonymise_key"] = loaded.pseudonymise_key.get_secret_value()
-    base["column_map"] = {**base["column_map"], **_pairs(maps, "--map", "SRC=DST")}
+    quality = base["quality"]
+    quality["column_map"] = {**quality["column_map"], **_pairs(maps, "--map", "SRC=DST")}
     for name, steps in _pairs(transforms, "--transform", "FIELD=STEP,STEP").items():
-        base["transforms"][name] = [step.strip() for step in steps.split(",") if step.strip()]
-    base["pii"] = [*base["pii"], *(p for p in pii or [] if p not in base["pii"])]
+        quality["transforms"][name] = [step.strip() for step in steps.split(",") if step.strip()]
+    quality["pii"] = [*quality["pii"], *(p for p in pii or [] if p not in quality["pii"])]
     base["secret_params"] = [*base["secret_params"], *(secrets or [])]
     if no_model:
         base["model"]["enabled"] = False
     base["model"].update({k: v for k, v in {"label": label, "positive": positive}.items() if v})
-    overrides = {
-        "reference_date": reference_date,
-        "format": format,
-        "encoding": encoding,
-        "delimiter": "\t" if delimiter in ("\\t", "tab") else delimiter,
-        "sheet": int(sheet) if sheet is not None and sheet.isdigit() else sheet,
-        "on_bad_lines": on_bad_lines,
-        "max_bytes": max_bytes,
-        "dataset": dataset,
-        "notebook": str(notebook) if notebook is not None else None,
-        "table": table,
-        "query": query,
-        "tenure_unit": tenure_unit,
-    }
-    base.update({k: v for k, v in overrides.items() if v is not None})
-    base["api"].update({k: v for k, v in api.items() if v is not None and v is not False})
-    return load_config(base)
+    if reference_date is not None:
+        base["reference_date"] = reference_date
+    if dataset is not None:
+        base["output"]["dataset"] = dataset
+    if notebook is not None:
+        base["output"]["notebook"] = str(notebook)
+    if tenure_unit is not None:
+        base["features"]["tenure_unit"] = tenure_unit
+    for field in cli_fields():
+        value = (read_flags or {}).get(field.name)
+        if value is not None and value is not False:  # (given on the command line)
+            place = base["read"]["api"] if field.api else base["read"]
+            place[field.name] = _flag_value(field.name, value)
+    return tk_config.load_config(base)
+
+
+def _command_config(given: dict[str, Any]) -> Any:
+    """``build_config`` from a command's parameters (``run``, ``validate``), by their names."""
+    return build_config(
+        given["config"],
+        maps=given["map"],
+        transforms=given["transform"],
+        secrets=given["secret_param"],
+        read_flags=given["read_flags"],
+        **{k: v for k, v in given.items() if k in _CONFIG_FLAGS},
+    )
+
+
+def _flag_value(name: str, value: Any) -> Any:
+    """A read flag's text as the option takes it (``--delimiter tab``, ``--sheet 2``)."""
+    if name == "delimiter" and value in ("\\t", "tab"):
+        return "\t"
+    if name == "sheet" and isinstance(value, str) and value.isdigit():
+        return int(value)
+    return value
+
+
+def _flag_type(annotation: Any) -> Any:
+    """The CLI type of a read option: a switch, a number or text (``--sheet 2`` is text first)."""
+    if annotation is bool:
+        return bool
+    if annotation in (int | None, float | None):
+        return annotation
+    return str | None
+
+
+def with_read_flags(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give ``command`` the read options' flags, built from :func:`tracer_kit.options.cli_fields`.
+
+    The flags (``--format``, ``--encoding``... ``--paginate``, ``--same-origin``) are declared
+    once, as fields of :class:`~tracer_kit.options.ReadOptions` and
+    :class:`~tracer_kit.options.ApiOptions`: their names, types, help and panels come from
+    there. The command receives them by field name as ``read_flags``.
+    """
+    fields = cli_fields()
+    signature = inspect.signature(command, eval_str=True)
+    own = [p for p in signature.parameters.values() if p.name != "read_flags"]
+    added = [
+        inspect.Parameter(
+            f.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=False if f.annotation is bool else None,
+            annotation=Annotated[
+                _flag_type(f.annotation),
+                typer.Option(f.flag, help=f.help, rich_help_panel=f.panel),
+            ],
+        )
+        for f in fields
+    ]
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        flags = {f.name: kwargs.pop(f.name, None) for f in fields}
+        return command(*args, read_flags=flags, **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in [*own, *added]}
+    return wrapper
 
 
 def _print_result(result: Any) -> None:
-    from tracer_kit.model import headline
 
     con = _console()
     con.print(result.summary())
     parts = _parts(result.score_parts)
     if parts:
         con.print(f"score parts: {parts}")
-    line = headline(result.blueprint, result.params.get("model") or {})
+    model = result.record.model
+    line = tk_model.headline(
+        result.blueprint, model.model_dump(exclude_unset=True) if model else {}
+    )
     if line:
         con.print(line, markup=False)
     labels = {
@@ -417,8 +386,6 @@ def _print_result(result: Any) -> None:
 
 def _parts(score_parts: dict[str, float]) -> str:
     """The score's parts in the formula's order."""
-    from tracer_kit.quality import SCORE_PARTS
-
     return ", ".join(f"{k} {100 * score_parts[k]:.1f}%" for k in SCORE_PARTS if k in score_parts)
 
 
@@ -469,6 +436,7 @@ MasterOpt = Annotated[
 
 @app.command()
 @friendly
+@with_read_flags
 def run(
     input: Annotated[
         str,
@@ -494,31 +462,17 @@ def run(
     no_notebook: Annotated[
         bool, typer.Option("--no-notebook", help="Run in-process, without Papermill.")
     ] = False,
-    format: FormatOpt = None,
-    encoding: EncodingOpt = None,
-    delimiter: DelimiterOpt = None,
-    sheet: SheetOpt = None,
-    on_bad_lines: BadLinesOpt = None,
-    max_bytes: MaxBytesOpt = None,
     dataset: DatasetOpt = None,
     notebook: NotebookOpt = None,
     no_model: NoModelOpt = False,
     engine: EngineOpt = "polars",
     master: MasterOpt = None,
-    table: TableOpt = None,
-    query: QueryOpt = None,
-    records_path: RecordsPathOpt = None,
-    paginate: PaginateOpt = None,
-    rate_limit: RateLimitOpt = None,
-    max_pages: MaxPagesOpt = None,
-    token_env: TokenEnvOpt = None,
-    same_origin: SameOriginOpt = False,
     secret_param: SecretParamOpt = None,
+    read_flags: dict[str, Any] | None = None,
 ) -> None:
     """Run a file, a database table or an API's records through a blueprint (via the notebook unless --no-notebook)."""
-    flags = {k: v for k, v in locals().items() if k in _CONFIG_FLAGS}  # (options by name)
-    cfg = build_config(config, maps=map, transforms=transform, secrets=secret_param, **flags)
-    if no_notebook and cfg.notebook:
+    cfg = _command_config(locals())
+    if no_notebook and cfg.output.notebook:
         raise ConfigError("--notebook and --no-notebook contradict each other; choose one")
     common: dict[str, Any] = {"config": cfg, "warehouse": warehouse, "output_dir": output_dir}
     _print_result(_run_on(engine, master, input, blueprint, common, notebook=not no_notebook))
@@ -526,8 +480,6 @@ def run(
 
 def _source(text: str) -> str | Path:
     """A command's input: a database or http(s) URL as written, else a path."""
-    from tracer_kit.connections import is_url
-
     return text if is_url(text) else Path(text)
 
 
@@ -547,18 +499,15 @@ def _run_on(
         raise ConfigError("--master needs --engine spark")
     path = source if engine == "spark" else _source(source)  # (a URL keeps its "//")
     if notebook:
-        from tracer_kit.notebooks import run_notebook
-
         extra = {"engine": engine, "master": master} if engine == "spark" else {}
-        return run_notebook(path, blueprint, **common, return_frame=False, **extra)
-    from tracer_kit.pipeline import run_pipeline
+        return tk_notebooks.run_notebook(path, blueprint, **common, return_frame=False, **extra)
 
     spark = None
     if engine == "spark":
-        from tracer_kit.spark import spark_session
-
-        spark = spark_session(master)
-    return run_pipeline(path, blueprint, **common, return_frame=False, engine=engine, spark=spark)
+        spark = tk_spark.spark_session(master)
+    return tk_pipeline.run_pipeline(
+        path, blueprint, **common, return_frame=False, engine=engine, spark=spark
+    )
 
 
 @app.command()
@@ -582,18 +531,16 @@ def predict(
     output_dir: OutputDir = DEFAULT_REPORTS,
 ) -> None:
     """Score a new file with a run's saved model (validated first; exit 3 when the gate fails)."""
-    from tracer_kit.config import load_config
-    from tracer_kit.pipeline import predict as run_predict
-
-    overrides = load_config(config).model_dump(exclude_unset=True)
+    overrides = tk_config.load_config(config).model_dump(exclude_unset=True)
     if reference_date:
         overrides["reference_date"] = reference_date
     if map:  # (added to the training run's renames, which apply to the columns the file has)
-        overrides["column_map"] = {
-            **overrides.get("column_map", {}),
+        quality = overrides.setdefault("quality", {})
+        quality["column_map"] = {
+            **quality.get("column_map", {}),
             **_pairs(map, "--map", "SRC=DST"),
         }
-    result = run_predict(
+    result = tk_pipeline.predict(
         run_id,
         input,
         out=out,
@@ -615,6 +562,7 @@ def predict(
 
 @app.command()
 @friendly
+@with_read_flags
 def validate(
     input: Annotated[
         str,
@@ -629,30 +577,13 @@ def validate(
     label: LabelOpt = None,
     positive: PositiveOpt = None,
     tenure_unit: TenureUnitOpt = None,
-    format: FormatOpt = None,
-    encoding: EncodingOpt = None,
-    delimiter: DelimiterOpt = None,
-    sheet: SheetOpt = None,
-    on_bad_lines: BadLinesOpt = None,
-    max_bytes: MaxBytesOpt = None,
-    table: TableOpt = None,
-    query: QueryOpt = None,
-    records_path: RecordsPathOpt = None,
-    paginate: PaginateOpt = None,
-    rate_limit: RateLimitOpt = None,
-    max_pages: MaxPagesOpt = None,
-    token_env: TokenEnvOpt = None,
-    same_origin: SameOriginOpt = False,
     secret_param: SecretParamOpt = None,
     output_format: OutputFormatOpt = "table",
+    read_flags: dict[str, Any] | None = None,
 ) -> None:
     """Check a file against a blueprint: score, parts and issues; exit 3 when the gate fails."""
-    from tracer_kit.connections import redact
-    from tracer_kit.quality import validate as run_validate
-
-    flags = {k: v for k, v in locals().items() if k in _CONFIG_FLAGS}  # (options by name)
-    cfg = build_config(config, maps=map, transforms=transform, secrets=secret_param, **flags)
-    q = run_validate(_source(input), blueprint, config=cfg)
+    cfg = _command_config(locals())
+    q = tk_quality.validate(_source(input), blueprint, config=cfg)
     _print_validation(q, redact(input), output_format)
     if not q.passed:
         typer.echo("error: quality gate failed: " + "; ".join(q.gate_failures), err=True)
@@ -687,36 +618,20 @@ def _print_validation(q: Any, shown: str, output_format: str) -> None:
 
 @app.command()
 @friendly
+@with_read_flags
 def profile(
     input: Annotated[
         str,
         typer.Argument(help="The file to profile, a database URL (--table/--query) or an API URL."),
     ],
-    format: FormatOpt = None,
-    encoding: EncodingOpt = None,
-    delimiter: DelimiterOpt = None,
-    sheet: SheetOpt = None,
-    on_bad_lines: BadLinesOpt = None,
-    max_bytes: MaxBytesOpt = None,
-    table: TableOpt = None,
-    query: QueryOpt = None,
-    records_path: RecordsPathOpt = None,
-    paginate: PaginateOpt = None,
-    rate_limit: RateLimitOpt = None,
-    max_pages: MaxPagesOpt = None,
-    token_env: TokenEnvOpt = None,
-    same_origin: SameOriginOpt = False,
     secret_param: SecretParamOpt = None,
+    read_flags: dict[str, Any] | None = None,
 ) -> None:
     """Print a file's metadata and a per-column summary (type, nulls, distinct, min, max)."""
     from rich.table import Table
 
-    from tracer_kit.profiling import profile as run_profile
-
-    flags = {k: v for k, v in locals().items() if k in _CONFIG_FLAGS}  # (options by name)
-    flags["on_bad_lines"] = on_bad_lines or "quarantine"
-    cfg = build_config(None, secrets=secret_param, **flags)
-    p = run_profile(_source(input), config=cfg)
+    cfg = build_config(None, secrets=secret_param, read_flags=read_flags)
+    p = tk_profiling.profile(_source(input), config=cfg)
     info = p.info
     con = _console()
     con.print(f"file      {info.path}")
@@ -750,8 +665,6 @@ def profile(
 @friendly
 def blueprints(output_format: OutputFormatOpt = "table") -> None:
     """List the blueprints with their required and optional fields and their features."""
-    from tracer_kit.blueprints import list_blueprints
-
     rows = [
         {
             "blueprint": bp.name,
@@ -760,7 +673,7 @@ def blueprints(output_format: OutputFormatOpt = "table") -> None:
             "optional": list(bp.optional),
             "features": list(bp.feature_names),
         }
-        for bp in list_blueprints()
+        for bp in tk_blueprints.list_blueprints()
     ]
 
     def table(rows: list[dict[str, Any]]) -> Any:
@@ -792,9 +705,10 @@ def runs(
     """Recent runs: what ran, on which file, with what result."""
     if ctx.invoked_subcommand is not None:
         return
-    from tracer_kit.warehouse import recent_runs
 
-    emit_rows(recent_runs(limit, warehouse=warehouse).to_dicts(), output_format, _runs_table)
+    emit_rows(
+        tk_warehouse.recent_runs(limit, warehouse=warehouse).to_dicts(), output_format, _runs_table
+    )
 
 
 def _runs_table(rows: list[dict[str, Any]]) -> Any:
@@ -833,9 +747,7 @@ def runs_show(
     warehouse: Warehouse = DEFAULT_WAREHOUSE,
 ) -> None:
     """Everything about one run: parameters, timings, outputs and issues."""
-    from tracer_kit.warehouse import run_row
-
-    row = run_row(run_id, warehouse=warehouse)
+    row = tk_warehouse.run_row(run_id, warehouse=warehouse)
     con = _console()
     for key in (
         "run_id",
@@ -859,6 +771,7 @@ def runs_show(
         for k, v in row["outputs"].items()
         if not isinstance(v, str) or k.endswith("sha256") or Path(v).exists()
     }
+    row["params"] = row["record"].as_params()
     for key in ("score_parts", "read_options", "params", "stage_seconds", "outputs", "versions"):
         con.print(f"{key:18} {json.dumps(row[key], default=str)}")
     _print_issues(row["issues"])
@@ -868,9 +781,8 @@ DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would go; 
 
 
 def _removal(run_ids: list[str], warehouse: str, dry_run: bool) -> None:
-    from tracer_kit.warehouse import delete_runs
 
-    removal = delete_runs(run_ids, warehouse=warehouse, dry_run=dry_run)
+    removal = tk_warehouse.delete_runs(run_ids, warehouse=warehouse, dry_run=dry_run)
     con = _console()
     for run_id in removal.run_ids:
         con.print(f"{'would delete' if dry_run else 'deleted'} run {run_id}")
@@ -921,9 +833,7 @@ def prune(
     dry_run: DryRunOpt = False,
 ) -> None:
     """Remove old runs: completed ones beyond the newest N, failed ones past an age; never a dataset's last good run."""
-    from tracer_kit.warehouse import prune_plan
-
-    plan = prune_plan(
+    plan = tk_warehouse.prune_plan(
         keep_last=keep_last,
         dataset=dataset,
         older_than_days=older_than,
@@ -971,9 +881,6 @@ def query(
     """Answer one SELECT over the warehouse (read-only: no COPY, EXPORT, ATTACH or file access)."""
     import polars as pl
 
-    from tracer_kit.warehouse import query as run_query
-    from tracer_kit.writing import check_destination, neutralise_cells, write_table
-
     if output_format not in ("table", "csv", "json", "parquet"):
         raise ConfigError(
             f"--output-format {output_format!r} should be table, csv, json or parquet"
@@ -981,16 +888,16 @@ def query(
     if output_format == "parquet" and out is None:
         raise ConfigError("--output-format parquet needs --out FILE")
     if out is not None:
-        check_destination(out, force=force, warehouse=warehouse)  # (before any work)
-    df = run_query(sql, warehouse=warehouse)
+        tk_writing.check_destination(out, force=force, warehouse=warehouse)  # (before any work)
+    df = tk_warehouse.query(sql, warehouse=warehouse)
     if out is not None:
-        write_table(df, out, force=force, raw_cells=raw_cells, warehouse=warehouse)
+        tk_writing.write_table(df, out, force=force, raw_cells=raw_cells, warehouse=warehouse)
         typer.echo(f"wrote {df.height} rows to {out}")
     elif output_format == "table":
         with pl.Config(tbl_rows=50, tbl_cols=30, fmt_str_lengths=60, tbl_width_chars=200):
             typer.echo(str(df))
     elif output_format == "csv":
-        _echo_text((df if raw_cells else neutralise_cells(df)).write_csv())
+        _echo_text((df if raw_cells else tk_writing.neutralise_cells(df)).write_csv())
     else:
         typer.echo(json.dumps(df.to_dicts(), default=str, indent=1))
 
@@ -1020,25 +927,21 @@ def quarantine(
     """A run's quarantined rows with their reasons and raw records (personal values hidden)."""
     import polars as pl
 
-    from tracer_kit.personal import reveal
-    from tracer_kit.warehouse import quarantine_rows, run_row
-    from tracer_kit.writing import check_destination, write_table
-
     if out is not None:
-        check_destination(out, force=force, warehouse=warehouse)
-    row = run_row(run_id, warehouse=warehouse)
+        tk_writing.check_destination(out, force=force, warehouse=warehouse)
+    row = tk_warehouse.run_row(run_id, warehouse=warehouse)
     if include_pii:
-        rows = reveal(run_id, warehouse=warehouse).select(
+        rows = tk_personal.reveal(run_id, warehouse=warehouse).select(
             "source_row", "source_line", pl.col("reasons").cast(pl.List(pl.String)).list.join(", "),
             "stage", pl.col("raw").alias("raw"),
         )  # fmt: skip
         count = rows.height
     else:
-        count, rows = quarantine_rows(
+        count, rows = tk_warehouse.quarantine_rows(
             run_id, row["blueprint"], warehouse=warehouse, limit=10**9 if out else limit
         )
     if out is not None:
-        write_table(rows, out, force=force, raw_cells=raw_cells, warehouse=warehouse)
+        tk_writing.write_table(rows, out, force=force, raw_cells=raw_cells, warehouse=warehouse)
         typer.echo(f"wrote {rows.height} quarantined rows of run {run_id} to {out}")
         return
     con = _console()
@@ -1048,7 +951,6 @@ def quarantine(
     table = Table()
     for col in ("row", "line", "reasons", "stage", "raw"):
         table.add_column(col, justify="right" if col in ("row", "line") else "left")
-    from tracer_kit.cells import shorten
 
     for r in rows.head(limit).iter_rows(named=True):
         table.add_row(
@@ -1056,7 +958,7 @@ def quarantine(
             _n(r["source_line"]),
             r["reasons"],
             r["stage"],
-            shorten(r["raw"], 2000),
+            tk_cells.shorten(r["raw"], 2000),
         )
     _print_table(table)
 
@@ -1074,18 +976,16 @@ def backup_command(
     warehouse: Warehouse = DEFAULT_WAREHOUSE,
 ) -> None:
     """Copy the warehouse (under its write lock) and every file it references, with SHA-256s."""
-    from tracer_kit.warehouse import backup
-
-    _console().print(backup(to=to, keep=keep, warehouse=warehouse).summary(), markup=False)
+    _console().print(
+        tk_warehouse.backup(to=to, keep=keep, warehouse=warehouse).summary(), markup=False
+    )
 
 
 @app.command("verify")
 @friendly
 def verify_command(warehouse: Warehouse = DEFAULT_WAREHOUSE) -> None:
     """Check the warehouse opens and every file it references exists unchanged; list orphans."""
-    from tracer_kit.warehouse import verify
-
-    found = verify(warehouse)
+    found = tk_warehouse.verify(warehouse)
     con = _console()
     for problem in found.problems:
         con.print(f"problem   {problem}", markup=False)
@@ -1111,9 +1011,7 @@ def restore_command(
     warehouse: Warehouse = DEFAULT_WAREHOUSE,
 ) -> None:
     """Put a backup back after verifying it (the current warehouse is moved aside, not deleted)."""
-    from tracer_kit.warehouse import restore
-
-    moved = restore(backup, warehouse=warehouse)
+    moved = tk_warehouse.restore(backup, warehouse=warehouse)
     con = _console()
     if moved is not None:
         con.print(f"the previous warehouse is kept as {moved}", markup=False)
@@ -1132,9 +1030,7 @@ def rebuild_command(
     ] = None,
 ) -> None:
     """Make a new warehouse from the completed runs' files on disk (when there is no backup)."""
-    from tracer_kit.warehouse import rebuild
-
-    found = rebuild(warehouse=warehouse, processed_dir=processed_dir)
+    found = tk_warehouse.rebuild(warehouse=warehouse, processed_dir=processed_dir)
     con = _console()
     if found.moved_aside is not None:
         con.print(f"the previous warehouse is kept as {found.moved_aside}", markup=False)
@@ -1162,9 +1058,7 @@ def report(
     ] = None,
 ) -> None:
     """(Re)build a run's HTML quality report."""
-    from tracer_kit.report import quality_report
-
-    typer.echo(str(quality_report(run_id, warehouse=warehouse, output_dir=output_dir)))
+    typer.echo(str(tk_report.quality_report(run_id, warehouse=warehouse, output_dir=output_dir)))
 
 
 @app.command()
@@ -1181,9 +1075,9 @@ def export(
     warehouse: Warehouse = DEFAULT_WAREHOUSE,
 ) -> None:
     """Copy a run's processed rows, quarantine, predictions and bronze records to PostgreSQL."""
-    from tracer_kit.destinations import export as run_export
-
-    _console().print(run_export(run_id, url, warehouse=warehouse).summary(), markup=False)
+    _console().print(
+        tk_destinations.export(run_id, url, warehouse=warehouse).summary(), markup=False
+    )
 
 
 @app.command()
@@ -1201,8 +1095,6 @@ def batch(
     """Run the notebook on many files in parallel; print a summary; exit 1 if any failed."""
     import glob
 
-    from tracer_kit.notebooks import run_batch
-
     paths: list[str] = []
     for pattern in patterns:
         found = sorted(glob.glob(pattern))
@@ -1211,7 +1103,7 @@ def batch(
         if not found:
             raise ConfigError(f"{pattern!r} matches no file")
         paths.extend(p for p in found if p not in paths)
-    results = run_batch(
+    results = tk_notebooks.run_batch(
         paths,
         blueprint,
         max_concurrent=max_concurrent,
@@ -1270,41 +1162,35 @@ def rerun(
     """Re-execute a run with its stored parameters (same run date and reference date).
 
     A run that went through a notebook goes through the same notebook again; the new run
-    records which run it repeats (``params.rerun_of``).
+    records which run it repeats (``record.rerun_of``).
     """
-    from tracer_kit.warehouse import note_params, run_row
-
-    row = run_row(run_id, warehouse=warehouse)
-    params = row["params"]
-    cfg = dict(params.get("config") or {})
-    cfg["reference_date"] = params.get("reference_date") or cfg.get("reference_date")
-    cfg["run_date"] = params.get("run_date") or cfg.get("run_date")
+    row = tk_warehouse.run_row(run_id, warehouse=warehouse)
+    record = row["record"]
+    cfg = dict(record.config)
+    cfg["reference_date"] = record.reference_date or cfg.get("reference_date")
+    cfg["run_date"] = record.run_date or cfg.get("run_date")
     report = Path(row["outputs"].get("report", ""))
     if (report.parent / "blueprint.ipynb").is_file():
-        from tracer_kit.notebooks import run_notebook
-
-        result = run_notebook(
+        result = tk_notebooks.run_notebook(
             row["input_path"],
             row["blueprint"],
             config=cfg,
             warehouse=warehouse,
-            output_dir=params.get("output_dir") or str(report.parent.parent),
+            output_dir=record.output_dir or str(report.parent.parent),
             return_frame=False,
         )
     else:
-        from tracer_kit.pipeline import run_pipeline
-
-        result = run_pipeline(
+        result = tk_pipeline.run_pipeline(
             row["input_path"],
             row["blueprint"],
             config=cfg,
             warehouse=warehouse,
-            output_dir=params.get("output_dir", DEFAULT_REPORTS),
-            processed_dir=params.get("processed_dir", DEFAULT_PROCESSED),
-            run_date=params.get("run_date"),
+            output_dir=record.output_dir or DEFAULT_REPORTS,
+            processed_dir=record.processed_dir or DEFAULT_PROCESSED,
+            run_date=record.run_date,
             return_frame=False,
         )
-    note_params(warehouse, result.run_id, rerun_of=run_id)
+    tk_warehouse.note_record(warehouse, result.run_id, rerun_of=run_id)
     _print_result(result)
     typer.echo(f"repeats run {run_id}")
 
@@ -1319,18 +1205,14 @@ def demo(
     output_dir: OutputDir = DEFAULT_REPORTS,
 ) -> None:
     """Write the sample data and run every built-in blueprint on it through Papermill."""
-    from tracer_kit.blueprints import list_blueprints
-    from tracer_kit.datasets import write_samples
-    from tracer_kit.notebooks import run_notebook
-
     con = _console()
-    written = write_samples(samples)
+    written = tk_datasets.write_samples(samples)
     con.print("samples: " + ", ".join(str(p) for p in written))
-    for bp in list_blueprints():
+    for bp in tk_blueprints.list_blueprints():
         if bp.sample is None or not (samples / bp.sample).exists():
             continue
         con.print(f"\n[bold]{bp.name}[/bold] on {samples / bp.sample}")
-        result = run_notebook(
+        result = tk_notebooks.run_notebook(
             samples / bp.sample,
             bp.name,
             warehouse=warehouse,
@@ -1359,8 +1241,6 @@ def init(
     ] = False,
 ) -> None:
     """Copy the notebooks and report templates into DIR to edit them (edited copies are kept)."""
-    from tracer_kit._resources import resource_path
-
     kept = []
     for sub in ("notebooks", "templates"):
         src_dir = resource_path(sub)
@@ -1395,6 +1275,7 @@ class _ConsoleLines(logging.Handler):
 def main() -> None:
     """Entry point of the ``tracer`` console script."""
     os.environ["TRACER_INTERFACE"] = "cli"  # messages name CLI flags (notebook kernels inherit it)
+    release_freed_memory()  # before polars is imported (notebook kernels inherit it too)
     log = logging.getLogger("tracer_kit")
     log.setLevel(logging.INFO)
     log.addHandler(_ConsoleLines())

@@ -7,20 +7,32 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from tracer_kit.connections import add_secret_params
 from tracer_kit.errors import ConfigError, option
+from tracer_kit.options import ReadOptions
 
 __all__ = [
+    "GROUPS",
     "Config",
+    "FeaturesConfig",
+    "OutputConfig",
+    "QualityConfig",
     "ModelConfig",
     "PreprocessConfig",
     "Thresholds",
     "config_to_jsonable",
     "load_config",
 ]
-
-OnBadLines = Literal["error", "quarantine"]
 
 
 class Thresholds(BaseModel):
@@ -69,32 +81,52 @@ class ModelConfig(BaseModel):
     positive: str | None = None
 
 
-class ApiConfig(BaseModel):
-    """How to read an HTTP JSON API source (``tracer run https://... --paginate cursor``)."""
+class QualityConfig(BaseModel):
+    """What the quality stage is told: renames, field transforms, personal fields, thresholds."""
 
     model_config = ConfigDict(extra="forbid")
 
-    #: Dotted path to the records in each page (default: the page itself when it is a list,
-    #: else its one list-valued field).
-    records_path: str | None = None
-    paginate: Literal["none", "next-link", "page", "cursor"] = "none"
-    #: Requests per second at most.
-    rate_limit: float | None = Field(None, gt=0)
-    max_pages: int | None = Field(None, ge=1)
-    #: The variable (environment, else ``.env``) holding a bearer token.
-    token_env: str | None = None
-    #: Seconds to wait for each answer; and extra tries after a 429, a 5xx or a timeout.
-    timeout: float = Field(30.0, gt=0)
-    retries: int = Field(5, ge=0, le=20)
-    #: Refuse a redirect or a next link to another origin (by default it is followed without
-    #: the token: credentials only ever go to the origin of the URL given).
-    same_origin: bool = False
+    column_map: dict[str, str] = Field(default_factory=dict)
+    #: Apply only the ``column_map`` entries whose column the source has (``predict`` sets it:
+    #: a file to score has no label column).
+    map_present_only: bool = False
+    #: Per field, transform steps replacing the blueprint's (``trim``, ``default=VALUE``...).
+    transforms: dict[str, list[str | dict[str, Any]]] = Field(default_factory=dict)
+    #: Fields holding personal data: never shown in the report, notebook or workbench.
+    pii: list[str] = Field(default_factory=list)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
 
-    def options(self) -> Any:
-        """The reader's :class:`~tracer_kit.ingest.api.ApiOptions`."""
-        from tracer_kit.ingest.api import ApiOptions
 
-        return ApiOptions(**self.model_dump())
+class FeaturesConfig(BaseModel):
+    """What the features stage is told beyond the rows."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: plan_type values lowest first (customer_churn's ``plan_value_score``).
+    plan_levels: list[str] | None = None
+    #: What a snapshot's ``tenure`` counts (customer_churn's snapshot form).
+    tenure_unit: Literal["days", "weeks", "months"] = "months"
+
+    @field_validator("plan_levels")
+    @classmethod
+    def _distinct_levels(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            folded = [v.strip().casefold() for v in value]
+            if not value or len(set(folded)) != len(folded) or "" in folded:
+                msg = f"plan_levels={value!r} should list distinct, non-empty plan names, lowest first"
+                raise ValueError(msg)
+        return value
+
+
+class OutputConfig(BaseModel):
+    """Where a run's results are filed: its dataset, and the notebook that runs it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: The name drift and history compare runs by (default: the file name without a date).
+    dataset: str | None = None
+    #: An edited copy of the blueprint notebook to run (``tracer init``).
+    notebook: str | None = None
 
 
 class Config(BaseModel):
@@ -108,35 +140,18 @@ class Config(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reference_date: dt.date | None = None
-    column_map: dict[str, str] = Field(default_factory=dict)
-    thresholds: Thresholds = Field(default_factory=Thresholds)
+    #: How to read the source (:class:`~tracer_kit.options.ReadOptions`; a run quarantines
+    #: bad lines by default). A config file may also give these keys at its top level.
+    read: ReadOptions = Field(default_factory=lambda: ReadOptions(on_bad_lines="quarantine"))
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
-    on_bad_lines: OnBadLines = "quarantine"
-    sheet: str | int | None = None
-    encoding: str | None = None
-    delimiter: str | None = None
-    format: str | None = None
-    max_bytes: int | None = Field(None, gt=0)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    #: The date "as of" which the data is judged (default: the latest date in the file).
+    reference_date: dt.date | None = None
+    #: The run's date (default: today, UTC); a rerun passes the original's.
     run_date: dt.date | None = None
-    plan_levels: list[str] | None = None
-    #: What a snapshot's ``tenure`` counts (customer_churn's snapshot form).
-    tenure_unit: Literal["days", "weeks", "months"] = "months"
-    notebook: str | None = None
-    dataset: str | None = None
-    #: Apply only the ``column_map`` entries whose column the source has (``predict`` sets it:
-    #: a file to score has no label column).
-    map_present_only: bool = False
-    #: With a database source: the table to read (in primary-key order) or the SQL to run.
-    table: str | None = None
-    query: str | None = None
-    #: With an http(s) source: how to page through the API.
-    api: ApiConfig = Field(default_factory=ApiConfig)
-    #: Per field, transform steps replacing the blueprint's (``trim``, ``default=VALUE``...).
-    transforms: dict[str, list[str | dict[str, Any]]] = Field(default_factory=dict)
-    #: Fields holding personal data: never shown in the report, notebook or workbench.
-    pii: list[str] = Field(default_factory=list)
     #: Where the AES-256 key for personal values at rest is (``env:NAME``; default
     #: ``TRACER_ENCRYPTION_KEY``); the key itself is never written in a config.
     encryption_key: str | None = None
@@ -144,6 +159,31 @@ class Config(BaseModel):
     secret_params: list[str] = Field(default_factory=list)
     #: The key of the ``pseudonymise`` transform (else ``TRACER_PSEUDONYMISE_KEY``); never saved.
     pseudonymise_key: SecretStr | None = Field(None, exclude=True, repr=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _group_keys_at_top(cls, data: Any) -> Any:
+        """A group's options may be given at the config's top level (``format: csv``,
+        ``thresholds:``, ``dataset:``), as configs of earlier releases did; a run
+        quarantines bad lines unless told otherwise.
+        """  # noqa: D205
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for group, model in GROUPS.items():
+            flat = set(model.model_fields) & data.keys()
+            if not flat and group not in data:
+                continue
+            given = data.get(group)
+            nested = (
+                given.model_dump(exclude_unset=True)
+                if isinstance(given, BaseModel)
+                else dict(given or {})
+            )
+            for key in flat:
+                nested[key] = data.pop(key)
+            data[group] = {"on_bad_lines": "quarantine", **nested} if group == "read" else nested
+        return data
 
     @field_validator("reference_date", mode="before")
     @classmethod
@@ -159,23 +199,14 @@ class Config(BaseModel):
                 raise ConfigError(msg) from None
         return value
 
-    @field_validator("plan_levels")
-    @classmethod
-    def _distinct_levels(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None:
-            folded = [v.strip().casefold() for v in value]
-            if not value or len(set(folded)) != len(folded) or "" in folded:
-                msg = f"plan_levels={value!r} should list distinct, non-empty plan names, lowest first"
-                raise ValueError(msg)
-        return value
 
-    @field_validator("delimiter")
-    @classmethod
-    def _one_char(cls, value: str | None) -> str | None:
-        if value is not None and len(value) != 1:
-            msg = f"{option('delimiter', value=value)} should be a single character"
-            raise ConfigError(msg)
-        return value
+#: The groups of options a config nests, each a model of its own.
+GROUPS: dict[str, type[BaseModel]] = {
+    "read": ReadOptions,
+    "quality": QualityConfig,
+    "features": FeaturesConfig,
+    "output": OutputConfig,
+}
 
 
 def _read_config_file(path: Path) -> Any:
@@ -213,8 +244,6 @@ def load_config(source: Config | dict[str, Any] | str | Path | None) -> Config:
         return Config()
     if isinstance(source, Config):
         if source.secret_params:
-            from tracer_kit.connections import add_secret_params
-
             add_secret_params(source.secret_params)
         return source
     data: Any = _read_config_file(Path(source)) if isinstance(source, (str, Path)) else source
@@ -233,8 +262,6 @@ def load_config(source: Config | dict[str, Any] | str | Path | None) -> Config:
         msg = "invalid config: " + "; ".join(parts)
         raise ConfigError(msg) from None
     if loaded.secret_params:
-        from tracer_kit.connections import add_secret_params
-
         add_secret_params(loaded.secret_params)
     return loaded
 

@@ -44,6 +44,7 @@ from tracer_kit.connections import (
 from tracer_kit.errors import ExportError
 from tracer_kit.warehouse import DEFAULT_WAREHOUSE
 from tracer_kit.warehouse.connection import connect, quote_ident, sql_text
+from tracer_kit.warehouse.reads import run_row
 
 __all__ = ["EXPORT_BATCH_ROWS", "Exported", "export"]
 
@@ -294,8 +295,6 @@ def export(run_id: str, url: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE) 
         When the server cannot be reached, the login or database is wrong, or a table refuses
         the rows: one line without the password, and nothing is written.
     """
-    from tracer_kit.warehouse.reads import run_row
-
     db = parse_database_url(url)
     if db.kind != "postgresql":
         msg = f"{db.display()}: runs are exported to PostgreSQL (postgresql://...)"

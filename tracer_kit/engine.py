@@ -17,6 +17,14 @@ from typing import Any
 
 import polars as pl
 
+from tracer_kit._scratch import order_statistics as banded
+from tracer_kit._scratch import repeated_values as out_of_core
+from tracer_kit._scratch import spread
+from tracer_kit.lazy import lazy_module
+
+# The Spark engine's modules load pyarrow, numpy and pyspark (0.24 s or more) when first used.
+spark_frames = lazy_module("tracer_kit.spark.frame")
+
 __all__ = [
     "count_rows",
     "first_rows_where",
@@ -74,8 +82,6 @@ def fit_rows(frame: Any, limit: int, *, rows: int | None = None) -> pl.DataFrame
     if n > limit and "source_row" in frame.collect_schema().names():
         frame = frame.filter(pl.col("source_row") % -(-n // limit) == 0)
     elif n > limit and not on_spark(frame):
-        from tracer_kit._scratch import spread
-
         return spread(frame.lazy(), limit, rows=n).collect(engine="streaming")
     return frame.lazy().head(min(n, limit)).collect(engine="streaming")
 
@@ -135,9 +141,7 @@ def per_group(frame: Any, by: Sequence[str], fn: Step) -> Any:
     hash shuffle by the keys, ``fn`` on the executors (``applyInArrow``), rows in no order.
     """
     if on_spark(frame):
-        from tracer_kit.spark.features import by_group
-
-        return by_group(frame, tuple(by), fn)
+        return spark_frames.by_group(frame, tuple(by), fn)
     df = frame.lazy().collect(engine="streaming")
     parts = df.sort(list(by), maintain_order=True).partition_by(list(by), maintain_order=True)
     results = [fn(part.lazy()).collect() for part in parts]
@@ -150,9 +154,8 @@ def small_frame(like: Any, df: pl.DataFrame) -> Any:
     """A small polars result as a frame of ``like``'s engine (a Spark DataFrame on Spark)."""
     if not on_spark(like):
         return df.lazy()
-    from tracer_kit.spark.frame import PartitionFrame
 
-    return PartitionFrame.from_polars(like.session, df)
+    return spark_frames.PartitionFrame.from_polars(like.session, df)
 
 
 def moments(
@@ -191,8 +194,6 @@ def order_statistics(
     """
     if on_spark(frame):
         return frame.order_statistics(wanted, tiebreak)
-    from tracer_kit._scratch import order_statistics as banded
-
     n = counts or {}
     return {c: banded(frame, c, tiebreak, list(r), n=n.get(c)) for c, r in wanted.items()}
 
@@ -204,8 +205,6 @@ def repeated_values(frame: Any, column: str, work: Path) -> pl.DataFrame:
     """
     if on_spark(frame):
         return frame.select("source_row", column).repeated_values(column)
-    from tracer_kit._scratch import repeated_values as out_of_core
-
     ids = work / "identifiers.parquet"
     frame.select("source_row", column).sink_parquet(ids, compression="lz4")
     try:

@@ -33,8 +33,10 @@ from tracer_kit.errors import (
     TracerError,
     error_class,
 )
+from tracer_kit.lazy import lazy_module
 from tracer_kit.quality import check_compatible
 from tracer_kit.quality.transforms import key_for_kernel
+from tracer_kit.record import RunRecord, RunResult
 from tracer_kit.run import RunLifecycle
 from tracer_kit.types import ACTIVE_STATES, Issue, RunState
 from tracer_kit.warehouse import (
@@ -46,6 +48,10 @@ from tracer_kit.warehouse import (
     run_row,
 )
 from tracer_kit.workspace import DEFAULT_REPORTS
+
+# The Spark engine's modules load pyarrow, numpy and pyspark (0.24 s or more) when first used.
+spark_engine = lazy_module("tracer_kit.spark")
+spark_features_module = lazy_module("tracer_kit.spark.features")
 
 __all__ = [
     "KERNEL",
@@ -92,14 +98,14 @@ def _papermill() -> tuple[Any, type[Exception]]:
 
 def _notebook_file(config: Config) -> Path:
     """The notebook a run executes: the config's edited copy (``tracer init``) or the shipped one."""
-    if not config.notebook:
+    if not config.output.notebook:
         return notebook_path()
-    path = Path(config.notebook).expanduser()
+    path = Path(config.output.notebook).expanduser()
     if not path.is_file():
-        msg = f"notebook {config.notebook} does not exist (copy one out with `tracer init DIR`)"
+        msg = f"notebook {config.output.notebook} does not exist (copy one out with `tracer init DIR`)"
         raise ConfigError(msg, path=path)
     if path.suffix != ".ipynb":
-        raise ConfigError(f"notebook {config.notebook} is not a .ipynb file", path=path)
+        raise ConfigError(f"notebook {config.output.notebook} is not a .ipynb file", path=path)
     return path.resolve()
 
 
@@ -331,9 +337,10 @@ def run_notebook(  # noqa: PLR0913 - a source, a blueprint and the options the C
         record = {
             "run_id": run_id,
             "blueprint": bp.name,
-            "dataset": cfg.dataset or dataset_name(path, table=cfg.table, query=cfg.query),
+            "dataset": cfg.output.dataset
+            or dataset_name(path, table=cfg.read.table, query=cfg.read.query),
             "input_path": str(input_path),
-            "params": {"config": config_to_jsonable(cfg)},
+            "params": RunRecord(config=config_to_jsonable(cfg)),
         }
         life.start(record, RunState.PENDING)
         if not is_url(path):  # (a database table or an API is read once, in the kernel)
@@ -384,9 +391,7 @@ def _check_before_kernel(path: Any, bp: Any, cfg: Config, *, spark: bool) -> Non
     the source in the kernel) the blueprint must have a Spark plan.
     """  # noqa: D205
     if spark:
-        from tracer_kit.spark.features import check_spark_blueprint
-
-        check_spark_blueprint(bp)
+        spark_features_module.check_spark_blueprint(bp)
     else:
         check_compatible(path, bp, cfg)
 
@@ -420,8 +425,6 @@ def result_from_warehouse(
     """Rebuild a :class:`RunResult` from the runs table (and the run's Parquet)."""
     import polars as pl
 
-    from tracer_kit.pipeline import RunResult
-
     row = run_row(run_id, warehouse=warehouse)
     outputs = {k: str(v) for k, v in row["outputs"].items()}
     if notebook is not None:
@@ -454,7 +457,7 @@ def result_from_warehouse(
         issues=row["issues"],
         features_created=features,
         stage_seconds=row["stage_seconds"],
-        params=row["params"] or {},
+        record=row["record"],
         outputs=outputs,
         error=row["error"],
         frame=frame,
@@ -503,9 +506,7 @@ def prepare_run(
     if scratch is not None:
         args["processed_dir"] = str(scratch / "data" / "processed")
     if engine == "spark":
-        from tracer_kit.spark import spark_session
-
-        args.update(engine="spark", spark=spark_session(master))
+        args.update(engine="spark", spark=spark_engine.spark_session(master))
     elif engine != "polars":
         msg = f"engine={engine!r}: use 'polars' or 'spark'"
         raise ConfigError(msg)
@@ -530,8 +531,6 @@ def run_batch(
     rows are in the Parquet named in its ``outputs``).
     """
     from tqdm.auto import tqdm
-
-    from tracer_kit.pipeline import RunResult
 
     if max_concurrent < 1:
         raise ConfigError(f"max_concurrent={max_concurrent} should be at least 1")

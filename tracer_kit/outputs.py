@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from tracer_kit.blueprints import Blueprint
-from tracer_kit.config import Config
 
 __all__ = ["OUTPUTS", "Output", "OutputContext", "output_keys", "register_output"]
 
@@ -26,12 +25,11 @@ class OutputContext:
 
     run_id: str
     blueprint: Blueprint
-    config: Config
     processed: Any  # a polars LazyFrame, or on Spark a PartitionFrame
     #: Values stages share with outputs (the fitted preprocessor under ``"preprocessor"``).
     fitted: dict[str, Any] = field(default_factory=dict)
-    #: Notes an output adds to the run's params (``params[name]``).
-    params: dict[str, Any] = field(default_factory=dict)
+    #: Facts an output adds to the run's record (:class:`~tracer_kit.record.RunRecord`).
+    notes: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -65,17 +63,13 @@ def output_keys() -> tuple[str, ...]:
 
 
 def _write_matrix(ctx: OutputContext, paths: dict[str, Path]) -> None:
-    from tracer_kit.preprocess import write_matrix
-
     keys = ctx.blueprint.key if ctx.blueprint.aggregates else ()  # (a filled day has no source row)
-    write_matrix(ctx.fitted["preprocessor"], ctx.processed, paths["model"], keys=keys)
+    ctx.fitted["preprocessor"].write_matrix(ctx.processed, paths["model"], keys=keys)
 
 
 def _write_preprocessor(ctx: OutputContext, paths: dict[str, Path]) -> None:
-    from tracer_kit.preprocess import save_preprocessor
-
-    save_preprocessor(ctx.fitted["preprocessor"], paths["preprocessor"])
-    ctx.params["preprocess"] = ctx.fitted["preprocessor"].describe()
+    ctx.fitted["preprocessor"].save(paths["preprocessor"])
+    ctx.notes["preprocess"] = ctx.fitted["preprocessor"].describe()
 
 
 def _write_predictions(ctx: OutputContext, paths: dict[str, Path]) -> None:
@@ -85,11 +79,9 @@ def _write_predictions(ctx: OutputContext, paths: dict[str, Path]) -> None:
 
 
 def _write_predictor(ctx: OutputContext, paths: dict[str, Path]) -> None:
-    from tracer_kit.model import save_model
-
     outcome = ctx.fitted.get("model")
-    if outcome is not None and outcome.saved is not None:
-        save_model(outcome.saved, paths["predictor"])
+    if outcome is not None:
+        outcome.save(paths["predictor"])
 
 
 register_output(

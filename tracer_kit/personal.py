@@ -34,7 +34,10 @@ from typing import Any
 
 import polars as pl
 
+from tracer_kit.connections import dotenv_value
 from tracer_kit.errors import ConfigError, TracerError
+from tracer_kit.warehouse import query, run_row
+from tracer_kit.workspace import DEFAULT_WAREHOUSE
 
 __all__ = [
     "ENCRYPTED_PREFIX",
@@ -83,7 +86,6 @@ def encryption_key(reference: str | None = None) -> bytes | None:
             msg = f"encryption_key={reference!r}: give the variable that holds it, as env:NAME"
             raise ConfigError(msg)
         name = reference[4:]
-    from tracer_kit.connections import dotenv_value
 
     value = dotenv_value(name)
     if not value:
@@ -215,25 +217,22 @@ def reveal(
     TracerError
         Without a key, with a key other than the run's, or for a pseudonymised run.
     """
-    from tracer_kit.warehouse import query, run_row
-    from tracer_kit.workspace import DEFAULT_WAREHOUSE
-
     warehouse = warehouse or DEFAULT_WAREHOUSE
     if what not in ("quarantine", "bronze"):
         raise ConfigError(f"what={what!r} should be 'quarantine' or 'bronze'")
     row = run_row(run_id, warehouse=warehouse)
-    at_rest = row["params"].get("personal_at_rest") or {}
-    columns = list(row["params"].get("personal_columns") or [])
-    if at_rest.get("mode") != "encrypted":
+    at_rest = row["record"].personal_at_rest
+    columns = list(row["record"].personal_columns)
+    if at_rest is None or at_rest.mode != "encrypted":
         why = "it has no personal fields" if not columns else "its values were pseudonymised"
         raise TracerError(f"run {run_id} has nothing to reveal: {why} (no encryption key was set)")
-    key = key or encryption_key(at_rest.get("key_reference"))
+    key = key or encryption_key(at_rest.key_reference)
     if key is None:
         raise TracerError(f"set {ENCRYPTION_KEY_ENV} to the key run {run_id} was encrypted with")
-    if key_fingerprint(key, "encryption") != at_rest.get("key_fingerprint"):
+    if key_fingerprint(key, "encryption") != at_rest.key_fingerprint:
         msg = (
             f"the encryption key set is not the one run {run_id} was encrypted with "
-            f"(fingerprint {key_fingerprint(key, 'encryption')}, the run's {at_rest.get('key_fingerprint')})"
+            f"(fingerprint {key_fingerprint(key, 'encryption')}, the run's {at_rest.key_fingerprint})"
         )
         raise TracerError(msg)
     table = f'"{what}_{row["blueprint"]}"'

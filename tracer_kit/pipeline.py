@@ -7,51 +7,36 @@ store (one commit) -> report``. The CLI, the notebooks and the widgets all call
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import logging
 import os
 import platform
 import shutil
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
 
-from tracer_kit._scratch import is_sorted_by, sink_sorted
-from tracer_kit.aggregates import Aggregates
+from tracer_kit import stages
 from tracer_kit.blueprints import (
     Blueprint,
-    FeatureContext,
-    blueprint_form,
-    code_site,
     get_blueprint,
 )
-from tracer_kit.cells import shorten
 from tracer_kit.config import Config, config_to_jsonable, load_config
-from tracer_kit.engine import on_spark
+from tracer_kit.connections import is_database_url, is_url, parse_database_url, redact
 from tracer_kit.errors import (
-    BlueprintError,
     ConfigError,
-    PipelineBugError,
     QualityGateError,
-    TracerError,
 )
 from tracer_kit.ingest import Ingested, file_sha256
+from tracer_kit.lazy import lazy_module
 from tracer_kit.model import (
     MODELS,
-    ModelOutcome,
-    TrainedRun,
-    apply_model,
-    fit_model,
-    read_model,
-    trained_run,
 )
-from tracer_kit.outputs import OUTPUTS, OutputContext
+from tracer_kit.outputs import OUTPUTS
 from tracer_kit.personal import (
     PSEUDONYMISE_KEY_ENV,
     encryption_key,
@@ -59,11 +44,19 @@ from tracer_kit.personal import (
     protect_run_files,
 )
 from tracer_kit.profiling import column_profiles, hide_personal
-from tracer_kit.quality import QualityResult, assess_ingested, raise_for_gate, read_file
-from tracer_kit.quality.matching import config_column_map
+from tracer_kit.quality import QualityResult, raise_for_gate
+from tracer_kit.record import (
+    EngineRecord,
+    ModelSummary,
+    PersonalAtRest,
+    RunOutputs,
+    RunRecord,
+    RunResult,
+)
+from tracer_kit.report import quality_report
 from tracer_kit.run import STAGES, ProgressFn, RunLifecycle
 from tracer_kit.settings import settings
-from tracer_kit.types import Issue, RunOutputs, RunResult
+from tracer_kit.trained import TrainedRun, trained_run
 from tracer_kit.warehouse import (
     DEFAULT_WAREHOUSE,
     BronzeFiles,
@@ -77,18 +70,19 @@ from tracer_kit.warehouse import (
     reading_run,
     record_timings,
     run_quarantine_path,
-    run_row,
 )
 from tracer_kit.workspace import DEFAULT_PROCESSED, DEFAULT_REPORTS, Workspace
 from tracer_kit.writing import check_destination, write_table
 
+# The Spark engine's modules load pyarrow, numpy and pyspark (0.24 s or more) when first used.
+spark_engine = lazy_module("tracer_kit.spark")
+spark_features_module = lazy_module("tracer_kit.spark.features")
+spark_frames = lazy_module("tracer_kit.spark.frame")
+spark_sessions = lazy_module("tracer_kit.spark.session")
+
 __all__ = [
-    "MOSTLY_NULL",
     "RunResult",
     "STAGES",
-    "build_processed",
-    "feature_context",
-    "mostly_null_issues",
     "package_versions",
     "run_pipeline",
 ]
@@ -132,111 +126,6 @@ class _JsonLines(logging.Handler):
     def close(self) -> None:
         self.fh.close()
         super().close()
-
-
-#: A feature null in more than this share of the processed rows raises an issue.
-MOSTLY_NULL = 0.5
-
-
-def _final_check(
-    processed: pl.LazyFrame, blueprint: Blueprint, rows_valid: int
-) -> tuple[int, dict[str, int]]:
-    """Fail on infinite feature values or lost rows; return the row count and each feature's nulls."""
-    schema = processed.collect_schema()
-    floats = [c for c, t in schema.items() if t.is_float()]
-    features = [f for f in blueprint.feature_names if f in schema]
-    agg = Aggregates()
-    agg.add("rows", "n", pl.len(), "sum")
-    for c in floats:
-        agg.add("inf", c, pl.col(c).is_infinite().any(), "max")
-    for c in features:
-        agg.add("null", c, pl.col(c).null_count(), "sum")
-    found = agg.collect(processed)
-    rows = int(found["rows"]["n"])
-    inf = [c for c in floats if found["inf"][c]]
-    if inf:
-        msg = f"features {inf} hold infinite values (a bug in blueprint {blueprint.name!r})"
-        raise PipelineBugError(msg)
-    if not blueprint.aggregates and rows != rows_valid:
-        msg = f"{rows_valid} valid rows became {rows} processed rows (a bug)"
-        raise PipelineBugError(msg)
-    return rows, {c: int(found["null"][c]) for c in features}
-
-
-def mostly_null_issues(
-    nulls: dict[str, int], rows: int, blueprint: Blueprint, valid: pl.LazyFrame, ctx: FeatureContext
-) -> list[Issue]:
-    """A medium issue per feature null for most processed rows, naming the cause when known."""
-    issues = []
-    for feature, n in nulls.items():
-        if not rows or n / rows <= MOSTLY_NULL:
-            continue
-        cause = blueprint.null_cause(feature, valid, ctx) if blueprint.null_cause else None
-        message = f"{feature} is null for {n:,} of {rows:,} rows ({100 * n / rows:.0f}%)"
-        issues.append(
-            Issue(
-                severity="medium",
-                column=feature,
-                check="feature_mostly_null",
-                observed=round(n / rows, 6),
-                threshold=MOSTLY_NULL,
-                rows_affected=n,
-                message=f"{message}: {cause}" if cause else message,
-            )
-        )
-    return issues
-
-
-def feature_context(q: QualityResult, config: Config) -> FeatureContext:
-    """What the features may know beyond the rows: the run's dates and the config's plan order."""
-    levels = tuple(config.plan_levels) if config.plan_levels else None
-    return FeatureContext(
-        run_date=q.run_date,
-        reference_date=q.reference_date,
-        plan_levels=levels,
-        tenure_unit=config.tenure_unit,
-    )
-
-
-def build_processed(
-    q: QualityResult, blueprint: Blueprint, dest: str | Path, ctx: FeatureContext
-) -> Path:
-    """Features over the valid rows, written to ``dest`` in the order the feature plan yields them.
-
-    A row-level plan keeps source order (``source_row``); a plan that orders rows itself
-    (windows per product and date, one row per date) keeps its key order. Only a plan whose
-    rows come in neither order is sorted by the blueprint key then ``source_row`` afterwards,
-    so the file's order never depends on the engine's threads. Columns the blueprint does not
-    know are kept as one JSON text column, ``extras``.
-    """
-    dest = Path(dest)
-    valid = q.valid_lazy()
-    if not on_spark(valid):
-        lf = blueprint.build_features(valid, ctx)
-    else:  # Spark: the same build_features, placed by the blueprint's SparkPlan
-        from tracer_kit.spark.features import spark_features
-
-        lf = spark_features(valid, blueprint, ctx)
-    known = {f.name for f in blueprint.fields} | {"source_row", "source_line"}
-    extras = [c for c in q.valid_columns if c not in known]
-    # an aggregated row has no single source record, so no extras
-    keep_extras = extras and not blueprint.aggregates
-    extra = (
-        pl.struct(extras).struct.json_encode() if keep_extras else pl.lit(None, dtype=pl.String)
-    ).alias("extras")
-    schema = blueprint.processed_schema()
-    lf = lf.with_columns(extra).select(pl.col(name).cast(dtype) for name, dtype in schema.items())
-    lf.sink_parquet(dest, compression="zstd")
-    if on_spark(lf):  # Spark's part files: readers order by the key
-        return dest
-    keys = [*blueprint.key, "source_row"]
-    written = pl.scan_parquet(dest)
-    if not (is_sorted_by(written, ["source_row"]) or is_sorted_by(written, keys)):
-        unsorted = dest.with_name(dest.name + ".unsorted")
-        dest.replace(unsorted)
-        sink_sorted(pl.scan_parquet(unsorted), dest, keys)
-        unsorted.unlink()
-    return dest
 
 
 def run_pipeline(  # noqa: PLR0913 - a source, a blueprint and the options the CLI offers
@@ -331,35 +220,65 @@ def run_pipeline(  # noqa: PLR0913 - a source, a blueprint and the options the C
         log.setLevel(logging.INFO)
     try:
         with run.life:
-            _begin(run)
-            with run.life.stage("ingest"):
-                _ingest(run)
-            with run.life.stage("validate"):
-                _validate(run)
-            if not run.quality.passed:
-                _stop_at_gate(run, report=report)
-            with run.life.stage("features"):
-                _features(run)
-            with run.life.stage("preprocess"):
-                _preprocess(run)
-            with run.life.stage("model"):
-                _model(run)
-            with run.life.stage("store"):
-                _store(run)
-            _completed(run, return_frame=return_frame)
-            if report:
-                with run.life.stage("report"):
-                    _render_report(run.run_id, run.warehouse, run.space.reports, run.result)
-                record_timings(run.warehouse, run.run_id, run.life.seconds)
-            return _finish(run)
+            return _run_stages(run, report=report, return_frame=return_frame)
     finally:
         log.removeHandler(handler)
         handler.close()
 
 
+def _run_stages(run: _Run, *, report: bool, return_frame: bool) -> RunResult:
+    """The stages in order, each given what it needs; their values recorded on the run."""
+    _begin(run)
+    staging = run.space.run_staging(run.run_id)
+    with run.life.stage("ingest"):
+        ing = stages.ingest(
+            run.source if run.spark is not None or isinstance(run.path, str) else run.path,
+            run.cfg,
+            staging=staging,
+            blueprint=run.bp,
+            spark=run.spark,
+        )
+        _ingested(run, ing)
+    with run.life.stage("validate"):
+        checked = stages.check(ing, run.bp, run.cfg, run_date=run.run_date, staging=staging)
+        _checked(run, ing, checked)
+    if not checked.quality.passed:
+        _stop_at_gate(run, checked.quality, report=report)
+    with run.life.stage("features"):
+        featured = stages.featurize(
+            checked,
+            run.cfg,
+            dest=run.staged_parquet,
+            statistics=run.trained.statistics if run.trained else None,
+            spark=run.spark,
+        )
+        _featured(run, featured)
+    processed = stages.processed_rows(featured.processed, run.spark)
+    finals = run.outputs.as_dict()
+    where = {"run_id": run.run_id, "staging": staging, "finals": finals, "trained": run.trained}
+    with run.life.stage("preprocess"):
+        prepared = stages.prepare(processed, run.bp, run.cfg.preprocess, **where)
+        _written(run, prepared.written)
+    with run.life.stage("model"):
+        modelled = stages.fit_or_apply_model(processed, run.bp, run.cfg.model, **where)
+        _modelled(run, modelled, featured.rows)
+    with run.life.stage("store"):
+        _store(run, checked.quality, featured)
+    _completed(run, featured, return_frame=return_frame)
+    if report:
+        with run.life.stage("report"):
+            _render_report(run.run_id, run.warehouse, run.space.reports, run.result)
+        record_timings(run.warehouse, run.run_id, run.life.seconds)
+    return _finish(run)
+
+
 @dataclass
 class _Run:
-    """What the stages of one in-process run share."""
+    """One run as the pipeline sees it: who and where it is, what it records and commits.
+
+    The stages never see it (:mod:`tracer_kit.stages`): the pipeline hands each stage the
+    values and options it needs and records what it returns here.
+    """
 
     bp: Blueprint
     cfg: Config
@@ -369,25 +288,15 @@ class _Run:
     warehouse: str | Path
     space: Workspace
     outputs: RunOutputs
-    params: dict[str, Any]
+    record: RunRecord
     life: RunLifecycle
     result: RunResult
     fields: dict[str, Any] = field(default_factory=dict)  # the runs-table fields to commit
-    ing: Ingested | None = None
-    q: QualityResult | None = None
-    moves: list[tuple[Path, Path]] = field(default_factory=list)
-    rows_out: int = 0
+    moves: list[tuple[Path, Path]] = field(default_factory=list)  # staged -> final, at the commit
     trained: TrainedRun | None = None  # the saved model a predict run applies
     model: ModelRecord | None = None
     spark: Any = None  # the Spark session when the Spark engine runs
     source: Any = None  # what the Spark engine reads: a path or URI, table:NAME, a DataFrame
-
-    @property
-    def quality(self) -> QualityResult:
-        """The quality stage's result (after :func:`_validate`)."""
-        if self.q is None:
-            raise PipelineBugError("the quality stage has not run")
-        return self.q
 
     def staged(self, key: str) -> Path:
         """Where output ``key`` sits in staging until the commit moves it into place."""
@@ -408,12 +317,7 @@ def _on_spark(run: _Run, spark: Any, model_from: str | None) -> None:
     the polars engine gives their files. The preprocessor and the model are fitted on the
     driver from a bounded sample and saved as files, as on polars.
     """
-    from tracer_kit.connections import is_database_url
-    from tracer_kit.spark import spark_session
-    from tracer_kit.spark.features import check_spark_blueprint
-    from tracer_kit.spark.session import for_runs
-
-    check_spark_blueprint(run.bp)
+    spark_features_module.check_spark_blueprint(run.bp)
     if is_database_url(run.source):
         msg = (
             "database sources run on the polars engine; on Spark, read the table with "
@@ -423,15 +327,17 @@ def _on_spark(run: _Run, spark: Any, model_from: str | None) -> None:
     if model_from is not None:
         msg = "scoring with a saved model (predict) runs on the polars engine only, for now"
         raise ConfigError(msg)
-    run.spark = for_runs(spark if spark is not None else spark_session())
+    run.spark = spark_sessions.for_runs(
+        spark if spark is not None else spark_engine.spark_session()
+    )
     if isinstance(run.source, str):  # a URI keeps its "//" (a Path would fold it)
         run.result.input_path = run.source
     run.outputs["parquet"] = str(Path(run.outputs["parquet"]).with_suffix(""))
-    run.params["engine"] = {
-        "name": "spark",
-        "master": run.spark.conf.get("spark.master", None) if hasattr(run.spark, "conf") else None,
-        "version": run.spark.version,
-    }
+    run.record.engine = EngineRecord(
+        name="spark",
+        master=run.spark.conf.get("spark.master", None) if hasattr(run.spark, "conf") else None,
+        version=run.spark.version,
+    )
 
 
 def _run_outputs(space: Workspace, bp: Blueprint, run_id: str) -> RunOutputs:
@@ -468,13 +374,13 @@ def _prepare(
     run_date = run_date or cfg.run_date or dt.datetime.now(dt.UTC).date()
     space = Workspace.of(warehouse, processed_dir, output_dir)
     outputs = _run_outputs(space, bp, run_id)
-    params: dict[str, Any] = {
-        "config": config_to_jsonable(cfg),
-        "run_date": run_date.isoformat(),
-        "reference_date": cfg.reference_date.isoformat() if cfg.reference_date else None,
-        "processed_dir": str(space.processed),
-        "output_dir": str(output_dir),
-    }
+    record = RunRecord(
+        config=config_to_jsonable(cfg),
+        run_date=run_date,
+        reference_date=cfg.reference_date,
+        processed_dir=str(space.processed),
+        output_dir=str(output_dir),
+    )
     path, dataset = _named_source(path, cfg)
     result = RunResult(
         run_id=run_id,
@@ -482,18 +388,16 @@ def _prepare(
         dataset=dataset,
         state="IN_PROGRESS",
         input_path=str(path),
-        params=params,
+        record=record,
         outputs=outputs,
     )
     life = RunLifecycle(warehouse, run_id)
-    return _Run(bp, cfg, path, run_id, run_date, warehouse, space, outputs, params, life, result)
+    return _Run(bp, cfg, path, run_id, run_date, warehouse, space, outputs, record, life, result)
 
 
 def _named_source(source: str | Path, cfg: Config) -> tuple[str | Path, str]:
     """How the run names its source (a database URL without credentials) and its dataset."""
-    from tracer_kit.connections import is_database_url, is_url, parse_database_url, redact
-
-    dataset = cfg.dataset or dataset_name(source, table=cfg.table, query=cfg.query)
+    dataset = cfg.output.dataset or dataset_name(source, table=cfg.read.table, query=cfg.read.query)
     if isinstance(source, str) and is_database_url(source):
         return parse_database_url(source).display(), dataset
     if isinstance(source, str) and is_url(source):
@@ -519,7 +423,7 @@ def _begin(run: _Run) -> None:
         "blueprint": run.bp.name,
         "dataset": run.result.dataset,
         "input_path": run.result.input_path,
-        "params": run.params,
+        "params": run.record,
         "versions": package_versions(),
         "outputs": run.outputs.as_dict(),
     }
@@ -529,45 +433,23 @@ def _begin(run: _Run) -> None:
     )
 
 
-def _ingest(run: _Run) -> None:
-    staging = run.space.run_staging(run.run_id)
-    if run.spark is not None:
-        from tracer_kit.spark import read_spark
-
-        cfg = run.cfg
-        run.ing = read_spark(
-            run.spark, run.source, format=cfg.format, delimiter=cfg.delimiter, encoding=cfg.encoding
-        )
-    else:
-        source = run.source if isinstance(run.path, str) else run.path  # (a URL)
-        run.ing = read_file(source, run.cfg, staging_dir=staging, blueprint=run.bp)
-    for warning in run.ing.info.warnings:
+def _ingested(run: _Run, ing: Ingested) -> None:
+    """Record what ingest learned: its warnings, an API's pages, the source's fingerprint."""
+    for warning in ing.info.warnings:
         log.warning(warning)
-    if run.ing.info.pages:  # an API's pages: where each source_row came from
-        run.params["pages"] = list(run.ing.info.pages)
-    run.result.input_sha256 = run.ing.info.sha256
-    run.life.known["input_sha256"] = run.ing.info.sha256
+    if ing.info.pages:  # an API's pages: where each source_row came from
+        run.record.pages = list(ing.info.pages)
+    run.result.input_sha256 = ing.info.sha256
+    run.life.known["input_sha256"] = ing.info.sha256
 
 
-def _validate(run: _Run) -> None:
-    ing = run.ing
-    assert ing is not None
-    staging = run.space.run_staging(run.run_id)
-    # customer_churn's snapshot form when the file has tenure and no account dates
-    run.bp = blueprint_form(run.bp, ing.info.columns, config_column_map(run.cfg, run.bp))
-    q = assess_ingested(ing, run.bp, config=run.cfg, run_date=run.run_date, work_dir=staging)
-    run.q = q
-    run.params.update(
-        reference_date=q.reference_date.isoformat() if q.reference_date else None,
-        column_map=q.column_map,
-        date_formats=q.date_formats,
-        transforms=q.transform_counts,
-        personal=q.personal,
+def _checked(run: _Run, ing: Ingested, checked: stages.Checked) -> None:
+    """Record the check stage's facts, counts and issues (the commit writes them)."""
+    q = checked.quality
+    run.bp = checked.blueprint  # (the form the file was checked against)
+    run.record.update(
+        **checked.facts,
         pseudonymise_key_fingerprint=_pseudonymise_fingerprint(run.cfg, q.transform_counts),
-        personal_columns=[
-            next((src for src, dst in q.column_map.items() if dst == name), name)
-            for name in q.personal
-        ],
     )
     run.result = run.result.model_copy(
         update={
@@ -577,7 +459,7 @@ def _validate(run: _Run) -> None:
             "quality_score": q.score,
             "score_parts": q.score_parts,
             "issues": list(q.issues),
-            "params": run.params,
+            "record": run.record,
         }
     )
     run.fields = {
@@ -586,7 +468,7 @@ def _validate(run: _Run) -> None:
         "input_sha256": ing.info.sha256,
         "read_options": {**ing.info.read_options(), "hash": ing.info.read_options_hash()},
         "read_options_hash": ing.info.read_options_hash(),
-        "params": run.params,
+        "params": run.record,
         "rows_in": q.rows_in,
         "rows_valid": q.rows_valid,
         "rows_quarantined": q.rows_quarantined,
@@ -610,9 +492,9 @@ def _pseudonymise_fingerprint(cfg: Config, counts: list[dict[str, Any]]) -> str 
     return key_fingerprint(key, "pseudonymise") if key else None
 
 
-def _same_pseudonymise_key(run_id: str, trained: dict[str, Any], cfg: Config) -> None:
+def _same_pseudonymise_key(run_id: str, trained: RunRecord, cfg: Config) -> None:
     """Refuse to score with another pseudonymisation key than the training run's."""
-    recorded = trained.get("pseudonymise_key_fingerprint")
+    recorded = trained.pseudonymise_key_fingerprint
     key = _pseudonymise_key(cfg)
     if recorded and key and key_fingerprint(key, "pseudonymise") != recorded:
         msg = (
@@ -623,10 +505,9 @@ def _same_pseudonymise_key(run_id: str, trained: dict[str, Any], cfg: Config) ->
         raise ConfigError(msg)
 
 
-def _protect_personal(run: _Run) -> None:
+def _protect_personal(run: _Run, q: QualityResult) -> None:
     """Encrypt (or pseudonymise) the personal values of the staged bronze and quarantine."""
-    q = run.quality
-    columns = run.params.get("personal_columns") or []
+    columns = run.record.personal_columns
     if not columns:
         return
     key = encryption_key(run.cfg.encryption_key)
@@ -637,24 +518,28 @@ def _protect_personal(run: _Run) -> None:
         "quarantine": q.quarantine_path,
     }
     mode = protect_run_files(files, columns, key, token_key)
-    at_rest: dict[str, Any] = {"mode": mode, "columns": columns}
+    at_rest = PersonalAtRest(mode=mode, columns=columns)
     if key is not None:
-        at_rest["key_fingerprint"] = key_fingerprint(key, "encryption")
-        at_rest["key_reference"] = run.cfg.encryption_key
-    run.params["personal_at_rest"] = at_rest
+        at_rest.key_fingerprint = key_fingerprint(key, "encryption")
+        at_rest.key_reference = run.cfg.encryption_key
+    run.record.personal_at_rest = at_rest
 
 
-def _commit(run: _Run, profiles: pl.DataFrame | None, *, processed: bool) -> None:
+def _pages(record: RunRecord) -> list[dict[str, Any]] | None:
+    """An API source's pages as bronze keeps them (None for other sources)."""
+    return None if record.pages is None else [p.model_dump() for p in record.pages]
+
+
+def _commit(run: _Run, q: QualityResult, profiles: pl.DataFrame | None, *, processed: bool) -> None:
     """The one commit path: the run's end state, bronze, quarantine, issues and files at once."""
-    q = run.quality
-    _protect_personal(run)
-    run.fields["params"] = run.params
+    _protect_personal(run, q)
+    run.fields["params"] = run.record
     final = Path(run.outputs["parquet"])
     commit = RunCommit(
         blueprint=run.bp,
         run=run.fields,
         bronze=BronzeFiles(
-            q.bronze_path, q.bronze_rejects_path, q.bronze_columns, run.params.get("pages")
+            q.bronze_path, q.bronze_rejects_path, q.bronze_columns, _pages(run.record)
         ),
         bronze_dir=run.space.bronze,
         quarantine=q.quarantine_path,
@@ -670,12 +555,11 @@ def _commit(run: _Run, profiles: pl.DataFrame | None, *, processed: bool) -> Non
     shutil.rmtree(run.space.run_staging(run.run_id), ignore_errors=True)
 
 
-def _stop_at_gate(run: _Run, *, report: bool) -> None:
+def _stop_at_gate(run: _Run, q: QualityResult, *, report: bool) -> None:
     """Commit the failed run (bronze, quarantine, issues), render its report, raise."""
-    q = run.quality
     gate_msg = f"{run.path}: quality gate failed: " + "; ".join(q.gate_failures)
     run.fields.update(state="FAILED", rows_out=0, error=gate_msg)
-    _commit(run, None, processed=False)
+    _commit(run, q, None, processed=False)
     run.result = run.result.model_copy(
         update={"state": "FAILED", "error": gate_msg, "stage_seconds": run.life.seconds}
     )
@@ -689,162 +573,81 @@ def _stop_at_gate(run: _Run, *, report: bool) -> None:
         raise
 
 
-@contextlib.contextmanager
-def _user_code(blueprint: Blueprint) -> Iterator[None]:
-    """An error inside a user blueprint's feature code is one line naming the code's file and
-    line (the polars plan only with ``TRACER_DEBUG=1``); a built-in's is a bug, raised as is.
-    """  # noqa: D205
-    try:
-        yield
-    except TracerError:
-        raise
-    except Exception as exc:
-        module = getattr(blueprint.build_features, "__module__", "") or ""
-        if module.startswith("tracer_kit.") or os.environ.get("TRACER_DEBUG"):
-            raise
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        msg = (
-            f"blueprint {blueprint.name!r}: its feature code failed "
-            f"({code_site(blueprint.build_features)}): {shorten(text, 300)}"
-        )
-        raise BlueprintError(msg) from None
+def _featured(run: _Run, featured: stages.Featured) -> None:
+    """Record the features' statistics and issues."""
+    if featured.statistics is not None:
+        run.record.feature_statistics = featured.statistics
+    run.result.issues += list(featured.issues)
+    for issue in featured.issues:
+        log.warning(issue.message)
 
 
-def _features(run: _Run) -> None:
-    q = run.quality
-    ctx = feature_context(q, run.cfg)
-    with _user_code(run.bp):
-        if run.bp.feature_statistics is not None:
-            stats = run.trained.statistics if run.trained else None
-            stats = stats or run.bp.feature_statistics(q.valid_lazy(), ctx)
-            ctx = replace(ctx, statistics=stats)
-            run.params["feature_statistics"] = stats
-        build_processed(q, run.bp, run.staged_parquet, ctx)
-    processed = _processed(run)
-    run.rows_out, nulls = _final_check(processed, run.bp, q.rows_valid)
-    run.result.issues += mostly_null_issues(nulls, run.rows_out, run.bp, q.valid_lazy(), ctx)
-    for issue in run.result.issues[len(q.issues) :]:
-        log.warning(issue["message"])
+def _written(run: _Run, written: stages.Written) -> None:
+    """Files a stage staged move into place at the commit; a key left out has no path."""
+    run.moves += list(written.files)
+    for key in written.absent:
+        run.outputs[key] = None
+    run.record.update(**written.notes)
 
 
-def _processed(run: _Run) -> Any:
-    """The staged processed rows: a scan of the file, or on Spark of its part files."""
-    if run.spark is None:
-        return pl.scan_parquet(run.staged_parquet)
-    from tracer_kit.spark.frame import PartitionFrame, spark_path
+def _modelled(run: _Run, modelled: stages.Modelled, rows_out: int) -> None:
+    """Record the model's summary and issues, and what the commit keeps about the model."""
+    if modelled.summary is not None:
+        run.record.model = modelled.summary
+        for note in modelled.notes:
+            log.warning(note)
+        run.result.issues += list(modelled.issues)
+    _written(run, modelled.written)
+    _record_model(run, rows_out)
 
-    return PartitionFrame(run.spark.read.parquet(spark_path(run.staged_parquet)))
 
-
-def _profiled_rows(run: _Run) -> pl.LazyFrame:
+def _profiled_rows(run: _Run, featured: stages.Featured) -> pl.LazyFrame:
     """The rows the column profiles are computed on: all of them, or on Spark a bounded sample.
 
     Spark sends at most ``settings.model_fit_rows`` rows (100,000; a seeded sample) to the
     driver: a profile's shares and quantiles, not its exact counts, on big tables.
     """
     if run.spark is None:
-        return pl.scan_parquet(run.staged_parquet)
-    df = _processed(run).spark()
+        return pl.scan_parquet(featured.processed)
+    df = stages.processed_rows(featured.processed, run.spark).spark()
     limit = settings.model_fit_rows
-    if run.rows_out > limit:
-        df = df.sample(fraction=min(1.0, 1.05 * limit / run.rows_out), seed=0).limit(limit)
+    if featured.rows > limit:
+        df = df.sample(fraction=min(1.0, 1.05 * limit / featured.rows), seed=0).limit(limit)
     return pl.from_arrow(df.toArrow()).lazy()  # type: ignore[union-attr]
 
 
-def _preprocess(run: _Run) -> None:
-    """Fit the preprocessor (or load the training run's), then write the preprocess outputs."""
-    # scikit-learn takes seconds to import: only a run that gets this far pays for it
-    from tracer_kit.preprocess import fit_preprocessor, read_preprocessor
-
-    processed = _processed(run)
-    ctx = OutputContext(run.run_id, run.bp, run.cfg, processed)
-    ctx.fitted["preprocessor"] = (
-        read_preprocessor(run.trained.preprocessor)
-        if run.trained
-        else fit_preprocessor(processed, run.bp, run.cfg.preprocess)
-    )
-    _write_outputs(run, ctx, "preprocess")
-
-
-def _write_outputs(run: _Run, ctx: OutputContext, stage: str) -> None:
-    """Write a stage's registered outputs into staging; a file an output left out gets no path."""
-    staging = run.space.run_staging(run.run_id)
-    for output in OUTPUTS.values():
-        if output.stage != stage:
-            continue
-        staged = {key: staging / Path(run.outputs[key]).name for key in output.files}
-        output.write(ctx, staged)
-        for key, path in staged.items():
-            if path.exists():
-                run.moves.append((path, Path(run.outputs[key])))
-            else:
-                run.outputs[key] = None
-    run.params.update(ctx.params)
-
-
-def _model(run: _Run) -> None:
-    """Fit the blueprint's model (or apply the training run's): predictions and model file staged."""
-    ctx = OutputContext(run.run_id, run.bp, run.cfg, _processed(run))
-    if run.bp.name in MODELS:
-        outcome = _model_outcome(run)
-        ctx.fitted["model"] = outcome
-        run.params["model"] = outcome.summary
-        if outcome.saved is not None:
-            run.params["model"]["training_rows"] = outcome.training_rows
-        for note in outcome.notes:
-            log.warning(note)
-        for issue in outcome.issues:
-            log.warning(issue.message)
-        run.result.issues += outcome.issues
-    _write_outputs(run, ctx, "model")
-    _record_model(run)
-
-
-def _model_outcome(run: _Run) -> ModelOutcome:
-    processed = _processed(run)
-    cfg = run.cfg.model
-    if run.trained is not None:
-        saved = read_model(run.trained.predictor)
-        outcome = apply_model(saved, processed, run.bp.name, cfg)
-        outcome.summary = {"model": "saved", "trained_by": run.trained.run_id}
-        return outcome
-    if not cfg.enabled:
-        return ModelOutcome({"model": None, "why": "the model stage is turned off (--no-model)"})
-    outcome = fit_model(processed, run.bp.name, cfg)
-    assert outcome is not None
-    return outcome
-
-
-def _record_model(run: _Run) -> None:
+def _record_model(run: _Run, rows_out: int) -> None:
     """What the commit records about the run's model (``models``, ``prediction_files``)."""
-    summary = run.params.get("model") or {}
+    summary = run.record.model or ModelSummary()
     predictions = run.outputs.get("predictions")
     pair = (run.staged("predictions"), Path(predictions)) if predictions else None
     if run.trained is not None:
         run.model = ModelRecord(run.trained.run_id, pair)
-        run.params["trained_by"] = run.trained.run_id
+        run.record.trained_by = run.trained.run_id
         if pair is not None:  # (the Parquet footer holds the count)
-            summary["rows"] = pl.scan_parquet(pair[0]).select(pl.len()).collect().item()
+            summary.rows = pl.scan_parquet(pair[0]).select(pl.len()).collect().item()
         return
     predictor = run.outputs.get("predictor")
     if predictor is None:
         return
-    metrics = {k: summary[k] for k in ("metrics", "baseline", "scores", "totals") if k in summary}
+    told = summary.model_dump(exclude_unset=True)
+    metrics = {k: told[k] for k in ("metrics", "baseline", "scores", "totals") if k in told}
     run.model = ModelRecord(
         model_run_id=run.run_id,
         predictions=pair,
         kind=MODELS[run.bp.name].kind,
-        parameters={"model": summary.get("model"), **run.cfg.model.model_dump()},
+        parameters={"model": summary.model, **run.cfg.model.model_dump()},
         metrics=metrics,
-        training_rows=summary.get("training_rows", run.rows_out),
+        training_rows=rows_out if summary.training_rows is None else summary.training_rows,
         model_sha256=file_sha256(run.staged("predictor")),
     )
 
 
-def _store(run: _Run) -> None:
-    processed = _profiled_rows(run)
+def _store(run: _Run, q: QualityResult, featured: stages.Featured) -> None:
+    """Profile the processed rows and commit the run with all its files."""
+    processed = _profiled_rows(run, featured)
     columns = [c for c in processed.collect_schema().names() if c != "extras"]
-    profiles = hide_personal(column_profiles(processed, columns), run.quality.personal)
+    profiles = hide_personal(column_profiles(processed, columns), q.personal)
     # a folder of part files (Spark) has no single SHA-256; its rows have input_sha256's digest
     staged = run.staged_parquet
     run.outputs["parquet_sha256"] = file_sha256(staged) if staged.is_file() else None
@@ -852,17 +655,17 @@ def _store(run: _Run) -> None:
         matrix = run.staged("model")
         run.outputs["model_sha256"] = file_sha256(matrix) if matrix.is_file() else None
     run.fields.update(
-        state="COMPLETED", rows_out=run.rows_out, error=None, outputs=run.outputs.as_dict()
+        state="COMPLETED", rows_out=featured.rows, error=None, outputs=run.outputs.as_dict()
     )
-    _commit(run, profiles, processed=True)
+    _commit(run, q, profiles, processed=True)
 
 
-def _completed(run: _Run, *, return_frame: bool) -> None:
+def _completed(run: _Run, featured: stages.Featured, *, return_frame: bool) -> None:
     final = Path(run.outputs["parquet"])
     run.result = run.result.model_copy(
         update={
             "state": "COMPLETED",
-            "rows_out": run.rows_out,
+            "rows_out": featured.rows,
             "features_created": list(run.bp.feature_names),
             "outputs": run.outputs.model_copy(),
             "stage_seconds": run.life.seconds,
@@ -889,8 +692,6 @@ def _finish(run: _Run) -> RunResult:
 def _render_report(
     run_id: str, warehouse: str | Path, output_dir: str | Path, result: RunResult
 ) -> None:
-    from tracer_kit.report import quality_report
-
     quality_report(run_id, warehouse=warehouse, output_dir=output_dir, frame=result.frame)
 
 
@@ -973,17 +774,25 @@ def _predict(  # noqa: PLR0913 - predict's arguments, passed on
         raise ConfigError(f"--out {out}: predictions are written as .csv or .parquet")
     if out:
         check_destination(out, force=force, warehouse=warehouse)  # (before any work)
-    base = {k: v for k, v in trained.config.items() if k not in ("dataset", "run_date")}
+    training = load_config(trained.config).model_dump(mode="json")  # (an older record's too)
+    base = {k: v for k, v in training.items() if k != "run_date"}
+    base["output"]["dataset"] = None  # (named after the new file)
     base["reference_date"] = base.get("reference_date") or trained.reference_date
     given = load_config(config)
     overrides = given.model_dump(exclude_unset=True)
     # the training run's renames apply to the columns the new file has (it has no label),
     # with the caller's own renames added on top
-    overrides["column_map"] = {**base.get("column_map", {}), **given.column_map}
-    cfg = load_config({**base, **overrides, "map_present_only": True})
+    quality = overrides.setdefault("quality", {})
+    quality["column_map"] = {**base["quality"]["column_map"], **given.quality.column_map}
+    merged = {
+        k: {**base[k], **v} if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+        for k, v in overrides.items()
+    }
+    merged["quality"]["map_present_only"] = True
+    cfg = load_config({**base, **merged})
     if given.pseudonymise_key is not None:  # (a key given in Python: model_dump leaves it out)
         cfg = cfg.model_copy(update={"pseudonymise_key": given.pseudonymise_key})
-    _same_pseudonymise_key(run_id, run_row(run_id, warehouse=warehouse)["params"], cfg)
+    _same_pseudonymise_key(run_id, trained.record, cfg)
     result = run_pipeline(
         source,
         trained.blueprint,

@@ -8,9 +8,7 @@ The processed table and its features are never changed; the matrix is written be
 
 from __future__ import annotations
 
-import io
 import json
-import re
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,7 +35,7 @@ from tracer_kit.config import PreprocessConfig
 from tracer_kit.engine import fit_rows, map_batches, on_spark, write_rows
 from tracer_kit.errors import ConfigError, TracerError
 from tracer_kit.settings import settings
-from tracer_kit.workspace import DEFAULT_WAREHOUSE
+from tracer_kit.skops_files import dump_skops, load_skops
 
 __all__ = [
     "MATRIX_BATCH_ROWS",
@@ -48,7 +46,6 @@ __all__ = [
     "fit_preprocessor",
     "fit_sample",
     "dump_skops",
-    "load_preprocessor",
     "load_skops",
     "read_preprocessor",
     "save_preprocessor",
@@ -59,14 +56,6 @@ __all__ = [
 ONEHOT_MAX_LEVELS = 10
 SKEW_LIMIT = 1.0
 _SCALERS = {"robust": RobustScaler, "standard": StandardScaler, "minmax": MinMaxScaler}
-_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "tracer_kit.", "builtins.", "collections.", "polars.")
-#: SciPy types scikit-learn's own estimators hold (SplineTransformer keeps B-splines).
-_TRUSTED_NAMES = frozenset(
-    {
-        "scipy.interpolate._bsplines.BSpline",
-        "scipy._lib.array_api_compat.numpy._aliases.asarray",
-    }
-)
 
 
 class OutlierCapper(TransformerMixin, BaseEstimator):
@@ -274,6 +263,14 @@ class Preprocessor(TransformerMixin, BaseEstimator):
             return None
         return [e.alias(n) for e, n in zip(exprs, names, strict=True)]
 
+    def save(self, path: str | Path) -> Path:
+        """Write this fitted preprocessor to ``path`` (:func:`save_preprocessor`)."""
+        return save_preprocessor(self, path)
+
+    def write_matrix(self, frame: Any, path: str | Path, *, keys: Sequence[str] = ()) -> int:
+        """Write the matrix of ``frame`` to ``path`` (:func:`write_matrix`); returns rows written."""
+        return write_matrix(self, frame, path, keys=keys)
+
     def describe(self) -> dict[str, Any]:
         """The choices made: column lists, imputation per column, encoding per column."""
         return {
@@ -476,92 +473,6 @@ def save_preprocessor(prep: Preprocessor, path: str | Path) -> Path:
     return path
 
 
-_SKOPS_ID = re.compile(rb'"__id__": (\d+)|"(\d+)\.npy"')
-
-
-def _stable_ids(schema: bytes) -> dict[bytes, bytes]:
-    """Skops names objects by their Python ``id()``: number them by first appearance instead."""
-    order: dict[bytes, bytes] = {}
-    for match in _SKOPS_ID.finditer(schema):
-        key = match.group(1) or match.group(2)
-        order.setdefault(key, str(len(order) + 1).encode())
-    return order
-
-
-def dump_skops(obj: Any, path: str | Path) -> Path:
-    """Write ``obj`` with skops, byte for byte the same for the same object.
-
-    skops names each object by its Python ``id()`` and stamps each zip entry with the time
-    of writing; both are replaced (objects numbered by first appearance in the schema,
-    entries dated 1980-01-01), so a rerun's file has the same SHA-256 as the original's.
-    """
-    import zipfile
-
-    import skops.io as sio
-
-    raw = zipfile.ZipFile(io.BytesIO(sio.dumps(obj)))
-    ids = _stable_ids(raw.read("schema.json"))
-
-    def renamed(text: bytes) -> bytes:
-        return _SKOPS_ID.sub(
-            lambda m: (
-                b'"__id__": ' + ids[m.group(1)] if m.group(1) else b'"' + ids[m.group(2)] + b'.npy"'
-            ),
-            text,
-        )
-
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as stable:
-        for entry in raw.infolist():
-            name = renamed(f'"{entry.filename}"'.encode()).decode().strip('"')
-            data = raw.read(entry.filename)
-            data = renamed(data) if entry.filename == "schema.json" else data
-            stable.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(out.getvalue())
-    return path
-
-
-def load_skops(path: str | Path, what: str) -> Any:
-    """Load a skops file tracer-kit wrote, trusting only scikit-learn, NumPy and tracer-kit types.
-
-    Raises
-    ------
-    TracerError
-        When the file holds types from elsewhere (it was not written by tracer-kit); ``what``
-        names the object in the message (e.g. ``"a preprocessor"``).
-    """
-    import skops.io as sio
-
-    untrusted = sio.get_untrusted_types(file=str(path))
-    foreign = [
-        t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES) and t not in _TRUSTED_NAMES
-    ]
-    if foreign:
-        raise TracerError(f"{path}: refusing to load {what} holding unexpected types {foreign}")
-    return sio.load(str(path), trusted=untrusted)
-
-
 def read_preprocessor(path: str | Path) -> Preprocessor:
     """Load a preprocessor saved by tracer-kit (:func:`load_skops`)."""
     return load_skops(path, "a preprocessor")
-
-
-def load_preprocessor(run_id: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE) -> Preprocessor:
-    """The preprocessor a run fitted; ``.transform(new_frame)`` repeats the run's matrix exactly.
-
-    Examples
-    --------
-    >>> import tracer_kit as tk
-    >>> prep = tk.load_preprocessor(result.run_id)  # doctest: +SKIP
-    >>> matrix = prep.transform(result.frame)  # doctest: +SKIP
-    """
-    from tracer_kit.warehouse import reading_run, run_row
-
-    with reading_run(run_id, warehouse=warehouse):
-        row = run_row(run_id, warehouse=warehouse)
-        path = row["outputs"].get("preprocessor")
-        if not path or not Path(path).exists():
-            raise TracerError(f"run {run_id} has no saved preprocessor (state {row['state']})")
-        return read_preprocessor(path)

@@ -17,6 +17,7 @@ import polars as pl
 from tracer_kit._scratch import spread
 from tracer_kit.cells import shorten
 from tracer_kit.config import Config, load_config
+from tracer_kit.display import html_table
 from tracer_kit.quality.assess import read_file
 from tracer_kit.quality.casting import (
     date_conventions,
@@ -212,8 +213,6 @@ class Profile:
         )
 
     def _repr_html_(self) -> str:
-        from tracer_kit.report import html_table
-
         shown = self.columns.select(
             "column", "dtype", "nulls", "distinct", "min", "max", "mean", "median"
         )

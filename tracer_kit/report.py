@@ -9,24 +9,22 @@ HTML-escaped by Jinja's autoescaping.
 
 from __future__ import annotations
 
-import base64
-import html
 import math
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from tracer_kit._altair import altair
 from tracer_kit._resources import resource_path
 from tracer_kit.blueprints import get_blueprint
-from tracer_kit.cells import shorten
+from tracer_kit.cells import HIDDEN, shorten
+from tracer_kit.display import html_table, summary_html, svg_data_uri, verdict, verdict_html
+from tracer_kit.heavy import altair
 from tracer_kit.model.charts import METRIC_WORDS, predictions_section
-from tracer_kit.quality import SCORE_PARTS, SCORE_WEIGHTS, SEVERITIES
+from tracer_kit.quality import ISSUE_COLUMNS, SCORE_WEIGHTS, SEVERITIES
 from tracer_kit.types import by_severity
 from tracer_kit.warehouse import DEFAULT_WAREHOUSE, report_inputs, run_row
-from tracer_kit.warehouse.connection import parquet_location
-from tracer_kit.workspace import DEFAULT_REPORTS
+from tracer_kit.workspace import DEFAULT_REPORTS, parquet_location
 
 __all__ = [
     "MAX_HIST_CHARTS",
@@ -49,18 +47,6 @@ __all__ = [
 ]
 
 MAX_HIST_CHARTS = 24
-
-
-def svg_data_uri(chart: Any) -> str:
-    """Render an altair chart to SVG offline and return it as a ``data:`` URI for an ``<img>``."""
-    import vl_convert as vlc
-
-    # no schema validation: it takes seconds, and our chart specs are fixed
-    svg = vlc.vegalite_to_svg(chart.to_dict(validate=False))
-    import markupsafe
-
-    data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
-    return markupsafe.Markup("data:image/svg+xml;base64," + data)  # (base64: nothing to escape)
 
 
 def _histogram_chart(profiles: list[dict[str, Any]]) -> Any | None:
@@ -328,7 +314,7 @@ def render_report(
     counts = {s: sum(1 for i in issues if i["severity"] == s) for s in SEVERITIES}
     return env.get_template(template_path.name).render(
         run=run,
-        verdict=verdict(run["state"], run["error"], issues),
+        verdict=verdict(run["state"], run["error"], run["record"].gate, issues),
         issues=issues,
         severity_counts=counts,
         profiles=[p for p in profiles if p["column"] != "source_row"],
@@ -371,7 +357,7 @@ def quality_report(
         The processed rows, when the caller has them; otherwise read from the run's Parquet.
     """
     run = run_row(run_id, warehouse=warehouse)
-    out_dir = Path(output_dir or run["params"].get("output_dir") or DEFAULT_REPORTS) / run_id
+    out_dir = Path(output_dir or run["record"].output_dir or DEFAULT_REPORTS) / run_id
     got = report_inputs(run, warehouse=warehouse)  # one short read for everything shown
     profiles, by_reason, sample = got.profiles, got.quarantine_by_reason, got.quarantine_sample
     history, previous, before = got.history, got.previous, got.previous_profiles
@@ -382,7 +368,7 @@ def quality_report(
     location = parquet_location(parquet) if parquet else None
     if frame is None and run["state"] == "COMPLETED" and location:
         frame = pl.read_parquet(location, n_rows=20)
-    personal = run["params"].get("personal") or []
+    personal = run["record"].personal
     sample_rows = (
         frame.head(20).drop("extras", *personal, strict=False) if frame is not None else None
     )
@@ -407,92 +393,20 @@ def quality_report(
 # --------------------------------------------------------------------------- notebook display
 
 
-def html_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    """A plain HTML table of ``rows`` (dicts) with every value escaped."""
-    head = "".join(
-        f"<th style='text-align:left;padding:2px 8px'>{html.escape(c)}</th>" for c in columns
-    )
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f"<td style='padding:2px 8px'>{html.escape(shorten(_fmt(r.get(c))))}</td>"
-            for c in columns
-        )
-        + "</tr>"
-        for r in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
+def show_summary(result: Any) -> Any:
+    """An HTML block for notebooks: state, counts, the quality score and its parts."""
+    from IPython.display import HTML
 
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+    return HTML(summary_html(result))
 
 
 def show_issues(result: Any) -> Any:
     """Every issue of the run as an HTML table (notebooks), most severe first."""
     from IPython.display import HTML
 
-    from tracer_kit.quality import ISSUE_COLUMNS
-
     if not result.issues:
         return HTML("<p>No issues.</p>")
     return HTML(html_table(by_severity(result.issues), list(ISSUE_COLUMNS)))
-
-
-def verdict(state: str, error: str | None, issues: list[dict[str, Any]]) -> dict[str, Any]:
-    """The run's headline, which leads wherever the score is shown: did the gate pass, and why not.
-
-    A run where no row passed validation must not read as "score 70, nearly fine": the gate
-    verdict and its critical issues come first.
-    """
-    critical = [i["message"] for i in issues if i["severity"] == "critical"]
-    if state == "COMPLETED":
-        return {"passed": True, "headline": "Quality gate passed", "reasons": []}
-    if error and "quality gate failed" in error:
-        reasons = critical or [error.split("quality gate failed: ", 1)[-1]]
-        return {"passed": False, "headline": "Quality gate FAILED", "reasons": reasons}
-    if state == "FAILED":
-        return {"passed": False, "headline": "Run FAILED", "reasons": [error or "unknown error"]}
-    return {"passed": None, "headline": f"Run {state}", "reasons": [error] if error else []}
-
-
-def verdict_html(v: dict[str, Any]) -> str:
-    """The verdict as an HTML block (notebook, workbench)."""
-    from markupsafe import escape
-
-    color = "#0e5814" if v["passed"] else "#ab091e" if v["passed"] is False else "#555"
-    reasons = "".join(f"<li>{escape(r)}</li>" for r in v["reasons"])
-    return (
-        f"<div class='tracer-verdict'><h3 style='color:{color}'>{escape(v['headline'])}</h3>"
-        + (f"<ul>{reasons}</ul>" if reasons else "")
-        + "</div>"
-    )
-
-
-def show_summary(result: Any) -> Any:
-    """An HTML block for notebooks: state, counts, the quality score and its parts."""
-    from IPython.display import HTML
-    from markupsafe import escape
-
-    parts = "".join(
-        f"<tr><td>{escape(k)}</td><td style='text-align:right'>{100 * v:.1f}%</td></tr>"
-        for k in SCORE_PARTS
-        if (v := result.score_parts.get(k)) is not None
-    )
-    score = f"{result.quality_score:.1f}" if result.quality_score is not None else "-"
-    head = verdict_html(verdict(result.state, result.error, result.issues))
-    return HTML(
-        head + f"<h3>Quality score: <span class='quality-score'>{score}</span> / 100</h3>"
-        f"<p>Run <code>{escape(result.run_id)}</code>, blueprint <b>{escape(result.blueprint)}</b>, "
-        f"state <b>{escape(result.state)}</b>: {result.rows_in:,} rows in, {result.rows_valid:,} valid, "
-        f"{result.rows_quarantined:,} quarantined, {result.rows_out:,} out.</p>"
-        f"<table><tr><th>part</th><th>share</th></tr>{parts}</table>"
-        f"<p>Report: <code>{escape(result.outputs.get('report', ''))}</code></p>"
-    )
 
 
 def _processed(result: Any) -> pl.LazyFrame | None:
@@ -565,7 +479,8 @@ def feature_chart(result: Any, *, bins: int = 30) -> Any:
 
 def _formula(feature: Any, run: dict[str, Any]) -> str:
     """A feature's formula as this run computed it (a config's plan levels spelt out)."""
-    levels = ((run.get("params") or {}).get("config") or {}).get("plan_levels")
+    config = run["record"].config
+    levels = (config.get("features") or config).get("plan_levels")  # (older records: flat)
     if feature.name == "plan_value_score" and levels:
         ranks = ", ".join(f"{name}={i}" for i, name in enumerate(levels, start=1))
         return f"plan_type {ranks} (plan_levels from the config; case-insensitive), else null"
@@ -580,10 +495,8 @@ def feature_rows(result: Any, n: int = 10) -> pl.DataFrame | None:
     if rows is None:
         return None
     key = [c for c in get_blueprint(result.blueprint).key if c in rows.columns]
-    personal = set((result.params or {}).get("personal") or [])
+    personal = set(result.record.personal)
     out = rows.select("source_row", *key, *result.features_created)
-    from tracer_kit.warehouse import HIDDEN
-
     return out.with_columns(pl.lit(HIDDEN).alias(c) for c in key if c in personal)
 
 
@@ -617,7 +530,7 @@ def show_predictions(result: Any, *, heading: bool = False) -> Any:
 
     run = {
         "blueprint": result.blueprint,
-        "params": result.params,
+        "record": result.record,
         "outputs": result.outputs.as_dict(),
     }
     return HTML(

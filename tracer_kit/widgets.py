@@ -17,11 +17,24 @@ from typing import Any
 import ipywidgets as w
 
 from tracer_kit.blueprints import blueprint_form, get_blueprint, list_blueprints
-from tracer_kit.errors import TracerError, speaking
-from tracer_kit.ingest import input_extensions
-from tracer_kit.report import html_table
+from tracer_kit.errors import QualityGateError, TracerError, speaking
+from tracer_kit.ingest import input_extensions, read_table
+from tracer_kit.lazy import lazy_module
+from tracer_kit.pipeline import STAGES, run_pipeline
+from tracer_kit.quality import match_columns
+from tracer_kit.report import (
+    feature_chart,
+    html_table,
+    processed_sample,
+    show_predictions,
+    show_summary,
+)
 from tracer_kit.types import ISSUE_COLUMNS, Issue
+from tracer_kit.warehouse import quarantine_rows
 from tracer_kit.workspace import DEFAULT_PROCESSED, DEFAULT_REPORTS, DEFAULT_WAREHOUSE, Workspace
+
+# The Spark engine's modules load pyarrow, numpy and pyspark (0.24 s or more) when first used.
+spark_engine = lazy_module("tracer_kit.spark")
 
 __all__ = [
     "EXTENSIONS",
@@ -89,8 +102,6 @@ class Workbench(w.VBox):
         output_dir: str | Path = DEFAULT_REPORTS,
         processed_dir: str | Path = DEFAULT_PROCESSED,
     ) -> None:
-        from tracer_kit.pipeline import STAGES
-
         self.data_dir = Path(data_dir)
         self.warehouse, self.output_dir, self.processed_dir = warehouse, output_dir, processed_dir
         self.result: Any = None
@@ -340,8 +351,6 @@ class Workbench(w.VBox):
 
     def check(self) -> bool:
         """Show the blueprint's fields and whether the chosen file has them (with "did you mean")."""
-        from tracer_kit.quality import match_columns
-
         self.error.value = ""
         try:
             bp = get_blueprint(self.blueprint.value)
@@ -388,8 +397,6 @@ class Workbench(w.VBox):
 
     def _columns(self, path: str) -> list[str]:
         """The file's columns; read once per file version, not on every change of blueprint or map."""
-        from tracer_kit.ingest import read_table
-
         if not Path(path).is_file():
             return read_table(path).info.columns  # raises the one-line "no such file" error
         stat = Path(path).stat()
@@ -427,9 +434,6 @@ class Workbench(w.VBox):
 
     def start(self) -> Any:
         """Run the pipeline on the chosen file; fill the result tabs or show the error."""
-        from tracer_kit.errors import QualityGateError
-        from tracer_kit.pipeline import run_pipeline
-
         self.error.value = ""
         self.progress.value = 0
         self.progress.bar_style = ""
@@ -442,10 +446,8 @@ class Workbench(w.VBox):
         try:
             engine = {}
             if self.engine.value == "spark":
-                from tracer_kit.spark import spark_session
-
                 self.stage.value = "starting Spark…"
-                engine = {"engine": "spark", "spark": spark_session()}
+                engine = {"engine": "spark", "spark": spark_engine.spark_session()}
             self.result = run_pipeline(
                 source,
                 self.blueprint.value,
@@ -487,19 +489,12 @@ class Workbench(w.VBox):
 
     def show(self, result: Any) -> None:
         """Fill the result tabs from a :class:`RunResult` (a completed run or one stopped at the gate)."""
-        from tracer_kit.report import (
-            feature_chart,
-            processed_sample,
-            show_predictions,
-            show_summary,
-        )
-
         self.summary.value = show_summary(result).data
         self.issues.value = issues_html(result.issues, result.rows_quarantined)
         self.quarantine.value = self._quarantine_html(result)
         head = processed_sample(result)
         if head is not None:
-            head = head.drop("extras", *result.params.get("personal", []), strict=False)
+            head = head.drop("extras", *result.record.personal, strict=False)
             self.sample.value = html_table(head.to_dicts(), head.columns)
         else:
             self.sample.value = "No processed rows (the run did not complete)."
@@ -515,8 +510,6 @@ class Workbench(w.VBox):
         self.report_link.value = f" <code>{html.escape(report)}</code>"
 
     def _quarantine_html(self, result: Any) -> str:
-        from tracer_kit.warehouse import quarantine_rows
-
         try:
             count, rows = quarantine_rows(
                 result.run_id, result.blueprint, warehouse=self.warehouse, limit=QUARANTINE_SHOWN

@@ -10,7 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DEFAULT_PROCESSED", "DEFAULT_REPORTS", "DEFAULT_WAREHOUSE", "Workspace"]
+__all__ = [
+    "DEFAULT_PROCESSED",
+    "DEFAULT_REPORTS",
+    "DEFAULT_WAREHOUSE",
+    "Workspace",
+    "parquet_location",
+]
 
 DEFAULT_WAREHOUSE = "data/warehouse.duckdb"
 DEFAULT_PROCESSED = "data/processed"
@@ -72,3 +78,15 @@ class Workspace:
     def processed_file(self, blueprint: str, run_id: str) -> Path:
         """A run's processed rows."""
         return self.processed / blueprint / f"{run_id}.parquet"
+
+
+def parquet_location(path: str | Path) -> str | None:
+    """What ``read_parquet`` reads for a stored output: the file, or the part files of a
+    folder the Spark engine's executors wrote; None when it is missing.
+    """  # noqa: D205
+    p = Path(path)
+    if p.is_file():
+        return str(p)
+    if p.is_dir() and next(p.glob("*.parquet"), None) is not None:
+        return str(p / "*.parquet")
+    return None

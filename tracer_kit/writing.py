@@ -22,6 +22,7 @@ from pathlib import Path
 import polars as pl
 
 from tracer_kit.errors import ConfigError
+from tracer_kit.warehouse import protected_paths
 
 __all__ = [
     "FORMULA_STARTS",
@@ -79,8 +80,6 @@ def check_destination(
     target = Path(path)
     resolved = target.resolve()
     if warehouse is not None:
-        from tracer_kit.warehouse import protected_paths
-
         files, folders = protected_paths(warehouse)
         if resolved in files:
             msg = f"--out {path} is the warehouse itself; choose another file"

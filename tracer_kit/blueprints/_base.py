@@ -14,6 +14,7 @@ import polars as pl
 
 from tracer_kit.config import PreprocessConfig
 from tracer_kit.errors import BlueprintError
+from tracer_kit.heavy import pandera_polars
 
 FieldKind = Literal["id", "string", "category", "date", "float", "int", "email", "url", "phone"]
 
@@ -344,7 +345,7 @@ class Blueprint:
         It is checked with ``coerce=False`` on the typed valid rows, so a breach is a bug in
         the casting or quarantine, never a user error.
         """
-        import pandera.polars as pa
+        pa = pandera_polars()
 
         columns = {}
         for f in self.fields:

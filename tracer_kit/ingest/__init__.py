@@ -6,6 +6,7 @@ columns as text (values exactly as written), plus ``source_row`` (1-based data r
 is the quality stage's job, so no value is ever silently lost to a failed cast here.
 
 - :mod:`~tracer_kit.ingest.read`: :func:`read_table`, the dispatcher on a source.
+- :mod:`~tracer_kit.ingest.files`: :class:`ReadOptions` and reading one file.
 - :mod:`~tracer_kit.ingest.registry`: the :class:`Reader` registry of input formats.
 - one module per format: ``delimited``, ``json_records`` (JSON and NDJSON), ``parquet``,
   ``excel``, ``xml_records``.
@@ -22,7 +23,15 @@ from tracer_kit.ingest.detect import (
     sniff_decimal,
     sniff_delimiter,
 )
-from tracer_kit.ingest.read import SOURCES, ReadOptions, read_table, source_kind
+from tracer_kit.ingest.files import ReadContext
+from tracer_kit.ingest.read import (
+    SOURCES,
+    ReadOptions,
+    read_options,
+    read_source,
+    read_table,
+    source_kind,
+)
 from tracer_kit.ingest.registry import (
     COMPRESSIONS,
     READERS,
@@ -56,6 +65,7 @@ __all__ = [
     "READERS",
     "REJECT_SCHEMA",
     "RESERVED_COLUMNS",
+    "ReadContext",
     "ReadOptions",
     "ReadOutcome",
     "ReadRequest",
@@ -66,6 +76,8 @@ __all__ = [
     "file_sha256",
     "input_extensions",
     "normalize_encoding",
+    "read_options",
+    "read_source",
     "read_table",
     "register_reader",
     "reserved_renames",

@@ -31,11 +31,14 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from tracer_kit.connections import dotenv_value, redact
 from tracer_kit.errors import ConfigError, IngestError
+from tracer_kit.ingest.files import ReadOptions, read_staged, staging_folder
+from tracer_kit.ingest.registry import COMPRESSIONS, input_extensions
 from tracer_kit.ingest.source import Ingested
+from tracer_kit.options import ApiOptions
 
 __all__ = [
     "CREDENTIAL_HEADERS",
@@ -47,7 +50,6 @@ __all__ = [
     "read_api",
 ]
 
-Paginate = Literal["none", "next-link", "page", "cursor"]
 T = TypeVar("T")
 
 #: Where a next link or a cursor is looked for when no path is given (first found wins).
@@ -55,33 +57,6 @@ NEXT_PATHS = ("next", "links.next", "_links.next.href", "paging.next", "meta.nex
 CURSOR_PATHS = ("next_cursor", "cursor", "meta.next_cursor", "pagination.next_cursor")
 #: The longest wait a Retry-After header may ask for.
 MAX_WAIT = 60.0
-
-
-@dataclass(frozen=True)
-class ApiOptions:
-    """How to page through an API (the CLI's ``--records-path``, ``--paginate``...)."""
-
-    records_path: str | None = None
-    paginate: Paginate = "none"
-    rate_limit: float | None = None  # requests per second
-    max_pages: int | None = None
-    token_env: str | None = None
-    timeout: float = 30.0  # seconds per request
-    retries: int = 5  # extra tries of a request after a 429, a 5xx or a timeout
-    backoff: float = 0.5  # seconds before the first retry, doubled each time (plus jitter)
-    max_bytes: int = 10 * 10**9  # a downloaded file's cap (10 GB)
-    #: Refuse a redirect or a next link to another origin (else: follow it without the token).
-    same_origin: bool = False
-
-    def check(self) -> None:
-        """Refuse options that cannot be right."""
-        if self.paginate not in ("none", "next-link", "page", "cursor"):
-            msg = f"--paginate {self.paginate}: use next-link, page or cursor"
-            raise ConfigError(msg)
-        if self.rate_limit is not None and self.rate_limit <= 0:
-            raise ConfigError(f"--rate-limit {self.rate_limit}: give requests per second, > 0")
-        if self.max_pages is not None and self.max_pages < 1:
-            raise ConfigError(f"--max-pages {self.max_pages}: give 1 or more")
 
 
 @dataclass(frozen=True)
@@ -99,8 +74,6 @@ class Page:
 
 def is_file_url(url: str) -> bool:
     """Whether an http(s) URL names a file tracer reads (by its path's extension)."""
-    from tracer_kit.ingest.registry import COMPRESSIONS, input_extensions
-
     path = urllib.parse.urlsplit(url).path.lower()
     for compression in COMPRESSIONS:
         path = path.removesuffix(compression)
@@ -326,7 +299,6 @@ def _next_url(page: Page, options: ApiOptions, number: int) -> str | None:
 def fetch_pages(url: str, options: ApiOptions | None = None) -> Iterator[Page]:
     """The API's pages in order, fetched as :class:`ApiOptions` says (see the module docstring)."""
     options = options or ApiOptions()
-    options.check()
     client = _client(url, options)
     if options.paginate == "page" and "page=" not in urllib.parse.urlsplit(url).query:
         url = _with_param(url, "page", 1)
@@ -386,8 +358,6 @@ def read_api(
     staging_dir: str | Path | None = None,
 ) -> Ingested:
     """Read an HTTP JSON API's records (or a file at an https URL) as text columns plus ``source_row``."""
-    from tracer_kit.ingest.read import ReadOptions, read_staged, staging_folder
-
     options = options or ApiOptions()
     staging, keep = staging_folder(staging_dir, "tracer-api-")
     if is_file_url(url):

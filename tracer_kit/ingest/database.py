@@ -35,6 +35,7 @@ from tracer_kit.connections import (
     scrub,
 )
 from tracer_kit.errors import ConfigError, IngestError
+from tracer_kit.ingest.files import ReadOptions, read_staged, staging_folder
 from tracer_kit.ingest.source import Ingested
 
 __all__ = ["COPY_CHUNK", "database_dataset", "read_database", "source_sql"]
@@ -230,8 +231,6 @@ def read_database(
 
     See the module docstring for the order, the fingerprint and what is staged.
     """
-    from tracer_kit.ingest.read import ReadOptions, read_staged, staging_folder
-
     db = parse_database_url(source)
     staging, keep = staging_folder(staging_dir, "tracer-db-")
     staged = staging / f"{db.kind}-rows.csv"

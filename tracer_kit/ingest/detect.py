@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from tracer_kit.errors import IngestError, option
+from tracer_kit.ingest.registry import magic_format
 from tracer_kit.ingest.source import file_error
 from tracer_kit.settings import settings
 
@@ -39,11 +40,12 @@ def file_head(path: Path, n: int | None = None) -> bytes:
 
 
 def sniff_format(path: Path, head: bytes) -> tuple[str | None, str | None]:
-    """(format, compression) from the first bytes; format None means text to look at further."""
-    if head.startswith(b"PAR1"):
-        return "parquet", None
-    if head.startswith(b"PK\x03\x04"):
-        return "excel", None
+    """(format, compression) from the first bytes; format None means text to look at further.
+
+    A binary format is known by its reader's magic bytes (:class:`~tracer_kit.ingest.Reader`).
+    """
+    if (binary := magic_format(head)) is not None:
+        return binary, None
     if head.startswith(b"\xd0\xcf\x11\xe0"):
         msg = "is a legacy .xls (or other OLE) file; save it as .xlsx or CSV and try again"
         raise file_error(path, msg)

@@ -111,4 +111,4 @@ def _excel_reader(req: ReadRequest) -> ReadOutcome:
     return outcome(with_rows(as_text(df), line_offset=1, notes=req.notes), df.height, sheet=name)
 
 
-register_reader(Reader("excel", False, _excel_reader, (".xlsx", ".xlsm")))
+register_reader(Reader("excel", False, _excel_reader, (".xlsx", ".xlsm"), magic=(b"PK\x03\x04",)))

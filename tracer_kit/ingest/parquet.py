@@ -37,4 +37,4 @@ def _parquet_reader(req: ReadRequest) -> ReadOutcome:
     return outcome(with_rows(lf, line_offset=None, notes=req.notes), rows)
 
 
-register_reader(Reader("parquet", False, _parquet_reader, (".parquet", ".pq")))
+register_reader(Reader("parquet", False, _parquet_reader, (".parquet", ".pq"), magic=(b"PAR1",)))

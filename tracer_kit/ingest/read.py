@@ -2,297 +2,52 @@
 
 A *source* is a file path, a database URL (a table or a query) or an http(s) URL (a JSON
 API, or a file to download): :func:`source_kind` says which kind a source is, and
-:data:`SOURCES` maps each kind to the function that reads it. A file is checked (a regular
-file, not empty, not too big), decompressed and decoded into a UTF-8 copy when needed
-(stopping at the size limit or a bomb's expansion ratio), its format decided from its
-content first, then read by the format's registered
-:class:`~tracer_kit.ingest.registry.Reader`.
+:data:`SOURCES` maps each kind to the function that reads it (files:
+:mod:`~tracer_kit.ingest.files`, databases: :mod:`~tracer_kit.ingest.database`, APIs:
+:mod:`~tracer_kit.ingest.api`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import tempfile
-import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import polars as pl
+from pydantic import ValidationError
 
-from tracer_kit.errors import IngestError, option
-from tracer_kit.ingest.delimited import conflict_marker
-from tracer_kit.ingest.detect import (
-    detect_encoding,
-    file_head,
-    looks_binary,
-    normalize_encoding,
-    sniff_format,
-    sniff_text_format,
-)
-from tracer_kit.ingest.registry import READERS, ReadRequest, SheetFits, extension_format
-from tracer_kit.ingest.source import Ingested, SourceInfo, file_error
-from tracer_kit.ingest.streams import (
-    DEFAULT_MAX_BYTES,
-    SizeLimit,
-    cr_to_lf,
-    decompress_to,
-    file_sha256,
-    transcode_to,
-)
+from tracer_kit.connections import check_url, is_database_url
+from tracer_kit.errors import IngestError, TracerError
+from tracer_kit.ingest.api import read_api
+from tracer_kit.ingest.database import read_database
+from tracer_kit.ingest.files import ReadContext, ReadOptions, check_format, read_file_source
+from tracer_kit.ingest.registry import SheetFits
+from tracer_kit.ingest.source import Ingested
 
-__all__ = ["SOURCES", "ReadOptions", "read_table", "source_kind"]
+__all__ = ["SOURCES", "ReadOptions", "read_options", "read_source", "read_table", "source_kind"]
 
 
-@dataclass(frozen=True)
-class ReadOptions:
-    """How to read a source (every field optional: detected when not given)."""
-
-    format: str | None = None
-    encoding: str | None = None
-    delimiter: str | None = None
-    sheet: str | int | None = None
-    max_bytes: int | None = None
-    on_bad_lines: Literal["error", "quarantine"] = "error"
-    staging_dir: str | Path | None = None
-    sheet_fits: SheetFits | None = None
-    table: str | None = None
-    query: str | None = None
-    api: Any = None  # an ApiOptions for an http(s) source
-
-    def check(self) -> None:
-        """Refuse options that cannot be right whatever the source."""
-        if self.on_bad_lines not in ("error", "quarantine"):
-            msg = f"on_bad_lines={self.on_bad_lines!r} should be 'error' or 'quarantine'"
-            raise IngestError(msg)
-        if self.format is not None and self.format not in READERS:
-            msg = f"{option('format', value=self.format)} should be one of {', '.join(READERS)}"
-            raise IngestError(msg)
-        if self.delimiter is not None and len(self.delimiter) != 1:
-            msg = f"{option('delimiter', value=self.delimiter)} should be a single character"
-            raise IngestError(msg)
-
-
-@dataclass
-class _Work:
-    """A file on its way to a reader: the copy to read, its first bytes, what is known so far."""
-
-    path: Path
-    size: int
-    staging: Path
-    keepalive: Any
-    work: Path
-    head: bytes
-    compression: str | None = None
-    sha: str | None = None
-    encoding: str | None = None
-    warnings: list[str] = field(default_factory=list)
-
-    def copy(self, suffix: str, write: Callable[[Path, Path], None]) -> None:
-        """Replace the copy to read by ``write(current, new)``, hashing the original first."""
-        src, self.work = self.work, self.staging / (self.path.name + suffix)
-        if self.sha is None:
-            self.sha = file_sha256(src)
-        write(src, self.work)
-        self.head = file_head(self.work)
-
-
-def _special_kind(path: Path) -> str | None:
-    """What a path is when it is no regular file: a named pipe, a socket or a device."""
-    import stat
-
-    mode = path.stat().st_mode
-    kinds = (
-        (stat.S_ISFIFO, "a named pipe (FIFO)"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-    )
-    return next((name for test, name in kinds if test(mode)), None)
-
-
-def _checked_file(path: Path) -> int:
-    """The file's size, or one clear error when it is missing, a folder or empty."""
-    if not path.exists():
-        raise IngestError(f"{path}: no such file", path=path)
-    if path.is_dir():
-        raise IngestError(f"{path}: is a folder, not a file", path=path)
-    kind = _special_kind(path)
-    if kind is not None:
-        msg = f"{path}: is {kind}, not a file; tracer reads regular files (save the data to a file first)"
-        raise IngestError(msg, path=path)
-    size = path.stat().st_size
-    if size == 0:
-        raise file_error(path, "is empty (0 bytes)")
-    return size
-
-
-def _open_work(path: Path, options: ReadOptions) -> tuple[_Work, str | None]:
-    """The staging folder, the decompressed copy and the format the first bytes reveal."""
-    size = _checked_file(path)
-    staging, keepalive = staging_folder(options.staging_dir, "tracer-ingest-")
-    head = file_head(path)
-    detected, compression = sniff_format(path, head)
-    w = _Work(path, size, staging, keepalive, path, head, compression)
-    limit = SizeLimit(path, options.max_bytes or DEFAULT_MAX_BYTES)
-    if compression is None:
-        limit.add(size)
-        return w, detected
-    w.work = staging / (path.name + ".decompressed")
-    w.sha = decompress_to(path, compression, w.work, limit)
-    w.head = file_head(w.work)
-    if not w.head:
-        raise file_error(path, f"is an empty {compression} archive")
-    return w, detected
-
-
-def _decide_format(w: _Work, detected: str | None, options: ReadOptions) -> str:
-    """The format to read: forced, else from the content; a contradicting extension is noted."""
-    if detected is None:
-        if looks_binary(w.path, w.head):
-            raise file_error(
-                w.path, "looks like binary data, not a table (CSV, JSON, Parquet, Excel, XML)"
-            )
-        enc = normalize_encoding(options.encoding) if options.encoding else detect_encoding(w.head)
-        text = w.head.decode(enc, errors="replace").lstrip("\ufeff")
-        detected = sniff_text_format(text, extension_format(w.path))
-    fmt = options.format or detected
-    ext_fmt = extension_format(w.path)
-    if w.compression is None and ext_fmt is not None and ext_fmt != detected:
-        w.warnings.append(
-            f"{w.path.name}: the extension says {ext_fmt} but the content is {detected}; read as {fmt}"
-        )
-    return fmt
-
-
-def _as_utf8_lines(w: _Work, fmt: str, options: ReadOptions) -> None:
-    """A text format's copy as UTF-8 with LF line ends (transcoded / converted when needed)."""
-    w.encoding = (
-        normalize_encoding(options.encoding) if options.encoding else detect_encoding(w.head)
-    )
-    if w.encoding not in ("utf-8", "utf-8-sig"):
-        enc = w.encoding
-        w.copy(".utf8", lambda src, dest: transcode_to(src, enc, dest))
-    w.head = file_head(w.work)
-    if b"\r" in w.head and b"\n" not in w.head:  # old Mac exports end lines with CR alone
-        w.copy(".lf", cr_to_lf)
-        w.warnings.append(f"{w.path.name}: lines end with CR only (old Mac format); read as lines")
-    if fmt != "csv":
-        conflict_marker(w.path, w.head, 0)
-
-
-def read_file_source(path: Path, options: ReadOptions) -> Ingested:
-    """Read one file (see :func:`read_table`)."""
-    w, detected = _open_work(path, options)
-    fmt = _decide_format(w, detected, options)
-    if READERS[fmt].text:
-        _as_utf8_lines(w, fmt, options)
-    request = ReadRequest(
-        path=path,
-        work=w.work,
-        staging=w.staging,
-        delimiter=options.delimiter,
-        sheet=options.sheet,
-        on_bad_lines=options.on_bad_lines,
-        sheet_fits=options.sheet_fits,
-        hasher=hashlib.sha256() if w.sha is None and fmt == "csv" else None,
-        notes=w.warnings,
-    )
-    if w.sha is None and request.hasher is None:
-        w.sha = file_sha256(path)
-    got = READERS[fmt].read(request)
-    if request.hasher is not None:
-        w.sha = request.hasher.hexdigest()
-    if not got.columns:
-        raise file_error(path, "has no columns")
-    rows = got.rows if got.rows is not None else got.frame.select(pl.len()).collect().item()
-    info = SourceInfo(
-        path=str(path),
-        size=w.size,
-        sha256=w.sha or "",
-        format=fmt,
-        encoding=w.encoding,
-        delimiter=got.delimiter,
-        columns=list(got.columns),
-        row_count=rows,
-        decimal=got.decimal,
-        sheet=got.sheet,
-        compression=w.compression,
-        warnings=tuple(w.warnings),
-    )
-    return _kept(Ingested(got.frame, info, got.rejects), w.keepalive)
-
-
-def staging_folder(staging_dir: str | Path | None, prefix: str) -> tuple[Path, Any]:
-    """Where a reader stages its copies: ``staging_dir`` (created), else a temporary folder.
-
-    Returns the folder and the temporary folder's handle (None for ``staging_dir``), which
-    the result must keep alive (:func:`_kept`).
-    """
-    if staging_dir is None:
-        keep = tempfile.TemporaryDirectory(prefix=prefix)
-        return Path(keep.name), keep
-    folder = Path(staging_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder, None
-
-
-def _kept(result: Ingested, keep: Any) -> Ingested:
-    """``result`` holding ``keep`` (its staging folder) alive, removed when it goes."""
-    result._keepalive = keep
-    if keep is not None:
-        weakref.finalize(result, keep.cleanup)
-    return result
-
-
-def read_staged(
-    staged: Path,
-    options: ReadOptions,
-    keep: Any,
-    *,
-    lines: bool = True,
-    **info: Any,
-) -> Ingested:
-    """Read a copy a database or API source staged, described by ``info`` in place of the copy.
-
-    ``lines=False``: the copy's line numbers are no lines of the source (``source_line`` null).
-    """
-    got = read_file_source(staged, replace(options, staging_dir=staged.parent))
-    frame = got.frame
-    if not lines:
-        frame = frame.with_columns(pl.lit(None, dtype=pl.Int64).alias("source_line"))
-    warnings = (*got.info.warnings, *info.pop("warnings", ()))
-    return _kept(Ingested(frame, replace(got.info, warnings=warnings, **info), got.rejects), keep)
-
-
-def read_database_source(source: str, options: ReadOptions) -> Ingested:
+def read_database_source(source: str, options: ReadOptions, context: ReadContext) -> Ingested:
     """Read a database table or query (see :mod:`tracer_kit.ingest.database`)."""
-    from tracer_kit.ingest.database import read_database
-
     return read_database(
         source,
         table=options.table,
         query=options.query,
         on_bad_lines=options.on_bad_lines,
-        staging_dir=options.staging_dir,
+        staging_dir=context.staging_dir,
     )
 
 
-def read_api_source(source: str, options: ReadOptions) -> Ingested:
+def read_api_source(source: str, options: ReadOptions, context: ReadContext) -> Ingested:
     """Read an HTTP JSON API or a file at an http(s) URL (see :mod:`tracer_kit.ingest.api`)."""
-    from tracer_kit.connections import check_url
-    from tracer_kit.ingest.api import ApiOptions, read_api
-
     check_url(source)
-    api = options.api or ApiOptions()
+    api = options.api
     if options.max_bytes is not None:
-        api = replace(api, max_bytes=options.max_bytes)
-    return read_api(source, api, on_bad_lines=options.on_bad_lines, staging_dir=options.staging_dir)
+        api = api.model_copy(update={"max_bytes": options.max_bytes})
+    return read_api(source, api, on_bad_lines=options.on_bad_lines, staging_dir=context.staging_dir)
 
 
 #: How each kind of source is read.
-SOURCES: dict[str, Callable[[Any, ReadOptions], Ingested]] = {
+SOURCES: dict[str, Callable[[Any, ReadOptions, ReadContext], Ingested]] = {
     "file": read_file_source,
     "database": read_database_source,
     "http": read_api_source,
@@ -302,8 +57,6 @@ SOURCES: dict[str, Callable[[Any, ReadOptions], Ingested]] = {
 
 def source_kind(source: str | Path) -> str:
     """``"file"`` for a path, ``"database"`` for a database URL (or ``env:NAME``); else a URI's scheme."""
-    from tracer_kit.connections import is_database_url
-
     text = str(source)
     if is_database_url(text) and not Path(text).exists():
         return "database"
@@ -383,21 +136,40 @@ def read_table(  # noqa: PLR0913 - a source and the read options the CLI offers
     >>> ing.info.delimiter, ing.info.encoding  # doctest: +SKIP
     (',', 'utf-8')
     """
-    options = ReadOptions(
-        format,
-        encoding,
-        delimiter,
-        sheet,
-        max_bytes,
-        on_bad_lines,
-        staging_dir,
-        sheet_fits,
-        table,
-        query,
-        api,
+    options = read_options(
+        format=format,
+        encoding=encoding,
+        delimiter=delimiter,
+        sheet=sheet,
+        max_bytes=max_bytes,
+        on_bad_lines=on_bad_lines,
+        table=table,
+        query=query,
+        api=api,
     )
-    options.check()
+    return read_source(path, options, ReadContext(staging_dir, sheet_fits))
+
+
+def read_options(**values: Any) -> ReadOptions:
+    """:class:`ReadOptions` from keywords (None: not given), a bad value refused in one line."""
+    given = {k: v for k, v in values.items() if v is not None}
+    try:
+        options = ReadOptions(**given)
+    except TracerError as exc:
+        raise IngestError(str(exc)) from None
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"])
+        value = error.get("input")
+        raise IngestError(f"{where}={value!r}: {error['msg'].lower()}") from None
+    return options
+
+
+def read_source(path: str | Path, options: ReadOptions, context: ReadContext) -> Ingested:
+    """Read ``path`` (a file, a database URL or an http(s) URL) with ``options``."""
+    check_format(options)
     kind = source_kind(path)
+    table, query = options.table, options.query
     if kind != "database" and (table is not None or query is not None):
         msg = f"{path}: --table and --query read a database; give a database URL (postgresql://...)"
         raise IngestError(msg, path=Path(str(path)))
@@ -408,4 +180,4 @@ def read_table(  # noqa: PLR0913 - a source and the read options the CLI offers
             f"duckdb:///); no source reader handles {kind}://"
         )
         raise IngestError(msg, path=Path(str(path)))
-    return reader(Path(path) if kind == "file" else path, options)
+    return reader(Path(path) if kind == "file" else path, options, context)

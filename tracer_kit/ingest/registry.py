@@ -27,6 +27,7 @@ __all__ = [
     "as_text",
     "extension_format",
     "input_extensions",
+    "magic_format",
     "outcome",
     "register_reader",
     "text_frame",
@@ -70,12 +71,19 @@ class ReadOutcome:
 
 @dataclass(frozen=True)
 class Reader:
-    """One input format: its name, whether it is text (decoded to UTF-8 first), and its reader."""
+    """One input format: its name, whether it is text (decoded to UTF-8 first), its reader, the
+    extensions that name it, and the first bytes that identify a binary file of it.
+
+    Detection looks at content first: a file starting with one of a reader's ``magic``
+    prefixes is that reader's format whatever its name; text is sniffed; an extension only
+    decides what content does not.
+    """  # noqa: D205
 
     name: str
     text: bool
     read: Callable[[ReadRequest], ReadOutcome]
     extensions: tuple[str, ...] = ()
+    magic: tuple[bytes, ...] = ()
 
 
 def input_extensions() -> tuple[str, ...]:
@@ -93,6 +101,11 @@ def register_reader(reader: Reader) -> Reader:
     for ext in reader.extensions:
         _EXTENSIONS[ext] = reader.name
     return reader
+
+
+def magic_format(head: bytes) -> str | None:
+    """The format whose magic bytes ``head`` starts with, if any."""
+    return next((r.name for r in READERS.values() if r.magic and head.startswith(r.magic)), None)
 
 
 def extension_format(path: Path) -> str | None:

@@ -8,7 +8,7 @@
 """
 
 from tracer_kit.model.churn import ChurnModel, fit_churn, label_values
-from tracer_kit.model.saved import TrainedRun, read_model, save_model, trained_run
+from tracer_kit.model.saved import read_model, save_model
 from tracer_kit.model.stage import (
     MODELS,
     BlueprintModel,
@@ -23,7 +23,6 @@ __all__ = [
     "BlueprintModel",
     "ChurnModel",
     "ModelOutcome",
-    "TrainedRun",
     "apply_model",
     "fit_churn",
     "fit_model",
@@ -31,5 +30,4 @@ __all__ = [
     "label_values",
     "read_model",
     "save_model",
-    "trained_run",
 ]

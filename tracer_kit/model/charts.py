@@ -1,6 +1,6 @@
 """The model's pictures and the Predictions section both the report and the notebooks show.
 
-:func:`predictions_section` turns a run's record (``params.model`` and its predictions file)
+:func:`predictions_section` turns a run's record (``record.model`` and its predictions file)
 into what the report's template renders: the plain sentence, the metrics beside their
 baseline, and the charts (ROC and calibration for churn; history, forecast and intervals
 for revenue; elasticities with their intervals for price).
@@ -13,9 +13,11 @@ from typing import Any
 
 import polars as pl
 
-from tracer_kit._altair import altair
-from tracer_kit.model.stage import headline
-from tracer_kit.warehouse.connection import parquet_location
+from tracer_kit.cells import HIDDEN
+from tracer_kit.display import svg_data_uri
+from tracer_kit.heavy import altair
+from tracer_kit.model.stage import MODELS, headline
+from tracer_kit.workspace import parquet_location
 
 __all__ = [
     "METRIC_WORDS",
@@ -135,10 +137,8 @@ def _chart(blueprint: str, summary: dict[str, Any], predictions: pl.DataFrame) -
 
 def predictions_section(run: dict[str, Any]) -> dict[str, Any] | None:
     """What the Predictions section shows for a run (None when its blueprint has no model stage)."""
-    from tracer_kit.model.stage import MODELS
-    from tracer_kit.report import svg_data_uri
-
-    summary = (run.get("params") or {}).get("model")
+    record = run["record"]
+    summary = record.model.model_dump(exclude_unset=True) if record.model else None
     blueprint = run["blueprint"]
     if summary is None and blueprint not in MODELS:
         return None
@@ -183,10 +183,8 @@ RISKIEST = 20
 
 def _riskiest(predictions: pl.DataFrame, run: dict[str, Any], n: int) -> list[dict[str, Any]]:
     """The ``n`` customers most likely to churn (a personal identifier shown as hidden)."""
-    from tracer_kit.warehouse import HIDDEN
-
     top = predictions.sort(["prediction", "customer_id"], descending=[True, False]).head(n)
-    personal = "customer_id" in ((run.get("params") or {}).get("personal") or [])
+    personal = "customer_id" in run["record"].personal
     rows = top.select("customer_id", "prediction").to_dicts()
     return [{**r, "customer_id": HIDDEN} for r in rows] if personal else rows
 

@@ -13,7 +13,7 @@ model, each extra is read from the labelled rows and kept by rule:
   values than :data:`MAX_LEVELS`), a column empty in every row, a column of one value.
 
 The leakage guard then applies to extras as to any input. The rule and its outcome are in
-the run's ``params.model.extras`` (used, and left out with why).
+the run record's ``model.extras`` (used, and left out with why).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A blueprint with an entry in :data:`MODELS` gets a model when its processed rows allow one.
 ``fit`` learns from a run's processed rows and returns predictions (one row per prediction
-unit, with ``prediction`` and ``confidence`` in [0, 1]), a summary for the run's params and
+unit, with ``prediction`` and ``confidence`` in [0, 1]), a summary for the run's record and
 the report, and ``saved``: everything ``apply`` needs to score new processed rows without
 refitting (written with skops beside the run's files). Without what a model needs, ``fit``
 says why instead, and no heuristic score is presented as a prediction.
@@ -36,10 +36,14 @@ from tracer_kit.engine import (
     small_frame,
     write_rows,
 )
+from tracer_kit.errors import option
 from tracer_kit.model.churn import LEAKAGE_AUC, fit_churn, label_values
 from tracer_kit.model.extras import extra_columns, plan_extras, with_extras
 from tracer_kit.model.forecast import fit_forecast, forecast_from
 from tracer_kit.model.pricing import Elasticity, expected_quantity, fit_elasticity
+from tracer_kit.model.saved import save_model
+from tracer_kit.preprocess import write_in_batches
+from tracer_kit.quality.matching import label_like
 from tracer_kit.settings import settings
 from tracer_kit.types import Issue
 
@@ -76,6 +80,10 @@ class ModelOutcome:
         """Whether there is anything to write."""
         return self.predictions is not None or self.score is not None
 
+    def save(self, path: Path) -> Path | None:
+        """Write the fitted model to ``path`` with skops; None when the stage saved none."""
+        return None if self.saved is None else save_model(self.saved, path)
+
     def write_predictions(self, path: Path) -> int:
         """Write the predictions to ``path`` (Parquet); returns their rows.
 
@@ -93,7 +101,6 @@ class ModelOutcome:
         if on_spark(self.score_rows):
             scored = map_batches(self.score_rows, self.score, schema=self.score_schema)
             return write_rows(scored, path)
-        from tracer_kit.preprocess import write_in_batches
 
         return write_in_batches(
             self.score, self.score_rows, path, batch_rows=SCORE_BATCH_ROWS, slices=True
@@ -158,9 +165,6 @@ def _class_counts(processed: pl.LazyFrame, positive: str | None) -> dict[int, in
 
 def _no_label(processed: pl.LazyFrame, cfg: ModelConfig) -> str:
     """Why there is no churn model, naming a column that looks like the label when there is one."""
-    from tracer_kit.errors import option
-    from tracer_kit.quality.matching import label_like
-
     need = f"at least {MIN_PER_CLASS} churned and {MIN_PER_CLASS} retained customers"
     if cfg.label is not None or cfg.positive is not None:
         return f"no churn model: the label needs {need}"
@@ -211,7 +215,7 @@ def _churn_summary(
     skipped: dict[str, str],
     empty: list[str],
 ) -> dict[str, Any]:
-    """The run's ``params.model`` for a fitted churn model."""
+    """The run record's ``model`` for a fitted churn model."""
     return {
         "model": m.chosen,
         "inputs": m.inputs,

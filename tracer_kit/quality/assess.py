@@ -20,7 +20,7 @@ from tracer_kit.blueprints import Blueprint, RuleContext, blueprint_form, get_bl
 from tracer_kit.config import Config, load_config
 from tracer_kit.engine import fit_rows, on_spark, stage
 from tracer_kit.errors import PipelineBugError
-from tracer_kit.ingest import REJECT_SCHEMA, Ingested, read_table
+from tracer_kit.ingest import REJECT_SCHEMA, Ingested, ReadContext, read_source
 from tracer_kit.quality import transforms as field_transforms
 from tracer_kit.quality.casting import Typed, cast_fields, clean_columns, dirty_counts
 from tracer_kit.quality.checks import (
@@ -274,7 +274,7 @@ def _issue_context(
         raise PipelineBugError(msg)
     ctx = IssueContext(
         blueprint=rows.blueprint,
-        thresholds=config.thresholds,
+        thresholds=config.quality.thresholds,
         checked=checked,
         rows=n_parsed,
         rows_in=rows_in,
@@ -374,7 +374,7 @@ def assess(
         run_date=run_date,
         date_formats=_date_formats(checked, blueprint, typed),
         column_map=mapping,
-        gate_failures=gate(issues, score, config.thresholds),
+        gate_failures=gate(issues, score, config.quality.thresholds),
         work_dir=work,
         valid_columns=["source_row", "source_line", *blueprint.field_names, *source.extras],
         bronze_columns=source.bronze_columns,
@@ -402,13 +402,13 @@ def check_schema(
     PipelineBugError
         Listing the failing checks, when casting or quarantine let a bad row through.
     """
-    from pandera.errors import SchemaErrors
-
     columns = [f.name for f in blueprint.fields]
     if "source_row" not in valid.collect_schema().names():
         valid = valid.lazy().with_row_index("source_row", offset=1)
     sample = fit_rows(valid.select("source_row", *columns), settings.schema_check_rows, rows=rows)
     schema = blueprint.pandera_schema()
+    from pandera.errors import SchemaErrors  # (pandera is loaded by now: no import cost here)
+
     try:
         schema.validate(sample.drop("source_row"), lazy=True)
     except SchemaErrors as exc:
@@ -461,7 +461,7 @@ def validate(
     frame = frame.with_columns(pl.col(c).cast(pl.String) for c in columns)
     bp = blueprint_form(bp, columns, config_column_map(cfg, bp))
     mapping = match_columns(
-        columns, bp, config_column_map(cfg, bp), present_only=cfg.map_present_only
+        columns, bp, config_column_map(cfg, bp), present_only=cfg.quality.map_present_only
     )
     return assess(frame.rename(mapping), bp, config=cfg, column_map=mapping)
 
@@ -513,7 +513,7 @@ def _mapping(
         blueprint,
         config_column_map(config, blueprint),
         path=path,
-        present_only=config.map_present_only,
+        present_only=config.quality.map_present_only,
     )
 
 
@@ -525,20 +525,8 @@ def read_file(
     blueprint: Blueprint | None = None,
 ) -> Ingested:
     """:func:`read_table` with the input options of a :class:`Config` (and the blueprint's sheet choice)."""
-    return read_table(
-        path,
-        format=config.format,
-        encoding=config.encoding,
-        delimiter=config.delimiter,
-        sheet=config.sheet,
-        max_bytes=config.max_bytes,
-        on_bad_lines=config.on_bad_lines,
-        staging_dir=staging_dir,
-        sheet_fits=fits_blueprint(blueprint, config) if blueprint is not None else None,
-        table=config.table,
-        query=config.query,
-        api=config.api.options(),
-    )
+    fits = fits_blueprint(blueprint, config) if blueprint is not None else None
+    return read_source(path, config.read, ReadContext(staging_dir, fits))
 
 
 # --------------------------------------------------------------------------- profiles

@@ -38,8 +38,8 @@ def config_column_map(config: Config, blueprint: Blueprint) -> dict[str, str]:
     """The config's ``column_map`` plus its label column mapped onto the blueprint's label field."""
     label = config.model.label
     if label is None or blueprint.label is None or label == blueprint.label:
-        return dict(config.column_map)
-    return {**config.column_map, label: blueprint.label}
+        return dict(config.quality.column_map)
+    return {**config.quality.column_map, label: blueprint.label}
 
 
 def normalise_name(name: str) -> str:
@@ -196,7 +196,7 @@ def fits_blueprint(blueprint: Blueprint, config: Config) -> Callable[[list[str]]
                 columns,
                 blueprint,
                 config_column_map(config, blueprint),
-                present_only=config.map_present_only,
+                present_only=config.quality.map_present_only,
             )
         except TracerError:
             return False

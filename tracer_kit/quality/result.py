@@ -11,8 +11,13 @@ from typing import Any
 
 import polars as pl
 
+from tracer_kit.display import html_table, verdict_html
+from tracer_kit.lazy import lazy_module
 from tracer_kit.quality.names import Scratch
 from tracer_kit.types import ISSUE_COLUMNS, Issue, by_severity
+
+# The Spark engine's modules load pyarrow, numpy and pyspark (0.24 s or more) when first used.
+spark_frames = lazy_module("tracer_kit.spark.frame")
 
 __all__ = ["QUARANTINE_SCHEMA", "QualityResult", "issues_frame"]
 
@@ -69,8 +74,6 @@ class QualityResult:
         )
 
     def _repr_html_(self) -> str:
-        from tracer_kit.report import html_table, verdict_html
-
         gate = {
             "passed": self.passed,
             "headline": "Quality gate passed" if self.passed else "Quality gate FAILED",
@@ -109,10 +112,8 @@ class QualityResult:
     def valid_lazy(self) -> Any:
         """The valid typed rows in ``source_row`` order, as a lazy scan (on Spark: a PartitionFrame)."""
         if self.spark is not None:
-            from tracer_kit.spark.frame import PartitionFrame, spark_path
-
-            checked = PartitionFrame(
-                self.spark.read.parquet(spark_path(self.work_dir / "checked.parquet"))
+            checked = spark_frames.PartitionFrame(
+                self.spark.read.parquet(spark_frames.spark_path(self.work_dir / "checked.parquet"))
             )
             return checked.filter(~Scratch.BAD.col()).select(self.valid_columns)
         return (

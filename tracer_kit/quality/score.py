@@ -8,16 +8,12 @@ from typing import TYPE_CHECKING
 
 from tracer_kit.config import Thresholds
 from tracer_kit.errors import QualityGateError
-from tracer_kit.types import Issue, Severity
+from tracer_kit.types import SCORE_PARTS, SCORE_WEIGHTS, Issue, Severity  # (re-exported)
 
 if TYPE_CHECKING:
     from tracer_kit.quality.result import QualityResult
 
 __all__ = ["SCORE_PARTS", "SCORE_WEIGHTS", "gate", "quality_score", "raise_for_gate"]
-
-#: The parts of the quality score, in the formula's order, with their weights.
-SCORE_WEIGHTS = {"completeness": 0.4, "uniqueness": 0.2, "validity": 0.3, "consistency": 0.1}
-SCORE_PARTS = tuple(SCORE_WEIGHTS)
 
 
 def quality_score(parts: Mapping[str, float]) -> float:

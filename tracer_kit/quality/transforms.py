@@ -162,7 +162,7 @@ def configured(blueprint: Blueprint, config: Config) -> Blueprint:
     anything else).
     """
     names = set(blueprint.field_names)
-    unknown = [n for n in [*config.transforms, *config.pii] if n not in names]
+    unknown = [n for n in [*config.quality.transforms, *config.quality.pii] if n not in names]
     if unknown:
         msg = (
             f"transforms or pii name field(s) {', '.join(map(repr, unknown))} "
@@ -171,13 +171,13 @@ def configured(blueprint: Blueprint, config: Config) -> Blueprint:
         )
         raise ConfigError(msg, column=unknown[0])
     positive = config.model.positive is not None and blueprint.label is not None
-    if not config.transforms and not config.pii and not positive:
+    if not config.quality.transforms and not config.quality.pii and not positive:
         return blueprint
     fields = tuple(
         dataclasses.replace(
             f,
-            transforms=tuple(config.transforms.get(f.name, f.transforms)),
-            pii=f.pii or f.name in config.pii,
+            transforms=tuple(config.quality.transforms.get(f.name, f.transforms)),
+            pii=f.pii or f.name in config.quality.pii,
             # a label with its own positive value: any value is valid (positive or not)
             pattern=None if positive and f.name == blueprint.label else f.pattern,
         )

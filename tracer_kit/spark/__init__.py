@@ -11,6 +11,12 @@ from __future__ import annotations
 
 from tracer_kit.spark.frame import PartitionFrame
 from tracer_kit.spark.session import SPARK_DEFAULTS, spark_session
-from tracer_kit.spark.source import SPARK_FORMATS, read_spark
+from tracer_kit.spark.source import read_spark, spark_formats
 
-__all__ = ["PartitionFrame", "SPARK_DEFAULTS", "SPARK_FORMATS", "read_spark", "spark_session"]
+__all__ = [
+    "PartitionFrame",
+    "SPARK_DEFAULTS",
+    "read_spark",
+    "spark_formats",
+    "spark_session",
+]

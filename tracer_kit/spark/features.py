@@ -10,17 +10,15 @@ aggregates and range sorts through :class:`PartitionFrame`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 
 from tracer_kit.blueprints import Blueprint, FeatureContext
 from tracer_kit.errors import ConfigError
-from tracer_kit.spark.frame import PartitionFrame, arrow_schema, spark_schema
+from tracer_kit.spark.frame import PartitionFrame, by_group
 
-__all__ = ["by_group", "check_spark_blueprint", "spark_features"]
+__all__ = ["check_spark_blueprint", "spark_features"]
 
 
 def check_spark_blueprint(blueprint: Blueprint) -> None:
@@ -33,32 +31,6 @@ def check_spark_blueprint(blueprint: Blueprint) -> None:
             "with engine='polars'"
         )
         raise ConfigError(msg)
-
-
-def _on_table(
-    fn: Callable[[pl.LazyFrame], pl.LazyFrame], out: pa.Schema
-) -> Callable[[pa.Table], pa.Table]:
-    """An ``applyInArrow`` function: one group's rows through ``fn``, cast to ``out``."""
-
-    def run(table: pa.Table) -> pa.Table:
-        frame = pl.from_arrow(table)
-        result = fn(frame.lazy()).collect()  # type: ignore[union-attr]
-        return result.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(out)
-
-    return run
-
-
-def by_group(
-    frame: PartitionFrame, by: tuple[str, ...], fn: Callable[[pl.LazyFrame], pl.LazyFrame]
-) -> PartitionFrame:
-    """``fn`` over each group's rows after a hash shuffle by ``by`` (``applyInArrow``)."""
-    schema = fn(pl.LazyFrame(schema=frame.collect_schema())).collect_schema()
-    grouped = (
-        frame.spark()
-        .groupBy(*by)
-        .applyInArrow(_on_table(fn, arrow_schema(schema)), spark_schema(schema))
-    )
-    return PartitionFrame(grouped, schema=schema)
 
 
 def spark_features(valid: PartitionFrame, blueprint: Blueprint, ctx: FeatureContext) -> Any:

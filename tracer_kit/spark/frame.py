@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from tracer_kit.quality.names import Aggregates
 
-__all__ = ["PartitionFrame", "arrow_schema", "spark_path", "spark_schema"]
+__all__ = ["PartitionFrame", "arrow_schema", "by_group", "spark_path", "spark_schema"]
 
 Step = Callable[[pl.LazyFrame], pl.LazyFrame]
 
@@ -335,3 +335,29 @@ class PartitionFrame:
         """Written as Parquet part files, then read back (later passes start from the files)."""
         self.sink_parquet(path)
         return PartitionFrame(self._df.sparkSession.read.parquet(spark_path(path)))
+
+
+def _on_table(
+    fn: Callable[[pl.LazyFrame], pl.LazyFrame], out: pa.Schema
+) -> Callable[[pa.Table], pa.Table]:
+    """An ``applyInArrow`` function: one group's rows through ``fn``, cast to ``out``."""
+
+    def run(table: pa.Table) -> pa.Table:
+        frame = pl.from_arrow(table)
+        result = fn(frame.lazy()).collect()  # type: ignore[union-attr]
+        return result.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(out)
+
+    return run
+
+
+def by_group(
+    frame: PartitionFrame, by: tuple[str, ...], fn: Callable[[pl.LazyFrame], pl.LazyFrame]
+) -> PartitionFrame:
+    """``fn`` over each group's rows after a hash shuffle by ``by`` (``applyInArrow``)."""
+    schema = fn(pl.LazyFrame(schema=frame.collect_schema())).collect_schema()
+    grouped = (
+        frame.spark()
+        .groupBy(*by)
+        .applyInArrow(_on_table(fn, arrow_schema(schema)), spark_schema(schema))
+    )
+    return PartitionFrame(grouped, schema=schema)

@@ -13,6 +13,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from tracer_kit.errors import ConfigError
+from tracer_kit.heavy import quiet_pyspark_pandas_warning
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -33,6 +34,7 @@ RUN_SETTINGS = {"spark.sql.caseSensitive": "true"}
 
 def for_runs(session: SparkSession) -> SparkSession:
     """``session`` with :data:`RUN_SETTINGS` set (runtime settings: no restart)."""
+    quiet_pyspark_pandas_warning()
     for key, value in RUN_SETTINGS.items():
         session.conf.set(key, value)
     return session

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from tracer_kit.errors import IngestError
-from tracer_kit.ingest import REJECT_SCHEMA, Ingested, SourceInfo
+from tracer_kit.ingest import READERS, REJECT_SCHEMA, Ingested, SourceInfo
 from tracer_kit.ingest.detect import csv_records
 from tracer_kit.ingest.source import reserved_renames
 from tracer_kit.spark.frame import PartitionFrame, spark_path
@@ -38,18 +38,31 @@ from tracer_kit.spark.frame import PartitionFrame, spark_path
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["SPARK_FORMATS", "read_spark"]
+__all__ = ["EXTENSION_DELIMITERS", "SPARK_NATIVE", "read_spark", "spark_formats"]
 
-#: File formats the Spark engine reads, by file extension.
-SPARK_FORMATS = {
-    ".csv": "csv",
-    ".tsv": "csv",
-    ".txt": "csv",
-    ".json": "json",
-    ".jsonl": "json",
-    ".ndjson": "json",
-    ".parquet": "parquet",
-}
+#: The input formats Spark reads natively, by tracer-kit's name for them, with Spark's name
+#: (the others, such as Excel and XML, run on the polars engine).
+SPARK_NATIVE = {"csv": "csv", "json": "json", "ndjson": "json", "parquet": "parquet"}
+#: The field delimiter a delimited file's extension implies when none is given.
+EXTENSION_DELIMITERS = {".tsv": "\t", ".psv": "|"}
+
+
+def spark_formats() -> dict[str, str]:
+    """File formats the Spark engine reads, by extension (the reader registry's extensions)."""
+    return {
+        ext: SPARK_NATIVE[name]
+        for name, reader in READERS.items()
+        if name in SPARK_NATIVE
+        for ext in reader.extensions
+    }
+
+
+def _default_delimiter(path: str) -> str:
+    name = PurePath(path.rstrip("/")).name.lower()
+    for ext in (".gz", ".bz2", ".zst"):
+        name = name.removesuffix(ext)
+    return EXTENSION_DELIMITERS.get(PurePath(name).suffix, ",")
+
 
 _SPLIT = ("__file", "__start")  # a record's file and the byte offset of its split
 _ID = "__record_id"  # Spark's monotonically increasing id, read with the record
@@ -69,8 +82,8 @@ class _Split:
 
 def _format_of(path: str, format: str | None) -> str:
     if format:
-        fmt = {"ndjson": "json", "tsv": "csv"}.get(format, format)
-        if fmt not in {"csv", "json", "parquet"}:
+        fmt = SPARK_NATIVE.get("csv" if format == "tsv" else format)
+        if fmt is None:
             msg = f"{path}: the Spark engine reads csv, tsv, json lines and parquet, not {format}"
             raise IngestError(msg, path=path)
         return fmt
@@ -78,12 +91,13 @@ def _format_of(path: str, format: str | None) -> str:
     for ext in (".gz", ".bz2", ".zst"):
         name = name.removesuffix(ext)
     suffix = PurePath(name).suffix
-    if suffix in SPARK_FORMATS:
-        return SPARK_FORMATS[suffix]
+    formats = spark_formats()
+    if suffix in formats:
+        return formats[suffix]
     if not suffix:  # a folder of part files
         return "parquet"
     msg = (
-        f"{path}: the Spark engine reads {', '.join(sorted(SPARK_FORMATS))} files "
+        f"{path}: the Spark engine reads {', '.join(sorted(formats))} files "
         f"(give format= for another name); use the polars engine for {suffix} files"
     )
     raise IngestError(msg, path=path)
@@ -95,7 +109,7 @@ def _read_files(
     """The records; for CSV every column as text plus :data:`_CORRUPT`, the line of a ragged record."""
     reader = spark.read
     if fmt == "csv":
-        sep = delimiter or ("\t" if path.lower().endswith((".tsv", ".tsv.gz")) else ",")
+        sep = delimiter or _default_delimiter(path)
         reader = (
             reader.option("header", True)
             .option("inferSchema", False)

@@ -74,7 +74,7 @@ from tracer_kit.warehouse.runs import (
     STATES,
     dataset_name,
     end_run,
-    note_params,
+    note_record,
     record_timings,
     start_run,
 )
@@ -118,7 +118,7 @@ __all__ = [
     "end_run",
     "ensure_blueprint_tables",
     "new_run_id",
-    "note_params",
+    "note_record",
     "open_warehouse",
     "quarantine_rows",
     "query",

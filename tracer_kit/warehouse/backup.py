@@ -25,7 +25,9 @@ from typing import Any
 
 import duckdb
 
+from tracer_kit.blueprints import get_blueprint
 from tracer_kit.errors import TracerError
+from tracer_kit.ingest import file_sha256
 from tracer_kit.warehouse.commit import RECORD_TABLES, run_quarantine_path, run_record_path
 from tracer_kit.warehouse.connection import (
     connect,
@@ -34,6 +36,8 @@ from tracer_kit.warehouse.connection import (
     quote_ident,
     warehouse_root,
 )
+from tracer_kit.warehouse.migrations import open_warehouse
+from tracer_kit.warehouse.tables import ensure_tables, record_processed_types, refresh_views
 from tracer_kit.workspace import DEFAULT_WAREHOUSE
 
 __all__ = [
@@ -125,8 +129,6 @@ def backup(
     warehouse: str | Path = DEFAULT_WAREHOUSE,
 ) -> Backup:
     """Copy the warehouse and every file it references into ``to/<UTC time>/`` (see the module docstring)."""
-    from tracer_kit.ingest import file_sha256
-
     source = Path(warehouse)
     if not source.is_file():
         raise TracerError(f"no warehouse at {source}; nothing to back up")
@@ -199,8 +201,6 @@ def _opened(path: Path, found: Verification) -> tuple[Path, dict[str, str | None
 
 def verify(warehouse: str | Path = DEFAULT_WAREHOUSE) -> Verification:
     """Open the warehouse, read every table, check every referenced file (see the module docstring)."""
-    from tracer_kit.ingest import file_sha256
-
     path = Path(warehouse)
     found = Verification(path)
     if not path.is_file():
@@ -237,8 +237,6 @@ def _orphans(root: Path, known: set[Path]) -> list[Path]:
 
 
 def _check_backup(folder: Path) -> dict[str, Any]:
-    from tracer_kit.ingest import file_sha256
-
     manifest_path = folder / MANIFEST
     if not manifest_path.is_file():
         raise TracerError(f"{folder} is not a tracer backup (no {MANIFEST})")
@@ -268,9 +266,6 @@ def restore(backup_path: str | Path, *, warehouse: str | Path = DEFAULT_WAREHOUS
     there already; a different file in the way is moved aside, not overwritten. Returns
     where the old warehouse went (None when there was none).
     """
-    from tracer_kit.ingest import file_sha256
-    from tracer_kit.warehouse.migrations import open_warehouse
-
     folder = Path(backup_path)
     manifest = _check_backup(folder)
     target = Path(warehouse)
@@ -313,8 +308,6 @@ def _rows_into(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, 
 
 def _intact(root: Path, record: dict[str, Any]) -> str | None:
     """Why a run's files are not intact (None when they are)."""
-    from tracer_kit.ingest import file_sha256
-
     for row in record["tables"].get("file_hashes", []):
         file = located_path(root, row["path"])
         if not file.is_file():
@@ -331,10 +324,6 @@ def rebuild(
 
     The old warehouse file, when there is one, is moved aside first (never deleted).
     """
-    from tracer_kit.blueprints import get_blueprint
-    from tracer_kit.warehouse.migrations import open_warehouse
-    from tracer_kit.warehouse.tables import ensure_tables, record_processed_types, refresh_views
-
     target = Path(warehouse)
     folder = Path(processed_dir) if processed_dir else target.resolve().parent / "processed"
     records = sorted(folder.rglob("*.record.json")) if folder.is_dir() else []

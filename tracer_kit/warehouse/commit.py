@@ -15,17 +15,18 @@ import polars as pl
 
 from tracer_kit._testing import pause_for_tests
 from tracer_kit.blueprints import Blueprint
+from tracer_kit.ingest import file_sha256
 from tracer_kit.warehouse.connection import (
     connect,
     is_base_table,
     json_text,
-    parquet_location,
     quote_ident,
     stored_path,
     utcnow,
 )
 from tracer_kit.warehouse.runs import insert_timings, stored_error
 from tracer_kit.warehouse.tables import ensure_tables, record_processed_types, refresh_views
+from tracer_kit.workspace import parquet_location
 
 __all__ = [
     "RECORD_TABLES",
@@ -241,8 +242,6 @@ def _hashed_files(path: Path) -> list[Path]:
 
 def _record_hashes(con: duckdb.DuckDBPyConnection, run_id: str, placed: list[Path]) -> None:
     """The SHA-256 of every file the run placed (a Spark folder: each of its files)."""
-    from tracer_kit.ingest import file_sha256
-
     rows = [
         (stored_path(con, f), run_id, file_sha256(f), f.stat().st_size, utcnow())
         for path in placed

@@ -210,18 +210,6 @@ def located_path(root: Path, stored: str) -> Path:
     return Path(stored) if Path(stored).is_absolute() else root / stored
 
 
-def parquet_location(path: str | Path) -> str | None:
-    """What ``read_parquet`` reads for a stored output: the file, or the part files of a
-    folder the Spark engine's executors wrote; None when it is missing.
-    """  # noqa: D205
-    p = Path(path)
-    if p.is_file():
-        return str(p)
-    if p.is_dir() and next(p.glob("*.parquet"), None) is not None:
-        return str(p / "*.parquet")
-    return None
-
-
 def parquet_schema(path: str | Path) -> dict[str, pl.DataType]:
     """The columns of a Parquet file, or of a folder's first part file."""
     p = Path(path)
@@ -257,5 +245,10 @@ def is_base_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
 
 
 def json_text(value: Any) -> str | None:
-    """A value as sorted JSON text for a JSON column (None stays None)."""
+    """A value (or a run record, as its JSON values) as sorted JSON text for a JSON column.
+
+    None stays None.
+    """
+    if hasattr(value, "as_params"):  # a RunRecord: the facts set, with its schema version
+        value = value.as_params()
     return None if value is None else json.dumps(value, default=str, sort_keys=True)

@@ -14,7 +14,14 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from tracer_kit.warehouse.connection import connect, located_path, utcnow, warehouse_root
+from tracer_kit.record import RECORD_SCHEMA_VERSION, GateVerdict, RunRecord
+from tracer_kit.warehouse.connection import (
+    connect,
+    json_text,
+    located_path,
+    utcnow,
+    warehouse_root,
+)
 from tracer_kit.warehouse.runs import dataset_name, pid_alive, remove_outputs
 from tracer_kit.warehouse.tables import processed_types, refresh_views
 from tracer_kit.workspace import DEFAULT_WAREHOUSE
@@ -114,7 +121,32 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    # runs.params holds a typed RunRecord (schema_version, the gate's verdict): see
+    # _typed_records; views are rebuilt (their bronze status reads the verdict)
+    (9, "DELETE FROM warehouse_meta WHERE key = 'root';"),
 ]
+
+#: How a run stopped at its gate was told apart before its record said so (only read here).
+_LEGACY_GATE = "quality gate failed: "
+
+
+def _typed_records(con: duckdb.DuckDBPyConnection) -> None:
+    """Rewrite every run's ``params`` as a :class:`RunRecord` of the current schema version.
+
+    A record from before version 1 gets its gate verdict from what the run recorded then:
+    a completed run passed; a failed run whose error says its gate failed lists the reasons.
+    """
+    rows = con.execute("SELECT run_id, params, state, error FROM runs").fetchall()
+    for run_id, params, state, error in rows:
+        record = RunRecord.from_stored(params)
+        if record.gate is None and state == "COMPLETED":
+            record.gate = GateVerdict(passed=True)
+        elif record.gate is None and error and _LEGACY_GATE in error:
+            record.gate = GateVerdict(
+                passed=False, failures=error.split(_LEGACY_GATE)[-1].split("; ")
+            )
+        record.schema_version = RECORD_SCHEMA_VERSION
+        con.execute("UPDATE runs SET params = ? WHERE run_id = ?", [json_text(record), run_id])
 
 
 def _backfill_datasets(con: duckdb.DuckDBPyConnection) -> None:
@@ -155,6 +187,8 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
                 _backfill_datasets(con)
             if version == 5:
                 _backfill_processed_types(con)
+            if version == 9:
+                _typed_records(con)
             con.execute("INSERT INTO schema_version VALUES (?, ?)", [version, utcnow()])
             con.execute("COMMIT")
 

@@ -11,7 +11,9 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from tracer_kit.cells import HIDDEN
 from tracer_kit.errors import TracerError
+from tracer_kit.record import RunRecord
 from tracer_kit.warehouse.connection import (
     connect,
     is_base_table,
@@ -172,20 +174,13 @@ def _quarantine_sample(
         f"WHERE run_id = $1 ORDER BY source_row NULLS LAST LIMIT {int(limit)}",
         params=[run_id],
     ).pl()
-    found = con.execute(
-        "SELECT json_extract(params, '$.personal_columns')::VARCHAR FROM runs WHERE run_id = ?",
-        [run_id],
-    ).fetchall()
-    hidden = json.loads(found[0][0]) if found and found[0][0] else []
+    found = con.execute("SELECT params FROM runs WHERE run_id = ?", [run_id]).fetchall()
+    hidden = RunRecord.from_stored(found[0][0]).personal_columns if found else []
     if not hidden or sample.height == 0:
         return sample
     return sample.with_columns(
         pl.col("raw").map_elements(lambda raw: _hide(raw, hidden), pl.String)
     )
-
-
-#: What a personal value is shown as.
-HIDDEN = "(hidden: personal)"
 
 
 def _hide(raw: str, names: Sequence[str]) -> str:
@@ -207,7 +202,11 @@ QUARANTINE_VIEW_SCHEMA = {
 
 
 def run_row(run_id: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE) -> dict[str, Any]:
-    """One row of ``runs`` as a dict with its JSON columns decoded, plus its stage timings and issues."""
+    """One row of ``runs`` as a dict with its JSON columns decoded, plus its stage timings and issues.
+
+    The run's record (the ``params`` column) is a typed :class:`~tracer_kit.record.RunRecord`
+    under ``"record"``.
+    """
     with connect(warehouse, read_only=True) as con:
         rows = con.sql("SELECT * FROM runs WHERE run_id = $1", params=[run_id]).pl()
         if rows.height == 0:
@@ -220,8 +219,9 @@ def run_row(run_id: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE) -> dict[s
             "SELECT * EXCLUDE (run_id) FROM quality_issues WHERE run_id = $1", params=[run_id]
         ).pl()
     row = rows.row(0, named=True)
-    for key in ("params", "score_parts", "outputs", "read_options", "versions"):
+    for key in ("score_parts", "outputs", "read_options", "versions"):
         row[key] = json.loads(row[key]) if row[key] else {}
+    row["record"] = RunRecord.from_stored(row.pop("params"))
     row["stage_seconds"] = dict(timings.iter_rows())
     row["issues"] = [
         {**r, "examples": json.loads(r["examples"]) if r["examples"] else []}

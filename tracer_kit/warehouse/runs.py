@@ -1,4 +1,4 @@
-"""A run's record in ``runs``: started, given params, ended; its stage timings."""
+"""A run's row in ``runs``: started (with its record), ended; its stage timings."""
 
 from __future__ import annotations
 
@@ -12,7 +12,11 @@ from typing import Any
 
 import duckdb
 
+from tracer_kit.connections import check_url, is_database_url, is_url
+from tracer_kit.ingest import input_extensions
+from tracer_kit.ingest.database import database_dataset
 from tracer_kit.outputs import output_keys
+from tracer_kit.record import RunRecord
 from tracer_kit.types import RunState
 from tracer_kit.warehouse.connection import connect, json_text, quote_ident, utcnow
 
@@ -22,7 +26,7 @@ __all__ = [
     "dataset_name",
     "end_run",
     "insert_timings",
-    "note_params",
+    "note_record",
     "pid_alive",
     "record_timings",
     "remove_outputs",
@@ -45,17 +49,10 @@ def dataset_name(path: str | Path, *, table: str | None = None, query: str | Non
     dataset is its ``table`` without schema (for a ``query``, the first table it reads from);
     an http(s) URL's is its path's last part.
     """
-    from tracer_kit.connections import is_database_url, is_url
-    from tracer_kit.ingest import input_extensions  # the formats' own extensions
-
     if is_database_url(path):
-        from tracer_kit.ingest.database import database_dataset
-
         return database_dataset(table, query)
     if is_url(path):  # an API or a file URL: its path's last part, never its query
         from urllib.parse import urlsplit
-
-        from tracer_kit.connections import check_url
 
         path = urlsplit(check_url(str(path))).path
 
@@ -93,13 +90,15 @@ def start_run(warehouse: str | Path, record: dict[str, Any], *, state: str = "IN
         )
 
 
-def note_params(warehouse: str | Path, run_id: str, **values: Any) -> None:
-    """Add keys to a run's ``params`` (e.g. ``rerun_of``) in one short transaction."""
+def note_record(warehouse: str | Path, run_id: str, **values: Any) -> None:
+    """Set facts of a run's :class:`~tracer_kit.record.RunRecord` (e.g. ``rerun_of``) in one
+    short transaction.
+    """  # noqa: D205
     with connect(warehouse) as con:
         row = con.execute("SELECT params FROM runs WHERE run_id = ?", [run_id]).fetchall()
-        params = json.loads(row[0][0]) if row and row[0][0] else {}
-        params.update(values)
-        con.execute("UPDATE runs SET params = ? WHERE run_id = ?", [json_text(params), run_id])
+        record = RunRecord.from_stored(row[0][0] if row else None)
+        record.update(**values)
+        con.execute("UPDATE runs SET params = ? WHERE run_id = ?", [json_text(record), run_id])
 
 
 #: The longest error a run's record keeps (the whole message is in the run's log).

@@ -20,13 +20,13 @@ from tracer_kit.warehouse.connection import (
     duckdb_type,
     is_base_table,
     located_path,
-    parquet_location,
     parquet_schema,
     quote_ident,
     sql_name,
     sql_text,
     warehouse_root,
 )
+from tracer_kit.workspace import parquet_location
 
 __all__ = [
     "ensure_blueprint_tables",
@@ -263,7 +263,7 @@ def refresh_views(con: duckdb.DuckDBPyConnection, bp: str) -> None:
                                       ORDER BY finished_at DESC, run_id DESC) AS rn
             FROM runs
             WHERE blueprint = '{bp}'
-              AND (state = 'COMPLETED' OR (state = 'FAILED' AND error LIKE '%quality gate failed%'))
+              AND (state = 'COMPLETED' OR json_extract_string(params, '$.gate.passed') = 'false')
         )
         SELECT b.*, l.run_id AS status_run_id,
                CASE WHEN l.run_id IS NULL THEN NULL

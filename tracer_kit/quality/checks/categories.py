@@ -8,7 +8,7 @@ import polars as pl
 
 from tracer_kit.blueprints import Blueprint
 from tracer_kit.quality.casting import folded
-from tracer_kit.quality.checks import Check, IssueContext, register_check
+from tracer_kit.quality.checks.base import Check, IssueContext, register_check
 from tracer_kit.quality.names import Scratch
 from tracer_kit.types import Issue, Severity
 

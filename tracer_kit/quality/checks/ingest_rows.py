@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tracer_kit.quality.checks import Check, IssueContext, register_check
+from tracer_kit.quality.checks.base import Check, IssueContext, register_check
 from tracer_kit.types import Issue, Severity
 
 __all__ = ["NoValidRows", "UnreadableRows"]

@@ -8,7 +8,7 @@ import polars as pl
 
 from tracer_kit.blueprints.stats import linear_quantiles_of
 from tracer_kit.engine import moments
-from tracer_kit.quality.checks import Check, IssueContext, register_check
+from tracer_kit.quality.checks.base import Check, IssueContext, register_check
 from tracer_kit.quality.names import Aggregates, Scratch
 from tracer_kit.types import Issue, Severity
 

@@ -10,7 +10,13 @@ import polars as pl
 from tracer_kit._scratch import repeated_values
 from tracer_kit.engine import on_spark
 from tracer_kit.engine import repeated_values as engine_repeated_values
-from tracer_kit.quality.checks import Aggregate, Check, IssueContext, RowContext, register_check
+from tracer_kit.quality.checks.base import (
+    Aggregate,
+    Check,
+    IssueContext,
+    RowContext,
+    register_check,
+)
 from tracer_kit.quality.names import Scratch
 from tracer_kit.types import Issue, Severity
 

@@ -7,7 +7,13 @@ from typing import Any
 import polars as pl
 
 from tracer_kit.blueprints import Field
-from tracer_kit.quality.checks import Aggregate, Check, IssueContext, RowContext, register_check
+from tracer_kit.quality.checks.base import (
+    Aggregate,
+    Check,
+    IssueContext,
+    RowContext,
+    register_check,
+)
 from tracer_kit.quality.names import Scratch
 from tracer_kit.types import Issue, Severity
 

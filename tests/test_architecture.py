@@ -55,6 +55,7 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
     ("interfaces", ("notebooks", "widgets", "cli", "")),
 ]
 
+
 @dataclass(frozen=True)
 class Import:
     source: str

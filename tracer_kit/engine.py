@@ -36,7 +36,7 @@ __all__ = [
     "per_group",
     "repeated_values",
     "small_frame",
-    "stage",
+    "materialize",
     "write_rows",
 ]
 
@@ -49,17 +49,17 @@ def on_spark(frame: Any) -> bool:
     return not isinstance(frame, (pl.LazyFrame, pl.DataFrame))
 
 
-def stage(plan: Any, path: Path, compression: str = "zstd") -> Any:
+def materialize(plan: Any, path: Path, compression: str = "zstd") -> Any:
     """Write ``plan`` as Parquet and read it back: one file (polars) or part files (Spark)."""
     if not on_spark(plan):
         plan.lazy().sink_parquet(path, compression=compression)
         return pl.scan_parquet(path)
-    return plan.stage(path)
+    return plan.materialize(path)
 
 
 def write_rows(frame: Any, path: Path) -> int:
     """Write ``frame`` to ``path`` (zstd Parquet; part files on Spark); returns the rows written."""
-    return count_rows(stage(frame, path))
+    return count_rows(materialize(frame, path))
 
 
 def count_rows(frame: Any) -> int:

@@ -80,7 +80,7 @@ def is_file_url(url: str) -> bool:
     return Path(path).suffix in input_extensions()
 
 
-def _fail(url: str, message: str) -> IngestError:
+def _api_error(url: str, message: str) -> IngestError:
     return IngestError(f"{redact(url)}: {message}", path=redact(url))
 
 
@@ -162,7 +162,7 @@ class _OriginRedirects(urllib.request.HTTPRedirectHandler):
             return new
         if self.same_origin:
             where = redact(new.full_url)
-            raise _fail(
+            raise _api_error(
                 req.full_url, f"redirects to another origin ({where}); --same-origin refuses it"
             )
         for name in list(new.headers):
@@ -215,7 +215,7 @@ def _with_retries(url: str, client: _Client, use: Callable[[Any], T]) -> tuple[T
                 return use(response), at
         except urllib.error.HTTPError as exc:
             if exc.code != 429 and exc.code < 500:
-                raise _fail(url, f"HTTP {exc.code} {exc.reason}") from None
+                raise _api_error(url, f"HTTP {exc.code} {exc.reason}") from None
             last, asked = f"HTTP {exc.code} {exc.reason}", _retry_after(exc.headers)
         except TimeoutError:
             last = f"no answer within {options.timeout:g} s"
@@ -231,7 +231,7 @@ def _with_retries(url: str, client: _Client, use: Callable[[Any], T]) -> tuple[T
         if attempt < options.retries:
             time.sleep(_backoff(options, attempt, asked))
     tries = options.retries + 1
-    raise _fail(url, f"gave up after {tries} {'try' if tries == 1 else 'tries'} ({last})")
+    raise _api_error(url, f"gave up after {tries} {'try' if tries == 1 else 'tries'} ({last})")
 
 
 def _at_path(body: Any, path: str) -> Any:
@@ -249,7 +249,7 @@ def _records(body: Any, path: str | None, url: str) -> list[Any]:
         found = _at_path(body, path)
         if not isinstance(found, list):
             keys = ", ".join(sorted(body)) if isinstance(body, dict) else type(body).__name__
-            raise _fail(
+            raise _api_error(
                 url, f"--records-path {path} is not a list of records here (the page has: {keys})"
             )
         return found
@@ -259,7 +259,9 @@ def _records(body: Any, path: str | None, url: str) -> list[Any]:
     if len(lists) == 1:
         return body[lists[0]]
     keys = ", ".join(sorted(body)) if isinstance(body, dict) else type(body).__name__
-    raise _fail(url, f"which field holds the records? give --records-path (the page has: {keys})")
+    raise _api_error(
+        url, f"which field holds the records? give --records-path (the page has: {keys})"
+    )
 
 
 def _link_next(headers: Any) -> str | None:
@@ -310,19 +312,21 @@ def fetch_pages(url: str, options: ApiOptions | None = None) -> Iterator[Page]:
         try:
             body = json.loads(raw.decode("utf-8-sig"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise _fail(url, f"page {number} is not JSON ({exc})") from None
+            raise _api_error(url, f"page {number} is not JSON ({exc})") from None
         except RecursionError:
-            raise _fail(url, f"page {number} is JSON nested too deep to read") from None
+            raise _api_error(url, f"page {number} is JSON nested too deep to read") from None
         page = Page(
             url, at, status, _records(body, options.records_path, url), body, _link_next(headers)
         )
         seen.add(url)
         nxt = _next_url(page, options, number)
         if nxt in seen:
-            raise _fail(url, f"page {number} points back to a page already read ({redact(nxt)})")
+            raise _api_error(
+                url, f"page {number} points back to a page already read ({redact(nxt)})"
+            )
         if nxt is not None and options.same_origin and origin(nxt) != client.home:
             msg = f"page {number} links to another origin ({redact(nxt)}); --same-origin refuses it"
-            raise _fail(url, msg)
+            raise _api_error(url, msg)
         yield replace(page, next_url=nxt)
         if nxt is not None and options.max_pages is not None and number >= options.max_pages:
             return
@@ -336,7 +340,7 @@ def _save(response: Any, dest: Path, url: str, limit: int) -> str:
         while chunk := response.read(1 << 20):
             size += len(chunk)
             if size > limit:
-                raise _fail(url, f"is larger than the {limit:,} bytes allowed (--max-bytes)")
+                raise _api_error(url, f"is larger than the {limit:,} bytes allowed (--max-bytes)")
             digest.update(chunk)
             out.write(chunk)
     return digest.hexdigest()
@@ -407,11 +411,11 @@ def _write_records(
             for record in page.records:
                 if not isinstance(record, dict):
                     what = json.dumps(record)[:80]
-                    raise _fail(page.url, f"record {rows + 1} is not an object: {what}")
+                    raise _api_error(page.url, f"record {rows + 1} is not an object: {what}")
                 line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
                 digest.update(line.encode() + b"\n")
                 out.write(line + "\n")
                 rows += 1
     if rows == 0:
-        raise _fail(url, f"no records in {len(pages)} page(s)")
+        raise _api_error(url, f"no records in {len(pages)} page(s)")
     return pages, digest.hexdigest(), more

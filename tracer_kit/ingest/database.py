@@ -64,7 +64,7 @@ def database_dataset(table: str | None, query: str | None) -> str:
     return last.strip('"').replace('""', '"') if last.startswith('"') else last.strip()
 
 
-def _fail(db: DatabaseUrl, message: str) -> IngestError:
+def _database_error(db: DatabaseUrl, message: str) -> IngestError:
     return IngestError(scrub(f"{db.display()}: {message}", db), path=db.display())
 
 
@@ -206,7 +206,7 @@ def _stage(
             cause = driver_message(exc)
             if "not authorized" in cause or "authorization denied" in cause:
                 cause = "only a read statement may run on a source: a SELECT, no write, ATTACH or VACUUM"
-            raise _fail(db, f"the {what} could not be read ({cause})") from None
+            raise _database_error(db, f"the {what} could not be read ({cause})") from None
     return sql, warnings
 
 
@@ -237,12 +237,12 @@ def read_database(
     sql, warnings = _stage(db, table, query, staged)
     with staged.open("rb") as fh:
         if len(fh.readlines(1 << 16)[:2]) < 2:  # the header line alone
-            raise _fail(db, f"the {'table' if table else 'query'} has no rows")
+            raise _database_error(db, f"the {'table' if table else 'query'} has no rows")
     as_csv = ReadOptions(format="csv", encoding="utf-8", delimiter=",", on_bad_lines=on_bad_lines)
     try:
         got = read_staged(staged, as_csv, keep, lines=False, path=db.display())
     except IngestError as exc:  # (a message naming the staged copy would puzzle the user)
-        raise _fail(db, exc.message.replace(str(staged), "the rows read")) from None
+        raise _database_error(db, exc.message.replace(str(staged), "the rows read")) from None
     got.info = replace(  # the fingerprint needs the copy's hash, known once it is read
         got.info,
         sha256=_fingerprint(db, sql, got.info.sha256),

@@ -193,6 +193,7 @@ def read_file_source(
         sheet_fits=context.sheet_fits,
         hasher=hashlib.sha256() if w.sha is None and fmt == "csv" else None,
         notes=w.warnings,
+        options=options,
     )
     if w.sha is None and request.hasher is None:
         w.sha = file_sha256(path)

@@ -16,6 +16,7 @@ from typing import Any
 import polars as pl
 
 from tracer_kit.ingest.source import REJECT_SCHEMA, safe_frame
+from tracer_kit.options import ReadOptions
 
 __all__ = [
     "COMPRESSIONS",
@@ -54,6 +55,8 @@ class ReadRequest:
     sheet_fits: SheetFits | None = None
     hasher: Any | None = None  # fed every byte of the file when the reader hashes as it reads
     notes: list[str] = field(default_factory=list)  # warnings for the user
+    #: Every read option as given (a reader that takes an option of its own reads it here).
+    options: ReadOptions = field(default_factory=ReadOptions)
 
 
 @dataclass

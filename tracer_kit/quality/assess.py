@@ -18,7 +18,7 @@ import polars as pl
 
 from tracer_kit.blueprints import Blueprint, RuleContext, blueprint_form, get_blueprint
 from tracer_kit.config import Config, load_config
-from tracer_kit.engine import fit_rows, on_spark, stage
+from tracer_kit.engine import fit_rows, materialize, on_spark
 from tracer_kit.errors import PipelineBugError
 from tracer_kit.ingest import REJECT_SCHEMA, Ingested, ReadContext, read_source
 from tracer_kit.quality import transforms as field_transforms
@@ -89,7 +89,7 @@ def _write_bronze(
         clean = clean_columns(dirty.read(done[1])) if dirty else set()
         bronze = pl.scan_parquet(work / "bronze.parquet")
     else:
-        bronze = stage(bronze_plan, work / "bronze.parquet", "zstd")
+        bronze = materialize(bronze_plan, work / "bronze.parquet", "zstd")
         clean = clean_columns(dirty.collect(bronze.rename(mapping))) if dirty else set()
     text = bronze.rename({s: d for s, d in mapping.items() if s in bronze_columns})
     text = text.with_columns(
@@ -125,7 +125,7 @@ def _write_checked(
     plan = typed.with_columns(prepared).with_columns(bad)
     if finish:
         plan = plan.with_columns(finish)
-    return reasons, stage(plan, work / "checked.parquet", "lz4")
+    return reasons, materialize(plan, work / "checked.parquet", "lz4")
 
 
 def _validated_quarantine(
@@ -176,7 +176,7 @@ def _write_quarantine(validated: Any, rejects: pl.DataFrame, work: Path) -> int:
         )
     if on_spark(validated):
         folder = work / "quarantine.parquet"
-        count = stage(validated.cast(QUARANTINE_SCHEMA), folder, "zstd").count()
+        count = materialize(validated.cast(QUARANTINE_SCHEMA), folder, "zstd").count()
         if rejects.height:
             rejects_file = folder / "ingest-rejects.parquet"
             rejected.cast(QUARANTINE_SCHEMA).collect().write_parquet(rejects_file)

@@ -331,7 +331,7 @@ class PartitionFrame:
         """Written by the executors as Parquet part files in the folder ``path``."""
         self.spark().write.mode("overwrite").parquet(spark_path(path))
 
-    def stage(self, path: Any) -> PartitionFrame:
+    def materialize(self, path: Any) -> PartitionFrame:
         """Written as Parquet part files, then read back (later passes start from the files)."""
         self.sink_parquet(path)
         return PartitionFrame(self._df.sparkSession.read.parquet(spark_path(path)))

@@ -39,7 +39,7 @@ class RowContext:
 
     blueprint: Blueprint
     typed: pl.LazyFrame  # typed fields, cast flags, extras (a plan)
-    work: Path  # where pre-passes may stage files
+    work: Path  # where pre-passes may write files
     clean: frozenset[str]  # fields whose text was already canonical
     original: dict[str, str]  # field -> the file's own column name
     rules: RuleContext

@@ -32,6 +32,7 @@ __all__ = [
     "Thresholds",
     "config_to_jsonable",
     "load_config",
+    "validation_message",
 ]
 
 
@@ -232,6 +233,13 @@ def _read_config_file(path: Path) -> Any:
         raise ConfigError(msg, path=path, line=mark.line + 1 if mark else None) from None
 
 
+def validation_message(exc: ValidationError, *, root: str = "config") -> str:
+    """A pydantic error as one line: ``where: what; where: what``."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or root}: {err['msg']}" for err in exc.errors()
+    )
+
+
 def load_config(source: Config | dict[str, Any] | str | Path | None) -> Config:
     """Build a :class:`Config` from a Config, a dict, or a ``.json``/``.yaml`` file path.
 
@@ -255,12 +263,7 @@ def load_config(source: Config | dict[str, Any] | str | Path | None) -> Config:
     except ConfigError:
         raise
     except ValidationError as exc:
-        parts = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "config"
-            parts.append(f"{where}: {err['msg']}")
-        msg = "invalid config: " + "; ".join(parts)
-        raise ConfigError(msg) from None
+        raise ConfigError("invalid config: " + validation_message(exc)) from None
     if loaded.secret_params:
         add_secret_params(loaded.secret_params)
     return loaded

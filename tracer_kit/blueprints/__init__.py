@@ -2,7 +2,9 @@
 
 A user blueprint is a Python file in ``./blueprints/`` (or in the folders listed in the
 ``TRACER_BLUEPRINTS`` path) that defines a module-level ``BLUEPRINT`` (a :class:`Blueprint`)
-or calls :func:`register_blueprint`.
+or calls :func:`register_blueprint`, or a contract file there (``.yaml``, ``.yml``,
+``.json``, ``.toml``; :mod:`tracer_kit.blueprints.contract`). ``get_blueprint`` also takes
+a contract file's path.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from pathlib import Path
 
 from tracer_kit.blueprints import stats
 from tracer_kit.blueprints._base import (
+    DATE_CONVENTIONS,
+    KIND_DTYPES,
     Blueprint,
+    DatasetRules,
     Feature,
     FeatureContext,
     Field,
@@ -24,10 +29,14 @@ from tracer_kit.blueprints._base import (
     RuleContext,
     SparkPlan,
 )
+from tracer_kit.blueprints.contract import is_contract_path, load_contract
 from tracer_kit.errors import BlueprintError
 
 __all__ = [
+    "DATE_CONVENTIONS",
+    "KIND_DTYPES",
     "Blueprint",
+    "DatasetRules",
     "Feature",
     "FeatureContext",
     "Field",
@@ -165,9 +174,23 @@ def _user_folders() -> list[Path]:
     return folders
 
 
+def _load_contract_file(path: Path) -> Blueprint:
+    resolved = path.resolve()
+    blueprint = load_contract(resolved)
+    if blueprint.name in _registry and _registry[blueprint.name].origin not in ("", str(resolved)):
+        other = _registry[blueprint.name].origin
+        msg = f"{path}: blueprint {blueprint.name!r} is also declared in {other}"
+        raise BlueprintError(msg, path=path)
+    _loaded_paths.add(resolved)
+    return register_blueprint(blueprint, replace=True)
+
+
 def _load_file(path: Path) -> None:
     resolved = path.resolve()
     if resolved in _loaded_paths:
+        return
+    if is_contract_path(path):
+        _load_contract_file(path)
         return
     _loaded_paths.add(resolved)
     name = f"tracer_kit_user_blueprint_{resolved.stem}_{abs(hash(resolved)) % 10**8}"
@@ -205,8 +228,9 @@ def _load_plugins() -> None:
         register_blueprint(obj, replace=True)
     for folder in _user_folders():
         if folder.is_dir():
-            for path in sorted(folder.glob("*.py")):
-                if not path.name.startswith("_"):
+            for path in sorted(folder.iterdir()):
+                usable = path.suffix == ".py" or is_contract_path(path)
+                if usable and path.is_file() and not path.name.startswith(("_", ".")):
                     _load_file(path)
 
 
@@ -228,6 +252,8 @@ def get_blueprint(name: str | Blueprint) -> Blueprint:
     if isinstance(name, Blueprint):
         return name
     _load_builtins()
+    if is_contract_path(name) and Path(name).is_file():  # a contract file named by its path
+        return _load_contract_file(Path(name))
     if name not in _registry:
         _load_plugins()
     if name not in _registry:

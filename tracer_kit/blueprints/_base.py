@@ -12,11 +12,14 @@ from typing import Any, Literal
 
 import polars as pl
 
+from tracer_kit.blueprints.constraints import CONSTRAINTS, KIND_PATTERNS, NUMERIC_KINDS, TEXT_KINDS
 from tracer_kit.config import PreprocessConfig
 from tracer_kit.errors import BlueprintError
 from tracer_kit.heavy import pandera_polars
 
-FieldKind = Literal["id", "string", "category", "date", "float", "int", "email", "url", "phone"]
+FieldKind = Literal[
+    "id", "string", "category", "date", "float", "int", "email", "url", "phone", "bool", "datetime"
+]
 
 #: polars dtype a field of each kind is cast to.
 KIND_DTYPES: dict[str, pl.DataType] = {
@@ -29,14 +32,12 @@ KIND_DTYPES: dict[str, pl.DataType] = {
     "date": pl.Date(),
     "float": pl.Float64(),
     "int": pl.Int64(),
+    "bool": pl.Boolean(),
+    "datetime": pl.Datetime("us"),
 }
 
-#: Reusable format validators (full-match regexes) for the text kinds.
-KIND_PATTERNS: dict[str, str] = {
-    "email": r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}$",
-    "url": r"^https?://[A-Za-z0-9.\-]+(:\d+)?(/[^\s]*)?$",
-    "phone": r"^\+?[0-9][0-9 ().\-]{5,}[0-9]$",
-}
+#: A date field's ``format``: one of these conventions, or a strftime format (``%d.%m.%Y``).
+DATE_CONVENTIONS = {"day_first": "dmy", "month_first": "mdy", "iso": "iso"}
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 
@@ -60,7 +61,12 @@ def _at(site: str) -> str:
 
 @dataclass(frozen=True)
 class Field:
-    """One input column a blueprint knows: its kind, whether it is required, its range and pattern."""
+    """One input column a blueprint knows: its kind, whether it is required, and its constraints.
+
+    The constraint keys (``ge``, ``gt``, ``le``, ``lt``, ``pattern``, ``min_length``,
+    ``max_length``, ``allowed``) are declared in :data:`~tracer_kit.blueprints.constraints.CONSTRAINTS`,
+    which derives their checks, reasons and words.
+    """
 
     name: str
     kind: FieldKind
@@ -73,6 +79,18 @@ class Field:
     transforms: tuple[str, ...] = ()
     #: Personal data: its values are never shown (report, notebook, workbench, issues).
     pii: bool = False
+    le: float | None = None
+    lt: float | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    #: The values allowed (text kinds); with ``ignore_case`` matched without case or
+    #: surrounding spaces, and stored as spelled here.
+    allowed: tuple[str, ...] | None = None
+    ignore_case: bool = False
+    #: Dates: ``day_first``, ``month_first``, ``iso`` or a strftime format; None: decided from the data.
+    format: str | None = None
+    #: The text a missing value is read as (before any check).
+    default: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KIND_DTYPES:
@@ -81,6 +99,28 @@ class Field:
                 f"{', '.join(KIND_DTYPES)}"
             )
             raise BlueprintError(msg)
+        for c in CONSTRAINTS:
+            if getattr(self, c.key) is not None and self.kind not in c.kinds:
+                msg = (
+                    f"field {self.name!r}: {c.key} applies to {', '.join(sorted(c.kinds))} "
+                    f"fields, not to a {self.kind}{_at(user_site())}"
+                )
+                raise BlueprintError(msg)
+        if self.format is not None and self.kind not in ("date", "datetime"):
+            msg = f"field {self.name!r}: format applies to date and datetime fields only"
+            raise BlueprintError(msg)
+        if (
+            self.format is not None
+            and self.format not in DATE_CONVENTIONS
+            and "%" not in self.format
+        ):
+            msg = (
+                f"field {self.name!r}: format {self.format!r} is neither a convention "
+                f"({', '.join(DATE_CONVENTIONS)}) nor a strftime format such as %d/%m/%Y"
+            )
+            raise BlueprintError(msg)
+        if self.allowed is not None and not isinstance(self.allowed, tuple):
+            object.__setattr__(self, "allowed", tuple(str(v) for v in self.allowed))
 
     @property
     def dtype(self) -> pl.DataType:
@@ -90,7 +130,12 @@ class Field:
     @property
     def is_numeric(self) -> bool:
         """Whether outlier checks apply."""
-        return self.kind in {"float", "int"}
+        return self.kind in NUMERIC_KINDS
+
+    @property
+    def is_text(self) -> bool:
+        """Whether the values are text (patterns, lengths, pseudonymisation apply)."""
+        return self.kind in TEXT_KINDS
 
     @property
     def full_pattern(self) -> str | None:
@@ -118,6 +163,28 @@ class Rule:
     columns: tuple[str, ...]
     description: str
     fails: Callable[[RuleContext], pl.Expr]
+    #: How bad a failing row is (``low``, ``medium``, ``high``): the severity of the rule's issue.
+    severity: Literal["low", "medium", "high"] = "low"
+
+
+@dataclass(frozen=True)
+class DatasetRules:
+    """Checks on the dataset as a whole: they raise issues and never quarantine a row.
+
+    ``min_rows`` / ``max_rows`` bound the rows read; ``freshness`` names a date field whose
+    latest value must be at most ``max_age_days`` before the reference date (else the run
+    date).
+    """
+
+    min_rows: int | None = None
+    max_rows: int | None = None
+    freshness: str | None = None
+    max_age_days: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.freshness is None) != (self.max_age_days is None):
+            msg = "a freshness check needs both the date field and max_age_days"
+            raise BlueprintError(msg)
 
 
 @dataclass(frozen=True)
@@ -234,6 +301,12 @@ class Blueprint:
         ``(target_columns) -> Blueprint``: the form of this blueprint a source's columns call
         for (customer_churn: its snapshot form when the file has ``tenure`` and no
         ``account_created_date``), or ``None`` when it has one form.
+    dataset
+        Checks on the whole dataset (:class:`DatasetRules`: row count, freshness), or ``None``.
+    thresholds
+        Quality thresholds this blueprint sets, over the config's (``{"validity": 0.99}``).
+    origin
+        The contract file a blueprint was read from (``""`` for Python blueprints).
     """
 
     name: str
@@ -255,6 +328,10 @@ class Blueprint:
     feature_statistics: StatisticsFn | None = None
     spark: SparkPlan | None = None
     form_for: Callable[[frozenset[str]], Blueprint] | None = None
+    dataset: DatasetRules | None = None
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    #: Where the blueprint was declared (a contract file), for messages; ``""`` for Python ones.
+    origin: str = ""
 
     def __post_init__(self) -> None:
         if not NAME_PATTERN.match(self.name):
@@ -267,6 +344,10 @@ class Blueprint:
         if len(set(names)) != len(names):
             msg = f"blueprint {self.name!r} declares a field twice"
             raise BlueprintError(msg)
+        if self.dataset is not None and self.dataset.freshness is not None:
+            if self.dataset.freshness not in names:
+                msg = f"blueprint {self.name!r}: freshness field {self.dataset.freshness!r} is not one of its fields"
+                raise BlueprintError(msg)
         declared = [*self.key, *([self.identifier] if self.identifier else [])]
         for col in (*declared, *([self.label] if self.label else [])):
             if col not in names:
@@ -349,13 +430,11 @@ class Blueprint:
 
         columns = {}
         for f in self.fields:
-            checks = []
-            if f.ge is not None:
-                checks.append(pa.Check.ge(f.ge))
-            if f.gt is not None:
-                checks.append(pa.Check.gt(f.gt))
-            if f.full_pattern is not None:
-                checks.append(pa.Check.str_matches(f.full_pattern))
+            checks = [
+                c.pandera(pa, c.value(f), f)
+                for c in CONSTRAINTS
+                if c.value(f) is not None and f.kind in c.kinds
+            ]
             columns[f.name] = pa.Column(
                 f.dtype,
                 nullable=not f.required,

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from pydantic import ValidationError
 
 from tracer_kit.blueprints import Blueprint, RuleContext, blueprint_form, get_blueprint
-from tracer_kit.config import Config, load_config
+from tracer_kit.config import Config, Thresholds, load_config, validation_message
 from tracer_kit.engine import fit_rows, materialize, on_spark
-from tracer_kit.errors import PipelineBugError
+from tracer_kit.errors import BlueprintError, PipelineBugError
 from tracer_kit.ingest import REJECT_SCHEMA, Ingested, ReadContext, read_source
 from tracer_kit.quality import transforms as field_transforms
 from tracer_kit.quality.casting import Typed, cast_fields, clean_columns, dirty_counts
@@ -28,6 +29,7 @@ from tracer_kit.quality.checks import (
     Examples,
     IssueContext,
     RowContext,
+    failures_of,
     reasons_of,
     run_checks,
 )
@@ -113,29 +115,36 @@ def _reference_date(
 
 def _write_checked(
     typed: Any, checks: list[Check], rows: RowContext, finish: list[pl.Expr], work: Path
-) -> tuple[list[pl.Expr], Any]:
+) -> tuple[list[pl.Expr], pl.Expr, Any]:
     """Add every check's scratch columns and the quarantine flag; write the rows once.
 
     ``finish`` replaces values after the checks saw them (pseudonymised personal fields).
-    Returns the per-row reasons and the written rows.
+    Returns the per-row reasons, the failures (reason and column) and the written rows.
     """
     prepared = [e for c in checks for e in c.prepare(rows)]
     reasons = reasons_of(checks, rows)
+    failures = failures_of(checks, rows)
     bad = pl.any_horizontal([r.is_not_null() for r in reasons]).alias(Scratch.BAD.of())
     plan = typed.with_columns(prepared).with_columns(bad)
     if finish:
         plan = plan.with_columns(finish)
-    return reasons, materialize(plan, work / "checked.parquet", "lz4")
+    return reasons, failures, materialize(plan, work / "checked.parquet", "lz4")
 
 
 def _validated_quarantine(
-    checked: pl.LazyFrame, bronze: pl.LazyFrame, columns: list[str], reasons: list[pl.Expr]
+    checked: pl.LazyFrame,
+    bronze: pl.LazyFrame,
+    columns: list[str],
+    reasons: list[pl.Expr],
+    failures: pl.Expr,
 ) -> pl.LazyFrame:
     """The bad rows' reasons (built for bad rows only) joined to their raw records as JSON."""
     reason_list = pl.concat_list(reasons).list.drop_nulls().list.unique(maintain_order=True)
     is_bad = Scratch.BAD.col()
     bad = checked.filter(is_bad).select(
-        pl.col("source_row").alias("__row"), reason_list.alias("__reasons")
+        pl.col("source_row").alias("__row"),
+        reason_list.alias("__reasons"),
+        failures.alias("__failures"),
     )
     limit = settings.prefilter_rows
     bad_rows = checked.filter(is_bad).select("source_row").head(limit + 1)
@@ -153,6 +162,7 @@ def _validated_quarantine(
         "source_line",
         pl.struct(columns).struct.json_encode().alias("raw"),
         pl.col("__reasons").alias("reasons"),
+        pl.col("__failures").alias("failures"),
     )
 
 
@@ -169,6 +179,12 @@ def _write_quarantine(validated: Any, rejects: pl.DataFrame, work: Path) -> int:
         "source_line",
         line_json,
         pl.concat_list(pl.col("reason").str.split(": ").list.first()).alias("reasons"),
+        pl.concat_list(
+            pl.struct(
+                pl.col("reason").str.split(": ").list.first().alias("reason"),
+                pl.lit(None, dtype=pl.String).alias("column"),
+            )
+        ).alias("failures"),
     )
     if rejects.height:  # the records rejected at ingest belong to bronze too
         rejects.select("source_row", "source_line", line_json).write_parquet(
@@ -251,6 +267,20 @@ def _typed_rows(
     return source, steps, typed, rows
 
 
+def blueprint_thresholds(config: Config, blueprint: Blueprint) -> Thresholds:
+    """The config's quality thresholds with the blueprint's own over them."""
+    if not blueprint.thresholds:
+        return config.quality.thresholds
+    try:
+        return Thresholds.model_validate(
+            {**config.quality.thresholds.model_dump(), **blueprint.thresholds}
+        )
+    except ValidationError as exc:
+        where = f" ({blueprint.origin})" if blueprint.origin else ""
+        msg = f"blueprint {blueprint.name!r}{where}: {validation_message(exc, root='thresholds')}"
+        raise BlueprintError(msg) from None
+
+
 def _issue_context(
     checks: list[Check],
     rows: RowContext,
@@ -274,7 +304,7 @@ def _issue_context(
         raise PipelineBugError(msg)
     ctx = IssueContext(
         blueprint=rows.blueprint,
-        thresholds=config.quality.thresholds,
+        thresholds=blueprint_thresholds(config, rows.blueprint),
         checked=checked,
         rows=n_parsed,
         rows_in=rows_in,
@@ -282,6 +312,7 @@ def _issue_context(
         rejects=rejects,
         examples=examples,
         run_date=rows.rules.run_date,
+        reference_date=rows.rules.reference_date,
     )
     return ctx, found
 
@@ -355,8 +386,10 @@ def assess(
     )
     reference = rows.rules.reference_date
     checks = run_checks()
-    reasons, checked = _write_checked(typed.frame, checks, rows, steps.finish(), work)
-    validated = _validated_quarantine(checked, source.bronze, source.bronze_columns, reasons)
+    reasons, failures, checked = _write_checked(typed.frame, checks, rows, steps.finish(), work)
+    validated = _validated_quarantine(
+        checked, source.bronze, source.bronze_columns, reasons, failures
+    )
     rows_quarantined = _write_quarantine(validated, rejects, work)
     examples = Examples(checked, source.bronze, original, blueprint.personal)
     ctx, found = _issue_context(checks, rows, checked, rejects, rows_quarantined, config, examples)
@@ -374,7 +407,7 @@ def assess(
         run_date=run_date,
         date_formats=_date_formats(checked, blueprint, typed),
         column_map=mapping,
-        gate_failures=gate(issues, score, config.quality.thresholds),
+        gate_failures=gate(issues, score, ctx.thresholds),
         work_dir=work,
         valid_columns=["source_row", "source_line", *blueprint.field_names, *source.extras],
         bronze_columns=source.bronze_columns,

@@ -13,7 +13,8 @@ from typing import Any
 
 import polars as pl
 
-from tracer_kit.blueprints import Blueprint, Field
+from tracer_kit.blueprints import DATE_CONVENTIONS, Blueprint, Field
+from tracer_kit.blueprints.constraints import folded_text as folded
 from tracer_kit.quality.names import Aggregates, Scratch
 
 __all__ = [
@@ -119,6 +120,13 @@ def _parse_plain_iso(name: str) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
     return value.alias(name), reason, fmt
 
 
+def _parse_declared(name: str, fmt: str) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """(value, reason, format) for a date column whose format the blueprint declares."""
+    value = pl.col(name).str.strip_chars().str.strptime(pl.Date, fmt, strict=False)
+    reason = pl.when(present(name) & value.is_null()).then(pl.lit("invalid_date"))
+    return value.alias(name), reason, pl.when(value.is_not_null()).then(pl.lit(fmt))
+
+
 def parse_date(name: str, convention: str | None) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
     """(value, failure reason, format used) for one date column given its slash convention."""
     raw = pl.col(name).str.strip_chars()
@@ -177,25 +185,74 @@ def _plain_number(raw: pl.Expr, decimal: str) -> pl.Expr:
     return text.str.replace(",", ".", literal=True) if decimal == "," else text
 
 
+#: Spellings of true and false a ``bool`` field reads (compared without case or spaces).
+BOOL_TRUE = ("true", "t", "yes", "y", "1")
+BOOL_FALSE = ("false", "f", "no", "n", "0")
+
+#: Timestamps a ``datetime`` field reads without a declared format, tried in order.
+DATETIME_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d",
+)
+
+
+def _parse_number(
+    f: Field, raw: pl.Expr, has_value: pl.Expr, decimal: str
+) -> tuple[pl.Expr, pl.Expr]:
+    number = _plain_number(raw, decimal).cast(pl.Float64, strict=False)
+    number = pl.when(number.is_finite()).then(number)
+    if f.kind == "int":
+        whole = (number == number.floor()) & (number.abs() < 2**53)
+        value = pl.when(whole).then(number.cast(pl.Int64, strict=False))
+    else:
+        value = number
+    return value, pl.when(has_value & value.is_null()).then(pl.lit("invalid_number"))
+
+
+def _parse_bool(raw: pl.Expr, has_value: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    word = raw.str.to_lowercase()
+    value = pl.when(word.is_in(BOOL_TRUE)).then(True).when(word.is_in(BOOL_FALSE)).then(False)
+    return value, pl.when(has_value & value.is_null()).then(pl.lit("invalid_boolean"))
+
+
+def _parse_datetime(f: Field, raw: pl.Expr, has_value: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    formats = (f.format,) if f.format and "%" in f.format else DATETIME_FORMATS
+    value = pl.coalesce([raw.str.strptime(pl.Datetime("us"), fmt, strict=False) for fmt in formats])
+    return value, pl.when(has_value & value.is_null()).then(pl.lit("invalid_datetime"))
+
+
+def _parse_text(f: Field, raw: pl.Expr, has_value: pl.Expr) -> pl.Expr:
+    """The text value; with ``allowed`` and ``ignore_case``, spelled as the blueprint declares it."""
+    value = pl.when(has_value).then(raw)
+    if f.allowed is not None and f.ignore_case:
+        spelled = {v.strip().lower(): v for v in reversed(f.allowed)}
+        value = pl.when(has_value).then(
+            raw.str.to_lowercase().replace_strict(spelled, default=raw, return_dtype=pl.String)
+        )
+    return value
+
+
 def _parse_value(f: Field, decimal: str) -> tuple[pl.Expr, pl.Expr]:
-    """(typed value, failure reason) for a non-date field; the reason is null when the value is fine."""
+    """(typed value, failure reason) for a non-date field; the reason is null when the value is fine.
+
+    A text value's constraints (its pattern, length, allowed values) are checked by the
+    validity check from the constraint table, not here.
+    """
     raw = pl.col(f.name).str.strip_chars()
     has_value = present(f.name)
     if f.kind in ("float", "int"):
-        number = _plain_number(raw, decimal).cast(pl.Float64, strict=False)
-        number = pl.when(number.is_finite()).then(number)
-        if f.kind == "int":
-            whole = (number == number.floor()) & (number.abs() < 2**53)
-            value = pl.when(whole).then(number.cast(pl.Int64, strict=False))
-        else:
-            value = number
-        reason = pl.when(has_value & value.is_null()).then(pl.lit("invalid_number"))
+        value, reason = _parse_number(f, raw, has_value, decimal)
+    elif f.kind == "bool":
+        value, reason = _parse_bool(raw, has_value)
+    elif f.kind == "datetime":
+        value, reason = _parse_datetime(f, raw, has_value)
     else:
-        value = pl.when(has_value).then(raw)
-        reason = pl.lit(None, dtype=pl.String)
-        if f.full_pattern is not None:
-            bad = has_value & ~raw.str.contains(f.full_pattern).fill_null(True)
-            reason = pl.when(bad).then(pl.lit("invalid_format"))
+        value, reason = _parse_text(f, raw, has_value), pl.lit(None, dtype=pl.String)
     return value.alias(f.name), reason
 
 
@@ -211,6 +268,15 @@ def fast_value(f: Field) -> pl.Expr:
     return col
 
 
+def _may_be_clean(f: Field, decimal: str) -> bool:
+    """Whether one plain cast can ever type ``f`` (no pattern, format, spelling or default to apply)."""
+    if f.kind in ("bool", "datetime") or f.format is not None or f.default is not None:
+        return False
+    if f.allowed is not None and f.ignore_case:
+        return False
+    return f.full_pattern is None and not (f.is_numeric and decimal == ",")
+
+
 def dirty_counts(fields: Sequence[Field], decimal: str) -> Aggregates:
     """Per field, how many non-null values are not in canonical form (0: the column is *clean*).
 
@@ -222,7 +288,7 @@ def dirty_counts(fields: Sequence[Field], decimal: str) -> Aggregates:
     """
     agg = Aggregates()
     for f in fields:
-        if f.full_pattern is not None or (f.is_numeric and decimal == ","):
+        if not _may_be_clean(f, decimal):
             continue
         col = pl.col(f.name)
         value = fast_value(f)
@@ -244,11 +310,6 @@ def clean_columns(counts: dict[str, dict[str, int]]) -> set[str]:
 
 
 # --------------------------------------------------------------------------- assessment
-
-
-def folded(text: pl.Expr) -> pl.Expr:
-    """Text compared without case or surrounding spaces (``' Basic '`` and ``basic`` are one)."""
-    return text.str.strip_chars().str.to_lowercase()
 
 
 @dataclass(frozen=True)
@@ -279,7 +340,12 @@ def _field_columns(
         return value, flags, fmt.alias(Scratch.FORMAT.of(f.name)) if f.kind == "date" else None
     fmt = None
     if f.kind == "date":
-        value, reason, fmt = _parse_plain_iso(f.name) if plain else parse_date(f.name, convention)
+        if f.format is not None and "%" in f.format:
+            value, reason, fmt = _parse_declared(f.name, f.format)
+        elif plain:
+            value, reason, fmt = _parse_plain_iso(f.name)
+        else:
+            value, reason, fmt = parse_date(f.name, convention)
         fmt = fmt.alias(Scratch.FORMAT.of(f.name))
     else:
         value, reason = _parse_value(f, decimal)
@@ -288,6 +354,16 @@ def _field_columns(
         present(f.name).alias(Scratch.PRESENT.of(f.name)),
     ]
     return value, flags, fmt
+
+
+def _with_defaults(text: pl.LazyFrame, blueprint: Blueprint) -> pl.LazyFrame:
+    """Each field with a ``default``: its missing values read as that text."""
+    filled = [
+        pl.when(present(f.name)).then(pl.col(f.name)).otherwise(pl.lit(f.default)).alias(f.name)
+        for f in blueprint.fields
+        if f.default is not None
+    ]
+    return text.with_columns(filled) if filled else text
 
 
 def cast_fields(
@@ -303,10 +379,19 @@ def cast_fields(
     Date conventions are decided first (small aggregates over the date columns); the result
     is a plan, not a file: the checks add their flags to it and everything is written once.
     """
-    date_fields = [f.name for f in blueprint.fields if f.kind == "date"]
+    text = _with_defaults(text, blueprint)
+    declared = {f.name: f.format for f in blueprint.fields if f.kind == "date" and f.format}
+    date_fields = [f.name for f in blueprint.fields if f.kind == "date" and f.name not in declared]
     plain = clean & set(date_fields)
     found_plain, conventions = date_readings(text, [c for c in date_fields if c not in plain])
-    plain |= found_plain
+    plain |= found_plain | {n for n, fmt in declared.items() if DATE_CONVENTIONS.get(fmt) == "iso"}
+    conventions.update(
+        {
+            n: DATE_CONVENTIONS[fmt]
+            for n, fmt in declared.items()
+            if fmt in ("day_first", "month_first")
+        }
+    )
     values, flags, formats = [], [], []
     for f in blueprint.fields:
         value, field_flags, fmt = _field_columns(

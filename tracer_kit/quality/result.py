@@ -27,6 +27,7 @@ QUARANTINE_SCHEMA = {
     "source_line": pl.Int64(),
     "raw": pl.String(),
     "reasons": pl.List(pl.String()),
+    "failures": pl.List(pl.Struct({"reason": pl.String(), "column": pl.String()})),
 }
 
 

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import polars as pl
 
 from tracer_kit.blueprints import Blueprint
+from tracer_kit.blueprints.constraints import TEXT_KINDS
 from tracer_kit.config import Config
 from tracer_kit.errors import ConfigError, option
 from tracer_kit.quality.names import Aggregates
@@ -277,10 +278,9 @@ def plan(blueprint: Blueprint, config: Config) -> TransformPlan:
     steps: list[Step] = []
     for f in blueprint.fields:
         steps.extend(parse_step(f.name, spec) for spec in f.transforms)
-    text_kinds = {"id", "string", "category", "email", "url", "phone"}
     kinds = {f.name: f.kind for f in blueprint.fields}
     for s in steps:
-        if s.transform.phase == "finish" and kinds[s.field] not in text_kinds:
+        if s.transform.phase == "finish" and kinds[s.field] not in TEXT_KINDS:
             msg = f"field {s.field!r} is a {kinds[s.field]}; only text fields can be pseudonymised"
             raise ConfigError(msg, column=s.field)
     needs_key = any(s.transform.phase == "finish" for s in steps)

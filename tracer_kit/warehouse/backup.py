@@ -37,7 +37,12 @@ from tracer_kit.warehouse.connection import (
     warehouse_root,
 )
 from tracer_kit.warehouse.migrations import open_warehouse
-from tracer_kit.warehouse.tables import ensure_tables, record_processed_types, refresh_views
+from tracer_kit.warehouse.tables import (
+    ensure_tables,
+    quarantine_select,
+    record_processed_types,
+    refresh_views,
+)
 from tracer_kit.workspace import DEFAULT_WAREHOUSE
 
 __all__ = [
@@ -367,6 +372,6 @@ def _load_quarantine(con: duckdb.DuckDBPyConnection, bp: str, run_id: str, kept:
     if kept.is_file():
         con.execute(
             f"INSERT INTO {quote_ident(f'quarantine_{bp}')} "
-            "SELECT ?, stage, source_row, source_line, raw::JSON, reasons FROM read_parquet(?)",
+            f"SELECT ?, {quarantine_select(con, str(kept))} FROM read_parquet(?)",
             [run_id, str(kept)],
         )

@@ -25,7 +25,12 @@ from tracer_kit.warehouse.connection import (
     utcnow,
 )
 from tracer_kit.warehouse.runs import insert_timings, stored_error
-from tracer_kit.warehouse.tables import ensure_tables, record_processed_types, refresh_views
+from tracer_kit.warehouse.tables import (
+    ensure_tables,
+    quarantine_select,
+    record_processed_types,
+    refresh_views,
+)
 from tracer_kit.workspace import parquet_location
 
 __all__ = [
@@ -195,7 +200,7 @@ def _insert_findings(con: duckdb.DuckDBPyConnection, c: RunCommit) -> None:
     if quarantine is not None:  # (Spark writes no part file when nothing is quarantined)
         con.execute(
             f"""INSERT INTO {quote_ident(f"quarantine_{bp}")}
-            SELECT ?, stage, source_row, source_line, raw::JSON, reasons FROM read_parquet(?)""",
+            SELECT ?, {quarantine_select(con, quarantine)} FROM read_parquet(?)""",
             [run_id, quarantine],
         )
     keys = ("severity", "column", "check", "observed", "threshold", "rows_affected")

@@ -29,9 +29,12 @@ from tracer_kit.warehouse.connection import (
 from tracer_kit.workspace import parquet_location
 
 __all__ = [
+    "FAILURES_TYPE",
+    "QUARANTINE_INSERT",
     "ensure_blueprint_tables",
     "ensure_tables",
     "processed_types",
+    "quarantine_select",
     "record_processed_types",
     "refresh_views",
 ]
@@ -218,6 +221,26 @@ def ensure_blueprint_tables(con: duckdb.DuckDBPyConnection, blueprint: Blueprint
     refresh_views(con, blueprint.name)
 
 
+#: A quarantined row's failures: each reason with the column it is about (null: the whole row).
+FAILURES_TYPE = 'STRUCT(reason VARCHAR, "column" VARCHAR)[]'
+
+#: The columns a run's quarantine Parquet file is inserted with (``failures`` may be absent
+#: from a file kept by an older release).
+QUARANTINE_INSERT = "stage, source_row, source_line, raw::JSON, reasons, failures"
+
+
+def quarantine_select(con: duckdb.DuckDBPyConnection, location: str) -> str:
+    """The select list of :data:`QUARANTINE_INSERT` for the Parquet file(s) at ``location``."""
+    names = {
+        r[0] for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [location]).fetchall()
+    }
+    return (
+        QUARANTINE_INSERT
+        if "failures" in names
+        else QUARANTINE_INSERT.replace("failures", f"NULL::{FAILURES_TYPE}")
+    )
+
+
 def ensure_tables(con: duckdb.DuckDBPyConnection, bp: str) -> None:
     """``quarantine_<bp>``, and the pre-version-2 bronze/processed tables moved aside as legacy."""
     for name in (f"bronze_{bp}", f"{bp}_processed"):
@@ -225,11 +248,14 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, bp: str) -> None:
             con.execute(
                 f"ALTER TABLE {quote_ident(name)} RENAME TO {quote_ident(name + '_legacy')}"
             )
+    quarantine = quote_ident(f"quarantine_{bp}")
     con.execute(
-        f"""CREATE TABLE IF NOT EXISTS {quote_ident(f"quarantine_{bp}")} (
+        f"""CREATE TABLE IF NOT EXISTS {quarantine} (
             run_id VARCHAR NOT NULL, stage VARCHAR NOT NULL, source_row BIGINT,
-            source_line BIGINT, raw JSON, reasons VARCHAR[])"""
+            source_line BIGINT, raw JSON, reasons VARCHAR[], failures {FAILURES_TYPE})"""
     )
+    # tables made before failures were kept: the column, null for their runs
+    con.execute(f"ALTER TABLE {quarantine} ADD COLUMN IF NOT EXISTS failures {FAILURES_TYPE}")
 
 
 def refresh_views(con: duckdb.DuckDBPyConnection, bp: str) -> None:

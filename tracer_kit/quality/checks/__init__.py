@@ -32,6 +32,7 @@ from tracer_kit.quality.checks.base import (
     Examples,
     IssueContext,
     RowContext,
+    failures_of,
     reasons_of,
     register_check,
     run_checks,
@@ -44,6 +45,7 @@ __all__ = [
     "Examples",
     "IssueContext",
     "RowContext",
+    "failures_of",
     "reasons_of",
     "register_check",
     "run_checks",
@@ -54,6 +56,7 @@ __all__ = [
 from tracer_kit.quality.checks import (
     categories,
     completeness,
+    dataset,
     ingest_rows,
     outliers,
     rules,
@@ -70,4 +73,5 @@ CHECKS[:] = [
     rules.Rules,
     outliers.Outliers,
     categories.CategoryVariants,
+    dataset.DatasetChecks,
 ]

@@ -23,6 +23,7 @@ __all__ = [
     "Examples",
     "IssueContext",
     "RowContext",
+    "failures_of",
     "reasons_of",
     "register_check",
     "run_checks",
@@ -118,6 +119,7 @@ class IssueContext:
     rejects: pl.DataFrame
     examples: Examples
     run_date: dt.date = field(default_factory=lambda: dt.datetime.now(dt.UTC).date())
+    reference_date: dt.date | None = None
 
 
 class Check:
@@ -140,6 +142,10 @@ class Check:
     def reasons(self, rows: RowContext) -> list[pl.Expr]:
         """Per-row reasons over the prepared columns."""
         return []
+
+    def reason_columns(self, rows: RowContext) -> list[str | None]:
+        """The column each of :meth:`reasons` is about (``None``: the row as a whole)."""
+        return [None] * len(self.reasons(rows))
 
     def aggregates(self, rows: RowContext) -> dict[str, Aggregate]:
         """Aggregates over the checked rows, by name: each an expression and how its
@@ -181,3 +187,19 @@ def reasons_of(checks: list[Check], rows: RowContext) -> list[pl.Expr]:
     """Every per-row reason, field by field first, then the row-level ones, in registry order."""
     out = [e for f in rows.blueprint.fields for c in checks for e in c.field_reasons(f)]
     return out + [e for c in checks for e in c.reasons(rows)]
+
+
+def failures_of(checks: list[Check], rows: RowContext) -> pl.Expr:
+    """Per row, the list of ``{reason, column}`` it failed (the reasons of :func:`reasons_of`
+    with the column each is about), in the same order, each pair once.
+    """  # noqa: D205
+    pairs = [(e, f.name) for f in rows.blueprint.fields for c in checks for e in c.field_reasons(f)]
+    for c in checks:
+        pairs.extend(zip(c.reasons(rows), c.reason_columns(rows), strict=True))
+    structs = [
+        pl.when(e.is_not_null()).then(
+            pl.struct(e.alias("reason"), pl.lit(column, dtype=pl.String).alias("column"))
+        )
+        for e, column in pairs
+    ]
+    return pl.concat_list(structs).list.drop_nulls().list.unique(maintain_order=True)

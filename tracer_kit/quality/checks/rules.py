@@ -21,7 +21,7 @@ __all__ = ["Rules"]
 
 @register_check
 class Rules(Check):
-    """One flag per rule; a low issue per rule that fails. The score part: rows breaking none."""
+    """One flag per rule; an issue per rule that fails. The score part: rows breaking none."""
 
     name = "rules"
     part = "consistency"
@@ -40,6 +40,10 @@ class Rules(Check):
             for i, rule in enumerate(rows.blueprint.rules)
         ]
 
+    def reason_columns(self, rows: RowContext) -> list[str | None]:
+        """Each rule's columns, comma-separated."""
+        return [",".join(rule.columns) for rule in rows.blueprint.rules]
+
     def aggregates(self, rows: RowContext) -> dict[str, Aggregate]:
         """Failing rows per rule, and the share of rows failing none."""
         flags = [Scratch.RULE.col(i) for i in range(len(rows.blueprint.rules))]
@@ -56,7 +60,7 @@ class Rules(Check):
         return float(value) if ctx.blueprint.rules and ctx.rows and value is not None else 1.0
 
     def issues(self, found: dict[str, Any], ctx: IssueContext) -> list[Issue]:
-        """A low issue per failing rule."""
+        """An issue per failing rule, of the rule's severity."""
         out = []
         for i, rule in enumerate(ctx.blueprint.rules):
             n_fail = int(found[f"fails {i}"])
@@ -64,7 +68,7 @@ class Rules(Check):
                 continue
             out.append(
                 Issue(
-                    Severity.LOW,
+                    Severity(rule.severity),
                     ",".join(rule.columns),
                     rule.reason,
                     round(1 - n_fail / ctx.rows, 6),

@@ -69,6 +69,10 @@ class Uniqueness(Check):
             return []
         return [pl.when(Scratch.DUPLICATE.col()).then(pl.lit("duplicate_id"))]
 
+    def reason_columns(self, rows: RowContext) -> list[str | None]:
+        """The identifier."""
+        return [rows.blueprint.identifier] if rows.blueprint.identifier else []
+
     def aggregates(self, rows: RowContext) -> dict[str, Aggregate]:
         """Non-null identifiers and repeats."""
         identifier = rows.blueprint.identifier

@@ -1,4 +1,4 @@
-"""Validity: each present value must cast to its field's type, match its pattern, and be in range."""
+"""Validity: each present value must cast to its field's type and meet its constraints."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 import polars as pl
 
 from tracer_kit.blueprints import Field
+from tracer_kit.blueprints.constraints import constraint_reasons
 from tracer_kit.quality.checks.base import (
     Aggregate,
     Check,
@@ -17,20 +18,7 @@ from tracer_kit.quality.checks.base import (
 from tracer_kit.quality.names import Scratch
 from tracer_kit.types import Issue, Severity
 
-__all__ = ["Validity", "range_reason"]
-
-
-def range_reason(f: Field) -> pl.Expr | None:
-    """``out_of_range`` where the typed value breaks the field's ``ge`` / ``gt`` bound."""
-    col = pl.col(f.name)
-    checks = []
-    if f.ge is not None:
-        checks.append(col < f.ge)
-    if f.gt is not None:
-        checks.append(col <= f.gt)
-    if not checks:
-        return None
-    return pl.when(pl.any_horizontal(checks).fill_null(False)).then(pl.lit("out_of_range"))
+__all__ = ["Validity"]
 
 
 @register_check
@@ -44,9 +32,8 @@ class Validity(Check):
     part = "validity"
 
     def field_reasons(self, f: Field) -> list[pl.Expr]:
-        """The cast failure, then the range failure."""
-        bound = range_reason(f)
-        return [Scratch.CAST.col(f.name)] + ([bound] if bound is not None else [])
+        """The cast failure, then each constraint's (in the order of ``CONSTRAINTS``)."""
+        return [Scratch.CAST.col(f.name), *constraint_reasons(f)]
 
     def _failing(self, f: Field) -> pl.Expr:
         return pl.any_horizontal([e.is_not_null() for e in self.field_reasons(f)])

@@ -45,7 +45,7 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
     ("ingest", ("ingest", "spark", "spark.source")),
     ("config", ("config",)),
     ("blueprints", ("blueprints", "engine")),
-    ("quality", ("quality", "profiling")),
+    ("quality", ("quality", "profiling", "infer")),
     ("features", ("spark.features", "preprocess", "features")),
     ("model", ("model",)),
     ("record", ("outputs", "record")),

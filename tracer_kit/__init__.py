@@ -77,6 +77,11 @@ _EXPORTS = {
     "ExportError": "tracer_kit.errors",
     "export": "tracer_kit.destinations",
     "Exported": "tracer_kit.destinations",
+    "infer": "tracer_kit.infer",
+    "failing_rows": "tracer_kit.warehouse",
+    "load_contract": "tracer_kit.blueprints",
+    "contract_schema": "tracer_kit.blueprints",
+    "DatasetRules": "tracer_kit.blueprints",
 }
 
 __all__ = [
@@ -143,17 +148,25 @@ __all__ = [
     "spark_session",
     "stats",
     "validate",
+    "infer",
+    "failing_rows",
+    "load_contract",
+    "contract_schema",
+    "DatasetRules",
 ]
 
 if _typing.TYPE_CHECKING:
     from tracer_kit.blueprints import (
         Blueprint,
+        DatasetRules,
         Feature,
         Field,
         Rule,
         SparkPlan,
+        contract_schema,
         get_blueprint,
         list_blueprints,
+        load_contract,
         register_blueprint,
         stats,
     )
@@ -169,6 +182,7 @@ if _typing.TYPE_CHECKING:
         TracerError,
         WarehouseBusyError,
     )
+    from tracer_kit.infer import infer
     from tracer_kit.ingest import FileInfo, Ingested, read_table
     from tracer_kit.notebooks import run_batch, run_notebook
     from tracer_kit.options import ApiOptions, ReadOptions
@@ -197,6 +211,7 @@ if _typing.TYPE_CHECKING:
         Verification,
         backup,
         delete_runs,
+        failing_rows,
         prune_plan,
         query,
         rebuild,

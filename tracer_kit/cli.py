@@ -33,6 +33,8 @@ from tracer_kit.workspace import DEFAULT_PROCESSED, DEFAULT_REPORTS, DEFAULT_WAR
 tk_blueprints = lazy_module("tracer_kit.blueprints")
 tk_cells = lazy_module("tracer_kit.cells")
 tk_config = lazy_module("tracer_kit.config")
+tk_contract = lazy_module("tracer_kit.blueprints.contract")
+tk_infer = lazy_module("tracer_kit.infer")
 tk_datasets = lazy_module("tracer_kit.datasets")
 tk_destinations = lazy_module("tracer_kit.destinations")
 tk_model = lazy_module("tracer_kit.model")
@@ -60,6 +62,11 @@ app = typer.Typer(
 )
 runs_app = typer.Typer(help="List recent runs, or show one with `tracer runs show RUN_ID`.")
 app.add_typer(runs_app, name="runs")
+contract_app = typer.Typer(
+    help="Blueprints declared in a file: `tracer contract schema`, `tracer contract check FILE`.",
+    no_args_is_help=True,
+)
+app.add_typer(contract_app, name="contract")
 
 Warehouse = Annotated[
     str,
@@ -1260,6 +1267,140 @@ def init(
         f"run an edited notebook with: tracer run FILE -b BLUEPRINT --notebook "
         f"{directory / 'notebooks' / 'blueprint.ipynb'}"
     )
+
+
+@app.command()
+@friendly
+@with_read_flags
+def infer(
+    input: Annotated[
+        str,
+        typer.Argument(
+            help="The file to draft from, a database URL (--table/--query) or an API URL."
+        ),
+    ],
+    name: Annotated[
+        str | None, typer.Option("--name", help="The blueprint's name (default: the file's stem).")
+    ] = None,
+    key: Annotated[
+        str | None, typer.Option("--key", help="The column that identifies a row.")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Write the draft here (blueprints/NAME.yaml) instead of printing it."
+        ),
+    ] = None,
+    force: ForceOpt = False,
+    secret_param: SecretParamOpt = None,
+    read_flags: dict[str, Any] | None = None,
+) -> None:
+    """Draft a contract from the data: kinds, required, unique key, ranges, allowed values, formats."""
+    if out is not None and out.exists() and not force:
+        raise ConfigError(f"--out {out} exists; add --force to overwrite it")
+    if out is not None and not tk_contract.is_contract_path(out):
+        raise ConfigError(f"--out {out}: a contract is a .yaml or .yml file")
+    cfg = build_config(None, secrets=secret_param, read_flags=read_flags)
+    text = tk_infer.infer(_source(input), name=name, key=key, config=cfg)
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    tk_writing.write_text_file(out, text)
+    drafted = tk_contract.parse_contract(text, out)
+    found = out.resolve().parent == (Path.cwd() / "blueprints").resolve()
+    _console().print(
+        f"wrote {out}: {len(drafted.fields)} fields; check it, then: "
+        f"tracer run {redact(input)} -b {drafted.name if found else out}",
+        markup=False,
+    )
+
+
+@contract_app.command("schema")
+@friendly
+def contract_schema() -> None:
+    """Print the JSON Schema of a contract file (point your editor's YAML support at it)."""
+    typer.echo(json.dumps(tk_contract.contract_schema(), indent=1))
+
+
+@contract_app.command("check")
+@friendly
+def contract_check(
+    path: Annotated[Path, typer.Argument(help="The contract file (.yaml, .yml, .json, .toml).")],
+) -> None:
+    """Read a contract file and say what it declares (or the one line that is wrong in it)."""
+    bp = tk_contract.load_contract(path)
+    con = _console()
+    con.print(f"{path}: blueprint {bp.name!r}: {bp.description}", markup=False)
+    for f in bp.fields:
+        words = ", ".join(
+            [
+                *(["required"] if f.required else []),
+                *tk_blueprints.constraint_words(f),
+                *(["personal"] if f.pii else []),
+            ]
+        )
+        con.print(f"  field   {f.name}: {f.kind}{', ' + words if words else ''}", markup=False)
+    for r in bp.rules:
+        con.print(f"  rule    {r.reason} ({r.severity}): {r.description}", markup=False)
+    for feat in bp.features:
+        con.print(f"  feature {feat.name} ({feat.dtype}) = {feat.formula}", markup=False)
+    engine = (
+        "polars and Spark" if bp.spark is not None else "polars only (windows over several keys)"
+    )
+    con.print(f"  runs on {engine}", markup=False)
+
+
+@app.command("quarantine")
+@friendly
+def quarantine_command(
+    run_id: Annotated[str, typer.Argument(help="A run (`tracer runs`).")],
+    check: Annotated[
+        str | None,
+        typer.Option("--check", help="Only rows failing this check (a reason or rule name)."),
+    ] = None,
+    column: Annotated[
+        str | None, typer.Option("--column", help="Only rows failing on this column.")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the rows to this file (.csv, .parquet, .json, .xlsx)."),
+    ] = None,
+    include_pii: Annotated[
+        bool,
+        typer.Option(
+            "--include-pii", help="Show personal values (hidden by default, exports too)."
+        ),
+    ] = False,
+    force: ForceOpt = False,
+    raw_cells: RawCellsOpt = False,
+    warehouse: Warehouse = DEFAULT_WAREHOUSE,
+) -> None:
+    """A run's failing rows, per check and column: a summary, or every row written to --out."""
+    import polars as pl
+
+    if out is not None:
+        tk_writing.check_destination(out, force=force, warehouse=warehouse)
+    summary = tk_warehouse.run_checks_failed(run_id, warehouse=warehouse)
+    rows = tk_warehouse.failing_rows(
+        run_id,
+        check=check,
+        column=column,
+        include_pii=include_pii,
+        limit=None if out is not None else 20,
+        warehouse=warehouse,
+    )
+    if out is not None:
+        tk_writing.write_table(rows, out, force=force, raw_cells=raw_cells, warehouse=warehouse)
+        typer.echo(f"wrote {rows.height:,} rows to {out}")
+        return
+    con = _console()
+    if summary.height == 0:
+        con.print(f"run {run_id} quarantined no rows", markup=False)
+        return
+    with pl.Config(tbl_rows=50, tbl_cols=12, fmt_str_lengths=40, tbl_width_chars=200):
+        typer.echo(str(summary))
+        typer.echo(str(rows))
+    typer.echo(f"(first {rows.height} rows; --out FILE.csv writes them all)")
 
 
 class _ConsoleLines(logging.Handler):

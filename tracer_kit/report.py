@@ -437,10 +437,12 @@ def feature_chart(result: Any, *, bins: int = 30) -> Any:
 
     bp = get_blueprint(result.blueprint)
     rows = _processed(result)
-    column = bp.report_hints.get("chart") or bp.feature_names[-1]
+    column = bp.chart_column
     color = bp.report_hints.get("color")
     if rows is None:
         return HTML("<p>No processed rows to chart.</p>")
+    if column is None:
+        return HTML(f"<p>{bp.name} has no numeric feature or field to chart.</p>")
     value = pl.col(column).cast(pl.Float64)
     lo, hi, n = (
         rows.select(value.min().alias("lo"), value.max().alias("hi"), value.count().alias("n"))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import polars as pl
@@ -30,6 +30,7 @@ __all__ = [
     "check_destination",
     "neutralise_cells",
     "write_table",
+    "write_text_file",
 ]
 
 #: First characters that make a spreadsheet read a cell as a formula.
@@ -111,9 +112,7 @@ def write_table(
     target = check_destination(path, force=force, warehouse=warehouse)
     suffix = target.suffix.lower()
     rows = frame if raw_cells or suffix in (".parquet", ".json") else neutralise_cells(frame)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    try:
+    with _in_place(target) as partial:
         if suffix == ".csv":
             rows.write_csv(partial)
         elif suffix == ".parquet":
@@ -122,10 +121,27 @@ def write_table(
             partial.write_text(json.dumps(rows.to_dicts(), default=str, indent=1), "utf-8")
         else:
             _write_xlsx(rows, partial)
+    return target
+
+
+@contextlib.contextmanager
+def _in_place(target: Path) -> Iterator[Path]:
+    """A temporary name beside ``target``, renamed onto it when the block succeeds."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        yield partial
         partial.replace(target)
     finally:
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
+
+
+def write_text_file(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` all at once: a failure leaves no half-written file."""
+    target = Path(path)
+    with _in_place(target) as partial:
+        partial.write_text(text, encoding="utf-8")
     return target
 
 

@@ -20,6 +20,7 @@ from tracer_kit.blueprints import stats
 from tracer_kit.blueprints._base import (
     DATE_CONVENTIONS,
     KIND_DTYPES,
+    NAME_PATTERN,
     Blueprint,
     DatasetRules,
     Feature,
@@ -29,12 +30,20 @@ from tracer_kit.blueprints._base import (
     RuleContext,
     SparkPlan,
 )
-from tracer_kit.blueprints.contract import is_contract_path, load_contract
+from tracer_kit.blueprints.constraints import CONSTRAINTS, Constraint, constraint_words
+from tracer_kit.blueprints.contract import contract_schema, is_contract_path, load_contract
 from tracer_kit.errors import BlueprintError
 
 __all__ = [
+    "CONSTRAINTS",
+    "Constraint",
+    "constraint_words",
+    "contract_schema",
+    "is_contract_path",
+    "load_contract",
     "DATE_CONVENTIONS",
     "KIND_DTYPES",
+    "NAME_PATTERN",
     "Blueprint",
     "DatasetRules",
     "Feature",

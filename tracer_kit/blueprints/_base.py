@@ -404,6 +404,18 @@ class Blueprint:
         """Names of the created columns, in output order."""
         return tuple(f.name for f in self.features)
 
+    @property
+    def chart_column(self) -> str | None:
+        """The column the report charts: the ``chart`` hint, else the last numeric feature, else
+        the last numeric field (``None`` when there is none).
+        """  # noqa: D205
+        hinted = self.report_hints.get("chart")
+        if hinted:
+            return hinted
+        numeric = [f.name for f in self.features if f.dtype.is_numeric()]
+        numeric = numeric or [f.name for f in self.fields if f.is_numeric]
+        return numeric[-1] if numeric else None
+
     def field(self, name: str) -> Field:
         """The field called ``name``."""
         for f in self.fields:

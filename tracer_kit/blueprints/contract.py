@@ -394,7 +394,7 @@ def _rules(spec: ContractSpec, fields: Sequence[str], located: _Located) -> tupl
             Rule(
                 reason=r.name,
                 columns=columns,
-                description=r.description or f"{r.name}: {r.check} is false",
+                description=r.description or f"{r.check} is false",
                 fails=fails,
                 severity=r.severity,
             )

@@ -18,6 +18,9 @@ from tracer_kit.blueprints.constraints import folded_text as folded
 from tracer_kit.quality.names import Aggregates, Scratch
 
 __all__ = [
+    "BOOL_FALSE",
+    "BOOL_TRUE",
+    "DATETIME_FORMATS",
     "MONTH_NAME_FORMATS",
     "NULL_TOKENS",
     "Typed",

@@ -49,6 +49,7 @@ from tracer_kit.warehouse.connection import (
     sql_text,
     utcnow,
 )
+from tracer_kit.warehouse.failing import FAILING_COLUMNS, failing_rows, run_checks_failed
 from tracer_kit.warehouse.migrations import MIGRATIONS, open_warehouse
 from tracer_kit.warehouse.reads import (
     HIDDEN,
@@ -82,6 +83,7 @@ from tracer_kit.warehouse.tables import ensure_blueprint_tables
 from tracer_kit.workspace import DEFAULT_WAREHOUSE
 
 __all__ = [
+    "FAILING_COLUMNS",
     "Backup",
     "BronzeFiles",
     "PruneGroup",
@@ -116,6 +118,7 @@ __all__ = [
     "dataset_name",
     "delete_runs",
     "end_run",
+    "failing_rows",
     "ensure_blueprint_tables",
     "new_run_id",
     "note_record",
@@ -127,6 +130,7 @@ __all__ = [
     "record_timings",
     "report_inputs",
     "run_row",
+    "run_checks_failed",
     "runs_to_prune",
     "sql_name",
     "sql_text",

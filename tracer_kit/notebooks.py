@@ -334,15 +334,7 @@ def run_notebook(  # noqa: PLR0913 - a source, a blueprint and the options the C
     life = RunLifecycle(warehouse, run_id)
     with life:  # a failure before the kernel takes over (or Ctrl-C) ends the run here
         open_warehouse(warehouse)
-        record = {
-            "run_id": run_id,
-            "blueprint": bp.name,
-            "dataset": cfg.output.dataset
-            or dataset_name(path, table=cfg.read.table, query=cfg.read.query),
-            "input_path": str(input_path),
-            "params": RunRecord(config=config_to_jsonable(cfg)),
-        }
-        life.start(record, RunState.PENDING)
+        life.start(_pending_run(run_id, bp.name, cfg, path, input_path), RunState.PENDING)
         if not is_url(path):  # (a database table or an API is read once, in the kernel)
             _check_before_kernel(input_path, bp, cfg, spark=spark)
         template = _notebook_file(cfg)
@@ -369,6 +361,20 @@ def run_notebook(  # noqa: PLR0913 - a source, a blueprint and the options the C
     return result_from_warehouse(
         run_id, warehouse=warehouse, notebook=executed, with_frame=return_frame
     )
+
+
+def _pending_run(
+    run_id: str, blueprint: str, cfg: Config, path: str | Path, input_path: Any
+) -> dict[str, Any]:
+    """The ``runs`` row of a notebook run before its kernel starts."""
+    return {
+        "run_id": run_id,
+        "blueprint": blueprint,
+        "dataset": cfg.output.dataset
+        or dataset_name(path, table=cfg.read.table, query=cfg.read.query),
+        "input_path": str(input_path),
+        "params": RunRecord(config=config_to_jsonable(cfg)),
+    }
 
 
 def _notebook_input(path: str | Path, *, spark: bool) -> Any:

@@ -41,7 +41,9 @@ def _eu(value: float, places: int) -> str:
     return f"{value:.{places}f}".replace(".", ",")
 
 
-def superstore_rows(n: int, *, seed: int = 7, start: dt.date = dt.date(2016, 1, 3)) -> list[list[str]]:
+def superstore_rows(
+    n: int, *, seed: int = 7, start: dt.date = dt.date(2016, 1, 3)
+) -> list[list[str]]:
     """``n`` order lines (1 to 3 lines per order), as text cells."""
     rng = random.Random(seed)
     rows: list[list[str]] = []

@@ -49,7 +49,7 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
     ("features", ("spark.features", "preprocess", "features")),
     ("model", ("model",)),
     ("record", ("outputs", "record")),
-    ("warehouse", ("warehouse", "writing", "personal", "destinations")),
+    ("warehouse", ("warehouse", "writing", "personal", "destinations", "failing")),
     ("report", ("report", "trained")),
     ("run", ("run", "stages", "pipeline")),
     ("interfaces", ("notebooks", "widgets", "cli", "")),

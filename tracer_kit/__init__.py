@@ -78,7 +78,7 @@ _EXPORTS = {
     "export": "tracer_kit.destinations",
     "Exported": "tracer_kit.destinations",
     "infer": "tracer_kit.infer",
-    "failing_rows": "tracer_kit.warehouse",
+    "failing_rows": "tracer_kit.failing",
     "load_contract": "tracer_kit.blueprints",
     "contract_schema": "tracer_kit.blueprints",
     "DatasetRules": "tracer_kit.blueprints",
@@ -182,6 +182,7 @@ if _typing.TYPE_CHECKING:
         TracerError,
         WarehouseBusyError,
     )
+    from tracer_kit.failing import failing_rows
     from tracer_kit.infer import infer
     from tracer_kit.ingest import FileInfo, Ingested, read_table
     from tracer_kit.notebooks import run_batch, run_notebook
@@ -211,7 +212,6 @@ if _typing.TYPE_CHECKING:
         Verification,
         backup,
         delete_runs,
-        failing_rows,
         prune_plan,
         query,
         rebuild,

@@ -37,9 +37,9 @@ tk_contract = lazy_module("tracer_kit.blueprints.contract")
 tk_infer = lazy_module("tracer_kit.infer")
 tk_datasets = lazy_module("tracer_kit.datasets")
 tk_destinations = lazy_module("tracer_kit.destinations")
+tk_failing = lazy_module("tracer_kit.failing")
 tk_model = lazy_module("tracer_kit.model")
 tk_notebooks = lazy_module("tracer_kit.notebooks")
-tk_personal = lazy_module("tracer_kit.personal")
 tk_pipeline = lazy_module("tracer_kit.pipeline")
 tk_profiling = lazy_module("tracer_kit.profiling")
 tk_quality = lazy_module("tracer_kit.quality")
@@ -913,6 +913,13 @@ def query(
 @friendly
 def quarantine(
     run_id: Annotated[str, typer.Argument(help="The run (`tracer runs`).")],
+    check: Annotated[
+        str | None,
+        typer.Option("--check", help="Only rows failing this check (a reason or rule name)."),
+    ] = None,
+    column: Annotated[
+        str | None, typer.Option("--column", help="Only rows failing on this column.")
+    ] = None,
     include_pii: Annotated[
         bool,
         typer.Option(
@@ -922,52 +929,50 @@ def quarantine(
     ] = False,
     out: Annotated[
         Path | None,
-        typer.Option(
-            "--out", help="Write every quarantined row here (.csv, .parquet, .json, .xlsx)."
-        ),
+        typer.Option("--out", help="Write every failing row here (.csv, .parquet, .json, .xlsx)."),
     ] = None,
     force: ForceOpt = False,
     raw_cells: RawCellsOpt = False,
     limit: Annotated[int, typer.Option("--limit", "-n", help="Rows to print.")] = 20,
     warehouse: Warehouse = DEFAULT_WAREHOUSE,
 ) -> None:
-    """A run's quarantined rows with their reasons and raw records (personal values hidden)."""
-    import polars as pl
+    """A run's failing rows per check and column, with the values as the file wrote them."""
+    from rich.table import Table
 
     if out is not None:
         tk_writing.check_destination(out, force=force, warehouse=warehouse)
-    row = tk_warehouse.run_row(run_id, warehouse=warehouse)
-    if include_pii:
-        rows = tk_personal.reveal(run_id, warehouse=warehouse).select(
-            "source_row", "source_line", pl.col("reasons").cast(pl.List(pl.String)).list.join(", "),
-            "stage", pl.col("raw").alias("raw"),
-        )  # fmt: skip
-        count = rows.height
-    else:
-        count, rows = tk_warehouse.quarantine_rows(
-            run_id, row["blueprint"], warehouse=warehouse, limit=10**9 if out else limit
-        )
+    rows = tk_failing.failing_rows(
+        run_id,
+        check=check,
+        column=column,
+        include_pii=include_pii,
+        limit=None if out is not None else limit,
+        warehouse=warehouse,
+    )
     if out is not None:
         tk_writing.write_table(rows, out, force=force, raw_cells=raw_cells, warehouse=warehouse)
-        typer.echo(f"wrote {rows.height} quarantined rows of run {run_id} to {out}")
+        typer.echo(f"wrote {rows.height:,} failing rows of run {run_id} to {out}")
         return
+    counts = tk_failing.run_checks_failed(run_id, warehouse=warehouse)
     con = _console()
-    con.print(f"run {run_id}: {count:,} row(s) quarantined", markup=False)
-    from rich.table import Table
-
+    table = Table(title=f"run {run_id}: failing rows per check")
+    for col in ("check", "column", "rows"):
+        table.add_column(col, justify="right" if col == "rows" else "left")
+    for r in counts.iter_rows(named=True):
+        table.add_row(r["check"], r["column"] or "(the row)", _n(r["rows"]))
+    _print_table(table)
     table = Table()
-    for col in ("row", "line", "reasons", "stage", "raw"):
+    for col in ("row", "line", "failed", "record"):
         table.add_column(col, justify="right" if col in ("row", "line") else "left")
-
-    for r in rows.head(limit).iter_rows(named=True):
+    values = [c for c in rows.columns if c not in tk_failing.FAILING_COLUMNS]
+    for r in rows.iter_rows(named=True):
+        record = ", ".join(f"{c}={r[c]}" for c in values if r[c] is not None)
         table.add_row(
-            _n(r["source_row"]),
-            _n(r["source_line"]),
-            r["reasons"],
-            r["stage"],
-            tk_cells.shorten(r["raw"], 2000),
+            _n(r["source_row"]), _n(r["source_line"]), r["failed"], tk_cells.shorten(record, 2000)
         )
     _print_table(table)
+    if rows.height == limit:
+        con.print(f"(the first {limit} rows; --out FILE.csv writes them all)", markup=False)
 
 
 @app.command("backup")
@@ -1348,59 +1353,6 @@ def contract_check(
         "polars and Spark" if bp.spark is not None else "polars only (windows over several keys)"
     )
     con.print(f"  runs on {engine}", markup=False)
-
-
-@app.command("quarantine")
-@friendly
-def quarantine_command(
-    run_id: Annotated[str, typer.Argument(help="A run (`tracer runs`).")],
-    check: Annotated[
-        str | None,
-        typer.Option("--check", help="Only rows failing this check (a reason or rule name)."),
-    ] = None,
-    column: Annotated[
-        str | None, typer.Option("--column", help="Only rows failing on this column.")
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", help="Write the rows to this file (.csv, .parquet, .json, .xlsx)."),
-    ] = None,
-    include_pii: Annotated[
-        bool,
-        typer.Option(
-            "--include-pii", help="Show personal values (hidden by default, exports too)."
-        ),
-    ] = False,
-    force: ForceOpt = False,
-    raw_cells: RawCellsOpt = False,
-    warehouse: Warehouse = DEFAULT_WAREHOUSE,
-) -> None:
-    """A run's failing rows, per check and column: a summary, or every row written to --out."""
-    import polars as pl
-
-    if out is not None:
-        tk_writing.check_destination(out, force=force, warehouse=warehouse)
-    summary = tk_warehouse.run_checks_failed(run_id, warehouse=warehouse)
-    rows = tk_warehouse.failing_rows(
-        run_id,
-        check=check,
-        column=column,
-        include_pii=include_pii,
-        limit=None if out is not None else 20,
-        warehouse=warehouse,
-    )
-    if out is not None:
-        tk_writing.write_table(rows, out, force=force, raw_cells=raw_cells, warehouse=warehouse)
-        typer.echo(f"wrote {rows.height:,} rows to {out}")
-        return
-    con = _console()
-    if summary.height == 0:
-        con.print(f"run {run_id} quarantined no rows", markup=False)
-        return
-    with pl.Config(tbl_rows=50, tbl_cols=12, fmt_str_lengths=40, tbl_width_chars=200):
-        typer.echo(str(summary))
-        typer.echo(str(rows))
-    typer.echo(f"(first {rows.height} rows; --out FILE.csv writes them all)")
 
 
 class _ConsoleLines(logging.Handler):

@@ -234,10 +234,14 @@ def _read_config_file(path: Path) -> Any:
 
 
 def validation_message(exc: ValidationError, *, root: str = "config") -> str:
-    """A pydantic error as one line: ``where: what; where: what``."""
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or root}: {err['msg']}" for err in exc.errors()
-    )
+    """A pydantic error as one line: ``where: what; where: what`` (``where`` under ``root``)."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        if root != "config":
+            where = f"{root}.{where}" if where else root
+        parts.append(f"{where or root}: {err['msg']}")
+    return "; ".join(parts)
 
 
 def load_config(source: Config | dict[str, Any] | str | Path | None) -> Config:

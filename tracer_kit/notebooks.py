@@ -341,7 +341,7 @@ def run_notebook(  # noqa: PLR0913 - a source, a blueprint and the options the C
         params = check_parameters(
             {
                 "input_path": input_path,
-                "blueprint": bp.name,
+                "blueprint": bp.origin or bp.name,  # a contract by its file: found from any folder
                 "run_id": run_id,
                 "config": config_to_jsonable(cfg),
                 "output_dir": output_dir,
@@ -502,7 +502,7 @@ def prepare_run(
         input_path = str(resource_path(f"tracer_kit/samples/{Path(bp.sample).stem}_tiny.csv"))
     args: dict[str, Any] = {
         "path": input_path,
-        "blueprint": bp.name,
+        "blueprint": bp.origin or bp.name,
         "config": config or {},
         "run_id": run_id,
         "warehouse": warehouse or str(scratch / "warehouse.duckdb"),

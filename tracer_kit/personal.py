@@ -42,13 +42,16 @@ from tracer_kit.workspace import DEFAULT_WAREHOUSE
 __all__ = [
     "ENCRYPTED_PREFIX",
     "ENCRYPTION_KEY_ENV",
+    "LINE_KEY",
     "TOKEN_PREFIX",
     "decrypt_value",
     "encrypt_value",
     "encryption_key",
     "key_fingerprint",
+    "open_raw",
     "protect_run_files",
     "reveal",
+    "revealing_key",
 ]
 
 ENCRYPTION_KEY_ENV = "TRACER_ENCRYPTION_KEY"
@@ -221,20 +224,8 @@ def reveal(
     if what not in ("quarantine", "bronze"):
         raise ConfigError(f"what={what!r} should be 'quarantine' or 'bronze'")
     row = run_row(run_id, warehouse=warehouse)
-    at_rest = row["record"].personal_at_rest
     columns = list(row["record"].personal_columns)
-    if at_rest is None or at_rest.mode != "encrypted":
-        why = "it has no personal fields" if not columns else "its values were pseudonymised"
-        raise TracerError(f"run {run_id} has nothing to reveal: {why} (no encryption key was set)")
-    key = key or encryption_key(at_rest.key_reference)
-    if key is None:
-        raise TracerError(f"set {ENCRYPTION_KEY_ENV} to the key run {run_id} was encrypted with")
-    if key_fingerprint(key, "encryption") != at_rest.key_fingerprint:
-        msg = (
-            f"the encryption key set is not the one run {run_id} was encrypted with "
-            f"(fingerprint {key_fingerprint(key, 'encryption')}, the run's {at_rest.key_fingerprint})"
-        )
-        raise TracerError(msg)
+    key = revealing_key(run_id, row["record"], key)
     table = f'"{what}_{row["blueprint"]}"'
     if what == "quarantine":
         where, params = "run_id = ?", [run_id]
@@ -249,11 +240,40 @@ def reveal(
     return rows.with_columns(
         pl.col("raw")
         .cast(pl.String)
-        .map_elements(lambda raw: _open_raw(raw, set(columns), key), return_dtype=pl.String)
+        .map_elements(lambda raw: open_raw(raw, set(columns), key), return_dtype=pl.String)
     )
 
 
-def _open_raw(raw: str | None, columns: set[str], key: bytes) -> str | None:
+def revealing_key(run_id: str, record: Any, key: bytes | None = None) -> bytes:
+    """The key that decrypts run ``run_id``'s personal values (``key``, else the one set).
+
+    Raises
+    ------
+    TracerError
+        Without a key, with a key other than the run's, or for a run with nothing encrypted.
+    """
+    at_rest = record.personal_at_rest
+    if at_rest is None or at_rest.mode != "encrypted":
+        why = (
+            "it has no personal fields"
+            if not record.personal_columns
+            else "its values were pseudonymised"
+        )
+        raise TracerError(f"run {run_id} has nothing to reveal: {why} (no encryption key was set)")
+    key = key or encryption_key(at_rest.key_reference)
+    if key is None:
+        raise TracerError(f"set {ENCRYPTION_KEY_ENV} to the key run {run_id} was encrypted with")
+    if key_fingerprint(key, "encryption") != at_rest.key_fingerprint:
+        msg = (
+            f"the encryption key set is not the one run {run_id} was encrypted with "
+            f"(fingerprint {key_fingerprint(key, 'encryption')}, the run's {at_rest.key_fingerprint})"
+        )
+        raise TracerError(msg)
+    return key
+
+
+def open_raw(raw: str | None, columns: set[str], key: bytes) -> str | None:
+    """A raw record (JSON) with its personal values decrypted."""
     if raw is None:
         return None
     record: dict[str, Any] = json.loads(raw)

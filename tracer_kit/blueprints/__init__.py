@@ -85,6 +85,7 @@ def blueprint_form(
 _BUILTIN_MODULES = ("customer_churn", "price_optimization", "revenue_projection")
 _registry: dict[str, Blueprint] = {}
 _loaded_paths: set[Path] = set()
+_contracts: dict[Path, tuple[int, Blueprint]] = {}
 _builtins_loaded = False
 
 
@@ -184,22 +185,45 @@ def _user_folders() -> list[Path]:
 
 
 def _load_contract_file(path: Path) -> Blueprint:
+    """The blueprint of a contract file, read again whenever the file changed since."""
     resolved = path.resolve()
-    blueprint = load_contract(resolved)
-    if blueprint.name in _registry and _registry[blueprint.name].origin not in ("", str(resolved)):
-        other = _registry[blueprint.name].origin
-        msg = f"{path}: blueprint {blueprint.name!r} is also declared in {other}"
-        raise BlueprintError(msg, path=path)
-    _loaded_paths.add(resolved)
-    return register_blueprint(blueprint, replace=True)
+    try:
+        stamp = resolved.stat().st_mtime_ns
+    except OSError as exc:
+        raise BlueprintError(f"cannot read blueprint file {path}: {exc}", path=path) from None
+    cached = _contracts.get(resolved)
+    if cached is None or cached[0] != stamp:
+        cached = (stamp, load_contract(resolved))
+        _contracts[resolved] = cached
+    if _registry.get(cached[1].name) is cached[1]:
+        return cached[1]
+    return register_blueprint(cached[1], replace=True)
+
+
+def _contract_files() -> list[Path]:
+    return [
+        path
+        for folder in _user_folders()
+        if folder.is_dir()
+        for path in sorted(folder.iterdir())
+        if is_contract_path(path) and path.is_file() and not path.name.startswith(("_", "."))
+    ]
+
+
+def _scan_contracts() -> None:
+    """Register every contract file in the user folders (two declaring one name: an error)."""
+    seen: dict[str, Path] = {}
+    for path in _contract_files():
+        bp = _load_contract_file(path)
+        if bp.name in seen:
+            msg = f"{path}: blueprint {bp.name!r} is also declared in {seen[bp.name]}"
+            raise BlueprintError(msg, path=path)
+        seen[bp.name] = path
 
 
 def _load_file(path: Path) -> None:
     resolved = path.resolve()
     if resolved in _loaded_paths:
-        return
-    if is_contract_path(path):
-        _load_contract_file(path)
         return
     _loaded_paths.add(resolved)
     name = f"tracer_kit_user_blueprint_{resolved.stem}_{abs(hash(resolved)) % 10**8}"
@@ -237,10 +261,10 @@ def _load_plugins() -> None:
         register_blueprint(obj, replace=True)
     for folder in _user_folders():
         if folder.is_dir():
-            for path in sorted(folder.iterdir()):
-                usable = path.suffix == ".py" or is_contract_path(path)
-                if usable and path.is_file() and not path.name.startswith(("_", ".")):
+            for path in sorted(folder.glob("*.py")):
+                if not path.name.startswith("_"):
                     _load_file(path)
+    _scan_contracts()
 
 
 def list_blueprints() -> list[Blueprint]:
@@ -263,6 +287,7 @@ def get_blueprint(name: str | Blueprint) -> Blueprint:
     _load_builtins()
     if is_contract_path(name) and Path(name).is_file():  # a contract file named by its path
         return _load_contract_file(Path(name))
+    _scan_contracts()  # (cheap: a folder listing; a file is read again only once edited)
     if name not in _registry:
         _load_plugins()
     if name not in _registry:

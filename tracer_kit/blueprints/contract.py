@@ -338,9 +338,8 @@ def _fields(spec: ContractSpec, located: _Located) -> tuple[Field, ...]:
         try:
             out.append(Field(name=name, **values))
         except BlueprintError as exc:
-            raise BlueprintError(
-                f"{located.at(['fields', name])}: {exc}", path=located.path
-            ) from None
+            said = re.sub(r" \([^()]*:\d+\)", "", str(exc))  # (a caller's site, not the file's)
+            raise BlueprintError(f"{located.at(['fields', name])}: {said}", path=located.path) from None
     return tuple(out)
 
 
@@ -516,6 +515,8 @@ def _blueprint(spec: ContractSpec, located: _Located) -> Blueprint:
     names = [f.name for f in fields]
     _check_names(spec, names, located)
     features, build = _features(spec, fields, located)
+    rules = _rules(spec, names, located)
+    identifier = _identifier(spec, located)
     dates = [f.name for f in fields if f.kind == "date"]
     reference = spec.reference or (
         spec.dataset.freshness.field if spec.dataset and spec.dataset.freshness else None
@@ -526,10 +527,10 @@ def _blueprint(spec: ContractSpec, located: _Located) -> Blueprint:
             description=spec.description,
             fields=fields,
             key=tuple(spec.key),
-            identifier=_identifier(spec, located),
+            identifier=identifier,
             features=features,
             build_features=build,
-            rules=_rules(spec, names, located),
+            rules=rules,
             reference_column=reference if reference in dates else None,
             preprocess=spec.preprocess or PreprocessConfig(),
             spark=_spark_plan(spec),

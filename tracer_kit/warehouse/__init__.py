@@ -43,13 +43,13 @@ from tracer_kit.warehouse.connection import (
     RUN_ID,
     check_run_id,
     connect,
+    is_base_table,
     new_run_id,
     quote_ident,
     sql_name,
     sql_text,
     utcnow,
 )
-from tracer_kit.warehouse.failing import FAILING_COLUMNS, failing_rows, run_checks_failed
 from tracer_kit.warehouse.migrations import MIGRATIONS, open_warehouse
 from tracer_kit.warehouse.reads import (
     HIDDEN,
@@ -79,11 +79,11 @@ from tracer_kit.warehouse.runs import (
     record_timings,
     start_run,
 )
-from tracer_kit.warehouse.tables import ensure_blueprint_tables
+from tracer_kit.warehouse.tables import FAILURES_TYPE, ensure_blueprint_tables
 from tracer_kit.workspace import DEFAULT_WAREHOUSE
 
 __all__ = [
-    "FAILING_COLUMNS",
+    "FAILURES_TYPE",
     "Backup",
     "BronzeFiles",
     "PruneGroup",
@@ -115,10 +115,10 @@ __all__ = [
     "check_run_id",
     "commit_run",
     "connect",
+    "is_base_table",
     "dataset_name",
     "delete_runs",
     "end_run",
-    "failing_rows",
     "ensure_blueprint_tables",
     "new_run_id",
     "note_record",
@@ -130,7 +130,6 @@ __all__ = [
     "record_timings",
     "report_inputs",
     "run_row",
-    "run_checks_failed",
     "runs_to_prune",
     "sql_name",
     "sql_text",

@@ -3,7 +3,7 @@
 Each quarantined row keeps its raw record (the file's own columns, as text) and its
 failures (each reason with the column it is about). :func:`failing_rows` returns them as a
 table, one row per quarantined row, filtered by check and column, with the run's personal
-columns hidden unless asked for.
+columns hidden unless asked for (then decrypted with the run's encryption key).
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ import polars as pl
 
 from tracer_kit.cells import HIDDEN
 from tracer_kit.errors import ConfigError, TracerError
+from tracer_kit.personal import LINE_KEY, open_raw, revealing_key
 from tracer_kit.record import RunRecord
-from tracer_kit.warehouse.connection import connect, is_base_table, quote_ident
-from tracer_kit.warehouse.migrations import open_warehouse
-from tracer_kit.warehouse.tables import FAILURES_TYPE
+from tracer_kit.warehouse import FAILURES_TYPE, connect, is_base_table, open_warehouse, quote_ident
 from tracer_kit.workspace import DEFAULT_WAREHOUSE
 
 __all__ = ["FAILING_COLUMNS", "failing_rows", "run_checks_failed"]
@@ -83,12 +82,16 @@ def failing_rows(
     One row per quarantined row, in file order: ``source_row``, ``source_line``, ``stage``,
     ``failed`` (every failure of the row, ``reason on column``) and the record's columns as
     the file wrote them. Values of the run's personal columns read ``HIDDEN`` unless
-    ``include_pii``. ``limit`` keeps the first rows only.
+    ``include_pii``: then they are decrypted with the key the run was encrypted with
+    (``TRACER_ENCRYPTION_KEY``). ``limit`` keeps the first rows only.
 
     Raises
     ------
     ConfigError
         When the run never failed that check or column (the message lists the ones it did).
+    TracerError
+        With ``include_pii``, when the run's personal values cannot be revealed (no key, the
+        wrong key, or values pseudonymised for good).
     """
     found = run_checks_failed(run_id, warehouse=warehouse)
     _check_filter(found, check, column, run_id)
@@ -120,7 +123,14 @@ def failing_rows(
             f"SELECT DISTINCT unnest(json_keys(raw)) FROM {quote_ident(table)} WHERE run_id = $1",
             [run_id],
         ).fetchall()
-    return _expand(rows, {k for (k,) in keys}, [] if include_pii else record.personal_columns)
+    personal = list(record.personal_columns)
+    if include_pii and personal and rows.height:
+        key = revealing_key(run_id, record)
+        rows = rows.with_columns(
+            pl.col("raw").map_elements(lambda r: open_raw(r, set(personal), key), pl.String)
+        )
+        personal = []
+    return _expand(rows, {k for (k,) in keys}, personal)
 
 
 def _expand(rows: pl.DataFrame, every_key: set[str], hidden: list[str]) -> pl.DataFrame:
@@ -132,7 +142,7 @@ def _expand(rows: pl.DataFrame, every_key: set[str], hidden: list[str]) -> pl.Da
     keys = [*first, *sorted(every_key - set(first))]
     record = rows.get_column("raw").str.json_decode(pl.Struct({k: pl.String() for k in keys}))
     values = record.struct.unnest()
-    hide = [c for c in values.columns if c in {*hidden, "_line"}] if hidden else []
+    hide = [c for c in values.columns if c in {*hidden, LINE_KEY}] if hidden else []
     if hide:
         values = values.with_columns(
             pl.when(pl.col(c).is_not_null()).then(pl.lit(HIDDEN)).alias(c) for c in hide

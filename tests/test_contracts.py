@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 
 import tracer_kit as tk
-from tracer_kit.cells import HIDDEN
 from tracer_kit.blueprints import CONSTRAINTS, KIND_DTYPES, Blueprint, Feature, Field, Rule
 from tracer_kit.blueprints.contract import parse_contract
+from tracer_kit.cells import HIDDEN
 from tracer_kit.errors import BlueprintError
 
 ORDERS_YAML = """\

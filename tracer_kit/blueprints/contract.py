@@ -339,7 +339,9 @@ def _fields(spec: ContractSpec, located: _Located) -> tuple[Field, ...]:
             out.append(Field(name=name, **values))
         except BlueprintError as exc:
             said = re.sub(r" \([^()]*:\d+\)", "", str(exc))  # (a caller's site, not the file's)
-            raise BlueprintError(f"{located.at(['fields', name])}: {said}", path=located.path) from None
+            raise BlueprintError(
+                f"{located.at(['fields', name])}: {said}", path=located.path
+            ) from None
     return tuple(out)
 
 

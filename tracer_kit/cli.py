@@ -1306,6 +1306,7 @@ def infer(
     if out is not None and not tk_contract.is_contract_path(out):
         raise ConfigError(f"--out {out}: a contract is a .yaml or .yml file")
     cfg = build_config(None, secrets=secret_param, read_flags=read_flags)
+    name = name or (out.stem if out is not None else None)  # the file and its blueprint agree
     text = tk_infer.infer(_source(input), name=name, key=key, config=cfg)
     if out is None:
         typer.echo(text, nl=False)

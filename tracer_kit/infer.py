@@ -1,11 +1,12 @@
 """A contract drafted from the data: ``tracer infer SOURCE`` / :func:`infer`.
 
 The source is read by the same readers as a run (files, databases, APIs) and profiled:
-every count (nulls, distinct values, minimum and maximum, how many values match a format)
-comes from the whole source, in streaming passes over a typed Parquet copy; the shapes an
+every count (missing values, distinct values, minimum and maximum, how many values read as
+each kind by the run's own casting) comes from the whole source, in streaming passes over a
+Parquet copy of its text; the shapes an
 identifier's values take are learnt from an even sample of at most :data:`SAMPLE_ROWS`
 values, then checked against every value. The draft is YAML with each decision's evidence
-in a comment (``# 0 nulls in 9,994 rows``), ready to be read, edited and run; the same
+in a comment (``# 0 missing in 9,994 rows``), ready to be read, edited and run; the same
 source always gives the same draft.
 """
 
@@ -23,14 +24,14 @@ from typing import Any
 import polars as pl
 import yaml
 
-from tracer_kit.blueprints import NAME_PATTERN
+from tracer_kit.blueprints import NAME_PATTERN, Blueprint, Field
 from tracer_kit.blueprints.constraints import KIND_PATTERNS
 from tracer_kit.config import Config, load_config
 from tracer_kit.errors import ConfigError, IngestError
-from tracer_kit.profiling import infer_types
 from tracer_kit.quality.assess import read_file
-from tracer_kit.quality.casting import BOOL_FALSE, BOOL_TRUE, date_conventions, plain_iso_columns
+from tracer_kit.quality.casting import cast_fields, present
 from tracer_kit.quality.matching import normalise_name
+from tracer_kit.quality.names import Scratch
 
 __all__ = ["MAX_COLUMNS", "SAMPLE_ROWS", "DraftField", "draft_fields", "infer"]
 
@@ -38,6 +39,10 @@ __all__ = ["MAX_COLUMNS", "SAMPLE_ROWS", "DraftField", "draft_fields", "infer"]
 SAMPLE_ROWS = 10_000
 #: Widest source a draft is written for: a contract of more fields is not reviewable.
 MAX_COLUMNS = 1_000
+#: The typed kinds a column is tried as, in order; the first that all but :data:`TOLERANCE`
+#: of its present values read as (by the run's own casting) is declared.
+TYPED_KINDS = ("int", "float", "bool", "date", "datetime")
+TOLERANCE = 0.01
 #: A text column with at most this many distinct values (each seen at least twice on
 #: average) becomes a category with its allowed values.
 MAX_CATEGORIES = 20
@@ -47,8 +52,8 @@ _PERSONAL_NAMES = re.compile(
     r"(customername|firstname|lastname|fullname|surname|givenname|contactname|^name$|"
     r"address|street|postcode|zipcode|birth|dob|ssn|passport|iban|ipaddress)"
 )
+_TIME = r"\d[T ]\d{1,2}:\d{2}"
 _ID_NAMES = re.compile(r"(id|key|code|number|no|ref|reference|uuid|guid)$")
-_DATETIME = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$"
 
 
 @dataclass
@@ -133,105 +138,154 @@ def _identifier_pattern(sample: pl.Series) -> str | None:
     return shape if has_digit and has_letter_or_mark else None
 
 
-def _text_counts(text: pl.LazyFrame, columns: Sequence[str]) -> dict[str, dict[str, int]]:
-    """Per text column: values matching each format (email, url, phone, bool, datetime)."""
-    exprs = []
-    for c in columns:
-        value = pl.col(c).str.strip_chars()
-        word = value.str.to_lowercase()
-        exprs.extend(
-            [
-                value.str.contains(KIND_PATTERNS["email"]).sum().alias(f"{c}\x00email"),
-                value.str.contains(KIND_PATTERNS["url"]).sum().alias(f"{c}\x00url"),
-                value.str.contains(KIND_PATTERNS["phone"]).sum().alias(f"{c}\x00phone"),
-                word.is_in([*BOOL_TRUE, *BOOL_FALSE]).sum().alias(f"{c}\x00bool"),
-                value.str.contains(_DATETIME).sum().alias(f"{c}\x00datetime"),
-            ]
-        )
-    if not exprs:
-        return {}
-    row = text.select(exprs).collect(engine="streaming").row(0, named=True)
-    out: dict[str, dict[str, int]] = {}
-    for key, value in row.items():
-        column, what = key.split("\x00")
-        out.setdefault(column, {})[what] = int(value or 0)
-    return out
-
-
-def _stats(typed: pl.LazyFrame, schema: pl.Schema) -> dict[str, dict[str, Any]]:
-    exprs = []
-    for c, dtype in schema.items():
-        col = pl.col(c)
-        exprs += [col.null_count().alias(f"{c}\x00nulls"), col.n_unique().alias(f"{c}\x00distinct")]
-        if dtype.is_numeric() or dtype.is_temporal():
-            exprs += [col.min().alias(f"{c}\x00min"), col.max().alias(f"{c}\x00max")]
-        if dtype == pl.String:
-            exprs.append(col.str.len_chars().max().alias(f"{c}\x00longest"))
-    row = typed.select(exprs).collect(engine="streaming").row(0, named=True)
+def _by_column(frame: pl.LazyFrame, exprs: list[pl.Expr]) -> dict[str, dict[str, Any]]:
+    """One streaming pass of ``column<NUL>what`` aggregates, as ``{column: {what: value}}``."""
     out: dict[str, dict[str, Any]] = {}
+    if not exprs:
+        return out
+    row = frame.select(exprs).collect(engine="streaming").row(0, named=True)
     for key, value in row.items():
         column, what = key.split("\x00")
         out.setdefault(column, {})[what] = value
     return out
 
 
-def _text_kind(
-    d: DraftField, values: dict[str, int], present: int, distinct: int, unique: bool
-) -> None:
-    """Decide a text column's kind from how many present values match each format."""
+def _text_counts(text: pl.LazyFrame, columns: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per column: present values matching each text format, distinct values (as written, folded)."""
+    exprs = []
+    for c in columns:
+        value = pl.when(present(c)).then(pl.col(c).str.strip_chars())
+        exprs.extend(
+            [
+                value.str.contains(KIND_PATTERNS["email"]).sum().alias(f"{c}\x00email"),
+                value.str.contains(KIND_PATTERNS["url"]).sum().alias(f"{c}\x00url"),
+                value.str.contains(KIND_PATTERNS["phone"]).sum().alias(f"{c}\x00phone"),
+                value.drop_nulls().n_unique().alias(f"{c}\x00distinct"),
+                value.str.to_lowercase().drop_nulls().n_unique().alias(f"{c}\x00folded"),
+                value.str.contains(_TIME).sum().alias(f"{c}\x00timed"),
+            ]
+        )
+    return _by_column(text, exprs)
+
+
+@dataclass
+class _Typed:
+    """How each column reads as each typed kind, by the run's own casting."""
+
+    present: dict[str, int]
+    failing: dict[str, dict[str, int]]  # column -> kind -> present values that do not cast
+    low: dict[str, dict[str, Any]]  # column -> kind -> smallest typed value
+    high: dict[str, dict[str, Any]]
+    formats: dict[str, str]  # date column -> day_first / month_first / iso
+
+
+def _typed_counts(text: pl.LazyFrame, columns: Sequence[str], decimal: str) -> _Typed:
+    """Cast every column as every typed kind with the run's casting, and count what fails.
+
+    The draft then declares what a run would read: the same null tokens, decimal marks,
+    thousands separators and date conventions.
+    """
+    names = {(c, k): f"c{i}_{k}" for i, c in enumerate(columns) for k in TYPED_KINDS}
+    bp = Blueprint(
+        name="drafted",
+        description="",
+        fields=tuple(Field(n, k) for (_, k), n in names.items()),
+        key=(),
+        features=(),
+        build_features=lambda rows, ctx: rows,
+    )
+    framed = text.select(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("source_row"),
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("source_line"),
+        *(pl.col(c).alias(n) for (c, _), n in names.items()),
+    )
+    typed = cast_fields(framed, bp, clean=set(), extras=[], decimal=decimal)
+    exprs = []
+    for (c, k), n in names.items():
+        exprs.append(Scratch.CAST.col(n).is_not_null().sum().alias(f"{c}\x00fail {k}"))
+        if k != "bool":
+            exprs.append(pl.col(n).min().alias(f"{c}\x00low {k}"))
+            exprs.append(pl.col(n).max().alias(f"{c}\x00high {k}"))
+        if k == TYPED_KINDS[0]:
+            exprs.append(Scratch.PRESENT.col(n).sum().alias(f"{c}\x00present"))
+    found = _by_column(typed.frame, exprs)
+    formats = {}
+    for c in columns:
+        n = names[(c, "date")]
+        convention = "iso" if n in typed.plain_iso else typed.conventions.get(n)
+        named = {"dmy": "day_first", "mdy": "month_first", "iso": "iso"}.get(convention or "")
+        if named:
+            formats[c] = named
+    return _Typed(
+        present={c: int(found[c]["present"] or 0) for c in columns},
+        failing={c: {k: int(found[c][f"fail {k}"] or 0) for k in TYPED_KINDS} for c in columns},
+        low={c: {k: found[c].get(f"low {k}") for k in TYPED_KINDS} for c in columns},
+        high={c: {k: found[c].get(f"high {k}") for k in TYPED_KINDS} for c in columns},
+        formats=formats,
+    )
+
+
+def _typed_kind(d: DraftField, typed: _Typed, text: dict[str, Any]) -> bool:
+    """Declare the first typed kind nearly every present value reads as; whether one did."""
+    c, present_values = d.column, typed.present[d.column]
+    if not present_values:
+        return False
+    for kind in TYPED_KINDS:
+        failing = typed.failing[c][kind]
+        if kind == "bool" and int(text["folded"] or 0) > 2:
+            continue  # (yes/no/maybe is no boolean, even when maybe is rare)
+        if kind == "date" and int(text["timed"] or 0):
+            continue  # values with a time of day: a datetime, not a date
+        if failing / present_values > TOLERANCE:
+            continue
+        d.spec["kind"] = kind
+        if failing:
+            d.evidence.append(f"{_n(failing)} values are no {kind} (they will be quarantined)")
+        if kind in ("int", "float"):
+            low, high = float(typed.low[c][kind]), float(typed.high[c][kind])
+            d.evidence.append(_range(d.spec, kind, low, high))
+        if kind == "date" and c in typed.formats:
+            d.spec["format"] = typed.formats[c]
+            d.evidence.append(f"dates written {typed.formats[c].replace('_', ' ')}")
+        return True
+    return False
+
+
+def _text_kind(d: DraftField, text: dict[str, Any], present_values: int, unique: bool) -> None:
+    """A text column's kind: a format every value has, a category, an identifier or text."""
     for kind, label in (("email", "emails"), ("url", "URLs"), ("phone", "phone numbers")):
-        if present and values[kind] == present and not (kind == "phone" and unique):
+        every = present_values and int(text[kind] or 0) == present_values
+        if every and not (kind == "phone" and unique):
             d.spec["kind"] = kind
-            d.evidence.append(f"all {_n(present)} values are {label}")
+            d.evidence.append(f"all {_n(present_values)} values are {label}")
             return
-    if present and values["bool"] == present and distinct <= 2:
-        d.spec["kind"] = "bool"
-        d.evidence.append(f"all {_n(present)} values read as true/false")
-        return
-    if present and values["datetime"] == present:
-        d.spec["kind"] = "datetime"
-        d.evidence.append("all values are timestamps")
-        return
-    d.spec["kind"] = "string"
-
-
-def _draft_one(
-    d: DraftField,
-    dtype: pl.DataType,
-    stats: dict[str, Any],
-    rows: int,
-    text_counts: dict[str, int] | None,
-) -> None:
-    nulls, distinct = int(stats["nulls"]), int(stats["distinct"])
-    present = rows - nulls
-    distinct_present = distinct - (1 if nulls else 0)
-    unique = present > 1 and distinct_present == present
-    if dtype.is_integer():
-        d.spec["kind"] = "int"
-    elif dtype.is_float():
-        d.spec["kind"] = "float"
-    elif dtype == pl.Date:
-        d.spec["kind"] = "date"
-    else:
-        _text_kind(d, text_counts or {}, present, distinct_present, unique)
-    if nulls == 0 and rows:
-        d.spec["required"] = True
-    d.evidence.insert(0, f"{_n(nulls)} nulls in {_n(rows)} rows")
-    kind = d.spec["kind"]
-    looks_like_id = bool(_ID_NAMES.search(normalise_name(d.column)))
-    if unique and kind in ("int", "string") and looks_like_id:
+    distinct, folded = int(text["distinct"] or 0), int(text["folded"] or 0)
+    if unique and _ID_NAMES.search(normalise_name(d.column)):
         d.spec["kind"] = "id"
-        d.evidence.append(f"{_n(present)} distinct values")
-    elif kind in ("int", "float") and stats.get("min") is not None:
-        d.evidence.append(_range(d.spec, kind, float(stats["min"]), float(stats["max"])))
-    elif (
-        kind == "string"
-        and 0 < distinct_present <= MAX_CATEGORIES
-        and distinct_present * 2 <= present
-    ):
+        d.evidence.append(f"{_n(distinct)} distinct values")
+    elif 0 < folded <= MAX_CATEGORIES and folded * 2 <= present_values:
         d.spec["kind"] = "category"
-        d.evidence.append(f"{distinct_present} value{'s' if distinct_present > 1 else ''}")
-    if kind in ("email", "phone") or _PERSONAL_NAMES.search(normalise_name(d.column)):
+        d.evidence.append(f"{folded} value{'s' if folded > 1 else ''}")
+        if folded < distinct:
+            d.spec["ignore_case"] = True
+            d.evidence.append(f"written {distinct} ways")
+    else:
+        d.spec["kind"] = "string"
+
+
+def _draft_one(d: DraftField, rows: int, typed: _Typed, text: dict[str, Any]) -> None:
+    present_values = typed.present[d.column]
+    missing = rows - present_values
+    unique = present_values > 1 and int(text["distinct"] or 0) == present_values
+    d.evidence.append(f"{_n(missing)} missing in {_n(rows)} rows")
+    if not _typed_kind(d, typed, text):
+        _text_kind(d, text, present_values, unique)
+    elif d.spec["kind"] == "int" and unique and _ID_NAMES.search(normalise_name(d.column)):
+        d.spec = {"kind": "id"}  # a unique number named like an identifier: an identifier
+        d.evidence[1:] = [f"{_n(present_values)} distinct values"]
+    if missing == 0:
+        d.spec = {"kind": d.spec.pop("kind"), "required": True, **d.spec}
+    if d.spec["kind"] in ("email", "phone") or _PERSONAL_NAMES.search(normalise_name(d.column)):
         d.spec["pii"] = True
         d.evidence.append("personal data")
 
@@ -239,31 +293,20 @@ def _draft_one(
 @dataclass
 class _Source:
     rows: int
-    typed: pl.LazyFrame
     text: pl.LazyFrame
     columns: list[str]
+    decimal: str
 
 
 def draft_fields(source: _Source, key: str | None = None) -> list[DraftField]:
     """Every column's drafted field, in the source's order."""
-    schema = source.typed.collect_schema()
-    stats = _stats(source.typed, schema)
-    texts = [c for c in source.columns if schema[c] == pl.String]
-    text_counts = _text_counts(source.text, texts)
-    dates = [c for c in source.columns if schema[c] == pl.Date]
-    plain = plain_iso_columns(source.text, dates)
-    conventions = date_conventions(source.text, [c for c in dates if c not in plain])
+    typed = _typed_counts(source.text, source.columns, source.decimal)
+    text = _text_counts(source.text, source.columns)
     taken: set[str] = set()
     drafted = []
     for c in source.columns:
         d = DraftField(_field_name(c, taken), c)
-        _draft_one(d, schema[c], stats[c], source.rows, text_counts.get(c))
-        if c in dates:
-            convention = "iso" if c in plain else conventions.get(c)
-            named = {"dmy": "day_first", "mdy": "month_first", "iso": "iso"}.get(convention or "")
-            if named:
-                d.spec["format"] = named
-                d.evidence.append(f"dates written {named.replace('_', ' ')}")
+        _draft_one(d, source.rows, typed, text[c])
         drafted.append(d)
     _allowed_values(source.text, drafted)
     _patterns(source, drafted)
@@ -272,16 +315,24 @@ def draft_fields(source: _Source, key: str | None = None) -> list[DraftField]:
 
 
 def _allowed_values(text: pl.LazyFrame, drafted: list[DraftField]) -> None:
-    """A category's allowed values: its distinct values (stripped), sorted."""
+    """A category's allowed values, sorted: its values as written (with ``ignore_case``, the
+    most frequent spelling of each).
+    """  # noqa: D205
     categories = [d for d in drafted if d.spec["kind"] == "category"]
     if not categories:
         return
+    value = pl.col("v")
     found = pl.collect_all(
         [
-            text.select(pl.col(d.column).str.strip_chars().alias("v"))
+            text.select(
+                pl.when(present(d.column)).then(pl.col(d.column).str.strip_chars()).alias("v")
+            )
             .drop_nulls()
-            .filter(pl.col("v") != "")
-            .unique()
+            .group_by("v")
+            .len()
+            .with_columns(value.str.to_lowercase().alias("folded"))
+            .sort(["folded", "len", "v"], descending=[False, True, False])
+            .unique("folded", keep="first", maintain_order=True)
             .sort("v")
             for d in categories
         ],
@@ -299,14 +350,15 @@ def _patterns(source: _Source, drafted: list[DraftField]) -> None:
     sample = source.text.select(d.column for d in candidates).head(SAMPLE_ROWS).collect()
     found = {}
     for d in candidates:
-        pattern = _identifier_pattern(sample.get_column(d.column).cast(pl.String).str.strip_chars())
+        column = sample.get_column(d.column).cast(pl.String).str.strip_chars()
+        pattern = _identifier_pattern(column)
         if pattern is not None:
             found[d.column] = pattern
     if not found:
         return
     bad = (
         source.text.select(
-            (pl.col(c).is_not_null() & ~pl.col(c).str.strip_chars().str.contains(p)).sum().alias(c)
+            (present(c) & ~pl.col(c).str.strip_chars().str.contains(p)).sum().alias(c)
             for c, p in found.items()
         )
         .collect(engine="streaming")
@@ -357,10 +409,9 @@ def _render(name: str, where: str, drafted: list[DraftField], rows: int) -> str:
     lines.append("fields:")
     width = max(len(d.name) for d in drafted) + 1
     for d in drafted:
-        renamed = (
-            [] if normalise_name(d.column) == normalise_name(d.name) else [f"column {d.column!r}"]
-        )
-        comment = "; ".join([*d.evidence, *renamed])
+        if normalise_name(d.column) != normalise_name(d.name):
+            d.spec["column"] = d.column
+        comment = "; ".join(d.evidence)
         lines.append(f"  {(d.name + ':').ljust(width)} {_flow(d.spec)}  # {comment}")
     return "\n".join(lines) + "\n"
 
@@ -407,9 +458,5 @@ def infer(
         rows = text.select(pl.len()).collect().item()
         if rows == 0:
             raise IngestError(f"{where}: no rows to draft a contract from", path=where)
-        typed_file = Path(tmp) / "typed.parquet"
-        infer_types(text, columns, decimal=ing.info.decimal or ".").sink_parquet(
-            typed_file, compression="lz4"
-        )
-        drafted = draft_fields(_Source(rows, pl.scan_parquet(typed_file), text, columns), key)
+        drafted = draft_fields(_Source(rows, text, columns, ing.info.decimal or "."), key)
     return _render(name, where, drafted, rows)

@@ -91,6 +91,9 @@ class Field:
     format: str | None = None
     #: The text a missing value is read as (before any check).
     default: str | None = None
+    #: The source's own name for the column, when it is not the field's name written
+    #: another way (``Price (€)`` for ``price``).
+    column: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KIND_DTYPES:

@@ -98,6 +98,10 @@ def _field_spec_model() -> type[BaseModel]:
             Spec(None, description="the value a missing one is read as"),
         ),
         description=(str, Spec("", description="what the field holds")),
+        column=(
+            str | None,
+            Spec(None, description="the source's column name, when it is not the field's"),
+        ),
         **constraint_fields,
     )
 

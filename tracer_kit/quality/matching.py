@@ -76,8 +76,8 @@ def match_columns(
 
     ``column_map`` (source -> field) is applied first (with ``present_only``, only its
     entries whose column the file has: a file to score has no label); then each field still
-    absent that exactly one column matches case-, space- and underscore-insensitively is
-    mapped too.
+    absent that exactly one column matches (its declared ``column`` name, or its own name
+    case-, space- and underscore-insensitively) is mapped too.
 
     Raises
     ------
@@ -101,7 +101,7 @@ def match_columns(
             for c in columns
             if c not in mapping
             and c not in {x.name for x in blueprint.fields}
-            and normalise_name(c) == normalise_name(f.name)
+            and (c == f.column or normalise_name(c) == normalise_name(f.name))
         ]
         if len(candidates) == 1:
             mapping[candidates[0]] = f.name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 
 import polars as pl
 import pytest
@@ -361,3 +362,46 @@ def test_a_contract_named_by_its_path_runs_from_any_folder(workdir):
         report=False,
     )
     assert result.blueprint == "shop" and result.rows_valid == 1
+
+
+def test_the_reports_rule_table_and_its_downloads_in_a_real_browser(orders):
+    """Chromium opens the report: one row per rule, and a rule's link downloads its failing rows."""
+    from playwright.sync_api import sync_playwright
+
+    from .test_e2e import CHROMIUM
+
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail("/usr/bin/chromium is missing under CI: `make test` must install it")
+        pytest.skip("LOUD SKIP: /usr/bin/chromium is missing; `make test` installs it")
+    result = tk.run_pipeline("orders.csv", "orders", config={"reference_date": "2026-02-10"})
+    report = orders / "reports" / result.run_id / "report.html"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--headless=new", "--disable-gpu"]
+        )
+        try:
+            page = browser.new_page(accept_downloads=True)
+            page.goto(report.as_uri())
+            rows = page.locator("table.rules tr")
+            texts = [rows.nth(i).inner_text() for i in range(rows.count())]
+            quantity = next(t for t in texts if t.startswith("quantity: >= 1, <= 100"))
+            assert [c.strip() for c in quantity.split("\t")[2:6]] == ["7", "6", "1", "14.3%"]
+            assert "fail" in quantity or "warn" in quantity
+            assert any(
+                t.startswith("order_id: required") and t.rstrip().endswith("pass") for t in texts
+            )
+            rule = next(t for t in texts if t.startswith("big_discount_small_order"))
+            assert "\tHIGH\t" in rule and rule.rstrip().endswith("download CSV (1 row)")
+            link = page.locator("table.rules tr", has_text="note: at most 8 characters").locator(
+                "a"
+            )
+            with page.expect_download() as caught:
+                link.click()
+            download = caught.value
+            assert download.suggested_filename == f"{result.run_id}-too_long-note.csv"
+            body = open(download.path(), encoding="utf-8").read()
+            assert body.splitlines()[1].startswith("5,6,validate,too_long on note,A4")
+            assert "(hidden: personal)" in body and "@" not in body.split("\n", 1)[1]
+        finally:
+            browser.close()

@@ -57,7 +57,8 @@ def _check_filter(found: pl.DataFrame, check: str | None, column: str | None, ru
     for what, value in (("check", check), ("column", column)):
         if value is None:
             continue
-        known = sorted({part for v in found.get_column(what).drop_nulls() for part in v.split(",")})
+        values = found.get_column(what).drop_nulls()
+        known = sorted({*values, *(part for v in values for part in v.split(","))})
         if value not in known:
             close = difflib.get_close_matches(value, known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -107,7 +108,10 @@ def failing_rows(
             match.append(f"f.reason = ${len(params)}")
         if column is not None:
             params.append(column)
-            match.append(f"list_contains(string_split(f.\"column\", ','), ${len(params)})")
+            n = len(params)
+            match.append(
+                f'(f."column" = ${n} OR list_contains(string_split(f."column", \',\'), ${n}))'
+            )
         if match:
             where.append(f"len(list_filter({_FAILURES}, lambda f: {' AND '.join(match)})) > 0")
         rows = con.sql(

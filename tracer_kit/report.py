@@ -19,12 +19,15 @@ from tracer_kit._resources import resource_path
 from tracer_kit.blueprints import get_blueprint
 from tracer_kit.cells import HIDDEN, shorten
 from tracer_kit.display import html_table, summary_html, svg_data_uri, verdict, verdict_html
+from tracer_kit.failing import failing_rows, run_checks_failed
 from tracer_kit.heavy import altair
 from tracer_kit.model.charts import METRIC_WORDS, predictions_section
 from tracer_kit.quality import ISSUE_COLUMNS, SCORE_WEIGHTS, SEVERITIES
+from tracer_kit.quality.rule_results import RuleResult, rule_results
 from tracer_kit.types import by_severity
 from tracer_kit.warehouse import DEFAULT_WAREHOUSE, report_inputs, run_row
 from tracer_kit.workspace import DEFAULT_REPORTS, parquet_location
+from tracer_kit.writing import neutralise_cells
 
 __all__ = [
     "MAX_HIST_CHARTS",
@@ -286,6 +289,7 @@ def render_report(
     *,
     drift_rows: list[dict[str, Any]] | None = None,
     previous_run: str | None = None,
+    rules: list[dict[str, Any]] | None = None,
 ) -> str:
     """The report's HTML for one run (pure: everything it shows is passed in)."""
     template_path = resource_path("templates/report.html.j2")
@@ -333,6 +337,7 @@ def render_report(
         drift=drift_rows or [],
         score_weights=SCORE_WEIGHTS,
         previous_run=previous_run,
+        rules=rules or [],
     )
 
 
@@ -381,6 +386,7 @@ def quality_report(
         sample_rows,
         drift_rows=drift_rows,
         previous_run=previous[0] if previous else None,
+        rules=run_rules(run, warehouse=warehouse),
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "report.html"
@@ -388,6 +394,53 @@ def quality_report(
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+#: Failing rows embedded per rule in a report (the rest: ``tracer quarantine``), and the
+#: most bytes one rule's embedded CSV may take.
+EMBEDDED_ROWS = 10_000
+EMBEDDED_BYTES = 2_000_000
+
+
+def run_rules(run: dict[str, Any], *, warehouse: str | Path = DEFAULT_WAREHOUSE) -> list[dict]:
+    """The run's rules (:func:`~tracer_kit.quality.rule_results.rule_results`) as table rows,
+    each failing one with its rows as an embedded CSV link or the command that exports them.
+    """  # noqa: D205
+    try:
+        blueprint = get_blueprint(run["blueprint"])
+    except Exception:  # (a blueprint no longer installed: the report still shows the rest)
+        return []
+    counts = run_checks_failed(run["run_id"], warehouse=warehouse)
+    results = rule_results(blueprint, run["rows_in"] or 0, counts.iter_rows(), run["issues"])
+    return [_rule_row(run["run_id"], r, warehouse) for r in results]
+
+
+def _rule_row(run_id: str, r: RuleResult, warehouse: str | Path) -> dict[str, Any]:
+    row = {**r.to_dict(), "download": None, "command": None, "embedded": 0}
+    if not (r.failed and r.quarantines):
+        return row
+    column = f" --column {r.column}" if r.column else ""
+    row["command"] = f"tracer quarantine {run_id} --check {r.check}{column} --out rows.csv"
+    rows = failing_rows(
+        run_id, check=r.check, column=r.column, limit=EMBEDDED_ROWS, warehouse=warehouse
+    )
+    text = neutralise_cells(rows).write_csv()
+    if len(text) > EMBEDDED_BYTES:  # long values: fewer rows, whole ones
+        keep = int(rows.height * EMBEDDED_BYTES / len(text))
+        text = neutralise_cells(rows.head(keep)).write_csv() if keep else ""
+        rows = rows.head(keep)
+    if rows.height:
+        import base64
+
+        import markupsafe
+
+        encoded = base64.b64encode(text.encode("utf-8")).decode("ascii")
+        row["download"] = markupsafe.Markup(f"data:text/csv;base64,{encoded}")
+        row["embedded"] = rows.height
+        row["filename"] = (
+            f"{run_id}-{r.check}{'-' + r.column.replace(',', '-') if r.column else ''}.csv"
+        )
+    return row
 
 
 # --------------------------------------------------------------------------- notebook display

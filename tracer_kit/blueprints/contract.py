@@ -399,7 +399,7 @@ def _rules(spec: ContractSpec, fields: Sequence[str], located: _Located) -> tupl
             Rule(
                 reason=r.name,
                 columns=columns,
-                description=r.description or f"{r.check} is false",
+                description=r.description or f"not ({r.check})",
                 fails=fails,
                 severity=r.severity,
             )

@@ -127,6 +127,26 @@ def test_quarantine_tab_lists_rows_with_reasons_and_lines(bench):
     assert "No issues" not in bench.issues.value
 
 
+def test_quarantine_tab_filters_by_rule_and_saves_the_rows(bench, workdir):
+    import polars as pl
+
+    bench.blueprint.value = "customer_churn"
+    bench.run.click()
+    labels = dict(bench.rule_filter.options)
+    duplicate = next(label for label in labels if label.startswith("duplicate_id on customer_id"))
+    n = int(duplicate.split("(")[1].split()[0].replace(",", ""))
+    bench.rule_filter.value = labels[duplicate]
+    html = bench.quarantine.value
+    assert html.count("<tr>") == 1 + min(n, 100) and "duplicate_id on customer_id" in html
+    bench.save_path.value = "dupes.csv"
+    bench.save.click()
+    assert "wrote" in bench.save_status.value
+    saved = pl.read_csv(workdir / "dupes.csv", infer_schema=False)
+    assert saved.height == n and saved["failed"].str.contains("duplicate_id").all()
+    bench.save.click()  # never over a file without being asked
+    assert "exists" in bench.save_status.value
+
+
 def test_issues_tab_speaks_of_quarantined_rows_when_no_issue(workdir):
     from tracer_kit.widgets import issues_html
 

@@ -43,6 +43,7 @@ __all__ = [
     "render_report",
     "show_issues",
     "show_predictions",
+    "show_rules",
     "show_summary",
     "svg_data_uri",
     "verdict",
@@ -402,9 +403,12 @@ EMBEDDED_ROWS = 10_000
 EMBEDDED_BYTES = 2_000_000
 
 
-def run_rules(run: dict[str, Any], *, warehouse: str | Path = DEFAULT_WAREHOUSE) -> list[dict]:
+def run_rules(
+    run: dict[str, Any], *, warehouse: str | Path = DEFAULT_WAREHOUSE, embed: bool = True
+) -> list[dict]:
     """The run's rules (:func:`~tracer_kit.quality.rule_results.rule_results`) as table rows,
-    each failing one with its rows as an embedded CSV link or the command that exports them.
+    each failing one with the command that exports its rows and (``embed``) the first of
+    them as an embedded CSV link.
     """  # noqa: D205
     try:
         blueprint = get_blueprint(run["blueprint"])
@@ -412,15 +416,17 @@ def run_rules(run: dict[str, Any], *, warehouse: str | Path = DEFAULT_WAREHOUSE)
         return []
     counts = run_checks_failed(run["run_id"], warehouse=warehouse)
     results = rule_results(blueprint, run["rows_in"] or 0, counts.iter_rows(), run["issues"])
-    return [_rule_row(run["run_id"], r, warehouse) for r in results]
+    return [_rule_row(run["run_id"], r, warehouse, embed) for r in results]
 
 
-def _rule_row(run_id: str, r: RuleResult, warehouse: str | Path) -> dict[str, Any]:
+def _rule_row(run_id: str, r: RuleResult, warehouse: str | Path, embed: bool) -> dict[str, Any]:
     row = {**r.to_dict(), "download": None, "command": None, "embedded": 0}
     if not (r.failed and r.quarantines):
         return row
     column = f" --column {r.column}" if r.column else ""
     row["command"] = f"tracer quarantine {run_id} --check {r.check}{column} --out rows.csv"
+    if not embed:
+        return row
     rows = failing_rows(
         run_id, check=r.check, column=r.column, limit=EMBEDDED_ROWS, warehouse=warehouse
     )
@@ -451,6 +457,42 @@ def show_summary(result: Any) -> Any:
     from IPython.display import HTML
 
     return HTML(summary_html(result))
+
+
+def show_rules(result: Any, *, warehouse: str | Path = DEFAULT_WAREHOUSE) -> Any:
+    """Every rule the run checked, like a test report (notebooks): tested, passed, failed, verdict.
+
+    ``tk.failing_rows(run_id, check=..., column=...)`` gives a rule's failing rows.
+    """
+    from IPython.display import HTML
+
+    run = run_row(result.run_id, warehouse=warehouse)
+    rows = run_rules(run, warehouse=warehouse, embed=False)
+    if not rows:
+        return HTML("<p>No rules: the run stopped before its rows were checked.</p>")
+    shown = [
+        {
+            **{k: r[k] for k in ("rule", "column", "tested", "passed", "failed", "verdict")},
+            "failed share": f"{100 * r['failed_share']:.1f}%",
+            "severity": r["severity"] or "",
+            "rows": f"tk.failing_rows({result.run_id!r}, check={r['check']!r}, column={r['column']!r})"
+            if r["command"]
+            else "",
+        }
+        for r in rows
+    ]
+    columns = [
+        "rule",
+        "column",
+        "tested",
+        "passed",
+        "failed",
+        "failed share",
+        "severity",
+        "verdict",
+        "rows",
+    ]
+    return HTML(html_table(shown, columns))
 
 
 def show_issues(result: Any) -> Any:

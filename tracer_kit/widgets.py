@@ -18,6 +18,7 @@ import ipywidgets as w
 
 from tracer_kit.blueprints import blueprint_form, get_blueprint, list_blueprints
 from tracer_kit.errors import QualityGateError, TracerError, speaking
+from tracer_kit.failing import failing_rows, run_checks_failed
 from tracer_kit.ingest import input_extensions, read_table
 from tracer_kit.lazy import lazy_module
 from tracer_kit.pipeline import STAGES, run_pipeline
@@ -30,8 +31,8 @@ from tracer_kit.report import (
     show_summary,
 )
 from tracer_kit.types import ISSUE_COLUMNS, Issue
-from tracer_kit.warehouse import quarantine_rows
 from tracer_kit.workspace import DEFAULT_PROCESSED, DEFAULT_REPORTS, DEFAULT_WAREHOUSE, Workspace
+from tracer_kit.writing import write_table
 
 # The Spark engine's modules load pyarrow, numpy and pyspark (0.24 s or more) when first used.
 spark_engine = lazy_module("tracer_kit.spark")
@@ -257,6 +258,16 @@ class Workbench(w.VBox):
         self.summary = w.HTML()
         self.issues = w.HTML()
         self.quarantine = w.HTML()
+        self.rule_filter = w.Dropdown(
+            description="Rule",
+            options=[("every failing row", None)],
+            layout=w.Layout(width="420px"),
+        )
+        self.save_path = w.Text(placeholder="failing_rows.csv", layout=w.Layout(width="260px"))
+        self.save = w.Button(description="Save rows", icon="download", disabled=True)
+        self.save_status = w.HTML()
+        self.rule_filter.observe(lambda _: self._as_widget(self._show_failing), names="value")
+        self.save.on_click(lambda _: self._as_widget(self.save_failing))
         self.sample = w.HTML()
         self.charts = w.HTML()
         self.predictions = w.HTML()
@@ -273,7 +284,13 @@ class Workbench(w.VBox):
         tabs = {
             "Summary": self.summary,
             "Issues": self.issues,
-            "Quarantine": self.quarantine,
+            "Quarantine": w.VBox(
+                [
+                    w.HBox([self.rule_filter, self.save_path, self.save]),
+                    self.save_status,
+                    self.quarantine,
+                ]
+            ),
             "Sample rows": self.sample,
             "Charts": self.charts,
             "Predictions": self.predictions,
@@ -491,6 +508,7 @@ class Workbench(w.VBox):
         """Fill the result tabs from a :class:`RunResult` (a completed run or one stopped at the gate)."""
         self.summary.value = show_summary(result).data
         self.issues.value = issues_html(result.issues, result.rows_quarantined)
+        self._fill_rule_filter(result)
         self.quarantine.value = self._quarantine_html(result)
         head = processed_sample(result)
         if head is not None:
@@ -509,21 +527,73 @@ class Workbench(w.VBox):
         self.report_view.value = ""
         self.report_link.value = f" <code>{html.escape(report)}</code>"
 
-    def _quarantine_html(self, result: Any) -> str:
+    def _fill_rule_filter(self, result: Any) -> None:
+        """The Quarantine tab's filter: every failing row, or one check on one column."""
         try:
-            count, rows = quarantine_rows(
-                result.run_id, result.blueprint, warehouse=self.warehouse, limit=QUARANTINE_SHOWN
+            counts = run_checks_failed(result.run_id, warehouse=self.warehouse)
+        except TracerError:
+            counts = None
+        options: list[tuple[str, Any]] = [("every failing row", None)]
+        for r in counts.iter_rows(named=True) if counts is not None else []:
+            on = f" on {r['column']}" if r["column"] else ""
+            options.append((f"{r['check']}{on} ({r['rows']:,} rows)", (r["check"], r["column"])))
+        self.rule_filter.options = options
+        self.rule_filter.value = None
+        self.save.disabled = len(options) == 1
+        self.save_path.value = f"{result.run_id}-failing.csv"
+        self.save_status.value = ""
+
+    def _filter(self) -> tuple[str | None, str | None]:
+        return self.rule_filter.value or (None, None)
+
+    def _show_failing(self) -> None:
+        if self.result is not None:
+            self.quarantine.value = self._quarantine_html(self.result)
+
+    def _quarantine_html(self, result: Any) -> str:
+        check, column = self._filter()
+        try:
+            rows = failing_rows(
+                result.run_id,
+                check=check,
+                column=column,
+                limit=QUARANTINE_SHOWN + 1,
+                warehouse=self.warehouse,
             )
         except TracerError as exc:
             return f"<b style='color:#ab091e'>{html.escape(str(exc))}</b>"
-        if count == 0:
+        if rows.height == 0:
             return "No rows were quarantined."
-        shown = f"the first {rows.height:,} of " if rows.height < count else ""
+        total = result.rows_quarantined if check is None else None
+        rows = rows.head(QUARANTINE_SHOWN)
+        counted = f"{total:,}" if total is not None else "these"
+        shown = (
+            f"the first {rows.height:,} of " if total is not None and rows.height < total else ""
+        )
         return (
-            f"<p><b class='quarantine-count'>{count:,}</b> row(s) quarantined; {shown}"
-            "them below, with every reason and the line in the file.</p>"
+            f"<p><b class='quarantine-count'>{counted}</b> row(s) quarantined; {shown}"
+            "them below, with every failure and the line in the file (personal values hidden).</p>"
             + html_table(rows.to_dicts(), rows.columns)
         )
+
+    def save_failing(self) -> Path | None:
+        """Write the rows the filter shows (all of them, personal values hidden) to the path given."""
+        if self.result is None:
+            return None
+        check, column = self._filter()
+        target = self.save_path.value.strip() or f"{self.result.run_id}-failing.csv"
+        try:
+            rows = failing_rows(
+                self.result.run_id, check=check, column=column, warehouse=self.warehouse
+            )
+            written = write_table(rows, target, warehouse=self.warehouse)
+        except TracerError as exc:
+            self.save_status.value = f"<b style='color:#ab091e'>{html.escape(str(exc))}</b>"
+            return None
+        self.save_status.value = (
+            f"wrote {rows.height:,} rows to <code>{html.escape(str(written))}</code>"
+        )
+        return written
 
     def show_report(self) -> None:
         """Show the run's self-contained ``report.html`` inside the workbench (Report tab)."""

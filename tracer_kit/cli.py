@@ -375,7 +375,8 @@ def _print_result(result: Any) -> None:
         con.print(f"score parts: {parts}")
     model = result.record.model
     line = tk_model.headline(
-        result.blueprint, model.model_dump(exclude_unset=True) if model else {}
+        tk_blueprints.get_blueprint(result.blueprint),
+        model.model_dump(exclude_unset=True) if model else {},
     )
     if line:
         con.print(line, markup=False)

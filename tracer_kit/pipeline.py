@@ -33,9 +33,7 @@ from tracer_kit.errors import (
 )
 from tracer_kit.ingest import Ingested, file_sha256
 from tracer_kit.lazy import lazy_module
-from tracer_kit.model import (
-    MODELS,
-)
+from tracer_kit.model import model_task
 from tracer_kit.outputs import OUTPUTS
 from tracer_kit.personal import (
     PSEUDONYMISE_KEY_ENV,
@@ -616,6 +614,11 @@ def _profiled_rows(run: _Run, featured: stages.Featured) -> pl.LazyFrame:
     return pl.from_arrow(df.toArrow()).lazy()  # type: ignore[union-attr]
 
 
+def _task_kind(blueprint: Blueprint) -> str | None:
+    task = model_task(blueprint)
+    return task.kind if task is not None else None
+
+
 def _record_model(run: _Run, rows_out: int) -> None:
     """What the commit records about the run's model (``models``, ``prediction_files``)."""
     summary = run.record.model or ModelSummary()
@@ -635,7 +638,7 @@ def _record_model(run: _Run, rows_out: int) -> None:
     run.model = ModelRecord(
         model_run_id=run.run_id,
         predictions=pair,
-        kind=MODELS[run.bp.name].kind,
+        kind=_task_kind(run.bp),
         parameters={"model": summary.model, **run.cfg.model.model_dump()},
         metrics=metrics,
         training_rows=rows_out if summary.training_rows is None else summary.training_rows,

@@ -30,7 +30,7 @@ from tracer_kit.engine import on_spark
 from tracer_kit.errors import BlueprintError, PipelineBugError, TracerError
 from tracer_kit.ingest import Ingested
 from tracer_kit.lazy import lazy_module
-from tracer_kit.model import MODELS, ModelOutcome, apply_model, fit_model, read_model
+from tracer_kit.model import ModelOutcome, apply_model, fit_model, model_task, read_model
 from tracer_kit.outputs import OUTPUTS, OutputContext
 from tracer_kit.preprocess import Preprocessor, fit_preprocessor, read_preprocessor
 from tracer_kit.quality import QualityResult, assess_ingested, read_file
@@ -386,12 +386,12 @@ def _outcome(
 ) -> ModelOutcome:
     if trained is not None:
         saved = read_model(trained.predictor)
-        outcome = apply_model(saved, processed, blueprint.name, cfg)
+        outcome = apply_model(saved, processed, blueprint, cfg)
         outcome.summary = {"model": "saved", "trained_by": trained.run_id}
         return outcome
     if not cfg.enabled:
         return ModelOutcome({"model": None, "why": "the model stage is turned off (--no-model)"})
-    outcome = fit_model(processed, blueprint.name, cfg)
+    outcome = fit_model(processed, blueprint, cfg)
     assert outcome is not None
     return outcome
 
@@ -408,7 +408,7 @@ def fit_or_apply_model(
 ) -> Modelled:
     """Fit the blueprint's model (or apply the training run's); stage predictions and model."""
     ctx = OutputContext(run_id, blueprint, processed)
-    if blueprint.name not in MODELS:
+    if model_task(blueprint) is None:
         return Modelled(None, write_outputs(ctx, "model", staging=staging, finals=finals))
     outcome = _outcome(processed, blueprint, cfg, trained)
     ctx.fitted["model"] = outcome

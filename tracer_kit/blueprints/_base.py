@@ -171,6 +171,54 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class ModelSpec:
+    """What the model stage does for a blueprint: a task of the model registry, and its columns.
+
+    The tasks (``tracer_kit.model.MODEL_TASKS``): ``classification`` (``label``: who is
+    positive; a calibrated classifier, held-out metrics beside the base rate, the leakage
+    guard), ``regression`` (``target``: ridge and gradient boosting, MAE/RMSE/R² beside the
+    mean), ``forecast`` (``date`` and ``value``: the next ``horizon`` days, chosen by
+    backtest), and the built-ins' own ``churn`` (a classification in churn's words) and
+    ``elasticity`` (a demand curve per ``id``). ``id`` names the column a prediction is for
+    (default: the blueprint's identifier, else ``source_row``); ``inputs`` the model's inputs
+    (default: every number, flag and category the rows hold, but the label or target,
+    identifiers, dates and personal fields).
+    """
+
+    task: str
+    label: str | None = None
+    target: str | None = None
+    date: str | None = None
+    value: str | None = None
+    id: str | None = None
+    inputs: tuple[str, ...] | None = None
+    horizon: int | None = None
+
+    #: The columns each generic task needs.
+    NEEDS = {"classification": ("label",), "regression": ("target",), "forecast": ("date", "value")}
+
+    def __post_init__(self) -> None:
+        for key in self.NEEDS.get(self.task, ()):
+            if getattr(self, key) is None:
+                msg = f"a {self.task} model needs {key}= (the column it {_NEEDS_WORDS[key]})"
+                raise BlueprintError(msg)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every column the spec names."""
+        named = (self.label, self.target, self.date, self.value, self.id, *(self.inputs or ()))
+        return tuple(c for c in named if c is not None)
+
+
+_NEEDS_WORDS = {
+    "label": "predicts",
+    "target": "predicts",
+    "date": "orders the series by",
+    "value": "forecasts",
+}
+
+
+@dataclass(frozen=True)
 class DatasetRules:
     """Checks on the dataset as a whole: they raise issues and never quarantine a row.
 
@@ -306,6 +354,9 @@ class Blueprint:
         ``account_created_date``), or ``None`` when it has one form.
     dataset
         Checks on the whole dataset (:class:`DatasetRules`: row count, freshness), or ``None``.
+    model
+        What the model stage does (:class:`ModelSpec`), or ``None``: no model. A
+        classification's label and a regression's target become ``label``.
     thresholds
         Quality thresholds this blueprint sets, over the config's (``{"validity": 0.99}``).
     origin
@@ -333,6 +384,7 @@ class Blueprint:
     form_for: Callable[[frozenset[str]], Blueprint] | None = None
     dataset: DatasetRules | None = None
     thresholds: Mapping[str, float] = field(default_factory=dict)
+    model: ModelSpec | None = None
     #: Where the blueprint was declared (a contract file), for messages; ``""`` for Python ones.
     origin: str = ""
 
@@ -357,6 +409,19 @@ class Blueprint:
                 what = "label" if col == self.label else "key column"
                 msg = f"blueprint {self.name!r}: {what} {col!r} is not one of its fields"
                 raise BlueprintError(msg)
+        if self.model is not None:
+            self._check_model(names)
+
+    def _check_model(self, names: list[str]) -> None:
+        assert self.model is not None
+        known = {*names, *(f.name for f in self.features), "source_row"}
+        unknown = [c for c in self.model.columns if c not in known]
+        if unknown:
+            msg = f"blueprint {self.name!r}: its model names {unknown[0]!r}, which is no field or feature"
+            raise BlueprintError(msg)
+        predicted = self.model.label or self.model.target
+        if predicted is not None and self.label is None:
+            object.__setattr__(self, "label", predicted)  # never a feature of any matrix
 
     def __repr__(self) -> str:
         return (

@@ -21,6 +21,7 @@ from tracer_kit.blueprints._base import (
     Feature,
     FeatureContext,
     Field,
+    ModelSpec,
     Rule,
     RuleContext,
     SparkPlan,
@@ -29,6 +30,8 @@ from tracer_kit.blueprints.stats import column_bounds, quantile_cuts
 
 __all__ = [
     "BLUEPRINT",
+    "CHURN_INPUTS",
+    "WHOLE_FILE_FEATURES",
     "SNAPSHOT",
     "TENURE_DAYS",
     "churn_form",
@@ -287,6 +290,24 @@ def _activity_before_created(ctx: RuleContext) -> pl.Expr:
     return pl.col("last_activity_date") < pl.col("account_created_date")
 
 
+#: Features computed from whole-file statistics: left out of the churn model, whose
+#: preprocessing must learn from the training part only; their row-level parts are inputs.
+WHOLE_FILE_FEATURES = ("value_tier", "engagement_score")
+#: The churn model's inputs: the row-level features and the raw numbers and plan behind them.
+CHURN_INPUTS = (
+    "days_since_last_activity",
+    "account_tenure_days",
+    "daily_value_rate",
+    "support_intensity",
+    "feature_usage_rate",
+    "activity_recency_score",
+    "plan_value_score",
+    "total_value",
+    "support_tickets",
+    "feature_usage_count",
+    "plan_type",
+)
+
 BLUEPRINT = Blueprint(
     name="customer_churn",
     description="Churn risk per customer: recency, tenure, value, support load and engagement.",
@@ -313,6 +334,7 @@ BLUEPRINT = Blueprint(
     key=("customer_id",),
     identifier="customer_id",
     label="churned",
+    model=ModelSpec("churn", label="churned", id="customer_id", inputs=CHURN_INPUTS),
     reference_column="last_activity_date",
     rules=(
         Rule(

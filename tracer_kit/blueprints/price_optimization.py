@@ -10,7 +10,14 @@ from typing import Any
 
 import polars as pl
 
-from tracer_kit.blueprints._base import Blueprint, Feature, FeatureContext, Field, SparkPlan
+from tracer_kit.blueprints._base import (
+    Blueprint,
+    Feature,
+    FeatureContext,
+    Field,
+    ModelSpec,
+    SparkPlan,
+)
 from tracer_kit.blueprints.stats import linear_quantiles
 
 __all__ = [
@@ -149,6 +156,7 @@ BLUEPRINT = Blueprint(
     build_features=build_features,
     feature_statistics=feature_statistics,
     spark=SparkPlan("groups", by=("product_id",)),
+    model=ModelSpec("elasticity", id="product_id"),
     report_hints={
         "question": "Which price sells best?",
         "chart": "price_index_product",

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import polars as pl
 
-from tracer_kit.blueprints._base import Blueprint, Feature, FeatureContext, Field, SparkPlan
+from tracer_kit.blueprints._base import (
+    Blueprint,
+    Feature,
+    FeatureContext,
+    Field,
+    ModelSpec,
+    SparkPlan,
+)
 
 __all__ = [
     "BLUEPRINT",
@@ -163,5 +170,6 @@ BLUEPRINT = Blueprint(
     ),
     build_features=build_features,
     report_hints={"question": "What revenue comes next?", "chart": "revenue_ma_7", "color": None},
+    model=ModelSpec("forecast", date="date", value="revenue"),
     sample="revenue.csv",
 )

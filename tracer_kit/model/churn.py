@@ -26,7 +26,15 @@ import polars as pl
 
 from tracer_kit.errors import ConfigError
 
-__all__ = ["LEAKAGE_AUC", "CalibratedModel", "ChurnModel", "fit_churn", "label_values"]
+__all__ = [
+    "LEAKAGE_AUC",
+    "CalibratedModel",
+    "ChurnModel",
+    "fit_churn",
+    "input_preprocessor",
+    "label_values",
+    "split_inputs",
+]
 
 #: A single input that alone separates the classes better than this is a leak.
 LEAKAGE_AUC = 0.99
@@ -86,13 +94,17 @@ def _split(y: np.ndarray, test_size: float, seed: int) -> tuple[np.ndarray, np.n
     return train_test_split(index, test_size=test_size, random_state=seed, stratify=y)
 
 
-def _numeric_inputs(frame: pl.DataFrame, inputs: Sequence[str]) -> tuple[list[str], list[str]]:
+def split_inputs(frame: pl.DataFrame, inputs: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The inputs that are numbers (or flags), and those that are text (categories)."""
     numeric = [c for c in inputs if frame.schema[c].is_numeric() or frame.schema[c] == pl.Boolean]
     text = [c for c in inputs if frame.schema[c] == pl.String]
     return numeric, text
 
 
-def _preprocessor(numeric: list[str], text: list[str], *, splines: bool = False) -> Any:
+def input_preprocessor(numeric: list[str], text: list[str], *, splines: bool = False) -> Any:
+    """Median-imputed, scaled numbers (with ``splines``, a cubic spline basis each) and
+    one-hot categories (rare ones pooled), fitted on whatever part it is given.
+    """  # noqa: D205
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
@@ -117,13 +129,14 @@ def _candidates(numeric: list[str], text: list[str], seed: int) -> dict[str, Any
 
     return {
         "logistic_regression": make_pipeline(
-            _preprocessor(numeric, text), LogisticRegression(C=1.0, max_iter=2000)
+            input_preprocessor(numeric, text), LogisticRegression(C=1.0, max_iter=2000)
         ),
         "logistic_splines": make_pipeline(
-            _preprocessor(numeric, text, splines=True), LogisticRegression(C=1.0, max_iter=3000)
+            input_preprocessor(numeric, text, splines=True),
+            LogisticRegression(C=1.0, max_iter=3000),
         ),
         "hist_gradient_boosting": make_pipeline(
-            _preprocessor(numeric, text),
+            input_preprocessor(numeric, text),
             HistGradientBoostingClassifier(
                 max_iter=100, learning_rate=0.1, early_stopping=True, random_state=seed
             ),
@@ -331,7 +344,7 @@ def fit_churn(
     if min(int(y.sum()), int(len(y) - y.sum())) < 20:
         msg = f"{label!r} needs at least 20 churned and 20 retained customers to fit and evaluate a model"
         raise ConfigError(msg, column=label)
-    numeric, text = _numeric_inputs(rows, inputs)
+    numeric, text = split_inputs(rows, inputs)
     train, test = _split(y, test_size, seed)
     left_out = _leaks(rows[train], y[train], numeric + text, seed)
     numeric = [c for c in numeric if c not in left_out]

@@ -1,18 +1,23 @@
-"""The model stage of a run: each blueprint's model, found in one registry, fitted or applied.
+"""The model stage of a run: the blueprint's model task, found in one registry, fitted or applied.
 
-A blueprint with an entry in :data:`MODELS` gets a model when its processed rows allow one.
+A blueprint declares its model (:class:`~tracer_kit.blueprints.ModelSpec`): a task named in
+:data:`MODEL_TASKS` and the columns it uses. The task is resolved once, by name, and gets a
+model when the processed rows allow one.
 ``fit`` learns from a run's processed rows and returns predictions (one row per prediction
 unit, with ``prediction`` and ``confidence`` in [0, 1]), a summary for the run's record and
 the report, and ``saved``: everything ``apply`` needs to score new processed rows without
 refitting (written with skops beside the run's files). Without what a model needs, ``fit``
 says why instead, and no heuristic score is presented as a prediction.
 
-``confidence`` per blueprint:
+``confidence`` per task:
 
-- customer_churn: ``|2 p - 1|``, how far the probability is from a coin flip (0 at 0.5, 1 at 0 or 1);
-- revenue_projection: ``max(0, 1 - (upper - lower) / (2 |prediction|))`` with the 80% interval,
-  1 for a point forecast, 0 once the interval's half-width reaches the forecast itself;
-- price_optimization: the same with the elasticity's 95% interval; 0 when not identifiable.
+- churn and classification: ``|2 p - 1|``, how far the probability is from a coin flip (0 at
+  0.5, 1 at 0 or 1);
+- forecast (revenue_projection): ``max(0, 1 - (upper - lower) / (2 |prediction|))`` with the
+  80% interval, 1 for a point forecast, 0 once the interval's half-width reaches the forecast;
+- regression: the same with the 80% interval from the held-out errors;
+- elasticity (price_optimization): the same with the elasticity's 95% interval; 0 when not
+  identifiable.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tracer_kit.blueprints.customer_churn import BLUEPRINT as CHURN
+from tracer_kit.blueprints import Blueprint, ModelSpec
 from tracer_kit.config import ModelConfig
 from tracer_kit.engine import (
     count_rows,
@@ -36,18 +41,32 @@ from tracer_kit.engine import (
     small_frame,
     write_rows,
 )
-from tracer_kit.errors import option
+from tracer_kit.errors import BlueprintError, option
 from tracer_kit.model.churn import LEAKAGE_AUC, fit_churn, label_values
 from tracer_kit.model.extras import extra_columns, plan_extras, with_extras
 from tracer_kit.model.forecast import fit_forecast, forecast_from
+from tracer_kit.model.plots import churn_chart, elasticity_chart, forecast_chart, regression_chart
 from tracer_kit.model.pricing import Elasticity, expected_quantity, fit_elasticity
+from tracer_kit.model.regression import MIN_ROWS, fit_regression
 from tracer_kit.model.saved import save_model
 from tracer_kit.preprocess import write_in_batches
 from tracer_kit.quality.matching import label_like
 from tracer_kit.settings import settings
 from tracer_kit.types import Issue
 
-__all__ = ["MODELS", "BlueprintModel", "ModelOutcome", "apply_model", "fit_model", "headline"]
+__all__ = [
+    "MODEL_TASKS",
+    "ModelOutcome",
+    "ModelTask",
+    "apply_model",
+    "fit_model",
+    "headline",
+    "model_chart",
+    "model_inputs",
+    "model_task",
+    "prediction_id",
+    "register_model_task",
+]
 
 
 #: Rows scored per batch: scikit-learn's pandas input copies a batch a few times over.
@@ -107,13 +126,25 @@ class ModelOutcome:
         )
 
 
+Fit = Callable[[pl.LazyFrame, Blueprint, ModelConfig], ModelOutcome]
+Apply = Callable[[dict[str, Any], pl.LazyFrame, Blueprint, ModelConfig], ModelOutcome]
+
+
 @dataclass(frozen=True)
-class BlueprintModel:
-    """A blueprint's model: ``fit(processed, config)`` and ``apply(saved, processed, config)``."""
+class ModelTask:
+    """A model task: how it fits, applies, says what it found and draws it.
+
+    ``fit(processed, blueprint, config)`` and ``apply(saved, processed, blueprint, config)``
+    return a :class:`ModelOutcome`; ``headline(blueprint, summary)`` is the one sentence the
+    CLI, report and notebook print; ``chart(blueprint, summary, predictions)`` the picture
+    (or None); ``words`` what its rows and positives are called.
+    """
 
     kind: str
-    fit: Callable[[pl.LazyFrame, ModelConfig], ModelOutcome]
-    apply: Callable[[dict[str, Any], pl.LazyFrame, ModelConfig], ModelOutcome]
+    fit: Fit
+    apply: Apply
+    headline: Callable[[Blueprint, dict[str, Any]], str | None]
+    chart: Callable[[Blueprint, dict[str, Any], pl.DataFrame], Any | None]
 
 
 def _relative_confidence(estimate: pl.Expr, lower: pl.Expr, upper: pl.Expr) -> pl.Expr:
@@ -121,29 +152,61 @@ def _relative_confidence(estimate: pl.Expr, lower: pl.Expr, upper: pl.Expr) -> p
     return (1 - width).clip(0.0, 1.0).fill_nan(0.0).fill_null(0.0)
 
 
-# -- customer_churn --------------------------------------------------------------------------
+# -- classification (customer_churn's churn is one) -------------------------------------------
 
-#: Minimum labelled rows of each class for a churn model.
+#: Minimum labelled rows of each class for a classification model.
 MIN_PER_CLASS = 20
-#: Features computed from whole-file statistics: left out of the churn model, whose
-#: preprocessing must learn from the training part only; their row-level parts are inputs.
-WHOLE_FILE_FEATURES = ("value_tier", "engagement_score")
-#: The churn model's inputs: the row-level features and the raw numbers and plan behind them.
-CHURN_INPUTS = (
-    *(f for f in CHURN.feature_names if f not in WHOLE_FILE_FEATURES),
-    "total_value",
-    "support_tickets",
-    "feature_usage_count",
-    "plan_type",
-)
+
+#: Text kinds never used as model inputs by default (free text, contact details).
+_NOT_INPUTS = frozenset({"id", "string", "email", "url", "phone", "date", "datetime"})
 
 
-def churn_scorer(estimator: Any, inputs: list[str]) -> Callable[[pl.DataFrame], pl.DataFrame]:
-    """``rows -> customer_id, prediction (probability of churn), confidence (|2p - 1|)``."""
+def prediction_id(blueprint: Blueprint) -> str:
+    """The column a prediction row is for: the model's ``id``, the identifier, else ``source_row``."""
+    spec = blueprint.model
+    return (spec.id if spec else None) or blueprint.identifier or "source_row"
+
+
+def model_inputs(blueprint: Blueprint) -> tuple[str, ...]:
+    """The model's inputs: declared, else every number, flag and category of the rows but the
+    label or target, identifiers, dates and personal fields.
+    """  # noqa: D205
+    spec = blueprint.model
+    if spec is not None and spec.inputs is not None:
+        return spec.inputs
+    skip = {blueprint.label, *(s for s in (spec.label, spec.target) if spec and s)}
+    skip |= {blueprint.identifier, *blueprint.key, *blueprint.personal}
+    fields = [f.name for f in blueprint.fields if f.kind not in _NOT_INPUTS and f.name not in skip]
+    features = [
+        f.name
+        for f in blueprint.features
+        if (f.dtype.is_numeric() or f.dtype in (pl.Boolean, pl.String)) and f.name not in skip
+    ]
+    return tuple(dict.fromkeys([*fields, *features]))
+
+
+def _words(blueprint: Blueprint) -> dict[str, str]:
+    """What a classification's rows and classes are called (churn's, or generic words)."""
+    spec = blueprint.model
+    if spec is not None and spec.task == "churn":
+        return {
+            "model": "churn", "rows": "customers", "yes": "churned", "no": "retained",
+            "positives": "churners",
+        }  # fmt: skip
+    return {
+        "model": "classification", "rows": "rows", "yes": "positive", "no": "negative",
+        "positives": "positives",
+    }  # fmt: skip
+
+
+def classification_scorer(
+    estimator: Any, inputs: list[str], key: str = "customer_id"
+) -> Callable[[pl.DataFrame], pl.DataFrame]:
+    """``rows -> key, prediction (probability of the positive class), confidence (|2p - 1|)``."""
 
     def score(rows: pl.DataFrame) -> pl.DataFrame:
         p = estimator.predict_proba(rows.select(inputs).to_pandas())[:, 1]
-        return rows.select("customer_id").with_columns(
+        return rows.select(key).with_columns(
             prediction=pl.Series(p, dtype=pl.Float64),
             confidence=pl.Series(np.abs(2 * p - 1), dtype=pl.Float64),
         )
@@ -151,21 +214,26 @@ def churn_scorer(estimator: Any, inputs: list[str]) -> Callable[[pl.DataFrame], 
     return score
 
 
-def churn_score_schema(rows: Any) -> pl.Schema:
-    """The columns :func:`churn_scorer`'s ``score`` returns for ``rows``."""
-    key = rows.collect_schema()["customer_id"]
-    return pl.Schema({"customer_id": key, "prediction": pl.Float64, "confidence": pl.Float64})
+def _score_schema(rows: Any, key: str) -> pl.Schema:
+    """The columns a scorer returns for ``rows``: the key, prediction and confidence."""
+    return pl.Schema(
+        {key: rows.collect_schema()[key], "prediction": pl.Float64, "confidence": pl.Float64}
+    )
 
 
-def _class_counts(processed: pl.LazyFrame, positive: str | None) -> dict[int, int]:
-    label = label_values(pl.col("churned"), positive).alias("y")
-    counts = processed.select(label).group_by("y").len().collect(engine="streaming")
+def _class_counts(processed: pl.LazyFrame, label: str, positive: str | None) -> dict[int, int]:
+    y = label_values(pl.col(label), positive).alias("y")
+    counts = processed.select(y).group_by("y").len().collect(engine="streaming")
     return {y: n for y, n in counts.iter_rows() if y is not None}
 
 
-def _no_label(processed: pl.LazyFrame, cfg: ModelConfig) -> str:
-    """Why there is no churn model, naming a column that looks like the label when there is one."""
-    need = f"at least {MIN_PER_CLASS} churned and {MIN_PER_CLASS} retained customers"
+def _no_label(processed: pl.LazyFrame, blueprint: Blueprint, cfg: ModelConfig) -> str:
+    """Why there is no model, naming a column that looks like the label when there is one."""
+    w = _words(blueprint)
+    label = blueprint.model.label if blueprint.model else None
+    need = f"at least {MIN_PER_CLASS} {w['yes']} and {MIN_PER_CLASS} {w['no']} {w['rows']}"
+    if w["model"] != "churn":
+        return f"no classification model: {label!r} needs {need}"
     if cfg.label is not None or cfg.positive is not None:
         return f"no churn model: the label needs {need}"
     extras = extra_columns(processed.select("extras").head(1000).collect())
@@ -177,7 +245,7 @@ def _no_label(processed: pl.LazyFrame, cfg: ModelConfig) -> str:
             f"its values are not yes/no, true/false or 1/0); the label needs {need}"
         )
     return (
-        "no churn model: add a 'churned' column (yes/no, true/false, 1/0) or name your label "
+        f"no churn model: add a {label!r} column (yes/no, true/false, 1/0) or name your label "
         f"column with {option('label', value='COLUMN')}; it needs {need}"
     )
 
@@ -188,7 +256,7 @@ def _usable_inputs(rows: pl.DataFrame, inputs: list[str]) -> tuple[list[str], li
     return [c for c in inputs if c not in empty], empty
 
 
-def _leak_issues(m: Any) -> list[Issue]:
+def _leak_issues(m: Any, words: dict[str, str]) -> list[Issue]:
     """One high issue per input the leakage guard left out."""
     return [
         Issue(
@@ -199,23 +267,23 @@ def _leak_issues(m: Any) -> list[Issue]:
             threshold=LEAKAGE_AUC,
             rows_affected=m.rows_train,
             message=(
-                f"{name} alone separates churned from retained customers (cross-validated AUC "
-                f"{auc} on the training part, above {LEAKAGE_AUC}): a leak of the label? It was "
-                "left out of the churn model"
+                f"{name} alone separates {words['yes']} from {words['no']} {words['rows']} "
+                f"(cross-validated AUC {auc} on the training part, above {LEAKAGE_AUC}): a leak "
+                f"of the label? It was left out of the {words['model']} model"
             ),
         )
         for name, auc in m.left_out.items()
     ]
 
 
-def _churn_summary(
+def _classification_summary(
     m: Any,
     per_class: dict[int, int],
     used: dict[str, Any],
     skipped: dict[str, str],
     empty: list[str],
 ) -> dict[str, Any]:
-    """The run record's ``model`` for a fitted churn model."""
+    """The run record's ``model`` for a fitted classifier."""
     return {
         "model": m.chosen,
         "inputs": m.inputs,
@@ -235,58 +303,191 @@ def _churn_summary(
     }
 
 
-def _fit_churn(processed: pl.LazyFrame, cfg: ModelConfig) -> ModelOutcome:
-    per_class = _class_counts(processed, cfg.positive)
-    if min(per_class.get(0, 0), per_class.get(1, 0)) < MIN_PER_CLASS:
-        why = _no_label(processed, cfg)
-        return ModelOutcome({"model": None, "why": why}, notes=[why])
+def _training_rows(
+    processed: pl.LazyFrame, blueprint: Blueprint, keep: pl.Expr, n: int
+) -> tuple[pl.DataFrame, list[str], dict[str, Any], dict[str, str], list[str]]:
+    """An even spread of the rows ``keep`` selects (the key, the inputs, the label or target,
+    the usable extras); returns them, the usable inputs, the extras used and left out, and the
+    inputs empty in every row.
+    """  # noqa: D205
+    assert blueprint.model is not None
     names = processed.collect_schema().names()
-    inputs = [c for c in CHURN_INPUTS if c in names]
-    labelled = processed.select(
-        "source_row", "customer_id", *inputs, "churned", *(["extras"] if "extras" in names else [])
-    ).filter(label_values(pl.col("churned"), cfg.positive).is_not_null())
-    n = sum(per_class.values())
-    rows = fit_rows(labelled, settings.model_fit_rows, rows=n).drop("source_row")
-    used, skipped = plan_extras(rows) if "extras" in rows.columns else ({}, {})
+    key, predicted = prediction_id(blueprint), blueprint.label
+    inputs = [c for c in model_inputs(blueprint) if c in names and c not in (key, predicted)]
+    columns = dict.fromkeys(["source_row", key, *inputs, predicted])
+    extras = ["extras"] if "extras" in names else []
+    labelled = processed.select(*columns, *extras).filter(keep)
+    rows = fit_rows(labelled, settings.model_fit_rows, rows=n)
+    rows = rows.drop("source_row") if key != "source_row" else rows
+    used, skipped = plan_extras(rows) if extras else ({}, {})
     rows = with_extras(rows, used)
-    inputs, empty = _usable_inputs(rows, [*inputs, *used])
+    usable, empty = _usable_inputs(rows, [*inputs, *used])
+    return rows, usable, used, skipped, empty
+
+
+def _fit_classification(
+    processed: pl.LazyFrame, blueprint: Blueprint, cfg: ModelConfig
+) -> ModelOutcome:
+    label, key = blueprint.label, prediction_id(blueprint)
+    assert label is not None
+    per_class = _class_counts(processed, label, cfg.positive)
+    if min(per_class.get(0, 0), per_class.get(1, 0)) < MIN_PER_CLASS:
+        why = _no_label(processed, blueprint, cfg)
+        return ModelOutcome({"model": None, "why": why}, notes=[why])
+    labelled = label_values(pl.col(label), cfg.positive).is_not_null()
+    rows, inputs, used, skipped, empty = _training_rows(
+        processed, blueprint, labelled, sum(per_class.values())
+    )
     m = fit_churn(
         rows,
         inputs,
+        label=label,
         test_size=cfg.test_size,
         seed=cfg.seed,
         candidates=cfg.candidates,
         positive=cfg.positive,
     )
-    issues = _leak_issues(m)
-    summary = _churn_summary(m, per_class, used, skipped, empty)
     extras = {k: v for k, v in used.items() if k in m.inputs}
     saved = {"estimator": m.estimator, "inputs": m.inputs, "extras": extras}
-    score = churn_scorer(m.estimator, m.inputs)
-    rows_to_score = with_extras(processed, extras).select("customer_id", *m.inputs)
+    rows_to_score = with_extras(processed, extras).select(key, *m.inputs)
     return ModelOutcome(
-        summary,
+        _classification_summary(m, per_class, used, skipped, empty),
         None,
         saved,
         [],
         m.rows_train,
-        issues,
-        score,
+        _leak_issues(m, _words(blueprint)),
+        classification_scorer(m.estimator, m.inputs, key),
         rows_to_score,
-        churn_score_schema(rows_to_score),
+        _score_schema(rows_to_score, key),
     )
 
 
-def _apply_churn(saved: dict[str, Any], processed: pl.LazyFrame, cfg: ModelConfig) -> ModelOutcome:
-    rows = with_extras(processed, saved.get("extras") or {}).select("customer_id", *saved["inputs"])
-    score = churn_scorer(saved["estimator"], saved["inputs"])
-    return ModelOutcome({}, score=score, score_rows=rows, score_schema=churn_score_schema(rows))
+def _apply_classification(
+    saved: dict[str, Any], processed: pl.LazyFrame, blueprint: Blueprint, cfg: ModelConfig
+) -> ModelOutcome:
+    key = prediction_id(blueprint)
+    rows = with_extras(processed, saved.get("extras") or {}).select(key, *saved["inputs"])
+    score = classification_scorer(saved["estimator"], saved["inputs"], key)
+    return ModelOutcome({}, score=score, score_rows=rows, score_schema=_score_schema(rows, key))
+
+
+def _classification_headline(blueprint: Blueprint, summary: dict[str, Any]) -> str:
+    m, b, w = summary["metrics"], summary["baseline"], _words(blueprint)
+    label = "" if w["model"] == "churn" else f" of {blueprint.label}"
+    return (
+        f"{w['model']} model{label} ({summary['model']}): held-out ROC AUC {m['roc_auc']:.3f}, "
+        f"Brier {m['brier']:.3f} (base rate {b['brier']:.3f}); the top 10% of {w['rows']} by "
+        f"risk hold {m['capture_top_decile']:.0%} of the {w['positives']}"
+    )
+
+
+def _classification_chart(blueprint: Blueprint, summary: dict[str, Any], _: pl.DataFrame) -> Any:
+    w = _words(blueprint)
+    rate = "churn rate" if w["model"] == "churn" else f"rate of {blueprint.label}"
+    return churn_chart(summary, rows=w["rows"], rate=rate)
+
+
+# -- regression --------------------------------------------------------------------------------
+
+
+def _regression_scorer(
+    estimator: Any, inputs: list[str], key: str, interval: tuple[float, float]
+) -> Callable[[pl.DataFrame], pl.DataFrame]:
+    """``rows -> key, prediction, lower, upper (80%), confidence``."""
+    low, high = interval
+
+    def score(rows: pl.DataFrame) -> pl.DataFrame:
+        p = pl.Series(estimator.predict(rows.select(inputs).to_pandas()), dtype=pl.Float64)
+        out = rows.select(key).with_columns(prediction=p, lower=p + low, upper=p + high)
+        return out.with_columns(
+            confidence=_relative_confidence(pl.col("prediction"), pl.col("lower"), pl.col("upper"))
+        )
+
+    return score
+
+
+def _regression_schema(rows: Any, key: str) -> pl.Schema:
+    floats = dict.fromkeys(("prediction", "lower", "upper", "confidence"), pl.Float64)
+    return pl.Schema({key: rows.collect_schema()[key], **floats})
+
+
+def _fit_regression(
+    processed: pl.LazyFrame, blueprint: Blueprint, cfg: ModelConfig
+) -> ModelOutcome:
+    target, key = blueprint.label, prediction_id(blueprint)
+    assert target is not None
+    has_target = pl.col(target).is_not_null()
+    n = processed.select(has_target.sum()).collect(engine="streaming").item()
+    if n < MIN_ROWS:
+        why = f"no regression model: {target!r} has {n} value(s), at least {MIN_ROWS} needed"
+        return ModelOutcome({"model": None, "why": why}, notes=[why])
+    rows, inputs, used, skipped, empty = _training_rows(processed, blueprint, has_target, n)
+    m = fit_regression(
+        rows, inputs, target, test_size=cfg.test_size, seed=cfg.seed, candidates=cfg.candidates
+    )
+    extras = {k: v for k, v in used.items() if k in m.inputs}
+    saved = {
+        "estimator": m.estimator,
+        "inputs": m.inputs,
+        "extras": extras,
+        "interval": list(m.interval),
+    }
+    summary = {
+        "model": m.chosen,
+        "target": target,
+        "inputs": m.inputs,
+        "cv_rmse": m.cv_rmse,
+        "metrics": m.metrics,
+        "baseline": m.baseline,
+        "importance": m.importance,
+        "interval": list(m.interval),
+        "held_out": m.held_out,
+        "extras": {"used": extras, "left_out": skipped},
+        "empty_inputs": empty,
+        "rows_train": m.rows_train,
+        "rows_test": m.rows_test,
+    }
+    rows_to_score = with_extras(processed, extras).select(key, *m.inputs)
+    score = _regression_scorer(m.estimator, m.inputs, key, m.interval)
+    return ModelOutcome(
+        summary, None, saved, [], m.rows_train, [], score, rows_to_score,
+        _regression_schema(rows_to_score, key),
+    )  # fmt: skip
+
+
+def _apply_regression(
+    saved: dict[str, Any], processed: pl.LazyFrame, blueprint: Blueprint, cfg: ModelConfig
+) -> ModelOutcome:
+    key = prediction_id(blueprint)
+    rows = with_extras(processed, saved.get("extras") or {}).select(key, *saved["inputs"])
+    interval = (saved["interval"][0], saved["interval"][1])
+    score = _regression_scorer(saved["estimator"], saved["inputs"], key, interval)
+    return ModelOutcome(
+        {}, score=score, score_rows=rows, score_schema=_regression_schema(rows, key)
+    )
+
+
+def _regression_headline(blueprint: Blueprint, summary: dict[str, Any]) -> str:
+    m, b = summary["metrics"], summary["baseline"]
+    return (
+        f"regression model of {summary['target']} ({summary['model']}): held-out MAE "
+        f"{m['mae']:.4g}, RMSE {m['rmse']:.4g}, R² {m['r2']:.3f} (predicting the mean: MAE "
+        f"{b['mae']:.4g}, RMSE {b['rmse']:.4g})"
+    )
 
 
 # -- revenue_projection ----------------------------------------------------------------------
 
 #: Fewest days for a backtest of three origins of a week.
 MIN_DAYS = 28 + 3 * 7
+
+
+def _horizon(spec: ModelSpec, cfg: ModelConfig) -> int:
+    """Days ahead: the config's when set there, else the blueprint's, else the config default."""
+    if "horizon" in cfg.model_fields_set or spec.horizon is None:
+        return cfg.horizon
+    return spec.horizon
 
 
 def _backtest_horizon(days: int, horizon: int) -> int:
@@ -311,47 +512,69 @@ def _forecast_rows(f: Any) -> pl.DataFrame:
     )
 
 
-def _daily(processed: pl.DataFrame) -> tuple[list[Any], np.ndarray]:
-    daily = processed.sort("date")
-    return daily.get_column("date").to_list(), daily.get_column("revenue").to_numpy()
+def _daily(processed: pl.LazyFrame, spec: ModelSpec) -> tuple[list[Any], np.ndarray]:
+    """The series: ``value`` summed per ``date`` (a row per date already: itself), by date."""
+    date, value = pl.col(spec.date).cast(pl.Date), pl.col(spec.value).cast(pl.Float64)
+    daily = (
+        processed.select(date.alias("date"), value.alias("value"))
+        .drop_nulls("date")
+        .group_by("date")
+        .agg(pl.col("value").sum())
+        .sort("date")
+        .collect()
+    )
+    return daily.get_column("date").to_list(), daily.get_column("value").to_numpy()
 
 
-def _fit_revenue(processed: pl.LazyFrame, cfg: ModelConfig) -> ModelOutcome:
-    dates, values = _daily(processed.select("date", "revenue").collect())
+def _fit_forecast(processed: pl.LazyFrame, blueprint: Blueprint, cfg: ModelConfig) -> ModelOutcome:
+    spec = blueprint.model
+    assert spec is not None and spec.value is not None
+    dates, values = _daily(processed, spec)
     if len(dates) < MIN_DAYS:
-        why = f"no revenue forecast: {len(dates)} days of history, at least {MIN_DAYS} needed"
+        why = f"no {spec.value} forecast: {len(dates)} days of history, at least {MIN_DAYS} needed"
         return ModelOutcome({"model": None, "why": why}, notes=[why])
-    test_horizon = _backtest_horizon(len(dates), cfg.horizon)
+    horizon = _horizon(spec, cfg)
+    test_horizon = _backtest_horizon(len(dates), horizon)
     backtested = fit_forecast(
         dates, values, horizon=test_horizon, origins=3, candidates=cfg.candidates
     )
-    f = forecast_from(backtested.saved, dates, values, cfg.horizon)
+    f = forecast_from(backtested.saved, dates, values, horizon)
     totals = {
         f"next_{d}_days": float(f.prediction[:d].sum())
-        for d in sorted({30, cfg.horizon})
-        if d <= cfg.horizon
+        for d in sorted({30, horizon})
+        if d <= horizon
     }
     summary = {
         "model": f.chosen,
         "scores": backtested.scores,
         "origins": backtested.origins,
         "backtest_horizon": test_horizon,
-        "horizon": cfg.horizon,
+        "horizon": horizon,
         "totals": totals,
         "history_days": len(dates),
         "history": {
             "date": [d.isoformat() for d in dates[-180:]],
-            "revenue": values[-180:].tolist(),
+            spec.value: values[-180:].tolist(),
         },
     }
     return ModelOutcome(summary, _forecast_rows(f), backtested.saved, training_rows=len(dates))
 
 
-def _apply_revenue(
-    saved: dict[str, Any], processed: pl.LazyFrame, cfg: ModelConfig
+def _apply_forecast(
+    saved: dict[str, Any], processed: pl.LazyFrame, blueprint: Blueprint, cfg: ModelConfig
 ) -> ModelOutcome:
-    dates, values = _daily(processed.select("date", "revenue").collect())
-    return ModelOutcome({}, _forecast_rows(forecast_from(saved, dates, values, cfg.horizon)))
+    assert blueprint.model is not None
+    dates, values = _daily(processed, blueprint.model)
+    horizon = _horizon(blueprint.model, cfg)
+    return ModelOutcome({}, _forecast_rows(forecast_from(saved, dates, values, horizon)))
+
+
+def _forecast_headline(blueprint: Blueprint, summary: dict[str, Any]) -> str:
+    value = blueprint.model.value if blueprint.model else "value"
+    s = summary["scores"][summary["model"]]
+    total = summary["totals"].get("next_30_days")
+    lead = f"{value} forecast ({summary['model']}): MASE {s['mase']:.2f} in the backtest"
+    return lead + (f"; the next 30 days total {total:,.0f}" if total is not None else "")
 
 
 # -- price_optimization ----------------------------------------------------------------------
@@ -413,7 +636,7 @@ def _product_fit(rows: pl.LazyFrame) -> pl.LazyFrame:
     return pl.LazyFrame([row], schema=_PRODUCT_FIT_SCHEMA)
 
 
-def _fit_price(processed: Any, cfg: ModelConfig) -> ModelOutcome:
+def _fit_price(processed: Any, blueprint: Blueprint, cfg: ModelConfig) -> ModelOutcome:
     """One demand model per product, fitted where its rows are (per group on Spark's executors)."""
     names = processed.collect_schema().names()
     columns = [c for c in ("product_id", "date", "price", "quantity_sold", "cost") if c in names]
@@ -463,7 +686,9 @@ def _expected(model: dict[str, Any] | None, part: pl.DataFrame) -> pl.Series:
     return pl.Series("expected_quantity", expected_quantity(e, price, weekday, day))
 
 
-def _apply_price(saved: dict[str, Any], processed: pl.LazyFrame, cfg: ModelConfig) -> ModelOutcome:
+def _apply_price(
+    saved: dict[str, Any], processed: pl.LazyFrame, blueprint: Blueprint, cfg: ModelConfig
+) -> ModelOutcome:
     """Per row: expected units sold at its price, beside its product's saved elasticity."""
     rows = processed.select("product_id", "date", "price").collect().sort("product_id", "date")
     parts = rows.partition_by("product_id", maintain_order=True)
@@ -480,36 +705,111 @@ def _apply_price(saved: dict[str, Any], processed: pl.LazyFrame, cfg: ModelConfi
     return ModelOutcome({}, scored.join(per_product, on="product_id", how="left"))
 
 
-#: Each blueprint's model, by blueprint name.
-MODELS: dict[str, BlueprintModel] = {
-    "customer_churn": BlueprintModel("calibrated_classifier", _fit_churn, _apply_churn),
-    "revenue_projection": BlueprintModel("backtested_forecast", _fit_revenue, _apply_revenue),
-    "price_optimization": BlueprintModel("constant_elasticity", _fit_price, _apply_price),
+def _price_headline(blueprint: Blueprint, summary: dict[str, Any]) -> str:
+    n = len(summary["products"])
+    return f"price model: an elasticity for {summary['identifiable']} of {n} products"
+
+
+#: Every model task, by the name a blueprint's :class:`~tracer_kit.blueprints.ModelSpec` gives.
+MODEL_TASKS: dict[str, ModelTask] = {
+    "churn": ModelTask(
+        "calibrated_classifier",
+        _fit_classification,
+        _apply_classification,
+        _classification_headline,
+        _classification_chart,
+    ),
+    "classification": ModelTask(
+        "calibrated_classifier",
+        _fit_classification,
+        _apply_classification,
+        _classification_headline,
+        _classification_chart,
+    ),
+    "regression": ModelTask(
+        "regression",
+        _fit_regression,
+        _apply_regression,
+        _regression_headline,
+        lambda bp, summary, _: regression_chart(summary, target=summary.get("target") or "target"),
+    ),
+    "forecast": ModelTask(
+        "backtested_forecast",
+        _fit_forecast,
+        _apply_forecast,
+        _forecast_headline,
+        lambda bp, summary, rows: forecast_chart(
+            summary, rows, value=bp.model.value if bp.model and bp.model.value else "value"
+        ),
+    ),
+    "elasticity": ModelTask(
+        "constant_elasticity",
+        _fit_price,
+        _apply_price,
+        _price_headline,
+        lambda bp, summary, _: elasticity_chart(summary.get("products") or []),
+    ),
 }
 
 
-def fit_model(
-    processed: pl.LazyFrame, blueprint: str, config: ModelConfig | None = None
-) -> ModelOutcome | None:
-    """The blueprint's model fitted on its processed rows, or None when it has no model stage."""
-    model = MODELS.get(blueprint)
-    if model is None:
+def register_model_task(name: str, task: ModelTask, *, replace: bool = False) -> ModelTask:
+    """Add a model task a blueprint can name in its ``ModelSpec``.
+
+    Raises
+    ------
+    BlueprintError
+        When a task of that name exists and ``replace`` is false.
+    """
+    if name in MODEL_TASKS and not replace:
+        raise BlueprintError(
+            f"a model task named {name!r} is already registered; pass replace=True"
+        )
+    MODEL_TASKS[name] = task
+    return task
+
+
+def model_task(blueprint: Blueprint) -> ModelTask | None:
+    """The blueprint's model task (None: the blueprint has no model).
+
+    Raises
+    ------
+    BlueprintError
+        When the blueprint names a task no one registered.
+    """
+    if blueprint.model is None:
         return None
-    return replace(model.fit(processed, config or ModelConfig()), processed=processed)
+    task = MODEL_TASKS.get(blueprint.model.task)
+    if task is None:
+        known = ", ".join(sorted(MODEL_TASKS))
+        msg = f"blueprint {blueprint.name!r}: unknown model task {blueprint.model.task!r}; known: {known}"
+        raise BlueprintError(msg)
+    return task
+
+
+def fit_model(
+    processed: pl.LazyFrame, blueprint: Blueprint, config: ModelConfig | None = None
+) -> ModelOutcome | None:
+    """The blueprint's model fitted on its processed rows, or None when it has no model."""
+    task = model_task(blueprint)
+    if task is None:
+        return None
+    return replace(task.fit(processed, blueprint, config or ModelConfig()), processed=processed)
 
 
 def apply_model(
     saved: dict[str, Any],
     processed: pl.LazyFrame,
-    blueprint: str,
+    blueprint: Blueprint,
     config: ModelConfig | None = None,
 ) -> ModelOutcome:
     """Predictions of a saved model on new processed rows (no refitting)."""
-    outcome = MODELS[blueprint].apply(saved, processed, config or ModelConfig())
+    task = model_task(blueprint)
+    assert task is not None
+    outcome = task.apply(saved, processed, blueprint, config or ModelConfig())
     return replace(outcome, processed=processed)
 
 
-def headline(blueprint: str, summary: dict[str, Any]) -> str | None:
+def headline(blueprint: Blueprint, summary: dict[str, Any]) -> str | None:
     """One plain sentence on what the model found (None without a model)."""
     if not summary or summary.get("model") is None:
         return summary.get("why") if summary else None
@@ -517,19 +817,11 @@ def headline(blueprint: str, summary: dict[str, Any]) -> str | None:
         return (
             f"{summary['rows']} prediction(s) from the saved model of run {summary['trained_by']}"
         )
-    if blueprint == "customer_churn":
-        m, b = summary["metrics"], summary["baseline"]
-        return (
-            f"churn model ({summary['model']}): held-out ROC AUC {m['roc_auc']:.3f}, Brier "
-            f"{m['brier']:.3f} (base rate {b['brier']:.3f}); the top 10% of customers by risk hold "
-            f"{m['capture_top_decile']:.0%} of the churners"
-        )
-    if blueprint == "revenue_projection":
-        s = summary["scores"][summary["model"]]
-        total = summary["totals"].get("next_30_days")
-        lead = f"revenue forecast ({summary['model']}): MASE {s['mase']:.2f} in the backtest"
-        return lead + (f"; the next 30 days total {total:,.0f}" if total is not None else "")
-    if blueprint == "price_optimization":
-        n = len(summary["products"])
-        return f"price model: an elasticity for {summary['identifiable']} of {n} products"
-    return None
+    task = model_task(blueprint)
+    return task.headline(blueprint, summary) if task is not None else None
+
+
+def model_chart(blueprint: Blueprint, summary: dict[str, Any], predictions: pl.DataFrame) -> Any:
+    """The model task's picture of a fitted model (None when it draws none)."""
+    task = model_task(blueprint)
+    return task.chart(blueprint, summary, predictions) if task is not None else None

@@ -67,6 +67,7 @@ from tracer_kit.warehouse import (
     open_warehouse,
     reading_run,
     record_timings,
+    reference_values,
     run_quarantine_path,
 )
 from tracer_kit.workspace import DEFAULT_PROCESSED, DEFAULT_REPORTS, Workspace
@@ -238,7 +239,14 @@ def _run_stages(run: _Run, *, report: bool, return_frame: bool) -> RunResult:
         )
         _ingested(run, ing)
     with run.life.stage("validate"):
-        checked = stages.check(ing, run.bp, run.cfg, run_date=run.run_date, staging=staging)
+        checked = stages.check(
+            ing,
+            run.bp,
+            run.cfg,
+            run_date=run.run_date,
+            staging=staging,
+            references=_references(run.bp, run.warehouse),
+        )
         _checked(run, ing, checked)
     if not checked.quality.passed:
         _stop_at_gate(run, checked.quality, report=report)
@@ -439,6 +447,15 @@ def _ingested(run: _Run, ing: Ingested) -> None:
         run.record.pages = list(ing.info.pages)
     run.result.input_sha256 = ing.info.sha256
     run.life.known["input_sha256"] = ing.info.sha256
+
+
+def _references(blueprint: Blueprint, warehouse: Path) -> dict[str, pl.Series]:
+    """Per field with ``references``: the values of the referenced dataset's latest run."""
+    return {
+        f.name: reference_values(f.references, warehouse=warehouse)
+        for f in blueprint.fields
+        if f.references is not None
+    }
 
 
 def _checked(run: _Run, ing: Ingested, checked: stages.Checked) -> None:

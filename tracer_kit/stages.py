@@ -157,11 +157,22 @@ def ingest(
 
 
 def check(
-    ing: Ingested, blueprint: Blueprint, cfg: Config, *, run_date: dt.date, staging: Path
+    ing: Ingested,
+    blueprint: Blueprint,
+    cfg: Config,
+    *,
+    run_date: dt.date,
+    staging: Path,
+    references: Mapping[str, Any] | None = None,
 ) -> Checked:
-    """Validate the rows against the blueprint (its snapshot form when the file fits it)."""
+    """Validate the rows against the blueprint (its snapshot form when the file fits it).
+
+    ``references``: per field with ``references``, the values the referenced run holds.
+    """
     blueprint = blueprint_form(blueprint, ing.info.columns, config_column_map(cfg, blueprint))
-    q = assess_ingested(ing, blueprint, config=cfg, run_date=run_date, work_dir=staging)
+    q = assess_ingested(
+        ing, blueprint, config=cfg, run_date=run_date, work_dir=staging, references=references
+    )
     facts = {
         "reference_date": q.reference_date,
         "column_map": q.column_map,

@@ -40,6 +40,8 @@ KIND_DTYPES: dict[str, pl.DataType] = {
 DATE_CONVENTIONS = {"day_first": "dmy", "month_first": "mdy", "iso": "iso"}
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+#: ``dataset.field`` (a dataset name may hold dots; the field is after the last one).
+REFERENCE = re.compile(r"^[^\s]+\.[a-z][a-z0-9_]*$")
 
 _PACKAGE = str(Path(__file__).resolve().parent.parent)
 
@@ -94,6 +96,9 @@ class Field:
     #: The source's own name for the column, when it is not the field's name written
     #: another way (``Price (€)`` for ``price``).
     column: str | None = None
+    #: ``dataset.field``: every value must be one of that field's values in the latest
+    #: completed run of that dataset (reason ``not_in_reference``).
+    references: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KIND_DTYPES:
@@ -120,6 +125,12 @@ class Field:
             msg = (
                 f"field {self.name!r}: format {self.format!r} is neither a convention "
                 f"({', '.join(DATE_CONVENTIONS)}) nor a strftime format such as %d/%m/%Y"
+            )
+            raise BlueprintError(msg)
+        if self.references is not None and not REFERENCE.match(self.references):
+            msg = (
+                f"field {self.name!r}: references {self.references!r} should be "
+                "DATASET.FIELD (the dataset's latest completed run holds the values)"
             )
             raise BlueprintError(msg)
         if self.allowed is not None and not isinstance(self.allowed, tuple):

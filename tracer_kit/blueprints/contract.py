@@ -35,6 +35,7 @@ from tracer_kit.blueprints._base import (
     Feature,
     FeatureContext,
     Field,
+    ModelSpec,
     Rule,
     RuleContext,
     SparkPlan,
@@ -102,6 +103,14 @@ def _field_spec_model() -> type[BaseModel]:
             str | None,
             Spec(None, description="the source's column name, when it is not the field's"),
         ),
+        references=(
+            str | None,
+            Spec(
+                None,
+                description="DATASET.FIELD: every value must be in that dataset's latest run",
+                json_schema_extra={"reason": "not_in_reference"},
+            ),
+        ),
         **constraint_fields,
     )
 
@@ -143,6 +152,22 @@ class DatasetSpec(BaseModel):
     freshness: FreshnessSpec | None = None
 
 
+class ModelFileSpec(BaseModel):
+    """The blueprint's model: a task and the columns it uses."""
+
+    model_config = _STRICT
+    task: Literal["classification", "regression", "forecast"]
+    label: str | None = Spec(None, description="classification: the column it predicts")
+    target: str | None = Spec(None, description="regression: the number it predicts")
+    date: str | None = Spec(None, description="forecast: the date of each row")
+    value: str | None = Spec(None, description="forecast: the number summed per day and forecast")
+    horizon: int | None = Spec(None, ge=1, le=3650, description="forecast: days ahead")
+    id: str | None = Spec(None, description="the column a prediction is for")
+    inputs: list[str] | None = Spec(
+        None, description="the model's inputs (default: every number, flag and category)"
+    )
+
+
 class SparkSpec(BaseModel):
     """How the Spark engine runs the features (default: from the features' windows)."""
 
@@ -170,6 +195,7 @@ class ContractSpec(BaseModel):
     features: dict[str, str] = Spec(
         default_factory=dict, description="name: SQL expression over fields and earlier features"
     )
+    model: ModelFileSpec | None = None
     thresholds: dict[str, float] = Spec(default_factory=dict)
     preprocess: PreprocessConfig | None = None
     spark: SparkSpec | None = None
@@ -261,6 +287,7 @@ def _known_keys(loc: Sequence[str | int]) -> list[str]:
         "dataset": DatasetSpec,
         "spark": SparkSpec,
         "preprocess": PreprocessConfig,
+        "model": ModelFileSpec,
     }
     parent = [p for p in loc[:-1] if isinstance(p, str)]
     model: type[BaseModel] = ContractSpec
@@ -476,6 +503,17 @@ def _first_line(exc: BaseException) -> str:
 _NO_CONTEXT = FeatureContext(run_date=dt.date(2000, 1, 1), reference_date=None)
 
 
+def _model(spec: ContractSpec, located: _Located) -> ModelSpec | None:
+    if spec.model is None:
+        return None
+    values = spec.model.model_dump()
+    values["inputs"] = tuple(values["inputs"]) if values["inputs"] is not None else None
+    try:
+        return ModelSpec(**values)
+    except BlueprintError as exc:
+        raise BlueprintError(f"{located.at(['model'])}: model: {exc}", path=located.path) from None
+
+
 def _dataset(spec: ContractSpec) -> DatasetRules | None:
     if spec.dataset is None:
         return None
@@ -504,6 +542,22 @@ def _check_names(spec: ContractSpec, names: Sequence[str], located: _Located) ->
             raise BlueprintError(msg, path=located.path)
 
 
+def _check_model_names(spec: ContractSpec, known: Sequence[str], located: _Located) -> None:
+    """Every column the model names is a field or a feature."""
+    if spec.model is None:
+        return
+    named = [(k, getattr(spec.model, k)) for k in ("label", "target", "date", "value", "id")]
+    named += [("inputs", c) for c in spec.model.inputs or ()]
+    for key, name in named:
+        if name is not None and name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            msg = (
+                f"{located.at(['model', key])}: model.{key}: {name!r} is no field or feature{hint}"
+            )
+            raise BlueprintError(msg, path=located.path)
+
+
 def _blueprint(spec: ContractSpec, located: _Located) -> Blueprint:
     name = spec.name or located.path.stem
     if not NAME_PATTERN.match(name):
@@ -521,6 +575,7 @@ def _blueprint(spec: ContractSpec, located: _Located) -> Blueprint:
     names = [f.name for f in fields]
     _check_names(spec, names, located)
     features, build = _features(spec, fields, located)
+    _check_model_names(spec, [*names, *(f.name for f in features), "source_row"], located)
     rules = _rules(spec, names, located)
     identifier = _identifier(spec, located)
     dates = [f.name for f in fields if f.kind == "date"]
@@ -541,6 +596,7 @@ def _blueprint(spec: ContractSpec, located: _Located) -> Blueprint:
             preprocess=spec.preprocess or PreprocessConfig(),
             spark=_spark_plan(spec),
             dataset=_dataset(spec),
+            model=_model(spec, located),
             thresholds=dict(spec.thresholds),
             origin=str(located.path),
         )

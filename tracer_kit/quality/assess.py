@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -244,6 +244,7 @@ def _typed_rows(
     *,
     decimal: str,
     run_date: dt.date,
+    references: Mapping[str, pl.Series] | None = None,
 ) -> tuple[_Source, field_transforms.TransformPlan, Typed, RowContext]:
     """Bronze written, transforms applied, every field typed: what the checks start from."""
     source = _write_bronze(frame, blueprint, mapping, work, decimal)
@@ -263,6 +264,7 @@ def _typed_rows(
         clean=frozenset(source.clean - steps.fields),
         original={dst: src for src, dst in mapping.items()},
         rules=RuleContext(run_date=run_date, reference_date=reference),
+        references=dict(references or {}),
     )
     return source, steps, typed, rows
 
@@ -327,7 +329,7 @@ def _work_dir(work_dir: str | Path | None) -> tuple[Path, Any]:
     return work, keepalive
 
 
-def assess(
+def assess(  # noqa: PLR0913 - the rows, the blueprint and what the run knows of them
     frame: pl.LazyFrame,
     blueprint: Blueprint,
     *,
@@ -338,6 +340,7 @@ def assess(
     column_map: dict[str, str] | None = None,
     path: str | Path | None = None,
     work_dir: str | Path | None = None,
+    references: Mapping[str, pl.Series] | None = None,
 ) -> QualityResult:
     """Type, check and score the rows of ``frame`` (text columns + ``source_row``/``source_line``).
 
@@ -382,7 +385,14 @@ def assess(
     mapping = dict(column_map or {})
     original = {dst: src for src, dst in mapping.items()}
     source, steps, typed, rows = _typed_rows(
-        frame, blueprint, config, mapping, work, decimal=decimal, run_date=run_date
+        frame,
+        blueprint,
+        config,
+        mapping,
+        work,
+        decimal=decimal,
+        run_date=run_date,
+        references=references,
     )
     reference = rows.rules.reference_date
     checks = run_checks()
@@ -506,8 +516,12 @@ def assess_ingested(
     config: Config,
     run_date: dt.date | None = None,
     work_dir: str | Path | None = None,
+    references: Mapping[str, pl.Series] | None = None,
 ) -> QualityResult:
-    """Map an ingested file's columns onto the blueprint, then :func:`assess` it (staging in ``work_dir``)."""
+    """Map an ingested file's columns onto the blueprint, then :func:`assess` it (staging in ``work_dir``).
+
+    ``references``: per field with ``references``, the values it may take.
+    """
     path = ing.info.path  # (messages only: a file's path or a URL without secrets, as text)
     blueprint = blueprint_form(blueprint, ing.info.columns, config_column_map(config, blueprint))
     mapping = _mapping(ing.info.columns, blueprint, config, path)
@@ -521,6 +535,7 @@ def assess_ingested(
         column_map=mapping,
         path=path,
         work_dir=work_dir,
+        references=references,
     )
 
 

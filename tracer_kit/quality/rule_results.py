@@ -107,6 +107,10 @@ def _field_rules(f: Field, identifier: str | None) -> list[_Declared]:
             by_reason.setdefault(c.reason, []).append(words)
     for reason, words in by_reason.items():
         out.append(_Declared(f"{f.name}: {', '.join(words)}", reason, f.name, "validity"))
+    if f.references is not None:
+        out.append(
+            _Declared(f"{f.name}: in {f.references}", "not_in_reference", f.name, "references")
+        )
     if f.name == identifier:
         out.append(_Declared(f"{f.name}: unique", "duplicate_id", f.name, "uniqueness"))
     return out
@@ -124,7 +128,7 @@ def _declared(blueprint: Blueprint) -> list[_Declared]:
 
 def _issue_for(issues: Sequence[dict[str, Any]], check: str, column: str | None) -> dict | None:
     """The issue reporting a rule: by check and column (a row rule's issue by its name)."""
-    per_field = check in ("validity", "completeness", "uniqueness")
+    per_field = check in ("validity", "completeness", "uniqueness", "references")
     for i in issues:
         if i["check"] == check and (i["column"] == column or not per_field):
             return i

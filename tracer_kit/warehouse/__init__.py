@@ -60,6 +60,7 @@ from tracer_kit.warehouse.reads import (
     quarantine_rows,
     query,
     recent_runs,
+    reference_values,
     report_inputs,
     run_row,
 )
@@ -127,6 +128,7 @@ __all__ = [
     "query",
     "quote_ident",
     "recent_runs",
+    "reference_values",
     "record_timings",
     "report_inputs",
     "run_row",

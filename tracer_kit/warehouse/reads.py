@@ -12,7 +12,7 @@ import duckdb
 import polars as pl
 
 from tracer_kit.cells import HIDDEN
-from tracer_kit.errors import TracerError
+from tracer_kit.errors import ConfigError, TracerError
 from tracer_kit.record import RunRecord
 from tracer_kit.warehouse.connection import (
     connect,
@@ -23,7 +23,7 @@ from tracer_kit.warehouse.connection import (
     warehouse_root,
 )
 from tracer_kit.warehouse.migrations import open_warehouse
-from tracer_kit.workspace import DEFAULT_WAREHOUSE
+from tracer_kit.workspace import DEFAULT_WAREHOUSE, parquet_location
 
 __all__ = [
     "HIDDEN",
@@ -35,6 +35,7 @@ __all__ = [
     "quarantine_rows",
     "query",
     "recent_runs",
+    "reference_values",
     "report_inputs",
     "run_row",
 ]
@@ -302,3 +303,43 @@ def recent_runs(limit: int = 20, *, warehouse: str | Path = DEFAULT_WAREHOUSE) -
             "rows_quarantined, rows_out, quality_score, error FROM runs "
             f"ORDER BY started_at DESC, run_id DESC LIMIT {int(limit)}"
         ).pl()
+
+
+def reference_values(reference: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE) -> pl.Series:
+    """The distinct values (as text) of ``dataset.field`` in that dataset's latest completed run.
+
+    Raises
+    ------
+    ConfigError
+        When the dataset has no completed run, or its processed rows have no such field.
+    """
+    dataset, _, field = reference.rpartition(".")
+    if Path(warehouse).exists():
+        open_warehouse(warehouse)
+    found: list[Any] = []
+    root = None
+    if Path(warehouse).exists():
+        with connect(warehouse, read_only=True) as con:
+            found = con.execute(
+                "SELECT r.run_id, f.path FROM runs r JOIN processed_files f USING (run_id) "
+                "WHERE r.dataset = ? AND r.state = 'COMPLETED' "
+                "ORDER BY r.finished_at DESC, r.run_id DESC LIMIT 1",
+                [dataset],
+            ).fetchall()
+            root = warehouse_root(con)
+    if not found:
+        raise ConfigError(
+            f"references {reference}: no completed run of dataset {dataset!r} in {warehouse}; "
+            "run that dataset's file first (`tracer runs` lists the datasets)"
+        )
+    run_id, stored = found[0]
+    path = parquet_location(located_path(root, stored))
+    columns = pl.scan_parquet(path).collect_schema().names() if path else []
+    if field not in columns:
+        shown = ", ".join(c for c in columns if c not in ("source_row", "extras"))
+        raise ConfigError(
+            f"references {reference}: run {run_id} of dataset {dataset!r} has no field "
+            f"{field!r} (its fields: {shown})"
+        )
+    values = pl.scan_parquet(path).select(pl.col(field).cast(pl.String)).drop_nulls().unique()
+    return values.collect().to_series().sort()

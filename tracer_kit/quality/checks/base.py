@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -44,6 +45,8 @@ class RowContext:
     clean: frozenset[str]  # fields whose text was already canonical
     original: dict[str, str]  # field -> the file's own column name
     rules: RuleContext
+    #: Per field with ``references``: the values it may take (text), from the referenced run.
+    references: Mapping[str, pl.Series] = field(default_factory=dict)
 
 
 class Examples:

@@ -415,3 +415,37 @@ def test_every_engine_operation_gives_the_same_answer_on_both_engines(spark, tmp
         == engine.write_rows(lazy, tmp_path / "o.parquet")
         == n
     )
+
+
+def test_a_contract_runs_on_spark_as_on_polars(spark, tmp_path, monkeypatch):
+    """The orders contract (rules, a reference, SQL features with a window, a regression) on
+    both engines: the same processed rows, quarantine and predictions.
+    """
+    from .orders_contract import write_project
+
+    monkeypatch.chdir(tmp_path)  # (the contracts are found in ./blueprints)
+    customers, orders = write_project(tmp_path)
+    results = {}
+    for engine in ("polars", "spark"):
+        folder = tmp_path / engine
+        extra = {"engine": "spark", "spark": spark} if engine == "spark" else {}
+        assert _run(folder, str(customers), "customers", report=False).state == "COMPLETED"
+        results[engine] = _run(folder, str(orders), "orders", report=False, **extra)
+    s, p = results["spark"], results["polars"]
+    assert s.state == p.state == "COMPLETED"
+    assert (s.rows_in, s.rows_valid, s.rows_quarantined) == (
+        p.rows_in,
+        p.rows_valid,
+        p.rows_quarantined,
+    )
+    for sql in (
+        "SELECT * EXCLUDE (run_id) FROM orders_processed ORDER BY source_row",
+        "SELECT source_row, reasons, failures FROM quarantine_orders "
+        "WHERE run_id = (SELECT max(run_id) FROM runs WHERE blueprint = 'orders') ORDER BY source_row",
+        "SELECT * EXCLUDE (run_id, model_run_id) FROM predictions_orders ORDER BY order_id",
+    ):
+        on_spark = tk.query(sql, warehouse=tmp_path / "spark" / "w.duckdb")
+        on_polars = tk.query(sql, warehouse=tmp_path / "polars" / "w.duckdb")
+        assert on_spark.height > 0
+        assert_frame_equal(on_spark, on_polars, check_exact=False, rel_tol=1e-9, abs_tol=1e-9)
+    assert s.record.model.metrics == p.record.model.metrics

@@ -17,6 +17,7 @@ __all__ = [
     "BlueprintError",
     "CompatibilityError",
     "ConfigError",
+    "EmptyMatrixError",
     "ExportError",
     "INTERFACES",
     "IngestError",
@@ -130,6 +131,10 @@ class ExportError(TracerError):
 
 class BlueprintError(ConfigError):
     """A blueprint is unknown or badly defined."""
+
+
+class EmptyMatrixError(TracerError):
+    """The processed rows hold no number or category to build a model-ready matrix from."""
 
 
 class PipelineBugError(TracerError):

@@ -63,11 +63,15 @@ def output_keys() -> tuple[str, ...]:
 
 
 def _write_matrix(ctx: OutputContext, paths: dict[str, Path]) -> None:
+    if ctx.fitted.get("preprocessor") is None:
+        return  # (no number or category to build a matrix from)
     keys = ctx.blueprint.key if ctx.blueprint.aggregates else ()  # (a filled day has no source row)
     ctx.fitted["preprocessor"].write_matrix(ctx.processed, paths["model"], keys=keys)
 
 
 def _write_preprocessor(ctx: OutputContext, paths: dict[str, Path]) -> None:
+    if ctx.fitted.get("preprocessor") is None:
+        return
     ctx.fitted["preprocessor"].save(paths["preprocessor"])
     ctx.notes["preprocess"] = ctx.fitted["preprocessor"].describe()
 

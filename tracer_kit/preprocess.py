@@ -33,7 +33,7 @@ from sklearn.preprocessing import (
 from tracer_kit.blueprints import Blueprint
 from tracer_kit.config import PreprocessConfig
 from tracer_kit.engine import fit_rows, map_batches, on_spark, write_rows
-from tracer_kit.errors import ConfigError, TracerError
+from tracer_kit.errors import ConfigError, EmptyMatrixError, TracerError
 from tracer_kit.settings import settings
 from tracer_kit.skops_files import dump_skops, load_skops
 
@@ -194,7 +194,7 @@ class Preprocessor(TransformerMixin, BaseEstimator):
         transformers = self._numeric_steps(frame, numeric, cfg)
         transformers += [self._categorical_steps(frame, c, cfg) for c in categorical]
         if not transformers:
-            raise TracerError(
+            raise EmptyMatrixError(
                 f"blueprint {self.blueprint!r}: no numeric or text column to build a model matrix from"
             )
         self.transformer_ = ColumnTransformer(

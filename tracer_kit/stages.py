@@ -27,7 +27,7 @@ from tracer_kit.blueprints import Blueprint, FeatureContext, blueprint_form, cod
 from tracer_kit.cells import shorten
 from tracer_kit.config import Config, ModelConfig, PreprocessConfig
 from tracer_kit.engine import on_spark
-from tracer_kit.errors import BlueprintError, PipelineBugError, TracerError
+from tracer_kit.errors import BlueprintError, EmptyMatrixError, PipelineBugError, TracerError
 from tracer_kit.ingest import Ingested
 from tracer_kit.lazy import lazy_module
 from tracer_kit.model import ModelOutcome, apply_model, fit_model, model_task, read_model
@@ -113,7 +113,7 @@ class Prepared:
     files written with it (the model-ready matrix, the preprocessor itself).
     """  # noqa: D205
 
-    preprocessor: Preprocessor
+    preprocessor: Preprocessor | None  # None: nothing to build a matrix from (``why`` in notes)
     written: Written
 
 
@@ -378,13 +378,21 @@ def prepare(
     finals: Mapping[str, str | None],
     trained: TrainedRun | None = None,
 ) -> Prepared:
-    """Fit the preprocessor (or load the training run's), then write the preprocess outputs."""
-    prep = (
-        read_preprocessor(trained.preprocessor)
-        if trained
-        else fit_preprocessor(processed, blueprint, cfg)
-    )
+    """Fit the preprocessor (or load the training run's), then write the preprocess outputs.
+
+    Rows with no number or category to learn from (a contract of identifiers and dates)
+    get no model-ready matrix, and the run says so.
+    """
     ctx = OutputContext(run_id, blueprint, processed)
+    try:
+        prep = (
+            read_preprocessor(trained.preprocessor)
+            if trained
+            else fit_preprocessor(processed, blueprint, cfg)
+        )
+    except EmptyMatrixError as exc:
+        ctx.notes["preprocess"] = {"matrix": None, "why": str(exc)}
+        return Prepared(None, write_outputs(ctx, "preprocess", staging=staging, finals=finals))
     ctx.fitted["preprocessor"] = prep
     return Prepared(prep, write_outputs(ctx, "preprocess", staging=staging, finals=finals))
 

@@ -50,7 +50,7 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
     ("model", ("model",)),
     ("record", ("outputs", "record")),
     ("warehouse", ("warehouse", "writing", "personal", "destinations", "failing")),
-    ("report", ("report", "trained")),
+    ("report", ("report", "trained", "compare")),
     ("run", ("run", "stages", "pipeline")),
     ("interfaces", ("notebooks", "widgets", "cli", "")),
 ]

@@ -405,3 +405,50 @@ def test_the_reports_rule_table_and_its_downloads_in_a_real_browser(orders):
             assert "(hidden: personal)" in body and "@" not in body.split("\n", 1)[1]
         finally:
             browser.close()
+
+
+def test_two_runs_compared(orders):
+    from typer.testing import CliRunner
+
+    from tracer_kit.cli import app
+
+    first = tk.run_pipeline(
+        "orders.csv", "orders", config={"reference_date": "2026-02-10"}, report=False
+    )
+    later = ORDERS_CSV.replace(
+        "A2,1,C2,02/02/2026,05/02/2026,0,3", "A2,1,C2,02/02/2026,05/02/2026,2,3"
+    )
+    later += "A9,1,C3,06/02/2026,07/02/2026,0,900,0,Consumer,z@z.net,no,ok\n"
+    (orders / "later.csv").write_text(later)
+    second = tk.run_pipeline(
+        "later.csv", "orders", config={"reference_date": "2026-02-10"}, report=False
+    )
+    found = tk.compare(first.run_id, second.run_id)
+    counts = {r["measure"]: (r["a"], r["b"], r["change"]) for r in found.counts}
+    assert counts["rows_in"] == (7, 8, 1)
+    assert counts["rows_valid"] == (1, 2, 1)
+    rules = {(r["check"], r["column"]): (r["a"], r["b"]) for r in found.rules}
+    assert rules[("out_of_range", "quantity")] == (pytest.approx(1 / 7), pytest.approx(1 / 8))
+    assert found.schema == []  # one contract: the same columns
+    assert {d["column"] for d in found.drift} >= {"quantity", "unit_price", "revenue"}
+    assert "<h3>Rules: failed share</h3>" in found._repr_html_()
+    runner = CliRunner()
+    out = runner.invoke(app, ["compare", first.run_id, second.run_id, "--out", "cmp.html"])
+    assert out.exit_code == 0, out.output
+    assert "rows_in" in out.output and "wrote cmp.html" in out.output
+    page = (orders / "cmp.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and first.run_id in page
+    again = runner.invoke(app, ["compare", first.run_id, second.run_id, "--out", "cmp.html"])
+    assert again.exit_code == 1 and "exists; add --force" in again.output
+
+
+def test_runs_of_two_datasets_compared_show_their_columns(workdir):
+    from .orders_contract import write_project
+
+    customers, orders = write_project(workdir)
+    a = tk.run_pipeline(customers, "customers", report=False)
+    b = tk.run_pipeline(orders, "orders", report=False)
+    changes = {r["column"]: r["change"] for r in tk.compare(a.run_id, b.run_id).schema}
+    assert changes["name"] == "removed" and changes["since"] == "removed"
+    assert changes["margin"] == "added" and changes["revenue"] == "added"
+    assert "customer_id" not in changes  # in both, the same type

@@ -82,6 +82,9 @@ _EXPORTS = {
     "load_contract": "tracer_kit.blueprints",
     "contract_schema": "tracer_kit.blueprints",
     "DatasetRules": "tracer_kit.blueprints",
+    "ModelSpec": "tracer_kit.blueprints",
+    "compare": "tracer_kit.compare",
+    "Comparison": "tracer_kit.compare",
 }
 
 __all__ = [
@@ -153,6 +156,9 @@ __all__ = [
     "load_contract",
     "contract_schema",
     "DatasetRules",
+    "ModelSpec",
+    "compare",
+    "Comparison",
 ]
 
 if _typing.TYPE_CHECKING:
@@ -170,6 +176,7 @@ if _typing.TYPE_CHECKING:
         register_blueprint,
         stats,
     )
+    from tracer_kit.compare import Comparison, compare
     from tracer_kit.config import Config, ModelConfig
     from tracer_kit.destinations import Exported, export
     from tracer_kit.errors import (

@@ -32,6 +32,7 @@ from tracer_kit.workspace import DEFAULT_PROCESSED, DEFAULT_REPORTS, DEFAULT_WAR
 # not the 2.3 s of importing every stage; see tracer_kit.lazy).
 tk_blueprints = lazy_module("tracer_kit.blueprints")
 tk_cells = lazy_module("tracer_kit.cells")
+tk_compare = lazy_module("tracer_kit.compare")
 tk_config = lazy_module("tracer_kit.config")
 tk_contract = lazy_module("tracer_kit.blueprints.contract")
 tk_infer = lazy_module("tracer_kit.infer")
@@ -1320,6 +1321,43 @@ def infer(
         f"tracer run {redact(input)} -b {drafted.name if found else out}",
         markup=False,
     )
+
+
+@app.command()
+@friendly
+def compare(
+    run_a: Annotated[str, typer.Argument(help="The earlier run (`tracer runs`).")],
+    run_b: Annotated[str, typer.Argument(help="The later run.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the comparison as an HTML page.")
+    ] = None,
+    force: ForceOpt = False,
+    warehouse: Warehouse = DEFAULT_WAREHOUSE,
+) -> None:
+    """What changed from RUN_A to RUN_B: columns, counts, score, rules' failed shares, drift."""
+    from rich.table import Table
+
+    found = tk_compare.compare(run_a, run_b, warehouse=warehouse)
+    if out is not None:
+        found.write_html(out, force=force)
+    for title, rows, columns in found.sections():
+        table = Table(title=title)
+        for col in columns:
+            table.add_column(col)
+        for r in rows:
+            table.add_row(*(_cell(r.get(c)) for c in columns))
+        if rows:
+            _print_table(table)
+        else:
+            _console().print(f"{title}: no change" if title == "Columns" else f"{title}: none")
+    if out is not None:
+        _console().print(f"wrote {out}", markup=False)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 @contract_app.command("schema")

@@ -62,6 +62,7 @@ from tracer_kit.warehouse.reads import (
     recent_runs,
     reference_values,
     report_inputs,
+    run_profiles,
     run_row,
 )
 from tracer_kit.warehouse.removal import (
@@ -131,6 +132,7 @@ __all__ = [
     "reference_values",
     "record_timings",
     "report_inputs",
+    "run_profiles",
     "run_row",
     "runs_to_prune",
     "sql_name",

@@ -37,6 +37,7 @@ __all__ = [
     "recent_runs",
     "reference_values",
     "report_inputs",
+    "run_profiles",
     "run_row",
 ]
 
@@ -241,6 +242,12 @@ class ReportInputs:
     history: pl.DataFrame  # scores of the runs of the same blueprint and dataset
     previous: tuple[str, int] | None  # the previous completed run of that dataset, its rows_out
     previous_profiles: list[dict[str, Any]] | None
+
+
+def run_profiles(run_id: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE) -> list[dict[str, Any]]:
+    """A run's stored column profiles (type, nulls, distinct, mean, histogram per column)."""
+    with connect(warehouse, read_only=True) as con:
+        return _profiles(con, run_id)
 
 
 def _profiles(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from tracer_kit.blueprints import Blueprint, get_blueprint
 from tracer_kit.cells import HIDDEN
 from tracer_kit.display import svg_data_uri
 from tracer_kit.errors import TracerError
-from tracer_kit.model.stage import headline, model_chart, model_task, prediction_id
+from tracer_kit.model.stage import headline, model_chart, model_task, prediction_id, task_words
 from tracer_kit.workspace import parquet_location
 
 __all__ = [
@@ -65,6 +65,8 @@ def predictions_section(run: dict[str, Any]) -> dict[str, Any] | None:
         "summary": summary,
         "sentence": headline(blueprint, summary),
         "rows": predictions.height,
+        "task": blueprint.model.task if blueprint.model else None,
+        "words": task_words(blueprint),
     }
     churn = blueprint.model is not None and blueprint.model.task == "churn"
     if summary.get("model") is None:

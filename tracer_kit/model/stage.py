@@ -66,6 +66,7 @@ __all__ = [
     "model_task",
     "prediction_id",
     "register_model_task",
+    "task_words",
 ]
 
 
@@ -185,17 +186,17 @@ def model_inputs(blueprint: Blueprint) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*fields, *features]))
 
 
-def _words(blueprint: Blueprint) -> dict[str, str]:
+def task_words(blueprint: Blueprint) -> dict[str, str]:
     """What a classification's rows and classes are called (churn's, or generic words)."""
     spec = blueprint.model
     if spec is not None and spec.task == "churn":
         return {
             "model": "churn", "rows": "customers", "yes": "churned", "no": "retained",
-            "positives": "churners",
+            "positives": "churners", "event": "churn", "id": prediction_id(blueprint),
         }  # fmt: skip
     return {
         "model": "classification", "rows": "rows", "yes": "positive", "no": "negative",
-        "positives": "positives",
+        "positives": "positives", "event": f"{blueprint.label}", "id": prediction_id(blueprint),
     }  # fmt: skip
 
 
@@ -229,7 +230,7 @@ def _class_counts(processed: pl.LazyFrame, label: str, positive: str | None) -> 
 
 def _no_label(processed: pl.LazyFrame, blueprint: Blueprint, cfg: ModelConfig) -> str:
     """Why there is no model, naming a column that looks like the label when there is one."""
-    w = _words(blueprint)
+    w = task_words(blueprint)
     label = blueprint.model.label if blueprint.model else None
     need = f"at least {MIN_PER_CLASS} {w['yes']} and {MIN_PER_CLASS} {w['no']} {w['rows']}"
     if w["model"] != "churn":
@@ -356,7 +357,7 @@ def _fit_classification(
         saved,
         [],
         m.rows_train,
-        _leak_issues(m, _words(blueprint)),
+        _leak_issues(m, task_words(blueprint)),
         classification_scorer(m.estimator, m.inputs, key),
         rows_to_score,
         _score_schema(rows_to_score, key),
@@ -373,7 +374,7 @@ def _apply_classification(
 
 
 def _classification_headline(blueprint: Blueprint, summary: dict[str, Any]) -> str:
-    m, b, w = summary["metrics"], summary["baseline"], _words(blueprint)
+    m, b, w = summary["metrics"], summary["baseline"], task_words(blueprint)
     label = "" if w["model"] == "churn" else f" of {blueprint.label}"
     return (
         f"{w['model']} model{label} ({summary['model']}): held-out ROC AUC {m['roc_auc']:.3f}, "
@@ -383,7 +384,7 @@ def _classification_headline(blueprint: Blueprint, summary: dict[str, Any]) -> s
 
 
 def _classification_chart(blueprint: Blueprint, summary: dict[str, Any], _: pl.DataFrame) -> Any:
-    w = _words(blueprint)
+    w = task_words(blueprint)
     rate = "churn rate" if w["model"] == "churn" else f"rate of {blueprint.label}"
     return churn_chart(summary, rows=w["rows"], rate=rate)
 

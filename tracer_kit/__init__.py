@@ -77,14 +77,14 @@ _EXPORTS = {
     "ExportError": "tracer_kit.errors",
     "export": "tracer_kit.destinations",
     "Exported": "tracer_kit.destinations",
-    "infer": "tracer_kit.infer",
+    "infer": "tracer_kit.drafting",
     "failing_rows": "tracer_kit.failing",
     "load_contract": "tracer_kit.blueprints",
     "contract_schema": "tracer_kit.blueprints",
     "DatasetRules": "tracer_kit.blueprints",
     "ModelSpec": "tracer_kit.blueprints",
-    "compare": "tracer_kit.compare",
-    "Comparison": "tracer_kit.compare",
+    "compare": "tracer_kit.comparison",
+    "Comparison": "tracer_kit.comparison",
 }
 
 __all__ = [
@@ -167,6 +167,7 @@ if _typing.TYPE_CHECKING:
         DatasetRules,
         Feature,
         Field,
+        ModelSpec,
         Rule,
         SparkPlan,
         contract_schema,
@@ -176,9 +177,10 @@ if _typing.TYPE_CHECKING:
         register_blueprint,
         stats,
     )
-    from tracer_kit.compare import Comparison, compare
+    from tracer_kit.comparison import Comparison, compare
     from tracer_kit.config import Config, ModelConfig
     from tracer_kit.destinations import Exported, export
+    from tracer_kit.drafting import infer
     from tracer_kit.errors import (
         CompatibilityError,
         ConfigError,
@@ -190,7 +192,6 @@ if _typing.TYPE_CHECKING:
         WarehouseBusyError,
     )
     from tracer_kit.failing import failing_rows
-    from tracer_kit.infer import infer
     from tracer_kit.ingest import FileInfo, Ingested, read_table
     from tracer_kit.notebooks import run_batch, run_notebook
     from tracer_kit.options import ApiOptions, ReadOptions

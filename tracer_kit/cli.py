@@ -32,10 +32,10 @@ from tracer_kit.workspace import DEFAULT_PROCESSED, DEFAULT_REPORTS, DEFAULT_WAR
 # not the 2.3 s of importing every stage; see tracer_kit.lazy).
 tk_blueprints = lazy_module("tracer_kit.blueprints")
 tk_cells = lazy_module("tracer_kit.cells")
-tk_compare = lazy_module("tracer_kit.compare")
+tk_compare = lazy_module("tracer_kit.comparison")
 tk_config = lazy_module("tracer_kit.config")
 tk_contract = lazy_module("tracer_kit.blueprints.contract")
-tk_infer = lazy_module("tracer_kit.infer")
+tk_infer = lazy_module("tracer_kit.drafting")
 tk_datasets = lazy_module("tracer_kit.datasets")
 tk_destinations = lazy_module("tracer_kit.destinations")
 tk_failing = lazy_module("tracer_kit.failing")

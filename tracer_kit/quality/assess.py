@@ -115,7 +115,7 @@ def _reference_date(
 
 def _write_checked(
     typed: Any, checks: list[Check], rows: RowContext, finish: list[pl.Expr], work: Path
-) -> tuple[list[pl.Expr], pl.Expr, Any]:
+) -> tuple[tuple[list[pl.Expr], pl.Expr], Any]:
     """Add every check's scratch columns and the quarantine flag; write the rows once.
 
     ``finish`` replaces values after the checks saw them (pseudonymised personal fields).
@@ -128,7 +128,7 @@ def _write_checked(
     plan = typed.with_columns(prepared).with_columns(bad)
     if finish:
         plan = plan.with_columns(finish)
-    return reasons, failures, materialize(plan, work / "checked.parquet", "lz4")
+    return (reasons, failures), materialize(plan, work / "checked.parquet", "lz4")
 
 
 def _validated_quarantine(
@@ -241,10 +241,9 @@ def _typed_rows(
     config: Config,
     mapping: dict[str, str],
     work: Path,
-    *,
     decimal: str,
     run_date: dt.date,
-    references: Mapping[str, pl.Series] | None = None,
+    references: Mapping[str, pl.Series] | None,
 ) -> tuple[_Source, field_transforms.TransformPlan, Typed, RowContext]:
     """Bronze written, transforms applied, every field typed: what the checks start from."""
     source = _write_bronze(frame, blueprint, mapping, work, decimal)
@@ -290,9 +289,12 @@ def _issue_context(
     rejects: pl.DataFrame,
     rows_quarantined: int,
     config: Config,
-    examples: Examples,
+    bronze: pl.LazyFrame,
 ) -> tuple[IssueContext, dict[str, dict[str, Any]]]:
-    """Every check's aggregates in one pass over the checked rows, and the counts they must add up to."""
+    """Every check's aggregates in one pass over the checked rows, and the counts they must add up to.
+
+    Issues take their examples' values as written from ``bronze``.
+    """
     agg = Aggregates()
     agg.add("rows", "n", pl.len(), "sum")
     agg.add("rows", "valid", (~Scratch.BAD.col()).sum(), "sum")
@@ -312,7 +314,7 @@ def _issue_context(
         rows_in=rows_in,
         rows_valid=rows_valid,
         rejects=rejects,
-        examples=examples,
+        examples=Examples(checked, bronze, rows.original, rows.blueprint.personal),
         run_date=rows.rules.run_date,
         reference_date=rows.rules.reference_date,
     )
@@ -329,7 +331,7 @@ def _work_dir(work_dir: str | Path | None) -> tuple[Path, Any]:
     return work, keepalive
 
 
-def assess(  # noqa: PLR0913 - the rows, the blueprint and what the run knows of them
+def assess(
     frame: pl.LazyFrame,
     blueprint: Blueprint,
     *,
@@ -338,7 +340,6 @@ def assess(  # noqa: PLR0913 - the rows, the blueprint and what the run knows of
     decimal: str = ".",
     run_date: dt.date | None = None,
     column_map: dict[str, str] | None = None,
-    path: str | Path | None = None,
     work_dir: str | Path | None = None,
     references: Mapping[str, pl.Series] | None = None,
 ) -> QualityResult:
@@ -366,8 +367,6 @@ def assess(  # noqa: PLR0913 - the rows, the blueprint and what the run knows of
     column_map
         The renames applied to ``frame`` (source -> field); bronze and quarantine keep the
         file's own names.
-    path
-        The source, named in messages.
     work_dir
         Where the staged Parquet goes (default: a temporary folder that lives as long as
         the result).
@@ -383,41 +382,30 @@ def assess(  # noqa: PLR0913 - the rows, the blueprint and what the run knows of
     rejects = rejects if rejects is not None else pl.DataFrame(schema=REJECT_SCHEMA)
     work, keepalive = _work_dir(work_dir)
     mapping = dict(column_map or {})
-    original = {dst: src for src, dst in mapping.items()}
     source, steps, typed, rows = _typed_rows(
-        frame,
-        blueprint,
-        config,
-        mapping,
-        work,
-        decimal=decimal,
-        run_date=run_date,
-        references=references,
+        frame, blueprint, config, mapping, work, decimal, run_date, references
     )
-    reference = rows.rules.reference_date
     checks = run_checks()
-    reasons, failures, checked = _write_checked(typed.frame, checks, rows, steps.finish(), work)
-    validated = _validated_quarantine(
-        checked, source.bronze, source.bronze_columns, reasons, failures
-    )
+    marks, checked = _write_checked(typed.frame, checks, rows, steps.finish(), work)
+    validated = _validated_quarantine(checked, source.bronze, source.bronze_columns, *marks)
     rows_quarantined = _write_quarantine(validated, rejects, work)
-    examples = Examples(checked, source.bronze, original, blueprint.personal)
-    ctx, found = _issue_context(checks, rows, checked, rejects, rows_quarantined, config, examples)
+    ctx, found = _issue_context(
+        checks, rows, checked, rejects, rows_quarantined, config, source.bronze
+    )
     parts, issues = _findings(checks, found, ctx)
-    score = quality_score(parts)
     result = QualityResult(
         blueprint=blueprint.name,
         rows_in=ctx.rows_in,
         rows_valid=ctx.rows_valid,
         rows_quarantined=rows_quarantined,
-        score=score,
+        score=quality_score(parts),
         score_parts=parts,
         issues=issues,
-        reference_date=reference,
+        reference_date=rows.rules.reference_date,
         run_date=run_date,
         date_formats=_date_formats(checked, blueprint, typed),
         column_map=mapping,
-        gate_failures=gate(issues, score, ctx.thresholds),
+        gate_failures=gate(issues, quality_score(parts), ctx.thresholds),
         work_dir=work,
         valid_columns=["source_row", "source_line", *blueprint.field_names, *source.extras],
         bronze_columns=source.bronze_columns,
@@ -533,7 +521,6 @@ def assess_ingested(
         decimal=ing.info.decimal or ".",
         run_date=run_date,
         column_map=mapping,
-        path=path,
         work_dir=work_dir,
         references=references,
     )

@@ -30,9 +30,11 @@ __all__ = [
     "LEAKAGE_AUC",
     "CalibratedModel",
     "ChurnModel",
+    "chosen_candidates",
     "fit_churn",
     "input_preprocessor",
     "label_values",
+    "permutation_drivers",
     "split_inputs",
 ]
 
@@ -289,13 +291,7 @@ def _choose(
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     folds = StratifiedKFold(FOLDS, shuffle=True, random_state=seed)
-    candidates = _candidates(numeric, text, seed)
-    if names:
-        unknown = sorted(set(names) - set(candidates))
-        if unknown:
-            msg = f"model.candidates: unknown churn model {unknown[0]!r}; known: {', '.join(candidates)}"
-            raise ConfigError(msg)
-        candidates = {k: v for k, v in candidates.items() if k in names}
+    candidates = chosen_candidates(_candidates(numeric, text, seed), names, "churn")
     out_of_fold = {
         name: cross_val_predict(m, x, y, cv=folds, method="predict_proba")[:, 1]
         for name, m in candidates.items()
@@ -307,16 +303,47 @@ def _choose(
     return chosen, model, {k: round(v, 6) for k, v in scores.items()}
 
 
-def _importance(model: Any, x: Any, y: np.ndarray, seed: int) -> list[dict[str, Any]]:
-    """Permutation importance on the held-out part: the drop in ROC AUC per input, largest first."""
+def permutation_drivers(
+    model: Any,
+    x: Any,
+    y: np.ndarray,
+    seed: int,
+    *,
+    scoring: str = "roc_auc",
+    name: str = "auc_drop",
+) -> list[dict[str, Any]]:
+    """Permutation importance on the held-out part (3 shuffles per input): how much the
+    ``scoring`` worsens per input, under ``name``, largest first.
+    """  # noqa: D205
     from sklearn.inspection import permutation_importance
 
-    perm = permutation_importance(model, x, y, scoring="roc_auc", n_repeats=3, random_state=seed)
+    perm = permutation_importance(model, x, y, scoring=scoring, n_repeats=3, random_state=seed)
     rows = [
-        {"input": c, "auc_drop": float(m), "std": float(s)}
+        {"input": c, name: float(m), "std": float(s)}
         for c, m, s in zip(x.columns, perm.importances_mean, perm.importances_std, strict=True)
     ]
-    return sorted(rows, key=lambda r: -r["auc_drop"])
+    return sorted(rows, key=lambda r: -r[name])
+
+
+def chosen_candidates(
+    candidates: dict[str, Any], names: Sequence[str] | None, what: str
+) -> dict[str, Any]:
+    """The candidates named in the config's ``model.candidates`` (all without it).
+
+    Raises
+    ------
+    ConfigError
+        For a name no candidate has.
+    """
+    if not names:
+        return candidates
+    unknown = sorted(set(names) - set(candidates))
+    if unknown:
+        msg = (
+            f"model.candidates: unknown {what} model {unknown[0]!r}; known: {', '.join(candidates)}"
+        )
+        raise ConfigError(msg)
+    return {k: v for k, v in candidates.items() if k in names}
 
 
 def fit_churn(
@@ -363,7 +390,7 @@ def fit_churn(
         cv_log_loss=scores,
         metrics=evaluate(y_test, p),
         baseline=evaluate(y_test, np.full(len(y_test), y[train].mean())),
-        importance=_importance(model, x.iloc[test], y_test, seed),
+        importance=permutation_drivers(model, x.iloc[test], y_test, seed),
         roc={"fpr": fpr.tolist(), "tpr": tpr.tolist()},
         calibration={"predicted": predicted.tolist(), "observed": observed.tolist()},
         confusion=confusion(y_test, p),

@@ -22,7 +22,12 @@ import numpy as np
 import polars as pl
 
 from tracer_kit.errors import ConfigError
-from tracer_kit.model.churn import input_preprocessor, split_inputs
+from tracer_kit.model.churn import (
+    chosen_candidates,
+    input_preprocessor,
+    permutation_drivers,
+    split_inputs,
+)
 
 __all__ = ["MIN_ROWS", "RegressionModel", "fit_regression", "regression_metrics"]
 
@@ -90,13 +95,7 @@ def _choose(
     from sklearn.base import clone
     from sklearn.model_selection import KFold, cross_val_score
 
-    candidates = _candidates(numeric, text, seed)
-    if names:
-        unknown = sorted(set(names) - set(candidates))
-        if unknown:
-            msg = f"model.candidates: unknown regression model {unknown[0]!r}; known: {', '.join(candidates)}"
-            raise ConfigError(msg)
-        candidates = {k: v for k, v in candidates.items() if k in names}
+    candidates = chosen_candidates(_candidates(numeric, text, seed), names, "regression")
     folds = KFold(FOLDS, shuffle=True, random_state=seed)
     scores = {
         name: float(
@@ -106,19 +105,6 @@ def _choose(
     }
     chosen = min(scores, key=scores.__getitem__)
     return chosen, clone(candidates[chosen]).fit(x, y), {k: round(v, 6) for k, v in scores.items()}
-
-
-def _importance(model: Any, x: Any, y: np.ndarray, seed: int) -> list[dict[str, Any]]:
-    from sklearn.inspection import permutation_importance
-
-    perm = permutation_importance(
-        model, x, y, scoring="neg_root_mean_squared_error", n_repeats=3, random_state=seed
-    )
-    rows = [
-        {"input": c, "rmse_increase": float(m), "std": float(s)}
-        for c, m, s in zip(x.columns, perm.importances_mean, perm.importances_std, strict=True)
-    ]
-    return sorted(rows, key=lambda r: -r["rmse_increase"])
 
 
 def fit_regression(
@@ -160,7 +146,14 @@ def fit_regression(
         cv_rmse=scores,
         metrics=regression_metrics(y[test], p),
         baseline=regression_metrics(y[test], np.full(len(test), y[train].mean())),
-        importance=_importance(model, x.iloc[test], y[test], seed),
+        importance=permutation_drivers(
+            model,
+            x.iloc[test],
+            y[test],
+            seed,
+            scoring="neg_root_mean_squared_error",
+            name="rmse_increase",
+        ),
         interval=(float(np.quantile(errors, 0.1)), float(np.quantile(errors, 0.9))),
         held_out={"actual": y[test][shown].tolist(), "predicted": p[shown].tolist()},
         rows_train=len(train),

@@ -63,6 +63,7 @@ class _TestAccounts(Check):
     """Customers whose id starts with ``TEST`` are quarantined; a low issue counts them."""
 
     name = "test_accounts"
+    threshold = ("test_account_share", 0.25)
 
     def reasons(self, rows: RowContext) -> list[pl.Expr]:
         is_test = pl.col("customer_id").str.starts_with("TEST").fill_null(False)
@@ -73,7 +74,9 @@ class _TestAccounts(Check):
 
     def issues(self, found, ctx: IssueContext) -> list[Issue]:
         n = int(found["n"])
-        return [Issue("low", "customer_id", self.name, n / ctx.rows, None, n)] if n else []
+        limit = ctx.thresholds.value("test_account_share")
+        severity = "high" if n / ctx.rows > limit else "low"
+        return [Issue(severity, "customer_id", self.name, n / ctx.rows, limit, n)] if n else []
 
 
 @pytest.fixture
@@ -98,8 +101,13 @@ def test_a_toy_check_quarantines_and_raises_its_issue(workdir, test_accounts_che
         (3, ["out_of_range"]),
     ]
     toy = [i for i in q.issues if i.check == "test_accounts"]
-    assert [(i.severity, i.rows_affected) for i in toy] == [("low", 1)]
+    assert [(i.severity, i.rows_affected, i.threshold) for i in toy] == [("high", 1, 0.25)]
     assert q.score_parts["validity"] == pytest.approx(1 / 3, abs=1e-6)
+    # its threshold is set like a built-in one; a misspelt one is refused
+    q = tk.validate("crm.csv", "customer_churn", config={"thresholds": {"test_account_share": 0.5}})
+    assert [i.severity for i in q.issues if i.check == "test_accounts"] == ["low"]
+    with pytest.raises(tk.ConfigError, match="did you mean 'test_account_share'"):
+        tk.validate("crm.csv", "customer_churn", config={"thresholds": {"test_acount_share": 0.5}})
 
 
 # --------------------------------------------------------------------------- a toy transform

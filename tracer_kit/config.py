@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +24,7 @@ from tracer_kit.options import ReadOptions
 
 __all__ = [
     "GROUPS",
+    "PLUGIN_THRESHOLDS",
     "Config",
     "FeaturesConfig",
     "OutputConfig",
@@ -32,14 +34,31 @@ __all__ = [
     "Thresholds",
     "config_to_jsonable",
     "load_config",
+    "register_threshold",
     "validation_message",
 ]
 
 
-class Thresholds(BaseModel):
-    """Quality thresholds; the defaults are in ``docs/contracts.md`` (Quality)."""
+#: Thresholds plugin checks declare (``Check.threshold``): name -> default, in [0, 1].
+PLUGIN_THRESHOLDS: dict[str, float] = {}
 
-    model_config = ConfigDict(extra="forbid")
+
+def register_threshold(name: str, default: float) -> None:
+    """Let ``Thresholds`` (configs, contracts) set ``name``; ``default`` when they do not."""
+    if name in Thresholds.model_fields:
+        raise ValueError(f"threshold {name!r} is a built-in one")
+    if not 0 <= default <= 1:
+        raise ValueError(f"threshold {name!r}: the default {default} is not in [0, 1]")
+    PLUGIN_THRESHOLDS[name] = default
+
+
+class Thresholds(BaseModel):
+    """Quality thresholds; the defaults are in ``docs/contracts.md`` (Quality).
+
+    Plugin checks add their own (:func:`register_threshold`); any other key is an error.
+    """
+
+    model_config = ConfigDict(extra="allow")
 
     completeness_critical: float = Field(0.5, ge=0, le=1)
     completeness: float = Field(0.95, ge=0, le=1)
@@ -48,6 +67,24 @@ class Thresholds(BaseModel):
     outlier_share: float = Field(0.05, ge=0, le=1)
     max_high: int = Field(5, ge=0)
     min_score: float = Field(80, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _known_plugin_thresholds(self) -> Thresholds:
+        for name, value in (self.model_extra or {}).items():
+            if name not in PLUGIN_THRESHOLDS:
+                known = [*type(self).model_fields, *PLUGIN_THRESHOLDS]
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ValueError(f"unknown threshold {name!r}{hint}")
+            if not isinstance(value, int | float) or not 0 <= value <= 1:
+                raise ValueError(f"threshold {name!r} should be a number in [0, 1]")
+        return self
+
+    def value(self, name: str) -> float:
+        """A threshold by name: a built-in one, or a plugin check's (its default unless set)."""
+        if name in type(self).model_fields or name in (self.model_extra or {}):
+            return getattr(self, name)
+        return PLUGIN_THRESHOLDS[name]
 
 
 class PreprocessConfig(BaseModel):

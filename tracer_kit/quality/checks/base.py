@@ -12,7 +12,7 @@ import polars as pl
 
 from tracer_kit.blueprints import Blueprint, Field, RuleContext
 from tracer_kit.cells import shorten
-from tracer_kit.config import Thresholds
+from tracer_kit.config import Thresholds, register_threshold
 from tracer_kit.engine import first_rows_where
 from tracer_kit.quality.names import Combine
 from tracer_kit.types import Issue
@@ -133,6 +133,9 @@ class Check:
     part: ClassVar[str | None] = None
     #: Whether the check has anything to say when no row was parsed.
     needs_rows: ClassVar[bool] = True
+    #: ``(name, default)`` of the threshold the check reads (``ctx.thresholds.value(name)``),
+    #: settable like the built-in ones in configs and contracts; None when it reads none.
+    threshold: ClassVar[tuple[str, float] | None] = None
 
     def field_reasons(self, f: Field) -> list[pl.Expr]:
         """Per-row reasons for one field (null on good rows)."""
@@ -176,6 +179,8 @@ def register_check(check: type[Check]) -> type[Check]:
     if not check.name:
         msg = f"{check.__qualname__} has no name"
         raise ValueError(msg)
+    if check.threshold is not None:
+        register_threshold(*check.threshold)
     CHECKS[:] = [c for c in CHECKS if c.name != check.name]
     CHECKS.append(check)
     return check

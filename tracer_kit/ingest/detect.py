@@ -132,7 +132,7 @@ def normalize_encoding(name: str) -> str:
     """Map a codec name to one of the labels ``docs/contracts.md`` lists (utf-8, cp1252, ...)."""
     try:
         canonical = codecs.lookup(name).name
-    except LookupError:
+    except (LookupError, ValueError):  # (ValueError: a name with a NUL in it)
         msg = f"{option('encoding', value=name)} is not a known text encoding (try utf-8, cp1252 or latin-1)"
         raise IngestError(msg) from None
     return _LABELS.get(canonical, canonical)

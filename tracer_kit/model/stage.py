@@ -513,16 +513,22 @@ def _forecast_rows(f: Any) -> pl.DataFrame:
     )
 
 
-def _daily(processed: pl.LazyFrame, spec: ModelSpec) -> tuple[list[Any], np.ndarray]:
-    """The series: ``value`` summed per ``date`` (a row per date already: itself), by date."""
-    date, value = pl.col(spec.date).cast(pl.Date), pl.col(spec.value).cast(pl.Float64)
+def _daily(processed: Any, spec: ModelSpec) -> tuple[list[Any], np.ndarray]:
+    """The series: ``value`` summed per ``date`` (a row per date already: itself), by date.
+
+    The two columns are brought to the driver, then summed there: a forecast's history is
+    small (revenue_projection's rows are one per day).
+    """
+    rows = processed.select(spec.date, spec.value).collect()
     daily = (
-        processed.select(date.alias("date"), value.alias("value"))
+        rows.select(
+            pl.col(spec.date).cast(pl.Date).alias("date"),
+            pl.col(spec.value).cast(pl.Float64).alias("value"),
+        )
         .drop_nulls("date")
         .group_by("date")
         .agg(pl.col("value").sum())
         .sort("date")
-        .collect()
     )
     return daily.get_column("date").to_list(), daily.get_column("value").to_numpy()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -36,20 +37,23 @@ def _run(con, run_id: str) -> tuple[str, RunRecord]:
     return found[0][0], RunRecord.from_stored(found[0][1])
 
 
+def _failed_counts(con: Any, run_id: str, table: str) -> pl.DataFrame:
+    if not is_base_table(con, table):
+        return pl.DataFrame(schema={"check": pl.String, "column": pl.String, "rows": pl.Int64})
+    return con.sql(
+        f"""SELECT f.reason AS "check", f."column" AS "column", count(*)::BIGINT AS rows
+        FROM (SELECT unnest({_FAILURES}) AS f FROM {quote_ident(table)} WHERE run_id = $1)
+        GROUP BY ALL ORDER BY rows DESC, "check", "column" NULLS FIRST""",
+        params=[run_id],
+    ).pl()
+
+
 def run_checks_failed(run_id: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE) -> pl.DataFrame:
     """Per check and column, how many of the run's rows failed it (``check``, ``column``, ``rows``)."""
     open_warehouse(warehouse)
     with connect(warehouse, read_only=True) as con:
         blueprint, _ = _run(con, run_id)
-        table = f"quarantine_{blueprint}"
-        if not is_base_table(con, table):
-            return pl.DataFrame(schema={"check": pl.String, "column": pl.String, "rows": pl.Int64})
-        return con.sql(
-            f"""SELECT f.reason AS "check", f."column" AS "column", count(*)::BIGINT AS rows
-            FROM (SELECT unnest({_FAILURES}) AS f FROM {quote_ident(table)} WHERE run_id = $1)
-            GROUP BY ALL ORDER BY rows DESC, "check", "column" NULLS FIRST""",
-            params=[run_id],
-        ).pl()
+        return _failed_counts(con, run_id, f"quarantine_{blueprint}")
 
 
 def _check_filter(found: pl.DataFrame, check: str | None, column: str | None, run_id: str) -> None:
@@ -94,11 +98,11 @@ def failing_rows(
         With ``include_pii``, when the run's personal values cannot be revealed (no key, the
         wrong key, or values pseudonymised for good).
     """
-    found = run_checks_failed(run_id, warehouse=warehouse)
-    _check_filter(found, check, column, run_id)
-    with connect(warehouse, read_only=True) as con:
+    open_warehouse(warehouse)
+    with connect(warehouse, read_only=True) as con:  # (one short read for everything)
         blueprint, record = _run(con, run_id)
         table = f"quarantine_{blueprint}"
+        _check_filter(_failed_counts(con, run_id, table), check, column, run_id)
         if not is_base_table(con, table):
             return pl.DataFrame(schema=dict.fromkeys(FAILING_COLUMNS, pl.String))
         where, params = ["run_id = $1"], [run_id]
@@ -123,9 +127,10 @@ def failing_rows(
             ORDER BY source_row NULLS LAST {f"LIMIT {int(limit)}" if limit else ""}""",
             params=params,
         ).pl()
-        keys = con.execute(
-            f"SELECT DISTINCT unnest(json_keys(raw)) FROM {quote_ident(table)} WHERE run_id = $1",
-            [run_id],
+        keys = con.execute(  # (the keys of the rows chosen, not of every quarantined row)
+            f"SELECT DISTINCT unnest(json_keys(raw)) FROM {quote_ident(table)} "
+            f"WHERE {' AND '.join(where)}",
+            params,
         ).fetchall()
     personal = list(record.personal_columns)
     if include_pii and personal and rows.height:

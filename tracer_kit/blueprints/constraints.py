@@ -22,6 +22,7 @@ __all__ = [
     "NUMERIC_KINDS",
     "TEXT_KINDS",
     "Constraint",
+    "constraint_groups",
     "constraint_reasons",
     "constraint_words",
     "folded_text",
@@ -170,21 +171,30 @@ CONSTRAINTS: tuple[Constraint, ...] = (
 )
 
 
+def constraint_groups(field: Any) -> dict[str, list[tuple[Constraint, Any]]]:
+    """``field``'s constraints that apply to its kind, with their values, grouped by reason
+    (``ge`` and ``le`` are both ``out_of_range``), in table order.
+    """  # noqa: D205
+    groups: dict[str, list[tuple[Constraint, Any]]] = {}
+    for c in CONSTRAINTS:
+        value = c.value(field)
+        if value is not None and field.kind in c.kinds:
+            groups.setdefault(c.reason, []).append((c, value))
+    return groups
+
+
 def constraint_reasons(field: Any) -> list[pl.Expr]:
     """Per reason, the expression that is that reason on a bad value of ``field`` (null elsewhere).
 
     Constraints sharing a reason (``ge`` and ``le`` are both ``out_of_range``) give one
     expression, so a row carries each reason once.
     """
-    by_reason: dict[str, list[pl.Expr]] = {}
     col = pl.col(field.name)
-    for c in CONSTRAINTS:
-        value = c.value(field)
-        if value is not None and field.kind in c.kinds:
-            by_reason.setdefault(c.reason, []).append(c.fails(col, value, field))
     return [
-        pl.when(pl.any_horizontal(fails).fill_null(False)).then(pl.lit(reason))
-        for reason, fails in by_reason.items()
+        pl.when(
+            pl.any_horizontal([c.fails(col, v, field) for c, v in group]).fill_null(False)
+        ).then(pl.lit(reason))
+        for reason, group in constraint_groups(field).items()
     ]
 
 

@@ -15,7 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from tracer_kit.blueprints import CONSTRAINTS, Blueprint, Field
+from tracer_kit.blueprints import Blueprint, Field
+from tracer_kit.blueprints.constraints import constraint_groups
 
 __all__ = ["CAST_REASONS", "KIND_WORDS", "RuleResult", "rule_results"]
 
@@ -98,14 +99,11 @@ def _field_rules(f: Field, identifier: str | None) -> list[_Declared]:
         )
     if f.kind == "date" and f.format is None:  # the day order is decided from the data
         out.append(_Declared(f"{f.name}: one day order", "ambiguous_date", f.name, "validity"))
-    by_reason: dict[str, list[str]] = {}
-    for c in CONSTRAINTS:
-        value = c.value(f)
-        if value is not None and f.kind in c.kinds:
-            own = getattr(f, c.key) is not None  # (else the kind's own validator: an email's)
-            words = c.words(value) if own else f"a valid {f.kind}"
-            by_reason.setdefault(c.reason, []).append(words)
-    for reason, words in by_reason.items():
+    for reason, group in constraint_groups(f).items():
+        # (a constraint the field does not set itself is its kind's validator: an email's)
+        words = [
+            c.words(v) if getattr(f, c.key) is not None else f"a valid {f.kind}" for c, v in group
+        ]
         out.append(_Declared(f"{f.name}: {', '.join(words)}", reason, f.name, "validity"))
     if f.references is not None:
         out.append(

@@ -33,7 +33,7 @@ def test_release_warehouse_migrates_and_answers(old_project):
     open_warehouse("data/warehouse.duckdb")
     # 7: bronze_files.pages (an API source's pages, the records' positions); 8: file_hashes;
     # 9: each run's params rewritten as a typed RunRecord
-    assert tk.query("SELECT max(version) AS v FROM schema_version")["v"].item() == 9
+    assert tk.query("SELECT max(version) AS v FROM schema_version")["v"].item() == 10
     records = tk.query(
         "SELECT blueprint, json_extract_string(params, '$.schema_version') AS version, "
         "json_extract_string(params, '$.gate.passed') AS passed, "

@@ -26,7 +26,7 @@ from tracer_kit.lazy import lazy_module
 from tracer_kit.options import cli_fields
 from tracer_kit.settings import release_freed_memory
 from tracer_kit.types import SCORE_PARTS
-from tracer_kit.workspace import DEFAULT_PROCESSED, DEFAULT_REPORTS, DEFAULT_WAREHOUSE
+from tracer_kit.workspace import DEFAULT_REPORTS, DEFAULT_WAREHOUSE
 
 # The commands' modules, imported when a command first uses them (``tracer --help``: 0.2 s,
 # not the 2.3 s of importing every stage; see tracer_kit.lazy).
@@ -52,6 +52,8 @@ tk_writing = lazy_module("tracer_kit.writing")
 __all__ = [
     "app",
     "main",
+    "run_command",
+    "validation_summary",
 ]
 
 app = typer.Typer(
@@ -599,19 +601,23 @@ def validate(
         raise typer.Exit(3)
 
 
+def validation_summary(q: Any, shown: str) -> dict[str, Any]:
+    """A validation's verdict as JSON-ready values (``--output-format json``, ``POST /validate``)."""
+    keys = ("rows_in", "rows_valid", "rows_quarantined", "score", "score_parts")
+    return {
+        "input": shown,
+        "passed": q.passed,
+        **{k: getattr(q, k) for k in keys},
+        "gate_failures": q.gate_failures,
+        "issues": [i.to_dict() for i in q.issues],
+    }
+
+
 def _print_validation(q: Any, shown: str, output_format: str) -> None:
     """``tracer validate``'s verdict as a table for people, or JSON or CSV for scripts."""
     issues = [i.to_dict() for i in q.issues]
     if output_format == "json":
-        keys = ("rows_in", "rows_valid", "rows_quarantined", "score", "score_parts")
-        summary = {"input": shown, "passed": q.passed, **{k: getattr(q, k) for k in keys}}
-        typer.echo(
-            json.dumps(
-                {**summary, "gate_failures": q.gate_failures, "issues": issues},
-                default=str,
-                indent=1,
-            )
-        )
+        typer.echo(json.dumps(validation_summary(q, shown), default=str, indent=1))
     elif output_format == "table":
         con = _console()
         con.print(f"quality gate: {'passed' if q.passed else 'FAILED'}")
@@ -1178,33 +1184,7 @@ def rerun(
     A run that went through a notebook goes through the same notebook again; the new run
     records which run it repeats (``record.rerun_of``).
     """
-    row = tk_warehouse.run_row(run_id, warehouse=warehouse)
-    record = row["record"]
-    cfg = dict(record.config)
-    cfg["reference_date"] = record.reference_date or cfg.get("reference_date")
-    cfg["run_date"] = record.run_date or cfg.get("run_date")
-    report = Path(row["outputs"].get("report", ""))
-    if (report.parent / "blueprint.ipynb").is_file():
-        result = tk_notebooks.run_notebook(
-            row["input_path"],
-            row["blueprint"],
-            config=cfg,
-            warehouse=warehouse,
-            output_dir=record.output_dir or str(report.parent.parent),
-            return_frame=False,
-        )
-    else:
-        result = tk_pipeline.run_pipeline(
-            row["input_path"],
-            row["blueprint"],
-            config=cfg,
-            warehouse=warehouse,
-            output_dir=record.output_dir or DEFAULT_REPORTS,
-            processed_dir=record.processed_dir or DEFAULT_PROCESSED,
-            run_date=record.run_date,
-            return_frame=False,
-        )
-    tk_warehouse.note_record(warehouse, result.run_id, rerun_of=run_id)
+    result = tk_notebooks.rerun(run_id, warehouse=warehouse)
     _print_result(result)
     typer.echo(f"repeats run {run_id}")
 
@@ -1405,13 +1385,30 @@ class _ConsoleLines(logging.Handler):
         typer.echo(prefix + record.getMessage())
 
 
-def main() -> None:
-    """Entry point of the ``tracer`` console script."""
+def _configure() -> None:
+    """What every command runs with: CLI wording, memory returned, log lines as output."""
     os.environ["TRACER_INTERFACE"] = "cli"  # messages name CLI flags (notebook kernels inherit it)
     release_freed_memory()  # before polars is imported (notebook kernels inherit it too)
     log = logging.getLogger("tracer_kit")
     log.setLevel(logging.INFO)
-    log.addHandler(_ConsoleLines())
+    if not any(isinstance(h, _ConsoleLines) for h in log.handlers):
+        log.addHandler(_ConsoleLines())
+
+
+def run_command(argv: list[str]) -> int:
+    """Run ``tracer <argv>`` in this process; its exit code (a server's worker calls this)."""
+    _configure()
+    try:
+        app(args=argv, prog_name="tracer")
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    return 0
+
+
+def main() -> None:
+    """Entry point of the ``tracer`` console script (without the server's commands)."""
+    _configure()
     app(prog_name="tracer")
 
 

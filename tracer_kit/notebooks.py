@@ -44,14 +44,16 @@ from tracer_kit.warehouse import (
     dataset_name,
     end_run,
     new_run_id,
+    note_record,
     open_warehouse,
     run_row,
 )
-from tracer_kit.workspace import DEFAULT_REPORTS
+from tracer_kit.workspace import DEFAULT_PROCESSED, DEFAULT_REPORTS
 
 # The Spark engine's modules load pyarrow, numpy and pyspark (0.24 s or more) when first used.
 spark_engine = lazy_module("tracer_kit.spark")
 spark_features_module = lazy_module("tracer_kit.spark.features")
+pipeline_module = lazy_module("tracer_kit.pipeline")
 
 __all__ = [
     "KERNEL",
@@ -62,6 +64,7 @@ __all__ = [
     "notebook_path",
     "prepare_run",
     "readable_errors",
+    "rerun",
     "result_from_warehouse",
     "run_batch",
     "run_notebook",
@@ -582,3 +585,59 @@ def run_batch(
             bar.update(1)
         bar.close()
     return results
+
+
+def rerun(
+    run_id: str,
+    *,
+    warehouse: str | Path = DEFAULT_WAREHOUSE,
+    new_run_id: str | None = None,
+    progress: Any = None,
+) -> RunResult:
+    """Run a recorded run again with its stored parameters (same run date and reference date).
+
+    A run that went through a notebook goes through the same notebook again; the new run
+    records which run it repeats (``record.rerun_of``).
+
+    Parameters
+    ----------
+    run_id
+        The run to repeat (``tracer runs`` lists them).
+    warehouse
+        The warehouse it is recorded in.
+    new_run_id
+        Assign the new run's id (default a new one).
+    progress
+        Called with (stage, index, total) as an in-process rerun's stages start.
+    """
+    row = run_row(run_id, warehouse=warehouse)
+    record = row["record"]
+    cfg = dict(record.config)
+    cfg["reference_date"] = record.reference_date or cfg.get("reference_date")
+    cfg["run_date"] = record.run_date or cfg.get("run_date")
+    report = Path(row["outputs"].get("report", ""))
+    if (report.parent / "blueprint.ipynb").is_file():
+        result = run_notebook(
+            row["input_path"],
+            row["blueprint"],
+            config=cfg,
+            warehouse=warehouse,
+            output_dir=record.output_dir or str(report.parent.parent),
+            run_id=new_run_id,
+            return_frame=False,
+        )
+    else:
+        result = pipeline_module.run_pipeline(
+            row["input_path"],
+            row["blueprint"],
+            config=cfg,
+            warehouse=warehouse,
+            output_dir=record.output_dir or DEFAULT_REPORTS,
+            processed_dir=record.processed_dir or DEFAULT_PROCESSED,
+            run_date=record.run_date,
+            run_id=new_run_id,
+            return_frame=False,
+            progress=progress,
+        )
+    note_record(warehouse, result.run_id, rerun_of=run_id)
+    return result

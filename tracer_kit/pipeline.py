@@ -728,6 +728,7 @@ def predict(  # noqa: PLR0913 - a run, a source and the options run_pipeline tak
     report: bool = True,
     force: bool = False,
     raw_cells: bool = False,
+    prediction_run_id: str | None = None,
 ) -> RunResult:
     """Score a new file with a completed run's saved model, recorded as a run of its own.
 
@@ -750,6 +751,8 @@ def predict(  # noqa: PLR0913 - a run, a source and the options run_pipeline tak
     config
         Overrides of the training run's config (e.g. ``{"reference_date": "2026-12-01"}``
         for data observed later).
+    prediction_run_id
+        Assign the scoring run's id (the server answers with it before the run starts).
 
     Raises
     ------
@@ -771,6 +774,7 @@ def predict(  # noqa: PLR0913 - a run, a source and the options run_pipeline tak
             report=report,
             force=force,
             raw_cells=raw_cells,
+            prediction_run_id=prediction_run_id,
         )
 
 
@@ -787,6 +791,7 @@ def _predict(  # noqa: PLR0913 - predict's arguments, passed on
     report: bool,
     force: bool,
     raw_cells: bool,
+    prediction_run_id: str | None,
 ) -> RunResult:
     trained = trained_run(run_id, warehouse)
     suffix = Path(out).suffix.lower() if out else None
@@ -823,6 +828,7 @@ def _predict(  # noqa: PLR0913 - predict's arguments, passed on
         progress=progress,
         report=report,
         model_from=run_id,
+        run_id=prediction_run_id,
     )
     if out and result.outputs.predictions:
         rows = pl.read_parquet(result.outputs.predictions)

@@ -9,6 +9,7 @@ HTML-escaped by Jinja's autoescaping.
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Any
@@ -264,8 +265,13 @@ def _bounded(value: Any) -> Any:
     return value if isinstance(value, markupsafe.Markup) else shorten(value)
 
 
+@functools.lru_cache(maxsize=8)
 def _environment(template_path: Path) -> Any:
-    """The report's jinja2 environment: autoescaped, strict, with its number filters."""
+    """The report's jinja2 environment: autoescaped, strict, with its number filters.
+
+    Kept per template folder, so a long-lived process (a server's worker) compiles each
+    template once; the loader still notices a template edited on disk.
+    """
     import jinja2
 
     env = jinja2.Environment(

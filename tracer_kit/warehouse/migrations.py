@@ -124,6 +124,16 @@ MIGRATIONS: list[tuple[int, str]] = [
     # runs.params holds a typed RunRecord (schema_version, the gate's verdict): see
     # _typed_records; views are rebuilt (their bronze status reads the verdict)
     (9, "DELETE FROM warehouse_meta WHERE key = 'root';"),
+    # `tracer serve keys`: API keys, only their SHA-256 kept (the key is shown once)
+    (
+        10,
+        """
+        CREATE TABLE IF NOT EXISTS api_keys (
+            name VARCHAR PRIMARY KEY, sha256 VARCHAR NOT NULL UNIQUE, created_at TIMESTAMP,
+            revoked_at TIMESTAMP
+        );
+        """,
+    ),
 ]
 
 #: How a run stopped at its gate was told apart before its record said so (only read here).

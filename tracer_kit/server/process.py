@@ -1,0 +1,132 @@
+"""A server's life as a process: one per project, announced in ``.tracer/server.json``.
+
+:func:`serve` binds the address (loopback unless told otherwise, and then only with API
+keys), writes the local token to ``.tracer/token`` (readable by the owner only) and the
+server file beside it, runs uvicorn until SIGTERM or SIGINT, lets running jobs finish or
+records them CANCELLED, and removes the server file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import secrets
+import signal
+import socket
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import uvicorn
+
+from tracer_kit.errors import ConfigError, TracerError
+from tracer_kit.server.app import create_app
+from tracer_kit.server.client import SERVER_FILE, ServerInfo, live_server, read_server_file
+from tracer_kit.server.keys import list_keys
+from tracer_kit.server.settings import ServerSettings
+
+__all__ = ["TOKEN_FILE", "serve", "stop_server"]
+
+#: The local token, beside the server file (mode 0600).
+TOKEN_FILE = Path(".tracer") / "token"
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (created with that mode, then moved in place)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.replace(tmp, path)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); try --port") from None
+    sock.listen(128)
+    return sock
+
+
+def _check_alone(project: Path) -> None:
+    running = live_server(project)
+    if running is not None:
+        msg = f"a server already runs for {project} at {running.url} (pid {running.pid})"
+        raise TracerError(msg + "; `tracer serve stop` stops it")
+
+
+def _check_keys(settings: ServerSettings) -> None:
+    if settings.loopback:
+        return
+    if not any(k.active for k in list_keys(settings.warehouse)):
+        raise ConfigError(
+            f"--host {settings.host} is reachable from other machines: create an API key first "
+            "(`tracer serve keys create NAME`); requests must then carry it"
+        )
+
+
+def serve(settings: ServerSettings, *, log_level: str = "warning") -> None:
+    """Run the server in this process until SIGTERM or SIGINT (``tracer serve``)."""
+    project = settings.project.resolve()
+    _check_alone(project)
+    _check_keys(settings)
+    sock = _bind(settings.host, settings.port)
+    port = sock.getsockname()[1]
+    token = secrets.token_urlsafe(32)
+    settings = replace(settings, project=project, port=port, token=token)
+    _write_private(project / TOKEN_FILE, token)
+    info = {
+        "url": settings.url,
+        "pid": os.getpid(),
+        "token_file": str(project / TOKEN_FILE),
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "workers": settings.workers,
+    }
+    (project / SERVER_FILE).write_text(json.dumps(info, indent=1), encoding="utf-8")
+    print(f"tracer serving {project} at {settings.url} ({settings.workers} workers)", flush=True)
+    config = uvicorn.Config(
+        create_app(settings),
+        log_level=log_level,
+        timeout_graceful_shutdown=5,
+        access_log=False,
+    )
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
+        _remove_server_file(project, os.getpid())
+    print("tracer server stopped", flush=True)
+
+
+def _remove_server_file(project: Path, pid: int) -> None:
+    """Remove the server file and token if they are those of the server ``pid``."""
+    ours = read_server_file(project)
+    if ours is None or ours.pid == pid:
+        for path in (project / SERVER_FILE, project / TOKEN_FILE):
+            path.unlink(missing_ok=True)
+
+
+def stop_server(project: Path, timeout: float = 60.0) -> ServerInfo:
+    """Ask the project's server to stop (SIGTERM) and wait until it has."""
+    info = read_server_file(project)
+    if info is None or not info.pid:
+        raise TracerError(f"no server runs for {project.resolve()} ({SERVER_FILE} not found)")
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(int(info.pid), signal.SIGTERM)
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            os.kill(int(info.pid), 0)
+        except ProcessLookupError:
+            _remove_server_file(project, int(info.pid))  # (a server killed before it could)
+            return info
+        time.sleep(0.1)
+    raise TracerError(f"the server (pid {info.pid}) did not stop within {timeout:.0f} s")

@@ -38,6 +38,7 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
             "skops_files",
             "lazy",
             "_scratch",
+            "server.client",
         ),
     ),
     ("options", ("options",)),
@@ -50,9 +51,10 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
     ("model", ("model",)),
     ("record", ("outputs", "record")),
     ("warehouse", ("warehouse", "writing", "personal", "destinations", "failing")),
-    ("report", ("report", "trained", "comparison")),
+    ("report", ("report", "trained", "comparison", "trends")),
     ("run", ("run", "stages", "pipeline")),
     ("interfaces", ("notebooks", "widgets", "cli", "")),
+    ("server", ("server", "launch")),
 ]
 
 

@@ -12,3 +12,5 @@
 
 Importing this package imports nothing else, so ``tracer_kit.server.client`` stays light.
 """
+
+__all__: list[str] = []

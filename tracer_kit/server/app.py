@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -57,7 +57,7 @@ class _BodyLimit:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                raise _TooLarge
+                raise _TooLarge(self.limit)
             return message
 
         try:
@@ -67,7 +67,9 @@ class _BodyLimit:
 
 
 class _TooLarge(Exception):
-    pass
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"over {limit} bytes")
+        self.limit = limit
 
 
 def _too_large(limit: int) -> Response:
@@ -77,6 +79,8 @@ def _too_large(limit: int) -> Response:
 
 
 def _error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    """An error's answer; the connection closes after it, so an unread body is never drained."""
+    headers = {**(headers or {}), "Connection": "close"}
     return JSONResponse({"error": message, "kind": kind}, status_code=status, headers=headers)
 
 
@@ -110,6 +114,10 @@ def _handlers(app: FastAPI) -> None:
         kind = {404: "not_found", 405: "method", 401: "auth"}.get(exc.status_code, "request")
         return _error(exc.status_code, kind, str(exc.detail), getattr(exc, "headers", None))
 
+    @app.exception_handler(_TooLarge)
+    async def too_large(request: Request, exc: _TooLarge) -> Response:
+        return _too_large(exc.limit)
+
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> Response:
         return _error(500, "internal", f"internal error ({type(exc).__name__})")
@@ -127,7 +135,13 @@ def _outside_routes(app: FastAPI, server: Server) -> None:
         body = {"status": "ready" if ready else "not ready", "checks": checks}
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics (text format)")
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics (text format)",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}},
+    )
     def metrics() -> Response:
         return Response(server.metrics.text(), media_type=CONTENT_TYPE_LATEST)
 
@@ -162,6 +176,8 @@ def create_app(settings: ServerSettings, server: Server | None = None) -> FastAP
         response = await call_next(request)
         route = request.scope.get("route")
         name = getattr(route, "path", "unmatched")
+        if request.url.path.startswith(API_PREFIX) and not name.startswith(API_PREFIX):
+            name = API_PREFIX + name  # (a route included from the API's router)
         server.metrics.request(name, response.status_code, time.perf_counter() - start)
         return response
 

@@ -98,12 +98,20 @@ def serve(settings: ServerSettings, *, log_level: str = "warning") -> None:
         timeout_graceful_shutdown=5,
         access_log=False,
     )
+    # uvicorn stops gracefully on SIGTERM/SIGINT, then raises the signal again for whatever
+    # handler was there before it: this one, so the server file is removed and the exit is 0
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stopped)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         sock.close()
         _remove_server_file(project, os.getpid())
     print("tracer server stopped", flush=True)
+
+
+def _stopped(sig: int, frame: object) -> None:
+    """After a graceful stop: nothing more to do."""
 
 
 def _remove_server_file(project: Path, pid: int) -> None:

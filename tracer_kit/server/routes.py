@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 import polars as pl
 from fastapi import APIRouter, Body, Depends, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
 from tracer_kit.blueprints import get_blueprint, list_blueprints
@@ -35,7 +36,7 @@ from tracer_kit.trends import dataset_history, datasets, list_runs, runs_summary
 from tracer_kit.types import SCORE_PARTS
 from tracer_kit.warehouse import dataset_name, delete_runs, new_run_id, query, run_row
 
-__all__ = ["router"]
+__all__ = ["ERRORS", "ErrorBody", "router"]
 
 
 def _server(request: Request) -> Server:
@@ -46,7 +47,29 @@ def _principal(request: Request, authorization: Annotated[str | None, Header()] 
     return _server(request).principal(authorization)
 
 
-router = APIRouter(dependencies=[Depends(_principal)])
+class ErrorBody(BaseModel):
+    """Every error's body: the one line the CLI would print, and what kind of error it is."""
+
+    error: str
+    kind: str
+
+
+#: The error answers every route may give (documented in the OpenAPI document).
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": what}
+    for status, what in (
+        (400, "A body that does not parse (JSON or multipart)"),
+        (401, "No token, or not a valid one"),
+        (403, "Not allowed (a path outside the project, SQL turned off)"),
+        (404, "No such run or dataset"),
+        (413, "The upload is over the size limit"),
+        (422, "A bad request or source (the error names it)"),
+        (429, "The queue is full, or the key's rate limit reached (see Retry-After)"),
+        (503, "The warehouse is busy"),
+    )
+}
+
+router = APIRouter(dependencies=[Depends(_principal)], responses=ERRORS)
 
 ServerDep = Annotated[Server, Depends(_server)]
 Principal = Annotated[str, Depends(_principal)]
@@ -173,7 +196,7 @@ def runs(
     ] = None,
     since: dt.datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> dict[str, Any]:
     """The runs in the warehouse matching every filter given."""
     total, page = list_runs(
@@ -194,7 +217,10 @@ def _naive(moment: dt.datetime | None) -> dt.datetime | None:
     """A time as the warehouse keeps it: UTC without a zone."""
     if moment is None or moment.tzinfo is None:
         return moment
-    return moment.astimezone(dt.UTC).replace(tzinfo=None)
+    try:
+        return moment.astimezone(dt.UTC).replace(tzinfo=None)
+    except OverflowError:
+        raise ApiError(422, "request", f"since: {moment} is out of range") from None
 
 
 def _job_view(job: Job) -> dict[str, Any]:
@@ -352,7 +378,7 @@ def report(server: ServerDep, run_id: str) -> FileResponse:
 
 
 Format = Annotated[Literal["json", "csv", "parquet"] | None, Query(alias="format")]
-Page = Annotated[int, Query(ge=0)]
+Page = Annotated[int, Query(ge=0, le=10**9)]
 Size = Annotated[int, Query(ge=1, le=10_000)]
 
 

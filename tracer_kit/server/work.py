@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from tracer_kit import cli
-from tracer_kit.connections import redact
+from tracer_kit.connections import is_url, redact
 from tracer_kit.errors import (
     CompatibilityError,
     ConfigError,
@@ -151,8 +151,6 @@ def _outcome(result: Any) -> dict[str, Any]:
 
 
 def _source(text: str) -> Any:
-    from tracer_kit.connections import is_url
-
     return text if is_url(text) else Path(text)
 
 

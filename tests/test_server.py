@@ -44,7 +44,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         .alias("support_tickets")
     )
     broken.write_csv(folder / "broken.csv")
-    (folder / "strict.yaml").write_text("quality:\n  thresholds:\n    min_score: 99.9\n")  # (the sample: 99.1)
+    (folder / "strict.yaml").write_text(
+        "quality:\n  thresholds:\n    min_score: 99.9\n"
+    )  # (the sample: 99.1)
     return folder
 
 

@@ -157,9 +157,10 @@ def test_a_run_being_read_is_not_deleted_under_the_reader(tiny):
             "import sys, time\n"
             "from tracer_kit.warehouse import reading_run\n"
             f"with reading_run({run.run_id!r}, warehouse='data/warehouse.duckdb'):\n"
-            "    print('reading', flush=True); time.sleep(4)\n",
-        ],
+            "    print('reading', flush=True); sys.stdin.readline(); time.sleep(1)\n",
+        ],  # holds the run until told to let go, so a slow start of `tracer` cannot outlast it
         cwd=tiny,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -177,6 +178,8 @@ def test_a_run_being_read_is_not_deleted_under_the_reader(tiny):
         ]
         assert (tiny / run.outputs["parquet"]).is_file()
         assert tk.query("SELECT count(*) AS n FROM runs")["n"].item() == 1
+        reader.stdin.write("done\n")
+        reader.stdin.flush()  # the reader lets go a second later; the next delete waits for it
         waited = _tracer("runs", "delete", run.run_id, cwd=tiny)  # waits for the reader
         assert waited.returncode == 0, waited.stderr
         assert reader.wait(timeout=30) == 0

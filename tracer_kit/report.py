@@ -25,8 +25,18 @@ from tracer_kit.heavy import altair
 from tracer_kit.model.charts import METRIC_WORDS, predictions_section
 from tracer_kit.quality import ISSUE_COLUMNS, SCORE_WEIGHTS, SEVERITIES
 from tracer_kit.quality.rule_results import RuleResult, rule_results
+from tracer_kit.svg import (
+    BLUE,
+    RED,
+    Histogram,
+    Line,
+    edge_label,
+    histogram_grid,
+    line_chart,
+    svg_uri,
+)
 from tracer_kit.types import by_severity
-from tracer_kit.warehouse import DEFAULT_WAREHOUSE, report_inputs, run_row
+from tracer_kit.warehouse import DEFAULT_WAREHOUSE, holding, report_inputs, run_row
 from tracer_kit.workspace import DEFAULT_REPORTS, parquet_location
 from tracer_kit.writing import neutralise_cells
 
@@ -54,38 +64,13 @@ __all__ = [
 MAX_HIST_CHARTS = 24
 
 
-def _histogram_chart(profiles: list[dict[str, Any]]) -> Any | None:
-    alt = altair()
-
-    charts = []
-    for p in profiles[:MAX_HIST_CHARTS]:
-        edges = p["hist_edges"]
-        counts = p["hist_counts"]
-        if not counts:
-            continue
-        numeric = len(edges) == len(counts) + 1
-        if numeric:
-            values = [
-                {"start": edges[i], "end": edges[i + 1], "count": c} for i, c in enumerate(counts)
-            ]
-            x = _edge_axis(edges, p["dtype"])
-        else:
-            values = [{"bin": str(v)[:24], "count": c} for v, c in zip(edges, counts, strict=False)]
-            x = alt.X("bin:N", sort="-y", title=None, axis=alt.Axis(labelAngle=-40, labelLimit=80))
-        encoding = {"x": x, "y": alt.Y("count:Q", title=None)}
-        if numeric:
-            encoding["x2"] = alt.X2("end:Q")
-        chart = (
-            alt.Chart(alt.Data(values=values), title=p["column"])
-            .mark_bar(color="#4c78a8", stroke="white", strokeWidth=0.5)
-            .encode(**encoding)
-            .properties(width=170, height=90)
-        )
-        charts.append(chart)
-    if not charts:
-        return None
-    rows = [alt.hconcat(*charts[i : i + 4]) for i in range(0, len(charts), 4)]
-    return alt.vconcat(*rows).configure_view(stroke=None).configure_title(fontSize=11)
+def _histogram_chart(profiles: list[dict[str, Any]]) -> str | None:
+    """The stored bins of each column as small multiples (SVG text), at most MAX_HIST_CHARTS."""
+    panels = [
+        Histogram(p["column"], p["hist_edges"], p["hist_counts"], p["dtype"])
+        for p in profiles[:MAX_HIST_CHARTS]
+    ]
+    return histogram_grid(panels)
 
 
 def _edge_axis(edges: list[float], dtype: str, *, title: str | None = None, ticks: int = 5) -> Any:
@@ -94,7 +79,7 @@ def _edge_axis(edges: list[float], dtype: str, *, title: str | None = None, tick
 
     step = max(1, math.ceil((len(edges) - 1) / (ticks - 1)))
     shown = edges[::step] if (len(edges) - 1) % step == 0 else [*edges[::step], edges[-1]]
-    labels = {str(e): _fmt_edge(e, dtype) for e in shown}
+    labels = {str(e): edge_label(e, dtype) for e in shown}
     label_expr = " : ".join(f"datum.value == {e!r} ? {labels[str(e)]!r}" for e in shown) + " : ''"
     return alt.X(
         "start:Q",
@@ -105,41 +90,17 @@ def _edge_axis(edges: list[float], dtype: str, *, title: str | None = None, tick
     )
 
 
-def _fmt_edge(value: float, dtype: str) -> str:
-    if dtype == "Date":
-        import datetime as dt
-
-        return (dt.date(1970, 1, 1) + dt.timedelta(days=int(value))).isoformat()
-    return f"{value:.4g}"
-
-
-def _history_chart(history: pl.DataFrame) -> Any | None:
-    alt = altair()
-
+def _history_chart(history: pl.DataFrame) -> str | None:
+    """The quality score of the blueprint's runs in order (SVG text), failed runs in red."""
     if history.height < 2:
         return None
-    values = [
-        {
-            "run": r["run_id"],
-            "started": str(r["started_at"]),
-            "score": r["quality_score"],
-            "state": r["state"],
-        }
-        for r in history.iter_rows(named=True)
-    ]
-    base = alt.Chart(alt.Data(values=values)).encode(
-        x=alt.X("run:N", sort=None, title="run", axis=alt.Axis(labelAngle=-40, labelLimit=120)),
-        y=alt.Y("score:Q", scale=alt.Scale(domain=[0, 100]), title="quality score"),
+    rows = list(history.iter_rows(named=True))
+    score = Line(
+        "quality score",
+        [r["quality_score"] for r in rows],
+        dots=[RED if r["state"] == "FAILED" else BLUE for r in rows],
     )
-    return (
-        base.mark_line(color="#4c78a8")
-        + base.mark_point(filled=True).encode(
-            color=alt.Color(
-                "state:N",
-                scale=alt.Scale(domain=["COMPLETED", "FAILED"], range=["#4c78a8", "#e45756"]),
-            )
-        )
-    ).properties(width=560, height=160)
+    return line_chart([r["run_id"] for r in rows], [score], y_title="quality score", y_top=100)
 
 
 def psi(expected: list[float], actual: list[float], floor: float = 1e-4) -> float:
@@ -330,9 +291,9 @@ def render_report(
         severity_counts=counts,
         profiles=[p for p in profiles if p["column"] != "source_row"],
         features=features,
-        inputs_chart=svg_data_uri(hist_inputs) if hist_inputs is not None else None,
-        features_chart=svg_data_uri(hist_features) if hist_features is not None else None,
-        history_chart=svg_data_uri(history_chart) if history_chart is not None else None,
+        inputs_chart=svg_uri(hist_inputs) if hist_inputs is not None else None,
+        features_chart=svg_uri(hist_features) if hist_features is not None else None,
+        history_chart=svg_uri(history_chart) if history_chart is not None else None,
         predictions=predictions,
         metric_words=METRIC_WORDS,
         heading=True,
@@ -368,9 +329,11 @@ def quality_report(
     frame
         The processed rows, when the caller has them; otherwise read from the run's Parquet.
     """
-    run = run_row(run_id, warehouse=warehouse)
+    with holding(warehouse):  # (one open of the warehouse for every read below)
+        run = run_row(run_id, warehouse=warehouse)
+        got = report_inputs(run, warehouse=warehouse)
+        rules = run_rules(run, warehouse=warehouse)
     out_dir = Path(output_dir or run["record"].output_dir or DEFAULT_REPORTS) / run_id
-    got = report_inputs(run, warehouse=warehouse)  # one short read for everything shown
     profiles, by_reason, sample = got.profiles, got.quarantine_by_reason, got.quarantine_sample
     history, previous, before = got.history, got.previous, got.previous_profiles
     drift_rows: list[dict[str, Any]] = []
@@ -393,7 +356,7 @@ def quality_report(
         sample_rows,
         drift_rows=drift_rows,
         previous_run=previous[0] if previous else None,
-        rules=run_rules(run, warehouse=warehouse),
+        rules=rules,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "report.html"

@@ -1,6 +1,7 @@
 """Opening the warehouse: one short connection at a time, lock conflicts retried, then a clear error.
 
-No connection outlives one short operation; a lock held by another process is retried with
+No connection outlives one short operation (or one :func:`holding` block, a run's report: its
+many short reads share one connection); a lock held by another process is retried with
 bounded backoff (``TRACER_LOCK_TIMEOUT`` seconds, default 30) and then raises
 :class:`WarehouseBusyError` naming the holder. Also the small SQL helpers every module uses.
 """
@@ -31,6 +32,8 @@ __all__ = [
     "check_run_id",
     "connect",
     "damaged_message",
+    "first_time_held",
+    "holding",
     "duckdb_type",
     "is_base_table",
     "json_text",
@@ -105,6 +108,50 @@ def _holder(exc: BaseException) -> str:
 # connection to one file in one process, and concurrent DDL from threads conflicts.
 _PROCESS_LOCK = threading.RLock()
 
+# The connection a :func:`holding` block keeps open, per thread: {resolved path: connection}.
+_HELD = threading.local()
+
+
+def _held(path: Path) -> duckdb.DuckDBPyConnection | None:
+    return getattr(_HELD, "cons", {}).get(path.resolve())
+
+
+def first_time_held(warehouse: str | Path) -> bool:
+    """False when ``warehouse`` is held by :func:`holding` and this was asked before in the block.
+
+    :func:`~tracer_kit.warehouse.open_warehouse` migrates and recovers once per block.
+    """
+    path = Path(warehouse)
+    if _held(path) is None:
+        return True
+    seen = _HELD.__dict__.setdefault("seen", set())
+    first = path.resolve() not in seen
+    seen.add(path.resolve())
+    return first
+
+
+@contextlib.contextmanager
+def holding(warehouse: str | Path = DEFAULT_WAREHOUSE) -> Iterator[None]:
+    """Keep one read-write connection to the warehouse open in this thread for the block.
+
+    Every :func:`connect` to the same file inside it reuses that connection instead of
+    opening the file again (about 16 ms each), so a report's dozens of short reads cost
+    one open. The lock is held for the block: keep it to work that only reads and writes
+    the warehouse (never a whole run). Nested blocks reuse the outer connection.
+    """
+    path = Path(warehouse)
+    if _held(path) is not None:
+        yield
+        return
+    with connect(path) as con:
+        cons = _HELD.__dict__.setdefault("cons", {})
+        cons[path.resolve()] = con
+        try:
+            yield
+        finally:
+            cons.pop(path.resolve(), None)
+            _HELD.__dict__.get("seen", set()).discard(path.resolve())
+
 
 @contextlib.contextmanager
 def connect(
@@ -124,6 +171,11 @@ def connect(
         When opening read-only and there is no warehouse yet.
     """
     path = Path(warehouse)
+    held = _held(path) if path.exists() else None
+    if held is not None:  # inside holding(): the open connection, left open
+        with _PROCESS_LOCK:
+            yield held
+        return
     if timeout is None:
         timeout = float(os.environ.get("TRACER_LOCK_TIMEOUT", LOCK_TIMEOUT))
     if read_only and not path.exists():

@@ -17,6 +17,7 @@ import polars as pl
 from tracer_kit.record import RECORD_SCHEMA_VERSION, GateVerdict, RunRecord
 from tracer_kit.warehouse.connection import (
     connect,
+    first_time_held,
     json_text,
     located_path,
     utcnow,
@@ -229,6 +230,8 @@ def open_warehouse(warehouse: str | Path = DEFAULT_WAREHOUSE) -> None:
     When the warehouse's folder has moved since its views were built (a project copied or
     mounted elsewhere), the views are rebuilt to read the Parquet files from there.
     """
+    if not first_time_held(warehouse):  # (done once per holding() block)
+        return
     with connect(warehouse) as con:
         _migrate(con)
         _recover(con)

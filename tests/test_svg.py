@@ -1,0 +1,58 @@
+"""Charts written as SVG from their numbers: exact geometry on hand-computed bins, escaping."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+from tracer_kit.svg import Histogram, Line, histogram_grid, line_chart, nice_ticks
+
+NS = "{http://www.w3.org/2000/svg}"
+
+
+def test_ticks_step_by_one_two_five_and_reach_the_top():
+    assert nice_ticks(2300) == [0, 1000, 2000, 3000]
+    assert nice_ticks(100) == [0.0, 50.0, 100.0]
+    assert nice_ticks(7) == [0, 2, 4, 6, 8]
+    assert nice_ticks(0) == [0.0, 1.0]
+
+
+def test_histogram_bars_sit_on_their_edges_with_heights_in_proportion():
+    svg = histogram_grid([Histogram("a<b", [0.0, 1.0, 3.0], [10, 5])], width=100, height=50)
+    root = ET.fromstring(svg)  # well-formed XML, the title escaped
+    bars = [r for r in root.iter(f"{NS}rect") if r.find(f"{NS}title") is not None]
+    geometry = [(float(r.get("x")), float(r.get("width")), float(r.get("height"))) for r in bars]
+    # x over [0, 3] on 100 px; ticks 0, 5, 10 so 10 rows fill the 50 px plot
+    assert geometry == [(0.0, 33.3, 50.0), (33.3, 66.7, 25.0)]
+    assert [b.find(f"{NS}title").text for b in bars] == ["0 to 1: 10", "1 to 3: 5"]
+    assert "a<b" in [t.text for t in root.iter(f"{NS}text")]
+
+
+def test_categories_are_ordered_by_count_and_an_empty_panel_is_left_out():
+    svg = histogram_grid([Histogram("plan", ["basic", "gold"], [2, 9]), Histogram("x", [], [])])
+    root = ET.fromstring(svg)
+    tips = [t.text for t in root.iter(f"{NS}title")]
+    assert tips == ["gold: 9", "basic: 2"]
+    assert histogram_grid([Histogram("x", [], [])]) is None
+
+
+def test_a_line_has_a_gap_where_a_value_is_missing_and_red_dots_where_asked():
+    line = Line("score", [90.0, None, 80.0, 70.0], dots=["#4c78a8", None, "#e45756", None])
+    root = ET.fromstring(line_chart(["r1", "r2", "r3", "r4"], [line], y_title="score", y_top=100))
+    polylines = [p.get("points") for p in root.iter(f"{NS}polyline")]
+    assert len(polylines) == 1 and len(polylines[0].split()) == 2  # r3 to r4; r1 stands alone
+    dots = [(c.get("fill"), c.find(f"{NS}title").text) for c in root.iter(f"{NS}circle")]
+    assert dots == [("#4c78a8", "score: 90"), ("#e45756", "score: 80")]
+
+
+def test_a_report_without_a_model_starts_no_chart_engine(workdir, sample_csv):
+    code = (
+        "import sys, tracer_kit as tk\n"
+        f"r = tk.run_pipeline({str(sample_csv)!r}, 'customer_churn', "
+        "config={'model': {'enabled': False}}, return_frame=False)\n"
+        "assert r.outputs.report.endswith('report.html')\n"
+        "print(sorted(m for m in ('altair', 'vl_convert') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -53,7 +53,7 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
     ("warehouse", ("warehouse", "writing", "personal", "destinations", "failing")),
     ("report", ("report", "trained", "comparison", "trends")),
     ("run", ("run", "stages", "pipeline")),
-    ("interfaces", ("notebooks", "widgets", "cli", "")),
+    ("interfaces", ("notebooks", "kernels", "widgets", "cli", "")),
     ("server", ("server", "launch")),
 ]
 

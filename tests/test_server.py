@@ -16,6 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import polars as pl
 import psycopg
 import pytest
@@ -409,3 +410,43 @@ def test_a_full_queue_answers_429_and_sigterm_leaves_no_run_in_progress(
 def _states(project: Path) -> dict[str, str]:
     rows = tk.query("SELECT run_id, state FROM runs", warehouse=project / "data/warehouse.duckdb")
     return dict(rows.iter_rows())
+
+
+def _kernels(server: RunningServer) -> list[dict]:
+    return httpx.get(f"{server.url}/readyz", timeout=10).json()["checks"]["workers"]["kernels"]
+
+
+def _wait_kernels(server: RunningServer, *, not_pids: set[int] = frozenset()) -> set[int]:
+    """Wait until every worker has a kernel waiting (none of ``not_pids``); their pids."""
+    end = time.monotonic() + 180
+    while time.monotonic() < end:
+        kernels = _kernels(server)
+        pids = {k.get("pid") for k in kernels if k["state"] == "waiting"}
+        if len(pids) == len(kernels) and not pids & not_pids:
+            return pids
+        time.sleep(0.5)
+    raise AssertionError(f"kernels not started: {kernels}\n{server.log()}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_notebook_run_takes_a_kernel_started_ahead_and_discards_it(
+    server: RunningServer, project: Path
+):
+    waiting = _wait_kernels(server)
+    run_id = _post_run(server, project / "data/samples/customers.csv", notebook="true")
+    body = server.wait_run(run_id, timeout=300)
+    assert body["state"] == "COMPLETED", body
+    folder = project / "reports" / run_id
+    assert (folder / "notebook.html").is_file() and (folder / "kernel.log").is_file()
+    used = {pid for pid in waiting if not _alive(pid)}
+    assert len(used) == 1  # the run's own kernel, shut down after its one run; the other waits
+    assert _wait_kernels(server, not_pids=used)  # and a new one waits in its place
+    # one log per waiting kernel: the used one's went to the run's folder
+    assert len(list((project / ".tracer" / "kernels").glob("*.log"))) == len(waiting)

@@ -33,6 +33,13 @@ from tracer_kit.errors import (
     TracerError,
     error_class,
 )
+from tracer_kit.kernels import (
+    KERNEL,
+    kernel_manager_logging_to,
+    shut_down,
+    take_warm_kernel,
+    use_own_kernelspec,
+)
 from tracer_kit.lazy import lazy_module
 from tracer_kit.quality import check_compatible
 from tracer_kit.quality.transforms import key_for_kernel
@@ -71,7 +78,6 @@ __all__ = [
 ]
 
 NOTEBOOK = "notebooks/blueprint.ipynb"
-KERNEL = "python3"
 PARAMETERS = (
     "input_path",
     "blueprint",
@@ -159,14 +165,6 @@ def check_parameters(
     return {k: _jsonable(v) for k, v in parameters.items()}
 
 
-def _use_own_kernelspec() -> None:
-    """Make ``python3`` resolve to this environment's kernelspec before any user-level one."""
-    own = str(Path(sys.prefix) / "share" / "jupyter")
-    current = os.environ.get("JUPYTER_PATH", "")
-    if own not in current.split(os.pathsep):
-        os.environ["JUPYTER_PATH"] = os.pathsep.join(p for p in (own, current) if p)
-
-
 def readable_errors(nb: Any) -> Any:
     """Replace each cell error's traceback by one readable block (``TRACER_DEBUG=1`` keeps them).
 
@@ -223,25 +221,6 @@ def _under(folder: Path, path: str | Path) -> Path:
     return path if path.is_absolute() else (folder / path).resolve()
 
 
-def _kernel_to_log(log: Path) -> type:
-    """A kernel manager whose kernel writes its own stdout and stderr to ``log``.
-
-    Cell outputs travel over Jupyter's messages either way; what a kernel process prints
-    itself (a crash message at shutdown, a library's warning) goes to the run's
-    ``kernel.log`` instead of the user's terminal, where it would break the one-line error.
-    """
-    from jupyter_client.manager import AsyncKernelManager
-
-    class KernelToLog(AsyncKernelManager):
-        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
-            with log.open("ab") as out:  # the kernel keeps its own copy of the descriptor
-                await super()._async_launch_kernel(
-                    kernel_cmd, **{**kw, "stdout": out, "stderr": out}
-                )
-
-    return KernelToLog
-
-
 def _execute(
     template: Path,
     executed: Path,
@@ -253,15 +232,19 @@ def _execute(
 ) -> BaseException | None:
     """Papermill runs the notebook on our own kernel; the notebook's failure, if any."""
     pm, PapermillExecutionError = _papermill()
-    _use_own_kernelspec()
+    use_own_kernelspec()
+    log = executed.with_name("kernel.log")
+    warm = None
     try:
         with key_for_kernel(config):  # the key reaches the kernel, never the notebook
+            warm = take_warm_kernel(cwd, log)  # (None unless started ahead for this run)
             pm.execute_notebook(
                 str(template),
                 str(executed),
                 parameters=params,
                 kernel_name=KERNEL,
-                kernel_manager_class=_kernel_to_log(executed.with_name("kernel.log")),
+                kernel_manager_class=kernel_manager_logging_to(log),
+                **({"km": warm} if warm is not None else {}),
                 cwd=str(cwd),
                 progress_bar=False,
                 log_output=False,
@@ -271,6 +254,9 @@ def _execute(
             )
     except PapermillExecutionError as exc:
         return exc
+    finally:
+        if warm is not None:  # used for this one run, then discarded
+            shut_down(warm)
     return None
 
 

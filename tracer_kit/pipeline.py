@@ -7,6 +7,7 @@ store (one commit) -> report``. The CLI, the notebooks and the widgets all call
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -63,6 +64,7 @@ from tracer_kit.warehouse import (
     check_run_id,
     commit_run,
     dataset_name,
+    holding,
     new_run_id,
     open_warehouse,
     reading_run,
@@ -268,13 +270,14 @@ def _run_stages(run: _Run, *, report: bool, return_frame: bool) -> RunResult:
     with run.life.stage("model"):
         modelled = stages.fit_or_apply_model(processed, run.bp, run.cfg.model, **where)
         _modelled(run, modelled, featured.rows)
-    with run.life.stage("store"):
-        _store(run, checked.quality, featured)
-    _completed(run, featured, return_frame=return_frame)
-    if report:
-        with run.life.stage("report"):
-            _render_report(run.run_id, run.warehouse, run.space.reports, run.result)
-        record_timings(run.warehouse, run.run_id, run.life.seconds)
+    with contextlib.ExitStack() as tail:  # the warehouse open once from the commit to the end
+        with run.life.stage("store"):
+            _store(run, checked.quality, featured, tail)
+        _completed(run, featured, return_frame=return_frame)
+        if report:
+            with run.life.stage("report"):
+                _render_report(run.run_id, run.warehouse, run.space.reports, run.result)
+            record_timings(run.warehouse, run.run_id, run.life.seconds)
     return _finish(run)
 
 
@@ -423,7 +426,12 @@ def _trained(model_from: str | None, run: _Run) -> TrainedRun | None:
 
 
 def _begin(run: _Run) -> None:
-    open_warehouse(run.warehouse)
+    with holding(run.warehouse):
+        open_warehouse(run.warehouse)
+        _started(run)
+
+
+def _started(run: _Run) -> None:
     record = {
         "run_id": run.run_id,
         "blueprint": run.bp.name,
@@ -663,8 +671,14 @@ def _record_model(run: _Run, rows_out: int) -> None:
     )
 
 
-def _store(run: _Run, q: QualityResult, featured: stages.Featured) -> None:
-    """Profile the processed rows and commit the run with all its files."""
+def _store(
+    run: _Run, q: QualityResult, featured: stages.Featured, tail: contextlib.ExitStack
+) -> None:
+    """Profile the processed rows and commit the run with all its files.
+
+    The warehouse is opened for the commit and kept open in ``tail`` (the report and the
+    timings that follow reuse the connection), not while the rows are profiled.
+    """
     processed = _profiled_rows(run, featured)
     columns = [c for c in processed.collect_schema().names() if c != "extras"]
     profiles = hide_personal(column_profiles(processed, columns), q.personal)
@@ -677,6 +691,7 @@ def _store(run: _Run, q: QualityResult, featured: stages.Featured) -> None:
     run.fields.update(
         state="COMPLETED", rows_out=featured.rows, error=None, outputs=run.outputs.as_dict()
     )
+    tail.enter_context(holding(run.warehouse))
     _commit(run, q, profiles, processed=True)
 
 

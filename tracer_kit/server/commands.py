@@ -57,6 +57,13 @@ def serve_command(  # noqa: PLR0913 - the options `tracer serve` offers
     rate_limit: Annotated[
         int, typer.Option("--rate-limit", min=1, help="Requests per minute per API key.")
     ] = 600,
+    warm_kernels: Annotated[
+        bool,
+        typer.Option(
+            "--warm-kernels/--no-warm-kernels",
+            help="Start each notebook run's kernel ahead (used once, then discarded).",
+        ),
+    ] = True,
 ) -> None:
     """Serve this project folder until Ctrl-C or `tracer serve stop`."""
     if ctx.invoked_subcommand is not None:
@@ -71,6 +78,7 @@ def serve_command(  # noqa: PLR0913 - the options `tracer serve` offers
         allow_paths=tuple(p.resolve() for p in allow_path or ()),
         cors=tuple(cors or ()),
         rate_limit=rate_limit,
+        warm_kernels=warm_kernels,
         **({"max_upload": max_upload} if max_upload else {}),
     )
     try:

@@ -95,6 +95,7 @@ class _Worker:
     conn: Connection | None = None
     ready: bool = False
     job: Job | None = None
+    kernel: dict[str, Any] = field(default_factory=lambda: {"state": "none"})
     started: float = 0.0
 
 
@@ -109,8 +110,10 @@ class WorkerPool:
         queue_size: int = 20,
         warehouse: Path,
         on_end: Callable[[Job], None] | None = None,
+        warm_kernels: bool = False,
     ) -> None:
         self.project, self.size, self.warehouse = project, size, warehouse
+        self.warm_kernels = warm_kernels
         self.queue: queue.Queue[Job | None] = queue.Queue(maxsize=queue_size)
         self.on_end = on_end
         self.restarts = 0
@@ -134,7 +137,7 @@ class WorkerPool:
         parent, child = self._ctx.Pipe()
         process = self._ctx.Process(
             target=worker_main,
-            args=(child, str(self.project)),
+            args=(child, str(self.project), self.warm_kernels),
             name=f"tracer-worker-{worker.index}",
         )
         process.daemon = True
@@ -230,6 +233,7 @@ class WorkerPool:
                 "alive": bool(w.process and w.process.is_alive()),
                 "ready": w.ready,
                 "job": w.job.run_id or w.job.id if w.job else None,
+                "kernel": w.kernel if self.warm_kernels else {"state": "off"},
             }
             for w in self._workers
         ]
@@ -246,7 +250,7 @@ class WorkerPool:
                 if self._stopping.is_set():
                     return
                 continue
-            job = self.queue.get()
+            job = self._next_job(worker)
             if job is None:
                 return
             if job.done:  # (cancelled while it waited)
@@ -257,6 +261,19 @@ class WorkerPool:
             job.note({"type": "started", "worker": worker.index})
             self._relay(worker, job)
             worker.job = None
+
+    def _next_job(self, worker: _Worker) -> Job | None:
+        """The next queued job; meanwhile the worker's messages between jobs (its kernel)."""
+        while True:
+            try:
+                return self.queue.get(timeout=0.5)
+            except queue.Empty:
+                pass
+            with contextlib.suppress(EOFError, OSError):
+                while worker.conn is not None and worker.conn.poll(0):
+                    kind, value = worker.conn.recv()
+                    if kind == "kernel":
+                        worker.kernel = value
 
     def _await_ready(self, worker: _Worker) -> bool:
         """Wait for the worker's ready message; restart it if it died warming up."""
@@ -294,22 +311,26 @@ class WorkerPool:
             if ready and message is None or (not ready and not worker.process.is_alive()):
                 self._worker_lost(worker, "the worker running it stopped (killed or crashed)")
                 return
-            if message is None:
-                continue
-            kind, value = message
-            if kind in ("out", "err"):
-                if job.output is not None:
-                    job.output.put((kind, value))
-            elif kind == "event":
-                job.note(value)
-            else:
-                state = RunState.COMPLETED if kind == "done" else _failed_state(value)
-                job.finish(
-                    state.value, **({"result": value} if kind == "done" else {"failure": value})
-                )
-                if self.on_end:
-                    self.on_end(job)
+            if message is not None and self._handled(worker, job, message):
                 return
+
+    def _handled(self, worker: _Worker, job: Job, message: tuple[str, Any]) -> bool:
+        """Act on one message of a worker running ``job``; True when the job has ended."""
+        kind, value = message
+        if kind in ("out", "err"):
+            if job.output is not None:
+                job.output.put((kind, value))
+        elif kind == "event":
+            job.note(value)
+        elif kind == "kernel":
+            worker.kernel = value
+        else:
+            state = RunState.COMPLETED if kind == "done" else _failed_state(value)
+            job.finish(state.value, **({"result": value} if kind == "done" else {"failure": value}))
+            if self.on_end:
+                self.on_end(job)
+            return True
+        return False
 
     def _worker_lost(self, worker: _Worker, why: str) -> None:
         """A worker died with a job: the job and its run FAILED, a new worker in its place."""

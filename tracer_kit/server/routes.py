@@ -199,15 +199,16 @@ def runs(
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> dict[str, Any]:
     """The runs in the warehouse matching every filter given."""
-    total, page = list_runs(
-        warehouse=server.settings.warehouse,
-        blueprint=blueprint,
-        dataset=dataset,
-        state=state,
-        since=_naive(since),
-        limit=limit,
-        offset=offset,
-    )
+    with server.replica.reads():
+        total, page = list_runs(
+            warehouse=server.settings.warehouse,
+            blueprint=blueprint,
+            dataset=dataset,
+            state=state,
+            since=_naive(since),
+            limit=limit,
+            offset=offset,
+        )
     for row in page:
         row["input_path"] = redact(row["input_path"] or "")
     return {"total": total, "limit": limit, "offset": offset, "runs": page}
@@ -232,7 +233,8 @@ def _job_view(job: Job) -> dict[str, Any]:
 
 def _row(server: Server, run_id: str) -> dict[str, Any] | None:
     try:
-        return run_row(run_id, warehouse=server.settings.warehouse)
+        with server.replica.reads():
+            return run_row(run_id, warehouse=server.settings.warehouse)
     except TracerError:
         return None
 
@@ -275,15 +277,17 @@ def _run_view(row: dict[str, Any]) -> dict[str, Any]:
 def run(server: ServerDep, run_id: str) -> dict[str, Any]:
     """A run's state and, once it has them, its counts, score, parts, issues and outputs."""
     job = server.job(run_id)
-    if job is not None and (job.started_at is None or job.done and job.failure):
-        row = _row(server, run_id) if job.done else None
-        return _run_view(row) if row else _job_view(job)
+    if job is not None and job.started_at is None:  # (queued)
+        return _job_view(job)
     row = _row(server, run_id)
     if row is None:
         if job is not None:
             return _job_view(job)
         raise ApiError(404, "not_found", f"no run {run_id!r}; GET /api/v1/runs lists them")
-    return _run_view(row)
+    view = _run_view(row)
+    if job is not None and not job.done:  # recorded, but its job still writes files (HTML)
+        view["state"] = job.state
+    return view
 
 
 @router.delete(
@@ -566,7 +570,8 @@ def blueprints() -> dict[str, Any]:
 @router.get("/datasets", tags=["catalogue"], summary="Datasets with their latest run")
 def dataset_list(server: ServerDep) -> dict[str, Any]:
     """Each dataset: blueprint, runs, and its latest run's state, score and rows."""
-    return {"datasets": datasets(warehouse=server.settings.warehouse)}
+    with server.replica.reads():
+        return {"datasets": datasets(warehouse=server.settings.warehouse)}
 
 
 @router.get(
@@ -575,7 +580,8 @@ def dataset_list(server: ServerDep) -> dict[str, Any]:
 def history(server: ServerDep, name: str) -> dict[str, Any]:
     """One entry per run of the dataset, oldest first."""
     try:
-        frame = dataset_history(name, warehouse=server.settings.warehouse)
+        with server.replica.reads():
+            frame = dataset_history(name, warehouse=server.settings.warehouse)
     except TracerError as exc:
         raise ApiError(404, "not_found", str(exc)) from None
     return {"dataset": name, "runs": json.loads(frame.write_json())}
@@ -594,7 +600,8 @@ def summary(
     """Over the window (``since``, or the last ``days``; default all time)."""
     if since is None and days is not None:
         since = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
-    body = runs_summary(warehouse=server.settings.warehouse, since=_naive(since))
+    with server.replica.reads():
+        body = runs_summary(warehouse=server.settings.warehouse, since=_naive(since))
     return {"since": since, **body}
 
 

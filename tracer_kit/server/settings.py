@@ -42,8 +42,8 @@ class ServerSettings:
     #: Requests per minute per API key (the local token is not limited).
     rate_limit: int = 600
     token: str = field(default="", repr=False)
-    #: Pre-started notebook kernels per worker (0: notebook runs start their own).
-    kernels: int = 1
+    #: Each worker starts the next notebook run's kernel ahead (off: runs start their own).
+    warm_kernels: bool = True
 
     @property
     def warehouse(self) -> Path:

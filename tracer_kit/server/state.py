@@ -12,6 +12,7 @@ from typing import Any
 
 from tracer_kit.server.keys import matching_key
 from tracer_kit.server.pool import Job, WorkerPool
+from tracer_kit.server.replica import Replica
 from tracer_kit.server.settings import ServerSettings
 from tracer_kit.server.telemetry import Metrics
 from tracer_kit.warehouse import connect, open_warehouse
@@ -67,9 +68,11 @@ class Server:
             queue_size=settings.queue_size,
             warehouse=settings.warehouse,
             on_end=self._ended,
+            warm_kernels=settings.warm_kernels,
         )
         self.metrics = Metrics(self.pool.depth, lambda: self.pool.restarts)
         self.limits = _RateLimit(settings.rate_limit)
+        self.replica = Replica(Path(settings.warehouse))
         self._keys: dict[str, tuple[str | None, float]] = {}
         self._seen_until: dt.datetime | None = None
         self.started_at = time.time()
@@ -193,6 +196,7 @@ class Server:
         workers = self.pool.status()
         checks["workers"] = {
             "ok": all(w["alive"] and w["ready"] for w in workers),
+            "kernels": [w["kernel"] for w in workers],
             "workers": workers,
             "restarts": self.pool.restarts,
         }

@@ -23,13 +23,14 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from tracer_kit import cli
+from tracer_kit import cli, kernels
 from tracer_kit.connections import is_url, redact
 from tracer_kit.errors import (
     CompatibilityError,
@@ -235,18 +236,53 @@ def _one_job(job: dict[str, Any], send: Send) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def worker_main(conn: Connection, project: str) -> None:
-    """A worker's life: warm up, say ready, run jobs until told to stop (None) or orphaned."""
+def _locked_send(conn: Connection) -> Send:
+    """``conn.send`` safe from two threads (a job's events and the kernel starter)."""
+    lock = threading.Lock()
+
+    def send(message: Any) -> None:
+        with lock:
+            conn.send(message)
+
+    return send
+
+
+def _refill_kernel(project: str, send: Send) -> None:
+    """Start the next notebook run's kernel in the background; say its state when it is up."""
+
+    def start() -> None:
+        try:
+            kernels.start_warm_kernel(project)
+        except Exception as exc:  # (no kernel: notebook runs start their own, as before)
+            logging.getLogger("tracer_kit.server").warning("warm kernel not started: %s", exc)
+        with contextlib.suppress(OSError, ValueError):
+            send(("kernel", kernels.warm_kernel_state()))
+
+    threading.Thread(target=start, name="warm-kernel", daemon=True).start()
+
+
+def worker_main(conn: Connection, project: str, warm_kernels: bool = False) -> None:
+    """A worker's life: warm up, say ready, run jobs until told to stop (None) or orphaned.
+
+    With ``warm_kernels``, the next notebook run's kernel is started ahead, after the
+    warm-up and again after each job (:mod:`tracer_kit.kernels`).
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the pool decides when a job is cancelled
     os.chdir(project)
     started = time.perf_counter()
     _warm_up()
-    conn.send(("ready", {"pid": os.getpid(), "seconds": time.perf_counter() - started}))
-    while True:
-        try:
-            job = conn.recv()
-        except (EOFError, OSError):
-            return
-        if job is None:
-            return
-        _one_job(job, conn.send)
+    send = _locked_send(conn)
+    send(("ready", {"pid": os.getpid(), "seconds": time.perf_counter() - started}))
+    try:
+        while True:
+            if warm_kernels:
+                _refill_kernel(project, send)
+            try:
+                job = conn.recv()
+            except (EOFError, OSError):
+                return
+            if job is None:
+                return
+            _one_job(job, send)
+    finally:
+        kernels.discard_warm_kernel()

@@ -16,6 +16,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ __all__ = [
     "damaged_message",
     "first_time_held",
     "holding",
+    "reading_from",
     "duckdb_type",
     "is_base_table",
     "json_text",
@@ -108,26 +110,48 @@ def _holder(exc: BaseException) -> str:
 # connection to one file in one process, and concurrent DDL from threads conflicts.
 _PROCESS_LOCK = threading.RLock()
 
-# The connection a :func:`holding` block keeps open, per thread: {resolved path: connection}.
+
+@dataclass(frozen=True)
+class _Held:
+    con: duckdb.DuckDBPyConnection
+    reads_only: bool  # a replica (reading_from): read-write requests open the file itself
+
+
+# Connections kept open for a block, per thread: {resolved path: _Held}.
 _HELD = threading.local()
 
 
-def _held(path: Path) -> duckdb.DuckDBPyConnection | None:
+def _held(path: Path) -> _Held | None:
     return getattr(_HELD, "cons", {}).get(path.resolve())
 
 
 def first_time_held(warehouse: str | Path) -> bool:
-    """False when ``warehouse`` is held by :func:`holding` and this was asked before in the block.
+    """False inside :func:`reading_from`, or when :func:`holding` already asked in the block.
 
-    :func:`~tracer_kit.warehouse.open_warehouse` migrates and recovers once per block.
+    :func:`~tracer_kit.warehouse.open_warehouse` migrates and recovers once per block (and
+    never through a replica).
     """
     path = Path(warehouse)
-    if _held(path) is None:
+    held = _held(path)
+    if held is None:
         return True
+    if held.reads_only:
+        return False
     seen = _HELD.__dict__.setdefault("seen", set())
     first = path.resolve() not in seen
     seen.add(path.resolve())
     return first
+
+
+@contextlib.contextmanager
+def _keeping(path: Path, held: _Held) -> Iterator[None]:
+    cons = _HELD.__dict__.setdefault("cons", {})
+    cons[path.resolve()] = held
+    try:
+        yield
+    finally:
+        cons.pop(path.resolve(), None)
+        _HELD.__dict__.get("seen", set()).discard(path.resolve())
 
 
 @contextlib.contextmanager
@@ -143,14 +167,21 @@ def holding(warehouse: str | Path = DEFAULT_WAREHOUSE) -> Iterator[None]:
     if _held(path) is not None:
         yield
         return
-    with connect(path) as con:
-        cons = _HELD.__dict__.setdefault("cons", {})
-        cons[path.resolve()] = con
-        try:
-            yield
-        finally:
-            cons.pop(path.resolve(), None)
-            _HELD.__dict__.get("seen", set()).discard(path.resolve())
+    with connect(path) as con, _keeping(path, _Held(con, reads_only=False)):
+        yield
+
+
+@contextlib.contextmanager
+def reading_from(warehouse: str | Path, replica: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Serve this thread's read-only :func:`connect` calls to ``warehouse`` from ``replica``.
+
+    ``replica`` is a connection holding copies of the warehouse's tables under their own
+    names (the server's in-memory copy of its small tables, so answering a request never
+    takes the file's lock from a run that is writing). Read-write requests still open the
+    file. Give each thread its own cursor.
+    """
+    with _keeping(Path(warehouse), _Held(replica, reads_only=True)):
+        yield
 
 
 @contextlib.contextmanager
@@ -172,9 +203,12 @@ def connect(
     """
     path = Path(warehouse)
     held = _held(path) if path.exists() else None
-    if held is not None:  # inside holding(): the open connection, left open
+    if held is not None and held.reads_only and read_only:  # reading_from(): the replica
+        yield held.con
+        return
+    if held is not None and not held.reads_only:  # inside holding(): left open after
         with _PROCESS_LOCK:
-            yield held
+            yield held.con
         return
     if timeout is None:
         timeout = float(os.environ.get("TRACER_LOCK_TIMEOUT", LOCK_TIMEOUT))
@@ -289,8 +323,8 @@ def sql_text(text: str) -> str:
 
 def is_base_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     """Whether ``name`` is a table (not a view) of the warehouse."""
-    rows = con.execute(
-        "SELECT 1 FROM information_schema.tables WHERE table_name = ? AND table_type = 'BASE TABLE'",
+    rows = con.execute(  # (duckdb_tables(): base tables only, ~10x faster than information_schema)
+        "SELECT 1 FROM duckdb_tables() WHERE table_name = ? AND database_name = current_database()",
         [name],
     ).fetchall()
     return bool(rows)

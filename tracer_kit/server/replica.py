@@ -1,0 +1,90 @@
+"""The server's in-memory copy of the warehouse's small tables, refreshed when the file changes.
+
+DuckDB lets one process write a file while no other has it open, so a server that opened
+the warehouse for every ``GET /runs/{id}`` would take the lock from the runs its workers
+are committing (and pay ~16 ms an open). Instead the server reads a replica: the run
+tables (``runs``, ``stage_timings``, ``quality_issues``, ``column_profiles``) copied into an
+in-memory database whenever the file's stamp (size and modification time of the file and
+its write-ahead log) has changed. A refresh that finds the file locked keeps the copy it
+has and tries again on the next request, so readers never wait for writers; the copy is
+behind by at most one commit for as long as a writer holds the lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+from tracer_kit.warehouse import reading_from
+
+__all__ = ["REPLICATED_TABLES", "Replica"]
+
+#: The tables the read-only routes answer from.
+REPLICATED_TABLES = ("runs", "stage_timings", "quality_issues", "column_profiles")
+
+
+def _stamp(warehouse: Path) -> tuple:
+    parts = []
+    for path in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
+        try:
+            st = path.stat()
+            parts.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        except FileNotFoundError:
+            parts.append(None)
+    return tuple(parts)
+
+
+class Replica:
+    """The copy, its stamp, and a block that serves a thread's reads from it."""
+
+    def __init__(self, warehouse: Path) -> None:
+        self.warehouse = warehouse
+        self._db: duckdb.DuckDBPyConnection | None = None
+        self._stamp: tuple | None = None
+        self._lock = threading.Lock()
+        self.refreshes = 0
+
+    def _refresh(self) -> None:
+        stamp = _stamp(self.warehouse)
+        if stamp == self._stamp or not self.warehouse.exists():
+            return
+        if not self._lock.acquire(blocking=self._db is None):
+            return  # another thread is copying; this one answers from the current copy
+        try:
+            if stamp == self._stamp:
+                return
+            db = duckdb.connect(":memory:")
+            path = str(self.warehouse).replace("'", "''")
+            try:
+                db.execute(f"ATTACH '{path}' AS wh (READ_ONLY)")
+            except duckdb.Error:
+                db.close()  # locked by a writer (or mid-migration): keep the copy we have
+                return
+            names = {r[0] for r in db.execute("SHOW TABLES FROM wh").fetchall()}
+            for name in REPLICATED_TABLES:
+                if name in names:
+                    db.execute(f"CREATE TABLE {name} AS SELECT * FROM wh.{name}")
+            db.execute("DETACH wh")
+            self._db, self._stamp = db, stamp
+            self.refreshes += 1
+        finally:
+            self._lock.release()
+
+    @contextlib.contextmanager
+    def reads(self) -> Iterator[None]:
+        """Read-only warehouse reads in this block come from the (refreshed) copy."""
+        self._refresh()
+        db = self._db
+        if db is None:  # no warehouse yet, or locked since start: read the file
+            yield
+            return
+        cursor = db.cursor()
+        try:
+            with reading_from(self.warehouse, cursor):
+                yield
+        finally:
+            cursor.close()

@@ -450,3 +450,33 @@ def test_a_notebook_run_takes_a_kernel_started_ahead_and_discards_it(
     assert _wait_kernels(server, not_pids=used)  # and a new one waits in its place
     # one log per waiting kernel: the used one's went to the run's folder
     assert len(list((project / ".tracer" / "kernels").glob("*.log"))) == len(waiting)
+
+
+def test_the_workbench_submits_through_the_server(
+    server: RunningServer, project: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from tracer_kit.widgets import workbench
+
+    monkeypatch.chdir(project)
+    bench = workbench("data")
+    bench.file.value = "data/samples/customers.csv"
+    bench.blueprint.value = "customer_churn"
+    bench.run.click()
+    assert bench.error.value == "" and bench.progress.bar_style == "success"
+    assert "Quality score: <span class='quality-score'>99.1</span>" in bench.summary.value
+    assert "engagement_score" in bench.sample.value
+    workers = httpx.get(f"{server.url}/readyz", timeout=10).json()["checks"]["workers"]
+    pid = tk.query(f"SELECT pid FROM runs WHERE run_id = '{bench.result.run_id}'")["pid"].item()
+    assert pid in {w["pid"] for w in workers["workers"]} and pid != os.getpid()  # a warm worker
+
+    # a gate failure through the server reads as it does in the kernel: the line and the result
+    rows = pl.read_csv(project / "broken.csv", infer_schema=False)
+    rows.with_columns(support_tickets=pl.lit("lots")).write_csv(project / "data" / "all_bad.csv")
+    bench.refresh_files()
+    bench.file.value = "data/all_bad.csv"
+    bench.run.click()
+    assert (
+        bench.progress.bar_style == "danger" and bench.stage.value == "stopped at the quality gate"
+    )
+    assert "quality gate failed" in bench.error.value
+    assert "support_tickets" in bench.issues.value  # the result shown, as in the kernel

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import html
 import importlib.util
+import json
 import re
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from tracer_kit.errors import QualityGateError, TracerError, speaking
 from tracer_kit.failing import failing_rows, run_checks_failed
 from tracer_kit.ingest import input_extensions, read_table
 from tracer_kit.lazy import lazy_module
+from tracer_kit.notebooks import result_from_warehouse
 from tracer_kit.pipeline import STAGES, run_pipeline
 from tracer_kit.quality import match_columns
 from tracer_kit.report import (
@@ -30,6 +33,7 @@ from tracer_kit.report import (
     show_predictions,
     show_summary,
 )
+from tracer_kit.server.client import ServerError, ServerInfo, api_request, live_server
 from tracer_kit.types import ISSUE_COLUMNS, Issue
 from tracer_kit.workspace import DEFAULT_PROCESSED, DEFAULT_REPORTS, DEFAULT_WAREHOUSE, Workspace
 from tracer_kit.writing import write_table
@@ -104,6 +108,7 @@ class Workbench(w.VBox):
         processed_dir: str | Path = DEFAULT_PROCESSED,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self.project = self.data_dir.resolve().parent  # (a server for it runs the jobs)
         self.warehouse, self.output_dir, self.processed_dir = warehouse, output_dir, processed_dir
         self.result: Any = None
         self._column_cache: dict[tuple[str, int, int], list[str]] = {}
@@ -255,6 +260,7 @@ class Workbench(w.VBox):
     def _results(self) -> None:
         """The result tabs."""
         self.error = w.HTML()
+        self.server_jobs = w.HTML()  # the server's queued and running jobs, when one runs
         self.summary = w.HTML()
         self.issues = w.HTML()
         self.quarantine = w.HTML()
@@ -330,6 +336,7 @@ class Workbench(w.VBox):
             self.pii,
             options,
             w.HBox([self.run, self.progress, self.stage]),
+            self.server_jobs,
             self.error,
             self.tabs,
         ]
@@ -461,21 +468,11 @@ class Workbench(w.VBox):
             return None
         self.run.disabled = True
         try:
-            engine = {}
-            if self.engine.value == "spark":
-                self.stage.value = "starting Spark…"
-                engine = {"engine": "spark", "spark": spark_engine.spark_session()}
-            self.result = run_pipeline(
-                source,
-                self.blueprint.value,
-                config=self.config(),
-                warehouse=self.warehouse,
-                output_dir=self.output_dir,
-                processed_dir=self.processed_dir,
-                progress=self._progress,
-                return_frame=False,
-                **engine,
-            )
+            server = live_server(self.project) if self.engine.value == "polars" else None
+            if server is not None:
+                self.result = self._run_on_server(server, source)
+            else:
+                self.result = self._run_here(source)
             self.progress.value = self.progress.max
             self.progress.bar_style = "success"
             self.stage.value = "done"
@@ -503,6 +500,75 @@ class Workbench(w.VBox):
         finally:
             self.run.disabled = False
         return self.result
+
+    def _run_here(self, source: str) -> Any:
+        """The run in this kernel."""
+        engine = {}
+        if self.engine.value == "spark":
+            self.stage.value = "starting Spark…"
+            engine = {"engine": "spark", "spark": spark_engine.spark_session()}
+        return run_pipeline(
+            source,
+            self.blueprint.value,
+            config=self.config(),
+            warehouse=self.warehouse,
+            output_dir=self.output_dir,
+            processed_dir=self.processed_dir,
+            progress=self._progress,
+            return_frame=False,
+            **engine,
+        )
+
+    def _run_on_server(self, server: ServerInfo, source: str) -> Any:
+        """The run as a job of the project's server (a warm worker); its result from the warehouse.
+
+        Raises what a run here would: QualityGateError with the result, or TracerError.
+        """
+        fields = {"blueprint": self.blueprint.value, "source": source}
+        fields["config"] = json.dumps(self.config(), default=str)
+        try:
+            run_id = api_request(server, "POST", "/api/v1/runs", form=fields)["run_id"]
+            body = self._follow(server, run_id)
+        except ServerError as exc:
+            raise TracerError(str(exc)) from None
+        if body.get("error") and body.get("error_kind") not in (None, "quality_gate"):
+            raise TracerError(body["error"])
+        result = result_from_warehouse(run_id, warehouse=self.warehouse, with_frame=False)
+        if body.get("error_kind") == "quality_gate":
+            error = QualityGateError(body["error"])
+            error.result = result
+            raise error
+        return result
+
+    def _follow(self, server: ServerInfo, run_id: str) -> dict[str, Any]:
+        """Poll the run until it ends, showing its stage and the server's other jobs."""
+        while True:
+            body = api_request(server, "GET", f"/api/v1/runs/{run_id}")
+            if body["state"] in ("COMPLETED", "FAILED", "CANCELLED"):
+                self.server_jobs.value = ""
+                return body
+            progress = body.get("progress") or {}
+            if body["state"] == "PENDING":
+                self.stage.value = f"queued on the server ({run_id})"
+            elif progress.get("stage") in STAGES:
+                self.progress.value = STAGES.index(progress["stage"])
+                self.stage.value = f"{progress['stage']}… (on the server)"
+            self.server_jobs.value = self._server_jobs_html(server)
+            time.sleep(0.3)
+
+    @staticmethod
+    def _server_jobs_html(server: ServerInfo) -> str:
+        """The server's queued and running runs, one line each."""
+        lines = []
+        for state in ("IN_PROGRESS", "PENDING"):
+            page = api_request(server, "GET", f"/api/v1/runs?state={state}&limit=20")["runs"]
+            lines += [
+                f"<code>{html.escape(r['run_id'])}</code> {html.escape(r['blueprint'])} "
+                f"<b>{state.replace('_', ' ').lower()}</b>"
+                for r in page
+            ]
+        where = html.escape(server.url)
+        return f"<div class='muted'>server {where}: " + ("; ".join(lines) or "idle") + "</div>"
 
     def show(self, result: Any) -> None:
         """Fill the result tabs from a :class:`RunResult` (a completed run or one stopped at the gate)."""

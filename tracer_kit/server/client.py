@@ -13,6 +13,7 @@ import http.client
 import json
 import os
 import sys
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -138,14 +139,20 @@ def api_request(
     path: str,
     body: Any = None,
     *,
+    form: dict[str, str] | None = None,
     timeout: float | None = 30.0,
 ) -> Any:
-    """One JSON request; the decoded answer, or :class:`ServerError` with the server's line."""
+    """One request with a JSON ``body`` or ``form`` fields; the decoded answer, or
+    :class:`ServerError` with the server's line.
+    """  # noqa: D205
     headers = {**server.headers(), "Accept": "application/json"}
     data = None
     if body is not None:
         data = json.dumps(body).encode()
         headers["Content-Type"] = "application/json"
+    elif form is not None:
+        data = urllib.parse.urlencode(form).encode()
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
     conn = _connection(server.url, timeout)
     try:
         conn.request(method, path, body=data, headers=headers)

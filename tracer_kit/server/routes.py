@@ -211,7 +211,14 @@ def runs(
         )
     for row in page:
         row["input_path"] = redact(row["input_path"] or "")
-    return {"total": total, "limit": limit, "offset": offset, "runs": page}
+    queued = [
+        {"run_id": j.run_id, "blueprint": j.blueprint, "state": j.state}
+        for j in server.queued()
+        if state in (None, j.state) and blueprint in (None, j.blueprint) and not (dataset or since)
+    ]  # (waiting for a worker: not in the warehouse yet)
+    if offset == 0:
+        page = [*queued, *page][:limit]
+    return {"total": total + len(queued), "limit": limit, "offset": offset, "runs": page}
 
 
 def _naive(moment: dt.datetime | None) -> dt.datetime | None:
@@ -228,7 +235,18 @@ def _job_view(job: Job) -> dict[str, Any]:
     view: dict[str, Any] = {"run_id": job.run_id, "blueprint": job.blueprint, "state": job.state}
     if job.failure:
         view["error"] = job.failure["error"]
-    return {**view, "links": _links(job.run_id or "")}
+    return {**view, **_job_facts(job), "links": _links(job.run_id or "")}
+
+
+def _job_facts(job: Job) -> dict[str, Any]:
+    """What only the server knows of a run: its progress while it runs, its error's kind."""
+    if job.failure:
+        return {"error_kind": job.failure.get("kind")}
+    if job.done:
+        return {}
+    stages = [e for e in job.events if e.get("type") == "progress"]
+    last = stages[-1] if stages else {"stage": None, "percent": 0}
+    return {"progress": {"stage": last["stage"], "percent": last["percent"]}}
 
 
 def _row(server: Server, run_id: str) -> dict[str, Any] | None:
@@ -287,7 +305,7 @@ def run(server: ServerDep, run_id: str) -> dict[str, Any]:
     view = _run_view(row)
     if job is not None and not job.done:  # recorded, but its job still writes files (HTML)
         view["state"] = job.state
-    return view
+    return {**view, **(_job_facts(job) if job is not None else {})}
 
 
 @router.delete(

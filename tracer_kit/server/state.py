@@ -129,6 +129,12 @@ class Server:
                     del self.jobs[key]
         return job
 
+    def queued(self) -> list[Job]:
+        """Runs waiting for a worker, oldest first."""
+        with self.jobs_lock:
+            jobs = list(self.jobs.values())
+        return [j for j in jobs if j.run_id and j.started_at is None and not j.done]
+
     def job(self, run_id: str) -> Job | None:
         """The job of a run this server queued (None for other runs)."""
         with self.jobs_lock:

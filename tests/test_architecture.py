@@ -39,6 +39,7 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
             "lazy",
             "_scratch",
             "server.client",
+            "svg",
         ),
     ),
     ("options", ("options",)),

@@ -300,6 +300,7 @@ def test_the_fuzzer_finds_no_server_error_and_no_answer_off_its_schema(server: R
         capture_output=True,
         text=True,
         timeout=900,
+        cwd=server.project,  # (its .schemathesis cache goes there, not into the checkout)
     )
     assert done.returncode == 0, done.stdout[-6000:]
 

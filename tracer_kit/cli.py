@@ -46,6 +46,7 @@ tk_profiling = lazy_module("tracer_kit.profiling")
 tk_quality = lazy_module("tracer_kit.quality")
 tk_report = lazy_module("tracer_kit.report")
 tk_spark = lazy_module("tracer_kit.spark")
+tk_trends = lazy_module("tracer_kit.trends")
 tk_warehouse = lazy_module("tracer_kit.warehouse")
 tk_writing = lazy_module("tracer_kit.writing")
 
@@ -764,22 +765,8 @@ def runs_show(
     """Everything about one run: parameters, timings, outputs and issues."""
     row = tk_warehouse.run_row(run_id, warehouse=warehouse)
     con = _console()
-    for key in (
-        "run_id",
-        "blueprint",
-        "dataset",
-        "state",
-        "input_path",
-        "input_sha256",
-        "started_at",
-        "finished_at",
-        "rows_in",
-        "rows_valid",
-        "rows_quarantined",
-        "rows_out",
-        "quality_score",
-        "error",
-    ):
+    columns = tk_trends.RUN_COLUMNS
+    for key in columns[:5] + ("input_sha256",) + columns[5:]:  # (the digest by its input)
         con.print(f"{key:18} {row[key] if row[key] is not None else ''}")
     row["outputs"] = {
         k: v

@@ -5,7 +5,8 @@ the warehouse for every ``GET /runs/{id}`` would take the lock from the runs its
 are committing (and pay ~16 ms an open). Instead the server reads a replica: the run
 tables (``runs``, ``stage_timings``, ``quality_issues``, ``column_profiles``) copied into an
 in-memory database whenever the file's stamp (size and modification time of the file and
-its write-ahead log) has changed. A refresh that finds the file locked keeps the copy it
+its write-ahead log) has changed, or was changed less than 0.1 s before the last copy (file
+times move in clock ticks). A refresh that finds the file locked keeps the copy it
 has and tries again on the next request, so readers never wait for writers; the copy is
 behind by at most one commit for as long as a writer holds the lock.
 """
@@ -14,12 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 
-from tracer_kit.warehouse import reading_from
+from tracer_kit.warehouse import opening_lock, reading_from
 
 __all__ = ["REPLICATED_TABLES", "Replica"]
 
@@ -57,22 +59,35 @@ class Replica:
         try:
             if stamp == self._stamp:
                 return
-            db = duckdb.connect(":memory:")
-            path = str(self.warehouse).replace("'", "''")
-            try:
-                db.execute(f"ATTACH '{path}' AS wh (READ_ONLY)")
-            except duckdb.Error:
-                db.close()  # locked by a writer (or mid-migration): keep the copy we have
-                return
-            names = {r[0] for r in db.execute("SHOW TABLES FROM wh").fetchall()}
-            for name in REPLICATED_TABLES:
-                if name in names:
-                    db.execute(f"CREATE TABLE {name} AS SELECT * FROM wh.{name}")
-            db.execute("DETACH wh")
-            self._db, self._stamp = db, stamp
+            db = self._copy()
+            if db is None:
+                return  # locked by a writer (or mid-migration): keep the copy we have
+            # a file changed within the clock's tick may change again with the same stamp:
+            # such a copy is used but checked again on the next request
+            recent = any(p and time.time_ns() - p[0] < 100_000_000 for p in stamp)
+            self._db, self._stamp = db, None if recent else stamp
             self.refreshes += 1
         finally:
             self._lock.release()
+
+    def _copy(self) -> duckdb.DuckDBPyConnection | None:
+        """The tables copied into a new in-memory database (None when the file is locked)."""
+        db = duckdb.connect(":memory:")
+        path = str(self.warehouse).replace("'", "''")
+        with opening_lock():  # (no connect() of this process has the file open meanwhile)
+            try:
+                db.execute(f"ATTACH '{path}' AS wh (READ_ONLY)")
+            except duckdb.Error:
+                db.close()
+                return None
+            try:
+                names = {r[0] for r in db.execute("SHOW TABLES FROM wh").fetchall()}
+                for name in REPLICATED_TABLES:
+                    if name in names:
+                        db.execute(f"CREATE TABLE {name} AS SELECT * FROM wh.{name}")
+            finally:
+                db.execute("DETACH wh")
+        return db
 
     @contextlib.contextmanager
     def reads(self) -> Iterator[None]:

@@ -32,7 +32,7 @@ from tracer_kit.ingest import input_extensions
 from tracer_kit.server.client import CLIENT_COMMANDS
 from tracer_kit.server.pool import Job
 from tracer_kit.server.state import ApiError, Server
-from tracer_kit.trends import dataset_history, datasets, list_runs, runs_summary
+from tracer_kit.trends import RUN_COLUMNS, dataset_history, datasets, list_runs, runs_summary
 from tracer_kit.types import SCORE_PARTS
 from tracer_kit.warehouse import dataset_name, delete_runs, new_run_id, query, run_row
 
@@ -258,20 +258,7 @@ def _row(server: Server, run_id: str) -> dict[str, Any] | None:
 
 
 def _run_view(row: dict[str, Any]) -> dict[str, Any]:
-    keys = (
-        "run_id",
-        "blueprint",
-        "dataset",
-        "state",
-        "started_at",
-        "finished_at",
-        "rows_in",
-        "rows_valid",
-        "rows_quarantined",
-        "rows_out",
-        "quality_score",
-        "error",
-    )
+    keys = [k for k in RUN_COLUMNS if k != "input_path"]  # (the input shown redacted)
     view = {k: row[k] for k in keys}
     view["input"] = redact(row["input_path"] or "")
     view["score_parts"] = {

@@ -35,6 +35,7 @@ __all__ = [
     "damaged_message",
     "first_time_held",
     "holding",
+    "opening_lock",
     "reading_from",
     "duckdb_type",
     "is_base_table",
@@ -109,6 +110,15 @@ def _holder(exc: BaseException) -> str:
 # One connection at a time per process: DuckDB refuses a read-only and a read-write
 # connection to one file in one process, and concurrent DDL from threads conflicts.
 _PROCESS_LOCK = threading.RLock()
+
+
+def opening_lock() -> threading.RLock:
+    """The lock :func:`connect` holds while this process has the warehouse open.
+
+    Whatever else opens the file in this process (the server's replica attaching it) takes
+    it too: DuckDB refuses a read-write and a read-only connection to one file at once.
+    """
+    return _PROCESS_LOCK
 
 
 @dataclass(frozen=True)

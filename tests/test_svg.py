@@ -6,7 +6,14 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
-from tracer_kit.svg import Histogram, Line, histogram_grid, line_chart, nice_ticks
+from tracer_kit.svg import (
+    Histogram,
+    Line,
+    histogram_grid,
+    line_chart,
+    nice_ticks,
+    stacked_histogram,
+)
 
 NS = "{http://www.w3.org/2000/svg}"
 
@@ -56,3 +63,20 @@ def test_a_report_without_a_model_starts_no_chart_engine(workdir, sample_csv):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_stacked_bins_add_up_per_bin_and_each_group_has_its_colour():
+    svg = stacked_histogram(
+        "t", [0.0, 1.0, 2.0], {"a": [4, 0], "b": [4, 2]}, x_title="x", legend="g", height=100
+    )
+    root = ET.fromstring(svg)
+    bars = [r for r in root.iter(f"{NS}rect") if r.find(f"{NS}title") is not None]
+    # ticks 0, 2, ..., 8: the first bin's two groups fill the plot, the second a quarter
+    got = [(r.find(f"{NS}title").text, r.get("fill"), float(r.get("height"))) for r in bars]
+    assert got == [
+        ("a, 0 to 1: 4", "#4c78a8", 50.0),
+        ("b, 0 to 1: 4", "#f58518", 50.0),
+        ("b, 1 to 2: 2", "#f58518", 25.0),
+    ]
+    assert float(bars[1].get("y")) == 0.0  # stacked on a
+    assert "g" in [t.text for t in root.iter(f"{NS}text")]

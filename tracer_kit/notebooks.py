@@ -248,6 +248,7 @@ def _execute(
                 cwd=str(cwd),
                 progress_bar=False,
                 log_output=False,
+                request_save_on_cell_execute=False,  # (written once at the end: -0.3 s a run)
                 execution_timeout=timeout,
                 # keep ipykernel's start-up warnings (TCP without encryption) off the terminal
                 extra_arguments=["--IPKernelApp.log_level=ERROR"],

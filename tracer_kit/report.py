@@ -21,7 +21,6 @@ from tracer_kit.blueprints import get_blueprint
 from tracer_kit.cells import HIDDEN, shorten
 from tracer_kit.display import html_table, summary_html, svg_data_uri, verdict, verdict_html
 from tracer_kit.failing import failing_rows, run_checks_failed
-from tracer_kit.heavy import altair
 from tracer_kit.model.charts import METRIC_WORDS, predictions_section
 from tracer_kit.quality import ISSUE_COLUMNS, SCORE_WEIGHTS, SEVERITIES
 from tracer_kit.quality.rule_results import RuleResult, rule_results
@@ -30,9 +29,9 @@ from tracer_kit.svg import (
     RED,
     Histogram,
     Line,
-    edge_label,
     histogram_grid,
     line_chart,
+    stacked_histogram,
     svg_uri,
 )
 from tracer_kit.types import by_severity
@@ -71,23 +70,6 @@ def _histogram_chart(profiles: list[dict[str, Any]]) -> str | None:
         for p in profiles[:MAX_HIST_CHARTS]
     ]
     return histogram_grid(panels)
-
-
-def _edge_axis(edges: list[float], dtype: str, *, title: str | None = None, ticks: int = 5) -> Any:
-    """An x axis whose ticks sit on bin edges (every k-th edge, first and last always)."""
-    alt = altair()
-
-    step = max(1, math.ceil((len(edges) - 1) / (ticks - 1)))
-    shown = edges[::step] if (len(edges) - 1) % step == 0 else [*edges[::step], edges[-1]]
-    labels = {str(e): edge_label(e, dtype) for e in shown}
-    label_expr = " : ".join(f"datum.value == {e!r} ? {labels[str(e)]!r}" for e in shown) + " : ''"
-    return alt.X(
-        "start:Q",
-        bin="binned",
-        title=title,
-        scale=alt.Scale(domain=[edges[0], edges[-1]], nice=False, zero=False),
-        axis=alt.Axis(values=shown, labelExpr=label_expr, labelAngle=-30, labelFontSize=8),
-    )
 
 
 def _history_chart(history: pl.DataFrame) -> str | None:
@@ -496,7 +478,6 @@ def feature_chart(result: Any, *, bins: int = 30) -> Any:
     Counts are exact (one streaming group-by over the run's Parquet); the axis ticks sit on
     the bin edges, and bars are split by the blueprint's colour hint (e.g. ``value_tier``).
     """
-    alt = altair()
     from IPython.display import HTML
 
     bp = get_blueprint(result.blueprint)
@@ -523,24 +504,13 @@ def feature_chart(result: Any, *, bins: int = 30) -> Any:
         .collect(engine="streaming")
     )  # fmt: skip
     edges = [lo + width * k / bins for k in range(bins + 1)]
-    values = [
-        {"start": edges[r["i"]], "end": edges[r["i"] + 1], "count": r["len"], **({color: r[color]} if color else {})}
-        for r in counted.iter_rows(named=True)
-    ]  # fmt: skip
-    enc = {
-        "x": _edge_axis(edges, "Float64", title=column, ticks=7),
-        "x2": alt.X2("end:Q"),
-        "y": alt.Y("sum(count):Q", title="rows"),
-    }
-    if color:
-        enc["color"] = alt.Color(f"{color}:O", title=color)
-    chart = (
-        alt.Chart(alt.Data(values=values))
-        .mark_bar(stroke="white", strokeWidth=0.5)
-        .encode(**enc)
-        .properties(width=520, height=220, title=f"{column}: all {n:,} rows with a value")
-    )
-    return HTML(f'<img alt="{column} histogram" src="{svg_data_uri(chart)}">')
+    groups: dict[str, list[int]] = {}
+    for r in counted.sort(color or "i", nulls_last=True).iter_rows(named=True):
+        name = str(r[color]) if color else column
+        groups.setdefault(name, [0] * bins)[r["i"]] += r["len"]
+    title = f"{column}: all {n:,} rows with a value"
+    svg = stacked_histogram(title, edges, groups, x_title=column, legend=color or "")
+    return HTML(f'<img alt="{column} histogram" src="{svg_uri(svg)}">')
 
 
 def _formula(feature: Any, run: dict[str, Any]) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 
 __all__ = [
     "KERNEL",
+    "PATCHABLE",
     "WARM_IMPORTS",
     "WarmKernel",
     "discard_warm_kernel",
@@ -143,11 +144,49 @@ def _started(cwd: Path, timeout: float) -> WarmKernel:
     return WarmKernel(manager, cwd, environment, log, time.perf_counter() - start)
 
 
+#: Environment variables a warm kernel is given when they differ from its start (they are
+#: read when used, not at import): how messages are worded, the terminal's width, debugging.
+#: Any other difference (a password or key for this run alone) means a kernel of its own.
+PATCHABLE = frozenset(
+    {"TRACER_INTERFACE", "COLUMNS", "TRACER_DEBUG", "TRACER_SECRET_PARAMS", "TRACER_LOCK_TIMEOUT"}
+)
+
+
+def _changes(before: dict[str, str]) -> dict[str, str | None] | None:
+    """What differs from ``before`` in os.environ now (None: a variable that cannot be patched)."""
+    now = dict(os.environ)
+    changed = {k: now.get(k) for k in {*before, *now} if before.get(k) != now.get(k)}
+    return changed if set(changed) <= PATCHABLE else None
+
+
+def _patch(manager: Any, changes: dict[str, str | None]) -> bool:
+    """Set (or unset) ``changes`` in the kernel's os.environ; False when it did not answer."""
+    from jupyter_client.blocking import BlockingKernelClient
+
+    code = (
+        "import os as _os\n"
+        f"for _k, _v in {changes!r}.items():\n"
+        "    _os.environ.pop(_k, None) if _v is None else _os.environ.__setitem__(_k, _v)\n"
+        "del _os, _k, _v"
+    )
+    client = BlockingKernelClient()
+    client.load_connection_info(manager.get_connection_info())
+    client.start_channels()
+    try:
+        reply = client.execute_interactive(code, timeout=30, store_history=False)
+        return reply["content"]["status"] == "ok"
+    except Exception:  # (a kernel that does not answer: the run starts its own)
+        return False
+    finally:
+        client.stop_channels()
+
+
 def take_warm_kernel(cwd: str | Path, run_log: Path) -> Any | None:
     """The waiting kernel's manager for a run in ``cwd`` (None when none fits).
 
-    It fits when it was started in ``cwd`` with the environment the run's kernel would get
-    now (so a password or key set for this run alone is never missing, and never left for
+    It fits when it was started in ``cwd`` and the environment the run's kernel would get
+    now differs from its own at most in :data:`PATCHABLE` variables, which are then set in
+    it (so a password or key set for this run alone is never missing, and never left for
     the next). Its log moves to ``run_log``.
     """
     global _WAITING
@@ -155,8 +194,13 @@ def take_warm_kernel(cwd: str | Path, run_log: Path) -> Any | None:
         warm, _WAITING = _WAITING, None
     if warm is None:
         return None
-    alive = _run(warm.manager.is_alive)
-    if not alive or warm.cwd != Path(cwd).resolve() or warm.environment != dict(os.environ):
+    changes = _changes(warm.environment)
+    fits = changes is not None and warm.cwd == Path(cwd).resolve()
+    if (
+        not fits
+        or not _run(warm.manager.is_alive)
+        or (changes and not _patch(warm.manager, changes))
+    ):
         _shut(warm)
         return None
     with contextlib.suppress(OSError):

@@ -325,6 +325,8 @@ class WorkerPool:
         elif kind == "kernel":
             worker.kernel = value
         else:
+            if self.warm_kernels:  # the worker checks its kernel after every job
+                worker.kernel = {"state": "starting"}
             state = RunState.COMPLETED if kind == "done" else _failed_state(value)
             job.finish(state.value, **({"result": value} if kind == "done" else {"failure": value}))
             if self.on_end:

@@ -60,6 +60,7 @@ test: $(STAMP) browser java postgres lint docs
 bench: $(STAMP) postgres
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/latency.py
+	$(PY) benchmarks/server.py
 	$(PY) benchmarks/peers.py
 	$(PY) benchmarks/export.py
 

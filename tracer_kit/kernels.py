@@ -28,6 +28,7 @@ __all__ = [
     "WARM_IMPORTS",
     "WarmKernel",
     "discard_warm_kernel",
+    "environment_changes",
     "shut_down",
     "kernel_manager_logging_to",
     "start_warm_kernel",
@@ -152,7 +153,7 @@ PATCHABLE = frozenset(
 )
 
 
-def _changes(before: dict[str, str]) -> dict[str, str | None] | None:
+def environment_changes(before: dict[str, str]) -> dict[str, str | None] | None:
     """What differs from ``before`` in os.environ now (None: a variable that cannot be patched)."""
     now = dict(os.environ)
     changed = {k: now.get(k) for k in {*before, *now} if before.get(k) != now.get(k)}
@@ -194,7 +195,7 @@ def take_warm_kernel(cwd: str | Path, run_log: Path) -> Any | None:
         warm, _WAITING = _WAITING, None
     if warm is None:
         return None
-    changes = _changes(warm.environment)
+    changes = environment_changes(warm.environment)
     fits = changes is not None and warm.cwd == Path(cwd).resolve()
     if (
         not fits

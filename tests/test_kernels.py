@@ -1,0 +1,20 @@
+"""Warm kernels: which differences of the environment a kernel started ahead may be given."""
+
+from __future__ import annotations
+
+import os
+
+from tracer_kit.kernels import PATCHABLE, environment_changes
+
+
+def test_presentation_variables_are_patched_and_secrets_refuse_the_kernel(monkeypatch):
+    monkeypatch.delenv("TRACER_INTERFACE", raising=False)
+    monkeypatch.setenv("COLUMNS", "80")
+    before = dict(os.environ)
+    assert environment_changes(before) == {}
+    monkeypatch.setenv("TRACER_INTERFACE", "cli")
+    monkeypatch.delenv("COLUMNS")
+    assert environment_changes(before) == {"TRACER_INTERFACE": "cli", "COLUMNS": None}
+    monkeypatch.setenv("TRACER_DB_URL", "postgresql://u:secret@127.0.0.1/db")
+    assert environment_changes(before) is None  # a password for this run alone: a kernel of its own
+    assert "TRACER_DB_URL" not in PATCHABLE and "TRACER_PSEUDONYMISE_KEY" not in PATCHABLE

@@ -1,4 +1,5 @@
-"""Warm kernels: which differences of the environment a kernel started ahead may be given."""
+"""Warm kernels (which differences of the environment a kernel started ahead may be given) and
+what a cold command imports."""
 
 from __future__ import annotations
 
@@ -18,3 +19,18 @@ def test_presentation_variables_are_patched_and_secrets_refuse_the_kernel(monkey
     monkeypatch.setenv("TRACER_DB_URL", "postgresql://u:secret@127.0.0.1/db")
     assert environment_changes(before) is None  # a password for this run alone: a kernel of its own
     assert "TRACER_DB_URL" not in PATCHABLE and "TRACER_PSEUDONYMISE_KEY" not in PATCHABLE
+
+
+def test_a_cold_command_does_not_import_the_server_or_scikit_learn(sample_csv, workdir):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        f"sys.argv = ['tracer', 'validate', {str(sample_csv)!r}, '-b', 'customer_churn', '--local']\n"
+        "from tracer_kit.launch import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('sklearn', 'tracer_kit.server.app', 'fastapi') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"

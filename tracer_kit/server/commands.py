@@ -9,13 +9,17 @@ from typing import Annotated
 import typer
 
 from tracer_kit.errors import TracerError
+from tracer_kit.lazy import lazy_module
 from tracer_kit.server.client import ServerError, api_request, live_server, read_server_file
-from tracer_kit.server.keys import create_key, list_keys, revoke_key
-from tracer_kit.server.process import serve, stop_server
 from tracer_kit.server.settings import ServerSettings
 from tracer_kit.workspace import DEFAULT_WAREHOUSE
 
 __all__ = ["serve_app"]
+
+# (imported when a command runs: the app and the pool import the whole pipeline, and every
+# `tracer` command, not only `serve`, builds this command group)
+server_process = lazy_module("tracer_kit.server.process")
+server_keys = lazy_module("tracer_kit.server.keys")
 
 serve_app = typer.Typer(
     help="The project's resident server: REST API, warm runs, health and metrics.",
@@ -82,7 +86,7 @@ def serve_command(  # noqa: PLR0913 - the options `tracer serve` offers
         **({"max_upload": max_upload} if max_upload else {}),
     )
     try:
-        serve(settings)
+        server_process.serve(settings)
     except TracerError as exc:
         _fail(str(exc))
 
@@ -116,7 +120,7 @@ def stop_command() -> None:
     """Stop this folder's server (running jobs finish, or are recorded CANCELLED)."""
     info = read_server_file(".")
     try:
-        stopped = stop_server(Path.cwd())
+        stopped = server_process.stop_server(Path.cwd())
     except TracerError as exc:
         _fail(str(exc))
         return
@@ -133,7 +137,7 @@ def keys_create(
 ) -> None:
     """Create an API key and print it once (only its SHA-256 is kept)."""
     try:
-        key = create_key(name, warehouse)
+        key = server_keys.create_key(name, warehouse)
     except TracerError as exc:
         _fail(str(exc))
         return
@@ -145,7 +149,7 @@ def keys_create(
 def keys_list(warehouse: Warehouse = DEFAULT_WAREHOUSE) -> None:
     """Every key's name, when it was created and whether it was revoked."""
     try:
-        keys = list_keys(warehouse)
+        keys = server_keys.list_keys(warehouse)
     except TracerError as exc:
         _fail(str(exc))
         return
@@ -163,7 +167,7 @@ def keys_revoke(
 ) -> None:
     """Revoke a key: requests bearing it get 401 from then on."""
     try:
-        revoke_key(name, warehouse)
+        server_keys.revoke_key(name, warehouse)
     except TracerError as exc:
         _fail(str(exc))
         return

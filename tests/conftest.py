@@ -43,6 +43,16 @@ def sample_csv() -> Path:
     return path
 
 
+def modules_imported_by(code: str, modules: tuple[str, ...]) -> list[str]:
+    """Which of ``modules`` a fresh interpreter has imported after running ``code``."""
+    import subprocess
+    import sys
+
+    probe = f"{code}\nimport sys\nprint(sorted(m for m in {modules!r} if m in sys.modules))\n"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return eval(done.stdout.strip().splitlines()[-1])
+
+
 def venv_bin(name: str) -> str:
     """A console script of the interpreter running the tests."""
     import sys

@@ -7,6 +7,8 @@ import os
 
 from tracer_kit.kernels import PATCHABLE, environment_changes
 
+from .conftest import modules_imported_by
+
 
 def test_presentation_variables_are_patched_and_secrets_refuse_the_kernel(monkeypatch):
     monkeypatch.delenv("TRACER_INTERFACE", raising=False)
@@ -22,15 +24,10 @@ def test_presentation_variables_are_patched_and_secrets_refuse_the_kernel(monkey
 
 
 def test_a_cold_command_does_not_import_the_server_or_scikit_learn(sample_csv, workdir):
-    import subprocess
-    import sys
-
     code = (
         "import sys\n"
         f"sys.argv = ['tracer', 'validate', {str(sample_csv)!r}, '-b', 'customer_churn', '--local']\n"
         "from tracer_kit.launch import main\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print(sorted(m for m in ('sklearn', 'tracer_kit.server.app', 'fastapi') if m in sys.modules))\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert modules_imported_by(code, ("sklearn", "tracer_kit.server.app", "fastapi")) == []

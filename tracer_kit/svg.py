@@ -133,21 +133,28 @@ def _panel(h: Histogram, width: int, height: int) -> list[str]:
             x, w = width * (a - lo) / span, max(width * (b - a) / span, 1.0)
             parts.append(_bar(x, w, height, count, top, f"{_num(a)} to {_num(b)}: {count:,}"))
         edges = [float(e) for e in h.edges]  # type: ignore[arg-type]
-        step = max(1, math.ceil((len(edges) - 1) / 4))
-        shown = edges[::step] if (len(edges) - 1) % step == 0 else [*edges[::step], edges[-1]]
-        for e in shown:
-            x = width * (e - lo) / span
-            parts.append(
-                f"<line x1='{x:.1f}' y1='{height}' x2='{x:.1f}' y2='{height + 3}' stroke='{_GREY}'/>"
-            )
-            parts.append(_rotated(x, height + 10, edge_label(e, h.dtype), -30))
-        return parts
+        return parts + _edge_ticks(edges, width, height, h.dtype, 5)
     order = sorted(range(len(h.counts)), key=lambda i: -h.counts[i])
     w = width / max(len(order), 1)
     for k, i in enumerate(order):
         label = str(h.edges[i])[:24]
         parts.append(_bar(k * w + 1, w - 2, height, h.counts[i], top, f"{label}: {h.counts[i]:,}"))
         parts.append(_rotated(k * w + w / 2, height + 10, label, -40))
+    return parts
+
+
+def _edge_ticks(edges: list[float], width: int, height: int, dtype: str, ticks: int) -> list[str]:
+    """An x axis whose ticks sit on bin edges: every k-th edge, the first and last always."""
+    lo, span = edges[0], (edges[-1] - edges[0]) or 1.0
+    step = max(1, math.ceil((len(edges) - 1) / (ticks - 1)))
+    shown = edges[::step] if (len(edges) - 1) % step == 0 else [*edges[::step], edges[-1]]
+    parts = []
+    for e in shown:
+        x = width * (e - lo) / span
+        parts.append(
+            f"<line x1='{x:.1f}' y1='{height}' x2='{x:.1f}' y2='{height + 3}' stroke='{_GREY}'/>"
+        )
+        parts.append(_rotated(x, height + 10, edge_label(e, dtype), -30))
     return parts
 
 
@@ -301,14 +308,7 @@ def stacked_histogram(
             body.append(_text(width + 28, y + 9, name, size=10, anchor="start"))
     if len(groups) > 1 and legend:
         body.append(_text(width + 14, 8, legend, size=10, anchor="start", font_weight="bold"))
-    step = max(1, math.ceil((len(edges) - 1) / 6))
-    shown = edges[::step] if (len(edges) - 1) % step == 0 else [*edges[::step], edges[-1]]
-    for e in shown:
-        x = width * (e - lo) / span
-        body.append(
-            f"<line x1='{x:.1f}' y1='{height}' x2='{x:.1f}' y2='{height + 3}' stroke='{_GREY}'/>"
-        )
-        body.append(_rotated(x, height + 10, edge_label(e, "Float64"), -30))
+    body += _edge_ticks(list(edges), width, height, "Float64", 7)
     body.append(_text(width / 2, height + 48, x_title, size=10))
     room = 120 if len(groups) > 1 else 20
     inner = f"<g transform='translate(60 30)'>{''.join(body)}</g>"

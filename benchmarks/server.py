@@ -94,7 +94,7 @@ def _kernels_waiting(cwd: Path, timeout: float = 120) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         workers = httpx.get(f"{info['url']}/readyz", timeout=10).json()["checks"]["workers"]
-        if all(k["state"] == "waiting" for k in workers["kernels"]):
+        if all(w["kernel"]["state"] == "waiting" for w in workers["workers"]):
             return
         time.sleep(0.2)
 

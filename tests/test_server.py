@@ -399,6 +399,14 @@ def test_a_full_queue_answers_429_and_sigterm_leaves_no_run_in_progress(
         )
     assert full.status_code == 429 and full.headers["Retry-After"] == "5"
     assert full.json()["kind"] == "busy"
+    with paused_server.client() as c:  # the queued run is listed before it reaches the warehouse
+        listed = c.get("/api/v1/runs").json()
+        assert listed["runs"][0] == {
+            "run_id": waiting,
+            "blueprint": "customer_churn",
+            "state": "PENDING",
+        }
+        assert running in [r["run_id"] for r in listed["runs"]] and listed["total"] == 2
     paused_server.process.send_signal(signal.SIGTERM)
     assert paused_server.process.wait(90) == 0
     states = _states(paused_server.project)
@@ -414,7 +422,8 @@ def _states(project: Path) -> dict[str, str]:
 
 
 def _kernels(server: RunningServer) -> list[dict]:
-    return httpx.get(f"{server.url}/readyz", timeout=10).json()["checks"]["workers"]["kernels"]
+    workers = httpx.get(f"{server.url}/readyz", timeout=10).json()["checks"]["workers"]
+    return [w["kernel"] for w in workers["workers"]]
 
 
 def _wait_kernels(server: RunningServer, *, not_pids: set[int] = frozenset()) -> set[int]:

@@ -34,7 +34,7 @@ from tracer_kit.server.pool import Job
 from tracer_kit.server.state import ApiError, Server
 from tracer_kit.trends import RUN_COLUMNS, dataset_history, datasets, list_runs, runs_summary
 from tracer_kit.types import SCORE_PARTS
-from tracer_kit.warehouse import dataset_name, delete_runs, new_run_id, query, run_row
+from tracer_kit.warehouse import connect, dataset_name, delete_runs, new_run_id, query, run_row
 
 __all__ = ["ERRORS", "ErrorBody", "router"]
 
@@ -213,12 +213,24 @@ def runs(
         row["input_path"] = redact(row["input_path"] or "")
     queued = [
         {"run_id": j.run_id, "blueprint": j.blueprint, "state": j.state}
-        for j in server.queued()
+        for j in _unrecorded(server, server.in_flight())
         if state in (None, j.state) and blueprint in (None, j.blueprint) and not (dataset or since)
-    ]  # (waiting for a worker: not in the warehouse yet)
+    ]  # (queued, or just taken by a worker: not in the warehouse yet)
     if offset == 0:
         page = [*queued, *page][:limit]
     return {"total": total + len(queued), "limit": limit, "offset": offset, "runs": page}
+
+
+def _unrecorded(server: Server, jobs: list[Job]) -> list[Job]:
+    """The jobs whose run the warehouse does not hold yet."""
+    if not jobs or not server.settings.warehouse.exists():
+        return jobs
+    with server.replica.reads(), connect(server.settings.warehouse, read_only=True) as con:
+        known = con.execute(
+            "SELECT run_id FROM runs WHERE list_contains(?, run_id)", [[j.run_id for j in jobs]]
+        ).fetchall()
+    recorded = {r for (r,) in known}
+    return [j for j in jobs if j.run_id not in recorded]
 
 
 def _naive(moment: dt.datetime | None) -> dt.datetime | None:

@@ -129,11 +129,11 @@ class Server:
                     del self.jobs[key]
         return job
 
-    def queued(self) -> list[Job]:
-        """Runs waiting for a worker, oldest first."""
+    def in_flight(self) -> list[Job]:
+        """Runs queued or running, oldest first."""
         with self.jobs_lock:
             jobs = list(self.jobs.values())
-        return [j for j in jobs if j.run_id and j.started_at is None and not j.done]
+        return [j for j in jobs if j.run_id and not j.done]
 
     def job(self, run_id: str) -> Job | None:
         """The job of a run this server queued (None for other runs)."""
@@ -202,7 +202,6 @@ class Server:
         workers = self.pool.status()
         checks["workers"] = {
             "ok": all(w["alive"] and w["ready"] for w in workers),
-            "kernels": [w["kernel"] for w in workers],
             "workers": workers,
             "restarts": self.pool.restarts,
         }

@@ -251,6 +251,9 @@ def _refill_kernel(project: str, send: Send) -> None:
     """Start the next notebook run's kernel in the background; say its state when it is up."""
 
     def start() -> None:
+        if kernels.warm_kernel_state()["state"] == "none":
+            with contextlib.suppress(OSError, ValueError):
+                send(("kernel", {"state": "starting"}))
         try:
             kernels.start_warm_kernel(project)
         except Exception as exc:  # (no kernel: notebook runs start their own, as before)

@@ -12,10 +12,9 @@ from typing import Any
 
 from tracer_kit.server.keys import matching_key
 from tracer_kit.server.pool import Job, WorkerPool
-from tracer_kit.server.replica import Replica
 from tracer_kit.server.settings import ServerSettings
 from tracer_kit.server.telemetry import Metrics
-from tracer_kit.warehouse import connect, open_warehouse
+from tracer_kit.warehouse import Replica, connect, open_warehouse
 
 __all__ = ["ApiError", "Server"]
 

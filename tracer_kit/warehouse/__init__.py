@@ -17,6 +17,7 @@ registered in ``bronze_files`` / ``processed_files``, and the views ``bronze_<bp
 - :mod:`~tracer_kit.warehouse.runs`: a run's record and timings.
 - :mod:`~tracer_kit.warehouse.commit`: :func:`commit_run`, the commit point.
 - :mod:`~tracer_kit.warehouse.reads`: :func:`query`, :func:`run_row`, report inputs.
+- :mod:`~tracer_kit.warehouse.replica`: :class:`Replica`, the server's copy for reads.
 - :mod:`~tracer_kit.warehouse.removal`: :func:`delete_runs`, :func:`runs_to_prune`.
 """
 
@@ -46,7 +47,6 @@ from tracer_kit.warehouse.connection import (
     holding,
     is_base_table,
     new_run_id,
-    opening_lock,
     quote_ident,
     reading_from,
     sql_name,
@@ -75,6 +75,7 @@ from tracer_kit.warehouse.removal import (
     prune_plan,
     runs_to_prune,
 )
+from tracer_kit.warehouse.replica import REPLICATED_TABLES, Replica
 from tracer_kit.warehouse.run_locks import reading_run, removing_runs
 from tracer_kit.warehouse.runs import (
     STATES,
@@ -88,6 +89,8 @@ from tracer_kit.warehouse.tables import FAILURES_TYPE, ensure_blueprint_tables
 from tracer_kit.workspace import DEFAULT_WAREHOUSE
 
 __all__ = [
+    "REPLICATED_TABLES",
+    "Replica",
     "FAILURES_TYPE",
     "Backup",
     "BronzeFiles",
@@ -132,7 +135,6 @@ __all__ = [
     "quarantine_rows",
     "query",
     "quote_ident",
-    "opening_lock",
     "reading_from",
     "recent_runs",
     "reference_values",

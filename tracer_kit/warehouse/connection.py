@@ -32,10 +32,10 @@ __all__ = [
     "RUN_ID",
     "check_run_id",
     "connect",
+    "copied_tables",
     "damaged_message",
     "first_time_held",
     "holding",
-    "opening_lock",
     "reading_from",
     "duckdb_type",
     "is_base_table",
@@ -112,15 +112,6 @@ def _holder(exc: BaseException) -> str:
 _PROCESS_LOCK = threading.RLock()
 
 
-def opening_lock() -> threading.RLock:
-    """The lock :func:`connect` holds while this process has the warehouse open.
-
-    Whatever else opens the file in this process (the server's replica attaching it) takes
-    it too: DuckDB refuses a read-write and a read-only connection to one file at once.
-    """
-    return _PROCESS_LOCK
-
-
 @dataclass(frozen=True)
 class _Held:
     con: duckdb.DuckDBPyConnection
@@ -179,6 +170,34 @@ def holding(warehouse: str | Path = DEFAULT_WAREHOUSE) -> Iterator[None]:
         return
     with connect(path) as con, _keeping(path, _Held(con, reads_only=False)):
         yield
+
+
+def copied_tables(
+    warehouse: str | Path, tables: tuple[str, ...]
+) -> duckdb.DuckDBPyConnection | None:
+    """A new in-memory database holding copies of ``tables`` (those the warehouse has).
+
+    None when the file cannot be attached now (a writer holds its lock): the caller keeps
+    what it has. Attached read-only under the process's opening lock, detached after.
+    """
+    db = duckdb.connect(":memory:")
+    path = str(warehouse).replace("'", "''")
+    with _PROCESS_LOCK:  # (no connect() of this process has the file open meanwhile)
+        try:
+            db.execute(f"ATTACH '{path}' AS wh (READ_ONLY)")
+        except duckdb.Error:
+            db.close()
+            return None
+        try:
+            names = {r[0] for r in db.execute("SHOW TABLES FROM wh").fetchall()}
+            for name in tables:
+                if name in names:
+                    db.execute(
+                        f"CREATE TABLE {quote_ident(name)} AS SELECT * FROM wh.{quote_ident(name)}"
+                    )
+        finally:
+            db.execute("DETACH wh")
+    return db
 
 
 @contextlib.contextmanager

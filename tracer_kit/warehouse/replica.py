@@ -1,4 +1,4 @@
-"""The server's in-memory copy of the warehouse's small tables, refreshed when the file changes.
+"""An in-memory copy of the warehouse's run tables, refreshed when the file changes (the server's).
 
 DuckDB lets one process write a file while no other has it open, so a server that opened
 the warehouse for every ``GET /runs/{id}`` would take the lock from the runs its workers
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import duckdb
 
-from tracer_kit.warehouse import opening_lock, reading_from
+from tracer_kit.warehouse.connection import copied_tables, reading_from
 
 __all__ = ["REPLICATED_TABLES", "Replica"]
 
@@ -59,7 +59,7 @@ class Replica:
         try:
             if stamp == self._stamp:
                 return
-            db = self._copy()
+            db = copied_tables(self.warehouse, REPLICATED_TABLES)
             if db is None:
                 return  # locked by a writer (or mid-migration): keep the copy we have
             # a file changed within the clock's tick may change again with the same stamp:
@@ -69,25 +69,6 @@ class Replica:
             self.refreshes += 1
         finally:
             self._lock.release()
-
-    def _copy(self) -> duckdb.DuckDBPyConnection | None:
-        """The tables copied into a new in-memory database (None when the file is locked)."""
-        db = duckdb.connect(":memory:")
-        path = str(self.warehouse).replace("'", "''")
-        with opening_lock():  # (no connect() of this process has the file open meanwhile)
-            try:
-                db.execute(f"ATTACH '{path}' AS wh (READ_ONLY)")
-            except duckdb.Error:
-                db.close()
-                return None
-            try:
-                names = {r[0] for r in db.execute("SHOW TABLES FROM wh").fetchall()}
-                for name in REPLICATED_TABLES:
-                    if name in names:
-                        db.execute(f"CREATE TABLE {name} AS SELECT * FROM wh.{name}")
-            finally:
-                db.execute("DETACH wh")
-        return db
 
     @contextlib.contextmanager
     def reads(self) -> Iterator[None]:

@@ -158,11 +158,23 @@ def _edge_ticks(edges: list[float], width: int, height: int, dtype: str, ticks: 
     return parts
 
 
-def _bar(x: float, w: float, height: int, count: int, top: float, tip: str) -> str:
+def _bar(
+    x: float,
+    w: float,
+    height: int,
+    count: int,
+    top: float,
+    tip: str,
+    *,
+    below: int = 0,
+    fill: str = BLUE,
+) -> str:
+    """A bar of ``count`` rows standing on ``below`` rows (stacked), its count as a hover title."""
     bar_h = height * count / top if top else 0
+    y = height - height * (below + count) / top if top else height
     return (
-        f"<rect x='{x:.1f}' y='{height - bar_h:.1f}' width='{w:.1f}' height='{bar_h:.1f}' "
-        f"fill='{BLUE}' stroke='white' stroke-width='0.5'><title>{html.escape(tip)}</title></rect>"
+        f"<rect x='{x:.1f}' y='{y:.1f}' width='{w:.1f}' height='{bar_h:.1f}' "
+        f"fill='{fill}' stroke='white' stroke-width='0.5'><title>{html.escape(tip)}</title></rect>"
     )
 
 
@@ -295,12 +307,8 @@ def stacked_histogram(
             if not count:
                 continue
             x, w = width * (edges[i] - lo) / span, max(width * (edges[i + 1] - edges[i]) / span, 1)
-            y0 = height - height * (base[i] + count) / top
-            tip = html.escape(f"{name}, {_num(edges[i])} to {_num(edges[i + 1])}: {count:,}")
-            body.append(
-                f"<rect x='{x:.1f}' y='{y0:.1f}' width='{w:.1f}' height='{height * count / top:.1f}' "
-                f"fill='{color}' stroke='white' stroke-width='0.5'><title>{tip}</title></rect>"
-            )
+            tip = f"{name}, {_num(edges[i])} to {_num(edges[i + 1])}: {count:,}"
+            body.append(_bar(x, w, height, count, top, tip, below=base[i], fill=color))
             base[i] += count
         if len(groups) > 1:
             y = k * 15 + 16

@@ -558,15 +558,14 @@ class Workbench(w.VBox):
 
     @staticmethod
     def _server_jobs_html(server: ServerInfo) -> str:
-        """The server's queued and running runs, one line each."""
-        lines = []
-        for state in ("IN_PROGRESS", "PENDING"):
-            page = api_request(server, "GET", f"/api/v1/runs?state={state}&limit=20")["runs"]
-            lines += [
-                f"<code>{html.escape(r['run_id'])}</code> {html.escape(r['blueprint'])} "
-                f"<b>{state.replace('_', ' ').lower()}</b>"
-                for r in page
-            ]
+        """The server's queued and running runs, one line each (newest runs lead the list)."""
+        page = api_request(server, "GET", "/api/v1/runs?limit=40")["runs"]
+        lines = [
+            f"<code>{html.escape(r['run_id'])}</code> {html.escape(r['blueprint'])} "
+            f"<b>{r['state'].replace('_', ' ').lower()}</b>"
+            for r in page
+            if r["state"] in ("PENDING", "IN_PROGRESS")
+        ]
         where = html.escape(server.url)
         return f"<div class='muted'>server {where}: " + ("; ".join(lines) or "idle") + "</div>"
 

@@ -99,6 +99,14 @@ class _Worker:
     started: float = 0.0
 
 
+def _noted_kernel(worker: _Worker, message: tuple[str, Any]) -> bool:
+    """Keep a worker's kernel state from its message; whether the message was one."""
+    kind, value = message
+    if kind == "kernel":
+        worker.kernel = value
+    return kind == "kernel"
+
+
 class WorkerPool:
     """``size`` warm workers serving a queue of at most ``queue_size`` waiting jobs."""
 
@@ -271,9 +279,7 @@ class WorkerPool:
                 pass
             with contextlib.suppress(EOFError, OSError):
                 while worker.conn is not None and worker.conn.poll(0):
-                    kind, value = worker.conn.recv()
-                    if kind == "kernel":
-                        worker.kernel = value
+                    _noted_kernel(worker, worker.conn.recv())
 
     def _await_ready(self, worker: _Worker) -> bool:
         """Wait for the worker's ready message; restart it if it died warming up."""
@@ -322,8 +328,8 @@ class WorkerPool:
                 job.output.put((kind, value))
         elif kind == "event":
             job.note(value)
-        elif kind == "kernel":
-            worker.kernel = value
+        elif _noted_kernel(worker, message):
+            pass
         else:
             if self.warm_kernels:  # the worker checks its kernel after every job
                 worker.kernel = {"state": "starting"}

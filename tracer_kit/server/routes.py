@@ -199,7 +199,7 @@ def runs(
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> dict[str, Any]:
     """The runs in the warehouse matching every filter given."""
-    with server.replica.reads():
+    with server.replica.reads():  # (one copy for the page and the runs not recorded yet)
         total, page = list_runs(
             warehouse=server.settings.warehouse,
             blueprint=blueprint,
@@ -209,11 +209,12 @@ def runs(
             limit=limit,
             offset=offset,
         )
+        unrecorded = _unrecorded(server.settings.warehouse, server.in_flight())
     for row in page:
         row["input_path"] = redact(row["input_path"] or "")
     queued = [
         {"run_id": j.run_id, "blueprint": j.blueprint, "state": j.state}
-        for j in _unrecorded(server, server.in_flight())
+        for j in unrecorded
         if state in (None, j.state) and blueprint in (None, j.blueprint) and not (dataset or since)
     ]  # (queued, or just taken by a worker: not in the warehouse yet)
     if offset == 0:
@@ -221,11 +222,11 @@ def runs(
     return {"total": total + len(queued), "limit": limit, "offset": offset, "runs": page}
 
 
-def _unrecorded(server: Server, jobs: list[Job]) -> list[Job]:
+def _unrecorded(warehouse: Path, jobs: list[Job]) -> list[Job]:
     """The jobs whose run the warehouse does not hold yet."""
-    if not jobs or not server.settings.warehouse.exists():
+    if not jobs or not warehouse.exists():
         return jobs
-    with server.replica.reads(), connect(server.settings.warehouse, read_only=True) as con:
+    with connect(warehouse, read_only=True) as con:
         known = con.execute(
             "SELECT run_id FROM runs WHERE list_contains(?, run_id)", [[j.run_id for j in jobs]]
         ).fetchall()

@@ -112,10 +112,11 @@ def _holder(exc: BaseException) -> str:
 _PROCESS_LOCK = threading.RLock()
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Held:
     con: duckdb.DuckDBPyConnection
     reads_only: bool  # a replica (reading_from): read-write requests open the file itself
+    opened: bool = False  # open_warehouse has run in this block
 
 
 # Connections kept open for a block, per thread: {resolved path: _Held}.
@@ -132,15 +133,11 @@ def first_time_held(warehouse: str | Path) -> bool:
     :func:`~tracer_kit.warehouse.open_warehouse` migrates and recovers once per block (and
     never through a replica).
     """
-    path = Path(warehouse)
-    held = _held(path)
+    held = _held(Path(warehouse))
     if held is None:
         return True
-    if held.reads_only:
-        return False
-    seen = _HELD.__dict__.setdefault("seen", set())
-    first = path.resolve() not in seen
-    seen.add(path.resolve())
+    first = not (held.reads_only or held.opened)
+    held.opened = True
     return first
 
 
@@ -152,7 +149,6 @@ def _keeping(path: Path, held: _Held) -> Iterator[None]:
         yield
     finally:
         cons.pop(path.resolve(), None)
-        _HELD.__dict__.get("seen", set()).discard(path.resolve())
 
 
 @contextlib.contextmanager

@@ -48,7 +48,6 @@ class Replica:
         self._db: duckdb.DuckDBPyConnection | None = None
         self._stamp: tuple | None = None
         self._lock = threading.Lock()
-        self.refreshes = 0
 
     def _refresh(self) -> None:
         stamp = _stamp(self.warehouse)
@@ -66,7 +65,6 @@ class Replica:
             # such a copy is used but checked again on the next request
             recent = any(p and time.time_ns() - p[0] < 100_000_000 for p in stamp)
             self._db, self._stamp = db, None if recent else stamp
-            self.refreshes += 1
         finally:
             self._lock.release()
 

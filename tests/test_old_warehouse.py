@@ -32,8 +32,8 @@ def test_release_warehouse_migrates_and_answers(old_project):
     assert before == 3
     open_warehouse("data/warehouse.duckdb")
     # 7: bronze_files.pages (an API source's pages, the records' positions); 8: file_hashes;
-    # 9: each run's params rewritten as a typed RunRecord
-    assert tk.query("SELECT max(version) AS v FROM schema_version")["v"].item() == 10
+    # 9: each run's params rewritten as a typed RunRecord; 10: api_keys; 11: schedules, alerts
+    assert tk.query("SELECT max(version) AS v FROM schema_version")["v"].item() == 11
     records = tk.query(
         "SELECT blueprint, json_extract_string(params, '$.schema_version') AS version, "
         "json_extract_string(params, '$.gate.passed') AS passed, "
@@ -115,7 +115,7 @@ def test_a_run_stopped_at_its_gate_by_an_older_release_keeps_its_verdict(workdir
         params = json.loads(con.execute("SELECT params FROM runs").fetchone()[0])
         del params["gate"], params["schema_version"]
         con.execute("UPDATE runs SET params = ?", [json.dumps(params)])
-        con.execute("DELETE FROM schema_version WHERE version >= 9")  # before 9 and 10
+        con.execute("DELETE FROM schema_version WHERE version >= 9")  # before 9, 10 and 11
     open_warehouse("data/warehouse.duckdb")
     migrated = run_row(run_id, warehouse="data/warehouse.duckdb")["record"]
     assert migrated.schema_version == 1

@@ -85,6 +85,8 @@ _EXPORTS = {
     "ModelSpec": "tracer_kit.blueprints",
     "compare": "tracer_kit.comparison",
     "Comparison": "tracer_kit.comparison",
+    "history": "tracer_kit.history",
+    "HistoryFrame": "tracer_kit.history",
 }
 
 __all__ = [
@@ -159,6 +161,8 @@ __all__ = [
     "ModelSpec",
     "compare",
     "Comparison",
+    "history",
+    "HistoryFrame",
 ]
 
 if _typing.TYPE_CHECKING:
@@ -192,6 +196,7 @@ if _typing.TYPE_CHECKING:
         WarehouseBusyError,
     )
     from tracer_kit.failing import failing_rows
+    from tracer_kit.history import HistoryFrame, history
     from tracer_kit.ingest import FileInfo, Ingested, read_table
     from tracer_kit.notebooks import run_batch, run_notebook
     from tracer_kit.options import ApiOptions, ReadOptions

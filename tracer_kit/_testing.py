@@ -19,3 +19,13 @@ def pause_for_tests(point: str) -> None:
     if marker:
         Path(marker).write_text(point)
     time.sleep(float(os.environ.get("TRACER_TEST_PAUSE_SECONDS", "60")))
+
+
+def test_clock_file() -> Path | None:
+    """The file a test writes "now" in (``TRACER_TEST_CLOCK``: an ISO time), or None.
+
+    A server started with it reads the time from that file wherever it schedules (its
+    cron firings), so a test advances a day by writing a line instead of waiting one.
+    """
+    name = os.environ.get("TRACER_TEST_CLOCK")
+    return Path(name) if name else None

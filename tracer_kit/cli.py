@@ -6,6 +6,7 @@ Exit codes: 0 success; 1 a :class:`TracerError` (one line on stderr, ``error: <m
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import inspect
 import json
@@ -39,6 +40,9 @@ tk_infer = lazy_module("tracer_kit.drafting")
 tk_datasets = lazy_module("tracer_kit.datasets")
 tk_destinations = lazy_module("tracer_kit.destinations")
 tk_failing = lazy_module("tracer_kit.failing")
+tk_history = lazy_module("tracer_kit.history")
+tk_project = lazy_module("tracer_kit.project")
+tk_cron = lazy_module("tracer_kit.cron")
 tk_model = lazy_module("tracer_kit.model")
 tk_notebooks = lazy_module("tracer_kit.notebooks")
 tk_pipeline = lazy_module("tracer_kit.pipeline")
@@ -1317,6 +1321,48 @@ def compare(
             _print_table(table)
         else:
             _console().print(f"{title}: no change" if title == "Columns" else f"{title}: none")
+    if out is not None:
+        _console().print(f"wrote {out}", markup=False)
+
+
+@app.command()
+@friendly
+def history(
+    dataset: Annotated[str, typer.Argument(help="The dataset (`tracer runs` shows them).")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the history page here (.html, self-contained)."),
+    ] = None,
+    force: ForceOpt = False,
+    warehouse: Warehouse = DEFAULT_WAREHOUSE,
+) -> None:
+    """A dataset's runs: score and parts, rows, gate failures and drift, run by run."""
+    from rich.table import Table
+
+    zone = tk_cron.server_timezone(tk_project.load_project_file(Path.cwd()).server.timezone)
+    frame = tk_history.history(dataset, warehouse=warehouse)
+    if out is not None:
+        tk_history.write_history_page(out, dataset, warehouse=warehouse, force=force, zone=zone)
+    table = Table(title=f"{dataset}: {frame.height} run(s), times in {zone}")
+    columns = ("started", "run", "state", "score", "rows in", "quarantined", "drift (PSI)")
+    for col in columns:
+        table.add_column(col)
+    for r in frame.iter_rows(named=True):
+        gate = " (gate failed)" if r["gate_failed"] else ""
+        drift = f"{r['drift_psi']:.2f} {r['drift_column']}" if r["drift_psi"] is not None else ""
+        started = (
+            r["started_at"].replace(tzinfo=dt.UTC).astimezone(zone) if r["started_at"] else None
+        )
+        table.add_row(
+            f"{started:%Y-%m-%d %H:%M}" if started else "",
+            r["run_id"],
+            r["state"] + gate,
+            _cell(r["quality_score"]),
+            _cell(r["rows_in"]),
+            _cell(r["rows_quarantined"]),
+            drift,
+        )
+    _print_table(table)
     if out is not None:
         _console().print(f"wrote {out}", markup=False)
 

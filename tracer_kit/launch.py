@@ -26,6 +26,7 @@ LOCAL_FLAG = "--local"
 
 cli = lazy_module("tracer_kit.cli")
 server_commands = lazy_module("tracer_kit.server.commands")
+schedule_commands = lazy_module("tracer_kit.server.schedule_commands")
 
 
 def _forwarded(argv: list[str]) -> int | None:
@@ -56,5 +57,6 @@ def main() -> None:
     if not local and (code := _forwarded(argv)) is not None:
         sys.exit(code)
     cli.app.add_typer(server_commands.serve_app, name="serve")
+    cli.app.add_typer(schedule_commands.schedule_app, name="schedule")
     sys.argv = [sys.argv[0], *argv]
     cli.main()

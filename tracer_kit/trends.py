@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,14 @@ from tracer_kit.report import drift
 from tracer_kit.types import SCORE_PARTS
 from tracer_kit.warehouse import DEFAULT_WAREHOUSE, connect, open_warehouse, run_profiles
 
-__all__ = ["RUN_COLUMNS", "dataset_history", "datasets", "list_runs", "runs_summary"]
+__all__ = [
+    "RUN_COLUMNS",
+    "dataset_history",
+    "datasets",
+    "list_runs",
+    "run_context",
+    "runs_summary",
+]
 
 #: SQL: the run stopped at its quality gate (its record's verdict).
 _GATE_FAILED = "(params->>'$.gate.passed') = 'false'"
@@ -158,6 +166,43 @@ def dataset_history(dataset: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE) 
         if run["state"] == "COMPLETED":
             previous = run
     return pl.DataFrame(out, infer_schema_length=None)
+
+
+def run_context(run_id: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE) -> dict[str, Any]:
+    """A run against its dataset's past: what alert rules judge it by.
+
+    ``run`` (its row, ``gate_failed``, ``seconds``: the sum of its stage timings),
+    ``previous`` (the dataset's last completed run before it, or None), ``drift_psi`` and
+    ``drift_column`` (against that run), and ``median_seconds`` (of the dataset's completed
+    runs before it; None with fewer than three).
+    """
+    with connect(warehouse, read_only=True) as con:
+        cur = con.execute(
+            "SELECT run_id, blueprint, dataset, state, started_at, finished_at, rows_in, "
+            "rows_quarantined, rows_out, quality_score, error, "
+            f"coalesce({_GATE_FAILED}, false) AS gate_failed, "
+            "(SELECT sum(seconds) FROM stage_timings t WHERE t.run_id = r.run_id) AS seconds "
+            "FROM runs r WHERE dataset = (SELECT dataset FROM runs WHERE run_id = ?) "
+            "AND started_at <= (SELECT started_at FROM runs WHERE run_id = ?) "
+            "ORDER BY started_at DESC, run_id DESC LIMIT 51",
+            [run_id, run_id],
+        )
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    if not rows or rows[0]["run_id"] != run_id:
+        raise TracerError(f"no run {run_id!r}")
+    run, earlier = rows[0], [r for r in rows[1:] if r["state"] == "COMPLETED"]
+    previous = earlier[0] if earlier else None
+    psi, column = _largest_drift(run, previous, warehouse) if run["state"] else (None, None)
+    timed = sorted(r["seconds"] for r in earlier if r["seconds"])
+    median = statistics.median(timed) if len(timed) >= 3 else None
+    return {
+        "run": run,
+        "previous": previous,
+        "drift_psi": psi,
+        "drift_column": column,
+        "median_seconds": median,
+    }
 
 
 def runs_summary(

@@ -11,23 +11,27 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from pathlib import Path as FilePath
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tracer_kit import __version__
-from tracer_kit.errors import TracerError
+from tracer_kit.errors import ConfigError, TracerError
+from tracer_kit.history import history_page
+from tracer_kit.server.automation_routes import automation_router
 from tracer_kit.server.pool import QueueFull
-from tracer_kit.server.routes import router
+from tracer_kit.server.routes import ErrorBody, router
 from tracer_kit.server.settings import ServerSettings
 from tracer_kit.server.state import ApiError, Server
 from tracer_kit.server.work import error_kind
+from tracer_kit.warehouse import run_row
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -123,6 +127,62 @@ def _handlers(app: FastAPI) -> None:
         return _error(500, "internal", f"internal error ({type(exc).__name__})")
 
 
+def _pages(app: FastAPI, server: Server) -> None:
+    """The history page and the reports it links to (no token needed on loopback)."""
+
+    def allowed(authorization: str | None) -> None:
+        if not server.settings.loopback:
+            server.principal(authorization)
+
+    @app.get(
+        "/",
+        tags=["pages"],
+        summary="The history page: datasets, trends, runs, schedules, alerts",
+        response_class=HTMLResponse,
+        responses={404: {"model": ErrorBody, "description": "No such dataset"}},
+    )
+    def history(
+        dataset: Annotated[str | None, Query(max_length=200)] = None,
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> HTMLResponse:
+        allowed(authorization)
+        try:
+            with server.replica.reads():
+                page = history_page(
+                    warehouse=server.settings.warehouse,
+                    dataset=dataset,
+                    zone=server.zone,
+                    now=server.clock(),
+                    report_link=lambda run: f"reports/{run['run_id']}",
+                    queued=server.scheduler.queued(),
+                )
+        except ConfigError as exc:
+            raise ApiError(404, "not_found", str(exc)) from None
+        return HTMLResponse(page)
+
+    @app.get(
+        "/reports/{run_id}",
+        tags=["pages"],
+        summary="A run's HTML report (as the history page links it)",
+        response_class=HTMLResponse,
+        responses={404: {"model": ErrorBody, "description": "No such run, or no report"}},
+    )
+    def report(
+        run_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")],
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> FileResponse:
+        allowed(authorization)
+        try:
+            with server.replica.reads():
+                row = run_row(run_id, warehouse=server.settings.warehouse)
+        except TracerError:
+            raise ApiError(404, "not_found", f"no run {run_id!r}") from None
+        path = row["outputs"].get("report")
+        if not path or not FilePath(path).is_file():
+            raise ApiError(404, "not_found", f"run {run_id} ({row['state']}) has no report")
+        return FileResponse(path, media_type="text/html")
+
+
 def _outside_routes(app: FastAPI, server: Server) -> None:
     @app.get("/healthz", tags=["health"], summary="The process answers")
     def healthz() -> dict[str, Any]:
@@ -168,7 +228,9 @@ def create_app(settings: ServerSettings, server: Server | None = None) -> FastAP
     app.state.server = server
     _handlers(app)
     _outside_routes(app, server)
+    _pages(app, server)
     app.include_router(router, prefix=API_PREFIX)
+    app.include_router(automation_router, prefix=API_PREFIX)
 
     @app.middleware("http")
     async def count(request: Request, call_next: Any) -> Response:

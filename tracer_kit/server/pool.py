@@ -58,6 +58,8 @@ class Job:
     worker_pid: int | None = None
     changed: threading.Condition = field(default_factory=threading.Condition)
     output: queue.Queue[tuple[str, Any]] | None = None  # a command's stream, when streamed
+    #: Who queued it when the server did: ``{"schedule": name}`` or ``{"inbox": path}``.
+    origin: dict[str, str] = field(default_factory=dict)
 
     def note(self, event: dict[str, Any]) -> None:
         """Record an event and wake whoever waits for one."""

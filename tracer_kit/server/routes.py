@@ -31,20 +31,20 @@ from tracer_kit.failing import failing_rows
 from tracer_kit.ingest import input_extensions
 from tracer_kit.server.client import CLIENT_COMMANDS
 from tracer_kit.server.pool import Job
-from tracer_kit.server.state import ApiError, Server
+from tracer_kit.server.state import ApiError, Server, principal_of, server_of
 from tracer_kit.trends import RUN_COLUMNS, dataset_history, datasets, list_runs, runs_summary
 from tracer_kit.types import SCORE_PARTS
 from tracer_kit.warehouse import connect, dataset_name, delete_runs, new_run_id, query, run_row
 
-__all__ = ["ERRORS", "ErrorBody", "router"]
+__all__ = ["ERRORS", "ErrorBody", "ServerDep", "authenticated_router", "router"]
 
 
 def _server(request: Request) -> Server:
-    return request.app.state.server  # type: ignore[no-any-return]
+    return server_of(request)
 
 
 def _principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
-    return _server(request).principal(authorization)
+    return principal_of(request, authorization)
 
 
 class ErrorBody(BaseModel):
@@ -69,7 +69,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     )
 }
 
-router = APIRouter(dependencies=[Depends(_principal)], responses=ERRORS)
+
+def authenticated_router() -> APIRouter:
+    """A router whose every route needs the token or a key, documenting the errors."""
+    return APIRouter(dependencies=[Depends(_principal)], responses=ERRORS)
+
+
+router = authenticated_router()
 
 ServerDep = Annotated[Server, Depends(_server)]
 Principal = Annotated[str, Depends(_principal)]

@@ -5,18 +5,27 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hmac
+import logging
+import os
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from tracer_kit.cron import server_timezone
+from tracer_kit.project import ProjectFile, load_project_file
+from tracer_kit.server.alerts import Alerts
+from tracer_kit.server.inbox import Inbox
 from tracer_kit.server.keys import matching_key
 from tracer_kit.server.pool import Job, WorkerPool
+from tracer_kit.server.schedules import Scheduler, server_clock
 from tracer_kit.server.settings import ServerSettings
 from tracer_kit.server.telemetry import Metrics
 from tracer_kit.warehouse import Replica, connect, open_warehouse
 
-__all__ = ["ApiError", "Server"]
+__all__ = ["ApiError", "Server", "principal_of", "server_of"]
+
+log = logging.getLogger("tracer_kit.server")
 
 #: Finished jobs kept in memory (newest), for their events and results.
 _KEPT_JOBS = 2_000
@@ -30,6 +39,16 @@ class ApiError(Exception):
     ) -> None:
         super().__init__(message)
         self.status, self.kind, self.headers = status, kind, headers or {}
+
+
+def server_of(request: Any) -> Server:
+    """The server a request reached (a route's dependency)."""
+    return request.app.state.server  # type: ignore[no-any-return]
+
+
+def principal_of(request: Any, authorization: str | None) -> str:
+    """Who sends the request (:meth:`Server.principal`)."""
+    return server_of(request).principal(authorization)
 
 
 class _RateLimit:
@@ -72,9 +91,44 @@ class Server:
         self.metrics = Metrics(self.pool.depth, lambda: self.pool.restarts)
         self.limits = _RateLimit(settings.rate_limit)
         self.replica = Replica(Path(settings.warehouse))
+        self._observing = threading.Lock()
         self._keys: dict[str, tuple[str | None, float]] = {}
         self._seen_until: dt.datetime | None = None
         self.started_at = time.time()
+        self._automate(load_project_file(settings.project))
+
+    def _automate(self, project: ProjectFile) -> None:
+        """The schedules, the inbox and the alerts, as ``tracer.yaml`` sets them."""
+        settings = self.settings
+        self.project_file = project
+        self.zone = server_timezone(project.server.timezone)
+        self.clock = server_clock()
+        public = (project.server.public_url or settings.url).rstrip("/")
+        self.alerts = Alerts(
+            project.alerts, settings.warehouse, link=lambda run_id: f"{public}/reports/{run_id}"
+        )
+        self.scheduler = Scheduler(
+            settings.project,
+            settings.warehouse,
+            zone=self.zone,
+            clock=self.clock,
+            submit=self.submit,
+            base_config=project.run,
+            on_firing_end=self.alerts.firing_ended,
+            on_tick=self._observe_quietly,
+            poll=0.2 if os.environ.get("TRACER_TEST_CLOCK") else 1.0,
+        )
+        self.inbox = (
+            Inbox(
+                settings.project,
+                project.inbox,
+                settings.warehouse,
+                submit=self.submit,
+                base_config=project.run,
+            )
+            if project.inbox.enabled
+            else None
+        )
 
     # ----- auth -----
     def principal(self, authorization: str | None) -> str:
@@ -140,9 +194,22 @@ class Server:
             return self.jobs.get(run_id)
 
     def _ended(self, job: Job) -> None:
-        """After any job: count the runs that ended since last time (whoever started them)."""
-        with contextlib.suppress(Exception):
-            self.observe_runs()
+        """After any job: the runs that ended since last time (whoever started them) are
+        counted and judged; a schedule's or the inbox's job is followed up.
+        """  # noqa: D205
+        self._observe_quietly()
+        for follow in (self.scheduler.job_ended, *([self.inbox.job_ended] if self.inbox else [])):
+            try:
+                follow(job)
+            except Exception:
+                log.exception("following up job %s failed", job.run_id or job.id)
+
+    def _observe_quietly(self) -> None:
+        with self._observing:
+            try:
+                self.observe_runs()
+            except Exception:
+                log.exception("observing finished runs failed")
 
     def observe_runs(self) -> None:
         """Runs that finished since the last look: their state, rows and stage seconds."""
@@ -160,7 +227,7 @@ class Server:
                 [since],
             )
             rows = cur.fetchall()
-        for _, state, bp, rows_in, quarantined, finished, stages, seconds in rows:
+        for run_id, state, bp, rows_in, quarantined, finished, stages, seconds in rows:
             timings = {s: v for s, v in zip(stages, seconds, strict=True) if s is not None}
             self.metrics.run_ended(
                 state,
@@ -168,16 +235,27 @@ class Server:
                 {"rows_in": rows_in, "rows_quarantined": quarantined, "stage_seconds": timings},
             )
             self._seen_until = finished
+            self.alerts.run_ended(run_id)
 
     # ----- life -----
     def start(self) -> None:
-        """Open (or create) the warehouse, then start the workers."""
+        """Open (or create) the warehouse, start the workers, then the scheduler and inbox."""
         open_warehouse(self.settings.warehouse)
         self.pool.start()
+        self.alerts.start()
+        self.scheduler.start()
+        if self.inbox is not None:
+            self.inbox.start()
 
     def stop(self, grace: float = 30.0) -> None:
-        """Finish or cancel the running jobs, cancel the waiting ones, stop the workers."""
+        """Stop firing and watching; finish or cancel the running jobs, cancel the waiting
+        ones, stop the workers; let alerts under way be sent.
+        """  # noqa: D205
+        self.scheduler.stop()
+        if self.inbox is not None:
+            self.inbox.stop()
         self.pool.stop(grace)
+        self.alerts.stop()
 
     def inside(self, path: Path) -> bool:
         """Whether ``path`` (resolved) is in the project folder or an allowed folder."""

@@ -21,6 +21,14 @@ registered in ``bronze_files`` / ``processed_files``, and the views ``bronze_<bp
 - :mod:`~tracer_kit.warehouse.removal`: :func:`delete_runs`, :func:`runs_to_prune`.
 """
 
+from tracer_kit.warehouse.automation import (
+    AUTOMATION_TABLES,
+    delete_row,
+    inbox_run_of,
+    insert_row,
+    table_rows,
+    update_row,
+)
 from tracer_kit.warehouse.backup import (
     Backup,
     Rebuilt,
@@ -89,6 +97,12 @@ from tracer_kit.warehouse.tables import FAILURES_TYPE, ensure_blueprint_tables
 from tracer_kit.workspace import DEFAULT_WAREHOUSE
 
 __all__ = [
+    "AUTOMATION_TABLES",
+    "delete_row",
+    "inbox_run_of",
+    "insert_row",
+    "table_rows",
+    "update_row",
     "REPLICATED_TABLES",
     "Replica",
     "FAILURES_TYPE",

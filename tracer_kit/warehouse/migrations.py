@@ -135,6 +135,33 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    # the server's schedules, alert rules given through the API, alerts sent, inbox files seen
+    (
+        11,
+        """
+        CREATE TABLE IF NOT EXISTS schedules (
+            name VARCHAR PRIMARY KEY, cron VARCHAR NOT NULL, source VARCHAR NOT NULL,
+            blueprint VARCHAR NOT NULL, dataset VARCHAR, notebook BOOLEAN NOT NULL,
+            config_file VARCHAR, paused BOOLEAN NOT NULL, created_at TIMESTAMP,
+            updated_at TIMESTAMP, last_due_at TIMESTAMP, last_fired_at TIMESTAMP,
+            last_runs JSON, last_state VARCHAR, note VARCHAR, seen JSON
+        );
+        CREATE TABLE IF NOT EXISTS alert_rules (
+            name VARCHAR PRIMARY KEY, rule JSON NOT NULL, created_at TIMESTAMP
+        );
+        CREATE TABLE IF NOT EXISTS alerts (
+            alert_id VARCHAR PRIMARY KEY, created_at TIMESTAMP, rule VARCHAR NOT NULL,
+            event VARCHAR NOT NULL, dataset VARCHAR, run_id VARCHAR, schedule VARCHAR,
+            destination VARCHAR NOT NULL, target VARCHAR, status VARCHAR NOT NULL,
+            attempts INTEGER NOT NULL, error VARCHAR, summary VARCHAR, sent_at TIMESTAMP
+        );
+        CREATE TABLE IF NOT EXISTS inbox_files (
+            received_at TIMESTAMP, blueprint VARCHAR NOT NULL, name VARCHAR NOT NULL,
+            sha256 VARCHAR NOT NULL, bytes BIGINT, run_id VARCHAR, outcome VARCHAR NOT NULL,
+            moved_to VARCHAR
+        );
+        """,
+    ),
 ]
 
 #: How a run stopped at its gate was told apart before its record said so (only read here).

@@ -3,7 +3,8 @@
 DuckDB lets one process write a file while no other has it open, so a server that opened
 the warehouse for every ``GET /runs/{id}`` would take the lock from the runs its workers
 are committing (and pay ~16 ms an open). Instead the server reads a replica: the run
-tables (``runs``, ``stage_timings``, ``quality_issues``, ``column_profiles``) copied into an
+tables (``runs``, ``stage_timings``, ``quality_issues``, ``column_profiles``, ``schedules``,
+``alerts``) copied into an
 in-memory database whenever the file's stamp (size and modification time of the file and
 its write-ahead log) has changed, or was changed less than 0.1 s before the last copy (file
 times move in clock ticks). A refresh that finds the file locked keeps the copy it
@@ -26,7 +27,14 @@ from tracer_kit.warehouse.connection import copied_tables, reading_from
 __all__ = ["REPLICATED_TABLES", "Replica"]
 
 #: The tables the read-only routes answer from.
-REPLICATED_TABLES = ("runs", "stage_timings", "quality_issues", "column_profiles")
+REPLICATED_TABLES = (
+    "runs",
+    "stage_timings",
+    "quality_issues",
+    "column_profiles",
+    "schedules",
+    "alerts",
+)
 
 
 def _stamp(warehouse: Path) -> tuple:

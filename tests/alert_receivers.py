@@ -59,7 +59,7 @@ def webhook_receiver() -> Iterator[Webhook]:
     hook = Webhook()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             status, wait = hook.take()
             time.sleep(wait)
@@ -140,7 +140,7 @@ def smtp_server(folder: Path, user: str, password: str) -> Iterator[Mailbox]:
     context.load_cert_chain(cert, key)
 
     class Handler:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
             box.messages.append(message_from_bytes(envelope.content))
             return "250 OK"
 

@@ -31,7 +31,6 @@ from urllib.parse import urlsplit
 
 from tracer_kit.errors import ConfigError, TracerError
 from tracer_kit.project import (
-    ALERT_CONDITIONS,
     AlertRule,
     AlertsSection,
     EmailDestination,
@@ -97,22 +96,22 @@ def condition_holds(rule: AlertRule, context: dict[str, Any]) -> bool | None:
 
 def _what(rule: AlertRule, context: dict[str, Any]) -> str:
     """The firing condition in words, with the numbers."""
-    run = context["run"]
-    score = run["quality_score"]
-    facts = {
-        "gate_failed": f"the quality gate failed (score {score})",
-        "run_failed": f"the run failed: {run['error']}",
-        "score_below": f"score {score} is below {rule.threshold:g}" if rule.threshold else "",
-        "score_drop": (
-            f"score dropped from {(context['previous'] or {}).get('quality_score')} to {score}"
+    run, previous = context["run"], context["previous"] or {}
+    score, threshold = run["quality_score"], rule.threshold or 0.0
+    facts: dict[str, Callable[[], str]] = {
+        "gate_failed": lambda: f"the quality gate failed (score {score})",
+        "run_failed": lambda: f"the run failed: {run['error']}",
+        "score_below": lambda: f"score {score} is below {threshold:g}",
+        "score_drop": lambda: f"score dropped from {previous.get('quality_score')} to {score}",
+        "drift": lambda: (
+            f"column {context['drift_column']!r} drifted (PSI {context['drift_psi']:.2f})"
         ),
-        "drift": f"column {context['drift_column']!r} drifted (PSI {context['drift_psi']:.2f})"
-        if context.get("drift_psi") is not None
-        else "",
-        "slow_run": f"took {run['seconds'] or 0:.1f} s, {rule.threshold:g}x over the median "
-        f"{context['median_seconds'] or 0:.1f} s",
+        "slow_run": lambda: (
+            f"took {run['seconds']:.1f} s, over {threshold:g}x the median "
+            f"{context['median_seconds']:.1f} s"
+        ),
     }
-    return facts.get(rule.when) or ALERT_CONDITIONS[rule.when][0]
+    return facts[rule.when]()
 
 
 class Alerts:
@@ -209,7 +208,7 @@ class Alerts:
             self.firing[(rule.name, subject)] = holds
         event = "firing" if holds else "recovered"
         if not holds:
-            what = f"recovered: {ALERT_CONDITIONS[rule.when][0]} no longer"
+            what = f"recovered from {rule.when.replace('_', ' ')}"
         self._send(rule, subject, event, context, what)
 
     # ----- sending -----

@@ -11,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import os
 import secrets
 import signal
 import socket
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -75,8 +77,18 @@ def _check_keys(settings: ServerSettings) -> None:
         )
 
 
+def _log_errors() -> None:
+    """The server's own errors (a failed tick, an alert not judged) go to stderr in full."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.ERROR)
+    handler.setFormatter(logging.Formatter("error: %(name)s: %(message)s"))
+    logging.getLogger("tracer_kit.server").addHandler(handler)
+    logging.getLogger("tracer_kit.alerts").addHandler(handler)
+
+
 def serve(settings: ServerSettings, *, log_level: str = "warning") -> None:
     """Run the server in this process until SIGTERM or SIGINT (``tracer serve``)."""
+    _log_errors()
     project = settings.project.resolve()
     _check_alone(project)
     _check_keys(settings)

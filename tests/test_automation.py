@@ -414,10 +414,10 @@ def _history_page_shows_the_week(server: RunningServer, history: pl.DataFrame) -
             page = browser.new_page(viewport={"width": 1280, "height": 1400})
             page.goto(server.url + "/")
             card = page.locator("#dataset-customers")
-            # six scored runs on the score line (the broken file has none); the gate failure red
-            assert card.locator("circle").count() == 6
+            # six scored runs on the score line, the broken file at 0: both failures red
+            assert card.locator("circle").count() == 7
             red = card.locator("circle[fill='#e45756']")
-            assert red.count() == 1
+            assert red.count() == 2
             assert card.locator("circle[fill='#f58518']").count() >= 1  # drifted
             page.select_option("#f-state", "FAILED")
             assert page.locator("#runs-table tbody tr:visible").count() == 2

@@ -19,7 +19,6 @@ from typing import Any
 import polars as pl
 from markupsafe import Markup
 
-from tracer_kit import __version__
 from tracer_kit._resources import resource_path
 from tracer_kit.connections import redact
 from tracer_kit.cron import next_due
@@ -67,7 +66,10 @@ def trend_chart(frame: pl.DataFrame) -> str | None:
     for k, part in enumerate(SCORE_PARTS):
         values = [None if r[f"part_{part}"] is None else 100 * r[f"part_{part}"] for r in rows]
         lines.append(Line(part, values, PALETTE[(k + 2) % len(PALETTE)]))
-    return line_chart(labels, lines, y_title="score", y_top=100, width=520, height=150)
+    unscored = [0.0 if r["state"] == "FAILED" and r["quality_score"] is None else None for r in rows]
+    if any(v is not None for v in unscored):  # (a run that failed before it was scored)
+        lines.append(Line("failed, no score", unscored, RED, [RED] * len(rows)))
+    return line_chart(labels, lines, y_title="score", y_top=100, width=560, height=170)
 
 
 class HistoryFrame(pl.DataFrame):
@@ -208,7 +210,6 @@ def history_page(
         title=f"History of {dataset}" if dataset else "Datasets and their history",
         generated=_local(now, zone),
         zone=str(zone),
-        version=__version__,
         cards=_dataset_cards(warehouse, dataset),
         runs=runs,
         runs_total=total,

@@ -8,6 +8,7 @@ asked for, request metrics, the error handlers that turn every failure into
 
 from __future__ import annotations
 
+import html
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,7 +28,7 @@ from tracer_kit.errors import ConfigError, TracerError
 from tracer_kit.history import history_page
 from tracer_kit.server.automation_routes import automation_router
 from tracer_kit.server.pool import QueueFull
-from tracer_kit.server.routes import ErrorBody, router
+from tracer_kit.server.routes import router
 from tracer_kit.server.settings import ServerSettings
 from tracer_kit.server.state import ApiError, Server
 from tracer_kit.server.work import error_kind
@@ -127,6 +128,25 @@ def _handlers(app: FastAPI) -> None:
         return _error(500, "internal", f"internal error ({type(exc).__name__})")
 
 
+def _page_errors(missing: str) -> dict[int | str, dict[str, Any]]:
+    """A page's error answers: an HTML page when it is missing, JSON without a valid token."""
+    error = {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+    return {
+        404: {"description": missing, "content": {"text/html": {}}},
+        401: {"description": "No token, or not a valid one", "content": {"application/json": error}},
+    }
+
+
+def _not_found(message: str) -> HTMLResponse:
+    text = html.escape(message)
+    page = (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Not found</title>"
+        f"</head><body><h1>Not found</h1><p>{text}</p><p><a href='/'>All datasets</a></p>"
+        "</body></html>"
+    )
+    return HTMLResponse(page, status_code=404)
+
+
 def _pages(app: FastAPI, server: Server) -> None:
     """The history page and the reports it links to (no token needed on loopback)."""
 
@@ -139,7 +159,7 @@ def _pages(app: FastAPI, server: Server) -> None:
         tags=["pages"],
         summary="The history page: datasets, trends, runs, schedules, alerts",
         response_class=HTMLResponse,
-        responses={404: {"model": ErrorBody, "description": "No such dataset"}},
+        responses=_page_errors("No such dataset"),
     )
     def history(
         dataset: Annotated[str | None, Query(max_length=200)] = None,
@@ -157,7 +177,7 @@ def _pages(app: FastAPI, server: Server) -> None:
                     queued=server.scheduler.queued(),
                 )
         except ConfigError as exc:
-            raise ApiError(404, "not_found", str(exc)) from None
+            return _not_found(str(exc))
         return HTMLResponse(page)
 
     @app.get(
@@ -165,21 +185,21 @@ def _pages(app: FastAPI, server: Server) -> None:
         tags=["pages"],
         summary="A run's HTML report (as the history page links it)",
         response_class=HTMLResponse,
-        responses={404: {"model": ErrorBody, "description": "No such run, or no report"}},
+        responses=_page_errors("No such run, or it has no report"),
     )
     def report(
         run_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")],
         authorization: Annotated[str | None, Header()] = None,
-    ) -> FileResponse:
+    ) -> Response:
         allowed(authorization)
         try:
             with server.replica.reads():
                 row = run_row(run_id, warehouse=server.settings.warehouse)
         except TracerError:
-            raise ApiError(404, "not_found", f"no run {run_id!r}") from None
+            return _not_found(f"no run {run_id!r}")
         path = row["outputs"].get("report")
         if not path or not FilePath(path).is_file():
-            raise ApiError(404, "not_found", f"run {run_id} ({row['state']}) has no report")
+            return _not_found(f"run {run_id} ({row['state']}) has no report")
         return FileResponse(path, media_type="text/html")
 
 

@@ -19,7 +19,7 @@ import tracer_kit as tk
 from tracer_kit.cron import check_cron, due_slots, next_due
 from tracer_kit.datasets import customers
 from tracer_kit.errors import ConfigError
-from tracer_kit.project import AlertRule, AlertsSection, load_project_file
+from tracer_kit.project import ALERT_CONDITIONS, AlertRule, AlertsSection, load_project_file
 from tracer_kit.server.alerts import Alerts, condition_holds
 
 from .alert_receivers import smtp_server, webhook_receiver
@@ -527,3 +527,23 @@ def test_a_schedule_every_minute_fires_by_the_clock_and_once_after_downtime(tmp_
         time.sleep(1.5)
         with server.client() as c:
             assert c.get("/api/v1/runs").json()["total"] == 3  # paused: nothing fired
+
+
+# ----- the docs, checked against the declarations -----
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_the_documented_project_files_load_and_every_condition_is_documented(tmp_path: Path):
+    import re
+
+    guide = (REPO / "docs" / "guide" / "server.md").read_text()
+    readme = (REPO / "README.md").read_text()
+    blocks = [b for t in (guide, readme) for b in re.findall(r"```yaml\n(.*?)```", t, re.S)]
+    project_files = [b for b in blocks if "alerts:" in b]
+    assert len(project_files) == 2
+    for text in project_files:
+        (tmp_path / "tracer.yaml").write_text(text)
+        loaded = load_project_file(tmp_path)
+        assert loaded.alerts.rules
+    documented = [w for w in re.findall(r"^\| `(\w+)` \|", guide, re.M) if w != "when"]
+    assert documented == list(ALERT_CONDITIONS)

@@ -30,4 +30,11 @@ def test_a_cold_command_does_not_import_the_server_or_scikit_learn(sample_csv, w
         "from tracer_kit.launch import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass"
     )
-    assert modules_imported_by(code, ("sklearn", "tracer_kit.server.app", "fastapi")) == []
+    heavy = (
+        "sklearn",
+        "tracer_kit.server.app",
+        "fastapi",
+        "tracer_kit.server.schedules",
+        "cronsim",
+    )
+    assert modules_imported_by(code, heavy) == []

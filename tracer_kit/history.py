@@ -66,7 +66,9 @@ def trend_chart(frame: pl.DataFrame) -> str | None:
     for k, part in enumerate(SCORE_PARTS):
         values = [None if r[f"part_{part}"] is None else 100 * r[f"part_{part}"] for r in rows]
         lines.append(Line(part, values, PALETTE[(k + 2) % len(PALETTE)]))
-    unscored = [0.0 if r["state"] == "FAILED" and r["quality_score"] is None else None for r in rows]
+    unscored = [
+        0.0 if r["state"] == "FAILED" and r["quality_score"] is None else None for r in rows
+    ]
     if any(v is not None for v in unscored):  # (a run that failed before it was scored)
         lines.append(Line("failed, no score", unscored, RED, [RED] * len(rows)))
     return line_chart(labels, lines, y_title="score", y_top=100, width=560, height=170)

@@ -133,7 +133,10 @@ def _page_errors(missing: str) -> dict[int | str, dict[str, Any]]:
     error = {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
     return {
         404: {"description": missing, "content": {"text/html": {}}},
-        401: {"description": "No token, or not a valid one", "content": {"application/json": error}},
+        401: {
+            "description": "No token, or not a valid one",
+            "content": {"application/json": error},
+        },
     }
 
 

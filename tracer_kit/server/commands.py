@@ -20,6 +20,7 @@ __all__ = ["serve_app"]
 # `tracer` command, not only `serve`, builds this command group)
 server_process = lazy_module("tracer_kit.server.process")
 server_keys = lazy_module("tracer_kit.server.keys")
+tk_project = lazy_module("tracer_kit.project")
 
 serve_app = typer.Typer(
     help="The project's resident server: REST API, warm runs, health and metrics.",
@@ -40,11 +41,17 @@ def serve_command(  # noqa: PLR0913 - the options `tracer serve` offers
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port (0: any free one).")] = 8765,
     workers: Annotated[
-        int, typer.Option("--workers", min=1, max=64, help="Warm worker processes.")
-    ] = 2,
+        int | None,
+        typer.Option(
+            "--workers", min=1, max=64, help="Warm worker processes [default: tracer.yaml's, or 2]."
+        ),
+    ] = None,
     queue: Annotated[
-        int, typer.Option("--queue", min=1, max=10_000, help="Jobs that may wait.")
-    ] = 20,
+        int | None,
+        typer.Option(
+            "--queue", min=1, max=10_000, help="Jobs that may wait [default: tracer.yaml's, or 20]."
+        ),
+    ] = None,
     allow_sql: Annotated[
         bool, typer.Option("--allow-sql", help="Allow POST /api/v1/query (read-only SQL).")
     ] = False,
@@ -72,12 +79,17 @@ def serve_command(  # noqa: PLR0913 - the options `tracer serve` offers
     """Serve this project folder until Ctrl-C or `tracer serve stop`."""
     if ctx.invoked_subcommand is not None:
         return
+    try:
+        own = tk_project.load_project_file(Path.cwd()).server
+    except TracerError as exc:
+        _fail(str(exc))
+        return
     settings = ServerSettings(
         project=Path.cwd(),
         host=host,
         port=port,
-        workers=workers,
-        queue_size=queue,
+        workers=workers or own.workers or 2,
+        queue_size=queue or own.queue or 20,
         allow_sql=allow_sql,
         allow_paths=tuple(p.resolve() for p in allow_path or ()),
         cors=tuple(cors or ()),

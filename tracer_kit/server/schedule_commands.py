@@ -17,18 +17,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tracer_kit.cron import server_timezone
 from tracer_kit.errors import TracerError
-from tracer_kit.history import schedule_listing
-from tracer_kit.project import load_project_file
+from tracer_kit.lazy import lazy_module
 from tracer_kit.server.client import ServerError, ServerInfo, api_request, live_server
-from tracer_kit.server.schedules import (
-    ScheduleSpec,
-    add_schedule,
-    change_schedule,
-    remove_schedule,
-)
 from tracer_kit.workspace import DEFAULT_WAREHOUSE
+
+# (imported when a command runs: every `tracer` command builds this group)
+tk_cron = lazy_module("tracer_kit.cron")
+tk_history = lazy_module("tracer_kit.history")
+tk_project = lazy_module("tracer_kit.project")
+tk_schedules = lazy_module("tracer_kit.server.schedules")
 
 __all__ = ["schedule_app"]
 
@@ -58,7 +56,7 @@ def _call(server: ServerInfo, method: str, path: str, body: Any = None) -> Any:
 def _here() -> tuple[Path, Path, dt.tzinfo]:
     """The current folder, its warehouse and the server's zone (tracer.yaml's or the machine's)."""
     project = Path.cwd()
-    zone = server_timezone(load_project_file(project).server.timezone)
+    zone = tk_cron.server_timezone(tk_project.load_project_file(project).server.timezone)
     return project, project / DEFAULT_WAREHOUSE, zone
 
 
@@ -102,8 +100,12 @@ def add_command(
     else:
         try:
             project, warehouse, zone = _here()
-            add_schedule(warehouse, ScheduleSpec(**body), project=project, now=_now())
-            view = next(v for v in schedule_listing(warehouse, zone, _now()) if v["name"] == name)
+            tk_schedules.add_schedule(
+                warehouse, tk_schedules.ScheduleSpec(**body), project=project, now=_now()
+            )
+            view = next(
+                v for v in tk_history.schedule_listing(warehouse, zone, _now()) if v["name"] == name
+            )
         except TracerError as exc:
             _fail(str(exc))
             return
@@ -149,7 +151,7 @@ def list_command(
     else:
         try:
             _, warehouse, tz = _here()
-            views, zone = schedule_listing(warehouse, tz, _now()), str(tz)
+            views, zone = tk_history.schedule_listing(warehouse, tz, _now()), str(tz)
         except TracerError as exc:
             _fail(str(exc))
             return
@@ -168,7 +170,7 @@ def _change(name: str, changes: dict[str, Any], done: str) -> None:
     else:
         try:
             project, warehouse, _ = _here()
-            change_schedule(warehouse, name, changes, project=project, now=_now())
+            tk_schedules.change_schedule(warehouse, name, changes, project=project, now=_now())
         except TracerError as exc:
             _fail(str(exc))
     typer.echo(f"{done} schedule {name!r}")
@@ -197,7 +199,7 @@ def remove_command(name: NameArg) -> None:
         _call(server, "DELETE", f"/schedules/{name}")
     else:
         try:
-            remove_schedule(_here()[1], name)
+            tk_schedules.remove_schedule(_here()[1], name)
         except TracerError as exc:
             _fail(str(exc))
     typer.echo(f"removed schedule {name!r}")

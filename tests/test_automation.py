@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -189,6 +190,34 @@ def test_a_slow_run_fires_once_and_recovers_and_a_webhook_that_hangs_is_recorded
         ("stuck", "recovered", "failed", 2, "no answer in time (timed out)"),
     ]
     assert tk.query("SELECT count(*) AS n FROM runs WHERE state = 'COMPLETED'")["n"].item() == 5
+
+
+def test_the_history_page_as_a_file_stands_alone_and_links_each_run_to_its_report(
+    workdir: Path,
+):
+    for seed in (1, 2):
+        customers(800, seed=seed, label=True).write_csv(workdir / f"c_2026-12-0{seed}.csv")
+        _run(workdir / f"c_2026-12-0{seed}.csv")
+    history = tk.history("c")
+    assert isinstance(history, pl.DataFrame) and isinstance(history, tk.HistoryFrame)
+    assert history["state"].to_list() == ["COMPLETED", "COMPLETED"]
+    assert history._repr_html_().startswith("<svg")  # the trend chart, then the table
+    out = workdir / "pages" / "c.html"
+    out.parent.mkdir()
+    from tracer_kit.history import write_history_page
+
+    write_history_page(out, "c")
+    page = out.read_text()
+    assert "History of c" in page and "<svg" in page and "2 runs" in page
+    assert not re.search(r"(src|href)=[\"'](https?:)?//", page)  # nothing loaded from elsewhere
+    links = re.findall(r'<a href="([^"]+)">(\d{8}T[^<]+)</a>', page)
+    assert sorted(run for _, run in links) == sorted(history["run_id"].to_list())
+    for link, _ in links:
+        assert (out.parent / link).resolve().is_file()  # relative to the page: opens from disk
+    with pytest.raises(ConfigError, match="exists; add --force"):
+        write_history_page(out, "c")
+    with pytest.raises(ConfigError, match="no runs of a dataset called 'nope'"):
+        write_history_page(workdir / "nope.html", "nope")
 
 
 # ----- on a real server, with a clock the test turns -----
@@ -534,8 +563,6 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_the_documented_project_files_load_and_every_condition_is_documented(tmp_path: Path):
-    import re
-
     guide = (REPO / "docs" / "guide" / "server.md").read_text()
     readme = (REPO / "README.md").read_text()
     blocks = [b for t in (guide, readme) for b in re.findall(r"```yaml\n(.*?)```", t, re.S)]

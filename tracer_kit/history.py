@@ -48,9 +48,12 @@ _ORANGE = PALETTE[1]
 _RUNS_SHOWN = 500
 
 
-def trend_chart(frame: pl.DataFrame) -> str | None:
-    """A dataset's score and its parts per run (SVG); gate failures red, drift orange."""
-    if frame.is_empty():
+def trend_chart(frame: pl.DataFrame, *, width: int = 560) -> str | None:
+    """A dataset's score and its parts per run (SVG); gate failures red, drift orange.
+
+    None with fewer than two runs (a trend starts with the second).
+    """
+    if frame.height < 2:
         return None
     rows = list(frame.iter_rows(named=True))
     labels = [f"{r['started_at']:%m-%d %H:%M}" if r["started_at"] else r["run_id"] for r in rows]
@@ -71,7 +74,7 @@ def trend_chart(frame: pl.DataFrame) -> str | None:
     ]
     if any(v is not None for v in unscored):  # (a run that failed before it was scored)
         lines.append(Line("failed, no score", unscored, RED, [RED] * len(rows)))
-    return line_chart(labels, lines, y_title="score", y_top=100, width=560, height=170)
+    return line_chart(labels, lines, y_title="score", y_top=100, width=width, height=170)
 
 
 class HistoryFrame(pl.DataFrame):
@@ -166,7 +169,7 @@ def _dataset_cards(warehouse: str | Path, only: str | None) -> list[dict[str, An
             continue
         frame = dataset_history(entry["dataset"], warehouse=warehouse)
         last = frame.row(-1, named=True)
-        chart = trend_chart(frame)
+        chart = trend_chart(frame, width=780)
         cards.append(
             {
                 **entry,

@@ -114,6 +114,11 @@ def add_command(
         typer.echo(_NOT_SERVED, err=True)
 
 
+def _short(moment: str | None) -> str:
+    """An ISO time as ``2026-12-07 06:00`` (the table's title names the zone)."""
+    return moment[:16].replace("T", " ") if moment else ""
+
+
 def _print(views: list[dict[str, Any]], zone: str) -> None:
     console = Console(soft_wrap=True)
     if not views:
@@ -123,16 +128,16 @@ def _print(views: list[dict[str, Any]], zone: str) -> None:
         title=f"schedules (times in {zone}, the server's time zone)", title_justify="left"
     )
     for column in ("name", "cron", "source", "blueprint", "state", "next run", "last run", "note"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column in ("cron", "state"))
     for v in views:
-        last = f"{v['last_fired']} {v['last_state']}" if v["last_fired"] else "never"
+        last = f"{_short(v['last_fired'])} {v['last_state']}" if v["last_fired"] else "never"
         table.add_row(
             v["name"],
             v["cron"],
             v["source"],
             v["blueprint"] + (f" → {v['dataset']}" if v["dataset"] else ""),
             "paused" if v["paused"] else "active",
-            v["next_run"] or "–",
+            _short(v["next_run"]) or "–",
             last,
             v["note"] or "",
         )

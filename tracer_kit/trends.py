@@ -20,7 +20,13 @@ import polars as pl
 from tracer_kit.errors import TracerError
 from tracer_kit.report import drift
 from tracer_kit.types import SCORE_PARTS
-from tracer_kit.warehouse import DEFAULT_WAREHOUSE, connect, open_warehouse, run_profiles
+from tracer_kit.warehouse import (
+    DEFAULT_WAREHOUSE,
+    connect,
+    fetched_dicts,
+    open_warehouse,
+    run_profiles,
+)
 
 __all__ = [
     "RUN_COLUMNS",
@@ -152,8 +158,7 @@ def dataset_history(dataset: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE) 
             "ORDER BY started_at, run_id",
             [dataset],
         )
-        names = [d[0] for d in cur.description]
-        runs = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        runs = fetched_dicts(cur)
     if not runs:
         raise TracerError(f"no runs of a dataset called {dataset!r}; `tracer runs` lists them")
     out, previous = [], None
@@ -187,8 +192,7 @@ def run_context(run_id: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE) -> di
             "ORDER BY started_at DESC, run_id DESC LIMIT 51",
             [run_id, run_id],
         )
-        names = [d[0] for d in cur.description]
-        rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        rows = fetched_dicts(cur)
     if not rows or rows[0]["run_id"] != run_id:
         raise TracerError(f"no run {run_id!r}")
     run, earlier = rows[0], [r for r in rows[1:] if r["state"] == "COMPLETED"]

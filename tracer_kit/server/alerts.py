@@ -41,6 +41,7 @@ from tracer_kit.trends import run_context
 from tracer_kit.warehouse import (
     connect,
     delete_row,
+    fetched_dicts,
     insert_row,
     table_rows,
     update_row,
@@ -313,8 +314,7 @@ def _issues(warehouse: Path, run_id: str) -> list[dict[str, Any]]:
             "WHEN 'medium' THEN 2 ELSE 3 END, rows_affected DESC NULLS LAST LIMIT 20",
             [run_id],
         )
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        return fetched_dicts(cur)
 
 
 def _failure(exc: BaseException) -> str:

@@ -35,6 +35,12 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def _pool_size(workers: int | None, queue: int | None) -> tuple[int, int]:
+    """Workers and queue size: the flags', else tracer.yaml's, else 2 and 20."""
+    own = tk_project.load_project_file(Path.cwd()).server
+    return workers or own.workers or 2, queue or own.queue or 20
+
+
 @serve_app.callback()
 def serve_command(  # noqa: PLR0913 - the options `tracer serve` offers
     ctx: typer.Context,
@@ -80,7 +86,7 @@ def serve_command(  # noqa: PLR0913 - the options `tracer serve` offers
     if ctx.invoked_subcommand is not None:
         return
     try:
-        own = tk_project.load_project_file(Path.cwd()).server
+        workers, queue = _pool_size(workers, queue)
     except TracerError as exc:
         _fail(str(exc))
         return
@@ -88,8 +94,8 @@ def serve_command(  # noqa: PLR0913 - the options `tracer serve` offers
         project=Path.cwd(),
         host=host,
         port=port,
-        workers=workers or own.workers or 2,
-        queue_size=queue or own.queue or 20,
+        workers=workers,
+        queue_size=queue,
         allow_sql=allow_sql,
         allow_paths=tuple(p.resolve() for p in allow_path or ()),
         cors=tuple(cors or ()),

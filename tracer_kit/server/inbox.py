@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ from tracer_kit.blueprints import list_blueprints
 from tracer_kit.project import InboxSection
 from tracer_kit.server.pool import Job, QueueFull
 from tracer_kit.server.schedules import merged_config
+from tracer_kit.server.ticking import Ticking
 from tracer_kit.warehouse import (
     dataset_name,
     inbox_run_of,
@@ -84,28 +84,20 @@ class Inbox:
         self.submit, self.base_config = submit, base_config
         self.blueprints = blueprints or [bp.name for bp in list_blueprints()]
         self._sizes: dict[Path, tuple[int, int, float]] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticking = Ticking("inbox", section.poll_seconds, self._scan_now)
 
     def start(self) -> None:
         """Create ``<folder>/<blueprint>/`` for every blueprint; watch them until stopped."""
         for name in self.blueprints:
             (self.root / name).mkdir(parents=True, exist_ok=True)
-        self._thread = threading.Thread(target=self._loop, name="inbox", daemon=True)
-        self._thread.start()
+        self._ticking.start()
 
     def stop(self) -> None:
         """Stop watching (runs already queued go on)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
+        self._ticking.stop()
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.section.poll_seconds):
-            try:
-                self.scan(time.monotonic())
-            except Exception:
-                log.exception("inbox scan failed")
+    def _scan_now(self) -> None:
+        self.scan(time.monotonic())
 
     def scan(self, now: float) -> list[Path]:
         """Take every file that has settled; the files taken."""

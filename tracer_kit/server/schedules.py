@@ -32,6 +32,7 @@ from tracer_kit.cron import check_cron, due_slots
 from tracer_kit.errors import ConfigError
 from tracer_kit.ingest import input_extensions
 from tracer_kit.server.pool import Job
+from tracer_kit.server.ticking import Ticking
 from tracer_kit.warehouse import (
     IDENT,
     delete_row,
@@ -254,32 +255,24 @@ class Scheduler:
         self.on_firing_end, self.on_tick = on_firing_end, on_tick
         self.firings: dict[str, _Firing] = {}
         self.lock = threading.RLock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticks = 0
+        self._ticking = Ticking("scheduler", poll, self._tick_and_look)
 
     # ----- life -----
     def start(self) -> None:
         """Catch up on schedules due while the server was down, then tick until stopped."""
         self.tick(startup=True)
-        self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
-        self._thread.start()
+        self._ticking.start()
 
     def stop(self) -> None:
         """Stop ticking (runs already queued go on)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
+        self._ticking.stop()
 
-    def _loop(self) -> None:
-        ticks = 0
-        while not self._stop.wait(self.poll):
-            ticks += 1
-            try:
-                self.tick()
-                if self.on_tick is not None and ticks % max(1, round(5 / self.poll)) == 0:
-                    self.on_tick()  # (every 5 s: runs finished outside the server's jobs)
-            except Exception:  # (a warehouse too busy this second: next tick)
-                log.exception("scheduler tick failed")
+    def _tick_and_look(self) -> None:
+        self._ticks += 1
+        self.tick()
+        if self.on_tick is not None and self._ticks % max(1, round(5 / self.poll)) == 0:
+            self.on_tick()  # (every 5 s: runs finished outside the server's jobs)
 
     def queued(self) -> set[str]:
         """Schedules due again while their previous firing still runs."""

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tracer_kit.warehouse.connection import connect, json_text
+from tracer_kit.warehouse.connection import connect, fetched_dicts, json_text
 from tracer_kit.warehouse.migrations import open_warehouse
 
 __all__ = [
@@ -103,8 +103,7 @@ def table_rows(
     tail += f" LIMIT {int(limit)}" if limit is not None else ""
     with connect(warehouse, read_only=True) as con:
         cur = con.execute(f"SELECT * FROM {table} WHERE {where}{tail}", params)
-        names = [d[0] for d in cur.description]
-        return [_loaded(table, dict(zip(names, r, strict=True))) for r in cur.fetchall()]
+        return [_loaded(table, row) for row in fetched_dicts(cur)]
 
 
 def inbox_run_of(warehouse: str | Path, blueprint: str, sha256: str) -> str | None:

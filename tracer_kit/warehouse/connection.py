@@ -355,6 +355,12 @@ def is_base_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(rows)
 
 
+def fetched_dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """The rows of an executed query, each a dict keyed by column name."""
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
 def json_text(value: Any) -> str | None:
     """A value (or a run record, as its JSON values) as sorted JSON text for a JSON column.
 

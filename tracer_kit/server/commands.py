@@ -35,6 +35,10 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+_WORKERS = "Warm worker processes [default: tracer.yaml's, or 2]."
+_QUEUE = "Jobs that may wait [default: tracer.yaml's, or 20]."
+
+
 def _pool_size(workers: int | None, queue: int | None) -> tuple[int, int]:
     """Workers and queue size: the flags', else tracer.yaml's, else 2 and 20."""
     own = tk_project.load_project_file(Path.cwd()).server
@@ -46,18 +50,8 @@ def serve_command(  # noqa: PLR0913 - the options `tracer serve` offers
     ctx: typer.Context,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port (0: any free one).")] = 8765,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            "--workers", min=1, max=64, help="Warm worker processes [default: tracer.yaml's, or 2]."
-        ),
-    ] = None,
-    queue: Annotated[
-        int | None,
-        typer.Option(
-            "--queue", min=1, max=10_000, help="Jobs that may wait [default: tracer.yaml's, or 20]."
-        ),
-    ] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, max=64, help=_WORKERS)] = None,
+    queue: Annotated[int | None, typer.Option("--queue", min=1, max=10_000, help=_QUEUE)] = None,
     allow_sql: Annotated[
         bool, typer.Option("--allow-sql", help="Allow POST /api/v1/query (read-only SQL).")
     ] = False,

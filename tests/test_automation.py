@@ -574,3 +574,63 @@ def test_the_documented_project_files_load_and_every_condition_is_documented(tmp
         assert loaded.alerts.rules
     documented = [w for w in re.findall(r"^\| `(\w+)` \|", guide, re.M) if w != "when"]
     assert documented == list(ALERT_CONDITIONS)
+
+
+def test_a_tracer_yaml_mistake_stops_the_server_in_one_line_and_writes_nothing(tmp_path: Path):
+    (tmp_path / "tracer.yaml").write_text(
+        "alerts:\n  rules:\n    - {name: low, when: score_below, send_to: [log]}\n"
+    )
+    started = _tracer(tmp_path, "serve", "--port", "0")
+    assert started.returncode == 1
+    assert started.stderr == (
+        f"error: {tmp_path / 'tracer.yaml'}: alerts.rules.0: Value error, score_below needs a "
+        "threshold (score (0-100))\n"
+    )
+    assert not (tmp_path / ".tracer").exists()
+
+
+@pytest.mark.slow
+def test_a_schedule_due_while_it_runs_waits_behind_it_and_rules_come_through_the_api(
+    tmp_path: Path,
+):
+    customers(300_000, seed=3, label=True).write_csv(tmp_path / "big.csv")
+    (tmp_path / "tracer.yaml").write_text("model: {enabled: false}\n")
+    with running_server(tmp_path, "--workers", "2") as server, server.client() as c:
+        rule = {"name": "api_low", "when": "score_below", "threshold": 99.5, "send_to": ["log"]}
+        assert c.post("/api/v1/alerts/rules", json=rule).status_code == 201
+        listed = c.get("/api/v1/alerts/rules").json()
+        assert [(r["name"], r["origin"]) for r in listed["rules"]] == [("api_low", "api")]
+        unknown = c.post("/api/v1/alerts/rules", json={**rule, "name": "x", "send_to": ["ops"]})
+        assert unknown.status_code == 422 and "no destination 'ops'" in unknown.json()["error"]
+        body = {
+            "name": "big",
+            "cron": "0 0 1 1 *",
+            "source": "big.csv",
+            "blueprint": "customer_churn",
+        }
+        assert c.post("/api/v1/schedules", json=body).status_code == 201
+        first = c.post("/api/v1/schedules/big/run").json()
+        assert first["fired"] == "started"
+        again = [c.post("/api/v1/schedules/big/run").json() for _ in range(2)]
+        assert [a["fired"] for a in again] == ["queued", "queued"]
+        assert again[-1]["note"] == "due again while its previous run goes: queued behind it"
+        _wait(lambda: c.get("/api/v1/runs").json()["total"] == 2, what="the queued firing")
+        _wait(
+            lambda: (
+                c.get("/api/v1/schedules/big").json()["last_state"] == "COMPLETED"
+                and c.get("/api/v1/runs").json()["runs"][0]["state"] == "COMPLETED"
+            ),
+            what="both runs",
+        )
+        runs = c.get("/api/v1/runs").json()["runs"]
+        assert len(runs) == 2  # never two at once, and the two asks while it ran made one
+        (a, b) = sorted(runs, key=lambda r: r["started_at"])
+        assert a["finished_at"] <= b["started_at"]
+        _wait(lambda: c.get("/api/v1/alerts").json()["alerts"], what="the API rule's alert")
+        (alert,) = c.get("/api/v1/alerts").json()["alerts"]
+        assert (alert["rule"], alert["event"], alert["destination"]) == ("api_low", "firing", "log")
+        assert c.delete("/api/v1/alerts/rules/api_low").status_code == 200
+        assert c.delete("/api/v1/alerts/rules/api_low").status_code == 404
+    assert "ALERT :rotating_light: tracer-kit FIRING [api_low] big: score 99.1 is below 99.5" in (
+        server.log()
+    )

@@ -96,6 +96,11 @@ def serve(settings: ServerSettings, *, log_level: str = "warning") -> None:
     port = sock.getsockname()[1]
     token = secrets.token_urlsafe(32)
     settings = replace(settings, project=project, port=port, token=token)
+    try:
+        app = create_app(settings)  # (reads tracer.yaml: a mistake stops here, nothing written)
+    except TracerError:
+        sock.close()
+        raise
     _write_private(project / TOKEN_FILE, token)
     info = {
         "url": settings.url,
@@ -107,7 +112,7 @@ def serve(settings: ServerSettings, *, log_level: str = "warning") -> None:
     (project / SERVER_FILE).write_text(json.dumps(info, indent=1), encoding="utf-8")
     print(f"tracer serving {project} at {settings.url} ({settings.workers} workers)", flush=True)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         log_level=log_level,
         timeout_graceful_shutdown=5,
         access_log=False,

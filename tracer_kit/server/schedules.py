@@ -237,7 +237,7 @@ class _Firing:
 class Scheduler:
     """Fires due schedules into the pool; one thread, ticking every ``poll`` seconds."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - what firing a schedule takes
         self,
         project: Path,
         warehouse: Path,
@@ -248,12 +248,17 @@ class Scheduler:
         base_config: dict[str, Any],
         on_firing_end: Callable[[dict[str, Any], str, str], None],
         on_tick: Callable[[], None] | None = None,
+        reads: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
         poll: float = 1.0,
     ) -> None:
         self.project, self.warehouse, self.zone, self.clock = project, warehouse, zone, clock
         self.submit, self.base_config, self.poll = submit, base_config, poll
-        self.on_firing_end, self.on_tick = on_firing_end, on_tick
+        self.on_firing_end, self.on_tick, self.reads = on_firing_end, on_tick, reads
         self.firings: dict[str, _Firing] = {}
+        # what this process fired, by (name, created_at): a read a commit behind (``reads``
+        # may answer from a copy) never fires a time or a file twice
+        self._due: dict[tuple[str, Any], dt.datetime] = {}
+        self._seen: dict[tuple[str, Any], list[str]] = {}
         self.lock = threading.RLock()
         self._ticks = 0
         self._ticking = Ticking("scheduler", poll, self._tick_and_look)
@@ -284,10 +289,13 @@ class Scheduler:
         """Fire every schedule due by now; the names fired."""
         now = self.clock()
         fired = []
-        for row in table_rows(self.warehouse, "schedules", order="name"):
+        with self.reads():
+            rows = table_rows(self.warehouse, "schedules", order="name")
+        for row in rows:
             if row["paused"]:
                 continue
             after = _aware(row["last_due_at"]) or _aware(row["created_at"]) or now
+            after = max(after, self._due.get(_key(row), after))
             due, count = due_slots(row["cron"], after, now, self.zone)
             if due is None:
                 continue
@@ -296,6 +304,7 @@ class Scheduler:
                 if busy:
                     self.firings[row["name"]].again = True
             if busy:
+                self._due[_key(row)] = due
                 update_row(self.warehouse, "schedules", row["name"], {"last_due_at": _naive(due)})
                 continue
             note = _missed_note(count, startup)
@@ -318,12 +327,13 @@ class Scheduler:
     def fire(self, row: dict[str, Any], *, due: dt.datetime | None, note: str | None) -> list[str]:
         """Queue the schedule's runs; record the firing; the run ids."""
         now = self.clock()
-        seen = list(row["seen"] or [])
+        seen = self._seen.get(_key(row)) or list(row["seen"] or [])
         arrivals = _arrivals(row["source"], self.project, set(seen))
         sources = [(row["source"], None)] if arrivals is None else arrivals
         changes: dict[str, Any] = {"last_fired_at": _naive(now), "note": note}
         if due is not None:
             changes["last_due_at"] = _naive(due)
+            self._due[_key(row)] = due
         if not sources:
             changes.update(last_runs=[], last_state="NO_NEW_FILES")
             changes["note"] = _joined(note, "no new file since the last run")
@@ -333,10 +343,9 @@ class Scheduler:
         jobs = [self._job(row, str(source)) for source, _ in sources]
         with self.lock:
             self.firings[row["name"]] = _Firing({j.run_id or "": "" for j in jobs})
-        seen += [key for _, key in sources if key]
-        changes.update(
-            last_runs=[j.run_id for j in jobs], last_state="RUNNING", seen=seen[-_SEEN_KEPT:]
-        )
+        seen = [*seen, *(key for _, key in sources if key)][-_SEEN_KEPT:]
+        self._seen[_key(row)] = seen
+        changes.update(last_runs=[j.run_id for j in jobs], last_state="RUNNING", seen=seen)
         update_row(self.warehouse, "schedules", row["name"], changes)
         for job in jobs:
             try:
@@ -394,6 +403,11 @@ class Scheduler:
             self.on_firing_end(rows[0], state, why)
             if firing.again:
                 self.fire(rows[0], due=None, note="due while its previous run went: ran after it")
+
+
+def _key(row: dict[str, Any]) -> tuple[str, Any]:
+    """A schedule as this process remembers it (one removed and added again is another)."""
+    return row["name"], row["created_at"]
 
 
 def _file_config(path: Path) -> dict[str, Any]:

@@ -115,7 +115,8 @@ class Server:
             submit=self.submit,
             base_config=project.run,
             on_firing_end=self.alerts.firing_ended,
-            on_tick=self._observe_quietly,
+            on_tick=self._look_at_runs,
+            reads=self.replica.reads,
             poll=0.2 if os.environ.get("TRACER_TEST_CLOCK") else 1.0,
         )
         self.inbox = (
@@ -203,6 +204,13 @@ class Server:
                 follow(job)
             except Exception:
                 log.exception("following up job %s failed", job.run_id or job.id)
+
+    def _look_at_runs(self) -> None:
+        """The periodic look (runs finished outside the server's jobs), from the copy: it
+        never takes the lock from a run; what the copy does not hold yet, the next look sees.
+        """  # noqa: D205
+        with self.replica.reads():
+            self._observe_quietly()
 
     def _observe_quietly(self) -> None:
         with self._observing:

@@ -34,6 +34,8 @@ REPLICATED_TABLES = (
     "column_profiles",
     "schedules",
     "alerts",
+    "alert_rules",
+    "inbox_files",
 )
 
 

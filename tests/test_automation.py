@@ -22,6 +22,7 @@ from tracer_kit.datasets import customers
 from tracer_kit.errors import ConfigError
 from tracer_kit.project import ALERT_CONDITIONS, AlertRule, AlertsSection, load_project_file
 from tracer_kit.server.alerts import Alerts, condition_holds
+from tracer_kit.trends import dataset_history
 
 from .alert_receivers import smtp_server, webhook_receiver
 from .conftest import venv_bin
@@ -202,6 +203,9 @@ def test_the_history_page_as_a_file_stands_alone_and_links_each_run_to_its_repor
     assert isinstance(history, pl.DataFrame) and isinstance(history, tk.HistoryFrame)
     assert history["state"].to_list() == ["COMPLETED", "COMPLETED"]
     assert history._repr_html_().startswith("<svg")  # the trend chart, then the table
+    latest = dataset_history("c", warehouse="data/warehouse.duckdb", last=1)
+    assert latest.rows() == history.tail(1).rows()  # (compared with the run before it)
+    assert latest["drift_psi"].item() is not None
     out = workdir / "pages" / "c.html"
     out.parent.mkdir()
     from tracer_kit.history import write_history_page

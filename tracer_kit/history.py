@@ -44,6 +44,8 @@ __all__ = [
 DRIFT_PSI = 0.25
 #: A drifted run's dot.
 _ORANGE = PALETTE[1]
+#: Runs a dataset's trend on the page shows (its latest).
+_TREND_RUNS = 60
 #: Runs the page lists (newest first).
 _RUNS_SHOWN = 500
 
@@ -167,7 +169,7 @@ def _dataset_cards(warehouse: str | Path, only: str | None) -> list[dict[str, An
     for entry in datasets(warehouse=warehouse):
         if only is not None and entry["dataset"] != only:
             continue
-        frame = dataset_history(entry["dataset"], warehouse=warehouse)
+        frame = dataset_history(entry["dataset"], warehouse=warehouse, last=_TREND_RUNS)
         last = frame.row(-1, named=True)
         chart = trend_chart(frame, width=780)
         cards.append(

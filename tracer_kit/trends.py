@@ -40,6 +40,9 @@ __all__ = [
 #: SQL: the run stopped at its quality gate (its record's verdict).
 _GATE_FAILED = "(params->>'$.gate.passed') = 'false'"
 
+#: Runs read before the first of the ``last`` shown, to find a completed one to compare with.
+_LOOK_BACK = 20
+
 #: The columns of a run in a listing (``GET /runs``).
 RUN_COLUMNS = (
     "run_id",
@@ -137,11 +140,14 @@ def _largest_drift(
     return float(top["psi"]), str(top["column"])
 
 
-def dataset_history(dataset: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE) -> pl.DataFrame:
+def dataset_history(
+    dataset: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE, last: int | None = None
+) -> pl.DataFrame:
     """One row per run of ``dataset``, oldest first: state, rows, score and its parts, drift.
 
     ``drift_psi`` is the largest PSI against the dataset's previous completed run, over the
-    columns both profiled (``drift_column`` names it); None for the first run.
+    columns both profiled (``drift_column`` names it); None for the first run. ``last``: only
+    the latest runs (the first of them still compared with the completed run before it).
 
     Raises
     ------
@@ -155,14 +161,18 @@ def dataset_history(dataset: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE) 
             "SELECT run_id, blueprint, state, started_at, rows_in, rows_quarantined, rows_out, "
             f"quality_score, score_parts, error, {_GATE_FAILED} AS gate_failed "
             "FROM runs WHERE dataset = ? "
-            "ORDER BY started_at, run_id",
-            [dataset],
+            "ORDER BY started_at DESC, run_id DESC LIMIT ?",
+            [dataset, 2**62 if last is None else last + _LOOK_BACK],
         )
-        runs = fetched_dicts(cur)
+        runs = fetched_dicts(cur)[::-1]
     if not runs:
         raise TracerError(f"no runs of a dataset called {dataset!r}; `tracer runs` lists them")
+    shown = len(runs) if last is None else last
     out, previous = [], None
-    for run in runs:
+    for index, run in enumerate(runs):
+        if index < len(runs) - shown:  # (read only to find the completed run before the first)
+            previous = run if run["state"] == "COMPLETED" else previous
+            continue
         psi, column = _largest_drift(run, previous, warehouse)
         parts = _parts(run.pop("score_parts"))
         run["gate_failed"] = bool(run["gate_failed"])

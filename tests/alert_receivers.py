@@ -29,22 +29,25 @@ from cryptography.x509.oid import NameOID
 
 @dataclass
 class Webhook:
-    """Records every POST; answers 500 to the next ``fail`` ones, hangs on the next ``hang``."""
+    """Records every POST; answers 500 to the next ``fail`` ones (of rule ``fail_rule`` only,
+    when set), hangs on the next ``hang``.
+    """
 
     url: str = ""
     received: list[dict[str, Any]] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
     fail: int = 0
+    fail_rule: str | None = None
     hang: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def take(self) -> tuple[int, float]:
-        """The status to answer the next request with, and how long to wait first."""
+    def take(self, body: dict[str, Any]) -> tuple[int, float]:
+        """The status to answer this request with, and how long to wait first."""
         with self.lock:
             if self.hang:
                 self.hang -= 1
                 return 200, 5.0
-            if self.fail:
+            if self.fail and self.fail_rule in (None, body["rule"]["name"]):
                 self.fail -= 1
                 return 500, 0.0
         return 200, 0.0
@@ -61,7 +64,7 @@ def webhook_receiver() -> Iterator[Webhook]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            status, wait = hook.take()
+            status, wait = hook.take(body)
             time.sleep(wait)
             (hook.received if status == 200 else hook.failed).append(body)
             with contextlib.suppress(OSError):

@@ -53,7 +53,7 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
     ("model", ("model",)),
     ("record", ("outputs", "record")),
     ("warehouse", ("warehouse", "writing", "personal", "destinations", "failing")),
-    ("report", ("report", "trained", "comparison", "trends", "history")),
+    ("report", ("report", "trained", "comparison", "trends", "history_page")),
     ("run", ("run", "stages", "pipeline")),
     ("interfaces", ("notebooks", "kernels", "widgets", "cli", "")),
     ("server", ("server", "launch")),

@@ -208,7 +208,7 @@ def test_the_history_page_as_a_file_stands_alone_and_links_each_run_to_its_repor
     assert latest["drift_psi"].item() is not None
     out = workdir / "pages" / "c.html"
     out.parent.mkdir()
-    from tracer_kit.history import write_history_page
+    from tracer_kit.history_page import write_history_page
 
     write_history_page(out, "c")
     page = out.read_text()
@@ -345,7 +345,7 @@ def test_a_week_of_daily_exports_alerts_once_per_problem_and_the_page_shows_it(w
     assert (
         added.stdout == "added schedule 'daily': next run 2026-12-07T06:00+01:00 (Europe/Paris)\n"
     )
-    hook.fail = 2  # the first alert's first two deliveries get a 500
+    hook.fail, hook.fail_rule = 2, "failed"  # the first alert's first two tries get a 500
     for day in range(7, 14):
         export = _day_file(day)
         path = project / "exports" / f"customers_2026-12-{day:02d}.csv"

@@ -85,8 +85,8 @@ _EXPORTS = {
     "ModelSpec": "tracer_kit.blueprints",
     "compare": "tracer_kit.comparison",
     "Comparison": "tracer_kit.comparison",
-    "history": "tracer_kit.history",
-    "HistoryFrame": "tracer_kit.history",
+    "history": "tracer_kit.history_page",
+    "HistoryFrame": "tracer_kit.history_page",
 }
 
 __all__ = [
@@ -196,7 +196,7 @@ if _typing.TYPE_CHECKING:
         WarehouseBusyError,
     )
     from tracer_kit.failing import failing_rows
-    from tracer_kit.history import HistoryFrame, history
+    from tracer_kit.history_page import HistoryFrame, history
     from tracer_kit.ingest import FileInfo, Ingested, read_table
     from tracer_kit.notebooks import run_batch, run_notebook
     from tracer_kit.options import ApiOptions, ReadOptions

@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tracer_kit import __version__
 from tracer_kit.errors import ConfigError, TracerError
-from tracer_kit.history import history_page
+from tracer_kit.history_page import history_page
 from tracer_kit.server.automation_routes import automation_router
 from tracer_kit.server.pool import QueueFull
 from tracer_kit.server.routes import router

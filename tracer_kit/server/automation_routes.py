@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tracer_kit.connections import is_url
 from tracer_kit.errors import ConfigError
-from tracer_kit.history import alert_listing, schedule_listing
+from tracer_kit.history_page import alert_listing, schedule_listing
 from tracer_kit.project import ALERT_CONDITIONS, AlertRule
 from tracer_kit.server.alerts import destination_target
 from tracer_kit.server.routes import ServerDep, authenticated_router

@@ -24,7 +24,7 @@ from tracer_kit.workspace import DEFAULT_WAREHOUSE
 
 # (imported when a command runs: every `tracer` command builds this group)
 tk_cron = lazy_module("tracer_kit.cron")
-tk_history = lazy_module("tracer_kit.history")
+tk_history = lazy_module("tracer_kit.history_page")
 tk_project = lazy_module("tracer_kit.project")
 tk_schedules = lazy_module("tracer_kit.server.schedules")
 

@@ -168,6 +168,22 @@ def holding(warehouse: str | Path = DEFAULT_WAREHOUSE) -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def holding_reads(warehouse: str | Path = DEFAULT_WAREHOUSE) -> Iterator[None]:
+    """Serve this thread's read-only :func:`connect` calls to ``warehouse`` from one
+    read-only connection for the block (a page's dozens of reads cost one open).
+
+    Inside :func:`holding` or :func:`reading_from` (or without a warehouse) it changes
+    nothing. Writers in other processes wait for the block: keep it to reading.
+    """  # noqa: D205
+    path = Path(warehouse)
+    if _held(path) is not None or not path.exists():
+        yield
+        return
+    with connect(path, read_only=True) as con, _keeping(path, _Held(con, reads_only=True)):
+        yield
+
+
 def copied_tables(
     warehouse: str | Path, tables: tuple[str, ...]
 ) -> duckdb.DuckDBPyConnection | None:

@@ -26,7 +26,7 @@ from tracer_kit.errors import ConfigError
 from tracer_kit.svg import BLUE, PALETTE, RED, Line, line_chart
 from tracer_kit.trends import dataset_history, datasets, list_runs
 from tracer_kit.types import SCORE_PARTS
-from tracer_kit.warehouse import DEFAULT_WAREHOUSE, connect, table_rows
+from tracer_kit.warehouse import DEFAULT_WAREHOUSE, connect, holding_reads, table_rows
 from tracer_kit.writing import write_text_file
 
 __all__ = [
@@ -97,7 +97,8 @@ def history(dataset: str, *, warehouse: str | Path = DEFAULT_WAREHOUSE) -> Histo
     --------
     >>> tk.history("customers")  # doctest: +SKIP
     """
-    return HistoryFrame(dataset_history(dataset, warehouse=warehouse))
+    with holding_reads(warehouse):
+        return HistoryFrame(dataset_history(dataset, warehouse=warehouse))
 
 
 def _local(moment: dt.datetime | None, zone: dt.tzinfo) -> str | None:
@@ -200,7 +201,18 @@ def history_page(
 
     ``report_link`` gives a run's report address (None: the report's file, when it exists).
     """
-    now = now or dt.datetime.now(dt.UTC)
+    with holding_reads(warehouse):  # (one open for the page's reads)
+        return _page(warehouse, dataset, zone, now or dt.datetime.now(dt.UTC), report_link, queued)
+
+
+def _page(
+    warehouse: str | Path,
+    dataset: str | None,
+    zone: dt.tzinfo,
+    now: dt.datetime,
+    report_link: Callable[[dict[str, Any]], str | None] | None,
+    queued: Iterable[str],
+) -> str:
     if dataset is not None and not any(
         d["dataset"] == dataset for d in datasets(warehouse=warehouse)
     ):
@@ -277,12 +289,13 @@ def write_history_page(
         raise ConfigError(f"--out {path}: the history page is written as .html")
     if target.exists() and not force:
         raise ConfigError(f"--out {path} exists; add --force to overwrite it")
-    _, runs = list_runs(warehouse=warehouse, dataset=dataset, limit=_RUNS_SHOWN)
-    reports = _report_paths(warehouse, [r["run_id"] for r in runs])
-    page = history_page(
-        warehouse=warehouse,
-        dataset=dataset,
-        zone=zone,
-        report_link=_file_links(target.parent, reports),
-    )
+    with holding_reads(warehouse):
+        _, runs = list_runs(warehouse=warehouse, dataset=dataset, limit=_RUNS_SHOWN)
+        reports = _report_paths(warehouse, [r["run_id"] for r in runs])
+        page = history_page(
+            warehouse=warehouse,
+            dataset=dataset,
+            zone=zone,
+            report_link=_file_links(target.parent, reports),
+        )
     return write_text_file(target, page)

@@ -56,3 +56,23 @@ def test_query_latency_script_runs(workdir, sample_csv):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "worst p95:" in done.stdout and "bronze status" in done.stdout
+
+
+def test_every_peer_target_is_the_one_the_contracts_state_and_gets_a_verdict():
+    import re
+    import sys
+
+    from .conftest import REPO
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import peers
+
+    contracts = " ".join((REPO / "docs" / "contracts.md").read_text().split())
+    section = contracts[contracts.index("- **Peers**") :][:900]
+    stated = [float(x) for x in re.findall(r"at least ([\d.]+)x", section)]
+    assert stated == [least for _, _, least in peers.PEER_TARGETS]
+    timings = {name: [1.0] for pair in peers.PEER_TARGETS for name in pair[:2]}
+    timings["tracer validate"] = [3.0]  # pandera 1/3 = 0.33x: under 0.5x
+    page = peers.render({10_000: timings}, 1)
+    assert "| tracer validate | pandera polars: churn schema | 0.33x | >= 0.5x | FAIL |" in page
+    assert page.count("| PASS |") == 4 and page.count("| FAIL |") == 2

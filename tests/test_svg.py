@@ -6,11 +6,15 @@ import xml.etree.ElementTree as ET
 
 from tracer_kit.svg import (
     Histogram,
+    Layer,
     Line,
+    Panel,
     histogram_grid,
     line_chart,
+    nice_span,
     nice_ticks,
     stacked_histogram,
+    xy_chart,
 )
 
 from .conftest import modules_imported_by
@@ -53,14 +57,47 @@ def test_a_line_has_a_gap_where_a_value_is_missing_and_red_dots_where_asked():
     assert dots == [("#4c78a8", "score: 90"), ("#e45756", "score: 80")]
 
 
-def test_a_report_without_a_model_starts_no_chart_engine(workdir, sample_csv):
+def test_a_report_starts_no_chart_engine_with_or_without_a_model(workdir, sample_csv):
     code = (
         "import tracer_kit as tk\n"
         f"r = tk.run_pipeline({str(sample_csv)!r}, 'customer_churn', "
         "config={'model': {'enabled': False}}, return_frame=False)\n"
-        "assert r.outputs.report.endswith('report.html')"
+        f"m = tk.run_pipeline({str(sample_csv)!r}, 'customer_churn', return_frame=False)\n"
+        "html = open(m.outputs.report).read()\n"
+        "assert 'ROC (held-out customers)' in __import__('base64').b64decode("
+        "html.split('data:image/svg+xml;base64,')[1].split('\"')[0]).decode()"
     )
     assert modules_imported_by(code, ("altair", "vl_convert")) == []
+
+
+def test_xy_panels_draw_bands_lines_points_and_intervals_on_their_scales():
+    band = Layer("band", [0.0, 10.0], [1.0, 2.0], [3.0, 4.0], opacity=0.2)
+    line = Layer("line", [0.0, 10.0], [2.0, 3.0])
+    left = Panel("forecast", [band, line], x_title="day", y_title="value", width=100, height=100)
+    rows = Panel(
+        "",
+        [
+            Layer("interval", [-2.0, -1.0], [0.0, 1.0], [0.0, 1.0]),
+            Layer("points", [-1.0, -0.5], [0.0, 1.0]),
+        ],
+        width=100,
+        height=40,
+        y_labels=["P1", "P2"],
+    )
+    root = ET.fromstring(xy_chart(left, rows))
+    texts = [t.text for t in root.iter(f"{NS}text")]
+    assert "forecast" in texts and "P1" in texts and "P2" in texts and "day" in texts
+    # y ticks 1..4 on a 1-step: the band's lower left (x 0, y 1) sits at the bottom left corner
+    (polygon,) = [p.get("points").split() for p in root.iter(f"{NS}polygon")]
+    assert polygon[-1] == "0.0,100.0" and polygon[0] == "0.0,33.3"
+    rules = [
+        (r.get("x1"), r.get("x2"), r.get("y1"))
+        for r in root.iter(f"{NS}line")
+        if r.find(f"{NS}title") is not None
+    ]
+    # x from -2 to 1 over 100 px; rows at 1/4 and 3/4 of 40 px
+    assert rules == [("0.0", "66.7", "10.0"), ("33.3", "100.0", "30.0")]
+    assert nice_span(-2.0, 0.0) == [-2.0, -1.5, -1.0, -0.5, 0.0]
 
 
 def test_stacked_bins_add_up_per_bin_and_each_group_has_its_colour():

@@ -42,7 +42,7 @@ KERNEL = "python3"
 #: What a warm kernel imports before it is handed to a run (what a notebook's first cell pays).
 WARM_IMPORTS = (
     "import tracer_kit, polars, duckdb, pyarrow, sklearn.linear_model, sklearn.ensemble, "
-    "skops.io, altair, vl_convert, pandera.polars, IPython.display"
+    "skops.io, pandera.polars, IPython.display"
 )
 
 

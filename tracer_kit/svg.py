@@ -23,8 +23,13 @@ __all__ = [
     "BLUE",
     "RED",
     "Histogram",
+    "Layer",
     "PALETTE",
     "Line",
+    "Panel",
+    "date_label",
+    "nice_span",
+    "xy_chart",
     "edge_label",
     "histogram_grid",
     "line_chart",
@@ -321,3 +326,141 @@ def stacked_histogram(
     room = 120 if len(groups) > 1 else 20
     inner = f"<g transform='translate(60 30)'>{''.join(body)}</g>"
     return _document(width + 60 + room, height + 90, [inner])
+
+
+# --------------------------------------------------------------------------- x-y panels
+@dataclass(frozen=True)
+class Layer:
+    """One layer of an x-y panel: ``line``, ``dashed``, ``points``, ``band`` (between ``y``
+    and ``upper``) or ``interval`` (a horizontal rule from ``x`` to ``upper`` at ``y``).
+    """  # noqa: D205
+
+    kind: str
+    x: Sequence[float]
+    y: Sequence[float]
+    upper: Sequence[float] = ()
+    color: str = BLUE
+    opacity: float = 1.0
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One x-y chart: its layers, titles and size; a categorical y axis when ``y_labels``."""
+
+    title: str
+    layers: Sequence[Layer]
+    x_title: str = ""
+    y_title: str = ""
+    width: int = 300
+    height: int = 240
+    #: how an x tick reads (a date axis gives days since 1970 and formats them)
+    x_label: Callable[[float], str] = _num
+    #: a categorical y: row ``i`` is labelled ``y_labels[i]``, the first at the top
+    y_labels: Sequence[str] = ()
+
+
+def nice_span(low: float, high: float, count: int = 5) -> list[float]:
+    """Ticks covering ``low`` to ``high`` on a 1-2-5 step, about ``count`` of them."""
+    if not math.isfinite(low) or not math.isfinite(high):
+        return [0.0, 1.0]
+    if high - low <= 0:
+        low, high = low - 0.5, high + 0.5
+    raw = (high - low) / count
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.floor(low / step + 1e-9)
+    last = math.ceil(high / step - 1e-9)
+    return [step * i for i in range(first, last + 1)]
+
+
+def _extent(panel: Panel, axis: str) -> list[float]:
+    values: list[float] = []
+    for layer in panel.layers:
+        values += [v for v in (layer.x if axis == "x" else layer.y) if v is not None]
+        if (layer.kind == "interval") == (axis == "x"):
+            values += [v for v in layer.upper if v is not None]
+    return values
+
+
+def _polyline(points: list[str], color: str, *, dashed: bool = False, opacity: float = 1) -> str:
+    dash = " stroke-dasharray='4 4'" if dashed else ""
+    return (
+        f"<polyline points='{' '.join(points)}' fill='none' stroke='{color}' "
+        f"stroke-width='1.5' stroke-opacity='{opacity}'{dash}/>"
+    )
+
+
+def _layer(layer: Layer, px: Callable[[float], float], py: Callable[[float], float]) -> list[str]:
+    pairs = [
+        (x, y) for x, y in zip(layer.x, layer.y, strict=True) if x is not None and y is not None
+    ]
+    points = [f"{px(x):.1f},{py(y):.1f}" for x, y in pairs]
+    if layer.kind in ("line", "dashed"):
+        return [
+            _polyline(points, layer.color, dashed=layer.kind == "dashed", opacity=layer.opacity)
+        ]
+    if layer.kind == "points":
+        return [
+            f"<circle cx='{px(x):.1f}' cy='{py(y):.1f}' r='2.5' fill='{layer.color}' "
+            f"fill-opacity='{layer.opacity}'><title>{_num(x)}, {_num(y)}</title></circle>"
+            for x, y in pairs
+        ]
+    if layer.kind == "band":
+        top = [f"{px(x):.1f},{py(u):.1f}" for x, u in zip(layer.x, layer.upper, strict=True)]
+        outline = " ".join([*top, *reversed(points)])
+        return [
+            f"<polygon points='{outline}' fill='{layer.color}' fill-opacity='{layer.opacity}'/>"
+        ]
+    return [
+        f"<line x1='{px(a):.1f}' y1='{py(y):.1f}' x2='{px(b):.1f}' y2='{py(y):.1f}' "
+        f"stroke='{layer.color}' stroke-width='1.5'><title>{_num(a)} to {_num(b)}</title></line>"
+        for a, y, b in zip(layer.x, layer.y, layer.upper, strict=True)
+    ]
+
+
+def _xy_panel(panel: Panel) -> list[str]:
+    """One panel drawn in a box of its width x height plot pixels at the origin."""
+    w, h = panel.width, panel.height
+    xt = nice_span(min(_extent(panel, "x"), default=0), max(_extent(panel, "x"), default=1))
+    if panel.y_labels:
+        yt, n = [], len(panel.y_labels)
+        py: Callable[[float], float] = lambda v: h * (v + 0.5) / n  # noqa: E731
+    else:
+        yt = nice_span(min(_extent(panel, "y"), default=0), max(_extent(panel, "y"), default=1))
+        py = lambda v: h - h * (v - yt[0]) / ((yt[-1] - yt[0]) or 1)  # noqa: E731
+    px: Callable[[float], float] = lambda v: w * (v - xt[0]) / ((xt[-1] - xt[0]) or 1)  # noqa: E731
+    parts = [_text(w / 2, -10, panel.title, size=11, font_weight="bold")]
+    parts.append(f"<line x1='0' y1='0' x2='0' y2='{h}' stroke='{_GREY}'/>")
+    parts.append(f"<line x1='0' y1='{h}' x2='{w}' y2='{h}' stroke='{_GREY}'/>")
+    for t in xt:
+        parts.append(
+            f"<line x1='{px(t):.1f}' y1='{h}' x2='{px(t):.1f}' y2='{h + 3}' stroke='{_GREY}'/>"
+        )
+        parts.append(_text(px(t), h + 13, panel.x_label(t), size=8))
+    ticks = [(float(i), label) for i, label in enumerate(panel.y_labels)] or [
+        (t, _num(t)) for t in yt
+    ]
+    for t, label in ticks:
+        parts.append(f"<line x1='-3' y1='{py(t):.1f}' x2='0' y2='{py(t):.1f}' stroke='{_GREY}'/>")
+        parts.append(_text(-5, py(t) + 3, label[:28], size=8, anchor="end"))
+    for layer in panel.layers:
+        parts += _layer(layer, px, py)
+    parts.append(_text(w / 2, h + 30, panel.x_title, size=10))
+    parts.append(_text(-48, h / 2, panel.y_title, size=10, transform=f"rotate(-90 -48 {h / 2})"))
+    return parts
+
+
+def xy_chart(*panels: Panel) -> str:
+    """Panels side by side, each with its axes, ticks, titles and layers (SVG text)."""
+    left = 70 if any(p.y_labels for p in panels) else 60
+    body, x = [], 0.0
+    for panel in panels:
+        body.append(f"<g transform='translate({x + left:.0f} 30)'>{''.join(_xy_panel(panel))}</g>")
+        x += panel.width + left + 20
+    height = max(p.height for p in panels) + 70
+    return _document(x, height, body)
+
+
+def date_label(days: float) -> str:
+    """Days since 1970 as a date (an x tick on a date axis)."""
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=round(days))).isoformat()

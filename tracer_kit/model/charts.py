@@ -14,9 +14,9 @@ import polars as pl
 
 from tracer_kit.blueprints import Blueprint, get_blueprint
 from tracer_kit.cells import HIDDEN
-from tracer_kit.display import svg_data_uri
 from tracer_kit.errors import TracerError
 from tracer_kit.model.stage import headline, model_chart, model_task, prediction_id, task_words
+from tracer_kit.svg import svg_uri
 from tracer_kit.workspace import parquet_location
 
 __all__ = [
@@ -74,7 +74,7 @@ def predictions_section(run: dict[str, Any]) -> dict[str, Any] | None:
         return section
     if summary.get("model") != "saved":
         chart = model_chart(blueprint, summary, predictions)
-        section["chart"] = svg_data_uri(chart) if chart is not None else None
+        section["chart"] = svg_uri(chart) if chart is not None else None
     section["sample"] = predictions.head(10).to_dicts()
     if churn and "prediction" in predictions.columns:
         section["riskiest"] = _riskiest(predictions, run, RISKIEST)

@@ -54,8 +54,6 @@ WARM_MODULES = (
     "sklearn.ensemble",
     "sklearn.preprocessing",
     "skops.io",
-    "altair",
-    "vl_convert",
     "pandera.polars",
     "tracer_kit.model",
     "tracer_kit.report",

@@ -181,7 +181,7 @@ TARGETS: dict[str, Check] = {
     "tracer validate": _ratio(2.0),
     "tracer profile": _ratio(2.0),
     "missing-column error": _plus("polars", 1.0),
-    "report stage (fresh process)": _under(1.5),
+    "report stage (fresh process)": _under(1.0),
     "model stage (demo churn sample)": _under(5.0),
 }
 

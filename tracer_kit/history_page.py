@@ -165,11 +165,9 @@ def _template() -> Any:
     return env.get_template(path.name)
 
 
-def _dataset_cards(warehouse: str | Path, only: str | None) -> list[dict[str, Any]]:
+def _dataset_cards(warehouse: str | Path, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     cards = []
-    for entry in datasets(warehouse=warehouse):
-        if only is not None and entry["dataset"] != only:
-            continue
+    for entry in entries:
         frame = dataset_history(entry["dataset"], warehouse=warehouse, last=_TREND_RUNS)
         last = frame.row(-1, named=True)
         chart = trend_chart(frame, width=780)
@@ -196,13 +194,23 @@ def history_page(
     now: dt.datetime | None = None,
     report_link: Callable[[dict[str, Any]], str | None] | None = None,
     queued: Iterable[str] = (),
+    page_folder: Path | None = None,
 ) -> str:
     """The history page's HTML: ``dataset`` only, or every dataset.
 
-    ``report_link`` gives a run's report address (None: the report's file, when it exists).
+    ``report_link`` gives a run's report address (None: the report's file when it exists,
+    relative to ``page_folder``, by default the current folder).
     """
     with holding_reads(warehouse):  # (one open for the page's reads)
-        return _page(warehouse, dataset, zone, now or dt.datetime.now(dt.UTC), report_link, queued)
+        return _page(
+            warehouse,
+            dataset,
+            zone,
+            now or dt.datetime.now(dt.UTC),
+            report_link,
+            queued,
+            page_folder or Path.cwd(),
+        )
 
 
 def _page(
@@ -212,14 +220,14 @@ def _page(
     now: dt.datetime,
     report_link: Callable[[dict[str, Any]], str | None] | None,
     queued: Iterable[str],
+    page_folder: Path,
 ) -> str:
-    if dataset is not None and not any(
-        d["dataset"] == dataset for d in datasets(warehouse=warehouse)
-    ):
+    entries = [d for d in datasets(warehouse=warehouse) if dataset in (None, d["dataset"])]
+    if dataset is not None and not entries:
         raise ConfigError(f"no runs of a dataset called {dataset!r}; `tracer runs` lists them")
     total, runs = list_runs(warehouse=warehouse, dataset=dataset, limit=_RUNS_SHOWN)
     link = report_link or _file_links(
-        Path.cwd(), _report_paths(warehouse, [r["run_id"] for r in runs])
+        page_folder, _report_paths(warehouse, [r["run_id"] for r in runs])
     )
     for run in runs:
         run["input_path"] = redact(run["input_path"] or "")
@@ -229,7 +237,7 @@ def _page(
         title=f"History of {dataset}" if dataset else "Datasets and their history",
         generated=_local(now, zone),
         zone=str(zone),
-        cards=_dataset_cards(warehouse, dataset),
+        cards=_dataset_cards(warehouse, entries),
         runs=runs,
         runs_total=total,
         states=sorted({r["state"] for r in runs}),
@@ -289,13 +297,5 @@ def write_history_page(
         raise ConfigError(f"--out {path}: the history page is written as .html")
     if target.exists() and not force:
         raise ConfigError(f"--out {path} exists; add --force to overwrite it")
-    with holding_reads(warehouse):
-        _, runs = list_runs(warehouse=warehouse, dataset=dataset, limit=_RUNS_SHOWN)
-        reports = _report_paths(warehouse, [r["run_id"] for r in runs])
-        page = history_page(
-            warehouse=warehouse,
-            dataset=dataset,
-            zone=zone,
-            report_link=_file_links(target.parent, reports),
-        )
+    page = history_page(warehouse=warehouse, dataset=dataset, zone=zone, page_folder=target.parent)
     return write_text_file(target, page)

@@ -21,7 +21,7 @@ from typing import Any
 from tracer_kit.blueprints import list_blueprints
 from tracer_kit.project import InboxSection
 from tracer_kit.server.pool import Job, QueueFull
-from tracer_kit.server.schedules import merged_config
+from tracer_kit.server.schedules import PARTIAL_SUFFIXES, merged_config
 from tracer_kit.server.ticking import Ticking
 from tracer_kit.warehouse import (
     dataset_name,
@@ -35,9 +35,6 @@ from tracer_kit.warehouse import (
 __all__ = ["Inbox", "file_sha256"]
 
 log = logging.getLogger("tracer_kit.server")
-
-#: Names never taken from the inbox (being written by a copier, or hidden).
-_SKIPPED = (".part", ".tmp", ".crdownload", ".partial", "~", ".error.txt")
 
 
 def file_sha256(path: Path) -> str:
@@ -107,7 +104,11 @@ class Inbox:
             if not folder.is_dir():
                 continue
             for path in folder.iterdir():
-                if path.name.startswith(".") or path.name.endswith(_SKIPPED) or not path.is_file():
+                if (
+                    path.name.startswith(".")
+                    or path.name.endswith(PARTIAL_SUFFIXES)
+                    or not path.is_file()
+                ):
                     continue
                 present.add(path)
                 if self._settled(path, now) and self._take(path, blueprint):

@@ -44,6 +44,7 @@ from tracer_kit.warehouse import (
 
 __all__ = [
     "EDITABLE",
+    "PARTIAL_SUFFIXES",
     "ScheduleSpec",
     "Scheduler",
     "add_schedule",
@@ -60,8 +61,8 @@ Clock = Callable[[], dt.datetime]
 #: What ``PATCH /schedules/{name}`` (and ``pause``/``resume``) may change.
 EDITABLE = ("cron", "source", "blueprint", "dataset", "notebook", "config_file", "paused")
 
-#: Files a folder source never runs (being written, or written by tracer-kit itself).
-_PARTIAL = (".part", ".tmp", ".crdownload", ".partial", ".error.txt", "~")
+#: Files a folder source or the inbox never runs (being written, or written by tracer-kit).
+PARTIAL_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial", ".error.txt", "~")
 
 #: The most file keys a schedule remembers (the oldest are forgotten first).
 _SEEN_KEPT = 20_000
@@ -110,7 +111,7 @@ def _checked(values: dict[str, Any], project: Path) -> dict[str, Any]:
         out["cron"] = check_cron(out["cron"])
     if "blueprint" in out:
         out["blueprint"] = get_blueprint(out["blueprint"]).name
-    if out.get("source") and not is_url(out["source"]) and not _is_pattern(out["source"]):
+    if out.get("source") and not is_url(out["source"]) and not glob.has_magic(out["source"]):
         if not (project / out["source"]).exists():
             raise ConfigError(f"{out['source']}: no such file or folder (under {project})")
     if out.get("config_file"):
@@ -192,10 +193,6 @@ def merged_config(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _is_pattern(source: str) -> bool:
-    return any(c in source for c in "*?[")
-
-
 def _file_key(path: Path, project: Path) -> str:
     stat = path.stat()
     return f"{path.relative_to(project) if path.is_relative_to(project) else path}|{stat.st_size}|{stat.st_mtime_ns}"
@@ -206,7 +203,7 @@ def _arrivals(source: str, project: Path, seen: set[str]) -> list[tuple[Path, st
     if is_url(source):
         return None
     where = project / source
-    if _is_pattern(source):
+    if glob.has_magic(source):
         paths = [Path(p) for p in glob.glob(str(where), recursive=True)]
     elif where.is_dir():
         paths = list(where.iterdir())
@@ -218,7 +215,7 @@ def _arrivals(source: str, project: Path, seen: set[str]) -> list[tuple[Path, st
         for p in paths
         if p.is_file()
         and not p.name.startswith(".")
-        and not p.name.endswith(_PARTIAL)
+        and not p.name.endswith(PARTIAL_SUFFIXES)
         and p.suffix.lower() in endings
     ]
     keyed = [(p, _file_key(p, project)) for p in files]

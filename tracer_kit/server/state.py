@@ -6,12 +6,12 @@ import contextlib
 import datetime as dt
 import hmac
 import logging
-import os
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from tracer_kit._testing import test_clock_file
 from tracer_kit.cron import server_timezone
 from tracer_kit.project import ProjectFile, load_project_file
 from tracer_kit.server.alerts import Alerts
@@ -117,7 +117,7 @@ class Server:
             on_firing_end=self.alerts.firing_ended,
             on_tick=self._look_at_runs,
             reads=self.replica.reads,
-            poll=0.2 if os.environ.get("TRACER_TEST_CLOCK") else 1.0,
+            poll=0.2 if test_clock_file() else 1.0,
         )
         self.inbox = (
             Inbox(

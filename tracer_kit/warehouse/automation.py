@@ -22,12 +22,13 @@ __all__ = [
     "update_row",
 ]
 
-#: Each table: its key column and its JSON columns.
-AUTOMATION_TABLES: dict[str, tuple[str, frozenset[str]]] = {
-    "schedules": ("name", frozenset({"last_runs", "seen"})),
-    "alert_rules": ("name", frozenset({"rule"})),
-    "alerts": ("alert_id", frozenset()),
-    "inbox_files": ("run_id", frozenset()),
+#: Each table: its key column, its JSON columns, and whether one row at most has a key
+#: (an inbox duplicate is recorded without a run: its key is null).
+AUTOMATION_TABLES: dict[str, tuple[str, frozenset[str], bool]] = {
+    "schedules": ("name", frozenset({"last_runs", "seen"}), True),
+    "alert_rules": ("name", frozenset({"rule"}), True),
+    "alerts": ("alert_id", frozenset(), True),
+    "inbox_files": ("run_id", frozenset(), False),
 }
 
 
@@ -44,7 +45,7 @@ def _loaded(table: str, row: dict[str, Any]) -> dict[str, Any]:
 def insert_row(warehouse: str | Path, table: str, row: dict[str, Any]) -> bool:
     """Add a row; False when a row with its key exists already (nothing written)."""
     open_warehouse(warehouse)
-    key = AUTOMATION_TABLES[table][0]
+    key, _, unique = AUTOMATION_TABLES[table]
     stored = _stored(table, row)
     columns = ", ".join(f'"{c}"' for c in stored)
     marks = ", ".join("?" for _ in stored)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from tracer_kit.kernels import PATCHABLE, environment_changes
 
 from .conftest import modules_imported_by
@@ -23,15 +25,28 @@ def test_presentation_variables_are_patched_and_secrets_refuse_the_kernel(monkey
     assert "TRACER_DB_URL" not in PATCHABLE and "TRACER_PSEUDONYMISE_KEY" not in PATCHABLE
 
 
-def test_a_cold_command_does_not_import_the_server_or_scikit_learn(sample_csv, workdir):
+@pytest.mark.parametrize(
+    "command",
+    [["validate"], ["run", "--no-model", "--no-notebook"]],
+    ids=["validate", "run-without-model"],
+)
+def test_a_cold_command_does_not_import_the_server_or_scikit_learn(sample_csv, workdir, command):
+    """A command that needs no model imports no scikit-learn, skops or chart engine (the
+    preprocessing recipe is fitted and applied in polars; the report draws SVG).
+    """
+    argv = ["tracer", command[0], str(sample_csv), "-b", "customer_churn", "--local", *command[1:]]
     code = (
         "import sys\n"
-        f"sys.argv = ['tracer', 'validate', {str(sample_csv)!r}, '-b', 'customer_churn', '--local']\n"
+        f"sys.argv = {argv!r}\n"
         "from tracer_kit.launch import main\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass"
+        "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code"
     )
     heavy = (
         "sklearn",
+        "skops",
+        "altair",
+        "vl_convert",
+        "tracer_kit.preprocess",
         "tracer_kit.server.app",
         "fastapi",
         "tracer_kit.server.schedules",

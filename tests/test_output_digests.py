@@ -87,7 +87,7 @@ def test_outputs_match_the_recorded_digests(workdir, blueprint):
     assert found == expected[blueprint]
     recorded = pl.read_parquet(REPO / "tests" / "fixtures" / "predictions" / f"{blueprint}.parquet")
     predictions = pl.read_parquet(r.outputs["predictions"])
-    assert_frame_equal(predictions, recorded, check_exact=False, rtol=1e-8, atol=1e-9)
+    assert_frame_equal(predictions, recorded, check_exact=False, rel_tol=1e-8, abs_tol=1e-9)
     # the label is the answer: never a column of the model-ready matrix or the preprocessor
     bp = tk.get_blueprint(blueprint)
     answers = {bp.label} - {None}

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
 import pytest
 
 import tracer_kit as tk
 from tracer_kit.config import PreprocessConfig
 from tracer_kit.preprocess import OutlierCapper, Preprocessor, read_preprocessor, save_preprocessor
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 FRAME = pl.DataFrame(
     {
@@ -129,14 +133,115 @@ UNSEEN = WIDE.with_columns(
 @pytest.mark.parametrize("missing", ["auto", "mean", "drop"])
 def test_streamed_matrix_equals_scikit_learn(tmp_path, scaling, outliers, encoding, missing):
     """The polars form of the fitted transform gives scikit-learn's values bit for bit."""
-    from tracer_kit.preprocess import write_matrix
-
     cfg = PreprocessConfig(scaling=scaling, outliers=outliers, encoding=encoding, missing=missing)
     prep = Preprocessor("t", cfg.model_dump()).fit(WIDE)
     assert prep.expressions() is not None
     for frame in (WIDE, UNSEEN):
         path = tmp_path / "m.parquet"
-        write_matrix(prep, frame.lazy(), path)
+        prep.write_matrix(frame.lazy(), path)
         streamed, expected = pl.read_parquet(path), prep.transform(frame)
         assert streamed.schema == expected.schema
         assert streamed.equals(expected)
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        PreprocessConfig(),
+        PreprocessConfig(scaling="standard", outliers="zscore", missing="mean"),
+        PreprocessConfig(scaling="minmax", outliers="none", missing="mode", encoding="label"),
+        PreprocessConfig(scaling="robust", outliers="iqr", missing="median", encoding="onehot"),
+    ],
+    ids=["defaults", "standard-zscore-mean", "minmax-mode-label", "robust-iqr-median"],
+)
+def test_statistics_fitted_with_polars_are_scikit_learns(cfg):
+    """The same transformers fitted by scikit-learn on the same rows learn the same numbers."""
+    from sklearn.base import clone
+
+    frame = pl.concat([WIDE] * 3).with_columns(pl.int_range(1, 121).alias("source_row"))
+    ours = Preprocessor("t", cfg.model_dump()).fit(frame)
+    theirs = Preprocessor("t", cfg.model_dump()).fit(frame)
+    inputs = frame.select(ours.numeric_ + ours.categorical_).with_columns(
+        pl.col("ok").cast(pl.Int8)
+    )
+    theirs.transformer_ = clone(ours.transformer_).fit(inputs)
+    mine, fitted = ours.recipe(), theirs.recipe()
+    assert [s.column for s in mine.texts] == [s.column for s in fitted.texts]
+    assert mine.texts == fitted.texts  # fills and levels: exactly
+    for a, b in zip(mine.numbers, fitted.numbers, strict=True):
+        assert (a.column, a.strategy, a.scaling) == (b.column, b.strategy, b.scaling)
+        for name in ("fill", "lower", "upper", "offset", "factor"):
+            mine_value, sklearn_value = getattr(a, name), getattr(b, name)
+            if sklearn_value is None:  # (no bound: outliers="none")
+                assert mine_value is None, (a.column, name)
+                continue
+            expected = pytest.approx(sklearn_value, rel=1e-12, abs=1e-12)
+            assert mine_value == expected, (a.column, name)
+
+
+def test_a_preprocessor_saved_by_release_0_1_0_still_loads_and_gives_its_matrix():
+    """``tests/fixtures/preprocessor-0.1.0.skops``: written by 0.1.0, which fitted with scikit-learn."""
+    from tracer_kit.recipe import read_recipe
+
+    old = read_preprocessor(FIXTURES / "preprocessor-0.1.0.skops")
+    expected = pl.read_parquet(FIXTURES / "preprocessor-0.1.0.matrix.parquet")
+    assert old.transform(WIDE).equals(expected)
+    assert old.recipe().transform(WIDE).equals(expected)  # its statistics, applied by polars
+    assert read_recipe(FIXTURES / "preprocessor-0.1.0.json") is None  # then a description only
+    assert Preprocessor.from_recipe(old.recipe()).transform(UNSEEN).equals(old.transform(UNSEEN))
+
+
+def test_the_recipe_round_trips_through_json_bit_for_bit(tmp_path):
+    from tracer_kit.recipe import read_recipe
+
+    cfg = PreprocessConfig(scaling="standard", outliers="zscore")
+    recipe = Preprocessor("t", cfg.model_dump()).fit(WIDE).recipe()
+    again = read_recipe(recipe.save(tmp_path / "r.json"))
+    assert again == recipe
+    assert again.transform(UNSEEN).equals(recipe.transform(UNSEEN))
+
+
+def test_target_encoding_is_scikit_learns_for_every_kind_of_target(tmp_path):
+    """Binary, multiclass and continuous targets: the recipe, the transformer and a reload agree."""
+    rows = 300
+    base = pl.DataFrame(
+        {
+            "source_row": range(1, rows + 1),
+            "x": [float(i % 17) for i in range(rows)],
+            "city": [f"c{(i * 7) % 23}" if i % 11 else None for i in range(rows)],
+        }
+    )
+    targets = {
+        "binary": [i % 3 == 0 for i in range(rows)],
+        "multiclass": [i % 4 for i in range(rows)],
+        "continuous": [(i % 23) * 1.5 + (i % 5) / 7 for i in range(rows)],
+    }
+    for kind, y in targets.items():
+        frame = base.with_columns(
+            pl.Series("y", y).cast(pl.Float64 if kind == "continuous" else pl.Int64)
+        )
+        prep = Preprocessor("t", PreprocessConfig(encoding="target").model_dump(), "y").fit(frame)
+        step = prep.recipe().texts[0]
+        assert (step.encoding, step.target_type) == ("target", kind)
+        unseen = frame.with_columns(pl.lit("nowhere").alias("city"))
+        again = read_preprocessor(save_preprocessor(prep, tmp_path / f"{kind}.skops"))
+        for rows_ in (frame, unseen):
+            assert prep.transform(rows_).equals(prep.recipe().transform(rows_)), kind
+            assert again.transform(rows_).equals(prep.transform(rows_)), kind
+
+
+def test_a_run_without_the_model_stage_saves_the_recipe_and_no_skops_file(
+    workdir, sample_csv, tmp_path
+):
+    import skops.io as sio
+
+    r = tk.run_pipeline(
+        sample_csv, "customer_churn", report=False, config={"model": {"enabled": False}}
+    )
+    assert "preprocessor" not in r.outputs and r.outputs["preprocessor_json"]
+    prep = tk.load_preprocessor(r.run_id)
+    assert prep.transform(r.frame).equals(pl.read_parquet(r.outputs["model"]))
+    path = prep.save(tmp_path / "prep.skops")  # for a scikit-learn user: plain skops loads it
+    trusted = sio.get_untrusted_types(file=path)
+    loaded = sio.load(path, trusted=trusted)
+    assert loaded.transform(r.frame).equals(prep.transform(r.frame))

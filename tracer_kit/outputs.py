@@ -15,6 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from tracer_kit.blueprints import Blueprint
+from tracer_kit.lazy import lazy_module
+from tracer_kit.skops_files import dump_skops
+
+_preprocess = lazy_module("tracer_kit.preprocess")  # scikit-learn: only with a saved model
 
 __all__ = ["OUTPUTS", "Output", "OutputContext", "output_keys", "register_output"]
 
@@ -26,7 +30,8 @@ class OutputContext:
     run_id: str
     blueprint: Blueprint
     processed: Any  # a polars LazyFrame, or on Spark a PartitionFrame
-    #: Values stages share with outputs (the fitted preprocessor under ``"preprocessor"``).
+    #: Values stages share with outputs (the fitted :class:`~tracer_kit.recipe.Recipe`
+    #: under ``"recipe"``, the model's outcome under ``"model"``).
     fitted: dict[str, Any] = field(default_factory=dict)
     #: Facts an output adds to the run's record (:class:`~tracer_kit.record.RunRecord`).
     notes: dict[str, Any] = field(default_factory=dict)
@@ -63,17 +68,25 @@ def output_keys() -> tuple[str, ...]:
 
 
 def _write_matrix(ctx: OutputContext, paths: dict[str, Path]) -> None:
-    if ctx.fitted.get("preprocessor") is None:
+    if ctx.fitted.get("recipe") is None:
         return  # (no number or category to build a matrix from)
     keys = ctx.blueprint.key if ctx.blueprint.aggregates else ()  # (a filled day has no source row)
-    ctx.fitted["preprocessor"].write_matrix(ctx.processed, paths["model"], keys=keys)
+    ctx.fitted["recipe"].write_matrix(ctx.processed, paths["model"], keys=keys)
+
+
+def _write_recipe(ctx: OutputContext, paths: dict[str, Path]) -> None:
+    if ctx.fitted.get("recipe") is None:
+        return
+    ctx.fitted["recipe"].save(paths["preprocessor_json"])
+    ctx.notes["preprocess"] = ctx.fitted["recipe"].describe()
 
 
 def _write_preprocessor(ctx: OutputContext, paths: dict[str, Path]) -> None:
-    if ctx.fitted.get("preprocessor") is None:
+    """Beside a saved model, the recipe as a scikit-learn object (the model stage has it loaded)."""
+    outcome = ctx.fitted.get("model")
+    if ctx.fitted.get("recipe") is None or outcome is None or outcome.saved is None:
         return
-    ctx.fitted["preprocessor"].save(paths["preprocessor"])
-    ctx.notes["preprocess"] = ctx.fitted["preprocessor"].describe()
+    dump_skops(_preprocess.Preprocessor.from_recipe(ctx.fitted["recipe"]), paths["preprocessor"])
 
 
 def _write_predictions(ctx: OutputContext, paths: dict[str, Path]) -> None:
@@ -98,10 +111,10 @@ register_output(
 )
 register_output(
     Output(
-        "preprocessor",
-        "the fitted preprocessor (skops) and its description (JSON)",
-        {"preprocessor": ".preprocessor.skops", "preprocessor_json": ".preprocessor.json"},
-        _write_preprocessor,
+        "recipe",
+        "the fitted preprocessing: its choices and statistics (JSON), all a matrix is built from",
+        {"preprocessor_json": ".preprocessor.json"},
+        _write_recipe,
     )
 )
 register_output(
@@ -119,6 +132,15 @@ register_output(
         "the fitted model (skops) that tracer predict applies to new files",
         {"predictor": ".predictor.skops"},
         _write_predictor,
+        stage="model",
+    )
+)
+register_output(
+    Output(
+        "preprocessor",
+        "beside a saved model, the fitted preprocessing as a scikit-learn transformer (skops)",
+        {"preprocessor": ".preprocessor.skops"},
+        _write_preprocessor,
         stage="model",
     )
 )

@@ -268,7 +268,9 @@ def _run_stages(run: _Run, *, report: bool, return_frame: bool) -> RunResult:
         prepared = stages.prepare(processed, run.bp, run.cfg.preprocess, **where)
         _written(run, prepared.written)
     with run.life.stage("model"):
-        modelled = stages.fit_or_apply_model(processed, run.bp, run.cfg.model, **where)
+        modelled = stages.fit_or_apply_model(
+            processed, run.bp, run.cfg.model, recipe=prepared.recipe, **where
+        )
         _modelled(run, modelled, featured.rows)
     with contextlib.ExitStack() as tail:  # the warehouse open once from the commit to the end
         with run.life.stage("store"):

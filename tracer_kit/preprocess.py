@@ -1,17 +1,15 @@
-"""Preprocess: turn the processed table into a model-ready matrix with scikit-learn, and keep the recipe.
+"""The fitted preprocessing as a scikit-learn transformer, built from its :class:`~tracer_kit.recipe.Recipe`.
 
-The processed table and its features are never changed; the matrix is written beside it
-(``<run_id>.model.parquet``) with ``source_row`` to join back, and the fitted
-:class:`Preprocessor` is saved with skops (``<run_id>.preprocessor.skops``) so
-``tk.load_preprocessor(run_id).transform(new_frame)`` gives the same values as the run.
+A run fits its preprocessing with polars (:mod:`tracer_kit.recipe`) and needs no
+scikit-learn for it. :class:`Preprocessor` is the same recipe as a scikit-learn
+``ColumnTransformer`` (impute, cap, scale; impute, encode), for those who want one:
+``tk.load_preprocessor(run_id)`` returns it, ``.transform(new_frame)`` gives the run's
+matrix exactly, and ``.save(path)`` writes it with skops (a run with a saved model writes
+``<run_id>.preprocessor.skops`` itself). Files saved by earlier releases still load.
 """
 
 from __future__ import annotations
 
-import json
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,30 +30,20 @@ from sklearn.preprocessing import (
 
 from tracer_kit.blueprints import Blueprint
 from tracer_kit.config import PreprocessConfig
-from tracer_kit.engine import fit_rows, map_batches, on_spark, write_rows
-from tracer_kit.errors import ConfigError, EmptyMatrixError, TracerError
-from tracer_kit.settings import settings
+from tracer_kit.errors import TracerError
+from tracer_kit.recipe import NumberStep, Recipe, TextStep, fit_recipe, read_recipe, recipe_for
 from tracer_kit.skops_files import dump_skops, load_skops
 
 __all__ = [
-    "MATRIX_BATCH_ROWS",
-    "ONEHOT_MAX_LEVELS",
     "OutlierCapper",
     "Preprocessor",
-    "SKEW_LIMIT",
     "fit_preprocessor",
-    "fit_sample",
-    "dump_skops",
-    "load_skops",
     "read_preprocessor",
     "save_preprocessor",
-    "write_in_batches",
-    "write_matrix",
 ]
 
-ONEHOT_MAX_LEVELS = 10
-SKEW_LIMIT = 1.0
 _SCALERS = {"robust": RobustScaler, "standard": StandardScaler, "minmax": MinMaxScaler}
+_ENCODERS = {"onehot": OneHotEncoder, "label": OrdinalEncoder, "target": TargetEncoder}
 
 
 class OutlierCapper(TransformerMixin, BaseEstimator):
@@ -112,11 +100,13 @@ def _as_float(X: Any) -> np.ndarray:
 
 
 class Preprocessor(TransformerMixin, BaseEstimator):
-    """The fitted recipe: which columns, how they are imputed, capped, encoded and scaled.
+    """The fitted recipe as scikit-learn transformers: which columns, how they are imputed,
+    capped, encoded and scaled.
 
-    ``transform`` takes a frame shaped like the processed table and returns the polars matrix
-    (with ``source_row`` first when the input has it).
-    """
+    ``fit`` fits a :class:`~tracer_kit.recipe.Recipe` with polars and builds the transformers
+    from it; ``transform`` takes a frame shaped like the processed table and returns the
+    polars matrix (with ``source_row`` first when the input has it).
+    """  # noqa: D205
 
     def __init__(
         self, blueprint: str = "", config: dict[str, str] | None = None, target: str | None = None
@@ -125,354 +115,255 @@ class Preprocessor(TransformerMixin, BaseEstimator):
         self.config = config
         self.target = target
 
-    def _numeric_steps(
-        self, frame: pl.DataFrame, numeric: list[str], cfg: PreprocessConfig
-    ) -> list[tuple[str, Pipeline, list[str]]]:
-        """One impute-cap-scale pipeline per imputation strategy, over its columns."""
-        by_strategy: dict[str, list[str]] = {}
-        for c in numeric:
-            by_strategy.setdefault(_numeric_strategy(frame[c], cfg.missing), []).append(c)
-        self.strategies_ = {c: s for s, cols in by_strategy.items() for c in cols}
-        transformers = []
-        for strategy, cols in sorted(by_strategy.items()):
-            steps = [
-                ("impute", SimpleImputer(strategy=strategy, keep_empty_features=True)),
-                ("cap", OutlierCapper(cfg.outliers)),
-            ]
-            if cfg.scaling != "none":
-                steps.append(("scale", _SCALERS[cfg.scaling]()))
-            transformers.append((f"num_{strategy}", Pipeline(steps), cols))
-        return transformers
-
-    def _categorical_steps(
-        self, frame: pl.DataFrame, c: str, cfg: PreprocessConfig
-    ) -> tuple[str, Pipeline, list[str]]:
-        """Impute the most frequent level, then encode (one-hot for few levels, else label/target)."""
-        kind = cfg.encoding
-        if kind == "auto":
-            few = frame[c].n_unique() <= ONEHOT_MAX_LEVELS
-            kind = "onehot" if few else ("target" if self.target else "label")
-        if kind == "target" and not self.target:
-            msg = f"encoding='target' needs a blueprint with a target column; {self.blueprint!r} has none"
-            raise ConfigError(msg)
-        self.encodings_[c] = kind
-        encoder = {
-            "onehot": OneHotEncoder(handle_unknown="ignore", sparse_output=False),
-            "label": OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
-            "target": TargetEncoder(random_state=0),
-        }[kind]
-        steps = [
-            ("impute", SimpleImputer(strategy="most_frequent", missing_values=None)),
-            ("encode", encoder),
-        ]
-        return (f"cat_{c}", Pipeline(steps), [c])
+    @classmethod
+    def from_recipe(cls, recipe: Recipe) -> Preprocessor:
+        """The scikit-learn form of ``recipe``: ``transform`` gives its matrix bit for bit."""
+        return cls(recipe.blueprint, recipe.config, recipe.target)._adopt(recipe)
 
     def fit(self, frame: pl.DataFrame, y: Any = None) -> Preprocessor:
-        """Choose columns and strategies from the data, then fit the scikit-learn transformers."""
+        """Choose columns and strategies from the data and fit them (:func:`~tracer_kit.recipe.fit_recipe`)."""
         cfg = PreprocessConfig(**(self.config or {}))
-        frame = _prepare(frame)
-        empty = [c for c in frame.columns if frame[c].null_count() == frame.height]
-        self.dropped_ = empty  # entirely missing columns carry nothing to learn from
-        frame = frame.drop(empty)
-        numeric = [
-            c
-            for c, t in frame.schema.items()
-            if t.is_numeric() and c not in ("source_row",) and c != self.target
-        ]
-        categorical = [
-            c for c, t in frame.schema.items() if t == pl.String and c not in ("extras",)
-        ]
-        categorical = [
-            c
-            for c in categorical
-            if frame[c].n_unique() < max(frame.height, 2) or frame.height <= 1
-        ]
-        self.numeric_ = numeric
-        self.categorical_ = categorical
-        self.drop_missing_ = cfg.missing == "drop"
-        self.encodings_ = {}
-        transformers = self._numeric_steps(frame, numeric, cfg)
-        transformers += [self._categorical_steps(frame, c, cfg) for c in categorical]
-        if not transformers:
-            raise EmptyMatrixError(
-                f"blueprint {self.blueprint!r}: no numeric or text column to build a model matrix from"
-            )
-        self.transformer_ = ColumnTransformer(
-            transformers, remainder="drop", verbose_feature_names_out=False
-        )
-        fit_frame = frame.drop_nulls(numeric + categorical) if self.drop_missing_ else frame
-        if fit_frame.height > settings.fit_rows:
-            fit_frame = fit_frame.sample(settings.fit_rows, seed=0)
-        if fit_frame.height == 0:
-            raise TracerError(
-                "no complete row to fit the preprocessor on (missing='drop' removed every row)"
-            )
-        target = fit_frame[self.target].to_numpy() if self.target else None
-        self.transformer_.fit(fit_frame.select(numeric + categorical), target)
+        return self._adopt(fit_recipe(frame, self.blueprint, cfg, self.target))
+
+    def _adopt(self, recipe: Recipe) -> Preprocessor:
+        self.numeric_ = recipe.numeric
+        self.categorical_ = recipe.categorical
+        self.dropped_ = list(recipe.dropped)
+        self.drop_missing_ = recipe.drop_missing
+        self.strategies_ = {s.column: s.strategy for s in recipe.numbers}
+        self.encodings_ = {s.column: s.encoding for s in recipe.texts}
+        self.transformer_ = _transformer(recipe)
         return self
+
+    def recipe(self) -> Recipe:
+        """The fitted statistics as a :class:`~tracer_kit.recipe.Recipe` (also of an older saved file)."""
+        config = self.config or PreprocessConfig().model_dump()
+        numbers: list[NumberStep] = []
+        texts: list[TextStep] = []
+        for name, pipe, cols in self.transformer_.transformers_:
+            if name.startswith("num_"):
+                numbers += _number_steps(name.removeprefix("num_"), pipe, cols)
+            elif name.startswith("cat_"):
+                texts.append(_text_step(cols[0], pipe))
+        return Recipe(
+            self.blueprint,
+            config,
+            self.target,
+            tuple(numbers),
+            tuple(texts),
+            tuple(self.dropped_),
+            self.drop_missing_,
+        )
 
     def transform(self, frame: pl.DataFrame) -> pl.DataFrame:
         """The model-ready matrix for ``frame``: float32 values, uint8 one-hot columns."""
-        frame = _prepare(frame)
+        recipe = self.recipe()
+        lf = frame.lazy()
         if self.drop_missing_:
-            frame = frame.drop_nulls(self.numeric_ + self.categorical_)
-        out = self.transformer_.transform(frame.select(self.numeric_ + self.categorical_))
+            lf = lf.drop_nulls(self.numeric_ + self.categorical_)
+        rows = lf.collect()
+        inputs = rows.select(
+            pl.col(c).cast(pl.Int8) if rows.schema[c] == pl.Boolean else pl.col(c)
+            for c in self.numeric_ + self.categorical_
+        )
+        out = self.transformer_.transform(inputs)
         if not isinstance(out, pl.DataFrame):  # (steps hand numpy arrays on: one conversion)
             names = list(self.transformer_.get_feature_names_out())
             out = pl.DataFrame(np.asarray(out, dtype=np.float64), schema=names, orient="row")
-        out = _downcast(out, self.encodings_)
-        if "source_row" in frame.columns:
-            out = out.insert_column(0, frame["source_row"])
+        out = out.cast(recipe.dtypes())  # type: ignore[arg-type]
+        if "source_row" in rows.columns:
+            out = out.insert_column(0, rows["source_row"])
         return out
 
-    def expressions(self) -> list[pl.Expr] | None:
-        """The fitted transform as polars expressions (matrix columns only), or None.
-
-        Imputation, capping, standard/robust/min-max scaling, one-hot and ordinal encoding
-        apply the fitted statistics with the same float64 operations, in the same order, as
-        scikit-learn, then the same downcast, so the values are identical; this lets the
-        matrix stream to Parquet. None when a step has no exact polars form (target
-        encoding): use :meth:`transform` then.
-        """
-        names = list(self.transformer_.get_feature_names_out())
-        exprs: list[pl.Expr] = []
-        for name, pipe, cols in self.transformer_.transformers_:
-            if name == "remainder":
-                continue
-            steps = dict(pipe.named_steps)
-            if name.startswith("num_"):
-                for i, c in enumerate(cols):
-                    x = _numeric_expression(c, i, steps)
-                    if x is None:
-                        return None
-                    exprs.append(x.cast(pl.Float32))
-                continue
-            imputer, encoder = steps["impute"], steps["encode"]
-            x = pl.col(cols[0]).fill_null(pl.lit(imputer.statistics_[0], dtype=pl.String))
-            categories = [str(v) for v in encoder.categories_[0]]
-            if isinstance(encoder, OneHotEncoder):
-                exprs += [(x == v).cast(pl.UInt8) for v in categories]
-            elif isinstance(encoder, OrdinalEncoder):
-                codes = x.replace_strict(
-                    categories, list(range(len(categories))), default=-1, return_dtype=pl.Float64
-                )
-                exprs.append(codes.cast(pl.Float32))
-            else:
-                return None
-        if len(exprs) != len(names):
-            return None
-        return [e.alias(n) for e, n in zip(exprs, names, strict=True)]
+    def expressions(self) -> list[pl.Expr]:
+        """The fitted transform as polars expressions (matrix columns only)."""
+        return self.recipe().expressions()
 
     def save(self, path: str | Path) -> Path:
         """Write this fitted preprocessor to ``path`` (:func:`save_preprocessor`)."""
         return save_preprocessor(self, path)
 
-    def write_matrix(self, frame: Any, path: str | Path, *, keys: Sequence[str] = ()) -> int:
-        """Write the matrix of ``frame`` to ``path`` (:func:`write_matrix`); returns rows written."""
-        return write_matrix(self, frame, path, keys=keys)
+    def write_matrix(self, frame: Any, path: str | Path, *, keys: Any = ()) -> int:
+        """Write the matrix of ``frame`` to ``path`` (:meth:`Recipe.write_matrix`); returns rows written."""
+        return self.recipe().write_matrix(frame, path, keys=keys)
 
     def describe(self) -> dict[str, Any]:
         """The choices made: column lists, imputation per column, encoding per column."""
-        return {
-            "numeric": self.numeric_,
-            "categorical": self.categorical_,
-            "dropped": self.dropped_,
-            "imputation": self.strategies_,
-            "encoding": self.encodings_,
-            "config": self.config,
-        }
+        return self.recipe().describe()
 
 
-def _scaled(x: pl.Expr, scale: Any, i: int) -> pl.Expr | None:
-    """``x`` through a fitted scikit-learn scaler as its ``transform`` computes it (None: unknown)."""
-    if scale is None:
-        return x
-    if isinstance(scale, StandardScaler):
-        x = x - float(scale.mean_[i]) if scale.with_mean else x
-        return x / float(scale.scale_[i]) if scale.with_std else x
-    if isinstance(scale, RobustScaler):
-        x = x - float(scale.center_[i]) if scale.with_centering else x
-        return x / float(scale.scale_[i]) if scale.with_scaling else x
-    if isinstance(scale, MinMaxScaler) and not scale.clip:
-        return x * float(scale.scale_[i]) + float(scale.min_[i])
-    return None
+def _bound(value: float | None, unbounded: float) -> float:
+    return unbounded if value is None else value
 
 
-def _numeric_expression(column: str, i: int, steps: dict[str, Any]) -> pl.Expr | None:
-    """Impute, cap and scale one numeric column as scikit-learn does (float64, same order)."""
-    fill = float(steps["impute"].statistics_[i])
-    cap = steps["cap"]
-    if not np.isfinite(fill):
-        return None
-    x = pl.col(column).cast(pl.Float64).fill_nan(None).fill_null(fill)
-    x = x.clip(float(cap.lower_[i]), float(cap.upper_[i]))
-    return _scaled(x, steps.get("scale"), i)
+def _adopt_scaler(scaler: Any, steps: list[NumberStep]) -> Any:
+    """Give a fitted scaler the recipe's offsets and factors (the attributes its ``transform`` reads)."""
+    offsets = np.array([s.offset for s in steps])
+    factors = np.array([s.factor for s in steps])
+    if isinstance(scaler, StandardScaler):
+        scaler.mean_, scaler.scale_, scaler.var_ = offsets, factors, factors**2
+    elif isinstance(scaler, RobustScaler):
+        scaler.center_, scaler.scale_ = offsets, factors
+    else:
+        scaler.min_, scaler.scale_ = offsets, factors
+        scaler.data_min_ = -offsets / factors
+        scaler.data_range_ = 1.0 / factors
+        scaler.data_max_ = scaler.data_min_ + scaler.data_range_
+    return scaler
 
 
-def _prepare(frame: pl.DataFrame) -> pl.DataFrame:
-    """Booleans as 0/1; dates and free JSON left out of the matrix."""
-    keep = []
-    for c, t in frame.schema.items():
-        if t == pl.Boolean:
-            keep.append(pl.col(c).cast(pl.Int8))
-        elif t.is_temporal() or c == "extras":
-            continue
-        else:
-            keep.append(pl.col(c))
-    return frame.select(keep)
+def _adopt_text(pipe: Pipeline, step: TextStep) -> None:
+    """Give a fitted impute-encode pipeline the recipe's fill, levels and target statistics."""
+    pipe.named_steps["impute"].statistics_ = np.array([step.fill], dtype=object)
+    encoder = pipe.named_steps["encode"]
+    encoder.categories_ = [np.array(step.categories, dtype=object)]
+    if step.encoding == "target":
+        encoder.encodings_ = [np.array(e) for e in step.encodings]
+        means = np.array(step.defaults)
+        encoder.target_mean_ = means if step.target_type == "multiclass" else float(means[0])
 
 
-def _numeric_strategy(s: pl.Series, missing: str) -> str:
-    if missing in ("mean", "median"):
-        return missing
-    if missing == "mode":
-        return "most_frequent"
-    values = s.drop_nulls().cast(pl.Float64)
-    skew = values.skew() if len(values) > 2 else 0.0
-    return "median" if skew is not None and np.isfinite(skew) and abs(skew) > SKEW_LIMIT else "mean"
+def _number_pipeline(recipe: Recipe, strategy: str) -> tuple[str, Pipeline, list[str]]:
+    steps = [s for s in recipe.numbers if s.strategy == strategy]
+    imputer = SimpleImputer(strategy=strategy, keep_empty_features=True)
+    capper = OutlierCapper(recipe.config.get("outliers", "iqr"))
+    parts: list[tuple[str, Any]] = [("impute", imputer), ("cap", capper)]
+    scaling = recipe.config.get("scaling", "none")
+    if scaling != "none":
+        parts.append(("scale", _SCALERS[scaling]()))
+    return (f"num_{strategy}", Pipeline(parts), [s.column for s in steps])
 
 
-def _downcast(out: pl.DataFrame, encodings: dict[str, str]) -> pl.DataFrame:
-    onehot_prefixes = tuple(f"{c}_" for c, kind in encodings.items() if kind == "onehot")
-    exprs = []
-    for c, t in out.schema.items():
-        if onehot_prefixes and c.startswith(onehot_prefixes):
-            exprs.append(pl.col(c).cast(pl.UInt8))
-        elif t.is_float():
-            exprs.append(pl.col(c).cast(pl.Float32))
-        else:
-            exprs.append(pl.col(c))
-    return out.select(exprs)
-
-
-def fit_sample(frame: pl.DataFrame | pl.LazyFrame, limit: int | None = None) -> pl.DataFrame:
-    """At most ``limit`` rows (default :attr:`Settings.fit_rows`) of ``frame``: all of them, or every k-th row (an even, repeatable spread)."""
-    return fit_rows(frame, settings.fit_rows if limit is None else limit)
-
-
-def fit_preprocessor(
-    frame: pl.DataFrame | pl.LazyFrame, blueprint: Blueprint, config: PreprocessConfig
-) -> Preprocessor:
-    """Fit a :class:`Preprocessor` for a blueprint's processed table on at most 1,000,000 rows (:func:`fit_sample`)."""
-    # the label is the answer, never an input (a target stays: target encoding learns from it,
-    # and the preprocessor never makes it a column of the matrix)
-    label = {blueprint.label} if blueprint.label else set()
-    drop = {f.name for f in blueprint.fields if f.kind == "id"} | {"extras"} | label
-    lf = frame.lazy()
-    usable = lf.drop([c for c in lf.collect_schema().names() if c in drop])
-    return Preprocessor(blueprint.name, config.model_dump(), blueprint.target).fit(
-        fit_sample(usable)
+def _text_pipeline(step: TextStep) -> tuple[str, Pipeline, list[str]]:
+    encoder = {
+        "onehot": lambda: OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+        "label": lambda: OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
+        "target": lambda: TargetEncoder(),
+    }[step.encoding]()
+    imputer = SimpleImputer(strategy="most_frequent", missing_values=None)
+    return (
+        f"cat_{step.column}",
+        Pipeline([("impute", imputer), ("encode", encoder)]),
+        [step.column],
     )
 
 
-#: Rows transformed per batch when writing the model matrix.
-MATRIX_BATCH_ROWS = 1_000_000
-
-
-def write_matrix(
-    prep: Preprocessor,
-    frame: Any,
-    path: str | Path,
-    *,
-    keys: Sequence[str] = (),
-) -> int:
-    """Write ``prep``'s matrix for ``frame`` to ``path`` (zstd Parquet); returns rows written.
-
-    The fitted transform streams as polars expressions (:meth:`Preprocessor.expressions`);
-    a transform without an exact polars form runs scikit-learn on batches of
-    :data:`MATRIX_BATCH_ROWS` rows on two threads, written in order. Either way memory
-    holds a few batches, whatever the table's size. On Spark (``frame`` a
-    :class:`~tracer_kit.spark.PartitionFrame`) the executors apply it batch by batch and
-    write part files in the folder ``path``. ``keys`` are columns kept beside
-    ``source_row`` to join back by (an aggregated row, one per date, may have no source row).
-    """
-    lf = frame.lazy()
-    exprs = prep.expressions()
-    if exprs is not None:
-        if prep.drop_missing_:
-            lf = lf.drop_nulls(prep.numeric_ + prep.categorical_)
-        first = [c for c in ("source_row", *keys) if c in lf.collect_schema().names()]
-        return write_rows(lf.select(*first, *exprs), Path(path))
-    if on_spark(lf):
-        return write_rows(map_batches(lf, prep.transform), Path(path))
-    return write_in_batches(prep.transform, lf, path)
-
-
-def _slices(lf: pl.LazyFrame, rows: int) -> Iterator[pl.DataFrame]:
-    total = lf.select(pl.len()).collect().item()
-    for offset in range(0, total, rows):
-        yield lf.slice(offset, rows).collect()
-
-
-def write_in_batches(
-    transform: Callable[[pl.DataFrame], pl.DataFrame],
-    lf: pl.LazyFrame,
-    path: str | Path,
-    *,
-    batch_rows: int = MATRIX_BATCH_ROWS,
-    slices: bool = False,
-) -> int:
-    """``transform`` over ``lf`` in batches of ``batch_rows`` rows, written in order to
-    ``path`` (zstd Parquet); returns rows written. Memory holds a few batches, whatever the
-    table's size.
-
-    By default batches stream from ``lf`` and are transformed on two threads. With
-    ``slices`` each batch is read on its own (``lf.slice``; cheap when ``lf`` is a scan of a
-    file) and transformed in this thread: for a transform that is slow and multi-threaded
-    itself, such as a scikit-learn model's ``predict_proba``, where the streaming engine
-    would read ahead of it and two Python threads would only contend.
+def _scaffold(recipe: Recipe) -> tuple[pl.DataFrame, Any]:
+    """Rows (and a target) on which the transformers fit to the recipe's shape: every level
+    of every text column, the target's classes, two or more rows.
     """  # noqa: D205
-    import pyarrow.parquet as pq
-
-    writer = None
-    rows = 0
-
-    def write(table: Any) -> None:
-        nonlocal writer, rows
-        if writer is None:
-            writer = pq.ParquetWriter(str(path), table.schema, compression="zstd")
-        writer.write_table(table)
-        rows += table.num_rows
-
-    try:
-        if slices:
-            for batch in _slices(lf, batch_rows):
-                write(transform(batch).to_arrow())
-        else:
-            _two_threads(
-                transform, lf.collect_batches(chunk_size=batch_rows, engine="streaming"), write
-            )
-        if writer is None:  # no rows at all: an empty file with the right columns
-            transform(lf.head(0).collect()).write_parquet(path, compression="zstd")
-    finally:
-        if writer is not None:
-            writer.close()
-    return rows
+    classes = next((s.classes for s in recipe.texts if s.classes), ())
+    n = max([2, len(classes), *(len(s.categories) for s in recipe.texts)])
+    columns: dict[str, Any] = {c: [float(i % 2) for i in range(n)] for c in recipe.numeric}
+    for s in recipe.texts:
+        columns[s.column] = [s.categories[i % len(s.categories)] for i in range(n)]
+    target_type = next((s.target_type for s in recipe.texts if s.target_type), None)
+    y = None
+    if target_type == "continuous":
+        y = np.arange(n) + 0.5
+    elif target_type is not None:
+        y = np.array([classes[i % len(classes)] for i in range(n)] if classes else [0, 1] * n)[:n]
+    return pl.DataFrame(
+        columns,
+        schema={
+            **dict.fromkeys(recipe.numeric, pl.Float64),
+            **{s.column: pl.String for s in recipe.texts},
+        },
+    ), y
 
 
-def _two_threads(
-    transform: Callable[[pl.DataFrame], pl.DataFrame],
-    batches: Iterator[pl.DataFrame],
-    write: Callable[[Any], None],
-) -> None:
-    """Transform batches on two threads, handing each result to ``write`` in order."""
-    pending: deque[Future[Any]] = deque()
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="tracer-batches") as pool:
-        for batch in batches:
-            pending.append(pool.submit(lambda b: transform(b).to_arrow(), batch))
-            if len(pending) >= 2:
-                write(pending.popleft().result())
-        while pending:
-            write(pending.popleft().result())
+def _transformer(recipe: Recipe) -> ColumnTransformer:
+    """A ``ColumnTransformer`` fitted to the recipe's shape, then given its statistics."""
+    strategies = list(dict.fromkeys(s.strategy for s in recipe.numbers))
+    parts = [_number_pipeline(recipe, k) for k in strategies]
+    parts += [_text_pipeline(s) for s in recipe.texts]
+    transformer = ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False)
+    rows, y = _scaffold(recipe)
+    transformer.fit(rows, y)
+    fitted = dict((name, pipe) for name, pipe, _ in transformer.transformers_)
+    for k in strategies:
+        steps = [s for s in recipe.numbers if s.strategy == k]
+        pipe = fitted[f"num_{k}"]
+        pipe.named_steps["impute"].statistics_ = np.array([s.fill for s in steps])
+        cap = pipe.named_steps["cap"]
+        cap.lower_ = np.array([_bound(s.lower, -np.inf) for s in steps])
+        cap.upper_ = np.array([_bound(s.upper, np.inf) for s in steps])
+        if "scale" in pipe.named_steps:
+            pipe.steps[-1] = ("scale", _adopt_scaler(pipe.named_steps["scale"], steps))
+    for s in recipe.texts:
+        _adopt_text(fitted[f"cat_{s.column}"], s)
+    return transformer
+
+
+def _offset_factor(scaler: Any, i: int) -> tuple[str, float, float]:
+    """A fitted scaler's column ``i`` as ``(scaling, offset, factor)``."""
+    if isinstance(scaler, StandardScaler):
+        offset = float(scaler.mean_[i]) if scaler.with_mean else 0.0
+        return "standard", offset, float(scaler.scale_[i]) if scaler.with_std else 1.0
+    if isinstance(scaler, RobustScaler):
+        offset = float(scaler.center_[i]) if scaler.with_centering else 0.0
+        return "robust", offset, float(scaler.scale_[i]) if scaler.with_scaling else 1.0
+    return "minmax", float(scaler.min_[i]), float(scaler.scale_[i])
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if np.isfinite(value) or np.isnan(value) else None
+
+
+def _number_steps(strategy: str, pipe: Pipeline, cols: list[str]) -> list[NumberStep]:
+    """The recipe's steps of one fitted impute-cap-scale pipeline."""
+    steps = pipe.named_steps
+    out = []
+    for i, c in enumerate(cols):
+        scaling, offset, factor = "none", 0.0, 1.0
+        if "scale" in steps:
+            scaling, offset, factor = _offset_factor(steps["scale"], i)
+        lower, upper = steps["cap"].lower_[i], steps["cap"].upper_[i]
+        fill = float(steps["impute"].statistics_[i])
+        out.append(
+            NumberStep(c, strategy, fill, _finite(lower), _finite(upper), scaling, offset, factor)
+        )
+    return out
+
+
+def _text_step(column: str, pipe: Pipeline) -> TextStep:
+    """The recipe's step of one fitted impute-encode pipeline."""
+    encoder = pipe.named_steps["encode"]
+    kind = next(k for k, t in _ENCODERS.items() if isinstance(encoder, t))
+    fill = str(pipe.named_steps["impute"].statistics_[0])
+    levels = tuple(str(v) for v in encoder.categories_[0])
+    if kind != "target":
+        return TextStep(column, fill, kind, levels)
+    means = np.atleast_1d(encoder.target_mean_)
+    return TextStep(
+        column,
+        fill,
+        kind,
+        levels,
+        target_type=encoder.target_type_,
+        classes=tuple(encoder.classes_) if encoder.target_type_ == "multiclass" else (),
+        encodings=tuple(tuple(float(v) for v in e) for e in encoder.encodings_),
+        defaults=tuple(float(m) for m in means),
+    )
+
+
+def fit_preprocessor(frame: Any, blueprint: Blueprint, config: PreprocessConfig) -> Preprocessor:
+    """Fit a blueprint's :class:`Preprocessor` on at most 1,000,000 of its rows (:func:`~tracer_kit.recipe.recipe_for`)."""
+    return Preprocessor.from_recipe(recipe_for(frame, blueprint, config))
 
 
 def save_preprocessor(prep: Preprocessor, path: str | Path) -> Path:
-    """Write the fitted preprocessor with skops (no pickle)."""
+    """Write the fitted preprocessor with skops (no pickle), its recipe as JSON beside it."""
     path = dump_skops(prep, path)
-    path.with_suffix(".json").write_text(json.dumps(prep.describe(), indent=1, default=str))
+    prep.recipe().save(path.with_suffix(".json"))
     return path
 
 
 def read_preprocessor(path: str | Path) -> Preprocessor:
-    """Load a preprocessor saved by tracer-kit (:func:`load_skops`)."""
+    """Load a preprocessor: a skops file tracer-kit wrote (:func:`load_skops`), or a saved recipe (``.json``)."""
+    if Path(path).suffix == ".json":
+        recipe = read_recipe(path)
+        if recipe is None:
+            raise TracerError(f"{path}: not a saved preprocessing recipe")
+        return Preprocessor.from_recipe(recipe)
     return load_skops(path, "a preprocessor")

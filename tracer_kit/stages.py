@@ -32,11 +32,11 @@ from tracer_kit.ingest import Ingested
 from tracer_kit.lazy import lazy_module
 from tracer_kit.model import ModelOutcome, apply_model, fit_model, model_task, read_model
 from tracer_kit.outputs import OUTPUTS, OutputContext
-from tracer_kit.preprocess import Preprocessor, fit_preprocessor, read_preprocessor
 from tracer_kit.quality import QualityResult, assess_ingested, read_file
 from tracer_kit.quality.matching import config_column_map
+from tracer_kit.recipe import Recipe, recipe_for
 from tracer_kit.record import GateVerdict, ModelSummary
-from tracer_kit.trained import TrainedRun
+from tracer_kit.trained import TrainedRun, training_recipe
 from tracer_kit.types import Issue
 
 # The Spark engine's modules load pyarrow, numpy and pyspark (0.24 s or more) when first used.
@@ -109,11 +109,11 @@ class Written:
 
 @dataclass(frozen=True)
 class Prepared:
-    """The preprocess stage's value: the fitted (or the training run's) preprocessor and the
-    files written with it (the model-ready matrix, the preprocessor itself).
+    """The preprocess stage's value: the fitted (or the training run's) recipe and the
+    files written with it (the model-ready matrix, the recipe itself).
     """  # noqa: D205
 
-    preprocessor: Preprocessor | None  # None: nothing to build a matrix from (``why`` in notes)
+    recipe: Recipe | None  # None: nothing to build a matrix from (``why`` in notes)
     written: Written
 
 
@@ -378,23 +378,19 @@ def prepare(
     finals: Mapping[str, str | None],
     trained: TrainedRun | None = None,
 ) -> Prepared:
-    """Fit the preprocessor (or load the training run's), then write the preprocess outputs.
+    """Fit the preprocessing recipe (or take the training run's), then write the preprocess outputs.
 
     Rows with no number or category to learn from (a contract of identifiers and dates)
     get no model-ready matrix, and the run says so.
     """
     ctx = OutputContext(run_id, blueprint, processed)
     try:
-        prep = (
-            read_preprocessor(trained.preprocessor)
-            if trained
-            else fit_preprocessor(processed, blueprint, cfg)
-        )
+        recipe = training_recipe(trained) if trained else recipe_for(processed, blueprint, cfg)
     except EmptyMatrixError as exc:
         ctx.notes["preprocess"] = {"matrix": None, "why": str(exc)}
         return Prepared(None, write_outputs(ctx, "preprocess", staging=staging, finals=finals))
-    ctx.fitted["preprocessor"] = prep
-    return Prepared(prep, write_outputs(ctx, "preprocess", staging=staging, finals=finals))
+    ctx.fitted["recipe"] = recipe
+    return Prepared(recipe, write_outputs(ctx, "preprocess", staging=staging, finals=finals))
 
 
 # --------------------------------------------------------------------------- model
@@ -424,9 +420,13 @@ def fit_or_apply_model(
     staging: Path,
     finals: Mapping[str, str | None],
     trained: TrainedRun | None = None,
+    recipe: Recipe | None = None,
 ) -> Modelled:
-    """Fit the blueprint's model (or apply the training run's); stage predictions and model."""
-    ctx = OutputContext(run_id, blueprint, processed)
+    """Fit the blueprint's model (or apply the training run's); stage predictions and model.
+
+    ``recipe``: the preprocess stage's, saved beside the model as a scikit-learn object.
+    """
+    ctx = OutputContext(run_id, blueprint, processed, fitted={"recipe": recipe})
     if model_task(blueprint) is None:
         return Modelled(None, write_outputs(ctx, "model", staging=staging, finals=finals))
     outcome = _outcome(processed, blueprint, cfg, trained)

@@ -13,6 +13,7 @@ import difflib
 import importlib.util
 import os
 import sys
+import threading
 from importlib import metadata
 from pathlib import Path
 
@@ -89,6 +90,7 @@ _registry: dict[str, Blueprint] = {}
 _loaded_paths: set[Path] = set()
 _contracts: dict[Path, tuple[int, Blueprint]] = {}
 _builtins_loaded = False
+_builtins_lock = threading.Lock()  # (runs on threads may ask for their first blueprint at once)
 
 
 def code_site(fn: object) -> str:
@@ -172,10 +174,13 @@ def _load_builtins() -> None:
     global _builtins_loaded
     if _builtins_loaded:
         return
-    _builtins_loaded = True
-    for module in _BUILTIN_MODULES:
-        mod = importlib.import_module(f"tracer_kit.blueprints.{module}")
-        register_blueprint(mod.BLUEPRINT, replace=True)
+    with _builtins_lock:
+        if _builtins_loaded:
+            return
+        for module in _BUILTIN_MODULES:
+            mod = importlib.import_module(f"tracer_kit.blueprints.{module}")
+            register_blueprint(mod.BLUEPRINT, replace=True)
+        _builtins_loaded = True
 
 
 def _user_folders() -> list[Path]:

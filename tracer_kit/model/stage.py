@@ -49,8 +49,8 @@ from tracer_kit.model.plots import churn_chart, elasticity_chart, forecast_chart
 from tracer_kit.model.pricing import Elasticity, expected_quantity, fit_elasticity
 from tracer_kit.model.regression import MIN_ROWS, fit_regression
 from tracer_kit.model.saved import save_model
-from tracer_kit.preprocess import write_in_batches
 from tracer_kit.quality.matching import label_like
+from tracer_kit.recipe import write_in_batches
 from tracer_kit.settings import settings
 from tracer_kit.types import Issue
 

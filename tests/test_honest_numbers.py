@@ -88,3 +88,29 @@ def test_feature_chart_counts_every_row_on_bin_edges(workdir, sample_csv):
     svg = base64.b64decode(re.search(r"base64,([^\"]+)", html).group(1)).decode()
     assert "engagement_score: all 9,750 rows with a value" in svg
     assert "sample" not in svg
+
+
+def test_above_the_exact_limit_the_histogram_is_the_spreads_scaled_to_every_row():
+    """Sorting and binning every row of a huge column costs more than the rest of a profile;
+    above ``exact_distinct_rows`` the bins come from an even spread, scaled to the row count."""
+    import json
+
+    from tracer_kit.profiling import column_profiles
+    from tracer_kit.settings import override
+
+    rows = 50_000
+    frame = pl.DataFrame({"x": [float((i * 7919) % 1000) ** 1.5 for i in range(rows)]})
+    exact = column_profiles(frame)
+    with override(exact_distinct_rows=5_000):
+        sampled = column_profiles(frame)
+    counts = {
+        name: json.loads(p["hist_counts"][0])
+        for name, p in (("exact", exact), ("sampled", sampled))
+    }
+    assert sum(counts["exact"]) == rows
+    assert counts["sampled"] != counts["exact"]  # (estimated, not counted)
+    assert abs(sum(counts["sampled"]) - rows) <= len(counts["sampled"])  # (rounding, per bin)
+    for e, s in zip(counts["exact"], counts["sampled"], strict=True):
+        assert abs(e - s) / rows < 0.01  # each bin's share within a point of the exact one
+    assert sampled["mean"][0] == exact["mean"][0]  # means, minima and maxima stay exact
+    assert (sampled["min"][0], sampled["max"][0]) == (exact["min"][0], exact["max"][0])

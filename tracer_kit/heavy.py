@@ -11,17 +11,20 @@ unblocked, so code that imports it later still can.
 ``spark`` extra), and pyspark then warns about pandas 3 although tracer-kit uses no pandas
 API of pyspark; the warning is silenced for that import only, not for the process (the
 Spark engine silences it for the process when it starts:
-:func:`quiet_pyspark_pandas_warning`).
+:func:`quiet_pyspark_pandas_warning`). pandera's import (it imports pandas) costs about half
+a second, so a run or a validation starts it on a thread of its own as it begins
+(:func:`preload_pandera`); the schema check at the end of validation then finds it loaded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import warnings
 from types import ModuleType
 
-__all__ = ["altair", "pandera_polars", "quiet_pyspark_pandas_warning"]
+__all__ = ["altair", "pandera_polars", "preload_pandera", "quiet_pyspark_pandas_warning"]
 
 _SLOW = "rfc3987_syntax"
 #: pyspark's warning about pandas 3, given on each Arrow function of a Spark frame although
@@ -31,6 +34,8 @@ _PYSPARK_PANDAS = "PySpark does not yet fully support pandas"
 #: Runs in threads (the Spark engine's tests, a user's own) import altair once, together:
 #: while one imports it, ``sys.modules`` already holds the half-made module.
 _LOCK = threading.Lock()
+_PRELOAD = threading.Lock()
+_preloading = False
 
 
 def altair() -> ModuleType:
@@ -48,11 +53,34 @@ def altair() -> ModuleType:
 
 
 def pandera_polars() -> ModuleType:
-    """``pandera.polars`` (imported once, without pyspark's warning about pandas)."""
-    with _LOCK, warnings.catch_warnings():
+    """``pandera.polars`` (imported once, without pyspark's warning about pandas).
+
+    The warning is filtered by one entry added for the import and removed after it (not
+    ``catch_warnings``, which would put back the whole list and drop a filter another
+    thread added meanwhile).
+    """
+    with _LOCK:
+        if "pandera.polars" in sys.modules:
+            return sys.modules["pandera.polars"]
         warnings.filterwarnings("ignore", message=_PYSPARK_PANDAS, category=FutureWarning)
-        import pandera.polars as pa
+        entry = warnings.filters[0]
+        try:
+            import pandera.polars as pa
+        finally:
+            with contextlib.suppress(ValueError):
+                warnings.filters.remove(entry)
+            warnings._filters_mutated()  # type: ignore[attr-defined]  # (the cache of seen warnings)
     return pa
+
+
+def preload_pandera() -> None:
+    """Start importing ``pandera.polars`` on a thread of its own, unless it is (being) loaded."""
+    global _preloading
+    with _PRELOAD:
+        if _preloading or "pandera.polars" in sys.modules:
+            return
+        _preloading = True
+    threading.Thread(target=pandera_polars, name="tracer-preload-pandera", daemon=True).start()
 
 
 def quiet_pyspark_pandas_warning() -> None:

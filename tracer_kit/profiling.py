@@ -63,13 +63,12 @@ def _as_number(name: str, dtype: pl.DataType) -> pl.Expr:
 
 
 def _column_stats(
-    lf: pl.LazyFrame, schema: pl.Schema, names: Sequence[str], height: int
+    lf: pl.LazyFrame, ordered: pl.LazyFrame, schema: pl.Schema, names: Sequence[str], height: int
 ) -> dict[str, dict[str, Any]]:
-    """Per column: nulls, distinct, min, max, and for numbers mean, median, range (two passes)."""
+    """Per column: nulls, distinct, min, max, and for numbers mean, and from the rows of
+    ``ordered`` median and range (two passes).
+    """  # noqa: D205
     exact = height <= settings.exact_distinct_rows
-    # order statistics (median, histogram range) from a spread of rows on big frames:
-    # sorting every column of tens of millions of rows costs more than the rest together
-    ordered = spread(lf, settings.exact_distinct_rows, rows=height)
     agg, order_agg = Aggregates(), Aggregates()
     for name in names:
         dtype = schema[name]
@@ -145,16 +144,24 @@ def column_profiles(
     Numeric and date columns get ``bins`` equal-width bins over their 0.5th-99.5th
     percentiles, the tails counted in the end bins (so one extreme value does not squash
     every other bar into one bin); text columns their ten most frequent values
-    (``hist_edges`` holds the values). Counts, means, minima and maxima are exact; above
-    1,000,000 rows ``distinct`` is HyperLogLog's estimate and the median and histogram range
-    come from an even spread of 1,000,000 rows (the histogram still counts every row). A
-    lazy frame (a Parquet scan) is read in streaming passes, never whole.
+    (``hist_edges`` holds the values). Null counts, means, minima, maxima and top values
+    are exact. Above 1,000,000 rows ``distinct`` is HyperLogLog's estimate, and the median
+    and the histogram come from an even spread of about 1,000,000 rows, its bin counts
+    scaled to the row count (sorting or binning every column of tens of millions of rows
+    cost more than the rest of the profile together). A lazy frame (a Parquet scan) is read
+    in streaming passes, never whole.
     """
     lf = df.lazy()
     schema = lf.collect_schema()
     names = list(columns or schema.names())
     height = lf.select(pl.len()).collect().item()
-    stats = _column_stats(lf, schema, names, height)
+    ordered, scale = lf, 1.0
+    if height > settings.exact_distinct_rows:
+        numbers = [n for n in names if schema[n].is_numeric() or schema[n].is_temporal()]
+        sample = spread(lf.select(numbers), settings.exact_distinct_rows, rows=height)
+        ordered = sample.collect(engine="streaming").lazy()
+        scale = height / max(ordered.select(pl.len()).collect().item(), 1)
+    stats = _column_stats(lf, ordered, schema, names, height)
     rows = []
     bin_queries: dict[str, pl.LazyFrame] = {}
     for name in names:
@@ -173,7 +180,7 @@ def column_profiles(
             "hist_counts": "[]",
         }
         if (dtype.is_numeric() or dtype.is_temporal()) and get("lo") is not None:
-            bin_queries[name], row["hist_edges"] = _bins(lf, name, dtype, stats[name], bins)
+            bin_queries[name], row["hist_edges"] = _bins(ordered, name, dtype, stats[name], bins)
         elif get("distinct") and get("distinct") <= 0.5 * (height - get("nulls")):
             # (identifier-like columns, mostly distinct values, have no top values worth counting)
             row["hist_edges"], row["hist_counts"] = _top_values(lf, name)
@@ -184,7 +191,8 @@ def column_profiles(
         for row in rows:
             if row["column"] in by_column:
                 by_bin = dict(by_column[row["column"]].iter_rows())
-                row["hist_counts"] = json.dumps([int(by_bin.get(i, 0)) for i in range(bins)])
+                counts = [round(by_bin.get(i, 0) * scale) for i in range(bins)]
+                row["hist_counts"] = json.dumps(counts)
     return pl.DataFrame(rows, schema=PROFILE_SCHEMA)
 
 

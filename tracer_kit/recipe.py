@@ -300,29 +300,34 @@ def _nonzero(scale: float) -> float:
 
 def _scaler(values: dict[str, float | None], scaling: str, n: int) -> tuple[float, float]:
     """``(offset, factor)`` for one column from its aggregates, as the scaler's ``fit`` sets them."""
+    if scaling == "none":
+        return 0.0, 1.0
     if scaling == "standard":
         mean, var = values["mean"] or 0.0, values["var"] or 0.0
         constant = var <= n * _EPS * var + (n * mean * _EPS) ** 2
         return mean, 1.0 if constant else math.sqrt(var)
     if scaling == "robust":
         return values["median"] or 0.0, _nonzero((values["q3"] or 0.0) - (values["q1"] or 0.0))
-    if scaling == "minmax":
-        low, high = values["min"] or 0.0, values["max"] or 0.0
-        factor = 1.0 / _nonzero(high - low)
-        return 0.0 - low * factor, factor
-    return 0.0, 1.0
+    low, high = values["min"] or 0.0, values["max"] or 0.0  # minmax
+    factor = 1.0 / _nonzero(high - low)
+    return 0.0 - low * factor, factor
 
 
-def _scale_aggregates(x: pl.Expr, c: str) -> list[pl.Expr]:
-    return [
-        x.mean().alias(f"{c}\0mean"),
-        x.var(ddof=0).alias(f"{c}\0var"),
-        x.median().alias(f"{c}\0median"),
-        x.quantile(0.25, "linear").alias(f"{c}\0q1"),
-        x.quantile(0.75, "linear").alias(f"{c}\0q3"),
-        x.min().alias(f"{c}\0min"),
-        x.max().alias(f"{c}\0max"),
-    ]
+#: The aggregates each scaling's fit reads.
+_SCALE_AGGREGATES: dict[str, dict[str, Callable[[pl.Expr], pl.Expr]]] = {
+    "standard": {"mean": lambda x: x.mean(), "var": lambda x: x.var(ddof=0)},
+    "robust": {
+        "median": lambda x: x.median(),
+        "q1": lambda x: x.quantile(0.25, "linear"),
+        "q3": lambda x: x.quantile(0.75, "linear"),
+    },
+    "minmax": {"min": lambda x: x.min(), "max": lambda x: x.max()},
+    "none": {},
+}
+
+
+def _scale_aggregates(x: pl.Expr, c: str, scaling: str) -> list[pl.Expr]:
+    return [agg(x).alias(f"{c}\0{name}") for name, agg in _SCALE_AGGREGATES[scaling].items()]
 
 
 def _number_steps(
@@ -339,9 +344,8 @@ def _number_steps(
     ).row(0, named=True)
     bounds = {c: (raw[f"{c}\0{0}"], raw[f"{c}\0{1}"]) for c in cols}
     capped = {c: filled[c].clip(*bounds[c]) if cfg.outliers != "none" else filled[c] for c in cols}
-    scaled = frame.select(e for c in cols for e in _scale_aggregates(capped[c], c)).row(
-        0, named=True
-    )
+    aggregates = [e for c in cols for e in _scale_aggregates(capped[c], c, cfg.scaling)]
+    scaled = frame.select(aggregates).row(0, named=True) if aggregates else {}
     steps = []
     for c in cols:
         stats = {k.split("\0")[1]: v for k, v in scaled.items() if k.startswith(f"{c}\0")}

@@ -21,6 +21,7 @@ from tracer_kit.blueprints import Blueprint, RuleContext, blueprint_form, get_bl
 from tracer_kit.config import Config, Thresholds, load_config, validation_message
 from tracer_kit.engine import fit_rows, materialize, on_spark
 from tracer_kit.errors import BlueprintError, PipelineBugError
+from tracer_kit.heavy import preload_pandera
 from tracer_kit.ingest import REJECT_SCHEMA, Ingested, ReadContext, read_source
 from tracer_kit.quality import transforms as field_transforms
 from tracer_kit.quality.casting import Typed, cast_fields, clean_columns, dirty_counts
@@ -376,6 +377,7 @@ def assess(
     QualityResult
         Counts, score and parts, issues, valid typed rows and the quarantine table.
     """
+    preload_pandera()  # (for the schema check at the end)
     config = config or Config()
     blueprint = field_transforms.configured(blueprint, config)
     run_date = run_date or dt.datetime.now(dt.UTC).date()
@@ -559,7 +561,12 @@ def read_file(
     *,
     blueprint: Blueprint | None = None,
 ) -> Ingested:
-    """:func:`read_table` with the input options of a :class:`Config` (and the blueprint's sheet choice)."""
+    """:func:`read_table` with the input options of a :class:`Config` (and the blueprint's sheet choice).
+
+    The schema check that ends validation needs pandera, which starts loading now, beside
+    the read (:func:`~tracer_kit.heavy.preload_pandera`).
+    """
+    preload_pandera()
     fits = fits_blueprint(blueprint, config) if blueprint is not None else None
     return read_source(path, config.read, ReadContext(staging_dir, fits))
 

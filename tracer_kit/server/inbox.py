@@ -11,7 +11,6 @@ warehouse's ``inbox_files`` table; its dataset is named from the name it was dro
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tracer_kit.blueprints import list_blueprints
+from tracer_kit.ingest import file_sha256
 from tracer_kit.project import InboxSection
 from tracer_kit.server.pool import Job, QueueFull
 from tracer_kit.server.schedules import PARTIAL_SUFFIXES, merged_config
@@ -32,18 +32,9 @@ from tracer_kit.warehouse import (
     utcnow,
 )
 
-__all__ = ["Inbox", "file_sha256"]
+__all__ = ["Inbox"]
 
 log = logging.getLogger("tracer_kit.server")
-
-
-def file_sha256(path: Path) -> str:
-    """The file's SHA-256 (hex), read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _split(name: str) -> tuple[str, str]:

@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from tracer_kit.settings import settings
+from tracer_kit.settings import parquet_options, settings
 
 #: DuckDB's cap for a scratch connection; past it, sorts and group-bys spill to disk.
 SCRATCH_MEMORY = os.environ.get("TRACER_SCRATCH_MEMORY", "512MB")
@@ -146,12 +146,12 @@ def sink_sorted(
     if rows is None:
         rows = lf.select(pl.len()).collect(engine="streaming").item()
     if is_sorted_by(lf, keys):
-        lf.sink_parquet(dest, compression="zstd")
+        lf.sink_parquet(dest, **parquet_options())
         return
     chunks = math.ceil(rows / settings.sort_chunk_rows)
     if chunks <= 1:
         lf.sort(keys, nulls_last=True).collect(engine="streaming").write_parquet(
-            dest, compression="zstd"
+            dest, **parquet_options()
         )
         return
     writer = None
@@ -164,7 +164,7 @@ def sink_sorted(
                 table = part.to_arrow()
                 del part
                 if writer is None:
-                    writer = pq.ParquetWriter(str(dest), table.schema, compression="zstd")
+                    writer = pq.ParquetWriter(str(dest), table.schema, **parquet_options())
                 if pending is not None:
                     pending.result()
                 pending = pool.submit(writer.write_table, table)

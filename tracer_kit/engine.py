@@ -21,6 +21,7 @@ from tracer_kit._scratch import order_statistics as banded
 from tracer_kit._scratch import repeated_values as out_of_core
 from tracer_kit._scratch import spread
 from tracer_kit.lazy import lazy_module
+from tracer_kit.settings import parquet_options
 
 # The Spark engine's modules load pyarrow, numpy and pyspark (0.24 s or more) when first used.
 spark_frames = lazy_module("tracer_kit.spark.frame")
@@ -52,7 +53,7 @@ def on_spark(frame: Any) -> bool:
 def materialize(plan: Any, path: Path, compression: str = "zstd") -> Any:
     """Write ``plan`` as Parquet and read it back: one file (polars) or part files (Spark)."""
     if not on_spark(plan):
-        plan.lazy().sink_parquet(path, compression=compression)
+        plan.lazy().sink_parquet(path, **parquet_options(compression))
         return pl.scan_parquet(path)
     return plan.materialize(path)
 

@@ -36,6 +36,7 @@ import polars as pl
 
 from tracer_kit.connections import dotenv_value
 from tracer_kit.errors import ConfigError, TracerError
+from tracer_kit.settings import parquet_options
 from tracer_kit.warehouse import query, run_row
 from tracer_kit.workspace import DEFAULT_WAREHOUSE
 
@@ -164,7 +165,7 @@ def _rewrite(path: Path, change: Callable[[pl.DataFrame], pl.DataFrame]) -> None
     for part in _parts(path):
         frame = change(pl.read_parquet(part))
         partial = part.with_name(part.name + ".partial")
-        frame.write_parquet(partial, compression="zstd")
+        frame.write_parquet(partial, **parquet_options())
         partial.replace(part)
 
 

@@ -29,7 +29,7 @@ from tracer_kit.config import PreprocessConfig
 from tracer_kit.engine import fit_rows, write_rows
 from tracer_kit.errors import ConfigError, EmptyMatrixError, TracerError
 from tracer_kit.lazy import lazy_module
-from tracer_kit.settings import settings
+from tracer_kit.settings import parquet_options, settings
 
 __all__ = [
     "MATRIX_BATCH_ROWS",
@@ -517,7 +517,7 @@ def write_in_batches(
     def write(table: Any) -> None:
         nonlocal writer, rows
         if writer is None:
-            writer = pq.ParquetWriter(str(path), table.schema, compression="zstd")
+            writer = pq.ParquetWriter(str(path), table.schema, **parquet_options())
         writer.write_table(table)
         rows += table.num_rows
 
@@ -530,7 +530,7 @@ def write_in_batches(
                 transform, lf.collect_batches(chunk_size=batch_rows, engine="streaming"), write
             )
         if writer is None:  # no rows at all: an empty file with the right columns
-            transform(lf.head(0).collect()).write_parquet(path, compression="zstd")
+            transform(lf.head(0).collect()).write_parquet(path, **parquet_options())
     finally:
         if writer is not None:
             writer.close()

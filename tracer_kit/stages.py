@@ -36,6 +36,7 @@ from tracer_kit.quality import QualityResult, assess_ingested, read_file
 from tracer_kit.quality.matching import config_column_map
 from tracer_kit.recipe import Recipe, recipe_for
 from tracer_kit.record import GateVerdict, ModelSummary
+from tracer_kit.settings import parquet_options
 from tracer_kit.trained import TrainedRun, training_recipe
 from tracer_kit.types import Issue
 
@@ -228,7 +229,7 @@ def build_processed(
     ).alias("extras")
     schema = blueprint.processed_schema()
     lf = lf.with_columns(extra).select(pl.col(name).cast(dtype) for name, dtype in schema.items())
-    lf.sink_parquet(dest, compression="zstd")
+    lf.sink_parquet(dest, **parquet_options())
     if on_spark(lf):  # Spark's part files: readers order by the key
         return dest
     keys = [*blueprint.key, "source_row"]

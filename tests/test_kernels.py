@@ -26,15 +26,24 @@ def test_presentation_variables_are_patched_and_secrets_refuse_the_kernel(monkey
 
 
 @pytest.mark.parametrize(
-    "command",
-    [["validate"], ["run", "--no-model", "--no-notebook"]],
-    ids=["validate", "run-without-model"],
+    ("command", "also_not"),
+    [
+        (["validate", "-b", "customer_churn"], ()),
+        (["run", "-b", "customer_churn", "--no-model", "--no-notebook"], ()),
+        (["profile"], ("pandera",)),  # (a profile validates nothing)
+    ],
+    ids=["validate", "run-without-model", "profile"],
 )
-def test_a_cold_command_does_not_import_the_server_or_scikit_learn(sample_csv, workdir, command):
+def test_a_cold_command_does_not_import_the_server_or_scikit_learn(
+    sample_csv, workdir, command, also_not
+):
     """A command that needs no model imports no scikit-learn, skops or chart engine (the
-    preprocessing recipe is fitted and applied in polars; the report draws SVG).
+    preprocessing recipe is fitted and applied in polars; the report draws SVG), and a profile
+    no pandera.
     """
-    argv = ["tracer", command[0], str(sample_csv), "-b", "customer_churn", "--local", *command[1:]]
+    argv = ["tracer", command[0], str(sample_csv), *command[1:]]
+    if command[0] != "profile":
+        argv.append("--local")
     code = (
         "import sys\n"
         f"sys.argv = {argv!r}\n"
@@ -51,6 +60,7 @@ def test_a_cold_command_does_not_import_the_server_or_scikit_learn(sample_csv, w
         "fastapi",
         "tracer_kit.server.schedules",
         "cronsim",
+        *also_not,
     )
     assert modules_imported_by(code, heavy) == []
 

@@ -28,6 +28,7 @@ from tracer_kit.cells import shorten
 from tracer_kit.config import Config, ModelConfig, PreprocessConfig
 from tracer_kit.engine import on_spark
 from tracer_kit.errors import BlueprintError, EmptyMatrixError, PipelineBugError, TracerError
+from tracer_kit.heavy import preload_pandera
 from tracer_kit.ingest import Ingested
 from tracer_kit.lazy import lazy_module
 from tracer_kit.model import ModelOutcome, apply_model, fit_model, model_task, read_model
@@ -151,6 +152,7 @@ def ingest(
         return spark_engine.read_spark(
             spark, source, format=read.format, delimiter=read.delimiter, encoding=read.encoding
         )
+    preload_pandera()  # (validation's schema check needs it; it loads beside the read)
     return read_file(source, cfg, staging_dir=staging, blueprint=blueprint)
 
 

@@ -484,6 +484,7 @@ def validate(
     cfg = load_config(config)
     bp = get_blueprint(blueprint)
     if isinstance(path_or_frame, (str, Path)):
+        preload_pandera()  # (for the schema check at the end, beside the read)
         return assess_ingested(read_file(path_or_frame, cfg, blueprint=bp), bp, config=cfg)
     frame = path_or_frame.lazy()
     names = frame.collect_schema().names()
@@ -565,10 +566,10 @@ def read_file(
 ) -> Ingested:
     """:func:`read_table` with the input options of a :class:`Config` (and the blueprint's sheet choice).
 
-    The schema check that ends validation needs pandera, which starts loading now, beside
-    the read (:func:`~tracer_kit.heavy.preload_pandera`).
+    A caller that validates next starts pandera loading first
+    (:func:`~tracer_kit.heavy.preload_pandera`): a profile or a draft never needs it, and an
+    import on a thread still takes the GIL from the read.
     """
-    preload_pandera()
     fits = fits_blueprint(blueprint, config) if blueprint is not None else None
     return read_source(path, config.read, ReadContext(staging_dir, fits))
 

@@ -9,11 +9,13 @@ import json
 import tempfile
 from pathlib import Path
 
+import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tracer_kit as tk
+from tracer_kit.quality.casting import NULL_SPELLINGS, NULL_TOKENS
 
 FUZZ = settings(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
@@ -177,3 +179,23 @@ def test_the_fuzz_helpers_accept_a_good_file(name):
         "x.xml": b"<rows><row><customer_id>C1</customer_id></row></rows>",
     }[name]
     assert tk.read_table(_write(data, name)).frame.collect().height == 1
+
+
+@FUZZ
+@given(
+    st.one_of(
+        st.text(max_size=5),
+        st.sampled_from(["na", "n/a", "null", "none", "nan", "-"])
+        .flatmap(
+            lambda t: st.tuples(*[st.sampled_from([c, c.upper(), "\u212a", "\u0130"]) for c in t])
+        )
+        .map("".join),
+    )
+)
+def test_a_null_token_in_any_case_is_found_by_its_spellings_as_by_lowercasing(value):
+    """``NULL_SPELLINGS`` (every case of every token, matched as written) finds exactly the
+    values polars' own lower-casing finds among the tokens, non-ASCII letters included.
+    """
+    frame = pl.DataFrame({"v": [value]})
+    lowered = frame.select(pl.col("v").str.to_lowercase().is_in(NULL_TOKENS)).item()
+    assert frame.select(pl.col("v").is_in(NULL_SPELLINGS)).item() == lowered

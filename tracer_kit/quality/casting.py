@@ -7,6 +7,7 @@ already in canonical form (a *clean* column) is typed by one plain cast instead.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,10 +46,22 @@ _SLASH = r"^(\d{1,2})/(\d{1,2})/(\d{4})$"
 NULL_TOKENS = ("", "na", "n/a", "null", "none", "nan", "-")
 
 
+def _spellings(token: str) -> list[str]:
+    """Every upper/lower-case spelling of an ASCII token (``na``: na, nA, Na, NA)."""
+    letters = [sorted({c.lower(), c.upper()}) for c in token]
+    return ["".join(p) for p in itertools.product(*letters)]
+
+
+#: The null tokens in every case (50 strings): ``is_in`` on them reads each value as it is,
+#: where lower-casing first wrote a copy of every value (1 GB churn id column: 0.85 s -> 0.25
+#: s). Exact: no non-ASCII character lower-cases to a letter of a token.
+NULL_SPELLINGS = tuple(sorted({s for t in NULL_TOKENS for s in _spellings(t)}))
+
+
 def present(name: str) -> pl.Expr:
     """Whether a text column holds a value: not null, not empty, not a null token."""
     raw = pl.col(name).str.strip_chars()
-    return raw.is_not_null() & ~raw.str.to_lowercase().is_in(NULL_TOKENS)
+    return raw.is_not_null() & ~raw.is_in(NULL_SPELLINGS)
 
 
 def _plain_iso_counts(agg: Aggregates, columns: Sequence[str]) -> None:
@@ -302,7 +315,7 @@ def dirty_counts(fields: Sequence[Field], decimal: str) -> Aggregates:
         elif f.kind == "date":
             ok = value.is_not_null()
         else:
-            ok = ~col.str.to_lowercase().is_in(NULL_TOKENS) & ~col.str.contains(r"^\s|\s$")
+            ok = ~col.is_in(NULL_SPELLINGS) & ~col.str.contains(r"^\s|\s$")
         agg.add(f.name, "dirty", (col.is_not_null() & ~ok.fill_null(False)).sum(), "sum")
     return agg
 

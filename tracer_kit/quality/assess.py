@@ -117,21 +117,31 @@ def _reference_date(
 
 
 def _write_checked(
-    typed: Any, checks: list[Check], rows: RowContext, finish: list[pl.Expr], work: Path
+    typed: Typed, checks: list[Check], rows: RowContext, finish: list[pl.Expr], work: Path
 ) -> tuple[tuple[list[pl.Expr], pl.Expr], Any]:
     """Add every check's scratch columns and the quarantine flag; write the rows once.
 
     ``finish`` replaces values after the checks saw them (pseudonymised personal fields).
+    The clean fields' scratch columns are not written but computed again as the rows are
+    read (:attr:`Typed.derived`; 1 GB churn: 18 fewer columns, about a fifth of the write).
     Returns the per-row reasons, the failures (reason and column) and the written rows.
     """
     prepared = [e for c in checks for e in c.prepare(rows)]
     reasons = reasons_of(checks, rows)
     failures = failures_of(checks, rows)
     bad = pl.any_horizontal([r.is_not_null() for r in reasons]).alias(Scratch.BAD.of())
-    plan = typed.with_columns(prepared).with_columns(bad)
+    plan = typed.frame.with_columns(prepared).with_columns(bad)
     if finish:
         plan = plan.with_columns(finish)
-    return (reasons, failures), materialize(plan, work / "checked.parquet", "lz4")
+    finished = {e.meta.output_name() for e in finish}
+    derived = [e for name, exprs in typed.derived.items() if name not in finished for e in exprs]
+    if not derived:
+        return (reasons, failures), materialize(plan, work / "checked.parquet", "lz4")
+    order = plan.collect_schema().names()
+    skipped = {e.meta.output_name() for e in derived}
+    written = plan.select([c for c in order if c not in skipped])
+    checked = materialize(written, work / "checked.parquet", "lz4")
+    return (reasons, failures), checked.with_columns(derived).select(order)
 
 
 def _validated_quarantine(
@@ -390,7 +400,7 @@ def assess(
         frame, blueprint, config, mapping, work, decimal, run_date, references
     )
     checks = run_checks()
-    marks, checked = _write_checked(typed.frame, checks, rows, steps.finish(), work)
+    marks, checked = _write_checked(typed, checks, rows, steps.finish(), work)
     validated = _validated_quarantine(checked, source.bronze, source.bronze_columns, *marks)
     rows_quarantined = _write_quarantine(validated, rejects, work)
     ctx, found = _issue_context(

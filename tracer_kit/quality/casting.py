@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
@@ -335,11 +335,16 @@ class Typed:
     ``frame`` holds ``source_row``, ``source_line``, per field the scratch columns
     ``Scratch.CAST`` (why it did not cast) and ``Scratch.PRESENT``, per date field
     ``Scratch.FORMAT``, the typed fields, then the extra columns as text.
+
+    ``derived`` holds, per clean field, its scratch columns as expressions of its typed
+    value (a clean value casts, so it is present exactly when its typed value is not null):
+    the checked rows need not be written with them, and read them back computed.
     """
 
     frame: pl.LazyFrame
     plain_iso: frozenset[str]  # date fields read as plain YYYY-MM-DD
     conventions: dict[str, str | None]  # the other date fields' slash conventions
+    derived: dict[str, list[pl.Expr]] = field(default_factory=dict)
 
 
 def _field_columns(
@@ -409,6 +414,7 @@ def cast_fields(
         }
     )
     values, flags, formats = [], [], []
+    derived: dict[str, list[pl.Expr]] = {}
     for f in blueprint.fields:
         value, field_flags, fmt = _field_columns(
             f,
@@ -421,5 +427,7 @@ def cast_fields(
         flags.extend(field_flags)
         if fmt is not None:
             formats.append(fmt)
+        if f.name in clean:
+            derived[f.name] = [*field_flags, *([fmt] if fmt is not None else [])]
     frame = text.select("source_row", "source_line", *flags, *formats, *values, *extras)
-    return Typed(frame, frozenset(plain), conventions)
+    return Typed(frame, frozenset(plain), conventions, derived)

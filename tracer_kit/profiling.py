@@ -120,10 +120,11 @@ def _top_values(lf: pl.LazyFrame, name: str) -> tuple[str, str]:
     """
     text, key = pl.col(name).cast(pl.String), Scratch.KEY.of()
     top = (
-        lf.select(text.alias(name), folded(text).alias(key))
+        lf.select(text.alias(name))
         .drop_nulls()
-        .group_by(key, name)
-        .len()
+        .group_by(name)
+        .len()  # each distinct spelling once, then folded (not every row: 1 GB, 1.1 s -> 0.4 s)
+        .with_columns(folded(pl.col(name)).alias(key))
         .group_by(key)
         .agg(  # the most frequent spelling; a tie goes to the first in byte order
             pl.col(name).sort_by("len", name, descending=[True, False]).first(),

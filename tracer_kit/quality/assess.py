@@ -77,26 +77,18 @@ def _write_bronze(
     frame: pl.LazyFrame, blueprint: Blueprint, mapping: dict[str, str], work: Path, decimal: str
 ) -> _Source:
     """Parse the source once: its text becomes bronze (every later pass reads Parquet), and
-    the same pass finds the columns already in canonical form.
+    a pass over bronze finds the columns already in canonical form (one path on both
+    engines: counted beside the write in one ``collect_all``, polars parsed the CSV a second
+    time, and the 1 GB validation took as long).
     """  # noqa: D205
     original = {dst: src for src, dst in mapping.items()}
     names = frame.collect_schema().names()
     known = {f.name for f in blueprint.fields}
     bronze_plan, bronze_columns = _bronze_plan(frame, names, original)
     dirty = dirty_counts([f for f in blueprint.fields if f.name in names], decimal)
-    if not on_spark(frame):  # one pass writes bronze and counts the dirty values
-        queries = [
-            bronze_plan.sink_parquet(work / "bronze.parquet", lazy=True, **parquet_options())
-        ]
-        if dirty:
-            queries.append(dirty.plan(frame))
-        done = pl.collect_all(queries, engine="streaming")
-        clean = clean_columns(dirty.read(done[1])) if dirty else set()
-        bronze = pl.scan_parquet(work / "bronze.parquet")
-    else:
-        bronze = materialize(bronze_plan, work / "bronze.parquet", "zstd")
-        clean = clean_columns(dirty.collect(bronze.rename(mapping))) if dirty else set()
+    bronze = materialize(bronze_plan, work / "bronze.parquet", "zstd")
     text = bronze.rename({s: d for s, d in mapping.items() if s in bronze_columns})
+    clean = clean_columns(dirty.collect(text)) if dirty else set()
     text = text.with_columns(
         pl.lit(None, dtype=pl.String).alias(f.name) for f in blueprint.fields if f.name not in names
     )

@@ -49,7 +49,7 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
     ("config", ("config", "project")),
     ("blueprints", ("blueprints", "engine")),
     ("quality", ("quality", "profiling", "drafting")),
-    ("features", ("spark.features", "preprocess", "recipe", "features")),
+    ("features", ("spark.features", "spark.engine", "preprocess", "recipe", "features")),
     ("model", ("model",)),
     ("record", ("outputs", "record")),
     ("warehouse", ("warehouse", "writing", "personal", "destinations", "failing")),

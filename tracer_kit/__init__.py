@@ -87,6 +87,9 @@ _EXPORTS = {
     "Comparison": "tracer_kit.comparison",
     "history": "tracer_kit.history_page",
     "HistoryFrame": "tracer_kit.history_page",
+    "Engine": "tracer_kit.engine",
+    "resolve_engine": "tracer_kit.engine",
+    "register_engine": "tracer_kit.engine",
 }
 
 __all__ = [
@@ -163,6 +166,9 @@ __all__ = [
     "Comparison",
     "history",
     "HistoryFrame",
+    "Engine",
+    "resolve_engine",
+    "register_engine",
 ]
 
 if _typing.TYPE_CHECKING:
@@ -185,6 +191,7 @@ if _typing.TYPE_CHECKING:
     from tracer_kit.config import Config, ModelConfig
     from tracer_kit.destinations import Exported, export
     from tracer_kit.drafting import infer
+    from tracer_kit.engine import Engine, register_engine, resolve_engine
     from tracer_kit.errors import (
         CompatibilityError,
         ConfigError,

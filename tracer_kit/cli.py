@@ -38,6 +38,7 @@ tk_config = lazy_module("tracer_kit.config")
 tk_contract = lazy_module("tracer_kit.blueprints.contract")
 tk_infer = lazy_module("tracer_kit.drafting")
 tk_datasets = lazy_module("tracer_kit.datasets")
+tk_engine = lazy_module("tracer_kit.engine")
 tk_destinations = lazy_module("tracer_kit.destinations")
 tk_failing = lazy_module("tracer_kit.failing")
 tk_history = lazy_module("tracer_kit.history_page")
@@ -49,7 +50,6 @@ tk_pipeline = lazy_module("tracer_kit.pipeline")
 tk_profiling = lazy_module("tracer_kit.profiling")
 tk_quality = lazy_module("tracer_kit.quality")
 tk_report = lazy_module("tracer_kit.report")
-tk_spark = lazy_module("tracer_kit.spark")
 tk_trends = lazy_module("tracer_kit.trends")
 tk_warehouse = lazy_module("tracer_kit.warehouse")
 tk_writing = lazy_module("tracer_kit.writing")
@@ -509,21 +509,12 @@ def _run_on(
     notebook: bool,
 ) -> Any:
     """``tracer run`` on the chosen engine, in-process or through the notebook."""
-    if engine not in ("polars", "spark"):
-        raise ConfigError(f"--engine {engine}: use polars or spark")
-    if master and engine != "spark":
-        raise ConfigError("--master needs --engine spark")
-    path = source if engine == "spark" else _source(source)  # (a URL keeps its "//")
+    chosen = tk_engine.resolve_engine(engine, master=master)  # (Spark starts when first used)
+    path = source if chosen.reads_uris else _source(source)  # (a URL keeps its "//")
     if notebook:
-        extra = {"engine": engine, "master": master} if engine == "spark" else {}
+        extra = chosen.notebook_parameters()
         return tk_notebooks.run_notebook(path, blueprint, **common, return_frame=False, **extra)
-
-    spark = None
-    if engine == "spark":
-        spark = tk_spark.spark_session(master)
-    return tk_pipeline.run_pipeline(
-        path, blueprint, **common, return_frame=False, engine=engine, spark=spark
-    )
+    return tk_pipeline.run_pipeline(path, blueprint, **common, return_frame=False, engine=chosen)
 
 
 @app.command()

@@ -25,6 +25,7 @@ from tracer_kit._resources import resource_path
 from tracer_kit.blueprints import get_blueprint
 from tracer_kit.config import Config, config_to_jsonable, load_config
 from tracer_kit.connections import is_database_url, is_url, parse_database_url, url_for_kernel
+from tracer_kit.engine import Engine, resolve_engine
 from tracer_kit.errors import (
     ConfigError,
     NotebookRunError,
@@ -57,9 +58,6 @@ from tracer_kit.warehouse import (
 )
 from tracer_kit.workspace import DEFAULT_PROCESSED, DEFAULT_REPORTS
 
-# The Spark engine's modules load pyarrow, numpy and pyspark (0.24 s or more) when first used.
-spark_engine = lazy_module("tracer_kit.spark")
-spark_features_module = lazy_module("tracer_kit.spark.features")
 pipeline_module = lazy_module("tracer_kit.pipeline")
 
 __all__ = [
@@ -317,8 +315,8 @@ def run_notebook(  # noqa: PLR0913 - a source, a blueprint and the options the C
     cwd = Path(cwd or Path.cwd()).resolve()
     run_id = run_id or new_run_id()
     warehouse, output_dir = _under(cwd, warehouse), _under(cwd, output_dir)
-    spark = engine == "spark"
-    input_path = _notebook_input(path, spark=spark)
+    chosen = resolve_engine(engine, master=master)  # (Spark starts in the kernel, not here)
+    input_path = _notebook_input(path, uris=chosen.reads_uris)
     run_dir = output_dir / run_id
     executed = run_dir / "blueprint.ipynb"
     life = RunLifecycle(warehouse, run_id)
@@ -326,7 +324,7 @@ def run_notebook(  # noqa: PLR0913 - a source, a blueprint and the options the C
         open_warehouse(warehouse)
         life.start(_pending_run(run_id, bp.name, cfg, path, input_path), RunState.PENDING)
         if not is_url(path):  # (a database table or an API is read once, in the kernel)
-            _check_before_kernel(input_path, bp, cfg, spark=spark)
+            _check_before_kernel(input_path, bp, cfg, chosen)
         template = _notebook_file(cfg)
         params = check_parameters(
             {
@@ -336,7 +334,7 @@ def run_notebook(  # noqa: PLR0913 - a source, a blueprint and the options the C
                 "config": config_to_jsonable(cfg),
                 "output_dir": output_dir,
                 "warehouse": warehouse,
-                **({"engine": engine, "master": master} if spark else {}),
+                **chosen.notebook_parameters(),
             },
             template,
         )
@@ -367,28 +365,27 @@ def _pending_run(
     }
 
 
-def _notebook_input(path: str | Path, *, spark: bool) -> Any:
+def _notebook_input(path: str | Path, *, uris: bool) -> Any:
     """What the notebook is given as ``input_path``: an absolute path, or a URL as written.
 
     A database URL loses its password (the kernel gets it through :func:`url_for_kernel`).
     """
     if is_database_url(path):
         return parse_database_url(path).display()
-    if is_url(path) or (spark and "://" in str(path)):
+    if is_url(path) or (uris and "://" in str(path)):
         return str(path)
     local = _under(Path.cwd(), path)
-    if not spark and not local.exists():
+    if not uris and not local.exists():
         raise TracerError(f"{path}: no such file", path=path)
     return local
 
 
-def _check_before_kernel(path: Any, bp: Any, cfg: Config, *, spark: bool) -> None:
-    """A bad file or mapping fails here, before any kernel starts; on Spark (which reads
-    the source in the kernel) the blueprint must have a Spark plan.
+def _check_before_kernel(path: Any, bp: Any, cfg: Config, engine: Engine) -> None:
+    """A bad file or mapping fails here, before any kernel starts; an engine that reads
+    the source in the kernel (Spark) checks what it can (its blueprint's Spark plan).
     """  # noqa: D205
-    if spark:
-        spark_features_module.check_spark_blueprint(bp)
-    else:
+    engine.check_run(bp, path, predicting=False)
+    if not engine.reads_uris:
         check_compatible(path, bp, cfg)
 
 
@@ -501,11 +498,7 @@ def prepare_run(
     }
     if scratch is not None:
         args["processed_dir"] = str(scratch / "data" / "processed")
-    if engine == "spark":
-        args.update(engine="spark", spark=spark_engine.spark_session(master))
-    elif engine != "polars":
-        msg = f"engine={engine!r}: use 'polars' or 'spark'"
-        raise ConfigError(msg)
+    args["engine"] = resolve_engine(engine, master=master)
     return args
 
 

@@ -17,7 +17,7 @@ import shutil
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import polars as pl
 
@@ -28,12 +28,12 @@ from tracer_kit.blueprints import (
 )
 from tracer_kit.config import Config, config_to_jsonable, load_config
 from tracer_kit.connections import is_database_url, is_url, parse_database_url, redact
+from tracer_kit.engine import POLARS, Engine, resolve_engine
 from tracer_kit.errors import (
     ConfigError,
     QualityGateError,
 )
 from tracer_kit.ingest import Ingested, file_sha256
-from tracer_kit.lazy import lazy_module
 from tracer_kit.model import model_task
 from tracer_kit.outputs import OUTPUTS
 from tracer_kit.personal import (
@@ -74,12 +74,6 @@ from tracer_kit.warehouse import (
 )
 from tracer_kit.workspace import DEFAULT_PROCESSED, DEFAULT_REPORTS, Workspace
 from tracer_kit.writing import check_destination, write_table
-
-# The Spark engine's modules load pyarrow, numpy and pyspark (0.24 s or more) when first used.
-spark_engine = lazy_module("tracer_kit.spark")
-spark_features_module = lazy_module("tracer_kit.spark.features")
-spark_frames = lazy_module("tracer_kit.spark.frame")
-spark_sessions = lazy_module("tracer_kit.spark.session")
 
 __all__ = [
     "RunResult",
@@ -143,7 +137,7 @@ def run_pipeline(  # noqa: PLR0913 - a source, a blueprint and the options the C
     progress: ProgressFn | None = None,
     report: bool = True,
     model_from: str | None = None,
-    engine: Literal["polars", "spark"] = "polars",
+    engine: str | Engine = "polars",
     spark: Any = None,
 ) -> RunResult:
     """Run one file through a blueprint: ingest, validate, features, preprocess, model, store, report.
@@ -177,8 +171,9 @@ def run_pipeline(  # noqa: PLR0913 - a source, a blueprint and the options the C
         Score the file with this completed run's saved preprocessing, feature statistics and
         model instead of fitting new ones (what :func:`tracer_kit.predict` does).
     engine
-        ``"polars"`` (one machine, out of core) or ``"spark"``: the same checks and
-        features run by Spark's executors; the processed rows are Parquet part files in
+        ``"polars"`` (one machine, out of core), ``"spark"`` or an engine from
+        :func:`resolve_engine`: on Spark the same checks and features run by Spark's
+        executors; the processed rows are Parquet part files in
         ``<processed_dir>/<blueprint>/<run_id>/`` (README, "Spark"). ``path`` may then be
         any URI the cluster reads, ``table:NAME`` or a Spark DataFrame.
     spark
@@ -203,16 +198,13 @@ def run_pipeline(  # noqa: PLR0913 - a source, a blueprint and the options the C
     >>> r.state, r.quality_score  # doctest: +SKIP
     ('COMPLETED', 99.1)
     """
+    chosen = resolve_engine(engine, session=spark)  # (a bad name stops before any run)
     source = path
     if not isinstance(path, (str, Path)):  # a Spark DataFrame
         path = "spark_dataframe"
     run = _prepare(path, blueprint, config, warehouse, output_dir, processed_dir, run_id, run_date)
     run.source = source
-    if engine == "spark":
-        _on_spark(run, spark, model_from)
-    elif engine != "polars":
-        msg = f"engine={engine!r}: use 'polars' or 'spark'"
-        raise ConfigError(msg)
+    _on_engine(run, chosen, model_from)
     run.trained = _trained(model_from, run)
     run.life.progress = progress
     handler = _JsonLines(run.space.run_reports(run.run_id) / "run.log", run.run_id)
@@ -233,11 +225,7 @@ def _run_stages(run: _Run, *, report: bool, return_frame: bool) -> RunResult:
     staging = run.space.run_staging(run.run_id)
     with run.life.stage("ingest"):
         ing = stages.ingest(
-            run.source if run.spark is not None or isinstance(run.path, str) else run.path,
-            run.cfg,
-            staging=staging,
-            blueprint=run.bp,
-            spark=run.spark,
+            run.source, run.cfg, staging=staging, blueprint=run.bp, engine=run.engine
         )
         _ingested(run, ing)
     with run.life.stage("validate"):
@@ -258,10 +246,9 @@ def _run_stages(run: _Run, *, report: bool, return_frame: bool) -> RunResult:
             run.cfg,
             dest=run.staged_parquet,
             statistics=run.trained.statistics if run.trained else None,
-            spark=run.spark,
         )
         _featured(run, featured)
-    processed = stages.processed_rows(featured.processed, run.spark)
+    processed = run.engine.scan(featured.processed)
     finals = run.outputs.as_dict()
     where = {"run_id": run.run_id, "staging": staging, "finals": finals, "trained": run.trained}
     with run.life.stage("preprocess"):
@@ -306,8 +293,8 @@ class _Run:
     moves: list[tuple[Path, Path]] = field(default_factory=list)  # staged -> final, at the commit
     trained: TrainedRun | None = None  # the saved model a predict run applies
     model: ModelRecord | None = None
-    spark: Any = None  # the Spark session when the Spark engine runs
-    source: Any = None  # what the Spark engine reads: a path or URI, table:NAME, a DataFrame
+    engine: Engine = POLARS  # the engine that runs the stages (resolved once)
+    source: Any = None  # what the engine reads: a path or URL, a URI, table:NAME, a DataFrame
 
     def staged(self, key: str) -> Path:
         """Where output ``key`` sits in staging until the commit moves it into place."""
@@ -320,35 +307,24 @@ class _Run:
         return self.space.run_staging(self.run_id) / f"{self.run_id}.parquet"
 
 
-def _on_spark(run: _Run, spark: Any, model_from: str | None) -> None:
-    """Switch a prepared run to the Spark engine.
+def _on_engine(run: _Run, engine: Engine, model_from: str | None) -> None:
+    """Put a prepared run on its engine, which checks first that it can run it.
 
-    The processed rows become a folder of part files, ``<processed>/<blueprint>/<run_id>/``;
-    the model matrix and the predictions are folders of part files too, under the names
-    the polars engine gives their files. The preprocessor and the model are fitted on the
-    driver from a bounded sample and saved as files, as on polars.
+    On Spark the processed rows become a folder of part files,
+    ``<processed>/<blueprint>/<run_id>/``; the model matrix and the predictions are folders
+    of part files too, under the names the polars engine gives their files. The
+    preprocessor and the model are fitted on the driver from a bounded sample and saved as
+    files, as on polars.
     """
-    spark_features_module.check_spark_blueprint(run.bp)
-    if is_database_url(run.source):
-        msg = (
-            "database sources run on the polars engine; on Spark, read the table with "
-            "spark.read.jdbc(...) and pass the DataFrame"
-        )
-        raise ConfigError(msg)
-    if model_from is not None:
-        msg = "scoring with a saved model (predict) runs on the polars engine only, for now"
-        raise ConfigError(msg)
-    run.spark = spark_sessions.for_runs(
-        spark if spark is not None else spark_engine.spark_session()
-    )
+    engine.check_run(run.bp, run.source, predicting=model_from is not None)
+    run.engine = engine
+    described = engine.describe()
+    if described is None:
+        return
     if isinstance(run.source, str):  # a URI keeps its "//" (a Path would fold it)
         run.result.input_path = run.source
-    run.outputs["parquet"] = str(Path(run.outputs["parquet"]).with_suffix(""))
-    run.record.engine = EngineRecord(
-        name="spark",
-        master=run.spark.conf.get("spark.master", None) if hasattr(run.spark, "conf") else None,
-        version=run.spark.version,
-    )
+    run.outputs["parquet"] = engine.output_path(run.outputs["parquet"])
+    run.record.engine = EngineRecord(**described)
 
 
 def _run_outputs(space: Workspace, bp: Blueprint, run_id: str) -> RunOutputs:
@@ -632,13 +608,7 @@ def _profiled_rows(run: _Run, featured: stages.Featured) -> pl.LazyFrame:
     Spark sends at most ``settings.model_fit_rows`` rows (100,000; a seeded sample) to the
     driver: a profile's shares and quantiles, not its exact counts, on big tables.
     """
-    if run.spark is None:
-        return pl.scan_parquet(featured.processed)
-    df = stages.processed_rows(featured.processed, run.spark).spark()
-    limit = settings.model_fit_rows
-    if featured.rows > limit:
-        df = df.sample(fraction=min(1.0, 1.05 * limit / featured.rows), seed=0).limit(limit)
-    return pl.from_arrow(df.toArrow()).lazy()  # type: ignore[union-attr]
+    return run.engine.driver_rows(featured.processed, featured.rows, settings.model_fit_rows)
 
 
 def _task_kind(blueprint: Blueprint) -> str | None:

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,10 +27,9 @@ from tracer_kit.config import PreprocessConfig
 from tracer_kit.engine import fit_rows, write_rows
 from tracer_kit.errors import ConfigError, EmptyMatrixError, TracerError
 from tracer_kit.lazy import lazy_module
-from tracer_kit.settings import parquet_options, settings
+from tracer_kit.settings import settings
 
 __all__ = [
-    "MATRIX_BATCH_ROWS",
     "NUMBER_STATISTICS",
     "ONEHOT_MAX_LEVELS",
     "RECIPE_FORMAT",
@@ -44,7 +41,6 @@ __all__ = [
     "fit_sample",
     "read_recipe",
     "recipe_for",
-    "write_in_batches",
 ]
 
 _sklearn_preprocessing = lazy_module("sklearn.preprocessing")
@@ -477,77 +473,3 @@ def recipe_for(frame: Any, blueprint: Blueprint, config: PreprocessConfig) -> Re
     lf = frame.lazy()
     usable = lf.drop([c for c in lf.collect_schema().names() if c in drop])
     return fit_recipe(fit_sample(usable), blueprint.name, config, blueprint.target)
-
-
-# --------------------------------------------------------------------------- batches
-
-#: Rows transformed per batch when a transform runs in Python (a model's scoring).
-MATRIX_BATCH_ROWS = 1_000_000
-
-
-def _slices(lf: pl.LazyFrame, rows: int) -> Iterator[pl.DataFrame]:
-    total = lf.select(pl.len()).collect().item()
-    for offset in range(0, total, rows):
-        yield lf.slice(offset, rows).collect()
-
-
-def write_in_batches(
-    transform: Callable[[pl.DataFrame], pl.DataFrame],
-    lf: pl.LazyFrame,
-    path: str | Path,
-    *,
-    batch_rows: int = MATRIX_BATCH_ROWS,
-    slices: bool = False,
-) -> int:
-    """``transform`` over ``lf`` in batches of ``batch_rows`` rows, written in order to
-    ``path`` (zstd Parquet); returns rows written. Memory holds a few batches, whatever the
-    table's size.
-
-    By default batches stream from ``lf`` and are transformed on two threads. With
-    ``slices`` each batch is read on its own (``lf.slice``; cheap when ``lf`` is a scan of a
-    file) and transformed in this thread: for a transform that is slow and multi-threaded
-    itself, such as a scikit-learn model's ``predict_proba``, where the streaming engine
-    would read ahead of it and two Python threads would only contend.
-    """  # noqa: D205
-    import pyarrow.parquet as pq
-
-    writer = None
-    rows = 0
-
-    def write(table: Any) -> None:
-        nonlocal writer, rows
-        if writer is None:
-            writer = pq.ParquetWriter(str(path), table.schema, **parquet_options())
-        writer.write_table(table)
-        rows += table.num_rows
-
-    try:
-        if slices:
-            for batch in _slices(lf, batch_rows):
-                write(transform(batch).to_arrow())
-        else:
-            _two_threads(
-                transform, lf.collect_batches(chunk_size=batch_rows, engine="streaming"), write
-            )
-        if writer is None:  # no rows at all: an empty file with the right columns
-            transform(lf.head(0).collect()).write_parquet(path, **parquet_options())
-    finally:
-        if writer is not None:
-            writer.close()
-    return rows
-
-
-def _two_threads(
-    transform: Callable[[pl.DataFrame], pl.DataFrame],
-    batches: Iterator[pl.DataFrame],
-    write: Callable[[Any], None],
-) -> None:
-    """Transform batches on two threads, handing each result to ``write`` in order."""
-    pending: deque[Future[Any]] = deque()
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="tracer-batches") as pool:
-        for batch in batches:
-            pending.append(pool.submit(lambda b: transform(b).to_arrow(), batch))
-            if len(pending) >= 2:
-                write(pending.popleft().result())
-        while pending:
-            write(pending.popleft().result())

@@ -21,30 +21,22 @@ from typing import Any
 
 import polars as pl
 
-from tracer_kit._scratch import is_sorted_by, sink_sorted
 from tracer_kit.aggregates import Aggregates
 from tracer_kit.blueprints import Blueprint, FeatureContext, blueprint_form, code_site
 from tracer_kit.cells import shorten
 from tracer_kit.config import Config, ModelConfig, PreprocessConfig
-from tracer_kit.engine import on_spark
+from tracer_kit.engine import POLARS, Engine, engine_of
 from tracer_kit.errors import BlueprintError, EmptyMatrixError, PipelineBugError, TracerError
 from tracer_kit.heavy import preload_pandera
-from tracer_kit.ingest import Ingested
-from tracer_kit.lazy import lazy_module
+from tracer_kit.ingest import Ingested, ReadContext
 from tracer_kit.model import ModelOutcome, apply_model, fit_model, model_task, read_model
 from tracer_kit.outputs import OUTPUTS, OutputContext
-from tracer_kit.quality import QualityResult, assess_ingested, read_file
-from tracer_kit.quality.matching import config_column_map
+from tracer_kit.quality import QualityResult, assess_ingested
+from tracer_kit.quality.matching import config_column_map, fits_blueprint
 from tracer_kit.recipe import Recipe, recipe_for
 from tracer_kit.record import GateVerdict, ModelSummary
-from tracer_kit.settings import parquet_options
 from tracer_kit.trained import TrainedRun, training_recipe
 from tracer_kit.types import Issue
-
-# The Spark engine's modules load pyarrow, numpy and pyspark (0.24 s or more) when first used.
-spark_engine = lazy_module("tracer_kit.spark")
-spark_features_module = lazy_module("tracer_kit.spark.features")
-spark_frames = lazy_module("tracer_kit.spark.frame")
 
 __all__ = [
     "MOSTLY_NULL",
@@ -61,7 +53,6 @@ __all__ = [
     "ingest",
     "mostly_null_issues",
     "prepare",
-    "processed_rows",
     "write_outputs",
 ]
 
@@ -141,19 +132,14 @@ def ingest(
     *,
     staging: Path,
     blueprint: Blueprint,
-    spark: Any = None,
+    engine: Engine = POLARS,
 ) -> Ingested:
     """Read the source as text columns (on Spark: its records as a Spark frame).
 
     It uses the read options (``cfg.read``) and, to pick a workbook's sheet, the column map.
     """
-    read = cfg.read
-    if spark is not None:
-        return spark_engine.read_spark(
-            spark, source, format=read.format, delimiter=read.delimiter, encoding=read.encoding
-        )
     preload_pandera()  # (validation's schema check needs it; it loads beside the read)
-    return read_file(source, cfg, staging_dir=staging, blueprint=blueprint)
+    return engine.read(source, cfg.read, ReadContext(staging, fits_blueprint(blueprint, cfg)))
 
 
 # --------------------------------------------------------------------------- check
@@ -218,10 +204,8 @@ def build_processed(
     """
     dest = Path(dest)
     valid = q.valid_lazy()
-    if not on_spark(valid):
-        lf = blueprint.build_features(valid, ctx)
-    else:  # Spark: the same build_features, placed by the blueprint's SparkPlan
-        lf = spark_features_module.spark_features(valid, blueprint, ctx)
+    engine = engine_of(valid)
+    lf = engine.features(valid, blueprint, ctx)  # (on Spark placed by the blueprint's SparkPlan)
     known = {f.name for f in blueprint.fields} | {"source_row", "source_line"}
     extras = [c for c in q.valid_columns if c not in known]
     # an aggregated row has no single source record, so no extras
@@ -231,24 +215,8 @@ def build_processed(
     ).alias("extras")
     schema = blueprint.processed_schema()
     lf = lf.with_columns(extra).select(pl.col(name).cast(dtype) for name, dtype in schema.items())
-    lf.sink_parquet(dest, **parquet_options())
-    if on_spark(lf):  # Spark's part files: readers order by the key
-        return dest
-    keys = [*blueprint.key, "source_row"]
-    written = pl.scan_parquet(dest)
-    if not (is_sorted_by(written, ["source_row"]) or is_sorted_by(written, keys)):
-        unsorted = dest.with_name(dest.name + ".unsorted")
-        dest.replace(unsorted)
-        sink_sorted(pl.scan_parquet(unsorted), dest, keys)
-        unsorted.unlink()
+    engine.write_ordered(lf, dest, blueprint.key)
     return dest
-
-
-def processed_rows(path: Path, spark: Any = None) -> Any:
-    """Processed rows as a lazy scan of the file, or on Spark of its part files."""
-    if spark is None:
-        return pl.scan_parquet(path)
-    return spark_frames.PartitionFrame(spark.read.parquet(spark_frames.spark_path(path)))
 
 
 def _final_check(
@@ -327,7 +295,6 @@ def featurize(
     *,
     dest: Path,
     statistics: dict[str, Any] | None = None,
-    spark: Any = None,
 ) -> Featured:
     """The blueprint's features over the valid rows, written to ``dest``, then checked.
 
@@ -342,7 +309,7 @@ def featurize(
             stats = statistics or bp.feature_statistics(q.valid_lazy(), ctx)
             ctx = replace(ctx, statistics=stats)
         build_processed(q, bp, dest, ctx)
-    rows, nulls = _final_check(processed_rows(dest, spark), bp, q.rows_valid)
+    rows, nulls = _final_check(q.engine.scan(dest), bp, q.rows_valid)
     issues = mostly_null_issues(nulls, rows, bp, q.valid_lazy(), ctx)
     return Featured(dest, rows, tuple(issues), stats)
 

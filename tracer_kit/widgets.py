@@ -8,7 +8,6 @@ readable line in the UI, never a traceback.
 from __future__ import annotations
 
 import html
-import importlib.util
 import json
 import re
 import time
@@ -19,10 +18,10 @@ from typing import Any
 import ipywidgets as w
 
 from tracer_kit.blueprints import blueprint_form, get_blueprint, list_blueprints
+from tracer_kit.engine import POLARS, Engine, engine_names, resolve_engine
 from tracer_kit.errors import QualityGateError, TracerError, speaking
 from tracer_kit.failing import failing_rows, run_checks_failed
 from tracer_kit.ingest import input_extensions, read_table
-from tracer_kit.lazy import lazy_module
 from tracer_kit.notebooks import result_from_warehouse
 from tracer_kit.pipeline import STAGES, run_pipeline
 from tracer_kit.quality import match_columns
@@ -37,9 +36,6 @@ from tracer_kit.server.client import ServerError, ServerInfo, api_request, live_
 from tracer_kit.types import ISSUE_COLUMNS, Issue
 from tracer_kit.workspace import DEFAULT_PROCESSED, DEFAULT_REPORTS, DEFAULT_WAREHOUSE, Workspace
 from tracer_kit.writing import write_table
-
-# The Spark engine's modules load pyarrow, numpy and pyspark (0.24 s or more) when first used.
-spark_engine = lazy_module("tracer_kit.spark")
 
 __all__ = [
     "EXTENSIONS",
@@ -135,7 +131,7 @@ class Workbench(w.VBox):
             options=[bp.name for bp in list_blueprints()],
             layout=w.Layout(width="520px"),
         )
-        engines = ["polars", "spark"] if importlib.util.find_spec("pyspark") else ["polars"]
+        engines = engine_names()
         self.engine = w.Dropdown(
             description="Engine",
             options=engines,
@@ -468,11 +464,12 @@ class Workbench(w.VBox):
             return None
         self.run.disabled = True
         try:
-            server = live_server(self.project) if self.engine.value == "polars" else None
+            engine = resolve_engine(self.engine.value)  # (resolved once; Spark starts in the run)
+            server = live_server(self.project) if engine is POLARS else None  # (it runs polars)
             if server is not None:
                 self.result = self._run_on_server(server, source)
             else:
-                self.result = self._run_here(source)
+                self.result = self._run_here(source, engine)
             self.progress.value = self.progress.max
             self.progress.bar_style = "success"
             self.stage.value = "done"
@@ -501,12 +498,9 @@ class Workbench(w.VBox):
             self.run.disabled = False
         return self.result
 
-    def _run_here(self, source: str) -> Any:
+    def _run_here(self, source: str, engine: Engine) -> Any:
         """The run in this kernel."""
-        engine = {}
-        if self.engine.value == "spark":
-            self.stage.value = "starting Spark…"
-            engine = {"engine": "spark", "spark": spark_engine.spark_session()}
+        self.stage.value = f"starting the {engine.name} engine…"
         return run_pipeline(
             source,
             self.blueprint.value,
@@ -516,7 +510,7 @@ class Workbench(w.VBox):
             processed_dir=self.processed_dir,
             progress=self._progress,
             return_frame=False,
-            **engine,
+            engine=engine,
         )
 
     def _run_on_server(self, server: ServerInfo, source: str) -> Any:

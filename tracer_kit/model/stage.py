@@ -32,15 +32,7 @@ import polars as pl
 
 from tracer_kit.blueprints import Blueprint, ModelSpec
 from tracer_kit.config import ModelConfig
-from tracer_kit.engine import (
-    count_rows,
-    fit_rows,
-    map_batches,
-    on_spark,
-    per_group,
-    small_frame,
-    write_rows,
-)
+from tracer_kit.engine import count_rows, engine_of, fit_rows, per_group, small_frame, write_rows
 from tracer_kit.errors import BlueprintError, option
 from tracer_kit.model.churn import LEAKAGE_AUC, fit_churn, label_values
 from tracer_kit.model.extras import extra_columns, plan_extras, with_extras
@@ -50,7 +42,6 @@ from tracer_kit.model.pricing import Elasticity, expected_quantity, fit_elastici
 from tracer_kit.model.regression import MIN_ROWS, fit_regression
 from tracer_kit.model.saved import save_model
 from tracer_kit.quality.matching import label_like
-from tracer_kit.recipe import write_in_batches
 from tracer_kit.settings import settings
 from tracer_kit.types import Issue
 
@@ -68,10 +59,6 @@ __all__ = [
     "register_model_task",
     "task_words",
 ]
-
-
-#: Rows scored per batch: scikit-learn's pandas input copies a batch a few times over.
-SCORE_BATCH_ROWS = 200_000
 
 
 @dataclass
@@ -111,19 +98,13 @@ class ModelOutcome:
         batch and write part files in the folder ``path``.
         """
         if self.predictions is not None:
-            if self.processed is not None and on_spark(self.processed):
-                return write_rows(small_frame(self.processed, self.predictions), path)
-            self.predictions.write_parquet(path)
-            return self.predictions.height
+            like = self.processed if self.processed is not None else self.predictions
+            return write_rows(small_frame(like, self.predictions), path)
         if self.score is None or self.score_rows is None:
             msg = "this outcome has no predictions"
             raise ValueError(msg)
-        if on_spark(self.score_rows):
-            scored = map_batches(self.score_rows, self.score, schema=self.score_schema)
-            return write_rows(scored, path)
-
-        return write_in_batches(
-            self.score, self.score_rows, path, batch_rows=SCORE_BATCH_ROWS, slices=True
+        return engine_of(self.score_rows).write_batches(
+            self.score_rows, self.score, path, schema=self.score_schema
         )
 
 

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from tracer_kit.blueprints import Blueprint, RuleContext, blueprint_form, get_blueprint
 from tracer_kit.config import Config, Thresholds, load_config, validation_message
-from tracer_kit.engine import fit_rows, materialize, on_spark
+from tracer_kit.engine import engine_of, fit_rows, materialize
 from tracer_kit.errors import BlueprintError, PipelineBugError
 from tracer_kit.heavy import preload_pandera
 from tracer_kit.ingest import REJECT_SCHEMA, Ingested, ReadContext, read_source
@@ -38,7 +38,7 @@ from tracer_kit.quality.matching import config_column_map, fits_blueprint, match
 from tracer_kit.quality.names import Aggregates, Scratch
 from tracer_kit.quality.result import QUARANTINE_SCHEMA, QualityResult
 from tracer_kit.quality.score import SCORE_WEIGHTS, gate, quality_score
-from tracer_kit.settings import parquet_options, settings
+from tracer_kit.settings import settings
 from tracer_kit.types import Issue, by_severity
 
 __all__ = [
@@ -195,18 +195,11 @@ def _write_quarantine(validated: Any, rejects: pl.DataFrame, work: Path) -> int:
         rejects.select("source_row", "source_line", line_json).write_parquet(
             work / "bronze.rejects.parquet"
         )
-    if on_spark(validated):
-        folder = work / "quarantine.parquet"
-        count = materialize(validated.cast(QUARANTINE_SCHEMA), folder, "zstd").count()
-        if rejects.height:
-            rejects_file = folder / "ingest-rejects.parquet"
-            rejected.cast(QUARANTINE_SCHEMA).collect().write_parquet(rejects_file)
-        return count + rejects.height
-    quarantine = pl.concat([rejected.cast(QUARANTINE_SCHEMA), validated.cast(QUARANTINE_SCHEMA)])
-    if rejects.height:  # validated rows are in source_row order; sort only when merging
-        quarantine = quarantine.sort("source_row")
-    quarantine.sink_parquet(work / "quarantine.parquet", **parquet_options())
-    return pl.scan_parquet(work / "quarantine.parquet").select(pl.len()).collect().item()
+    return engine_of(validated).write_quarantine(
+        rejected.cast(QUARANTINE_SCHEMA).collect(),
+        validated.cast(QUARANTINE_SCHEMA),
+        work / "quarantine.parquet",
+    )
 
 
 def _date_formats(checked: pl.LazyFrame, blueprint: Blueprint, typed: Typed) -> dict[str, Any]:
@@ -418,7 +411,7 @@ def assess(
         rejects=rejects,
         transform_counts=steps.count_changes(source.text),
         personal=sorted(blueprint.personal),
-        spark=getattr(frame, "session", None),
+        engine=engine_of(frame),
         _keepalive=keepalive,
     )
     if ctx.rows_valid:

@@ -12,12 +12,9 @@ from typing import Any
 import polars as pl
 
 from tracer_kit.display import html_table, verdict_html
-from tracer_kit.lazy import lazy_module
+from tracer_kit.engine import POLARS, Engine
 from tracer_kit.quality.names import Scratch
 from tracer_kit.types import ISSUE_COLUMNS, Issue, by_severity
-
-# The Spark engine's modules load pyarrow, numpy and pyspark (0.24 s or more) when first used.
-spark_frames = lazy_module("tracer_kit.spark.frame")
 
 __all__ = ["QUARANTINE_SCHEMA", "QualityResult", "issues_frame"]
 
@@ -62,8 +59,8 @@ class QualityResult:
     transform_counts: list[dict[str, Any]] = field(default_factory=list)
     #: Personal fields (``pii``): their values are never shown.
     personal: list[str] = field(default_factory=list)
-    #: The Spark session when the Spark engine ran the stage (the files are part-file folders).
-    spark: Any = field(default=None, repr=False)
+    #: The engine that ran the stage (on Spark the files are part-file folders).
+    engine: Engine = field(default=POLARS, repr=False)
     _keepalive: Any = field(default=None, repr=False)
 
     def __repr__(self) -> str:
@@ -112,16 +109,8 @@ class QualityResult:
 
     def valid_lazy(self) -> Any:
         """The valid typed rows in ``source_row`` order, as a lazy scan (on Spark: a PartitionFrame)."""
-        if self.spark is not None:
-            checked = spark_frames.PartitionFrame(
-                self.spark.read.parquet(spark_frames.spark_path(self.work_dir / "checked.parquet"))
-            )
-            return checked.filter(~Scratch.BAD.col()).select(self.valid_columns)
-        return (
-            pl.scan_parquet(self.work_dir / "checked.parquet")
-            .filter(~Scratch.BAD.col())
-            .select(self.valid_columns)
-        )
+        checked = self.engine.scan(self.work_dir / "checked.parquet")
+        return checked.filter(~Scratch.BAD.col()).select(self.valid_columns)
 
     @property
     def valid(self) -> pl.DataFrame:
@@ -131,9 +120,7 @@ class QualityResult:
     @property
     def quarantine(self) -> pl.DataFrame:
         """The quarantined records (read into memory; Spark's part files in ``source_row`` order)."""
-        if self.spark is not None:
-            return pl.read_parquet(self.quarantine_path / "*.parquet").sort("source_row")
-        return pl.read_parquet(self.quarantine_path)
+        return self.engine.read_small(self.quarantine_path)
 
     def issues_frame(self) -> pl.DataFrame:
         """The issues as a table, most severe first."""

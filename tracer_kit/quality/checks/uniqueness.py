@@ -7,9 +7,7 @@ from typing import Any
 
 import polars as pl
 
-from tracer_kit._scratch import repeated_values
-from tracer_kit.engine import on_spark
-from tracer_kit.engine import repeated_values as engine_repeated_values
+from tracer_kit.engine import repeated_values
 from tracer_kit.quality.checks.base import (
     Aggregate,
     Check,
@@ -39,11 +37,10 @@ def _repeated_identifiers(rows: RowContext, identifier: str) -> pl.DataFrame:
     on Spark it is Spark's group-by (:func:`tracer_kit.engine.repeated_values`).
     """
     work: Path = rows.work
-    if identifier in rows.clean and not on_spark(rows.typed):
-        return repeated_values(
-            work / "bronze.parquet", rows.original.get(identifier, identifier), work
-        )
-    return engine_repeated_values(rows.typed, identifier, work)
+    stored = None
+    if identifier in rows.clean:  # its text is its value: bronze holds the same values
+        stored = (work / "bronze.parquet", rows.original.get(identifier, identifier))
+    return repeated_values(rows.typed, identifier, work, stored=stored)
 
 
 @register_check

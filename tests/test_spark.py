@@ -337,6 +337,45 @@ def test_spark_engine_matches_polars_on_a_dirty_file(all_runs):
     _assert_same(pair, "customer_churn")
 
 
+def test_predict_on_spark_scores_a_new_file_as_the_polars_engine_does(all_runs, spark, tmp_path):
+    """The saved preprocessor and model applied by the executors: the same rows scored, the
+    same quarantine, the same probabilities (a dirty file, so validation has work to do).
+    """
+    folder = all_runs["customer_churn"]["tmp"] / "polars"
+    trained = all_runs["customer_churn"]["polars"].run_id
+    dirty = all_runs["dirty"]["path"]
+    common = {
+        "warehouse": folder / "w.duckdb",
+        "output_dir": folder / "reports",
+        "processed_dir": folder / "processed",
+        "report": False,
+    }
+    on_polars = tk.predict(trained, dirty, out=tmp_path / "polars.parquet", **common)
+    on_spark = tk.predict(
+        trained, str(dirty), out=tmp_path / "spark.parquet", engine="spark", spark=spark, **common
+    )
+    assert on_spark.state == on_polars.state == "COMPLETED"
+    assert on_polars.rows_quarantined > 50
+    assert (on_spark.rows_valid, on_spark.rows_quarantined, on_spark.rows_out) == (
+        on_polars.rows_valid,
+        on_polars.rows_quarantined,
+        on_polars.rows_out,
+    )
+    assert on_spark.record.trained_by == on_polars.record.trained_by == trained
+    assert on_spark.record.engine.name == "spark"
+    assert Path(on_spark.outputs.predictions).is_dir()  # part files, written by the executors
+    polars_rows = pl.read_parquet(tmp_path / "polars.parquet")
+    spark_rows = pl.read_parquet(tmp_path / "spark.parquet")
+    assert polars_rows.height == on_polars.rows_out
+    assert_frame_equal(
+        spark_rows,
+        polars_rows.sort("customer_id"),  # (Spark's part files come back in key order)
+        check_exact=False,
+        rel_tol=1e-9,
+        abs_tol=1e-9,
+    )
+
+
 def test_cli_runs_on_spark_and_a_second_run_adds_no_bronze(runs, monkeypatch):
     from tracer_kit.cli import app
 

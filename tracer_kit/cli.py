@@ -521,7 +521,10 @@ def _run_on(
 @friendly
 def predict(
     run_id: Annotated[str, typer.Argument(help="The training run (`tracer runs`).")],
-    input: Annotated[Path, typer.Argument(help="The new file to score.")],
+    input: Annotated[
+        str,
+        typer.Argument(help="The new file to score (with --engine spark: any URI Spark reads)."),
+    ],
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Also write the predictions here (.csv or .parquet)."),
@@ -536,8 +539,11 @@ def predict(
     ] = None,
     warehouse: Warehouse = DEFAULT_WAREHOUSE,
     output_dir: OutputDir = DEFAULT_REPORTS,
+    engine: EngineOpt = "polars",
+    master: MasterOpt = None,
 ) -> None:
     """Score a new file with a run's saved model (validated first; exit 3 when the gate fails)."""
+    chosen = tk_engine.resolve_engine(engine, master=master)  # (Spark starts when first used)
     overrides = tk_config.load_config(config).model_dump(exclude_unset=True)
     if reference_date:
         overrides["reference_date"] = reference_date
@@ -549,13 +555,14 @@ def predict(
         }
     result = tk_pipeline.predict(
         run_id,
-        input,
+        input if chosen.reads_uris else _source(input),
         out=out,
         config=overrides,
         warehouse=warehouse,
         output_dir=output_dir,
         force=force,
         raw_cells=raw_cells,
+        engine=chosen,
     )
     _print_result(result)
     if result.rows_quarantined:

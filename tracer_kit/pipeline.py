@@ -625,7 +625,7 @@ def _record_model(run: _Run, rows_out: int) -> None:
         run.model = ModelRecord(run.trained.run_id, pair)
         run.record.trained_by = run.trained.run_id
         if pair is not None:  # (the Parquet footer holds the count)
-            summary.rows = pl.scan_parquet(pair[0]).select(pl.len()).collect().item()
+            summary.rows = run.engine.count_rows(run.engine.scan(pair[0]))
         return
     predictor = run.outputs.get("predictor")
     if predictor is None:
@@ -716,6 +716,8 @@ def predict(  # noqa: PLR0913 - a run, a source and the options run_pipeline tak
     force: bool = False,
     raw_cells: bool = False,
     prediction_run_id: str | None = None,
+    engine: str | Engine = "polars",
+    spark: Any = None,
 ) -> RunResult:
     """Score a new file with a completed run's saved model, recorded as a run of its own.
 
@@ -740,6 +742,10 @@ def predict(  # noqa: PLR0913 - a run, a source and the options run_pipeline tak
         for data observed later).
     prediction_run_id
         Assign the scoring run's id (the server answers with it before the run starts).
+    engine, spark
+        As in :func:`run_pipeline`: with ``engine="spark"`` the executors validate the new
+        rows, build their features with the training run's statistics and apply the saved
+        preprocessor and model batch by batch; the predictions are part files.
 
     Raises
     ------
@@ -748,6 +754,7 @@ def predict(  # noqa: PLR0913 - a run, a source and the options run_pipeline tak
     TracerError
         For an unknown run, a run without a saved model, or an unsupported ``out`` type.
     """
+    chosen = resolve_engine(engine, session=spark)  # (a bad name stops before any work)
     with reading_run(run_id, warehouse=warehouse):  # (not deleted while its model is read)
         return _predict(
             run_id,
@@ -762,6 +769,7 @@ def predict(  # noqa: PLR0913 - a run, a source and the options run_pipeline tak
             force=force,
             raw_cells=raw_cells,
             prediction_run_id=prediction_run_id,
+            engine=chosen,
         )
 
 
@@ -779,6 +787,7 @@ def _predict(  # noqa: PLR0913 - predict's arguments, passed on
     force: bool,
     raw_cells: bool,
     prediction_run_id: str | None,
+    engine: Engine,
 ) -> RunResult:
     trained = trained_run(run_id, warehouse)
     suffix = Path(out).suffix.lower() if out else None
@@ -816,8 +825,9 @@ def _predict(  # noqa: PLR0913 - predict's arguments, passed on
         report=report,
         model_from=run_id,
         run_id=prediction_run_id,
+        engine=engine,
     )
     if out and result.outputs.predictions:
-        rows = pl.read_parquet(result.outputs.predictions)
+        rows = engine.read_small(Path(result.outputs.predictions))
         write_table(rows, out, force=force, raw_cells=raw_cells, warehouse=warehouse)
     return result

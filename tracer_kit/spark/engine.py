@@ -91,9 +91,6 @@ class SparkEngine(Engine):
                 "spark.read.jdbc(...) and pass the DataFrame"
             )
             raise ConfigError(msg)
-        if predicting:
-            msg = "scoring with a saved model (predict) runs on the polars engine only, for now"
-            raise ConfigError(msg)
 
     def notebook_parameters(self) -> dict[str, Any]:
         """The engine's name and master (the kernel starts, or takes, its own session)."""
@@ -118,8 +115,9 @@ class SparkEngine(Engine):
         return PartitionFrame(self.session.read.parquet(spark_path(path)))
 
     def read_small(self, path: Path) -> pl.DataFrame:
-        """The part files on the driver, in ``source_row`` order."""
-        return pl.read_parquet(Path(path) / "*.parquet").sort("source_row")
+        """The part files on the driver, in ``source_row`` order (else ordered by every column)."""
+        df = pl.read_parquet(Path(path) / "*.parquet")
+        return df.sort("source_row" if "source_row" in df.columns else df.columns)
 
     def driver_rows(self, path: Path, rows: int, limit: int) -> pl.LazyFrame:
         """At most ``limit`` rows (a seeded sample) sent to the driver."""

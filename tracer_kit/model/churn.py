@@ -241,9 +241,13 @@ class CalibratedModel:
             classifier_tags=ClassifierTags(),
         )
 
+    def calibrate(self, p: np.ndarray) -> np.ndarray:
+        """The calibrated churn probability of the classifier's ``p``."""
+        return _calibrate(self.calibrator, self.method, p)
+
     def predict_proba(self, x: Any) -> np.ndarray:
         """[P(retained), P(churned)] per row."""
-        q = _calibrate(self.calibrator, self.method, self.estimator.predict_proba(x)[:, 1])
+        q = self.calibrate(self.estimator.predict_proba(x)[:, 1])
         return np.column_stack([1 - q, q])
 
     def predict(self, x: Any) -> np.ndarray:

@@ -35,6 +35,7 @@ from tracer_kit.config import ModelConfig
 from tracer_kit.engine import count_rows, engine_of, fit_rows, per_group, small_frame, write_rows
 from tracer_kit.errors import BlueprintError, option
 from tracer_kit.model.churn import LEAKAGE_AUC, fit_churn, label_values
+from tracer_kit.model.compiled import compile_classifier
 from tracer_kit.model.extras import extra_columns, plan_extras, with_extras
 from tracer_kit.model.forecast import fit_forecast, forecast_from
 from tracer_kit.model.plots import churn_chart, elasticity_chart, forecast_chart, regression_chart
@@ -184,10 +185,20 @@ def task_words(blueprint: Blueprint) -> dict[str, str]:
 def classification_scorer(
     estimator: Any, inputs: list[str], key: str = "customer_id"
 ) -> Callable[[pl.DataFrame], pl.DataFrame]:
-    """``rows -> key, prediction (probability of the positive class), confidence (|2p - 1|)``."""
+    """``rows -> key, prediction (probability of the positive class), confidence (|2p - 1|)``.
+
+    The model scores as polars expressions when its steps compile
+    (:mod:`tracer_kit.model.compiled`), else through scikit-learn.
+    """
+    compiled = compile_classifier(estimator, inputs)
+
+    def probabilities(rows: pl.DataFrame) -> np.ndarray:
+        return estimator.predict_proba(rows.select(inputs).to_pandas())[:, 1]
+
+    proba = compiled if compiled is not None else probabilities
 
     def score(rows: pl.DataFrame) -> pl.DataFrame:
-        p = estimator.predict_proba(rows.select(inputs).to_pandas())[:, 1]
+        p = proba(rows)
         return rows.select(key).with_columns(
             prediction=pl.Series(p, dtype=pl.Float64),
             confidence=pl.Series(np.abs(2 * p - 1), dtype=pl.Float64),

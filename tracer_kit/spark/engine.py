@@ -27,7 +27,7 @@ from tracer_kit.engine import (
 from tracer_kit.errors import ConfigError
 from tracer_kit.ingest import Ingested, ReadContext, ReadOptions
 from tracer_kit.spark.features import check_spark_blueprint, spark_features
-from tracer_kit.spark.frame import PartitionFrame, by_group, spark_path
+from tracer_kit.spark.frame import PartitionFrame, by_group, read_parquet
 from tracer_kit.spark.session import for_runs, spark_session
 from tracer_kit.spark.source import read_spark
 
@@ -112,7 +112,7 @@ class SparkEngine(Engine):
 
     def scan(self, path: Path) -> PartitionFrame:
         """The part files, read by Spark."""
-        return PartitionFrame(self.session.read.parquet(spark_path(path)))
+        return PartitionFrame(read_parquet(self.session, path))
 
     def read_small(self, path: Path) -> pl.DataFrame:
         """The part files on the driver, in ``source_row`` order (else ordered by every column)."""

@@ -24,12 +24,19 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import pyarrow as pa
 
+from tracer_kit.aggregates import Aggregates
+
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-    from tracer_kit.quality.names import Aggregates
-
-__all__ = ["PartitionFrame", "arrow_schema", "by_group", "spark_path", "spark_schema"]
+__all__ = [
+    "PartitionFrame",
+    "arrow_schema",
+    "by_group",
+    "read_parquet",
+    "spark_path",
+    "spark_schema",
+]
 
 Step = Callable[[pl.LazyFrame], pl.LazyFrame]
 
@@ -89,6 +96,51 @@ def _run_steps(
             for step in steps:
                 lf = step(lf)
             table = lf.collect().to_arrow(compat_level=pl.CompatLevel.oldest())
+            yield from table.cast(out).to_batches()
+
+    return run
+
+
+#: The schemas of the part files this process wrote, by path: read back with them, Spark
+#: runs no job to read the schema from the files' footers.
+_WRITTEN: dict[str, Any] = {}
+
+
+def read_parquet(session: Any, path: Any) -> DataFrame:
+    """Parquet part files as a Spark DataFrame (with the schema they were written with, if known)."""
+    from pyspark.sql.types import StructField, StructType
+
+    where = spark_path(path)
+    written = _WRITTEN.get(where)
+    if written is None:
+        return session.read.parquet(where)
+    schema = StructType([StructField(f.name, f.dataType, True) for f in written.fields])
+    return session.read.schema(schema).parquet(where)
+
+
+def _totals(rows: pl.DataFrame, rules: Sequence[tuple[str, str]]) -> pl.DataFrame:
+    """One row: each partial combined over ``rows`` by its rule (sum, min or max)."""
+    reduce = {"sum": pl.Expr.sum, "min": pl.Expr.min, "max": pl.Expr.max}
+    return rows.select(reduce[rule](pl.col(name)) for name, rule in rules)
+
+
+def _partition_totals(
+    steps: Sequence[Step],
+    exprs: Sequence[pl.Expr],
+    rules: Sequence[tuple[str, str]],
+    out: pa.Schema,
+) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """The ``mapInArrow`` function of an aggregate: each batch's partials, combined per partition."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        parts = []
+        for batch in batches:
+            lf = pl.from_arrow(batch).lazy()  # type: ignore[union-attr]
+            for step in steps:
+                lf = step(lf)
+            parts.append(lf.select(exprs).collect())
+        if parts:
+            table = _totals(pl.concat(parts), rules).to_arrow(compat_level=pl.CompatLevel.oldest())
             yield from table.cast(out).to_batches()
 
     return run
@@ -216,17 +268,23 @@ class PartitionFrame:
         return self._df.mapInArrow(_run_steps(self._steps, out), spark_schema(self._schema))
 
     def aggregate(self, aggs: Aggregates) -> dict[str, dict[str, Any]]:
-        """Every aggregate per batch (polars), combined by Spark with its declared rule."""
-        from pyspark.sql import functions as F
-
+        """Every aggregate per batch (polars), combined per partition on the executors with
+        its declared rule, then over the partitions' rows on the driver: one Spark job, no
+        shuffle (Spark's own global aggregate is a shuffle to one partition, and two jobs
+        under adaptive execution).
+        """  # noqa: D205
         partials = aggs.partials()
         exprs = [e.alias(name) for name, e, _ in partials]
-        per_batch = self.pipe(lambda lf: lf.select(exprs)).spark()
-        reducers = {"sum": F.sum, "min": F.min, "max": F.max}
-        row = per_batch.agg(*[reducers[c](name).alias(name) for name, _, c in partials]).collect()[
-            0
-        ]
-        return aggs.combined(row.asDict())
+        per_batch = self.pipe(lambda lf: lf.select(exprs))
+        rules = [(name, rule) for name, _, rule in partials]
+        out = per_batch.collect_schema()
+        df = self._df.mapInArrow(
+            _partition_totals(self._steps, exprs, rules, arrow_schema(out)), spark_schema(out)
+        )
+        rows = _to_polars(df)
+        if rows.height == 0:
+            return aggs.combined(dict.fromkeys(name for name, _ in rules))
+        return aggs.combined(_totals(rows, rules).row(0, named=True))
 
     def group_by(self, *keys: str) -> _GroupBy:
         """Group counts by Spark: ``.group_by(k).len()``."""
@@ -244,8 +302,10 @@ class PartitionFrame:
         return _to_polars(df.limit(n)).lazy()
 
     def count(self) -> int:
-        """Number of rows (Spark)."""
-        return self.spark().count()
+        """Number of rows: counted per partition, summed on the driver (one Spark job)."""
+        counted = Aggregates()
+        counted.add("rows", "n", pl.len(), "sum")
+        return int(self.aggregate(counted)["rows"]["n"] or 0)
 
     def collect(self, **_: Any) -> pl.DataFrame:
         """All rows to the driver: for small frames only (``spark.driver.maxResultSize`` guards)."""
@@ -329,12 +389,14 @@ class PartitionFrame:
 
     def sink_parquet(self, path: Any, **_: Any) -> None:
         """Written by the executors as Parquet part files in the folder ``path``."""
-        self.spark().write.mode("overwrite").parquet(spark_path(path))
+        df = self.spark()
+        df.write.mode("overwrite").parquet(spark_path(path))
+        _WRITTEN[spark_path(path)] = df.schema
 
     def materialize(self, path: Any) -> PartitionFrame:
         """Written as Parquet part files, then read back (later passes start from the files)."""
         self.sink_parquet(path)
-        return PartitionFrame(self._df.sparkSession.read.parquet(spark_path(path)))
+        return PartitionFrame(read_parquet(self._df.sparkSession, path))
 
 
 def _on_table(

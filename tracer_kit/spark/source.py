@@ -80,6 +80,17 @@ class _Split:
     first_id: int
 
 
+@dataclass(frozen=True)
+class _Census:
+    """What one pass over the records tells: the splits, count, digest, files and ragged lines."""
+
+    splits: list[_Split]
+    rows: int
+    digest: str
+    files: list[tuple[Any, ...]]
+    ragged: int
+
+
 def _format_of(path: str, format: str | None) -> str:
     if format:
         fmt = SPARK_NATIVE.get("csv" if format == "tsv" else format)
@@ -135,8 +146,10 @@ def _read_files(
         raise IngestError(f"{path}: Spark could not read it: {first}", path=path) from None
 
 
-def _splits(df: DataFrame, columns: list[str]) -> tuple[list[_Split], int, str]:
-    """Per split: its rows and first record id; and the records' count and digest (one pass)."""
+def _splits(df: DataFrame, columns: list[str], ragged: bool) -> _Census:
+    """Per split: its rows and first record id; the files (path, size, modification time),
+    the records' count and digest, and how many lines are ragged: one Spark job.
+    """  # noqa: D205
     from pyspark.sql import functions as F
 
     row_hash = F.xxhash64(*[F.coalesce(F.col(c), F.lit("\x00null")) for c in columns])
@@ -144,6 +157,9 @@ def _splits(df: DataFrame, columns: list[str]) -> tuple[list[_Split], int, str]:
         F.count("*").alias("rows"),
         F.min(_ID).alias("first_id"),
         F.sum(row_hash.cast("decimal(20,0)")).alias("digest"),
+        F.first("__size").alias("size"),
+        F.first("__mtime").alias("mtime"),
+        (F.count(_CORRUPT) if ragged else F.lit(0)).alias("ragged"),
     )
     found = groups.collect()
     splits = sorted(
@@ -153,8 +169,13 @@ def _splits(df: DataFrame, columns: list[str]) -> tuple[list[_Split], int, str]:
         ),
         key=lambda s: s.key,
     )
-    digest = sum(int(r["digest"] or 0) for r in found)
-    return splits, sum(s.rows for s in splits), str(digest)
+    return _Census(
+        splits,
+        sum(s.rows for s in splits),
+        str(sum(int(r["digest"] or 0) for r in found)),
+        sorted({(r["__file"], r["size"], r["mtime"]) for r in found}),
+        sum(int(r["ragged"]) for r in found),
+    )
 
 
 def _numbered(df: DataFrame, splits: list[_Split]) -> DataFrame:
@@ -231,15 +252,14 @@ def read_spark(
         F.monotonically_increasing_id().alias(_ID),
     )
     stats = meta.select(*columns, *([_CORRUPT] if ragged else []), *_SPLIT, _ID)
-    splits, rows, digest = _splits(stats, columns) if columns else ([], 0, "0")
-    files = sorted(
-        tuple(r) for r in meta.select("__file", "__size", "__mtime").distinct().collect()
-    )
-    fingerprint = _fingerprint({"files": files, "records": rows, "digest": digest})
-    numbered = _numbered(stats, splits)
+    census = _splits(meta, columns, ragged) if columns else _Census([], 0, "0", [], 0)
+    files, rows = census.files, census.rows
+    fingerprint = _fingerprint({"files": files, "records": rows, "digest": census.digest})
+    numbered = _numbered(stats, census.splits)
     rejects = pl.DataFrame(schema=REJECT_SCHEMA)
     if ragged:
-        rejects = _ragged(numbered, columns)
+        if census.ragged:  # (a job for the ragged lines only when there are any)
+            rejects = _ragged(numbered, columns)
         numbered = numbered.where(F.col(_CORRUPT).isNull())
     frame = PartitionFrame(_text(numbered, columns))
     if fmt == "csv":
@@ -282,11 +302,12 @@ def _from_frame(df: DataFrame, *, name: str) -> Ingested:
         F.spark_partition_id().cast("long").alias("__start"),
         F.monotonically_increasing_id().alias(_ID),
     )
-    splits, rows, digest = _splits(
-        tagged.withColumns({c: F.col(c).cast("string") for c in columns}), columns
-    )
-    fingerprint = _fingerprint({"name": name, "records": rows, "digest": digest})
-    frame = PartitionFrame(_text(_numbered(tagged, splits), columns))
+    as_text = {c: F.col(c).cast("string") for c in columns}
+    no_file = {"__size": F.lit(None).cast("long"), "__mtime": F.lit(None).cast("string")}
+    census = _splits(tagged.withColumns({**as_text, **no_file}), columns, ragged=False)
+    rows = census.rows
+    fingerprint = _fingerprint({"name": name, "records": rows, "digest": census.digest})
+    frame = PartitionFrame(_text(_numbered(tagged, census.splits), columns))
     info = _info(name, "spark", None, columns, rows, fingerprint, size=0)
     return Ingested(_as_text(frame, columns), info)
 

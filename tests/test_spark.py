@@ -7,6 +7,7 @@ the row-level plans are checked for single-partition steps.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import os
 import random
@@ -307,7 +308,8 @@ def test_a_polars_only_blueprint_gets_one_clear_line_on_spark(spark, tmp_path):
 
 def _dirty_churn(path: Path, n: int = 3_000) -> Path:
     """Churn rows with what users' files hold: day-first dates, null tokens, spaces, quoted
-    empties, repeats far apart (in other splits), text in numbers, odd plan spellings.
+    empties, repeats far apart (in other splits), text in numbers, odd plan spellings, and
+    ragged lines (a field too many, or cut short).
     """
     rng = random.Random(16)
     plans = ["basic", " Basic", "PREMIUM", "standard", "enterprise", "gold", "", "n/a"]
@@ -326,7 +328,10 @@ def _dirty_churn(path: Path, n: int = 3_000) -> Path:
         usage = str(rng.randrange(0, 400)) if i % 29 else "many"
         plan = rng.choice(plans)
         region = rng.choice(["north", "south", '"east, coast"'])
-        lines.append(f"{cid},{last},{created},{value},{tickets},{usage},{plan},{region}")
+        line = f"{cid},{last},{created},{value},{tickets},{usage},{plan},{region}"
+        if i % 211 == 0:
+            line = f"{line},unexpected" if i % 422 else f"{cid},{last},{created}"
+        lines.append(line)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -335,6 +340,11 @@ def test_spark_engine_matches_polars_on_a_dirty_file(all_runs):
     pair = all_runs["dirty"]
     assert pair["polars"].rows_quarantined > 50  # the file does have bad rows
     _assert_same(pair, "customer_churn")
+    lines = pair["path"].read_text(encoding="utf-8").splitlines()[1:]
+    expected = sum(len(next(csv.reader([line]))) != 8 for line in lines)
+    assert expected > 3000 // 211  # ("12,5" unquoted is a field too many, as well)
+    ragged = "SELECT count(*) AS n FROM quarantine_customer_churn WHERE stage = 'ingest'"
+    assert _table(pair, "spark", ragged).item() == expected  # every ragged line, once
 
 
 def test_predict_on_spark_scores_a_new_file_as_the_polars_engine_does(all_runs, spark, tmp_path):

@@ -347,10 +347,15 @@ def test_spark_engine_matches_polars_on_a_dirty_file(all_runs):
     assert _table(pair, "spark", ragged).item() == expected  # every ragged line, once
 
 
-def test_predict_on_spark_scores_a_new_file_as_the_polars_engine_does(all_runs, spark, tmp_path):
+def test_predict_on_spark_scores_a_new_file_as_the_polars_engine_does(
+    all_runs, spark, tmp_path, monkeypatch
+):
     """The saved preprocessor and model applied by the executors: the same rows scored, the
     same quarantine, the same probabilities (a dirty file, so validation has work to do).
+    Its report names the engine and says its profiles come from a sample of the rows.
     """
+    from tracer_kit.settings import settings
+
     folder = all_runs["customer_churn"]["tmp"] / "polars"
     trained = all_runs["customer_churn"]["polars"].run_id
     dirty = all_runs["dirty"]["path"]
@@ -361,8 +366,14 @@ def test_predict_on_spark_scores_a_new_file_as_the_polars_engine_does(all_runs, 
         "report": False,
     }
     on_polars = tk.predict(trained, dirty, out=tmp_path / "polars.parquet", **common)
+    monkeypatch.setattr(settings, "model_fit_rows", 500)  # (the driver's sample, made small)
     on_spark = tk.predict(
-        trained, str(dirty), out=tmp_path / "spark.parquet", engine="spark", spark=spark, **common
+        trained,
+        str(dirty),
+        out=tmp_path / "spark.parquet",
+        engine="spark",
+        spark=spark,
+        **{**common, "report": True},
     )
     assert on_spark.state == on_polars.state == "COMPLETED"
     assert on_polars.rows_quarantined > 50
@@ -373,6 +384,12 @@ def test_predict_on_spark_scores_a_new_file_as_the_polars_engine_does(all_runs, 
     )
     assert on_spark.record.trained_by == on_polars.record.trained_by == trained
     assert on_spark.record.engine.name == "spark"
+    assert on_polars.record.profiled_rows is None
+    assert 0 < on_spark.record.profiled_rows <= 500
+    html = Path(on_spark.outputs.report).read_text(encoding="utf-8")
+    assert f"spark engine {spark.version} on <code>local[2]</code>" in html
+    sample = f"Profiled on a seeded sample of {on_spark.record.profiled_rows:,} of the"
+    assert f"{sample} {on_spark.rows_out:,} processed rows" in html
     assert Path(on_spark.outputs.predictions).is_dir()  # part files, written by the executors
     polars_rows = pl.read_parquet(tmp_path / "polars.parquet")
     spark_rows = pl.read_parquet(tmp_path / "spark.parquet")

@@ -608,7 +608,11 @@ def _profiled_rows(run: _Run, featured: stages.Featured) -> pl.LazyFrame:
     Spark sends at most ``settings.model_fit_rows`` rows (100,000; a seeded sample) to the
     driver: a profile's shares and quantiles, not its exact counts, on big tables.
     """
-    return run.engine.driver_rows(featured.processed, featured.rows, settings.model_fit_rows)
+    rows = run.engine.driver_rows(featured.processed, featured.rows, settings.model_fit_rows)
+    profiled = rows.select(pl.len()).collect().item()
+    if profiled < featured.rows:
+        run.record.profiled_rows = profiled
+    return rows
 
 
 def _task_kind(blueprint: Blueprint) -> str | None:

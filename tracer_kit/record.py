@@ -117,6 +117,9 @@ class RunRecord(_Record):
     processed_dir: str | None = None
     output_dir: str | None = None
     engine: EngineRecord | None = None
+    #: Rows the column profiles were computed on, when fewer than all the processed rows
+    #: (a Spark run profiles a seeded sample on the driver).
+    profiled_rows: int | None = None
     #: An API source's pages (None for other sources).
     pages: list[PageRecord] | None = None
     column_map: dict[str, str] = ModelField(default_factory=dict)

@@ -36,7 +36,8 @@ def test_benchmark_completes_and_features_agree(tmp_path):
     assert "Features agree with the baseline on the first 1,000 customers" in text
     import re
 
-    for target in ("1.5x the pandas baseline's", "0.25x the polars ceiling's", "peak RSS at most"):
+    targets = ("1.5x the pandas baseline's", "0.25x the polars ceiling's", "peak RSS at most")
+    for target in (*targets, "as fast as the saved pipeline through pandas"):
         (line,) = [x for x in text.splitlines() if target in x]
         assert re.search(r"\| [\d.,]+(x| MB) \| (PASS|FAIL) \|$", line), line
     for stage in ("ingest", "validate", "features", "preprocess", "store"):
@@ -54,6 +55,9 @@ def test_the_throughput_targets_are_the_ones_the_contracts_state():
         f"at least {run.CEILING_TARGET:g}x (aim {run.CEILING_AIM:g}x) the rows/s of bare polars"
     )
     assert ceiling in section
+    scoring = contracts[contracts.index("- **Scoring**") :][:400]
+    assert f"tracer's scorer at least {run.SCORING_TARGET:g}x as fast as the" in scoring
+    assert f"applied to {run.SCORING_ROWS:,} of" in scoring
 
 
 def test_query_latency_script_runs(workdir, sample_csv):

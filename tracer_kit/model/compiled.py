@@ -146,6 +146,9 @@ class _Block:
     """One transformer of the ColumnTransformer, compiled: its output columns or its share of a dot product."""
 
     columns: list[pl.Expr] = field(default_factory=list)  # the matrix columns (no weights)
+    #: Standardised numbers, computed once before the terms that read them (a spline's
+    #: pieces read its number a dozen times: as one column, the plan stays small).
+    prepared: list[pl.Expr] = field(default_factory=list)
     #: Per matrix column, the shift and scale NumPy applies as scikit-learn does (polars
     #: may divide by a constant as a multiplication: a last bit off moves a tree's split).
     standard: list[tuple[float, float]] = field(default_factory=list)
@@ -167,7 +170,8 @@ def _numbers_block(
         if number is None:
             return None
         x, shift, scale = number
-        z = (x - shift) / scale
+        block.prepared.append(((x - shift) / scale).alias(f"__z_{c}"))
+        z = pl.col(f"__z_{c}")
         if spline is None:
             block.columns.append(x)
             block.standard.append((shift, scale))
@@ -226,7 +230,8 @@ class CompiledClassifier:
 
     estimator: Any  # the saved model, which scores when the compiled form gives way
     inputs: list[str]
-    decision: pl.Expr | None  # a logistic regression's decision function
+    decision: pl.Expr | None  # a logistic regression's decision function, over ``prepared``
+    prepared: list[pl.Expr]
     matrix: list[pl.Expr]  # otherwise the model matrix, for ``final``
     standard: tuple[np.ndarray, np.ndarray] | None  # the matrix columns' shifts and scales
     final: Any
@@ -244,7 +249,8 @@ class CompiledClassifier:
         if self.decision is not None:
             from scipy.special import expit
 
-            d = rows.select(self.decision.alias("d")).to_series().to_numpy()
+            prepared = rows.lazy().with_columns(self.prepared)
+            d = prepared.select(self.decision.alias("d")).collect().to_series().to_numpy()
             return self.calibrate(expit(d))
         matrix = rows.select(e.alias(f"m{i}") for i, e in enumerate(self.matrix)).to_numpy()
         assert self.standard is not None
@@ -294,7 +300,10 @@ def compile_classifier(estimator: Any, inputs: Sequence[str]) -> CompiledClassif
         decision: pl.Expr = pl.lit(float(final.intercept_[0]))
         for term in (t for b in blocks for t in b.terms):  # (a fixed order of additions:
             decision = decision + term  # sum_horizontal's may vary, and a bit with it)
-        return CompiledClassifier(estimator, list(inputs), decision, [], None, None, calibrate)
+        prepared = [e for b in blocks for e in b.prepared]
+        return CompiledClassifier(
+            estimator, list(inputs), decision, prepared, [], None, None, calibrate
+        )
     if _step_name(final) != "HistGradientBoostingClassifier":
         return None
     blocks = _compile_blocks(ct, None)
@@ -303,7 +312,7 @@ def compile_classifier(estimator: Any, inputs: Sequence[str]) -> CompiledClassif
     matrix = [c for b in blocks for c in b.columns]
     shifts, scales = zip(*[pair for b in blocks for pair in b.standard], strict=True)
     standard = (np.array(shifts), np.array(scales))
-    return CompiledClassifier(estimator, list(inputs), None, matrix, standard, final, calibrate)
+    return CompiledClassifier(estimator, list(inputs), None, [], matrix, standard, final, calibrate)
 
 
 def _identity(p: np.ndarray) -> np.ndarray:

@@ -302,7 +302,11 @@ class PartitionFrame:
         return _to_polars(df.limit(n)).lazy()
 
     def count(self) -> int:
-        """Number of rows: counted per partition, summed on the driver (one Spark job)."""
+        """Number of rows: Spark's own count when no polars step runs (it reads no column of
+        Parquet), else counted per partition as the steps run, summed on the driver.
+        """  # noqa: D205
+        if not self._steps:
+            return self._df.count()
         counted = Aggregates()
         counted.add("rows", "n", pl.len(), "sum")
         return int(self.aggregate(counted)["rows"]["n"] or 0)

@@ -157,6 +157,7 @@ def measure_scoring(result) -> dict | None:
 
     from tracer_kit.engine import BATCH_ROWS
     from tracer_kit.model import read_model
+    from tracer_kit.model.compiled import sklearn_probabilities
     from tracer_kit.model.stage import classification_scorer
 
     predictor = result.outputs.get("predictor")
@@ -174,7 +175,7 @@ def measure_scoring(result) -> dict | None:
     tracer = time.perf_counter() - t
     t = time.perf_counter()
     for batch in batches:
-        estimator.predict_proba(batch.select(inputs).to_pandas())
+        sklearn_probabilities(estimator, inputs, batch)
     sklearn = time.perf_counter() - t
     pipeline = getattr(estimator, "estimator", estimator)  # (a calibrated model's classifier)
     final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline

@@ -494,9 +494,9 @@ def run(
     _print_result(_run_on(engine, master, input, blueprint, common, notebook=not no_notebook))
 
 
-def _source(text: str) -> str | Path:
-    """A command's input: a database or http(s) URL as written, else a path."""
-    return text if is_url(text) else Path(text)
+def _source(text: str, *, uris: bool = False) -> str | Path:
+    """A command's input: a URL (or, for an engine that reads URIs, anything) as written, else a path."""
+    return text if uris or is_url(text) else Path(text)
 
 
 def _run_on(
@@ -510,7 +510,7 @@ def _run_on(
 ) -> Any:
     """``tracer run`` on the chosen engine, in-process or through the notebook."""
     chosen = tk_engine.resolve_engine(engine, master=master)  # (Spark starts when first used)
-    path = source if chosen.reads_uris else _source(source)  # (a URL keeps its "//")
+    path = _source(source, uris=chosen.reads_uris)  # (a URL keeps its "//")
     if notebook:
         extra = chosen.notebook_parameters()
         return tk_notebooks.run_notebook(path, blueprint, **common, return_frame=False, **extra)
@@ -555,7 +555,7 @@ def predict(
         }
     result = tk_pipeline.predict(
         run_id,
-        input if chosen.reads_uris else _source(input),
+        _source(input, uris=chosen.reads_uris),
         out=out,
         config=overrides,
         warehouse=warehouse,

@@ -272,8 +272,7 @@ class PolarsEngine(Engine):
         both = pl.concat([rejected.lazy(), validated.lazy()])
         if rejected.height:  # validated rows are in source_row order; sort only when merging
             both = both.sort("source_row")
-        both.sink_parquet(path, **parquet_options())
-        return pl.scan_parquet(path).select(pl.len()).collect().item()
+        return self.count_rows(self.materialize(both, path))
 
     def count_rows(self, frame: Any) -> int:
         """A streaming count."""
@@ -408,18 +407,21 @@ def resolve_engine(
     return _engine_class(engine).start(master=master, session=session)
 
 
+def _registered(frame: Any) -> type[Engine] | None:
+    return next((_BY_TYPE[k] for k in type(frame).__mro__ if k in _BY_TYPE), None)
+
+
 def engine_of(frame: Any) -> Engine:
     """The engine registered for ``frame``'s type (engines load on first sight of their frames)."""
-    for kind in type(frame).__mro__:
-        if kind in _BY_TYPE:
-            return _BY_TYPE[kind].for_frame(frame)
-    for name in engine_names():  # a frame of an engine not loaded yet registers it
-        _engine_class(name)
-    for kind in type(frame).__mro__:
-        if kind in _BY_TYPE:
-            return _BY_TYPE[kind].for_frame(frame)
-    msg = f"no engine runs frames of type {type(frame).__name__}"
-    raise TypeError(msg)
+    engine = _registered(frame)
+    if engine is None:
+        for name in engine_names():  # a frame of an engine not loaded yet registers it
+            _engine_class(name)
+        engine = _registered(frame)
+    if engine is None:
+        msg = f"no engine runs frames of type {type(frame).__name__}"
+        raise TypeError(msg)
+    return engine.for_frame(frame)
 
 
 # --------------------------------------------------------------------------- frame operations

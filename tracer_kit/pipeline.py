@@ -318,13 +318,12 @@ def _on_engine(run: _Run, engine: Engine, model_from: str | None) -> None:
     """
     engine.check_run(run.bp, run.source, predicting=model_from is not None)
     run.engine = engine
-    described = engine.describe()
-    if described is None:
-        return
-    if isinstance(run.source, str):  # a URI keeps its "//" (a Path would fold it)
-        run.result.input_path = run.source
     run.outputs["parquet"] = engine.output_path(run.outputs["parquet"])
-    run.record.engine = EngineRecord(**described)
+    if engine.reads_uris and isinstance(run.source, str):  # a URI keeps its "//"
+        run.result.input_path = run.source
+    described = engine.describe()
+    if described is not None:
+        run.record.engine = EngineRecord(**described)
 
 
 def _run_outputs(space: Workspace, bp: Blueprint, run_id: str) -> RunOutputs:

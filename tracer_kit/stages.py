@@ -28,11 +28,11 @@ from tracer_kit.config import Config, ModelConfig, PreprocessConfig
 from tracer_kit.engine import POLARS, Engine, engine_of
 from tracer_kit.errors import BlueprintError, EmptyMatrixError, PipelineBugError, TracerError
 from tracer_kit.heavy import preload_pandera
-from tracer_kit.ingest import Ingested, ReadContext
+from tracer_kit.ingest import Ingested
 from tracer_kit.model import ModelOutcome, apply_model, fit_model, model_task, read_model
 from tracer_kit.outputs import OUTPUTS, OutputContext
-from tracer_kit.quality import QualityResult, assess_ingested
-from tracer_kit.quality.matching import config_column_map, fits_blueprint
+from tracer_kit.quality import QualityResult, assess_ingested, read_context
+from tracer_kit.quality.matching import config_column_map
 from tracer_kit.recipe import Recipe, recipe_for
 from tracer_kit.record import GateVerdict, ModelSummary
 from tracer_kit.trained import TrainedRun, training_recipe
@@ -139,7 +139,7 @@ def ingest(
     It uses the read options (``cfg.read``) and, to pick a workbook's sheet, the column map.
     """
     preload_pandera()  # (validation's schema check needs it; it loads beside the read)
-    return engine.read(source, cfg.read, ReadContext(staging, fits_blueprint(blueprint, cfg)))
+    return engine.read(source, cfg.read, read_context(cfg, staging, blueprint))
 
 
 # --------------------------------------------------------------------------- check

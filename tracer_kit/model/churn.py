@@ -25,6 +25,7 @@ import numpy as np
 import polars as pl
 
 from tracer_kit.errors import ConfigError
+from tracer_kit.model.compiled import sklearn_probabilities
 
 __all__ = [
     "LEAKAGE_AUC",
@@ -86,7 +87,7 @@ class ChurnModel:
 
     def predict(self, frame: pl.DataFrame) -> np.ndarray:
         """Churn probability of each row of ``frame`` (the model's inputs must be present)."""
-        return self.estimator.predict_proba(frame.select(self.inputs).to_pandas())[:, 1]
+        return sklearn_probabilities(self.estimator, self.inputs, frame)
 
 
 def _split(y: np.ndarray, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-__all__ = ["CompiledClassifier", "compile_classifier"]
+__all__ = ["CompiledClassifier", "compile_classifier", "sklearn_probabilities"]
 
 log = logging.getLogger("tracer_kit")
 
@@ -39,6 +39,11 @@ log = logging.getLogger("tracer_kit")
 PROBE_ROWS = 512
 #: The largest difference allowed between the compiled and scikit-learn's probabilities.
 PROBE_TOLERANCE = 1e-9
+
+
+def sklearn_probabilities(estimator: Any, inputs: Sequence[str], rows: pl.DataFrame) -> np.ndarray:
+    """The positive class's probability per row, as scikit-learn gives it (through pandas)."""
+    return estimator.predict_proba(rows.select(inputs).to_pandas())[:, 1]
 
 
 def _step_name(step: Any) -> str:
@@ -156,7 +161,11 @@ class _Block:
 
 
 def _steps_of(transformer: Any) -> list[Any]:
-    return list(transformer.steps) if _step_name(transformer) == "Pipeline" else [("", transformer)]
+    return (
+        [s for _, s in transformer.steps]
+        if _step_name(transformer) == "Pipeline"
+        else [transformer]
+    )
 
 
 def _numbers_block(
@@ -170,16 +179,19 @@ def _numbers_block(
         if number is None:
             return None
         x, shift, scale = number
+        if weights is None:  # the matrix, standardised by NumPy
+            if spline is not None:
+                return None  # (a spline basis feeds only a linear model here)
+            block.columns.append(x)
+            block.standard.append((shift, scale))
+            continue
         block.prepared.append(((x - shift) / scale).alias(f"__z_{c}"))
         z = pl.col(f"__z_{c}")
         if spline is None:
-            block.columns.append(x)
-            block.standard.append((shift, scale))
-            if weights is not None:
-                block.terms.append(z * float(weights[i]))
+            block.terms.append(z * float(weights[i]))
             continue
-        if weights is None or spline.extrapolation != "linear" or not spline.include_bias:
-            return None  # (a spline basis feeds only a linear model here)
+        if spline.extrapolation != "linear" or not spline.include_bias:
+            return None
         n = spline.bsplines_[i].c.shape[1]
         block.terms.append(_spline_sum(z, spline.bsplines_[i], weights[i * n : (i + 1) * n]))
     return block
@@ -212,7 +224,7 @@ def _compile_blocks(ct: Any, weights: np.ndarray | None) -> list[_Block] | None:
     for name, transformer, columns in ct.transformers_:
         if name == "remainder" or transformer == "drop":
             continue
-        steps = [s for _, s in _steps_of(transformer)]
+        steps = _steps_of(transformer)
         part = ct.output_indices_[name]
         w = None if weights is None else weights[part]
         numeric = all(_step_name(s) != "OneHotEncoder" for s in steps)
@@ -261,7 +273,7 @@ class CompiledClassifier:
 
     def reference(self, rows: pl.DataFrame) -> np.ndarray:
         """scikit-learn's probabilities (through pandas)."""
-        return self.estimator.predict_proba(rows.select(self.inputs).to_pandas())[:, 1]
+        return sklearn_probabilities(self.estimator, self.inputs, rows)
 
     def __call__(self, rows: pl.DataFrame) -> np.ndarray:
         """The probabilities: compiled, checked against scikit-learn on the first rows."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from tracer_kit.config import ModelConfig
 from tracer_kit.engine import count_rows, engine_of, fit_rows, per_group, small_frame, write_rows
 from tracer_kit.errors import BlueprintError, option
 from tracer_kit.model.churn import LEAKAGE_AUC, fit_churn, label_values
-from tracer_kit.model.compiled import compile_classifier
+from tracer_kit.model.compiled import compile_classifier, sklearn_probabilities
 from tracer_kit.model.extras import extra_columns, plan_extras, with_extras
 from tracer_kit.model.forecast import fit_forecast, forecast_from
 from tracer_kit.model.plots import churn_chart, elasticity_chart, forecast_chart, regression_chart
@@ -191,11 +192,7 @@ def classification_scorer(
     (:mod:`tracer_kit.model.compiled`), else through scikit-learn.
     """
     compiled = compile_classifier(estimator, inputs)
-
-    def probabilities(rows: pl.DataFrame) -> np.ndarray:
-        return estimator.predict_proba(rows.select(inputs).to_pandas())[:, 1]
-
-    proba = compiled if compiled is not None else probabilities
+    proba = compiled if compiled is not None else partial(sklearn_probabilities, estimator, inputs)
 
     def score(rows: pl.DataFrame) -> pl.DataFrame:
         p = proba(rows)

@@ -22,6 +22,7 @@ from tracer_kit.quality.assess import (
     assess_ingested,
     check_compatible,
     check_schema,
+    read_context,
     read_file,
     validate,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "plain_iso_columns",
     "quality_score",
     "raise_for_gate",
+    "read_context",
     "read_file",
     "register_check",
     "register_transform",

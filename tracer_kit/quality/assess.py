@@ -46,6 +46,7 @@ __all__ = [
     "assess_ingested",
     "check_compatible",
     "check_schema",
+    "read_context",
     "read_file",
     "validate",
 ]
@@ -565,8 +566,15 @@ def read_file(
     (:func:`~tracer_kit.heavy.preload_pandera`): a profile or a draft never needs it, and an
     import on a thread still takes the GIL from the read.
     """
+    return read_source(path, config.read, read_context(config, staging_dir, blueprint))
+
+
+def read_context(
+    config: Config, staging_dir: str | Path | None = None, blueprint: Blueprint | None = None
+) -> ReadContext:
+    """Where a read stages its copies, and (given a blueprint) which workbook sheet fits it."""
     fits = fits_blueprint(blueprint, config) if blueprint is not None else None
-    return read_source(path, config.read, ReadContext(staging_dir, fits))
+    return ReadContext(staging_dir, fits)
 
 
 # --------------------------------------------------------------------------- profiles

@@ -142,7 +142,7 @@ class SparkEngine(Engine):
 
     def write_quarantine(self, rejected: pl.DataFrame, validated: Any, path: Path) -> int:
         """Part files of the quarantined rows, and the ingest rejects as one more file."""
-        count = validated.materialize(path).count()
+        count = self.count_rows(self.materialize(validated, path))
         if rejected.height:
             rejected.write_parquet(Path(path) / "ingest-rejects.parquet")
         return count + rejected.height

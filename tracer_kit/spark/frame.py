@@ -85,6 +85,14 @@ def _polars_schema(df: DataFrame) -> pl.Schema:
     return pl.from_arrow(empty).schema  # type: ignore[union-attr]
 
 
+def _stepped(batch: pa.RecordBatch, steps: Sequence[Step]) -> pl.LazyFrame:
+    """One Arrow batch through the polars steps."""
+    lf = pl.from_arrow(batch).lazy()  # type: ignore[union-attr]
+    for step in steps:
+        lf = step(lf)
+    return lf
+
+
 def _run_steps(
     steps: Sequence[Step], out: pa.Schema
 ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
@@ -92,10 +100,7 @@ def _run_steps(
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            lf = pl.from_arrow(batch).lazy()  # type: ignore[union-attr]
-            for step in steps:
-                lf = step(lf)
-            table = lf.collect().to_arrow(compat_level=pl.CompatLevel.oldest())
+            table = _stepped(batch, steps).collect().to_arrow(compat_level=pl.CompatLevel.oldest())
             yield from table.cast(out).to_batches()
 
     return run
@@ -133,12 +138,7 @@ def _partition_totals(
     """The ``mapInArrow`` function of an aggregate: each batch's partials, combined per partition."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        parts = []
-        for batch in batches:
-            lf = pl.from_arrow(batch).lazy()  # type: ignore[union-attr]
-            for step in steps:
-                lf = step(lf)
-            parts.append(lf.select(exprs).collect())
+        parts = [_stepped(batch, steps).select(exprs).collect() for batch in batches]
         if parts:
             table = _totals(pl.concat(parts), rules).to_arrow(compat_level=pl.CompatLevel.oldest())
             yield from table.cast(out).to_batches()
@@ -275,9 +275,8 @@ class PartitionFrame:
         """  # noqa: D205
         partials = aggs.partials()
         exprs = [e.alias(name) for name, e, _ in partials]
-        per_batch = self.pipe(lambda lf: lf.select(exprs))
         rules = [(name, rule) for name, _, rule in partials]
-        out = per_batch.collect_schema()
+        out = self.pipe(lambda lf: lf.select(exprs)).collect_schema()
         df = self._df.mapInArrow(
             _partition_totals(self._steps, exprs, rules, arrow_schema(out)), spark_schema(out)
         )

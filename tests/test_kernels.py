@@ -28,9 +28,10 @@ def test_presentation_variables_are_patched_and_secrets_refuse_the_kernel(monkey
 @pytest.mark.parametrize(
     ("command", "also_not"),
     [
-        (["validate", "-b", "customer_churn"], ()),
-        (["run", "-b", "customer_churn", "--no-model", "--no-notebook"], ()),
-        (["profile"], ("pandera",)),  # (a profile validates nothing)
+        # (pandera without its pandas API; repeated ids of a small file grouped without DuckDB)
+        (["validate", "-b", "customer_churn"], ("pandas", "hypothesis", "duckdb")),
+        (["run", "-b", "customer_churn", "--no-model", "--no-notebook"], ("pandas",)),
+        (["profile"], ("pandera", "pandas")),  # (a profile validates nothing)
     ],
     ids=["validate", "run-without-model", "profile"],
 )
@@ -38,8 +39,8 @@ def test_a_cold_command_does_not_import_the_server_or_scikit_learn(
     sample_csv, workdir, command, also_not
 ):
     """A command that needs no model imports no scikit-learn, skops or chart engine (the
-    preprocessing recipe is fitted and applied in polars; the report draws SVG), and a profile
-    no pandera.
+    preprocessing recipe is fitted and applied in polars; the report draws SVG), the console
+    script no pandas, and a profile no pandera.
     """
     argv = ["tracer", command[0], str(sample_csv), *command[1:]]
     if command[0] != "profile":
@@ -84,3 +85,35 @@ def test_pandera_loads_on_a_thread_without_pyspark_s_warning_in_a_recording_stag
         "assert 'pyspark.pandas' not in sys.modules, 'still blocked'\n"
     )
     assert modules_imported_by(code, ("pandera.polars", "pyspark.pandas")) == ["pandera.polars"]
+
+
+@pytest.mark.parametrize("lean", [True, False], ids=["console-script", "notebook"])
+def test_pandera_is_lean_only_in_the_console_script(lean):
+    """The console script imports pandera as an install without pandas would, and its polars
+    checks still fail bad rows; pandas stays importable afterwards.
+    Anywhere else (a notebook, a server) pandera keeps its pandas API for the user's code.
+    """
+    code = (
+        "import sys\n"
+        "import polars as pl\n"
+        "from tracer_kit import heavy\n"
+        + ("heavy.lean_process()\n" if lean else "")
+        + "pa = heavy.pandera_polars()\n"
+        "import pandas\n"
+        "assert pandas.DataFrame({'x': [1]}).shape == (1, 1)  # pandas itself is whole\n"
+        "schema = pa.DataFrameSchema({'x': pa.Column(pl.Int64, pa.Check.ge(0), unique=True)})\n"
+        "try:\n"
+        "    schema.validate(pl.DataFrame({'x': [3, -1, 3]}), lazy=True)\n"
+        "except pa.errors.SchemaErrors as exc:\n"
+        "    assert exc.failure_cases.height == 3, exc.failure_cases\n"
+        "else:\n"
+        "    raise AssertionError('bad rows passed')\n"
+        "import pandera\n"
+        "print('pandas api' if hasattr(pandera, 'DataFrameSchema') else 'polars only')\n"
+    )
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == (["polars", "only"] if lean else ["pandas", "api"])

@@ -203,6 +203,7 @@ def test_out_of_core_paths_give_the_same_run(tmp_path, monkeypatch, sample, blue
     monkeypatch.setattr(settings, "sort_chunk_rows", 150)  # dozens of key ranges
     monkeypatch.setattr(settings, "schema_check_rows", 500)
     monkeypatch.setattr(settings, "prefilter_rows", 0)  # quarantine by streaming join
+    monkeypatch.setattr(settings, "repeats_in_memory_rows", 0)  # repeats grouped by DuckDB
     chunked = run(tmp_path / "chunked")
     quarantined = [
         tk.query(

@@ -15,12 +15,18 @@ import shutil
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import polars as pl
 
+from tracer_kit.lazy import lazy_module
 from tracer_kit.settings import parquet_options, settings
+
+if TYPE_CHECKING:
+    from duckdb import DuckDBPyConnection
+
+#: DuckDB (imported when a scratch connection is first opened: validation rarely needs one).
+duckdb = lazy_module("duckdb")
 
 #: DuckDB's cap for a scratch connection; past it, sorts and group-bys spill to disk.
 SCRATCH_MEMORY = os.environ.get("TRACER_SCRATCH_MEMORY", "512MB")
@@ -35,7 +41,7 @@ def _literal(text: str) -> str:
 
 
 @contextlib.contextmanager
-def scratch_duckdb(work_dir: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
+def scratch_duckdb(work_dir: str | Path) -> Iterator[DuckDBPyConnection]:
     """An in-memory DuckDB capped at :data:`SCRATCH_MEMORY`, spilling under ``work_dir``."""
     spill = Path(work_dir) / "spill"
     spill.mkdir(parents=True, exist_ok=True)
@@ -57,8 +63,14 @@ def repeated_values(parquet: str | Path, column: str, work_dir: str | Path) -> p
     hashes are grouped first (1 GB churn: 2.5 s -> 1.6 s); only the rows whose hash repeats
     are grouped by value, so a hash collision is never taken for a repeat. DuckDB's group-by
     spills to ``work_dir`` past :data:`SCRATCH_MEMORY`; if its per-thread buffers still do
-    not fit (about 100 million distinct values), it retries on one thread.
+    not fit (about 100 million distinct values), it retries on one thread. A file of at most
+    ``settings.repeats_in_memory_rows`` rows is grouped by polars in memory (no DuckDB to start).
     """
+    if (
+        pl.scan_parquet(parquet).select(pl.len()).collect().item()
+        <= settings.repeats_in_memory_rows
+    ):
+        return _repeated_in_memory(parquet, column)
     col, source = _quote(column), f"read_parquet({_literal(str(parquet))})"
     sql = f"""WITH candidates AS (
             SELECT hash({col}) AS h FROM {source} WHERE {col} IS NOT NULL
@@ -72,6 +84,21 @@ def repeated_values(parquet: str | Path, column: str, work_dir: str | Path) -> p
         except duckdb.OutOfMemoryException:
             con.execute("SET threads = 1")
             return con.sql(sql).pl()
+
+
+def _repeated_in_memory(parquet: str | Path, column: str) -> pl.DataFrame:
+    """:func:`repeated_values` by a polars group-by: the same rows, in first-row order."""
+    return (
+        pl.scan_parquet(parquet)
+        .select("source_row", column)
+        .filter(pl.col(column).is_not_null())
+        .group_by(column)
+        .agg(pl.len().alias("n"), pl.col("source_row").min().alias("first_row"))
+        .filter(pl.col("n") > 1)
+        .select(pl.col(column).alias("value"), "first_row")
+        .sort("first_row")
+        .collect()
+    )
 
 
 def spread(lf: pl.LazyFrame, limit: int, *, rows: int | None = None) -> pl.LazyFrame:

@@ -15,6 +15,13 @@ the Spark engine silences the warning for the process when it starts:
 :func:`quiet_pyspark_pandas_warning`). pandera's import (it imports pandas) costs about half
 a second, so a run or a validation starts it on a thread of its own as it begins
 (:func:`preload_pandera`); the schema check at the end of validation then finds it loaded.
+
+:func:`lean_process`: the ``tracer`` console script runs no code but tracer-kit's (and a
+blueprint's), which uses only pandera's polars API. There pandera is imported, and its check
+backends registered, as in an install without pandas (pandera supports that: its polars
+extra needs no pandas): ``pandas`` and ``hypothesis`` (pandera's data synthesis) are absent
+to the importing thread only, so 0.5 s of imports are skipped and any other code that imports
+pandas, then or later, still gets it. A notebook or a server keeps pandera whole.
 """
 
 from __future__ import annotations
@@ -26,7 +33,15 @@ import warnings
 from collections.abc import Iterator
 from types import ModuleType
 
-__all__ = ["altair", "pandera_polars", "preload_pandera", "quiet_pyspark_pandas_warning"]
+import polars as pl
+
+__all__ = [
+    "altair",
+    "lean_process",
+    "pandera_polars",
+    "preload_pandera",
+    "quiet_pyspark_pandas_warning",
+]
 
 _SLOW = "rfc3987_syntax"
 #: pyspark's warning about pandas 3, given on each Arrow function of a Spark frame although
@@ -40,6 +55,9 @@ _PYSPARK_PANDAS_MODULE = "pyspark.pandas"
 _LOCK = threading.Lock()
 _PRELOAD = threading.Lock()
 _preloading = False
+#: Modules pandera's polars API never needs; absent to it in a lean process.
+_NOT_FOR_PANDERA = frozenset({"pandas", "hypothesis"})
+_lean = False
 
 
 @contextlib.contextmanager
@@ -57,6 +75,39 @@ def _blocked(name: str) -> Iterator[None]:
     finally:
         if block and name in sys.modules and sys.modules[name] is None:
             del sys.modules[name]
+
+
+class _AbsentToThread:
+    """A meta-path finder: to one thread, the named top-level packages are not installed.
+
+    It raises the very error a missing package gives (``No module named 'pandas'``), which is
+    what pandera tells apart from a broken install. Other threads import them as usual.
+    """
+
+    def __init__(self, names: frozenset[str]) -> None:
+        self.names = names
+        self.thread = threading.get_ident()
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name.partition(".")[0] in self.names and threading.get_ident() == self.thread:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
+@contextlib.contextmanager
+def _absent(names: frozenset[str]) -> Iterator[None]:
+    """While the block runs, the packages not yet loaded are missing to this thread."""
+    finder = _AbsentToThread(frozenset(n for n in names if n not in sys.modules))
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
+
+
+def lean_process() -> None:
+    """Mark this process as running only tracer-kit (the console script): pandera lean."""
+    global _lean
+    _lean = True
 
 
 def altair() -> ModuleType:
@@ -79,9 +130,22 @@ def pandera_polars() -> ModuleType:
     with _LOCK:
         if "pandera.polars" in sys.modules:
             return sys.modules["pandera.polars"]
-        with _blocked(_PYSPARK_PANDAS_MODULE):
+        lean = _absent(_NOT_FOR_PANDERA) if _lean else contextlib.nullcontext()
+        with _blocked(_PYSPARK_PANDAS_MODULE), lean:
             import pandera.polars as pa
+
+            _register_check_backends(pa)
     return pa
+
+
+def _register_check_backends(pa: ModuleType) -> None:
+    """Validate one row, so pandera registers its check backends now (lean: without pandas).
+
+    pandera registers them at a frame type's first check and remembers whether pandas was
+    importable then; in a lean process that is while pandas is absent to this thread.
+    """
+    schema = pa.DataFrameSchema({"x": pa.Column(pl.Int64, pa.Check.ge(0))})
+    schema.validate(pl.DataFrame({"x": [0]}))
 
 
 def preload_pandera() -> None:

@@ -25,6 +25,7 @@ __all__ = ["LOCAL_FLAG", "main"]
 LOCAL_FLAG = "--local"
 
 cli = lazy_module("tracer_kit.cli")
+heavy = lazy_module("tracer_kit.heavy")
 server_commands = lazy_module("tracer_kit.server.commands")
 schedule_commands = lazy_module("tracer_kit.server.schedule_commands")
 
@@ -56,6 +57,7 @@ def main() -> None:
     argv = [a for a in argv if a != LOCAL_FLAG]
     if not local and (code := _forwarded(argv)) is not None:
         sys.exit(code)
+    heavy.lean_process()  # (only tracer-kit runs here: pandera without its pandas API)
     cli.app.add_typer(server_commands.serve_app, name="serve")
     cli.app.add_typer(schedule_commands.schedule_app, name="schedule")
     sys.argv = [sys.argv[0], *argv]

@@ -9,15 +9,22 @@ rest of tracer-kit.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import os
 import sys
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+from tracer_kit.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import http.client
+
+#: ``http.client`` (with ssl and email, 50 ms) is imported only when a server is asked.
+_http = lazy_module("http.client")
 
 __all__ = [
     "CLIENT_COMMANDS",
@@ -121,7 +128,7 @@ def live_server(folder: str | Path = ".", *, say: IO[str] | None = None) -> Serv
 
 def _connection(url: str, timeout: float | None) -> http.client.HTTPConnection:
     parts = urlsplit(url)
-    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    cls = _http.HTTPSConnection if parts.scheme == "https" else _http.HTTPConnection
     return cls(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
 
 

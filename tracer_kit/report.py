@@ -213,12 +213,16 @@ def _environment(template_path: Path) -> Any:
     """The report's jinja2 environment: autoescaped, strict, with its number filters.
 
     Kept per template folder, so a long-lived process (a server's worker) compiles each
-    template once; the loader still notices a template edited on disk.
+    template once; the loader still notices a template edited on disk. Compiled templates
+    are also kept in jinja2's bytecode cache (a folder of the user's own under the system's
+    temporary folder, keyed by the template's source), so a fresh process does not compile
+    the report's template again (0.28 s of a cold ``tracer run``).
     """
     import jinja2
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_path.parent)),
+        bytecode_cache=jinja2.FileSystemBytecodeCache(),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         finalize=_bounded,  # (every value shown is shortened: the page stays small)

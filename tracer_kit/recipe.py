@@ -279,14 +279,24 @@ def _fill(c: str, strategy: str) -> pl.Expr:
     return stat.fill_null(0.0).alias(c)  # an empty column fills with 0 (keep_empty_features)
 
 
-def _bounds(x: pl.Expr, outliers: str) -> list[pl.Expr]:
-    if outliers == "iqr":
-        q1, q3 = x.quantile(0.25, "linear"), x.quantile(0.75, "linear")
-        return [q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)]
-    if outliers == "zscore":
-        mean, std = x.mean(), x.std(ddof=1)
-        return [mean - 3 * std, mean + 3 * std]
-    return [pl.lit(None, pl.Float64), pl.lit(None, pl.Float64)]
+#: The aggregates each outlier rule's bounds are computed from (each once per column: in
+#: one select, polars evaluated ``q1 - 1.5 * (q3 - q1)`` with each quantile three times).
+_BOUND_AGGREGATES: dict[str, dict[str, Callable[[pl.Expr], pl.Expr]]] = {
+    "iqr": {"q1": lambda x: x.quantile(0.25, "linear"), "q3": lambda x: x.quantile(0.75, "linear")},
+    "zscore": {"mean": lambda x: x.mean(), "std": lambda x: x.std(ddof=1)},
+    "none": {},
+}
+
+
+def _bounds(values: dict[str, float | None], outliers: str) -> tuple[float | None, float | None]:
+    """``(lower, upper)`` of one column from its aggregates (none when a statistic is)."""
+    if outliers == "iqr" and None not in (values["q1"], values["q3"]):
+        q1, q3 = values["q1"], values["q3"]
+        return q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)  # type: ignore[operator]
+    if outliers == "zscore" and None not in (values["mean"], values["std"]):
+        mean, std = values["mean"], values["std"]
+        return mean - 3 * std, mean + 3 * std  # type: ignore[operator]
+    return None, None
 
 
 def _nonzero(scale: float) -> float:
@@ -322,8 +332,15 @@ _SCALE_AGGREGATES: dict[str, dict[str, Callable[[pl.Expr], pl.Expr]]] = {
 }
 
 
-def _scale_aggregates(x: pl.Expr, c: str, scaling: str) -> list[pl.Expr]:
-    return [agg(x).alias(f"{c}\0{name}") for name, agg in _SCALE_AGGREGATES[scaling].items()]
+def _aggregates(
+    x: pl.Expr, c: str, named: dict[str, Callable[[pl.Expr], pl.Expr]]
+) -> list[pl.Expr]:
+    return [agg(x).alias(f"{c}\0{name}") for name, agg in named.items()]
+
+
+def _of(values: dict[str, Any], c: str) -> dict[str, Any]:
+    """Column ``c``'s aggregates from a row of :func:`_aggregates` outputs, by name."""
+    return {k.split("\0")[1]: v for k, v in values.items() if k.startswith(f"{c}\0")}
 
 
 def _number_steps(
@@ -335,17 +352,21 @@ def _number_steps(
         return ()
     fills = frame.select(_fill(c, strategies[c]) for c in cols).row(0, named=True)
     filled = {c: _float(c).fill_null(fills[c]) for c in cols}
-    raw = frame.select(
-        e.alias(f"{c}\0{i}") for c in cols for i, e in enumerate(_bounds(filled[c], cfg.outliers))
-    ).row(0, named=True)
-    bounds = {c: (raw[f"{c}\0{0}"], raw[f"{c}\0{1}"]) for c in cols}
+    rule = _BOUND_AGGREGATES[cfg.outliers]
+    raw = (
+        frame.select(e for c in cols for e in _aggregates(filled[c], c, rule)).row(0, named=True)
+        if rule
+        else {}
+    )
+    bounds = {c: _bounds(_of(raw, c), cfg.outliers) for c in cols}
     capped = {c: filled[c].clip(*bounds[c]) if cfg.outliers != "none" else filled[c] for c in cols}
-    aggregates = [e for c in cols for e in _scale_aggregates(capped[c], c, cfg.scaling)]
+    aggregates = [
+        e for c in cols for e in _aggregates(capped[c], c, _SCALE_AGGREGATES[cfg.scaling])
+    ]
     scaled = frame.select(aggregates).row(0, named=True) if aggregates else {}
     steps = []
     for c in cols:
-        stats = {k.split("\0")[1]: v for k, v in scaled.items() if k.startswith(f"{c}\0")}
-        offset, factor = _scaler(stats, cfg.scaling, frame.height)
+        offset, factor = _scaler(_of(scaled, c), cfg.scaling, frame.height)
         lower, upper = bounds[c]
         steps.append(
             NumberStep(c, strategies[c], fills[c], lower, upper, cfg.scaling, offset, factor)

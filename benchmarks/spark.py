@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -55,6 +56,37 @@ def _tree_rss(root: int) -> int:
     return total
 
 
+class JobCounter:
+    """Spark jobs per stage of a run, from the status tracker (a run's ``progress`` callback).
+
+    Job ids are handed out in order from 0 for the life of a SparkContext, so the jobs of a
+    stage are the ids above the highest one seen when it started; concurrent runs on the
+    same session would be counted together.
+    """
+
+    def __init__(self, spark: Any) -> None:
+        self.tracker = spark.sparkContext.statusTracker()
+        self.by_stage: dict[str, int] = {}
+        self.stage: str | None = None
+        self.mark = self._latest()
+
+    def _latest(self) -> int:
+        return max(self.tracker.getJobIdsForGroup(), default=-1)
+
+    def progress(self, stage: str, index: int = 0, total: int = 0) -> None:
+        """A stage starts: the jobs since the last mark belong to the one before it."""
+        self.finish()
+        self.stage = stage
+
+    def finish(self) -> dict[str, int]:
+        """Count the jobs of the stage running now; the counts so far, by stage."""
+        latest = self._latest()
+        if self.stage is not None:
+            self.by_stage[self.stage] = self.by_stage.get(self.stage, 0) + latest - self.mark
+        self.mark = latest
+        return self.by_stage
+
+
 def run_engine(engine: str, src: str, out: str, master: str) -> dict:
     import tracer_kit as tk
 
@@ -66,10 +98,12 @@ def run_engine(engine: str, src: str, out: str, master: str) -> dict:
             peak[0] = max(peak[0], _tree_rss(os.getpid()))
             time.sleep(0.2)
 
-    extra = {}
+    extra: dict[str, Any] = {}
+    jobs = None
     if engine == "spark":
         spark = tk.spark_session(master, config={"spark.ui.enabled": "false"})
-        extra = {"engine": "spark", "spark": spark}
+        jobs = JobCounter(spark)
+        extra = {"engine": "spark", "spark": spark, "progress": jobs.progress}
     threading.Thread(target=sample, daemon=True).start()
     t = time.perf_counter()
     r = tk.run_pipeline(
@@ -93,6 +127,7 @@ def run_engine(engine: str, src: str, out: str, master: str) -> dict:
         "rows_in": r.rows_in,
         "rows_out": r.rows_out,
         "score": r.quality_score,
+        "jobs": jobs.finish() if jobs is not None else None,
     }
 
 
@@ -112,17 +147,20 @@ def render(results: dict, *, mb: float, rows: int, master: str) -> str:
         "",
         f"Spark master `{master}`; model stage off; both in the same run on this machine.",
         "",
-        "| stage | polars engine (s) | Spark engine (s) |",
-        "|---|---:|---:|",
+        "| stage | polars engine (s) | Spark engine (s) | Spark jobs |",
+        "|---|---:|---:|---:|",
     ]
+    jobs = s.get("jobs") or {}
     for stage in COMPARED:
         ps, ss = p["stages"].get(stage), s["stages"].get(stage)
         fmt = lambda v: "not run" if v is None else f"{v:.1f}"  # noqa: E731
-        lines.append(f"| {stage} | {fmt(ps)} | {fmt(ss)} |")
+        lines.append(f"| {stage} | {fmt(ps)} | {fmt(ss)} | {jobs.get(stage, 0)} |")
+    total_jobs = sum(jobs.get(stage, 0) for stage in COMPARED)
     lines += [
-        f"| **ingest..store** | **{common['polars']:.1f}** | **{common['spark']:.1f}** |",
-        f"| rows/s (ingest..store) | {rows / common['polars']:,.0f} | {rows / common['spark']:,.0f} |",
-        f"| peak RSS, process tree | {p['peak_mb']:,.0f} MB | {s['peak_mb']:,.0f} MB |",
+        f"| **ingest..store** | **{common['polars']:.1f}** | **{common['spark']:.1f}** "
+        f"| **{total_jobs}** |",
+        f"| rows/s (ingest..store) | {rows / common['polars']:,.0f} | {rows / common['spark']:,.0f} | |",
+        f"| peak RSS, process tree | {p['peak_mb']:,.0f} MB | {s['peak_mb']:,.0f} MB | |",
         "",
         f"Spark / polars time: {common['spark'] / common['polars']:.2f}x; both gave quality "
         f"score {p['score']} and {p['rows_out']:,} processed rows"

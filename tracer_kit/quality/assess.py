@@ -203,15 +203,24 @@ def _write_quarantine(validated: Any, rejects: pl.DataFrame, work: Path) -> int:
     )
 
 
-def _date_formats(checked: pl.LazyFrame, blueprint: Blueprint, typed: Typed) -> dict[str, Any]:
-    """Per date field: how many values each format read, and the convention decided."""
+def _format_counts(typed: Typed) -> dict[str, pl.Expr]:
+    """Per date field and format label, how many values it read (aggregates, one pass)."""
+    return {
+        f"{name}\0{label}": (pl.col(Scratch.FORMAT.of(name)) == label).sum()
+        for name, labels in typed.formats.items()
+        for label in labels
+    }
+
+
+def _date_formats(found: dict[str, Any], blueprint: Blueprint, typed: Typed) -> dict[str, Any]:
+    """Per date field: how many values each format read (most first), and the convention decided."""
     out: dict[str, Any] = {}
     for f in blueprint.fields:
         if f.kind != "date":
             continue
-        fmt = Scratch.FORMAT.of(f.name)
-        counts = checked.group_by(fmt).len().drop_nulls().collect(engine="streaming").rows()
-        out[f.name] = {name: int(n) for name, n in sorted(counts, key=lambda r: -r[1])}
+        labels = typed.formats.get(f.name, ())
+        counts = [(label, int(found.get(f"{f.name}\0{label}") or 0)) for label in labels]
+        out[f.name] = {name: n for name, n in sorted(counts, key=lambda r: -r[1]) if n}
         plain = f.name in typed.plain_iso
         out[f.name]["convention"] = "iso" if plain else typed.conventions.get(f.name) or "undecided"
     return out
@@ -284,19 +293,21 @@ def blueprint_thresholds(config: Config, blueprint: Blueprint) -> Thresholds:
 def _issue_context(
     checks: list[Check],
     rows: RowContext,
+    typed: Typed,
     checked: pl.LazyFrame,
     rejects: pl.DataFrame,
     rows_quarantined: int,
     config: Config,
     bronze: pl.LazyFrame,
 ) -> tuple[IssueContext, dict[str, dict[str, Any]]]:
-    """Every check's aggregates in one pass over the checked rows, and the counts they must add up to.
+    """Every check's aggregates in one pass over the checked rows, and the counts they add up to.
 
-    Issues take their examples' values as written from ``bronze``.
+    The pass also counts the values each date format read. Issues take their examples' values as written from ``bronze``.
     """
     agg = Aggregates()
     agg.add("rows", "n", pl.len(), "sum")
     agg.add("rows", "valid", (~Scratch.BAD.col()).sum(), "sum")
+    agg.add_all("formats", {k: (e, "sum") for k, e in _format_counts(typed).items()})
     for c in checks:
         agg.add_all(c.name, c.aggregates(rows))
     found = agg.collect(checked)
@@ -390,7 +401,7 @@ def assess(
     validated = _validated_quarantine(checked, source.bronze, source.bronze_columns, *marks)
     rows_quarantined = _write_quarantine(validated, rejects, work)
     ctx, found = _issue_context(
-        checks, rows, checked, rejects, rows_quarantined, config, source.bronze
+        checks, rows, typed, checked, rejects, rows_quarantined, config, source.bronze
     )
     parts, issues = _findings(checks, found, ctx)
     result = QualityResult(
@@ -403,7 +414,7 @@ def assess(
         issues=issues,
         reference_date=rows.rules.reference_date,
         run_date=run_date,
-        date_formats=_date_formats(checked, blueprint, typed),
+        date_formats=_date_formats(found.get("formats", {}), blueprint, typed),
         column_map=mapping,
         gate_failures=gate(issues, quality_score(parts), ctx.thresholds),
         work_dir=work,

@@ -37,6 +37,11 @@ __all__ = [
     "present",
 ]
 
+#: The labels a date field's format column holds: ISO, each slash convention, month names.
+ISO_DATE = "%Y-%m-%d"
+SLASH_DATES = {"dmy": "%d/%m/%Y", "mdy": "%m/%d/%Y"}
+MONTH_NAME = "month-name"
+
 MONTH_NAME_FORMATS = ("%b %d %Y", "%b %d, %Y", "%B %d %Y", "%B %d, %Y", "%d %b %Y", "%d %B %Y")
 _ISO = r"^\d{4}-\d{2}-\d{2}(?:[T ].*)?$"
 _SLASH = r"^(\d{1,2})/(\d{1,2})/(\d{4})$"
@@ -132,7 +137,7 @@ def _parse_plain_iso(name: str) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
     """(value, reason, format) for a column known to hold only ``YYYY-MM-DD`` dates."""
     value = plain_iso_date(name)
     reason = pl.when(present(name) & value.is_null()).then(pl.lit("invalid_date"))
-    fmt = pl.when(value.is_not_null()).then(pl.lit("%Y-%m-%d"))
+    fmt = pl.when(value.is_not_null()).then(pl.lit(ISO_DATE))
     return value.alias(name), reason, fmt
 
 
@@ -141,6 +146,22 @@ def _parse_declared(name: str, fmt: str) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
     value = pl.col(name).str.strip_chars().str.strptime(pl.Date, fmt, strict=False)
     reason = pl.when(present(name) & value.is_null()).then(pl.lit("invalid_date"))
     return value.alias(name), reason, pl.when(value.is_not_null()).then(pl.lit(fmt))
+
+
+def _slash_label(convention: str | None) -> str:
+    """The format label of a slash date read under ``convention`` (undecided: day first)."""
+    return SLASH_DATES["mdy" if convention == "mdy" else "dmy"]
+
+
+def _format_labels(
+    f: Field, *, clean: bool, plain: bool, convention: str | None
+) -> tuple[str, ...]:
+    """Every label the format column of date field ``f`` can hold, as typing reads it."""
+    if not clean and f.format is not None and "%" in f.format:
+        return (f.format,)
+    if clean or plain:
+        return (ISO_DATE,)
+    return (ISO_DATE, _slash_label(convention), MONTH_NAME)
 
 
 def parse_date(name: str, convention: str | None) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
@@ -153,8 +174,8 @@ def parse_date(name: str, convention: str | None) -> tuple[pl.Expr, pl.Expr, pl.
     is_slash = raw.str.contains(_SLASH)
     a = parts.struct.field("1").cast(pl.Int32, strict=False)
     b = parts.struct.field("2").cast(pl.Int32, strict=False)
-    dmy = raw.str.strptime(pl.Date, "%d/%m/%Y", strict=False)
-    mdy = raw.str.strptime(pl.Date, "%m/%d/%Y", strict=False)
+    dmy = raw.str.strptime(pl.Date, SLASH_DATES["dmy"], strict=False)
+    mdy = raw.str.strptime(pl.Date, SLASH_DATES["mdy"], strict=False)
     if convention == "dmy":
         slash = dmy
         ambiguous = pl.lit(False)
@@ -169,11 +190,11 @@ def parse_date(name: str, convention: str | None) -> tuple[pl.Expr, pl.Expr, pl.
     value = pl.coalesce(iso, slash, named)
     fmt = (
         pl.when(iso.is_not_null())
-        .then(pl.lit("%Y-%m-%d"))
+        .then(pl.lit(ISO_DATE))
         .when(slash.is_not_null())
-        .then(pl.lit("%m/%d/%Y" if convention == "mdy" else "%d/%m/%Y"))
+        .then(pl.lit(_slash_label(convention)))
         .when(named.is_not_null())
-        .then(pl.lit("month-name"))
+        .then(pl.lit(MONTH_NAME))
     )
     reason = pl.when(present(name) & value.is_null()).then(
         pl.when(ambiguous.fill_null(False))
@@ -345,6 +366,8 @@ class Typed:
     plain_iso: frozenset[str]  # date fields read as plain YYYY-MM-DD
     conventions: dict[str, str | None]  # the other date fields' slash conventions
     derived: dict[str, list[pl.Expr]] = field(default_factory=dict)
+    #: Per date field, the labels its format column can hold (:func:`_format_labels`).
+    formats: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _field_columns(
@@ -357,7 +380,7 @@ def _field_columns(
             pl.lit(None, dtype=pl.String).alias(Scratch.CAST.of(f.name)),
             pl.col(f.name).is_not_null().alias(Scratch.PRESENT.of(f.name)),
         ]
-        fmt = pl.when(pl.col(f.name).is_not_null()).then(pl.lit("%Y-%m-%d"))
+        fmt = pl.when(pl.col(f.name).is_not_null()).then(pl.lit(ISO_DATE))
         return value, flags, fmt.alias(Scratch.FORMAT.of(f.name)) if f.kind == "date" else None
     fmt = None
     if f.kind == "date":
@@ -415,19 +438,20 @@ def cast_fields(
     )
     values, flags, formats = [], [], []
     derived: dict[str, list[pl.Expr]] = {}
+    labels: dict[str, tuple[str, ...]] = {}
     for f in blueprint.fields:
-        value, field_flags, fmt = _field_columns(
-            f,
-            clean=f.name in clean,
-            plain=f.name in plain,
-            convention=conventions.get(f.name),
-            decimal=decimal,
-        )
+        reading = {
+            "clean": f.name in clean,
+            "plain": f.name in plain,
+            "convention": conventions.get(f.name),
+        }
+        value, field_flags, fmt = _field_columns(f, decimal=decimal, **reading)
         values.append(value)
         flags.extend(field_flags)
         if fmt is not None:
             formats.append(fmt)
+            labels[f.name] = _format_labels(f, **reading)
         if f.name in clean:
             derived[f.name] = [*field_flags, *([fmt] if fmt is not None else [])]
     frame = text.select("source_row", "source_line", *flags, *formats, *values, *extras)
-    return Typed(frame, frozenset(plain), conventions, derived)
+    return Typed(frame, frozenset(plain), conventions, derived, labels)

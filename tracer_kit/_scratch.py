@@ -12,13 +12,14 @@ import contextlib
 import math
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from tracer_kit.aggregates import Aggregates
 from tracer_kit.lazy import lazy_module
 from tracer_kit.settings import parquet_options, settings
 
@@ -215,81 +216,110 @@ def _band(sorted_sample: pl.Series, q: float, width: float) -> tuple[Any, Any]:
     ]
 
 
+#: The half-widths (as shares of the rows) of the bands tried around each rank in turn. The
+#: first is about four standard errors of a quantile read off the 200,000-row sample, so a
+#: miss (another pass over all rows) is rare; it brings about 1% of the rows per rank.
+BAND_WIDTHS = (0.005, 0.02, 0.1)
+
+#: How a band search finds exactly what its bands missed: ``{column: ranks}`` -> per column
+#: ``{rank: (value, tiebreak)}`` (the engine's own full sort).
+ExactSearch = Callable[[dict[str, list[int]]], dict[str, dict[int, tuple[Any, Any]]]]
+#: An even spread of at most ``limit`` rows of a frame with ``rows`` rows, on the driver.
+SpreadRows = Callable[[Any, int, int], pl.DataFrame]
+
+
+def _band_sample(
+    frame: Any, columns: list[str], rows: int, spread_rows: SpreadRows
+) -> dict[str, pl.Series]:
+    """Per column, its sorted non-null values in an even spread of the rows (one pass).
+
+    Rows whose ``source_row`` is a multiple of ``k`` where the frame has it (the same rows
+    on every engine), else the engine's own spread.
+    """
+    limit = settings.order_sample_rows
+    if "source_row" in frame.collect_schema().names() and rows > limit:
+        k = -(-rows // limit)
+        sample = frame.filter(pl.col("source_row") % k == 0).select(columns).collect()
+    else:
+        sample = spread_rows(frame.select(columns), limit, rows)
+    return {c: sample.get_column(c).drop_nulls().sort() for c in columns}
+
+
 def _ranks_in_bands(
-    pairs: pl.LazyFrame, value: str, tiebreak: str, bands: dict[int, tuple[Any, Any]]
-) -> dict[int, tuple[Any, Any]]:
-    """The rows at each rank whose band holds it: one counting pass, then the bands sorted."""
-    col = pl.col(value)
-    counts = (
-        pairs.select(
-            expr
-            for k, (lo, hi) in bands.items()
-            for expr in (
-                (col < lo).sum().alias(f"below {k}"),
-                ((col >= lo) & (col <= hi)).sum().alias(f"inside {k}"),
-            )
-        )
-        .collect(engine="streaming")
-        .row(0, named=True)
-    )
-    below = {k: counts[f"below {k}"] for k in bands}
+    frame: Any, tiebreak: str | None, bands: dict[tuple[str, int], tuple[Any, Any]]
+) -> dict[tuple[str, int], tuple[Any, Any]]:
+    """The rows at each (column, rank) whose band holds it: one counting pass over all the
+    bands, then one pass that brings the rows inside the bands that hold their rank.
+    """  # noqa: D205
+    agg = Aggregates()
+    for i, ((c, _k), (lo, hi)) in enumerate(bands.items()):
+        col = pl.col(c)
+        agg.add("below", str(i), (col < lo).sum(), "sum")
+        agg.add("inside", str(i), ((col >= lo) & (col <= hi)).sum(), "sum")
+    counted = agg.collect(frame)
+    below = {key: int(counted["below"][str(i)] or 0) for i, key in enumerate(bands)}
+    inside = {key: int(counted["inside"][str(i)] or 0) for i, key in enumerate(bands)}
     hits = {
-        k: band for k, band in bands.items() if below[k] < k <= below[k] + counts[f"inside {k}"]
+        key: band for key, band in bands.items() if below[key] < key[1] <= below[key] + inside[key]
     }
     if not hits:
         return {}
-    inside = pl.any_horizontal([(col >= lo) & (col <= hi) for lo, hi in hits.values()])
-    rows = pairs.filter(inside).sort([value, tiebreak]).collect(engine="streaming")
+    within = {
+        key: (pl.col(key[0]) >= lo) & (pl.col(key[0]) <= hi) for key, (lo, hi) in hits.items()
+    }
+    tie = [tiebreak] if tiebreak else []
+    columns = sorted({c for c, _ in hits})
+    rows = frame.filter(pl.any_horizontal(list(within.values()))).select(*columns, *tie).collect()
     found = {}
-    for k, (lo, hi) in hits.items():
-        band_rows = rows.filter((col >= lo) & (col <= hi))
-        found[k] = band_rows.row(k - below[k] - 1)
+    for key, mask in within.items():
+        c, k = key
+        band_rows = rows.filter(mask).select(c, *tie).sort([c, *tie])
+        value, *rest = band_rows.row(k - below[key] - 1)
+        found[key] = (value, rest[0] if rest else None)
     return found
 
 
 def order_statistics(
-    lf: Any,
-    value: str,
+    frame: Any,
+    wanted: Mapping[str, Sequence[int]],
     tiebreak: str | None,
-    ranks: Sequence[int],
+    counts: Mapping[str, int],
     *,
-    n: int | None = None,
-    sample_rows: int = 200_000,
-) -> list[tuple[Any, Any]]:
-    """The (value, tiebreak) pairs at the given 1-based ``ranks`` of the rows sorted by both.
+    spread_rows: SpreadRows,
+    exact: ExactSearch,
+) -> dict[str, list[tuple[Any, Any]]]:
+    """Per column, the (value, tiebreak) pairs at 1-based ranks of its non-null values, exactly.
 
-    Exact, without sorting every row: a sample suggests a narrow band of values around each
-    rank, one streaming pass counts the rows below and inside each band, and only the rows
-    inside the bands are sorted. A band that misses its rank is widened; after three misses
-    the column is sorted in full. Null values are left out; ``n``, their count, is counted
-    when not given. ``tiebreak`` None: ties in row order (the pairs' second item is None).
-
-    The Spark engine's range-partitioned sort finds the same pairs
-    (:func:`tracer_kit.engine.order_statistics` chooses).
+    Values sort by value then ``tiebreak`` (None: only the value is returned). No full sort: a sample (:func:`_band_sample`) suggests a narrow band of values around
+    each rank; one pass counts the rows below and inside every band of every column, and
+    one more brings only the rows inside the bands that hold their rank, sorted on the
+    driver. A band that misses its rank is widened; after three misses ``exact`` (the
+    engine's full sort) finds it. ``counts``: each column's non-null values where known
+    (the others are counted, one pass). Ranks outside 1..n are skipped.
     """
-    if tiebreak is None:
-        order = "__order_statistics_row"
-        pairs = lf.select(value).drop_nulls(value).with_row_index(order)
-        found = order_statistics(pairs, value, order, ranks, n=n, sample_rows=sample_rows)
-        return [(v, None) for v, _ in found]
-    pairs = lf.select(value, tiebreak).drop_nulls(value)
-    if n is None:
-        n = pairs.select(pl.len()).collect(engine="streaming").item()
-    wanted = [k for k in ranks if 1 <= k <= n]
-    found: dict[int, tuple[Any, Any]] = {}
-    if wanted:
-        sample = spread(pairs.select(value), sample_rows, rows=n).collect(engine="streaming")
-        sample_values = sample.get_column(value).sort()
-        for width in (0.002, 0.01, 0.05):
+    n = dict(counts)
+    unknown = [c for c in wanted if c not in n]
+    if unknown:
+        agg = Aggregates()
+        agg.add_all("n", {c: (pl.col(c).count(), "sum") for c in unknown})
+        n.update({c: int(v or 0) for c, v in agg.collect(frame)["n"].items()})
+    todo = {c: [k for k in ranks if 1 <= k <= n[c]] for c, ranks in wanted.items()}
+    found: dict[tuple[str, int], tuple[Any, Any]] = {}
+    columns = [c for c, ranks in todo.items() if ranks]
+    if columns:
+        sample = _band_sample(frame, columns, max(n[c] for c in columns), spread_rows)
+        for width in BAND_WIDTHS:
             bands = {
-                k: _band(sample_values, (k - 0.5) / n, width) for k in wanted if k not in found
+                (c, k): _band(sample[c], (k - 0.5) / n[c], width)
+                for c in columns
+                for k in todo[c]
+                if (c, k) not in found and len(sample[c])
             }
             if not bands:
                 break
-            found.update(_ranks_in_bands(pairs, value, tiebreak, bands))
-        missing = [k for k in wanted if k not in found]
-        if missing:  # an unlucky sample: sort everything
-            ordered = pairs.sort([value, tiebreak]).collect(engine="streaming")
-            for k in missing:
-                found[k] = ordered.row(k - 1)
-    return [found[k] for k in ranks if k in found]
+            found.update(_ranks_in_bands(frame, tiebreak, bands))
+        missing = {c: [k for k in todo[c] if (c, k) not in found] for c in columns}
+        if any(missing.values()):  # an unlucky sample: the engine's full sort
+            exacts = exact({c: ks for c, ks in missing.items() if ks})
+            found.update({(c, k): row for c, rows in exacts.items() for k, row in rows.items()})
+    return {c: [found[c, k] for k in ranks if (c, k) in found] for c, ranks in todo.items()}

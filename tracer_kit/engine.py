@@ -326,8 +326,17 @@ class PolarsEngine(Engine):
         tiebreak: str | None,
         counts: dict[str, int],
     ) -> dict[str, list[tuple[Any, Any]]]:
-        """Sample-guided bands, no full sort, a column at a time."""
-        return {c: banded(frame, c, tiebreak, list(r), n=counts.get(c)) for c, r in wanted.items()}
+        """Sample-guided bands, no full sort (:func:`tracer_kit._scratch.order_statistics`)."""
+
+        def exact(missing: dict[str, list[int]]) -> dict[str, dict[int, tuple[Any, Any]]]:
+            tie = [tiebreak] if tiebreak else []
+            out = {}
+            for c, ranks in missing.items():
+                rows = frame.lazy().select(c, *tie).drop_nulls(c).sort([c, *tie]).collect()
+                out[c] = {k: _pair(rows.row(k - 1)) for k in ranks}
+            return out
+
+        return banded(frame, wanted, tiebreak, counts, spread_rows=self.spread_rows, exact=exact)
 
     def repeated_values(
         self, frame: Any, column: str, work: Path, stored: tuple[Path, str] | None
@@ -519,6 +528,11 @@ def moments(
     return engine_of(frame).moments(frame, columns)
 
 
+def _pair(row: tuple[Any, ...]) -> tuple[Any, Any]:
+    """(value, tiebreak) from a row of the value and, when there is one, the tiebreak."""
+    return row[0], row[1] if len(row) > 1 else None
+
+
 def order_statistics(
     frame: Any,
     wanted: dict[str, Sequence[int]],
@@ -528,10 +542,12 @@ def order_statistics(
 ) -> dict[str, list[tuple[Any, Any]]]:
     """Per column, the (value, tiebreak) pairs at its 1-based ranks of its non-null values, exactly.
 
-    ``counts`` (non-null values per column) when known. polars: sample-guided bands, no
-    full sort, a column at a time (:func:`tracer_kit._scratch.order_statistics`); Spark: all
-    columns in one range-partitioned sort with per-partition offsets (several columns must
-    then share a type). Ranks outside 1..n are skipped.
+    ``counts`` (non-null values per column) when known. On both engines: sample-guided
+    bands, no full sort, every column in the same two passes
+    (:func:`tracer_kit._scratch.order_statistics`); a band that misses its rank three times
+    is found by the engine's full sort (Spark: all those columns in one range-partitioned
+    sort with per-partition offsets; several columns must then share a type). Ranks outside
+    1..n are skipped.
     """
     return engine_of(frame).order_statistics(frame, wanted, tiebreak, counts or {})
 

@@ -252,7 +252,9 @@ def _run_stages(run: _Run, *, report: bool, return_frame: bool) -> RunResult:
     finals = run.outputs.as_dict()
     where = {"run_id": run.run_id, "staging": staging, "finals": finals, "trained": run.trained}
     with run.life.stage("preprocess"):
-        prepared = stages.prepare(processed, run.bp, run.cfg.preprocess, **where)
+        prepared = stages.prepare(
+            processed, run.bp, run.cfg.preprocess, rows=featured.rows, **where
+        )
         _written(run, prepared.written)
     with run.life.stage("model"):
         modelled = stages.fit_or_apply_model(

@@ -24,7 +24,7 @@ import polars as pl
 
 from tracer_kit.blueprints import Blueprint
 from tracer_kit.config import PreprocessConfig
-from tracer_kit.engine import fit_rows, write_rows
+from tracer_kit.engine import count_rows, fit_rows, write_rows
 from tracer_kit.errors import ConfigError, EmptyMatrixError, TracerError
 from tracer_kit.lazy import lazy_module
 from tracer_kit.settings import settings
@@ -478,13 +478,22 @@ def fit_recipe(
     )
 
 
-def fit_sample(frame: pl.DataFrame | pl.LazyFrame, limit: int | None = None) -> pl.DataFrame:
-    """At most ``limit`` rows (default :attr:`Settings.fit_rows`) of ``frame``: all of them, or every k-th row (an even, repeatable spread)."""
-    return fit_rows(frame, settings.fit_rows if limit is None else limit)
+def fit_sample(
+    frame: pl.DataFrame | pl.LazyFrame, limit: int | None = None, *, rows: int | None = None
+) -> pl.DataFrame:
+    """At most ``limit`` rows (default :attr:`Settings.fit_rows`) of ``frame``: all of them, or every k-th row (an even, repeatable spread).
+
+    ``rows`` is the frame's row count when known (else it is counted).
+    """
+    return fit_rows(frame, settings.fit_rows if limit is None else limit, rows=rows)
 
 
-def recipe_for(frame: Any, blueprint: Blueprint, config: PreprocessConfig) -> Recipe:
+def recipe_for(
+    frame: Any, blueprint: Blueprint, config: PreprocessConfig, *, rows: int | None = None
+) -> Recipe:
     """Fit a blueprint's :class:`Recipe` on at most 1,000,000 of its processed rows (:func:`fit_sample`).
+
+    ``rows`` is the frame's row count when known (else it is counted).
 
     Identifiers, free JSON and the label never enter it (the label is the answer; a target
     stays, as target encoding learns from it, but never becomes a matrix column).
@@ -493,4 +502,6 @@ def recipe_for(frame: Any, blueprint: Blueprint, config: PreprocessConfig) -> Re
     drop = {f.name for f in blueprint.fields if f.kind == "id"} | {"extras"} | label
     lf = frame.lazy()
     usable = lf.drop([c for c in lf.collect_schema().names() if c in drop])
-    return fit_recipe(fit_sample(usable), blueprint.name, config, blueprint.target)
+    if rows is None:  # (before the drop: a file's own count, no pass over its rows)
+        rows = count_rows(frame)
+    return fit_recipe(fit_sample(usable, rows=rows), blueprint.name, config, blueprint.target)

@@ -65,6 +65,8 @@ class Settings:
     model_fit_rows: int = 100_000
     #: quarantined rows looked up in bronze by row number; more use a streaming join
     prefilter_rows: int = 1_000_000
+    #: rows of the sample that guides an exact order statistic's search (quartiles, cuts)
+    order_sample_rows: int = 200_000
     #: rows up to which repeated identifiers are grouped in memory (DuckDB, spilling, above)
     repeats_in_memory_rows: int = 1_000_000
     #: valid rows pandera checks at most (an even spread above)

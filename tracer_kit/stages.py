@@ -347,15 +347,20 @@ def prepare(
     staging: Path,
     finals: Mapping[str, str | None],
     trained: TrainedRun | None = None,
+    rows: int | None = None,
 ) -> Prepared:
     """Fit the preprocessing recipe (or take the training run's), then write the preprocess outputs.
 
     Rows with no number or category to learn from (a contract of identifiers and dates)
-    get no model-ready matrix, and the run says so.
+    get no model-ready matrix, and the run says so. ``rows``: the processed rows' count.
     """
     ctx = OutputContext(run_id, blueprint, processed)
     try:
-        recipe = training_recipe(trained) if trained else recipe_for(processed, blueprint, cfg)
+        recipe = (
+            training_recipe(trained)
+            if trained
+            else recipe_for(processed, blueprint, cfg, rows=rows)
+        )
     except EmptyMatrixError as exc:
         ctx.notes["preprocess"] = {"matrix": None, "why": str(exc)}
         return Prepared(None, write_outputs(ctx, "preprocess", staging=staging, finals=finals))

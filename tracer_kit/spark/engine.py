@@ -14,6 +14,7 @@ from typing import Any
 
 import polars as pl
 
+from tracer_kit._scratch import order_statistics as banded
 from tracer_kit.blueprints import Blueprint, FeatureContext
 from tracer_kit.connections import is_database_url
 from tracer_kit.engine import (
@@ -184,8 +185,15 @@ class SparkEngine(Engine):
         tiebreak: str | None,
         counts: dict[str, int],
     ) -> dict[str, list[tuple[Any, Any]]]:
-        """All columns in one range-partitioned sort with per-partition offsets."""
-        return frame.order_statistics(wanted, tiebreak)
+        """Sample-guided bands (two passes, no shuffle); what they miss, by one
+        range-partitioned sort of those columns with per-partition offsets.
+        """  # noqa: D205
+
+        def exact(missing: dict[str, list[int]]) -> dict[str, dict[int, tuple[Any, Any]]]:
+            found = frame.order_statistics(missing, tiebreak)
+            return {c: dict(zip(ranks, found[c], strict=True)) for c, ranks in missing.items()}
+
+        return banded(frame, wanted, tiebreak, counts, spread_rows=self.spread_rows, exact=exact)
 
     def repeated_values(
         self, frame: Any, column: str, work: Path, stored: tuple[Path, str] | None

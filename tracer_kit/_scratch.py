@@ -247,9 +247,12 @@ def _band_sample(
 
 def _ranks_in_bands(
     frame: Any, tiebreak: str | None, bands: dict[tuple[str, int], tuple[Any, Any]]
-) -> dict[tuple[str, int], tuple[Any, Any]]:
+) -> dict[tuple[str, int], tuple[Any, Any]] | None:
     """The rows at each (column, rank) whose band holds it: one counting pass over all the
     bands, then one pass that brings the rows inside the bands that hold their rank.
+
+    None when those rows are more than ``settings.band_rows`` (a table of billions of rows,
+    whose bands hold millions each): they are not brought to the driver.
     """  # noqa: D205
     agg = Aggregates()
     for i, ((c, _k), (lo, hi)) in enumerate(bands.items()):
@@ -264,6 +267,8 @@ def _ranks_in_bands(
     }
     if not hits:
         return {}
+    if sum(inside[key] for key in hits) > settings.band_rows:
+        return None  # (too many rows for the driver: the engine's full sort)
     within = {
         key: (pl.col(key[0]) >= lo) & (pl.col(key[0]) <= hi) for key, (lo, hi) in hits.items()
     }
@@ -290,12 +295,14 @@ def order_statistics(
 ) -> dict[str, list[tuple[Any, Any]]]:
     """Per column, the (value, tiebreak) pairs at 1-based ranks of its non-null values, exactly.
 
-    Values sort by value then ``tiebreak`` (None: only the value is returned). No full sort: a sample (:func:`_band_sample`) suggests a narrow band of values around
-    each rank; one pass counts the rows below and inside every band of every column, and
+    Values sort by value then ``tiebreak`` (None: only the value is returned). No full
+    sort: a sample (:func:`_band_sample`) suggests a narrow band of values around each
+    rank; one pass counts the rows below and inside every band of every column, and
     one more brings only the rows inside the bands that hold their rank, sorted on the
-    driver. A band that misses its rank is widened; after three misses ``exact`` (the
-    engine's full sort) finds it. ``counts``: each column's non-null values where known
-    (the others are counted, one pass). Ranks outside 1..n are skipped.
+    driver. A band that misses its rank is widened; after three misses, or when the bands
+    hold more than ``settings.band_rows`` rows, ``exact`` (the engine's full sort) finds
+    it. ``counts``: each column's non-null values where known (the others are counted, one
+    pass). Ranks outside 1..n are skipped.
     """
     n = dict(counts)
     unknown = [c for c in wanted if c not in n]
@@ -317,7 +324,10 @@ def order_statistics(
             }
             if not bands:
                 break
-            found.update(_ranks_in_bands(frame, tiebreak, bands))
+            inside = _ranks_in_bands(frame, tiebreak, bands)
+            if inside is None:
+                break
+            found.update(inside)
         missing = {c: [k for k in todo[c] if (c, k) not in found] for c in columns}
         if any(missing.values()):  # an unlucky sample: the engine's full sort
             exacts = exact({c: ks for c, ks in missing.items() if ks})

@@ -67,6 +67,8 @@ class Settings:
     prefilter_rows: int = 1_000_000
     #: rows of the sample that guides an exact order statistic's search (quartiles, cuts)
     order_sample_rows: int = 200_000
+    #: rows an order statistic's bands may bring to the driver at most (else a full sort)
+    band_rows: int = 5_000_000
     #: rows up to which repeated identifiers are grouped in memory (DuckDB, spilling, above)
     repeats_in_memory_rows: int = 1_000_000
     #: valid rows pandera checks at most (an even spread above)

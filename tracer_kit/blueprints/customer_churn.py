@@ -141,9 +141,12 @@ def plan_value_score(levels: Sequence[str] | None = None) -> pl.Expr:
         if levels
         else PLAN_LEVELS
     )
-    # (one lookup: a chain of when/then normalised the plan once per level)
-    score = _plan_key().replace_strict(order, default=None, return_dtype=pl.Int8)
-    return score.alias("plan_value_score")
+    # (a chain of when/then: replace_strict is not streamed, 1 GB churn held 1.7 GB)
+    plan = _plan_key()
+    expr = pl.lit(None, dtype=pl.Int8)
+    for name, level in reversed(order.items()):
+        expr = pl.when(plan == name).then(pl.lit(level, dtype=pl.Int8)).otherwise(expr)
+    return expr.alias("plan_value_score")
 
 
 def null_cause(feature: str, valid: pl.LazyFrame, ctx: FeatureContext) -> str | None:

@@ -114,3 +114,26 @@ def test_above_the_exact_limit_the_histogram_is_the_spreads_scaled_to_every_row(
         assert abs(e - s) / rows < 0.01  # each bin's share within a point of the exact one
     assert sampled["mean"][0] == exact["mean"][0]  # means, minima and maxima stay exact
     assert (sampled["min"][0], sampled["max"][0]) == (exact["min"][0], exact["max"][0])
+
+
+def test_a_run_s_profiles_read_the_preprocessor_s_sample_above_the_exact_limit():
+    """Above the limit a run's medians and histograms come from the rows its preprocessor
+    was fitted on (not a second spread of every row), scaled to every row; a sample that
+    lacks a numeric column is not used."""
+    import json
+
+    from tracer_kit.profiling import column_profiles
+    from tracer_kit.settings import override
+
+    rows = 20_000
+    frame = pl.DataFrame({"x": [float(i % 100) for i in range(rows)], "y": [1.0] * rows})
+    sample = pl.DataFrame({"x": [10.0] * 1_000 + [30.0] * 1_000, "y": [1.0] * 2_000})
+    with override(exact_distinct_rows=5_000):
+        given = column_profiles(frame.lazy(), sample=sample)
+        own = column_profiles(frame.lazy(), sample=sample.drop("y"))  # (y missing: its own)
+    x = given.filter(pl.col("column") == "x").row(0, named=True)
+    assert x["median"] == 20.0  # the sample's median: half 10, half 30
+    assert x["mean"] == 49.5  # means stay exact, over every row
+    assert sum(json.loads(x["hist_counts"])) == rows  # the sample's bins scaled to every row
+    # its own spread, every 4th row: x in 0, 4, ..., 96, whose median is 48
+    assert own.filter(pl.col("column") == "x")["median"].item() == 48.0

@@ -263,7 +263,7 @@ def _run_stages(run: _Run, *, report: bool, return_frame: bool) -> RunResult:
         _modelled(run, modelled, featured.rows)
     with contextlib.ExitStack() as tail:  # the warehouse open once from the commit to the end
         with run.life.stage("store"):
-            _store(run, checked.quality, featured, tail)
+            _store(run, checked.quality, featured, tail, sample=prepared.sample)
         _completed(run, featured, return_frame=return_frame)
         if report:
             with run.life.stage("report"):
@@ -649,16 +649,22 @@ def _record_model(run: _Run, rows_out: int) -> None:
 
 
 def _store(
-    run: _Run, q: QualityResult, featured: stages.Featured, tail: contextlib.ExitStack
+    run: _Run,
+    q: QualityResult,
+    featured: stages.Featured,
+    tail: contextlib.ExitStack,
+    *,
+    sample: pl.DataFrame | None = None,
 ) -> None:
     """Profile the processed rows and commit the run with all its files.
 
     The warehouse is opened for the commit and kept open in ``tail`` (the report and the
-    timings that follow reuse the connection), not while the rows are profiled.
+    timings that follow reuse the connection), not while the rows are profiled. ``sample``:
+    the rows the preprocessor was fitted on (the profiles' medians and histograms read them).
     """
     processed = _profiled_rows(run, featured)
     columns = [c for c in processed.collect_schema().names() if c != "extras"]
-    profiles = hide_personal(column_profiles(processed, columns), q.personal)
+    profiles = hide_personal(column_profiles(processed, columns, sample=sample), q.personal)
     # a folder of part files (Spark) has no single SHA-256; its rows have input_sha256's digest
     staged = run.staged_parquet
     run.outputs["parquet_sha256"] = file_sha256(staged) if staged.is_file() else None

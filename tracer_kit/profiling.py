@@ -138,7 +138,11 @@ def _top_values(lf: pl.LazyFrame, name: str) -> tuple[str, str]:
 
 
 def column_profiles(
-    df: pl.DataFrame | pl.LazyFrame, columns: Sequence[str] | None = None, *, bins: int = 20
+    df: pl.DataFrame | pl.LazyFrame,
+    columns: Sequence[str] | None = None,
+    *,
+    bins: int = 20,
+    sample: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Per column: dtype, nulls, distinct, min, max, mean, median and a histogram (JSON lists).
 
@@ -150,7 +154,9 @@ def column_profiles(
     and the histogram come from an even spread of about 1,000,000 rows, its bin counts
     scaled to the row count (sorting or binning every column of tens of millions of rows
     cost more than the rest of the profile together). A lazy frame (a Parquet scan) is read
-    in streaming passes, never whole.
+    in streaming passes, never whole. ``sample``: an even spread of these rows already in
+    memory (a run passes the rows its preprocessor was fitted on), read instead of taking
+    one when it holds every numeric and date column.
     """
     lf = df.lazy()
     schema = lf.collect_schema()
@@ -159,8 +165,11 @@ def column_profiles(
     ordered, scale = lf, 1.0
     if height > settings.exact_distinct_rows:
         numbers = [n for n in names if schema[n].is_numeric() or schema[n].is_temporal()]
-        sample = spread(lf.select(numbers), settings.exact_distinct_rows, rows=height)
-        ordered = sample.collect(engine="streaming").lazy()
+        if sample is not None and set(numbers) <= set(sample.columns) and sample.height:
+            ordered = sample.lazy().select(numbers)
+        else:
+            spread_rows = spread(lf.select(numbers), settings.exact_distinct_rows, rows=height)
+            ordered = spread_rows.collect(engine="streaming").lazy()
         scale = height / max(ordered.select(pl.len()).collect().item(), 1)
     stats = _column_stats(lf, ordered, schema, names, height)
     rows = []

@@ -41,6 +41,7 @@ __all__ = [
     "fit_sample",
     "read_recipe",
     "recipe_for",
+    "recipe_sample",
 ]
 
 _sklearn_preprocessing = lazy_module("sklearn.preprocessing")
@@ -488,20 +489,28 @@ def fit_sample(
     return fit_rows(frame, settings.fit_rows if limit is None else limit, rows=rows)
 
 
-def recipe_for(
-    frame: Any, blueprint: Blueprint, config: PreprocessConfig, *, rows: int | None = None
-) -> Recipe:
-    """Fit a blueprint's :class:`Recipe` on at most 1,000,000 of its processed rows (:func:`fit_sample`).
+def recipe_sample(frame: Any, blueprint: Blueprint, *, rows: int | None = None) -> pl.DataFrame:
+    """The processed rows a blueprint's :class:`Recipe` is fitted on: at most 1,000,000 of
+    them (:func:`fit_sample`), without identifiers, free JSON and the label.
 
-    ``rows`` is the frame's row count when known (else it is counted).
-
-    Identifiers, free JSON and the label never enter it (the label is the answer; a target
-    stays, as target encoding learns from it, but never becomes a matrix column).
-    """
+    The label is the answer; a target stays, as target encoding learns from it, but never
+    becomes a matrix column. ``rows`` is the frame's row count when known (else counted).
+    """  # noqa: D205
     label = {blueprint.label} if blueprint.label else set()
     drop = {f.name for f in blueprint.fields if f.kind == "id"} | {"extras"} | label
     lf = frame.lazy()
     usable = lf.drop([c for c in lf.collect_schema().names() if c in drop])
     if rows is None:  # (before the drop: a file's own count, no pass over its rows)
         rows = count_rows(frame)
-    return fit_recipe(fit_sample(usable, rows=rows), blueprint.name, config, blueprint.target)
+    return fit_sample(usable, rows=rows)
+
+
+def recipe_for(
+    frame: Any, blueprint: Blueprint, config: PreprocessConfig, *, rows: int | None = None
+) -> Recipe:
+    """Fit a blueprint's :class:`Recipe` on at most 1,000,000 of its processed rows (:func:`recipe_sample`).
+
+    ``rows`` is the frame's row count when known (else it is counted).
+    """
+    sample = recipe_sample(frame, blueprint, rows=rows)
+    return fit_recipe(sample, blueprint.name, config, blueprint.target)

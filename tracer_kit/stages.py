@@ -33,7 +33,7 @@ from tracer_kit.model import ModelOutcome, apply_model, fit_model, model_task, r
 from tracer_kit.outputs import OUTPUTS, OutputContext
 from tracer_kit.quality import QualityResult, assess_ingested, read_context
 from tracer_kit.quality.matching import config_column_map
-from tracer_kit.recipe import Recipe, recipe_for
+from tracer_kit.recipe import Recipe, fit_recipe, recipe_sample
 from tracer_kit.record import GateVerdict, ModelSummary
 from tracer_kit.trained import TrainedRun, training_recipe
 from tracer_kit.types import Issue
@@ -108,6 +108,9 @@ class Prepared:
 
     recipe: Recipe | None  # None: nothing to build a matrix from (``why`` in notes)
     written: Written
+    #: The processed rows the recipe was fitted on (an even spread above 1,000,000 rows;
+    #: the column profiles read their medians and histograms from it). None: not fitted here.
+    sample: pl.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -355,17 +358,20 @@ def prepare(
     get no model-ready matrix, and the run says so. ``rows``: the processed rows' count.
     """
     ctx = OutputContext(run_id, blueprint, processed)
+    sample = None if trained else recipe_sample(processed, blueprint, rows=rows)
     try:
         recipe = (
             training_recipe(trained)
             if trained
-            else recipe_for(processed, blueprint, cfg, rows=rows)
+            else fit_recipe(sample, blueprint.name, cfg, blueprint.target)
         )
     except EmptyMatrixError as exc:
         ctx.notes["preprocess"] = {"matrix": None, "why": str(exc)}
-        return Prepared(None, write_outputs(ctx, "preprocess", staging=staging, finals=finals))
+        written = write_outputs(ctx, "preprocess", staging=staging, finals=finals)
+        return Prepared(None, written, sample)
     ctx.fitted["recipe"] = recipe
-    return Prepared(recipe, write_outputs(ctx, "preprocess", staging=staging, finals=finals))
+    written = write_outputs(ctx, "preprocess", staging=staging, finals=finals)
+    return Prepared(recipe, written, sample)
 
 
 # --------------------------------------------------------------------------- model

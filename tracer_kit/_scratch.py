@@ -245,14 +245,47 @@ def _band_sample(
     return {c: sample.get_column(c).drop_nulls().sort() for c in columns}
 
 
+def _batches(sizes: dict[Any, int], limit: int) -> list[list[Any]]:
+    """The keys in order, in batches whose sizes add up to at most ``limit`` (none too big)."""
+    batches: list[list[Any]] = [[]]
+    total = 0
+    for key, size in sizes.items():
+        if batches[-1] and total + size > limit:
+            batches.append([])
+            total = 0
+        batches[-1].append(key)
+        total += size
+    return [b for b in batches if b]
+
+
+def _band_rows(
+    frame: Any,
+    tiebreak: str | None,
+    bands: dict[tuple[str, int], tuple[Any, Any]],
+    below: dict[tuple[str, int], int],
+) -> dict[tuple[str, int], tuple[Any, Any]]:
+    """One pass: the rows inside ``bands`` on the driver, each rank's row picked from its band."""
+    within = {
+        key: (pl.col(key[0]) >= lo) & (pl.col(key[0]) <= hi) for key, (lo, hi) in bands.items()
+    }
+    tie = [tiebreak] if tiebreak else []
+    columns = sorted({c for c, _ in bands})
+    rows = frame.filter(pl.any_horizontal(list(within.values()))).select(*columns, *tie).collect()
+    found = {}
+    for key, mask in within.items():
+        c, k = key
+        value, *rest = rows.filter(mask).select(c, *tie).sort([c, *tie]).row(k - below[key] - 1)
+        found[key] = (value, rest[0] if rest else None)
+    return found
+
+
 def _ranks_in_bands(
     frame: Any, tiebreak: str | None, bands: dict[tuple[str, int], tuple[Any, Any]]
-) -> dict[tuple[str, int], tuple[Any, Any]] | None:
+) -> tuple[dict[tuple[str, int], tuple[Any, Any]], set[tuple[str, int]]]:
     """The rows at each (column, rank) whose band holds it: one counting pass over all the
-    bands, then one pass that brings the rows inside the bands that hold their rank.
-
-    None when those rows are more than ``settings.band_rows`` (a table of billions of rows,
-    whose bands hold millions each): they are not brought to the driver.
+    bands, then passes that bring the rows inside the bands that hold their rank, at most
+    ``settings.band_rows`` rows a pass; and the ranks whose band alone holds more (a table
+    of billions of rows): those are left to the engine's full sort.
     """  # noqa: D205
     agg = Aggregates()
     for i, ((c, _k), (lo, hi)) in enumerate(bands.items()):
@@ -262,26 +295,13 @@ def _ranks_in_bands(
     counted = agg.collect(frame)
     below = {key: int(counted["below"][str(i)] or 0) for i, key in enumerate(bands)}
     inside = {key: int(counted["inside"][str(i)] or 0) for i, key in enumerate(bands)}
-    hits = {
-        key: band for key, band in bands.items() if below[key] < key[1] <= below[key] + inside[key]
-    }
-    if not hits:
-        return {}
-    if sum(inside[key] for key in hits) > settings.band_rows:
-        return None  # (too many rows for the driver: the engine's full sort)
-    within = {
-        key: (pl.col(key[0]) >= lo) & (pl.col(key[0]) <= hi) for key, (lo, hi) in hits.items()
-    }
-    tie = [tiebreak] if tiebreak else []
-    columns = sorted({c for c, _ in hits})
-    rows = frame.filter(pl.any_horizontal(list(within.values()))).select(*columns, *tie).collect()
-    found = {}
-    for key, mask in within.items():
-        c, k = key
-        band_rows = rows.filter(mask).select(c, *tie).sort([c, *tie])
-        value, *rest = band_rows.row(k - below[key] - 1)
-        found[key] = (value, rest[0] if rest else None)
-    return found
+    hits = {key: inside[key] for key in bands if below[key] < key[1] <= below[key] + inside[key]}
+    too_big = {key for key, size in hits.items() if size > settings.band_rows}
+    found: dict[tuple[str, int], tuple[Any, Any]] = {}
+    fitting = {key: size for key, size in hits.items() if key not in too_big}
+    for batch in _batches(fitting, settings.band_rows):
+        found.update(_band_rows(frame, tiebreak, {key: bands[key] for key in batch}, below))
+    return found, too_big
 
 
 def order_statistics(
@@ -299,9 +319,9 @@ def order_statistics(
     sort: a sample (:func:`_band_sample`) suggests a narrow band of values around each
     rank; one pass counts the rows below and inside every band of every column, and
     one more brings only the rows inside the bands that hold their rank, sorted on the
-    driver. A band that misses its rank is widened; after three misses, or when the bands
-    hold more than ``settings.band_rows`` rows, ``exact`` (the engine's full sort) finds
-    it. ``counts``: each column's non-null values where known (the others are counted, one
+    driver (one more pass per ``settings.band_rows`` rows). A band that misses its rank is
+    widened; after three misses, or when its band alone holds more than
+    ``settings.band_rows`` rows, ``exact`` (the engine's full sort) finds it. ``counts``: each column's non-null values where known (the others are counted, one
     pass). Ranks outside 1..n are skipped.
     """
     n = dict(counts)
@@ -315,19 +335,19 @@ def order_statistics(
     columns = [c for c, ranks in todo.items() if ranks]
     if columns:
         sample = _band_sample(frame, columns, max(n[c] for c in columns), spread_rows)
+        sort_only: set[tuple[str, int]] = set()  # (their bands are too full to widen)
         for width in BAND_WIDTHS:
             bands = {
                 (c, k): _band(sample[c], (k - 0.5) / n[c], width)
                 for c in columns
                 for k in todo[c]
-                if (c, k) not in found and len(sample[c])
+                if (c, k) not in found and (c, k) not in sort_only and len(sample[c])
             }
             if not bands:
                 break
-            inside = _ranks_in_bands(frame, tiebreak, bands)
-            if inside is None:
-                break
+            inside, too_big = _ranks_in_bands(frame, tiebreak, bands)
             found.update(inside)
+            sort_only |= too_big
         missing = {c: [k for k in todo[c] if (c, k) not in found] for c in columns}
         if any(missing.values()):  # an unlucky sample: the engine's full sort
             exacts = exact({c: ks for c, ks in missing.items() if ks})

@@ -175,7 +175,8 @@ def test_without_a_label_there_is_no_churn_model_and_the_report_says_how(workdir
     assert "predictions" not in r.outputs and "predictor" not in r.outputs
     html = Path(r.outputs["report"]).read_text(encoding="utf-8")
     assert "no churn model: add a &#39;churned&#39; column" in html
-    assert "no churn score is given" in html
+    assert "no churn score is given." in html  # (whole: not shortened)
+    assert "characters)</p>" not in html
     assert tk.query("SELECT count(*) AS n FROM models")["n"].item() == 0
     with pytest.raises(tk.TracerError, match="has no saved model: no churn model"):
         tk.predict(r.run_id, "unlabelled.csv")
@@ -192,6 +193,9 @@ def test_no_model_skips_the_stage_and_leaves_the_processed_rows_alone(churn, wor
     }
     assert "predictions" not in off.outputs and "model" in off.stage_seconds
     assert pl.read_parquet(on.outputs["parquet"]).equals(pl.read_parquet(off.outputs["parquet"]))
+    html = Path(off.outputs["report"]).read_text(encoding="utf-8")
+    assert "turned off (--no-model)" in html
+    assert "Add a &#39;churned&#39; column" not in html  # (the file has one: no such advice)
 
 
 def test_an_unknown_candidate_is_one_clear_error(workdir, sample_csv):

@@ -29,7 +29,14 @@ from tracer_kit.engine import POLARS, Engine, engine_of
 from tracer_kit.errors import BlueprintError, EmptyMatrixError, PipelineBugError, TracerError
 from tracer_kit.heavy import preload_pandera
 from tracer_kit.ingest import Ingested
-from tracer_kit.model import ModelOutcome, apply_model, fit_model, model_task, read_model
+from tracer_kit.model import (
+    MODEL_OFF,
+    ModelOutcome,
+    apply_model,
+    fit_model,
+    model_task,
+    read_model,
+)
 from tracer_kit.outputs import OUTPUTS, OutputContext
 from tracer_kit.quality import QualityResult, assess_ingested, read_context
 from tracer_kit.quality.matching import config_column_map
@@ -386,7 +393,7 @@ def _outcome(
         outcome.summary = {"model": "saved", "trained_by": trained.run_id}
         return outcome
     if not cfg.enabled:
-        return ModelOutcome({"model": None, "why": "the model stage is turned off (--no-model)"})
+        return ModelOutcome({"model": None, "why": MODEL_OFF})
     outcome = fit_model(processed, blueprint, cfg)
     assert outcome is not None
     return outcome

@@ -13,6 +13,7 @@ from tracer_kit.model.churn import ChurnModel, fit_churn, label_values
 from tracer_kit.model.regression import RegressionModel, fit_regression
 from tracer_kit.model.saved import read_model, save_model
 from tracer_kit.model.stage import (
+    MODEL_OFF,
     MODEL_TASKS,
     ModelOutcome,
     ModelTask,
@@ -27,6 +28,7 @@ from tracer_kit.model.stage import (
 )
 
 __all__ = [
+    "MODEL_OFF",
     "MODEL_TASKS",
     "ChurnModel",
     "ModelOutcome",

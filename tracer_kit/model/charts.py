@@ -15,7 +15,14 @@ import polars as pl
 from tracer_kit.blueprints import Blueprint, get_blueprint
 from tracer_kit.cells import HIDDEN
 from tracer_kit.errors import TracerError
-from tracer_kit.model.stage import headline, model_chart, model_task, prediction_id, task_words
+from tracer_kit.model.stage import (
+    MODEL_OFF,
+    headline,
+    model_chart,
+    model_task,
+    prediction_id,
+    task_words,
+)
 from tracer_kit.svg import svg_uri
 from tracer_kit.workspace import parquet_location
 
@@ -25,11 +32,12 @@ __all__ = [
     "predictions_section",
 ]
 
-#: How to get a churn model, shown where there is none.
+#: How to get a churn model, shown where there is none for want of a label (whole: a
+#: report shortens any text over 200 characters).
 HOW_TO_LABEL = (
     "Add a 'churned' column (yes/no, true/false, 1/0 or y/n) saying which customers left, "
-    "with at least 20 of each; the next run fits, evaluates and saves a model. Until then "
-    "no churn score is given: a score without a label to check it against is a guess."
+    "at least 20 of each, and the next run fits, evaluates and saves a model; until then no "
+    "churn score is given."
 )
 
 
@@ -70,7 +78,8 @@ def predictions_section(run: dict[str, Any]) -> dict[str, Any] | None:
     }
     churn = blueprint.model is not None and blueprint.model.task == "churn"
     if summary.get("model") is None:
-        section["how"] = HOW_TO_LABEL if churn else None
+        # (a stage turned off needs no label: the file may well have one)
+        section["how"] = HOW_TO_LABEL if churn and summary.get("why") != MODEL_OFF else None
         return section
     if summary.get("model") != "saved":
         chart = model_chart(blueprint, summary, predictions)

@@ -48,6 +48,7 @@ from tracer_kit.settings import settings
 from tracer_kit.types import Issue
 
 __all__ = [
+    "MODEL_OFF",
     "MODEL_TASKS",
     "ModelOutcome",
     "ModelTask",
@@ -61,6 +62,10 @@ __all__ = [
     "register_model_task",
     "task_words",
 ]
+
+
+#: Why a run has no model when its model stage is turned off (``--no-model``).
+MODEL_OFF = "the model stage is turned off (--no-model)"
 
 
 @dataclass

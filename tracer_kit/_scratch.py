@@ -224,24 +224,17 @@ BAND_WIDTHS = (0.005, 0.02, 0.1)
 #: How a band search finds exactly what its bands missed: ``{column: ranks}`` -> per column
 #: ``{rank: (value, tiebreak)}`` (the engine's own full sort).
 ExactSearch = Callable[[dict[str, list[int]]], dict[str, dict[int, tuple[Any, Any]]]]
-#: An even spread of at most ``limit`` rows of a frame with ``rows`` rows, on the driver.
-SpreadRows = Callable[[Any, int, int], pl.DataFrame]
+#: At most ``limit`` rows of a frame with ``rows`` rows, on the driver, in an even spread
+#: (the engine's :func:`tracer_kit.engine.fit_rows`: every k-th ``source_row`` where there is one).
+SampleRows = Callable[[Any, int, int], pl.DataFrame]
 
 
 def _band_sample(
-    frame: Any, columns: list[str], rows: int, spread_rows: SpreadRows
+    frame: Any, columns: list[str], rows: int, sample_rows: SampleRows
 ) -> dict[str, pl.Series]:
-    """Per column, its sorted non-null values in an even spread of the rows (one pass).
-
-    Rows whose ``source_row`` is a multiple of ``k`` where the frame has it (the same rows
-    on every engine), else the engine's own spread.
-    """
-    limit = settings.order_sample_rows
-    if "source_row" in frame.collect_schema().names() and rows > limit:
-        k = -(-rows // limit)
-        sample = frame.filter(pl.col("source_row") % k == 0).select(columns).collect()
-    else:
-        sample = spread_rows(frame.select(columns), limit, rows)
+    """Per column, its sorted non-null values in an even spread of the rows (one pass)."""
+    tie = ["source_row"] if "source_row" in frame.collect_schema().names() else []
+    sample = sample_rows(frame.select(*columns, *tie), settings.order_sample_rows, rows)
     return {c: sample.get_column(c).drop_nulls().sort() for c in columns}
 
 
@@ -310,7 +303,7 @@ def order_statistics(
     tiebreak: str | None,
     counts: Mapping[str, int],
     *,
-    spread_rows: SpreadRows,
+    sample_rows: SampleRows,
     exact: ExactSearch,
 ) -> dict[str, list[tuple[Any, Any]]]:
     """Per column, the (value, tiebreak) pairs at 1-based ranks of its non-null values, exactly.
@@ -334,7 +327,7 @@ def order_statistics(
     found: dict[tuple[str, int], tuple[Any, Any]] = {}
     columns = [c for c, ranks in todo.items() if ranks]
     if columns:
-        sample = _band_sample(frame, columns, max(n[c] for c in columns), spread_rows)
+        sample = _band_sample(frame, columns, max(n[c] for c in columns), sample_rows)
         sort_only: set[tuple[str, int]] = set()  # (their bands are too full to widen)
         for width in BAND_WIDTHS:
             bands = {

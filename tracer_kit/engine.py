@@ -187,14 +187,10 @@ class Engine(ABC):
         """Per column: count, mean and sample standard deviation of its non-null values."""
 
     @abstractmethod
-    def order_statistics(
-        self,
-        frame: Any,
-        wanted: dict[str, Sequence[int]],
-        tiebreak: str | None,
-        counts: dict[str, int],
-    ) -> dict[str, list[tuple[Any, Any]]]:
-        """Per column, the (value, tiebreak) pairs at its 1-based ranks, exactly."""
+    def ranks_by_sort(
+        self, frame: Any, wanted: dict[str, list[int]], tiebreak: str | None
+    ) -> dict[str, dict[int, tuple[Any, Any]]]:
+        """Per column, ``{rank: (value, tiebreak)}`` by a full sort (what bands could not find)."""
 
     @abstractmethod
     def repeated_values(
@@ -319,24 +315,16 @@ class PolarsEngine(Engine):
         row = frame.select(exprs).collect(engine="streaming").row(0)
         return {c: (int(row[3 * i]), row[3 * i + 1], row[3 * i + 2]) for i, c in enumerate(columns)}
 
-    def order_statistics(
-        self,
-        frame: Any,
-        wanted: dict[str, Sequence[int]],
-        tiebreak: str | None,
-        counts: dict[str, int],
-    ) -> dict[str, list[tuple[Any, Any]]]:
-        """Sample-guided bands, no full sort (:func:`tracer_kit._scratch.order_statistics`)."""
-
-        def exact(missing: dict[str, list[int]]) -> dict[str, dict[int, tuple[Any, Any]]]:
-            tie = [tiebreak] if tiebreak else []
-            out = {}
-            for c, ranks in missing.items():
-                rows = frame.lazy().select(c, *tie).drop_nulls(c).sort([c, *tie]).collect()
-                out[c] = {k: _pair(rows.row(k - 1)) for k in ranks}
-            return out
-
-        return banded(frame, wanted, tiebreak, counts, spread_rows=self.spread_rows, exact=exact)
+    def ranks_by_sort(
+        self, frame: Any, wanted: dict[str, list[int]], tiebreak: str | None
+    ) -> dict[str, dict[int, tuple[Any, Any]]]:
+        """Each column sorted in memory, a column at a time."""
+        tie = [tiebreak] if tiebreak else []
+        out = {}
+        for c, ranks in wanted.items():
+            rows = frame.lazy().select(c, *tie).drop_nulls(c).sort([c, *tie]).collect()
+            out[c] = {k: _pair(rows.row(k - 1)) for k in ranks}
+        return out
 
     def repeated_values(
         self, frame: Any, column: str, work: Path, stored: tuple[Path, str] | None
@@ -544,12 +532,21 @@ def order_statistics(
 
     ``counts`` (non-null values per column) when known. On both engines: sample-guided
     bands, no full sort, every column in the same two passes
-    (:func:`tracer_kit._scratch.order_statistics`); a band that misses its rank three times
-    is found by the engine's full sort (Spark: all those columns in one range-partitioned
-    sort with per-partition offsets; several columns must then share a type). Ranks outside
+    (:func:`tracer_kit._scratch.order_statistics`); a band that misses its rank three times,
+    or holds more than ``settings.band_rows`` rows alone, is found by the engine's
+    :meth:`Engine.ranks_by_sort` (Spark: all those columns in one range-partitioned sort
+    with per-partition offsets; several columns must then share a type). Ranks outside
     1..n are skipped.
     """
-    return engine_of(frame).order_statistics(frame, wanted, tiebreak, counts or {})
+    engine = engine_of(frame)
+    return banded(
+        frame,
+        wanted,
+        tiebreak,
+        counts or {},
+        sample_rows=lambda part, limit, rows: fit_rows(part, limit, rows=rows),
+        exact=lambda missing: engine.ranks_by_sort(frame, missing, tiebreak),
+    )
 
 
 def repeated_values(

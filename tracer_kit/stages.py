@@ -366,17 +366,16 @@ def prepare(
     """
     ctx = OutputContext(run_id, blueprint, processed)
     sample = None if trained else recipe_sample(processed, blueprint, rows=rows)
+    recipe: Recipe | None = None
     try:
         recipe = (
             training_recipe(trained)
             if trained
             else fit_recipe(sample, blueprint.name, cfg, blueprint.target)
         )
+        ctx.fitted["recipe"] = recipe
     except EmptyMatrixError as exc:
         ctx.notes["preprocess"] = {"matrix": None, "why": str(exc)}
-        written = write_outputs(ctx, "preprocess", staging=staging, finals=finals)
-        return Prepared(None, written, sample)
-    ctx.fitted["recipe"] = recipe
     written = write_outputs(ctx, "preprocess", staging=staging, finals=finals)
     return Prepared(recipe, written, sample)
 

@@ -153,17 +153,6 @@ def _slash_label(convention: str | None) -> str:
     return SLASH_DATES["mdy" if convention == "mdy" else "dmy"]
 
 
-def _format_labels(
-    f: Field, *, clean: bool, plain: bool, convention: str | None
-) -> tuple[str, ...]:
-    """Every label the format column of date field ``f`` can hold, as typing reads it."""
-    if not clean and f.format is not None and "%" in f.format:
-        return (f.format,)
-    if clean or plain:
-        return (ISO_DATE,)
-    return (ISO_DATE, _slash_label(convention), MONTH_NAME)
-
-
 def parse_date(name: str, convention: str | None) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
     """(value, failure reason, format used) for one date column given its slash convention."""
     raw = pl.col(name).str.strip_chars()
@@ -366,14 +355,18 @@ class Typed:
     plain_iso: frozenset[str]  # date fields read as plain YYYY-MM-DD
     conventions: dict[str, str | None]  # the other date fields' slash conventions
     derived: dict[str, list[pl.Expr]] = field(default_factory=dict)
-    #: Per date field, the labels its format column can hold (:func:`_format_labels`).
+    #: Per date field, the labels its format column can hold (as :func:`_field_columns` reads them).
     formats: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+#: A date field's format column and every label it can hold (the counts read them).
+DateFormat = tuple[pl.Expr, tuple[str, ...]]
 
 
 def _field_columns(
     f: Field, *, clean: bool, plain: bool, convention: str | None, decimal: str
-) -> tuple[pl.Expr, list[pl.Expr], pl.Expr | None]:
-    """(typed value, [cast reason, present flag], date format or None) for one field."""
+) -> tuple[pl.Expr, list[pl.Expr], DateFormat | None]:
+    """(typed value, [cast reason, present flag], date format and its labels, or None)."""
     if clean:  # one cast, nothing to flag
         value = fast_value(f).alias(f.name)
         flags = [
@@ -381,23 +374,27 @@ def _field_columns(
             pl.col(f.name).is_not_null().alias(Scratch.PRESENT.of(f.name)),
         ]
         fmt = pl.when(pl.col(f.name).is_not_null()).then(pl.lit(ISO_DATE))
-        return value, flags, fmt.alias(Scratch.FORMAT.of(f.name)) if f.kind == "date" else None
-    fmt = None
+        date = (fmt.alias(Scratch.FORMAT.of(f.name)), (ISO_DATE,))
+        return value, flags, date if f.kind == "date" else None
+    date = None
     if f.kind == "date":
         if f.format is not None and "%" in f.format:
             value, reason, fmt = _parse_declared(f.name, f.format)
+            labels: tuple[str, ...] = (f.format,)
         elif plain:
             value, reason, fmt = _parse_plain_iso(f.name)
+            labels = (ISO_DATE,)
         else:
             value, reason, fmt = parse_date(f.name, convention)
-        fmt = fmt.alias(Scratch.FORMAT.of(f.name))
+            labels = (ISO_DATE, _slash_label(convention), MONTH_NAME)
+        date = (fmt.alias(Scratch.FORMAT.of(f.name)), labels)
     else:
         value, reason = _parse_value(f, decimal)
     flags = [
         reason.alias(Scratch.CAST.of(f.name)),
         present(f.name).alias(Scratch.PRESENT.of(f.name)),
     ]
-    return value, flags, fmt
+    return value, flags, date
 
 
 def _with_defaults(text: pl.LazyFrame, blueprint: Blueprint) -> pl.LazyFrame:
@@ -440,18 +437,20 @@ def cast_fields(
     derived: dict[str, list[pl.Expr]] = {}
     labels: dict[str, tuple[str, ...]] = {}
     for f in blueprint.fields:
-        reading = {
-            "clean": f.name in clean,
-            "plain": f.name in plain,
-            "convention": conventions.get(f.name),
-        }
-        value, field_flags, fmt = _field_columns(f, decimal=decimal, **reading)
+        value, field_flags, date = _field_columns(
+            f,
+            clean=f.name in clean,
+            plain=f.name in plain,
+            convention=conventions.get(f.name),
+            decimal=decimal,
+        )
         values.append(value)
         flags.extend(field_flags)
-        if fmt is not None:
-            formats.append(fmt)
-            labels[f.name] = _format_labels(f, **reading)
+        fmt = [] if date is None else [date[0]]
+        formats.extend(fmt)
+        if date is not None:
+            labels[f.name] = date[1]
         if f.name in clean:
-            derived[f.name] = [*field_flags, *([fmt] if fmt is not None else [])]
+            derived[f.name] = [*field_flags, *fmt]
     frame = text.select("source_row", "source_line", *flags, *formats, *values, *extras)
     return Typed(frame, frozenset(plain), conventions, derived, labels)

@@ -14,7 +14,6 @@ from typing import Any
 
 import polars as pl
 
-from tracer_kit._scratch import order_statistics as banded
 from tracer_kit.blueprints import Blueprint, FeatureContext
 from tracer_kit.connections import is_database_url
 from tracer_kit.engine import (
@@ -178,22 +177,12 @@ class SparkEngine(Engine):
         """One Spark job of count, avg and stddev_samp per column."""
         return frame.moments(columns)
 
-    def order_statistics(
-        self,
-        frame: Any,
-        wanted: dict[str, Sequence[int]],
-        tiebreak: str | None,
-        counts: dict[str, int],
-    ) -> dict[str, list[tuple[Any, Any]]]:
-        """Sample-guided bands (two passes, no shuffle); what they miss, by one
-        range-partitioned sort of those columns with per-partition offsets.
-        """  # noqa: D205
-
-        def exact(missing: dict[str, list[int]]) -> dict[str, dict[int, tuple[Any, Any]]]:
-            found = frame.order_statistics(missing, tiebreak)
-            return {c: dict(zip(ranks, found[c], strict=True)) for c, ranks in missing.items()}
-
-        return banded(frame, wanted, tiebreak, counts, spread_rows=self.spread_rows, exact=exact)
+    def ranks_by_sort(
+        self, frame: Any, wanted: dict[str, list[int]], tiebreak: str | None
+    ) -> dict[str, dict[int, tuple[Any, Any]]]:
+        """All the columns in one range-partitioned sort with per-partition offsets."""
+        found = frame.order_statistics(wanted, tiebreak)
+        return {c: dict(zip(ranks, found[c], strict=True)) for c, ranks in wanted.items()}
 
     def repeated_values(
         self, frame: Any, column: str, work: Path, stored: tuple[Path, str] | None

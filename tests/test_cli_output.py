@@ -175,3 +175,22 @@ def test_runs_show_lists_only_outputs_that_exist(workdir):
     assert "report" in outputs and "log" in outputs
     for never_written in ("parquet", "model", "preprocessor", "preprocessor_json", "staging"):
         assert never_written not in outputs
+
+
+def test_a_command_line_builds_only_its_command_and_still_reads_as_the_whole_app(workdir):
+    """``tracer NAME`` builds the click command of NAME alone (not all of them); its help,
+    a group's subcommands, the listing, a typo's suggestion and the server's commands read as
+    they do from the whole app.
+    """
+    one = _tracer("validate", "--help", cwd=workdir, columns="120")
+    assert one.returncode == 0 and "Usage: tracer validate [OPTIONS] {input}" in one.stdout
+    group = _tracer("runs", "show", "--help", cwd=workdir, columns="120")
+    assert group.returncode == 0 and "Usage: tracer runs show" in group.stdout
+    listing = _tracer("--help", cwd=workdir, columns="120")
+    assert all(f" {name} " in listing.stdout for name in ("validate", "runs", "serve", "schedule"))
+    typo = _tracer("validat", "x.csv", cwd=workdir, columns="120")
+    assert typo.returncode == 2 and "Did you mean 'validate'?" in typo.stderr
+    serve = _tracer("serve", "--help", cwd=workdir, columns="120")
+    assert serve.returncode == 0 and "Usage: tracer serve" in serve.stdout
+    missing = _tracer("validate", "x.csv", cwd=workdir, columns="120")
+    assert missing.returncode == 2 and "Missing option '--blueprint'" in missing.stderr

@@ -58,7 +58,7 @@ def main() -> None:
     if not local and (code := _forwarded(argv)) is not None:
         sys.exit(code)
     heavy.lean_process()  # (only tracer-kit runs here: pandera without its pandas API)
-    cli.app.add_typer(server_commands.serve_app, name="serve")
-    cli.app.add_typer(schedule_commands.schedule_app, name="schedule")
-    sys.argv = [sys.argv[0], *argv]
-    cli.main()
+    if not argv or argv[0] not in cli.command_names():  # (`serve`, `schedule`, the listing)
+        cli.app.add_typer(server_commands.serve_app, name="serve")
+        cli.app.add_typer(schedule_commands.schedule_app, name="schedule")
+    cli.main(argv)

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from pydantic import Field as Spec
 
@@ -43,6 +42,10 @@ from tracer_kit.blueprints._base import (
 from tracer_kit.blueprints.constraints import CONSTRAINTS
 from tracer_kit.config import PreprocessConfig, Thresholds, validation_message
 from tracer_kit.errors import BlueprintError
+from tracer_kit.lazy import lazy_module
+
+# Read only when a contract is written in YAML (20 ms of every cold command otherwise).
+yaml = lazy_module("yaml")
 
 __all__ = [
     "CONTRACT_SUFFIXES",

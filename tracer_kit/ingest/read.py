@@ -17,11 +17,14 @@ from pydantic import ValidationError
 
 from tracer_kit.connections import check_url, is_database_url
 from tracer_kit.errors import IngestError, TracerError
-from tracer_kit.ingest.api import read_api
 from tracer_kit.ingest.database import read_database
 from tracer_kit.ingest.files import ReadContext, ReadOptions, check_format, read_file_source
 from tracer_kit.ingest.registry import SheetFits
 from tracer_kit.ingest.source import Ingested
+from tracer_kit.lazy import lazy_module
+
+# HTTP sources only: urllib.request brings ssl and http.client (30 ms of every cold command).
+api_source = lazy_module("tracer_kit.ingest.api")
 
 __all__ = ["SOURCES", "ReadOptions", "read_options", "read_source", "read_table", "source_kind"]
 
@@ -43,7 +46,9 @@ def read_api_source(source: str, options: ReadOptions, context: ReadContext) -> 
     api = options.api
     if options.max_bytes is not None:
         api = api.model_copy(update={"max_bytes": options.max_bytes})
-    return read_api(source, api, on_bad_lines=options.on_bad_lines, staging_dir=context.staging_dir)
+    return api_source.read_api(
+        source, api, on_bad_lines=options.on_bad_lines, staging_dir=context.staging_dir
+    )
 
 
 #: How each kind of source is read.

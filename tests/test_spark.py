@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
@@ -419,6 +420,26 @@ def test_cli_runs_on_spark_and_a_second_run_adds_no_bronze(runs, monkeypatch):
     assert runs_table.item() == 2
     bronze = _table(pair, "spark", "SELECT count(*) AS n FROM bronze_revenue_projection")
     assert bronze.item() == pair["spark"].rows_in  # the same file and options: bronze once
+
+
+def test_a_spark_run_after_the_warehouse_was_deleted_replaces_the_left_bronze_folder(
+    spark, tmp_path
+):
+    """Deleting the warehouse to start over leaves ``bronze/``: the next run of the same
+    file (the same bronze name, a folder of part files on Spark) commits over it, where the
+    move used to fail on the folder and the clean-up then raised on a directory.
+    """
+    tiny = str(REPO / "tracer_kit" / "samples" / "customers_tiny.csv")
+    kw = {"engine": "spark", "spark": spark, "report": False}
+    first = _run(tmp_path, tiny, "customer_churn", **kw, config={"model": {"enabled": False}})
+    (tmp_path / "w.duckdb").unlink()
+    again = _run(tmp_path, tiny, "customer_churn", **kw, config={"model": {"enabled": False}})
+    assert again.state == "COMPLETED" and again.rows_in == first.rows_in
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM bronze_customer_churn").fetchone() == (
+            first.rows_in,
+        )
+    assert len(list((tmp_path / "bronze" / "customer_churn").glob("*.parquet"))) == 1
 
 
 def test_every_engine_operation_gives_the_same_answer_on_both_engines(spark, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -40,9 +41,27 @@ __all__ = [
     "ModelRecord",
     "RunCommit",
     "commit_run",
+    "remove_placed",
     "run_quarantine_path",
     "run_record_path",
 ]
+
+
+def remove_placed(path: Path) -> None:
+    """A placed file gone, or a folder of part files (the Spark engine writes folders)."""
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _move_into_place(staged: str | Path, final: Path) -> None:
+    """``os.replace``, also of a folder over a folder: a bronze of the same file and read
+    options left by a warehouse that was deleted (the same rows, in a file no warehouse lists).
+    """  # noqa: D205
+    if final.is_dir():
+        shutil.rmtree(final)
+    os.replace(staged, final)
 
 
 @dataclass(frozen=True)
@@ -86,12 +105,12 @@ def _place_bronze(
     dest.mkdir(parents=True, exist_ok=True)
     stem = f"{sha[:16]}-{options[:12]}"
     text = dest / f"{stem}.parquet"
-    os.replace(bronze.text, text)
+    _move_into_place(bronze.text, text)
     placed.append(text)
     rejects = None
     if bronze.rejects is not None:
         rejects = dest / f"{stem}.rejects.parquet"
-        os.replace(bronze.rejects, rejects)
+        _move_into_place(bronze.rejects, rejects)
         placed.append(rejects)
     con.execute(
         "INSERT INTO bronze_files (blueprint, file_sha256, read_options_hash, path, rejects_path, "
@@ -339,5 +358,5 @@ def commit_run(warehouse: str | Path, commit: RunCommit) -> None:
             with contextlib.suppress(Exception):
                 con.execute("ROLLBACK")
             for final in placed:
-                final.unlink(missing_ok=True)
+                remove_placed(final)
             raise

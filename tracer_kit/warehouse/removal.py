@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ import duckdb
 from tracer_kit.errors import TracerError
 from tracer_kit.outputs import output_keys
 from tracer_kit.types import ACTIVE_STATES
-from tracer_kit.warehouse.commit import run_quarantine_path, run_record_path
+from tracer_kit.warehouse.commit import remove_placed, run_quarantine_path, run_record_path
 from tracer_kit.warehouse.connection import (
     connect,
     is_base_table,
@@ -134,10 +133,7 @@ def _removal(ids: list[str], warehouse: str | Path, *, delete: bool) -> Removal:
         )
         con.execute("COMMIT")
     for path in files:
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
+        remove_placed(path)
     return removal
 
 

@@ -109,3 +109,22 @@ print(engine.master, SparkSession.getActiveSession() is None)
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.split() == ["local[1]", "True"]
+
+
+def test_read_columns_names_what_a_plan_reads_by_polars_own_projection_pushdown():
+    """What the Spark engine reads from Parquet and ships to Python for a pass of polars
+    steps: the columns the plan reads, every branch's; None when it reads them all.
+    """
+    from tracer_kit.spark.frame import read_columns
+
+    schema = pl.Schema({"a": pl.Int64, "b": pl.String, "c": pl.Float64, "d": pl.Date})
+    derived = lambda lf: lf.with_columns(x=pl.col("a") * 2).select(pl.col("x").sum())  # noqa: E731
+    assert read_columns(schema, derived) == ["a"]
+    assert read_columns(schema, lambda lf: lf.filter(pl.col("c") > 1).select("b")) == ["b", "c"]
+    branches = lambda lf: pl.concat(  # noqa: E731
+        [lf.filter(pl.col("d").is_null()).select("b"), lf.filter(pl.col("a") > 1).select("b")]
+    )
+    assert read_columns(schema, branches) == ["a", "b", "d"]  # (each branch's, schema order)
+    assert read_columns(schema, lambda lf: lf.select(pl.len())) == ["a"]  # (a count reads one)
+    assert read_columns(schema, lambda lf: lf) is None
+    assert read_columns(schema, lambda lf: lf.drop_nulls().select("b")) is None  # (every column)

@@ -286,6 +286,30 @@ def test_row_level_plans_never_bring_rows_to_one_partition(spark, runs, tmp_path
             assert "hashpartitioning(product_id" in plan
 
 
+def test_a_pass_of_polars_steps_reads_only_the_columns_it_uses(spark, tmp_path):
+    """Spark cannot see into the polars steps, so the frame tells it: a pass that aggregates
+    one column of four reads that one from Parquet (the scan's schema) and ships only it to
+    Python; the steps still see every column, the others as nulls, and give the same answer.
+    """
+    from tracer_kit.aggregates import Aggregates
+    from tracer_kit.spark import PartitionFrame
+
+    rows = pl.DataFrame({"a": [1, 2, None], "b": ["x", "y", "z"], "c": [0.5, 1.5, 2.5]})
+    rows.with_row_index("source_row", offset=1).write_parquet(tmp_path / "rows.parquet")
+    frame = PartitionFrame(spark.read.parquet(str(tmp_path / "rows.parquet")))
+    stepped = frame.with_columns((pl.col("c") * 2).alias("twice"), pl.col("b").str.len_bytes())
+    narrow = stepped.select("twice")
+    assert "ReadSchema: struct<c:double>" in _plan(narrow.spark())
+    assert sorted(narrow.collect().get_column("twice").to_list()) == [1.0, 3.0, 5.0]
+    agg = Aggregates()
+    agg.add("t", "sum", pl.col("twice").sum(), "sum")
+    agg.add("t", "rows", pl.len(), "sum")
+    assert stepped.aggregate(agg) == {"t": {"sum": 9.0, "rows": 3}}
+    assert "ReadSchema: struct<source_row:bigint,a:bigint,b:string,c:double>" in _plan(
+        stepped.spark()
+    )  # (every column passes through: all are read)
+
+
 def dt_date(text: str | None):
     import datetime as dt
 

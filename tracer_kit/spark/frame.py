@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow as pa
+from polars.io.plugins import register_io_source
 
 from tracer_kit.aggregates import Aggregates
 
@@ -33,6 +34,7 @@ __all__ = [
     "PartitionFrame",
     "arrow_schema",
     "by_group",
+    "read_columns",
     "read_parquet",
     "spark_path",
     "spark_schema",
@@ -85,22 +87,62 @@ def _polars_schema(df: DataFrame) -> pl.Schema:
     return pl.from_arrow(empty).schema  # type: ignore[union-attr]
 
 
-def _stepped(batch: pa.RecordBatch, steps: Sequence[Step]) -> pl.LazyFrame:
-    """One Arrow batch through the polars steps."""
-    lf = pl.from_arrow(batch).lazy()  # type: ignore[union-attr]
+def _through(lf: pl.LazyFrame, steps: Sequence[Step]) -> pl.LazyFrame:
     for step in steps:
         lf = step(lf)
     return lf
 
 
+def _stepped(batch: pa.RecordBatch, steps: Sequence[Step], inputs: pl.Schema) -> pl.LazyFrame:
+    """One Arrow batch through the polars steps.
+
+    A batch of only the columns the steps read (:func:`read_columns`) gets the others back
+    as nulls of their types, in ``inputs``' order: the steps see the frame they were built
+    on, and polars' own projection pushdown drops those columns again unread.
+    """
+    frame: pl.DataFrame = pl.from_arrow(batch)  # type: ignore[assignment]
+    lf = frame.lazy()
+    if frame.width < len(inputs):
+        absent = [pl.lit(None, dtype).alias(n) for n, dtype in inputs.items() if n not in frame]
+        lf = lf.with_columns(absent).select(list(inputs))
+    return _through(lf, steps)
+
+
+def read_columns(schema: pl.Schema, plan: Step) -> list[str] | None:
+    """The columns of ``schema`` that ``plan`` reads, or None when it reads every one.
+
+    Found by polars' projection pushdown, running ``plan`` on no rows. A plan that reads no
+    column (a row count) reads the first. Spark cannot see into a ``mapInArrow`` function,
+    so without this every pass over the checked rows would read every column from Parquet
+    and ship it to Python, to aggregate two of them.
+    """
+    read: list[list[str] | None] = []
+
+    def source(columns: list[str] | None, *_: Any) -> Iterator[pl.DataFrame]:
+        read.append(columns)
+        yield pl.DataFrame(schema=schema).select(list(schema) if columns is None else columns)
+
+    try:
+        plan(register_io_source(source, schema=schema)).collect()
+    except pl.exceptions.PolarsError:  # (the batches will say what is wrong)
+        return None
+    if not read or any(columns is None for columns in read):
+        return None
+    columns = {c for part in read for c in part or ()}  # (a plan of several branches reads each)
+    if len(columns) >= len(schema):
+        return None
+    return [c for c in schema if c in columns] or [next(iter(schema))]
+
+
 def _run_steps(
-    steps: Sequence[Step], out: pa.Schema
+    steps: Sequence[Step], out: pa.Schema, inputs: pl.Schema
 ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """The ``mapInArrow`` function: every batch through the polars steps, cast to ``out``."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            table = _stepped(batch, steps).collect().to_arrow(compat_level=pl.CompatLevel.oldest())
+            lf = _stepped(batch, steps, inputs)
+            table = lf.collect().to_arrow(compat_level=pl.CompatLevel.oldest())
             yield from table.cast(out).to_batches()
 
     return run
@@ -131,14 +173,16 @@ def _totals(rows: pl.DataFrame, rules: Sequence[tuple[str, str]]) -> pl.DataFram
 
 def _partition_totals(
     steps: Sequence[Step],
-    exprs: Sequence[pl.Expr],
     rules: Sequence[tuple[str, str]],
     out: pa.Schema,
+    inputs: pl.Schema,
 ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """The ``mapInArrow`` function of an aggregate: each batch's partials, combined per partition."""
+    """The ``mapInArrow`` function of an aggregate: each batch's partials (the last of
+    ``steps`` selects them), combined per partition.
+    """  # noqa: D205
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        parts = [_stepped(batch, steps).select(exprs).collect() for batch in batches]
+        parts = [_stepped(batch, steps, inputs).collect() for batch in batches]
         if parts:
             table = _totals(pl.concat(parts), rules).to_arrow(compat_level=pl.CompatLevel.oldest())
             yield from table.cast(out).to_batches()
@@ -170,6 +214,11 @@ def _listed(args: Sequence[Any]) -> list[Any]:
         else:
             out.extend(a)
     return out
+
+
+def _quoted(name: str) -> str:
+    """A column name as Spark reads it literally (a dot is not a struct field)."""
+    return "`" + name.replace("`", "``") + "`"
 
 
 def _classic(df: DataFrame) -> bool:
@@ -264,8 +313,17 @@ class PartitionFrame:
         """The Spark DataFrame the steps give (lazy: nothing runs until an action)."""
         if not self._steps:
             return self._df
+        df, inputs = self._read_for(self._steps)
         out = arrow_schema(self._schema)
-        return self._df.mapInArrow(_run_steps(self._steps, out), spark_schema(self._schema))
+        return df.mapInArrow(_run_steps(self._steps, out, inputs), spark_schema(self._schema))
+
+    def _read_for(self, steps: Sequence[Step]) -> tuple[DataFrame, pl.Schema]:
+        """The Spark rows with only the columns ``steps`` read, and the schema they were built on."""
+        inputs = _polars_schema(self._df)
+        columns = read_columns(inputs, lambda lf: _through(lf, steps))
+        if columns is None:
+            return self._df, inputs
+        return self._df.select(*(_quoted(c) for c in columns)), inputs
 
     def aggregate(self, aggs: Aggregates) -> dict[str, dict[str, Any]]:
         """Every aggregate per batch (polars), combined per partition on the executors with
@@ -276,9 +334,11 @@ class PartitionFrame:
         partials = aggs.partials()
         exprs = [e.alias(name) for name, e, _ in partials]
         rules = [(name, rule) for name, _, rule in partials]
-        out = self.pipe(lambda lf: lf.select(exprs)).collect_schema()
-        df = self._df.mapInArrow(
-            _partition_totals(self._steps, exprs, rules, arrow_schema(out)), spark_schema(out)
+        steps = (*self._steps, lambda lf: lf.select(exprs))
+        out = _through(pl.LazyFrame(schema=self._schema), steps[-1:]).collect_schema()
+        df, inputs = self._read_for(steps)
+        df = df.mapInArrow(
+            _partition_totals(steps, rules, arrow_schema(out), inputs), spark_schema(out)
         )
         rows = _to_polars(df)
         if rows.height == 0:

@@ -265,8 +265,11 @@ class PartitionFrame:
         return self.pipe(lambda lf: lf.filter(flat))
 
     def select(self, *exprs: Any) -> PartitionFrame:
-        """Row-by-row polars ``select``."""
+        """Row-by-row polars ``select`` (Spark's own when it only picks columns of the source)."""
         flat = _listed(exprs)
+        if not self._steps and all(isinstance(e, str) for e in flat):
+            picked = self._df.select(*(_quoted(c) for c in flat))
+            return PartitionFrame(picked, schema=pl.Schema({c: self._schema[c] for c in flat}))
         return self.pipe(lambda lf: lf.select(flat))
 
     def with_columns(self, *exprs: Any) -> PartitionFrame:
@@ -390,19 +393,19 @@ class PartitionFrame:
         """
         from pyspark.sql import functions as F
 
-        df = self.spark().where(F.col(column).isNotNull())
-        groups = df.groupBy(column).agg(
+        df = self.select("source_row", column).spark().where(F.col(_quoted(column)).isNotNull())
+        groups = df.groupBy(F.col(_quoted(column)).alias("value")).agg(
             F.count("*").alias("n"), F.min("source_row").alias("first_row")
         )
-        repeats = groups.where(F.col("n") > 1).select(F.col(column).alias("value"), "first_row")
+        repeats = groups.where(F.col("n") > 1).select("value", "first_row")
         return _to_polars(repeats).cast({"first_row": pl.Int64})
 
     def moments(self, columns: Sequence[str]) -> dict[str, tuple[int, float | None, float | None]]:
         """Per column: count, mean and sample standard deviation of the non-null values (one Spark job)."""
         from pyspark.sql import functions as F
 
-        exprs = [f(c) for c in columns for f in (F.count, F.avg, F.stddev_samp)]
-        row = self.spark().agg(*exprs).collect()[0]
+        exprs = [f(F.col(_quoted(c))) for c in columns for f in (F.count, F.avg, F.stddev_samp)]
+        row = self.select(*columns).spark().agg(*exprs).collect()[0]
         return {c: (int(row[3 * i]), row[3 * i + 1], row[3 * i + 2]) for i, c in enumerate(columns)}
 
     def order_statistics(
@@ -420,7 +423,7 @@ class PartitionFrame:
 
         columns = list(wanted)
         tie = [] if tiebreak is None else [tiebreak]
-        df = self.spark()
+        df = self.select(*columns, *tie).spark()
         if len(columns) == 1:
             triples = df.select(
                 F.lit(columns[0]).alias("__field"), F.col(columns[0]).alias("__value"), *tie

@@ -489,6 +489,24 @@ def test_every_engine_operation_gives_the_same_answer_on_both_engines(spark, tmp
 
     assert_frame_equal(engine.fit_rows(part, 700), engine.fit_rows(lazy, 700))
     assert engine.fit_rows(lazy, 700).height <= 700
+
+    def stepped(frame: Any) -> Any:  # (Spark takes every k-th source row before these steps)
+        return (
+            frame.filter(pl.col("y") > 20)
+            .with_columns((pl.col("y") * 2).alias("z"))
+            .select("source_row", "z")
+        )
+
+    few = pl.Series([3, 17, 4_999, 70_000])  # (70,000 is no row)
+    picked = engine.rows_with_source_row(stepped(lazy), few).collect()
+    assert_frame_equal(
+        engine.rows_with_source_row(stepped(part), few).collect().sort("source_row"), picked
+    )
+    assert 0 < picked.height < 4 and set(picked["source_row"]) <= {3, 17, 4_999}
+    kept = stepped(lazy).select(pl.len()).collect().item()
+    spread = engine.fit_rows(stepped(part), 300, rows=kept)
+    assert_frame_equal(spread, engine.fit_rows(stepped(lazy), 300, rows=kept))
+    assert 0 < spread.height <= 300 and (spread["source_row"] % -(-kept // 300) == 0).all()
     masks = [(pl.col("x") > 15, 5), (pl.col("group") == "c", 3), (pl.col("y") < 0, 5)]
     assert_frame_equal(engine.first_rows_where(part, masks), engine.first_rows_where(lazy, masks))
     spark_m, polars_m = engine.moments(part, ["x", "y"]), engine.moments(lazy, ["x", "y"])
@@ -582,10 +600,12 @@ def _job_counter() -> Any:
 #: Spark jobs of a churn run on the demo sample without the model stage, as measured when
 #: this test was written (as many as on a default ``local[2]`` session, docs/how-to/spark.md:
 #: 77 before aggregates were combined per partition, 53 before the date formats were
-#: counted in the issues' pass, 49 before order statistics were found by bands). The aim is
-#: 15, which needs the checks to run as JVM expressions; this bound keeps the count from
-#: growing back unnoticed.
-CHURN_JOBS = 44
+#: counted in the issues' pass, 49 before order statistics were found by bands, 44 before
+#: the matrix was written without counting it again; the quarantined rows' records, now
+#: picked from bronze by Spark, add one job: Spark broadcasts the few rows). The aim is 15,
+#: which needs the checks to run as JVM expressions; this bound keeps the count from growing
+#: back unnoticed.
+CHURN_JOBS = 43
 
 
 def test_a_churn_run_without_the_model_runs_a_bounded_number_of_spark_jobs(spark, tmp_path):

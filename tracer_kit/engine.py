@@ -58,6 +58,7 @@ __all__ = [
     "register_engine",
     "repeated_values",
     "resolve_engine",
+    "rows_with_source_row",
     "small_frame",
     "write_in_batches",
     "write_rows",
@@ -163,6 +164,14 @@ class Engine(ABC):
     @abstractmethod
     def spread_rows(self, frame: Any, limit: int, rows: int) -> pl.DataFrame:
         """``limit`` rows of a frame without ``source_row``, on the driver."""
+
+    @abstractmethod
+    def every_kth_row(self, frame: Any, k: int) -> Any:
+        """The rows whose ``source_row`` is a multiple of ``k`` (a lazy frame of the engine)."""
+
+    @abstractmethod
+    def rows_with_source_row(self, frame: Any, rows: pl.Series) -> Any:
+        """The rows whose ``source_row`` is one of ``rows`` (a lazy frame of the engine)."""
 
     @abstractmethod
     def collect_step(self, frame: Any, step: Step) -> pl.DataFrame:
@@ -277,6 +286,14 @@ class PolarsEngine(Engine):
     def spread_rows(self, frame: Any, limit: int, rows: int) -> pl.DataFrame:
         """Every k-th row (:func:`tracer_kit._scratch.spread`)."""
         return spread(frame.lazy(), limit, rows=rows).collect(engine="streaming")
+
+    def every_kth_row(self, frame: Any, k: int) -> pl.LazyFrame:
+        """A filter on ``source_row``."""
+        return frame.lazy().filter(pl.col("source_row") % k == 0)
+
+    def rows_with_source_row(self, frame: Any, rows: pl.Series) -> pl.LazyFrame:
+        """A filter on ``source_row`` (Parquet's row-group statistics skip the others)."""
+        return frame.lazy().filter(pl.col("source_row").is_in(rows.implode()))
 
     def collect_step(self, frame: Any, step: Step) -> pl.DataFrame:
         """The step over the whole frame, streaming."""
@@ -450,10 +467,17 @@ def fit_rows(frame: Any, limit: int, *, rows: int | None = None) -> pl.DataFrame
     """
     n = count_rows(frame) if rows is None else rows
     if n > limit and "source_row" in frame.collect_schema().names():
-        frame = frame.filter(pl.col("source_row") % -(-n // limit) == 0)
+        frame = engine_of(frame).every_kth_row(frame, -(-n // limit))
     elif n > limit:
         return engine_of(frame).spread_rows(frame, limit, n)
     return frame.lazy().head(min(n, limit)).collect(engine="streaming")
+
+
+def rows_with_source_row(frame: Any, rows: pl.Series) -> Any:
+    """The rows whose ``source_row`` is one of ``rows``: a few rows found by an earlier pass
+    (the quarantined rows' records in bronze), taken without reading the others.
+    """  # noqa: D205
+    return engine_of(frame).rows_with_source_row(frame, rows)
 
 
 def first_rows_where(frame: Any, masks: Sequence[tuple[pl.Expr, int]]) -> pl.DataFrame:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tracer_kit.blueprints import Blueprint
+from tracer_kit.engine import materialize
 from tracer_kit.lazy import lazy_module
 from tracer_kit.skops_files import dump_skops
 
@@ -71,7 +72,8 @@ def _write_matrix(ctx: OutputContext, paths: dict[str, Path]) -> None:
     if ctx.fitted.get("recipe") is None:
         return  # (no number or category to build a matrix from)
     keys = ctx.blueprint.key if ctx.blueprint.aggregates else ()  # (a filled day has no source row)
-    ctx.fitted["recipe"].write_matrix(ctx.processed, paths["model"], keys=keys)
+    # written, not counted: the run knows its processed rows (on Spark a count is two jobs)
+    materialize(ctx.fitted["recipe"].matrix_plan(ctx.processed, keys=keys), paths["model"])
 
 
 def _write_recipe(ctx: OutputContext, paths: dict[str, Path]) -> None:

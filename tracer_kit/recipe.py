@@ -175,11 +175,17 @@ class Recipe:
 
     def transform(self, frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
         """The model-ready matrix of ``frame`` (``source_row`` first when it has one)."""
+        return self.matrix_plan(frame).collect()
+
+    def matrix_plan(self, frame: Any, *, keys: Sequence[str] = ()) -> Any:
+        """The matrix of ``frame`` as a plan of its engine (nothing runs): ``source_row`` and
+        ``keys`` first when ``frame`` has them, then :meth:`expressions`.
+        """  # noqa: D205
         lf = frame.lazy()
         if self.drop_missing:
             lf = lf.drop_nulls(self.numeric + self.categorical)
-        first = [c for c in ("source_row",) if c in lf.collect_schema().names()]
-        return lf.select(*first, *self.expressions()).collect()
+        first = [c for c in ("source_row", *keys) if c in lf.collect_schema().names()]
+        return lf.select(*first, *self.expressions())
 
     def write_matrix(self, frame: Any, path: str | Path, *, keys: Sequence[str] = ()) -> int:
         """Write the matrix of ``frame`` to ``path`` (zstd Parquet, streamed); returns rows.
@@ -188,11 +194,7 @@ class Recipe:
         one per date, may have no source row). On Spark (``frame`` a
         :class:`~tracer_kit.spark.PartitionFrame`) the executors write part files in ``path``.
         """
-        lf = frame.lazy()
-        if self.drop_missing:
-            lf = lf.drop_nulls(self.numeric + self.categorical)
-        first = [c for c in ("source_row", *keys) if c in lf.collect_schema().names()]
-        return write_rows(lf.select(*first, *self.expressions()), Path(path))
+        return write_rows(self.matrix_plan(frame, keys=keys), Path(path))
 
     def describe(self) -> dict[str, Any]:
         """The choices made: column lists, imputation per column, encoding per column."""

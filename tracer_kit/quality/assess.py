@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from tracer_kit.blueprints import Blueprint, RuleContext, blueprint_form, get_blueprint
 from tracer_kit.config import Config, Thresholds, load_config, validation_message
-from tracer_kit.engine import engine_of, fit_rows, materialize
+from tracer_kit.engine import engine_of, fit_rows, materialize, rows_with_source_row
 from tracer_kit.errors import BlueprintError, PipelineBugError
 from tracer_kit.heavy import preload_pandera
 from tracer_kit.ingest import REJECT_SCHEMA, Ingested, ReadContext, read_source
@@ -157,7 +157,7 @@ def _validated_quarantine(
     bad_rows = bad_rows.collect(engine="streaming").get_column("source_row")
     records = bronze
     if len(bad_rows) <= limit:  # few bad rows: read just their row groups of bronze
-        records = bronze.filter(pl.col("source_row").is_in(bad_rows.implode()))
+        records = rows_with_source_row(bronze, bad_rows)
     # join first: only the bad rows' records are encoded as JSON
     joined = records.join(
         bad, left_on="source_row", right_on="__row", how="inner", maintain_order="left"

@@ -155,6 +155,14 @@ class SparkEngine(Engine):
         """The first ``limit`` rows."""
         return frame.head(limit).collect()
 
+    def every_kth_row(self, frame: Any, k: int) -> PartitionFrame:
+        """Taken by Spark from the source rows, before the polars steps run."""
+        return frame.every_kth_row(k)
+
+    def rows_with_source_row(self, frame: Any, rows: pl.Series) -> PartitionFrame:
+        """A broadcast semi-join by Spark, before the polars steps run."""
+        return frame.rows_with_source_row(rows)
+
     def collect_step(self, frame: Any, step: Step) -> pl.DataFrame:
         """The step per batch on the executors, its few rows collected."""
         return frame.pipe(step).collect()

@@ -3,7 +3,8 @@
 Usage: ``python benchmarks/latency.py [--repeat 5] [--results benchmarks/latency.md]``
 
 Each command runs ``--repeat`` times (median, min and max of the wall time) on the demo
-samples in a fresh project folder. Floors, measured in the same run on the same file:
+samples in a fresh project folder, in rounds (every command once a round, floors included).
+Floors, measured in the same run on the same file:
 
 - ``polars``: a bare ``python -c`` that imports polars and duckdb, reads the CSV and writes Parquet;
 - ``papermill``: Papermill executing a one-cell notebook on the same kernel.
@@ -131,18 +132,21 @@ def measure(root: Path, repeat: int) -> tuple[dict[str, Timing], dict[str, list[
         ("tracer query", [tracer, "query", "SELECT count(*) FROM runs"], 0),
         ("missing-column error", [tracer, "run", "missing_column.csv", "-b", "customer_churn"], 1),
     ]
-    timings: dict[str, Timing] = {}
     stages: dict[str, list[float]] = {"report": [], "model": []}
-    for name, args, expect in commands:
-        runs = []
-        for _ in range(repeat):
-            runs.append(_timed(args, root, expect=expect))
+    runs: dict[str, list[float]] = {name: [] for name, _, _ in commands}
+    # In rounds, each command once a round: a machine that slows down during the run slows
+    # the floors as much as the commands (run one after the other, the floor measured in a
+    # quiet minute made every ratio look worse, or better, than it was).
+    for _ in range(repeat):
+        for name, args, expect in commands:
+            runs[name].append(_timed(args, root, expect=expect))
             if name == "tracer run --no-notebook":
                 run_id = _latest_run(root)["run_id"]
                 stages["report"].append(_stage(root, run_id, "report"))
                 stages["model"].append(_stage(root, run_id, "model"))
-        timings[name] = Timing(name, runs)
-        print(f"{name:42} median {timings[name].median:6.2f} s", flush=True)
+    timings = {name: Timing(name, seconds) for name, seconds in runs.items()}
+    for name, timing in timings.items():
+        print(f"{name:42} median {timing.median:6.2f} s", flush=True)
     run_id = _latest_run(root)["run_id"]
     timings["tracer report RUN_ID"] = _repeat(
         "tracer report RUN_ID", [tracer, "report", run_id], root, repeat

@@ -128,3 +128,10 @@ def test_read_columns_names_what_a_plan_reads_by_polars_own_projection_pushdown(
     assert read_columns(schema, lambda lf: lf.select(pl.len())) == ["a"]  # (a count reads one)
     assert read_columns(schema, lambda lf: lf) is None
     assert read_columns(schema, lambda lf: lf.drop_nulls().select("b")) is None  # (every column)
+
+    def refuses_no_rows(lf: pl.LazyFrame) -> pl.LazyFrame:
+        if lf.collect().height == 0:
+            raise ValueError("Found array with 0 sample(s)")  # (as scikit-learn says)
+        return lf.select("a")
+
+    assert read_columns(schema, refuses_no_rows) is None  # (it cannot tell: every column)

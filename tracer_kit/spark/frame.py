@@ -124,8 +124,8 @@ def read_columns(schema: pl.Schema, plan: Step) -> list[str] | None:
 
     try:
         plan(register_io_source(source, schema=schema)).collect()
-    except pl.exceptions.PolarsError:  # (the batches will say what is wrong)
-        return None
+    except Exception:  # (a step that refuses no rows: read every column; the batches will
+        return None  # say what is wrong, if anything is)
     if not read or any(columns is None for columns in read):
         return None
     columns = {c for part in read for c in part or ()}  # (a plan of several branches reads each)
@@ -267,7 +267,7 @@ class PartitionFrame:
     def select(self, *exprs: Any) -> PartitionFrame:
         """Row-by-row polars ``select`` (Spark's own when it only picks columns of the source)."""
         flat = _listed(exprs)
-        if not self._steps and all(isinstance(e, str) for e in flat):
+        if not self._steps and all(isinstance(e, str) and e in self._schema for e in flat):
             picked = self._df.select(*(_quoted(c) for c in flat))
             return PartitionFrame(picked, schema=pl.Schema({c: self._schema[c] for c in flat}))
         return self.pipe(lambda lf: lf.select(flat))

@@ -50,6 +50,7 @@ __all__ = [
     "engine_names",
     "first_rows_where",
     "fit_rows",
+    "kth_source_row",
     "map_batches",
     "materialize",
     "moments",
@@ -60,6 +61,7 @@ __all__ = [
     "resolve_engine",
     "rows_with_source_row",
     "small_frame",
+    "source_row_in",
     "write_in_batches",
     "write_rows",
 ]
@@ -289,11 +291,11 @@ class PolarsEngine(Engine):
 
     def every_kth_row(self, frame: Any, k: int) -> pl.LazyFrame:
         """A filter on ``source_row``."""
-        return frame.lazy().filter(pl.col("source_row") % k == 0)
+        return frame.lazy().filter(kth_source_row(k))
 
     def rows_with_source_row(self, frame: Any, rows: pl.Series) -> pl.LazyFrame:
         """A filter on ``source_row`` (Parquet's row-group statistics skip the others)."""
-        return frame.lazy().filter(pl.col("source_row").is_in(rows.implode()))
+        return frame.lazy().filter(source_row_in(rows))
 
     def collect_step(self, frame: Any, step: Step) -> pl.DataFrame:
         """The step over the whole frame, streaming."""
@@ -471,6 +473,16 @@ def fit_rows(frame: Any, limit: int, *, rows: int | None = None) -> pl.DataFrame
     elif n > limit:
         return engine_of(frame).spread_rows(frame, limit, n)
     return frame.lazy().head(min(n, limit)).collect(engine="streaming")
+
+
+def kth_source_row(k: int) -> pl.Expr:
+    """Rows whose ``source_row`` is a multiple of ``k`` (every engine's even spread)."""
+    return pl.col("source_row") % k == 0
+
+
+def source_row_in(rows: pl.Series) -> pl.Expr:
+    """Rows whose ``source_row`` is one of ``rows``."""
+    return pl.col("source_row").is_in(rows.implode())
 
 
 def rows_with_source_row(frame: Any, rows: pl.Series) -> Any:

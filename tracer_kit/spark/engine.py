@@ -20,8 +20,10 @@ from tracer_kit.engine import (
     Engine,
     Step,
     Transform,
+    kth_source_row,
     map_batches,
     register_engine,
+    source_row_in,
     write_rows,
 )
 from tracer_kit.errors import ConfigError
@@ -31,7 +33,11 @@ from tracer_kit.spark.frame import PartitionFrame, by_group, read_parquet
 from tracer_kit.spark.session import for_runs, spark_session
 from tracer_kit.spark.source import read_spark
 
-__all__ = ["SparkEngine"]
+__all__ = ["IN_PLAN_ROWS", "SparkEngine"]
+
+#: Row numbers :meth:`SparkEngine.rows_with_source_row` writes into the plan as a set of
+#: values; more are joined (a broadcast: one job more).
+IN_PLAN_ROWS = 50_000
 
 
 @register_engine
@@ -157,11 +163,25 @@ class SparkEngine(Engine):
 
     def every_kth_row(self, frame: Any, k: int) -> PartitionFrame:
         """Taken by Spark from the source rows, before the polars steps run."""
-        return frame.every_kth_row(k)
+        from pyspark.sql import functions as F
+
+        pick = lambda df: df.where(F.col("source_row") % k == 0)  # noqa: E731
+        return frame.before_steps(pick, kth_source_row(k))
 
     def rows_with_source_row(self, frame: Any, rows: pl.Series) -> PartitionFrame:
-        """A broadcast semi-join by Spark, before the polars steps run."""
-        return frame.rows_with_source_row(rows)
+        """Taken by Spark from the source rows, before the polars steps run: a set of values
+        in the plan for up to :data:`IN_PLAN_ROWS` rows (no job), else a broadcast semi-join.
+        """  # noqa: D205
+        from pyspark.sql import functions as F
+
+        def pick(df: Any) -> Any:
+            if rows.len() <= IN_PLAN_ROWS:
+                return df.where(F.col("source_row").isin(rows.to_list()))
+            wanted = PartitionFrame.from_polars(df.sparkSession, rows.cast(pl.Int64).to_frame())
+            small = wanted.spark().toDF("source_row")
+            return df.join(F.broadcast(small), on="source_row", how="left_semi")
+
+        return frame.before_steps(pick, source_row_in(rows))
 
     def collect_step(self, frame: Any, step: Step) -> pl.DataFrame:
         """The step per batch on the executors, its few rows collected."""

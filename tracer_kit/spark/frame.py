@@ -277,34 +277,18 @@ class PartitionFrame:
         flat = _listed(exprs)
         return self.pipe(lambda lf: lf.with_columns(flat))
 
-    def every_kth_row(self, k: int) -> PartitionFrame:
-        """Rows whose ``source_row`` is a multiple of ``k``.
-
-        Spark filters the source rows before the polars steps run, so only those rows reach
-        Python: the steps go row by row and keep each row's ``source_row`` (its identity),
-        so filtering before them is filtering after them.
-        """
-        if "source_row" not in self._df.columns:
-            return self.filter(pl.col("source_row") % k == 0)
-        from pyspark.sql import functions as F
-
-        picked = self._df.where(F.col("source_row") % k == 0)
-        return PartitionFrame(picked, self._steps, self._schema)
-
-    def rows_with_source_row(self, rows: pl.Series) -> PartitionFrame:
-        """Rows whose ``source_row`` is one of ``rows``: a broadcast semi-join of the source
-        rows before the polars steps run (see :meth:`every_kth_row`), so the other rows never
-        reach Python.
+    def before_steps(
+        self, pick: Callable[[DataFrame], DataFrame], otherwise: pl.Expr
+    ) -> PartitionFrame:
+        """Rows chosen by ``source_row`` alone, picked by Spark (``pick``) from the source rows
+        before the polars steps run, so the others never reach Python: the steps go row by
+        row and keep each row's ``source_row`` (its identity), so picking before them is
+        picking after them. A source without ``source_row`` gets the polars filter
+        ``otherwise``.
         """  # noqa: D205
         if "source_row" not in self._df.columns:
-            return self.filter(pl.col("source_row").is_in(rows.implode()))
-        from pyspark.sql import functions as F
-
-        wanted = PartitionFrame.from_polars(
-            self.session, rows.cast(pl.Int64).to_frame("source_row")
-        )
-        picked = self._df.join(F.broadcast(wanted.spark()), on="source_row", how="left_semi")
-        return PartitionFrame(picked, self._steps, self._schema)
+            return self.filter(otherwise)
+        return PartitionFrame(pick(self._df), self._steps, self._schema)
 
     def drop_nulls(self, *columns: Any) -> PartitionFrame:
         """Rows without nulls (in ``columns``, or in any column)."""

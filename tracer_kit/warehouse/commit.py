@@ -60,7 +60,7 @@ def _move_into_place(staged: str | Path, final: Path) -> None:
     options left by a warehouse that was deleted (the same rows, in a file no warehouse lists).
     """  # noqa: D205
     if final.is_dir():
-        shutil.rmtree(final)
+        remove_placed(final)
     os.replace(staged, final)
 
 

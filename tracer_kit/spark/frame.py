@@ -26,6 +26,8 @@ import pyarrow as pa
 from polars.io.plugins import register_io_source
 
 from tracer_kit.aggregates import Aggregates
+from tracer_kit.spark.columns import Unsupported, quoted, spark_columns, spark_predicate
+from tracer_kit.spark.schemas import arrow_schema, polars_schema, spark_schema
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -47,44 +49,6 @@ def spark_path(path: Any) -> str:
     """A path as Spark must get it: URIs as given, local paths absolute (the JVM has its own cwd)."""
     text = str(path)
     return text if "://" in text or text.startswith("table:") else str(Path(text).resolve())
-
-
-def arrow_schema(schema: pl.Schema) -> pa.Schema:
-    """The Arrow schema polars hands Spark for ``schema`` (plain strings and lists)."""
-    empty = pl.DataFrame(schema=schema).to_arrow(compat_level=pl.CompatLevel.oldest())
-    fields = []
-    for f in empty.schema:
-        fields.append(pa.field(f.name, _plain(f.type)))
-    return pa.schema(fields)
-
-
-def _plain(t: pa.DataType) -> pa.DataType:
-    """Types Spark reads: plain strings and lists, signed integers, no null type.
-
-    Spark has no unsigned integers: each becomes the next wider signed type (a one-hot
-    ``UInt8`` column is ``Int16`` on Spark), ``UInt64`` becomes ``Int64``.
-    """
-    if pa.types.is_large_string(t) or pa.types.is_string_view(t) or pa.types.is_null(t):
-        return pa.string()
-    if pa.types.is_unsigned_integer(t):
-        return {8: pa.int16(), 16: pa.int32()}.get(t.bit_width, pa.int64())
-    if pa.types.is_large_list(t) or pa.types.is_list(t):
-        return pa.list_(_plain(t.value_type))
-    return t
-
-
-def spark_schema(schema: pl.Schema) -> Any:
-    """The Spark ``StructType`` of a polars schema."""
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    return from_arrow_schema(arrow_schema(schema))
-
-
-def _polars_schema(df: DataFrame) -> pl.Schema:
-    from pyspark.sql.pandas.types import to_arrow_schema
-
-    empty = pa.Table.from_batches([], schema=to_arrow_schema(df.schema))
-    return pl.from_arrow(empty).schema  # type: ignore[union-attr]
 
 
 def _through(lf: pl.LazyFrame, steps: Sequence[Step]) -> pl.LazyFrame:
@@ -216,11 +180,6 @@ def _listed(args: Sequence[Any]) -> list[Any]:
     return out
 
 
-def _quoted(name: str) -> str:
-    """A column name as Spark reads it literally (a dot is not a struct field)."""
-    return "`" + name.replace("`", "``") + "`"
-
-
 def _classic(df: DataFrame) -> bool:
     """Whether ``df`` is classic Spark (not Spark Connect, which has no RDDs)."""
     return type(df).__module__.startswith("pyspark.sql.classic") or hasattr(df, "_jdf")
@@ -239,7 +198,7 @@ class PartitionFrame:
     ) -> None:
         self._df = df
         self._steps = tuple(steps)
-        self._schema = schema if schema is not None else _polars_schema(df)
+        self._schema = schema if schema is not None else polars_schema(df)
 
     @classmethod
     def from_polars(cls, session: Any, df: pl.DataFrame) -> PartitionFrame:
@@ -259,23 +218,48 @@ class PartitionFrame:
             schema = step(pl.LazyFrame(schema=self._schema)).collect_schema()
         return PartitionFrame(self._df, (*self._steps, step), schema)
 
+    def _step(self, step: Step, native: Callable[[DataFrame], DataFrame]) -> PartitionFrame:
+        """Add ``step``, run by Spark itself as ``native`` when that gives the same rows.
+
+        It does when no polars step is pending (a native step after one would need the
+        pending steps' output from Python first), every expression compiles
+        (:mod:`tracer_kit.spark.columns`) and Spark's result has exactly polars' columns
+        and types; otherwise the step runs in Python like any other.
+        """
+        from pyspark.errors import AnalysisException
+
+        schema = step(pl.LazyFrame(schema=self._schema)).collect_schema()
+        if not self._steps:
+            try:
+                df = native(self._df)
+                if polars_schema(df) == schema:
+                    return PartitionFrame(df, schema=schema)
+            except (Unsupported, AnalysisException):
+                pass
+        return PartitionFrame(self._df, (*self._steps, step), schema)
+
     def filter(self, *predicates: pl.Expr) -> PartitionFrame:
         """Rows where the polars predicates hold."""
         flat = _listed(predicates)
-        return self.pipe(lambda lf: lf.filter(flat))
+        return self._step(
+            lambda lf: lf.filter(flat), lambda df: df.where(spark_predicate(flat, self._schema))
+        )
 
     def select(self, *exprs: Any) -> PartitionFrame:
-        """Row-by-row polars ``select`` (Spark's own when it only picks columns of the source)."""
+        """Row-by-row polars ``select``."""
         flat = _listed(exprs)
-        if not self._steps and all(isinstance(e, str) and e in self._schema for e in flat):
-            picked = self._df.select(*(_quoted(c) for c in flat))
-            return PartitionFrame(picked, schema=pl.Schema({c: self._schema[c] for c in flat}))
-        return self.pipe(lambda lf: lf.select(flat))
+        return self._step(
+            lambda lf: lf.select(flat),
+            lambda df: df.select(*spark_columns(flat, self._schema).values()),
+        )
 
     def with_columns(self, *exprs: Any) -> PartitionFrame:
         """Row-by-row polars ``with_columns``."""
         flat = _listed(exprs)
-        return self.pipe(lambda lf: lf.with_columns(flat))
+        return self._step(
+            lambda lf: lf.with_columns(flat),
+            lambda df: df.withColumns(spark_columns(flat, self._schema, alone=False)),
+        )
 
     def before_steps(
         self, pick: Callable[[DataFrame], DataFrame], otherwise: pl.Expr
@@ -290,9 +274,10 @@ class PartitionFrame:
             return self.filter(otherwise)
         return PartitionFrame(pick(self._df), self._steps, self._schema)
 
-    def drop_nulls(self, *columns: Any) -> PartitionFrame:
-        """Rows without nulls (in ``columns``, or in any column)."""
-        return self.pipe(lambda lf: lf.drop_nulls(*columns))
+    def drop_nulls(self, *columns: str) -> PartitionFrame:
+        """Rows without nulls (in ``columns``, or in any column; NaN is a value)."""
+        names = list(columns) or list(self._schema)
+        return self.filter(*(pl.col(c).is_not_null() for c in names))
 
     def explode(self, *columns: Any) -> PartitionFrame:
         """One row per list element."""
@@ -300,16 +285,16 @@ class PartitionFrame:
 
     def rename(self, mapping: dict[str, str]) -> PartitionFrame:
         """Columns renamed."""
-        return self.pipe(lambda lf: lf.rename(mapping))
+        return self.select(pl.col(c).alias(mapping.get(c, c)) for c in self._schema)
 
     def cast(self, dtypes: dict[str, pl.DataType]) -> PartitionFrame:
         """Columns cast."""
-        return self.pipe(lambda lf: lf.cast(dtypes))  # type: ignore[arg-type]
+        return self.with_columns(pl.col(c).cast(t) for c, t in dtypes.items())
 
     def drop(self, *columns: Any) -> PartitionFrame:
         """Columns left out."""
-        flat = _listed(columns)
-        return self.pipe(lambda lf: lf.drop(flat))
+        gone = set(_listed(columns))
+        return self.select(c for c in self._schema if c not in gone)
 
     def lazy(self) -> PartitionFrame:
         """Itself (for code written against ``frame.lazy()``)."""
@@ -335,11 +320,11 @@ class PartitionFrame:
 
     def _read_for(self, steps: Sequence[Step]) -> tuple[DataFrame, pl.Schema]:
         """The Spark rows with only the columns ``steps`` read, and the schema they were built on."""
-        inputs = _polars_schema(self._df)
+        inputs = polars_schema(self._df)
         columns = read_columns(inputs, lambda lf: _through(lf, steps))
         if columns is None:
             return self._df, inputs
-        return self._df.select(*(_quoted(c) for c in columns)), inputs
+        return self._df.select(*(quoted(c) for c in columns)), inputs
 
     def aggregate(self, aggs: Aggregates) -> dict[str, dict[str, Any]]:
         """Every aggregate per batch (polars), combined per partition on the executors with
@@ -406,8 +391,8 @@ class PartitionFrame:
         """
         from pyspark.sql import functions as F
 
-        df = self.select("source_row", column).spark().where(F.col(_quoted(column)).isNotNull())
-        groups = df.groupBy(F.col(_quoted(column)).alias("value")).agg(
+        df = self.select("source_row", column).spark().where(F.col(quoted(column)).isNotNull())
+        groups = df.groupBy(F.col(quoted(column)).alias("value")).agg(
             F.count("*").alias("n"), F.min("source_row").alias("first_row")
         )
         repeats = groups.where(F.col("n") > 1).select("value", "first_row")
@@ -417,7 +402,7 @@ class PartitionFrame:
         """Per column: count, mean and sample standard deviation of the non-null values (one Spark job)."""
         from pyspark.sql import functions as F
 
-        exprs = [f(F.col(_quoted(c))) for c in columns for f in (F.count, F.avg, F.stddev_samp)]
+        exprs = [f(F.col(quoted(c))) for c in columns for f in (F.count, F.avg, F.stddev_samp)]
         row = self.select(*columns).spark().agg(*exprs).collect()[0]
         return {c: (int(row[3 * i]), row[3 * i + 1], row[3 * i + 2]) for i, c in enumerate(columns)}
 

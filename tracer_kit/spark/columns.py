@@ -1,0 +1,410 @@
+r"""Polars expressions as Spark Columns, for the ones Spark computes to the very same values.
+
+A step of :class:`tracer_kit.spark.frame.PartitionFrame` (a ``filter``, ``select``,
+``with_columns``, ``cast``, ``rename``, ``drop``) whose every expression compiles here
+runs in the JVM as Spark's own plan; any other runs as polars code in Python workers. So
+each check, cast and feature is still written once, as a polars expression, and the
+formula Spark runs is derived from it, never written beside it.
+
+The expression is read from polars' own serialized form (``Expr.meta.serialize``). Only
+nodes whose Spark twin gives the same value on every input are compiled, including nulls,
+NaN and Spark's ANSI mode; anything else (a regular expression, a date parsed from text,
+a division, a transcendental function, a change of case, integer arithmetic that might overflow) raises
+:class:`Unsupported`, and the step stays in Python. ``tests/test_spark_columns.py`` runs
+each compiled node on both engines over rows with nulls, NaN, signed zeros and Unicode.
+The rules that make them equal:
+
+- comparisons: same kind of value on both sides (text, numbers, booleans or dates); Spark
+  and polars both order NaN above every number and call NaN equal to NaN;
+- ``&``, ``|``, ``~``, ``any_horizontal``, ``all_horizontal``: booleans only (polars'
+  ``&`` on integers is bitwise), Kleene logic on both;
+- ``+``, ``-``, ``*``, negation: floating-point results only (IEEE on both; integer
+  overflow wraps in polars and fails in Spark's ANSI mode);
+- ``is_in``: a list without nulls (SQL's ``IN`` is null for a value missing from a list
+  that holds a null, polars says false) and no floats;
+- ``is_nan``: null for null (Spark's ``isnan`` says false);
+- ``clip``: NaN stays NaN, null stays null (Spark's ``greatest`` skips nulls);
+- ``str.strip_chars()``: Unicode white space, by Java's ``(?U)\s`` (the same Unicode
+  ``White_Space`` property as Rust's ``char::is_whitespace``);
+- not ``str.to_lowercase``: Java 17 and polars know different Unicode versions, and a
+  final sigma after a newer mark lowers differently (29 of the Basic Multilingual Plane's
+  characters, found by the test);
+- casts: only those that cannot fail or round differently (integers widened or to
+  Float64, Float32 to Float64, integers, text and booleans to text).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from tracer_kit.spark.schemas import spark_type
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column
+
+__all__ = ["Unsupported", "quoted", "spark_columns", "spark_predicate"]
+
+Node = Any  # one node of polars' serialized expression (a dict, a string or a list)
+
+
+class Unsupported(Exception):  # (a signal inside this package, never shown to anyone)
+    """The expression has a node without an exact Spark twin (the step runs in Python)."""
+
+
+_COMPARE = {
+    "Eq": "__eq__",
+    "NotEq": "__ne__",
+    "Lt": "__lt__",
+    "LtEq": "__le__",
+    "Gt": "__gt__",
+    "GtEq": "__ge__",
+    "EqValidity": "eqNullSafe",
+}
+_ARITHMETIC = {"Plus": "__add__", "Minus": "__sub__", "Multiply": "__mul__"}
+_INTEGERS = {pl.Int8, pl.Int16, pl.Int32, pl.Int64}
+_FLOATS = {pl.Float32, pl.Float64}
+_WIDTH = {pl.Int8: 8, pl.Int16: 16, pl.Int32: 32, pl.Int64: 64}
+
+
+def _kind(dtype: pl.DataType) -> str:
+    """The kind of value a comparison may pair: text, number, boolean, date (else unsupported)."""
+    if dtype == pl.String:
+        return "text"
+    if dtype.base_type() in _INTEGERS | _FLOATS:
+        return "number"
+    if dtype == pl.Boolean:
+        return "boolean"
+    if dtype == pl.Date:
+        return "date"
+    raise Unsupported(f"values of type {dtype}")
+
+
+def _exact_cast(source: pl.DataType, target: pl.DataType) -> bool:
+    """Whether Spark's cast from ``source`` to ``target`` gives polars' value on every input."""
+    if source == target:
+        return True
+    if source.base_type() in _INTEGERS:
+        if target.base_type() in _INTEGERS:
+            return _WIDTH[target.base_type()] >= _WIDTH[source.base_type()]
+        return target == pl.Float64 or target == pl.String
+    if source == pl.Float32:
+        return target == pl.Float64
+    return source == pl.Boolean and target == pl.String
+
+
+def _function_name(spec: Node) -> tuple[str, Node]:
+    """``"Abs"`` or ``{"Boolean": "IsNull"}`` or ``{"StringExpr": {"Contains": {...}}}`` as
+    ``("Abs", None)``, ``("Boolean.IsNull", None)``, ``("StringExpr.Contains", {...})``.
+    """  # noqa: D205
+    if isinstance(spec, str):
+        return spec, None
+    (group, inner), *rest = spec.items()
+    if rest:
+        raise Unsupported(f"function {spec}")
+    if isinstance(inner, str):
+        return f"{group}.{inner}", None
+    if isinstance(inner, dict) and len(inner) == 1:
+        (name, options), *_ = inner.items()
+        return f"{group}.{name}", options
+    return group, inner
+
+
+@dataclass
+class _Compiler:
+    """One schema's compiler: nodes to Spark Columns, with polars telling each node's type."""
+
+    schema: pl.Schema
+    _types: dict[str, pl.DataType] = field(default_factory=dict)
+
+    def expr(self, node: Node) -> pl.Expr:
+        return pl.Expr.deserialize(io.StringIO(json.dumps(node)), format="json")
+
+    def dtype(self, node: Node) -> pl.DataType:
+        key = json.dumps(node, sort_keys=True)
+        if key not in self._types:
+            frame = pl.LazyFrame(schema=self.schema)
+            self._types[key] = frame.select(self.expr(node).alias("v")).collect_schema()["v"]
+        return self._types[key]
+
+    def literal(self, node: Node) -> Any:
+        """A literal's value, as polars evaluates it."""
+        return pl.select(self.expr(node).alias("v")).item()
+
+    def column(self, node: Node) -> Column:
+        from pyspark.sql import functions as F
+
+        if not isinstance(node, dict) or len(node) != 1:
+            raise Unsupported(f"node {str(node)[:80]}")
+        (kind, body), *_ = node.items()
+        if kind == "Column":
+            return F.col(quoted(body))
+        if kind == "Alias":
+            return self.column(body[0]).alias(body[1])
+        if kind == "Literal":
+            return self._literal(node, body)
+        handler = _NODES.get(kind)
+        if handler is None:
+            raise Unsupported(f"node {kind}")
+        return handler(self, body)
+
+    def _literal(self, node: Node, body: Node) -> Column:
+        from pyspark.sql import functions as F
+
+        if "Dyn" in body:  # (an untyped number: Spark widens it as polars does)
+            return F.lit(self.literal(node))
+        dtype = self.dtype(node)
+        if dtype == pl.Null:
+            return F.lit(None)
+        _kind(dtype)  # (text, numbers, booleans and dates only)
+        return F.lit(self.literal(node)).cast(spark_type(dtype))
+
+
+def quoted(name: str) -> str:
+    """A column name as Spark reads it literally (a dot is not a struct field)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _binary(c: _Compiler, body: Node) -> Column:
+    left, op, right = body["left"], body["op"], body["right"]
+    if op in _COMPARE:
+        if _kind(c.dtype(left)) != _kind(c.dtype(right)):
+            raise Unsupported(f"{op} of {c.dtype(left)} and {c.dtype(right)}")
+        return getattr(c.column(left), _COMPARE[op])(c.column(right))
+    if op in ("And", "Or"):
+        if c.dtype(left) != pl.Boolean or c.dtype(right) != pl.Boolean:
+            raise Unsupported(f"{op} of non-booleans")
+        both = c.column(left), c.column(right)
+        return both[0] & both[1] if op == "And" else both[0] | both[1]
+    if op in _ARITHMETIC and c.dtype({"BinaryExpr": body}) in _FLOATS:
+        return getattr(c.column(left), _ARITHMETIC[op])(c.column(right))
+    raise Unsupported(f"operator {op}")
+
+
+def _ternary(c: _Compiler, body: Node) -> Column:
+    from pyspark.sql import functions as F
+
+    if c.dtype(body["predicate"]) != pl.Boolean:
+        raise Unsupported("a condition that is not boolean")
+    truthy, falsy = c.column(body["truthy"]), c.column(body["falsy"])
+    return F.when(c.column(body["predicate"]), truthy).otherwise(falsy)
+
+
+def _cast(c: _Compiler, body: Node) -> Column:
+    target = c.dtype({"Cast": body})
+    if not _exact_cast(c.dtype(body["expr"]), target):
+        raise Unsupported(f"cast from {c.dtype(body['expr'])} to {target}")
+    return c.column(body["expr"]).cast(spark_type(target))
+
+
+def _function(c: _Compiler, body: Node) -> Column:
+    name, options = _function_name(body["function"])
+    handler = _FUNCTIONS.get(name)
+    if handler is None:
+        raise Unsupported(f"function {name}")
+    return handler(c, body["input"], options)
+
+
+_NODES: dict[str, Callable[[_Compiler, Node], Column]] = {
+    "BinaryExpr": _binary,
+    "Ternary": _ternary,
+    "Cast": _cast,
+    "Function": _function,
+}
+
+
+# ---------------------------------------------------------------------------- functions
+def _booleans(c: _Compiler, inputs: Sequence[Node]) -> list[Column]:
+    if any(c.dtype(i) != pl.Boolean for i in inputs):
+        raise Unsupported("logic on non-booleans")
+    return [c.column(i) for i in inputs]
+
+
+def _not(c: _Compiler, inputs: Sequence[Node], _: Node) -> Column:
+    return ~_booleans(c, inputs)[0]
+
+
+def _horizontal(op: str) -> Callable[[_Compiler, Sequence[Node], Node], Column]:
+    def run(c: _Compiler, inputs: Sequence[Node], _: Node) -> Column:
+        columns = _booleans(c, inputs)
+        out = columns[0]
+        for more in columns[1:]:
+            out = (out | more) if op == "or" else (out & more)
+        return out
+
+    return run
+
+
+def _is_null(c: _Compiler, inputs: Sequence[Node], _: Node) -> Column:
+    return c.column(inputs[0]).isNull()
+
+
+def _is_not_null(c: _Compiler, inputs: Sequence[Node], _: Node) -> Column:
+    return c.column(inputs[0]).isNotNull()
+
+
+def _is_nan(negate: bool) -> Callable[[_Compiler, Sequence[Node], Node], Column]:
+    def run(c: _Compiler, inputs: Sequence[Node], _: Node) -> Column:
+        from pyspark.sql import functions as F
+
+        if c.dtype(inputs[0]) not in _FLOATS:
+            raise Unsupported("is_nan of non-floats")
+        value = c.column(inputs[0])
+        nan = ~F.isnan(value) if negate else F.isnan(value)
+        return F.when(value.isNotNull(), nan)
+
+    return run
+
+
+def _is_in(c: _Compiler, inputs: Sequence[Node], options: Node) -> Column:
+    if (options or {}).get("nulls_equal", False):
+        raise Unsupported("is_in with nulls_equal")
+    kind = _kind(c.dtype(inputs[0]))
+    values = c.literal(inputs[1])
+    values = list(values) if isinstance(values, pl.Series) else [values]
+    if kind == "number" and c.dtype(inputs[0]) in _FLOATS or None in values:
+        raise Unsupported("is_in on floats or with a null")
+    return c.column(inputs[0]).isin(values)
+
+
+def _fill_null(c: _Compiler, inputs: Sequence[Node], _: Node) -> Column:
+    from pyspark.sql import functions as F
+
+    return F.coalesce(*(c.column(i) for i in inputs))
+
+
+def _replace(c: _Compiler, inputs: Sequence[Node], _: Node) -> Column:
+    """``replace(old, new)`` of one text value: old becomes new, any other value stays."""
+    from pyspark.sql import functions as F
+
+    if any(c.dtype(i) != pl.String for i in inputs) or len(inputs) != 3:
+        raise Unsupported("replace of non-text values")
+    old, new = (c.literal(i) for i in inputs[1:])
+    if not isinstance(old, str) or not isinstance(new, str):
+        raise Unsupported("replace of several values")
+    value = c.column(inputs[0])
+    return F.when(value == F.lit(old), F.lit(new)).otherwise(value)
+
+
+def _strip(c: _Compiler, inputs: Sequence[Node], _: Node) -> Column:
+    from pyspark.sql import functions as F
+
+    if c.literal(inputs[1]) is not None:
+        raise Unsupported("strip_chars of given characters")
+    return F.regexp_replace(c.column(inputs[0]), r"(?U)^\s+|\s+\z", "")
+
+
+def _text_test(method: str) -> Callable[[_Compiler, Sequence[Node], Node], Column]:
+    def run(c: _Compiler, inputs: Sequence[Node], options: Node) -> Column:
+        from pyspark.sql import functions as F
+
+        if options is not None and not options.get("literal", False):
+            raise Unsupported("a regular expression")
+        pattern = c.literal(inputs[1])
+        if not isinstance(pattern, str):
+            raise Unsupported("a pattern that is not one text")
+        return getattr(c.column(inputs[0]), method)(F.lit(pattern))
+
+    return run
+
+
+def _abs(c: _Compiler, inputs: Sequence[Node], _: Node) -> Column:
+    from pyspark.sql import functions as F
+
+    if c.dtype(inputs[0]) not in _FLOATS:
+        raise Unsupported("abs of non-floats")
+    return F.abs(c.column(inputs[0]))
+
+
+def _negate(c: _Compiler, inputs: Sequence[Node], _: Node) -> Column:
+    if c.dtype(inputs[0]) not in _FLOATS:
+        raise Unsupported("negation of non-floats")
+    return -c.column(inputs[0])
+
+
+def _clip(c: _Compiler, inputs: Sequence[Node], options: Node) -> Column:
+    from pyspark.sql import functions as F
+
+    if c.dtype(inputs[0]) not in _FLOATS:
+        raise Unsupported("clip of non-floats")
+    value, bounds = c.column(inputs[0]), iter(inputs[1:])
+    out = F.when(F.isnan(value), value)
+    if options.get("has_min"):
+        low = c.column(next(bounds))
+        out = out.when(value < low, low)
+    if options.get("has_max"):
+        high = c.column(next(bounds))
+        out = out.when(value > high, high)
+    return out.otherwise(value)
+
+
+_FUNCTIONS: dict[str, Callable[[_Compiler, Sequence[Node], Node], Column]] = {
+    "Boolean.Not": _not,
+    "Boolean.AnyHorizontal": _horizontal("or"),
+    "Boolean.AllHorizontal": _horizontal("and"),
+    "Boolean.IsNull": _is_null,
+    "Boolean.IsNotNull": _is_not_null,
+    "Boolean.IsNan": _is_nan(negate=False),
+    "Boolean.IsNotNan": _is_nan(negate=True),
+    "Boolean.IsIn": _is_in,
+    "FillNull": _fill_null,
+    "Coalesce": _fill_null,
+    "Replace": _replace,
+    "StringExpr.StripChars": _strip,
+    "StringExpr.Contains": _text_test("contains"),
+    "StringExpr.StartsWith": _text_test("startswith"),
+    "StringExpr.EndsWith": _text_test("endswith"),
+    "Abs": _abs,
+    "Negate": _negate,
+    "Clip": _clip,
+}
+
+
+def spark_columns(
+    exprs: Sequence[pl.Expr | str], schema: pl.Schema, *, alone: bool = True
+) -> dict[str, Column]:
+    """Each expression over rows of ``schema`` as a Spark Column, by the name polars gives it.
+
+    Raises :class:`Unsupported` when one has no exact Spark twin. ``alone``: the
+    expressions are a ``select`` of their own, so at least one must read a column (polars
+    gives one row for a ``select`` of literals, Spark one per row).
+    """
+    compiler = _Compiler(schema)
+    out: dict[str, Column] = {}
+    for e in exprs:
+        expr = pl.col(e) if isinstance(e, str) else e
+        try:
+            node = json.loads(expr.meta.serialize(format="json"))
+            name = expr.meta.output_name()
+        except Exception as exc:  # (an expression polars cannot serialize or name)
+            raise Unsupported(str(exc)[:80]) from None
+        if name in out:
+            raise Unsupported(f"{name} twice")
+        out[name] = compiler.column(node).alias(name)
+    if alone and not any(
+        pl.col(e).meta.root_names() if isinstance(e, str) else e.meta.root_names() for e in exprs
+    ):
+        raise Unsupported("a select of literals only")
+    return out
+
+
+def spark_predicate(predicates: Sequence[pl.Expr], schema: pl.Schema) -> Column:
+    """The polars ``filter`` predicates as one Spark condition (all must hold)."""
+    compiler = _Compiler(schema)
+    columns = []
+    for p in predicates:
+        if not isinstance(p, pl.Expr):
+            raise Unsupported("a filter that is not an expression")
+        node = json.loads(p.meta.serialize(format="json"))
+        if compiler.dtype(node) != pl.Boolean:
+            raise Unsupported("a filter that is not boolean")
+        columns.append(compiler.column(node))
+    out = columns[0]
+    for more in columns[1:]:
+        out = out & more
+    return out

@@ -763,8 +763,33 @@ NODES: list[tuple[list[pl.Expr], bool]] = [
         ],
         True,
     ),
+    (
+        [
+            (pl.col("f") / pl.col("g")).alias("div"),
+            (pl.col("i") / pl.col("f")).alias("idiv"),
+            (pl.col("f") / 4).alias("quarter"),
+            (pl.col("g") / pl.col("i")).alias("by_int"),
+        ],
+        True,
+    ),
+    (
+        [
+            (pl.col("d") - pl.lit(dt_date("2024-01-04"))).dt.total_days().alias("since"),
+            (pl.col("d") - pl.col("d")).dt.total_days().alias("zero"),
+            (pl.lit(dt_date("2025-06-30")) - pl.col("d")).dt.total_days().alias("ago"),
+        ],
+        True,
+    ),
+    (
+        [
+            pl.col("i").clip(-5, 6).alias("ci"),
+            pl.col("f").cast(pl.Float32).alias("f32"),
+            pl.col("i").cast(pl.Float32).alias("i32"),
+        ],
+        True,
+    ),
     # no exact Spark twin: polars runs them, with the same answer
-    ([pl.col("s").str.contains("^.a"), (pl.col("f") / pl.col("g")).alias("div")], False),
+    ([pl.col("s").str.contains("^.a"), (pl.col("f") // pl.col("g")).alias("floordiv")], False),
     ([(pl.col("i") + 1).alias("wraps"), pl.col("s").is_in(["a", None]).alias("in_null")], False),
     (
         [
@@ -823,7 +848,8 @@ def test_white_space_is_stripped_as_in_polars_for_every_character(spark):
         [
             rows,
             rows.with_columns(
-                ("A" + pl.col("s") + "Σ" + pl.col("s")).alias("s"), pl.col("source_row") + len(chars)
+                ("A" + pl.col("s") + "Σ" + pl.col("s")).alias("s"),
+                pl.col("source_row") + len(chars),
             ),
         ]
     )

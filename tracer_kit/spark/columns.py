@@ -9,7 +9,7 @@ formula Spark runs is derived from it, never written beside it.
 The expression is read from polars' own serialized form (``Expr.meta.serialize``). Only
 nodes whose Spark twin gives the same value on every input are compiled, including nulls,
 NaN and Spark's ANSI mode; anything else (a regular expression, a date parsed from text,
-a division, a transcendental function, a change of case, integer arithmetic that might overflow) raises
+a transcendental function, a change of case, integer arithmetic that might overflow) raises
 :class:`Unsupported`, and the step stays in Python. ``tests/test_spark_columns.py`` runs
 each compiled node on both engines over rows with nulls, NaN, signed zeros and Unicode.
 The rules that make them equal:
@@ -20,6 +20,8 @@ The rules that make them equal:
   ``&`` on integers is bitwise), Kleene logic on both;
 - ``+``, ``-``, ``*``, negation: floating-point results only (IEEE on both; integer
   overflow wraps in polars and fails in Spark's ANSI mode);
+- ``/``: by zero as IEEE says (NaN or a signed infinity), where Spark gives null or fails;
+- ``(a - b).dt.total_days()`` of two dates: Spark's ``datediff``;
 - ``is_in``: a list without nulls (SQL's ``IN`` is null for a value missing from a list
   that holds a null, polars says false) and no floats;
 - ``is_nan``: null for null (Spark's ``isnan`` says false);
@@ -30,7 +32,7 @@ The rules that make them equal:
   final sigma after a newer mark lowers differently (29 of the Basic Multilingual Plane's
   characters, found by the test);
 - casts: only those that cannot fail or round differently (integers widened or to
-  Float64, Float32 to Float64, integers, text and booleans to text).
+  floats, floats to floats, integers, text and booleans to text).
 """
 
 from __future__ import annotations
@@ -92,9 +94,9 @@ def _exact_cast(source: pl.DataType, target: pl.DataType) -> bool:
     if source.base_type() in _INTEGERS:
         if target.base_type() in _INTEGERS:
             return _WIDTH[target.base_type()] >= _WIDTH[source.base_type()]
-        return target == pl.Float64 or target == pl.String
-    if source == pl.Float32:
-        return target == pl.Float64
+        return target in _FLOATS or target == pl.String
+    if source in _FLOATS:
+        return target in _FLOATS  # (to Float32: round to nearest, even, on both)
     return source == pl.Boolean and target == pl.String
 
 
@@ -183,7 +185,27 @@ def _binary(c: _Compiler, body: Node) -> Column:
         return both[0] & both[1] if op == "And" else both[0] | both[1]
     if op in _ARITHMETIC and c.dtype({"BinaryExpr": body}) in _FLOATS:
         return getattr(c.column(left), _ARITHMETIC[op])(c.column(right))
+    if op == "TrueDivide" and c.dtype({"BinaryExpr": body}) == pl.Float64:
+        return _divide(c.column(left), c.column(right))
     raise Unsupported(f"operator {op}")
+
+
+def _divide(numerator: Column, denominator: Column) -> Column:
+    """IEEE division, as polars divides: by zero it is NaN (0/0, NaN/0) or an infinity
+    signed by both operands (the zero's sign too), where Spark's ``/`` gives null, or fails
+    in ANSI mode.
+    """  # noqa: D205
+    from pyspark.sql import functions as F
+
+    n, d = numerator.cast("double"), denominator.cast("double")
+    negative_zero = d.cast("string").startswith("-")  # (-0.0 == 0.0: only its text tells)
+    by_zero = (
+        F.when(F.isnan(n) | (n == 0), F.lit(float("nan")))
+        .when((n > 0) != negative_zero, F.lit(float("inf")))
+        .otherwise(F.lit(float("-inf")))
+    )
+    nothing = F.lit(None).cast("double")
+    return F.when(n.isNull() | d.isNull(), nothing).when(d == 0, by_zero).otherwise(n / d)
 
 
 def _ternary(c: _Compiler, body: Node) -> Column:
@@ -330,17 +352,33 @@ def _negate(c: _Compiler, inputs: Sequence[Node], _: Node) -> Column:
 def _clip(c: _Compiler, inputs: Sequence[Node], options: Node) -> Column:
     from pyspark.sql import functions as F
 
-    if c.dtype(inputs[0]) not in _FLOATS:
-        raise Unsupported("clip of non-floats")
+    dtype = c.dtype(inputs[0])
+    if dtype not in _FLOATS and dtype.base_type() not in _INTEGERS:
+        raise Unsupported("clip of non-numbers")
     value, bounds = c.column(inputs[0]), iter(inputs[1:])
-    out = F.when(F.isnan(value), value)
+    limits = []
     if options.get("has_min"):
         low = c.column(next(bounds))
-        out = out.when(value < low, low)
+        limits.append((value < low, low))
     if options.get("has_max"):
         high = c.column(next(bounds))
-        out = out.when(value > high, high)
-    return out.otherwise(value)
+        limits.append((value > high, high))
+    out = F.when(F.isnan(value), value) if dtype in _FLOATS else None
+    for condition, bound in limits:
+        out = F.when(condition, bound) if out is None else out.when(condition, bound)
+    return value if out is None else out.otherwise(value)
+
+
+def _total_days(c: _Compiler, inputs: Sequence[Node], options: Node) -> Column:
+    """Whole days between two dates (``(a - b).dt.total_days()``)."""
+    from pyspark.sql import functions as F
+
+    body = inputs[0].get("BinaryExpr") if isinstance(inputs[0], dict) else None
+    if (options or {}).get("fractional") or not body or body["op"] != "Minus":
+        raise Unsupported("total_days of anything but a difference of dates")
+    if c.dtype(body["left"]) != pl.Date or c.dtype(body["right"]) != pl.Date:
+        raise Unsupported("total_days of anything but a difference of dates")
+    return F.datediff(c.column(body["left"]), c.column(body["right"])).cast("long")
 
 
 _FUNCTIONS: dict[str, Callable[[_Compiler, Sequence[Node], Node], Column]] = {
@@ -362,6 +400,7 @@ _FUNCTIONS: dict[str, Callable[[_Compiler, Sequence[Node], Node], Column]] = {
     "Abs": _abs,
     "Negate": _negate,
     "Clip": _clip,
+    "TemporalExpr.TotalDays": _total_days,
 }
 
 

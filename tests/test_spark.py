@@ -785,6 +785,9 @@ NODES: list[tuple[list[pl.Expr], bool]] = [
             pl.col("i").clip(-5, 6).alias("ci"),
             pl.col("f").cast(pl.Float32).alias("f32"),
             pl.col("i").cast(pl.Float32).alias("i32"),
+            pl.col("b").cast(pl.Int8).alias("b8"),
+            pl.col("f").is_infinite().alias("inf"),
+            pl.col("g").is_finite().alias("fin"),
         ],
         True,
     ),
@@ -864,3 +867,72 @@ def test_white_space_is_stripped_as_in_polars_for_every_character(spark):
     assert differ.count() == 0, differ.head(10).collect()
     lowered = PartitionFrame.from_polars(spark, rows).with_columns(exprs[1])
     assert "MapInArrow" in _plan(lowered.spark())
+
+
+def test_compiled_aggregates_give_polars_values_on_spark(spark, tmp_path):
+    """Sums, counts, null counts, minima, maxima (NaN skipped as polars skips it), any and
+    all, over the edge rows and over no rows: Spark observes them while reading the rows
+    (no Python worker), and they equal polars' aggregates.
+    """
+    from tracer_kit.aggregates import Aggregates
+    from tracer_kit.spark import PartitionFrame
+    from tracer_kit.spark.columns import spark_aggregates
+
+    rows = _edge_rows()
+    rows.write_parquet(tmp_path / "edge.parquet")
+    frame = PartitionFrame(spark.read.parquet(str(tmp_path / "edge.parquet")))
+    aggs = Aggregates()
+    aggs.add_all(
+        "edge",
+        {
+            "rows": (pl.len(), "sum"),
+            "true": (pl.col("b").sum(), "sum"),
+            "ints": (pl.col("i").sum(), "sum"),
+            "nulls": (pl.col("f").is_null().sum(), "sum"),
+            "null_count": (pl.col("s").null_count(), "sum"),
+            "count": (pl.col("f").count(), "sum"),
+            "min_f": (pl.col("f").min(), "min"),
+            "max_f": (pl.col("f").max(), "max"),
+            "max_s": (pl.col("s").max(), "max"),
+            "min_d": (pl.col("d").min(), "min"),
+            "any": (pl.col("b").any(), "max"),
+            "all": (pl.col("c").all(), "min"),
+            "mean": ((pl.col("i") * 1.0).clip(-10, 10), "mean"),
+            "positive": ((pl.col("f") > 0).sum(), "sum"),
+        },
+    )
+    inputs, measures = spark_aggregates(
+        [(n, e) for n, e, _ in aggs.partials()], frame.collect_schema()
+    )
+    assert len(measures) == 15  # (every one compiles: the mean is a sum and a count)
+    assert frame.aggregate(aggs) == aggs.collect(rows)
+    none = frame.filter(pl.col("i") > 2**50)
+    assert none.aggregate(aggs) == aggs.collect(rows.filter(pl.col("i") > 2**50))
+
+
+REGEXES = [
+    r"^\s|\s$",
+    r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$",
+    r"^\d{4}-\d{2}-\d{2}(?:[T ].*)?$",
+    r"^(\d{1,2})/(\d{1,2})/(\d{4})$",
+    r"a.c",
+    r"^\w+$",
+    r"x|y\d*?$",
+]
+
+
+def test_regular_expressions_in_the_common_core_match_the_same_texts_on_spark(spark):
+    """Each pattern polars' regex crate and Java read alike, over texts where they could
+    part: other scripts' digits and letters, line breaks before the end, a carriage return
+    where ``.`` stands, Unicode white space.
+    """
+    from tracer_kit.spark import PartitionFrame
+
+    texts = ["1,234.5", "12,34", "-1,000", "٣٣٣,٣٣٣", "2024-01-05", "2024-01-05T10:00",
+             "2024-01-05\n", "2024-01-05 x\ny", "1/2/2024", "01/02/2024\n", "a\rc", "a\nc",
+             "abc", "\u00a0x", "x\u2028", "x\u0085", "ünï_cödé", "x9", "y99", "", None, " 5", "5\r"]  # fmt: skip
+    rows = pl.DataFrame({"source_row": range(len(texts)), "s": texts})
+    exprs = [pl.col("s").str.contains(p).alias(f"p{i}") for i, p in enumerate(REGEXES)]
+    frame = PartitionFrame.from_polars(spark, rows).with_columns(exprs)
+    assert "MapInArrow" not in _plan(frame.spark())
+    assert_frame_equal(frame.collect().sort("source_row"), rows.with_columns(exprs))

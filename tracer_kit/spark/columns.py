@@ -8,7 +8,7 @@ formula Spark runs is derived from it, never written beside it.
 
 The expression is read from polars' own serialized form (``Expr.meta.serialize``). Only
 nodes whose Spark twin gives the same value on every input are compiled, including nulls,
-NaN and Spark's ANSI mode; anything else (a regular expression, a date parsed from text,
+NaN and Spark's ANSI mode; anything else (a regular expression beyond a small common core, a date parsed from text,
 a transcendental function, a change of case, integer arithmetic that might overflow) raises
 :class:`Unsupported`, and the step stays in Python. ``tests/test_spark_columns.py`` runs
 each compiled node on both engines over rows with nulls, NaN, signed zeros and Unicode.
@@ -22,6 +22,8 @@ The rules that make them equal:
   overflow wraps in polars and fails in Spark's ANSI mode);
 - ``/``: by zero as IEEE says (NaN or a signed infinity), where Spark gives null or fails;
 - ``(a - b).dt.total_days()`` of two dates: Spark's ``datediff``;
+- ``str.contains`` of a regular expression: only in the core both regex engines read
+  alike (:func:`java_regex`), translated to Java's flags and anchors;
 - ``is_in``: a list without nulls (SQL's ``IN`` is null for a value missing from a list
   that holds a null, polars says false) and no floats;
 - ``is_nan``: null for null (Spark's ``isnan`` says false);
@@ -32,7 +34,7 @@ The rules that make them equal:
   final sigma after a newer mark lowers differently (29 of the Basic Multilingual Plane's
   characters, found by the test);
 - casts: only those that cannot fail or round differently (integers widened or to
-  floats, floats to floats, integers, text and booleans to text).
+  floats, floats to floats, booleans to integers, integers, text and booleans to text).
 """
 
 from __future__ import annotations
@@ -50,7 +52,14 @@ from tracer_kit.spark.schemas import spark_type
 if TYPE_CHECKING:
     from pyspark.sql import Column
 
-__all__ = ["Unsupported", "quoted", "spark_columns", "spark_predicate"]
+__all__ = [
+    "Unsupported",
+    "java_regex",
+    "quoted",
+    "spark_aggregates",
+    "spark_columns",
+    "spark_predicate",
+]
 
 Node = Any  # one node of polars' serialized expression (a dict, a string or a list)
 
@@ -97,7 +106,9 @@ def _exact_cast(source: pl.DataType, target: pl.DataType) -> bool:
         return target in _FLOATS or target == pl.String
     if source in _FLOATS:
         return target in _FLOATS  # (to Float32: round to nearest, even, on both)
-    return source == pl.Boolean and target == pl.String
+    if source == pl.Boolean:  # (1 and 0; an unsigned type is a wider signed one on Spark)
+        return target == pl.String or target.is_integer()
+    return False
 
 
 def _function_name(spec: Node) -> tuple[str, Node]:
@@ -283,6 +294,22 @@ def _is_nan(negate: bool) -> Callable[[_Compiler, Sequence[Node], Node], Column]
     return run
 
 
+def _finite(finite: bool) -> Callable[[_Compiler, Sequence[Node], Node], Column]:
+    """``is_finite`` (NaN is not) or ``is_infinite``; null for null."""
+
+    def run(c: _Compiler, inputs: Sequence[Node], _: Node) -> Column:
+        from pyspark.sql import functions as F
+
+        if c.dtype(inputs[0]) not in _FLOATS:
+            raise Unsupported("is_finite of non-floats")
+        value = c.column(inputs[0])
+        infinite = F.abs(value) == F.lit(float("inf"))
+        test = ~F.isnan(value) & ~infinite if finite else infinite
+        return F.when(value.isNotNull(), test)
+
+    return run
+
+
 def _is_in(c: _Compiler, inputs: Sequence[Node], options: Node) -> Column:
     if (options or {}).get("nulls_equal", False):
         raise Unsupported("is_in with nulls_equal")
@@ -325,14 +352,67 @@ def _text_test(method: str) -> Callable[[_Compiler, Sequence[Node], Node], Colum
     def run(c: _Compiler, inputs: Sequence[Node], options: Node) -> Column:
         from pyspark.sql import functions as F
 
-        if options is not None and not options.get("literal", False):
-            raise Unsupported("a regular expression")
         pattern = c.literal(inputs[1])
         if not isinstance(pattern, str):
             raise Unsupported("a pattern that is not one text")
+        if options is not None and not options.get("literal", False):
+            return c.column(inputs[0]).rlike(java_regex(pattern))
         return getattr(c.column(inputs[0]), method)(F.lit(pattern))
 
     return run
+
+
+#: What a regular expression may hold to mean the same to Rust's regex crate (polars) and
+#: Java's ``Pattern`` (Spark): escapes of classes and of punctuation, plain characters.
+_ESCAPES = set("dDsSwW.+-*?()[]{}|^$\\/")
+_CLASS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 +-._,:/")
+
+
+def java_regex(pattern: str) -> str:
+    """``pattern`` (Rust's syntax, as polars reads it) as Java's, matching the same texts.
+
+    Raises :class:`Unsupported` when it holds anything outside a small common core.
+    The core: plain characters, ``.``, ``^``, ``$``, ``|``, groups (``(...)``, ``(?:...)``),
+    quantifiers (``* + ? {n} {n,} {n,m}``, lazy or not), escaped punctuation, ``\\d \\s
+    \\w`` and their negations, and classes of ASCII letters, digits and ``+-._,:/ `` with
+    those escapes. Java needs ``(?U)`` for Unicode ``\\d \\s \\w`` (Rust's default), ``(?d)``
+    so ``.`` stops only at ``\\n`` (as Rust's), and ``\\z`` for Rust's ``$`` (the end of
+    the text; Java's ``$`` also matches before a last line break).
+    """  # noqa: D301
+    out, i = ["(?Ud)"], 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            if pattern[i + 1 : i + 2] not in _ESCAPES:
+                raise Unsupported(f"the escape {pattern[i : i + 2]!r}")
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if ch == "[":
+            end = _class_end(pattern, i)
+            out.append(pattern[i : end + 1])
+            i = end + 1
+            continue
+        if ch == "(" and pattern[i + 1 : i + 2] == "?" and pattern[i + 1 : i + 3] != "?:":
+            raise Unsupported("a group with flags or a look-around")
+        out.append("\\z" if ch == "$" else ch)
+        i += 1
+    return "".join(out)
+
+
+def _class_end(pattern: str, start: int) -> int:
+    """Where the class opened at ``start`` closes (its content within the common core)."""
+    i = start + 1 + (pattern[start + 1 : start + 2] == "^")
+    while i < len(pattern) and pattern[i] != "]":
+        if pattern[i] == "\\" and pattern[i + 1 : i + 2] in set("dsw.-\\"):
+            i += 2
+        elif pattern[i] in _CLASS:
+            i += 1
+        else:
+            raise Unsupported(f"the class character {pattern[i]!r}")
+    if i >= len(pattern) or i == start + 1:
+        raise Unsupported("an unclosed or empty class")
+    return i
 
 
 def _abs(c: _Compiler, inputs: Sequence[Node], _: Node) -> Column:
@@ -390,6 +470,8 @@ _FUNCTIONS: dict[str, Callable[[_Compiler, Sequence[Node], Node], Column]] = {
     "Boolean.IsNan": _is_nan(negate=False),
     "Boolean.IsNotNan": _is_nan(negate=True),
     "Boolean.IsIn": _is_in,
+    "Boolean.IsInfinite": _finite(finite=False),
+    "Boolean.IsFinite": _finite(finite=True),
     "FillNull": _fill_null,
     "Coalesce": _fill_null,
     "Replace": _replace,
@@ -447,3 +529,85 @@ def spark_predicate(predicates: Sequence[pl.Expr], schema: pl.Schema) -> Column:
     for more in columns[1:]:
         out = out & more
     return out
+
+
+# ---------------------------------------------------------------------------- aggregates
+def _aggregate(c: _Compiler, node: Node, value: Column) -> Column:
+    """One polars aggregate of the row-level ``value`` (``node``'s input) as a Spark aggregate
+    giving polars' answer: a sum of nothing is 0, ``any`` of nothing false, ``max`` skips NaN.
+    """  # noqa: D205
+    from pyspark.sql import functions as F
+
+    kind, body = _aggregate_parts(node)
+    dtype = c.dtype(_aggregate_input(node))
+    if kind == "Len" or (kind == "Count" and body.get("include_nulls")):
+        return F.count(F.lit(1))
+    if kind == "Count":
+        return F.count(value)
+    if kind == "NullCount":
+        return F.count_if(value.isNull())
+    if kind == "Sum" and dtype == pl.Boolean:
+        return F.count_if(value)
+    if kind == "Sum" and _kind(dtype) == "number":
+        return F.coalesce(F.sum(value), F.lit(0.0 if dtype in _FLOATS else 0))
+    if kind in ("Min", "Max") and not body.get("propagate_nans"):
+        if kind == "Max" and dtype in _FLOATS:  # (Spark orders NaN last; polars skips it)
+            return F.coalesce(F.max(F.when(~F.isnan(value), value)), F.max(value))
+        return F.min(value) if kind == "Min" else F.max(value)
+    if kind in ("Any", "All") and body.get("ignore_nulls") and dtype == pl.Boolean:
+        return (
+            F.coalesce(F.bool_or(value), F.lit(False))
+            if kind == "Any"
+            else (F.coalesce(F.bool_and(value), F.lit(True)))
+        )
+    raise Unsupported(f"aggregate {kind} of {dtype}")
+
+
+def _aggregate_parts(node: Node) -> tuple[str, Node]:
+    """An aggregate node's kind (``Sum``, ``Len`` ...) and options."""
+    if node == "Len":
+        return "Len", {}
+    if isinstance(node, dict) and "Agg" in node:
+        (kind, body), *_ = node["Agg"].items()
+        return kind, body if isinstance(body, dict) and "input" in body else {}
+    if isinstance(node, dict) and "Function" in node:
+        name, options = _function_name(node["Function"]["function"])
+        if name == "NullCount":
+            return name, {}
+        if name in ("Boolean.Any", "Boolean.All"):
+            return name.removeprefix("Boolean."), options or {}
+    raise Unsupported(f"aggregate {str(node)[:60]}")
+
+
+def _aggregate_input(node: Node) -> Node:
+    """The row-level expression an aggregate node reads (a literal for ``pl.len()``)."""
+    if node == "Len":
+        return {"Literal": {"Dyn": {"Int": 1}}}
+    if "Agg" in node:
+        (_, body), *_ = node["Agg"].items()
+        return body["input"] if isinstance(body, dict) and "input" in body else body
+    return node["Function"]["input"][0]
+
+
+def spark_aggregates(
+    named: Sequence[tuple[str, pl.Expr]], schema: pl.Schema
+) -> tuple[list[Column], list[Column]]:
+    """Polars aggregates (``sum``, ``len``, ``count``, ``null_count``, ``min``, ``max``,
+    ``any``, ``all`` of row-level expressions) as Spark's: the row-level inputs, as columns
+    ``__a0``, ``__a1`` ..., and the aggregates over them, named as given.
+
+    Raises :class:`Unsupported` when one has no exact Spark twin.
+    """  # noqa: D205
+    from pyspark.sql import functions as F
+
+    compiler = _Compiler(schema)
+    inputs, measures = [], []
+    for i, (name, expr) in enumerate(named):
+        node = json.loads(expr.meta.serialize(format="json"))
+        while isinstance(node, dict) and "Alias" in node:
+            node = node["Alias"][0]
+        kind, _ = _aggregate_parts(node)
+        if kind != "Len":
+            inputs.append(compiler.column(_aggregate_input(node)).alias(f"__a{i}"))
+        measures.append(_aggregate(compiler, node, F.col(f"__a{i}")).alias(name))
+    return inputs, measures

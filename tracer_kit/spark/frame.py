@@ -26,7 +26,13 @@ import pyarrow as pa
 from polars.io.plugins import register_io_source
 
 from tracer_kit.aggregates import Aggregates
-from tracer_kit.spark.columns import Unsupported, quoted, spark_columns, spark_predicate
+from tracer_kit.spark.columns import (
+    Unsupported,
+    quoted,
+    spark_aggregates,
+    spark_columns,
+    spark_predicate,
+)
 from tracer_kit.spark.schemas import arrow_schema, polars_schema, spark_schema
 
 if TYPE_CHECKING:
@@ -169,6 +175,11 @@ class _GroupBy:
         )
 
 
+def _types(schema: Any) -> list[tuple[str, Any]]:
+    """A Spark schema's names and types (not whether a column may hold nulls)."""
+    return [(f.name, f.dataType) for f in schema.fields]
+
+
 def _listed(args: Sequence[Any]) -> list[Any]:
     """Arguments as one list (generators taken out: a step is pickled to the executors)."""
     out: list[Any] = []
@@ -223,8 +234,9 @@ class PartitionFrame:
 
         It does when no polars step is pending (a native step after one would need the
         pending steps' output from Python first), every expression compiles
-        (:mod:`tracer_kit.spark.columns`) and Spark's result has exactly polars' columns
-        and types; otherwise the step runs in Python like any other.
+        (:mod:`tracer_kit.spark.columns`) and Spark's result has exactly the columns and
+        types the polars step's output has on Spark (:func:`spark_schema`: an unsigned
+        integer is the next wider signed one); otherwise the step runs in Python.
         """
         from pyspark.errors import AnalysisException
 
@@ -232,7 +244,7 @@ class PartitionFrame:
         if not self._steps:
             try:
                 df = native(self._df)
-                if polars_schema(df) == schema:
+                if _types(df.schema) == _types(spark_schema(schema)):
                     return PartitionFrame(df, schema=schema)
             except (Unsupported, AnalysisException):
                 pass
@@ -333,6 +345,10 @@ class PartitionFrame:
         under adaptive execution).
         """  # noqa: D205
         partials = aggs.partials()
+        if not self._steps:
+            observed = self._observed(aggs, partials)
+            if observed is not None:
+                return observed
         exprs = [e.alias(name) for name, e, _ in partials]
         rules = [(name, rule) for name, _, rule in partials]
         steps = (*self._steps, lambda lf: lf.select(exprs))
@@ -345,6 +361,26 @@ class PartitionFrame:
         if rows.height == 0:
             return aggs.combined(dict.fromkeys(name for name, _ in rules))
         return aggs.combined(_totals(rows, rules).row(0, named=True))
+
+    def _observed(
+        self, aggs: Aggregates, partials: Sequence[tuple[str, pl.Expr, str]]
+    ) -> dict[str, dict[str, Any]] | None:
+        """Every aggregate by Spark itself, when each compiles (None when one does not): Spark
+        observes them while the executors read the rows and write them nowhere, one job and
+        no shuffle, where ``df.agg`` is a shuffle to one partition (two jobs under adaptive
+        execution).
+        """  # noqa: D205
+        from pyspark.sql import Observation
+        from pyspark.sql import functions as F
+
+        try:
+            inputs, measures = spark_aggregates([(n, e) for n, e, _ in partials], self._schema)
+        except Unsupported:
+            return None
+        seen = Observation()
+        rows = self._df.select(*(inputs or [F.lit(1).alias("__one")]))
+        rows.observe(seen, *measures).write.format("noop").mode("overwrite").save()
+        return aggs.combined(seen.get)
 
     def group_by(self, *keys: str) -> _GroupBy:
         """Group counts by Spark: ``.group_by(k).len()``."""
@@ -362,11 +398,9 @@ class PartitionFrame:
         return _to_polars(df.limit(n)).lazy()
 
     def count(self) -> int:
-        """Number of rows: Spark's own count when no polars step runs (it reads no column of
+        """Number of rows: observed by Spark when no polars step runs (it reads no column of
         Parquet), else counted per partition as the steps run, summed on the driver.
         """  # noqa: D205
-        if not self._steps:
-            return self._df.count()
         counted = Aggregates()
         counted.add("rows", "n", pl.len(), "sum")
         return int(self.aggregate(counted)["rows"]["n"] or 0)

@@ -918,6 +918,8 @@ REGEXES = [
     r"a.c",
     r"^\w+$",
     r"x|y\d*?$",
+    r"(?i)^(yes|no|true|false|1|0|y|n)$",
+    r"(?i)k.s",
 ]
 
 
@@ -930,7 +932,8 @@ def test_regular_expressions_in_the_common_core_match_the_same_texts_on_spark(sp
 
     texts = ["1,234.5", "12,34", "-1,000", "٣٣٣,٣٣٣", "2024-01-05", "2024-01-05T10:00",
              "2024-01-05\n", "2024-01-05 x\ny", "1/2/2024", "01/02/2024\n", "a\rc", "a\nc",
-             "abc", "\u00a0x", "x\u2028", "x\u0085", "ünï_cödé", "x9", "y99", "", None, " 5", "5\r"]  # fmt: skip
+             "abc", "\u00a0x", "x\u2028", "x\u0085", "ünï_cödé", "x9", "y99", "", None, " 5", "5\r", "YES", "yeſ", "Yes\n", "\u212a\u0131s",
+             "TRUE", "truе", "ǅ", "kİs", "ﬀ"]  # fmt: skip
     rows = pl.DataFrame({"source_row": range(len(texts)), "s": texts})
     exprs = [pl.col("s").str.contains(p).alias(f"p{i}") for i, p in enumerate(REGEXES)]
     frame = PartitionFrame.from_polars(spark, rows).with_columns(exprs)

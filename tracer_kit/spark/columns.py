@@ -375,11 +375,12 @@ def java_regex(pattern: str) -> str:
     The core: plain characters, ``.``, ``^``, ``$``, ``|``, groups (``(...)``, ``(?:...)``),
     quantifiers (``* + ? {n} {n,} {n,m}``, lazy or not), escaped punctuation, ``\\d \\s
     \\w`` and their negations, and classes of ASCII letters, digits and ``+-._,:/ `` with
-    those escapes. Java needs ``(?U)`` for Unicode ``\\d \\s \\w`` (Rust's default), ``(?d)``
+    those escapes, after a leading ``(?i)`` or not. Java needs ``(?U)`` for Unicode ``\\d \\s \\w`` (Rust's default), ``(?d)``
     so ``.`` stops only at ``\\n`` (as Rust's), and ``\\z`` for Rust's ``$`` (the end of
     the text; Java's ``$`` also matches before a last line break).
     """  # noqa: D301
-    out, i = ["(?Ud)"], 0
+    flags = "(?Udiu)" if pattern.startswith("(?i)") else "(?Ud)"  # (Unicode case folding)
+    out, i = [flags], 4 if pattern.startswith("(?i)") else 0
     while i < len(pattern):
         ch = pattern[i]
         if ch == "\\":

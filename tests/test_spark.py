@@ -786,6 +786,9 @@ NODES: list[tuple[list[pl.Expr], bool]] = [
             pl.col("f").cast(pl.Float32).alias("f32"),
             pl.col("i").cast(pl.Float32).alias("i32"),
             pl.col("b").cast(pl.Int8).alias("b8"),
+            pl.col("c").cast(pl.Float64).alias("c64"),
+            pl.col("i").abs().alias("iabs"),
+            pl.lit(-(2**63), pl.Int64).abs().alias("smallest"),
             pl.col("f").is_infinite().alias("inf"),
             pl.col("g").is_finite().alias("fin"),
         ],
@@ -939,3 +942,24 @@ def test_regular_expressions_in_the_common_core_match_the_same_texts_on_spark(sp
     frame = PartitionFrame.from_polars(spark, rows).with_columns(exprs)
     assert "MapInArrow" not in _plan(frame.spark())
     assert_frame_equal(frame.collect().sort("source_row"), rows.with_columns(exprs))
+
+
+def test_aggregates_half_compiled_run_in_one_job_with_the_rest_in_python(spark, tmp_path):
+    """Aggregates of which some compile and some do not: Spark observes the first while the
+    Python workers compute the others on the same read, one job, polars' answers.
+    """
+    from tracer_kit.aggregates import Aggregates
+    from tracer_kit.spark import PartitionFrame
+
+    rows = _edge_rows()
+    rows.write_parquet(tmp_path / "edge.parquet")
+    frame = PartitionFrame(spark.read.parquet(str(tmp_path / "edge.parquet")))
+    aggs = Aggregates()
+    aggs.add("edge", "rows", pl.len(), "sum")
+    aggs.add("edge", "dates", pl.col("s").str.to_date("%Y-%m-%d", strict=False).count(), "sum")
+    aggs.add("edge", "short", (pl.col("s").str.len_chars() < 3).sum(), "sum")
+    aggs.add("edge", "top", pl.col("i").max(), "max")
+    jobs = _job_counter()(spark)
+    jobs.progress("aggregate")
+    assert frame.aggregate(aggs) == aggs.collect(rows)
+    assert jobs.finish() == {"aggregate": 1}

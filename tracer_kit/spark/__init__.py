@@ -2,9 +2,10 @@
 
 ``run_pipeline(source, blueprint, engine="spark", spark=session)`` reads the source with
 Spark (:func:`read_spark`), runs the quality stage and the features as tracer's own polars
-code on each partition (:class:`PartitionFrame`), lets Spark do what spans rows
-(aggregates, group-bys, sorts by range, joins, writes), and records the run in the DuckDB
-warehouse on the driver. Importing this package needs pyspark (``tracer-kit[spark]``).
+expressions (:class:`PartitionFrame`): as Spark's own plan where each has an exact Spark
+twin (``tracer_kit.spark.columns``), else as polars code on each partition's batches;
+Spark does what spans rows (aggregates, group-bys, sorts by range, joins, writes), and
+the run is recorded in the DuckDB warehouse on the driver. Importing this package needs pyspark (``tracer-kit[spark]``).
 """
 
 from __future__ import annotations

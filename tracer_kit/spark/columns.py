@@ -34,7 +34,9 @@ The rules that make them equal:
   final sigma after a newer mark lowers differently (29 of the Basic Multilingual Plane's
   characters, found by the test);
 - casts: only those that cannot fail or round differently (integers widened or to
-  floats, floats to floats, booleans to integers, integers, text and booleans to text).
+  floats, floats to floats, booleans to numbers, integers, text and booleans to text);
+- ``abs`` of an integer: the smallest integer stays itself (polars wraps; Spark's ANSI
+  mode fails).
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ def _exact_cast(source: pl.DataType, target: pl.DataType) -> bool:
     if source in _FLOATS:
         return target in _FLOATS  # (to Float32: round to nearest, even, on both)
     if source == pl.Boolean:  # (1 and 0; an unsigned type is a wider signed one on Spark)
-        return target == pl.String or target.is_integer()
+        return target == pl.String or target.is_integer() or target in _FLOATS
     return False
 
 
@@ -417,11 +419,16 @@ def _class_end(pattern: str, start: int) -> int:
 
 
 def _abs(c: _Compiler, inputs: Sequence[Node], _: Node) -> Column:
+    """``abs``; of the smallest integer it is itself, as polars wraps (Spark would fail)."""
     from pyspark.sql import functions as F
 
-    if c.dtype(inputs[0]) not in _FLOATS:
-        raise Unsupported("abs of non-floats")
-    return F.abs(c.column(inputs[0]))
+    dtype, value = c.dtype(inputs[0]), c.column(inputs[0])
+    if dtype in _FLOATS:
+        return F.abs(value)
+    if dtype.base_type() not in _INTEGERS:
+        raise Unsupported(f"abs of {dtype}")
+    smallest = F.lit(-(2 ** (_WIDTH[dtype.base_type()] - 1))).cast(spark_type(dtype))
+    return F.when(value == smallest, value).otherwise(F.abs(value))
 
 
 def _negate(c: _Compiler, inputs: Sequence[Node], _: Node) -> Column:

@@ -1,13 +1,16 @@
-"""A Spark DataFrame worked on with tracer's own polars code, batch by batch on the executors.
+"""A Spark DataFrame worked on with tracer's own polars expressions.
 
 :class:`PartitionFrame` is how the quality checks, casts and features run on Spark without
-a second copy of any formula: row-by-row steps (``filter``, ``select``, ``with_columns``,
-``explode`` ... with polars expressions) are recorded and run by ``mapInArrow`` on each
-Arrow batch of each partition, so the polars engine and the Spark engine evaluate the very
-same expressions. Whatever spans rows is done by Spark itself: aggregates (each polars
-aggregate computed per batch, then combined by Spark with its declared rule), group
-counts, distinct rows, the first rows by ``source_row``, joins and writes. Nothing but
-those small results reaches the driver.
+a second copy of any formula. A row-by-row step (``filter``, ``select``, ``with_columns``,
+``cast``, ``rename``, ``drop`` with polars expressions) whose every expression has an
+exact Spark twin is compiled from the expression itself (:mod:`tracer_kit.spark.columns`)
+and runs in the JVM; any other step is recorded and run by ``mapInArrow`` on each Arrow
+batch of each partition, so where Spark cannot compute polars' values, polars computes
+them. Once a step runs in Python, the steps after it do too, until the rows are written.
+Whatever spans rows is done by Spark itself: aggregates (observed by Spark as it reads
+the rows when they compile, else each polars aggregate computed per batch and combined
+by Spark with its declared rule), group counts, distinct rows, the first rows by
+``source_row``, joins and writes. Nothing but those small results reaches the driver.
 
 A step must be row by row: an expression that looks at other rows (``.over``, ``.shift``,
 a bare ``.sum()`` in ``select``) would see one batch only. Aggregates go through
@@ -330,57 +333,82 @@ class PartitionFrame:
         out = arrow_schema(self._schema)
         return df.mapInArrow(_run_steps(self._steps, out, inputs), spark_schema(self._schema))
 
-    def _read_for(self, steps: Sequence[Step]) -> tuple[DataFrame, pl.Schema]:
-        """The Spark rows with only the columns ``steps`` read, and the schema they were built on."""
-        inputs = polars_schema(self._df)
+    def _read_for(
+        self, steps: Sequence[Step], df: DataFrame | None = None
+    ) -> tuple[DataFrame, pl.Schema]:
+        """The Spark rows (``df``, by default the frame's) with only the columns ``steps``
+        read, and the schema they were built on.
+        """  # noqa: D205
+        df = self._df if df is None else df
+        inputs = polars_schema(df)
         columns = read_columns(inputs, lambda lf: _through(lf, steps))
         if columns is None:
-            return self._df, inputs
-        return self._df.select(*(quoted(c) for c in columns)), inputs
+            return df, inputs
+        return df.select(*(quoted(c) for c in columns)), inputs
 
     def aggregate(self, aggs: Aggregates) -> dict[str, dict[str, Any]]:
-        """Every aggregate per batch (polars), combined per partition on the executors with
-        its declared rule, then over the partitions' rows on the driver: one Spark job, no
-        shuffle (Spark's own global aggregate is a shuffle to one partition, and two jobs
-        under adaptive execution).
-        """  # noqa: D205
+        """Every aggregate in one Spark job, with no shuffle.
+
+        (Spark's own global aggregate is a shuffle to one partition, and two jobs under
+        adaptive execution.) Those that compile (:func:`tracer_kit.spark.columns.spark_aggregates`, and only
+        when no polars step is pending) are observed by Spark as the executors read the
+        rows. The others run as polars per batch in Python workers on the same read,
+        combined per partition on the executors with their declared rule, then over the
+        partitions' rows on the driver.
+        """
         partials = aggs.partials()
-        if not self._steps:
-            observed = self._observed(aggs, partials)
-            if observed is not None:
-                return observed
+        seen, rows, partials = self._observing(partials)
+        totals: dict[str, Any] = {}
+        if partials:
+            totals = self._batch_totals(rows, partials)
+        elif seen is not None:  # (nothing for Python: the rows are read and written nowhere)
+            rows.write.format("noop").mode("overwrite").save()
+        if seen is not None:
+            totals.update(seen.get)
+        return aggs.combined(totals)
+
+    def _observing(
+        self, partials: Sequence[tuple[str, pl.Expr, str]]
+    ) -> tuple[Any, DataFrame, list[tuple[str, pl.Expr, str]]]:
+        """The Spark rows with the compiled aggregates observed on them (an ``Observation``,
+        None if none compiles) and the partials left for Python.
+        """  # noqa: D205
+        from pyspark.sql import Observation
+
+        if self._steps:
+            return None, self._df, list(partials)
+        native, rest = [], []
+        for partial in partials:
+            try:
+                spark_aggregates([partial[:2]], self._schema)
+            except Unsupported:
+                rest.append(partial)
+            else:
+                native.append(partial)
+        if not native:
+            return None, self._df, rest
+        inputs, measures = spark_aggregates([p[:2] for p in native], self._schema)
+        seen = Observation()
+        names = [quoted(c) for c in self._df.columns]
+        rows = self._df.select("*", *inputs).observe(seen, *measures).select(*names)
+        return seen, rows, rest
+
+    def _batch_totals(
+        self, rows: DataFrame, partials: Sequence[tuple[str, pl.Expr, str]]
+    ) -> dict[str, Any]:
+        """The ``partials`` per batch (polars), combined per partition, then on the driver."""
         exprs = [e.alias(name) for name, e, _ in partials]
         rules = [(name, rule) for name, _, rule in partials]
         steps = (*self._steps, lambda lf: lf.select(exprs))
         out = _through(pl.LazyFrame(schema=self._schema), steps[-1:]).collect_schema()
-        df, inputs = self._read_for(steps)
+        df, inputs = self._read_for(steps, rows)
         df = df.mapInArrow(
             _partition_totals(steps, rules, arrow_schema(out), inputs), spark_schema(out)
         )
-        rows = _to_polars(df)
-        if rows.height == 0:
-            return aggs.combined(dict.fromkeys(name for name, _ in rules))
-        return aggs.combined(_totals(rows, rules).row(0, named=True))
-
-    def _observed(
-        self, aggs: Aggregates, partials: Sequence[tuple[str, pl.Expr, str]]
-    ) -> dict[str, dict[str, Any]] | None:
-        """Every aggregate by Spark itself, when each compiles (None when one does not): Spark
-        observes them while the executors read the rows and write them nowhere, one job and
-        no shuffle, where ``df.agg`` is a shuffle to one partition (two jobs under adaptive
-        execution).
-        """  # noqa: D205
-        from pyspark.sql import Observation
-        from pyspark.sql import functions as F
-
-        try:
-            inputs, measures = spark_aggregates([(n, e) for n, e, _ in partials], self._schema)
-        except Unsupported:
-            return None
-        seen = Observation()
-        rows = self._df.select(*(inputs or [F.lit(1).alias("__one")]))
-        rows.observe(seen, *measures).write.format("noop").mode("overwrite").save()
-        return aggs.combined(seen.get)
+        found = _to_polars(df)
+        if found.height == 0:
+            return dict.fromkeys(name for name, _ in rules)
+        return _totals(found, rules).row(0, named=True)
 
     def group_by(self, *keys: str) -> _GroupBy:
         """Group counts by Spark: ``.group_by(k).len()``."""

@@ -963,3 +963,60 @@ def test_aggregates_half_compiled_run_in_one_job_with_the_rest_in_python(spark, 
     jobs.progress("aggregate")
     assert frame.aggregate(aggs) == aggs.collect(rows)
     assert jobs.finish() == {"aggregate": 1}
+
+
+def test_picking_columns_of_a_select_left_to_python_runs_only_their_expressions(spark, tmp_path):
+    """A ``select`` with a cast Spark cannot match runs in Python; picking only the columns
+    whose expressions compile from it is Spark's own plan, with the same rows.
+    """
+    from tracer_kit.spark import PartitionFrame
+
+    rows = _edge_rows()
+    rows.write_parquet(tmp_path / "edge.parquet")
+    frame = PartitionFrame(spark.read.parquet(str(tmp_path / "edge.parquet")))
+    typed = frame.select(
+        "source_row",
+        pl.col("s").str.strip_chars().alias("id"),
+        pl.col("s").cast(pl.Int64, strict=False).alias("n"),
+    )
+    assert "MapInArrow" in _plan(typed.spark())
+    picked = typed.select("source_row", "id")
+    assert "MapInArrow" not in _plan(picked.spark())
+    want = rows.select("source_row", pl.col("s").str.strip_chars().alias("id"))
+    assert_frame_equal(picked.collect().sort("source_row"), want)
+    both = typed.select("n", "source_row")
+    assert "MapInArrow" in _plan(both.spark())
+    assert_frame_equal(
+        both.collect().sort("source_row"),
+        rows.select(pl.col("s").cast(pl.Int64, strict=False).alias("n"), "source_row"),
+    )
+
+
+NUMBER_TEXTS = [
+    "12", "+12", "-0", "-12", " 12", "12 ", "1_000", "1e3", "12.0", "12.", "0x10", "٣", "",
+    "9223372036854775807", "9223372036854775808", "-9223372036854775808", "007", "+", "-",
+    "--1", "1,000", "１２", "2147483648", "+-1", "\t1", None, "1.5", "+1.5", ".5", "5.",
+    "1E5", "1e+5", "1e-5", "inf", "-inf", "+inf", "Infinity", "-infinity", "+INFINITY", "INF",
+    "nan", "NaN", "-nan", "+nan", "NAN", "1.5 ", "0x1p3", "1d", "1f", "1e400", "-1e400",
+    "1e-400", "1.5e", "e5", ".", "+.5", "-.5e-3", "1..5", "infinit", "nana", "3.4028236e38",
+    "0.1000000000000000055511151231257827021181583404541015625", "1.00000005960464477539062",
+    "123456789012345678901234567890", "4.9e-324", "2.4703282292062328e-324", "\u212anf",
+]  # fmt: skip
+
+
+def test_text_cast_to_numbers_reads_what_polars_reads(spark):
+    """polars' non-strict casts of text to integers and floats, compiled: the same value or
+    null on every text here (signs, spaces, exponents, words, overflow, rounding halfway).
+    """
+    from tracer_kit.spark import PartitionFrame
+
+    rows = pl.DataFrame({"source_row": range(len(NUMBER_TEXTS)), "s": NUMBER_TEXTS})
+    exprs = [
+        pl.col("s").cast(dtype, strict=False).alias(str(dtype))
+        for dtype in (pl.Int64, pl.Int32, pl.Int8, pl.Float64, pl.Float32)
+    ]
+    frame = PartitionFrame.from_polars(spark, rows).with_columns(exprs)
+    assert "MapInArrow" not in _plan(frame.spark())
+    assert_frame_equal(
+        frame.collect().sort("source_row"), rows.with_columns(exprs), check_exact=True
+    )

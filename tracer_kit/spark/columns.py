@@ -33,7 +33,10 @@ The rules that make them equal:
 - not ``str.to_lowercase``: Java 17 and polars know different Unicode versions, and a
   final sigma after a newer mark lowers differently (29 of the Basic Multilingual Plane's
   characters, found by the test);
-- casts: only those that cannot fail or round differently (integers widened or to
+- text to numbers (polars' non-strict cast): only texts in polars' grammar reach Spark's
+  ``try_cast`` (a sign and digits; decimal notation with an exponent, correctly rounded
+  by both), ``inf``, ``infinity`` and ``nan`` spelled as polars reads them; others are null;
+- other casts: only those that cannot fail or round differently (integers widened or to
   floats, floats to floats, booleans to numbers, integers, text and booleans to text);
 - ``abs`` of an integer: the smallest integer stays itself (polars wraps; Spark's ANSI
   mode fails).
@@ -231,10 +234,49 @@ def _ternary(c: _Compiler, body: Node) -> Column:
 
 
 def _cast(c: _Compiler, body: Node) -> Column:
-    target = c.dtype({"Cast": body})
-    if not _exact_cast(c.dtype(body["expr"]), target):
-        raise Unsupported(f"cast from {c.dtype(body['expr'])} to {target}")
+    target, source = c.dtype({"Cast": body}), c.dtype(body["expr"])
+    if source == pl.String and body.get("options") == "NonStrict":
+        if target.base_type() in _INTEGERS:
+            return _parsed_integer(c.column(body["expr"]), target)
+        if target in _FLOATS:
+            return _parsed_float(c.column(body["expr"]), target)
+    if not _exact_cast(source, target):
+        raise Unsupported(f"cast from {source} to {target}")
     return c.column(body["expr"]).cast(spark_type(target))
+
+
+#: The texts polars reads as an integer (a sign, then ASCII digits) and as a float (also a
+#: decimal point with digits on either side, an exponent); anything else is null.
+_INTEGER_TEXT = r"^[+-]?[0-9]+$"
+_FLOAT_TEXT = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$"
+_FLOAT_WORDS = {
+    float("inf"): ["inf", "+inf", "infinity", "+infinity"],
+    float("-inf"): ["-inf", "-infinity"],
+    float("nan"): ["nan", "+nan", "-nan"],
+}
+
+
+def _parsed_integer(text: Column, target: pl.DataType) -> Column:
+    """Text to an integer as polars' non-strict cast reads it: a sign and ASCII digits
+    (no space, no point), null when it does not fit; Spark's ``try_cast`` on those texts.
+    """  # noqa: D205
+    from pyspark.sql import functions as F
+
+    return F.when(text.rlike(_INTEGER_TEXT), text.try_cast(spark_type(target)))
+
+
+def _parsed_float(text: Column, target: pl.DataType) -> Column:
+    """Text to a float as polars' non-strict cast reads it: decimal notation (correctly
+    rounded by both), or ``inf``, ``infinity``, ``nan`` in any case with a sign; null else.
+    """  # noqa: D205
+    from pyspark.sql import functions as F
+
+    kind = spark_type(target)
+    out = F.when(text.rlike(_FLOAT_TEXT), text.try_cast(kind))
+    word = F.lower(text)  # (only ASCII letters lower to these words' letters)
+    for value, spellings in _FLOAT_WORDS.items():
+        out = out.when(word.isin(spellings), F.lit(value).cast(kind))
+    return out
 
 
 def _function(c: _Compiler, body: Node) -> Column:

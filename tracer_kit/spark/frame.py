@@ -183,6 +183,17 @@ def _types(schema: Any) -> list[tuple[str, Any]]:
     return [(f.name, f.dataType) for f in schema.fields]
 
 
+def _named(exprs: Sequence[Any]) -> dict[str, Any] | None:
+    """Each expression of a ``select`` by the column it makes (None if one makes several)."""
+    named: dict[str, Any] = {}
+    for e in exprs:
+        try:
+            named[e if isinstance(e, str) else e.meta.output_name()] = e
+        except Exception:  # (a selector or a wildcard: many columns, names known later)
+            return None
+    return named
+
+
 def _listed(args: Sequence[Any]) -> list[Any]:
     """Arguments as one list (generators taken out: a step is pickled to the executors)."""
     out: list[Any] = []
@@ -213,6 +224,9 @@ class PartitionFrame:
         self._df = df
         self._steps = tuple(steps)
         self._schema = schema if schema is not None else polars_schema(df)
+        #: The frame and expressions of a ``select`` left to Python, as its only step: a
+        #: later pick of some of its columns is that ``select`` of fewer expressions.
+        self._selected: tuple[PartitionFrame, dict[str, Any]] | None = None
 
     @classmethod
     def from_polars(cls, session: Any, df: pl.DataFrame) -> PartitionFrame:
@@ -261,12 +275,33 @@ class PartitionFrame:
         )
 
     def select(self, *exprs: Any) -> PartitionFrame:
-        """Row-by-row polars ``select``."""
+        """Row-by-row polars ``select``.
+
+        Picking columns made by a ``select`` that runs in Python (the frame's only step)
+        is that ``select`` with only their expressions, which may then compile: the
+        identifier's column of the typed rows needs none of the other fields' casts.
+        """
         flat = _listed(exprs)
-        return self._step(
+        picked = self._picked(flat)
+        if picked is not None:
+            return picked
+        out = self._step(
             lambda lf: lf.select(flat),
             lambda df: df.select(*spark_columns(flat, self._schema).values()),
         )
+        if not self._steps and len(out._steps) == 1:
+            named = _named(flat)
+            out._selected = (self, named) if named is not None else None
+        return out
+
+    def _picked(self, names: Sequence[Any]) -> PartitionFrame | None:
+        """The frame's own ``select`` with fewer expressions, when ``names`` are some of its columns."""
+        if self._selected is None or not all(isinstance(n, str) for n in names):
+            return None
+        before, made = self._selected
+        if not set(names) <= set(made) or len(set(names)) < len(names):
+            return None
+        return before.select([made[n] for n in names])
 
     def with_columns(self, *exprs: Any) -> PartitionFrame:
         """Row-by-row polars ``with_columns``."""

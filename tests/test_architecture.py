@@ -44,7 +44,7 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     ("options", ("options",)),
-    ("spark primitives", ("spark.frame", "spark.session")),
+    ("spark primitives", ("spark.frame", "spark.session", "spark.columns", "spark.schemas")),
     ("ingest", ("ingest", "spark", "spark.source")),
     ("config", ("config", "project")),
     ("blueprints", ("blueprints", "engine")),

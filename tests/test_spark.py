@@ -874,8 +874,8 @@ def test_white_space_is_stripped_as_in_polars_for_every_character(spark):
 
 def test_compiled_aggregates_give_polars_values_on_spark(spark, tmp_path):
     """Sums, counts, null counts, minima, maxima (NaN skipped as polars skips it), any and
-    all, over the edge rows and over no rows: Spark observes them while reading the rows
-    (no Python worker), and they equal polars' aggregates.
+    all, over the edge rows and over no rows: Spark's own aggregate (no Python worker)
+    gives polars' values.
     """
     from tracer_kit.aggregates import Aggregates
     from tracer_kit.spark import PartitionFrame
@@ -944,9 +944,10 @@ def test_regular_expressions_in_the_common_core_match_the_same_texts_on_spark(sp
     assert_frame_equal(frame.collect().sort("source_row"), rows.with_columns(exprs))
 
 
-def test_aggregates_half_compiled_run_in_one_job_with_the_rest_in_python(spark, tmp_path):
-    """Aggregates of which some compile and some do not: Spark observes the first while the
-    Python workers compute the others on the same read, one job, polars' answers.
+def test_aggregates_run_in_one_job_whether_they_compile_or_not(spark, tmp_path):
+    """Aggregates that all compile are Spark's own, those with one that does not run in
+    Python workers: one job each way (a global aggregate under adaptive execution would be
+    two), polars' answers, and the session's adaptive setting left as it was.
     """
     from tracer_kit.aggregates import Aggregates
     from tracer_kit.spark import PartitionFrame
@@ -954,15 +955,20 @@ def test_aggregates_half_compiled_run_in_one_job_with_the_rest_in_python(spark, 
     rows = _edge_rows()
     rows.write_parquet(tmp_path / "edge.parquet")
     frame = PartitionFrame(spark.read.parquet(str(tmp_path / "edge.parquet")))
-    aggs = Aggregates()
-    aggs.add("edge", "rows", pl.len(), "sum")
-    aggs.add("edge", "dates", pl.col("s").str.to_date("%Y-%m-%d", strict=False).count(), "sum")
-    aggs.add("edge", "short", (pl.col("s").str.len_chars() < 3).sum(), "sum")
-    aggs.add("edge", "top", pl.col("i").max(), "max")
-    jobs = _job_counter()(spark)
-    jobs.progress("aggregate")
-    assert frame.aggregate(aggs) == aggs.collect(rows)
-    assert jobs.finish() == {"aggregate": 1}
+    native = Aggregates()
+    native.add("edge", "rows", pl.len(), "sum")
+    native.add("edge", "top", pl.col("i").max(), "max")
+    mixed = Aggregates()
+    mixed.add("edge", "rows", pl.len(), "sum")
+    mixed.add("edge", "dates", pl.col("s").str.to_date("%Y-%m-%d", strict=False).count(), "sum")
+    mixed.add("edge", "short", (pl.col("s").str.len_chars() < 3).sum(), "sum")
+    adaptive = spark.conf.get("spark.sql.adaptive.enabled")
+    for aggs in (native, mixed):
+        jobs = _job_counter()(spark)
+        jobs.progress("aggregate")
+        assert frame.aggregate(aggs) == aggs.collect(rows)
+        assert jobs.finish() == {"aggregate": 1}
+    assert spark.conf.get("spark.sql.adaptive.enabled") == adaptive
 
 
 def test_picking_columns_of_a_select_left_to_python_runs_only_their_expressions(spark, tmp_path):

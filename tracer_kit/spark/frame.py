@@ -7,9 +7,9 @@ exact Spark twin is compiled from the expression itself (:mod:`tracer_kit.spark.
 and runs in the JVM; any other step is recorded and run by ``mapInArrow`` on each Arrow
 batch of each partition, so where Spark cannot compute polars' values, polars computes
 them. Once a step runs in Python, the steps after it do too, until the rows are written.
-Whatever spans rows is done by Spark itself: aggregates (observed by Spark as it reads
-the rows when they compile, else each polars aggregate computed per batch and combined
-by Spark with its declared rule), group counts, distinct rows, the first rows by
+Whatever spans rows is done by Spark itself: aggregates (Spark's own when they compile,
+else each polars aggregate computed per batch and combined by Spark with its declared
+rule), group counts, distinct rows, the first rows by
 ``source_row``, joins and writes. Nothing but those small results reaches the driver.
 
 A step must be row by row: an expression that looks at other rows (``.over``, ``.shift``,
@@ -20,7 +20,9 @@ a bare ``.sum()`` in ``select``) would see one batch only. Aggregates go through
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -192,6 +194,28 @@ def _named(exprs: Sequence[Any]) -> dict[str, Any] | None:
         except Exception:  # (a selector or a wildcard: many columns, names known later)
             return None
     return named
+
+
+_ADAPTIVE = "spark.sql.adaptive.enabled"
+_ADAPTIVE_LOCK = threading.Lock()
+
+
+@contextmanager
+def _one_job(session: Any) -> Iterator[None]:
+    """Adaptive execution paused while one global aggregate runs: its partial aggregates
+    and the final one then run as one job (adaptive execution submits the shuffle's map
+    side as a job of its own). The session's setting is put back after.
+    """  # noqa: D205
+    with _ADAPTIVE_LOCK:
+        before = session.conf.get(_ADAPTIVE, None)
+        session.conf.set(_ADAPTIVE, "false")
+        try:
+            yield
+        finally:
+            if before is None:
+                session.conf.unset(_ADAPTIVE)
+            else:
+                session.conf.set(_ADAPTIVE, before)
 
 
 def _listed(args: Sequence[Any]) -> list[Any]:
@@ -382,51 +406,26 @@ class PartitionFrame:
         return df.select(*(quoted(c) for c in columns)), inputs
 
     def aggregate(self, aggs: Aggregates) -> dict[str, dict[str, Any]]:
-        """Every aggregate in one Spark job, with no shuffle.
+        """Every aggregate in one Spark job.
 
-        (Spark's own global aggregate is a shuffle to one partition, and two jobs under
-        adaptive execution.) Those that compile (:func:`tracer_kit.spark.columns.spark_aggregates`, and only
-        when no polars step is pending) are observed by Spark as the executors read the
-        rows. The others run as polars per batch in Python workers on the same read,
-        combined per partition on the executors with their declared rule, then over the
-        partitions' rows on the driver.
+        When each compiles (:func:`tracer_kit.spark.columns.spark_aggregates`) and no
+        polars step is pending, Spark's own aggregate computes them (whole-stage code in
+        the JVM; adaptive execution is paused for it, which would make it two jobs).
+        Otherwise each is computed per batch by polars in Python workers, combined per
+        partition on the executors with its declared rule, then over the partitions' rows
+        on the driver (no shuffle).
         """
         partials = aggs.partials()
-        seen, rows, partials = self._observing(partials)
-        totals: dict[str, Any] = {}
-        if partials:
-            totals = self._batch_totals(rows, partials)
-        elif seen is not None:  # (nothing for Python: the rows are read and written nowhere)
-            rows.write.format("noop").mode("overwrite").save()
-        if seen is not None:
-            totals.update(seen.get)
-        return aggs.combined(totals)
-
-    def _observing(
-        self, partials: Sequence[tuple[str, pl.Expr, str]]
-    ) -> tuple[Any, DataFrame, list[tuple[str, pl.Expr, str]]]:
-        """The Spark rows with the compiled aggregates observed on them (an ``Observation``,
-        None if none compiles) and the partials left for Python.
-        """  # noqa: D205
-        from pyspark.sql import Observation
-
-        if self._steps:
-            return None, self._df, list(partials)
-        native, rest = [], []
-        for partial in partials:
+        if not self._steps:
             try:
-                spark_aggregates([partial[:2]], self._schema)
+                inputs, measures = spark_aggregates([p[:2] for p in partials], self._schema)
             except Unsupported:
-                rest.append(partial)
+                pass
             else:
-                native.append(partial)
-        if not native:
-            return None, self._df, rest
-        inputs, measures = spark_aggregates([p[:2] for p in native], self._schema)
-        seen = Observation()
-        names = [quoted(c) for c in self._df.columns]
-        rows = self._df.select("*", *inputs).observe(seen, *measures).select(*names)
-        return seen, rows, rest
+                rows = self._df.select(*inputs) if inputs else self._df
+                with _one_job(self.session):
+                    return aggs.combined(rows.agg(*measures).collect()[0].asDict())
+        return aggs.combined(self._batch_totals(self._df, partials))
 
     def _batch_totals(
         self, rows: DataFrame, partials: Sequence[tuple[str, pl.Expr, str]]
@@ -461,7 +460,7 @@ class PartitionFrame:
         return _to_polars(df.limit(n)).lazy()
 
     def count(self) -> int:
-        """Number of rows: observed by Spark when no polars step runs (it reads no column of
+        """Number of rows: Spark's own count when no polars step runs (it reads no column of
         Parquet), else counted per partition as the steps run, summed on the driver.
         """  # noqa: D205
         counted = Aggregates()

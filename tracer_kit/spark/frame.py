@@ -348,9 +348,11 @@ class PartitionFrame:
             return self.filter(otherwise)
         return PartitionFrame(pick(self._df), self._steps, self._schema)
 
-    def drop_nulls(self, *columns: str) -> PartitionFrame:
+    def drop_nulls(self, *columns: Any) -> PartitionFrame:
         """Rows without nulls (in ``columns``, or in any column; NaN is a value)."""
-        names = list(columns) or list(self._schema)
+        names = _listed(columns) or list(self._schema)
+        if not all(isinstance(c, str) and c in self._schema for c in names):
+            return self.pipe(lambda lf: lf.drop_nulls(names))  # (polars names what is wrong)
         return self.filter(*(pl.col(c).is_not_null() for c in names))
 
     def explode(self, *columns: Any) -> PartitionFrame:
@@ -358,7 +360,9 @@ class PartitionFrame:
         return self.pipe(lambda lf: lf.explode(*columns))
 
     def rename(self, mapping: dict[str, str]) -> PartitionFrame:
-        """Columns renamed."""
+        """Columns renamed (all at once: ``{"a": "b", "b": "a"}`` swaps them)."""
+        if not set(mapping) <= set(self._schema):
+            return self.pipe(lambda lf: lf.rename(mapping))  # (polars names what is missing)
         return self.select(pl.col(c).alias(mapping.get(c, c)) for c in self._schema)
 
     def cast(self, dtypes: dict[str, pl.DataType]) -> PartitionFrame:
@@ -367,8 +371,10 @@ class PartitionFrame:
 
     def drop(self, *columns: Any) -> PartitionFrame:
         """Columns left out."""
-        gone = set(_listed(columns))
-        return self.select(c for c in self._schema if c not in gone)
+        gone = _listed(columns)
+        if not all(isinstance(c, str) and c in self._schema for c in gone):
+            return self.pipe(lambda lf: lf.drop(gone))  # (polars names what is missing)
+        return self.select(c for c in self._schema if c not in set(gone))
 
     def lazy(self) -> PartitionFrame:
         """Itself (for code written against ``frame.lazy()``)."""
@@ -392,18 +398,13 @@ class PartitionFrame:
         out = arrow_schema(self._schema)
         return df.mapInArrow(_run_steps(self._steps, out, inputs), spark_schema(self._schema))
 
-    def _read_for(
-        self, steps: Sequence[Step], df: DataFrame | None = None
-    ) -> tuple[DataFrame, pl.Schema]:
-        """The Spark rows (``df``, by default the frame's) with only the columns ``steps``
-        read, and the schema they were built on.
-        """  # noqa: D205
-        df = self._df if df is None else df
-        inputs = polars_schema(df)
+    def _read_for(self, steps: Sequence[Step]) -> tuple[DataFrame, pl.Schema]:
+        """The Spark rows with only the columns ``steps`` read, and the schema they were built on."""
+        inputs = polars_schema(self._df)
         columns = read_columns(inputs, lambda lf: _through(lf, steps))
         if columns is None:
-            return df, inputs
-        return df.select(*(quoted(c) for c in columns)), inputs
+            return self._df, inputs
+        return self._df.select(*(quoted(c) for c in columns)), inputs
 
     def aggregate(self, aggs: Aggregates) -> dict[str, dict[str, Any]]:
         """Every aggregate in one Spark job.
@@ -425,17 +426,15 @@ class PartitionFrame:
                 rows = self._df.select(*inputs) if inputs else self._df
                 with _one_job(self.session):
                     return aggs.combined(rows.agg(*measures).collect()[0].asDict())
-        return aggs.combined(self._batch_totals(self._df, partials))
+        return aggs.combined(self._batch_totals(partials))
 
-    def _batch_totals(
-        self, rows: DataFrame, partials: Sequence[tuple[str, pl.Expr, str]]
-    ) -> dict[str, Any]:
+    def _batch_totals(self, partials: Sequence[tuple[str, pl.Expr, str]]) -> dict[str, Any]:
         """The ``partials`` per batch (polars), combined per partition, then on the driver."""
         exprs = [e.alias(name) for name, e, _ in partials]
         rules = [(name, rule) for name, _, rule in partials]
         steps = (*self._steps, lambda lf: lf.select(exprs))
         out = _through(pl.LazyFrame(schema=self._schema), steps[-1:]).collect_schema()
-        df, inputs = self._read_for(steps, rows)
+        df, inputs = self._read_for(steps)
         df = df.mapInArrow(
             _partition_totals(steps, rules, arrow_schema(out), inputs), spark_schema(out)
         )
@@ -499,7 +498,8 @@ class PartitionFrame:
         from pyspark.sql import functions as F
 
         exprs = [f(F.col(quoted(c))) for c in columns for f in (F.count, F.avg, F.stddev_samp)]
-        row = self.select(*columns).spark().agg(*exprs).collect()[0]
+        with _one_job(self.session):
+            row = self.select(*columns).spark().agg(*exprs).collect()[0]
         return {c: (int(row[3 * i]), row[3 * i + 1], row[3 * i + 2]) for i, c in enumerate(columns)}
 
     def order_statistics(

@@ -984,7 +984,7 @@ def test_picking_columns_of_a_select_left_to_python_runs_only_their_expressions(
     typed = frame.select(
         "source_row",
         pl.col("s").str.strip_chars().alias("id"),
-        pl.col("s").str.to_date("%Y-%m-%d", strict=False).alias("n"),
+        pl.col("s").str.to_date("%d/%m/%Y", strict=False).alias("n"),
     )
     assert "MapInArrow" in _plan(typed.spark())
     picked = typed.select("source_row", "id")
@@ -995,7 +995,7 @@ def test_picking_columns_of_a_select_left_to_python_runs_only_their_expressions(
     assert "MapInArrow" in _plan(both.spark())
     assert_frame_equal(
         both.collect().sort("source_row"),
-        rows.select(pl.col("s").str.to_date("%Y-%m-%d", strict=False).alias("n"), "source_row"),
+        rows.select(pl.col("s").str.to_date("%d/%m/%Y", strict=False).alias("n"), "source_row"),
     )
 
 

@@ -8,11 +8,11 @@ formula Spark runs is derived from it, never written beside it.
 
 The expression is read from polars' own serialized form (``Expr.meta.serialize``). Only
 nodes whose Spark twin gives the same value on every input are compiled, including nulls,
-NaN and Spark's ANSI mode; anything else (a regular expression beyond a small common core, a date read in another format,
-a transcendental function, a change of case, integer arithmetic that might overflow) raises
-:class:`Unsupported`, and the step stays in Python. ``tests/test_spark_columns.py`` runs
-each compiled node on both engines over rows with nulls, NaN, signed zeros and Unicode.
-The rules that make them equal:
+NaN and Spark's ANSI mode; anything else (a regular expression beyond a small common
+core, a date read in another format, a transcendental function, a change of case,
+integer arithmetic that might overflow) raises :class:`Unsupported`, and the step stays
+in Python. ``tests/test_spark.py`` runs each compiled node on both engines over rows with
+nulls, NaN, signed zeros and Unicode. The rules that make them equal:
 
 - comparisons: same kind of value on both sides (text, numbers, booleans or dates); Spark
   and polars both order NaN above every number and call NaN equal to NaN;

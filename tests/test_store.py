@@ -344,3 +344,33 @@ def test_a_moved_project_keeps_its_bronze_and_processed_rows(tmp_path):
         )
         == 200
     )
+
+
+def test_a_warehouse_file_another_process_is_creating_is_waited_for(tmp_path):
+    """A process that opens the warehouse while another is still writing the new file's
+    headers (an empty file) waits for them instead of calling the warehouse damaged; a file
+    that stays short is damaged, in one line.
+    """
+    import threading
+
+    import duckdb
+
+    from tracer_kit.warehouse.connection import connect
+
+    path = tmp_path / "warehouse.duckdb"
+    path.write_bytes(b"")
+
+    def create() -> None:
+        time.sleep(0.4)
+        path.unlink()
+        duckdb.connect(str(path)).close()
+
+    creator = threading.Thread(target=create)
+    creator.start()
+    with connect(path) as con:
+        assert con.execute("SELECT 42").fetchone() == (42,)
+    creator.join()
+    stuck = tmp_path / "stuck.duckdb"
+    stuck.write_bytes(b"\0" * 100)
+    with pytest.raises(tk.TracerError, match="is damaged"), connect(stuck, timeout=0.5):
+        pass

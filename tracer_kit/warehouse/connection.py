@@ -287,15 +287,35 @@ def damaged_message(path: Path, detail: str) -> str:
     )
 
 
+#: A DuckDB file's headers (one main header and two database headers of 4 KiB): a file
+#: shorter than that, not yet valid, is being created by another process.
+_HEADERS_BYTES = 3 * 4096
+#: How long a new file may take to get its headers before it counts as damaged.
+_CREATION_SECONDS = 5.0
+
+
+def _being_created(path: Path, exc: BaseException) -> bool:
+    """Whether ``exc`` says ``path`` is not a DuckDB file because it is still being written."""
+    try:
+        short = path.stat().st_size < _HEADERS_BYTES
+    except OSError:
+        short = True  # (gone again: its creator gave up; the next try will tell)
+    return short and "not a valid DuckDB database" in str(exc)
+
+
 @contextlib.contextmanager
 def _open(path: Path, *, read_only: bool, timeout: float) -> Iterator[duckdb.DuckDBPyConnection]:
     deadline = time.monotonic() + timeout
+    created_by = time.monotonic() + min(timeout, _CREATION_SECONDS)
     delay = 0.05
     while True:
         try:
             con = duckdb.connect(str(path), read_only=read_only)
             break
         except duckdb.Error as exc:
+            if _is_damage(exc) and _being_created(path, exc) and time.monotonic() < created_by:
+                time.sleep(0.05)  # (another process is writing the new file's headers)
+                continue
             if _is_damage(exc):
                 raise TracerError(damaged_message(path, _first_line(exc)), path=path) from None
             if not _is_lock_error(exc):

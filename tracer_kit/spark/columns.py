@@ -47,8 +47,10 @@ nulls, NaN, signed zeros and Unicode. The rules that make them equal:
 
 from __future__ import annotations
 
+import functools
 import io
 import json
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -311,11 +313,7 @@ def _not(c: _Compiler, inputs: Sequence[Node], _: Node) -> Column:
 
 def _horizontal(op: str) -> Callable[[_Compiler, Sequence[Node], Node], Column]:
     def run(c: _Compiler, inputs: Sequence[Node], _: Node) -> Column:
-        columns = _booleans(c, inputs)
-        out = columns[0]
-        for more in columns[1:]:
-            out = (out | more) if op == "or" else (out & more)
-        return out
+        return functools.reduce(operator.or_ if op == "or" else operator.and_, _booleans(c, inputs))
 
     return run
 
@@ -588,6 +586,16 @@ _FUNCTIONS: dict[str, Callable[[_Compiler, Sequence[Node], Node], Column]] = {
 }
 
 
+def _serialized(expr: pl.Expr) -> Node:
+    """Polars' serialized form of ``expr`` (:class:`Unsupported` when it has none, as an
+    expression holding a Python function).
+    """  # noqa: D205
+    try:
+        return json.loads(expr.meta.serialize(format="json"))
+    except Exception as exc:
+        raise Unsupported(str(exc)[:80]) from None
+
+
 def spark_columns(
     exprs: Sequence[pl.Expr | str], schema: pl.Schema, *, alone: bool = True
 ) -> dict[str, Column]:
@@ -601,10 +609,10 @@ def spark_columns(
     out: dict[str, Column] = {}
     for e in exprs:
         expr = pl.col(e) if isinstance(e, str) else e
+        node = _serialized(expr)
         try:
-            node = json.loads(expr.meta.serialize(format="json"))
             name = expr.meta.output_name()
-        except Exception as exc:  # (an expression polars cannot serialize or name)
+        except Exception as exc:  # (an expression of several columns: names known later)
             raise Unsupported(str(exc)[:80]) from None
         if name in out:
             raise Unsupported(f"{name} twice")
@@ -623,14 +631,11 @@ def spark_predicate(predicates: Sequence[pl.Expr], schema: pl.Schema) -> Column:
     for p in predicates:
         if not isinstance(p, pl.Expr):
             raise Unsupported("a filter that is not an expression")
-        node = json.loads(p.meta.serialize(format="json"))
+        node = _serialized(p)
         if compiler.dtype(node) != pl.Boolean:
             raise Unsupported("a filter that is not boolean")
         columns.append(compiler.column(node))
-    out = columns[0]
-    for more in columns[1:]:
-        out = out & more
-    return out
+    return functools.reduce(operator.and_, columns)
 
 
 # ---------------------------------------------------------------------------- aggregates
@@ -705,7 +710,7 @@ def spark_aggregates(
     compiler = _Compiler(schema)
     inputs, measures = [], []
     for i, (name, expr) in enumerate(named):
-        node = json.loads(expr.meta.serialize(format="json"))
+        node = _serialized(expr)
         while isinstance(node, dict) and "Alias" in node:
             node = node["Alias"][0]
         kind, _ = _aggregate_parts(node)
